@@ -1,0 +1,107 @@
+//! The atomics the encoder is built on, in one place.
+//!
+//! - Under `cfg(loom)` these are loom's model-checked types.
+//! - On targets with compare-and-swap they are `core`'s.
+//! - On targets without it (thumbv6m) they are `portable-atomic`'s, whose read-modify-write
+//!   operations run in a `critical-section` (the platform provides the implementation,
+//!   for example `cortex-m`'s `critical-section-single-core`).
+//!
+//! Every ring has exactly one writing CPU; other cores only read it. Writers on that CPU
+//! nest (thread, interrupt, nested interrupt) but never run in parallel, so the
+//! read-modify-writes below only need to be atomic against interrupts on the same CPU,
+//! like Linux's `local_t`. [`local_cas`] and [`local_add`] use the cheapest such sequence
+//! per architecture: on x86-64 an unlocked `cmpxchg`/`xadd` (one instruction, so an
+//! interrupt or signal cannot split it, and no bus lock); elsewhere the ordinary relaxed
+//! atomic (LDREX/STREX, LDXR/STXR, LR/SC, none of which fence).
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, Ordering};
+
+#[cfg(all(not(loom), target_has_atomic = "32"))]
+pub(crate) use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, Ordering};
+
+#[cfg(all(not(loom), not(target_has_atomic = "32")))]
+pub(crate) use portable_atomic::{fence, AtomicBool, AtomicU32, AtomicU8, Ordering};
+
+/// Orders memory accesses against interrupts and signals on this CPU; no instruction.
+#[inline(always)]
+pub(crate) fn compiler_fence() {
+    #[cfg(not(loom))]
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+}
+
+/// Stores `new` into `a` if it holds `current`; returns whether it did.
+///
+/// Atomic against interrupts on this CPU and against readers on other CPUs; not against
+/// a second writing CPU (a ring has one).
+#[inline(always)]
+pub(crate) fn local_cas(a: &AtomicU32, current: u32, new: u32) -> bool {
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(loom),
+        not(miri),
+        not(feature = "locked-rmw")
+    ))]
+    {
+        let prev: u32;
+        // SAFETY: `a.as_ptr()` is valid and 4-byte aligned for the lifetime of `a`. The
+        // unlocked `cmpxchg` is a single instruction, so no interrupt or signal on this
+        // CPU can come between its load and its store; the ring's single-writer invariant
+        // means no other CPU stores to this word, and other CPUs' loads see either the old
+        // or the new value because aligned 32-bit stores are single-copy atomic on x86.
+        unsafe {
+            core::arch::asm!(
+                "cmpxchg dword ptr [{ptr}], {new:e}",
+                ptr = in(reg) a.as_ptr(),
+                new = in(reg) new,
+                inout("eax") current => prev,
+                options(nostack),
+            );
+        }
+        prev == current
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        not(loom),
+        not(miri),
+        not(feature = "locked-rmw")
+    )))]
+    {
+        a.compare_exchange(current, new, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+/// Adds `v` to `a` (wrapping) and returns the previous value; same atomicity as [`local_cas`].
+#[inline(always)]
+pub(crate) fn local_add(a: &AtomicU32, v: u32) -> u32 {
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(loom),
+        not(miri),
+        not(feature = "locked-rmw")
+    ))]
+    {
+        let mut prev = v;
+        // SAFETY: as in `local_cas`: valid aligned pointer, one unlocked instruction that
+        // interrupts cannot split, and no other CPU writes the word.
+        unsafe {
+            core::arch::asm!(
+                "xadd dword ptr [{ptr}], {v:e}",
+                ptr = in(reg) a.as_ptr(),
+                v = inout(reg) prev,
+                options(nostack),
+            );
+        }
+        prev
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        not(loom),
+        not(miri),
+        not(feature = "locked-rmw")
+    )))]
+    {
+        a.fetch_add(v, Ordering::Relaxed)
+    }
+}

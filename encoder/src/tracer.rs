@@ -1,0 +1,164 @@
+//! The recording API of one CPU: kernel entry and exit with measured durations,
+//! interrupts, function entry and exit, user events, image records.
+
+use tracemark_format::record::{ExitDuration, UserPayload};
+use tracemark_format::ring::{offsets, ENTRY_STACK_DEPTH};
+use tracemark_format::{Event, KernelEntry};
+
+use crate::clock::Clock;
+use crate::ring::{Config, InitError, Outcome, Ring};
+use crate::sync::{compiler_fence, Ordering};
+
+/// Records events into one CPU's ring, timestamped by `C`.
+///
+/// Every method takes `&self` and may be called from nested contexts on the ring's CPU
+/// (thread, interrupt, nested interrupt): nested writers never corrupt or block each
+/// other. Only one CPU may write a ring; other cores may read it ([`crate::Snapshot`]).
+pub struct Tracer<'a, C: Clock> {
+    ring: Ring<'a>,
+    clock: C,
+}
+
+impl<'a, C: Clock> Tracer<'a, C> {
+    /// Initialises and claims a ring in `memory` (8-byte aligned, at least two blocks
+    /// plus the 192-byte header), timestamped by `clock`.
+    #[cfg(not(loom))]
+    pub fn new(memory: &'a mut [u8], config: &Config, clock: C) -> Result<Self, InitError> {
+        Ok(Tracer {
+            ring: Ring::new(memory, config)?,
+            clock,
+        })
+    }
+
+    /// A tracer over model-checked memory (loom tests).
+    #[cfg(loom)]
+    pub fn new_model(len: usize, config: &Config, clock: C) -> Result<Self, InitError> {
+        Ok(Tracer {
+            ring: Ring::new_model(len, config)?,
+            clock,
+        })
+    }
+
+    /// The ring.
+    pub fn ring(&self) -> &Ring<'a> {
+        &self.ring
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// Records `event` now.
+    #[inline]
+    pub fn record(&self, event: Event) -> Outcome {
+        self.ring.write_with(|| self.clock.now(), |_| event).0
+    }
+
+    /// Records a kernel entry and remembers its time for [`Tracer::kernel_exit`].
+    ///
+    /// Entries nest (an interrupt taken inside the kernel); up to
+    /// [`ENTRY_STACK_DEPTH`] open entries keep their times. Deeper ones are still
+    /// recorded, and their exits say `NestingOverflow` instead of a duration.
+    #[inline]
+    pub fn kernel_entry(&self, entry: KernelEntry) -> Outcome {
+        let (outcome, ts) = self
+            .ring
+            .write_with(|| self.clock.now(), |_| Event::KernelEntry(entry));
+        self.push_entry(ts);
+        outcome
+    }
+
+    /// Records a kernel exit carrying `exit - entry` in clock ticks, measured here from
+    /// the matching [`Tracer::kernel_entry`].
+    #[inline]
+    pub fn kernel_exit(&self) -> Outcome {
+        let entry = self.pop_entry();
+        self.ring
+            .write_with(
+                || self.clock.now(),
+                |ts| {
+                    Event::KernelExit(match entry {
+                        Some(Some(start)) => ExitDuration::Ticks(ts.saturating_sub(start)),
+                        Some(None) => ExitDuration::NestingOverflow,
+                        None => ExitDuration::NoEntry,
+                    })
+                },
+            )
+            .0
+    }
+
+    /// Records an interrupt.
+    #[inline]
+    pub fn interrupt(&self, irq: u32) -> Outcome {
+        self.record(Event::Interrupt { irq })
+    }
+
+    /// Records a function entry (a compact id or a code address).
+    #[inline]
+    pub fn function_entry(&self, func: u64) -> Outcome {
+        self.record(Event::FunctionEntry { func })
+    }
+
+    /// Records a function exit.
+    #[inline]
+    pub fn function_exit(&self, func: u64) -> Outcome {
+        self.record(Event::FunctionExit { func })
+    }
+
+    /// Records a user event; `data` longer than 32 bytes is cut to 32.
+    #[inline]
+    pub fn user(&self, id: u32, data: &[u8]) -> Outcome {
+        let data = &data[..data.len().min(tracemark_format::record::MAX_USER_PAYLOAD)];
+        match UserPayload::new(data) {
+            Some(payload) => self.record(Event::User { id, payload }),
+            None => Outcome::Dropped,
+        }
+    }
+
+    /// Records that an image (binary, module, mapping) was loaded at `base`.
+    #[inline]
+    pub fn image(&self, base: u64, size: u64, id: u64) -> Outcome {
+        self.record(Event::Image { base, size, id })
+    }
+
+    /// Open kernel entries on this CPU (including overflowed ones).
+    pub fn entry_depth(&self) -> u32 {
+        self.ring
+            .mem()
+            .word(offsets::ENTRY_DEPTH)
+            .load(Ordering::Relaxed)
+    }
+
+    // The stack lives in the ring header. NOTE: push bumps the depth *before* writing the
+    // slot and pop reads the slot *before* dropping the depth, so an interrupt that
+    // nests anywhere in between uses the slot above ours and restores the depth.
+    #[inline(always)]
+    fn push_entry(&self, ts: u64) {
+        let depth = self.ring.mem().word(offsets::ENTRY_DEPTH);
+        let d = depth.load(Ordering::Relaxed);
+        depth.store(d + 1, Ordering::Relaxed);
+        compiler_fence();
+        if (d as usize) < ENTRY_STACK_DEPTH {
+            self.ring
+                .mem()
+                .store_u64(offsets::ENTRY_STACK + 8 * d as usize, ts);
+        }
+    }
+
+    /// `None`: no open entry; `Some(None)`: it overflowed the stack.
+    #[inline(always)]
+    fn pop_entry(&self) -> Option<Option<u64>> {
+        let depth = self.ring.mem().word(offsets::ENTRY_DEPTH);
+        let d = depth.load(Ordering::Relaxed);
+        if d == 0 {
+            return None;
+        }
+        let top = d as usize - 1;
+        let ts = (top < ENTRY_STACK_DEPTH)
+            .then(|| self.ring.mem().load_u64(offsets::ENTRY_STACK + 8 * top));
+        compiler_fence();
+        depth.store(d - 1, Ordering::Relaxed);
+        Some(ts)
+    }
+}

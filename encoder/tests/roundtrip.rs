@@ -1,0 +1,173 @@
+//! Encoder to format-decoder round trips: every kind, block switches, wrap-around in
+//! both modes, and kernel-exit durations equal to the clock differences the test made.
+
+mod common;
+
+use common::{decode, memory, TestClock};
+use tracemark::format::record::UserPayload;
+use tracemark::{Config, EntryPath, Event, ExitDuration, KernelEntry, Mode, Outcome, Tracer};
+
+fn config(mode: Mode, block_size: u32) -> Config {
+    Config {
+        mode,
+        block_size,
+        clock_hz: 1_000_000,
+        ..Config::new()
+    }
+}
+
+#[test]
+fn every_kind_round_trips() {
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 4 * 1024);
+    let t = Tracer::new(&mut mem, &config(Mode::Drop, 1024), &clock).unwrap();
+    let entry = KernelEntry::syscall(1, 10, true, 42);
+    let mut expect = Vec::new();
+    clock.advance(100);
+    t.kernel_entry(entry);
+    expect.push((100, Event::KernelEntry(entry)));
+    clock.advance(7);
+    t.interrupt(27);
+    expect.push((107, Event::Interrupt { irq: 27 }));
+    clock.advance(5000);
+    t.function_entry(0x0800_0100);
+    expect.push((5107, Event::FunctionEntry { func: 0x0800_0100 }));
+    t.function_exit(0x0800_0100);
+    expect.push((5107, Event::FunctionExit { func: 0x0800_0100 }));
+    clock.advance(1 << 40);
+    t.user(9, b"hello");
+    let ts = 5107 + (1 << 40);
+    expect.push((
+        ts,
+        Event::User {
+            id: 9,
+            payload: UserPayload::new(b"hello").unwrap(),
+        },
+    ));
+    t.image(0x4000_0000, 0x2_0000, 0xfeed);
+    expect.push((
+        ts,
+        Event::Image {
+            base: 0x4000_0000,
+            size: 0x2_0000,
+            id: 0xfeed,
+        },
+    ));
+    clock.advance(3);
+    t.kernel_exit();
+    expect.push((ts + 3, Event::KernelExit(ExitDuration::Ticks(ts + 3 - 100))));
+    t.kernel_exit();
+    expect.push((ts + 3, Event::KernelExit(ExitDuration::NoEntry)));
+    let other = KernelEntry::other(EntryPath::VmFault, 2, 0x12345);
+    t.record(Event::KernelEntry(other));
+    expect.push((ts + 3, Event::KernelEntry(other)));
+    drop(t);
+    let (records, view) = decode(&mem);
+    let got: Vec<_> = records.iter().map(|r| (r.ts, r.event)).collect();
+    assert_eq!(got, expect);
+    assert_eq!(view.header.clock_hz.get(), 1_000_000);
+}
+
+#[test]
+fn durations_equal_the_clock_differences_including_nesting_and_overflow() {
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 8 * 1024);
+    let t = Tracer::new(&mut mem, &config(Mode::Drop, 1024), &clock).unwrap();
+    let mut expected = Vec::new();
+    // Nest 10 deep (stack holds 8), with distinct gaps, then unwind.
+    let mut starts = Vec::new();
+    for depth in 0..10u64 {
+        starts.push(clock.advance(10 + depth * 3));
+        t.kernel_entry(KernelEntry::other(EntryPath::Interrupt, 0, depth as u32));
+    }
+    for depth in (0..10u64).rev() {
+        let now = clock.advance(1 + depth);
+        t.kernel_exit();
+        expected.push(if depth >= 8 {
+            ExitDuration::NestingOverflow
+        } else {
+            ExitDuration::Ticks(now - starts[depth as usize])
+        });
+    }
+    assert_eq!(t.entry_depth(), 0);
+    drop(t);
+    let (records, _) = decode(&mem);
+    let exits: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r.event {
+            Event::KernelExit(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(exits, expected);
+    assert!(exits.iter().all(|d| *d != ExitDuration::Ticks(0)));
+}
+
+#[test]
+fn overwrite_keeps_the_newest_and_counts_the_rest() {
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 4 * 256);
+    let t = Tracer::new(&mut mem, &config(Mode::Overwrite, 256), &clock).unwrap();
+    let n = 2000u32;
+    for i in 0..n {
+        clock.advance(13);
+        assert_eq!(t.interrupt(i), Outcome::Written);
+    }
+    let (over, dropped) = t.ring().lost();
+    drop(t);
+    let (records, view) = decode(&mem);
+    assert_eq!(dropped, 0);
+    assert_eq!(records.len() as u64 + over, u64::from(n));
+    // The survivors are exactly the newest, in order.
+    let first = n - records.len() as u32;
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(
+            r.event,
+            Event::Interrupt {
+                irq: first + i as u32
+            }
+        );
+        assert_eq!(r.ts, 13 * u64::from(first + i as u32 + 1));
+    }
+    assert_eq!(view.header.overwritten.get(), over);
+}
+
+#[test]
+fn drop_mode_keeps_the_oldest_and_counts_drops() {
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 3 * 256);
+    let t = Tracer::new(&mut mem, &config(Mode::Drop, 256), &clock).unwrap();
+    let n = 1000u32;
+    let mut written = 0u64;
+    for i in 0..n {
+        clock.advance(2);
+        if t.interrupt(i) == Outcome::Written {
+            written += 1;
+        }
+    }
+    let (over, dropped) = t.ring().lost();
+    drop(t);
+    let (records, _) = decode(&mem);
+    assert_eq!(over, 0);
+    assert_eq!(records.len() as u64, written);
+    assert_eq!(written + dropped, u64::from(n));
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.event, Event::Interrupt { irq: i as u32 });
+    }
+}
+
+#[test]
+fn a_claimed_ring_cannot_be_initialised_again() {
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 2 * 256);
+    let t = Tracer::new(&mut mem, &config(Mode::Drop, 256), &clock).unwrap();
+    let (ptr, len) = t.ring().memory_span();
+    std::mem::forget(t); // the session is still live, as in a kernel that never stops
+                         // SAFETY (test): the forgotten tracer never runs again, so this second borrow of the
+                         // same memory is not used concurrently with it.
+    let again = unsafe { std::slice::from_raw_parts_mut(ptr.cast_mut(), len) };
+    assert_eq!(
+        Tracer::new(again, &config(Mode::Drop, 256), &clock).err(),
+        Some(tracemark::InitError::InUse)
+    );
+}

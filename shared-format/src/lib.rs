@@ -1,0 +1,19 @@
+//! The tracemark wire format, defined once for the target encoder and the host decoder.
+//!
+//! - [`ring`]: the ring memory (header, blocks, positions) and [`ring::RingView`] to read it;
+//! - [`record`]: the records inside a block, their encoding and [`record::BlockRecords`];
+//! - [`sel4`]: the packed seL4 kernel-entry word and the seL4 names;
+//! - [`varint`]: the LEB128 integers records are made of;
+//! - [`uart`]: framing of a dump over a text console.
+//!
+//! `FORMAT.md` at the repository root describes all of it byte by byte.
+#![cfg_attr(not(test), no_std)]
+
+pub mod record;
+pub mod ring;
+pub mod sel4;
+pub mod varint;
+
+pub use record::{Event, ExitDuration, Kind, Record, UserPayload};
+pub use ring::{Geometry, Mode, RingHeader, RingView};
+pub use sel4::{EntryPath, KernelEntry, SyscallAbi};

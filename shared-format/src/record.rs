@@ -1,0 +1,721 @@
+//! Records: the events of a trace and their byte encoding inside a block.
+//!
+//! Every record starts with a *header varint* `v = delta << 4 | kind`: the low four bits
+//! are the [`Kind`], the rest the time in clock ticks since the previous record of the
+//! same block (or since the block's base timestamp, for the first). A kind-specific
+//! payload of varints follows. Two kinds are markers rather than events:
+//! [`Kind::Timestamp`] sets an absolute time (used when a writer could not use a delta,
+//! for instance because an interrupt wrote in between) and [`Kind::End`] closes a block.
+
+use crate::sel4::KernelEntry;
+use crate::varint::{self, VarintError};
+
+/// The longest record, timestamp marker included; the encoder's stack buffer size.
+pub const MAX_RECORD_LEN: usize = 64;
+/// The largest user-event payload, in bytes.
+pub const MAX_USER_PAYLOAD: usize = 32;
+/// The largest time delta a header can carry; larger gaps use a [`Kind::Timestamp`] marker.
+pub const MAX_DELTA: u64 = (1 << 60) - 1;
+
+/// The 4-bit kind code at the bottom of every record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Kind {
+    /// Kernel entry: payload is the packed [`KernelEntry`] word as a varint.
+    KernelEntry = 0,
+    /// Kernel exit: payload is a varint `d`: 0 no matching entry, 1 nesting overflow,
+    /// otherwise the entry's duration is `d - 2` ticks.
+    KernelExit = 1,
+    /// Interrupt: payload is the IRQ number as a varint.
+    Interrupt = 2,
+    /// Function entry: payload is the function id or address as a varint.
+    FunctionEntry = 3,
+    /// Function exit: payload is the function id or address as a varint.
+    FunctionExit = 4,
+    /// User event: varint `id << 6 | len`, then `len` (at most 32) payload bytes.
+    User = 5,
+    /// Image or mapping: varints load address, size, build-id or name id.
+    Image = 6,
+    /// Records lost: varints count, then ticks from the first loss to this record.
+    Lost = 7,
+    /// Marker, not an event: the rest of the block is unused.
+    End = 14,
+    /// Marker, not an event: varint absolute timestamp; the next delta counts from it.
+    Timestamp = 15,
+}
+
+impl Kind {
+    /// The event kinds (markers excluded), in wire order.
+    pub const EVENTS: [Kind; 8] = [
+        Kind::KernelEntry,
+        Kind::KernelExit,
+        Kind::Interrupt,
+        Kind::FunctionEntry,
+        Kind::FunctionExit,
+        Kind::User,
+        Kind::Image,
+        Kind::Lost,
+    ];
+
+    /// The kind with wire code `code`, if any.
+    pub const fn from_code(code: u8) -> Option<Kind> {
+        match code {
+            0 => Some(Kind::KernelEntry),
+            1 => Some(Kind::KernelExit),
+            2 => Some(Kind::Interrupt),
+            3 => Some(Kind::FunctionEntry),
+            4 => Some(Kind::FunctionExit),
+            5 => Some(Kind::User),
+            6 => Some(Kind::Image),
+            7 => Some(Kind::Lost),
+            14 => Some(Kind::End),
+            15 => Some(Kind::Timestamp),
+            _ => None,
+        }
+    }
+
+    /// The short upper-case name used in decoded output and on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::KernelEntry => "KENTRY",
+            Kind::KernelExit => "KEXIT",
+            Kind::Interrupt => "IRQ",
+            Kind::FunctionEntry => "FENTRY",
+            Kind::FunctionExit => "FEXIT",
+            Kind::User => "USER",
+            Kind::Image => "IMAGE",
+            Kind::Lost => "LOST",
+            Kind::End => "END",
+            Kind::Timestamp => "TIMESTAMP",
+        }
+    }
+
+    /// Parses a name as [`Kind::name`] prints it (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::EVENTS
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// What a kernel exit knows about the time spent in the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitDuration {
+    /// `exit - entry` in clock ticks, measured on the target.
+    Ticks(u64),
+    /// No kernel entry was open on this CPU (tracing started inside the kernel).
+    NoEntry,
+    /// Entries nested deeper than the encoder's stack; the entry time was not kept.
+    NestingOverflow,
+}
+
+impl ExitDuration {
+    #[inline]
+    const fn to_wire(self) -> u64 {
+        match self {
+            ExitDuration::NoEntry => 0,
+            ExitDuration::NestingOverflow => 1,
+            // A duration above u64::MAX - 2 cannot come from a 64-bit clock difference
+            // of a real kernel entry; saturate rather than wrap.
+            ExitDuration::Ticks(t) => t.saturating_add(2),
+        }
+    }
+
+    #[inline]
+    const fn from_wire(v: u64) -> Self {
+        match v {
+            0 => ExitDuration::NoEntry,
+            1 => ExitDuration::NestingOverflow,
+            t => ExitDuration::Ticks(t - 2),
+        }
+    }
+}
+
+/// A user event's payload: up to [`MAX_USER_PAYLOAD`] bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserPayload {
+    len: u8,
+    bytes: [u8; MAX_USER_PAYLOAD],
+}
+
+impl UserPayload {
+    /// A payload holding `data`, or `None` if it is longer than [`MAX_USER_PAYLOAD`].
+    #[inline]
+    pub fn new(data: &[u8]) -> Option<Self> {
+        if data.len() > MAX_USER_PAYLOAD {
+            return None;
+        }
+        let mut bytes = [0u8; MAX_USER_PAYLOAD];
+        bytes[..data.len()].copy_from_slice(data);
+        Some(UserPayload {
+            len: data.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The payload bytes.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl core::fmt::Debug for UserPayload {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:02x?}", self.as_bytes())
+    }
+}
+
+/// A trace event, as the target records it and the host decodes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// The kernel was entered.
+    KernelEntry(KernelEntry),
+    /// The kernel was left; the duration was measured on the target.
+    KernelExit(ExitDuration),
+    /// An interrupt was taken.
+    Interrupt {
+        /// The IRQ number.
+        irq: u32,
+    },
+    /// A function was entered (`-finstrument-functions` or a manual probe).
+    FunctionEntry {
+        /// A compact function id, or a code address.
+        func: u64,
+    },
+    /// A function returned.
+    FunctionExit {
+        /// A compact function id, or a code address.
+        func: u64,
+    },
+    /// An event defined by the application.
+    User {
+        /// The application's event id.
+        id: u32,
+        /// Up to [`MAX_USER_PAYLOAD`] bytes.
+        payload: UserPayload,
+    },
+    /// A binary image or mapping was loaded, for symbolisation.
+    Image {
+        /// Load address.
+        base: u64,
+        /// Size in bytes.
+        size: u64,
+        /// Build id (or a hash of it), or an id naming the image.
+        id: u64,
+    },
+    /// Records were dropped because the ring was full.
+    Lost {
+        /// How many.
+        count: u64,
+        /// The timestamp of the first loss.
+        since: u64,
+    },
+}
+
+impl Event {
+    /// The event's kind.
+    #[inline]
+    pub const fn kind(&self) -> Kind {
+        match self {
+            Event::KernelEntry(_) => Kind::KernelEntry,
+            Event::KernelExit(_) => Kind::KernelExit,
+            Event::Interrupt { .. } => Kind::Interrupt,
+            Event::FunctionEntry { .. } => Kind::FunctionEntry,
+            Event::FunctionExit { .. } => Kind::FunctionExit,
+            Event::User { .. } => Kind::User,
+            Event::Image { .. } => Kind::Image,
+            Event::Lost { .. } => Kind::Lost,
+        }
+    }
+}
+
+/// A decoded record: an event and its absolute timestamp in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Record {
+    /// Absolute time in ticks of the ring's clock.
+    pub ts: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// How the encoder expresses a record's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Time {
+    /// Ticks since the previous record of the block (at most [`MAX_DELTA`]).
+    Delta(u64),
+    /// An absolute timestamp: a [`Kind::Timestamp`] marker precedes the record.
+    Absolute(u64),
+}
+
+/// Encodes `event` at time `time` into `out`; returns the number of bytes used.
+///
+/// `Time::Delta` values above [`MAX_DELTA`] are the caller's bug and are encoded as an
+/// absolute timestamp would not be: callers pass `Time::Absolute` for large gaps. `ts`
+/// is the record's absolute time, needed only by [`Event::Lost`] to express `since`.
+#[inline(always)]
+pub fn encode(out: &mut [u8; MAX_RECORD_LEN], time: Time, ts: u64, event: &Event) -> usize {
+    let kind = event.kind() as u64;
+    let mut at = match time {
+        Time::Delta(delta) => varint::write(out, 0, (delta << 4) | kind),
+        Time::Absolute(abs) => {
+            out[0] = Kind::Timestamp as u8;
+            let at = varint::write(out, 1, abs);
+            varint::write(out, at, kind)
+        }
+    };
+    match *event {
+        Event::KernelEntry(entry) => at = varint::write(out, at, u64::from(entry.0)),
+        Event::KernelExit(duration) => at = varint::write(out, at, duration.to_wire()),
+        Event::Interrupt { irq } => at = varint::write(out, at, u64::from(irq)),
+        Event::FunctionEntry { func } | Event::FunctionExit { func } => {
+            at = varint::write(out, at, func)
+        }
+        Event::User { id, payload } => {
+            let data = payload.as_bytes();
+            at = varint::write(out, at, (u64::from(id) << 6) | data.len() as u64);
+            out[at..at + data.len()].copy_from_slice(data);
+            at += data.len();
+        }
+        Event::Image { base, size, id } => {
+            at = varint::write(out, at, base);
+            at = varint::write(out, at, size);
+            at = varint::write(out, at, id);
+        }
+        Event::Lost { count, since } => {
+            at = varint::write(out, at, count);
+            at = varint::write(out, at, ts.saturating_sub(since));
+        }
+    }
+    at
+}
+
+/// The single byte that ends a block's records.
+pub const END_MARKER: u8 = Kind::End as u8;
+
+/// What is wrong with a block's bytes; `offset` is from the start of the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Byte offset of the record that could not be decoded, from the first record byte.
+    pub offset: usize,
+    /// What went wrong.
+    pub reason: DecodeErrorReason,
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeErrorReason {
+    /// The bytes end in the middle of a record.
+    Truncated,
+    /// A varint is longer than ten bytes or exceeds 64 bits.
+    VarintOverflow,
+    /// A kind code no version of this format defines.
+    UnknownKind(u8),
+    /// A field is out of its range (named).
+    BadField(&'static str),
+    /// Adding the delta to the running time overflows 64 bits.
+    TimeOverflow,
+}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.reason {
+            DecodeErrorReason::Truncated => write!(f, "record truncated"),
+            DecodeErrorReason::VarintOverflow => write!(f, "varint longer than 64 bits"),
+            DecodeErrorReason::UnknownKind(k) => write!(f, "unknown record kind {k}"),
+            DecodeErrorReason::BadField(name) => write!(f, "field {name} out of range"),
+            DecodeErrorReason::TimeOverflow => write!(f, "timestamp overflows 64 bits"),
+        }
+    }
+}
+
+/// Decodes the records of one block, oldest first.
+///
+/// The iterator stops at the end of the bytes or at an [`END_MARKER`]; after an error it
+/// yields nothing more (the rest of the block cannot be trusted).
+#[derive(Debug, Clone)]
+pub struct BlockRecords<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    prev_ts: u64,
+    failed: bool,
+}
+
+impl<'a> BlockRecords<'a> {
+    /// Records in `bytes` (the part of a block after its header), times counted from `base_ts`.
+    pub fn new(bytes: &'a [u8], base_ts: u64) -> Self {
+        BlockRecords {
+            bytes,
+            at: 0,
+            prev_ts: base_ts,
+            failed: false,
+        }
+    }
+
+    /// Byte offset of the next record, from the first record byte.
+    pub fn offset(&self) -> usize {
+        self.at
+    }
+
+    fn fail(
+        &mut self,
+        at: usize,
+        reason: DecodeErrorReason,
+    ) -> Option<Result<Record, DecodeError>> {
+        self.failed = true;
+        Some(Err(DecodeError { offset: at, reason }))
+    }
+
+    fn varint(&self, at: usize) -> Result<(u64, usize), DecodeErrorReason> {
+        varint::read(self.bytes, at).map_err(|e| match e {
+            VarintError::Truncated => DecodeErrorReason::Truncated,
+            VarintError::Overflow => DecodeErrorReason::VarintOverflow,
+        })
+    }
+
+    fn decode_one(&mut self) -> Result<Option<Record>, DecodeErrorReason> {
+        loop {
+            if self.at >= self.bytes.len() {
+                return Ok(None);
+            }
+            let (header, mut at) = self.varint(self.at)?;
+            let code = (header & 0xf) as u8;
+            let delta = header >> 4;
+            let kind = Kind::from_code(code).ok_or(DecodeErrorReason::UnknownKind(code))?;
+            match kind {
+                Kind::End => {
+                    self.at = self.bytes.len();
+                    return Ok(None);
+                }
+                Kind::Timestamp => {
+                    let (abs, next) = self.varint(at)?;
+                    self.prev_ts = abs;
+                    self.at = next;
+                    continue;
+                }
+                _ => {}
+            }
+            let ts = self
+                .prev_ts
+                .checked_add(delta)
+                .ok_or(DecodeErrorReason::TimeOverflow)?;
+            let event = match kind {
+                Kind::KernelEntry => {
+                    let (word, next) = self.varint(at)?;
+                    at = next;
+                    let word = u32::try_from(word)
+                        .map_err(|_| DecodeErrorReason::BadField("kernel entry word"))?;
+                    Event::KernelEntry(KernelEntry(word))
+                }
+                Kind::KernelExit => {
+                    let (d, next) = self.varint(at)?;
+                    at = next;
+                    Event::KernelExit(ExitDuration::from_wire(d))
+                }
+                Kind::Interrupt => {
+                    let (irq, next) = self.varint(at)?;
+                    at = next;
+                    let irq = u32::try_from(irq).map_err(|_| DecodeErrorReason::BadField("irq"))?;
+                    Event::Interrupt { irq }
+                }
+                Kind::FunctionEntry | Kind::FunctionExit => {
+                    let (func, next) = self.varint(at)?;
+                    at = next;
+                    if kind == Kind::FunctionEntry {
+                        Event::FunctionEntry { func }
+                    } else {
+                        Event::FunctionExit { func }
+                    }
+                }
+                Kind::User => {
+                    let (v, next) = self.varint(at)?;
+                    let len = (v & 0x3f) as usize;
+                    let id = u32::try_from(v >> 6)
+                        .map_err(|_| DecodeErrorReason::BadField("user id"))?;
+                    if len > MAX_USER_PAYLOAD {
+                        return Err(DecodeErrorReason::BadField("user payload length"));
+                    }
+                    let data = self
+                        .bytes
+                        .get(next..next + len)
+                        .ok_or(DecodeErrorReason::Truncated)?;
+                    at = next + len;
+                    let payload = UserPayload::new(data)
+                        .ok_or(DecodeErrorReason::BadField("user payload"))?;
+                    Event::User { id, payload }
+                }
+                Kind::Image => {
+                    let (base, a) = self.varint(at)?;
+                    let (size, b) = self.varint(a)?;
+                    let (id, c) = self.varint(b)?;
+                    at = c;
+                    Event::Image { base, size, id }
+                }
+                Kind::Lost => {
+                    let (count, a) = self.varint(at)?;
+                    let (ago, b) = self.varint(a)?;
+                    at = b;
+                    let since = ts
+                        .checked_sub(ago)
+                        .ok_or(DecodeErrorReason::BadField("lost since"))?;
+                    Event::Lost { count, since }
+                }
+                Kind::End | Kind::Timestamp => unreachable_marker(),
+            };
+            self.prev_ts = ts;
+            self.at = at;
+            return Ok(Some(Record { ts, event }));
+        }
+    }
+}
+
+#[inline(always)]
+const fn unreachable_marker() -> Event {
+    // Markers are handled before the event match; this arm cannot be reached, and
+    // returning a harmless value keeps the decoder free of panics.
+    Event::Lost { count: 0, since: 0 }
+}
+
+impl Iterator for BlockRecords<'_> {
+    type Item = Result<Record, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let start = self.at;
+        match self.decode_one() {
+            Ok(Some(record)) => Some(Ok(record)),
+            Ok(None) => None,
+            Err(reason) => self.fail(start, reason),
+        }
+    }
+}
+
+#[cfg(feature = "defmt")]
+mod defmt_impls {
+    use super::*;
+
+    impl defmt::Format for Kind {
+        fn format(&self, f: defmt::Formatter<'_>) {
+            defmt::write!(f, "{=str}", self.name())
+        }
+    }
+
+    impl defmt::Format for ExitDuration {
+        fn format(&self, f: defmt::Formatter<'_>) {
+            match self {
+                ExitDuration::Ticks(t) => defmt::write!(f, "duration={=u64} ticks", t),
+                ExitDuration::NoEntry => defmt::write!(f, "duration=? (no entry)"),
+                ExitDuration::NestingOverflow => defmt::write!(f, "duration=? (nesting overflow)"),
+            }
+        }
+    }
+
+    impl defmt::Format for Event {
+        fn format(&self, f: defmt::Formatter<'_>) {
+            match self {
+                Event::KernelEntry(e) => match e.as_syscall() {
+                    Some(s) => defmt::write!(
+                        f,
+                        "KENTRY Syscall sys={=u8} cap={=u8} label={=u32} fastpath={=bool}",
+                        s.syscall(),
+                        s.cap_type(),
+                        s.label(),
+                        s.fastpath()
+                    ),
+                    None => defmt::write!(f, "KENTRY {=str} word={=u32:#x}", e.path().name(), e.0),
+                },
+                Event::KernelExit(d) => defmt::write!(f, "KEXIT {}", d),
+                Event::Interrupt { irq } => defmt::write!(f, "IRQ {=u32}", irq),
+                Event::FunctionEntry { func } => defmt::write!(f, "FENTRY {=u64:#x}", func),
+                Event::FunctionExit { func } => defmt::write!(f, "FEXIT {=u64:#x}", func),
+                Event::User { id, payload } => {
+                    defmt::write!(f, "USER id={=u32} data={=[u8]:x}", id, payload.as_bytes())
+                }
+                Event::Image { base, size, id } => defmt::write!(
+                    f,
+                    "IMAGE base={=u64:#x} size={=u64} id={=u64:#x}",
+                    base,
+                    size,
+                    id
+                ),
+                Event::Lost { count, since } => {
+                    defmt::write!(f, "LOST {=u64} since {=u64}", count, since)
+                }
+            }
+        }
+    }
+
+    impl defmt::Format for Record {
+        fn format(&self, f: defmt::Formatter<'_>) {
+            defmt::write!(f, "{=u64} {}", self.ts, self.event)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sel4::EntryPath;
+
+    fn one_of_each() -> [Event; 10] {
+        [
+            Event::KernelEntry(KernelEntry::syscall(1, 10, true, 42)),
+            Event::KernelEntry(KernelEntry::other(EntryPath::Interrupt, 3, 77)),
+            Event::KernelExit(ExitDuration::Ticks(1234)),
+            Event::KernelExit(ExitDuration::NoEntry),
+            Event::KernelExit(ExitDuration::NestingOverflow),
+            Event::Interrupt { irq: 65_535 },
+            Event::FunctionEntry { func: 0x0800_1234 },
+            Event::FunctionExit { func: u64::MAX },
+            Event::User {
+                id: u32::MAX,
+                payload: UserPayload::new(&[7; MAX_USER_PAYLOAD]).unwrap(),
+            },
+            Event::Image {
+                base: u64::MAX,
+                size: 1 << 40,
+                id: 0xdead_beef,
+            },
+        ]
+    }
+
+    fn round_trip(events: &[(Time, u64, Event)], base: u64) -> ([u8; 4096], usize) {
+        let mut block = [0u8; 4096];
+        let mut used = 0;
+        for (time, ts, event) in events {
+            let mut buf = [0u8; MAX_RECORD_LEN];
+            let n = encode(&mut buf, *time, *ts, event);
+            block[used..used + n].copy_from_slice(&buf[..n]);
+            used += n;
+        }
+        let decoded: Vec<_> = BlockRecords::new(&block[..used], base).collect();
+        let expected: Vec<_> = events
+            .iter()
+            .map(|(_, ts, e)| Ok(Record { ts: *ts, event: *e }))
+            .collect();
+        assert_eq!(decoded, expected);
+        (block, used)
+    }
+
+    #[test]
+    fn every_kind_round_trips_with_deltas_and_absolute_times() {
+        let mut events = Vec::new();
+        let mut ts = 1_000u64;
+        for (i, e) in one_of_each().into_iter().enumerate() {
+            ts += 1 << (i * 3);
+            let time = if i % 3 == 2 {
+                Time::Absolute(ts)
+            } else {
+                Time::Delta(1 << (i * 3))
+            };
+            events.push((time, ts, e));
+        }
+        events.push((
+            Time::Delta(5),
+            ts + 5,
+            Event::Lost {
+                count: 99,
+                since: ts - 10,
+            },
+        ));
+        round_trip(&events, 1_000);
+    }
+
+    #[test]
+    fn maximum_sizes_fit_the_record_buffer() {
+        for e in one_of_each() {
+            let mut buf = [0u8; MAX_RECORD_LEN];
+            let n = encode(&mut buf, Time::Absolute(u64::MAX), u64::MAX, &e);
+            assert!(n <= MAX_RECORD_LEN);
+            let n = encode(&mut buf, Time::Delta(MAX_DELTA), u64::MAX, &e);
+            assert!(n <= MAX_RECORD_LEN);
+        }
+    }
+
+    #[test]
+    fn end_marker_stops_a_block() {
+        let mut buf = [0u8; MAX_RECORD_LEN];
+        let n = encode(&mut buf, Time::Delta(3), 3, &Event::Interrupt { irq: 5 });
+        let mut block = buf[..n].to_vec();
+        block.push(END_MARKER);
+        block.extend_from_slice(&[0xff; 20]);
+        let records: Vec<_> = BlockRecords::new(&block, 0).collect();
+        assert_eq!(
+            records,
+            vec![Ok(Record {
+                ts: 3,
+                event: Event::Interrupt { irq: 5 }
+            })]
+        );
+    }
+
+    #[test]
+    fn compact_sizes() {
+        let mut buf = [0u8; MAX_RECORD_LEN];
+        // A function entry 500 ticks after the previous record, id 3000: 2 + 2 bytes.
+        assert_eq!(
+            encode(
+                &mut buf,
+                Time::Delta(500),
+                0,
+                &Event::FunctionEntry { func: 3000 }
+            ),
+            4
+        );
+        // A kernel exit of 900 ticks, 900 ticks later: 2 + 2 bytes.
+        let exit = Event::KernelExit(ExitDuration::Ticks(900));
+        assert_eq!(encode(&mut buf, Time::Delta(900), 0, &exit), 4);
+    }
+
+    #[test]
+    fn errors_name_the_offset() {
+        // An interrupt, then a record of unknown kind 9.
+        let bytes = [0x12, 0x05, 0x09];
+        let r: Vec<_> = BlockRecords::new(&bytes, 0).collect();
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            r[1],
+            Err(DecodeError {
+                offset: 2,
+                reason: DecodeErrorReason::UnknownKind(9)
+            })
+        );
+        // A user event claiming 10 bytes with 2 present.
+        let bytes = [0x05, 10, 1, 2];
+        let r: Vec<_> = BlockRecords::new(&bytes, 0).collect();
+        assert_eq!(
+            r,
+            vec![Err(DecodeError {
+                offset: 0,
+                reason: DecodeErrorReason::Truncated
+            })]
+        );
+        // Time overflow.
+        let mut buf = [0u8; MAX_RECORD_LEN];
+        let n = encode(
+            &mut buf,
+            Time::Delta(MAX_DELTA),
+            0,
+            &Event::Interrupt { irq: 1 },
+        );
+        let r: Vec<_> = BlockRecords::new(&buf[..n], u64::MAX - 1).collect();
+        assert_eq!(
+            r,
+            vec![Err(DecodeError {
+                offset: 0,
+                reason: DecodeErrorReason::TimeOverflow
+            })]
+        );
+    }
+
+    #[test]
+    fn kind_names_parse_back() {
+        for k in Kind::EVENTS {
+            assert_eq!(Kind::from_name(k.name()), Some(k));
+            assert_eq!(Kind::from_name(&k.name().to_lowercase()), Some(k));
+        }
+        assert_eq!(Kind::from_name("END"), None);
+    }
+}

@@ -1,0 +1,697 @@
+//! The ring memory: a [`RingHeader`] followed by `block_count` blocks of `block_size`
+//! bytes, each a [`BlockHeader`] followed by records.
+//!
+//! The target writes this memory in place; a debugger, a crash dump or a UART dump takes
+//! it as it is, and [`RingView`] reads it back with no side file. All multi-byte fields
+//! are little-endian (every supported target is little-endian).
+//!
+//! Positions: the writer's position is one `u32`, `seq << shift | offset`, where
+//! `block_size = 1 << shift`, `seq` counts blocks modulo `seq_modulus` (a multiple of
+//! `block_count`, so a block's slot is always `seq % block_count`) and `offset` is the
+//! byte offset inside the block. [`Position`] does this arithmetic.
+
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::record::BlockRecords;
+
+/// The first eight bytes of a ring: `TRACEMRK`.
+pub const RING_MAGIC: [u8; 8] = *b"TRACEMRK";
+/// The format version this crate writes.
+pub const FORMAT_VERSION: u16 = 1;
+/// The format versions this crate reads.
+pub const SUPPORTED_VERSIONS: &[u16] = &[1];
+/// Size of [`RingHeader`]; blocks start right after it.
+pub const RING_HEADER_LEN: usize = 192;
+/// Size of [`BlockHeader`]; records start right after it.
+pub const BLOCK_HEADER_LEN: usize = 32;
+/// The first four bytes of a block that has been written: `TMBK`.
+pub const BLOCK_MAGIC: u32 = u32::from_le_bytes(*b"TMBK");
+/// Smallest block size.
+pub const MIN_BLOCK_SIZE: u32 = 256;
+/// Largest block size (offsets must fit 16 bits of the position word).
+pub const MAX_BLOCK_SIZE: u32 = 1 << 16;
+/// Fewest blocks in a ring: one being written, one being reclaimed.
+pub const MIN_BLOCK_COUNT: u32 = 2;
+/// Depth of the kernel-entry stack the encoder keeps in the header.
+pub const ENTRY_STACK_DEPTH: usize = 8;
+/// Bytes `0..STATIC_HEADER_LEN` are fixed at initialisation and covered by `static_crc`.
+pub const STATIC_HEADER_LEN: usize = 48;
+
+/// The CRC over the static header fields: CRC-32/ISO-HDLC (zlib's CRC32).
+pub const HEADER_CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// What the writer does when the ring is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Mode {
+    /// Flight recorder: reclaim the oldest block, keep the newest data.
+    Overwrite = 0,
+    /// Stop when full: keep the oldest data, count what is dropped.
+    Drop = 1,
+}
+
+impl Mode {
+    /// The mode with wire value `v`.
+    pub const fn from_u8(v: u8) -> Option<Mode> {
+        match v {
+            0 => Some(Mode::Overwrite),
+            1 => Some(Mode::Drop),
+            _ => None,
+        }
+    }
+
+    /// `overwrite` or `drop`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::Overwrite => "overwrite",
+            Mode::Drop => "drop",
+        }
+    }
+}
+
+/// The ring header, at offset 0 of the ring memory.
+///
+/// Fields up to `static_crc` are written once at initialisation. The fields after it are
+/// live state, updated by the writer on the target ("written by the target"); a decoder
+/// reads `write_pos`, `commit_pos`, `overwritten`, `dropped` and `first_drop_ts`, and
+/// ignores the writer's private scratch (`nest` to `entry_stack`).
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct RingHeader {
+    /// [`RING_MAGIC`].
+    pub magic: [u8; 8],
+    /// [`FORMAT_VERSION`] of the writer.
+    pub version: U16,
+    /// [`RING_HEADER_LEN`]: where block 0 starts.
+    pub header_len: U16,
+    /// Bytes per block, a power of two in `MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE`.
+    pub block_size: U32,
+    /// Number of blocks, at least [`MIN_BLOCK_COUNT`].
+    pub block_count: U32,
+    /// Block sequence numbers count modulo this; a multiple of `block_count`.
+    pub seq_modulus: U32,
+    /// Clock frequency in Hz (0 if unknown).
+    pub clock_hz: U64,
+    /// Producer or build id, chosen by the application.
+    pub producer_id: U64,
+    /// The CPU this ring belongs to.
+    pub cpu_id: U32,
+    /// [`Mode`].
+    pub mode: u8,
+    /// [`crate::sel4::SyscallAbi`] naming the syscall numbers.
+    pub syscall_abi: u8,
+    /// Reserved, zero.
+    pub flags: U16,
+    /// CRC-32 of bytes `0..STATIC_HEADER_LEN`.
+    pub static_crc: U32,
+    /// Live: non-zero while a session owns the ring.
+    pub owner: U32,
+    /// Live: the next byte to reserve, as a [`Position`].
+    pub write_pos: U32,
+    /// Live: every byte before this [`Position`] is committed.
+    pub commit_pos: U32,
+    /// Live: records lost to overwritten blocks.
+    pub overwritten: U64,
+    /// Live: records dropped (ring full, or a nested writer held the block to reclaim).
+    pub dropped: U64,
+    /// Live: timestamp of the first drop not yet reported by a `Lost` record.
+    pub first_drop_ts: U64,
+    /// Live: drops already reported in the stream by `Lost` records.
+    pub reported_drops: U64,
+    /// Writer scratch: nesting depth of writers on this CPU.
+    pub nest: U32,
+    /// Writer scratch: position just after the record whose time is `last_ts`.
+    pub last_pos: U32,
+    /// Writer scratch: time of the last record.
+    pub last_ts: U64,
+    /// Writer scratch: open kernel entries.
+    pub entry_depth: U32,
+    /// Reserved, zero.
+    pub reserved0: U32,
+    /// Writer scratch: entry timestamps of open kernel entries.
+    pub entry_stack: [U64; ENTRY_STACK_DEPTH],
+    /// Reserved, zero.
+    pub reserved1: [u8; 8],
+}
+
+/// The header of a block, at the start of each block.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct BlockHeader {
+    /// [`BLOCK_MAGIC`] once the block has been opened; 0 in a fresh ring.
+    pub magic: U32,
+    /// The block's sequence number (see [`Position`]).
+    pub seq: U32,
+    /// Absolute time of the block's first record; deltas count from it.
+    pub base_ts: U64,
+    /// Records lost (overwritten or dropped) on this ring before the block was opened.
+    pub lost_before: U64,
+    /// Event records in the block (markers and `Lost` records not counted).
+    pub records: U32,
+    /// Reserved, zero.
+    pub reserved: U32,
+}
+
+const _: () = assert!(core::mem::size_of::<RingHeader>() == RING_HEADER_LEN);
+const _: () = assert!(core::mem::size_of::<BlockHeader>() == BLOCK_HEADER_LEN);
+
+/// Byte offsets of the live ring-header fields, for writers that update them atomically.
+pub mod offsets {
+    use super::RingHeader;
+    use core::mem::offset_of;
+
+    /// [`RingHeader::owner`].
+    pub const OWNER: usize = offset_of!(RingHeader, owner);
+    /// [`RingHeader::write_pos`].
+    pub const WRITE_POS: usize = offset_of!(RingHeader, write_pos);
+    /// [`RingHeader::commit_pos`].
+    pub const COMMIT_POS: usize = offset_of!(RingHeader, commit_pos);
+    /// [`RingHeader::overwritten`].
+    pub const OVERWRITTEN: usize = offset_of!(RingHeader, overwritten);
+    /// [`RingHeader::dropped`].
+    pub const DROPPED: usize = offset_of!(RingHeader, dropped);
+    /// [`RingHeader::first_drop_ts`].
+    pub const FIRST_DROP_TS: usize = offset_of!(RingHeader, first_drop_ts);
+    /// [`RingHeader::reported_drops`].
+    pub const REPORTED_DROPS: usize = offset_of!(RingHeader, reported_drops);
+    /// [`RingHeader::nest`].
+    pub const NEST: usize = offset_of!(RingHeader, nest);
+    /// [`RingHeader::last_pos`].
+    pub const LAST_POS: usize = offset_of!(RingHeader, last_pos);
+    /// [`RingHeader::last_ts`].
+    pub const LAST_TS: usize = offset_of!(RingHeader, last_ts);
+    /// [`RingHeader::entry_depth`].
+    pub const ENTRY_DEPTH: usize = offset_of!(RingHeader, entry_depth);
+    /// [`RingHeader::entry_stack`].
+    pub const ENTRY_STACK: usize = offset_of!(RingHeader, entry_stack);
+
+    /// [`super::BlockHeader::magic`].
+    pub const BLOCK_MAGIC: usize = offset_of!(super::BlockHeader, magic);
+    /// [`super::BlockHeader::seq`].
+    pub const BLOCK_SEQ: usize = offset_of!(super::BlockHeader, seq);
+    /// [`super::BlockHeader::base_ts`].
+    pub const BLOCK_BASE_TS: usize = offset_of!(super::BlockHeader, base_ts);
+    /// [`super::BlockHeader::lost_before`].
+    pub const BLOCK_LOST_BEFORE: usize = offset_of!(super::BlockHeader, lost_before);
+    /// [`super::BlockHeader::records`].
+    pub const BLOCK_RECORDS: usize = offset_of!(super::BlockHeader, records);
+}
+
+/// The geometry of a ring: block size and count, and the position arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// `log2(block_size)`.
+    pub shift: u32,
+    /// Number of blocks.
+    pub block_count: u32,
+    /// Sequence numbers count modulo this.
+    pub seq_modulus: u32,
+}
+
+/// A writer position split into its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Block sequence number, `< seq_modulus`.
+    pub seq: u32,
+    /// Byte offset in the block, `<= block_size`.
+    pub offset: u32,
+}
+
+/// Why a ring geometry is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeometryError {
+    /// Block size not a power of two in range.
+    BlockSize(u32),
+    /// Fewer than [`MIN_BLOCK_COUNT`] blocks, or too many for the sequence space.
+    BlockCount(u32),
+    /// The sequence modulus is not a multiple of the block count, or too small.
+    SeqModulus(u32),
+}
+
+impl Geometry {
+    /// The geometry for `block_size` bytes per block and `block_count` blocks.
+    pub const fn new(block_size: u32, block_count: u32) -> Result<Geometry, GeometryError> {
+        if !block_size.is_power_of_two()
+            || block_size < MIN_BLOCK_SIZE
+            || block_size > MAX_BLOCK_SIZE
+        {
+            return Err(GeometryError::BlockSize(block_size));
+        }
+        let shift = block_size.trailing_zeros();
+        // Sequence numbers have 32 - shift bits (at least 16). Keep a window of at least
+        // two rings' worth so that sequence distances are unambiguous.
+        let seq_space = 1u64 << (32 - shift);
+        if block_count < MIN_BLOCK_COUNT || (block_count as u64) * 2 > seq_space {
+            return Err(GeometryError::BlockCount(block_count));
+        }
+        let seq_modulus = (seq_space / block_count as u64 * block_count as u64) as u32;
+        Ok(Geometry {
+            shift,
+            block_count,
+            seq_modulus,
+        })
+    }
+
+    /// The geometry a header declares, checked.
+    pub const fn from_parts(
+        block_size: u32,
+        block_count: u32,
+        seq_modulus: u32,
+    ) -> Result<Geometry, GeometryError> {
+        match Geometry::new(block_size, block_count) {
+            Ok(g) if g.seq_modulus == seq_modulus => Ok(g),
+            Ok(_) => Err(GeometryError::SeqModulus(seq_modulus)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Bytes per block.
+    #[inline]
+    pub const fn block_size(&self) -> u32 {
+        1 << self.shift
+    }
+
+    /// Total ring memory: header and blocks.
+    #[inline]
+    pub const fn ring_len(&self) -> usize {
+        RING_HEADER_LEN + self.block_count as usize * self.block_size() as usize
+    }
+
+    /// Splits a position word.
+    #[inline(always)]
+    pub const fn split(&self, pos: u32) -> Position {
+        Position {
+            seq: if self.shift == 32 {
+                0
+            } else {
+                pos >> self.shift
+            },
+            offset: pos & (self.block_size() - 1),
+        }
+    }
+
+    /// Joins a position; `offset` may equal the block size (a full block).
+    #[inline(always)]
+    pub const fn join(&self, seq: u32, offset: u32) -> u32 {
+        (seq << self.shift).wrapping_add(offset)
+    }
+
+    /// The sequence number after `seq`.
+    #[inline]
+    pub const fn next_seq(&self, seq: u32) -> u32 {
+        if seq + 1 == self.seq_modulus {
+            0
+        } else {
+            seq + 1
+        }
+    }
+
+    /// How many blocks `to` is after `from`, modulo the sequence space.
+    #[inline]
+    pub const fn distance(&self, from: u32, to: u32) -> u32 {
+        if to >= from {
+            to - from
+        } else {
+            self.seq_modulus - from + to
+        }
+    }
+
+    /// The sequence number `n` blocks before `seq`.
+    #[inline]
+    pub const fn seq_back(&self, seq: u32, n: u32) -> u32 {
+        let n = n % self.seq_modulus;
+        if seq >= n {
+            seq - n
+        } else {
+            self.seq_modulus - (n - seq)
+        }
+    }
+
+    /// The slot (block index in memory) holding sequence number `seq`.
+    #[inline]
+    pub const fn slot(&self, seq: u32) -> u32 {
+        seq % self.block_count
+    }
+
+    /// Byte offset of slot `slot` from the start of the ring memory.
+    #[inline]
+    pub const fn block_offset(&self, slot: u32) -> usize {
+        RING_HEADER_LEN + slot as usize * self.block_size() as usize
+    }
+}
+
+/// Builds the static part of a ring header (live fields zero) with its CRC.
+pub fn new_header(
+    geometry: &Geometry,
+    mode: Mode,
+    clock_hz: u64,
+    cpu_id: u32,
+    producer_id: u64,
+    syscall_abi: crate::sel4::SyscallAbi,
+) -> RingHeader {
+    let mut h = RingHeader::new_zeroed();
+    h.magic = RING_MAGIC;
+    h.version = U16::new(FORMAT_VERSION);
+    h.header_len = U16::new(RING_HEADER_LEN as u16);
+    h.block_size = U32::new(geometry.block_size());
+    h.block_count = U32::new(geometry.block_count);
+    h.seq_modulus = U32::new(geometry.seq_modulus);
+    h.clock_hz = U64::new(clock_hz);
+    h.producer_id = U64::new(producer_id);
+    h.cpu_id = U32::new(cpu_id);
+    h.mode = mode as u8;
+    h.syscall_abi = syscall_abi as u8;
+    h.static_crc = U32::new(HEADER_CRC.checksum(&h.as_bytes()[..STATIC_HEADER_LEN]));
+    h
+}
+
+/// Why ring memory cannot be read; `offset` is from the start of the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingError {
+    /// Fewer bytes than a header.
+    TooShort {
+        /// Bytes available.
+        len: usize,
+    },
+    /// The first eight bytes are not [`RING_MAGIC`].
+    BadMagic,
+    /// A version this crate does not read.
+    UnsupportedVersion {
+        /// The version the writer used.
+        found: u16,
+    },
+    /// The header's CRC does not match its static fields.
+    BadHeaderCrc {
+        /// CRC stored in the header.
+        stored: u32,
+        /// CRC of the bytes.
+        computed: u32,
+    },
+    /// A header field has an impossible value.
+    BadField {
+        /// The field's name.
+        field: &'static str,
+        /// Its byte offset in the header.
+        offset: usize,
+        /// Its value.
+        value: u64,
+    },
+}
+
+impl core::fmt::Display for RingError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            RingError::TooShort { len } => {
+                write!(f, "{len} bytes is shorter than a ring header ({RING_HEADER_LEN} bytes)")
+            }
+            RingError::BadMagic => write!(f, "not a tracemark ring (magic is not TRACEMRK)"),
+            RingError::UnsupportedVersion { found } => write!(
+                f,
+                "ring format version {found} is not supported (this tool reads {SUPPORTED_VERSIONS:?}); \
+                 use the tracemark release that matches the firmware's encoder"
+            ),
+            RingError::BadHeaderCrc { stored, computed } => {
+                write!(f, "ring header CRC mismatch (stored {stored:#010x}, computed {computed:#010x})")
+            }
+            RingError::BadField { field, offset, value } => {
+                write!(f, "ring header field {field} at offset {offset} has impossible value {value}")
+            }
+        }
+    }
+}
+
+/// The state of one block as a reader finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockState {
+    /// Holds records; `len` bytes of them after the header.
+    Valid,
+    /// Never written (fresh ring, first pass not reached it yet).
+    Empty,
+    /// Its header does not carry the sequence number expected in this slot: it was being
+    /// reclaimed, or the memory is damaged.
+    Torn,
+    /// The slot lies beyond the end of the available bytes.
+    Missing,
+}
+
+/// One block of a ring, in sequence order.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockView<'a> {
+    /// Expected sequence number.
+    pub seq: u32,
+    /// Slot index in memory.
+    pub slot: u32,
+    /// Byte offset of the block from the start of the ring memory.
+    pub offset: usize,
+    /// Whether it can be decoded.
+    pub state: BlockState,
+    /// The header (zeroed unless the block is valid or torn).
+    pub header: BlockHeader,
+    /// The committed record bytes (empty unless valid).
+    pub records: &'a [u8],
+    /// Whether this is the block being written (its records end at the commit position).
+    pub is_current: bool,
+}
+
+impl<'a> BlockView<'a> {
+    /// The block's records, oldest first.
+    pub fn decode(&self) -> BlockRecords<'a> {
+        BlockRecords::new(self.records, self.header.base_ts.get())
+    }
+}
+
+/// A ring read from memory: its header, checked, and its blocks in order.
+#[derive(Debug, Clone, Copy)]
+pub struct RingView<'a> {
+    /// The header as found.
+    pub header: RingHeader,
+    /// The checked geometry.
+    pub geometry: Geometry,
+    /// The mode.
+    pub mode: Mode,
+    /// Where the committed data ends.
+    pub commit: Position,
+    /// The ring memory (possibly shorter than the geometry says, if truncated).
+    pub bytes: &'a [u8],
+}
+
+fn bad(field: &'static str, offset: usize, value: u64) -> RingError {
+    RingError::BadField {
+        field,
+        offset,
+        value,
+    }
+}
+
+impl<'a> RingView<'a> {
+    /// Reads the header at the start of `bytes` and checks every field. Bytes beyond the
+    /// ring's length are ignored; fewer bytes than the ring's length are allowed (a
+    /// truncated dump), and the missing blocks come out as [`BlockState::Missing`].
+    pub fn parse(bytes: &'a [u8]) -> Result<RingView<'a>, RingError> {
+        let Ok((header, _)) = RingHeader::read_from_prefix(bytes) else {
+            return Err(RingError::TooShort { len: bytes.len() });
+        };
+        if header.magic != RING_MAGIC {
+            return Err(RingError::BadMagic);
+        }
+        let version = header.version.get();
+        if !SUPPORTED_VERSIONS.contains(&version) {
+            return Err(RingError::UnsupportedVersion { found: version });
+        }
+        let computed = HEADER_CRC.checksum(&bytes[..STATIC_HEADER_LEN]);
+        if computed != header.static_crc.get() {
+            return Err(RingError::BadHeaderCrc {
+                stored: header.static_crc.get(),
+                computed,
+            });
+        }
+        if usize::from(header.header_len.get()) != RING_HEADER_LEN {
+            return Err(bad("header_len", 10, header.header_len.get().into()));
+        }
+        let geometry = match Geometry::from_parts(
+            header.block_size.get(),
+            header.block_count.get(),
+            header.seq_modulus.get(),
+        ) {
+            Ok(g) => g,
+            Err(GeometryError::BlockSize(v)) => return Err(bad("block_size", 12, v.into())),
+            Err(GeometryError::BlockCount(v)) => return Err(bad("block_count", 16, v.into())),
+            Err(GeometryError::SeqModulus(v)) => return Err(bad("seq_modulus", 20, v.into())),
+        };
+        let mode = Mode::from_u8(header.mode).ok_or(bad("mode", 44, header.mode.into()))?;
+        let commit = geometry.split(header.commit_pos.get());
+        if commit.seq >= geometry.seq_modulus
+            || (commit.offset as usize) < BLOCK_HEADER_LEN && header.commit_pos.get() != 0
+        {
+            return Err(bad(
+                "commit_pos",
+                offsets::COMMIT_POS,
+                header.commit_pos.get().into(),
+            ));
+        }
+        Ok(RingView {
+            header,
+            geometry,
+            mode,
+            commit,
+            bytes,
+        })
+    }
+
+    /// Length of the whole ring in memory, header included.
+    pub fn ring_len(&self) -> usize {
+        self.geometry.ring_len()
+    }
+
+    /// Whether anything was ever committed.
+    pub fn is_empty(&self) -> bool {
+        self.header.commit_pos.get() == 0
+    }
+
+    /// The blocks that may hold data, oldest first: the `block_count` sequence numbers
+    /// ending at the commit position's block.
+    pub fn blocks(&self) -> impl Iterator<Item = BlockView<'a>> + '_ {
+        let g = self.geometry;
+        let newest = self.commit.seq;
+        let count = if self.is_empty() { 0 } else { g.block_count };
+        (0..count)
+            .rev()
+            .map(move |back| self.block(g.seq_back(newest, back)))
+    }
+
+    /// The block with sequence number `seq`, as found in its slot.
+    pub fn block(&self, seq: u32) -> BlockView<'a> {
+        let g = self.geometry;
+        let slot = g.slot(seq);
+        let offset = g.block_offset(slot);
+        let is_current = seq == self.commit.seq;
+        let mut view = BlockView {
+            seq,
+            slot,
+            offset,
+            state: BlockState::Missing,
+            header: BlockHeader::new_zeroed(),
+            records: &[],
+            is_current,
+        };
+        let Some(block) = self.bytes.get(offset..offset + g.block_size() as usize) else {
+            return view;
+        };
+        let Ok((header, body)) = BlockHeader::read_from_prefix(block) else {
+            return view;
+        };
+        view.header = header;
+        if header.magic.get() != BLOCK_MAGIC {
+            view.state = if header.magic.get() == 0 {
+                BlockState::Empty
+            } else {
+                BlockState::Torn
+            };
+            return view;
+        }
+        if header.seq.get() != seq {
+            view.state = BlockState::Torn;
+            return view;
+        }
+        let len = if is_current {
+            (self.commit.offset as usize).saturating_sub(BLOCK_HEADER_LEN)
+        } else {
+            body.len()
+        };
+        view.records = &body[..len.min(body.len())];
+        view.state = BlockState::Valid;
+        view
+    }
+}
+
+/// Scans `bytes` for ring headers (magic and a matching header CRC), for raw memory
+/// images where rings sit at unknown offsets. Yields the offsets, in order; the search
+/// steps by 8 bytes (rings are 8-byte aligned).
+pub fn find_rings(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut at = 0usize;
+    core::iter::from_fn(move || {
+        while at + RING_HEADER_LEN <= bytes.len() {
+            let here = at;
+            at += 8;
+            if bytes[here..here + 8] == RING_MAGIC && RingView::parse(&bytes[here..]).is_ok() {
+                return Some(here);
+            }
+        }
+        None
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_limits() {
+        assert!(Geometry::new(4096, 16).is_ok());
+        assert_eq!(Geometry::new(100, 16), Err(GeometryError::BlockSize(100)));
+        assert_eq!(Geometry::new(128, 16), Err(GeometryError::BlockSize(128)));
+        assert_eq!(
+            Geometry::new(1 << 17, 16),
+            Err(GeometryError::BlockSize(1 << 17))
+        );
+        assert_eq!(Geometry::new(4096, 1), Err(GeometryError::BlockCount(1)));
+        assert_eq!(
+            Geometry::new(65536, 40_000),
+            Err(GeometryError::BlockCount(40_000))
+        );
+    }
+
+    #[test]
+    fn sequence_arithmetic_is_consistent_exhaustively() {
+        // Small sequence spaces: block size 2^16 leaves 16 bits of sequence number.
+        for count in [2u32, 3, 5, 7, 16, 1000] {
+            let g = Geometry::new(1 << 16, count).unwrap();
+            assert_eq!(g.seq_modulus % count, 0);
+            assert!(g.seq_modulus >= 2 * count);
+            let mut seq = g.seq_modulus - 3 * count;
+            for _ in 0..6 * count {
+                let next = g.next_seq(seq);
+                assert_eq!(g.distance(seq, next), 1);
+                assert_eq!(g.seq_back(next, 1), seq);
+                assert_eq!(
+                    g.slot(next),
+                    (g.slot(seq) + 1) % count,
+                    "slots advance by one"
+                );
+                assert_eq!(
+                    g.split(g.join(next, 40)),
+                    Position {
+                        seq: next,
+                        offset: 40
+                    }
+                );
+                seq = next;
+            }
+        }
+    }
+
+    #[test]
+    fn header_has_crc_and_parses() {
+        let g = Geometry::new(1024, 4).unwrap();
+        let h = new_header(
+            &g,
+            Mode::Drop,
+            1_000_000,
+            3,
+            0xabc,
+            crate::sel4::SyscallAbi::Sel4,
+        );
+        let mut mem = [0u8; RING_HEADER_LEN + 4 * 1024];
+        mem[..RING_HEADER_LEN].copy_from_slice(h.as_bytes());
+        let view = RingView::parse(&mem).unwrap();
+        assert_eq!(view.mode, Mode::Drop);
+        assert!(view.is_empty());
+        assert_eq!(view.blocks().count(), 0);
+        mem[40] ^= 1; // cpu_id
+        assert!(matches!(
+            RingView::parse(&mem),
+            Err(RingError::BadHeaderCrc { .. })
+        ));
+    }
+}

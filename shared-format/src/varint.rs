@@ -1,0 +1,115 @@
+//! Unsigned LEB128 variable-length integers, the building block of every record.
+//!
+//! A value is written seven bits at a time, least significant group first; every byte
+//! but the last has its top bit set. A `u64` takes 1 to [`MAX_VARINT_LEN`] bytes.
+
+/// The longest encoding of a `u64`: ten bytes.
+pub const MAX_VARINT_LEN: usize = 10;
+
+/// Why a varint could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarintError {
+    /// The input ended before the last byte of the varint.
+    Truncated,
+    /// More than ten bytes, or a tenth byte with bits beyond bit 63.
+    Overflow,
+}
+
+/// The number of bytes [`write`] uses for `value`.
+#[inline]
+pub const fn encoded_len(value: u64) -> usize {
+    // 1 + floor(bits / 7), with bits = 64 - leading_zeros (at least 1).
+    let bits = 64 - (value | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+/// Writes `value` at `out[at..]` and returns the position after it.
+///
+/// The caller guarantees `out` has room for [`MAX_VARINT_LEN`] bytes after `at`
+/// (record buffers are [`crate::record::MAX_RECORD_LEN`] long and records are
+/// bounded well below that); a shorter buffer panics, which is a caller bug.
+#[inline(always)]
+pub fn write(out: &mut [u8], mut at: usize, mut value: u64) -> usize {
+    while value >= 0x80 {
+        out[at] = (value as u8) | 0x80;
+        value >>= 7;
+        at += 1;
+    }
+    out[at] = value as u8;
+    at + 1
+}
+
+/// Reads a varint from `input[at..]`; returns the value and the position after it.
+#[inline]
+pub fn read(input: &[u8], at: usize) -> Result<(u64, usize), VarintError> {
+    let mut value = 0u64;
+    let mut shift = 0u32;
+    let mut i = at;
+    loop {
+        let Some(&byte) = input.get(i) else {
+            return Err(VarintError::Truncated);
+        };
+        i += 1;
+        if shift == 63 && byte > 1 {
+            return Err(VarintError::Overflow);
+        }
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok((value, i));
+        }
+        shift += 7;
+        if shift > 63 {
+            return Err(VarintError::Overflow);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn boundaries_have_expected_lengths() {
+        for (value, len) in [
+            (0u64, 1usize),
+            (127, 1),
+            (128, 2),
+            (16_383, 2),
+            (16_384, 3),
+            (u64::from(u32::MAX), 5),
+            (u64::MAX, 10),
+        ] {
+            assert_eq!(encoded_len(value), len, "{value}");
+            let mut buf = [0u8; MAX_VARINT_LEN];
+            assert_eq!(write(&mut buf, 0, value), len);
+            assert_eq!(read(&buf, 0), Ok((value, len)));
+        }
+    }
+
+    #[test]
+    fn rejects_truncated_and_overlong() {
+        assert_eq!(read(&[0x80, 0x80], 0), Err(VarintError::Truncated));
+        assert_eq!(read(&[], 0), Err(VarintError::Truncated));
+        let too_long = [0xffu8; 11];
+        assert_eq!(read(&too_long, 0), Err(VarintError::Overflow));
+        let mut tenth_too_big = [0xffu8; 10];
+        tenth_too_big[9] = 0x02;
+        assert_eq!(read(&tenth_too_big, 0), Err(VarintError::Overflow));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(value: u64) {
+            let mut buf = [0u8; MAX_VARINT_LEN];
+            let end = write(&mut buf, 0, value);
+            prop_assert_eq!(end, encoded_len(value));
+            prop_assert_eq!(read(&buf, 0), Ok((value, end)));
+        }
+
+        #[test]
+        fn never_panics_on_garbage(bytes: Vec<u8>) {
+            let _ = read(&bytes, 0);
+        }
+    }
+}
