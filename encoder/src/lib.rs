@@ -30,6 +30,11 @@ mod static_mem;
 pub(crate) mod sync;
 mod tracer;
 
+#[cfg(all(test, loom))]
+mod loom_tests;
+#[cfg(all(test, not(loom)))]
+mod preempt_tests;
+
 pub use clock::{Clock, FnClock};
 pub use ring::{Config, InitError, Outcome, Ring};
 pub use snapshot::SnapshotError;

@@ -12,6 +12,7 @@
 pub mod record;
 pub mod ring;
 pub mod sel4;
+pub mod uart;
 pub mod varint;
 
 pub use record::{Event, ExitDuration, Kind, Record, UserPayload};

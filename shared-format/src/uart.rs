@@ -64,7 +64,8 @@ const U32_DIGITS: usize = 10;
 /// `,` crc `,` crc.
 const MAX_BEGIN_LEN: usize = MARKER.len() + 4 + 9 + (U64_DIGITS + 1) + (U32_DIGITS + 1) + 9 + 8;
 /// Longest data line, without its `\n`.
-const MAX_DATA_LEN: usize = MARKER.len() + 2 + 9 + (U64_DIGITS + 1) + (MAX_PAYLOAD_FIELD_LEN + 1) + 8;
+const MAX_DATA_LEN: usize =
+    MARKER.len() + 2 + 9 + (U64_DIGITS + 1) + (MAX_PAYLOAD_FIELD_LEN + 1) + 8;
 /// Longest end line, without its `\n`.
 const MAX_END_LEN: usize =
     MARKER.len() + 4 + 9 + (U64_DIGITS + 1) + (U32_DIGITS + 1) + (U64_DIGITS + 1) + 9 + 8;
@@ -551,8 +552,7 @@ impl fmt::Display for Field {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LineError {
-    /// The marker is not followed by `B,`, `D,` or `E,` (or by exactly `B`,
-    /// `D` or `E` at the end of the line).
+    /// The first field after the marker is not `B`, `D` or `E`.
     UnknownKind,
     /// The line does not have the number of comma-separated fields its kind
     /// requires ([`LineKind::field_count`]).
@@ -1126,9 +1126,14 @@ mod tests {
             assert_eq!(&out[..n], &data[start..end]);
             assert_eq!(
                 d.decode(&mut [0u8; 3]),
-                Err(ChunkError::BufferTooSmall { needed: end - start })
+                Err(ChunkError::BufferTooSmall {
+                    needed: end - start
+                })
             );
-            assert_eq!(peek_data_header(line.as_bytes()), Some((0x0102_0304, seq as u64)));
+            assert_eq!(
+                peek_data_header(line.as_bytes()),
+                Some((0x0102_0304, seq as u64))
+            );
         }
         assert_eq!(
             parse_line(lines[4].as_bytes()),
@@ -1156,7 +1161,11 @@ mod tests {
             std::format!("@TM:D,00000005,0,YW{bare}\n"),
             std::format!("@TM:@TM:{bare}"),
         ] {
-            assert_eq!(parse_line(variant.as_bytes()), Ok(Some(expected)), "{variant:?}");
+            assert_eq!(
+                parse_line(variant.as_bytes()),
+                Ok(Some(expected)),
+                "{variant:?}"
+            );
         }
     }
 
@@ -1202,7 +1211,10 @@ mod tests {
                     found: 1,
                 },
             ),
-            (b"@TM:B,2,00000001,0,48,00000000,00000000", L::UnsupportedVersion(2)),
+            (
+                b"@TM:B,2,00000001,0,48,00000000,00000000",
+                L::UnsupportedVersion(2),
+            ),
             (b"@TM:E,0", L::UnsupportedVersion(0)),
             (b"@TM:B,01,x", L::BadField(Field::Version)),
             (
@@ -1228,8 +1240,14 @@ mod tests {
                 L::BadField(Field::Seq),
             ),
             (b"@TM:D,00000001,0,,00000000", L::BadField(Field::Payload)),
-            (b"@TM:D,00000001,0,AA,0000000g", L::BadField(Field::ChunkCrc)),
-            (b"@TM:D,00000001,0,AA,00000000x", L::BadField(Field::ChunkCrc)),
+            (
+                b"@TM:D,00000001,0,AA,0000000g",
+                L::BadField(Field::ChunkCrc),
+            ),
+            (
+                b"@TM:D,00000001,0,AA,00000000x",
+                L::BadField(Field::ChunkCrc),
+            ),
             (
                 b"@TM:B,1,00000001,0,48,00000000,00000000",
                 L::LineCrcMismatch {
@@ -1284,7 +1302,10 @@ mod tests {
         );
         begin.chunk_len = 1;
         begin.total_len = u64::MAX;
-        assert_eq!(parse_line(&begin_line(&begin)), Ok(Some(Line::Begin(begin))));
+        assert_eq!(
+            parse_line(&begin_line(&begin)),
+            Ok(Some(Line::Begin(begin)))
+        );
         let end = End {
             dump_id: 1,
             total_len: 100,

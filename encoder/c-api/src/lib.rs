@@ -1,0 +1,688 @@
+//! C ABI of the tracemark encoder, for kernels written in C (seL4) and other C firmware.
+//!
+//! Built as a static library (`libtracemark_c.a`) with the header
+//! `encoder/include/tracemark.h`, generated from this file by `cbindgen`
+//! (`encoder/c-api/check-header.sh` regenerates it and fails if the committed one differs).
+//!
+//! # Model
+//!
+//! A table of [`TM_MAX_CPUS`] per-CPU tracers lives in this library's static memory. The
+//! kernel hands each CPU's ring memory to [`tm_init`] once; afterwards any context of that
+//! CPU (thread, interrupt, nested interrupt, signal handler) records with the `tm_*`
+//! functions, passing its CPU number. Recording is lock-free and allocation-free, and never
+//! panics: a bad CPU number or an uninitialised slot returns an error code.
+//!
+//! Every recording function returns [`TM_OK`] when the record is in the ring,
+//! [`TM_DROPPED`] when the ring (drop mode) was full, or a negative `TM_ERR_*` code.
+//!
+//! The rules the C caller must keep (they are the encoder's):
+//! - only CPU `cpu` records into slot `cpu` (other CPUs may dump or read it);
+//! - the ring memory stays valid, and is not otherwise written, until [`tm_release`];
+//! - [`tm_release`] does not run while anything still records into that slot.
+//!
+//! # `-finstrument-functions`
+//!
+//! With the default `cyg-profile` feature the library defines `__cyg_profile_func_enter`
+//! and `__cyg_profile_func_exit`, so C compiled with `-finstrument-functions` records a
+//! function entry and exit for every instrumented call, with no other change. They record
+//! on the CPU that the function set by [`tm_set_cpu_fn`] returns (CPU 0 by default), and
+//! record the function's address minus the base set by [`tm_set_function_base`].
+#![cfg_attr(target_os = "none", no_std)]
+
+use core::cell::UnsafeCell;
+use core::ffi::{c_int, c_void};
+use core::mem::MaybeUninit;
+
+use tracemark::format::ring::offsets;
+use tracemark::{Config, EntryPath, FnClock, InitError, KernelEntry, Mode, Outcome, SyscallAbi};
+
+#[cfg(target_has_atomic = "8")]
+use core::sync::atomic::AtomicU8;
+#[cfg(not(target_has_atomic = "8"))]
+use portable_atomic::AtomicU8;
+
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+
+type CTracer = tracemark::Tracer<'static, FnClock>;
+
+// ---------------------------------------------------------------------------------------
+// Constants (exported to the header as #defines)
+// ---------------------------------------------------------------------------------------
+
+/// Number of CPU slots in the tracer table.
+pub const TM_MAX_CPUS: u32 = 8;
+
+/// Success; for a recording function: the record is in the ring.
+pub const TM_OK: c_int = 0;
+/// The ring had no room (drop mode); the record was counted as dropped.
+pub const TM_DROPPED: c_int = 1;
+/// The CPU number is not below `TM_MAX_CPUS`.
+pub const TM_ERR_BAD_CPU: c_int = -1;
+/// No ring was initialised for this CPU (or it was released).
+pub const TM_ERR_NOT_INIT: c_int = -2;
+/// The slot, or the ring memory, is already owned by a tracing session.
+pub const TM_ERR_IN_USE: c_int = -3;
+/// The ring memory is not 8-byte aligned.
+pub const TM_ERR_MISALIGNED: c_int = -4;
+/// The ring memory holds fewer than two blocks after the 192-byte header.
+pub const TM_ERR_TOO_SMALL: c_int = -5;
+/// The block size is not a power of two from 256 to 65536.
+pub const TM_ERR_BAD_BLOCK_SIZE: c_int = -6;
+/// A NULL pointer, an unknown mode or syscall ABI, or another invalid argument.
+pub const TM_ERR_BAD_ARG: c_int = -7;
+/// The sink callback returned non-zero; the dump stopped there.
+pub const TM_ERR_SINK: c_int = -8;
+/// The ring changed during every snapshot attempt; try again.
+pub const TM_ERR_BUSY: c_int = -9;
+
+/// Flight recorder: reclaim the oldest block when full.
+pub const TM_MODE_OVERWRITE: u32 = 0;
+/// Stop when full and count what is dropped.
+pub const TM_MODE_DROP: u32 = 1;
+
+/// Syscall numbers are shown as numbers only.
+pub const TM_ABI_RAW: u32 = 0;
+/// seL4 syscall numbering without MCS.
+pub const TM_ABI_SEL4: u32 = 1;
+/// seL4 syscall numbering with MCS.
+pub const TM_ABI_SEL4_MCS: u32 = 2;
+
+/// Kernel entry path: unknown.
+pub const TM_PATH_UNKNOWN: u32 = 0;
+/// Kernel entry path: hardware interrupt.
+pub const TM_PATH_INTERRUPT: u32 = 1;
+/// Kernel entry path: unknown syscall.
+pub const TM_PATH_UNKNOWN_SYSCALL: u32 = 2;
+/// Kernel entry path: user-level fault.
+pub const TM_PATH_USER_LEVEL_FAULT: u32 = 3;
+/// Kernel entry path: debug fault.
+pub const TM_PATH_DEBUG_FAULT: u32 = 4;
+/// Kernel entry path: virtual-memory fault.
+pub const TM_PATH_VM_FAULT: u32 = 5;
+/// Kernel entry path: syscall (use `tm_kernel_entry_syscall` for its fields).
+pub const TM_PATH_SYSCALL: u32 = 6;
+/// Kernel entry path: VCPU fault or VM exit.
+pub const TM_PATH_VCPU_FAULT: u32 = 7;
+
+/// Default block size for `tm_config.block_size == 0`.
+pub const TM_DEFAULT_BLOCK_SIZE: u32 = 4096;
+/// Bytes of ring header before the first block.
+pub const TM_RING_HEADER_LEN: u32 = 192;
+
+// ---------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------
+
+/// A clock: returns the current time in ticks of `tm_config.clock_hz`. Called at every
+/// record, from every context that records; must be monotonic on its CPU.
+pub type TmClockFn = Option<extern "C" fn() -> u64>;
+
+/// How to set up one CPU's ring (`tm_init`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct TmConfig {
+    /// Bytes per block: a power of two from 256 to 65536; 0 for `TM_DEFAULT_BLOCK_SIZE`.
+    pub block_size: u32,
+    /// `TM_MODE_OVERWRITE` or `TM_MODE_DROP`.
+    pub mode: u32,
+    /// The clock (required).
+    pub clock: TmClockFn,
+    /// The clock's frequency in Hz, written into the ring header (0 if unknown).
+    pub clock_hz: u64,
+    /// A producer or build id the host shows.
+    pub producer_id: u64,
+    /// `TM_ABI_RAW`, `TM_ABI_SEL4` or `TM_ABI_SEL4_MCS`.
+    pub syscall_abi: u32,
+}
+
+/// Receives dump bytes: `len` bytes at `data`. Returns 0 to continue, non-zero to stop.
+pub type TmSinkFn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> c_int>;
+
+/// Returns the number of the CPU the caller runs on (for the `-finstrument-functions` hooks).
+pub type TmCpuFn = Option<extern "C" fn() -> u32>;
+
+// ---------------------------------------------------------------------------------------
+// The tracer table
+// ---------------------------------------------------------------------------------------
+
+/// The slot holds nothing.
+const FREE: u8 = 0;
+/// `tm_init` or `tm_release` is working on the slot.
+const BUSY: u8 = 1;
+/// The slot holds an initialised tracer.
+const READY: u8 = 2;
+
+struct Slot {
+    // INVARIANTS: `tracer` is initialised exactly while `state == READY`. Only the context
+    // that moved `state` from FREE (tm_init) or from READY (tm_release) to BUSY writes or
+    // drops `tracer`; everybody else only takes `&CTracer` after an Acquire load of READY.
+    state: AtomicU8,
+    tracer: UnsafeCell<MaybeUninit<CTracer>>,
+}
+
+// SAFETY: `tracer` is written only by the one context that won the FREE -> BUSY (or
+// READY -> BUSY) compare-and-swap, and published with a Release store of READY; readers
+// take only shared references after an Acquire load of READY, and `Tracer` is `Sync`
+// (its methods take `&self` and are designed for concurrent nested writers and remote
+// readers). Dropping it in `tm_release` while others still use it is excluded by
+// `tm_release`'s documented contract.
+unsafe impl Sync for Slot {}
+
+#[allow(clippy::declare_interior_mutable_const)] // used only to initialise the table
+const EMPTY_SLOT: Slot = Slot {
+    state: AtomicU8::new(FREE),
+    tracer: UnsafeCell::new(MaybeUninit::uninit()),
+};
+
+static TRACERS: [Slot; TM_MAX_CPUS as usize] = [EMPTY_SLOT; TM_MAX_CPUS as usize];
+
+/// The tracer of `cpu`, or the error code to return.
+#[inline(always)]
+fn tracer(cpu: u32) -> Result<&'static CTracer, c_int> {
+    let slot = TRACERS.get(cpu as usize).ok_or(TM_ERR_BAD_CPU)?;
+    if slot.state.load(Ordering::Acquire) != READY {
+        return Err(TM_ERR_NOT_INIT);
+    }
+    // SAFETY: `state == READY` (Acquire, pairing with the Release in `tm_init`) means
+    // `tracer` is initialised and stays so until `tm_release`, which by contract does not
+    // run concurrently with users of the slot. Only shared references are created.
+    Ok(unsafe { (*slot.tracer.get()).assume_init_ref() })
+}
+
+#[inline(always)]
+fn outcome(o: Outcome) -> c_int {
+    match o {
+        Outcome::Written => TM_OK,
+        Outcome::Dropped => TM_DROPPED,
+    }
+}
+
+#[inline(always)]
+fn with(cpu: u32, f: impl FnOnce(&CTracer) -> Outcome) -> c_int {
+    match tracer(cpu) {
+        Ok(t) => outcome(f(t)),
+        Err(e) => e,
+    }
+}
+
+fn init_error(e: InitError) -> c_int {
+    match e {
+        InitError::Misaligned => TM_ERR_MISALIGNED,
+        InitError::TooSmall { .. } => TM_ERR_TOO_SMALL,
+        InitError::BadBlockSize => TM_ERR_BAD_BLOCK_SIZE,
+        InitError::InUse => TM_ERR_IN_USE,
+    }
+}
+
+/// Initialises CPU `cpu`'s ring in `len` bytes at `mem` and claims it.
+///
+/// Returns `TM_OK`, `TM_ERR_BAD_CPU`, `TM_ERR_IN_USE` (the slot is initialised, or the
+/// memory holds a ring another session owns), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
+/// `TM_ERR_BAD_BLOCK_SIZE` or `TM_ERR_BAD_ARG`.
+///
+/// # Safety
+///
+/// `mem` must be valid for reads and writes of `len` bytes, and nothing else may read or
+/// write that memory through other means than this library until `tm_release(cpu)`
+/// returns (a debugger or another core reading it is fine). `config` must point to a
+/// valid `tm_config` (it is only read during the call).
+#[no_mangle]
+pub unsafe extern "C" fn tm_init(
+    cpu: u32,
+    mem: *mut c_void,
+    len: usize,
+    config: *const TmConfig,
+) -> c_int {
+    let Some(slot) = TRACERS.get(cpu as usize) else {
+        return TM_ERR_BAD_CPU;
+    };
+    if mem.is_null() || config.is_null() {
+        return TM_ERR_BAD_ARG;
+    }
+    // SAFETY: the caller guarantees `config` points to a valid `tm_config`; it is `Copy`.
+    let c = unsafe { *config };
+    let (Some(clock), Some(mode), Some(abi)) = (
+        c.clock,
+        u8::try_from(c.mode).ok().and_then(Mode::from_u8),
+        u8::try_from(c.syscall_abi)
+            .ok()
+            .and_then(SyscallAbi::from_u8),
+    ) else {
+        return TM_ERR_BAD_ARG;
+    };
+    if slot
+        .state
+        .compare_exchange(FREE, BUSY, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return TM_ERR_IN_USE;
+    }
+    // SAFETY: the caller guarantees `mem` is valid for `len` bytes and reserved for this
+    // library until `tm_release`; the tracer stored below is dropped there, so the
+    // `'static` borrow never outlives the caller's promise.
+    let memory: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(mem.cast(), len) };
+    let config = Config {
+        block_size: if c.block_size == 0 {
+            TM_DEFAULT_BLOCK_SIZE
+        } else {
+            c.block_size
+        },
+        mode,
+        clock_hz: c.clock_hz,
+        cpu_id: cpu,
+        producer_id: c.producer_id,
+        syscall_abi: abi,
+    };
+    match tracemark::Tracer::new(memory, &config, FnClock(clock)) {
+        Ok(t) => {
+            // SAFETY: we moved `state` FREE -> BUSY, so no one else touches `tracer`
+            // (Slot invariant); it is uninitialised (state was FREE).
+            unsafe { (*slot.tracer.get()).write(t) };
+            slot.state.store(READY, Ordering::Release);
+            TM_OK
+        }
+        Err(e) => {
+            slot.state.store(FREE, Ordering::Release);
+            init_error(e)
+        }
+    }
+}
+
+/// Releases CPU `cpu`'s ring: its memory is no longer used by the library (its contents
+/// stay, and decode) and the slot may be initialised again.
+///
+/// Returns `TM_OK`, `TM_ERR_BAD_CPU` or `TM_ERR_NOT_INIT`.
+///
+/// # Safety
+///
+/// No context (interrupt, other CPU, signal handler) may be recording into, dumping or
+/// reading this slot while `tm_release` runs.
+#[no_mangle]
+pub unsafe extern "C" fn tm_release(cpu: u32) -> c_int {
+    let Some(slot) = TRACERS.get(cpu as usize) else {
+        return TM_ERR_BAD_CPU;
+    };
+    if slot
+        .state
+        .compare_exchange(READY, BUSY, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return TM_ERR_NOT_INIT;
+    }
+    // SAFETY: we moved `state` READY -> BUSY, so the tracer is initialised and, by the
+    // caller's contract, no one else uses it; it is dropped exactly once (the slot becomes
+    // FREE, i.e. uninitialised, below).
+    unsafe { (*slot.tracer.get()).assume_init_drop() };
+    slot.state.store(FREE, Ordering::Release);
+    TM_OK
+}
+
+// ---------------------------------------------------------------------------------------
+// Recording
+// ---------------------------------------------------------------------------------------
+
+/// Records a syscall kernel entry with seL4's fields (syscall number as seL4 stores it,
+/// 4 bits; cap type, 5 bits; fastpath flag; invocation label, 19 bits) and remembers its
+/// time for `tm_kernel_exit`.
+#[no_mangle]
+pub extern "C" fn tm_kernel_entry_syscall(
+    cpu: u32,
+    syscall: u32,
+    cap_type: u32,
+    fastpath: bool,
+    label: u32,
+) -> c_int {
+    with(cpu, |t| {
+        t.kernel_entry(KernelEntry::syscall(
+            syscall as u8,
+            cap_type as u8,
+            fastpath,
+            label,
+        ))
+    })
+}
+
+/// Records any other kernel entry: `path` is a `TM_PATH_*` value (3 bits), `core` the
+/// core that took it (3 bits), `word` the IRQ number, fault type or other word (26 bits).
+#[no_mangle]
+pub extern "C" fn tm_kernel_entry_other(cpu: u32, path: u32, core: u32, word: u32) -> c_int {
+    let path = EntryPath::from_bits(path as u8);
+    with(cpu, |t| {
+        t.kernel_entry(KernelEntry::other(path, core as u8, word))
+    })
+}
+
+/// Records a kernel entry from seL4's packed `kernel_entry_t` word as is.
+#[no_mangle]
+pub extern "C" fn tm_kernel_entry_raw(cpu: u32, word: u32) -> c_int {
+    with(cpu, |t| t.kernel_entry(KernelEntry(word)))
+}
+
+/// Records a kernel exit; the encoder measures `exit - entry` in clock ticks from the
+/// matching kernel entry on this CPU.
+#[no_mangle]
+pub extern "C" fn tm_kernel_exit(cpu: u32) -> c_int {
+    with(cpu, |t| t.kernel_exit())
+}
+
+/// Records an interrupt.
+#[no_mangle]
+pub extern "C" fn tm_interrupt(cpu: u32, irq: u32) -> c_int {
+    with(cpu, |t| t.interrupt(irq))
+}
+
+/// Records a function entry (a compact id or a code address).
+#[no_mangle]
+pub extern "C" fn tm_function_entry(cpu: u32, func: u64) -> c_int {
+    with(cpu, |t| t.function_entry(func))
+}
+
+/// Records a function exit.
+#[no_mangle]
+pub extern "C" fn tm_function_exit(cpu: u32, func: u64) -> c_int {
+    with(cpu, |t| t.function_exit(func))
+}
+
+/// Records a user event `id` with `len` bytes of `data` (cut to 32 bytes; `data` may be
+/// NULL when `len` is 0).
+///
+/// # Safety
+///
+/// `data` must be valid for reads of `len` bytes, or `len` must be 0.
+#[no_mangle]
+pub unsafe extern "C" fn tm_user(cpu: u32, id: u32, data: *const c_void, len: usize) -> c_int {
+    let bytes: &[u8] = if len == 0 || data.is_null() {
+        &[]
+    } else {
+        // SAFETY: the caller guarantees `data` is valid for `len` bytes; we read at most
+        // 32 of them and only during this call.
+        unsafe {
+            core::slice::from_raw_parts(
+                data.cast::<u8>(),
+                len.min(tracemark::format::record::MAX_USER_PAYLOAD),
+            )
+        }
+    };
+    with(cpu, |t| t.user(id, bytes))
+}
+
+/// Records that an image (binary, module, mapping) of `size` bytes was loaded at `base`;
+/// `id` names it (build id, hash or name id) for symbolisation on the host.
+#[no_mangle]
+pub extern "C" fn tm_image(cpu: u32, base: u64, size: u64, id: u64) -> c_int {
+    with(cpu, |t| t.image(base, size, id))
+}
+
+// ---------------------------------------------------------------------------------------
+// -finstrument-functions
+// ---------------------------------------------------------------------------------------
+
+/// The `TmCpuFn` as a data pointer; null means CPU 0.
+static CPU_FN: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+/// Subtracted from function addresses before they are recorded.
+static FUNCTION_BASE: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the function the `-finstrument-functions` hooks call to learn the current CPU;
+/// NULL restores the default (always CPU 0).
+#[no_mangle]
+pub extern "C" fn tm_set_cpu_fn(f: TmCpuFn) {
+    let p = f.map_or(core::ptr::null_mut(), |f| f as *mut ());
+    CPU_FN.store(p, Ordering::Release);
+}
+
+/// Sets the value subtracted from function addresses recorded by the
+/// `-finstrument-functions` hooks (for example the kernel's load address), default 0.
+#[no_mangle]
+pub extern "C" fn tm_set_function_base(base: usize) {
+    FUNCTION_BASE.store(base, Ordering::Relaxed);
+}
+
+/// The current CPU as the `-finstrument-functions` hooks see it.
+#[no_mangle]
+pub extern "C" fn tm_current_cpu() -> u32 {
+    current_cpu()
+}
+
+#[inline(always)]
+fn current_cpu() -> u32 {
+    let p = CPU_FN.load(Ordering::Acquire);
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: a non-null `CPU_FN` was stored by `tm_set_cpu_fn` from a valid `TmCpuFn`;
+    // function pointers and data pointers have the same size on every supported target.
+    let f = unsafe { core::mem::transmute::<*mut (), extern "C" fn() -> u32>(p) };
+    f()
+}
+
+#[inline(always)]
+fn function_value(func: *mut c_void) -> u64 {
+    (func as usize).wrapping_sub(FUNCTION_BASE.load(Ordering::Relaxed)) as u64
+}
+
+/// Called by code compiled with `-finstrument-functions` at every function entry.
+#[cfg(feature = "cyg-profile")]
+#[no_mangle]
+pub extern "C" fn __cyg_profile_func_enter(func: *mut c_void, call_site: *mut c_void) {
+    let _ = call_site;
+    let _ = tm_function_entry(current_cpu(), function_value(func));
+}
+
+/// Called by code compiled with `-finstrument-functions` at every function exit.
+#[cfg(feature = "cyg-profile")]
+#[no_mangle]
+pub extern "C" fn __cyg_profile_func_exit(func: *mut c_void, call_site: *mut c_void) {
+    let _ = call_site;
+    let _ = tm_function_exit(current_cpu(), function_value(func));
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading and dumping
+// ---------------------------------------------------------------------------------------
+
+/// Stores the address and length of CPU `cpu`'s ring memory (header and blocks) in
+/// `*ptr` and `*len`, for a debugger or a crash-dump routine that saves it raw.
+///
+/// # Safety
+///
+/// `ptr` and `len` must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn tm_memory_span(
+    cpu: u32,
+    ptr: *mut *const c_void,
+    len: *mut usize,
+) -> c_int {
+    if ptr.is_null() || len.is_null() {
+        return TM_ERR_BAD_ARG;
+    }
+    let t = match tracer(cpu) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let (p, n) = t.ring().memory_span();
+    // SAFETY: the caller guarantees both pointers are valid for writes (checked non-null).
+    unsafe {
+        *ptr = p.cast();
+        *len = n;
+    }
+    TM_OK
+}
+
+/// Stores the records lost so far on CPU `cpu`: overwritten with reclaimed blocks
+/// (overwrite mode) and dropped (drop mode). Either pointer may be NULL.
+///
+/// # Safety
+///
+/// Non-null pointers must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn tm_lost(cpu: u32, overwritten: *mut u64, dropped: *mut u64) -> c_int {
+    let t = match tracer(cpu) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let (o, d) = t.ring().lost();
+    // SAFETY: the caller guarantees non-null pointers are valid for writes.
+    unsafe {
+        if !overwritten.is_null() {
+            *overwritten = o;
+        }
+        if !dropped.is_null() {
+            *dropped = d;
+        }
+    }
+    TM_OK
+}
+
+/// Returns 1 if a writer on CPU `cpu` is in the middle of a record (so a caller running
+/// in an interrupt or signal handler knows it preempted one), 0 if not, or an error code.
+#[no_mangle]
+pub extern "C" fn tm_in_record(cpu: u32) -> c_int {
+    let t = match tracer(cpu) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let (p, _) = t.ring().memory_span();
+    // SAFETY: the ring memory is 8-byte aligned and at least a header long while the slot
+    // is READY, so `p + NEST` is a valid, aligned 32-bit word of it; the encoder accesses
+    // it only atomically, and this is an atomic load.
+    let nest = unsafe { AtomicU32::from_ptr(p.add(offsets::NEST).cast::<u32>().cast_mut()) };
+    c_int::from(nest.load(Ordering::Relaxed) != 0)
+}
+
+/// Calls `sink` with CPU `cpu`'s raw ring bytes (header and blocks, in chunks of at most
+/// 256 bytes). The concatenation is a ring image `tracemark` decodes. Meant for a stopped
+/// or quiet ring; while the CPU records, use `tm_snapshot`.
+///
+/// Returns `TM_OK`, `TM_ERR_SINK` if the sink returned non-zero, or an error code.
+///
+/// # Safety
+///
+/// `sink` must be safe to call with `ctx` and a valid buffer.
+#[no_mangle]
+pub unsafe extern "C" fn tm_dump(cpu: u32, sink: TmSinkFn, ctx: *mut c_void) -> c_int {
+    let Some(sink) = sink else {
+        return TM_ERR_BAD_ARG;
+    };
+    let t = match tracer(cpu) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let r = t.ring().dump(|chunk| {
+        // SAFETY: `chunk` is a valid buffer for the call; the caller vouches for `sink`
+        // and `ctx`.
+        match unsafe { sink(ctx, chunk.as_ptr(), chunk.len()) } {
+            0 => Ok(()),
+            _ => Err(()),
+        }
+    });
+    match r {
+        Ok(()) => TM_OK,
+        Err(()) => TM_ERR_SINK,
+    }
+}
+
+#[cfg(feature = "uart-framing")]
+/// Calls `sink` with CPU `cpu`'s ring framed as printable text lines (`@TM:...`, each
+/// ending in `\n`, with per-line CRCs) for a console that also carries log lines;
+/// `tracemark extract` recovers the ring image from the captured log. `dump_id` names
+/// the dump (for example a boot counter and the CPU number).
+///
+/// Returns `TM_OK`, `TM_ERR_SINK` if the sink returned non-zero, or an error code.
+///
+/// # Safety
+///
+/// `sink` must be safe to call with `ctx` and a valid buffer.
+#[no_mangle]
+pub unsafe extern "C" fn tm_dump_uart(
+    cpu: u32,
+    dump_id: u32,
+    sink: TmSinkFn,
+    ctx: *mut c_void,
+) -> c_int {
+    let Some(sink) = sink else {
+        return TM_ERR_BAD_ARG;
+    };
+    let t = match tracer(cpu) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let ring = t.ring();
+    let r = tracemark::format::uart::write_framed_with(
+        dump_id,
+        ring.len(),
+        0,
+        |offset, buf| ring.read_at(offset, buf),
+        &mut |line: &[u8]| {
+            // SAFETY: `line` is a valid buffer for the call; the caller vouches for `sink`
+            // and `ctx`.
+            match unsafe { sink(ctx, line.as_ptr(), line.len()) } {
+                0 => Ok(()),
+                _ => Err(()),
+            }
+        },
+    );
+    match r {
+        Ok(()) => TM_OK,
+        Err(()) => TM_ERR_SINK,
+    }
+}
+
+/// Copies a consistent image of CPU `cpu`'s ring into `out` (capacity `cap` bytes) while
+/// the CPU may still be recording, and stores its length in `*len`.
+///
+/// Returns `TM_OK`, `TM_ERR_TOO_SMALL` (then `*len` is the size needed), `TM_ERR_BUSY`,
+/// or an error code.
+///
+/// # Safety
+///
+/// `out` must be valid for writes of `cap` bytes and `len` valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn tm_snapshot(cpu: u32, out: *mut u8, cap: usize, len: *mut usize) -> c_int {
+    if out.is_null() || len.is_null() {
+        return TM_ERR_BAD_ARG;
+    }
+    let t = match tracer(cpu) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    // SAFETY: the caller guarantees `out` is valid for writes of `cap` bytes, and it is
+    // not ring memory (the ring's memory is reserved for this library).
+    let out = unsafe { core::slice::from_raw_parts_mut(out, cap) };
+    let r = t.ring().snapshot(out, 16);
+    // SAFETY: the caller guarantees `len` is valid for a write (checked non-null).
+    unsafe {
+        match r {
+            Ok(n) => {
+                *len = n;
+                TM_OK
+            }
+            Err(tracemark::SnapshotError::BufferTooSmall { needed }) => {
+                *len = needed;
+                TM_ERR_TOO_SMALL
+            }
+            Err(tracemark::SnapshotError::Busy) => TM_ERR_BUSY,
+        }
+    }
+}
+
+/// Bytes of this library's static state per CPU slot (beyond the ring memory itself).
+#[no_mangle]
+pub extern "C" fn tm_slot_size() -> usize {
+    core::mem::size_of::<Slot>()
+}
+
+// ---------------------------------------------------------------------------------------
+// Bare metal
+// ---------------------------------------------------------------------------------------
+
+/// Loops forever: no panic is reachable from the C ABI, but a `no_std` static library
+/// needs a handler. Enabled by the `panic-handler` feature, for bare-metal builds of the
+/// static library only (a Rust firmware linking the rlib brings its own).
+#[cfg(all(target_os = "none", feature = "panic-handler"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}

@@ -1,0 +1,350 @@
+//! Exhaustive interrupt-nesting tests: a nested writer is injected before every single
+//! atomic access of an outer write (the only points where an interrupt can change what
+//! the outer writer sees), in every situation the writer handles: room in the block, a
+//! block switch, an overwrite that reclaims a block, a nested writer that itself opens a
+//! block, kernel entry/exit pairs, and two levels of nesting. After each run the ring
+//! must decode with no damage, hold every record exactly once with the right times, and
+//! be fully committed.
+
+use std::cell::Cell;
+use std::vec;
+use std::vec::Vec;
+
+use tracemark_format::ring::{BlockState, RingView};
+use tracemark_format::{EntryPath, Event, ExitDuration, KernelEntry, Record};
+
+use crate::sync::preempt;
+use crate::{Clock, Config, Mode, Tracer};
+
+/// Every read returns a new, larger time.
+struct StepClock(Cell<u64>);
+
+impl Clock for &'static StepClock {
+    fn now(&self) -> u64 {
+        let t = self.0.get() + 3;
+        self.0.set(t);
+        t
+    }
+}
+
+type T = Tracer<'static, &'static StepClock>;
+
+fn tracer(mode: Mode, blocks: usize) -> &'static T {
+    let words: &'static mut [u64] = Vec::leak(std::vec![0u64; (192 + blocks * 256) / 8]);
+    let len = words.len() * 8;
+    // SAFETY: the leaked allocation is `len` initialised bytes, aligned to 8, and lives
+    // forever; the `&mut [u64]` is consumed here, so the tracer holds the only reference.
+    let mem: &'static mut [u8] =
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+    let clock: &'static StepClock =
+        std::boxed::Box::leak(std::boxed::Box::new(StepClock(Cell::new(1000))));
+    let config = Config {
+        mode,
+        block_size: 256,
+        ..Config::new()
+    };
+    std::boxed::Box::leak(std::boxed::Box::new(
+        Tracer::new(mem, &config, clock).unwrap(),
+    ))
+}
+
+/// The ring's bytes, read through its atomics as another core would.
+fn image(t: &T) -> Vec<u8> {
+    let mut out = std::vec![0u8; t.ring().len()];
+    t.ring().read_at(0, &mut out);
+    out
+}
+
+/// Decodes a ring image; panics on any damage. Returns records and the overwritten count.
+fn decode(image: &[u8]) -> (Vec<Record>, u64) {
+    let view = RingView::parse(image).unwrap();
+    let mut out = Vec::new();
+    for b in view.blocks() {
+        match b.state {
+            BlockState::Valid => {
+                let mut n = 0;
+                for r in b.decode() {
+                    let r = r.unwrap();
+                    n += u32::from(!matches!(r.event, Event::Lost { .. }));
+                    out.push(r);
+                }
+                if !b.is_current {
+                    assert_eq!(n, b.header.records.get(), "records in block {}", b.seq);
+                }
+            }
+            BlockState::Empty => {}
+            s => panic!("block {} {s:?}", b.seq),
+        }
+    }
+    assert_eq!(
+        view.header.commit_pos.get(),
+        view.header.write_pos.get(),
+        "fully committed"
+    );
+    assert_eq!(view.header.nest.get(), 0);
+    (out, view.header.overwritten.get())
+}
+
+fn irq(n: u32) -> Event {
+    Event::Interrupt { irq: n }
+}
+
+/// Runs `prepare`, then `outer` with `nested` injected before atomic access `k`, for
+/// every `k` until the outer write completes without reaching `k`. Calls `check` with
+/// the decoded records, the overwritten count and whether the nested write happened.
+fn for_every_point(
+    mode: Mode,
+    blocks: usize,
+    prepare: impl Fn(&'static T),
+    outer: impl Fn(&'static T),
+    nested: impl Fn(&'static T) + Clone + 'static,
+    check: impl Fn(&[Record], u64, bool),
+) -> u64 {
+    let mut k = 0u64;
+    loop {
+        let t = tracer(mode, blocks);
+        prepare(t);
+        let fired = std::rc::Rc::new(Cell::new(false));
+        let (f, n) = (fired.clone(), nested.clone());
+        preempt::set(Some(std::boxed::Box::new(move |op| {
+            if op == k {
+                f.set(true);
+                n(t);
+            }
+        })));
+        outer(t);
+        preempt::set(None);
+        let (records, overwritten) = decode(&image(t));
+        check(&records, overwritten, fired.get());
+        if !fired.get() {
+            return k;
+        }
+        k += 1;
+    }
+}
+
+fn kinds(records: &[Record]) -> Vec<Event> {
+    records.iter().map(|r| r.event).collect()
+}
+
+fn assert_times_increase(records: &[Record]) {
+    for w in records.windows(2) {
+        assert!(w[0].ts < w[1].ts, "times must increase: {w:?}");
+    }
+}
+
+#[test]
+fn nested_write_at_every_point_with_room_in_the_block() {
+    let points = for_every_point(
+        Mode::Drop,
+        4,
+        |t| {
+            t.interrupt(100);
+        },
+        |t| {
+            t.interrupt(1);
+        },
+        |t| {
+            t.interrupt(2);
+        },
+        |records, _, fired| {
+            let mut got = kinds(records);
+            assert_eq!(got.remove(0), irq(100));
+            got.sort_by_key(|e| match e {
+                Event::Interrupt { irq } => *irq,
+                _ => 0,
+            });
+            assert_eq!(
+                got,
+                if fired {
+                    vec![irq(1), irq(2)]
+                } else {
+                    vec![irq(1)]
+                }
+            );
+            assert_times_increase(records);
+        },
+    );
+    assert!(points >= 12, "only {points} preemption points");
+}
+
+/// Fills the current block so that the next interrupt record does not fit.
+fn fill_block(t: &'static T) {
+    // Each interrupt record here is 2 bytes; 256-byte blocks hold 224 record bytes and
+    // never fill the last byte.
+    for i in 0..(256 - 32 - 1) / 2 {
+        t.interrupt(i as u32 % 100);
+    }
+}
+
+#[test]
+fn nested_write_at_every_point_of_a_block_switch() {
+    for_every_point(
+        Mode::Drop,
+        4,
+        fill_block,
+        |t| {
+            t.interrupt(1000);
+        },
+        |t| {
+            t.interrupt(2000);
+        },
+        |records, _, fired| {
+            let n = (256 - 32 - 1) / 2;
+            assert_eq!(records.len(), n + 1 + usize::from(fired));
+            let mut tail = kinds(&records[n..]);
+            tail.sort_by_key(|e| match e {
+                Event::Interrupt { irq } => *irq,
+                _ => 0,
+            });
+            assert_eq!(
+                tail,
+                if fired {
+                    vec![irq(1000), irq(2000)]
+                } else {
+                    vec![irq(1000)]
+                }
+            );
+            assert_times_increase(records);
+        },
+    );
+}
+
+#[test]
+fn nested_write_at_every_point_of_an_overwrite() {
+    for_every_point(
+        Mode::Overwrite,
+        2,
+        |t| {
+            fill_block(t);
+            for _ in 0..3 {
+                t.interrupt(7);
+                fill_block(t);
+            }
+        },
+        |t| {
+            t.interrupt(1000);
+        },
+        |t| {
+            t.user(5, &[0xaa; 32]);
+        },
+        |records, overwritten, fired| {
+            let total = 4 * ((256 - 32 - 1) / 2) + 3 + 1 + usize::from(fired);
+            assert_eq!(records.len() as u64 + overwritten, total as u64);
+            let tail = kinds(&records[records.len() - 2..]);
+            assert!(tail.contains(&irq(1000)), "{tail:?}");
+            let user = Event::User {
+                id: 5,
+                payload: tracemark_format::UserPayload::new(&[0xaa; 32]).unwrap(),
+            };
+            assert_eq!(tail.contains(&user), fired, "{tail:?}");
+            assert_times_increase(records);
+        },
+    );
+}
+
+#[test]
+fn two_levels_of_nesting_at_every_pair_of_points() {
+    let mut k1 = 0u64;
+    loop {
+        let mut fired_outer = false;
+        for k2 in 0..60u64 {
+            let t = tracer(Mode::Drop, 4);
+            fill_block(t);
+            let fired = std::rc::Rc::new(Cell::new(0u8));
+            let f = fired.clone();
+            preempt::set(Some(std::boxed::Box::new(move |op| {
+                if op == k1 {
+                    f.set(1);
+                    // Level 1: a kernel entry/exit pair; level 2 interrupts it at k2
+                    // (counted from the start of level 1).
+                    let f2 = f.clone();
+                    let base = op;
+                    preempt::set(Some(std::boxed::Box::new(move |op2| {
+                        if op2 == base + 1 + k2 {
+                            f2.set(2);
+                            t.user(9, b"deep");
+                        }
+                    })));
+                    t.kernel_entry(KernelEntry::other(EntryPath::Interrupt, 0, 5));
+                    t.kernel_exit();
+                }
+            })));
+            t.interrupt(1000);
+            preempt::set(None);
+            let (records, _) = decode(&image(t));
+            let evs = kinds(&records);
+            assert!(evs.contains(&irq(1000)));
+            let n = (256 - 32 - 1) / 2;
+            if fired.get() >= 1 {
+                fired_outer = true;
+                assert!(evs.contains(&Event::KernelEntry(KernelEntry::other(
+                    EntryPath::Interrupt,
+                    0,
+                    5
+                ))));
+                let entry = records
+                    .iter()
+                    .find(|r| matches!(r.event, Event::KernelEntry(_)))
+                    .unwrap();
+                let exit = records
+                    .iter()
+                    .find(|r| matches!(r.event, Event::KernelExit(_)))
+                    .unwrap();
+                assert_eq!(
+                    exit.event,
+                    Event::KernelExit(ExitDuration::Ticks(exit.ts - entry.ts))
+                );
+            }
+            let expected =
+                n + 1 + usize::from(fired.get() >= 1) * 2 + usize::from(fired.get() == 2);
+            assert_eq!(records.len(), expected, "k1={k1} k2={k2}");
+            assert_times_increase(records.as_slice());
+            if fired.get() < 2 {
+                break;
+            }
+        }
+        if !fired_outer {
+            break;
+        }
+        k1 += 1;
+    }
+    assert!(k1 > 20);
+}
+
+#[test]
+fn kernel_exit_durations_survive_nesting_at_every_point() {
+    for_every_point(
+        Mode::Drop,
+        4,
+        |t| {
+            t.kernel_entry(KernelEntry::syscall(1, 4, false, 7));
+        },
+        |t| {
+            t.kernel_exit();
+        },
+        |t| {
+            t.kernel_entry(KernelEntry::other(EntryPath::Interrupt, 0, 27));
+            t.interrupt(27);
+            t.kernel_exit();
+        },
+        |records, _, fired| {
+            // Pair entries and exits by nesting, in stream order.
+            let mut open = Vec::new();
+            let mut pairs = 0;
+            for r in records {
+                match r.event {
+                    Event::KernelEntry(_) => open.push(r.ts),
+                    Event::KernelExit(d) => {
+                        let start = open.pop().expect("exit without entry");
+                        assert_eq!(d, ExitDuration::Ticks(r.ts - start));
+                        pairs += 1;
+                    }
+                    _ => {}
+                }
+            }
+            assert_eq!(pairs, 1 + usize::from(fired));
+            assert!(open.is_empty());
+        },
+    );
+}
