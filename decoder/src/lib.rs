@@ -1,1 +1,21 @@
-//! tracemark decoder
+//! The host side of tracemark: read dumps and raw memory images, decode their rings in
+//! time order, summarise them, and build and query an index.
+//!
+//! - [`input`]: open a file (memory-mapped) and tell what kind of input it is;
+//! - [`dump`]: find the rings in the bytes, list their blocks, number their records;
+//! - [`merge`]: records of all CPUs in time order, with kernel exits matched to entries;
+//! - [`filter`]: which records a command wants;
+//! - [`render`]: text, JSON Lines and CSV output;
+//! - [`stats`]: the summary of `tracemark stats`;
+//! - [`index`]: the sparse block index of `tracemark index` and its queries.
+//!
+//! Decoding goes only through [`tracemark_format`]; this crate adds discovery, numbering,
+//! ordering and presentation.
+
+pub mod dump;
+pub mod filter;
+pub mod index;
+pub mod input;
+pub mod merge;
+pub mod render;
+pub mod stats;

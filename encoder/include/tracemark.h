@@ -345,7 +345,6 @@ int tm_in_record(uint32_t cpu);
  */
 int tm_dump(uint32_t cpu, tm_sink_fn sink, void *ctx);
 
-#if defined(TM_HAVE_UART_FRAMING)
 /**
  * Calls `sink` with CPU `cpu`'s ring framed as printable text lines (`@TM:...`, each
  * ending in `\n`, with per-line CRCs) for a console that also carries log lines;
@@ -359,7 +358,6 @@ int tm_dump(uint32_t cpu, tm_sink_fn sink, void *ctx);
  * `sink` must be safe to call with `ctx` and a valid buffer.
  */
 int tm_dump_uart(uint32_t cpu, uint32_t dump_id, tm_sink_fn sink, void *ctx);
-#endif
 
 /**
  * Copies a consistent image of CPU `cpu`'s ring into `out` (capacity `cap` bytes) while

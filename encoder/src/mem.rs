@@ -74,7 +74,6 @@ impl<'a> Mem<'a> {
 pub(crate) struct Mem<'a> {
     words: std::vec::Vec<AtomicU32>,
     bytes: std::vec::Vec<AtomicU8>,
-    len: usize,
     _borrow: core::marker::PhantomData<&'a ()>,
 }
 
@@ -84,7 +83,6 @@ impl Mem<'_> {
         Mem {
             words: (0..len / 4).map(|_| AtomicU32::new(0)).collect(),
             bytes: (0..len).map(|_| AtomicU8::new(0)).collect(),
-            len,
             _borrow: core::marker::PhantomData,
         }
     }
@@ -105,12 +103,6 @@ impl Mem<'_> {
 }
 
 impl Mem<'_> {
-    /// Bytes of memory.
-    #[inline(always)]
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
     /// Stores `data` at byte offset `off` (inside one block's record area).
     #[inline(always)]
     pub(crate) fn store_bytes(&self, off: usize, data: &[u8]) {

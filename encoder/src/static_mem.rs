@@ -34,6 +34,8 @@ impl<const N: usize> RingMemory<N> {
     }
 
     /// The memory, the first time only.
+    // The `&mut` from `&self` is sound: the atomic `taken` flag hands it out once.
+    #[allow(clippy::mut_from_ref)]
     pub fn take(&'static self) -> Option<&'static mut [u8]> {
         if self.taken.swap(true, Ordering::AcqRel) {
             return None;

@@ -184,6 +184,8 @@ pub(crate) fn local_add(a: &AtomicU32, v: u32) -> u32 {
 /// Test builds only: a hook run before every atomic access of the ring, so tests can
 /// inject a nested writer (an "interrupt") at every point of another write.
 #[cfg(test)]
+// loom's `thread_local!` does not take `const` initialisers.
+#[allow(clippy::missing_const_for_thread_local)]
 pub(crate) mod preempt {
     use std::cell::{Cell, RefCell};
 

@@ -48,7 +48,7 @@ fn install_handler() {
     // a const-initialised thread-local, atomics and the lock-free tracer.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_alarm as usize;
+        action.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
         action.sa_flags = libc::SA_RESTART;
         assert_eq!(
             libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()),

@@ -24,7 +24,8 @@ pub enum Kind {
     /// Kernel entry: payload is the packed [`KernelEntry`] word as a varint.
     KernelEntry = 0,
     /// Kernel exit: payload is a varint `d`: 0 no matching entry, 1 nesting overflow,
-    /// otherwise the entry's duration is `d - 2` ticks.
+    /// otherwise the entry's duration is `d - 2` ticks (so durations saturate at
+    /// `u64::MAX - 2` ticks, 584 years of a 1 GHz clock).
     KernelExit = 1,
     /// Interrupt: payload is the IRQ number as a varint.
     Interrupt = 2,
@@ -366,6 +367,7 @@ impl<'a> BlockRecords<'a> {
         Some(Err(DecodeError { offset: at, reason }))
     }
 
+    #[inline(always)]
     fn varint(&self, at: usize) -> Result<(u64, usize), DecodeErrorReason> {
         varint::read(self.bytes, at).map_err(|e| match e {
             VarintError::Truncated => DecodeErrorReason::Truncated,
@@ -373,6 +375,7 @@ impl<'a> BlockRecords<'a> {
         })
     }
 
+    #[inline(always)]
     fn decode_one(&mut self) -> Result<Option<Record>, DecodeErrorReason> {
         loop {
             if self.at >= self.bytes.len() {
@@ -479,6 +482,7 @@ const fn unreachable_marker() -> Event {
 impl Iterator for BlockRecords<'_> {
     type Item = Result<Record, DecodeError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;

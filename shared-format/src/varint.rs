@@ -40,8 +40,26 @@ pub fn write(out: &mut [u8], mut at: usize, mut value: u64) -> usize {
 }
 
 /// Reads a varint from `input[at..]`; returns the value and the position after it.
-#[inline]
+#[inline(always)]
 pub fn read(input: &[u8], at: usize) -> Result<(u64, usize), VarintError> {
+    // Fast paths: most fields of most records are one or two bytes.
+    match input.get(at) {
+        Some(&b) if b < 0x80 => return Ok((u64::from(b), at + 1)),
+        Some(&b0) => {
+            if let Some(&b1) = input.get(at + 1) {
+                if b1 < 0x80 {
+                    return Ok((u64::from(b0 & 0x7f) | (u64::from(b1) << 7), at + 2));
+                }
+            }
+        }
+        None => return Err(VarintError::Truncated),
+    }
+    read_slow(input, at)
+}
+
+#[cold]
+#[inline(never)]
+fn read_slow(input: &[u8], at: usize) -> Result<(u64, usize), VarintError> {
     let mut value = 0u64;
     let mut shift = 0u32;
     let mut i = at;

@@ -582,7 +582,6 @@ pub unsafe extern "C" fn tm_dump(cpu: u32, sink: TmSinkFn, ctx: *mut c_void) -> 
     }
 }
 
-#[cfg(feature = "uart-framing")]
 /// Calls `sink` with CPU `cpu`'s ring framed as printable text lines (`@TM:...`, each
 /// ending in `\n`, with per-line CRCs) for a console that also carries log lines;
 /// `tracemark extract` recovers the ring image from the captured log. `dump_id` names

@@ -1,6 +1,7 @@
 //! Builds `examples/c-kernel` (C, with the system C compiler) against the static library,
-//! runs it, decodes the rings it dumped and checks them against the truth file the C
-//! program wrote: every count per CPU and kind, every kernel-exit duration, the function
+//! runs it, extracts the rings it dumped over its "UART" (stdout, `@TM:` lines mixed with
+//! log lines), checks they are byte-identical to the raw `tm_dump` images, decodes them
+//! and checks them against the truth file the C program wrote: every count per CPU and kind, every kernel-exit duration, the function
 //! addresses the `-finstrument-functions` hooks recorded, and that the signal handler
 //! really preempted records in progress without corrupting them.
 
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tracemark_format::ring::{BlockState, RingView};
+use tracemark_format::uart::{self, Line};
 use tracemark_format::{EntryPath, Event, ExitDuration, Kind, Record};
 
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -162,7 +164,11 @@ fn check_cpu(cpu: u32, image: &[u8], truth: &Truth) {
     assert_eq!(h.clock_hz.get(), 1_000_000_000);
     assert_eq!(h.producer_id.get(), 0xc0ffee);
     assert_eq!(h.syscall_abi, 1, "seL4 syscall numbering");
-    assert_eq!((h.overwritten.get(), h.dropped.get()), (0, 0), "cpu {cpu} lost records");
+    assert_eq!(
+        (h.overwritten.get(), h.dropped.get()),
+        (0, 0),
+        "cpu {cpu} lost records"
+    );
     assert_eq!(truth.lost[&cpu], (0, 0));
 
     // Every count per kind.
@@ -203,7 +209,10 @@ fn check_cpu(cpu: u32, image: &[u8], truth: &Truth) {
                 }
             }
             Event::FunctionEntry { func } => {
-                assert!(truth.functions.contains(&func), "unknown function {func:#x}");
+                assert!(
+                    truth.functions.contains(&func),
+                    "unknown function {func:#x}"
+                );
                 funcs.push(func);
             }
             Event::FunctionExit { func } => {
@@ -212,7 +221,11 @@ fn check_cpu(cpu: u32, image: &[u8], truth: &Truth) {
             _ => {}
         }
     }
-    assert_eq!(expected.next(), None, "cpu {cpu}: exits missing from the trace");
+    assert_eq!(
+        expected.next(),
+        None,
+        "cpu {cpu}: exits missing from the trace"
+    );
     assert!(stack.is_empty() && funcs.is_empty());
     assert_eq!(signal_exits, truth.signal_kexits[&cpu]);
 }
@@ -235,16 +248,70 @@ fn c_kernel_trace_matches_its_truth_file() {
         truth.signals_in_record > 0,
         "no signal landed inside a record; the preemption case was not exercised"
     );
+    let framed = extract_uart(stdout.as_bytes());
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("[kernel] heartbeat"))
+            .count()
+            > 10,
+        "log lines are interleaved with the framed lines"
+    );
+    assert_eq!(framed.len(), truth.cpus as usize, "one framed dump per CPU");
     for cpu in 0..truth.cpus {
-        let image = std::fs::read(work.join(format!("dump.cpu{cpu}.bin"))).expect("raw dump");
-        check_cpu(cpu, &image, &truth);
+        let raw = std::fs::read(work.join(format!("dump.cpu{cpu}.bin"))).expect("raw dump");
+        let image = &framed[&(0x100 + cpu)];
+        assert!(
+            *image == raw,
+            "cpu {cpu}: the UART dump differs from tm_dump's"
+        );
+        check_cpu(cpu, image, &truth);
     }
     let _ = std::fs::remove_dir_all(&work);
 }
 
+/// Reassembles the framed dumps in a console log with the format crate's line parser
+/// (begin line, data lines with per-chunk CRCs, end line with the payload CRC).
+fn extract_uart(log: &[u8]) -> BTreeMap<u32, Vec<u8>> {
+    let mut dumps: BTreeMap<u32, (Vec<u8>, u32, u64)> = BTreeMap::new();
+    let mut done = BTreeMap::new();
+    let mut chunk = [0u8; uart::MAX_CHUNK_LEN];
+    for line in log.split(|&b| b == b'\n') {
+        let Some(line) = uart::parse_line(line).unwrap_or_else(|e| panic!("bad @TM line: {e:?}"))
+        else {
+            continue;
+        };
+        match line {
+            Line::Begin(b) => {
+                let len = usize::try_from(b.total_len).expect("length");
+                dumps.insert(b.dump_id, (vec![0; len], b.chunk_len, 0));
+            }
+            Line::Data(d) => {
+                let (data, chunk_len, seen) = dumps.get_mut(&d.dump_id).expect("data before begin");
+                let n = d.decode(&mut chunk).expect("chunk decodes, CRC ok");
+                let at = usize::try_from(d.seq * u64::from(*chunk_len)).expect("offset");
+                data[at..at + n].copy_from_slice(&chunk[..n]);
+                *seen += 1;
+            }
+            Line::End(e) => {
+                let (data, _, seen) = dumps.remove(&e.dump_id).expect("end after begin");
+                assert_eq!(
+                    seen, e.chunk_count,
+                    "dump {:#x}: every chunk arrived",
+                    e.dump_id
+                );
+                assert_eq!(uart::payload_crc(&data), e.payload_crc, "payload CRC");
+                done.insert(e.dump_id, data);
+            }
+        }
+    }
+    assert!(dumps.is_empty(), "unfinished dumps");
+    done
+}
+
 fn tempdir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("c-kernel-{}", std::process::id()));
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-kernel-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the encoder's integration tests.
 #![allow(dead_code)]
 
+pub mod model;
+
 use std::cell::Cell;
 
 use tracemark::format::ring::{BlockState, RingView};

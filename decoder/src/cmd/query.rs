@@ -1,0 +1,329 @@
+//! `tracemark query`: answers from an index, decoding only the blocks that hold them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use tracemark_decoder::dump::Dump;
+use tracemark_decoder::filter::{parse_kinds, Kinds, TimeSpec};
+use tracemark_decoder::index::Index;
+use tracemark_decoder::input::Input;
+use tracemark_decoder::merge::{Item, Merged, RingCursor};
+use tracemark_decoder::render::{self, Format, RingCtx};
+use tracemark_format::Kind;
+
+/// Answer a query from an index (built by `tracemark index`).
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["record", "kind", "from", "summary"])))]
+pub struct Cmd {
+    /// The index file.
+    index: PathBuf,
+    /// The dump (default: the path recorded in the index).
+    #[arg(long)]
+    source: Option<PathBuf>,
+    /// The record with this number (on each CPU, or on `--cpu`).
+    #[arg(long)]
+    record: Option<u64>,
+    /// With `--record`: also this many records before and after.
+    #[arg(long, default_value_t = 0, requires = "record")]
+    context: u64,
+    /// Only this CPU (repeatable).
+    #[arg(long = "cpu")]
+    cpus: Vec<u32>,
+    /// The first records of these kinds, in time order (comma-separated).
+    #[arg(long, value_parser = parse_kinds)]
+    kind: Option<Kinds>,
+    /// At most this many records (`--kind`, `--from`).
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Records from this time (seconds like 12.5, or ticks like 1000t)...
+    #[arg(long, requires = "to")]
+    from: Option<TimeSpec>,
+    /// ...to this time.
+    #[arg(long, requires = "from")]
+    to: Option<TimeSpec>,
+    /// Totals per CPU and kind, from the index alone.
+    #[arg(long)]
+    summary: bool,
+    /// Output format for records.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+impl Cmd {
+    /// Runs the command.
+    pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
+        let idx_input =
+            Input::open(&self.index).with_context(|| self.index.display().to_string())?;
+        let index =
+            Index::parse(idx_input.bytes()).with_context(|| self.index.display().to_string())?;
+        if self.summary {
+            return summary(&index, out);
+        }
+        let source_path = self
+            .source
+            .clone()
+            .unwrap_or_else(|| index.source_path.clone());
+        let src_input = Input::open(&source_path).with_context(|| {
+            format!(
+                "{}: source {} (use --source)",
+                self.index.display(),
+                source_path.display()
+            )
+        })?;
+        let source = src_input.bytes();
+        let ctx = |e: &dyn std::fmt::Display| format!("{}: {}", self.index.display(), e);
+        index
+            .check_source(source)
+            .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
+        let rings: Vec<usize> = (0..index.rings.len())
+            .filter(|&ri| self.cpus.is_empty() || self.cpus.contains(&index.rings[ri].cpu.get()))
+            .collect();
+        if self.format == Format::Csv {
+            out.write_all(render::CSV_HEADER)?;
+        }
+        let mut buf = Vec::with_capacity(1 << 16);
+        if let Some(n) = self.record {
+            let mut found = false;
+            for &ri in &rings {
+                let c = index.ctx(ri);
+                let lo = n.saturating_sub(self.context);
+                let hi = n.saturating_add(self.context);
+                let Some(mut bi) = (lo..=n).find_map(|m| index.find_record(ri, m)) else {
+                    continue;
+                };
+                found |= index.find_record(ri, n).is_some();
+                let blocks = index.ring_blocks(ri);
+                let mut done = false;
+                while !done && bi < blocks.len() {
+                    index
+                        .decode(source, ri, &blocks[bi], |item| {
+                            match item.number {
+                                Some(m) if m > hi => done = true,
+                                Some(m) if m >= lo => {
+                                    render::record(&mut buf, self.format, &item, &c)
+                                }
+                                _ => {}
+                            }
+                            !done
+                        })
+                        .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
+                    bi += 1;
+                }
+            }
+            out.write_all(&buf)?;
+            if !found {
+                let ranges: Vec<String> = rings
+                    .iter()
+                    .map(|&ri| {
+                        let b = index.ring_blocks(ri);
+                        match (b.first(), b.last()) {
+                            (Some(f), Some(l)) => format!(
+                                "cpu{} #{}..#{}",
+                                index.rings[ri].cpu.get(),
+                                f.first_record.get(),
+                                (l.first_record.get() + u64::from(l.events.get()))
+                                    .saturating_sub(1)
+                            ),
+                            _ => format!("cpu{} none", index.rings[ri].cpu.get()),
+                        }
+                    })
+                    .collect();
+                bail!(
+                    "{}: record #{n} is not in the dump (it holds {})",
+                    self.index.display(),
+                    ranges.join(", ")
+                );
+            }
+            return Ok(());
+        }
+        if let Some(Kinds(kinds)) = &self.kind {
+            let mask = kinds.iter().fold(0u8, |m, k| m | 1 << (*k as u8));
+            let limit = self.limit.unwrap_or(u64::MAX);
+            if limit == u64::MAX {
+                let dump_check = Dump::parse(source).map_err(|e| anyhow::anyhow!(ctx(&e)))?;
+                return stream(&dump_check, &rings, &index, None, self.format, out, |i| {
+                    mask & (1 << (i.event.kind() as u8)) != 0
+                });
+            }
+            let mut found: Vec<Item> = Vec::new();
+            for &ri in &rings {
+                let mut got = 0u64;
+                for e in index.ring_blocks(ri) {
+                    if got >= limit {
+                        break;
+                    }
+                    let has = e
+                        .kinds
+                        .iter()
+                        .enumerate()
+                        .any(|(k, c)| mask & (1 << k) != 0 && c.get() > 0);
+                    if !has {
+                        continue;
+                    }
+                    index
+                        .decode(source, ri, e, |item| {
+                            if mask & (1 << (item.event.kind() as u8)) != 0 {
+                                found.push(item);
+                                got += 1;
+                            }
+                            got < limit
+                        })
+                        .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
+                }
+            }
+            found.sort_by_key(|i| (i.ts, i.ring));
+            for item in found
+                .iter()
+                .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            {
+                render::record(&mut buf, self.format, item, &index.ctx(item.ring as usize));
+            }
+            out.write_all(&buf)?;
+            return Ok(());
+        }
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            let dump = Dump::parse(source).map_err(|e| anyhow::anyhow!(ctx(&e)))?;
+            return stream(
+                &dump,
+                &rings,
+                &index,
+                Some((from, to)),
+                self.format,
+                out,
+                |_| true,
+            )
+            .map(|_| ())
+            .and_then(|()| limit_note(self.limit));
+        }
+        Ok(())
+    }
+}
+
+fn limit_note(_limit: Option<u64>) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Streams records of `rings` in time order, starting each ring at the block the index
+/// says holds `from`, with the index's open-entry stack.
+fn stream(
+    dump: &Dump<'_>,
+    rings: &[usize],
+    index: &Index<'_>,
+    window: Option<(TimeSpec, TimeSpec)>,
+    format: Format,
+    out: &mut dyn Write,
+    wants: impl Fn(&Item) -> bool,
+) -> anyhow::Result<()> {
+    if dump.rings.len() != index.rings.len() {
+        bail!(
+            "index is stale: the source has {} rings, the index {}",
+            dump.rings.len(),
+            index.rings.len()
+        );
+    }
+    let mut bounds = vec![(0u64, u64::MAX); dump.rings.len()];
+    let cursors = rings
+        .iter()
+        .map(|&ri| {
+            let hz = index.rings[ri].clock_hz.get();
+            let (first, stack) = match window {
+                Some((from, to)) => {
+                    let (f, t) = (from.ticks(hz), to.ticks(hz));
+                    bounds[ri] = (f, t);
+                    let bi = index.find_time(ri, f);
+                    let stack = index
+                        .ring_blocks(ri)
+                        .get(bi)
+                        .map(Index::stack)
+                        .unwrap_or_default();
+                    (bi, stack)
+                }
+                None => (0, Default::default()),
+            };
+            let mut c = RingCursor::new(dump, ri as u32, first).with_stack(stack);
+            c.until = bounds[ri].1;
+            c
+        })
+        .collect();
+    let ctxs: Vec<RingCtx> = (0..index.rings.len()).map(|ri| index.ctx(ri)).collect();
+    let mut buf = Vec::with_capacity(1 << 20);
+    for item in Merged::new(cursors) {
+        let (f, t) = bounds[item.ring as usize];
+        if item.ts < f || item.ts > t || !wants(&item) {
+            continue;
+        }
+        render::record(&mut buf, format, &item, &ctxs[item.ring as usize]);
+        if buf.len() > 1 << 20 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)?;
+    Ok(())
+}
+
+fn summary(index: &Index<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut per_kind = [0u64; 8];
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    writeln!(
+        out,
+        "{:>4} {:>12} {:>8} {:>12} {:>10} {:>6} {:>20} {:>20}",
+        "cpu", "records", "blocks", "overwritten", "dropped", "torn", "first_ts", "last_ts"
+    )?;
+    for (ri, r) in index.rings.iter().enumerate() {
+        let blocks = index.ring_blocks(ri);
+        let mut n = 0u64;
+        for b in blocks {
+            for (k, c) in b.kinds.iter().enumerate() {
+                per_kind[k] += u64::from(c.get());
+                n += u64::from(c.get());
+            }
+        }
+        let f = blocks
+            .iter()
+            .find(|b| b.kinds.iter().any(|c| c.get() > 0))
+            .map_or(0, |b| b.first_ts.get());
+        let l = blocks
+            .iter()
+            .rev()
+            .find(|b| b.kinds.iter().any(|c| c.get() > 0))
+            .map_or(0, |b| b.last_ts.get());
+        if n > 0 {
+            first = first.min(f);
+            last = last.max(l);
+        }
+        writeln!(
+            out,
+            "{:>4} {:>12} {:>8} {:>12} {:>10} {:>6} {:>20} {:>20}",
+            r.cpu.get(),
+            n,
+            blocks.len(),
+            r.overwritten.get(),
+            r.dropped.get(),
+            r.torn_blocks.get(),
+            f,
+            l
+        )?;
+    }
+    let total: u64 = per_kind.iter().sum();
+    writeln!(out, "total records: {total}")?;
+    for k in Kind::EVENTS {
+        writeln!(out, "  {:<8} {:>12}", k.name(), per_kind[k as usize & 7])?;
+    }
+    let hz = index.rings.first().map_or(0, |r| r.clock_hz.get());
+    let mut span = Vec::new();
+    if first <= last {
+        render::seconds(&mut span, last - first, hz);
+    } else {
+        span.push(b'0');
+    }
+    writeln!(
+        out,
+        "time span: {} {}",
+        String::from_utf8_lossy(&span),
+        if hz == 0 { "ticks" } else { "s" }
+    )?;
+    let _ = Path::new("");
+    Ok(())
+}

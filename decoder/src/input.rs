@@ -1,0 +1,96 @@
+//! Opening inputs: a memory-mapped file, and what kind of bytes it holds.
+
+use std::fs::File;
+use std::path::Path;
+
+use memmap2::Mmap;
+
+/// The bytes of an input file.
+pub enum Input {
+    /// A memory-mapped file.
+    Mapped(Mmap),
+    /// Bytes held in memory (an empty file, or bytes reassembled from a UART log).
+    Owned(Vec<u8>),
+}
+
+impl Input {
+    /// Maps the file at `path` read-only.
+    pub fn open(path: &Path) -> std::io::Result<Input> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        if len == 0 {
+            // mmap of an empty file fails on some systems; nothing to map anyway.
+            return Ok(Input::Owned(Vec::new()));
+        }
+        // SAFETY: the map is read-only and this process never writes the file. Another
+        // process may still modify the file while it is mapped: the bytes we read may
+        // then change between two reads (every reader here re-checks what it reads and
+        // never trusts a length it has not bounded by the slice, so this can only give
+        // wrong output, not undefined behaviour in our code), and a concurrent truncation
+        // makes reads of the lost pages raise SIGBUS, which kills the process. Users are
+        // told to decode a copy of a dump that is still being written.
+        let map = unsafe { Mmap::map(&file)? };
+        Ok(Input::Mapped(map))
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Input::Mapped(m) => m,
+            Input::Owned(v) => v,
+        }
+    }
+}
+
+/// What an input file holds, judged by its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// Ring images, as the encoder lays them out or inside a raw memory image.
+    Dump,
+    /// A console log carrying dumps in `@TM:` lines.
+    UartLog,
+}
+
+/// The marker that starts a tracemark line in a UART log.
+pub const UART_MARKER: &[u8] = b"@TM:";
+
+/// Tells a dump from a UART log: a log is text (in its first 4 KiB) that contains
+/// [`UART_MARKER`] at the start of a line, and does not start with a ring header.
+pub fn detect(bytes: &[u8]) -> InputKind {
+    if bytes.starts_with(&tracemark_format::ring::RING_MAGIC) {
+        return InputKind::Dump;
+    }
+    let head = &bytes[..bytes.len().min(4096)];
+    let textual = head
+        .iter()
+        .all(|&b| b == b'\n' || b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80);
+    if textual && line_starts_with_marker(bytes) {
+        InputKind::UartLog
+    } else {
+        InputKind::Dump
+    }
+}
+
+fn line_starts_with_marker(bytes: &[u8]) -> bool {
+    bytes.windows(UART_MARKER.len()).enumerate().any(|(i, w)| {
+        w == UART_MARKER
+            && (i == 0
+                || bytes[i - 1] == b'\n'
+                || bytes[i - 1] == b'\r'
+                || bytes[i - 1] == b' '
+                || bytes[i - 1] == b']')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_logs_and_dumps() {
+        assert_eq!(detect(b"boot\n@TM:BEGIN 0\n"), InputKind::UartLog);
+        assert_eq!(detect(b"TRACEMRK\x01\x00"), InputKind::Dump);
+        assert_eq!(detect(&[0u8, 1, 2, 3]), InputKind::Dump);
+        assert_eq!(detect(b"just text\n"), InputKind::Dump);
+    }
+}

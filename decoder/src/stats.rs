@@ -1,0 +1,615 @@
+//! The summary of a dump: counts per CPU, kind, syscall, IRQ and function, kernel-exit
+//! duration percentiles, losses and damage.
+//!
+//! Rings are summarised in parallel (one ring per worker at a time); within a ring the
+//! records are read in order, so that each kernel exit is matched with the entry it
+//! closes through a stack of open entries.
+//!
+//! # Percentiles
+//!
+//! Durations go into a histogram per syscall whose size does not depend on the dump:
+//! exact counts for durations below 65536 ticks, and above that buckets 1/1024 of a
+//! power of two wide. So a percentile is exact when it is below 65536 ticks and otherwise
+//! the lower bound of its bucket (at most 0.1 % below the true value); the 100th percentile
+//! is the exact maximum. The percentile is
+//! the nearest-rank one: the smallest duration `d` with at least `ceil(p * n / 100)`
+//! durations `<= d`. The sum and the maximum are exact.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+use tracemark_format::record::ExitDuration;
+use tracemark_format::{Event, KernelEntry, Kind};
+
+use crate::dump::{Dump, Warning};
+use crate::merge::{block_warning, EntryStack};
+
+const EXACT: usize = 1 << 16;
+const SUB_BITS: u32 = 10;
+const BUCKETS: usize = EXACT + (64 - 16) * (1 << SUB_BITS);
+
+/// Kernel-exit durations of one syscall (see the module documentation).
+#[derive(Clone)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    n: u64,
+    sum: u128,
+    max: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: vec![0; BUCKETS],
+            n: 0,
+            sum: 0,
+            max: 0,
+        }
+    }
+}
+
+impl Histogram {
+    #[inline]
+    fn bucket(v: u64) -> usize {
+        if v < EXACT as u64 {
+            v as usize
+        } else {
+            let e = 63 - v.leading_zeros();
+            let m = (v >> (e - SUB_BITS)) as usize & ((1 << SUB_BITS) - 1);
+            EXACT + (e as usize - 16) * (1 << SUB_BITS) + m
+        }
+    }
+
+    fn lower_bound(b: usize) -> u64 {
+        if b < EXACT {
+            b as u64
+        } else {
+            let e = ((b - EXACT) >> SUB_BITS) as u32 + 16;
+            let m = ((b - EXACT) & ((1 << SUB_BITS) - 1)) as u64;
+            (1u64 << e) | (m << (e - SUB_BITS))
+        }
+    }
+
+    /// Adds a duration.
+    #[inline]
+    pub fn add(&mut self, v: u64) {
+        self.counts[Self::bucket(v)] += 1;
+        self.n += 1;
+        self.sum += u128::from(v);
+        self.max = self.max.max(v);
+    }
+
+    /// Adds all of `other`.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.n += other.n;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+    }
+
+    /// Number of durations.
+    pub fn len(&self) -> u64 {
+        self.n
+    }
+
+    /// Whether it holds no duration.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The nearest-rank `p`-th percentile (0 if empty).
+    pub fn percentile(&self, p: f64) -> u64 {
+        if self.n == 0 {
+            return 0;
+        }
+        let rank = ((p / 100.0 * self.n as f64).ceil() as u64).clamp(1, self.n);
+        if rank == self.n {
+            return self.max;
+        }
+        let mut seen = 0u64;
+        for (b, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Self::lower_bound(b).min(self.max);
+            }
+        }
+        self.max
+    }
+}
+
+/// Per-CPU summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuStats {
+    /// CPU number.
+    pub cpu: u32,
+    /// Records decoded, `LOST` records included.
+    pub records: u64,
+    /// Records lost to overwriting (ring header).
+    pub overwritten: u64,
+    /// Records dropped with the ring full (ring header).
+    pub dropped: u64,
+    /// Torn blocks skipped.
+    pub torn_blocks: u64,
+    /// Blocks whose records could not all be decoded.
+    pub corrupt_blocks: u64,
+    /// Record bytes decoded (block headers and unused block tails excluded).
+    pub bytes: u64,
+    /// Time of the first record (0 if none).
+    pub first_ts: u64,
+    /// Time of the last record (0 if none).
+    pub last_ts: u64,
+    /// Clock frequency.
+    pub clock_hz: u64,
+}
+
+/// Per-syscall summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyscallStats {
+    /// Syscall number (as stored, `-syscall`).
+    pub syscall: u8,
+    /// Its seL4 name, or `#N`.
+    pub name: String,
+    /// Kernel entries for this syscall.
+    pub count: u64,
+    /// Kernel exits that closed such an entry.
+    pub exits: u64,
+    /// Sum of the exits' durations.
+    pub duration_sum_ticks: u64,
+    /// Median duration.
+    pub p50_ticks: u64,
+    /// 90th percentile.
+    pub p90_ticks: u64,
+    /// 99th percentile.
+    pub p99_ticks: u64,
+    /// Longest duration.
+    pub max_ticks: u64,
+}
+
+/// Interrupts of one IRQ number.
+#[derive(Debug, Clone, Serialize)]
+pub struct IrqStats {
+    /// IRQ number.
+    pub irq: u32,
+    /// Interrupt records.
+    pub count: u64,
+}
+
+/// Function-call counts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FunctionStats {
+    /// Function entries.
+    pub entries: u64,
+    /// Function exits.
+    pub exits: u64,
+    /// Distinct function ids seen in entries or exits.
+    pub distinct: u64,
+}
+
+/// The summary of a dump; serialises to the `stats --json` schema.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// Per CPU (per ring), in file order.
+    pub cpus: Vec<CpuStats>,
+    /// Records decoded over all CPUs (sum of `records_per_kind`).
+    pub total_records: u64,
+    /// Records per kind name.
+    pub records_per_kind: BTreeMap<&'static str, u64>,
+    /// Syscalls by number.
+    pub syscalls: Vec<SyscallStats>,
+    /// Kernel exits whose entry is not in the dump.
+    pub unmatched_exits: u64,
+    /// Interrupts by IRQ number.
+    pub irqs: Vec<IrqStats>,
+    /// Function calls.
+    pub functions: FunctionStats,
+    /// Records lost: overwritten plus dropped, over all CPUs.
+    pub lost: u64,
+    /// Torn blocks skipped, over all CPUs.
+    pub torn_blocks: u64,
+    /// Blocks with undecodable records, over all CPUs.
+    pub corrupt_blocks: u64,
+    /// Record bytes decoded.
+    pub bytes: u64,
+    /// `bytes / total_records`.
+    pub mean_bytes_per_record: f64,
+    /// Clock frequency of the first ring.
+    pub clock_hz: u64,
+    /// Last record's time minus first record's time over all CPUs.
+    pub time_span_ticks: u64,
+}
+
+/// What one worker returns: its accumulator, per-ring results and warnings.
+type WorkerResult = (Acc, Vec<(usize, CpuStats)>, Vec<Warning>);
+
+#[derive(Default)]
+struct Acc {
+    kinds: [u64; 16],
+    entries: [u64; 16],
+    exits: [u64; 16],
+    hist: [Option<Box<Histogram>>; 16],
+    unmatched: u64,
+    irqs: HashMap<u32, u64>,
+    fentries: u64,
+    fexits: u64,
+    funcs: HashSet<u64>,
+}
+
+impl Acc {
+    fn merge(&mut self, o: Acc) {
+        for i in 0..16 {
+            self.kinds[i] += o.kinds[i];
+            self.entries[i] += o.entries[i];
+            self.exits[i] += o.exits[i];
+            if let Some(h) = o.hist[i].as_deref() {
+                match &mut self.hist[i] {
+                    Some(mine) => mine.merge(h),
+                    None => self.hist[i] = o.hist[i].clone(),
+                }
+            }
+        }
+        self.unmatched += o.unmatched;
+        for (k, v) in o.irqs {
+            *self.irqs.entry(k).or_default() += v;
+        }
+        self.fentries += o.fentries;
+        self.fexits += o.fexits;
+        self.funcs.extend(o.funcs);
+    }
+}
+
+fn ring_stats(
+    dump: &Dump<'_>,
+    ri: usize,
+    acc: &mut Acc,
+    warnings: &mut Vec<Warning>,
+    progress: &dyn Fn(u64),
+) -> CpuStats {
+    let ring = &dump.rings[ri];
+    let mut cs = CpuStats {
+        cpu: ring.cpu,
+        records: 0,
+        overwritten: ring.overwritten,
+        dropped: ring.dropped,
+        torn_blocks: ring.torn_blocks,
+        corrupt_blocks: 0,
+        bytes: 0,
+        first_ts: 0,
+        last_ts: 0,
+        clock_hz: ring.clock_hz,
+    };
+    let mut stack = EntryStack::default();
+    let mut first = None;
+    let mut last = 0;
+    let mut pending = 0u64;
+    for block in &ring.blocks {
+        let mut it = block.decode();
+        let mut n = 0u64;
+        let mut used = 0usize;
+        loop {
+            match it.next() {
+                Some(Ok(rec)) => {
+                    n += 1;
+                    used = it.offset();
+                    if first.is_none() {
+                        first = Some(rec.ts);
+                    }
+                    last = rec.ts;
+                    let entry = stack.apply(&rec.event);
+                    acc.kinds[rec.event.kind() as usize] += 1;
+                    match rec.event {
+                        Event::KernelEntry(e) => {
+                            if let Some(s) = e.as_syscall() {
+                                acc.entries[usize::from(s.syscall())] += 1;
+                            }
+                        }
+                        Event::KernelExit(d) => exit(acc, entry, d),
+                        Event::Interrupt { irq } => *acc.irqs.entry(irq).or_default() += 1,
+                        Event::FunctionEntry { func } => {
+                            acc.fentries += 1;
+                            acc.funcs.insert(func);
+                        }
+                        Event::FunctionExit { func } => {
+                            acc.fexits += 1;
+                            acc.funcs.insert(func);
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Err(e)) => {
+                    cs.corrupt_blocks += 1;
+                    warnings.push(block_warning(ring.cpu, block, e.offset, &e.to_string()));
+                    break;
+                }
+                None => {
+                    if n > 0 {
+                        used = it.offset().min(block.records.len()).max(used);
+                    }
+                    break;
+                }
+            }
+        }
+        // `used` is where decoding stopped: past the END marker of a closed block.
+        cs.records += n;
+        cs.bytes += used as u64;
+        pending += block.records.len() as u64;
+        if pending > 1 << 24 {
+            progress(pending);
+            pending = 0;
+        }
+    }
+    progress(pending);
+    cs.first_ts = first.unwrap_or(0);
+    cs.last_ts = last;
+    cs
+}
+
+#[inline]
+fn exit(acc: &mut Acc, entry: Option<KernelEntry>, d: ExitDuration) {
+    let Some(entry) = entry else {
+        acc.unmatched += 1;
+        return;
+    };
+    let Some(s) = entry.as_syscall() else {
+        return;
+    };
+    let i = usize::from(s.syscall());
+    acc.exits[i] += 1;
+    if let ExitDuration::Ticks(t) = d {
+        acc.hist[i].get_or_insert_with(Default::default).add(t);
+    }
+}
+
+/// Summarises `dump` with up to `threads` workers; `progress` is told how many record
+/// bytes were processed. Returns the summary and the decoding warnings.
+pub fn compute(
+    dump: &Dump<'_>,
+    threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> (Stats, Vec<Warning>) {
+    let n = dump.rings.len();
+    let next = AtomicUsize::new(0);
+    // Biggest rings first, so the workers finish together.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(dump.rings[i].record_bytes()));
+    let work = |acc: &mut Acc, out: &mut Vec<(usize, CpuStats)>, warnings: &mut Vec<Warning>| loop {
+        let k = next.fetch_add(1, Ordering::Relaxed);
+        let Some(&ri) = order.get(k) else { break };
+        out.push((ri, ring_stats(dump, ri, acc, warnings, progress)));
+    };
+    let threads = threads.clamp(1, n.max(1));
+    let mut results: Vec<WorkerResult> = Vec::new();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (1..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut r = (Acc::default(), Vec::new(), Vec::new());
+                    work(&mut r.0, &mut r.1, &mut r.2);
+                    r
+                })
+            })
+            .collect();
+        let mut r = (Acc::default(), Vec::new(), Vec::new());
+        work(&mut r.0, &mut r.1, &mut r.2);
+        results.push(r);
+        for h in handles {
+            match h.join() {
+                Ok(r) => results.push(r),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+    });
+    let mut acc = Acc::default();
+    let mut cpus = Vec::new();
+    let mut warnings = Vec::new();
+    for (a, c, w) in results {
+        acc.merge(a);
+        cpus.extend(c);
+        warnings.extend(w);
+    }
+    cpus.sort_by_key(|(ri, _)| *ri);
+    let cpus: Vec<CpuStats> = cpus.into_iter().map(|(_, c)| c).collect();
+    warnings.sort_by_key(|w| w.offset);
+    (finish(dump, cpus, acc), warnings)
+}
+
+fn finish(dump: &Dump<'_>, cpus: Vec<CpuStats>, acc: Acc) -> Stats {
+    let abi = dump.rings[0].abi;
+    let records_per_kind = Kind::EVENTS
+        .iter()
+        .map(|k| (k.name(), acc.kinds[*k as usize]))
+        .collect();
+    let total_records: u64 = cpus.iter().map(|c| c.records).sum();
+    let syscalls = (0..16u8)
+        .filter(|&i| acc.entries[usize::from(i)] > 0 || acc.exits[usize::from(i)] > 0)
+        .map(|i| {
+            let h = acc.hist[usize::from(i)].as_deref();
+            let p = |q| h.map_or(0, |h| h.percentile(q));
+            SyscallStats {
+                syscall: i,
+                name: abi
+                    .syscall_name(i)
+                    .map_or_else(|| format!("#{i}"), str::to_string),
+                count: acc.entries[usize::from(i)],
+                exits: acc.exits[usize::from(i)],
+                duration_sum_ticks: h.map_or(0, |h| u64::try_from(h.sum).unwrap_or(u64::MAX)),
+                p50_ticks: p(50.0),
+                p90_ticks: p(90.0),
+                p99_ticks: p(99.0),
+                max_ticks: h.map_or(0, |h| h.max),
+            }
+        })
+        .collect();
+    let mut irqs: Vec<IrqStats> = acc
+        .irqs
+        .iter()
+        .map(|(&irq, &count)| IrqStats { irq, count })
+        .collect();
+    irqs.sort_by_key(|i| i.irq);
+    let bytes: u64 = cpus.iter().map(|c| c.bytes).sum();
+    let with_records = cpus.iter().filter(|c| c.records > 0);
+    let first = with_records.clone().map(|c| c.first_ts).min().unwrap_or(0);
+    let last = with_records.map(|c| c.last_ts).max().unwrap_or(0);
+    Stats {
+        total_records,
+        records_per_kind,
+        syscalls,
+        unmatched_exits: acc.unmatched,
+        irqs,
+        functions: FunctionStats {
+            entries: acc.fentries,
+            exits: acc.fexits,
+            distinct: acc.funcs.len() as u64,
+        },
+        lost: cpus
+            .iter()
+            .map(|c| c.overwritten.saturating_add(c.dropped))
+            .sum(),
+        torn_blocks: cpus.iter().map(|c| c.torn_blocks).sum(),
+        corrupt_blocks: cpus.iter().map(|c| c.corrupt_blocks).sum(),
+        bytes,
+        mean_bytes_per_record: if total_records == 0 {
+            0.0
+        } else {
+            bytes as f64 / total_records as f64
+        },
+        clock_hz: dump.rings[0].clock_hz,
+        time_span_ticks: last.saturating_sub(first),
+        cpus,
+    }
+}
+
+fn time(ticks: u64, hz: u64) -> String {
+    if hz == 0 {
+        return String::new();
+    }
+    let s = ticks as f64 / hz as f64;
+    if s >= 1.0 {
+        format!(" ({s:.3} s)")
+    } else if s >= 1e-3 {
+        format!(" ({:.3} ms)", s * 1e3)
+    } else if s >= 1e-6 {
+        format!(" ({:.3} us)", s * 1e6)
+    } else {
+        format!(" ({:.0} ns)", s * 1e9)
+    }
+}
+
+impl Stats {
+    /// Writes the summary for people.
+    pub fn write_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let hz = self.clock_hz;
+        writeln!(
+            out,
+            "time span: {} ticks{}",
+            self.time_span_ticks,
+            time(self.time_span_ticks, hz)
+        )?;
+        writeln!(
+            out,
+            "records: {} in {} bytes ({:.2} bytes/record)",
+            self.total_records, self.bytes, self.mean_bytes_per_record
+        )?;
+        writeln!(
+            out,
+            "lost: {} records; torn blocks: {}; corrupt blocks: {}; unmatched kernel exits: {}",
+            self.lost, self.torn_blocks, self.corrupt_blocks, self.unmatched_exits
+        )?;
+        writeln!(out, "\nper CPU:")?;
+        writeln!(
+            out,
+            "  {:>4} {:>12} {:>12} {:>10} {:>6} {:>12} {:>20} {:>20}",
+            "cpu", "records", "overwritten", "dropped", "torn", "bytes", "first_ts", "last_ts"
+        )?;
+        for c in &self.cpus {
+            writeln!(
+                out,
+                "  {:>4} {:>12} {:>12} {:>10} {:>6} {:>12} {:>20} {:>20}",
+                c.cpu,
+                c.records,
+                c.overwritten,
+                c.dropped,
+                c.torn_blocks,
+                c.bytes,
+                c.first_ts,
+                c.last_ts
+            )?;
+        }
+        writeln!(out, "\nper kind:")?;
+        for k in Kind::EVENTS {
+            let n = self.records_per_kind.get(k.name()).copied().unwrap_or(0);
+            writeln!(out, "  {:<8} {n:>12}", k.name())?;
+        }
+        if !self.syscalls.is_empty() {
+            writeln!(out, "\nsyscalls (kernel-exit durations in ticks):")?;
+            writeln!(
+                out,
+                "  {:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+                "syscall", "count", "exits", "p50", "p90", "p99", "max"
+            )?;
+            for s in &self.syscalls {
+                writeln!(
+                    out,
+                    "  {:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}{}",
+                    format!("{} ({})", s.name, s.syscall),
+                    s.count,
+                    s.exits,
+                    s.p50_ticks,
+                    s.p90_ticks,
+                    s.p99_ticks,
+                    s.max_ticks,
+                    if hz == 0 {
+                        String::new()
+                    } else {
+                        format!(
+                            "  p50{} p99{} max{}",
+                            time(s.p50_ticks, hz),
+                            time(s.p99_ticks, hz),
+                            time(s.max_ticks, hz)
+                        )
+                    }
+                )?;
+            }
+        }
+        if !self.irqs.is_empty() {
+            writeln!(out, "\ninterrupts:")?;
+            for i in &self.irqs {
+                writeln!(out, "  irq {:<6} {:>12}", i.irq, i.count)?;
+            }
+        }
+        writeln!(
+            out,
+            "\nfunctions: {} entries, {} exits, {} distinct",
+            self.functions.entries, self.functions.exits, self.functions.distinct
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_exact_below_65536_and_close_above() {
+        let mut h = Histogram::default();
+        for v in 1..=100 {
+            h.add(v);
+        }
+        assert_eq!(h.percentile(50.0), 50);
+        assert_eq!(h.percentile(90.0), 90);
+        assert_eq!(h.percentile(99.0), 99);
+        assert_eq!(h.percentile(100.0), 100);
+        let mut h = Histogram::default();
+        h.add(1_000_000_007);
+        let p = h.percentile(50.0);
+        assert!((1_000_000_007 - 1_000_000_007 / 1024..=1_000_000_007).contains(&p));
+        h.add(u64::MAX);
+        assert_eq!(h.percentile(100.0), u64::MAX);
+        for b in [0usize, 5, EXACT, EXACT + 77, BUCKETS - 1] {
+            assert_eq!(Histogram::bucket(Histogram::lower_bound(b)), b);
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The `tracemark` binary on ring images written by the real encoder.
+
+use std::cell::Cell;
+use std::path::Path;
+
+use assert_cmd::Command;
+use tracemark::{Config, KernelEntry, Mode, Tracer};
+use tracemark_format::ring::{HEADER_CRC, RING_HEADER_LEN, STATIC_HEADER_LEN};
+use zerocopy::IntoBytes;
+
+struct Clock<'a>(&'a Cell<u64>);
+
+impl tracemark::Clock for Clock<'_> {
+    fn now(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// Writes a ring of `blocks` blocks of `block_size` bytes for `cpu` with `f`, returns its bytes.
+fn ring(
+    cpu: u32,
+    mode: Mode,
+    block_size: u32,
+    blocks: usize,
+    f: impl FnOnce(&Tracer<'_, Clock<'_>>, &Cell<u64>),
+) -> Vec<u8> {
+    let len = RING_HEADER_LEN + blocks * block_size as usize;
+    let mut words = vec![0u64; len.div_ceil(8)];
+    let bytes = words.as_mut_bytes();
+    let clock = Cell::new(1000);
+    let config = Config {
+        mode,
+        block_size,
+        clock_hz: 1_000_000_000,
+        cpu_id: cpu,
+        ..Config::new()
+    };
+    {
+        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
+        f(&t, &clock);
+    }
+    bytes[..len].to_vec()
+}
+
+/// A deterministic workload: `n` rounds of syscall, interrupt, function call, user event.
+fn workload(n: u64, seed: u64) -> impl FnOnce(&Tracer<'_, Clock<'_>>, &Cell<u64>) {
+    move |t, c| {
+        for i in 0..n {
+            let adv = |d: u64| c.set(c.get() + d);
+            t.kernel_entry(KernelEntry::syscall(
+                [1, 2, 5][(i % 3) as usize],
+                10,
+                i % 2 == 0,
+                (i % 50) as u32,
+            ));
+            adv(100 + (i * 7 + seed) % 900);
+            if i % 4 == 0 {
+                t.interrupt(27 + (i % 3) as u32);
+                adv(10);
+            }
+            t.kernel_exit();
+            adv(33 + seed);
+            t.function_entry(0x4000 + i % 5);
+            adv(5);
+            t.function_exit(0x4000 + i % 5);
+            if i % 10 == 0 {
+                t.user(7, b"hi");
+            }
+            adv(17);
+        }
+    }
+}
+
+fn tm() -> Command {
+    Command::cargo_bin("tracemark").unwrap()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let o = tm().args(args).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn two_cpu_dump() -> Vec<u8> {
+    let mut d = ring(0, Mode::Drop, 1024, 16, workload(150, 1));
+    d.extend(ring(1, Mode::Drop, 1024, 16, workload(120, 2)));
+    d
+}
+
+#[test]
+fn stats_counts_equal_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "d.bin", &two_cpu_dump());
+    let (code, out, err) = run(&["stats", f.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // Per round: KENTRY, KEXIT, FENTRY, FEXIT; IRQ every 4th; USER every 10th.
+    let rounds = 150 + 120;
+    let irqs = 150u64.div_ceil(4) + 120u64.div_ceil(4);
+    let users = 15 + 12;
+    assert_eq!(v["records_per_kind"]["KENTRY"], rounds);
+    assert_eq!(v["records_per_kind"]["KEXIT"], rounds);
+    assert_eq!(v["records_per_kind"]["FENTRY"], rounds);
+    assert_eq!(v["records_per_kind"]["IRQ"], irqs);
+    assert_eq!(v["records_per_kind"]["USER"], users);
+    assert_eq!(v["total_records"], 4 * rounds + irqs + users);
+    assert_eq!(v["cpus"][0]["records"], 4 * 150 + 150u64.div_ceil(4) + 15);
+    assert_eq!(v["unmatched_exits"], 0);
+    assert_eq!(v["functions"]["distinct"], 5);
+    let call = v["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Call")
+        .unwrap();
+    assert_eq!(call["count"], 50 + 40);
+    assert_eq!(call["exits"], 50 + 40);
+    assert_eq!(v["torn_blocks"], 0);
+    assert_eq!(v["lost"], 0);
+}
+
+#[test]
+fn every_record_from_the_index_equals_the_linear_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    // A wrapped overwrite ring (small blocks) and a drop-mode ring.
+    let mut d = ring(0, Mode::Overwrite, 256, 8, workload(300, 3));
+    d.extend(ring(1, Mode::Drop, 512, 8, workload(40, 4)));
+    let f = write(dir.path(), "w.bin", &d);
+    let fs = f.to_str().unwrap();
+    let (code, _, err) = run(&["index", fs]);
+    assert_eq!(code, 0, "{err}");
+    let idx = format!("{fs}.idx");
+    for cpu in ["0", "1"] {
+        let (code, out, err) = run(&["decode", fs, "--cpu", cpu]);
+        assert_eq!(code, 0, "{err}");
+        let lines: Vec<&str> = out.lines().filter(|l| !l.contains(" #- ")).collect();
+        assert!(lines.len() > 50);
+        if cpu == "0" {
+            assert!(
+                !lines[0].starts_with("cpu0 #0 "),
+                "ring 0 wrapped: {}",
+                lines[0]
+            );
+        }
+        for line in lines {
+            let n = line.split(' ').nth(1).unwrap().trim_start_matches('#');
+            let (code, q, err) = run(&["query", &idx, "--record", n, "--cpu", cpu]);
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(q.trim_end(), line);
+        }
+    }
+    // Kind queries agree with a filtered decode.
+    let (_, all, _) = run(&["decode", fs, "--kind", "IRQ"]);
+    let (_, q, _) = run(&["query", &idx, "--kind", "irq", "--limit", "5"]);
+    let first5: Vec<&str> = all.lines().take(5).collect();
+    assert_eq!(q.lines().collect::<Vec<_>>(), first5);
+}
+
+#[test]
+fn text_output_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = ring(0, Mode::Drop, 1024, 4, |t, c| {
+        t.kernel_entry(KernelEntry::syscall(1, 10, true, 42));
+        c.set(c.get() + 1234);
+        t.interrupt(27);
+        t.kernel_exit();
+        t.kernel_exit();
+        t.function_entry(0x800_0100);
+        t.user(9, b"hello");
+        t.image(0x4000_0000, 0x2_0000, 0xfeed);
+        t.record(tracemark::Event::KernelEntry(KernelEntry::other(
+            tracemark::EntryPath::Interrupt,
+            1,
+            30,
+        )));
+    });
+    let f = write(dir.path(), "s.bin", &d);
+    let (code, out, err) = run(&["decode", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!(out);
+    let (_, json, _) = run(&["decode", f.to_str().unwrap(), "--format", "json"]);
+    for l in json.lines() {
+        serde_json::from_str::<serde_json::Value>(l).unwrap();
+    }
+    let (_, csv, _) = run(&["decode", f.to_str().unwrap(), "--format", "csv"]);
+    assert_eq!(csv.lines().count(), 9, "header and 8 records");
+}
+
+/// Exit code 0 or 1, never a panic (101) or a signal; a fatal error is one line.
+fn check_clean(args: &[&str]) -> (i32, String, String) {
+    let (code, out, err) = run(args);
+    assert!(code == 0 || code == 1, "{args:?}: exit {code}\n{err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    if code == 1 {
+        let last = err.lines().last().unwrap_or("");
+        assert!(last.starts_with("tracemark: "), "{args:?}: {err}");
+        assert!(last.contains("at byte "), "{args:?}: {err}");
+    }
+    (code, out, err)
+}
+
+#[test]
+fn damaged_inputs_give_clean_errors_or_partial_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = two_cpu_dump();
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    for cut in (0..good.len())
+        .step_by(1024)
+        .chain((100..good.len()).step_by(1500))
+    {
+        cases.push((format!("truncated at {cut}"), good[..cut].to_vec()));
+    }
+    for i in [0usize, 8, 12, 16, 20, 44, 60, 64, 200, 300, 1500] {
+        let mut d = good.clone();
+        d[i] ^= 0x5a;
+        cases.push((format!("flip {i}"), d));
+    }
+    let mut x = 12345u64;
+    let random: Vec<u8> = (0..20000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    cases.push(("random".into(), random.clone()));
+    let mut d = good.clone();
+    d[300..1300].copy_from_slice(&random[..1000]);
+    cases.push(("random block body".into(), d));
+    // A valid-CRC header with version 2.
+    let mut d = good.clone();
+    d[8] = 2;
+    let crc = HEADER_CRC.checksum(&d[..STATIC_HEADER_LEN]);
+    d[48..52].copy_from_slice(&crc.to_le_bytes());
+    cases.push(("version 2".into(), d.clone()));
+    for (name, bytes) in &cases {
+        let f = write(dir.path(), "bad.bin", bytes);
+        let fs = f.to_str().unwrap();
+        for cmd in [
+            &["decode", fs][..],
+            &["decode", fs, "--format", "json"],
+            &["stats", fs, "--json"],
+            &["index", fs],
+        ] {
+            let (code, _, err) = check_clean(cmd);
+            if name == "version 2" {
+                // The second ring is still found by scanning.
+                assert!(err.contains("version 2") || code == 0, "{err}");
+            }
+            if name == "random" {
+                assert_eq!(code, 1);
+                assert!(
+                    err.contains("bad.bin: at byte 0: not a tracemark ring"),
+                    "{err}"
+                );
+            }
+        }
+    }
+    // Version 2 in the only ring: refused with the version named.
+    let one = ring(0, Mode::Drop, 1024, 4, workload(10, 1));
+    let mut d = one.clone();
+    d[8] = 2;
+    let crc = HEADER_CRC.checksum(&d[..STATIC_HEADER_LEN]);
+    d[48..52].copy_from_slice(&crc.to_le_bytes());
+    let f = write(dir.path(), "v2.bin", &d);
+    let (code, _, err) = check_clean(&["decode", f.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("version 2 is not supported"), "{err}");
+    // Truncated mid-block: complete blocks still decode, non-zero exit.
+    let f = write(dir.path(), "t.bin", &one[..RING_HEADER_LEN + 1024 + 100]);
+    let (code, out, err) = check_clean(&["decode", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.lines().count() > 10);
+    assert!(err.contains("truncated"), "{err}");
+}
+
+#[test]
+fn raw_memory_image_rings_are_found_by_scanning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut img = vec![0xeeu8; 4096];
+    img.extend(ring(0, Mode::Drop, 1024, 4, workload(20, 1)));
+    img.extend(vec![0u8; 808]);
+    img.extend(ring(5, Mode::Drop, 1024, 4, workload(20, 1)));
+    img.extend(vec![0x11u8; 3000]);
+    let f = write(dir.path(), "core", &img);
+    let (code, out, err) = check_clean(&["stats", f.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["cpus"].as_array().unwrap().len(), 2, "{err}");
+    assert_eq!(v["cpus"][1]["cpu"], 5);
+    assert_eq!(code, 1, "skipped garbage is reported");
+}
+
+#[test]
+fn stale_and_foreign_indexes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = two_cpu_dump();
+    let f = write(dir.path(), "d.bin", &d);
+    let fs = f.to_str().unwrap();
+    assert_eq!(run(&["index", fs]).0, 0);
+    let idx = format!("{fs}.idx");
+    let (code, _, err) = check_clean(&["query", fs, "--record", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a tracemark index"), "{err}");
+    let mut changed = d.clone();
+    changed[RING_HEADER_LEN + 40] ^= 1;
+    std::fs::write(&f, &changed).unwrap();
+    let (code, _, err) = run(&["query", &idx, "--record", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("index is stale"), "{err}");
+    let (code, out, _) = run(&["query", &idx, "--summary"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("total records"));
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Runs the trace_demo firmware under QEMU (run.sh), decodes the ring it dumped and checks
+# it against the truth file the firmware wrote:
+#   - the ring framed over UART0 is byte-identical to the semihosting dump;
+#   - every record decodes, no block is torn, nothing was dropped or overwritten;
+#   - the count of every kind equals what the firmware recorded (Outcome::Written);
+#   - every kernel-exit duration equals the duration the firmware measured from the same
+#     clock readings (it records it in a USER event right after the exit), and their sum
+#     equals the truth file's;
+#   - SysTick interrupts landed inside other records (between reservation and commit)
+#     and the ring is still intact.
+#
+# Usage: examples/firmware-qemu/check.sh
+# Env:   DECODE  command that prints a ring image as text (default: the tracemark-c
+#                decode_ring example, built in the root workspace).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$here/../.."
+
+log="$here/target/trace-uart.log"
+"$here/run.sh" trace_demo | tee "$log" | grep -v '^@TM:'
+ring="$here/target/trace-ring.bin"
+truth="$here/target/trace-truth.txt"
+
+if [ -z "${DECODE:-}" ]; then
+    (cd "$root" && cargo build -q -p tracemark-c --example decode_ring 2>/dev/null)
+    target_dir="${CARGO_TARGET_DIR:-$root/target}"
+    DECODE="$target_dir/debug/examples/decode_ring"
+fi
+decoded="$here/target/trace-decoded.txt"
+# The ring framed over UART0 (QEMU's stdout, between log lines) must be byte-identical
+# to the one written through semihosting.
+$DECODE --from-log "$log" --save "$here/target/trace-ring-uart.bin" > "$decoded"
+cmp "$ring" "$here/target/trace-ring-uart.bin"
+echo "ok   the UART-framed dump equals the semihosting dump ($(stat -c %s "$ring") bytes)"
+
+python3 - "$truth" "$decoded" <<'PY'
+import sys
+truth = dict(l.strip().split("=", 1) for l in open(sys.argv[1]) if "=" in l)
+lines = open(sys.argv[2]).read().splitlines()
+header = dict(f.split("=", 1) for f in lines[0].split()[1:])
+fail = []
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond: fail.append(what)
+
+check(truth["result"] == "PASS", "firmware reports PASS")
+check(header["dropped"] == "0" and header["overwritten"] == "0", "nothing dropped or overwritten")
+check(header["clock_hz"] == truth["clock_hz"], f"clock_hz {header['clock_hz']}")
+counts = {}
+exits, pending, durations_ok = [], None, 0
+last_ts = 0
+for l in lines[1:]:
+    ts, kind, *rest = l.split()
+    if int(ts) < last_ts:
+        check(False, f"time goes back at: {l}")
+    last_ts = int(ts)
+    counts[kind] = counts.get(kind, 0) + 1
+    if kind == "KEXIT":
+        if not rest[0].startswith("ticks=") or rest[0] == "ticks=0":
+            check(False, f"exit has a non-zero duration: {l}")
+        pending = int(rest[0].split("=")[1])
+        exits.append(pending)
+    elif kind == "USER" and rest[0] == "id=1":
+        measured = int.from_bytes(bytes.fromhex(rest[1].split("=")[1]), "little")
+        if pending is None or pending != measured:
+            check(False, f"exit duration {pending} == measured {measured}")
+        else:
+            durations_ok += 1
+        pending = None
+for kind in ["KENTRY", "KEXIT", "IRQ", "FENTRY", "FEXIT", "USER", "IMAGE"]:
+    check(counts.get(kind, 0) == int(truth[kind]), f"{kind}: decoded {counts.get(kind, 0)}, recorded {truth[kind]}")
+check(counts.get("LOST", 0) == 0, "no LOST records")
+check(durations_ok == int(truth["kexit_measured"]), f"{durations_ok} exit durations equal the firmware's measurements")
+check(sum(exits) == int(truth["kexit_duration_sum"]), f"sum of exit durations {sum(exits)} == {truth['kexit_duration_sum']}")
+check(int(truth["irq_preempted_record"]) > 0,
+      f"{truth['irq_preempted_record']} of {truth['irq_hook_calls']} interrupts landed inside a record in progress")
+if fail:
+    print(f"check.sh: {len(fail)} check(s) failed"); sys.exit(1)
+print("check.sh: trace_demo PASS")
+PY
+
+# defmt: the defmt_demo firmware prints records with defmt::println!("{}", record); its
+# frames, decoded by defmt-print, must equal src/bin/defmt_demo.out.
+DEFMT_PRINT="${DEFMT_PRINT:-$(command -v defmt-print || echo "$HOME/.cargo/bin/defmt-print")}"
+if [ -x "$DEFMT_PRINT" ]; then
+    FEATURES=defmt "$here/run.sh" defmt_demo >/dev/null
+    "$DEFMT_PRINT" -e "$here/target/thumbv7m-none-eabi/release/defmt_demo" \
+        < "$here/target/defmt-frames.bin" | diff -u "$here/src/bin/defmt_demo.out" -
+    echo "check.sh: defmt_demo output matches src/bin/defmt_demo.out"
+else
+    echo "check.sh: defmt-print not installed (cargo install defmt-print); defmt demo not checked"
+fi
