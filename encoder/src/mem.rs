@@ -53,6 +53,26 @@ impl<'a> Mem<'a> {
         unsafe { &*self.base.as_ptr().add(off).cast::<AtomicU32>() }
     }
 
+    /// The 64-bit word at byte offset `off` (a multiple of 8). Only `last_ts` is accessed
+    /// this way, and only by the writer; it is never accessed as 32-bit words.
+    #[cfg(all(target_has_atomic = "64", not(test)))]
+    #[inline(always)]
+    fn word64(&self, off: usize) -> &core::sync::atomic::AtomicU64 {
+        debug_assert!(off % 8 == 0 && off + 8 <= self.len);
+        // SAFETY: `off` is LAST_TS (104), a multiple of 8 inside the header, and `base` is
+        // 8-byte aligned, so the pointer is in bounds and aligned for `AtomicU64` (size and
+        // alignment of `u64` on targets with 64-bit atomics); the memory lives for 'a and
+        // is only accessed atomically, and these 8 bytes always with this width, except
+        // by `read_at`'s 32-bit loads on other cores, which see either value of each half.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(off)
+                .cast::<core::sync::atomic::AtomicU64>()
+        }
+    }
+
     #[inline(always)]
     fn byte(&self, off: usize) -> &AtomicU8 {
         debug_assert!(off < self.len);
@@ -103,12 +123,10 @@ impl Mem<'_> {
 }
 
 impl Mem<'_> {
-    /// Stores `data` at byte offset `off` (inside one block's record area).
+    /// Stores byte `b` at offset `off` (inside one block's record area).
     #[inline(always)]
-    pub(crate) fn store_bytes(&self, off: usize, data: &[u8]) {
-        for (i, b) in data.iter().enumerate() {
-            self.byte(off + i).store(*b, Ordering::Relaxed);
-        }
+    pub(crate) fn store_byte(&self, off: usize, b: u8) {
+        self.byte(off).store(b, Ordering::Relaxed);
     }
 
     /// Loads the byte at offset `off`.
@@ -132,6 +150,34 @@ impl Mem<'_> {
         self.word(off).store(v as u32, Ordering::Relaxed);
         self.word(off + 4)
             .store((v >> 32) as u32, Ordering::Relaxed);
+    }
+
+    /// Loads the writer's `last_ts`: one 64-bit atomic where the target has them.
+    #[inline(always)]
+    pub(crate) fn load_last_ts(&self) -> u64 {
+        #[cfg(all(target_has_atomic = "64", not(loom), not(test)))]
+        {
+            self.word64(tracemark_format::ring::offsets::LAST_TS)
+                .load(Ordering::Relaxed)
+        }
+        #[cfg(not(all(target_has_atomic = "64", not(loom), not(test))))]
+        {
+            self.load_u64(tracemark_format::ring::offsets::LAST_TS)
+        }
+    }
+
+    /// Stores the writer's `last_ts`.
+    #[inline(always)]
+    pub(crate) fn store_last_ts(&self, ts: u64) {
+        #[cfg(all(target_has_atomic = "64", not(loom), not(test)))]
+        {
+            self.word64(tracemark_format::ring::offsets::LAST_TS)
+                .store(ts, Ordering::Relaxed)
+        }
+        #[cfg(not(all(target_has_atomic = "64", not(loom), not(test))))]
+        {
+            self.store_u64(tracemark_format::ring::offsets::LAST_TS, ts)
+        }
     }
 
     /// Reads a 64-bit counter of the writer from another core: retries until the high

@@ -244,6 +244,7 @@ fn nested_write_at_every_point_of_an_overwrite() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "thousands of ring set-ups: too slow under miri; runs natively")]
 fn two_levels_of_nesting_at_every_pair_of_points() {
     let mut k1 = 0u64;
     loop {

@@ -7,7 +7,7 @@
 //!
 //! 1. *enters*: bumps `nest` with a plain load and store (a nested writer restores the
 //!    value before the interrupted one resumes, so no read-modify-write is needed);
-//! 2. *encodes* the record into a stack buffer. Its time is a delta from `last_ts` when
+//! 2. *sizes* the record (it is encoded straight into the ring later). Its time is a delta from `last_ts` when
 //!    `last_pos == write_pos` proves that `last_ts` belongs to the record just before the
 //!    reservation; otherwise (an interrupt wrote in between, a new block, a clock step) it
 //!    is an absolute timestamp marker;
@@ -33,7 +33,7 @@
 //!
 //! [`END_MARKER`]: tracemark_format::record::END_MARKER
 
-use tracemark_format::record::{self, Time, END_MARKER, MAX_DELTA, MAX_RECORD_LEN};
+use tracemark_format::record::{self, Time, END_MARKER, MAX_DELTA};
 use tracemark_format::ring::{
     self, offsets, Geometry, Mode, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_HEADER_LEN,
 };
@@ -42,7 +42,7 @@ use tracemark_format::{Event, SyscallAbi};
 use zerocopy::IntoBytes;
 
 use crate::mem::Mem;
-use crate::sync::{compiler_fence, fence, local_add, local_cas, Ordering};
+use crate::sync::{compiler_fence, fence, local_add, local_cas, AtomicU32, Ordering};
 
 /// How to lay out and run a ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +132,12 @@ pub struct Ring<'a> {
     mode: Mode,
     /// `geometry.block_size()`, kept at hand for the fast path.
     block_size: u32,
+    /// Written by the block opener: the sequence number of the newest block and the
+    /// byte offset of its slot, so the fast path needs no division. NOTE: the opener
+    /// stores the offset before the sequence number; a writer that reads a sequence
+    /// number other than its position's recomputes the offset.
+    cur_seq: AtomicU32,
+    cur_block: AtomicU32,
 }
 
 enum Step {
@@ -184,6 +190,8 @@ impl<'a> Ring<'a> {
             geometry,
             mode: config.mode,
             block_size,
+            cur_seq: AtomicU32::new(u32::MAX),
+            cur_block: AtomicU32::new(0),
         };
         ring.format(config);
         Ok(ring)
@@ -246,11 +254,6 @@ impl<'a> Ring<'a> {
     #[inline(always)]
     pub fn write_with(&self, now: impl Fn() -> u64, make: impl Fn(u64) -> Event) -> (Outcome, u64) {
         let nest = self.enter();
-        if self.hdr(offsets::DROPPED).load(Ordering::Relaxed)
-            != self.hdr(offsets::REPORTED_DROPS).load(Ordering::Relaxed)
-        {
-            self.report_drops(&now);
-        }
         let result = self.reserve_and_write(&now, &make, true);
         self.exit(nest);
         result
@@ -299,12 +302,13 @@ impl<'a> Ring<'a> {
         make: &impl Fn(u64) -> Event,
         count_drop: bool,
     ) -> (Outcome, u64) {
-        let mut buf = [0u8; MAX_RECORD_LEN];
         let write = self.hdr(offsets::WRITE_POS);
         loop {
             let pos = write.load(Ordering::Relaxed);
             let last_pos = self.hdr(offsets::LAST_POS).load(Ordering::Relaxed);
-            let last_ts = self.mem.load_u64(offsets::LAST_TS);
+            let last_ts = self.mem.load_last_ts();
+            let cur_seq = self.cur_seq.load(Ordering::Relaxed);
+            let cur_block = self.cur_block.load(Ordering::Relaxed) as usize;
             compiler_fence();
             let ts = now();
             let event = make(ts);
@@ -313,46 +317,59 @@ impl<'a> Ring<'a> {
                 Some(delta) if last_pos == pos && delta <= MAX_DELTA => Time::Delta(delta),
                 _ => Time::Absolute(ts),
             };
-            let len = record::encode(&mut buf, time, ts, &event) as u32;
+            let len = record::encoded_len(time, ts, &event) as u32;
             // NOTE: `<` not `<=`: a block never fills to its last byte, so the offset never
             // carries into the sequence number and there is always room for END_MARKER.
             if p.offset >= BLOCK_HEADER_LEN as u32 && p.offset + len < self.block_size {
+                let block = if cur_seq == p.seq {
+                    cur_block
+                } else {
+                    self.geometry.block_offset(self.geometry.slot(p.seq))
+                };
                 if !local_cas(write, pos, pos + len) {
                     continue;
                 }
-                let at = self.geometry.block_offset(self.geometry.slot(p.seq)) + p.offset as usize;
-                self.mem.store_bytes(at, &buf[..len as usize]);
+                self.store_record(block + p.offset as usize, time, ts, &event);
                 if counts(&event) {
-                    local_add(self.block_field(p.seq, offsets::BLOCK_RECORDS), 1);
+                    local_add(self.mem.word(block + offsets::BLOCK_RECORDS), 1);
                 }
                 self.publish_last(ts, pos + len);
                 return (Outcome::Written, ts);
             }
-            match self.open_block(pos, ts, &event, &mut buf, count_drop) {
+            match self.open_block(pos, ts, &event, count_drop) {
                 Step::Retry => continue,
-                Step::Done(outcome) => return (outcome, ts),
+                Step::Done(outcome) => {
+                    // Records are only ever dropped when a block cannot be opened, so a
+                    // successful open is where unreported drops are reported.
+                    if outcome == Outcome::Written && count_drop && self.has_unreported_drops() {
+                        self.report_drops(now);
+                    }
+                    return (outcome, ts);
+                }
             }
         }
+    }
+
+    /// Writes the record's bytes at `at`, in space this writer has reserved.
+    #[inline(always)]
+    fn store_record(&self, mut at: usize, time: Time, ts: u64, event: &Event) {
+        record::encode_with(time, ts, event, &mut |b| {
+            self.mem.store_byte(at, b);
+            at += 1;
+        });
     }
 
     #[inline(always)]
     fn publish_last(&self, ts: u64, end: u32) {
         compiler_fence();
-        self.mem.store_u64(offsets::LAST_TS, ts);
+        self.mem.store_last_ts(ts);
         compiler_fence();
         self.hdr(offsets::LAST_POS).store(end, Ordering::Relaxed);
     }
 
     /// The slow path: close the current block and open the next one.
     #[inline(never)]
-    fn open_block(
-        &self,
-        pos: u32,
-        ts: u64,
-        event: &Event,
-        buf: &mut [u8; MAX_RECORD_LEN],
-        count_drop: bool,
-    ) -> Step {
+    fn open_block(&self, pos: u32, ts: u64, event: &Event, count_drop: bool) -> Step {
         let g = self.geometry;
         let p = g.split(pos);
         let opened = p.offset >= BLOCK_HEADER_LEN as u32;
@@ -384,7 +401,7 @@ impl<'a> Ring<'a> {
                 .load(Ordering::Relaxed)
                 == g.seq_back(target, g.block_count);
         let reclaimed = if old_valid { stale_count } else { 0 };
-        let len = record::encode(buf, Time::Delta(0), ts, event) as u32;
+        let len = record::encoded_len(Time::Delta(0), ts, event) as u32;
         let new_pos = g.join(target, BLOCK_HEADER_LEN as u32 + len);
         if !local_cas(self.hdr(offsets::WRITE_POS), pos, new_pos) {
             return Step::Retry;
@@ -393,7 +410,7 @@ impl<'a> Ring<'a> {
         fence(Ordering::Release);
         if opened {
             let end = g.block_offset(g.slot(p.seq)) + p.offset as usize;
-            self.mem.store_bytes(end, &[END_MARKER]);
+            self.mem.store_byte(end, END_MARKER);
         }
         if reclaimed != 0 {
             self.add_u64(offsets::OVERWRITTEN, u64::from(reclaimed));
@@ -412,8 +429,7 @@ impl<'a> Ring<'a> {
             .store(BLOCK_MAGIC, Ordering::Relaxed);
         // Nested writers may already have counted their records: adjust, don't store.
         local_add(records, u32::from(counts(event)).wrapping_sub(stale_count));
-        self.mem
-            .store_bytes(block + BLOCK_HEADER_LEN, &buf[..len as usize]);
+        self.store_record(block + BLOCK_HEADER_LEN, Time::Delta(0), ts, event);
         self.publish_last(ts, new_pos);
         Step::Done(Outcome::Written)
     }
@@ -431,6 +447,11 @@ impl<'a> Ring<'a> {
             self.mem.store_u64(offsets::FIRST_DROP_TS, ts);
         }
         self.add_u64(offsets::DROPPED, 1);
+    }
+
+    fn has_unreported_drops(&self) -> bool {
+        self.hdr(offsets::DROPPED).load(Ordering::Relaxed)
+            != self.hdr(offsets::REPORTED_DROPS).load(Ordering::Relaxed)
     }
 
     /// Writes a `Lost` record for drops not yet reported, if there is room now.

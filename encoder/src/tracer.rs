@@ -50,7 +50,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
     }
 
     /// Records `event` now.
-    #[inline]
+    #[inline(always)]
     pub fn record(&self, event: Event) -> Outcome {
         self.ring.write_with(|| self.clock.now(), |_| event).0
     }
@@ -60,7 +60,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// Entries nest (an interrupt taken inside the kernel); up to
     /// [`ENTRY_STACK_DEPTH`] open entries keep their times. Deeper ones are still
     /// recorded, and their exits say `NestingOverflow` instead of a duration.
-    #[inline]
+    #[inline(always)]
     pub fn kernel_entry(&self, entry: KernelEntry) -> Outcome {
         let (outcome, ts) = self
             .ring
@@ -71,7 +71,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
 
     /// Records a kernel exit carrying `exit - entry` in clock ticks, measured here from
     /// the matching [`Tracer::kernel_entry`].
-    #[inline]
+    #[inline(always)]
     pub fn kernel_exit(&self) -> Outcome {
         let entry = self.pop_entry();
         self.ring
@@ -89,25 +89,25 @@ impl<'a, C: Clock> Tracer<'a, C> {
     }
 
     /// Records an interrupt.
-    #[inline]
+    #[inline(always)]
     pub fn interrupt(&self, irq: u32) -> Outcome {
         self.record(Event::Interrupt { irq })
     }
 
     /// Records a function entry (a compact id or a code address).
-    #[inline]
+    #[inline(always)]
     pub fn function_entry(&self, func: u64) -> Outcome {
         self.record(Event::FunctionEntry { func })
     }
 
     /// Records a function exit.
-    #[inline]
+    #[inline(always)]
     pub fn function_exit(&self, func: u64) -> Outcome {
         self.record(Event::FunctionExit { func })
     }
 
     /// Records a user event; `data` longer than 32 bytes is cut to 32.
-    #[inline]
+    #[inline(always)]
     pub fn user(&self, id: u32, data: &[u8]) -> Outcome {
         let data = &data[..data.len().min(tracemark_format::record::MAX_USER_PAYLOAD)];
         match UserPayload::new(data) {
@@ -117,7 +117,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
     }
 
     /// Records that an image (binary, module, mapping) was loaded at `base`.
-    #[inline]
+    #[inline(always)]
     pub fn image(&self, base: u64, size: u64, id: u64) -> Outcome {
         self.record(Event::Image { base, size, id })
     }

@@ -27,7 +27,11 @@ fn op() -> impl Strategy<Value = Op> {
 fn run(mode: Mode, blocks: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut mem = common::memory(192 + blocks * 256);
     let clock = Cell::new(0u64);
-    let config = Config { mode, block_size: 256, ..Config::new() };
+    let config = Config {
+        mode,
+        block_size: 256,
+        ..Config::new()
+    };
     let mut model = Model::default();
     {
         let t = Tracer::new(&mut mem, &config, || clock.get()).unwrap();

@@ -163,8 +163,8 @@ fn a_claimed_ring_cannot_be_initialised_again() {
     let t = Tracer::new(&mut mem, &config(Mode::Drop, 256), &clock).unwrap();
     let (ptr, len) = t.ring().memory_span();
     std::mem::forget(t); // the session is still live, as in a kernel that never stops
-    // SAFETY: the forgotten tracer never runs again, so this second view of its memory is
-    // the only one in use.
+                         // SAFETY: the forgotten tracer never runs again, so this second view of its memory is
+                         // the only one in use.
     let again = unsafe { std::slice::from_raw_parts_mut(ptr.cast_mut(), len) };
     assert_eq!(
         Tracer::new(again, &config(Mode::Drop, 256), &clock).err(),

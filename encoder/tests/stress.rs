@@ -146,6 +146,7 @@ fn check_image(image: &[u8]) -> usize {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "POSIX timers and signals are not supported by miri")]
 fn producers_signals_and_a_snapshotting_reader() {
     install_handler();
     let rings: Vec<&'static Ring> = (0..2)

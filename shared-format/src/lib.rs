@@ -4,6 +4,7 @@
 //! - [`record`]: the records inside a block, their encoding and [`record::BlockRecords`];
 //! - [`sel4`]: the packed seL4 kernel-entry word and the seL4 names;
 //! - [`varint`]: the LEB128 integers records are made of;
+//! - [`scan`]: a fast pass over records for summaries, without building events;
 //! - [`uart`]: framing of a dump over a text console.
 //!
 //! `FORMAT.md` at the repository root describes all of it byte by byte.
@@ -11,6 +12,7 @@
 
 pub mod record;
 pub mod ring;
+pub mod scan;
 pub mod sel4;
 pub mod uart;
 pub mod varint;

@@ -249,45 +249,82 @@ pub enum Time {
     Absolute(u64),
 }
 
-/// Encodes `event` at time `time` into `out`; returns the number of bytes used.
-///
-/// `Time::Delta` values above [`MAX_DELTA`] are the caller's bug and are encoded as an
-/// absolute timestamp would not be: callers pass `Time::Absolute` for large gaps. `ts`
-/// is the record's absolute time, needed only by [`Event::Lost`] to express `since`.
+/// The number of bytes [`encode_with`] writes for `event` at `time`.
 #[inline(always)]
-pub fn encode(out: &mut [u8; MAX_RECORD_LEN], time: Time, ts: u64, event: &Event) -> usize {
+pub fn encoded_len(time: Time, ts: u64, event: &Event) -> usize {
     let kind = event.kind() as u64;
-    let mut at = match time {
-        Time::Delta(delta) => varint::write(out, 0, (delta << 4) | kind),
-        Time::Absolute(abs) => {
-            out[0] = Kind::Timestamp as u8;
-            let at = varint::write(out, 1, abs);
-            varint::write(out, at, kind)
-        }
+    let head = match time {
+        Time::Delta(delta) => varint::encoded_len((delta << 4) | kind),
+        Time::Absolute(abs) => 1 + varint::encoded_len(abs) + 1,
     };
+    head + match *event {
+        Event::KernelEntry(entry) => varint::encoded_len(u64::from(entry.0)),
+        Event::KernelExit(duration) => varint::encoded_len(duration.to_wire()),
+        Event::Interrupt { irq } => varint::encoded_len(u64::from(irq)),
+        Event::FunctionEntry { func } | Event::FunctionExit { func } => varint::encoded_len(func),
+        Event::User { id, payload } => {
+            let n = payload.as_bytes().len();
+            varint::encoded_len((u64::from(id) << 6) | n as u64) + n
+        }
+        Event::Image { base, size, id } => {
+            varint::encoded_len(base) + varint::encoded_len(size) + varint::encoded_len(id)
+        }
+        Event::Lost { count, since } => {
+            varint::encoded_len(count) + varint::encoded_len(ts.saturating_sub(since))
+        }
+    }
+}
+
+/// Writes the bytes of `event` at time `time` through `put`, first to last;
+/// [`encoded_len`] of them (at most [`MAX_RECORD_LEN`]).
+///
+/// `Time::Delta` must be at most [`MAX_DELTA`]; callers use `Time::Absolute` for larger
+/// gaps. `ts` is the record's absolute time, used only by [`Event::Lost`] for `since`.
+#[inline(always)]
+pub fn encode_with(time: Time, ts: u64, event: &Event, put: &mut impl FnMut(u8)) {
+    let kind = event.kind() as u64;
+    match time {
+        Time::Delta(delta) => varint::write_with(put, (delta << 4) | kind),
+        Time::Absolute(abs) => {
+            put(Kind::Timestamp as u8);
+            varint::write_with(put, abs);
+            put(kind as u8);
+        }
+    }
     match *event {
-        Event::KernelEntry(entry) => at = varint::write(out, at, u64::from(entry.0)),
-        Event::KernelExit(duration) => at = varint::write(out, at, duration.to_wire()),
-        Event::Interrupt { irq } => at = varint::write(out, at, u64::from(irq)),
+        Event::KernelEntry(entry) => varint::write_with(put, u64::from(entry.0)),
+        Event::KernelExit(duration) => varint::write_with(put, duration.to_wire()),
+        Event::Interrupt { irq } => varint::write_with(put, u64::from(irq)),
         Event::FunctionEntry { func } | Event::FunctionExit { func } => {
-            at = varint::write(out, at, func)
+            varint::write_with(put, func)
         }
         Event::User { id, payload } => {
             let data = payload.as_bytes();
-            at = varint::write(out, at, (u64::from(id) << 6) | data.len() as u64);
-            out[at..at + data.len()].copy_from_slice(data);
-            at += data.len();
+            varint::write_with(put, (u64::from(id) << 6) | data.len() as u64);
+            for b in data {
+                put(*b);
+            }
         }
         Event::Image { base, size, id } => {
-            at = varint::write(out, at, base);
-            at = varint::write(out, at, size);
-            at = varint::write(out, at, id);
+            varint::write_with(put, base);
+            varint::write_with(put, size);
+            varint::write_with(put, id);
         }
         Event::Lost { count, since } => {
-            at = varint::write(out, at, count);
-            at = varint::write(out, at, ts.saturating_sub(since));
+            varint::write_with(put, count);
+            varint::write_with(put, ts.saturating_sub(since));
         }
     }
+}
+
+/// Encodes `event` at time `time` into `out`; returns the number of bytes used.
+#[inline(always)]
+pub fn encode(out: &mut [u8; MAX_RECORD_LEN], time: Time, ts: u64, event: &Event) -> usize {
+    let mut at = 0;
+    encode_with(time, ts, event, &mut |b| {
+        out[at] = b;
+        at += 1;
+    });
     at
 }
 
@@ -628,13 +665,19 @@ mod tests {
     }
 
     #[test]
-    fn maximum_sizes_fit_the_record_buffer() {
+    fn maximum_sizes_fit_the_record_buffer_and_lengths_agree() {
         for e in one_of_each() {
-            let mut buf = [0u8; MAX_RECORD_LEN];
-            let n = encode(&mut buf, Time::Absolute(u64::MAX), u64::MAX, &e);
-            assert!(n <= MAX_RECORD_LEN);
-            let n = encode(&mut buf, Time::Delta(MAX_DELTA), u64::MAX, &e);
-            assert!(n <= MAX_RECORD_LEN);
+            for time in [
+                Time::Absolute(u64::MAX),
+                Time::Delta(MAX_DELTA),
+                Time::Delta(0),
+                Time::Delta(300),
+            ] {
+                let mut buf = [0u8; MAX_RECORD_LEN];
+                let n = encode(&mut buf, time, u64::MAX, &e);
+                assert!(n <= MAX_RECORD_LEN);
+                assert_eq!(n, encoded_len(time, u64::MAX, &e), "{e:?} {time:?}");
+            }
         }
     }
 

@@ -5,8 +5,8 @@
 use std::cell::Cell;
 
 use tracemark::format::record::{ExitDuration, UserPayload};
-use tracemark::format::ring::{BlockState, RingView};
 use tracemark::format::ring::ENTRY_STACK_DEPTH;
+use tracemark::format::ring::{BlockState, RingView};
 use tracemark::{Event, KernelEntry, Mode, Outcome, Tracer};
 
 /// One thing a kernel does.
@@ -82,7 +82,14 @@ impl Model {
                 let payload = UserPayload::new(data).expect("at most 32 bytes");
                 (t.user(*id, data), Event::User { id: *id, payload })
             }
-            Op::Image(b, s, i) => (t.image(*b, *s, *i), Event::Image { base: *b, size: *s, id: *i }),
+            Op::Image(b, s, i) => (
+                t.image(*b, *s, *i),
+                Event::Image {
+                    base: *b,
+                    size: *s,
+                    id: *i,
+                },
+            ),
         };
         self.calls += 1;
         match outcome {

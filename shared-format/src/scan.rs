@@ -1,0 +1,453 @@
+//! A fast path over a block's records for summaries: the records are handed to a
+//! [`Visitor`] field by field, without building [`crate::Event`]s.
+//!
+//! [`scan_block`] accepts exactly what [`crate::record::BlockRecords`] accepts, stops
+//! where it stops, and reports the same [`DecodeError`] at the same offset; the unit
+//! tests check this against the iterator. It exists because a summary of a large dump
+//! touches every record, and an `Event` (with its inline user payload) costs more to
+//! build and move than the few fields a summary reads.
+
+use crate::record::{DecodeError, DecodeErrorReason, Kind, MAX_USER_PAYLOAD};
+use crate::varint::{self, VarintError};
+
+/// Receives the records of a block, in order. Every method has a default that ignores
+/// the record; `ts` is the record's absolute time.
+pub trait Visitor {
+    /// A kernel entry with its packed [`crate::KernelEntry`] word.
+    #[inline(always)]
+    fn kernel_entry(&mut self, ts: u64, word: u32) {
+        let _ = (ts, word);
+    }
+    /// A kernel exit with its duration as on the wire: 0 no entry, 1 nesting overflow,
+    /// otherwise `ticks + 2` (see [`crate::ExitDuration`]).
+    #[inline(always)]
+    fn kernel_exit(&mut self, ts: u64, wire: u64) {
+        let _ = (ts, wire);
+    }
+    /// An interrupt.
+    #[inline(always)]
+    fn interrupt(&mut self, ts: u64, irq: u32) {
+        let _ = (ts, irq);
+    }
+    /// A function entry.
+    #[inline(always)]
+    fn function_entry(&mut self, ts: u64, func: u64) {
+        let _ = (ts, func);
+    }
+    /// A function exit.
+    #[inline(always)]
+    fn function_exit(&mut self, ts: u64, func: u64) {
+        let _ = (ts, func);
+    }
+    /// A user event.
+    #[inline(always)]
+    fn user(&mut self, ts: u64, id: u32, payload: &[u8]) {
+        let _ = (ts, id, payload);
+    }
+    /// An image record.
+    #[inline(always)]
+    fn image(&mut self, ts: u64, base: u64, size: u64, id: u64) {
+        let _ = (ts, base, size, id);
+    }
+    /// A `Lost` record.
+    #[inline(always)]
+    fn lost(&mut self, ts: u64, count: u64, since: u64) {
+        let _ = (ts, count, since);
+    }
+    /// A record of one of the kinds whose payload is one varint `value`: codes 0 to 4
+    /// (kernel entry, kernel exit, interrupt, function entry, function exit), with the
+    /// value already checked to fit 32 bits for codes 0 and 2. The fast path calls this
+    /// instead of the methods above so that a visitor can handle these kinds without
+    /// branching on the kind; the default dispatches to them.
+    #[inline(always)]
+    fn simple(&mut self, ts: u64, code: u8, value: u64) {
+        match code {
+            0 => self.kernel_entry(ts, value as u32),
+            1 => self.kernel_exit(ts, value),
+            2 => self.interrupt(ts, value as u32),
+            3 => self.function_entry(ts, value),
+            _ => self.function_exit(ts, value),
+        }
+    }
+}
+
+/// Where a scan stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanEnd {
+    /// Byte offset after the last record decoded (past an END marker, if one stopped
+    /// the scan: then the block's length).
+    pub offset: usize,
+    /// Records handed to the visitor (`Lost` included).
+    pub records: u64,
+    /// The error that stopped the scan, if any.
+    pub error: Option<DecodeError>,
+}
+
+#[inline(always)]
+fn read(bytes: &[u8], at: usize) -> Result<(u64, usize), DecodeErrorReason> {
+    varint::read(bytes, at).map_err(|e| match e {
+        VarintError::Truncated => DecodeErrorReason::Truncated,
+        VarintError::Overflow => DecodeErrorReason::VarintOverflow,
+    })
+}
+
+/// Decodes the records in `bytes` (a block after its header, times counted from
+/// `base_ts`) into `v`. Never panics.
+#[inline]
+pub fn scan_block<V: Visitor>(bytes: &[u8], base_ts: u64, v: &mut V) -> ScanEnd {
+    let mut at = 0usize;
+    let mut prev = base_ts;
+    let mut records = 0u64;
+    loop {
+        // Fast path, far from the end of the bytes: a record of kind 0 to 4 whose two
+        // varints are at most 8 bytes each, decoded without a branch per byte. Anything
+        // else (markers, other kinds, long varints, errors) takes the general path.
+        if at + 2 * FAST_WINDOW <= bytes.len() {
+            if let Some((h, hl)) = fast_varint(load(bytes, at)) {
+                let code = (h & 0xf) as u8;
+                if code <= Kind::FunctionExit as u8 {
+                    if let Some((value, vl)) = fast_varint(load(bytes, at + hl)) {
+                        let narrow =
+                            code == Kind::KernelEntry as u8 || code == Kind::Interrupt as u8;
+                        if let Some(ts) = prev.checked_add(h >> 4) {
+                            if !narrow || value <= u64::from(u32::MAX) {
+                                v.simple(ts, code, value);
+                                prev = ts;
+                                at += hl + vl;
+                                records += 1;
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let start = at;
+        match step(bytes, &mut at, &mut prev, v) {
+            Ok(true) => records += 1,
+            Ok(false) => {
+                return ScanEnd {
+                    offset: at,
+                    records,
+                    error: None,
+                }
+            }
+            Err(reason) => {
+                return ScanEnd {
+                    offset: start,
+                    records,
+                    error: Some(DecodeError {
+                        offset: start,
+                        reason,
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// Bytes the fast path reads at once.
+const FAST_WINDOW: usize = 8;
+
+/// Eight bytes at `at`, little-endian; the caller checked `at + 8 <= bytes.len()`.
+#[inline(always)]
+fn load(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; FAST_WINDOW];
+    if let Some(b) = bytes.get(at..at + FAST_WINDOW) {
+        w.copy_from_slice(b);
+    }
+    u64::from_le_bytes(w)
+}
+
+/// The varint at the start of the little-endian word `w` and its length, if it ends
+/// within the word's eight bytes (values below 2^56); branch-free.
+#[inline(always)]
+fn fast_varint(w: u64) -> Option<(u64, usize)> {
+    let stops = !w & 0x8080_8080_8080_8080;
+    if stops == 0 {
+        return None;
+    }
+    let n = (stops.trailing_zeros() / 8 + 1) as usize;
+    let m = w & (u64::MAX >> (64 - 8 * n));
+    let v = (m & 0x7f)
+        | (m >> 1 & 0x7f << 7)
+        | (m >> 2 & 0x7f << 14)
+        | (m >> 3 & 0x7f << 21)
+        | (m >> 4 & 0x7f << 28)
+        | (m >> 5 & 0x7f << 35)
+        | (m >> 6 & 0x7f << 42)
+        | (m >> 7 & 0x7f << 49);
+    Some((v, n))
+}
+
+/// One record (after any timestamp markers): `Ok(true)` if one was visited, `Ok(false)`
+/// at the end of the block.
+#[inline(always)]
+fn step<V: Visitor>(
+    bytes: &[u8],
+    at: &mut usize,
+    prev: &mut u64,
+    v: &mut V,
+) -> Result<bool, DecodeErrorReason> {
+    loop {
+        if *at >= bytes.len() {
+            return Ok(false);
+        }
+        let (header, mut p) = read(bytes, *at)?;
+        let code = (header & 0xf) as u8;
+        let delta = header >> 4;
+        if code == Kind::Timestamp as u8 {
+            let (abs, next) = read(bytes, p)?;
+            *prev = abs;
+            *at = next;
+            continue;
+        }
+        if code == Kind::End as u8 {
+            *at = bytes.len();
+            return Ok(false);
+        }
+        if code > Kind::Lost as u8 {
+            return Err(DecodeErrorReason::UnknownKind(code));
+        }
+        let ts = prev
+            .checked_add(delta)
+            .ok_or(DecodeErrorReason::TimeOverflow)?;
+        match code {
+            0 => {
+                let (w, n) = read(bytes, p)?;
+                let w = u32::try_from(w)
+                    .map_err(|_| DecodeErrorReason::BadField("kernel entry word"))?;
+                p = n;
+                v.kernel_entry(ts, w);
+            }
+            1 => {
+                let (d, n) = read(bytes, p)?;
+                p = n;
+                v.kernel_exit(ts, d);
+            }
+            2 => {
+                let (irq, n) = read(bytes, p)?;
+                let irq = u32::try_from(irq).map_err(|_| DecodeErrorReason::BadField("irq"))?;
+                p = n;
+                v.interrupt(ts, irq);
+            }
+            3 => {
+                let (f, n) = read(bytes, p)?;
+                p = n;
+                v.function_entry(ts, f);
+            }
+            4 => {
+                let (f, n) = read(bytes, p)?;
+                p = n;
+                v.function_exit(ts, f);
+            }
+            5 => {
+                let (x, n) = read(bytes, p)?;
+                let len = (x & 0x3f) as usize;
+                let id =
+                    u32::try_from(x >> 6).map_err(|_| DecodeErrorReason::BadField("user id"))?;
+                if len > MAX_USER_PAYLOAD {
+                    return Err(DecodeErrorReason::BadField("user payload length"));
+                }
+                let data = bytes.get(n..n + len).ok_or(DecodeErrorReason::Truncated)?;
+                p = n + len;
+                v.user(ts, id, data);
+            }
+            6 => {
+                let (base, a) = read(bytes, p)?;
+                let (size, b) = read(bytes, a)?;
+                let (id, c) = read(bytes, b)?;
+                p = c;
+                v.image(ts, base, size, id);
+            }
+            _ => {
+                let (count, a) = read(bytes, p)?;
+                let (ago, b) = read(bytes, a)?;
+                let since = ts
+                    .checked_sub(ago)
+                    .ok_or(DecodeErrorReason::BadField("lost since"))?;
+                p = b;
+                v.lost(ts, count, since);
+            }
+        }
+        *prev = ts;
+        *at = p;
+        return Ok(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{encode, BlockRecords, Event, ExitDuration, Record, Time, UserPayload};
+    use crate::KernelEntry;
+    use proptest::prelude::*;
+
+    /// Rebuilds `Record`s from the visitor calls, to compare with `BlockRecords`.
+    struct Collect(Vec<Record>);
+
+    impl Visitor for Collect {
+        fn kernel_entry(&mut self, ts: u64, word: u32) {
+            self.0.push(Record {
+                ts,
+                event: Event::KernelEntry(KernelEntry(word)),
+            });
+        }
+        fn kernel_exit(&mut self, ts: u64, wire: u64) {
+            let d = match wire {
+                0 => ExitDuration::NoEntry,
+                1 => ExitDuration::NestingOverflow,
+                t => ExitDuration::Ticks(t - 2),
+            };
+            self.0.push(Record {
+                ts,
+                event: Event::KernelExit(d),
+            });
+        }
+        fn interrupt(&mut self, ts: u64, irq: u32) {
+            self.0.push(Record {
+                ts,
+                event: Event::Interrupt { irq },
+            });
+        }
+        fn function_entry(&mut self, ts: u64, func: u64) {
+            self.0.push(Record {
+                ts,
+                event: Event::FunctionEntry { func },
+            });
+        }
+        fn function_exit(&mut self, ts: u64, func: u64) {
+            self.0.push(Record {
+                ts,
+                event: Event::FunctionExit { func },
+            });
+        }
+        fn user(&mut self, ts: u64, id: u32, payload: &[u8]) {
+            let payload = UserPayload::new(payload).unwrap();
+            self.0.push(Record {
+                ts,
+                event: Event::User { id, payload },
+            });
+        }
+        fn image(&mut self, ts: u64, base: u64, size: u64, id: u64) {
+            self.0.push(Record {
+                ts,
+                event: Event::Image { base, size, id },
+            });
+        }
+        fn lost(&mut self, ts: u64, count: u64, since: u64) {
+            self.0.push(Record {
+                ts,
+                event: Event::Lost { count, since },
+            });
+        }
+    }
+
+    fn check(bytes: &[u8], base: u64) {
+        let mut it = BlockRecords::new(bytes, base);
+        let mut want = Vec::new();
+        let mut err = None;
+        for r in it.by_ref() {
+            match r {
+                Ok(r) => want.push(r),
+                Err(e) => err = Some(e),
+            }
+        }
+        let mut c = Collect(Vec::new());
+        let end = scan_block(bytes, base, &mut c);
+        assert_eq!(c.0, want);
+        assert_eq!(end.error, err);
+        assert_eq!(end.records, want.len() as u64);
+        if err.is_none() {
+            assert_eq!(end.offset, it.offset());
+        }
+    }
+
+    #[test]
+    fn agrees_with_block_records_on_every_kind() {
+        let events = [
+            Event::KernelEntry(KernelEntry::syscall(1, 10, true, 42)),
+            Event::KernelExit(ExitDuration::Ticks(1234)),
+            Event::KernelExit(ExitDuration::NoEntry),
+            Event::Interrupt { irq: 65_535 },
+            Event::FunctionEntry { func: 0x0800_1234 },
+            Event::FunctionExit { func: u64::MAX },
+            Event::User {
+                id: 9,
+                payload: UserPayload::new(&[7; 5]).unwrap(),
+            },
+            Event::Image {
+                base: 1,
+                size: 2,
+                id: 3,
+            },
+            Event::Lost {
+                count: 4,
+                since: 10,
+            },
+        ];
+        let mut bytes = Vec::new();
+        let mut ts = 100;
+        for (i, e) in events.iter().enumerate() {
+            ts += 1 << i;
+            let mut buf = [0u8; crate::record::MAX_RECORD_LEN];
+            let t = if i % 3 == 0 {
+                Time::Absolute(ts)
+            } else {
+                Time::Delta(1 << i)
+            };
+            let n = encode(&mut buf, t, ts, e);
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        check(&bytes, 100);
+        for cut in 0..bytes.len() {
+            check(&bytes[..cut], 100);
+        }
+        bytes.push(crate::record::END_MARKER);
+        bytes.extend_from_slice(&[0xff; 8]);
+        check(&bytes, 100);
+    }
+
+    #[test]
+    fn fast_varint_agrees_with_varint_read() {
+        for value in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            1 << 35,
+            (1 << 56) - 1,
+        ] {
+            let mut buf = [0xffu8; 16];
+            let n = crate::varint::write(&mut buf, 0, value);
+            assert_eq!(fast_varint(load(&buf, 0)), Some((value, n)));
+        }
+        assert_eq!(fast_varint(u64::MAX), None);
+        // Non-canonical encodings decode as the slow reader decodes them.
+        assert_eq!(
+            fast_varint(u64::from_le_bytes([0x80, 0, 0, 0, 0, 0, 0, 0])),
+            Some((0, 2))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_block_records_on_garbage(bytes: Vec<u8>, base: u64) {
+            check(&bytes, base);
+        }
+
+        #[test]
+        fn agrees_with_block_records_on_plausible_bytes(
+            bytes in proptest::collection::vec(
+                prop_oneof![0u8..0x10, 0x10u8..0x80, 0x80u8..=0xff, Just(0x0e), Just(0x0f)],
+                0..400,
+            ),
+            base in prop_oneof![Just(0u64), Just(u64::MAX - 1000), any::<u64>()],
+        ) {
+            check(&bytes, base);
+        }
+    }
+}
