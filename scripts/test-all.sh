@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting and lints, the workspace tests (unit,
+# property, stress, CLI integration, the C kernel), loom models, cross-target builds of
+# the encoder, the C header check, the Cortex-M firmware under QEMU, miri over the ring
+# tests, and short fuzz runs. Installs the Rust targets and cargo tools it needs.
+#
+# Usage: scripts/test-all.sh          (README's test command; .ci/run calls it)
+# Env:   FUZZ_SECONDS   seconds per fuzz target (default 10)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+need_cargo_tool() { # binary crate
+    command -v "$1" >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/$1" ] || cargo install --locked "$2"
+}
+
+step "toolchain: Rust targets and cargo tools"
+rustup target add thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf \
+    aarch64-unknown-none riscv32imac-unknown-none-elf >/dev/null
+need_cargo_tool cbindgen cbindgen
+need_cargo_tool defmt-print defmt-print
+have_nightly=0
+if rustup toolchain list | grep -q '^nightly'; then
+    rustup component add --toolchain nightly miri rust-src >/dev/null 2>&1 && have_nightly=1
+    need_cargo_tool cargo-fuzz cargo-fuzz
+fi
+if ! command -v qemu-system-arm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq qemu-system-arm >/dev/null
+    else
+        echo "qemu-system-arm is missing: install it (Debian: apt-get install qemu-system-arm)" >&2
+        exit 1
+    fi
+fi
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "workspace tests (unit, property, stress, CLI, C kernel)"
+cargo test --workspace
+
+step "loom models of reserve/commit"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$root/target/loom" \
+    cargo test -p tracemark --release --lib loom
+
+step "encoder builds for bare-metal targets"
+for target in thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf \
+    aarch64-unknown-none riscv32imac-unknown-none-elf; do
+    cargo build -q --release -p tracemark -p tracemark-format --target "$target"
+    cargo build -q --release -p tracemark-format --features defmt --target "$target"
+    echo "ok   $target"
+done
+cargo build -q --release -p tracemark-c --target thumbv7em-none-eabihf --features panic-handler
+echo "ok   tracemark-c staticlib for thumbv7em-none-eabihf"
+
+step "C header is what cbindgen generates"
+encoder/c-api/check-header.sh
+
+step "Cortex-M firmware under QEMU, decoded on the host"
+examples/firmware-qemu/check.sh
+
+if [ "$have_nightly" = 1 ]; then
+    step "miri over the ring tests"
+    MIRIFLAGS="-Zmiri-ignore-leaks" PROPTEST_CASES=4 CARGO_TARGET_DIR="$root/target/miri" \
+        cargo +nightly miri test -p tracemark --lib --test roundtrip --test proptest_roundtrip
+
+    step "fuzz targets build and run (${FUZZ_SECONDS:-10} s each)"
+    (cd fuzz && cargo +nightly fuzz build -O -s none >/dev/null)
+    for t in roundtrip record_decoder dump_reader index_reader; do
+        (cd fuzz && cargo +nightly fuzz run -O -s none "$t" -- \
+            -max_total_time="${FUZZ_SECONDS:-10}" 2>&1 | grep -E '^Done|ERROR|panicked') 
+    done
+else
+    echo "note: no nightly toolchain; miri and fuzz steps skipped" >&2
+fi
+
+step "all tests passed"
