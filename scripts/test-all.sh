@@ -64,7 +64,7 @@ examples/firmware-qemu/check.sh
 
 if [ "$have_nightly" = 1 ]; then
     step "miri over the ring tests"
-    MIRIFLAGS="-Zmiri-ignore-leaks" PROPTEST_CASES=4 CARGO_TARGET_DIR="$root/target/miri" \
+    MIRIFLAGS="-Zmiri-ignore-leaks -Zmiri-disable-isolation" PROPTEST_CASES=4 CARGO_TARGET_DIR="$root/target/miri" \
         cargo +nightly miri test -p tracemark --lib --test roundtrip --test proptest_roundtrip
 
     step "fuzz targets build and run (${FUZZ_SECONDS:-10} s each)"

@@ -8,15 +8,38 @@
 //!
 //! # Record numbers
 //!
-//! Each CPU numbers its event records (`Lost` records get no number). The first record
-//! of the oldest surviving block is number `overwritten` (the ring header's count of
-//! records lost to overwriting); every later block starts where the block before it
-//! ended *by its header's record count*. Numbers therefore stay stable when a block is
-//! damaged: the records lost to damage leave a gap instead of renumbering the rest.
+//! Each CPU numbers its event records (`Lost` records get no number): the number of a
+//! record is the count of event records the CPU wrote before it. The reader walks a
+//! ring's blocks in sequence order; the first block starts at `overwritten` (the ring
+//! header's count of records lost to overwriting), and every block starts where the
+//! block before it ended *by that block's header record count* (`records`), whether the
+//! block could be decoded or not:
+//!
+//! - a block whose header is intact (magic and expected sequence number) counts its
+//!   `records`, even if its body is damaged or lies in a damaged UART chunk;
+//! - a torn block *before* the oldest intact block of an overwrite ring is the slot the
+//!   writer is reclaiming: the encoder adds its records to `overwritten` before it
+//!   rewrites the header, so it counts 0;
+//! - any other torn block (damage: magic or sequence number garbled) counts its
+//!   `records` field if that is possible for a block of this size (a damaged header
+//!   field rarely damages its neighbours);
+//! - a block whose header is not available at all (cut off by truncation, in a missing
+//!   UART chunk, or a torn block with an impossible count) counts 0, and a warning says
+//!   that the numbers after it on that CPU may be low.
+//!
+//! `lost_before` cannot fill the gap: it counts records *lost* (overwritten or dropped)
+//! when the block was opened, which in a ring of `n` blocks only tells where the block
+//! `n - 1` sequence numbers earlier started, never the block just before. So numbers
+//! stay stable when a block is damaged: the records lost to damage leave a gap instead
+//! of renumbering the rest.
+
+use std::ops::Range;
 
 use tracemark_format::record::BlockRecords;
-use tracemark_format::ring::{find_rings, BlockState, RingError, BLOCK_HEADER_LEN};
-use tracemark_format::{RingView, SyscallAbi};
+use tracemark_format::ring::{
+    find_rings, BlockState, RingError, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_MAGIC,
+};
+use tracemark_format::{Mode, RingView, SyscallAbi};
 
 /// Why a file holds no usable ring.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +61,60 @@ pub enum DumpError {
     },
 }
 
+/// What kind of problem a [`Warning`] is, for summaries ("3 torn blocks").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Category {
+    /// A ring header that does not parse (bad magic, CRC, version, field).
+    BadRing,
+    /// Bytes that are not a ring, skipped.
+    NotARing,
+    /// A ring cut short by the end of the file.
+    Truncated,
+    /// A block whose header is torn.
+    TornBlock,
+    /// A block with undecodable records.
+    CorruptBlock,
+    /// A block touching a missing or corrupt UART chunk, skipped.
+    DamagedChunk,
+    /// Record numbers after this place may be low.
+    Numbering,
+    /// A problem of the UART log a dump was extracted from.
+    Uart,
+}
+
+impl Category {
+    /// The plural noun used in summaries.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Category::BadRing => "bad ring headers",
+            Category::NotARing => "skipped regions",
+            Category::Truncated => "truncated rings",
+            Category::TornBlock => "torn blocks",
+            Category::CorruptBlock => "corrupt blocks",
+            Category::DamagedChunk => "blocks in damaged UART chunks",
+            Category::Numbering => "numbering gaps",
+            Category::Uart => "UART log problems",
+        }
+    }
+
+    /// The noun for `n` problems of this category ("1 torn block", "2 torn blocks").
+    pub fn noun(self, n: usize) -> &'static str {
+        if n != 1 {
+            return self.plural();
+        }
+        match self {
+            Category::BadRing => "bad ring header",
+            Category::NotARing => "skipped region",
+            Category::Truncated => "truncated ring",
+            Category::TornBlock => "torn block",
+            Category::CorruptBlock => "corrupt block",
+            Category::DamagedChunk => "block in damaged UART chunks",
+            Category::Numbering => "numbering gap",
+            Category::Uart => "UART log problem",
+        }
+    }
+}
+
 /// Something wrong with a dump that does not stop decoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
@@ -46,8 +123,10 @@ pub struct Warning {
     /// What is wrong.
     pub message: String,
     /// Whether data was lost to damage (truncation, undecodable bytes), as opposed to
-    /// a torn block, which overwrite mode produces in normal operation.
+    /// a torn block being reclaimed, which overwrite mode produces in normal operation.
     pub damage: bool,
+    /// The kind of problem.
+    pub category: Category,
 }
 
 impl std::fmt::Display for Warning {
@@ -106,6 +185,8 @@ pub struct Ring<'a> {
     pub torn_blocks: u64,
     /// Blocks beyond the end of the file.
     pub missing_blocks: u64,
+    /// Blocks skipped because they touch a missing or corrupt UART chunk.
+    pub damaged_blocks: u64,
     /// Records lost to overwriting before the oldest block (ring header).
     pub overwritten: u64,
     /// Records dropped because the ring was full (ring header).
@@ -133,6 +214,17 @@ pub struct Dump<'a> {
 impl<'a> Dump<'a> {
     /// Finds the rings in `bytes` and lists their blocks.
     pub fn parse(bytes: &'a [u8]) -> Result<Dump<'a>, DumpError> {
+        Dump::parse_partial(bytes, None)
+    }
+
+    /// Like [`Dump::parse`] for bytes of which only `valid` (sorted, disjoint byte
+    /// ranges) can be trusted, as reassembled from a damaged UART log: a block that
+    /// overlaps an untrusted byte is skipped and counted as damaged (its header's record
+    /// count still numbers the records after it if the header itself is trusted).
+    pub fn parse_partial(
+        bytes: &'a [u8],
+        valid: Option<&[Range<usize>]>,
+    ) -> Result<Dump<'a>, DumpError> {
         if bytes.is_empty() {
             return Err(DumpError::Empty);
         }
@@ -145,12 +237,13 @@ impl<'a> Dump<'a> {
             match RingView::parse(rest) {
                 Ok(view) => {
                     let ring_len = view.ring_len();
-                    let ring = read_ring(at, view, &mut warnings);
+                    let ring = read_ring(at, view, valid, &mut warnings);
                     rings.push(ring);
                     if ring_len > rest.len() {
                         warnings.push(Warning {
                             offset: at,
                             damage: true,
+                            category: Category::Truncated,
                             message: format!(
                                 "ring truncated: {} of {} bytes present, later blocks missing",
                                 rest.len(),
@@ -165,31 +258,34 @@ impl<'a> Dump<'a> {
                     if first_error.is_none() {
                         first_error = Some((at, e));
                     }
-                    match find_rings(rest).find(|&o| o > 0) {
-                        Some(o) => {
-                            if !rings.is_empty() || at != 0 {
-                                warnings.push(Warning {
-                                    offset: at,
-                                    damage: true,
-                                    message: format!("{} bytes that are not a ring skipped", o),
-                                });
+                    let looks_like_ring = rest.starts_with(&RING_MAGIC);
+                    let next = find_rings(rest).find(|&o| o > 0);
+                    let trailing_zeros = next.is_none() && rest.iter().all(|&b| b == 0);
+                    if rings.is_empty() && next.is_none() {
+                        // Nothing decodable at all: the error below says it.
+                        break;
+                    }
+                    if !trailing_zeros {
+                        let skipped = match next {
+                            Some(o) => {
+                                format!("{o} bytes skipped to the next ring at byte {}", at + o)
                             }
-                            at += o;
-                        }
-                        None => {
-                            if !rings.is_empty() && rest.iter().any(|&b| b != 0) {
-                                warnings.push(Warning {
-                                    offset: at,
-                                    damage: true,
-                                    message: format!(
-                                        "{} trailing bytes are not a ring: {}",
-                                        rest.len(),
-                                        ring_error_message(&e)
-                                    ),
-                                });
-                            }
-                            break;
-                        }
+                            None => format!("the last {} bytes skipped", rest.len()),
+                        };
+                        warnings.push(Warning {
+                            offset: at,
+                            damage: true,
+                            category: if looks_like_ring {
+                                Category::BadRing
+                            } else {
+                                Category::NotARing
+                            },
+                            message: format!("{}; {skipped}", ring_error_message(&e)),
+                        });
+                    }
+                    match next {
+                        Some(o) => at += o,
+                        None => break,
                     }
                 }
             }
@@ -221,46 +317,138 @@ impl<'a> Dump<'a> {
     }
 }
 
+/// Whether every byte of `range` lies in one of the sorted, disjoint `valid` ranges.
+fn covered(valid: Option<&[Range<usize>]>, range: Range<usize>) -> bool {
+    let Some(valid) = valid else { return true };
+    if range.start >= range.end {
+        return true;
+    }
+    let i = valid.partition_point(|r| r.end <= range.start);
+    valid
+        .get(i)
+        .is_some_and(|r| r.start <= range.start && range.end <= r.end)
+}
+
 /// A ring error as a message (the format crate's `Display`).
 pub fn ring_error_message(e: &RingError) -> String {
     e.to_string()
 }
 
-fn read_ring<'a>(offset: usize, view: RingView<'a>, warnings: &mut Vec<Warning>) -> Ring<'a> {
+fn read_ring<'a>(
+    offset: usize,
+    view: RingView<'a>,
+    valid: Option<&[Range<usize>]>,
+    warnings: &mut Vec<Warning>,
+) -> Ring<'a> {
     let header = view.header;
     let cpu = header.cpu_id.get();
     let overwritten = header.overwritten.get();
+    let block_size = view.geometry.block_size() as usize;
+    // Most event records a block can hold (each takes at least one byte).
+    let max_records = (block_size - BLOCK_HEADER_LEN) as u64;
     let mut next_record = overwritten;
     let mut blocks = Vec::new();
     let mut torn = 0u64;
     let mut missing = 0u64;
+    let mut damaged = 0u64;
+    let mut seen_intact = false;
+    let mut unknown_gap = false;
     for b in view.blocks() {
+        let at = offset + b.offset;
+        let header_ok = covered(valid, at..at + BLOCK_HEADER_LEN);
         match b.state {
+            BlockState::Valid if !header_ok => {
+                // The header bytes are zeros from a lost chunk and only look valid by
+                // accident; impossible in practice (the magic would be zero).
+                damaged += 1;
+                unknown_gap |= seen_intact;
+            }
             BlockState::Valid => {
-                blocks.push(Block {
-                    seq: b.seq,
-                    offset: offset + b.offset,
-                    base_ts: b.header.base_ts.get(),
-                    first_record: next_record,
-                    header_records: b.header.records.get(),
-                    is_current: b.is_current,
-                    records: b.records,
-                });
-                next_record = next_record.saturating_add(u64::from(b.header.records.get()));
+                seen_intact = true;
+                let records_at = at + BLOCK_HEADER_LEN;
+                let count = u64::from(b.header.records.get());
+                if covered(valid, records_at..records_at + b.records.len()) {
+                    blocks.push(Block {
+                        seq: b.seq,
+                        offset: at,
+                        base_ts: b.header.base_ts.get(),
+                        first_record: next_record,
+                        header_records: b.header.records.get(),
+                        is_current: b.is_current,
+                        records: b.records,
+                    });
+                } else {
+                    damaged += 1;
+                    warnings.push(Warning {
+                        offset: at,
+                        damage: true,
+                        category: Category::DamagedChunk,
+                        message: format!(
+                            "cpu{cpu}: block {} touches a missing or corrupt UART chunk, {count} records skipped",
+                            b.seq
+                        ),
+                    });
+                }
+                next_record = next_record.saturating_add(count);
             }
             BlockState::Torn => {
                 torn += 1;
+                let reclaiming = !seen_intact && view.mode == Mode::Overwrite;
+                let count = u64::from(b.header.records.get());
+                let plausible = header_ok && count <= max_records;
+                if !reclaiming {
+                    if plausible {
+                        next_record = next_record.saturating_add(count);
+                    } else {
+                        unknown_gap = true;
+                    }
+                }
                 warnings.push(Warning {
-                    offset: offset + b.offset,
-                    damage: false,
-                    message: format!(
-                        "cpu{cpu}: block {} is torn (being reclaimed or damaged), skipped",
-                        b.seq
-                    ),
+                    offset: at,
+                    damage: !reclaiming,
+                    category: Category::TornBlock,
+                    message: if reclaiming {
+                        format!(
+                            "cpu{cpu}: block {} is torn (being reclaimed), skipped",
+                            b.seq
+                        )
+                    } else if b.header.magic.get() == BLOCK_MAGIC {
+                        format!(
+                            "cpu{cpu}: block {} is torn (its header says block {}), skipped",
+                            b.seq,
+                            b.header.seq.get()
+                        )
+                    } else {
+                        format!(
+                            "cpu{cpu}: block {} is torn (bad block magic), skipped",
+                            b.seq
+                        )
+                    },
                 });
             }
-            BlockState::Missing => missing += 1,
-            BlockState::Empty => {}
+            BlockState::Missing => {
+                missing += 1;
+                unknown_gap = true;
+            }
+            BlockState::Empty => {
+                if !header_ok {
+                    damaged += 1;
+                    unknown_gap |= seen_intact;
+                }
+            }
+        }
+        if unknown_gap && matches!(b.state, BlockState::Valid) && header_ok {
+            // Report once, at the first block numbered after an unknown count.
+            warnings.push(Warning {
+                offset: at,
+                damage: true,
+                category: Category::Numbering,
+                message: format!(
+                    "cpu{cpu}: an earlier block's record count is unknown; record numbers from block {} on may be low",
+                    b.seq
+                ),
+            });
+            unknown_gap = false;
         }
     }
     Ring {
@@ -272,6 +460,7 @@ fn read_ring<'a>(offset: usize, view: RingView<'a>, warnings: &mut Vec<Warning>)
         blocks,
         torn_blocks: torn,
         missing_blocks: missing,
+        damaged_blocks: damaged,
         overwritten,
         dropped: header.dropped.get(),
     }

@@ -32,8 +32,11 @@ use tracemark_format::{Event, KernelEntry, Kind, SyscallAbi};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use tracemark_format::scan::{scan_block, Visitor};
+
 use crate::dump::{Block, Dump, Warning};
-use crate::merge::{block_warning, EntryStack, Item};
+use crate::merge::{block_warning, EntryStack, Item, MAX_STACK};
+use crate::par::{self, Carry, Unit, UnitStack};
 use crate::render::RingCtx;
 
 /// First eight bytes of an index file.
@@ -191,62 +194,112 @@ pub fn fingerprint(bytes: &[u8], ring_offsets: impl Iterator<Item = usize>) -> u
     h
 }
 
-fn entry_word(e: &KernelEntry) -> U32 {
-    U32::new(e.0)
+/// Counts of one block, and the open-entry stack at its start relative to its unit.
+struct IndexVisitor<'a> {
+    kinds: [u32; 8],
+    last: u64,
+    stack: &'a mut UnitStack,
 }
 
-fn index_ring(
+impl Visitor for IndexVisitor<'_> {
+    #[inline(always)]
+    fn simple(&mut self, ts: u64, code: u8, value: u64) {
+        self.kinds[usize::from(code & 7)] += 1;
+        self.last = ts;
+        if code == Kind::KernelEntry as u8 {
+            self.stack.push(value as u32);
+        } else if code == Kind::KernelExit as u8 {
+            self.stack.pop(value);
+        }
+    }
+    #[inline(always)]
+    fn kernel_entry(&mut self, ts: u64, word: u32) {
+        self.simple(ts, Kind::KernelEntry as u8, u64::from(word));
+    }
+    #[inline(always)]
+    fn kernel_exit(&mut self, ts: u64, wire: u64) {
+        self.simple(ts, Kind::KernelExit as u8, wire);
+    }
+    #[inline(always)]
+    fn interrupt(&mut self, ts: u64, _irq: u32) {
+        self.simple(ts, Kind::Interrupt as u8, 0);
+    }
+    #[inline(always)]
+    fn function_entry(&mut self, ts: u64, _func: u64) {
+        self.simple(ts, Kind::FunctionEntry as u8, 0);
+    }
+    #[inline(always)]
+    fn function_exit(&mut self, ts: u64, _func: u64) {
+        self.simple(ts, Kind::FunctionExit as u8, 0);
+    }
+    #[inline(always)]
+    fn user(&mut self, ts: u64, _id: u32, _payload: &[u8]) {
+        self.simple(ts, Kind::User as u8, 0);
+    }
+    #[inline(always)]
+    fn image(&mut self, ts: u64, _base: u64, _size: u64, _id: u64) {
+        self.simple(ts, Kind::Image as u8, 0);
+    }
+    #[inline(always)]
+    fn lost(&mut self, ts: u64, _count: u64, _since: u64) {
+        self.simple(ts, Kind::Lost as u8, 0);
+    }
+}
+
+/// A block's stack at its start, relative to its unit: how many of the entries left
+/// open by earlier units had been closed, and the unit's own open entries.
+struct StackAtStart {
+    popped: usize,
+    depth: usize,
+    top: Vec<u32>,
+}
+
+/// Index entries of one unit of blocks (stacks still relative to the unit).
+fn index_unit(
     dump: &Dump<'_>,
-    ri: usize,
-    warnings: &mut Vec<Warning>,
+    unit: &Unit,
     progress: &dyn Fn(u64),
-) -> Vec<IndexBlock> {
-    let ring = &dump.rings[ri];
-    let mut stack = EntryStack::default();
-    let mut out = Vec::with_capacity(ring.blocks.len());
+) -> (Vec<(IndexBlock, StackAtStart)>, UnitStack, Vec<Warning>) {
+    let ring = &dump.rings[unit.ring];
+    let mut stack = UnitStack::default();
+    let mut warnings = Vec::new();
+    let mut out = Vec::with_capacity(unit.blocks.len());
     let mut pending = 0u64;
-    for block in &ring.blocks {
+    for block in &ring.blocks[unit.blocks.clone()] {
         let mut e = IndexBlock::new_zeroed();
         e.records_offset = U64::new(block.records_offset() as u64);
         e.records_len = U32::new(block.records.len() as u32);
-        e.ring = U16::new(ri as u16);
+        e.ring = U16::new(unit.ring as u16);
         e.seq = U32::new(block.seq);
         e.base_ts = U64::new(block.base_ts);
         e.first_record = U64::new(block.first_record);
-        let open = stack.entries();
-        e.stack_depth = U32::new(open.len() as u32);
-        let keep = open.len().saturating_sub(STACK_KEPT);
-        for (slot, entry) in e.stack.iter_mut().zip(&open[keep..]) {
-            *slot = entry_word(entry);
+        let keep = stack.open.len().saturating_sub(STACK_KEPT);
+        let at_start = StackAtStart {
+            popped: stack.pending.len(),
+            depth: stack.open.len(),
+            top: stack.open[keep..].to_vec(),
+        };
+        let mut v = IndexVisitor {
+            kinds: [0; 8],
+            last: block.base_ts,
+            stack: &mut stack,
+        };
+        let end = scan_block(block.records, block.base_ts, &mut v);
+        let (kinds, last) = (v.kinds, v.last);
+        if let Some(err) = end.error {
+            e.flags = U16::new(1);
+            warnings.push(block_warning(ring.cpu, block, err.offset, &err.to_string()));
         }
-        let mut kinds = [0u32; 8];
-        let mut events = 0u32;
-        let mut first = None;
-        let mut last = block.base_ts;
-        for r in block.decode() {
-            match r {
-                Ok(rec) => {
-                    stack.apply(&rec.event);
-                    let k = rec.event.kind() as usize;
-                    kinds[k & 7] += 1;
-                    if k != Kind::Lost as usize {
-                        events += 1;
-                    }
-                    first.get_or_insert(rec.ts);
-                    last = rec.ts;
-                }
-                Err(err) => {
-                    e.flags = U16::new(1);
-                    warnings.push(block_warning(ring.cpu, block, err.offset, &err.to_string()));
-                    break;
-                }
-            }
-        }
+        let first = if end.records > 0 {
+            block.decode().next().and_then(Result::ok).map(|r| r.ts)
+        } else {
+            None
+        };
         e.kinds = kinds.map(U32::new);
-        e.events = U32::new(events);
+        e.events = U32::new(kinds[..7].iter().sum());
         e.first_ts = U64::new(first.unwrap_or(block.base_ts));
         e.last_ts = U64::new(last);
-        out.push(e);
+        out.push((e, at_start));
         pending += block.records.len() as u64;
         if pending > 1 << 24 {
             progress(pending);
@@ -254,11 +307,14 @@ fn index_ring(
         }
     }
     progress(pending);
-    out
+    (out, stack, warnings)
 }
 
 /// Builds the index of `dump` (read from `source_path`) with up to `threads` workers.
 /// Returns the index file's bytes and the decoding warnings.
+///
+/// Runs of blocks are indexed in parallel ([`crate::par`]); the open-entry stack each
+/// block starts with is completed afterwards from what earlier runs left open.
 pub fn build(
     dump: &Dump<'_>,
     source_path: &Path,
@@ -266,37 +322,40 @@ pub fn build(
     progress: &(dyn Fn(u64) + Sync),
 ) -> (Vec<u8>, Vec<Warning>) {
     let n = dump.rings.len();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        let mut warnings = Vec::new();
-        loop {
-            let ri = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if ri >= n {
-                break;
-            }
-            done.push((ri, index_ring(dump, ri, &mut warnings, progress)));
-        }
-        (done, warnings)
-    };
-    let threads = threads.clamp(1, n.max(1));
-    let mut parts = Vec::new();
+    let units = par::units(dump, threads);
+    let (_, results) = par::run(
+        &units,
+        threads,
+        || (),
+        |(), u| index_unit(dump, u, progress),
+    );
+    let mut parts: Vec<(usize, Vec<IndexBlock>)> = (0..n).map(|ri| (ri, Vec::new())).collect();
     let mut warnings = Vec::new();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-        let (d, w) = work();
-        parts.extend(d);
-        warnings.extend(w);
-        for h in handles {
-            match h.join() {
-                Ok((d, w)) => {
-                    parts.extend(d);
-                    warnings.extend(w);
-                }
-                Err(p) => std::panic::resume_unwind(p),
+    let mut carries: Vec<Carry> = vec![Carry::default(); n];
+    for (u, (entries, unit_stack, w)) in units.iter().zip(results) {
+        let carry = &mut carries[u.ring];
+        for (mut e, s) in entries {
+            // The stack at the block's start: what earlier units left open, minus the
+            // entries this unit's exits closed so far, then this unit's open entries.
+            let below = carry.open.len().saturating_sub(s.popped);
+            let depth = (below + s.depth).min(MAX_STACK);
+            let mut top: Vec<u32> = carry.open[..below]
+                .iter()
+                .rev()
+                .take(STACK_KEPT.saturating_sub(s.top.len()))
+                .rev()
+                .copied()
+                .collect();
+            top.extend_from_slice(&s.top);
+            e.stack_depth = U32::new(depth as u32);
+            for (slot, w) in e.stack.iter_mut().zip(&top) {
+                *slot = U32::new(*w);
             }
+            parts[u.ring].1.push(e);
         }
-    });
+        carry.apply(&unit_stack, |_, _| {});
+        warnings.extend(w);
+    }
     parts.sort_by_key(|(ri, _)| *ri);
     warnings.sort_by_key(|w| w.offset);
 

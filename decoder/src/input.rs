@@ -54,32 +54,39 @@ pub enum InputKind {
 /// The marker that starts a tracemark line in a UART log.
 pub const UART_MARKER: &[u8] = b"@TM:";
 
-/// Tells a dump from a UART log: a log is text (in its first 4 KiB) that contains
-/// [`UART_MARKER`] at the start of a line, and does not start with a ring header.
+/// Tells a dump from a UART log: a log does not start with a ring header, is text in its
+/// first 4 KiB (printable ASCII, UTF-8, tabs, line ends and ANSI escapes), and somewhere
+/// holds a framing line: [`UART_MARKER`] followed by `B,`, `D,` or `E,`, anywhere in a
+/// line (console output may precede it, see `docs/uart-framing.md`).
 pub fn detect(bytes: &[u8]) -> InputKind {
     if bytes.starts_with(&tracemark_format::ring::RING_MAGIC) {
         return InputKind::Dump;
     }
     let head = &bytes[..bytes.len().min(4096)];
-    let textual = head
-        .iter()
-        .all(|&b| b == b'\n' || b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80);
-    if textual && line_starts_with_marker(bytes) {
+    let textual = head.iter().all(|&b| {
+        matches!(b, b'\n' | b'\r' | b'\t' | 0x1b | 0x08) || (0x20..0x7f).contains(&b) || b >= 0x80
+    });
+    if textual && has_framing_line(bytes) {
         InputKind::UartLog
     } else {
         InputKind::Dump
     }
 }
 
-fn line_starts_with_marker(bytes: &[u8]) -> bool {
-    bytes.windows(UART_MARKER.len()).enumerate().any(|(i, w)| {
-        w == UART_MARKER
-            && (i == 0
-                || bytes[i - 1] == b'\n'
-                || bytes[i - 1] == b'\r'
-                || bytes[i - 1] == b' '
-                || bytes[i - 1] == b']')
-    })
+fn has_framing_line(bytes: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(i) = bytes[at..].iter().position(|&b| b == b'@') {
+        let p = at + i;
+        let rest = &bytes[p..];
+        if rest.starts_with(UART_MARKER)
+            && matches!(rest.get(4), Some(b'B' | b'D' | b'E'))
+            && rest.get(5) == Some(&b',')
+        {
+            return true;
+        }
+        at = p + 1;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -88,7 +95,12 @@ mod tests {
 
     #[test]
     fn detects_logs_and_dumps() {
-        assert_eq!(detect(b"boot\n@TM:BEGIN 0\n"), InputKind::UartLog);
+        assert_eq!(detect(b"boot\n@TM:B,1,0000002a,\n"), InputKind::UartLog);
+        assert_eq!(
+            detect(b"[  0.1] uart: @TM:D,0000002a,0,aGVsbG8,25524d85\n"),
+            InputKind::UartLog
+        );
+        assert_eq!(detect(b"boot\n@TM:BEGIN 0\n"), InputKind::Dump);
         assert_eq!(detect(b"TRACEMRK\x01\x00"), InputKind::Dump);
         assert_eq!(detect(&[0u8, 1, 2, 3]), InputKind::Dump);
         assert_eq!(detect(b"just text\n"), InputKind::Dump);

@@ -4,18 +4,24 @@
 //! - [`input`]: open a file (memory-mapped) and tell what kind of input it is;
 //! - [`dump`]: find the rings in the bytes, list their blocks, number their records;
 //! - [`merge`]: records of all CPUs in time order, with kernel exits matched to entries;
+//! - [`par`]: runs of blocks processed in parallel, with kernel exits matched across them;
+//! - [`pipeline`]: the decode command: parallel formatting, merged by time;
 //! - [`filter`]: which records a command wants;
 //! - [`render`]: text, JSON Lines and CSV output;
 //! - [`stats`]: the summary of `tracemark stats`;
 //! - [`index`]: the sparse block index of `tracemark index` and its queries.
+//! - [`extract`]: dumps recovered from the `@TM:` lines of a UART log.
 //!
 //! Decoding goes only through [`tracemark_format`]; this crate adds discovery, numbering,
 //! ordering and presentation.
 
 pub mod dump;
+pub mod extract;
 pub mod filter;
 pub mod index;
 pub mod input;
 pub mod merge;
+pub mod par;
+pub mod pipeline;
 pub mod render;
 pub mod stats;

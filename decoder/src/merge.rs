@@ -10,7 +10,7 @@ use std::collections::BinaryHeap;
 use tracemark_format::record::BlockRecords;
 use tracemark_format::{Event, KernelEntry};
 
-use crate::dump::{Block, Dump, Warning};
+use crate::dump::{Block, Category, Dump, Warning};
 
 /// One decoded record with its place in the trace.
 #[derive(Debug, Clone, Copy)]
@@ -107,6 +107,7 @@ pub fn block_warning(cpu: u32, block: &Block<'_>, offset: usize, msg: &str) -> W
     Warning {
         offset: block.records_offset() + offset,
         damage: true,
+        category: Category::CorruptBlock,
         message: format!(
             "cpu{cpu}: block {}: {msg}; rest of the block skipped",
             block.seq

@@ -89,14 +89,108 @@ pub fn seconds(out: &mut Vec<u8>, ts: u64, hz: u64) {
     } else {
         (u128::from(rem) * 1_000_000_000 / u128::from(hz)) as u64
     };
-    let mut digits = [b'0'; 10];
-    digits[0] = b'.';
-    let mut v = ns;
-    for d in digits[1..].iter_mut().rev() {
-        *d = b'0' + (v % 10) as u8;
-        v /= 10;
+    fraction9(out, ns as u32);
+}
+
+/// [`seconds`] for a stream of nearby times: remembers the text of the last whole
+/// second, so that only the nine decimals are formatted for most records.
+#[derive(Debug, Clone, Default)]
+pub struct SecondsCache {
+    /// The whole seconds cached, if any.
+    whole: Option<u64>,
+    /// Their decimal text.
+    text: Vec<u8>,
+}
+
+impl SecondsCache {
+    /// Writes `ts` as [`seconds`] does.
+    #[inline]
+    pub fn write(&mut self, out: &mut Vec<u8>, ts: u64, hz: u64) {
+        if hz != 1_000_000_000 {
+            seconds(out, ts, hz);
+            return;
+        }
+        let whole = ts / 1_000_000_000;
+        if self.whole != Some(whole) {
+            self.whole = Some(whole);
+            self.text.clear();
+            num(&mut self.text, whole);
+        }
+        out.extend_from_slice(&self.text);
+        fraction9(out, (ts % 1_000_000_000) as u32);
     }
-    out.extend_from_slice(&digits);
+}
+
+/// Two decimal digits of every value below 100.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Writes `.` and nine digits of `ns` (below 10^9).
+#[inline(always)]
+fn fraction9(out: &mut Vec<u8>, ns: u32) {
+    let mut d = [b'.'; 10];
+    let mut v = ns % 1_000_000_000;
+    for i in (0..4).rev() {
+        let p = (v % 100) as usize * 2;
+        v /= 100;
+        d[2 + 2 * i] = PAIRS[p];
+        d[3 + 2 * i] = PAIRS[p + 1];
+    }
+    d[1] = b'0' + v as u8;
+    out.extend_from_slice(&d);
+}
+
+/// A record number kept as decimal text and counted up in place, cheaper than
+/// formatting consecutive numbers one by one.
+#[derive(Debug, Clone)]
+pub struct Counter {
+    digits: [u8; 24],
+    start: usize,
+}
+
+impl Counter {
+    /// The counter at `n`.
+    pub fn new(n: u64) -> Self {
+        let mut c = Counter {
+            digits: [b'0'; 24],
+            start: 24,
+        };
+        let mut b = itoa::Buffer::new();
+        let s = b.format(n).as_bytes();
+        c.start = 24 - s.len();
+        c.digits[c.start..].copy_from_slice(s);
+        c
+    }
+
+    /// The number as text.
+    #[inline(always)]
+    pub fn text(&self) -> &[u8] {
+        &self.digits[self.start..]
+    }
+
+    /// Adds one.
+    #[inline(always)]
+    pub fn incr(&mut self) {
+        let mut i = self.digits.len();
+        while i > self.start {
+            i -= 1;
+            if self.digits[i] == b'9' {
+                self.digits[i] = b'0';
+            } else {
+                self.digits[i] += 1;
+                return;
+            }
+        }
+        // All nines: one more digit (20 digits at most for a u64).
+        if self.start > 0 {
+            self.start -= 1;
+            self.digits[self.start] = b'1';
+        }
+    }
 }
 
 /// Writes a duration of `ticks` as ` (1.234 us)` (nothing if `hz` is 0).
@@ -232,15 +326,35 @@ fn hex_bytes(out: &mut Vec<u8>, data: &[u8]) {
 /// Writes one record as a text line.
 #[inline]
 pub fn text(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
+    match item.number {
+        Some(n) => {
+            let mut b = itoa::Buffer::new();
+            let number = Some(b.format(n).as_bytes());
+            text_numbered(out, item, ctx, number, &mut SecondsCache::default());
+        }
+        None => text_numbered(out, item, ctx, None, &mut SecondsCache::default()),
+    }
+}
+
+/// Writes one record as a text line, with its number already formatted (`None`: a
+/// `LOST` record, without one).
+#[inline]
+pub fn text_numbered(
+    out: &mut Vec<u8>,
+    item: &Item,
+    ctx: &RingCtx,
+    number: Option<&[u8]>,
+    time: &mut SecondsCache,
+) {
     out.extend_from_slice(b"cpu");
     num(out, ctx.cpu);
     out.extend_from_slice(b" #");
-    match item.number {
-        Some(n) => num(out, n),
+    match number {
+        Some(n) => out.extend_from_slice(n),
         None => out.push(b'-'),
     }
     out.push(b' ');
-    seconds(out, item.ts, ctx.clock_hz);
+    time.write(out, item.ts, ctx.clock_hz);
     out.push(b' ');
     out.extend_from_slice(item.event.kind().name().as_bytes());
     out.push(b' ');
@@ -416,6 +530,29 @@ mod tests {
         assert_eq!(s(|o| duration_time(o, 1234, 1_000_000_000)), " (1.234 us)");
         assert_eq!(s(|o| duration_time(o, 12, 1_000_000_000)), " (12 ns)");
         assert_eq!(s(|o| duration_time(o, 1_500_000, 1_000_000)), " (1.500 s)");
+        assert_eq!(s(|o| seconds(o, 7, 1_000_000_000)), "0.000000007");
+        assert_eq!(s(|o| seconds(o, 999_999_999, 1_000_000_000)), "0.999999999");
+        let mut c = Counter::new(98);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(String::from_utf8(c.text().to_vec()).unwrap());
+            c.incr();
+        }
+        assert_eq!(seen, ["98", "99", "100", "101"]);
+        assert_eq!(Counter::new(0).text(), b"0");
+        let mut cache = SecondsCache::default();
+        for ts in [
+            5,
+            999_999_999,
+            1_000_000_000,
+            12_345_678_901,
+            12_000_000_000,
+        ] {
+            assert_eq!(
+                s(|o| cache.write(o, ts, 1_000_000_000)),
+                s(|o| seconds(o, ts, 1_000_000_000))
+            );
+        }
         assert_eq!(s(|o| hex(o, 0)), "0x0");
         assert_eq!(s(|o| hex(o, 0x800_0100)), "0x8000100");
     }

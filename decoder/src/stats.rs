@@ -1,9 +1,10 @@
 //! The summary of a dump: counts per CPU, kind, syscall, IRQ and function, kernel-exit
 //! duration percentiles, losses and damage.
 //!
-//! Rings are summarised in parallel (one ring per worker at a time); within a ring the
-//! records are read in order, so that each kernel exit is matched with the entry it
-//! closes through a stack of open entries.
+//! Runs of blocks are summarised in parallel ([`crate::par`]) with the format crate's
+//! [`tracemark_format::scan`] fast path (no `Event` is built); kernel exits that close an
+//! entry opened in an earlier run are matched afterwards, in order, so every exit is
+//! matched with the entry it closes exactly as a single pass in order would.
 //!
 //! # Percentiles
 //!
@@ -16,14 +17,14 @@
 //! durations `<= d`. The sum and the maximum are exact.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
-use tracemark_format::record::ExitDuration;
-use tracemark_format::{Event, KernelEntry, Kind};
+use tracemark_format::scan::{scan_block, Visitor};
+use tracemark_format::{KernelEntry, Kind};
 
 use crate::dump::{Dump, Warning};
-use crate::merge::{block_warning, EntryStack};
+use crate::merge::block_warning;
+use crate::par::{self, Carry, Unit, UnitStack};
 
 const EXACT: usize = 1 << 16;
 const SUB_BITS: u32 = 10;
@@ -221,20 +222,40 @@ pub struct Stats {
     pub time_span_ticks: u64,
 }
 
-/// What one worker returns: its accumulator, per-ring results and warnings.
-type WorkerResult = (Acc, Vec<(usize, CpuStats)>, Vec<Warning>);
+/// IRQ numbers below this are counted in an array, the others in a map.
+const IRQ_ARRAY: usize = 1024;
+/// Function ids below this are remembered in a bitmap, the others in a set.
+const FUNC_BITS: u64 = 1 << 20;
+/// Words of the function bitmap.
+const FUNC_WORDS: usize = (FUNC_BITS / 64) as usize;
 
-#[derive(Default)]
 struct Acc {
     kinds: [u64; 16],
     entries: [u64; 16],
     exits: [u64; 16],
     hist: [Option<Box<Histogram>>; 16],
     unmatched: u64,
+    irq_small: Box<[u64; IRQ_ARRAY]>,
     irqs: HashMap<u32, u64>,
-    fentries: u64,
-    fexits: u64,
+    func_bits: Box<[u64; FUNC_WORDS + 1]>,
     funcs: HashSet<u64>,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        Acc {
+            kinds: [0; 16],
+            entries: [0; 16],
+            exits: [0; 16],
+            hist: Default::default(),
+            unmatched: 0,
+            irq_small: Box::new([0; IRQ_ARRAY]),
+            irqs: HashMap::new(),
+            // One more word: the scratch word of records that are not function ids.
+            func_bits: Box::new([0; FUNC_WORDS + 1]),
+            funcs: HashSet::new(),
+        }
+    }
 }
 
 impl Acc {
@@ -251,89 +272,184 @@ impl Acc {
             }
         }
         self.unmatched += o.unmatched;
+        for (a, b) in self.irq_small.iter_mut().zip(o.irq_small.iter()) {
+            *a += b;
+        }
         for (k, v) in o.irqs {
             *self.irqs.entry(k).or_default() += v;
         }
-        self.fentries += o.fentries;
-        self.fexits += o.fexits;
+        for (a, b) in self.func_bits.iter_mut().zip(o.func_bits.iter()) {
+            *a |= b;
+        }
         self.funcs.extend(o.funcs);
+    }
+
+    /// A kernel exit (wire duration) that closes `entry` (`None`: no entry in the dump).
+    #[inline]
+    fn exit(&mut self, entry: Option<u32>, wire: u64) {
+        let Some(word) = entry else {
+            self.unmatched += 1;
+            return;
+        };
+        let Some(s) = KernelEntry(word).as_syscall() else {
+            return;
+        };
+        let i = usize::from(s.syscall());
+        self.exits[i] += 1;
+        // Wire 0 and 1: no duration (no entry on the target, nesting overflow).
+        if wire >= 2 {
+            self.hist[i]
+                .get_or_insert_with(Default::default)
+                .add(wire - 2);
+        }
     }
 }
 
-fn ring_stats(
-    dump: &Dump<'_>,
-    ri: usize,
-    acc: &mut Acc,
-    warnings: &mut Vec<Warning>,
-    progress: &dyn Fn(u64),
-) -> CpuStats {
-    let ring = &dump.rings[ri];
-    let mut cs = CpuStats {
-        cpu: ring.cpu,
-        records: 0,
-        overwritten: ring.overwritten,
-        dropped: ring.dropped,
-        torn_blocks: ring.torn_blocks,
-        corrupt_blocks: 0,
-        bytes: 0,
-        first_ts: 0,
-        last_ts: 0,
-        clock_hz: ring.clock_hz,
-    };
-    let mut stack = EntryStack::default();
-    let mut first = None;
-    let mut last = 0;
-    let mut pending = 0u64;
-    for block in &ring.blocks {
-        let mut it = block.decode();
-        let mut n = 0u64;
-        let mut used = 0usize;
-        loop {
-            match it.next() {
-                Some(Ok(rec)) => {
-                    n += 1;
-                    used = it.offset();
-                    if first.is_none() {
-                        first = Some(rec.ts);
-                    }
-                    last = rec.ts;
-                    let entry = stack.apply(&rec.event);
-                    acc.kinds[rec.event.kind() as usize] += 1;
-                    match rec.event {
-                        Event::KernelEntry(e) => {
-                            if let Some(s) = e.as_syscall() {
-                                acc.entries[usize::from(s.syscall())] += 1;
-                            }
-                        }
-                        Event::KernelExit(d) => exit(acc, entry, d),
-                        Event::Interrupt { irq } => *acc.irqs.entry(irq).or_default() += 1,
-                        Event::FunctionEntry { func } => {
-                            acc.fentries += 1;
-                            acc.funcs.insert(func);
-                        }
-                        Event::FunctionExit { func } => {
-                            acc.fexits += 1;
-                            acc.funcs.insert(func);
-                        }
-                        _ => {}
-                    }
+/// What a unit of blocks yields besides the worker's accumulator.
+struct UnitOut {
+    stack: UnitStack,
+    records: u64,
+    bytes: u64,
+    first_ts: Option<u64>,
+    last_ts: u64,
+    corrupt_blocks: u64,
+    warnings: Vec<Warning>,
+}
+
+struct StatsVisitor<'a> {
+    acc: &'a mut Acc,
+    stack: &'a mut UnitStack,
+    last: u64,
+}
+
+impl StatsVisitor<'_> {
+    #[inline(always)]
+    fn at(&mut self, ts: u64, kind: Kind) {
+        self.acc.kinds[kind as usize] += 1;
+        self.last = ts;
+    }
+}
+
+impl Visitor for StatsVisitor<'_> {
+    #[inline(always)]
+    fn simple(&mut self, ts: u64, code: u8, value: u64) {
+        // Kinds 0 to 4 with as few unpredictable branches as possible: the kind is
+        // random from record to record, so counters are indexed and the function
+        // bitmap and IRQ array are updated with masks; only kernel entries and exits
+        // (a quarter of the records) branch.
+        self.acc.kinds[usize::from(code & 7)] += 1;
+        self.last = ts;
+        // The bitmap word of a small function id, or a scratch word past the bitmap
+        // for other records (a dependency chain through one word, but no branch).
+        let is_func = code >= Kind::FunctionEntry as u8;
+        let func_small = is_func & (value < FUNC_BITS);
+        let word = if func_small {
+            (value / 64) as usize & (FUNC_WORDS - 1)
+        } else {
+            FUNC_WORDS
+        };
+        self.acc.func_bits[word] |= 1 << (value % 64);
+        if code < Kind::Interrupt as u8 {
+            if code == Kind::KernelEntry as u8 {
+                let word = value as u32;
+                if let Some(s) = KernelEntry(word).as_syscall() {
+                    self.acc.entries[usize::from(s.syscall())] += 1;
                 }
-                Some(Err(e)) => {
-                    cs.corrupt_blocks += 1;
-                    warnings.push(block_warning(ring.cpu, block, e.offset, &e.to_string()));
-                    break;
-                }
-                None => {
-                    if n > 0 {
-                        used = it.offset().min(block.records.len()).max(used);
-                    }
-                    break;
-                }
+                self.stack.push(word);
+            } else if let Some(e) = self.stack.pop(value) {
+                self.acc.exit(Some(e), value);
             }
+        } else if code == Kind::Interrupt as u8 {
+            // Interrupts are rare: a branch is cheaper than a counter updated by every
+            // record.
+            match self.acc.irq_small.get_mut(value as usize) {
+                Some(c) => *c += 1,
+                None => self.rare(code, value),
+            }
+        } else if !func_small {
+            self.rare(code, value);
         }
-        // `used` is where decoding stopped: past the END marker of a closed block.
-        cs.records += n;
-        cs.bytes += used as u64;
+    }
+    #[inline(always)]
+    fn kernel_entry(&mut self, ts: u64, word: u32) {
+        self.simple(ts, Kind::KernelEntry as u8, u64::from(word));
+    }
+    #[inline(always)]
+    fn kernel_exit(&mut self, ts: u64, wire: u64) {
+        self.simple(ts, Kind::KernelExit as u8, wire);
+    }
+    #[inline(always)]
+    fn interrupt(&mut self, ts: u64, irq: u32) {
+        self.simple(ts, Kind::Interrupt as u8, u64::from(irq));
+    }
+    #[inline(always)]
+    fn function_entry(&mut self, ts: u64, func: u64) {
+        self.simple(ts, Kind::FunctionEntry as u8, func);
+    }
+    #[inline(always)]
+    fn function_exit(&mut self, ts: u64, func: u64) {
+        self.simple(ts, Kind::FunctionExit as u8, func);
+    }
+    #[inline(always)]
+    fn user(&mut self, ts: u64, _id: u32, _payload: &[u8]) {
+        self.at(ts, Kind::User);
+    }
+    #[inline(always)]
+    fn image(&mut self, ts: u64, _base: u64, _size: u64, _id: u64) {
+        self.at(ts, Kind::Image);
+    }
+    #[inline(always)]
+    fn lost(&mut self, ts: u64, _count: u64, _since: u64) {
+        self.at(ts, Kind::Lost);
+    }
+}
+
+impl StatsVisitor<'_> {
+    /// A large function id or IRQ number.
+    #[cold]
+    #[inline(never)]
+    fn rare(&mut self, code: u8, value: u64) {
+        if code == Kind::Interrupt as u8 {
+            *self.acc.irqs.entry(value as u32).or_default() += 1;
+        } else {
+            self.acc.funcs.insert(value);
+        }
+    }
+}
+
+fn unit_stats(dump: &Dump<'_>, unit: &Unit, acc: &mut Acc, progress: &dyn Fn(u64)) -> UnitOut {
+    let ring = &dump.rings[unit.ring];
+    let mut stack = UnitStack::default();
+    let mut out = UnitOut {
+        stack: UnitStack::default(),
+        records: 0,
+        bytes: 0,
+        first_ts: None,
+        last_ts: 0,
+        corrupt_blocks: 0,
+        warnings: Vec::new(),
+    };
+    let mut v = StatsVisitor {
+        acc,
+        stack: &mut stack,
+        last: 0,
+    };
+    let mut pending = 0u64;
+    for block in &ring.blocks[unit.blocks.clone()] {
+        let end = scan_block(block.records, block.base_ts, &mut v);
+        if out.first_ts.is_none() && end.records > 0 {
+            out.first_ts = block.decode().next().and_then(Result::ok).map(|r| r.ts);
+        }
+        if let Some(e) = end.error {
+            out.corrupt_blocks += 1;
+            out.warnings
+                .push(block_warning(ring.cpu, block, e.offset, &e.to_string()));
+        }
+        // Where decoding stopped: past the END marker of a closed block.
+        if end.records > 0 {
+            out.bytes += end.offset.min(block.records.len()) as u64;
+        }
+        out.records += end.records;
         pending += block.records.len() as u64;
         if pending > 1 << 24 {
             progress(pending);
@@ -341,25 +457,9 @@ fn ring_stats(
         }
     }
     progress(pending);
-    cs.first_ts = first.unwrap_or(0);
-    cs.last_ts = last;
-    cs
-}
-
-#[inline]
-fn exit(acc: &mut Acc, entry: Option<KernelEntry>, d: ExitDuration) {
-    let Some(entry) = entry else {
-        acc.unmatched += 1;
-        return;
-    };
-    let Some(s) = entry.as_syscall() else {
-        return;
-    };
-    let i = usize::from(s.syscall());
-    acc.exits[i] += 1;
-    if let ExitDuration::Ticks(t) = d {
-        acc.hist[i].get_or_insert_with(Default::default).add(t);
-    }
+    out.last_ts = v.last;
+    out.stack = stack;
+    out
 }
 
 /// Summarises `dump` with up to `threads` workers; `progress` is told how many record
@@ -369,48 +469,53 @@ pub fn compute(
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> (Stats, Vec<Warning>) {
-    let n = dump.rings.len();
-    let next = AtomicUsize::new(0);
-    // Biggest rings first, so the workers finish together.
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(dump.rings[i].record_bytes()));
-    let work = |acc: &mut Acc, out: &mut Vec<(usize, CpuStats)>, warnings: &mut Vec<Warning>| loop {
-        let k = next.fetch_add(1, Ordering::Relaxed);
-        let Some(&ri) = order.get(k) else { break };
-        out.push((ri, ring_stats(dump, ri, acc, warnings, progress)));
-    };
-    let threads = threads.clamp(1, n.max(1));
-    let mut results: Vec<WorkerResult> = Vec::new();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (1..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut r = (Acc::default(), Vec::new(), Vec::new());
-                    work(&mut r.0, &mut r.1, &mut r.2);
-                    r
-                })
-            })
-            .collect();
-        let mut r = (Acc::default(), Vec::new(), Vec::new());
-        work(&mut r.0, &mut r.1, &mut r.2);
-        results.push(r);
-        for h in handles {
-            match h.join() {
-                Ok(r) => results.push(r),
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        }
+    let units = par::units(dump, threads);
+    let (states, outs) = par::run(&units, threads, Acc::default, |acc, u| {
+        unit_stats(dump, u, acc, progress)
     });
     let mut acc = Acc::default();
-    let mut cpus = Vec::new();
-    let mut warnings = Vec::new();
-    for (a, c, w) in results {
+    for a in states {
         acc.merge(a);
-        cpus.extend(c);
-        warnings.extend(w);
     }
-    cpus.sort_by_key(|(ri, _)| *ri);
-    let cpus: Vec<CpuStats> = cpus.into_iter().map(|(_, c)| c).collect();
+    let mut cpus: Vec<CpuStats> = dump
+        .rings
+        .iter()
+        .map(|ring| CpuStats {
+            cpu: ring.cpu,
+            records: 0,
+            overwritten: ring.overwritten,
+            dropped: ring.dropped,
+            torn_blocks: ring.torn_blocks,
+            corrupt_blocks: 0,
+            bytes: 0,
+            first_ts: 0,
+            last_ts: 0,
+            clock_hz: ring.clock_hz,
+        })
+        .collect();
+    let mut warnings = Vec::new();
+    let mut carries: Vec<Carry> = vec![Carry::default(); dump.rings.len()];
+    let mut firsts: Vec<Option<u64>> = vec![None; dump.rings.len()];
+    for (u, o) in units.iter().zip(outs) {
+        let c = &mut cpus[u.ring];
+        carries[u.ring].apply(&o.stack, |wire, entry| acc.exit(entry, wire));
+        c.records += o.records;
+        c.bytes += o.bytes;
+        c.corrupt_blocks += o.corrupt_blocks;
+        if let Some(f) = o.first_ts {
+            firsts[u.ring].get_or_insert(f);
+            c.last_ts = o.last_ts;
+        }
+        warnings.extend(o.warnings);
+    }
+    for (c, f) in cpus.iter_mut().zip(firsts) {
+        c.first_ts = f.unwrap_or(0);
+    }
+    for (irq, &n) in acc.irq_small.iter().enumerate() {
+        if n > 0 {
+            acc.irqs.insert(irq as u32, n);
+        }
+    }
     warnings.sort_by_key(|w| w.offset);
     (finish(dump, cpus, acc), warnings)
 }
@@ -459,9 +564,13 @@ fn finish(dump: &Dump<'_>, cpus: Vec<CpuStats>, acc: Acc) -> Stats {
         unmatched_exits: acc.unmatched,
         irqs,
         functions: FunctionStats {
-            entries: acc.fentries,
-            exits: acc.fexits,
-            distinct: acc.funcs.len() as u64,
+            entries: acc.kinds[Kind::FunctionEntry as usize],
+            exits: acc.kinds[Kind::FunctionExit as usize],
+            distinct: acc.funcs.len() as u64
+                + acc.func_bits[..FUNC_WORDS]
+                    .iter()
+                    .map(|w| u64::from(w.count_ones()))
+                    .sum::<u64>(),
         },
         lost: cpus
             .iter()

@@ -80,6 +80,30 @@ if fail:
 print("check.sh: trace_demo PASS")
 PY
 
+# The host tool: `tracemark stats` reads the raw QEMU serial log (framed dump among the
+# firmware's log lines) and must count exactly what the firmware recorded, with the same
+# sum of kernel-exit durations.
+(cd "$root" && cargo build -q -p tracemark-decoder --bin tracemark)
+TRACEMARK="${TRACEMARK:-${CARGO_TARGET_DIR:-$root/target}/debug/tracemark}"
+"$TRACEMARK" stats --json "$log" > "$here/target/trace-stats.json"
+python3 - "$truth" "$here/target/trace-stats.json" <<'PY'
+import json, sys
+truth = dict(l.strip().split("=", 1) for l in open(sys.argv[1]) if "=" in l)
+stats = json.load(open(sys.argv[2]))
+fail = []
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond: fail.append(what)
+per_kind = stats["records_per_kind"]
+for kind in ["KENTRY", "KEXIT", "IRQ", "FENTRY", "FEXIT", "USER", "IMAGE"]:
+    check(per_kind.get(kind, 0) == int(truth[kind]), f"tracemark stats {kind}: {per_kind.get(kind, 0)} == {truth[kind]}")
+check(stats["lost"] == 0 and stats["torn_blocks"] == 0, "tracemark stats: nothing lost, no torn block")
+total = sum(s["duration_sum_ticks"] for s in stats["syscalls"])
+check(total == int(truth["kexit_duration_sum"]), f"tracemark stats: exit duration sum {total} == {truth['kexit_duration_sum']}")
+if fail:
+    print(f"check.sh: {len(fail)} tracemark check(s) failed"); sys.exit(1)
+PY
+
 # defmt: the defmt_demo firmware prints records with defmt::println!("{}", record); its
 # frames, decoded by defmt-print, must equal src/bin/defmt_demo.out.
 DEFMT_PRINT="${DEFMT_PRINT:-$(command -v defmt-print || echo "$HOME/.cargo/bin/defmt-print")}"

@@ -99,14 +99,15 @@ pub fn scan_block<V: Visitor>(bytes: &[u8], base_ts: u64, v: &mut V) -> ScanEnd 
     let mut prev = base_ts;
     let mut records = 0u64;
     loop {
-        // Fast path, far from the end of the bytes: a record of kind 0 to 4 whose two
-        // varints are at most 8 bytes each, decoded without a branch per byte. Anything
+        // Fast path, far from the end of the bytes: a record of kind 0 to 4 whose header
+        // varint is at most 4 bytes and payload varint at most 8 (kernel entry words
+        // and 32-bit code addresses take 5), decoded without a branch per byte. Anything
         // else (markers, other kinds, long varints, errors) takes the general path.
-        if at + 2 * FAST_WINDOW <= bytes.len() {
+        if at + FAST_WINDOW + 8 <= bytes.len() {
             if let Some((h, hl)) = fast_varint(load(bytes, at)) {
                 let code = (h & 0xf) as u8;
                 if code <= Kind::FunctionExit as u8 {
-                    if let Some((value, vl)) = fast_varint(load(bytes, at + hl)) {
+                    if let Some((value, vl)) = fast_varint64(load64(bytes, at + hl)) {
                         let narrow =
                             code == Kind::KernelEntry as u8 || code == Kind::Interrupt as u8;
                         if let Some(ts) = prev.checked_add(h >> 4) {
@@ -147,13 +148,23 @@ pub fn scan_block<V: Visitor>(bytes: &[u8], base_ts: u64, v: &mut V) -> ScanEnd 
 }
 
 /// Bytes the fast path reads at once.
-const FAST_WINDOW: usize = 8;
+const FAST_WINDOW: usize = 4;
+
+/// Four bytes at `at`, little-endian; the caller checked `at + 4 <= bytes.len()`.
+#[inline(always)]
+fn load(bytes: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; FAST_WINDOW];
+    if let Some(b) = bytes.get(at..at + FAST_WINDOW) {
+        w.copy_from_slice(b);
+    }
+    u32::from_le_bytes(w)
+}
 
 /// Eight bytes at `at`, little-endian; the caller checked `at + 8 <= bytes.len()`.
 #[inline(always)]
-fn load(bytes: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; FAST_WINDOW];
-    if let Some(b) = bytes.get(at..at + FAST_WINDOW) {
+fn load64(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    if let Some(b) = bytes.get(at..at + 8) {
         w.copy_from_slice(b);
     }
     u64::from_le_bytes(w)
@@ -162,22 +173,32 @@ fn load(bytes: &[u8], at: usize) -> u64 {
 /// The varint at the start of the little-endian word `w` and its length, if it ends
 /// within the word's eight bytes (values below 2^56); branch-free.
 #[inline(always)]
-fn fast_varint(w: u64) -> Option<(u64, usize)> {
+fn fast_varint64(w: u64) -> Option<(u64, usize)> {
     let stops = !w & 0x8080_8080_8080_8080;
     if stops == 0 {
         return None;
     }
     let n = (stops.trailing_zeros() / 8 + 1) as usize;
     let m = w & (u64::MAX >> (64 - 8 * n));
-    let v = (m & 0x7f)
-        | (m >> 1 & 0x7f << 7)
-        | (m >> 2 & 0x7f << 14)
-        | (m >> 3 & 0x7f << 21)
-        | (m >> 4 & 0x7f << 28)
-        | (m >> 5 & 0x7f << 35)
-        | (m >> 6 & 0x7f << 42)
-        | (m >> 7 & 0x7f << 49);
-    Some((v, n))
+    // Gather the 7-bit groups: pairs, then quads, then the two halves.
+    let m = (m & 0x007f_007f_007f_007f) | ((m & 0x7f00_7f00_7f00_7f00) >> 1);
+    let m = (m & 0x0000_3fff_0000_3fff) | ((m & 0x3fff_0000_3fff_0000) >> 2);
+    let m = (m & 0x0000_0000_0fff_ffff) | ((m & 0x0fff_ffff_0000_0000) >> 4);
+    Some((m, n))
+}
+
+/// The varint at the start of the little-endian word `w` and its length, if it ends
+/// within the word's four bytes (values below 2^28); branch-free.
+#[inline(always)]
+fn fast_varint(w: u32) -> Option<(u64, usize)> {
+    let stops = !w & 0x8080_8080;
+    if stops == 0 {
+        return None;
+    }
+    let n = (stops.trailing_zeros() / 8 + 1) as usize;
+    let m = w & (u32::MAX >> (32 - 8 * n));
+    let v = (m & 0x7f) | (m >> 1 & 0x7f << 7) | (m >> 2 & 0x7f << 14) | (m >> 3 & 0x7f << 21);
+    Some((u64::from(v), n))
 }
 
 /// One record (after any timestamp markers): `Ok(true)` if one was visited, `Ok(false)`
@@ -418,17 +439,32 @@ mod tests {
             300,
             16_383,
             16_384,
-            1 << 35,
-            (1 << 56) - 1,
+            1 << 21,
+            (1 << 28) - 1,
         ] {
             let mut buf = [0xffu8; 16];
             let n = crate::varint::write(&mut buf, 0, value);
             assert_eq!(fast_varint(load(&buf, 0)), Some((value, n)));
         }
-        assert_eq!(fast_varint(u64::MAX), None);
+        assert_eq!(fast_varint(u32::MAX), None);
+        for value in [
+            0u64,
+            1,
+            127,
+            128,
+            16_384,
+            1 << 21,
+            u64::from(u32::MAX),
+            (1 << 56) - 1,
+        ] {
+            let mut buf = [0xffu8; 16];
+            let n = crate::varint::write(&mut buf, 0, value);
+            assert_eq!(fast_varint64(load64(&buf, 0)), Some((value, n)));
+        }
+        assert_eq!(fast_varint64(u64::MAX), None);
         // Non-canonical encodings decode as the slow reader decodes them.
         assert_eq!(
-            fast_varint(u64::from_le_bytes([0x80, 0, 0, 0, 0, 0, 0, 0])),
+            fast_varint(u32::from_le_bytes([0x80, 0, 0, 0])),
             Some((0, 2))
         );
     }

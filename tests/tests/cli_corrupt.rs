@@ -16,7 +16,6 @@ use tracemark_format::ring::{BlockState, RingView, HEADER_CRC, RING_HEADER_LEN};
 
 /// One valid block of the original dump: where it is and what it holds.
 struct BlockInfo {
-    cpu: u64,
     start: usize,
     end: usize,
     /// (cpu, ts, kind) of its records.
@@ -36,7 +35,6 @@ fn blocks(bytes: &[u8]) -> Vec<BlockInfo> {
                 continue;
             }
             out.push(BlockInfo {
-                cpu,
                 start: at + b.offset,
                 end: at + b.offset + bs,
                 records: b

@@ -3,16 +3,18 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
-use tracemark_decoder::dump::Dump;
 use tracemark_decoder::index;
 
 /// Build a block index (per block: first record number, time range, per-kind counts)
 /// for `tracemark query`.
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
-    /// A dump file or raw memory image.
+    /// A dump file, raw memory image, or UART log with `@TM:` lines.
     file: PathBuf,
+    /// List every problem found (torn, corrupt or skipped blocks...) on stderr, not just
+    /// the first and a count.
+    #[arg(short, long)]
+    verbose: bool,
     /// Where to write the index (default: FILE.idx).
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -24,18 +26,18 @@ pub struct Cmd {
 impl Cmd {
     /// Runs the command.
     pub fn run(self, _out: &mut dyn Write) -> anyhow::Result<()> {
-        let input = super::open(&self.file)?;
-        let dump = Dump::parse(input.bytes()).with_context(|| self.file.display().to_string())?;
+        let source = super::open(&self.file)?;
+        let dump = source.dump(&self.file)?;
         let bar = super::progress(dump.record_bytes(), 256 << 20, true);
         let inc = |n: u64| {
             if let Some(b) = &bar {
                 b.inc(n);
             }
         };
-        let source = std::fs::canonicalize(&self.file).unwrap_or_else(|_| self.file.clone());
+        let source_path = std::fs::canonicalize(&self.file).unwrap_or_else(|_| self.file.clone());
         let (bytes, decode_warnings) = index::build(
             &dump,
-            &source,
+            &source_path,
             self.threads.unwrap_or_else(super::threads),
             &inc,
         );
@@ -47,17 +49,12 @@ impl Cmd {
             p.push(".idx");
             PathBuf::from(p)
         });
-        let tmp = {
-            let mut p = output.clone().into_os_string();
-            p.push(".tmp");
-            PathBuf::from(p)
-        };
-        std::fs::write(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, &output))
-            .with_context(|| output.display().to_string())?;
-        let mut warnings = dump.warnings.clone();
-        warnings.extend(decode_warnings);
-        warnings.sort_by_key(|w| w.offset);
-        super::report(&self.file, &warnings)
+        super::write_output(&output, &bytes)?;
+        let mut warnings = source.warnings.clone();
+        let mut dump_warnings = dump.warnings.clone();
+        dump_warnings.extend(decode_warnings);
+        dump_warnings.sort_by_key(|w| w.offset);
+        warnings.extend(dump_warnings);
+        super::report(&self.file, &warnings, self.verbose)
     }
 }

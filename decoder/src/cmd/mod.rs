@@ -1,14 +1,17 @@
 //! One module per subcommand, and what they share.
 
 use std::io::IsTerminal;
+use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use tracemark_decoder::dump::Warning;
+use tracemark_decoder::dump::{Category, Dump, Warning};
+use tracemark_decoder::extract::{self, ExtractError, ExtractReport};
 use tracemark_decoder::input::{self, Input, InputKind};
 
 pub mod decode;
+pub mod extract_cmd;
 pub mod index;
 pub mod query;
 pub mod stats;
@@ -18,18 +21,160 @@ pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
-/// Opens an input and turns it into dump bytes.
-pub fn open(path: &Path) -> anyhow::Result<Input> {
+/// An input file's dump bytes, with what is known about their integrity.
+pub struct Source {
+    /// The bytes (mapped, or reassembled from a UART log).
+    pub input: Input,
+    /// For bytes reassembled from a UART log: the byte ranges covered by verified
+    /// chunks (`None`: all bytes are as read).
+    pub valid: Option<Vec<Range<usize>>>,
+    /// Problems of the UART log (log offsets), reported before the dump's own.
+    pub warnings: Vec<Warning>,
+}
+
+impl Source {
+    /// The rings of the source.
+    pub fn dump(&self, path: &Path) -> anyhow::Result<Dump<'_>> {
+        Dump::parse_partial(self.input.bytes(), self.valid.as_deref())
+            .with_context(|| path.display().to_string())
+    }
+}
+
+/// Opens an input: a dump or raw memory image (mapped), or a UART log whose dumps are
+/// extracted and concatenated.
+pub fn open(path: &Path) -> anyhow::Result<Source> {
     let input = Input::open(path).with_context(|| path.display().to_string())?;
     match input::detect(input.bytes()) {
-        InputKind::Dump => Ok(input),
-        // NOTE: `extract::extract` reassembles the dumps of a UART log; its bytes go to
-        // the same dump reader as `Input::Owned`.
-        InputKind::UartLog => bail!(
-            "{}: at byte 0: this is a UART log (it has @TM: lines); extracting dumps from logs is not wired in yet",
-            path.display()
-        ),
+        InputKind::Dump => Ok(Source {
+            input,
+            valid: None,
+            warnings: Vec::new(),
+        }),
+        InputKind::UartLog => {
+            let report = extract::extract(input.bytes());
+            let (data, valid, warnings) = extract_summary(&report);
+            if data.is_empty() {
+                let first = warnings
+                    .first()
+                    .map_or_else(|| "at byte 0: no dump found".to_string(), |w| w.to_string());
+                bail!(
+                    "{}: {first} (this is a UART log, and no dump could be reassembled from it)",
+                    path.display()
+                );
+            }
+            Ok(Source {
+                input: Input::Owned(data),
+                valid: Some(valid),
+                warnings,
+            })
+        }
     }
+}
+
+/// The dumps of an extraction report laid end to end, the verified byte ranges of that
+/// concatenation, and the log's problems as warnings (at log offsets).
+pub fn extract_summary(report: &ExtractReport) -> (Vec<u8>, Vec<Range<usize>>, Vec<Warning>) {
+    let mut data = Vec::new();
+    let mut valid = Vec::new();
+    let mut warnings = Vec::new();
+    for d in &report.dumps {
+        let at = d.begin.or(d.end).map_or(0, |l| l.offset);
+        if let Some(e) = &d.error {
+            warnings.push(uart_warning(at, e.to_string()));
+            continue;
+        }
+        if !d.missing.is_empty() || !d.corrupt.is_empty() || !d.conflicting.is_empty() {
+            warnings.push(uart_warning(at, chunk_problems(d)));
+        }
+        let base = data.len();
+        valid.extend(d.valid.iter().map(|r| r.start + base..r.end + base));
+        data.extend_from_slice(&d.data);
+    }
+    for issue in &report.issues {
+        // Chunk-level problems are already summarised per dump.
+        if matches!(issue, ExtractError::TooLarge { .. }) {
+            continue;
+        }
+        let loc = issue.location();
+        warnings.push(uart_warning(loc.offset, issue.to_string()));
+    }
+    (data, valid, warnings)
+}
+
+fn uart_warning(offset: usize, message: String) -> Warning {
+    Warning {
+        offset,
+        message,
+        damage: true,
+        category: Category::Uart,
+    }
+}
+
+/// `dump 0x0000002a: 2 chunks missing (3, 17), 1 corrupt (5)`.
+pub fn chunk_problems(d: &extract::Dump) -> String {
+    fn list(v: &[u64]) -> String {
+        const SHOWN: usize = 20;
+        let mut s: Vec<String> = v.iter().take(SHOWN).map(u64::to_string).collect();
+        if v.len() > SHOWN {
+            s.push(format!("... {} more", v.len() - SHOWN));
+        }
+        s.join(", ")
+    }
+    let mut parts = Vec::new();
+    if !d.missing.is_empty() {
+        parts.push(format!(
+            "{} chunks missing ({})",
+            d.missing.len(),
+            list(&d.missing)
+        ));
+    }
+    if !d.corrupt.is_empty() {
+        parts.push(format!(
+            "{} corrupt ({})",
+            d.corrupt.len(),
+            list(&d.corrupt)
+        ));
+    }
+    if !d.conflicting.is_empty() {
+        parts.push(format!(
+            "{} conflicting ({})",
+            d.conflicting.len(),
+            list(&d.conflicting)
+        ));
+    }
+    if parts.is_empty() && !d.payload_crc_ok {
+        parts.push("payload CRC mismatch".to_string());
+    }
+    format!(
+        "dump {:#010x} of {} bytes in {} chunks of {}: {}",
+        d.dump_id,
+        d.declared_len,
+        d.chunk_count,
+        d.chunk_len,
+        if parts.is_empty() {
+            "complete".to_string()
+        } else {
+            parts.join(", ")
+        }
+    )
+}
+
+/// Writes `bytes` to `path`: through a temporary file renamed over it for a regular
+/// file (readers never see half a file), directly for anything else that exists
+/// (`/dev/null`, a FIFO, a terminal), which a rename would replace.
+pub fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let special = std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
+    let result = if special {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+    } else {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path))
+    };
+    result.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// A progress bar over `total` units on a terminal, or `None` when stderr is not one or
@@ -50,27 +195,46 @@ pub fn progress(total: u64, min: u64, unit_bytes: bool) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Prints warnings (the first 20, then a count) and returns an error for the first
-/// damage, so that the command exits non-zero after printing what it could.
-pub fn report(path: &Path, warnings: &[Warning]) -> anyhow::Result<()> {
-    const SHOWN: usize = 20;
-    for w in warnings.iter().take(SHOWN) {
-        eprintln!("tracemark: {}: warning: {w}", path.display());
+/// Reports `warnings` (UART-log problems first, then the dump's in file order). With
+/// `verbose`, every warning gets a line of its own. A warning that means data was lost
+/// makes an error: one line, `FILE: at byte OFFSET: message (and N more problems: ...)`,
+/// so that the command exits non-zero after printing what it could. Torn blocks of an
+/// overwrite ring being reclaimed are normal and only shown with `verbose`.
+pub fn report(path: &Path, warnings: &[Warning], verbose: bool) -> anyhow::Result<()> {
+    if verbose {
+        for w in warnings {
+            eprintln!("tracemark: {}: warning: {w}", path.display());
+        }
     }
-    if warnings.len() > SHOWN {
-        eprintln!(
-            "tracemark: {}: warning: {} more warnings",
-            path.display(),
-            warnings.len() - SHOWN
-        );
+    let Some(first) = warnings.iter().find(|w| w.damage) else {
+        return Ok(());
+    };
+    let mut others: Vec<(Category, usize)> = Vec::new();
+    for w in warnings.iter().filter(|w| !std::ptr::eq(*w, first)) {
+        match others.iter_mut().find(|(c, _)| *c == w.category) {
+            Some((_, n)) => *n += 1,
+            None => others.push((w.category, 1)),
+        }
     }
-    let damage = warnings.iter().filter(|w| w.damage).count();
-    if let Some(first) = warnings.iter().find(|w| w.damage) {
-        bail!(
-            "{}: {first} ({damage} damaged place{}; output before and after the damage was printed)",
-            path.display(),
-            if damage == 1 { "" } else { "s" }
-        );
-    }
-    Ok(())
+    others.sort();
+    let more: usize = others.iter().map(|(_, n)| n).sum();
+    let tail = if more == 0 {
+        String::new()
+    } else {
+        let parts: Vec<String> = others
+            .iter()
+            .map(|(c, n)| format!("{n} {}", c.noun(*n)))
+            .collect();
+        format!(
+            " (and {more} more problem{}: {}{})",
+            if more == 1 { "" } else { "s" },
+            parts.join(", "),
+            if verbose {
+                ""
+            } else {
+                "; --verbose lists them"
+            }
+        )
+    };
+    bail!("{}: {first}{tail}", path.display())
 }

@@ -64,14 +64,14 @@ impl Cmd {
             .source
             .clone()
             .unwrap_or_else(|| index.source_path.clone());
-        let src_input = Input::open(&source_path).with_context(|| {
+        let src = super::open(&source_path).with_context(|| {
             format!(
                 "{}: source {} (use --source)",
                 self.index.display(),
                 source_path.display()
             )
         })?;
-        let source = src_input.bytes();
+        let source = src.input.bytes();
         let ctx = |e: &dyn std::fmt::Display| format!("{}: {}", self.index.display(), e);
         index
             .check_source(source)

@@ -3,16 +3,18 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
-use tracemark_decoder::dump::Dump;
 use tracemark_decoder::stats;
 
 /// Summarise a dump: time span, records per CPU and kind, syscall durations, interrupts,
 /// function calls, losses and damage.
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
-    /// A dump file or raw memory image.
+    /// A dump file, raw memory image, or UART log with `@TM:` lines.
     file: PathBuf,
+    /// List every problem found (torn, corrupt or skipped blocks...) on stderr, not just
+    /// the first and a count.
+    #[arg(short, long)]
+    verbose: bool,
     /// Print JSON (the schema of `tracemark_decoder::stats::Stats`).
     #[arg(long)]
     json: bool,
@@ -24,8 +26,8 @@ pub struct Cmd {
 impl Cmd {
     /// Runs the command.
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
-        let input = super::open(&self.file)?;
-        let dump = Dump::parse(input.bytes()).with_context(|| self.file.display().to_string())?;
+        let source = super::open(&self.file)?;
+        let dump = source.dump(&self.file)?;
         let bar = super::progress(dump.record_bytes(), 256 << 20, true);
         let inc = |n: u64| {
             if let Some(b) = &bar {
@@ -44,9 +46,11 @@ impl Cmd {
             stats.write_text(out)?;
         }
         out.flush()?;
-        let mut warnings = dump.warnings.clone();
-        warnings.extend(decode_warnings);
-        warnings.sort_by_key(|w| w.offset);
-        super::report(&self.file, &warnings)
+        let mut warnings = source.warnings.clone();
+        let mut dump_warnings = dump.warnings.clone();
+        dump_warnings.extend(decode_warnings);
+        dump_warnings.sort_by_key(|w| w.offset);
+        warnings.extend(dump_warnings);
+        super::report(&self.file, &warnings, self.verbose)
     }
 }

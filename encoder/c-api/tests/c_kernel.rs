@@ -267,7 +267,92 @@ fn c_kernel_trace_matches_its_truth_file() {
         );
         check_cpu(cpu, image, &truth);
     }
+    check_with_tracemark(&work, &stdout, &truth);
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The host tool on the raw console log: `tracemark decode --format json` must find both
+/// CPUs' framed dumps among the log lines and print exactly the truth file's records:
+/// the count of every kind per CPU, and every kernel-exit duration, in order.
+fn check_with_tracemark(work: &Path, log: &str, truth: &Truth) {
+    let log_path = work.join("console.log");
+    std::fs::write(&log_path, log).expect("write console log");
+    let out = run(Command::new(tracemark_bin())
+        .args(["decode", "--format", "json"])
+        .arg(&log_path));
+    let mut counts: BTreeMap<(u32, String), u64> = BTreeMap::new();
+    let mut exits: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let mut signal_exits: BTreeMap<u32, u64> = BTreeMap::new();
+    // Open kernel entries per CPU: the IRQ word of interrupt entries, else 0.
+    let mut open: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).expect("json lines").lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON object per line");
+        let cpu = v["cpu"].as_u64().expect("cpu") as u32;
+        let kind = v["kind"].as_str().expect("kind").to_string();
+        match kind.as_str() {
+            "KENTRY" => open
+                .entry(cpu)
+                .or_default()
+                .push(v["word"].as_u64().unwrap_or(0)),
+            "KEXIT" => {
+                let duration = v["duration_ticks"].as_u64().expect("duration");
+                let word = open
+                    .entry(cpu)
+                    .or_default()
+                    .pop()
+                    .expect("exit without entry");
+                if word == u64::from(truth.signal_irq) {
+                    assert_eq!(duration, 0, "signal handler exit");
+                    *signal_exits.entry(cpu).or_default() += 1;
+                } else {
+                    exits.entry(cpu).or_default().push(duration);
+                }
+            }
+            _ => {}
+        }
+        *counts.entry((cpu, kind)).or_default() += 1;
+    }
+    assert_eq!(
+        signal_exits, truth.signal_kexits,
+        "tracemark decode signal-handler exits"
+    );
+    let expected: BTreeMap<(u32, String), u64> = truth
+        .counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| (k.clone(), *n))
+        .collect();
+    assert_eq!(counts, expected, "tracemark decode counts per CPU and kind");
+    assert_eq!(exits, truth.exits, "tracemark decode kernel-exit durations");
+}
+
+/// Builds the `tracemark` CLI into the target directory this test was built in (an
+/// integration test cannot depend on another package's binary) and returns its path.
+fn tracemark_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>/deps");
+    let target = profile_dir.parent().expect("target dir");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "tracemark-decoder",
+        "--bin",
+        "tracemark",
+    ])
+    .arg("--manifest-path")
+    .arg(Path::new(REPO).join("Cargo.toml"))
+    .arg("--target-dir")
+    .arg(target);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    run(&mut cmd);
+    profile_dir.join("tracemark")
 }
 
 /// Reassembles the framed dumps in a console log with the format crate's line parser

@@ -1,0 +1,455 @@
+//! The decode command's engine: records of the selected rings, formatted in parallel per
+//! run of blocks, written in time order across rings.
+//!
+//! 1. A first pass ([`tracemark_format::scan`], parallel over runs of blocks, see
+//!    [`crate::par`]) finds the kernel entries open at the start of each run, so that
+//!    every run can then be formatted independently with exits named after the entries
+//!    they close, exactly as one pass in order would.
+//! 2. Workers format runs into byte buffers, remembering each line's time. Each ring may
+//!    have at most [`LOOKAHEAD`] runs formatted ahead of the writer, and workers take
+//!    the run that starts earliest, so memory stays bounded whatever the dump's size.
+//! 3. The calling thread merges the rings' lines by time (ties: ring order) and writes
+//!    them; with one ring the buffers are written as they are.
+//!
+//! Filters apply per record (kinds, time window); a run that starts after the window's
+//! end is not formatted at all.
+
+use std::collections::VecDeque;
+use std::io::{IoSlice, Write};
+use std::sync::{Condvar, Mutex};
+
+use tracemark_format::scan::{scan_block, Visitor};
+use tracemark_format::{Event, KernelEntry};
+
+use crate::dump::{Dump, Warning};
+use crate::filter::RingFilter;
+use crate::merge::{block_warning, EntryStack, Item};
+use crate::par::{self, Carry, Unit, UnitStack};
+use crate::render::{self, Format, RingCtx};
+
+/// Runs of blocks each ring may have formatted ahead of the writer.
+pub const LOOKAHEAD: usize = 3;
+/// Blocks per run.
+pub const UNIT_BLOCKS: usize = 16;
+
+/// The formatted records of one run: the text and, per line, its time and end offset.
+#[derive(Default)]
+struct Formatted {
+    text: Vec<u8>,
+    lines: Vec<(u64, usize)>,
+}
+
+struct StackOnly<'a>(&'a mut UnitStack);
+
+impl Visitor for StackOnly<'_> {
+    #[inline(always)]
+    fn simple(&mut self, _ts: u64, code: u8, value: u64) {
+        if code == 0 {
+            self.0.push(value as u32);
+        } else if code == 1 {
+            self.0.pop(value);
+        }
+    }
+    #[inline(always)]
+    fn kernel_entry(&mut self, ts: u64, word: u32) {
+        self.simple(ts, 0, u64::from(word));
+    }
+    #[inline(always)]
+    fn kernel_exit(&mut self, ts: u64, wire: u64) {
+        self.simple(ts, 1, wire);
+    }
+}
+
+/// Runs of [`UNIT_BLOCKS`] blocks of each of `rings`, ring by ring.
+fn units(dump: &Dump<'_>, rings: &[u32]) -> Vec<Vec<Unit>> {
+    rings
+        .iter()
+        .map(|&ri| {
+            let n = dump.rings[ri as usize].blocks.len();
+            (0..n)
+                .step_by(UNIT_BLOCKS)
+                .map(|a| Unit {
+                    ring: ri as usize,
+                    blocks: a..(a + UNIT_BLOCKS).min(n),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Formats one run of blocks.
+fn format_unit(
+    dump: &Dump<'_>,
+    unit: &Unit,
+    start: &[u32],
+    filter: &RingFilter,
+    format: Format,
+    ctx: &RingCtx,
+    mut f: Formatted,
+) -> Formatted {
+    let ring = &dump.rings[unit.ring];
+    let entries: Vec<KernelEntry> = start.iter().map(|&w| KernelEntry(w)).collect();
+    let mut stack = EntryStack::from_entries(&entries);
+    f.text.clear();
+    f.lines.clear();
+    let mut time = render::SecondsCache::default();
+    for block in &ring.blocks[unit.blocks.clone()] {
+        let mut number = block.first_record;
+        let mut counter = render::Counter::new(number);
+        for rec in block.decode().map_while(Result::ok) {
+            let entry = stack.apply(&rec.event);
+            let n = if matches!(rec.event, Event::Lost { .. }) {
+                None
+            } else {
+                number += 1;
+                Some(number - 1)
+            };
+            let item = Item {
+                ts: rec.ts,
+                number: n,
+                ring: unit.ring as u32,
+                event: rec.event,
+                entry,
+            };
+            if filter.wants(&item) {
+                if format == Format::Text {
+                    let text = n.map(|_| counter.text());
+                    render::text_numbered(&mut f.text, &item, ctx, text, &mut time);
+                } else {
+                    render::record(&mut f.text, format, &item, ctx);
+                }
+                f.lines.push((rec.ts, f.text.len()));
+            }
+            if n.is_some() {
+                counter.incr();
+            }
+        }
+    }
+    f
+}
+
+struct Ring {
+    /// Runs started (handed to a worker).
+    started: usize,
+    /// Runs taken by the writer.
+    taken: usize,
+    /// Formatted runs not yet taken, by run index.
+    done: VecDeque<Option<Formatted>>,
+}
+
+struct Shared {
+    rings: Vec<Ring>,
+    failed: bool,
+    /// Buffers the writer is done with, for the workers to reuse (no allocation, no
+    /// page faults per run).
+    free: Vec<Formatted>,
+}
+
+/// Writes the records of `rings` (indices into `dump.rings`) that `filters` (one per
+/// ring of the dump) want, in `format`, in time order, with up to `threads` workers.
+/// `progress` is told how many records were handled. Returns the decoding warnings.
+pub fn write_records(
+    dump: &Dump<'_>,
+    rings: &[u32],
+    filters: &[RingFilter],
+    format: Format,
+    threads: usize,
+    out: &mut dyn Write,
+    progress: &(dyn Fn(u64) + Sync),
+) -> std::io::Result<Vec<Warning>> {
+    let units = units(dump, rings);
+    let ctxs: Vec<RingCtx> = dump.rings.iter().map(RingCtx::of).collect();
+
+    // Pass 1: the open entries at the start of every run, and the decoding errors.
+    let flat: Vec<Unit> = units.iter().flatten().cloned().collect();
+    let (_, scanned) = par::run(
+        &flat,
+        threads,
+        || (),
+        |(), u| {
+            let ring = &dump.rings[u.ring];
+            let mut stack = UnitStack::default();
+            let mut warnings = Vec::new();
+            for block in &ring.blocks[u.blocks.clone()] {
+                let end = scan_block(block.records, block.base_ts, &mut StackOnly(&mut stack));
+                if let Some(e) = end.error {
+                    warnings.push(block_warning(ring.cpu, block, e.offset, &e.to_string()));
+                }
+            }
+            (stack, warnings)
+        },
+    );
+    let mut warnings = Vec::new();
+    let mut starts: Vec<Vec<Vec<u32>>> = Vec::with_capacity(units.len());
+    let mut scanned = scanned.into_iter();
+    for ring_units in &units {
+        let mut carry = Carry::default();
+        let mut s = Vec::with_capacity(ring_units.len());
+        for _ in ring_units {
+            let Some((stack, w)) = scanned.next() else {
+                break;
+            };
+            s.push(carry.open.clone());
+            carry.apply(&stack, |_, _| {});
+            warnings.extend(w);
+        }
+        starts.push(s);
+    }
+    // A run that starts after the window's end holds nothing wanted.
+    let wanted = |k: usize, j: usize| {
+        let u = &units[k][j];
+        let b = &dump.rings[u.ring].blocks[u.blocks.start];
+        b.base_ts <= filters[u.ring].to || j == 0
+    };
+
+    // Pass 2: format in parallel, merge and write here.
+    let shared = Mutex::new(Shared {
+        rings: units
+            .iter()
+            .map(|_| Ring {
+                started: 0,
+                taken: 0,
+                done: VecDeque::new(),
+            })
+            .collect(),
+        failed: false,
+        free: Vec::new(),
+    });
+    let cond = Condvar::new();
+    let worker = || loop {
+        let (k, j, buf) = {
+            let Ok(mut s) = shared.lock() else { return };
+            loop {
+                if s.failed {
+                    return;
+                }
+                // The startable run that begins earliest.
+                let mut best: Option<(u64, usize)> = None;
+                let mut any_left = false;
+                for (k, r) in s.rings.iter().enumerate() {
+                    let j = r.started;
+                    if j >= units[k].len() {
+                        continue;
+                    }
+                    any_left = true;
+                    if j >= r.taken + LOOKAHEAD {
+                        continue;
+                    }
+                    let u = &units[k][j];
+                    let ts = dump.rings[u.ring].blocks[u.blocks.start].base_ts;
+                    if best.is_none_or(|(t, _)| ts < t) {
+                        best = Some((ts, k));
+                    }
+                }
+                if let Some((_, k)) = best {
+                    let j = s.rings[k].started;
+                    s.rings[k].started += 1;
+                    s.rings[k].done.push_back(None);
+                    let buf = s.free.pop().unwrap_or_default();
+                    break (k, j, buf);
+                }
+                if !any_left {
+                    return;
+                }
+                s = match cond.wait(s) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            }
+        };
+        let u = &units[k][j];
+        let f = if wanted(k, j) {
+            format_unit(
+                dump,
+                u,
+                &starts[k][j],
+                &filters[u.ring],
+                format,
+                &ctxs[u.ring],
+                buf,
+            )
+        } else {
+            buf
+        };
+        let n: usize = dump.rings[u.ring].blocks[u.blocks.clone()]
+            .iter()
+            .map(|b| b.header_records as usize)
+            .sum();
+        progress(n as u64);
+        let Ok(mut s) = shared.lock() else { return };
+        let r = &mut s.rings[k];
+        let slot = j - r.taken;
+        if let Some(x) = r.done.get_mut(slot) {
+            *x = Some(f);
+        }
+        cond.notify_all();
+    };
+    // The writer: takes run `j` of ring `k` once formatted.
+    let take = |k: usize| -> Option<Formatted> {
+        let mut s = shared.lock().ok()?;
+        loop {
+            let r = &mut s.rings[k];
+            if r.taken >= units[k].len() {
+                return None;
+            }
+            if let Some(Some(_)) = r.done.front() {
+                let f = r.done.pop_front().flatten();
+                r.taken += 1;
+                cond.notify_all();
+                return f;
+            }
+            s = cond.wait(s).ok()?;
+        }
+    };
+    let give_back = |f: Formatted| {
+        if let Ok(mut s) = shared.lock() {
+            s.free.push(f);
+        }
+    };
+    let result = std::thread::scope(|sc| {
+        for _ in 0..threads.max(1) {
+            sc.spawn(worker);
+        }
+        let r = merge_and_write(units.len(), &take, &give_back, out);
+        if r.is_err() {
+            if let Ok(mut s) = shared.lock() {
+                s.failed = true;
+            }
+            cond.notify_all();
+        }
+        r
+    });
+    result?;
+    Ok(warnings)
+}
+
+/// A ring's stream of lines during the merge.
+struct Stream {
+    f: Formatted,
+    line: usize,
+}
+
+impl Stream {
+    fn head(&self) -> Option<u64> {
+        self.f.lines.get(self.line).map(|l| l.0)
+    }
+}
+
+fn merge_and_write(
+    n: usize,
+    take: &dyn Fn(usize) -> Option<Formatted>,
+    give_back: &dyn Fn(Formatted),
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    // The next non-empty run of ring `k`, if any.
+    let next = |k: usize| -> Option<Stream> {
+        loop {
+            let f = take(k)?;
+            if !f.lines.is_empty() {
+                return Some(Stream { f, line: 0 });
+            }
+            give_back(f);
+        }
+    };
+    let mut streams: Vec<Option<Stream>> = (0..n).map(next).collect();
+    if n == 1 {
+        while let Some(s) = streams[0].take() {
+            out.write_all(&s.f.text)?;
+            give_back(s.f);
+            streams[0] = next(0);
+        }
+        return Ok(());
+    }
+    // Runs of lines to write, as (ring, start, end) in its current buffer: written with
+    // one vectored write per batch rather than copied.
+    let mut runs: Vec<(usize, usize, usize)> = Vec::with_capacity(BATCH_RUNS);
+    loop {
+        // The stream with the earliest head (ties: ring order), and the time the run of
+        // lines taken from it may extend to.
+        let mut best: Option<(u64, usize)> = None;
+        let mut second = u64::MAX;
+        let mut second_ring = usize::MAX;
+        for (k, s) in streams.iter().enumerate() {
+            let Some(t) = s.as_ref().and_then(Stream::head) else {
+                continue;
+            };
+            match best {
+                Some((bt, _)) if t >= bt => {
+                    if t < second {
+                        second = t;
+                        second_ring = k;
+                    }
+                }
+                _ => {
+                    if let Some((bt, bk)) = best {
+                        second = bt;
+                        second_ring = bk;
+                    }
+                    best = Some((t, k));
+                }
+            }
+        }
+        let Some((_, k)) = best else {
+            return flush(&streams, &mut runs, out);
+        };
+        let Some(s) = streams[k].as_mut() else {
+            return flush(&streams, &mut runs, out);
+        };
+        // Take lines while they come before the other streams' earliest head (on a tie,
+        // the lower ring goes first).
+        let start = if s.line == 0 {
+            0
+        } else {
+            s.f.lines[s.line - 1].1
+        };
+        let mut end_line = s.line;
+        while let Some(&(t, _)) = s.f.lines.get(end_line) {
+            if t < second || (t == second && k < second_ring) {
+                end_line += 1;
+            } else {
+                break;
+            }
+        }
+        let end = s.f.lines[end_line - 1].1;
+        s.line = end_line;
+        let exhausted = s.line == s.f.lines.len();
+        runs.push((k, start, end));
+        if exhausted || runs.len() == BATCH_RUNS {
+            flush(&streams, &mut runs, out)?;
+        }
+        if exhausted {
+            if let Some(done) = std::mem::replace(&mut streams[k], next(k)) {
+                give_back(done.f);
+            }
+        }
+    }
+}
+
+/// Runs of lines written with one vectored write.
+const BATCH_RUNS: usize = 512;
+
+/// Writes `runs` (ring, start, end) of the streams' buffers and empties it.
+fn flush(
+    streams: &[Option<Stream>],
+    runs: &mut Vec<(usize, usize, usize)>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = runs
+        .iter()
+        .filter_map(|&(k, a, b)| {
+            let s = streams.get(k)?.as_ref()?;
+            Some(IoSlice::new(s.f.text.get(a..b)?))
+        })
+        .collect();
+    runs.clear();
+    let mut bufs = &mut slices[..];
+    while !bufs.is_empty() {
+        match out.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
