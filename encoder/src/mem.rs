@@ -86,6 +86,18 @@ impl<'a> Mem<'a> {
     pub(crate) fn as_ptr(&self) -> *const u8 {
         self.base.as_ptr()
     }
+
+    /// A copy of this view for one write, so the compiler keeps the base address in a
+    /// register: through `&self` it must reload it after every atomic store, which
+    /// might (as far as it knows) have changed the `Ring` it lives in.
+    #[inline(always)]
+    pub(crate) fn local(&self) -> Mem<'a> {
+        Mem {
+            base: self.base,
+            len: self.len,
+            _borrow: core::marker::PhantomData,
+        }
+    }
 }
 
 /// Model-checked ring memory for loom: words and bytes as separate loom atomics. Each
@@ -119,6 +131,11 @@ impl Mem<'_> {
 
     pub(crate) fn as_ptr(&self) -> *const u8 {
         core::ptr::null()
+    }
+
+    #[inline(always)]
+    pub(crate) fn local(&self) -> &Self {
+        self
     }
 }
 
@@ -164,6 +181,21 @@ impl Mem<'_> {
         {
             self.load_u64(tracemark_format::ring::offsets::LAST_TS)
         }
+    }
+
+    /// Loads the header word at `off` for a reader: like `word(off).load(Acquire)`, except
+    /// that the two words of `last_ts` are read with the width the writer uses for them.
+    pub(crate) fn load_header_word(&self, off: usize) -> u32 {
+        let last_ts = tracemark_format::ring::offsets::LAST_TS;
+        if off & !7 == last_ts {
+            let ts = self.load_last_ts();
+            return if off == last_ts {
+                ts as u32
+            } else {
+                (ts >> 32) as u32
+            };
+        }
+        self.word(off).load(Ordering::Acquire)
     }
 
     /// Stores the writer's `last_ts`.

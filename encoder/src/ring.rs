@@ -21,6 +21,17 @@
 //!    still being written; it re-checks `write_pos` after dropping `nest` so that a record
 //!    reserved by an interrupt in that window is committed too.
 //!
+//! # The fast path
+//!
+//! Steps 2 to 4 have an inlined, straight-line form for the common record (a delta below
+//! 2^28, a payload that is one `u32` varint plus raw bytes): it sizes the record with a
+//! branch-free varint length, maps `write_pos` to memory through the one-word lap cache
+//! ([`Ring`]'s `lap`, a pure function of the position's lap, so it can be read at any
+//! time and a stale or concurrently replaced value only costs a miss), and does the
+//! reservation's CAS once. Anything else (a timestamp marker, a large value, a cache miss,
+//! no room, a failed CAS) falls to the general path, out of line, which starts over from
+//! step 2 with a fresh clock reading. Both write the bytes `record::encode_with` writes.
+//!
 //! # Opening a block
 //!
 //! The writer that finds no room CASes `write_pos` to the first record of the next block
@@ -33,11 +44,13 @@
 //!
 //! [`END_MARKER`]: tracemark_format::record::END_MARKER
 
-use tracemark_format::record::{self, Time, END_MARKER, MAX_DELTA};
+use tracemark_format::record::{self, ExitDuration, Kind, Time, END_MARKER, MAX_DELTA};
 use tracemark_format::ring::{
     self, offsets, Geometry, Mode, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_HEADER_LEN,
 };
 use tracemark_format::{Event, SyscallAbi};
+
+use core::num::NonZeroU32;
 
 use zerocopy::IntoBytes;
 
@@ -130,19 +143,149 @@ pub struct Ring<'a> {
     mem: Mem<'a>,
     geometry: Geometry,
     mode: Mode,
-    /// `geometry.block_size()`, kept at hand for the fast path.
-    block_size: u32,
-    /// Written by the block opener: the sequence number of the newest block and the
-    /// byte offset of its slot, so the fast path needs no division. NOTE: the opener
-    /// stores the offset before the sequence number; a writer that reads a sequence
-    /// number other than its position's recomputes the offset.
-    cur_seq: AtomicU32,
-    cur_block: AtomicU32,
+    /// `geometry.block_size() - 1`, kept at hand for the fast path.
+    mask: u32,
+    /// `geometry.block_count`, non-zero by construction (so `%` by it cannot panic).
+    block_count: NonZeroU32,
+    /// Bytes of all blocks: `block_count * block_size` (at most 2^31).
+    area: u32,
+    /// A cache of the position-to-memory mapping, one word so that it can never be seen
+    /// torn: `rel = pos + lap` (wrapping) is the byte offset from the first block for
+    /// every position of one *lap* (`block_count` consecutive sequence numbers that map
+    /// to slots `0..block_count`), and `rel >= area` for every position of any other lap
+    /// (see [`Ring::lap_of`]). Any writer may store the value for any lap at any time:
+    /// it is a pure function of the lap, so a stale value costs the slow path, never a
+    /// wrong address.
+    lap: AtomicU32,
 }
 
+/// What one attempt of the general (out-of-line) path did.
 enum Step {
+    /// An interrupt moved `write_pos`: start again from a fresh clock reading.
     Retry,
+    /// Finished.
     Done(Outcome),
+    /// Written in a newly opened block, and there are drops to report.
+    Report,
+}
+
+/// The common shape of a record the inlined fast path encodes itself: the header varint,
+/// then one varint `head`, then `data` bytes (a user event's payload).
+#[derive(Clone, Copy)]
+pub(crate) struct Small<'d> {
+    /// The kind code.
+    pub(crate) kind: u32,
+    /// The first payload varint.
+    pub(crate) head: u32,
+    /// Raw bytes after it (at most [`record::MAX_USER_PAYLOAD`]).
+    pub(crate) data: &'d [u8],
+}
+
+impl<'d> Small<'d> {
+    /// A record whose payload is one varint.
+    #[inline(always)]
+    pub(crate) fn varint(kind: Kind, head: u32) -> Small<'d> {
+        Small {
+            kind: kind as u32,
+            head,
+            data: &[],
+        }
+    }
+
+    /// The fast-path form of `event`, if it has one (its payload fits a `u32` varint).
+    #[inline(always)]
+    fn of(event: &Event) -> Option<Small<'d>> {
+        let head = match *event {
+            Event::KernelEntry(entry) => entry.0,
+            Event::Interrupt { irq } => irq,
+            Event::KernelExit(d) => u32::try_from(exit_wire(d)).ok()?,
+            Event::FunctionEntry { func } | Event::FunctionExit { func } => {
+                u32::try_from(func).ok()?
+            }
+            Event::User { .. } | Event::Image { .. } | Event::Lost { .. } => return None,
+        };
+        Some(Small {
+            kind: event.kind() as u32,
+            head,
+            data: &[],
+        })
+    }
+}
+
+/// The payload varint of a kernel exit (see [`tracemark_format::record::Kind::KernelExit`]).
+#[inline(always)]
+pub(crate) fn exit_wire(d: ExitDuration) -> u64 {
+    match d {
+        ExitDuration::NoEntry => 0,
+        ExitDuration::NestingOverflow => 1,
+        ExitDuration::Ticks(t) => t.saturating_add(2),
+    }
+}
+
+/// [`record::encoded_len`], one shared copy for the general path and the block opener.
+#[inline(never)]
+fn record_len(time: Time, ts: u64, event: &Event) -> u32 {
+    record::encoded_len(time, ts, event) as u32
+}
+
+/// A writer starts: bumps `nest` (see the module doc); returns the value it found.
+#[inline(always)]
+fn enter(mem: &Mem<'_>) -> u32 {
+    let nest = mem.word(offsets::NEST);
+    let n = nest.load(Ordering::Relaxed);
+    nest.store(n + 1, Ordering::Relaxed);
+    compiler_fence();
+    n
+}
+
+/// A writer ends: restores `nest`, and the outermost one commits.
+#[inline(always)]
+fn exit(mem: &Mem<'_>, entered_at: u32) {
+    compiler_fence();
+    let nest = mem.word(offsets::NEST);
+    if entered_at != 0 {
+        nest.store(entered_at, Ordering::Relaxed);
+        return;
+    }
+    let write = mem.word(offsets::WRITE_POS);
+    let commit = mem.word(offsets::COMMIT_POS);
+    loop {
+        let w = write.load(Ordering::Relaxed);
+        commit.store(w, Ordering::Release);
+        compiler_fence();
+        nest.store(0, Ordering::Relaxed);
+        compiler_fence();
+        // NOTE: an interrupt that reserved after the load above saw `nest > 0` and left
+        // its record uncommitted; catch it here. One that comes after this check sees
+        // `nest == 0` and commits itself.
+        if write.load(Ordering::Relaxed) == w {
+            return;
+        }
+        nest.store(1, Ordering::Relaxed);
+        compiler_fence();
+    }
+}
+
+/// Header deltas below this take the fast path: `delta << 4 | kind` fits a `u32`.
+const FAST_DELTA_LIMIT: u64 = 1 << 28;
+
+/// The LEB128 length of `v`: `ceil(bits / 7)` as `(9 * bits + 64) / 64` with
+/// `bits = 32 - clz(v)` (one byte for 0), without branches.
+#[inline(always)]
+fn varint_len32(v: u32) -> u32 {
+    (352 - 9 * v.leading_zeros()) >> 6
+}
+
+/// Stores the LEB128 bytes of `v` from `at`; returns the position after them.
+#[inline(always)]
+fn put_varint32(mem: &Mem<'_>, mut at: usize, mut v: u32) -> usize {
+    while v >= 0x80 {
+        mem.store_byte(at, v as u8 | 0x80);
+        at += 1;
+        v >>= 7;
+    }
+    mem.store_byte(at, v as u8);
+    at + 1
 }
 
 impl<'a> Ring<'a> {
@@ -178,6 +321,7 @@ impl<'a> Ring<'a> {
         let max_count = (1u64 << (32 - block_size.trailing_zeros())) / 2;
         let count = (fit as u64).min(max_count) as u32;
         let geometry = Geometry::new(block_size, count).map_err(|_| InitError::BadBlockSize)?;
+        let block_count = NonZeroU32::new(count).ok_or(InitError::BadBlockSize)?;
         // Claim before touching anything: a ring already claimed keeps its data.
         let owner = mem.word(offsets::OWNER);
         let claimed_ring = ring::RingView::parse(&header_bytes(&mem)).is_ok()
@@ -189,9 +333,12 @@ impl<'a> Ring<'a> {
             mem,
             geometry,
             mode: config.mode,
-            block_size,
-            cur_seq: AtomicU32::new(u32::MAX),
-            cur_block: AtomicU32::new(0),
+            mask: block_size - 1,
+            block_count,
+            // At most 2^31: `Geometry::new` keeps `block_count <= 2^(32 - shift) / 2`.
+            area: count * block_size,
+            // Position 0 (where writing starts) is in lap 0, whose offset is 0.
+            lap: AtomicU32::new(0),
         };
         ring.format(config);
         Ok(ring)
@@ -210,10 +357,13 @@ impl<'a> Ring<'a> {
         for (i, w) in header.as_bytes().chunks_exact(4).enumerate() {
             let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
             let off = i * 4;
-            if off != offsets::OWNER {
+            // NOTE: `last_ts` may be a 64-bit atomic (see `Mem::store_last_ts`); every
+            // location is accessed with one width only, so it is set through that.
+            if off != offsets::OWNER && off & !7 != offsets::LAST_TS {
                 self.mem.word(off).store(w, Ordering::Relaxed);
             }
         }
+        self.mem.store_last_ts(header.last_ts.get());
         for slot in 0..self.geometry.block_count {
             let base = self.geometry.block_offset(slot);
             for off in (0..BLOCK_HEADER_LEN).step_by(4) {
@@ -242,10 +392,28 @@ impl<'a> Ring<'a> {
         self.mem.word(off)
     }
 
+    /// The slot of sequence number `seq` (no panic path: the divisor is non-zero).
     #[inline(always)]
-    fn block_field(&self, seq: u32, field: usize) -> &crate::sync::AtomicU32 {
-        self.mem
-            .word(self.geometry.block_offset(self.geometry.slot(seq)) + field)
+    fn slot(&self, seq: u32) -> u32 {
+        seq % self.block_count
+    }
+
+    /// Byte offset in memory of the block with sequence number `seq`.
+    #[inline(always)]
+    fn block_of(&self, seq: u32) -> usize {
+        self.geometry.block_offset(self.slot(seq))
+    }
+
+    /// The [`Ring::lap`] value for the lap of sequence number `seq`:
+    /// `slot * block_size - seq * block_size`, wrapping. For a position `pos` of that lap
+    /// (`seq = pos >> shift`), `pos + lap = slot * block_size + offset`, below `area`.
+    /// For a position `L` laps away, `pos + lap` is `L * area` more (mod 2^32); laps tile
+    /// the position space (`seq_modulus` is a multiple of `block_count` and
+    /// `seq_modulus * block_size <= 2^32`), so that is at least `area` and never wraps
+    /// back below it.
+    #[inline(always)]
+    fn lap_of(&self, seq: u32) -> u32 {
+        (self.slot(seq) << self.geometry.shift).wrapping_sub(self.geometry.join(seq, 0))
     }
 
     /// Writes the event `make(ts)` at the clock's current time `ts`; returns what
@@ -253,53 +421,109 @@ impl<'a> Ring<'a> {
     /// can compute its duration from it.
     #[inline(always)]
     pub fn write_with(&self, now: impl Fn() -> u64, make: impl Fn(u64) -> Event) -> (Outcome, u64) {
-        let nest = self.enter();
-        let result = self.reserve_and_write(&now, &make, true);
-        self.exit(nest);
+        self.write_small(&now, |ts| Small::of(&make(ts)), &make)
+    }
+
+    /// Writes a record: `fast(ts)` describes it for the inlined fast path (`None`: use
+    /// the general path), `make(ts)` is the same record as an [`Event`].
+    #[inline(always)]
+    pub(crate) fn write_small<'d>(
+        &self,
+        now: &impl Fn() -> u64,
+        fast: impl Fn(u64) -> Option<Small<'d>>,
+        make: &impl Fn(u64) -> Event,
+    ) -> (Outcome, u64) {
+        // A local copy, so the base address stays in a register across atomic stores
+        // (through `&self` the compiler must reload it after each: for all it knows, the
+        // store might have changed the `Ring`).
+        let mem = self.mem.local();
+        let nest = enter(&mem);
+        match self.try_fast(&mem, now, fast) {
+            Some(ts) => {
+                exit(&mem, nest);
+                (Outcome::Written, ts)
+            }
+            None => self.write_slow(nest, now, make),
+        }
+    }
+    /// One attempt at the fast path: a `Small` record with a delta header that fits a
+    /// `u32`, in the block the cached lap maps `write_pos` to, with room there, and no
+    /// interrupt moving `write_pos` in between. Straight-line code; anything else returns
+    /// `None` having written nothing, and the caller starts over on the general path.
+    /// The bytes are those of `record::encode_with` with `Time::Delta(delta)`.
+    #[inline(always)]
+    fn try_fast<'d>(
+        &self,
+        mem: &Mem<'_>,
+        now: &impl Fn() -> u64,
+        fast: impl Fn(u64) -> Option<Small<'d>>,
+    ) -> Option<u64> {
+        let write = mem.word(offsets::WRITE_POS);
+        let pos = write.load(Ordering::Relaxed);
+        let last_pos = mem.word(offsets::LAST_POS).load(Ordering::Relaxed);
+        let last_ts = mem.load_last_ts();
+        compiler_fence();
+        let ts = now();
+        let s = fast(ts)?;
+        let (delta, behind) = ts.overflowing_sub(last_ts);
+        if last_pos != pos || behind || delta >= FAST_DELTA_LIMIT {
+            return None;
+        }
+        let header = (delta as u32) << 4 | s.kind;
+        // At most 5 + 5 + 32 bytes, far below `block_size - BLOCK_HEADER_LEN`.
+        let len = varint_len32(header) + varint_len32(s.head) + s.data.len() as u32;
+        // The cache may be loaded at any time: it is a pure function of the lap, checked
+        // against `pos` here.
+        let rel = pos.wrapping_add(self.lap.load(Ordering::Relaxed));
+        let mask = self.mask;
+        let offset = rel & mask;
+        // `rel < area`: `pos` is in the cached lap, so `rel` is its offset from the first
+        // block. Then `BLOCK_HEADER_LEN <= offset` and `offset + len < block_size` in one
+        // compare (an `offset` below the header wraps to a huge value). NOTE: `<` not
+        // `<=`: a block never fills to its last byte, so the offset never carries into
+        // the sequence number and there is always room for END_MARKER.
+        if rel >= self.area
+            || offset.wrapping_sub(BLOCK_HEADER_LEN as u32)
+                >= mask - (BLOCK_HEADER_LEN as u32 - 1) - len
+            || !local_cas(write, pos, pos + len)
+        {
+            return None;
+        }
+        let at = RING_HEADER_LEN + rel as usize;
+        let at = put_varint32(mem, at, header);
+        let at = put_varint32(mem, at, s.head);
+        for (i, &b) in s.data.iter().enumerate() {
+            mem.store_byte(at + i, b);
+        }
+        let block = RING_HEADER_LEN + (rel - offset) as usize;
+        // `Small` records are never `Lost`, so they all count.
+        local_add(mem.word(block + offsets::BLOCK_RECORDS), 1);
+        self.publish_last(mem, ts, pos + len);
+        Some(ts)
+    }
+
+    /// The rest of a write the fast path declined: the general writer, then the exit
+    /// (here, so that the inlined fast path returns straight from registers). Out of
+    /// line and not generic: one copy for every caller.
+    #[inline(never)]
+    fn write_slow(
+        &self,
+        nest: u32,
+        now: &dyn Fn() -> u64,
+        make: &dyn Fn(u64) -> Event,
+    ) -> (Outcome, u64) {
+        let result = self.write_general_loop(now, make, true);
+        exit(&self.mem, nest);
         result
     }
 
-    #[inline(always)]
-    fn enter(&self) -> u32 {
-        let nest = self.hdr(offsets::NEST);
-        let n = nest.load(Ordering::Relaxed);
-        nest.store(n + 1, Ordering::Relaxed);
-        compiler_fence();
-        n
-    }
-
-    #[inline(always)]
-    fn exit(&self, entered_at: u32) {
-        compiler_fence();
-        let nest = self.hdr(offsets::NEST);
-        if entered_at != 0 {
-            nest.store(entered_at, Ordering::Relaxed);
-            return;
-        }
-        let write = self.hdr(offsets::WRITE_POS);
-        let commit = self.hdr(offsets::COMMIT_POS);
-        loop {
-            let w = write.load(Ordering::Relaxed);
-            commit.store(w, Ordering::Release);
-            compiler_fence();
-            nest.store(0, Ordering::Relaxed);
-            compiler_fence();
-            // NOTE: an interrupt that reserved after the load above saw `nest > 0` and left
-            // its record uncommitted; catch it here. One that comes after this check sees
-            // `nest == 0` and commits itself.
-            if write.load(Ordering::Relaxed) == w {
-                return;
-            }
-            nest.store(1, Ordering::Relaxed);
-            compiler_fence();
-        }
-    }
-
-    #[inline(always)]
-    fn reserve_and_write(
+    /// The general writer: any record, retried with a fresh clock reading until it is
+    /// written or dropped. One shared copy (the slow path and the drop reporter).
+    #[inline(never)]
+    fn write_general_loop(
         &self,
-        now: &impl Fn() -> u64,
-        make: &impl Fn(u64) -> Event,
+        now: &dyn Fn() -> u64,
+        make: &dyn Fn(u64) -> Event,
         count_drop: bool,
     ) -> (Outcome, u64) {
         let write = self.hdr(offsets::WRITE_POS);
@@ -307,67 +531,84 @@ impl<'a> Ring<'a> {
             let pos = write.load(Ordering::Relaxed);
             let last_pos = self.hdr(offsets::LAST_POS).load(Ordering::Relaxed);
             let last_ts = self.mem.load_last_ts();
-            let cur_seq = self.cur_seq.load(Ordering::Relaxed);
-            let cur_block = self.cur_block.load(Ordering::Relaxed) as usize;
             compiler_fence();
             let ts = now();
-            let event = make(ts);
-            let p = self.geometry.split(pos);
-            let time = match ts.checked_sub(last_ts) {
-                Some(delta) if last_pos == pos && delta <= MAX_DELTA => Time::Delta(delta),
-                _ => Time::Absolute(ts),
-            };
-            let len = record::encoded_len(time, ts, &event) as u32;
-            // NOTE: `<` not `<=`: a block never fills to its last byte, so the offset never
-            // carries into the sequence number and there is always room for END_MARKER.
-            if p.offset >= BLOCK_HEADER_LEN as u32 && p.offset + len < self.block_size {
-                let block = if cur_seq == p.seq {
-                    cur_block
-                } else {
-                    self.geometry.block_offset(self.geometry.slot(p.seq))
-                };
-                if !local_cas(write, pos, pos + len) {
-                    continue;
-                }
-                self.store_record(block + p.offset as usize, time, ts, &event);
-                if counts(&event) {
-                    local_add(self.mem.word(block + offsets::BLOCK_RECORDS), 1);
-                }
-                self.publish_last(ts, pos + len);
-                return (Outcome::Written, ts);
-            }
-            match self.open_block(pos, ts, &event, count_drop) {
+            match self.write_general(pos, last_pos, last_ts, ts, &make(ts), count_drop) {
                 Step::Retry => continue,
-                Step::Done(outcome) => {
-                    // Records are only ever dropped when a block cannot be opened, so a
-                    // successful open is where unreported drops are reported.
-                    if outcome == Outcome::Written && count_drop && self.has_unreported_drops() {
-                        self.report_drops(now);
-                    }
-                    return (outcome, ts);
+                Step::Done(outcome) => return (outcome, ts),
+                Step::Report => {
+                    self.report_drops(now);
+                    return (Outcome::Written, ts);
                 }
             }
         }
     }
 
-    /// Writes the record's bytes at `at`, in space this writer has reserved.
+    /// The general path, one attempt: any record, any time; opens the next block if the
+    /// record does not fit. Only timestamp markers, large values, block switches and
+    /// writers that an interrupt raced come here.
     #[inline(always)]
+    fn write_general(
+        &self,
+        pos: u32,
+        last_pos: u32,
+        last_ts: u64,
+        ts: u64,
+        event: &Event,
+        count_drop: bool,
+    ) -> Step {
+        let p = self.geometry.split(pos);
+        let time = match ts.checked_sub(last_ts) {
+            Some(delta) if last_pos == pos && delta <= MAX_DELTA => Time::Delta(delta),
+            _ => Time::Absolute(ts),
+        };
+        let len = record_len(time, ts, event);
+        // NOTE: `<` not `<=`, as in the fast path.
+        if p.offset >= BLOCK_HEADER_LEN as u32 && p.offset + len <= self.mask {
+            // Refresh the fast path's cache for this lap (any lap's value is correct).
+            self.lap.store(self.lap_of(p.seq), Ordering::Relaxed);
+            let block = self.block_of(p.seq);
+            if !local_cas(self.hdr(offsets::WRITE_POS), pos, pos + len) {
+                return Step::Retry;
+            }
+            self.store_record(block + p.offset as usize, time, ts, event);
+            if counts(event) {
+                local_add(self.mem.word(block + offsets::BLOCK_RECORDS), 1);
+            }
+            self.publish_last(&self.mem.local(), ts, pos + len);
+            return Step::Done(Outcome::Written);
+        }
+        match self.open_block(pos, ts, event, count_drop) {
+            // Records are only ever dropped when a block cannot be opened, so a
+            // successful open is where unreported drops are reported.
+            Step::Done(Outcome::Written) if count_drop && self.has_unreported_drops() => {
+                Step::Report
+            }
+            step => step,
+        }
+    }
+
+    /// Writes the record's bytes at `at`, in space this writer has reserved. Out of line:
+    /// only the general path and the block opener use it, and they share one copy.
+    #[inline(never)]
     fn store_record(&self, mut at: usize, time: Time, ts: u64, event: &Event) {
+        let mem = self.mem.local();
         record::encode_with(time, ts, event, &mut |b| {
-            self.mem.store_byte(at, b);
+            mem.store_byte(at, b);
             at += 1;
         });
     }
 
     #[inline(always)]
-    fn publish_last(&self, ts: u64, end: u32) {
+    fn publish_last(&self, mem: &Mem<'_>, ts: u64, end: u32) {
         compiler_fence();
-        self.mem.store_last_ts(ts);
+        mem.store_last_ts(ts);
         compiler_fence();
-        self.hdr(offsets::LAST_POS).store(end, Ordering::Relaxed);
+        mem.word(offsets::LAST_POS).store(end, Ordering::Relaxed);
     }
 
     /// The slow path: close the current block and open the next one.
+    #[cold]
     #[inline(never)]
     fn open_block(&self, pos: u32, ts: u64, event: &Event, count_drop: bool) -> Step {
         let g = self.geometry;
@@ -388,20 +629,30 @@ impl<'a> Ring<'a> {
             }
             return Step::Done(Outcome::Dropped);
         }
+        // The sequence number that used the target slot one lap ago (`block_count` is
+        // below `seq_modulus`, so no `%` is needed).
+        let previous = if target >= g.block_count {
+            target - g.block_count
+        } else {
+            g.seq_modulus - (g.block_count - target)
+        };
+        let block = self.block_of(target);
         // The old block in the target slot is fully committed (checked above), so its
         // header is stable until our CAS.
-        let records = self.block_field(target, offsets::BLOCK_RECORDS);
+        let records = self.mem.word(block + offsets::BLOCK_RECORDS);
         let stale_count = records.load(Ordering::Relaxed);
         let old_valid = self
-            .block_field(target, offsets::BLOCK_MAGIC)
+            .mem
+            .word(block + offsets::BLOCK_MAGIC)
             .load(Ordering::Relaxed)
             == BLOCK_MAGIC
             && self
-                .block_field(target, offsets::BLOCK_SEQ)
+                .mem
+                .word(block + offsets::BLOCK_SEQ)
                 .load(Ordering::Relaxed)
-                == g.seq_back(target, g.block_count);
+                == previous;
         let reclaimed = if old_valid { stale_count } else { 0 };
-        let len = record::encoded_len(Time::Delta(0), ts, event) as u32;
+        let len = record_len(Time::Delta(0), ts, event);
         let new_pos = g.join(target, BLOCK_HEADER_LEN as u32 + len);
         if !local_cas(self.hdr(offsets::WRITE_POS), pos, new_pos) {
             return Step::Retry;
@@ -409,7 +660,7 @@ impl<'a> Ring<'a> {
         // Readers that see our writes into the reclaimed slot must also see the CAS.
         fence(Ordering::Release);
         if opened {
-            let end = g.block_offset(g.slot(p.seq)) + p.offset as usize;
+            let end = self.block_of(p.seq) + p.offset as usize;
             self.mem.store_byte(end, END_MARKER);
         }
         if reclaimed != 0 {
@@ -417,7 +668,6 @@ impl<'a> Ring<'a> {
         }
         let lost_before =
             self.mem.load_u64(offsets::OVERWRITTEN) + self.mem.load_u64(offsets::DROPPED);
-        let block = g.block_offset(g.slot(target));
         self.mem
             .word(block + offsets::BLOCK_SEQ)
             .store(target, Ordering::Relaxed);
@@ -430,10 +680,13 @@ impl<'a> Ring<'a> {
         // Nested writers may already have counted their records: adjust, don't store.
         local_add(records, u32::from(counts(event)).wrapping_sub(stale_count));
         self.store_record(block + BLOCK_HEADER_LEN, Time::Delta(0), ts, event);
-        self.publish_last(ts, new_pos);
+        self.publish_last(&self.mem.local(), ts, new_pos);
+        // The fast path's cache: the new block's lap.
+        self.lap.store(self.lap_of(target), Ordering::Relaxed);
         Step::Done(Outcome::Written)
     }
 
+    #[cold]
     fn add_u64(&self, off: usize, v: u64) {
         let lo = local_add(self.hdr(off), v as u32);
         let carry = u32::from(lo.checked_add(v as u32).is_none());
@@ -457,7 +710,7 @@ impl<'a> Ring<'a> {
     /// Writes a `Lost` record for drops not yet reported, if there is room now.
     #[cold]
     #[inline(never)]
-    fn report_drops(&self, now: &impl Fn() -> u64) {
+    fn report_drops(&self, now: &dyn Fn() -> u64) {
         let reported = self.hdr(offsets::REPORTED_DROPS);
         let r = reported.load(Ordering::Relaxed);
         let d = self.hdr(offsets::DROPPED).load(Ordering::Relaxed);
@@ -467,7 +720,7 @@ impl<'a> Ring<'a> {
         }
         let since = self.mem.load_u64(offsets::FIRST_DROP_TS);
         let count = u64::from(d.wrapping_sub(r));
-        let (outcome, _) = self.reserve_and_write(now, &|_| Event::Lost { count, since }, false);
+        let (outcome, _) = self.write_general_loop(now, &|_| Event::Lost { count, since }, false);
         if outcome == Outcome::Dropped {
             // Still full: give the claim back so a later writer reports them.
             local_cas(reported, d, r);
@@ -496,7 +749,150 @@ pub(crate) fn counts(event: &Event) -> bool {
 pub(crate) fn header_bytes(mem: &Mem<'_>) -> [u8; RING_HEADER_LEN] {
     let mut out = [0u8; RING_HEADER_LEN];
     for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
-        chunk.copy_from_slice(&mem.word(i * 4).load(Ordering::Acquire).to_le_bytes());
+        chunk.copy_from_slice(&mem.load_header_word(i * 4).to_le_bytes());
     }
     out
+}
+
+/// The fast path must write exactly the bytes of `record::encode` (the wire format).
+#[cfg(all(test, not(loom)))]
+mod fast_path_bytes {
+    use std::cell::Cell;
+    use std::vec::Vec;
+
+    use tracemark_format::record::{self, Time, UserPayload, MAX_DELTA};
+    use tracemark_format::ring::{BLOCK_HEADER_LEN, RING_HEADER_LEN};
+    use tracemark_format::{Event, ExitDuration, KernelEntry};
+
+    use crate::{Config, Tracer};
+
+    #[test]
+    fn varint_len32_is_exact() {
+        for bits in 0..=32u32 {
+            for v in [
+                0u32,
+                1,
+                (1u64 << bits).saturating_sub(1) as u32,
+                (1u64 << bits).min(u64::from(u32::MAX)) as u32,
+            ] {
+                assert_eq!(
+                    super::varint_len32(v) as usize,
+                    tracemark_format::varint::encoded_len(u64::from(v))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn same_bytes_as_record_encode() {
+        let mut words = std::vec![0u64; (RING_HEADER_LEN + 4 * 65536) / 8];
+        let len = words.len() * 8;
+        // SAFETY: `len` initialised bytes of `words`, 8-aligned, used only through this view
+        // while `words` lives.
+        let mem = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+        let now = Cell::new(1_000u64);
+        let config = Config {
+            block_size: 65536,
+            ..Config::new()
+        };
+        let t = Tracer::new(mem, &config, || now.get()).unwrap();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut expected = Vec::new();
+        let (mut last_ts, mut first) = (0u64, true);
+        let mut entries: Vec<u64> = Vec::new();
+        for _ in 0..2000 {
+            let r = next();
+            // Deltas around every varint length boundary and the 2^28 fast-path limit,
+            // and steps backwards (timestamp markers).
+            let delta = match r % 8 {
+                0 => 0,
+                1 => r >> 60,
+                2 => (1 << (r >> 59)) - 1,
+                3 => 1 << (r >> 59),
+                4 => (1 << 28) - 1 + (r >> 62),
+                5 => r >> 24,
+                _ => r >> 40,
+            };
+            let ts = if r % 97 == 0 {
+                now.get() - (r >> 50)
+            } else {
+                now.get() + delta
+            };
+            now.set(ts);
+            let v = next();
+            let small = (v >> (v % 64)) as u32;
+            let event = match (v >> 8) % 7 {
+                0 => {
+                    t.interrupt(small);
+                    Event::Interrupt { irq: small }
+                }
+                1 => {
+                    let func = v >> (v % 64);
+                    t.function_entry(func);
+                    Event::FunctionEntry { func }
+                }
+                2 => {
+                    t.function_exit(u64::from(small));
+                    Event::FunctionExit {
+                        func: u64::from(small),
+                    }
+                }
+                3 => {
+                    t.kernel_entry(KernelEntry(small));
+                    entries.push(ts);
+                    Event::KernelEntry(KernelEntry(small))
+                }
+                4 => {
+                    t.kernel_exit();
+                    Event::KernelExit(match entries.pop() {
+                        Some(start) if entries.len() < 8 => {
+                            ExitDuration::Ticks(ts.saturating_sub(start))
+                        }
+                        Some(_) => ExitDuration::NestingOverflow,
+                        None => ExitDuration::NoEntry,
+                    })
+                }
+                5 => {
+                    let data: Vec<u8> = (0..(v % 40) as u8).collect();
+                    let id = (v >> 20) as u32 >> (v % 32);
+                    t.user(id, &data);
+                    let data = &data[..data.len().min(32)];
+                    Event::User {
+                        id,
+                        payload: UserPayload::new(data).unwrap(),
+                    }
+                }
+                _ => {
+                    let event = Event::Image {
+                        base: v,
+                        size: v >> 20,
+                        id: 7,
+                    };
+                    t.record(event);
+                    event
+                }
+            };
+            let time = match ts.checked_sub(last_ts) {
+                _ if first => Time::Delta(0),
+                Some(d) if d <= MAX_DELTA => Time::Delta(d),
+                _ => Time::Absolute(ts),
+            };
+            first = false;
+            last_ts = ts;
+            let mut buf = [0u8; record::MAX_RECORD_LEN];
+            let n = record::encode(&mut buf, time, ts, &event);
+            expected.extend_from_slice(&buf[..n]);
+        }
+        assert!(expected.len() < 65536 - BLOCK_HEADER_LEN, "one block");
+        let mut got = std::vec![0u8; expected.len()];
+        t.ring()
+            .read_at(RING_HEADER_LEN + BLOCK_HEADER_LEN, &mut got);
+        assert_eq!(got, expected);
+    }
 }

@@ -49,11 +49,7 @@ impl Ring<'_> {
                 i += 1;
             } else if in_words {
                 let word_at = at & !3;
-                let w = self
-                    .mem()
-                    .word(word_at)
-                    .load(Ordering::Acquire)
-                    .to_le_bytes();
+                let w = self.mem().load_header_word(word_at).to_le_bytes();
                 let from = at - word_at;
                 let n = (4 - from).min(out.len() - i);
                 out[i..i + n].copy_from_slice(&w[from..from + n]);

@@ -2,18 +2,19 @@
 //! interrupts, function entry and exit, user events, image records.
 
 use tracemark_format::record::{ExitDuration, UserPayload};
+use tracemark_format::record::{Kind, MAX_USER_PAYLOAD};
 use tracemark_format::ring::{offsets, ENTRY_STACK_DEPTH};
 use tracemark_format::{Event, KernelEntry};
 
 use crate::clock::Clock;
-use crate::ring::{Config, InitError, Outcome, Ring};
+use crate::ring::{exit_wire, Config, InitError, Outcome, Ring, Small};
 use crate::sync::{compiler_fence, Ordering};
 
 /// Records events into one CPU's ring, timestamped by `C`.
 ///
 /// Every method takes `&self` and may be called from nested contexts on the ring's CPU
 /// (thread, interrupt, nested interrupt): nested writers never corrupt or block each
-/// other. Only one CPU may write a ring; other cores may read it ([`crate::Snapshot`]).
+/// other. Only one CPU may write a ring; other cores may read it ([`Ring::snapshot`](crate::Ring::snapshot)).
 pub struct Tracer<'a, C: Clock> {
     ring: Ring<'a>,
     clock: C,
@@ -62,9 +63,11 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// recorded, and their exits say `NestingOverflow` instead of a duration.
     #[inline(always)]
     pub fn kernel_entry(&self, entry: KernelEntry) -> Outcome {
-        let (outcome, ts) = self
-            .ring
-            .write_with(|| self.clock.now(), |_| Event::KernelEntry(entry));
+        let (outcome, ts) = self.ring.write_small(
+            &|| self.clock.now(),
+            |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
+            &|_| Event::KernelEntry(entry),
+        );
         self.push_entry(ts);
         outcome
     }
@@ -74,16 +77,21 @@ impl<'a, C: Clock> Tracer<'a, C> {
     #[inline(always)]
     pub fn kernel_exit(&self) -> Outcome {
         let entry = self.pop_entry();
+        let duration = |ts: u64| match entry {
+            Some(Some(start)) => ExitDuration::Ticks(ts.saturating_sub(start)),
+            Some(None) => ExitDuration::NestingOverflow,
+            None => ExitDuration::NoEntry,
+        };
         self.ring
-            .write_with(
-                || self.clock.now(),
+            .write_small(
+                &|| self.clock.now(),
                 |ts| {
-                    Event::KernelExit(match entry {
-                        Some(Some(start)) => ExitDuration::Ticks(ts.saturating_sub(start)),
-                        Some(None) => ExitDuration::NestingOverflow,
-                        None => ExitDuration::NoEntry,
-                    })
+                    let wire = exit_wire(duration(ts));
+                    u32::try_from(wire)
+                        .ok()
+                        .map(|head| Small::varint(Kind::KernelExit, head))
                 },
+                &|ts| Event::KernelExit(duration(ts)),
             )
             .0
     }
@@ -91,29 +99,61 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// Records an interrupt.
     #[inline(always)]
     pub fn interrupt(&self, irq: u32) -> Outcome {
-        self.record(Event::Interrupt { irq })
+        self.ring
+            .write_small(
+                &|| self.clock.now(),
+                |_| Some(Small::varint(Kind::Interrupt, irq)),
+                &|_| Event::Interrupt { irq },
+            )
+            .0
     }
 
     /// Records a function entry (a compact id or a code address).
     #[inline(always)]
     pub fn function_entry(&self, func: u64) -> Outcome {
-        self.record(Event::FunctionEntry { func })
+        self.function(Kind::FunctionEntry, func)
     }
 
     /// Records a function exit.
     #[inline(always)]
     pub fn function_exit(&self, func: u64) -> Outcome {
-        self.record(Event::FunctionExit { func })
+        self.function(Kind::FunctionExit, func)
+    }
+
+    #[inline(always)]
+    fn function(&self, kind: Kind, func: u64) -> Outcome {
+        self.ring
+            .write_small(
+                &|| self.clock.now(),
+                |_| u32::try_from(func).ok().map(|f| Small::varint(kind, f)),
+                &|_| match kind {
+                    Kind::FunctionEntry => Event::FunctionEntry { func },
+                    _ => Event::FunctionExit { func },
+                },
+            )
+            .0
     }
 
     /// Records a user event; `data` longer than 32 bytes is cut to 32.
     #[inline(always)]
     pub fn user(&self, id: u32, data: &[u8]) -> Outcome {
-        let data = &data[..data.len().min(tracemark_format::record::MAX_USER_PAYLOAD)];
-        match UserPayload::new(data) {
-            Some(payload) => self.record(Event::User { id, payload }),
-            None => Outcome::Dropped,
-        }
+        let data = data.get(..MAX_USER_PAYLOAD).unwrap_or(data);
+        // The fast path writes straight from `data`; only the general path builds the
+        // `Event` (copying the bytes into a `UserPayload`).
+        let head = (u64::from(id) << 6) | data.len() as u64;
+        let fast = |_| {
+            u32::try_from(head).ok().map(|head| Small {
+                kind: Kind::User as u32,
+                head,
+                data,
+            })
+        };
+        let make = |_| Event::User {
+            id,
+            // `data` was cut to `MAX_USER_PAYLOAD` bytes, so this is always `Some`.
+            payload: UserPayload::new(data).unwrap_or_else(|| unreachable!()),
+        };
+        self.ring.write_small(&|| self.clock.now(), fast, &make).0
     }
 
     /// Records that an image (binary, module, mapping) was loaded at `base`.
