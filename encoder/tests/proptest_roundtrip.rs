@@ -24,6 +24,10 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Operations per case: under miri (~1000x slower) short sequences, still long enough
+/// to wrap a 2-block ring.
+const MAX_OPS: usize = if cfg!(miri) { 150 } else { 600 };
+
 fn run(mode: Mode, blocks: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut mem = common::memory(192 + blocks * 256);
     let clock = Cell::new(0u64);
@@ -47,12 +51,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn overwrite_mode_round_trips(blocks in 2usize..5, ops in proptest::collection::vec(op(), 0..600)) {
+    fn overwrite_mode_round_trips(blocks in 2usize..5, ops in proptest::collection::vec(op(), 0..MAX_OPS)) {
         run(Mode::Overwrite, blocks, &ops)?;
     }
 
     #[test]
-    fn drop_mode_round_trips(blocks in 2usize..5, ops in proptest::collection::vec(op(), 0..600)) {
+    fn drop_mode_round_trips(blocks in 2usize..5, ops in proptest::collection::vec(op(), 0..MAX_OPS)) {
         run(Mode::Drop, blocks, &ops)?;
     }
 }

@@ -151,7 +151,7 @@ fn producers_signals_and_a_snapshotting_reader() {
     install_handler();
     let rings: Vec<&'static Ring> = (0..2)
         .map(|cpu| {
-            let mem: &'static mut [u8] = Vec::leak(common::memory(RING_BYTES));
+            let mem: &'static mut [u8] = &mut *Box::leak(Box::new(common::memory(RING_BYTES)));
             let config = Config {
                 mode: Mode::Overwrite,
                 cpu_id: cpu,

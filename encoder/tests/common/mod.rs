@@ -25,15 +25,28 @@ impl tracemark::Clock for &TestClock {
     }
 }
 
-/// 8-byte aligned memory for a ring.
-pub fn memory(len: usize) -> Vec<u8> {
-    let words = vec![0u64; len.div_ceil(8)];
-    let mut bytes = std::mem::ManuallyDrop::new(words);
-    // Reinterpret the u64 vector as bytes (same allocation, alignment 8).
-    let (ptr, cap) = (bytes.as_mut_ptr(), bytes.capacity());
-    // SAFETY: the allocation holds `cap * 8` initialised bytes, u8 has alignment 1, and
-    // the allocator is given back the same size (len = cap = words * 8 bytes).
-    unsafe { Vec::from_raw_parts(ptr.cast::<u8>(), cap * 8, cap * 8) }
+/// 8-byte aligned memory for a ring, seen as bytes.
+pub struct AlignedBuf(Vec<u64>);
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the Vec<u64> holds `len * 8` initialised bytes; u8 has alignment 1 and no
+        // invalid values; the borrow of `self` covers the returned slice.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), self.0.len() * 8) }
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, with the unique borrow of `self` covering the slice.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), self.0.len() * 8) }
+    }
+}
+
+/// 8-byte aligned, zeroed memory for a ring of at least `len` bytes.
+pub fn memory(len: usize) -> AlignedBuf {
+    AlignedBuf(vec![0u64; len.div_ceil(8)])
 }
 
 /// All records of a ring image, oldest first, with the number of torn blocks.
