@@ -10,7 +10,7 @@
 use crate::sel4::KernelEntry;
 use crate::varint::{self, VarintError};
 
-/// The longest record, timestamp marker included; the encoder's stack buffer size.
+/// The longest record, timestamp marker included (the longest possible is 50 bytes).
 pub const MAX_RECORD_LEN: usize = 64;
 /// The largest user-event payload, in bytes.
 pub const MAX_USER_PAYLOAD: usize = 32;

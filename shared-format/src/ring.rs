@@ -74,8 +74,8 @@ impl Mode {
 ///
 /// Fields up to `static_crc` are written once at initialisation. The fields after it are
 /// live state, updated by the writer on the target ("written by the target"); a decoder
-/// reads `write_pos`, `commit_pos`, `overwritten`, `dropped` and `first_drop_ts`, and
-/// ignores the writer's private scratch (`nest` to `entry_stack`).
+/// reads `commit_pos`, `overwritten` and `dropped`, and ignores the writer's private
+/// scratch (`reported_drops`, and `nest` to `entry_stack`).
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct RingHeader {

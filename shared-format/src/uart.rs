@@ -20,7 +20,7 @@
 //! little-endian), the sequence number (8 bytes, little-endian) and the raw
 //! chunk bytes; the payload CRC covers the whole payload. Chunks are encoded
 //! with the standard base64 alphabet, without `=` padding. The complete,
-//! byte-exact definition is in `docs/uart-framing.md`.
+//! byte-exact definition is in FORMAT.md, section 17 (UART framing).
 //!
 //! This module holds the target side (the streaming encoders [`write_framed`]
 //! and [`write_framed_with`], which only use fixed stack buffers) and the parts
@@ -925,7 +925,7 @@ mod tests {
 
     #[test]
     fn known_answer_lines() {
-        // Also the worked example of docs/uart-framing.md; values checked
+        // Also the worked example of FORMAT.md section 17; values checked
         // against Python's zlib.crc32 and base64.
         let lines = collect(0x2a, b"hello, world", 5);
         assert_eq!(
