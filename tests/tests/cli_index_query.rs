@@ -151,6 +151,14 @@ fn query_time_range_equals_decode_time_range() {
     ]);
     assert_eq!(json_lines(&d), want, "decode --from --to");
     assert_eq!(json_lines(&q), want, "query --from --to");
+    let limited = tracemark_ok(&[
+        "query", &idx, "--from", &f, "--to", &t, "--limit", "7", "--format", "json",
+    ]);
+    assert_eq!(
+        json_lines(&limited),
+        want[..7],
+        "query --from --to --limit 7"
+    );
 }
 
 #[test]

@@ -142,9 +142,16 @@ impl Cmd {
             let limit = self.limit.unwrap_or(u64::MAX);
             if limit == u64::MAX {
                 let dump_check = Dump::parse(source).map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-                return stream(&dump_check, &rings, &index, None, self.format, out, |i| {
-                    mask & (1 << (i.event.kind() as u8)) != 0
-                });
+                return stream(
+                    &dump_check,
+                    &rings,
+                    &index,
+                    None,
+                    u64::MAX,
+                    self.format,
+                    out,
+                    |i| mask & (1 << (i.event.kind() as u8)) != 0,
+                );
             }
             let mut found: Vec<Item> = Vec::new();
             for &ri in &rings {
@@ -189,28 +196,25 @@ impl Cmd {
                 &rings,
                 &index,
                 Some((from, to)),
+                self.limit.unwrap_or(u64::MAX),
                 self.format,
                 out,
                 |_| true,
-            )
-            .map(|_| ())
-            .and_then(|()| limit_note(self.limit));
+            );
         }
         Ok(())
     }
 }
 
-fn limit_note(_limit: Option<u64>) -> anyhow::Result<()> {
-    Ok(())
-}
-
-/// Streams records of `rings` in time order, starting each ring at the block the index
-/// says holds `from`, with the index's open-entry stack.
+/// Streams at most `limit` records of `rings` in time order, starting each ring at the
+/// block the index says holds `from`, with the index's open-entry stack.
+#[allow(clippy::too_many_arguments)]
 fn stream(
     dump: &Dump<'_>,
     rings: &[usize],
     index: &Index<'_>,
     window: Option<(TimeSpec, TimeSpec)>,
+    limit: u64,
     format: Format,
     out: &mut dyn Write,
     wants: impl Fn(&Item) -> bool,
@@ -248,11 +252,16 @@ fn stream(
         .collect();
     let ctxs: Vec<RingCtx> = (0..index.rings.len()).map(|ri| index.ctx(ri)).collect();
     let mut buf = Vec::with_capacity(1 << 20);
+    let mut printed = 0u64;
     for item in Merged::new(cursors) {
         let (f, t) = bounds[item.ring as usize];
         if item.ts < f || item.ts > t || !wants(&item) {
             continue;
         }
+        if printed == limit {
+            break;
+        }
+        printed += 1;
         render::record(&mut buf, format, &item, &ctxs[item.ring as usize]);
         if buf.len() > 1 << 20 {
             out.write_all(&buf)?;
