@@ -11,7 +11,7 @@ use std::process::Command;
 
 use tracemark_format::ring::{BlockState, RingView};
 use tracemark_format::uart::{self, Line};
-use tracemark_format::{EntryPath, Event, ExitDuration, Kind, Record};
+use tracemark_format::{EntryPath, Event, ExitDuration, Record};
 
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
@@ -143,19 +143,6 @@ fn decode(image: &[u8]) -> (Vec<Record>, RingView<'_>) {
     (out, view)
 }
 
-fn kind(e: &Event) -> Kind {
-    match e {
-        Event::KernelEntry(_) => Kind::KernelEntry,
-        Event::KernelExit(_) => Kind::KernelExit,
-        Event::Interrupt { .. } => Kind::Interrupt,
-        Event::FunctionEntry { .. } => Kind::FunctionEntry,
-        Event::FunctionExit { .. } => Kind::FunctionExit,
-        Event::User { .. } => Kind::User,
-        Event::Image { .. } => Kind::Image,
-        Event::Lost { .. } => Kind::Lost,
-    }
-}
-
 /// Checks one CPU's decoded ring against the truth.
 fn check_cpu(cpu: u32, image: &[u8], truth: &Truth) {
     let (records, view) = decode(image);
@@ -174,7 +161,7 @@ fn check_cpu(cpu: u32, image: &[u8], truth: &Truth) {
     // Every count per kind.
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for r in &records {
-        *counts.entry(kind(&r.event).name()).or_default() += 1;
+        *counts.entry(r.event.kind().name()).or_default() += 1;
     }
     for k in ["KENTRY", "KEXIT", "IRQ", "FENTRY", "FEXIT", "USER", "IMAGE"] {
         let want = truth.counts[&(cpu, k.to_string())];
