@@ -18,6 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$here/../.."
 
 log="$here/target/trace-uart.log"
+mkdir -p "$here/target" # a fresh checkout has none until the first build
 "$here/run.sh" trace_demo | tee "$log" | grep -v '^@TM:'
 ring="$here/target/trace-ring.bin"
 truth="$here/target/trace-truth.txt"
