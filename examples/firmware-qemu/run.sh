@@ -26,6 +26,9 @@
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
+# The firmware is its own workspace and is run from its own target/ (a CARGO_TARGET_DIR
+# meant for the root workspace must not move it).
+unset CARGO_TARGET_DIR
 
 BIN="${1:-trace_demo}"
 TARGET="thumbv7m-none-eabi"
