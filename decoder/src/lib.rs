@@ -11,6 +11,7 @@
 //! - [`stats`]: the summary of `tracemark stats`;
 //! - [`index`]: the sparse block index of `tracemark index` and its queries.
 //! - [`extract`]: dumps recovered from the `@TM:` lines of a UART log.
+//! - [`import`]: dumps made from other tools' traces (QEMU execution logs).
 //!
 //! Decoding goes only through [`tracemark_format`]; this crate adds discovery, numbering,
 //! ordering and presentation.
@@ -18,6 +19,7 @@
 pub mod dump;
 pub mod extract;
 pub mod filter;
+pub mod import;
 pub mod index;
 pub mod input;
 pub mod merge;

@@ -21,6 +21,8 @@ enum Command {
     Decode(cmd::decode::Cmd),
     /// Recover dumps framed in a UART log (`@TM:` lines).
     Extract(cmd::extract_cmd::Cmd),
+    /// Make a dump from another tool's trace (`import qemu LOG`: a QEMU execution log).
+    Import(cmd::import::Cmd),
     /// Build a block index for fast queries.
     Index(cmd::index::Cmd),
     /// Answer queries from an index without decoding the whole dump.
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode(c) => c.run(&mut out),
         Command::Extract(c) => c.run(&mut out),
+        Command::Import(c) => c.run(&mut out),
         Command::Index(c) => c.run(&mut out),
         Command::Query(c) => c.run(&mut out),
         Command::Stats(c) => c.run(&mut out),

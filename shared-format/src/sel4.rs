@@ -193,6 +193,12 @@ pub enum SyscallAbi {
     /// seL4 with MCS: Call = 1, ReplyRecv = 2, NBSendRecv = 3, NBSendWait = 4, Send = 5,
     /// NBSend = 6, Recv = 7, NBRecv = 8, Wait = 9, NBWait = 10, Yield = 11.
     Sel4Mcs = 2,
+    /// Linux on 32-bit ARM (EABI), as `tracemark import qemu` writes it. Linux numbers
+    /// (up to 0xf0006 for the private ARM syscalls) do not fit the 4-bit `syscall`
+    /// field, so a Linux syscall is an entry with path [`EntryPath::UnknownSyscall`]
+    /// whose 26-bit `word` is the number from R7, as seL4 records a syscall outside its
+    /// own ABI. Values 3 to 15 are left for seL4 numberings.
+    LinuxArm = 16,
 }
 
 impl SyscallAbi {
@@ -202,6 +208,7 @@ impl SyscallAbi {
             0 => Some(SyscallAbi::Raw),
             1 => Some(SyscallAbi::Sel4),
             2 => Some(SyscallAbi::Sel4Mcs),
+            16 => Some(SyscallAbi::LinuxArm),
             _ => None,
         }
     }
@@ -209,7 +216,7 @@ impl SyscallAbi {
     /// The seL4 name of syscall number `n` (stored as `-syscall`), if known.
     pub const fn syscall_name(self, n: u8) -> Option<&'static str> {
         match self {
-            SyscallAbi::Raw => None,
+            SyscallAbi::Raw | SyscallAbi::LinuxArm => None,
             SyscallAbi::Sel4 => match n {
                 1 => Some("Call"),
                 2 => Some("ReplyRecv"),
@@ -251,7 +258,7 @@ impl SyscallAbi {
     /// The seL4 name of cap type `tag` (`cap_tag_t`). Architecture-independent caps have
     /// even tags and are named; odd tags are architecture caps and return `None`.
     pub const fn cap_name(self, tag: u8) -> Option<&'static str> {
-        if matches!(self, SyscallAbi::Raw) {
+        if matches!(self, SyscallAbi::Raw | SyscallAbi::LinuxArm) {
             return None;
         }
         match tag {

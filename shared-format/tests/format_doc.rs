@@ -1191,6 +1191,8 @@ fn syscall_abi_values_and_names() {
                 None,
                 "{anchor}: Raw names nothing"
             );
+            // LinuxArm numbers are in the entry word, not the 4-bit field.
+            assert_eq!(lookup(SyscallAbi::LinuxArm, n), None, "{anchor}: LinuxArm");
             for abi in named {
                 let doc = rows
                     .get(&n)

@@ -12,6 +12,7 @@ use tracemark_decoder::input::{self, Input, InputKind};
 
 pub mod decode;
 pub mod extract_cmd;
+pub mod import;
 pub mod index;
 pub mod query;
 pub mod stats;

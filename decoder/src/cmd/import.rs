@@ -1,0 +1,147 @@
+//! `tracemark import SOURCE ...`: make a dump from another tool's trace. One
+//! sub-subcommand per source (`qemu` so far).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tracemark_decoder::import::qemu::{symbols::Symbols, writer::RING_LEN, Importer, Report};
+
+/// Make a tracemark dump from another tool's trace.
+#[derive(Debug, clap::Args)]
+pub struct Cmd {
+    #[command(subcommand)]
+    source: Source,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Source {
+    /// A QEMU execution log (`-d exec,cpu,in_asm,nochain -D LOG`): syscalls with their
+    /// numbers, functions in first-run order.
+    Qemu(Qemu),
+}
+
+/// Guest architectures understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Arch {
+    /// 32-bit ARM (ARM and Thumb code), Linux EABI syscalls.
+    Arm,
+}
+
+/// `tracemark import qemu`.
+#[derive(Debug, clap::Args)]
+struct Qemu {
+    /// The log (`-` for standard input).
+    log: PathBuf,
+    /// The program that ran (ELF with symbols): blocks that start a function become
+    /// function entries, and the order file lists its symbols.
+    #[arg(long)]
+    elf: Option<PathBuf>,
+    /// Guest architecture.
+    #[arg(long, value_enum, default_value = "arm")]
+    arch: Arch,
+    /// Where to write the dump.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Write the syscall table as CSV: number,name,count,first_pc.
+    #[arg(long, value_name = "FILE.csv")]
+    syscalls: Option<PathBuf>,
+    /// Write the functions in first-execution order, one symbol per line
+    /// (`ld`/`lld --symbol-ordering-file`).
+    #[arg(long, value_name = "FILE")]
+    order_file: Option<PathBuf>,
+}
+
+impl Cmd {
+    /// Runs the command.
+    pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
+        match self.source {
+            Source::Qemu(q) => q.run(out),
+        }
+    }
+}
+
+impl Qemu {
+    fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
+        let Arch::Arm = self.arch;
+        let symbols = self.elf.as_deref().map(Symbols::read).transpose()?;
+        let name = self.log.display().to_string();
+        let tmp = tmp_path(&self.output);
+        let file = std::fs::File::create(&tmp).with_context(|| tmp.display().to_string())?;
+        let mut importer = Importer::new(
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            symbols,
+            RING_LEN,
+        );
+        let result = if self.log.as_os_str() == "-" {
+            importer.read(&mut std::io::stdin().lock(), "<stdin>")
+        } else {
+            let mut f = std::fs::File::open(&self.log).with_context(|| name.clone())?;
+            importer.read(&mut f, &name)
+        };
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let (report, dump) = importer
+            .finish()
+            .with_context(|| self.output.display().to_string())?;
+        drop(dump);
+        std::fs::rename(&tmp, &self.output).with_context(|| self.output.display().to_string())?;
+        if let Some(p) = &self.syscalls {
+            let mut csv = Vec::new();
+            report.syscalls.write_csv(&mut csv)?;
+            super::write_output(p, &csv)?;
+        }
+        if let Some(p) = &self.order_file {
+            let mut order = Vec::new();
+            report.functions.write(&mut order)?;
+            super::write_output(p, &order)?;
+        }
+        summary(out, &name, &report, &self.output)?;
+        out.flush()?;
+        for w in &report.warnings {
+            eprintln!("tracemark: {name}: warning: {w}");
+        }
+        Ok(())
+    }
+}
+
+fn tmp_path(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+fn summary(out: &mut dyn Write, name: &str, r: &Report, dump: &Path) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "{name}: {} bytes, {} block executions, {} translations, {} register dumps{}",
+        r.bytes,
+        r.execs,
+        r.translations,
+        r.dumps,
+        if r.chained() {
+            " (chained: incomplete)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(
+        out,
+        "{} syscalls ({} numbers recovered from the block's instructions, {} corrected), {} functions in first-run order",
+        r.syscalls.total(),
+        r.syscalls.recovered,
+        r.syscalls.corrected,
+        r.functions.names.len()
+    )?;
+    r.syscalls.write_summary(out)?;
+    writeln!(
+        out,
+        "wrote {} records in {} rings to {} (timestamps: guest instructions)",
+        r.records,
+        r.rings,
+        dump.display()
+    )?;
+    Ok(())
+}
