@@ -240,6 +240,20 @@ fn entry_name(out: &mut Vec<u8>, e: KernelEntry, abi: SyscallAbi) {
     if let Some(s) = e.as_syscall() {
         out.push(b' ');
         syscall_name(out, abi, s.syscall());
+    } else if let Some(name) = linux_name(e, abi) {
+        out.push(b' ');
+        out.extend_from_slice(name.as_bytes());
+    }
+}
+
+/// The Linux name of an entry of a [`SyscallAbi::LinuxArm`] ring (`tracemark import
+/// qemu`): path UnknownSyscall, the number in the word.
+fn linux_name(e: KernelEntry, abi: SyscallAbi) -> Option<&'static str> {
+    match (abi, e.path(), e.as_other()) {
+        (SyscallAbi::LinuxArm, EntryPath::UnknownSyscall, Some(o)) => {
+            crate::import::qemu::syscalls::name(o.word())
+        }
+        _ => None,
     }
 }
 
@@ -270,6 +284,10 @@ pub fn details(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
                     b" word="
                 });
                 num(out, o.word());
+                if let Some(name) = linux_name(*e, ctx.abi) {
+                    out.extend_from_slice(b" linux=");
+                    out.extend_from_slice(name.as_bytes());
+                }
             }
         }
         Event::KernelExit(d) => {
@@ -454,6 +472,9 @@ pub fn json(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
             } else if let Some(o) = e.as_other() {
                 key_num(out, b"core", o.core());
                 key_num(out, b"word", o.word());
+                if let Some(name) = linux_name(*e, ctx.abi) {
+                    key_str(out, b"linux_syscall", name);
+                }
             }
         }
         Event::KernelExit(d) => {

@@ -228,10 +228,10 @@ impl<W: Write> Importer<W> {
                 count,
                 values,
             } => {
-                for k in 0..usize::from(count) {
+                for (k, v) in values.iter().take(usize::from(count)).enumerate() {
                     let r = usize::from(first) + k;
                     if r < 16 {
-                        self.regs[r] = values[k];
+                        self.regs[r] = *v;
                         self.regs_seen |= 1 << r;
                     }
                 }
@@ -387,12 +387,16 @@ impl<W: Write> Importer<W> {
         r.rings = rings;
         r.records = records;
         if r.chained() {
+            let never = match r.never_executed {
+                0 => String::new(),
+                n => format!(", {n} translated blocks never logged as run"),
+            };
             r.warnings.push(format!(
-                "the log was recorded with block chaining ({} 'Linking TBs' lines, {} \
-                 translated blocks never logged as run): QEMU does not log a block \
-                 entered through a chained jump, so syscall counts and first runs may \
-                 be missing; record with -d exec,cpu,in_asm,nochain for a complete table",
-                r.links, r.never_executed
+                "the log was recorded with block chaining ({} 'Linking TBs' lines{never}): \
+                 QEMU does not log a block entered through a chained jump, so syscall \
+                 counts and first runs may be missing; record with \
+                 -d exec,cpu,in_asm,nochain for a complete table",
+                r.links
             ));
         }
         if r.execs > 0 && r.translations == 0 {
@@ -423,5 +427,268 @@ impl<W: Write> Importer<W> {
             ));
         }
         Ok((r, out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The binder on hand-written log excerpts, in QEMU's own shapes.
+
+    use super::*;
+
+    /// `IN:` block at `pc` with `insns` (4 bytes apart).
+    fn tb(pc: u32, insns: &[&str]) -> String {
+        let mut s = format!("----------------\nIN: f{pc:x}\n");
+        for (i, t) in insns.iter().enumerate() {
+            s += &format!("0x{:08x}:  e1a00000  {t}\n", pc + 4 * i as u32);
+        }
+        s + "\n"
+    }
+
+    fn trace(pc: u32) -> String {
+        format!("Trace 0: 0x7f0000001000 [00800400/{pc:08x}/00000000/00000200] f{pc:x}\n")
+    }
+
+    /// A register dump with R15 = `pc`, R7 = `r7`, R12 = `r12`.
+    fn dump(pc: u32, r7: u32, r12: u32) -> String {
+        format!(
+            "R00=00000001 R01=00000002 R02=00000003 R03=00000004\n\
+             R04=00000000 R05=00000000 R06=00000000 R07={r7:08x}\n\
+             R08=00000000 R09=00000000 R10=00000000 R11=00000000\n\
+             R12={r12:08x} R13=40800000 R14=00010001 R15={pc:08x}\n\
+             PSR=60000010 -ZC- A usr32\n"
+        )
+    }
+
+    struct Out {
+        report: Report,
+        dump: Vec<u8>,
+    }
+
+    fn import(log: &str) -> Out {
+        let mut imp = Importer::new(Vec::new(), None, writer::MIN_RING_LEN);
+        imp.read(&mut log.as_bytes(), "test.log").unwrap();
+        let (report, dump) = imp.finish().unwrap();
+        Out { report, dump }
+    }
+
+    fn rows(r: &Report) -> Vec<(u32, u64, u32)> {
+        r.syscalls
+            .rows
+            .iter()
+            .map(|(n, row)| (*n, row.count, row.first_pc))
+            .collect()
+    }
+
+    const SVC_GETPID: &[&str] = &["push     {r7}", "mov      r7, #0x14", "svc      #0"];
+    const AFTER: &[&str] = &["pop      {r7}", "bx       lr"];
+
+    #[test]
+    fn svc_in_the_same_block_binds_to_the_next_dump() {
+        // The svc block's own entry state has R7 = 0x68000 (set inside the block).
+        let log = tb(0x1000, SVC_GETPID)
+            + &trace(0x1000)
+            + &dump(0x1000, 0x68000, 0)
+            + &tb(0x100c, AFTER)
+            + &trace(0x100c)
+            + &dump(0x100c, 20, 0);
+        let out = import(&log);
+        assert_eq!(rows(&out.report), vec![(20, 1, 0x1008)]);
+        assert_eq!(out.report.layout, Some(Layout::DumpAfterExec));
+        assert_eq!(out.report.syscalls.recovered, 0);
+        assert!(out.report.warnings.is_empty(), "{:?}", out.report.warnings);
+        // The dump holds the entry at the svc (3rd instruction: t = 2) and the exit.
+        let text = decode(&out.dump);
+        assert!(
+            text.contains(" 2 KENTRY UnknownSyscall core=0 word=20 linux=getpid"),
+            "{text}"
+        );
+        assert!(
+            text.contains(" 3 KEXIT UnknownSyscall getpid duration=1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn dumps_before_their_block_bind_the_same_way() {
+        let log = dump(0x1000, 0x68000, 0)
+            + &tb(0x1000, SVC_GETPID)
+            + &trace(0x1000)
+            + &dump(0x100c, 20, 0)
+            + &tb(0x100c, AFTER)
+            + &trace(0x100c);
+        let out = import(&log);
+        assert_eq!(rows(&out.report), vec![(20, 1, 0x1008)]);
+        assert_eq!(out.report.layout, Some(Layout::DumpBeforeExec));
+    }
+
+    #[test]
+    fn an_orphan_block_does_not_take_the_number() {
+        // The svc block, then a block with no dump of its own (orphan), then the next
+        // dump: its R7 is the svc's number, and the orphan gets no syscall.
+        let log = tb(0x1000, &["mov      r7, #4", "svc      #0"])
+            + &trace(0x1000)
+            + &dump(0x1000, 0, 0)
+            + &tb(0x2000, &["mov      r0, #1", "b        #0x3000"])
+            + &trace(0x2000)
+            + &tb(0x3000, AFTER)
+            + &trace(0x3000)
+            + &dump(0x3000, 4, 0);
+        let out = import(&log);
+        assert_eq!(rows(&out.report), vec![(4, 1, 0x1004)]);
+    }
+
+    #[test]
+    fn an_orphan_svc_block_is_not_bound_backward() {
+        // Two svc blocks before any dump after the first: the dump that follows belongs
+        // to the second (forward); the first is recovered from its own instructions. The
+        // backward-binding bug would give both (or the first) the number 20.
+        let log = tb(0x1000, &["mov      r7, #4", "svc      #0"])
+            + &trace(0x1000)
+            + &dump(0x1000, 0, 0)
+            + &tb(0x2000, SVC_GETPID)
+            + &trace(0x2000)
+            + &tb(0x3000, AFTER)
+            + &trace(0x3000)
+            + &dump(0x3000, 20, 0);
+        let out = import(&log);
+        assert_eq!(rows(&out.report), vec![(4, 1, 0x1004), (20, 1, 0x2008)]);
+        assert_eq!(out.report.syscalls.recovered, 1);
+    }
+
+    #[test]
+    fn exit_group_at_the_end_is_recovered_from_the_block() {
+        // glibc's Thumb __libc_do_syscall: the number comes in ip; nothing follows.
+        let log = tb(0x1000, SVC_GETPID)
+            + &trace(0x1000)
+            + &dump(0x1000, 0, 0)
+            + &tb(0x100c, AFTER)
+            + &trace(0x100c)
+            + &dump(0x100c, 20, 0)
+            + &tb(
+                0x4000,
+                &["push     {r7, lr}", "mov      r7, ip", "svc      #0"],
+            )
+            + &trace(0x4000)
+            + &dump(0x4000, 0x1234, 0xf8);
+        let out = import(&log);
+        assert_eq!(rows(&out.report), vec![(20, 1, 0x1008), (248, 1, 0x4008)]);
+        assert_eq!(out.report.syscalls.recovered, 1);
+        let text = decode(&out.dump);
+        assert!(text.contains("linux=exit_group"), "{text}");
+    }
+
+    #[test]
+    fn pending_at_the_end_without_a_way_to_tell_is_listed_apart() {
+        let log = tb(0x1000, &["ldr      r7, [sp]", "svc      #0"])
+            + &trace(0x1000)
+            + &dump(0x1000, 0, 0);
+        let out = import(&log);
+        assert!(rows(&out.report).is_empty());
+        let u = out.report.syscalls.unknown.unwrap();
+        assert_eq!((u.count, u.first_pc), (1, 0x1004));
+        assert!(out
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.contains("svc with a number")));
+        let text = decode(&out.dump);
+        assert!(text.contains("USER id=1 data=04100000"), "{text}");
+    }
+
+    #[test]
+    fn sigreturn_is_corrected_from_the_instructions() {
+        // After rt_sigreturn the next state is the interrupted code's, not the caller's.
+        let log = tb(0x1000, &["mov      r7, #0xad", "svc      #0"])
+            + &trace(0x1000)
+            + &dump(0x1000, 0, 0)
+            + &tb(0x5000, AFTER)
+            + &trace(0x5000)
+            + &dump(0x5000, 3, 0);
+        let out = import(&log);
+        assert_eq!(rows(&out.report), vec![(173, 1, 0x1004)]);
+        assert_eq!(out.report.syscalls.corrected, 1);
+    }
+
+    #[test]
+    fn private_and_out_of_table_numbers_are_listed_apart() {
+        let mut log = String::new();
+        for (i, nr) in [0xf0005u32, 999, 4].into_iter().enumerate() {
+            let pc = 0x1000 + 0x100 * i as u32;
+            log += &(tb(pc, &["mov      r0, r0", "svc      #0"])
+                + &trace(pc)
+                + &dump(pc, nr, 0)
+                + &tb(pc + 8, AFTER)
+                + &trace(pc + 8)
+                + &dump(pc + 8, nr, 0));
+        }
+        let out = import(&log);
+        let mut csv = Vec::new();
+        out.report.syscalls.write_csv(&mut csv).unwrap();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "number,name,count,first_pc\n\
+             4,write,1,0x00001204\n\
+             983045,set_tls,1,0x00001004\n\
+             999,unknown,1,0x00001104\n"
+        );
+    }
+
+    #[test]
+    fn chaining_is_detected_and_warned() {
+        let log = tb(0x1000, SVC_GETPID)
+            + &trace(0x1000)
+            + &dump(0x1000, 0, 0)
+            + "Linking TBs 0x7f0000001000 index 0 -> 0x7f0000002000\n"
+            + &tb(0x100c, AFTER)
+            + &trace(0x100c)
+            + &dump(0x100c, 20, 0);
+        let out = import(&log);
+        assert!(out.report.chained());
+        assert!(out.report.warnings.iter().any(|w| w.contains("chaining")));
+    }
+
+    #[test]
+    fn a_foreign_register_dump_is_an_error() {
+        let log = "Trace 0: 0x1 [0/00400000/0/0] f\nPC=0000000000400000 X00=0\n";
+        let mut imp = Importer::new(Vec::new(), None, writer::MIN_RING_LEN);
+        let e = imp.read(&mut log.as_bytes(), "a64.log").unwrap_err();
+        assert!(e.to_string().starts_with("a64.log: at byte 32:"), "{e}");
+    }
+
+    #[test]
+    fn long_logs_make_several_rings_in_bounded_memory() {
+        // Enough syscalls to need more than one minimum-size ring.
+        let mut log = tb(0x1000, SVC_GETPID) + &tb(0x100c, AFTER);
+        for _ in 0..30_000 {
+            log += &(trace(0x1000) + &dump(0x1000, 0, 0) + &trace(0x100c) + &dump(0x100c, 20, 0));
+        }
+        let out = import(&log);
+        assert_eq!(rows(&out.report), vec![(20, 30_000, 0x1008)]);
+        assert!(out.report.rings > 1, "{}", out.report.rings);
+        let text = decode(&out.dump);
+        assert_eq!(text.matches("KENTRY").count(), 30_000);
+        assert_eq!(text.matches("duration=1 ticks").count(), 30_000);
+    }
+
+    /// The dump as `tracemark decode` prints it; no decoding warning allowed.
+    fn decode(dump: &[u8]) -> String {
+        let d = crate::dump::Dump::parse(dump).unwrap();
+        assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+        let rings: Vec<u32> = (0..d.rings.len() as u32).collect();
+        let filters = vec![crate::filter::Filter::default().for_ring(0); d.rings.len()];
+        let mut out = Vec::new();
+        let w = crate::pipeline::write_records(
+            &d,
+            &rings,
+            &filters,
+            crate::render::Format::Text,
+            1,
+            &mut out,
+            &|_| {},
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        String::from_utf8(out).unwrap()
     }
 }
