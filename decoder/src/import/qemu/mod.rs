@@ -43,7 +43,11 @@ use writer::{Event, Writer};
 pub const CHUNK: usize = 1 << 20;
 /// Distinct translation blocks remembered; a log with more (not a real program) stops
 /// remembering new ones, with a warning.
-pub const MAX_BLOCKS: usize = 1 << 22;
+pub const MAX_BLOCKS: usize = 1 << 21;
+/// CPUs (distinct `Trace N:` indices) accepted; each holds a ring and its events.
+pub const MAX_CPUS: usize = 64;
+/// Longest symbol name kept from a `Trace` line (the order file without `--elf`).
+pub const MAX_NAME: usize = 512;
 
 /// What the import found.
 #[derive(Debug, Default)]
@@ -116,6 +120,7 @@ pub struct Importer<W: Write> {
     out: Vec<Syscall>,
     report: Report,
     foreign: Option<u64>,
+    too_many_cpus: Option<u64>,
 }
 
 impl<W: Write> Importer<W> {
@@ -134,6 +139,7 @@ impl<W: Write> Importer<W> {
             out: Vec::new(),
             report: Report::default(),
             foreign: None,
+            too_many_cpus: None,
         }
     }
 
@@ -188,6 +194,15 @@ impl<W: Write> Importer<W> {
                      only --arch arm (32-bit ARM: R00..R15, PSR) is supported"
                 );
             }
+            if let Some(at) = self.too_many_cpus {
+                anyhow::bail!("{name}: at byte {at}: more than {MAX_CPUS} CPUs");
+            }
+        }
+        if self.report.execs == 0 {
+            anyhow::bail!(
+                "{name}: at byte 0: no block executions ('Trace' lines): not a QEMU \
+                 -d exec,cpu,in_asm log"
+            );
         }
         Ok(())
     }
@@ -196,6 +211,7 @@ impl<W: Write> Importer<W> {
         match self.cpus.iter().position(|c| c.id == id) {
             Some(i) => i,
             None => {
+                self.writer.cpu(id);
                 self.cpus.push(CpuClock {
                     id,
                     ..CpuClock::default()
@@ -208,6 +224,7 @@ impl<W: Write> Importer<W> {
     /// Handles one line (without its newline) at log offset `at`.
     pub fn line(&mut self, line: &[u8], at: u64) -> std::io::Result<()> {
         self.report.lines += 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         let l = log::classify(line);
         if let Line::Insn { pc, text } = l {
             if let Some((first, b)) = &mut self.building {
@@ -222,7 +239,13 @@ impl<W: Write> Importer<W> {
                 self.report.translations += 1;
                 self.building = Some((None, BlockBuilder::new()));
             }
-            Line::Exec { cpu, pc, sym } => self.exec(cpu, pc, sym)?,
+            Line::Exec { cpu, pc, sym } => {
+                if self.cpus.len() >= MAX_CPUS && !self.cpus.iter().any(|c| c.id == cpu) {
+                    self.too_many_cpus.get_or_insert(at);
+                    return Ok(());
+                }
+                self.exec(cpu, pc, sym)?;
+            }
             Line::Regs {
                 first,
                 count,
@@ -299,7 +322,7 @@ impl<W: Write> Importer<W> {
             }
             None => {
                 if let Ok(name) = std::str::from_utf8(sym) {
-                    if !name.is_empty() {
+                    if !name.is_empty() && name.len() <= MAX_NAME {
                         self.report.functions.saw(name);
                     }
                 }
@@ -669,6 +692,61 @@ mod tests {
         let text = decode(&out.dump);
         assert_eq!(text.matches("KENTRY").count(), 30_000);
         assert_eq!(text.matches("duration=1 ticks").count(), 30_000);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_or_line_mix_is_handled_without_panic(
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+            picks in proptest::collection::vec((0usize..9, 0u32..0x40, 0u32..300), 0..60),
+        ) {
+            let mut imp = Importer::new(Vec::new(), None, writer::MIN_RING_LEN);
+            let _ = imp.read(&mut raw.as_slice(), "random");
+            let _ = imp.finish().unwrap();
+            // Realistic lines in random order: whatever the binder makes of them, the
+            // dump it writes decodes without a warning.
+            let mut log = String::new();
+            for (k, pc, v) in picks {
+                let pc = 0x1000 + 4 * pc;
+                log += &match k {
+                    0 => tb(pc, SVC_GETPID),
+                    1 => tb(pc, AFTER),
+                    2 => tb(pc, &["mov      r7, ip", "svc      #0"]),
+                    3 | 4 => trace(pc),
+                    5 | 6 => dump(pc, v, v),
+                    7 => "Linking TBs 0x1 index 0 -> 0x2\n".to_string(),
+                    _ => "R07=0000\nR00=00000001 R01=2\n".to_string(),
+                };
+            }
+            let mut imp = Importer::new(Vec::new(), None, writer::MIN_RING_LEN);
+            if imp.read(&mut log.as_bytes(), "mix").is_ok() {
+                let (_, bytes) = imp.finish().unwrap();
+                decode(&bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn not_a_qemu_log_is_an_error() {
+        let mut imp = Importer::new(Vec::new(), None, writer::MIN_RING_LEN);
+        let e = imp.read(&mut &b"hello\nworld\n"[..], "x.log").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("x.log: at byte 0: no block executions"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn crlf_lines_are_read() {
+        let log = (tb(0x1000, SVC_GETPID)
+            + &trace(0x1000)
+            + &dump(0x1000, 0, 0)
+            + &tb(0x100c, AFTER)
+            + &trace(0x100c)
+            + &dump(0x100c, 20, 0))
+            .replace('\n', "\r\n");
+        assert_eq!(rows(&import(&log).report), vec![(20, 1, 0x1008)]);
     }
 
     /// The dump as `tracemark decode` prints it; no decoding warning allowed.

@@ -58,6 +58,7 @@ pub enum Event {
 struct CpuRings {
     cpu: u32,
     buf: Vec<(u64, Event)>,
+    rings: u64,
 }
 
 /// The dump writer.
@@ -98,18 +99,24 @@ impl<W: Write> Writer<W> {
         self.records
     }
 
-    /// Adds an event of CPU `cpu` at time `ts` (not before the CPU's previous event).
-    pub fn push(&mut self, cpu: u32, ts: u64, event: Event) -> std::io::Result<()> {
-        let i = match self.cpus.iter().position(|c| c.cpu == cpu) {
+    /// Makes sure CPU `cpu` gets a ring in the dump, even with no event.
+    pub fn cpu(&mut self, cpu: u32) -> usize {
+        match self.cpus.iter().position(|c| c.cpu == cpu) {
             Some(i) => i,
             None => {
                 self.cpus.push(CpuRings {
                     cpu,
                     buf: Vec::new(),
+                    rings: 0,
                 });
                 self.cpus.len() - 1
             }
-        };
+        }
+    }
+
+    /// Adds an event of CPU `cpu` at time `ts` (not before the CPU's previous event).
+    pub fn push(&mut self, cpu: u32, ts: u64, event: Event) -> std::io::Result<()> {
+        let i = self.cpu(cpu);
         self.cpus[i].buf.push((ts, event));
         // Flush only where no syscall is open, so that an exit is in its entry's ring.
         if self.cpus[i].buf.len() >= self.batch && !matches!(event, Event::Syscall(_)) {
@@ -170,6 +177,7 @@ impl<W: Write> Writer<W> {
         tracer.ring().dump(|b| out.write_all(b))?;
         drop(tracer);
         c.buf.drain(..n);
+        c.rings += 1;
         self.rings += 1;
         self.records += n as u64;
         Ok(())
@@ -178,7 +186,7 @@ impl<W: Write> Writer<W> {
     /// Writes what is buffered; returns the output, the rings and the records written.
     pub fn finish(mut self) -> std::io::Result<(W, u64, u64)> {
         for i in 0..self.cpus.len() {
-            while !self.cpus[i].buf.is_empty() {
+            while !self.cpus[i].buf.is_empty() || self.cpus[i].rings == 0 {
                 self.ring(i)?;
             }
         }
