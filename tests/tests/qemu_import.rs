@@ -280,3 +280,59 @@ fn thumb_code_matches_strace() {
         check_program("thumb");
     }
 }
+
+/// Bad input: one line naming the file (and offset), a non-zero exit, no dump left
+/// behind. Needs no cross tools.
+#[test]
+fn bad_input_is_one_line_and_leaves_no_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_log = dir.path().join("notes.txt");
+    std::fs::write(&not_log, "hello\nworld\n").unwrap();
+    let a64 = dir.path().join("a64.log");
+    std::fs::write(
+        &a64,
+        "Trace 0: 0x1 [0/00400000/0/0] _start\nPC=0000000000400000 X00=0000000000000000\n",
+    )
+    .unwrap();
+    let dump = dir.path().join("out.dump");
+    let d = dump.to_str().unwrap();
+    let missing = dir.path().join("missing.log");
+    for (args, expect) in [
+        (
+            vec!["import", "qemu", not_log.to_str().unwrap(), "-o", d],
+            "notes.txt: at byte 0: no block executions",
+        ),
+        (
+            vec!["import", "qemu", a64.to_str().unwrap(), "-o", d],
+            "a64.log: at byte 37: register dump of another architecture",
+        ),
+        (
+            vec!["import", "qemu", missing.to_str().unwrap(), "-o", d],
+            "missing.log: No such file",
+        ),
+        (
+            vec![
+                "import",
+                "qemu",
+                a64.to_str().unwrap(),
+                "--elf",
+                not_log.to_str().unwrap(),
+                "-o",
+                d,
+            ],
+            "notes.txt: at byte 0: not a readable ELF file",
+        ),
+    ] {
+        let out = tracemark(&args);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("out.dump"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

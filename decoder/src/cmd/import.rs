@@ -66,6 +66,11 @@ impl Qemu {
         let Arch::Arm = self.arch;
         let symbols = self.elf.as_deref().map(Symbols::read).transpose()?;
         let name = self.log.display().to_string();
+        let mut input: Box<dyn std::io::Read> = if self.log.as_os_str() == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            Box::new(std::fs::File::open(&self.log).with_context(|| name.clone())?)
+        };
         let tmp = tmp_path(&self.output);
         let file = std::fs::File::create(&tmp).with_context(|| tmp.display().to_string())?;
         let mut importer = Importer::new(
@@ -73,19 +78,18 @@ impl Qemu {
             symbols,
             RING_LEN,
         );
-        let result = if self.log.as_os_str() == "-" {
-            importer.read(&mut std::io::stdin().lock(), "<stdin>")
-        } else {
-            let mut f = std::fs::File::open(&self.log).with_context(|| name.clone())?;
-            importer.read(&mut f, &name)
-        };
+        let result = importer.read(&mut input, &name);
         if let Err(e) = result {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        let (report, dump) = importer
-            .finish()
-            .with_context(|| self.output.display().to_string())?;
+        let (report, dump) = match importer.finish() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e).with_context(|| self.output.display().to_string());
+            }
+        };
         drop(dump);
         std::fs::rename(&tmp, &self.output).with_context(|| self.output.display().to_string())?;
         if let Some(p) = &self.syscalls {

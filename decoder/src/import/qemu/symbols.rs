@@ -27,7 +27,8 @@ impl Symbols {
 
     /// Reads the function symbols of an ELF image.
     pub fn parse(data: &[u8]) -> anyhow::Result<Symbols> {
-        let file = object::File::parse(data).context("not an ELF file object can read")?;
+        let file = object::File::parse(data)
+            .map_err(|e| anyhow::anyhow!("at byte 0: not a readable ELF file ({e})"))?;
         if file.architecture() != object::Architecture::Arm {
             bail!(
                 "at byte 0: ELF for {:?}, not 32-bit ARM",
