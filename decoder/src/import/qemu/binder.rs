@@ -1,9 +1,9 @@
 //! Binds each executed `svc` to its syscall number.
 //!
-//! QEMU's `-d cpu` dump is the entry state of one block execution. QEMU 2.x to 9.x print
-//! it right after that execution's `Trace` line (layout [`Layout::DumpAfterExec`]); the
-//! tools this project grew from saw it before the block (layout
-//! [`Layout::DumpBeforeExec`]). Either way, the register dump that tells an `svc`'s
+//! QEMU's `-d cpu` dump is the entry state of one block execution. QEMU prints it right
+//! after that execution's `Trace` line (layout [`Layout::DumpAfterExec`]; 7.2 on this
+//! machine); the tools this project grew from described it as coming before the block
+//! (layout [`Layout::DumpBeforeExec`]); both are read. Either way, the register dump that tells an `svc`'s
 //! syscall number is the **next** one after the `svc` block's own entry state: the
 //! kernel preserves R7, so the state at the entry of whatever block runs next holds the
 //! number the block set, even when it set R7 in the same block as the `svc` (which

@@ -1,6 +1,6 @@
 //! The lines of a QEMU `-d exec,cpu,in_asm[,nochain]` log, classified one at a time.
 //!
-//! What QEMU prints (7.2; the same shapes since 2.x):
+//! What QEMU prints (7.2, the version these tests run):
 //!
 //! ```text
 //! ----------------

@@ -60,6 +60,8 @@ pub struct Report {
     pub execs: u64,
     /// Translations (`IN:` blocks).
     pub translations: u64,
+    /// Disassembled instructions in them.
+    pub insns: u64,
     /// Complete register dumps.
     pub dumps: u64,
     /// `Linking TBs` lines: QEMU chained blocks, so not every execution was logged.
@@ -227,6 +229,7 @@ impl<W: Write> Importer<W> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let l = log::classify(line);
         if let Line::Insn { pc, text } = l {
+            self.report.insns += 1;
             if let Some((first, b)) = &mut self.building {
                 first.get_or_insert(pc);
                 b.push(pc, text);
@@ -422,7 +425,13 @@ impl<W: Write> Importer<W> {
                 r.links
             ));
         }
-        if r.execs > 0 && r.translations == 0 {
+        if r.translations > 0 && r.insns == 0 {
+            r.warnings.push(
+                "the in_asm blocks hold no disassembly (a QEMU built without capstone \
+                 prints OBJD lines): svc instructions cannot be seen"
+                    .to_string(),
+            );
+        } else if r.execs > 0 && r.translations == 0 {
             r.warnings.push(
                 "the log has no in_asm blocks: svc instructions cannot be seen; \
                  record with -d exec,cpu,in_asm,nochain"
