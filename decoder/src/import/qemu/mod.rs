@@ -451,6 +451,14 @@ impl<W: Write> Importer<W> {
                     .to_string(),
             );
         }
+        if r.syscalls.corrected > 0 {
+            r.warnings.push(format!(
+                "{} syscalls: the next register dump's R7 disagreed with the number the \
+                 svc block sets itself (after rt_sigreturn or execve, or blocks missing \
+                 from the log, as with -dfilter); the block's own number was used",
+                r.syscalls.corrected
+            ));
+        }
         if let Some(u) = r.syscalls.unknown {
             r.warnings.push(format!(
                 "{} svc with a number neither a register dump nor the block's \
