@@ -5,6 +5,8 @@
 //! counts), with the private ARM syscalls (which strace does not print) listed apart.
 //! The program has a block that sets R7 and issues `svc` in the same block, a number
 //! copied from another register, and an `exit_group` with no register dump after it.
+//! The same program is also logged with `-dfilter` (the blocks after each `svc` missing,
+//! so the next dump is wrong) and with block chaining (warned as incomplete).
 //!
 //! Needs `arm-linux-gnueabihf-gcc` and `qemu-arm` (Debian: gcc-arm-linux-gnueabihf,
 //! qemu-user). Without them the test says so and passes, unless
