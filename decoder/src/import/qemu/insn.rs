@@ -88,7 +88,7 @@ impl BlockBuilder {
                 return;
             }
             b"mov" | b"movs" | b"mov.w" | b"movs.w" | b"movw" | b"mvn" | b"mvns" | b"movt"
-                if first_reg(operands) == Some(7) =>
+                if first_reg(operands) == Some(7) && self::operands(operands).count() == 2 =>
             {
                 let src = second_operand(operands);
                 self.r7 = match (mnemonic, imm(src), reg(src)) {
@@ -371,6 +371,8 @@ mod tests {
             // The source register was written in the block before the copy.
             &["ldr      ip, [sp]", "mov      r7, ip", "svc      #0"],
             &["ldr      r3, [r2], #4", "mov      r7, r2", "svc      #0"],
+            // A shifted register is not a copy.
+            &["mov      r7, r3, lsl #2", "svc      #0"],
         ] {
             assert_eq!(block(insns).r7, R7::Unknown, "{insns:?}");
         }
