@@ -62,6 +62,8 @@ encoder/c-api/check-header.sh
 step "Cortex-M firmware under QEMU, decoded on the host"
 examples/firmware-qemu/check.sh
 
+step "tracemark capture: the QEMU firmware under --exec and over --tcp"; scripts/test-capture.sh
+
 if [ "$have_nightly" = 1 ]; then
     step "miri over the ring tests"
     # The library tests (nesting at every preemption point, sampled) and the round trips;
