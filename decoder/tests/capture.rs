@@ -463,3 +463,74 @@ fn serial_source_reopens_a_device_that_went_away() {
     let (code, stderr) = cap.finish();
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn rotation_never_splits_a_framed_chunk_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = framed(0x5, &ring(20));
+    let d = dir.path().join("cap");
+    let args = [
+        "--dir",
+        d.to_str().unwrap(),
+        "--slot-size",
+        "1K",
+        "--slots",
+        "16",
+        "--heartbeat",
+        "0",
+    ];
+    let mut cap = Capture::start(&args, Stdio::piped());
+    let mut stdin = cap.child.stdin.take().unwrap();
+    // Small writes that end anywhere inside lines.
+    for piece in log.chunks(100) {
+        stdin.write_all(piece).unwrap();
+    }
+    drop(stdin);
+    assert_eq!(cap.finish().0, 0);
+    let mut slots = 0;
+    for k in 0..16 {
+        let s = read(&slot(&d, k));
+        if s.is_empty() {
+            continue;
+        }
+        slots += 1;
+        assert!(s.len() <= 1024 && s.ends_with(b"\n"));
+        for line in s.split_inclusive(|&b| b == b'\n') {
+            let at = line.windows(4).position(|w| w == uart::MARKER).unwrap();
+            assert!(
+                matches!(uart::parse_line(&line[at..]), Ok(Some(_))),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+    assert!(slots > 5);
+    assert!(d.join("dumps/capture-0001-00000005.bin").exists());
+}
+
+#[test]
+fn a_closed_stderr_does_not_stop_the_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cap");
+    let mut child = Command::new(BIN)
+        .args([
+            "capture",
+            "--dir",
+            d.to_str().unwrap(),
+            "--heartbeat",
+            "50ms",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take()); // the reader of the heartbeat went away (`2>&1 | head`)
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..20 {
+        stdin.write_all(numbered_line(i).as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    assert_consecutive(&numbers(&read(&slot(&d, 0))), 19);
+}

@@ -1,5 +1,6 @@
 //! `tracemark capture`: record a console stream on bounded disk.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -87,7 +88,8 @@ impl Cmd {
         match self.config().and_then(|c| capture::run(&c)) {
             Ok(outcome) => ExitCode::from(outcome.exit_code()),
             Err(e) => {
-                eprintln!("tracemark: capture: {e:#}");
+                // Not eprintln!: a closed stderr must not turn the error into a panic.
+                let _ = writeln!(std::io::stderr().lock(), "tracemark: capture: {e:#}");
                 ExitCode::FAILURE
             }
         }
