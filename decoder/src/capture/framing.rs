@@ -7,7 +7,8 @@
 //! chunk and reassembles the payload exactly as `tracemark extract` does on a whole
 //! log. A complete dump is written to `dumps/PREFIX-NNNN-ID.bin`; a damaged one keeps
 //! its framing lines in `dumps/PREFIX-NNNN-ID.partial.log`, which `tracemark decode`
-//! and `tracemark extract` read (decoding what was verified and naming what was lost).
+//! and `tracemark extract` read (decoding what was verified and naming what was lost);
+//! one of which no chunk could be verified is only counted.
 //! So a dump is saved as soon as it completes, even if its text later rotates away.
 //!
 //! Memory: the framing text of one dump, at most about twice its declared size and
@@ -135,6 +136,13 @@ impl LiveFramer {
     }
 
     fn keep_partial(&mut self, tail: &[u8]) {
+        if tail.len() >= MAX_LINE {
+            // Binary data or a very long line: only its end can hold a framing line.
+            self.partial.clear();
+            self.partial
+                .extend_from_slice(&tail[tail.len() - MAX_LINE..]);
+            return;
+        }
         self.partial.extend_from_slice(tail);
         if self.partial.len() > MAX_LINE {
             let cut = self.partial.len() - MAX_LINE;
@@ -245,6 +253,11 @@ impl LiveFramer {
                 self.stats.damaged += 1;
                 let lost = dump.missing.len() + dump.corrupt.len() + dump.conflicting.len();
                 self.stats.chunk_errors += lost.max(1) as u64;
+                if dump.valid.is_empty() {
+                    // Nothing verified (a lone begin line, a hostile size): nothing to
+                    // decode, so no file; the heartbeat counts it.
+                    continue;
+                }
                 (self.dir.join(format!("{name}.partial.log")), &open.text[..])
             };
             save(&path, bytes)?;
@@ -343,5 +356,30 @@ mod tests {
             .to_str()
             .unwrap()
             .ends_with("c-0002-00000008.partial.log"));
+    }
+
+    #[test]
+    fn hostile_begin_lines_cost_no_memory_and_no_file() {
+        let mut stream = Vec::new();
+        for id in 0..1000 {
+            let mut line = [0u8; uart::MAX_LINE_LEN];
+            let begin = uart::Begin {
+                dump_id: id,
+                total_len: 1 << 60,
+                chunk_len: 48,
+                payload_crc: 0,
+            };
+            let n = begin.encode(&mut line);
+            stream.extend_from_slice(&line[..n]);
+        }
+        stream.extend(framed(0x42, b"payload").concat());
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = LiveFramer::new(dir.path(), "c");
+        f.push(&stream).unwrap();
+        f.finish().unwrap();
+        let s = f.stats();
+        assert_eq!((s.complete, s.damaged), (1, 1000));
+        assert_eq!(f.files().len(), 1);
+        assert_eq!(std::fs::read(&f.files()[0]).unwrap(), b"payload");
     }
 }
