@@ -534,3 +534,29 @@ fn a_closed_stderr_does_not_stop_the_capture() {
     assert!(child.wait().unwrap().success());
     assert_consecutive(&numbers(&read(&slot(&d, 0))), 19);
 }
+
+#[test]
+fn sigint_stops_a_capture_of_stdin_that_never_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cap");
+    let mut cap = Capture::start(
+        &["--dir", d.to_str().unwrap(), "--heartbeat", "1h"],
+        Stdio::piped(),
+    );
+    let mut stdin = cap.child.stdin.take().unwrap();
+    let text: String = (0..1000).map(numbered_line).collect();
+    stdin.write_all(text.as_bytes()).unwrap();
+    wait_for("the lines on disk", || {
+        read(&slot(&d, 0)) == text.as_bytes()
+    });
+    cap.signal(Signal::SIGINT);
+    // Standard input stays open: only the signal ends the capture.
+    let (code, stderr) = cap.finish();
+    drop(stdin);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains(", 1000 lines)"), "{stderr}");
+    assert!(
+        stderr.trim_end().ends_with("| stopped by signal"),
+        "{stderr}"
+    );
+}

@@ -244,6 +244,24 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
         }
     };
     signal_handle.close();
+    // Stopped by a signal: what was already read (at most the queue) is written too.
+    let mut result = result;
+    for _ in 0..=QUEUE {
+        if result.is_err() {
+            break;
+        }
+        match rx.try_recv() {
+            Ok(Event::Data(buf, n)) => {
+                meter.record(&buf[..n], Instant::now());
+                result = framer
+                    .push(&buf[..n])
+                    .and_then(|()| rotator.write(&buf[..n]))
+                    .map_err(anyhow::Error::from);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
     if result.is_err() {
         if let (Some(pid), None) = (started.pid, status) {
             kill(pid, nix::sys::signal::Signal::SIGTERM);
