@@ -6,7 +6,7 @@
 //! - [`rotation`]: the ring of slot files and the `NAME.current` symlink;
 //! - [`framing`]: framed dumps recognised live and saved to `dumps/`;
 //! - [`heartbeat`]: the periodic status line on stderr;
-//! - [`snapshot`]: `NAME.snapshot` on `SIGUSR1`.
+//! - [`snapshot`]: `NAME.snapshot` on `SIGUSR1`, copied by a thread of its own.
 //!
 //! [`run`] is the loop that ties them together: every buffer read is counted, shown
 //! to the framer and appended to the ring, in that order, on one thread; signals and
@@ -30,6 +30,7 @@ use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use self::framing::{FramingStats, LiveFramer};
 use self::heartbeat::Meter;
 use self::rotation::Rotator;
+use self::snapshot::Snapshot;
 use self::source::{Buffers, Event, Source};
 
 /// How long a producer that was passed `SIGINT`/`SIGTERM` gets to exit before it is
@@ -145,6 +146,7 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
     // it was passed a stop signal).
     let mut deadline: Option<Instant> = None;
     let mut killed = false;
+    let mut snap: Option<Snapshot> = None;
 
     let result: anyhow::Result<()> = loop {
         let now = Instant::now();
@@ -173,6 +175,10 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
             Some(Event::Data(buf, n)) => {
                 let data = &buf[..n];
                 meter.record(data, Instant::now());
+                if rotator.will_rotate(n) {
+                    // A slot the snapshot may still be copying is about to be reused.
+                    end_snapshot(&mut snap);
+                }
                 if let Err(e) = framer.push(data).and_then(|()| rotator.write(data)) {
                     break Err(e.into());
                 }
@@ -203,15 +209,9 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
                 break Err(anyhow::Error::from(e).context(config.source.describe()))
             }
             Some(Event::Signal(SIGUSR1)) => {
-                let slots = rotator.slots_oldest_first();
-                match snapshot::write(&slots, &snapshot_path) {
-                    Ok(n) => say(&format!(
-                        "tracemark capture: snapshot {} ({} from {} slot{})",
-                        snapshot_path.display(),
-                        heartbeat::size(n),
-                        slots.len(),
-                        if slots.len() == 1 { "" } else { "s" }
-                    )),
+                end_snapshot(&mut snap);
+                match Snapshot::start(&rotator.slots_oldest_first(), &snapshot_path) {
+                    Ok(s) => snap = Some(s),
                     Err(e) => say(&format!("tracemark capture: snapshot failed: {e}")),
                 }
             }
@@ -235,6 +235,9 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
             }
             None => {}
         }
+        if snap.as_ref().is_some_and(Snapshot::is_finished) {
+            end_snapshot(&mut snap);
+        }
         if let Some(at) = next_beat.filter(|&at| Instant::now() >= at) {
             let now = Instant::now();
             let extra = slot_state(&rotator, &config.source, &link);
@@ -253,6 +256,9 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
         match rx.try_recv() {
             Ok(Event::Data(buf, n)) => {
                 meter.record(&buf[..n], Instant::now());
+                if rotator.will_rotate(n) {
+                    end_snapshot(&mut snap);
+                }
                 result = framer
                     .push(&buf[..n])
                     .and_then(|()| rotator.write(&buf[..n]))
@@ -262,6 +268,7 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
             Err(_) => break,
         }
     }
+    end_snapshot(&mut snap);
     if result.is_err() {
         if let (Some(pid), None) = (started.pid, status) {
             kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -292,6 +299,13 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
         ));
     }
     Ok(outcome)
+}
+
+/// Waits for the snapshot being written, if any, and says how it went.
+fn end_snapshot(snap: &mut Option<Snapshot>) {
+    if let Some(s) = snap.take() {
+        say(&format!("tracemark capture: {}", s.wait()));
+    }
 }
 
 fn slot_state(rotator: &Rotator, source: &Source, link: &str) -> String {

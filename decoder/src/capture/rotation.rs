@@ -104,6 +104,11 @@ impl Rotator {
         Ok(())
     }
 
+    /// Writing `len` more bytes would start (and truncate) another slot.
+    pub fn will_rotate(&self, len: usize) -> bool {
+        self.written + len as u64 > self.slot_size
+    }
+
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
         self.file
             .write_all(data)
