@@ -16,8 +16,10 @@ cd "$root"
 fw="$root/examples/firmware-qemu"
 
 if ! command -v qemu-system-arm >/dev/null 2>&1; then
+    apt-get update -qq
     apt-get install -y -qq qemu-system-arm >/dev/null
 fi
+command -v python3 >/dev/null 2>&1 || apt-get install -y -qq python3 >/dev/null
 rustup target add thumbv7m-none-eabi >/dev/null
 cargo build -q -p tracemark-decoder --bin tracemark
 tm="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"

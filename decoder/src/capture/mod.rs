@@ -166,6 +166,10 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
         if let Some(d) = deadline {
             wake = wake.min(d);
         }
+        if snap.is_some() {
+            // Say soon when the snapshot is written, even if no input arrives.
+            wake = wake.min(now + Duration::from_millis(100));
+        }
         let event = match rx.recv_timeout(wake.saturating_duration_since(now)) {
             Ok(event) => Some(event),
             Err(RecvTimeoutError::Timeout) => None,
