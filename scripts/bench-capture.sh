@@ -47,4 +47,24 @@ for r in json.load(open(sys.argv[1]))["results"]:
     mbs = lambda t: n / t / 1e6
     print(f"{r['command']:40s} {mbs(r['median']):14.0f} {mbs(r['mean']):12.0f} {mbs(r['min']):12.0f}")
 PY
+# Wall clock depends on the load of the machine and on writeback; the CPU time the
+# consumer itself spends (perf stat task-clock of the capture or of the second cat) does
+# much less.
+if command -v perf >/dev/null 2>&1; then
+    echo "CPU time of the consumer (perf stat task-clock, median of 5):"
+    for consumer in "cat" "tracemark capture"; do
+        for how in file pipe; do
+            for _ in 1 2 3 4 5; do
+                rm -rf "$work/cap" "$work/out"
+                if [ "$consumer" = cat ]; then cmd=(cat); else cmd=($cap); fi
+                if [ "$how" = file ]; then
+                    perf stat -x, -e task-clock -o "$work/perf.txt" "${cmd[@]}" < "$input" > "$work/out"
+                else
+                    cat "$input" | perf stat -x, -e task-clock -o "$work/perf.txt" "${cmd[@]}" > "$work/out"
+                fi
+                grep task-clock "$work/perf.txt" | cut -d, -f1
+            done | sort -n | sed -n 3p | python3 -c "import sys; ms = float(sys.stdin.read()); print(f'  {sys.argv[1]:20s} stdin is a {sys.argv[2]:4s}: {ms:7.0f} ms CPU, {int(sys.argv[3]) / ms / 1e3:6.0f} MB/s of CPU time')" "$consumer" "$how" "$(stat -c %s "$input")"
+        done
+    done
+fi
 rm -rf "$work/cap" "$work/out"

@@ -14,6 +14,7 @@
 
 use std::io::{self, Read};
 use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -21,6 +22,10 @@ use std::time::Duration;
 
 /// Size of one read buffer.
 pub const BUF_LEN: usize = 256 << 10;
+
+/// The pipe buffer asked for on standard input and the `--exec` pipe (1 MiB, Linux's
+/// default `pipe-max-size`).
+pub const PIPE_LEN: i32 = 1 << 20;
 
 /// Wait between two attempts to reopen a serial port or reconnect to a TCP port.
 pub const RECONNECT_DELAY: Duration = Duration::from_millis(250);
@@ -119,11 +124,13 @@ pub struct Started {
 pub fn start(source: &Source, tx: SyncSender<Event>, free: Buffers) -> io::Result<Started> {
     match source {
         Source::Stdin => {
+            grow_pipe(io::stdin().as_raw_fd());
             std::thread::spawn(move || pump(io::stdin().lock(), &tx, &free));
             Ok(Started::default())
         }
         Source::Exec(command) => {
             let (reader, writer) = os_pipe::pipe()?;
+            grow_pipe(reader.as_raw_fd());
             let writer2 = writer.try_clone()?;
             let mut cmd = Command::new("sh");
             cmd.arg("-c").arg(command).stdout(writer).stderr(writer2);
@@ -158,6 +165,15 @@ pub fn start(source: &Source, tx: SyncSender<Event>, free: Buffers) -> io::Resul
             Ok(Started::default())
         }
     }
+}
+
+/// Asks for a pipe buffer of [`PIPE_LEN`] if `fd` is a pipe (nothing happens for other
+/// files): a fast producer then hands over up to a whole read buffer per `read`
+/// instead of the default 64 KiB, and a capture that pauses (a rotation, a snapshot)
+/// holds it up less. Refusals (an unprivileged process above
+/// `/proc/sys/fs/pipe-max-size`) are ignored: the default still works.
+fn grow_pipe(fd: RawFd) {
+    let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_LEN));
 }
 
 /// Reads until the end of `input`.
