@@ -11,8 +11,9 @@
 //! one of which no chunk could be verified is only counted.
 //! So a dump is saved as soon as it completes, even if its text later rotates away.
 //!
-//! Memory: the framing text of one dump, at most about twice its declared size and
-//! never more than [`MAX_DUMP_TEXT`]; a partial line of at most [`MAX_LINE`] bytes.
+//! Memory: the framing text of one dump, at most its declared number of lines at the
+//! longest a framing line can be, and never more than [`MAX_DUMP_TEXT`]; a partial line
+//! of at most [`MAX_LINE`] bytes.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -171,15 +172,18 @@ impl LiveFramer {
         match uart::parse_line(text) {
             Ok(Some(Line::Begin(b))) => {
                 self.close()?;
-                let declared = usize::try_from(b.total_len).unwrap_or(usize::MAX);
+                // Room for every line of the dump at the longest a line can be (with a
+                // `\r`), whatever the chunk length.
+                let lines = b.chunk_count().saturating_add(2);
+                let cap = usize::try_from(lines)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(uart::MAX_LINE_LEN + 1)
+                    .min(MAX_DUMP_TEXT);
                 self.open = Some(Open {
                     dump_id: b.dump_id,
                     begun: true,
                     text: Vec::new(),
-                    cap: declared
-                        .saturating_mul(2)
-                        .saturating_add(64 << 10)
-                        .min(MAX_DUMP_TEXT),
+                    cap,
                 });
                 self.append(text);
             }
@@ -296,13 +300,35 @@ mod tests {
     use super::*;
 
     fn framed(dump_id: u32, payload: &[u8]) -> Vec<Vec<u8>> {
+        framed_in(dump_id, payload, 48)
+    }
+
+    fn framed_in(dump_id: u32, payload: &[u8], chunk_len: usize) -> Vec<Vec<u8>> {
         let mut lines = Vec::new();
         let mut sink = |l: &[u8]| -> Result<(), ()> {
             lines.push(l.to_vec());
             Ok(())
         };
-        uart::write_framed(dump_id, payload, 48, &mut sink).unwrap();
+        uart::write_framed(dump_id, payload, chunk_len, &mut sink).unwrap();
         lines
+    }
+
+    #[test]
+    fn smallest_chunks_and_crlf_fit_in_the_text_kept() {
+        let payload: Vec<u8> = (0..3000u32).map(|i| (i % 253) as u8).collect();
+        let stream: Vec<u8> = framed_in(1, &payload, 1)
+            .iter()
+            .flat_map(|l| {
+                let mut l = l.clone();
+                l.insert(l.len() - 1, b'\r');
+                l
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = LiveFramer::new(dir.path(), "c");
+        f.push(&stream).unwrap();
+        assert_eq!(f.stats().complete, 1, "{:?}", f.stats());
+        assert_eq!(std::fs::read(&f.files()[0]).unwrap(), payload);
     }
 
     #[test]
