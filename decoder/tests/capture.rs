@@ -560,3 +560,47 @@ fn sigint_stops_a_capture_of_stdin_that_never_ends() {
         "{stderr}"
     );
 }
+
+#[test]
+fn tee_copies_the_stream_to_stdout_until_stdout_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cap");
+    let out = Command::new(BIN)
+        .args([
+            "capture",
+            "--tee",
+            "--heartbeat",
+            "0",
+            "--dir",
+            d.to_str().unwrap(),
+        ])
+        .args(["--exec", "seq 1 20000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, read(&slot(&d, 0)));
+    assert_eq!(out.stdout.len(), 108_894);
+
+    // The reader of stdout stops after a few bytes (`| head -c 10`): the capture goes on.
+    let mut child = Command::new(BIN)
+        .args([
+            "capture",
+            "--tee",
+            "--heartbeat",
+            "0",
+            "--dir",
+            d.to_str().unwrap(),
+        ])
+        .args(["--exec", "seq 1 20000; sleep 0.3; seq 1 20000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(read(&slot(&d, 0)).len(), 2 * 108_894);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tee stopped"));
+}

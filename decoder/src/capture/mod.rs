@@ -56,6 +56,8 @@ pub struct Config {
     pub slots: usize,
     /// Time between heartbeats (`None`: no heartbeat).
     pub heartbeat: Option<Duration>,
+    /// Also copy the stream to standard output.
+    pub tee: bool,
 }
 
 /// How a capture ended.
@@ -147,6 +149,7 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
     let mut deadline: Option<Instant> = None;
     let mut killed = false;
     let mut snap: Option<Snapshot> = None;
+    let mut tee = Tee(config.tee.then(io::stdout));
 
     let result: anyhow::Result<()> = loop {
         let now = Instant::now();
@@ -186,6 +189,7 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
                 if let Err(e) = framer.push(data).and_then(|()| rotator.write(data)) {
                     break Err(e.into());
                 }
+                tee.write(data);
                 let _ = free_tx.send(buf);
             }
             Some(Event::Status(msg, up)) => {
@@ -267,6 +271,7 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
                     .push(&buf[..n])
                     .and_then(|()| rotator.write(&buf[..n]))
                     .map_err(anyhow::Error::from);
+                tee.write(&buf[..n]);
             }
             Ok(_) => {}
             Err(_) => break,
@@ -303,6 +308,25 @@ pub fn run(config: &Config) -> anyhow::Result<Outcome> {
         ));
     }
     Ok(outcome)
+}
+
+/// `--tee`: the stream copied to standard output until that fails (a closed pipe,
+/// `| head`), which stops the copy and not the capture.
+struct Tee(Option<io::Stdout>);
+
+impl Tee {
+    fn write(&mut self, data: &[u8]) {
+        if let Some(out) = &self.0 {
+            let mut out = out.lock();
+            // Flushed at once: a prompt without a line end shows too.
+            if out.write_all(data).and_then(|()| out.flush()).is_err() {
+                self.0 = None;
+                say(
+                    "tracemark capture: standard output failed; --tee stopped, the capture goes on",
+                );
+            }
+        }
+    }
 }
 
 /// Waits for the snapshot being written, if any, and says how it went.

@@ -45,6 +45,9 @@ pub struct Cmd {
     /// Time between heartbeats on stderr (`5s`, `500ms`, `1m`; `0` for none).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
     heartbeat: Duration,
+    /// Also copy the stream to standard output (to watch the console while capturing).
+    #[arg(long)]
+    tee: bool,
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -80,6 +83,7 @@ impl Cmd {
             slot_size: self.slot_size,
             slots: self.slots as usize,
             heartbeat: (!self.heartbeat.is_zero()).then_some(self.heartbeat),
+            tee: self.tee,
         })
     }
 
