@@ -63,6 +63,7 @@ step "Cortex-M firmware under QEMU, decoded on the host"
 examples/firmware-qemu/check.sh
 
 step "tracemark import qemu: real qemu-arm logs against qemu-arm -strace"; scripts/test-import.sh
+step "tracemark capture: the QEMU firmware under --exec and over --tcp"; scripts/test-capture.sh
 
 if [ "$have_nightly" = 1 ]; then
     step "miri over the ring tests"

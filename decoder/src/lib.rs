@@ -12,10 +12,12 @@
 //! - [`index`]: the sparse block index of `tracemark index` and its queries.
 //! - [`extract`]: dumps recovered from the `@TM:` lines of a UART log.
 //! - [`import`]: dumps made from other tools' traces (QEMU execution logs).
+//! - [`capture`]: `tracemark capture`, an endless stream recorded on bounded disk.
 //!
 //! Decoding goes only through [`tracemark_format`]; this crate adds discovery, numbering,
 //! ordering and presentation.
 
+pub mod capture;
 pub mod dump;
 pub mod extract;
 pub mod filter;

@@ -29,6 +29,8 @@ enum Command {
     Query(cmd::query::Cmd),
     /// Summarise a dump: counts, syscall durations, interrupts, losses.
     Stats(cmd::stats::Cmd),
+    /// Record a console stream on bounded disk, saving framed dumps as they complete.
+    Capture(cmd::capture::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Index(c) => c.run(&mut out),
         Command::Query(c) => c.run(&mut out),
         Command::Stats(c) => c.run(&mut out),
+        Command::Capture(c) => return c.main(),
     }
     .and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

@@ -10,6 +10,7 @@ use tracemark_decoder::dump::{Category, Dump, Warning};
 use tracemark_decoder::extract::{self, ExtractError, ExtractReport};
 use tracemark_decoder::input::{self, Input, InputKind};
 
+pub mod capture;
 pub mod decode;
 pub mod extract_cmd;
 pub mod import;

@@ -1,0 +1,101 @@
+//! `tracemark capture`: record a console stream on bounded disk.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::bail;
+use tracemark_decoder::capture::{self, source::Source, Config};
+
+/// Record an endless stream (a simulator's or a board's console) in DIR/NAME.0 ..
+/// NAME.(N-1), rotated in place so that disk use never exceeds slots x slot size.
+/// DIR/NAME.current points at the slot being written; SIGUSR1 writes DIR/NAME.snapshot
+/// (every slot, oldest first) without stopping; framed tracemark dumps (`@TM:` lines)
+/// are verified and saved to DIR/dumps/ as they complete; a heartbeat on stderr says
+/// whether input still arrives. SIGINT/SIGTERM stop the capture cleanly.
+///
+/// Exit status: the producer's with --exec (128+N if signal N killed it), else 0.
+#[derive(Debug, clap::Args)]
+pub struct Cmd {
+    /// `-` (the default): standard input.
+    #[arg(value_name = "SOURCE", conflicts_with_all = ["exec", "serial", "tcp"])]
+    stdin: Option<String>,
+    /// Run this shell command and capture its stdout and stderr, interleaved by arrival.
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["serial", "tcp"])]
+    exec: Option<String>,
+    /// Read a serial port (default 115200 Bd); reopened when it disappears and comes back.
+    #[arg(long, value_name = "PATH[:BAUD]", conflicts_with = "tcp")]
+    serial: Option<String>,
+    /// Read a TCP port (QEMU `-serial tcp:...`, a J-Link RTT telnet port); reconnects.
+    #[arg(long, value_name = "HOST:PORT")]
+    tcp: Option<String>,
+    /// Directory of the slot files (created if needed).
+    #[arg(long)]
+    dir: PathBuf,
+    /// File name prefix of the slots, the symlink, the snapshot and the saved dumps.
+    #[arg(long, value_name = "NAME", default_value = "capture")]
+    prefix: String,
+    /// Size of one slot, with a K, M or G suffix.
+    #[arg(long, value_name = "SIZE", default_value = "500M", value_parser = capture::parse_size)]
+    slot_size: u64,
+    /// Number of slots.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    slots: u32,
+    /// Time between heartbeats on stderr (`5s`, `500ms`, `1m`; `0` for none).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
+    heartbeat: Duration,
+    /// Also copy the stream to standard output (to watch the console while capturing).
+    #[arg(long)]
+    tee: bool,
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{text}: {e}"))
+}
+
+impl Cmd {
+    fn config(self) -> anyhow::Result<Config> {
+        let source = if let Some(cmd) = self.exec {
+            Source::Exec(cmd)
+        } else if let Some(serial) = self.serial {
+            Source::serial(&serial).map_err(anyhow::Error::msg)?
+        } else if let Some(tcp) = self.tcp {
+            Source::Tcp(tcp)
+        } else {
+            match self.stdin.as_deref() {
+                None | Some("-") => Source::Stdin,
+                Some(other) => bail!(
+                    "{other}: unknown source (use `-` for standard input, --exec, --serial or --tcp)"
+                ),
+            }
+        };
+        if self.prefix.is_empty() || self.prefix.contains('/') {
+            bail!("--prefix {:?}: must be a non-empty file name", self.prefix);
+        }
+        Ok(Config {
+            source,
+            dir: self.dir,
+            prefix: self.prefix,
+            slot_size: self.slot_size,
+            slots: self.slots as usize,
+            heartbeat: (!self.heartbeat.is_zero()).then_some(self.heartbeat),
+            tee: self.tee,
+        })
+    }
+
+    /// Runs the command; its exit code is the producer's with `--exec`.
+    pub fn main(self) -> ExitCode {
+        match self.config().and_then(|c| capture::run(&c)) {
+            Ok(outcome) => ExitCode::from(outcome.exit_code()),
+            Err(e) => {
+                // Not eprintln!: a closed stderr must not turn the error into a panic.
+                let _ = writeln!(std::io::stderr().lock(), "tracemark: capture: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
