@@ -129,6 +129,25 @@ pub struct OtherEntryWord {
 pub struct KernelEntry(pub u32);
 
 impl KernelEntry {
+    /// The placeholder word of a kernel entry whose information is not known yet
+    /// (format version 2, section 9.5 of FORMAT.md): path Unknown, core 7, word
+    /// `0x3ffffff`. Its varint takes 5 bytes, the most any 32-bit word takes, so the writer
+    /// can later overwrite it in place with the real word, written as a 5-byte varint.
+    pub const PENDING: KernelEntry = KernelEntry(0xffff_fff8);
+
+    /// The 5-byte varint of `self.0` (padded: readers accept non-minimal varints), as
+    /// written over the [`KernelEntry::PENDING`] placeholder.
+    pub const fn padded_varint(self) -> [u8; 5] {
+        let w = self.0;
+        [
+            (w & 0x7f) as u8 | 0x80,
+            ((w >> 7) & 0x7f) as u8 | 0x80,
+            ((w >> 14) & 0x7f) as u8 | 0x80,
+            ((w >> 21) & 0x7f) as u8 | 0x80,
+            (w >> 28) as u8,
+        ]
+    }
+
     /// A syscall entry. Fields wider than their bit widths are truncated to them.
     #[inline]
     pub const fn syscall(syscall: u8, cap_type: u8, fastpath: bool, label: u32) -> Self {

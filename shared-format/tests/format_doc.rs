@@ -499,7 +499,7 @@ fn ring_header_layout() -> Vec<FieldLayout> {
         last_pos,
         last_ts,
         entry_depth,
-        reserved0,
+        pending_pos,
         entry_stack,
         reserved1,
     })

@@ -366,6 +366,35 @@ pub extern "C" fn tm_kernel_exit(cpu: u32) -> c_int {
     with(cpu, |t| t.kernel_exit())
 }
 
+/// Records a kernel entry now whose information is filled in later by
+/// `tm_kernel_entry_info` (seL4 fills `ksKernelEntry` only after its entry hook), and
+/// remembers its time for `tm_kernel_exit`. Records written in between stay after it in
+/// time order; the entry's time is the time of this call.
+#[no_mangle]
+pub extern "C" fn tm_kernel_entry_deferred(cpu: u32) -> c_int {
+    with(cpu, |t| t.kernel_entry_deferred())
+}
+
+/// Fills in the pending deferred kernel entry of CPU `cpu` with seL4's packed
+/// `kernel_entry_t` word (the `tm_kernel_entry_raw` layout). Returns `TM_OK` if the entry
+/// now carries `word`, `TM_DROPPED` if there was nothing to fill in (no pending entry, it
+/// was dropped, or its block was overwritten since), or a negative `TM_ERR_*` code.
+/// Call it with no other record of this CPU in flight (seL4: in the exit hook).
+#[no_mangle]
+pub extern "C" fn tm_kernel_entry_info(cpu: u32, word: u32) -> c_int {
+    match tracer(cpu) {
+        Ok(t) if t.kernel_entry_info(KernelEntry(word)) => TM_OK,
+        Ok(_) => TM_DROPPED,
+        Err(e) => e,
+    }
+}
+
+/// Records a thread switch: `thread` (seL4: the TCB address) runs next.
+#[no_mangle]
+pub extern "C" fn tm_thread_switch(cpu: u32, thread: u64) -> c_int {
+    with(cpu, |t| t.thread_switch(thread))
+}
+
 /// Records an interrupt.
 #[no_mangle]
 pub extern "C" fn tm_interrupt(cpu: u32, irq: u32) -> c_int {
