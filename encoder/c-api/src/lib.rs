@@ -485,6 +485,7 @@ fn current_cpu() -> u32 {
     f()
 }
 
+#[cfg(feature = "cyg-profile")]
 #[inline(always)]
 fn function_value(func: *mut c_void) -> u64 {
     (func as usize).wrapping_sub(FUNCTION_BASE.load(Ordering::Relaxed)) as u64
