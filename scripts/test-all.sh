@@ -62,6 +62,8 @@ encoder/c-api/check-header.sh
 step "Cortex-M firmware under QEMU, decoded on the host"
 examples/firmware-qemu/check.sh
 
+scripts/test-sel4.sh # the seL4 kernel traced under QEMU (x86_64, aarch64): examples/sel4
+
 if [ "$have_nightly" = 1 ]; then
     step "miri over the ring tests"
     # The library tests (nesting at every preemption point, sampled) and the round trips;

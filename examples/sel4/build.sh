@@ -93,7 +93,16 @@ if [ "$arch" = x86_64 ]; then
         -Wl,--build-id=none -Wl,-Ttext-segment=0x400000 -Wl,-z,noexecstack \
         -o "$out/root.elf" "$here/roottask/start_x86_64.S" "$here/roottask/root.c"
 else
-    echo "build.sh: aarch64 is not wired up yet" >&2
-    exit 2
+    if [ ! -f "$kbuild/build.ninja" ]; then
+        (cd "$kbuild" && cmake -G Ninja -DCMAKE_TOOLCHAIN_FILE="$src/seL4/gcc.cmake" \
+            -DCROSS_COMPILER_PREFIX=aarch64-linux-gnu- -DKernelPlatform=qemu-arm-virt \
+            -DKernelSel4Arch=aarch64 -DKernelArmCPU=cortex-a53 -DQEMU_MEMORY=1024 \
+            -DElfloaderImage=elf "-DSEL4_SRC=$src" "-DROOT_DIR=$here/roottask" \
+            "-DROOT_CFLAGS=${ROOT_CFLAGS:-}" "${opts[@]}" "$here/aarch64" >cmake.log) ||
+            { cat "$kbuild/cmake.log"; exit 1; }
+    fi
+    ninja -C "$kbuild" >"$kbuild/ninja.log" || { tail -n 40 "$kbuild/ninja.log"; exit 1; }
+    cp "$kbuild/images/root-image-arm-qemu-arm-virt" "$out/image.elf"
+    cp "$kbuild/root" "$out/root.elf"
 fi
 echo "build.sh: $arch $variant -> $out"

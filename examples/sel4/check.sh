@@ -45,8 +45,12 @@ grep -q "syscall Yield" "$out/wrong-truth.err"
 echo "check.sh: rejected as expected: $(grep 'syscall Yield' "$out/wrong-truth.err")"
 
 echo "== $arch: the format crate's seL4 tables against this kernel build"
-TRACEMARK_SEL4_BUILD="$out/trace/kernel" TRACEMARK_SEL4_SRC="$out/trace/src/seL4" \
-    cargo test -q --manifest-path "$root/Cargo.toml" -p tracemark-format --test sel4_abi \
+kernel_build="$out/trace/kernel"
+libsel4_build="$kernel_build/libsel4"
+# The aarch64 project build (elfloader) puts the kernel in a subfolder.
+[ "$arch" = aarch64 ] && kernel_build="$out/trace/kernel/kernel"
+TRACEMARK_SEL4_BUILD="$kernel_build" TRACEMARK_SEL4_LIBSEL4="$libsel4_build" \
+    TRACEMARK_SEL4_SRC="$out/trace/src/seL4" cargo test -q --manifest-path "$root/Cargo.toml" -p tracemark-format --test sel4_abi \
     -- --include-ignored
 
 echo "check.sh: $arch ok"

@@ -19,6 +19,14 @@ fn dir(var: &str) -> PathBuf {
     }))
 }
 
+/// The libsel4 build folder: `TRACEMARK_SEL4_LIBSEL4` if set (a project build puts it
+/// next to the kernel's), else `libsel4/` in the kernel build.
+fn libsel4_dir() -> PathBuf {
+    std::env::var("TRACEMARK_SEL4_LIBSEL4")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| dir("TRACEMARK_SEL4_BUILD").join("libsel4"))
+}
+
 fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -44,7 +52,7 @@ fn enumerators(text: &str, prefix: &str) -> BTreeMap<String, i64> {
 fn syscall_numbering_matches_the_generated_headers() {
     let build = dir("TRACEMARK_SEL4_BUILD");
     let lib = enumerators(
-        &read(build.join("libsel4/include/sel4/syscall.h")),
+        &read(libsel4_dir().join("include/sel4/syscall.h")),
         "seL4_Sys",
     );
     let kernel = enumerators(&read(build.join("gen_headers/arch/api/syscall.h")), "Sys");
@@ -97,7 +105,7 @@ fn mcs_numbering_matches_the_syscall_definitions() {
     // The same rule reproduces the generated (non-MCS) header of the build.
     let build = dir("TRACEMARK_SEL4_BUILD");
     let generated = enumerators(
-        &read(build.join("libsel4/include/sel4/syscall.h")),
+        &read(libsel4_dir().join("include/sel4/syscall.h")),
         "seL4_Sys",
     );
     for (i, name) in xml_numbering(&xml, "api-master").iter().enumerate() {
