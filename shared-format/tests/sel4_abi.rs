@@ -103,7 +103,6 @@ fn mcs_numbering_matches_the_syscall_definitions() {
     let src = dir("TRACEMARK_SEL4_SRC");
     let xml = read(src.join("libsel4/include/api/syscall.xml"));
     // The same rule reproduces the generated (non-MCS) header of the build.
-    let build = dir("TRACEMARK_SEL4_BUILD");
     let generated = enumerators(
         &read(libsel4_dir().join("include/sel4/syscall.h")),
         "seL4_Sys",
