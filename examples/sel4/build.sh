@@ -11,6 +11,7 @@
 #            track   off + seL4's own KernelBenchmarks=track_kernel_entries (aarch64)
 # Env:     ROOT_CFLAGS  extra C flags for the root task (e.g. -DTM_BENCH for the
 #                       Yield benchmark of examples/sel4/bench.sh)
+#          OUT_NAME     build folder name under target/ARCH/ (default: VARIANT)
 #
 # Everything goes under examples/sel4/target/ARCH/VARIANT/: the unpacked and patched
 # sources (src/), the kernel build (kernel/), the root task (root.elf) and the image QEMU
@@ -23,7 +24,7 @@ arch="${1:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track}"
 variant="${2:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track}"
 third="${SEL4_THIRD_PARTY:-$root/../../shared/third-party}"
 [ -d "$third" ] || third=/work/shared/third-party
-out="$here/target/$arch/$variant"
+out="$here/target/$arch/${OUT_NAME:-$variant}"
 src="$out/src"
 venv="$root/target/sel4-venv"
 export PATH="$venv/bin:$PATH"
@@ -97,6 +98,7 @@ else
         (cd "$kbuild" && cmake -G Ninja -DCMAKE_TOOLCHAIN_FILE="$src/seL4/gcc.cmake" \
             -DCROSS_COMPILER_PREFIX=aarch64-linux-gnu- -DKernelPlatform=qemu-arm-virt \
             -DKernelSel4Arch=aarch64 -DKernelArmCPU=cortex-a53 -DQEMU_MEMORY=1024 \
+            -DKernelArmExportVCNTUser=ON \
             -DElfloaderImage=elf "-DSEL4_SRC=$src" "-DROOT_DIR=$here/roottask" \
             "-DROOT_CFLAGS=${ROOT_CFLAGS:-}" "${opts[@]}" "$here/aarch64" >cmake.log) ||
             { cat "$kbuild/cmake.log"; exit 1; }

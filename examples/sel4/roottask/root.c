@@ -208,10 +208,102 @@ static void fail(const char *what, unsigned long err)
     seL4_DebugHalt();
 }
 
+#ifdef TM_BENCH
+/* ---- benchmark (examples/sel4/bench.sh builds with -DTM_BENCH) -------------------- */
+
+#define BENCH_WARMUP 2000
+#define BENCH_YIELDS 20000
+#define BENCH_BATCH 100
+
+static inline unsigned long counter(void)
+{
+#if defined(CONFIG_ARCH_X86_64)
+    unsigned int lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((unsigned long)hi << 32) | lo;
+#else
+    unsigned long v;
+    __asm__ volatile("isb; mrs %0, cntvct_el0" : "=r"(v));
+    return v;
+#endif
+}
+
+static unsigned long counter_hz(void)
+{
+#if defined(CONFIG_ARCH_X86_64)
+    return 0; /* the TSC rate: the kernel prints it (tracemark: ... clock N Hz) */
+#else
+    unsigned long f;
+    __asm__ volatile("mrs %0, cntfrq_el0" : "=r"(f));
+    return f;
+#endif
+}
+
+/* A tight seL4_Yield loop (no other thread is ready: every Yield enters and leaves the
+ * kernel without a switch), timed with the user-readable counter. With seL4's
+ * track_kernel_entries, its log buffer is set up first so that the kernel really logs. */
+static void bench(seL4_BootInfo *bi)
+{
+#ifdef CONFIG_BENCHMARK_TRACK_KERNEL_ENTRIES
+    seL4_CPtr big = 0;
+    for (seL4_Word i = 0; i < bi->untyped.end - bi->untyped.start; i++) {
+        if (!bi->untypedList[i].isDevice && bi->untypedList[i].sizeBits >= seL4_LargePageBits) {
+            big = bi->untyped.start + i;
+            break;
+        }
+    }
+    seL4_CPtr log_frame = bi->empty.end - 1;
+    if (!big || seL4_Untyped_Retype(big, seL4_ARM_LargePageObject, 0, seL4_CapInitThreadCNode, 0, 0,
+                                    log_frame, 1)
+        || seL4_BenchmarkSetLogBuffer(log_frame) || seL4_BenchmarkResetLog()) {
+        puts_("root: BENCH log buffer set-up failed\n");
+    }
+#else
+    (void)bi;
+#endif
+    for (int i = 0; i < BENCH_WARMUP; i++) {
+        seL4_Yield();
+    }
+    /* Batches of BENCH_BATCH Yields; the median batch is reported, so that the host
+     * descheduling QEMU now and then (TCG's counters follow the host's clock) does not
+     * count. */
+    static unsigned long batch[BENCH_YIELDS / BENCH_BATCH];
+    const int n = BENCH_YIELDS / BENCH_BATCH;
+    for (int b = 0; b < n; b++) {
+        unsigned long t0 = counter();
+        for (int i = 0; i < BENCH_BATCH; i++) {
+            seL4_Yield();
+        }
+        batch[b] = counter() - t0;
+    }
+    for (int i = 1; i < n; i++) {
+        unsigned long v = batch[i];
+        int j = i;
+        while (j > 0 && batch[j - 1] > v) {
+            batch[j] = batch[j - 1];
+            j--;
+        }
+        batch[j] = v;
+    }
+#ifdef CONFIG_BENCHMARK_TRACK_KERNEL_ENTRIES
+    print_num("root: BENCH logged entries ", seL4_BenchmarkFinalizeLog());
+#endif
+    puts_("BENCH yields=");
+    print_num("", BENCH_BATCH);
+    print_num("BENCH ticks=", batch[n / 2]);
+    print_num("BENCH min_ticks=", batch[0]);
+    print_num("BENCH counter_hz=", counter_hz());
+    seL4_DebugHalt();
+}
+#endif
+
 void root_main(seL4_BootInfo *bi);
 void root_main(seL4_BootInfo *bi)
 {
     __sel4_ipc_buffer = bi->ipcBuffer;
+#ifdef TM_BENCH
+    bench(bi);
+#endif
     puts_("root: tracemark workload starts\n");
 
     /* An untyped of at least 64 KiB that is not device memory. */
