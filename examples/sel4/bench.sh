@@ -12,8 +12,10 @@
 # * code and data tracemark adds to the kernel image: `size` of kernel.elf, trace vs off.
 #
 # Usage: examples/sel4/bench.sh [ARCH...]   (default: x86_64 aarch64)
-# Runs under QEMU TCG: ticks are the emulated counter's, not a real CPU's cycles; the
-# comparison between variants of one run is what the figures are for.
+# The Yield runs use QEMU's -icount shift=0 (run.sh SEL4_ICOUNT=1): the emulated
+# counters advance by 1 ns per guest instruction, so "ns" below are guest instructions,
+# deterministic and independent of the host's load. They are not a real CPU's cycles
+# (no caches, no pipeline); the comparison between the variants is what they are for.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -27,7 +29,7 @@ for arch in "${archs[@]}"; do
     [ "$arch" = aarch64 ] && variants+=(track)
     for v in "${variants[@]}"; do
         OUT_NAME="bench-$v" ROOT_CFLAGS=-DTM_BENCH "$here/build.sh" "$arch" "$v" >/dev/null
-        "$here/run.sh" "$arch" "bench-$v" >/dev/null 2>&1
+        SEL4_ICOUNT=1 "$here/run.sh" "$arch" "bench-$v" >/dev/null 2>&1
     done
     if [ ! -f "$here/target/$arch/ftrace/console.log" ]; then
         "$here/build.sh" "$arch" ftrace >/dev/null
@@ -56,7 +58,7 @@ def size(path):
     return secs
 
 print(f"### {arch}\n")
-print("| kernel | ticks per seL4_Yield (entry + exit) | ns per Yield | added per entry |")
+print("| kernel | counter ticks per seL4_Yield (entry + exit) | instructions per Yield (icount ns) | added per kernel entry |")
 print("| --- | --- | --- | --- |")
 base = None
 for v in variants:
@@ -64,7 +66,7 @@ for v in variants:
     base = base if base is not None else t
     name = {"off": "tracing compiled out", "trace": "tracemark (KernelTracemark)",
             "track": "seL4 track_kernel_entries"}[v]
-    print(f"| {name} | {t:.1f} | {t * 1e9 / hz:.1f} | {t - base:+.1f} ticks ({(t - base) * 1e9 / hz:+.1f} ns) |")
+    print(f"| {name} | {t:.2f} | {t * 1e9 / hz:.0f} | {(t - base) * 1e9 / hz:+.0f} instructions |")
 print(f"\n(counter: {hz} Hz)\n")
 
 stats = json.loads(subprocess.run([tool, "stats", "--json", f"{out}/bench-trace/console.log"],

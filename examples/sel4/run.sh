@@ -5,6 +5,9 @@
 #   LOG defaults to examples/sel4/target/ARCH/VARIANT/console.log
 # QEMU is stopped once the kernel halts (after the ring dump, if tracing is on), or
 # after $SEL4_RUN_TIMEOUT seconds (default 120), which is an error.
+# SEL4_ICOUNT=1 runs QEMU with -icount shift=0: the emulated clocks then advance by 1 ns
+# per instruction, so timings count instructions and do not depend on the host's load
+# (bench.sh uses it).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 arch="${1:?usage: run.sh x86_64|aarch64 VARIANT [LOG]}"
@@ -27,6 +30,9 @@ aarch64)
 *) echo "run.sh: unknown ARCH $arch" >&2; exit 2 ;;
 esac
 
+if [ "${SEL4_ICOUNT:-0}" = 1 ]; then
+    cmd+=(-icount shift=0)
+fi
 rm -f "$log"
 : >"$log"
 "${cmd[@]}" &
