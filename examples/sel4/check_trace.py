@@ -12,6 +12,7 @@ on the console log itself) and the root task's `TRUTH` line and the kernel's
   the entries the kernel preempted (an interrupt handled inside the entry: seL4 restarts
   the syscall, so user space made one syscall and the kernel was entered twice) are
   taken out; the same for Calls per invoked cap type;
+* the IPC fastpath is traced (its entries carry the fastpath flag);
 * every kernel exit has a duration, not 0, equal to the time between its entry record
   and itself (the entry's real span), and every record in between lies inside that span;
 * records are in time order;
@@ -70,6 +71,7 @@ def main():
     call_caps = collections.Counter()    # cap name -> Call entries
     call_caps_preempted = collections.Counter()
     paths = collections.Counter()
+    fastpath = 0
     switched_to = collections.Counter()
     irqs = 0
     open_entry = None                    # (record, saw an IRQ inside)
@@ -88,6 +90,7 @@ def main():
             open_entry = [r, False]
             paths[r["path"]] += 1
             if r["path"] == "Syscall":
+                fastpath += bool(r.get("fastpath"))
                 check("syscall_name" in r, f"record #{r['n']}: syscall {r.get('syscall')} has no name")
                 entries[r.get("syscall_name", "?")] += 1
                 if r.get("syscall_name") == "Call":
@@ -144,6 +147,9 @@ def main():
     for t in truth["threads"].split(","):
         check(switched_to[t] > 0, f"no switch to thread {t}")
     check(exits == sum(paths.values()), f"{exits} exits for {sum(paths.values())} entries")
+    # The Calls to the server and its ReplyRecvs go through seL4's IPC fastpath, whose
+    # exit (fastpath_restore) has its own call of the exit hook.
+    check(fastpath > 0, "no fastpath entry traced")
 
     if functions:
         fentries = stats["records_per_kind"]["FENTRY"]
@@ -156,7 +162,7 @@ def main():
 
     summary = (f"{len(records)} records, {sum(paths.values())} kernel entries "
                f"({', '.join(f'{k} {v}' for k, v in sorted(paths.items()))}), "
-               f"{sum(preempted.values())} preempted, {irqs} IRQs, "
+               f"{sum(preempted.values())} preempted, {fastpath} fastpath, {irqs} IRQs, "
                f"{sum(switched_to.values())} switches, "
                f"{stats['records_per_kind']['FENTRY']} function entries, "
                f"{stats['mean_bytes_per_record']:.2f} bytes/record")
