@@ -112,8 +112,12 @@ impl<'a, C: Clock> Tracer<'a, C> {
         let pending = match outcome {
             // The record just written ends at `last_pos`: no nested writer can run
             // between the write and this load in the kernels this is meant for (entry
-            // hooks run with interrupts off); if one did, the check in
-            // `kernel_entry_info` refuses to patch bytes that are not the placeholder.
+            // hooks run with interrupts off); if one did, or if the write was followed by
+            // the LOST record that reports earlier drops (drop mode), the check in
+            // `kernel_entry_info` refuses to patch bytes that are not the placeholder and
+            // the entry keeps it. (A LOST record whose last 5 bytes are exactly the
+            // placeholder's, an `ago` of 0xfffffff8 ticks, would be overwritten: known
+            // limit, FORMAT.md 9.5.)
             Outcome::Written => self
                 .ring
                 .mem()
