@@ -16,7 +16,7 @@ step "seL4 build dependencies"
 # One package per apt-get call: some combinations fail with "Resolve generated breaks".
 pkgs=(cmake ninja-build gcc python3 python3-venv python3-jinja2 python3-ply python3-yaml
     python3-lxml libxml2-utils cpio device-tree-compiler qemu-system-x86 qemu-system-arm
-    gcc-aarch64-linux-gnu)
+    gcc-aarch64-linux-gnu patch libarchive13 binutils)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
