@@ -310,6 +310,10 @@ pub fn details(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
         }
         Event::Interrupt { irq } => num(out, *irq),
         Event::FunctionEntry { func } | Event::FunctionExit { func } => hex(out, *func),
+        Event::ThreadSwitch { thread } => {
+            out.extend_from_slice(b"thread=");
+            hex(out, *thread);
+        }
         Event::User { id, payload } => {
             out.extend_from_slice(b"id=");
             num(out, *id);
@@ -499,6 +503,7 @@ pub fn json(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
         Event::FunctionEntry { func } | Event::FunctionExit { func } => {
             key_num(out, b"func", *func)
         }
+        Event::ThreadSwitch { thread } => key_num(out, b"thread", *thread),
         Event::User { id, payload } => {
             key_num(out, b"id", *id);
             key(out, b"data");

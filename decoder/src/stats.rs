@@ -402,6 +402,10 @@ impl Visitor for StatsVisitor<'_> {
     fn lost(&mut self, ts: u64, _count: u64, _since: u64) {
         self.at(ts, Kind::Lost);
     }
+    #[inline(always)]
+    fn thread_switch(&mut self, ts: u64, _thread: u64) {
+        self.at(ts, Kind::ThreadSwitch);
+    }
 }
 
 impl StatsVisitor<'_> {

@@ -259,6 +259,28 @@ int tm_kernel_entry_raw(uint32_t cpu, uint32_t word);
 int tm_kernel_exit(uint32_t cpu);
 
 /**
+ * Records a kernel entry now whose information is filled in later by
+ * `tm_kernel_entry_info` (seL4 fills `ksKernelEntry` only after its entry hook), and
+ * remembers its time for `tm_kernel_exit`. Records written in between stay after it in
+ * time order; the entry's time is the time of this call.
+ */
+int tm_kernel_entry_deferred(uint32_t cpu);
+
+/**
+ * Fills in the pending deferred kernel entry of CPU `cpu` with seL4's packed
+ * `kernel_entry_t` word (the `tm_kernel_entry_raw` layout). Returns `TM_OK` if the entry
+ * now carries `word`, `TM_DROPPED` if there was nothing to fill in (no pending entry, it
+ * was dropped, or its block was overwritten since), or a negative `TM_ERR_*` code.
+ * Call it with no other record of this CPU in flight (seL4: in the exit hook).
+ */
+int tm_kernel_entry_info(uint32_t cpu, uint32_t word);
+
+/**
+ * Records a thread switch: `thread` (seL4: the TCB address) runs next.
+ */
+int tm_thread_switch(uint32_t cpu, uint64_t thread);
+
+/**
  * Records an interrupt.
  */
 int tm_interrupt(uint32_t cpu, uint32_t irq);

@@ -199,9 +199,9 @@ impl<'d> Small<'d> {
             Event::KernelEntry(entry) => entry.0,
             Event::Interrupt { irq } => irq,
             Event::KernelExit(d) => u32::try_from(exit_wire(d)).ok()?,
-            Event::FunctionEntry { func } | Event::FunctionExit { func } => {
-                u32::try_from(func).ok()?
-            }
+            Event::FunctionEntry { func }
+            | Event::FunctionExit { func }
+            | Event::ThreadSwitch { thread: func } => u32::try_from(func).ok()?,
             Event::User { .. } | Event::Image { .. } | Event::Lost { .. } => return None,
         };
         Some(Small {

@@ -3,7 +3,9 @@
 
 use tracemark_format::record::{ExitDuration, UserPayload};
 use tracemark_format::record::{Kind, MAX_USER_PAYLOAD};
-use tracemark_format::ring::{offsets, ENTRY_STACK_DEPTH};
+use tracemark_format::ring::{
+    offsets, BLOCK_HEADER_LEN, BLOCK_MAGIC, ENTRY_STACK_DEPTH, RING_HEADER_LEN,
+};
 use tracemark_format::{Event, KernelEntry};
 
 use crate::clock::Clock;
@@ -92,6 +94,94 @@ impl<'a, C: Clock> Tracer<'a, C> {
                         .map(|head| Small::varint(Kind::KernelExit, head))
                 },
                 &|ts| Event::KernelExit(duration(ts)),
+            )
+            .0
+    }
+
+    /// Records a kernel entry whose information (path, syscall, cap type, ...) is not
+    /// known yet, at the true entry time; [`Tracer::kernel_entry_info`] fills it in later.
+    ///
+    /// The record is a normal KENTRY holding the placeholder [`KernelEntry::PENDING`]
+    /// (5 bytes), so records written in between (function entries, an interrupt) stay
+    /// after it in time order. Its position is kept in the ring header (`pending_pos`);
+    /// one deferred entry per CPU is pending at a time (a later one replaces it). Meant
+    /// for kernels like seL4 that fill their entry information after the entry hook.
+    #[inline(always)]
+    pub fn kernel_entry_deferred(&self) -> Outcome {
+        let outcome = self.kernel_entry(KernelEntry::PENDING);
+        let pending = match outcome {
+            // The record just written ends at `last_pos`: no nested writer can run
+            // between the write and this load in the kernels this is meant for (entry
+            // hooks run with interrupts off); if one did, or if the write was followed by
+            // the LOST record that reports earlier drops (drop mode), the check in
+            // `kernel_entry_info` refuses to patch bytes that are not the placeholder and
+            // the entry keeps it. (A LOST record whose last 5 bytes are exactly the
+            // placeholder's, an `ago` of 0xfffffff8 ticks, would be overwritten: known
+            // limit, FORMAT.md 9.5.)
+            Outcome::Written => self
+                .ring
+                .mem()
+                .word(offsets::LAST_POS)
+                .load(Ordering::Relaxed),
+            Outcome::Dropped => 0,
+        };
+        self.ring
+            .mem()
+            .word(offsets::PENDING_POS)
+            .store(pending, Ordering::Relaxed);
+        outcome
+    }
+
+    /// Fills in the information of the pending deferred kernel entry
+    /// ([`Tracer::kernel_entry_deferred`]): overwrites its placeholder word in place with
+    /// `entry`, written as a 5-byte varint. Returns whether it did: `false` if no entry is
+    /// pending, the entry was dropped, or its block has since been reclaimed (overwrite
+    /// mode, more than a ring's worth of records inside one kernel entry).
+    ///
+    /// The KEXIT that follows is named after `entry` by decoders, like any exit.
+    #[inline(always)]
+    pub fn kernel_entry_info(&self, entry: KernelEntry) -> bool {
+        let mem = self.ring.mem();
+        let pending = mem.word(offsets::PENDING_POS);
+        let pos = pending.load(Ordering::Relaxed);
+        if pos == 0 {
+            return false;
+        }
+        pending.store(0, Ordering::Relaxed);
+        let g = self.ring.geometry();
+        let p = g.split(pos);
+        let slot = (p.seq % g.block_count) as usize;
+        let block = RING_HEADER_LEN + slot * g.block_size() as usize;
+        let offset = p.offset as usize;
+        let holds = mem
+            .word(block + offsets::BLOCK_MAGIC)
+            .load(Ordering::Relaxed)
+            == BLOCK_MAGIC
+            && mem.word(block + offsets::BLOCK_SEQ).load(Ordering::Relaxed) == p.seq
+            && offset >= BLOCK_HEADER_LEN + 5;
+        let placeholder = KernelEntry::PENDING.padded_varint();
+        let at = block + offset.wrapping_sub(5);
+        if !holds || (0..5).any(|i| mem.load_byte(at + i) != placeholder[i]) {
+            return false;
+        }
+        for (i, b) in entry.padded_varint().into_iter().enumerate() {
+            mem.store_byte(at + i, b);
+        }
+        true
+    }
+
+    /// Records a thread switch: `thread` (an id, seL4: the TCB address) runs next.
+    #[inline(always)]
+    pub fn thread_switch(&self, thread: u64) -> Outcome {
+        self.ring
+            .write_small(
+                &|| self.clock.now(),
+                |_| {
+                    u32::try_from(thread)
+                        .ok()
+                        .map(|t| Small::varint(Kind::ThreadSwitch, t))
+                },
+                &|_| Event::ThreadSwitch { thread },
             )
             .0
     }

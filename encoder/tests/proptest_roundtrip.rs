@@ -21,6 +21,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<u64>().prop_map(Op::FnExit),
         1 => (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(i, d)| Op::User(i, d)),
         1 => (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(b, s, i)| Op::Image(b, s, i)),
+        2 => Just(Op::Deferred),
+        2 => any::<u32>().prop_map(Op::Info),
+        1 => any::<u64>().prop_map(Op::Switch),
     ]
 }
 

@@ -171,3 +171,72 @@ fn a_claimed_ring_cannot_be_initialised_again() {
         Some(tracemark::InitError::InUse)
     );
 }
+
+#[test]
+fn deferred_entries_keep_their_time_and_get_their_word() {
+    // seL4's order: entry hook, functions while the syscall is decoded, then the
+    // information, a thread switch and the exit; across block switches (256-byte blocks).
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 64 * 256);
+    let t = Tracer::new(&mut mem, &config(Mode::Drop, 256), &clock).unwrap();
+    let mut expect = Vec::new();
+    for i in 0..200u32 {
+        let start = clock.advance(100);
+        assert_eq!(t.kernel_entry_deferred(), Outcome::Written);
+        let word = KernelEntry::syscall((i % 14 + 1) as u8, (i % 16) as u8, i % 3 == 0, i);
+        expect.push((start, Event::KernelEntry(word)));
+        for f in 0..(i % 4) {
+            let ts = clock.advance(7);
+            t.function_entry(0x1000 + u64::from(f));
+            expect.push((
+                ts,
+                Event::FunctionEntry {
+                    func: 0x1000 + u64::from(f),
+                },
+            ));
+        }
+        assert!(t.kernel_entry_info(word), "entry {i}");
+        assert!(!t.kernel_entry_info(word), "entry {i}: filled in twice");
+        let ts = clock.advance(3);
+        t.thread_switch(0xffff_ff80_0010_0c00 + u64::from(i));
+        expect.push((
+            ts,
+            Event::ThreadSwitch {
+                thread: 0xffff_ff80_0010_0c00 + u64::from(i),
+            },
+        ));
+        let end = clock.advance(11);
+        t.kernel_exit();
+        expect.push((end, Event::KernelExit(ExitDuration::Ticks(end - start))));
+    }
+    // An entry whose information never comes keeps the placeholder.
+    let start = clock.advance(5);
+    t.kernel_entry_deferred();
+    expect.push((start, Event::KernelEntry(KernelEntry::PENDING)));
+    drop(t);
+    let (records, view) = decode(&mem);
+    let got: Vec<_> = records.iter().map(|r| (r.ts, r.event)).collect();
+    assert_eq!(got, expect);
+    assert_eq!(view.header.version.get(), 2);
+}
+
+#[test]
+fn a_deferred_entry_overwritten_before_its_information_is_not_patched() {
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 4 * 256);
+    let t = Tracer::new(&mut mem, &config(Mode::Overwrite, 256), &clock).unwrap();
+    clock.advance(10);
+    t.kernel_entry_deferred();
+    // More than a ring's worth of records inside the entry.
+    for i in 0..400u32 {
+        clock.advance(1);
+        t.interrupt(i);
+    }
+    assert!(!t.kernel_entry_info(KernelEntry::syscall(7, 0, false, 0)));
+    drop(t);
+    let (records, _) = decode(&mem);
+    // Nothing but the interrupts survived, none of them damaged by a late patch.
+    assert!(records
+        .iter()
+        .all(|r| matches!(r.event, Event::Interrupt { .. })));
+}

@@ -22,7 +22,7 @@ fn take<const N: usize>(data: &mut &[u8]) -> Option<[u8; N]> {
 
 fn next_op(data: &mut &[u8]) -> Option<Op> {
     let [tag] = take::<1>(data)?;
-    Some(match tag % 10 {
+    Some(match tag % 13 {
         0 => Op::Advance(u64::from(u16::from_le_bytes(take(data)?))),
         1 => Op::Advance(u64::from_le_bytes(take(data)?) >> (tag >> 4)),
         2 => Op::Entry(u32::from_le_bytes(take(data)?)),
@@ -43,6 +43,9 @@ fn next_op(data: &mut &[u8]) -> Option<Op> {
             u64::from_le_bytes(take(data)?),
             u64::from_le_bytes(take(data)?),
         ),
+        9 => Op::Deferred,
+        10 => Op::Info(u32::from_le_bytes(take(data)?)),
+        11 => Op::Switch(u64::from_le_bytes(take(data)?)),
         _ => Op::Exit,
     })
 }

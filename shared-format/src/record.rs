@@ -39,6 +39,9 @@ pub enum Kind {
     Image = 6,
     /// Records lost: varints count, then ticks from the first loss to this record.
     Lost = 7,
+    /// Thread switch (format version 2): payload is a varint thread id (seL4: the TCB
+    /// address) of the thread the kernel runs next.
+    ThreadSwitch = 8,
     /// Marker, not an event: the rest of the block is unused.
     End = 14,
     /// Marker, not an event: varint absolute timestamp; the next delta counts from it.
@@ -47,7 +50,7 @@ pub enum Kind {
 
 impl Kind {
     /// The event kinds (markers excluded), in wire order.
-    pub const EVENTS: [Kind; 8] = [
+    pub const EVENTS: [Kind; 9] = [
         Kind::KernelEntry,
         Kind::KernelExit,
         Kind::Interrupt,
@@ -56,6 +59,7 @@ impl Kind {
         Kind::User,
         Kind::Image,
         Kind::Lost,
+        Kind::ThreadSwitch,
     ];
 
     /// The kind with wire code `code`, if any.
@@ -69,6 +73,7 @@ impl Kind {
             5 => Some(Kind::User),
             6 => Some(Kind::Image),
             7 => Some(Kind::Lost),
+            8 => Some(Kind::ThreadSwitch),
             14 => Some(Kind::End),
             15 => Some(Kind::Timestamp),
             _ => None,
@@ -86,6 +91,7 @@ impl Kind {
             Kind::User => "USER",
             Kind::Image => "IMAGE",
             Kind::Lost => "LOST",
+            Kind::ThreadSwitch => "SWITCH",
             Kind::End => "END",
             Kind::Timestamp => "TIMESTAMP",
         }
@@ -212,6 +218,11 @@ pub enum Event {
         /// The timestamp of the first loss.
         since: u64,
     },
+    /// The kernel switches to another thread (format version 2).
+    ThreadSwitch {
+        /// The thread that runs next (seL4: its TCB address).
+        thread: u64,
+    },
 }
 
 impl Event {
@@ -227,6 +238,7 @@ impl Event {
             Event::User { .. } => Kind::User,
             Event::Image { .. } => Kind::Image,
             Event::Lost { .. } => Kind::Lost,
+            Event::ThreadSwitch { .. } => Kind::ThreadSwitch,
         }
     }
 }
@@ -261,7 +273,9 @@ pub fn encoded_len(time: Time, ts: u64, event: &Event) -> usize {
         Event::KernelEntry(entry) => varint::encoded_len(u64::from(entry.0)),
         Event::KernelExit(duration) => varint::encoded_len(duration.to_wire()),
         Event::Interrupt { irq } => varint::encoded_len(u64::from(irq)),
-        Event::FunctionEntry { func } | Event::FunctionExit { func } => varint::encoded_len(func),
+        Event::FunctionEntry { func }
+        | Event::FunctionExit { func }
+        | Event::ThreadSwitch { thread: func } => varint::encoded_len(func),
         Event::User { id, payload } => {
             let n = payload.as_bytes().len();
             varint::encoded_len((u64::from(id) << 6) | n as u64) + n
@@ -295,9 +309,9 @@ pub fn encode_with(time: Time, ts: u64, event: &Event, put: &mut impl FnMut(u8))
         Event::KernelEntry(entry) => varint::write_with(put, u64::from(entry.0)),
         Event::KernelExit(duration) => varint::write_with(put, duration.to_wire()),
         Event::Interrupt { irq } => varint::write_with(put, u64::from(irq)),
-        Event::FunctionEntry { func } | Event::FunctionExit { func } => {
-            varint::write_with(put, func)
-        }
+        Event::FunctionEntry { func }
+        | Event::FunctionExit { func }
+        | Event::ThreadSwitch { thread: func } => varint::write_with(put, func),
         Event::User { id, payload } => {
             let data = payload.as_bytes();
             varint::write_with(put, (u64::from(id) << 6) | data.len() as u64);
@@ -500,6 +514,11 @@ impl<'a> BlockRecords<'a> {
                         .ok_or(DecodeErrorReason::BadField("lost since"))?;
                     Event::Lost { count, since }
                 }
+                Kind::ThreadSwitch => {
+                    let (thread, next) = self.varint(at)?;
+                    at = next;
+                    Event::ThreadSwitch { thread }
+                }
                 Kind::End | Kind::Timestamp => unreachable_marker(),
             };
             self.prev_ts = ts;
@@ -584,6 +603,7 @@ mod defmt_impls {
                 Event::Lost { count, since } => {
                     defmt::write!(f, "LOST {=u64} since {=u64}", count, since)
                 }
+                Event::ThreadSwitch { thread } => defmt::write!(f, "SWITCH {=u64:#x}", thread),
             }
         }
     }

@@ -18,9 +18,9 @@ use crate::record::BlockRecords;
 /// The first eight bytes of a ring: `TRACEMRK`.
 pub const RING_MAGIC: [u8; 8] = *b"TRACEMRK";
 /// The format version this crate writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// The format versions this crate reads.
-pub const SUPPORTED_VERSIONS: &[u16] = &[1];
+pub const SUPPORTED_VERSIONS: &[u16] = &[1, 2];
 /// Size of [`RingHeader`]; blocks start right after it.
 pub const RING_HEADER_LEN: usize = 192;
 /// Size of [`BlockHeader`]; records start right after it.
@@ -127,8 +127,10 @@ pub struct RingHeader {
     pub last_ts: U64,
     /// Writer scratch: open kernel entries.
     pub entry_depth: U32,
-    /// Reserved, zero.
-    pub reserved0: U32,
+    /// Writer scratch (format version 2; reserved and zero in version 1): position just
+    /// after the kernel entry whose word is still to be filled in
+    /// ([`crate::KernelEntry::PENDING`]), or 0.
+    pub pending_pos: U32,
     /// Writer scratch: entry timestamps of open kernel entries.
     pub entry_stack: [U64; ENTRY_STACK_DEPTH],
     /// Reserved, zero.
@@ -185,6 +187,8 @@ pub mod offsets {
     pub const ENTRY_DEPTH: usize = offset_of!(RingHeader, entry_depth);
     /// [`RingHeader::entry_stack`].
     pub const ENTRY_STACK: usize = offset_of!(RingHeader, entry_stack);
+    /// [`RingHeader::pending_pos`].
+    pub const PENDING_POS: usize = offset_of!(RingHeader, pending_pos);
 
     /// [`super::BlockHeader::magic`].
     pub const BLOCK_MAGIC: usize = offset_of!(super::BlockHeader, magic);

@@ -54,6 +54,11 @@ pub trait Visitor {
     fn lost(&mut self, ts: u64, count: u64, since: u64) {
         let _ = (ts, count, since);
     }
+    /// A thread switch (format version 2): `thread` runs next.
+    #[inline(always)]
+    fn thread_switch(&mut self, ts: u64, thread: u64) {
+        let _ = (ts, thread);
+    }
     /// A record of one of the kinds whose payload is one varint `value`: codes 0 to 4
     /// (kernel entry, kernel exit, interrupt, function entry, function exit), with the
     /// value already checked to fit 32 bits for codes 0 and 2. The fast path calls this
@@ -227,7 +232,7 @@ fn step<V: Visitor>(
             *at = bytes.len();
             return Ok(false);
         }
-        if code > Kind::Lost as u8 {
+        if code > Kind::ThreadSwitch as u8 {
             return Err(DecodeErrorReason::UnknownKind(code));
         }
         let ts = prev
@@ -280,6 +285,11 @@ fn step<V: Visitor>(
                 let (id, c) = read(bytes, b)?;
                 p = c;
                 v.image(ts, base, size, id);
+            }
+            8 => {
+                let (thread, n) = read(bytes, p)?;
+                p = n;
+                v.thread_switch(ts, thread);
             }
             _ => {
                 let (count, a) = read(bytes, p)?;
@@ -362,6 +372,12 @@ mod tests {
                 event: Event::Lost { count, since },
             });
         }
+        fn thread_switch(&mut self, ts: u64, thread: u64) {
+            self.0.push(Record {
+                ts,
+                event: Event::ThreadSwitch { thread },
+            });
+        }
     }
 
     fn check(bytes: &[u8], base: u64) {
@@ -406,6 +422,10 @@ mod tests {
                 count: 4,
                 since: 10,
             },
+            Event::ThreadSwitch {
+                thread: 0xffff_ff80_1ffc_9400,
+            },
+            Event::KernelEntry(KernelEntry::PENDING),
         ];
         let mut bytes = Vec::new();
         let mut ts = 100;

@@ -59,7 +59,8 @@ impl EntryPath {
         self as u8
     }
 
-    /// Maps upstream seL4's `entry_type_t` (Entry_Interrupt = 0 ... Entry_Syscall = 5,
+    /// Maps the `entry_type_t` of seL4 releases before `Entry_Unknown` was added
+    /// (Entry_Interrupt = 0 ... Entry_Syscall = 5,
     /// Entry_UnimplementedDevice = 6, Entry_VCPUFault/Entry_VMExit = 7) to the wire path.
     pub const fn from_upstream_sel4(entry_type: u32) -> Self {
         match entry_type {
@@ -71,6 +72,18 @@ impl EntryPath {
             5 => EntryPath::Syscall,
             7 => EntryPath::VcpuFault,
             _ => EntryPath::Unknown,
+        }
+    }
+
+    /// Maps `entry_type_t` of seL4 releases that start it with `Entry_Unknown = 0` (seL4
+    /// 16.0.0-dev, commit 1326364b, the kernel `examples/sel4` builds): there the values
+    /// are the wire values (`Entry_VCPUFault` on ARM and `Entry_VMExit` on x86 are 7).
+    /// `shared-format/tests/sel4_abi.rs` checks this against the kernel's header.
+    pub const fn from_sel4_entry_type(entry_type: u32) -> Self {
+        if entry_type < 8 {
+            EntryPath::from_bits(entry_type as u8)
+        } else {
+            EntryPath::Unknown
         }
     }
 
@@ -129,6 +142,25 @@ pub struct OtherEntryWord {
 pub struct KernelEntry(pub u32);
 
 impl KernelEntry {
+    /// The placeholder word of a kernel entry whose information is not known yet
+    /// (format version 2, section 9.5 of FORMAT.md): path Unknown, core 7, word
+    /// `0x3ffffff`. Its varint takes 5 bytes, the most any 32-bit word takes, so the writer
+    /// can later overwrite it in place with the real word, written as a 5-byte varint.
+    pub const PENDING: KernelEntry = KernelEntry(0xffff_fff8);
+
+    /// The 5-byte varint of `self.0` (padded: readers accept non-minimal varints), as
+    /// written over the [`KernelEntry::PENDING`] placeholder.
+    pub const fn padded_varint(self) -> [u8; 5] {
+        let w = self.0;
+        [
+            (w & 0x7f) as u8 | 0x80,
+            ((w >> 7) & 0x7f) as u8 | 0x80,
+            ((w >> 14) & 0x7f) as u8 | 0x80,
+            ((w >> 21) & 0x7f) as u8 | 0x80,
+            (w >> 28) as u8,
+        ]
+    }
+
     /// A syscall entry. Fields wider than their bit widths are truncated to them.
     #[inline]
     pub const fn syscall(syscall: u8, cap_type: u8, fastpath: bool, label: u32) -> Self {
@@ -187,8 +219,10 @@ impl KernelEntry {
 pub enum SyscallAbi {
     /// Numbers only, no names.
     Raw = 0,
-    /// seL4 without MCS (releases 10 to 13): Call = 1, ReplyRecv = 2, Send = 3, NBSend = 4,
-    /// Recv = 5, Reply = 6, Yield = 7, NBRecv = 8, then the debug syscalls.
+    /// seL4 without MCS (releases 10 to 16.0.0-dev): Call = 1, ReplyRecv = 2, Send = 3,
+    /// NBSend = 4, Recv = 5, Reply = 6, Yield = 7, NBRecv = 8, then the debug syscalls
+    /// (DebugSendIPI = 15 only in SMP debug builds). Checked against the numbering a
+    /// seL4 build generates by `shared-format/tests/sel4_abi.rs`.
     Sel4 = 1,
     /// seL4 with MCS: Call = 1, ReplyRecv = 2, NBSendRecv = 3, NBSendWait = 4, Send = 5,
     /// NBSend = 6, Recv = 7, NBRecv = 8, Wait = 9, NBWait = 10, Yield = 11.
@@ -232,6 +266,7 @@ impl SyscallAbi {
                 12 => Some("DebugCapIdentify"),
                 13 => Some("DebugSnapshot"),
                 14 => Some("DebugNameThread"),
+                15 => Some("DebugSendIPI"),
                 _ => None,
             },
             SyscallAbi::Sel4Mcs => match n {

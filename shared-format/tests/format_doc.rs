@@ -41,6 +41,7 @@ const ANCHORS: &[&str] = &[
     "kinds",
     "kexit",
     "records",
+    "deferred_records",
     "entry_paths",
     "syscall_word",
     "other_word",
@@ -499,7 +500,7 @@ fn ring_header_layout() -> Vec<FieldLayout> {
         last_pos,
         last_ts,
         entry_depth,
-        reserved0,
+        pending_pos,
         entry_stack,
         reserved1,
     })
@@ -559,6 +560,7 @@ fn render(e: &Event) -> String {
             format!("{name} base={base:#x} size={size:#x} id={id:#x}")
         }
         Event::Lost { count, since } => format!("{name} count={count} since={since}"),
+        Event::ThreadSwitch { thread } => format!("{name} thread={thread:#x}"),
     }
 }
 
@@ -1065,6 +1067,25 @@ fn record_examples_decode_as_documented() {
     check_records(&t, &stream, 0);
 }
 
+#[test]
+fn deferred_entry_example_decodes_and_patches_as_documented() {
+    let t = table("deferred_records");
+    let stream: Vec<u8> = t.rows.iter().flat_map(|r| hex_bytes(&r["bytes"])).collect();
+    check_records(&t, &stream, 0);
+    // The placeholder is a 5-byte varint, and the patched word is written over it with
+    // the same length: the stream with the placeholder differs only in those bytes.
+    let pending = KernelEntry::PENDING;
+    assert_eq!(varint_bytes(u64::from(pending.0)), pending.padded_varint());
+    assert_eq!(pending.padded_varint(), [0xf8, 0xff, 0xff, 0xff, 0x0f]);
+    let word = KernelEntry::syscall(7, 0, false, 0);
+    assert_eq!(stream[1..6], word.padded_varint());
+    let mut before = stream.clone();
+    before[1..6].copy_from_slice(&pending.padded_varint());
+    let first = BlockRecords::new(&before, 2000).next().unwrap().unwrap();
+    assert_eq!(first.event, Event::KernelEntry(pending));
+    assert_eq!(render(&first.event), "KENTRY Unknown core=7 word=67108863");
+}
+
 fn entry_field_mask(get: impl Fn(u32) -> u64) -> u32 {
     (0..32)
         .filter(|&b| get(1 << b) != 0)
@@ -1238,6 +1259,7 @@ fn record_length_range() -> (usize, usize) {
             id: 0,
         },
         Event::Lost { count: 0, since: 0 },
+        Event::ThreadSwitch { thread: 0 },
     ];
     let large = [
         Event::KernelEntry(KernelEntry(u32::MAX)),
@@ -1258,6 +1280,7 @@ fn record_length_range() -> (usize, usize) {
             count: u64::MAX,
             since: 0,
         },
+        Event::ThreadSwitch { thread: u64::MAX },
     ];
     let mut buf = [0u8; MAX_RECORD_LEN];
     let min = small

@@ -138,7 +138,7 @@ impl Cmd {
             return Ok(());
         }
         if let Some(Kinds(kinds)) = &self.kind {
-            let mask = kinds.iter().fold(0u8, |m, k| m | 1 << (*k as u8));
+            let mask = kinds.iter().fold(0u16, |m, k| m | 1 << (*k as u8));
             let limit = self.limit.unwrap_or(u64::MAX);
             if limit == u64::MAX {
                 let dump_check = Dump::parse(source).map_err(|e| anyhow::anyhow!(ctx(&e)))?;
@@ -160,11 +160,16 @@ impl Cmd {
                     if got >= limit {
                         break;
                     }
+                    // SWITCH (kind 8) has no per-kind count in the index: a block holds
+                    // some when its events exceed the first seven kinds' counts.
+                    let counted: u32 = e.kinds[..7].iter().map(|c| c.get()).sum();
                     let has = e
                         .kinds
                         .iter()
                         .enumerate()
-                        .any(|(k, c)| mask & (1 << k) != 0 && c.get() > 0);
+                        .any(|(k, c)| mask & (1 << k) != 0 && c.get() > 0)
+                        || (mask & (1 << Kind::ThreadSwitch as u8) != 0
+                            && e.events.get() > counted);
                     if !has {
                         continue;
                     }
@@ -273,7 +278,7 @@ fn stream(
 }
 
 fn summary(index: &Index<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut per_kind = [0u64; 8];
+    let mut per_kind = [0u64; 16];
     let (mut first, mut last) = (u64::MAX, 0u64);
     writeln!(
         out,
@@ -288,6 +293,10 @@ fn summary(index: &Index<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
                 per_kind[k] += u64::from(c.get());
                 n += u64::from(c.get());
             }
+            let counted: u32 = b.kinds[..7].iter().map(|c| c.get()).sum();
+            let switches = u64::from(b.events.get().saturating_sub(counted));
+            per_kind[Kind::ThreadSwitch as usize] += switches;
+            n += switches;
         }
         let f = blocks
             .iter()
@@ -318,7 +327,7 @@ fn summary(index: &Index<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
     let total: u64 = per_kind.iter().sum();
     writeln!(out, "total records: {total}")?;
     for k in Kind::EVENTS {
-        writeln!(out, "  {:<8} {:>12}", k.name(), per_kind[k as usize & 7])?;
+        writeln!(out, "  {:<8} {:>12}", k.name(), per_kind[k as usize])?;
     }
     let hz = index.rings.first().map_or(0, |r| r.clock_hz.get());
     let mut span = Vec::new();

@@ -27,6 +27,19 @@
 //! function entry and exit for every instrumented call, with no other change. They record
 //! on the CPU that the function set by [`tm_set_cpu_fn`] returns (CPU 0 by default), and
 //! record the function's address minus the base set by [`tm_set_function_base`].
+//!
+//! # Kernels that learn why they were entered late (seL4)
+//!
+//! seL4 knows a syscall's number, cap type and label only after its entry hook. Such a
+//! kernel calls [`tm_kernel_entry_deferred`] in the entry hook (the entry keeps its true
+//! time and stays before the records written while the kernel decodes the syscall),
+//! [`tm_kernel_entry_info`] with the packed entry word once it is known, then
+//! [`tm_thread_switch`] if the scheduler picked another thread, and [`tm_kernel_exit`]
+//! (FORMAT.md section 9.5). A kernel built with `-nostdinc` cannot include
+//! `tracemark.h` (it includes `<stdbool.h>` and `<stddef.h>`) and declares the functions
+//! it uses itself, as `examples/sel4/kernel/tracemark.patch` does; such a kernel also
+//! defines the `-finstrument-functions` hooks itself (build without the `cyg-profile`
+//! feature) so that they can skip its own tracing code.
 #![cfg_attr(target_os = "none", no_std)]
 
 use core::cell::UnsafeCell;
@@ -366,6 +379,35 @@ pub extern "C" fn tm_kernel_exit(cpu: u32) -> c_int {
     with(cpu, |t| t.kernel_exit())
 }
 
+/// Records a kernel entry now whose information is filled in later by
+/// `tm_kernel_entry_info` (seL4 fills `ksKernelEntry` only after its entry hook), and
+/// remembers its time for `tm_kernel_exit`. Records written in between stay after it in
+/// time order; the entry's time is the time of this call.
+#[no_mangle]
+pub extern "C" fn tm_kernel_entry_deferred(cpu: u32) -> c_int {
+    with(cpu, |t| t.kernel_entry_deferred())
+}
+
+/// Fills in the pending deferred kernel entry of CPU `cpu` with seL4's packed
+/// `kernel_entry_t` word (the `tm_kernel_entry_raw` layout). Returns `TM_OK` if the entry
+/// now carries `word`, `TM_DROPPED` if there was nothing to fill in (no pending entry, it
+/// was dropped, or its block was overwritten since), or a negative `TM_ERR_*` code.
+/// Call it with no other record of this CPU in flight (seL4: in the exit hook).
+#[no_mangle]
+pub extern "C" fn tm_kernel_entry_info(cpu: u32, word: u32) -> c_int {
+    match tracer(cpu) {
+        Ok(t) if t.kernel_entry_info(KernelEntry(word)) => TM_OK,
+        Ok(_) => TM_DROPPED,
+        Err(e) => e,
+    }
+}
+
+/// Records a thread switch: `thread` (seL4: the TCB address) runs next.
+#[no_mangle]
+pub extern "C" fn tm_thread_switch(cpu: u32, thread: u64) -> c_int {
+    with(cpu, |t| t.thread_switch(thread))
+}
+
 /// Records an interrupt.
 #[no_mangle]
 pub extern "C" fn tm_interrupt(cpu: u32, irq: u32) -> c_int {
@@ -456,6 +498,7 @@ fn current_cpu() -> u32 {
     f()
 }
 
+#[cfg(feature = "cyg-profile")]
 #[inline(always)]
 fn function_value(func: *mut c_void) -> u64 {
     (func as usize).wrapping_sub(FUNCTION_BASE.load(Ordering::Relaxed)) as u64

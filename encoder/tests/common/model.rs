@@ -28,6 +28,12 @@ pub enum Op {
     User(u32, Vec<u8>),
     /// `image`.
     Image(u64, u64, u64),
+    /// `kernel_entry_deferred`.
+    Deferred,
+    /// `kernel_entry_info` with this word.
+    Info(u32),
+    /// `thread_switch`.
+    Switch(u64),
 }
 
 /// Expected state.
@@ -40,6 +46,11 @@ pub struct Model {
     pub written: Vec<(u64, Event)>,
     pub dropped: u64,
     pub calls: u64,
+    /// Index in `written` of the deferred entry still to be filled in.
+    pending: Option<usize>,
+    /// Deferred entries the tracer declined to fill in: they must have been overwritten
+    /// by the time the ring is checked.
+    unpatched: Vec<usize>,
 }
 
 impl Model {
@@ -82,6 +93,34 @@ impl Model {
                 let payload = UserPayload::new(data).expect("at most 32 bytes");
                 (t.user(*id, data), Event::User { id: *id, payload })
             }
+            Op::Deferred => {
+                let o = t.kernel_entry_deferred();
+                if self.depth < ENTRY_STACK_DEPTH {
+                    self.stack[self.depth] = self.now;
+                }
+                self.depth += 1;
+                self.pending = match o {
+                    Outcome::Written => Some(self.written.len()),
+                    Outcome::Dropped => None,
+                };
+                (o, Event::KernelEntry(KernelEntry::PENDING))
+            }
+            Op::Info(word) => {
+                let patched = t.kernel_entry_info(KernelEntry(*word));
+                match self.pending.take() {
+                    Some(i) if patched => {
+                        self.written[i].1 = Event::KernelEntry(KernelEntry(*word))
+                    }
+                    Some(i) => self.unpatched.push(i),
+                    None => assert!(!patched, "filled in an entry that was not pending"),
+                }
+                // Not a record: `calls` counts records written or dropped.
+                return;
+            }
+            Op::Switch(thread) => (
+                t.thread_switch(*thread),
+                Event::ThreadSwitch { thread: *thread },
+            ),
             Op::Image(b, s, i) => (
                 t.image(*b, *s, *i),
                 Event::Image {
@@ -132,6 +171,11 @@ impl Model {
         }
         if mode == Mode::Drop && overwritten != 0 {
             return Err("drop mode overwrote".into());
+        }
+        if let Some(&i) = self.unpatched.iter().find(|&&i| i as u64 >= overwritten) {
+            return Err(format!(
+                "deferred entry {i} was not filled in but is still in the ring ({overwritten} overwritten)"
+            ));
         }
         let expected = &self.written[overwritten as usize..];
         if decoded != expected {

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Measures what tracing costs the real seL4 kernel, in one run (BENCHMARKS.md):
+#
+# * cost per kernel entry: the root task (built with -DTM_BENCH) times 200 batches of 100 seL4_Yield
+#   calls (the median batch counts) with the user-readable counter (x86_64: TSC; aarch64: the generic timer's
+#   virtual counter), on the same kernel with tracing compiled out ("off"), with
+#   tracemark ("trace"), and on aarch64 with seL4's own
+#   KernelBenchmarks=track_kernel_entries ("track", with its log buffer set up);
+# * bytes per kernel entry: the ring of the traced Yield run, decoded;
+# * bytes per record and records per second with function tracing on: the "ftrace" run
+#   of examples/sel4/check.sh (the counted workload with -finstrument-functions);
+# * code and data tracemark adds to the kernel image: `size` of kernel.elf, trace vs off.
+#
+# Usage: examples/sel4/bench.sh [ARCH...]   (default: x86_64 aarch64)
+# The Yield runs use QEMU's -icount shift=0 (run.sh SEL4_ICOUNT=1): the emulated
+# counters advance by 1 ns per guest instruction, so "ns" below are guest instructions,
+# deterministic and independent of the host's load. They are not a real CPU's cycles
+# (no caches, no pipeline); the comparison between the variants is what they are for.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+archs=("$@")
+[ ${#archs[@]} -gt 0 ] || archs=(x86_64 aarch64)
+cargo build -q --manifest-path "$root/Cargo.toml" -p tracemark-decoder --bin tracemark
+tool="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
+
+for arch in "${archs[@]}"; do
+    variants=(off trace)
+    [ "$arch" = aarch64 ] && variants+=(track)
+    for v in "${variants[@]}"; do
+        OUT_NAME="bench-$v" ROOT_CFLAGS=-DTM_BENCH "$here/build.sh" "$arch" "$v" >/dev/null
+        SEL4_ICOUNT=1 "$here/run.sh" "$arch" "bench-$v" >/dev/null 2>&1
+    done
+    if [ ! -f "$here/target/$arch/ftrace/console.log" ]; then
+        "$here/build.sh" "$arch" ftrace >/dev/null
+        "$here/run.sh" "$arch" ftrace >/dev/null 2>&1
+    fi
+    python3 - "$tool" "$here/target/$arch" "$arch" "${variants[@]}" <<'EOF'
+import json, re, subprocess, sys
+tool, out, arch, *variants = sys.argv[1:]
+
+def bench(v):
+    text = open(f"{out}/bench-{v}/console.log", errors="replace").read()
+    yields = int(re.search(r"^BENCH yields=(\d+)", text, re.M).group(1))
+    ticks = int(re.search(r"^BENCH ticks=(\d+)", text, re.M).group(1))
+    hz = int(re.search(r"^BENCH counter_hz=(\d+)", text, re.M).group(1))
+    if hz == 0:  # x86_64: the TSC rate the kernel measured
+        hz = int(re.search(r"clock (\d+) Hz", open(f"{out}/bench-trace/console.log").read()).group(1))
+    return ticks / yields, hz
+
+def size(path):
+    line = subprocess.run(["size", "-A", path], capture_output=True, text=True).stdout
+    secs = {}
+    for l in line.splitlines():
+        p = l.split()
+        if len(p) >= 2 and p[1].isdigit():
+            secs[p[0]] = int(p[1])
+    return secs
+
+print(f"### {arch}\n")
+print("| kernel | counter ticks per seL4_Yield (entry + exit) | instructions per Yield (icount ns) | added per kernel entry |")
+print("| --- | --- | --- | --- |")
+base = None
+for v in variants:
+    t, hz = bench(v)
+    base = base if base is not None else t
+    name = {"off": "tracing compiled out", "trace": "tracemark (KernelTracemark)",
+            "track": "seL4 track_kernel_entries"}[v]
+    print(f"| {name} | {t:.2f} | {t * 1e9 / hz:.0f} | {(t - base) * 1e9 / hz:+.0f} instructions |")
+print(f"\n(counter: {hz} Hz)\n")
+
+stats = json.loads(subprocess.run([tool, "stats", "--json", f"{out}/bench-trace/console.log"],
+                                  capture_output=True, text=True, check=True).stdout)
+k = stats["records_per_kind"]
+entries = k["KENTRY"]
+print(f"Traced Yield run: {stats['total_records']} records ({entries} kernel entries, "
+      f"{k['IRQ']} IRQs, {k['SWITCH']} switches) in {stats['bytes']} bytes: "
+      f"**{stats['bytes'] / entries:.2f} bytes per kernel entry** "
+      f"({stats['mean_bytes_per_record']:.2f} bytes per record; seL4's track_kernel_entries "
+      f"log entry is 24 bytes).\n")
+
+f = json.loads(subprocess.run([tool, "stats", "--json", f"{out}/ftrace/console.log"],
+                              capture_output=True, text=True, check=True).stdout)
+secs = f["time_span_ticks"] / f["clock_hz"]
+print(f"Function tracing (ftrace run of check.sh, the counted workload): {f['total_records']} records "
+      f"({f['records_per_kind']['FENTRY']} function entries) in {f['bytes']} bytes over "
+      f"{secs * 1e3:.1f} ms of emulated time: **{f['mean_bytes_per_record']:.2f} bytes per record, "
+      f"{f['total_records'] / secs / 1e6:.2f} M records/s**.\n")
+
+off, tr = size(f"{out}/bench-off/kernel/" + ("kernel/" if arch == "aarch64" else "") + "kernel.elf"), \
+    size(f"{out}/bench-trace/kernel/" + ("kernel/" if arch == "aarch64" else "") + "kernel.elf")
+ring = 1048576
+def tot(s, names): return sum(v for n, v in s.items() if any(n == x or n.startswith(x + ".") for x in names))
+text = tot(tr, [".text", ".boot"]) - tot(off, [".text", ".boot"])
+rodata = tot(tr, [".rodata"]) - tot(off, [".rodata"])
+data = tot(tr, [".data"]) - tot(off, [".data"])
+bss = tot(tr, [".bss"]) - tot(off, [".bss"])
+print(f"Kernel image, trace vs off: code +{text} bytes, read-only data +{rodata} bytes, "
+      f"data +{data} bytes, BSS +{bss} bytes (of which {ring} are the ring).\n")
+EOF
+done

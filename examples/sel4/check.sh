@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The real seL4 kernel traced by tracemark under QEMU, checked end to end.
+#
+# Usage: examples/sel4/check.sh ARCH        (ARCH: x86_64 or aarch64)
+#
+# 1. Builds the kernel from the pinned snapshots with tracemark linked in (build.sh),
+#    twice: "trace" (kernel entries, exits, interrupts, thread switches) and "ftrace"
+#    (the same plus the kernel's functions, -finstrument-functions).
+# 2. Boots each under QEMU (TCG); the root task runs its counted workload, prints its
+#    TRUTH line and halts; the kernel dumps its ring over the serial console.
+#    The trace run's console is examples/sel4/target/ARCH/console.log.
+# 3. Checks both consoles with the tracemark tool (check_trace.py: per-syscall counts
+#    equal the truth, every exit has its entry's duration, interrupts, the fault, thread
+#    switches by name, function entries and exits balance), checks that a wrong truth
+#    is caught, and checks the format crate's seL4 tables against the kernel build.
+# Exits non-zero on any mismatch. Needs what scripts/test-sel4.sh installs.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+arch="${1:?usage: check.sh x86_64|aarch64}"
+out="$here/target/$arch"
+mkdir -p "$out"
+
+cargo build -q --manifest-path "$root/Cargo.toml" -p tracemark-decoder --bin tracemark
+tool="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
+
+for variant in trace ftrace; do
+    "$here/build.sh" "$arch" "$variant"
+    "$here/run.sh" "$arch" "$variant"
+done
+cp "$out/trace/console.log" "$out/console.log"
+
+echo "== $arch: kernel entries, exits, interrupts, thread switches"
+python3 "$here/check_trace.py" "$tool" "$out/console.log"
+echo "== $arch: with the kernel's functions"
+python3 "$here/check_trace.py" "$tool" "$out/ftrace/console.log" --functions
+
+echo "== $arch: a truth the trace does not match is caught"
+sed -E 's/sys\.Yield=([0-9]{8})/sys.Yield=99999999/' "$out/console.log" >"$out/wrong-truth.log"
+if python3 "$here/check_trace.py" "$tool" "$out/wrong-truth.log" 2>"$out/wrong-truth.err"; then
+    echo "check.sh: check_trace.py accepted a wrong truth" >&2
+    exit 1
+fi
+grep -q "syscall Yield" "$out/wrong-truth.err"
+echo "check.sh: rejected as expected: $(grep 'syscall Yield' "$out/wrong-truth.err")"
+
+echo "== $arch: the format crate's seL4 tables against this kernel build"
+kernel_build="$out/trace/kernel"
+libsel4_build="$kernel_build/libsel4"
+# The aarch64 project build (elfloader) puts the kernel in a subfolder.
+[ "$arch" = aarch64 ] && kernel_build="$out/trace/kernel/kernel"
+TRACEMARK_SEL4_BUILD="$kernel_build" TRACEMARK_SEL4_LIBSEL4="$libsel4_build" \
+    TRACEMARK_SEL4_SRC="$out/trace/src/seL4" cargo test -q --manifest-path "$root/Cargo.toml" -p tracemark-format --test sel4_abi \
+    -- --include-ignored
+
+echo "check.sh: $arch ok"

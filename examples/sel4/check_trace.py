@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Checks a traced seL4 boot against the root task's truth.
+
+Usage: check_trace.py TRACEMARK CONSOLE_LOG [--functions]
+
+Reads everything through the `tracemark` tool (`stats --json` and `decode --format json`
+on the console log itself) and the root task's `TRUTH` line and the kernel's
+`tracemark: thread 0x... "name"` lines from the log. Asserts:
+
+* the ring was dumped completely: no lost records, no corrupt or torn blocks;
+* per syscall, the kernel entries named in the trace equal the root task's counts, once
+  the entries the kernel preempted (an interrupt handled inside the entry: seL4 restarts
+  the syscall, so user space made one syscall and the kernel was entered twice) are
+  taken out; the same for Calls per invoked cap type;
+* the IPC fastpath is traced (its entries carry the fastpath flag);
+* every kernel exit has a duration, not 0, equal to the time between its entry record
+  and itself (the entry's real span), and every record in between lies inside that span;
+* records are in time order;
+* interrupts appear (IRQ records and Interrupt entries), and the fault (a VMFault entry);
+* every thread switch names a thread the kernel listed, and the root task's threads
+  (rootserver, server, faulter) are all switched to;
+* with --functions: function entries and exits balance: every exit closes the innermost
+  open entry, and at the dump only the halt path (handleUnknownSyscall) is open.
+
+Exits 1 with one line per failed check.
+"""
+import collections
+import json
+import re
+import subprocess
+import sys
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    functions = "--functions" in sys.argv
+    if len(args) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    tool, log = args
+    failures = []
+
+    def check(ok, what):
+        if not ok:
+            failures.append(what)
+        return ok
+
+    text = open(log, "rb").read().decode("utf-8", "replace")
+    m = re.search(r"^TRUTH (.*)$", text, re.M)
+    if not m:
+        print(f"{log}: no TRUTH line (did the root task finish?)", file=sys.stderr)
+        return 1
+    truth = dict(kv.split("=", 1) for kv in m.group(1).split())
+    names = {int(a, 16): n for a, n in re.findall(r'^tracemark: thread 0x([0-9a-f]+) "([^"]*)"', text, re.M)}
+
+    stats = json.loads(subprocess.run([tool, "stats", "--json", log], check=True,
+                                      capture_output=True, text=True).stdout)
+    check(stats["lost"] == 0, f"lost records: {stats['lost']}")
+    check(stats["corrupt_blocks"] == 0 and stats["torn_blocks"] == 0,
+          f"corrupt/torn blocks: {stats['corrupt_blocks']}/{stats['torn_blocks']}")
+    check(stats["unmatched_exits"] == 0, f"unmatched kernel exits: {stats['unmatched_exits']}")
+
+    decoded = subprocess.run([tool, "decode", "--format", "json", log], check=True,
+                             capture_output=True, text=True).stdout.splitlines()
+    records = [json.loads(line) for line in decoded]
+    check(len(records) == stats["total_records"],
+          f"decode gave {len(records)} records, stats counted {stats['total_records']}")
+
+    entries = collections.Counter()      # syscall name -> kernel entries
+    preempted = collections.Counter()    # syscall name -> entries with an interrupt inside
+    call_caps = collections.Counter()    # cap name -> Call entries
+    call_caps_preempted = collections.Counter()
+    paths = collections.Counter()
+    fastpath = 0
+    switched_to = collections.Counter()
+    irqs = 0
+    open_entry = None                    # (record, saw an IRQ inside)
+    prev_ts = None
+    fstack = []
+    image_base = None
+    exits = 0
+    for r in records:
+        ts = r["ts"]
+        if prev_ts is not None and ts < prev_ts:
+            check(False, f"record #{r['n']} at {ts} is earlier than the one before ({prev_ts})")
+        prev_ts = ts
+        kind = r["kind"]
+        if kind == "KENTRY":
+            check(open_entry is None, f"record #{r['n']}: kernel entry inside an open entry")
+            open_entry = [r, False]
+            paths[r["path"]] += 1
+            if r["path"] == "Syscall":
+                fastpath += bool(r.get("fastpath"))
+                check("syscall_name" in r, f"record #{r['n']}: syscall {r.get('syscall')} has no name")
+                entries[r.get("syscall_name", "?")] += 1
+                if r.get("syscall_name") == "Call":
+                    call_caps[r.get("cap_name", str(r.get("cap")))] += 1
+        elif kind == "KEXIT":
+            exits += 1
+            if not check(open_entry is not None, f"record #{r['n']}: kernel exit with no entry"):
+                continue
+            e, irq_inside = open_entry
+            d = r.get("duration_ticks")
+            span = ts - e["ts"]
+            check(d is not None and d > 0, f"record #{r['n']}: exit duration {d}")
+            check(d == span, f"record #{r['n']}: duration {d} != span of its entry #{e['n']} ({span} ticks)")
+            check(r.get("path") == e["path"] and r.get("syscall_name") == e.get("syscall_name"),
+                  f"record #{r['n']}: exit not named after its entry #{e['n']}")
+            if irq_inside and e["path"] == "Syscall":
+                preempted[e["syscall_name"]] += 1
+                if e["syscall_name"] == "Call":
+                    call_caps_preempted[e.get("cap_name", str(e.get("cap")))] += 1
+            open_entry = None
+        elif kind == "IRQ":
+            irqs += 1
+            check(open_entry is not None, f"record #{r['n']}: interrupt outside a kernel entry")
+            if open_entry is not None:
+                open_entry[1] = True
+        elif kind == "SWITCH":
+            t = r["thread"]
+            check(t in names, f"record #{r['n']}: switch to unnamed thread {t:#x}")
+            switched_to[names.get(t, hex(t))] += 1
+        elif kind == "IMAGE":
+            image_base = r["base"]
+        elif kind == "FENTRY":
+            fstack.append(r["func"])
+        elif kind == "FEXIT":
+            if check(fstack and fstack[-1] == r["func"],
+                     f"record #{r['n']}: function exit {r['func']:#x} does not close the innermost entry"):
+                fstack.pop()
+    check(open_entry is None, "a kernel entry is still open at the end of the trace")
+
+    for key, want in truth.items():
+        if key.startswith("sys."):
+            name = key[4:]
+            got = entries[name] - preempted[name]
+            check(got == int(want), f"syscall {name}: trace {entries[name]} entries"
+                  f" - {preempted[name]} preempted = {got}, root task made {int(want)}")
+        elif key.startswith("call."):
+            cap = key[5:]
+            got = call_caps[cap] - call_caps_preempted[cap]
+            check(got == int(want), f"Call on {cap}: trace {got} (after preemptions), root task made {int(want)}")
+    extra = set(entries) - {k[4:] for k in truth if k.startswith("sys.")}
+    check(not extra, f"syscalls in the trace the root task did not count: {sorted(extra)}")
+    check(irqs > 0 and paths["Interrupt"] > 0, f"interrupts: {irqs} IRQ records, {paths['Interrupt']} Interrupt entries")
+    check(paths["VMFault"] == int(truth["faults"]), f"VMFault entries {paths['VMFault']}, faults handled {truth['faults']}")
+    for t in truth["threads"].split(","):
+        check(switched_to[t] > 0, f"no switch to thread {t}")
+    check(exits == sum(paths.values()), f"{exits} exits for {sum(paths.values())} entries")
+    # The Calls to the server and its ReplyRecvs go through seL4's IPC fastpath, whose
+    # exit (fastpath_restore) has its own call of the exit hook.
+    check(fastpath > 0, "no fastpath entry traced")
+
+    if functions:
+        fentries = stats["records_per_kind"]["FENTRY"]
+        check(fentries > 1000, f"only {fentries} function entries")
+        check(image_base is not None, "no IMAGE record for the kernel")
+        # At the dump the kernel is inside the halt path, handleUnknownSyscall; it is the
+        # one function the trace cannot close.
+        check(len(fstack) == 1, f"{len(fstack)} functions open at the dump (expected 1: the halt path)")
+        check(stats["records_per_kind"]["FEXIT"] == fentries - len(fstack), "function entries and exits do not balance")
+
+    summary = (f"{len(records)} records, {sum(paths.values())} kernel entries "
+               f"({', '.join(f'{k} {v}' for k, v in sorted(paths.items()))}), "
+               f"{sum(preempted.values())} preempted, {fastpath} fastpath, {irqs} IRQs, "
+               f"{sum(switched_to.values())} switches, "
+               f"{stats['records_per_kind']['FENTRY']} function entries, "
+               f"{stats['mean_bytes_per_record']:.2f} bytes/record")
+    if failures:
+        for f in failures[:40]:
+            print(f"check_trace: FAIL {f}", file=sys.stderr)
+        print(f"check_trace: {len(failures)} checks failed ({summary})", file=sys.stderr)
+        return 1
+    print(f"check_trace: ok: {summary}; syscall counts match the root task's truth")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

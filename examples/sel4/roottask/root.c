@@ -1,0 +1,467 @@
+/*
+ * The root task of the tracemark seL4 example: a known, counted workload.
+ *
+ * It creates two threads, `server` (receives on an endpoint) and `faulter` (touches an
+ * unmapped page), and makes syscalls of several kinds: Yield, Send/Call from the root
+ * task and Recv/ReplyRecv in the server over an endpoint, invocations on Untyped, TCB
+ * and CNode caps (one of which fails on purpose), a fault handled through a fault
+ * endpoint, and enough spinning for timer interrupts to arrive. It counts every syscall
+ * it (and its threads) make and prints the counts as one `TRUTH` line, then calls
+ * seL4_DebugHalt, on which the traced kernel dumps its ring; examples/sel4/check.sh
+ * compares the trace with the line.
+ *
+ * No C library, no TLS (libsel4 built with LibSel4UseThreadLocals=OFF): the IPC buffer
+ * pointer is one global, used by the root task only; the threads use the *WithMRs
+ * syscalls, which do not touch an IPC buffer, and have none.
+ */
+#include <sel4/sel4.h>
+
+seL4_IPCBuffer *__sel4_ipc_buffer;
+
+#define STACK_BYTES 16384
+static char root_stack[STACK_BYTES] __attribute__((aligned(16)));
+char *root_stack_top = root_stack + STACK_BYTES;
+static char server_stack[STACK_BYTES] __attribute__((aligned(16)));
+static char faulter_stack[STACK_BYTES] __attribute__((aligned(16)));
+
+/* Workload sizes. */
+#define N_YIELD 200
+#define N_SEND 40
+#define N_CALL 60
+#define SPIN_ROUNDS 3
+
+/* Truth: syscalls by number as seL4 stores it (-seL4_Sys*), and Calls by cap type. */
+static volatile unsigned long sys_count[16];
+static volatile unsigned long call_count[32];
+static unsigned long failed_invocations;
+static unsigned long faults_handled;
+
+/* cap_tag_t values at this seL4 commit (checked against the kernel build by
+ * shared-format/tests/sel4_abi.rs through the format crate's table). */
+enum { CAP_UNTYPED = 2, CAP_ENDPOINT = 4, CAP_CNODE = 10, CAP_THREAD = 12 };
+
+#define COUNT_SYS(s) (sys_count[-(s)]++)
+/* An invocation: one seL4_Call on a cap of type `cap`. */
+#define INVOKE(cap, expr) (COUNT_SYS(seL4_SysCall), call_count[(cap)]++, (expr))
+
+/* Functions the compiler may call for struct copies and that libsel4 uses. */
+void *memset(void *d, int c, unsigned long n);
+void *memcpy(void *d, const void *s, unsigned long n);
+char *strcpy(char *d, const char *s);
+void *memset(void *d, int c, unsigned long n)
+{
+    char *p = d;
+    while (n--) {
+        *p++ = (char)c;
+    }
+    return d;
+}
+void *memcpy(void *d, const void *s, unsigned long n)
+{
+    char *p = d;
+    const char *q = s;
+    while (n--) {
+        *p++ = *q++;
+    }
+    return d;
+}
+char *strcpy(char *d, const char *s)
+{
+    char *p = d;
+    while ((*p++ = *s++)) {
+    }
+    return d;
+}
+
+static void put(char c)
+{
+    COUNT_SYS(seL4_SysDebugPutChar);
+    seL4_DebugPutChar(c);
+}
+
+static void puts_(const char *s)
+{
+    while (*s) {
+        put(*s++);
+    }
+}
+
+/* Formats `v` in decimal, zero-padded to `width` digits (so a line's length does not
+ * depend on the values), into `out`; returns the end. */
+static char *fmt_num(char *out, unsigned long v, int width)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n < 20);
+    while (n < width) {
+        tmp[n++] = '0';
+    }
+    while (n) {
+        *out++ = tmp[--n];
+    }
+    return out;
+}
+
+static char *fmt_str(char *out, const char *s)
+{
+    while (*s) {
+        *out++ = *s++;
+    }
+    return out;
+}
+
+static void print_num(const char *label, unsigned long v)
+{
+    char buf[64];
+    char *e = fmt_str(buf, label);
+    e = fmt_num(e, v, 1);
+    *e++ = '\n';
+    *e = 0;
+    puts_(buf);
+}
+
+/* ---- threads ---------------------------------------------------------------------- */
+
+enum { LABEL_SEND = 1, LABEL_CALL = 2 };
+
+static seL4_CPtr ep_cap;
+static volatile unsigned long server_received;
+
+static void server_main(void)
+{
+    seL4_Word badge = 0, mr0 = 0;
+    COUNT_SYS(seL4_SysRecv);
+    seL4_MessageInfo_t info = seL4_RecvWithMRs(ep_cap, &badge, &mr0, seL4_Null, seL4_Null, seL4_Null);
+    for (;;) {
+        server_received++;
+        if (seL4_MessageInfo_get_label(info) == LABEL_CALL) {
+            seL4_Word reply = mr0 + 1;
+            COUNT_SYS(seL4_SysReplyRecv);
+            info = seL4_ReplyRecvWithMRs(ep_cap, seL4_MessageInfo_new(0, 0, 0, 1), &badge, &reply,
+                                         seL4_Null, seL4_Null, seL4_Null);
+            mr0 = reply;
+        } else {
+            COUNT_SYS(seL4_SysRecv);
+            info = seL4_RecvWithMRs(ep_cap, &badge, &mr0, seL4_Null, seL4_Null, seL4_Null);
+        }
+    }
+}
+
+static void faulter_main(void)
+{
+    /* Nothing is mapped at address 0x10 (the root task's image starts at 0x400000). */
+    volatile unsigned long *volatile unmapped = (unsigned long *)0x10;
+    *unmapped = 42;
+    for (;;) {
+    }
+}
+
+static seL4_Word thread_entry_pc(void (*f)(void))
+{
+    return (seL4_Word)f;
+}
+
+static int start_thread(seL4_CPtr tcb, seL4_CPtr fault_ep, void (*entry)(void), char *stack_top,
+                        const char *name)
+{
+    seL4_Error err = INVOKE(CAP_THREAD, seL4_TCB_Configure(tcb, fault_ep, seL4_CapInitThreadCNode, 0,
+                                                           seL4_CapInitThreadVSpace, 0, 0, 0));
+    if (err) {
+        return err;
+    }
+    err = INVOKE(CAP_THREAD, seL4_TCB_SetPriority(tcb, seL4_CapInitThreadTCB, 255));
+    if (err) {
+        return err;
+    }
+    seL4_UserContext regs;
+    memset(&regs, 0, sizeof regs);
+#if defined(CONFIG_ARCH_X86_64)
+    regs.rip = thread_entry_pc(entry);
+    /* As after a call: the stack is 16-byte aligned plus the return address slot. */
+    regs.rsp = (seL4_Word)stack_top - 8;
+#elif defined(CONFIG_ARCH_AARCH64)
+    regs.pc = thread_entry_pc(entry);
+    regs.sp = (seL4_Word)stack_top;
+#else
+#error "x86_64 or aarch64"
+#endif
+    err = INVOKE(CAP_THREAD, seL4_TCB_WriteRegisters(tcb, 0, 0, sizeof regs / sizeof(seL4_Word), &regs));
+    if (err) {
+        return err;
+    }
+    COUNT_SYS(seL4_SysDebugNameThread);
+    seL4_DebugNameThread(tcb, name);
+    return INVOKE(CAP_THREAD, seL4_TCB_Resume(tcb));
+}
+
+/* ---- main --------------------------------------------------------------------------- */
+
+static void fail(const char *what, unsigned long err)
+{
+    puts_("root: FAILED ");
+    puts_(what);
+    print_num(" error ", err);
+    COUNT_SYS(seL4_SysDebugHalt);
+    seL4_DebugHalt();
+}
+
+#ifdef TM_BENCH
+/* ---- benchmark (examples/sel4/bench.sh builds with -DTM_BENCH) -------------------- */
+
+#define BENCH_WARMUP 2000
+#define BENCH_YIELDS 20000
+#define BENCH_BATCH 100
+
+static inline unsigned long counter(void)
+{
+#if defined(CONFIG_ARCH_X86_64)
+    unsigned int lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((unsigned long)hi << 32) | lo;
+#else
+    unsigned long v;
+    __asm__ volatile("isb; mrs %0, cntvct_el0" : "=r"(v));
+    return v;
+#endif
+}
+
+static unsigned long counter_hz(void)
+{
+#if defined(CONFIG_ARCH_X86_64)
+    return 0; /* the TSC rate: the kernel prints it (tracemark: ... clock N Hz) */
+#else
+    unsigned long f;
+    __asm__ volatile("mrs %0, cntfrq_el0" : "=r"(f));
+    return f;
+#endif
+}
+
+/* A tight seL4_Yield loop (no other thread is ready: every Yield enters and leaves the
+ * kernel without a switch), timed with the user-readable counter. With seL4's
+ * track_kernel_entries, its log buffer is set up first so that the kernel really logs. */
+static void bench(seL4_BootInfo *bi)
+{
+#ifdef CONFIG_BENCHMARK_TRACK_KERNEL_ENTRIES
+    seL4_CPtr big = 0;
+    for (seL4_Word i = 0; i < bi->untyped.end - bi->untyped.start; i++) {
+        if (!bi->untypedList[i].isDevice && bi->untypedList[i].sizeBits >= seL4_LargePageBits) {
+            big = bi->untyped.start + i;
+            break;
+        }
+    }
+    seL4_CPtr log_frame = bi->empty.end - 1;
+    if (!big || seL4_Untyped_Retype(big, seL4_ARM_LargePageObject, 0, seL4_CapInitThreadCNode, 0, 0,
+                                    log_frame, 1)
+        || seL4_BenchmarkSetLogBuffer(log_frame) || seL4_BenchmarkResetLog()) {
+        puts_("root: BENCH log buffer set-up failed\n");
+    }
+#else
+    (void)bi;
+#endif
+    for (int i = 0; i < BENCH_WARMUP; i++) {
+        seL4_Yield();
+    }
+    /* Batches of BENCH_BATCH Yields; the median batch is reported, so that the host
+     * descheduling QEMU now and then (TCG's counters follow the host's clock) does not
+     * count. */
+    static unsigned long batch[BENCH_YIELDS / BENCH_BATCH];
+    const int n = BENCH_YIELDS / BENCH_BATCH;
+    for (int b = 0; b < n; b++) {
+        unsigned long t0 = counter();
+        for (int i = 0; i < BENCH_BATCH; i++) {
+            seL4_Yield();
+        }
+        batch[b] = counter() - t0;
+    }
+    for (int i = 1; i < n; i++) {
+        unsigned long v = batch[i];
+        int j = i;
+        while (j > 0 && batch[j - 1] > v) {
+            batch[j] = batch[j - 1];
+            j--;
+        }
+        batch[j] = v;
+    }
+#ifdef CONFIG_BENCHMARK_TRACK_KERNEL_ENTRIES
+    print_num("root: BENCH logged entries ", seL4_BenchmarkFinalizeLog());
+#endif
+    puts_("BENCH yields=");
+    print_num("", BENCH_BATCH);
+    print_num("BENCH ticks=", batch[n / 2]);
+    print_num("BENCH min_ticks=", batch[0]);
+    print_num("BENCH counter_hz=", counter_hz());
+    seL4_DebugHalt();
+}
+#endif
+
+void root_main(seL4_BootInfo *bi);
+void root_main(seL4_BootInfo *bi)
+{
+    __sel4_ipc_buffer = bi->ipcBuffer;
+#ifdef TM_BENCH
+    bench(bi);
+#endif
+    puts_("root: tracemark workload starts\n");
+
+    /* An untyped of at least 64 KiB that is not device memory. */
+    seL4_CPtr ut = 0;
+    for (seL4_Word i = 0; i < bi->untyped.end - bi->untyped.start; i++) {
+        if (!bi->untypedList[i].isDevice && bi->untypedList[i].sizeBits >= 16) {
+            ut = bi->untyped.start + i;
+            break;
+        }
+    }
+    if (!ut) {
+        fail("no untyped", 0);
+    }
+    seL4_CPtr free = bi->empty.start;
+    seL4_CPtr ep = free, fault_ep = free + 1, server_tcb = free + 2, faulter_tcb = free + 3;
+    seL4_CPtr copy_slot = free + 4, mint_slot = free + 5;
+    ep_cap = ep;
+
+    seL4_Error err = INVOKE(CAP_UNTYPED, seL4_Untyped_Retype(ut, seL4_EndpointObject, 0,
+                                                             seL4_CapInitThreadCNode, 0, 0, ep, 2));
+    if (err) {
+        fail("retype endpoints", err);
+    }
+    err = INVOKE(CAP_UNTYPED, seL4_Untyped_Retype(ut, seL4_TCBObject, 0, seL4_CapInitThreadCNode, 0,
+                                                  0, server_tcb, 2));
+    if (err) {
+        fail("retype TCBs", err);
+    }
+
+    /* CNode invocations: copy, mint, delete; then a copy into an occupied slot, which
+     * fails (seL4_DeleteFirst). */
+    err = INVOKE(CAP_CNODE, seL4_CNode_Copy(seL4_CapInitThreadCNode, copy_slot, seL4_WordBits,
+                                            seL4_CapInitThreadCNode, ep, seL4_WordBits, seL4_AllRights));
+    if (err) {
+        fail("cnode copy", err);
+    }
+    err = INVOKE(CAP_CNODE, seL4_CNode_Mint(seL4_CapInitThreadCNode, mint_slot, seL4_WordBits,
+                                            seL4_CapInitThreadCNode, ep, seL4_WordBits, seL4_AllRights, 7));
+    if (err) {
+        fail("cnode mint", err);
+    }
+    err = INVOKE(CAP_CNODE, seL4_CNode_Delete(seL4_CapInitThreadCNode, copy_slot, seL4_WordBits));
+    if (err) {
+        fail("cnode delete", err);
+    }
+    err = INVOKE(CAP_CNODE, seL4_CNode_Copy(seL4_CapInitThreadCNode, mint_slot, seL4_WordBits,
+                                            seL4_CapInitThreadCNode, ep, seL4_WordBits, seL4_AllRights));
+    if (err != seL4_DeleteFirst) {
+        fail("the failing invocation did not fail", err);
+    }
+    failed_invocations++;
+
+    /* The server thread blocks in Recv on the endpoint. */
+    err = start_thread(server_tcb, seL4_CapNull, server_main, server_stack + STACK_BYTES, "server");
+    if (err) {
+        fail("start server", err);
+    }
+
+    for (int i = 0; i < N_YIELD; i++) {
+        COUNT_SYS(seL4_SysYield);
+        seL4_Yield();
+    }
+
+    for (int i = 0; i < N_SEND; i++) {
+        seL4_Word mr0 = (seL4_Word)i;
+        COUNT_SYS(seL4_SysSend);
+        seL4_SendWithMRs(ep, seL4_MessageInfo_new(LABEL_SEND, 0, 0, 1), &mr0, seL4_Null, seL4_Null, seL4_Null);
+    }
+    unsigned long reply_sum = 0;
+    for (int i = 0; i < N_CALL; i++) {
+        seL4_Word mr0 = (seL4_Word)i;
+        seL4_MessageInfo_t r = INVOKE(CAP_ENDPOINT, seL4_CallWithMRs(ep, seL4_MessageInfo_new(LABEL_CALL, 0, 0, 1),
+                                                                     &mr0, seL4_Null, seL4_Null, seL4_Null));
+        (void)r;
+        reply_sum += mr0;
+    }
+    if (reply_sum != (unsigned long)N_CALL * (N_CALL + 1) / 2) {
+        fail("server replies", reply_sum);
+    }
+
+    /* The faulting thread: its fault arrives as a message on fault_ep. */
+    err = start_thread(faulter_tcb, fault_ep, faulter_main, faulter_stack + STACK_BYTES, "faulter");
+    if (err) {
+        fail("start faulter", err);
+    }
+    seL4_Word badge = 0;
+    COUNT_SYS(seL4_SysRecv);
+    seL4_MessageInfo_t f = seL4_Recv(fault_ep, &badge);
+    if (seL4_MessageInfo_get_label(f) != seL4_Fault_VMFault) {
+        fail("fault label", seL4_MessageInfo_get_label(f));
+    }
+    faults_handled++;
+    err = INVOKE(CAP_THREAD, seL4_TCB_Suspend(faulter_tcb));
+    if (err) {
+        fail("suspend faulter", err);
+    }
+
+    /* Work long enough for timer interrupts to arrive. */
+    volatile unsigned long spin = 0;
+    for (int r = 0; r < SPIN_ROUNDS; r++) {
+        for (unsigned long i = 0; i < 3000000; i++) {
+            spin += i;
+        }
+        puts_("root: spin round done\n");
+    }
+
+    print_num("root: server received ", server_received);
+
+    /* The truth line. Every number has a fixed width, so the line's length is known
+     * before it is printed and the count of DebugPutChar can include the line itself
+     * (and the DebugHalt that follows is counted too). */
+    static const struct {
+        const char *name;
+        int sys;
+    } names[] = {
+        {"Call", -seL4_SysCall},       {"ReplyRecv", -seL4_SysReplyRecv},
+        {"Send", -seL4_SysSend},       {"NBSend", -seL4_SysNBSend},
+        {"Recv", -seL4_SysRecv},       {"Reply", -seL4_SysReply},
+        {"Yield", -seL4_SysYield},     {"NBRecv", -seL4_SysNBRecv},
+        {"DebugPutChar", -seL4_SysDebugPutChar},
+        {"DebugNameThread", -seL4_SysDebugNameThread},
+        {"DebugHalt", -seL4_SysDebugHalt},
+    };
+    static const struct {
+        const char *name;
+        int cap;
+    } caps[] = {{"Untyped", CAP_UNTYPED}, {"Endpoint", CAP_ENDPOINT}, {"CNode", CAP_CNODE}, {"Thread", CAP_THREAD}};
+    static char line[512];
+    unsigned long extra_putchar = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        char *e = fmt_str(line, "TRUTH");
+        for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+            unsigned long v = sys_count[names[i].sys];
+            if (names[i].sys == -seL4_SysDebugPutChar) {
+                v += extra_putchar;
+            } else if (names[i].sys == -seL4_SysDebugHalt) {
+                v += 1;
+            }
+            e = fmt_str(e, " sys.");
+            e = fmt_str(e, names[i].name);
+            e = fmt_str(e, "=");
+            e = fmt_num(e, v, 8);
+        }
+        for (unsigned i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+            e = fmt_str(e, " call.");
+            e = fmt_str(e, caps[i].name);
+            e = fmt_str(e, "=");
+            e = fmt_num(e, call_count[caps[i].cap], 8);
+        }
+        e = fmt_str(e, " failed=");
+        e = fmt_num(e, failed_invocations, 8);
+        e = fmt_str(e, " faults=");
+        e = fmt_num(e, faults_handled, 8);
+        e = fmt_str(e, " threads=rootserver,server,faulter\n");
+        *e = 0;
+        extra_putchar = (unsigned long)(e - line);
+    }
+    puts_(line);
+    COUNT_SYS(seL4_SysDebugHalt);
+    seL4_DebugHalt();
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Boots an image built by build.sh under QEMU (TCG) and captures the serial console.
+#
+# Usage: examples/sel4/run.sh ARCH VARIANT [LOG]
+#   LOG defaults to examples/sel4/target/ARCH/VARIANT/console.log
+# QEMU is stopped once the kernel halts (after the ring dump, if tracing is on), or
+# after $SEL4_RUN_TIMEOUT seconds (default 120), which is an error.
+# SEL4_ICOUNT=1 runs QEMU with -icount shift=0: the emulated clocks then advance by 1 ns
+# per instruction, so timings count instructions and do not depend on the host's load
+# (bench.sh uses it).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+arch="${1:?usage: run.sh x86_64|aarch64 VARIANT [LOG]}"
+variant="${2:?usage: run.sh x86_64|aarch64 VARIANT [LOG]}"
+out="$here/target/$arch/$variant"
+log="${3:-$out/console.log}"
+timeout_s="${SEL4_RUN_TIMEOUT:-120}"
+
+case "$arch" in
+x86_64)
+    cmd=(qemu-system-x86_64 -machine q35,accel=tcg
+        -cpu Nehalem,-vme,+pdpe1gb,-xsave,-xsaveopt,-xsavec,-fsgsbase,-invpcid,+syscall,+lm,enforce
+        -m 512 -display none -serial "file:$log" -monitor none
+        -kernel "$out/image.elf" -initrd "$out/root.elf")
+    ;;
+aarch64)
+    cmd=(qemu-system-aarch64 -machine virt,accel=tcg -cpu cortex-a53 -m size=1024M
+        -display none -serial "file:$log" -monitor none -kernel "$out/image.elf")
+    ;;
+*) echo "run.sh: unknown ARCH $arch" >&2; exit 2 ;;
+esac
+
+if [ "${SEL4_ICOUNT:-0}" = 1 ]; then
+    cmd+=(-icount shift=0)
+fi
+rm -f "$log"
+: >"$log"
+"${cmd[@]}" &
+qemu=$!
+trap 'kill "$qemu" 2>/dev/null || true' EXIT
+# The kernel prints "halting..." when the root task calls seL4_DebugHalt (after the
+# ring dump, when tracing is on), then idles with interrupts off.
+deadline=$((SECONDS + timeout_s))
+while ! grep -q "halting\.\.\." "$log"; do
+    if ! kill -0 "$qemu" 2>/dev/null; then
+        echo "run.sh: QEMU exited before the kernel halted; console in $log" >&2
+        exit 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+        echo "run.sh: no halt within ${timeout_s}s; console in $log" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
+kill "$qemu" 2>/dev/null || true
+wait "$qemu" 2>/dev/null || true
+trap - EXIT
+echo "run.sh: $arch $variant console -> $log"
