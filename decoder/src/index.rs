@@ -197,6 +197,8 @@ pub fn fingerprint(bytes: &[u8], ring_offsets: impl Iterator<Item = usize>) -> u
 /// Counts of one block, and the open-entry stack at its start relative to its unit.
 struct IndexVisitor<'a> {
     kinds: [u32; 8],
+    /// Event records of kinds the index has no column for (CLOCKBACK).
+    other: u32,
     last: u64,
     stack: &'a mut UnitStack,
 }
@@ -244,6 +246,11 @@ impl Visitor for IndexVisitor<'_> {
     fn lost(&mut self, ts: u64, _count: u64, _since: u64) {
         self.simple(ts, Kind::Lost as u8, 0);
     }
+    #[inline(always)]
+    fn clock_back(&mut self, ts: u64, _back: u64) {
+        self.other += 1;
+        self.last = ts;
+    }
 }
 
 /// A block's stack at its start, relative to its unit: how many of the entries left
@@ -281,11 +288,12 @@ fn index_unit(
         };
         let mut v = IndexVisitor {
             kinds: [0; 8],
+            other: 0,
             last: block.base_ts,
             stack: &mut stack,
         };
         let end = scan_block(block.records, block.base_ts, &mut v);
-        let (kinds, last) = (v.kinds, v.last);
+        let (kinds, other, last) = (v.kinds, v.other, v.last);
         if let Some(err) = end.error {
             e.flags = U16::new(1);
             warnings.push(block_warning(ring.cpu, block, err.offset, &err.to_string()));
@@ -296,7 +304,7 @@ fn index_unit(
             None
         };
         e.kinds = kinds.map(U32::new);
-        e.events = U32::new(kinds[..7].iter().sum());
+        e.events = U32::new(kinds[..7].iter().sum::<u32>() + other);
         e.first_ts = U64::new(first.unwrap_or(block.base_ts));
         e.last_ts = U64::new(last);
         out.push((e, at_start));

@@ -402,6 +402,10 @@ impl Visitor for StatsVisitor<'_> {
     fn lost(&mut self, ts: u64, _count: u64, _since: u64) {
         self.at(ts, Kind::Lost);
     }
+    #[inline(always)]
+    fn clock_back(&mut self, ts: u64, _back: u64) {
+        self.at(ts, Kind::ClockBack);
+    }
 }
 
 impl StatsVisitor<'_> {

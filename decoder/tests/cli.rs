@@ -237,12 +237,12 @@ fn damaged_inputs_give_clean_errors_or_partial_output() {
     let mut d = good.clone();
     d[300..1300].copy_from_slice(&random[..1000]);
     cases.push(("random block body".into(), d));
-    // A valid-CRC header with version 2.
+    // A valid-CRC header with version 3 (unknown).
     let mut d = good.clone();
-    d[8] = 2;
+    d[8] = 3;
     let crc = HEADER_CRC.checksum(&d[..STATIC_HEADER_LEN]);
     d[48..52].copy_from_slice(&crc.to_le_bytes());
-    cases.push(("version 2".into(), d.clone()));
+    cases.push(("version 3".into(), d.clone()));
     for (name, bytes) in &cases {
         let f = write(dir.path(), "bad.bin", bytes);
         let fs = f.to_str().unwrap();
@@ -253,9 +253,9 @@ fn damaged_inputs_give_clean_errors_or_partial_output() {
             &["index", fs],
         ] {
             let (code, _, err) = check_clean(cmd);
-            if name == "version 2" {
+            if name == "version 3" {
                 // The second ring is still found by scanning.
-                assert!(err.contains("version 2") || code == 0, "{err}");
+                assert!(err.contains("version 3") || code == 0, "{err}");
             }
             if name == "random" {
                 assert_eq!(code, 1);
@@ -266,16 +266,16 @@ fn damaged_inputs_give_clean_errors_or_partial_output() {
             }
         }
     }
-    // Version 2 in the only ring: refused with the version named.
+    // Version 3 in the only ring: refused with the version named.
     let one = ring(0, Mode::Drop, 1024, 4, workload(10, 1));
     let mut d = one.clone();
-    d[8] = 2;
+    d[8] = 3;
     let crc = HEADER_CRC.checksum(&d[..STATIC_HEADER_LEN]);
     d[48..52].copy_from_slice(&crc.to_le_bytes());
     let f = write(dir.path(), "v2.bin", &d);
     let (code, _, err) = check_clean(&["decode", f.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains("version 2 is not supported"), "{err}");
+    assert!(err.contains("version 3 is not supported"), "{err}");
     // Truncated mid-block: complete blocks still decode, non-zero exit.
     let f = write(dir.path(), "t.bin", &one[..RING_HEADER_LEN + 1024 + 100]);
     let (code, out, err) = check_clean(&["decode", f.to_str().unwrap()]);

@@ -5,6 +5,10 @@
  * All functions may be called from any context of the CPU they name (thread,
  * interrupt, nested interrupt, signal handler), except tm_init and tm_release.
  * Recording functions return TM_OK, TM_DROPPED or a negative TM_ERR_* code.
+ *
+ * With -finstrument-functions, mark the clock and cpu functions (and anything they
+ * call) __attribute__((no_instrument_function)); hook calls that re-enter through them
+ * are skipped and counted by tm_hook_skipped().
  */
 
 #ifndef TRACEMARK_H
@@ -75,6 +79,13 @@
  * The ring changed during every snapshot attempt; try again.
  */
 #define TM_ERR_BUSY -9
+
+/**
+ * A field does not fit its bits (syscall above 15, cap type above 31, label above
+ * 2^19 - 1, core above 7, word above 2^26 - 1, an unknown path, `TM_PATH_SYSCALL` given
+ * to `tm_kernel_entry_other`); nothing was recorded.
+ */
+#define TM_ERR_RANGE -10
 
 /**
  * Flight recorder: reclaim the oldest block when full.
@@ -153,7 +164,10 @@
 
 /**
  * A clock: returns the current time in ticks of `tm_config.clock_hz`. Called at every
- * record, from every context that records; must be monotonic on its CPU.
+ * record, from every context that records; should be monotonic on its CPU (a step back
+ * is recorded as a CLOCKBACK record). Mark it `__attribute__((no_instrument_function))`
+ * when compiling with `-finstrument-functions`: otherwise every hook call re-enters the
+ * hooks through it, and those calls are skipped and counted by `tm_hook_skipped`.
  */
 typedef uint64_t (*tm_clock_fn)(void);
 
@@ -189,6 +203,7 @@ typedef struct {
 
 /**
  * Returns the number of the CPU the caller runs on (for the `-finstrument-functions` hooks).
+ * Mark it `__attribute__((no_instrument_function))`, as the clock (see `tm_clock_fn`).
  */
 typedef uint32_t (*tm_cpu_fn)(void);
 
@@ -231,9 +246,11 @@ int tm_init(uint32_t cpu, void *mem, size_t len, const tm_config *config);
 int tm_release(uint32_t cpu);
 
 /**
- * Records a syscall kernel entry with seL4's fields (syscall number as seL4 stores it,
- * 4 bits; cap type, 5 bits; fastpath flag; invocation label, 19 bits) and remembers its
- * time for `tm_kernel_exit`.
+ * Records a syscall kernel entry with seL4's fields and remembers its time for
+ * `tm_kernel_exit`: the syscall number as seL4 stores it (`-syscall`, 0 to 15), the cap
+ * type (`cap_tag_t`, 0 to 31), the fastpath flag and the invocation label (0 to
+ * 2^19 - 1). A field out of its range returns `TM_ERR_RANGE` and records nothing (pass
+ * seL4's negative `syscall_t` negated).
  */
 int tm_kernel_entry_syscall(uint32_t cpu,
                             uint32_t syscall,
@@ -242,8 +259,10 @@ int tm_kernel_entry_syscall(uint32_t cpu,
                             uint32_t label);
 
 /**
- * Records any other kernel entry: `path` is a `TM_PATH_*` value (3 bits), `core` the
- * core that took it (3 bits), `word` the IRQ number, fault type or other word (26 bits).
+ * Records any other kernel entry: `path` is a `TM_PATH_*` value other than
+ * `TM_PATH_SYSCALL`, `core` the core that took it (0 to 7), `word` the IRQ number, fault
+ * type or other word (0 to 2^26 - 1). Anything out of range returns `TM_ERR_RANGE` and
+ * records nothing.
  */
 int tm_kernel_entry_other(uint32_t cpu, uint32_t path, uint32_t core, uint32_t word);
 
@@ -275,7 +294,8 @@ int tm_function_exit(uint32_t cpu, uint64_t func);
 
 /**
  * Records a user event `id` with `len` bytes of `data` (cut to 32 bytes; `data` may be
- * NULL when `len` is 0).
+ * NULL when `len` is 0). NULL `data` with a non-zero `len` returns `TM_ERR_BAD_ARG` and
+ * records nothing.
  *
  * # Safety
  *
@@ -305,6 +325,16 @@ void tm_set_function_base(size_t base);
  * The current CPU as the `-finstrument-functions` hooks see it.
  */
 uint32_t tm_current_cpu(void);
+
+/**
+ * Returns how many `-finstrument-functions` hook calls were skipped, since the program
+ * started, because they re-entered the hooks: a clock or cpu function compiled with
+ * `-finstrument-functions` calls the hooks from inside them (mark those functions
+ * `__attribute__((no_instrument_function))`), or an interrupt or signal handler's
+ * instrumented code ran while a hook was recording on the same context. Non-zero
+ * means the trace lacks that many function entries and exits. Wraps at 2^32.
+ */
+uint32_t tm_hook_skipped(void);
 
 /**
  * Stores the address and length of CPU `cpu`'s ring memory (header and blocks) in
@@ -364,11 +394,13 @@ int tm_dump_uart(uint32_t cpu, uint32_t dump_id, tm_sink_fn sink, void *ctx);
  * the CPU may still be recording, and stores its length in `*len`.
  *
  * Returns `TM_OK`, `TM_ERR_TOO_SMALL` (then `*len` is the size needed), `TM_ERR_BUSY`,
- * or an error code.
+ * or an error code. `out` may be NULL when `cap` is 0, to ask for the size:
+ * `tm_snapshot(cpu, NULL, 0, &len)` returns `TM_ERR_TOO_SMALL` with `len` set.
  *
  * # Safety
  *
- * `out` must be valid for writes of `cap` bytes and `len` valid for a write.
+ * `out` must be valid for writes of `cap` bytes (or `cap` must be 0) and `len` valid
+ * for a write.
  */
 int tm_snapshot(uint32_t cpu, uint8_t *out, size_t cap, size_t *len);
 

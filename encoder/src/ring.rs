@@ -44,10 +44,11 @@
 //!
 //! [`END_MARKER`]: tracemark_format::record::END_MARKER
 
-use tracemark_format::record::{self, ExitDuration, Kind, Time, END_MARKER, MAX_DELTA};
+use tracemark_format::record::{self, Kind, Time, END_MARKER, MAX_DELTA};
 use tracemark_format::ring::{
     self, offsets, Geometry, Mode, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_HEADER_LEN,
 };
+use tracemark_format::varint;
 use tracemark_format::{Event, SyscallAbi};
 
 use core::num::NonZeroU32;
@@ -198,27 +199,20 @@ impl<'d> Small<'d> {
         let head = match *event {
             Event::KernelEntry(entry) => entry.0,
             Event::Interrupt { irq } => irq,
-            Event::KernelExit(d) => u32::try_from(exit_wire(d)).ok()?,
+            Event::KernelExit(d) => u32::try_from(d.to_wire()).ok()?,
             Event::FunctionEntry { func } | Event::FunctionExit { func } => {
                 u32::try_from(func).ok()?
             }
-            Event::User { .. } | Event::Image { .. } | Event::Lost { .. } => return None,
+            Event::User { .. }
+            | Event::Image { .. }
+            | Event::Lost { .. }
+            | Event::ClockBack { .. } => return None,
         };
         Some(Small {
             kind: event.kind() as u32,
             head,
             data: &[],
         })
-    }
-}
-
-/// The payload varint of a kernel exit (see [`tracemark_format::record::Kind::KernelExit`]).
-#[inline(always)]
-pub(crate) fn exit_wire(d: ExitDuration) -> u64 {
-    match d {
-        ExitDuration::NoEntry => 0,
-        ExitDuration::NestingOverflow => 1,
-        ExitDuration::Ticks(t) => t.saturating_add(2),
     }
 }
 
@@ -267,25 +261,12 @@ fn exit(mem: &Mem<'_>, entered_at: u32) {
 }
 
 /// Header deltas below this take the fast path: `delta << 4 | kind` fits a `u32`.
-const FAST_DELTA_LIMIT: u64 = 1 << 28;
-
-/// The LEB128 length of `v`: `ceil(bits / 7)` as `(9 * bits + 64) / 64` with
-/// `bits = 32 - clz(v)` (one byte for 0), without branches.
-#[inline(always)]
-fn varint_len32(v: u32) -> u32 {
-    (352 - 9 * v.leading_zeros()) >> 6
-}
+const FAST_DELTA_LIMIT: u64 = 1 << (32 - record::KIND_BITS);
 
 /// Stores the LEB128 bytes of `v` from `at`; returns the position after them.
 #[inline(always)]
-fn put_varint32(mem: &Mem<'_>, mut at: usize, mut v: u32) -> usize {
-    while v >= 0x80 {
-        mem.store_byte(at, v as u8 | 0x80);
-        at += 1;
-        v >>= 7;
-    }
-    mem.store_byte(at, v as u8);
-    at + 1
+fn put_varint32(mem: &Mem<'_>, at: usize, v: u32) -> usize {
+    at + varint::write_u32_indexed(|i, b| mem.store_byte(at + i, b), v)
 }
 
 impl<'a> Ring<'a> {
@@ -469,9 +450,11 @@ impl<'a> Ring<'a> {
         if last_pos != pos || behind || delta >= FAST_DELTA_LIMIT {
             return None;
         }
-        let header = (delta as u32) << 4 | s.kind;
+        // `delta < 2^28`, so the header fits a `u32`.
+        let header = record::record_header(delta, s.kind as u8) as u32;
         // At most 5 + 5 + 32 bytes, far below `block_size - BLOCK_HEADER_LEN`.
-        let len = varint_len32(header) + varint_len32(s.head) + s.data.len() as u32;
+        let len =
+            varint::encoded_len_u32(header) + varint::encoded_len_u32(s.head) + s.data.len() as u32;
         // The cache may be loaded at any time: it is a pure function of the lap, checked
         // against `pos` here.
         let rel = pos.wrapping_add(self.lap.load(Ordering::Relaxed));
@@ -527,12 +510,27 @@ impl<'a> Ring<'a> {
         count_drop: bool,
     ) -> (Outcome, u64) {
         let write = self.hdr(offsets::WRITE_POS);
+        let mut stepped_back = false;
         loop {
             let pos = write.load(Ordering::Relaxed);
             let last_pos = self.hdr(offsets::LAST_POS).load(Ordering::Relaxed);
             let last_ts = self.mem.load_last_ts();
             compiler_fence();
             let ts = now();
+            // `last_ts` was read before the clock, and every writer nested since stored a
+            // later reading (or made our reservation fail), so a reading below it means
+            // the clock itself went back: say so first (once per write; a record that
+            // does not fit is not counted as dropped), then write from a fresh reading.
+            if ts < last_ts && !stepped_back {
+                let back = Event::ClockBack { back: last_ts - ts };
+                match self.write_general(pos, last_pos, last_ts, ts, &back, false) {
+                    Step::Retry => continue,
+                    Step::Done(_) => {}
+                    Step::Report => self.report_drops(now),
+                }
+                stepped_back = true;
+                continue;
+            }
             match self.write_general(pos, last_pos, last_ts, ts, &make(ts), count_drop) {
                 Step::Retry => continue,
                 Step::Done(outcome) => return (outcome, ts),
@@ -767,23 +765,6 @@ mod fast_path_bytes {
     use crate::{Config, Tracer};
 
     #[test]
-    fn varint_len32_is_exact() {
-        for bits in 0..=32u32 {
-            for v in [
-                0u32,
-                1,
-                (1u64 << bits).saturating_sub(1) as u32,
-                (1u64 << bits).min(u64::from(u32::MAX)) as u32,
-            ] {
-                assert_eq!(
-                    super::varint_len32(v) as usize,
-                    tracemark_format::varint::encoded_len(u64::from(v))
-                );
-            }
-        }
-    }
-
-    #[test]
     fn same_bytes_as_record_encode() {
         let mut words = std::vec![0u64; (RING_HEADER_LEN + 4 * 65536) / 8];
         let len = words.len() * 8;
@@ -878,6 +859,14 @@ mod fast_path_bytes {
                     event
                 }
             };
+            let mut buf = [0u8; record::MAX_RECORD_LEN];
+            if !first && ts < last_ts {
+                // A step back: a CLOCKBACK record first, then the event 0 ticks later.
+                let back = Event::ClockBack { back: last_ts - ts };
+                let n = record::encode(&mut buf, Time::Absolute(ts), ts, &back);
+                expected.extend_from_slice(&buf[..n]);
+                last_ts = ts;
+            }
             let time = match ts.checked_sub(last_ts) {
                 _ if first => Time::Delta(0),
                 Some(d) if d <= MAX_DELTA => Time::Delta(d),
@@ -885,7 +874,6 @@ mod fast_path_bytes {
             };
             first = false;
             last_ts = ts;
-            let mut buf = [0u8; record::MAX_RECORD_LEN];
             let n = record::encode(&mut buf, time, ts, &event);
             expected.extend_from_slice(&buf[..n]);
         }

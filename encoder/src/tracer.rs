@@ -1,13 +1,13 @@
 //! The recording API of one CPU: kernel entry and exit with measured durations,
 //! interrupts, function entry and exit, user events, image records.
 
+use tracemark_format::record::{self, Kind, MAX_USER_PAYLOAD};
 use tracemark_format::record::{ExitDuration, UserPayload};
-use tracemark_format::record::{Kind, MAX_USER_PAYLOAD};
 use tracemark_format::ring::{offsets, ENTRY_STACK_DEPTH};
 use tracemark_format::{Event, KernelEntry};
 
 use crate::clock::Clock;
-use crate::ring::{exit_wire, Config, InitError, Outcome, Ring, Small};
+use crate::ring::{Config, InitError, Outcome, Ring, Small};
 use crate::sync::{compiler_fence, Ordering};
 
 /// Records events into one CPU's ring, timestamped by `C`.
@@ -86,7 +86,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
             .write_small(
                 &|| self.clock.now(),
                 |ts| {
-                    let wire = exit_wire(duration(ts));
+                    let wire = duration(ts).to_wire();
                     u32::try_from(wire)
                         .ok()
                         .map(|head| Small::varint(Kind::KernelExit, head))
@@ -140,7 +140,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
         let data = data.get(..MAX_USER_PAYLOAD).unwrap_or(data);
         // The fast path writes straight from `data`; only the general path builds the
         // `Event` (copying the bytes into a `UserPayload`).
-        let head = (u64::from(id) << 6) | data.len() as u64;
+        let head = record::user_head(id, data.len());
         let fast = |_| {
             u32::try_from(head).ok().map(|head| Small {
                 kind: Kind::User as u32,

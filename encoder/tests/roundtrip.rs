@@ -171,3 +171,51 @@ fn a_claimed_ring_cannot_be_initialised_again() {
         Some(tracemark::InitError::InUse)
     );
 }
+
+/// A clock that steps back leaves a CLOCKBACK record saying by how much, right before the
+/// first record read after the step; a kernel exit measured across the step carries 0
+/// ticks, and the CLOCKBACK between entry and exit says why. In drop mode with no room
+/// the CLOCKBACK record is neither written nor counted as a drop.
+#[test]
+fn a_clock_stepping_back_is_recorded() {
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 4 * 256);
+    let t = Tracer::new(&mut mem, &config(Mode::Overwrite, 256), &clock).unwrap();
+    clock.0.set(1000);
+    t.kernel_entry(KernelEntry::syscall(1, 2, false, 3));
+    clock.0.set(400);
+    t.kernel_exit();
+    clock.0.set(450);
+    t.interrupt(7);
+    clock.0.set(440);
+    t.interrupt(8);
+    drop(t);
+    let (records, _) = decode(&mem);
+    let got: Vec<_> = records.iter().map(|r| (r.ts, r.event)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                1000,
+                Event::KernelEntry(KernelEntry::syscall(1, 2, false, 3))
+            ),
+            (400, Event::ClockBack { back: 600 }),
+            (400, Event::KernelExit(ExitDuration::Ticks(0))),
+            (450, Event::Interrupt { irq: 7 }),
+            (440, Event::ClockBack { back: 10 }),
+            (440, Event::Interrupt { irq: 8 }),
+        ]
+    );
+
+    // Drop mode, ring full: the step is not written and not counted as a drop.
+    let mut mem = memory(192 + 2 * 256);
+    let t = Tracer::new(&mut mem, &config(Mode::Drop, 256), &clock).unwrap();
+    clock.0.set(10);
+    while t.interrupt(1) == Outcome::Written {
+        clock.advance(1);
+    }
+    let dropped = t.ring().lost().1;
+    clock.0.set(0);
+    assert_eq!(t.interrupt(2), Outcome::Dropped);
+    assert_eq!(t.ring().lost().1, dropped + 1);
+}

@@ -39,6 +39,10 @@ pub enum Kind {
     Image = 6,
     /// Records lost: varints count, then ticks from the first loss to this record.
     Lost = 7,
+    /// The clock stepped back (format version 2): varint `back`, how many ticks this
+    /// record's time is below the previous record's on the same CPU. The writer puts it
+    /// just before the first record read after the step.
+    ClockBack = 11,
     /// Marker, not an event: the rest of the block is unused.
     End = 14,
     /// Marker, not an event: varint absolute timestamp; the next delta counts from it.
@@ -47,7 +51,7 @@ pub enum Kind {
 
 impl Kind {
     /// The event kinds (markers excluded), in wire order.
-    pub const EVENTS: [Kind; 8] = [
+    pub const EVENTS: [Kind; 9] = [
         Kind::KernelEntry,
         Kind::KernelExit,
         Kind::Interrupt,
@@ -56,6 +60,7 @@ impl Kind {
         Kind::User,
         Kind::Image,
         Kind::Lost,
+        Kind::ClockBack,
     ];
 
     /// The kind with wire code `code`, if any.
@@ -69,6 +74,7 @@ impl Kind {
             5 => Some(Kind::User),
             6 => Some(Kind::Image),
             7 => Some(Kind::Lost),
+            11 => Some(Kind::ClockBack),
             14 => Some(Kind::End),
             15 => Some(Kind::Timestamp),
             _ => None,
@@ -86,6 +92,7 @@ impl Kind {
             Kind::User => "USER",
             Kind::Image => "IMAGE",
             Kind::Lost => "LOST",
+            Kind::ClockBack => "CLOCKBACK",
             Kind::End => "END",
             Kind::Timestamp => "TIMESTAMP",
         }
@@ -111,8 +118,9 @@ pub enum ExitDuration {
 }
 
 impl ExitDuration {
-    #[inline]
-    const fn to_wire(self) -> u64 {
+    /// The KEXIT payload value: 0 no entry, 1 nesting overflow, `ticks + 2` (saturating).
+    #[inline(always)]
+    pub const fn to_wire(self) -> u64 {
         match self {
             ExitDuration::NoEntry => 0,
             ExitDuration::NestingOverflow => 1,
@@ -122,8 +130,9 @@ impl ExitDuration {
         }
     }
 
-    #[inline]
-    const fn from_wire(v: u64) -> Self {
+    /// The duration a KEXIT payload value `v` means (the inverse of [`Self::to_wire`]).
+    #[inline(always)]
+    pub const fn from_wire(v: u64) -> Self {
         match v {
             0 => ExitDuration::NoEntry,
             1 => ExitDuration::NestingOverflow,
@@ -205,6 +214,13 @@ pub enum Event {
         /// Build id (or a hash of it), or an id naming the image.
         id: u64,
     },
+    /// The clock read less than at the previous record on this CPU (it stepped back);
+    /// this record's time is the new reading. Kernel exits measured across the step
+    /// carry 0 ticks.
+    ClockBack {
+        /// Ticks the clock went back: the previous record's time minus this one's.
+        back: u64,
+    },
     /// Records were dropped because the ring was full.
     Lost {
         /// How many.
@@ -227,6 +243,7 @@ impl Event {
             Event::User { .. } => Kind::User,
             Event::Image { .. } => Kind::Image,
             Event::Lost { .. } => Kind::Lost,
+            Event::ClockBack { .. } => Kind::ClockBack,
         }
     }
 }
@@ -252,9 +269,9 @@ pub enum Time {
 /// The number of bytes [`encode_with`] writes for `event` at `time`.
 #[inline(always)]
 pub fn encoded_len(time: Time, ts: u64, event: &Event) -> usize {
-    let kind = event.kind() as u64;
+    let kind = event.kind() as u8;
     let head = match time {
-        Time::Delta(delta) => varint::encoded_len((delta << 4) | kind),
+        Time::Delta(delta) => varint::encoded_len(record_header(delta, kind)),
         Time::Absolute(abs) => 1 + varint::encoded_len(abs) + 1,
     };
     head + match *event {
@@ -264,8 +281,9 @@ pub fn encoded_len(time: Time, ts: u64, event: &Event) -> usize {
         Event::FunctionEntry { func } | Event::FunctionExit { func } => varint::encoded_len(func),
         Event::User { id, payload } => {
             let n = payload.as_bytes().len();
-            varint::encoded_len((u64::from(id) << 6) | n as u64) + n
+            varint::encoded_len(user_head(id, n)) + n
         }
+        Event::ClockBack { back } => varint::encoded_len(back),
         Event::Image { base, size, id } => {
             varint::encoded_len(base) + varint::encoded_len(size) + varint::encoded_len(id)
         }
@@ -282,13 +300,13 @@ pub fn encoded_len(time: Time, ts: u64, event: &Event) -> usize {
 /// gaps. `ts` is the record's absolute time, used only by [`Event::Lost`] for `since`.
 #[inline(always)]
 pub fn encode_with(time: Time, ts: u64, event: &Event, put: &mut impl FnMut(u8)) {
-    let kind = event.kind() as u64;
+    let kind = event.kind() as u8;
     match time {
-        Time::Delta(delta) => varint::write_with(put, (delta << 4) | kind),
+        Time::Delta(delta) => varint::write_with(put, record_header(delta, kind)),
         Time::Absolute(abs) => {
             put(Kind::Timestamp as u8);
             varint::write_with(put, abs);
-            put(kind as u8);
+            put(kind);
         }
     }
     match *event {
@@ -300,7 +318,7 @@ pub fn encode_with(time: Time, ts: u64, event: &Event, put: &mut impl FnMut(u8))
         }
         Event::User { id, payload } => {
             let data = payload.as_bytes();
-            varint::write_with(put, (u64::from(id) << 6) | data.len() as u64);
+            varint::write_with(put, user_head(id, data.len()));
             for b in data {
                 put(*b);
             }
@@ -314,8 +332,44 @@ pub fn encode_with(time: Time, ts: u64, event: &Event, put: &mut impl FnMut(u8))
             varint::write_with(put, count);
             varint::write_with(put, ts.saturating_sub(since));
         }
+        Event::ClockBack { back } => varint::write_with(put, back),
     }
 }
+
+/// The first payload varint of a USER record: `id << 6 | len` (`len` at most
+/// [`MAX_USER_PAYLOAD`]).
+#[inline(always)]
+pub const fn user_head(id: u32, len: usize) -> u64 {
+    ((id as u64) << USER_LEN_BITS) | len as u64
+}
+
+/// Bits of a USER record's first varint that hold the payload length.
+pub const USER_LEN_BITS: u32 = 6;
+
+/// The id and payload length a USER record's first varint `v` holds, or the field that
+/// is out of range.
+#[inline(always)]
+pub const fn split_user_head(v: u64) -> Result<(u32, usize), DecodeErrorReason> {
+    let len = (v & ((1 << USER_LEN_BITS) - 1)) as usize;
+    let id = v >> USER_LEN_BITS;
+    if id > u32::MAX as u64 {
+        return Err(DecodeErrorReason::BadField("user id"));
+    }
+    if len > MAX_USER_PAYLOAD {
+        return Err(DecodeErrorReason::BadField("user payload length"));
+    }
+    Ok((id as u32, len))
+}
+
+/// The header varint of a record of kind code `kind` written `delta` ticks after the
+/// previous one (`delta` at most [`MAX_DELTA`]).
+#[inline(always)]
+pub const fn record_header(delta: u64, kind: u8) -> u64 {
+    (delta << KIND_BITS) | kind as u64
+}
+
+/// Bits at the bottom of a record header that hold the [`Kind`] code.
+pub const KIND_BITS: u32 = 4;
 
 /// Encodes `event` at time `time` into `out`; returns the number of bytes used.
 #[inline(always)]
@@ -469,12 +523,7 @@ impl<'a> BlockRecords<'a> {
                 }
                 Kind::User => {
                     let (v, next) = self.varint(at)?;
-                    let len = (v & 0x3f) as usize;
-                    let id = u32::try_from(v >> 6)
-                        .map_err(|_| DecodeErrorReason::BadField("user id"))?;
-                    if len > MAX_USER_PAYLOAD {
-                        return Err(DecodeErrorReason::BadField("user payload length"));
-                    }
+                    let (id, len) = split_user_head(v)?;
                     let data = self
                         .bytes
                         .get(next..next + len)
@@ -499,6 +548,11 @@ impl<'a> BlockRecords<'a> {
                         .checked_sub(ago)
                         .ok_or(DecodeErrorReason::BadField("lost since"))?;
                     Event::Lost { count, since }
+                }
+                Kind::ClockBack => {
+                    let (back, next) = self.varint(at)?;
+                    at = next;
+                    Event::ClockBack { back }
                 }
                 Kind::End | Kind::Timestamp => unreachable_marker(),
             };
@@ -584,6 +638,7 @@ mod defmt_impls {
                 Event::Lost { count, since } => {
                     defmt::write!(f, "LOST {=u64} since {=u64}", count, since)
                 }
+                Event::ClockBack { back } => defmt::write!(f, "CLOCKBACK back={=u64}", back),
             }
         }
     }
@@ -600,7 +655,7 @@ mod tests {
     use super::*;
     use crate::sel4::EntryPath;
 
-    fn one_of_each() -> [Event; 10] {
+    fn one_of_each() -> [Event; 11] {
         [
             Event::KernelEntry(KernelEntry::syscall(1, 10, true, 42)),
             Event::KernelEntry(KernelEntry::other(EntryPath::Interrupt, 3, 77)),
@@ -619,6 +674,7 @@ mod tests {
                 size: 1 << 40,
                 id: 0xdead_beef,
             },
+            Event::ClockBack { back: u64::MAX },
         ]
     }
 
@@ -718,15 +774,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_offset() {
-        // An interrupt, then a record of unknown kind 9.
-        let bytes = [0x12, 0x05, 0x09];
+        // An interrupt, then a record of unknown kind 13.
+        let bytes = [0x12, 0x05, 0x0d];
         let r: Vec<_> = BlockRecords::new(&bytes, 0).collect();
         assert_eq!(r.len(), 2);
         assert_eq!(
             r[1],
             Err(DecodeError {
                 offset: 2,
-                reason: DecodeErrorReason::UnknownKind(9)
+                reason: DecodeErrorReason::UnknownKind(13)
             })
         );
         // A user event claiming 10 bytes with 2 present.

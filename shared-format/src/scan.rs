@@ -7,7 +7,7 @@
 //! touches every record, and an `Event` (with its inline user payload) costs more to
 //! build and move than the few fields a summary reads.
 
-use crate::record::{DecodeError, DecodeErrorReason, Kind, MAX_USER_PAYLOAD};
+use crate::record::{split_user_head, DecodeError, DecodeErrorReason, Kind};
 use crate::varint::{self, VarintError};
 
 /// Receives the records of a block, in order. Every method has a default that ignores
@@ -53,6 +53,11 @@ pub trait Visitor {
     #[inline(always)]
     fn lost(&mut self, ts: u64, count: u64, since: u64) {
         let _ = (ts, count, since);
+    }
+    /// A `ClockBack` record: the clock read `back` ticks less than at the previous record.
+    #[inline(always)]
+    fn clock_back(&mut self, ts: u64, back: u64) {
+        let _ = (ts, back);
     }
     /// A record of one of the kinds whose payload is one varint `value`: codes 0 to 4
     /// (kernel entry, kernel exit, interrupt, function entry, function exit), with the
@@ -227,7 +232,7 @@ fn step<V: Visitor>(
             *at = bytes.len();
             return Ok(false);
         }
-        if code > Kind::Lost as u8 {
+        if code > Kind::Lost as u8 && code != Kind::ClockBack as u8 {
             return Err(DecodeErrorReason::UnknownKind(code));
         }
         let ts = prev
@@ -264,12 +269,7 @@ fn step<V: Visitor>(
             }
             5 => {
                 let (x, n) = read(bytes, p)?;
-                let len = (x & 0x3f) as usize;
-                let id =
-                    u32::try_from(x >> 6).map_err(|_| DecodeErrorReason::BadField("user id"))?;
-                if len > MAX_USER_PAYLOAD {
-                    return Err(DecodeErrorReason::BadField("user payload length"));
-                }
+                let (id, len) = split_user_head(x)?;
                 let data = bytes.get(n..n + len).ok_or(DecodeErrorReason::Truncated)?;
                 p = n + len;
                 v.user(ts, id, data);
@@ -280,6 +280,11 @@ fn step<V: Visitor>(
                 let (id, c) = read(bytes, b)?;
                 p = c;
                 v.image(ts, base, size, id);
+            }
+            11 => {
+                let (back, n) = read(bytes, p)?;
+                p = n;
+                v.clock_back(ts, back);
             }
             _ => {
                 let (count, a) = read(bytes, p)?;
@@ -362,6 +367,12 @@ mod tests {
                 event: Event::Lost { count, since },
             });
         }
+        fn clock_back(&mut self, ts: u64, back: u64) {
+            self.0.push(Record {
+                ts,
+                event: Event::ClockBack { back },
+            });
+        }
     }
 
     fn check(bytes: &[u8], base: u64) {
@@ -406,6 +417,7 @@ mod tests {
                 count: 4,
                 since: 10,
             },
+            Event::ClockBack { back: 77 },
         ];
         let mut bytes = Vec::new();
         let mut ts = 100;

@@ -559,6 +559,7 @@ fn render(e: &Event) -> String {
             format!("{name} base={base:#x} size={size:#x} id={id:#x}")
         }
         Event::Lost { count, since } => format!("{name} count={count} since={since}"),
+        Event::ClockBack { back } => format!("{name} back={back}"),
     }
 }
 

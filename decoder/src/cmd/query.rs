@@ -138,7 +138,7 @@ impl Cmd {
             return Ok(());
         }
         if let Some(Kinds(kinds)) = &self.kind {
-            let mask = kinds.iter().fold(0u8, |m, k| m | 1 << (*k as u8));
+            let mask = kinds.iter().fold(0u16, |m, k| m | 1 << (*k as u8));
             let limit = self.limit.unwrap_or(u64::MAX);
             if limit == u64::MAX {
                 let dump_check = Dump::parse(source).map_err(|e| anyhow::anyhow!(ctx(&e)))?;
@@ -160,11 +160,15 @@ impl Cmd {
                     if got >= limit {
                         break;
                     }
+                    // The index counts kinds 0..8 only; blocks may hold a later kind
+                    // (CLOCKBACK) wherever they hold a record outside those columns.
+                    let counted: u32 = e.kinds.iter().map(|c| c.get()).sum();
                     let has = e
                         .kinds
                         .iter()
                         .enumerate()
-                        .any(|(k, c)| mask & (1 << k) != 0 && c.get() > 0);
+                        .any(|(k, c)| mask & (1 << k) != 0 && c.get() > 0)
+                        || (mask >> 8 != 0 && e.events.get() + e.kinds[7].get() > counted);
                     if !has {
                         continue;
                     }

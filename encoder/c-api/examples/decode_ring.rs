@@ -171,6 +171,7 @@ fn main() -> ExitCode {
                     writeln!(out, "IMAGE base={base} size={size} id={id}")
                 }
                 Event::Lost { count, since } => writeln!(out, "LOST count={count} since={since}"),
+                Event::ClockBack { back } => writeln!(out, "CLOCKBACK back={back}"),
             };
         }
         if !block.is_current && n != block.header.records.get() {

@@ -27,6 +27,12 @@
 //! function entry and exit for every instrumented call, with no other change. They record
 //! on the CPU that the function set by [`tm_set_cpu_fn`] returns (CPU 0 by default), and
 //! record the function's address minus the base set by [`tm_set_function_base`].
+//!
+//! The hooks are safe against re-entry: when the clock or the cpu function is itself
+//! compiled with `-finstrument-functions` (the whole program built with the flag), the
+//! hook calls they make are skipped and counted ([`tm_hook_skipped`]) instead of
+//! recursing until the stack overflows. Mark both functions
+//! `__attribute__((no_instrument_function))` so that nothing is skipped.
 #![cfg_attr(target_os = "none", no_std)]
 
 use core::cell::UnsafeCell;
@@ -34,12 +40,12 @@ use core::ffi::{c_int, c_void};
 use core::mem::MaybeUninit;
 
 use tracemark::format::ring::offsets;
-use tracemark::{Config, EntryPath, FnClock, InitError, KernelEntry, Mode, Outcome, SyscallAbi};
+use tracemark::{Config, FnClock, InitError, KernelEntry, Mode, Outcome, SyscallAbi};
 
 #[cfg(target_has_atomic = "8")]
-use core::sync::atomic::AtomicU8;
+use core::sync::atomic::{AtomicU32 as CountU32, AtomicU8};
 #[cfg(not(target_has_atomic = "8"))]
-use portable_atomic::AtomicU8;
+use portable_atomic::{AtomicU32 as CountU32, AtomicU8};
 
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
@@ -74,6 +80,10 @@ pub const TM_ERR_BAD_ARG: c_int = -7;
 pub const TM_ERR_SINK: c_int = -8;
 /// The ring changed during every snapshot attempt; try again.
 pub const TM_ERR_BUSY: c_int = -9;
+/// A field does not fit its bits (syscall above 15, cap type above 31, label above
+/// 2^19 - 1, core above 7, word above 2^26 - 1, an unknown path, `TM_PATH_SYSCALL` given
+/// to `tm_kernel_entry_other`); nothing was recorded.
+pub const TM_ERR_RANGE: c_int = -10;
 
 /// Flight recorder: reclaim the oldest block when full.
 pub const TM_MODE_OVERWRITE: u32 = 0;
@@ -114,7 +124,10 @@ pub const TM_RING_HEADER_LEN: u32 = 192;
 // ---------------------------------------------------------------------------------------
 
 /// A clock: returns the current time in ticks of `tm_config.clock_hz`. Called at every
-/// record, from every context that records; must be monotonic on its CPU.
+/// record, from every context that records; should be monotonic on its CPU (a step back
+/// is recorded as a CLOCKBACK record). Mark it `__attribute__((no_instrument_function))`
+/// when compiling with `-finstrument-functions`: otherwise every hook call re-enters the
+/// hooks through it, and those calls are skipped and counted by `tm_hook_skipped`.
 pub type TmClockFn = Option<extern "C" fn() -> u64>;
 
 /// How to set up one CPU's ring (`tm_init`).
@@ -140,6 +153,7 @@ pub type TmSinkFn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> c_int>;
 
 /// Returns the number of the CPU the caller runs on (for the `-finstrument-functions` hooks).
+/// Mark it `__attribute__((no_instrument_function))`, as the clock (see `tm_clock_fn`).
 pub type TmCpuFn = Option<extern "C" fn() -> u32>;
 
 // ---------------------------------------------------------------------------------------
@@ -188,6 +202,15 @@ fn tracer(cpu: u32) -> Result<&'static CTracer, c_int> {
     // `tracer` is initialised and stays so until `tm_release`, which by contract does not
     // run concurrently with users of the slot. Only shared references are created.
     Ok(unsafe { (*slot.tracer.get()).assume_init_ref() })
+}
+
+/// `err`, unless `cpu` itself is wrong (then that error: it is the first thing to fix).
+#[cold]
+fn checked_cpu(cpu: u32, err: c_int) -> c_int {
+    match tracer(cpu) {
+        Ok(_) => err,
+        Err(e) => e,
+    }
 }
 
 #[inline(always)]
@@ -322,9 +345,11 @@ pub unsafe extern "C" fn tm_release(cpu: u32) -> c_int {
 // Recording
 // ---------------------------------------------------------------------------------------
 
-/// Records a syscall kernel entry with seL4's fields (syscall number as seL4 stores it,
-/// 4 bits; cap type, 5 bits; fastpath flag; invocation label, 19 bits) and remembers its
-/// time for `tm_kernel_exit`.
+/// Records a syscall kernel entry with seL4's fields and remembers its time for
+/// `tm_kernel_exit`: the syscall number as seL4 stores it (`-syscall`, 0 to 15), the cap
+/// type (`cap_tag_t`, 0 to 31), the fastpath flag and the invocation label (0 to
+/// 2^19 - 1). A field out of its range returns `TM_ERR_RANGE` and records nothing (pass
+/// seL4's negative `syscall_t` negated).
 #[no_mangle]
 pub extern "C" fn tm_kernel_entry_syscall(
     cpu: u32,
@@ -333,24 +358,22 @@ pub extern "C" fn tm_kernel_entry_syscall(
     fastpath: bool,
     label: u32,
 ) -> c_int {
-    with(cpu, |t| {
-        t.kernel_entry(KernelEntry::syscall(
-            syscall as u8,
-            cap_type as u8,
-            fastpath,
-            label,
-        ))
-    })
+    match KernelEntry::try_syscall(syscall, cap_type, fastpath, label) {
+        Ok(entry) => with(cpu, |t| t.kernel_entry(entry)),
+        Err(_) => checked_cpu(cpu, TM_ERR_RANGE),
+    }
 }
 
-/// Records any other kernel entry: `path` is a `TM_PATH_*` value (3 bits), `core` the
-/// core that took it (3 bits), `word` the IRQ number, fault type or other word (26 bits).
+/// Records any other kernel entry: `path` is a `TM_PATH_*` value other than
+/// `TM_PATH_SYSCALL`, `core` the core that took it (0 to 7), `word` the IRQ number, fault
+/// type or other word (0 to 2^26 - 1). Anything out of range returns `TM_ERR_RANGE` and
+/// records nothing.
 #[no_mangle]
 pub extern "C" fn tm_kernel_entry_other(cpu: u32, path: u32, core: u32, word: u32) -> c_int {
-    let path = EntryPath::from_bits(path as u8);
-    with(cpu, |t| {
-        t.kernel_entry(KernelEntry::other(path, core as u8, word))
-    })
+    match KernelEntry::try_other(path, core, word) {
+        Ok(entry) => with(cpu, |t| t.kernel_entry(entry)),
+        Err(_) => checked_cpu(cpu, TM_ERR_RANGE),
+    }
 }
 
 /// Records a kernel entry from seL4's packed `kernel_entry_t` word as is.
@@ -385,15 +408,18 @@ pub extern "C" fn tm_function_exit(cpu: u32, func: u64) -> c_int {
 }
 
 /// Records a user event `id` with `len` bytes of `data` (cut to 32 bytes; `data` may be
-/// NULL when `len` is 0).
+/// NULL when `len` is 0). NULL `data` with a non-zero `len` returns `TM_ERR_BAD_ARG` and
+/// records nothing.
 ///
 /// # Safety
 ///
 /// `data` must be valid for reads of `len` bytes, or `len` must be 0.
 #[no_mangle]
 pub unsafe extern "C" fn tm_user(cpu: u32, id: u32, data: *const c_void, len: usize) -> c_int {
-    let bytes: &[u8] = if len == 0 || data.is_null() {
+    let bytes: &[u8] = if len == 0 {
         &[]
+    } else if data.is_null() {
+        return checked_cpu(cpu, TM_ERR_BAD_ARG);
     } else {
         // SAFETY: the caller guarantees `data` is valid for `len` bytes; we read at most
         // 32 of them and only during this call.
@@ -461,12 +487,104 @@ fn function_value(func: *mut c_void) -> u64 {
     (func as usize).wrapping_sub(FUNCTION_BASE.load(Ordering::Relaxed)) as u64
 }
 
+/// Hook calls skipped because they re-entered the hooks (see [`tm_hook_skipped`]).
+static HOOK_SKIPPED: CountU32 = CountU32::new(0);
+
+/// Returns how many `-finstrument-functions` hook calls were skipped, since the program
+/// started, because they re-entered the hooks: a clock or cpu function compiled with
+/// `-finstrument-functions` calls the hooks from inside them (mark those functions
+/// `__attribute__((no_instrument_function))`), or an interrupt or signal handler's
+/// instrumented code ran while a hook was recording on the same context. Non-zero
+/// means the trace lacks that many function entries and exits. Wraps at 2^32.
+#[no_mangle]
+pub extern "C" fn tm_hook_skipped() -> u32 {
+    HOOK_SKIPPED.load(Ordering::Relaxed)
+}
+
+/// Re-entry guards of the hooks: a hook that finds the guard of its context taken
+/// skips and counts itself in [`HOOK_SKIPPED`], instead of recursing through an
+/// instrumented clock or cpu function until the stack overflows.
+#[cfg(feature = "cyg-profile")]
+mod hook_guard {
+    use super::{current_cpu, Ordering, HOOK_SKIPPED};
+
+    /// On hosted systems each thread is a context: a thread-local flag covers the cpu
+    /// function and the record (with its clock call) exactly.
+    #[cfg(not(target_os = "none"))]
+    mod imp {
+        use core::cell::Cell;
+
+        std::thread_local! {
+            static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+        }
+
+        /// Runs `f` with the CPU number unless this thread is already in a hook.
+        #[inline(always)]
+        pub(super) fn with_cpu(f: impl FnOnce(u32)) -> bool {
+            // NOTE: `try_with` fails only while the thread's TLS is being torn down;
+            // skipping then is right (and counted).
+            let entered = IN_HOOK.try_with(|g| !g.replace(true)).unwrap_or(false);
+            if !entered {
+                return false;
+            }
+            f(super::current_cpu());
+            let _ = IN_HOOK.try_with(|g| g.set(false));
+            true
+        }
+    }
+
+    /// On bare metal there is no thread-local storage and the context is the CPU, which
+    /// only the (maybe instrumented) cpu function knows. The cpu function's re-entry is
+    /// bounded by a global depth (at most one legitimate call per CPU slot can be in
+    /// progress at once, so a deeper call is a re-entry); the record, whose clock may
+    /// re-enter, is guarded per CPU.
+    #[cfg(target_os = "none")]
+    mod imp {
+        use super::super::{AtomicU8, CountU32, TM_MAX_CPUS};
+        use core::sync::atomic::Ordering;
+
+        static CPU_FN_DEPTH: CountU32 = CountU32::new(0);
+        #[allow(clippy::declare_interior_mutable_const)] // used only to initialise the table
+        const FREE: AtomicU8 = AtomicU8::new(0);
+        static IN_HOOK: [AtomicU8; TM_MAX_CPUS as usize] = [FREE; TM_MAX_CPUS as usize];
+
+        #[inline(always)]
+        pub(super) fn with_cpu(f: impl FnOnce(u32)) -> bool {
+            let depth = CPU_FN_DEPTH.fetch_add(1, Ordering::Acquire);
+            let cpu = (depth < TM_MAX_CPUS).then(super::current_cpu);
+            CPU_FN_DEPTH.fetch_sub(1, Ordering::Release);
+            let Some(cpu) = cpu else { return false };
+            let Some(flag) = IN_HOOK.get(cpu as usize) else {
+                // A bad CPU number: the record would fail anyway, nothing to guard.
+                f(cpu);
+                return true;
+            };
+            if flag.swap(1, Ordering::Acquire) != 0 {
+                return false;
+            }
+            f(cpu);
+            flag.store(0, Ordering::Release);
+            true
+        }
+    }
+
+    /// Records with `f` on the current CPU, or counts a skipped hook call.
+    #[inline(always)]
+    pub(crate) fn guarded(f: impl FnOnce(u32)) {
+        if !imp::with_cpu(f) {
+            HOOK_SKIPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Called by code compiled with `-finstrument-functions` at every function entry.
 #[cfg(feature = "cyg-profile")]
 #[no_mangle]
 pub extern "C" fn __cyg_profile_func_enter(func: *mut c_void, call_site: *mut c_void) {
     let _ = call_site;
-    let _ = tm_function_entry(current_cpu(), function_value(func));
+    hook_guard::guarded(|cpu| {
+        let _ = tm_function_entry(cpu, function_value(func));
+    });
 }
 
 /// Called by code compiled with `-finstrument-functions` at every function exit.
@@ -474,7 +592,9 @@ pub extern "C" fn __cyg_profile_func_enter(func: *mut c_void, call_site: *mut c_
 #[no_mangle]
 pub extern "C" fn __cyg_profile_func_exit(func: *mut c_void, call_site: *mut c_void) {
     let _ = call_site;
-    let _ = tm_function_exit(current_cpu(), function_value(func));
+    hook_guard::guarded(|cpu| {
+        let _ = tm_function_exit(cpu, function_value(func));
+    });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -631,23 +751,29 @@ pub unsafe extern "C" fn tm_dump_uart(
 /// the CPU may still be recording, and stores its length in `*len`.
 ///
 /// Returns `TM_OK`, `TM_ERR_TOO_SMALL` (then `*len` is the size needed), `TM_ERR_BUSY`,
-/// or an error code.
+/// or an error code. `out` may be NULL when `cap` is 0, to ask for the size:
+/// `tm_snapshot(cpu, NULL, 0, &len)` returns `TM_ERR_TOO_SMALL` with `len` set.
 ///
 /// # Safety
 ///
-/// `out` must be valid for writes of `cap` bytes and `len` valid for a write.
+/// `out` must be valid for writes of `cap` bytes (or `cap` must be 0) and `len` valid
+/// for a write.
 #[no_mangle]
 pub unsafe extern "C" fn tm_snapshot(cpu: u32, out: *mut u8, cap: usize, len: *mut usize) -> c_int {
-    if out.is_null() || len.is_null() {
+    if len.is_null() || (out.is_null() && cap != 0) {
         return TM_ERR_BAD_ARG;
     }
     let t = match tracer(cpu) {
         Ok(t) => t,
         Err(e) => return e,
     };
-    // SAFETY: the caller guarantees `out` is valid for writes of `cap` bytes, and it is
-    // not ring memory (the ring's memory is reserved for this library).
-    let out = unsafe { core::slice::from_raw_parts_mut(out, cap) };
+    let out: &mut [u8] = if cap == 0 {
+        &mut []
+    } else {
+        // SAFETY: the caller guarantees `out` is valid for writes of `cap` bytes, and it
+        // is not ring memory (the ring's memory is reserved for this library).
+        unsafe { core::slice::from_raw_parts_mut(out, cap) }
+    };
     let r = t.ring().snapshot(out, 16);
     // SAFETY: the caller guarantees `len` is valid for a write (checked non-null).
     unsafe {
