@@ -19,6 +19,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+/**
+ * The bits tm_kernel_entry_raw takes from seL4's kernel_entry_t at `entry` (`size` is
+ * sizeof(kernel_entry_t): 5 on 32-bit, 9 on 64-bit): its first bytes as a little-endian
+ * integer. Usage: tm_kernel_entry_raw(cpu, tm_sel4_entry_bits(&ksKernelEntry,
+ * sizeof ksKernelEntry));
+ */
+static inline uint64_t tm_sel4_entry_bits(const void *entry, size_t size) {
+    uint64_t bits = 0;
+    memcpy(&bits, entry, size < sizeof bits ? size : sizeof bits);
+    return bits;
+}
+
 
 /**
  * Number of CPU slots in the tracer table.
@@ -113,6 +126,18 @@
 #define TM_ABI_SEL4_MCS 2
 
 /**
+ * As `TM_ABI_SEL4`, for seL4 releases whose `entry_type_t` starts at
+ * `Entry_Interrupt = 0` (with `Entry_UnimplementedDevice = 6`): `tm_kernel_entry_raw`
+ * renumbers their entry paths. The ring header says `TM_ABI_SEL4`.
+ */
+#define TM_ABI_SEL4_LEGACY 3
+
+/**
+ * As `TM_ABI_SEL4_MCS`, with the entry-path numbering of `TM_ABI_SEL4_LEGACY`.
+ */
+#define TM_ABI_SEL4_LEGACY_MCS 4
+
+/**
  * Kernel entry path: unknown.
  */
 #define TM_PATH_UNKNOWN 0
@@ -196,7 +221,8 @@ typedef struct {
      */
     uint64_t producer_id;
     /**
-     * `TM_ABI_RAW`, `TM_ABI_SEL4` or `TM_ABI_SEL4_MCS`.
+     * `TM_ABI_RAW`, `TM_ABI_SEL4`, `TM_ABI_SEL4_MCS`, `TM_ABI_SEL4_LEGACY` or
+     * `TM_ABI_SEL4_LEGACY_MCS`.
      */
     uint32_t syscall_abi;
 } tm_config;
@@ -267,9 +293,17 @@ int tm_kernel_entry_syscall(uint32_t cpu,
 int tm_kernel_entry_other(uint32_t cpu, uint32_t path, uint32_t core, uint32_t word);
 
 /**
- * Records a kernel entry from seL4's packed `kernel_entry_t` word as is.
+ * Records a kernel entry from seL4's own `kernel_entry_t` (as `ksKernelEntry` holds
+ * it), given as its first bytes read as a little-endian integer: `tm_sel4_entry_bits(
+ * &ksKernelEntry, sizeof ksKernelEntry)`. seL4 packs it as `path:3` in the first byte
+ * and the union (`core:3 word:26`, or `syscall_no:4 cap_type:5 is_fastpath:1
+ * invocation_tag:19`) from the second (5 bytes on 32-bit, 9 on 64-bit); padding bits
+ * are ignored. The path is numbered as the seL4 release `tm_config.syscall_abi` names:
+ * `TM_ABI_SEL4`, `TM_ABI_SEL4_MCS` and `TM_ABI_RAW` as the seL4 this project pins
+ * (`Entry_Unknown = 0` ... `Entry_Syscall = 6`, `Entry_VCPUFault`/`Entry_VMExit = 7`),
+ * `TM_ABI_SEL4_LEGACY*` as releases starting at `Entry_Interrupt = 0`.
  */
-int tm_kernel_entry_raw(uint32_t cpu, uint32_t word);
+int tm_kernel_entry_raw(uint32_t cpu, uint64_t entry);
 
 /**
  * Records a kernel exit; the encoder measures `exit - entry` in clock ticks from the

@@ -40,6 +40,7 @@ use core::ffi::{c_int, c_void};
 use core::mem::MaybeUninit;
 
 use tracemark::format::ring::offsets;
+use tracemark::format::Sel4EntryNumbering;
 use tracemark::{Config, FnClock, InitError, KernelEntry, Mode, Outcome, SyscallAbi};
 
 #[cfg(target_has_atomic = "8")]
@@ -96,6 +97,12 @@ pub const TM_ABI_RAW: u32 = 0;
 pub const TM_ABI_SEL4: u32 = 1;
 /// seL4 syscall numbering with MCS.
 pub const TM_ABI_SEL4_MCS: u32 = 2;
+/// As `TM_ABI_SEL4`, for seL4 releases whose `entry_type_t` starts at
+/// `Entry_Interrupt = 0` (with `Entry_UnimplementedDevice = 6`): `tm_kernel_entry_raw`
+/// renumbers their entry paths. The ring header says `TM_ABI_SEL4`.
+pub const TM_ABI_SEL4_LEGACY: u32 = 3;
+/// As `TM_ABI_SEL4_MCS`, with the entry-path numbering of `TM_ABI_SEL4_LEGACY`.
+pub const TM_ABI_SEL4_LEGACY_MCS: u32 = 4;
 
 /// Kernel entry path: unknown.
 pub const TM_PATH_UNKNOWN: u32 = 0;
@@ -144,7 +151,8 @@ pub struct TmConfig {
     pub clock_hz: u64,
     /// A producer or build id the host shows.
     pub producer_id: u64,
-    /// `TM_ABI_RAW`, `TM_ABI_SEL4` or `TM_ABI_SEL4_MCS`.
+    /// `TM_ABI_RAW`, `TM_ABI_SEL4`, `TM_ABI_SEL4_MCS`, `TM_ABI_SEL4_LEGACY` or
+    /// `TM_ABI_SEL4_LEGACY_MCS`.
     pub syscall_abi: u32,
 }
 
@@ -172,6 +180,9 @@ struct Slot {
     // that moved `state` from FREE (tm_init) or from READY (tm_release) to BUSY writes or
     // drops `tracer`; everybody else only takes `&CTracer` after an Acquire load of READY.
     state: AtomicU8,
+    /// The [`Sel4EntryNumbering`] of `tm_kernel_entry_raw` (0 current, 1 legacy), set
+    /// before `state` becomes READY.
+    numbering: AtomicU8,
     tracer: UnsafeCell<MaybeUninit<CTracer>>,
 }
 
@@ -186,6 +197,7 @@ unsafe impl Sync for Slot {}
 #[allow(clippy::declare_interior_mutable_const)] // used only to initialise the table
 const EMPTY_SLOT: Slot = Slot {
     state: AtomicU8::new(FREE),
+    numbering: AtomicU8::new(0),
     tracer: UnsafeCell::new(MaybeUninit::uninit()),
 };
 
@@ -229,6 +241,18 @@ fn with(cpu: u32, f: impl FnOnce(&CTracer) -> Outcome) -> c_int {
     }
 }
 
+/// The ring header's ABI and the entry-path numbering of a `tm_config.syscall_abi`.
+fn abi_setting(v: u32) -> Option<(SyscallAbi, Sel4EntryNumbering)> {
+    Some(match v {
+        TM_ABI_SEL4_LEGACY => (SyscallAbi::Sel4, Sel4EntryNumbering::Legacy),
+        TM_ABI_SEL4_LEGACY_MCS => (SyscallAbi::Sel4Mcs, Sel4EntryNumbering::Legacy),
+        v => (
+            SyscallAbi::from_u8(u8::try_from(v).ok()?)?,
+            Sel4EntryNumbering::Current,
+        ),
+    })
+}
+
 fn init_error(e: InitError) -> c_int {
     match e {
         InitError::Misaligned => TM_ERR_MISALIGNED,
@@ -265,12 +289,10 @@ pub unsafe extern "C" fn tm_init(
     }
     // SAFETY: the caller guarantees `config` points to a valid `tm_config`; it is `Copy`.
     let c = unsafe { *config };
-    let (Some(clock), Some(mode), Some(abi)) = (
+    let (Some(clock), Some(mode), Some((abi, numbering))) = (
         c.clock,
         u8::try_from(c.mode).ok().and_then(Mode::from_u8),
-        u8::try_from(c.syscall_abi)
-            .ok()
-            .and_then(SyscallAbi::from_u8),
+        abi_setting(c.syscall_abi),
     ) else {
         return TM_ERR_BAD_ARG;
     };
@@ -302,6 +324,7 @@ pub unsafe extern "C" fn tm_init(
             // SAFETY: we moved `state` FREE -> BUSY, so no one else touches `tracer`
             // (Slot invariant); it is uninitialised (state was FREE).
             unsafe { (*slot.tracer.get()).write(t) };
+            slot.numbering.store(numbering as u8, Ordering::Relaxed);
             slot.state.store(READY, Ordering::Release);
             TM_OK
         }
@@ -376,10 +399,26 @@ pub extern "C" fn tm_kernel_entry_other(cpu: u32, path: u32, core: u32, word: u3
     }
 }
 
-/// Records a kernel entry from seL4's packed `kernel_entry_t` word as is.
+/// Records a kernel entry from seL4's own `kernel_entry_t` (as `ksKernelEntry` holds
+/// it), given as its first bytes read as a little-endian integer: `tm_sel4_entry_bits(
+/// &ksKernelEntry, sizeof ksKernelEntry)`. seL4 packs it as `path:3` in the first byte
+/// and the union (`core:3 word:26`, or `syscall_no:4 cap_type:5 is_fastpath:1
+/// invocation_tag:19`) from the second (5 bytes on 32-bit, 9 on 64-bit); padding bits
+/// are ignored. The path is numbered as the seL4 release `tm_config.syscall_abi` names:
+/// `TM_ABI_SEL4`, `TM_ABI_SEL4_MCS` and `TM_ABI_RAW` as the seL4 this project pins
+/// (`Entry_Unknown = 0` ... `Entry_Syscall = 6`, `Entry_VCPUFault`/`Entry_VMExit = 7`),
+/// `TM_ABI_SEL4_LEGACY*` as releases starting at `Entry_Interrupt = 0`.
 #[no_mangle]
-pub extern "C" fn tm_kernel_entry_raw(cpu: u32, word: u32) -> c_int {
-    with(cpu, |t| t.kernel_entry(KernelEntry(word)))
+pub extern "C" fn tm_kernel_entry_raw(cpu: u32, entry: u64) -> c_int {
+    let Some(slot) = TRACERS.get(cpu as usize) else {
+        return TM_ERR_BAD_CPU;
+    };
+    let numbering = match slot.numbering.load(Ordering::Relaxed) {
+        0 => Sel4EntryNumbering::Current,
+        _ => Sel4EntryNumbering::Legacy,
+    };
+    let entry = KernelEntry::from_sel4_packed(entry, numbering);
+    with(cpu, |t| t.kernel_entry(entry))
 }
 
 /// Records a kernel exit; the encoder measures `exit - entry` in clock ticks from the
