@@ -59,7 +59,8 @@ static inline uint64_t tm_sel4_entry_bits(const void *entry, size_t size) {
 #define TM_ERR_NOT_INIT -2
 
 /**
- * The slot, or the ring memory, is already owned by a tracing session.
+ * The slot, or the ring memory, is already owned by a tracing session, or the memory
+ * overlaps the memory of a ring in use (in any slot, or a Rust ring in the program).
  */
 #define TM_ERR_IN_USE -3
 
@@ -245,8 +246,8 @@ extern "C" {
 /**
  * Initialises CPU `cpu`'s ring in `len` bytes at `mem` and claims it.
  *
- * Returns `TM_OK`, `TM_ERR_BAD_CPU`, `TM_ERR_IN_USE` (the slot is initialised, or the
- * memory holds a ring another session owns), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
+ * Returns `TM_OK`, `TM_ERR_BAD_CPU`, `TM_ERR_IN_USE` (the slot is initialised, the
+ * memory holds a ring another session owns, or it overlaps a ring in use), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
  * `TM_ERR_BAD_BLOCK_SIZE` or `TM_ERR_BAD_ARG`.
  *
  * # Safety
@@ -256,7 +257,10 @@ extern "C" {
  * returns (a debugger or another core reading it is fine). `config` must point to a
  * valid `tm_config` (it is only read during the call).
  */
-int tm_init(uint32_t cpu, void *mem, size_t len, const tm_config *config);
+int tm_init(uint32_t cpu,
+            void *mem,
+            size_t len,
+            const tm_config *config);
 
 /**
  * Releases CPU `cpu`'s ring: its memory is no longer used by the library (its contents

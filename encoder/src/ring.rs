@@ -108,7 +108,8 @@ pub enum InitError {
     },
     /// The block size is not a power of two from 256 to 65536.
     BadBlockSize,
-    /// The memory already holds a ring that an owner has claimed.
+    /// The memory already holds a ring that an owner has claimed, or overlaps the memory
+    /// of a ring in use.
     InUse,
 }
 
@@ -158,6 +159,9 @@ pub struct Ring<'a> {
     /// it is a pure function of the lap, so a stale value costs the slow path, never a
     /// wrong address.
     lap: AtomicU32,
+    /// This ring's entry in the table of live ring memory (`crate::live`).
+    #[cfg(not(loom))]
+    live: crate::live::Registered,
 }
 
 /// What one attempt of the general (out-of-line) path did.
@@ -303,11 +307,22 @@ impl<'a> Ring<'a> {
         let count = (fit as u64).min(max_count) as u32;
         let geometry = Geometry::new(block_size, count).map_err(|_| InitError::BadBlockSize)?;
         let block_count = NonZeroU32::new(count).ok_or(InitError::BadBlockSize)?;
+        // Refuse memory that overlaps a live ring's before touching anything.
+        #[cfg(not(loom))]
+        let live = {
+            let start = mem.as_ptr() as usize;
+            crate::live::register(start, start + geometry.ring_len())
+                .map_err(|()| InitError::InUse)?
+        };
         // Claim before touching anything: a ring already claimed keeps its data.
         let owner = mem.word(offsets::OWNER);
         let claimed_ring = ring::RingView::parse(&header_bytes(&mem)).is_ok()
             && owner.load(Ordering::Acquire) == OWNED;
         if claimed_ring || !local_cas(owner, owner.load(Ordering::Relaxed), OWNED) {
+            #[cfg(not(loom))]
+            if let crate::live::Registered::Entry(i) = live {
+                crate::live::unregister(i);
+            }
             return Err(InitError::InUse);
         }
         let ring = Ring {
@@ -320,6 +335,8 @@ impl<'a> Ring<'a> {
             area: count * block_size,
             // Position 0 (where writing starts) is in lap 0, whose offset is 0.
             lap: AtomicU32::new(0),
+            #[cfg(not(loom))]
+            live,
         };
         ring.format(config);
         Ok(ring)
@@ -734,6 +751,10 @@ impl<'a> Ring<'a> {
 impl Drop for Ring<'_> {
     fn drop(&mut self) {
         self.release();
+        #[cfg(not(loom))]
+        if let crate::live::Registered::Entry(i) = self.live {
+            crate::live::unregister(i);
+        }
     }
 }
 

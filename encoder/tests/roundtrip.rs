@@ -219,3 +219,40 @@ fn a_clock_stepping_back_is_recorded() {
     assert_eq!(t.interrupt(2), Outcome::Dropped);
     assert_eq!(t.ring().lost().1, dropped + 1);
 }
+
+/// Memory that overlaps a ring in use is refused, wherever the overlap is (the owner
+/// token alone caught only the same start address); memory next to it is fine, and the
+/// memory is free again once the ring is dropped.
+#[test]
+fn memory_overlapping_a_live_ring_is_refused() {
+    let clock = TestClock::default();
+    let mut mem = memory(4 * 4096);
+    let base = mem.as_mut_ptr();
+    let cfg = config(Mode::Overwrite, 256);
+    let ring_len = 192 + 4 * 256;
+    // SAFETY: every view below lies inside `mem`, which outlives them; the views that
+    // overlap the live ring are only passed to `Tracer::new`, which refuses them before
+    // touching them, and the live ring is not used while they exist.
+    let view =
+        |off: usize, len: usize| unsafe { std::slice::from_raw_parts_mut(base.add(off), len) };
+    let live = Tracer::new(view(4096, ring_len), &cfg, &clock).unwrap();
+    for (off, len) in [
+        (4096 + 8, ring_len),        // starts inside
+        (4096 - 8, ring_len),        // ends inside, covers the header
+        (4096 + ring_len - 8, 2048), // starts in its last bytes
+        (4096 - 512, 2 * ring_len),  // covers it
+    ] {
+        assert_eq!(
+            Tracer::new(view(off, len), &cfg, &clock).err(),
+            Some(tracemark::InitError::InUse),
+            "{off}+{len}"
+        );
+    }
+    // Right before and right after: fine.
+    let before = Tracer::new(view(4096 - ring_len, ring_len), &cfg, &clock).unwrap();
+    let after = Tracer::new(view(4096 + ring_len, ring_len), &cfg, &clock).unwrap();
+    drop((before, after));
+    drop(live);
+    let again = Tracer::new(view(4096 + 8, ring_len), &cfg, &clock).unwrap();
+    drop(again);
+}

@@ -67,7 +67,8 @@ pub const TM_DROPPED: c_int = 1;
 pub const TM_ERR_BAD_CPU: c_int = -1;
 /// No ring was initialised for this CPU (or it was released).
 pub const TM_ERR_NOT_INIT: c_int = -2;
-/// The slot, or the ring memory, is already owned by a tracing session.
+/// The slot, or the ring memory, is already owned by a tracing session, or the memory
+/// overlaps the memory of a ring in use (in any slot, or a Rust ring in the program).
 pub const TM_ERR_IN_USE: c_int = -3;
 /// The ring memory is not 8-byte aligned.
 pub const TM_ERR_MISALIGNED: c_int = -4;
@@ -264,8 +265,8 @@ fn init_error(e: InitError) -> c_int {
 
 /// Initialises CPU `cpu`'s ring in `len` bytes at `mem` and claims it.
 ///
-/// Returns `TM_OK`, `TM_ERR_BAD_CPU`, `TM_ERR_IN_USE` (the slot is initialised, or the
-/// memory holds a ring another session owns), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
+/// Returns `TM_OK`, `TM_ERR_BAD_CPU`, `TM_ERR_IN_USE` (the slot is initialised, the
+/// memory holds a ring another session owns, or it overlaps a ring in use), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
 /// `TM_ERR_BAD_BLOCK_SIZE` or `TM_ERR_BAD_ARG`.
 ///
 /// # Safety

@@ -170,3 +170,46 @@ fn a_clock_stepping_back_is_recorded_as_such() {
     // SAFETY: nothing else uses the slot.
     assert_eq!(unsafe { tm_release(cpu) }, TM_OK);
 }
+
+static CLOCK_OVERLAP: AtomicU64 = AtomicU64::new(0);
+extern "C" fn clock_overlap() -> u64 {
+    CLOCK_OVERLAP.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `tm_init(1, A + 8, ..)` while CPU 0 owns `A` used to return 0 and make CPU 0's ring
+/// undecodable; any overlap with a ring in use is now refused, and CPU 0's ring still
+/// decodes afterwards.
+#[test]
+fn overlapping_ring_memory_is_refused() {
+    let (a, b) = (3, 4);
+    let len = 192 + 4 * 256;
+    let mem = ring_memory(3 * len).cast::<u8>();
+    let cfg = config(clock_overlap, TM_ABI_RAW);
+    // SAFETY: `mem + len .. mem + 2 * len` is valid, aligned, and reserved for slot `a`.
+    assert_eq!(unsafe { tm_init(a, mem.add(len).cast(), len, &cfg) }, TM_OK);
+    assert_eq!(tm_interrupt(a, 1), TM_OK);
+    for (off, n) in [
+        (len + 8, len),
+        (len - 8, len),
+        (2 * len - 8, len - 8),
+        (0, 3 * len),
+    ] {
+        // SAFETY: inside the allocation; refused before anything is written.
+        let rc = unsafe { tm_init(b, mem.add(off).cast(), n, &cfg) };
+        assert_eq!(rc, TM_ERR_IN_USE, "{off}+{n}");
+    }
+    assert_eq!(tm_interrupt(a, 2), TM_OK);
+    let irqs: Vec<Event> = records(a).into_iter().map(|r| r.event).collect();
+    assert_eq!(
+        irqs,
+        vec![Event::Interrupt { irq: 1 }, Event::Interrupt { irq: 2 }]
+    );
+    // Adjacent memory is fine.
+    // SAFETY: `mem .. mem + len` is valid, aligned and not used by slot `a`.
+    assert_eq!(unsafe { tm_init(b, mem.cast(), len, &cfg) }, TM_OK);
+    // SAFETY: nothing else uses the slots.
+    unsafe {
+        assert_eq!(tm_release(b), TM_OK);
+        assert_eq!(tm_release(a), TM_OK);
+    }
+}
