@@ -53,7 +53,8 @@ use tracemark_format::{Event, SyscallAbi};
 
 use core::num::NonZeroU32;
 
-use zerocopy::IntoBytes;
+use zerocopy::little_endian::U32;
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::mem::Mem;
 use crate::sync::{compiler_fence, fence, local_add, local_cas, AtomicU32, Ordering};
@@ -129,7 +130,7 @@ impl core::fmt::Display for InitError {
 }
 
 /// The owner token a claimed ring carries.
-const OWNED: u32 = u32::from_le_bytes(*b"OWND");
+const OWNED: u32 = ring::OWNER_TOKEN;
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,7 +271,7 @@ const FAST_DELTA_LIMIT: u64 = 1 << (32 - record::KIND_BITS);
 /// Stores the LEB128 bytes of `v` from `at`; returns the position after them.
 #[inline(always)]
 fn put_varint32(mem: &Mem<'_>, at: usize, v: u32) -> usize {
-    at + varint::write_u32_indexed(|i, b| mem.store_byte(at + i, b), v)
+    varint::write_u32_at(at, v, |at, b| mem.store_byte(at, b))
 }
 
 impl<'a> Ring<'a> {
@@ -352,8 +353,11 @@ impl<'a> Ring<'a> {
             config.producer_id,
             config.syscall_abi,
         );
-        for (i, w) in header.as_bytes().chunks_exact(4).enumerate() {
-            let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        // The header as little-endian words (its size is a multiple of 4, checked by the
+        // format crate's layout assertions, so this never fails).
+        let words = <[U32]>::ref_from_bytes(header.as_bytes()).unwrap_or(&[]);
+        for (i, w) in words.iter().enumerate() {
+            let w = w.get();
             let off = i * 4;
             // NOTE: `last_ts` may be a 64-bit atomic (see `Mem::store_last_ts`); every
             // location is accessed with one width only, so it is set through that.
@@ -758,10 +762,10 @@ impl Drop for Ring<'_> {
     }
 }
 
-/// Whether an event counts towards a block's `records` (the `Lost` meta record does not).
+/// Whether an event counts towards a block's `records` (the format's rule).
 #[inline(always)]
 pub(crate) fn counts(event: &Event) -> bool {
-    !matches!(event, Event::Lost { .. })
+    event.is_counted()
 }
 
 /// The ring header as bytes, read through atomics.

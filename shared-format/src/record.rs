@@ -246,6 +246,13 @@ impl Event {
             Event::ClockBack { .. } => Kind::ClockBack,
         }
     }
+
+    /// Whether the event counts toward its block header's `records` and gets a record
+    /// number: every event but `Lost`.
+    #[inline(always)]
+    pub const fn is_counted(&self) -> bool {
+        !matches!(self, Event::Lost { .. })
+    }
 }
 
 /// A decoded record: an event and its absolute timestamp in clock ticks.

@@ -33,19 +33,19 @@ pub const fn encoded_len_u32(value: u32) -> u32 {
     (352 - 9 * value.leading_zeros()) >> 6
 }
 
-/// Writes a `u32` `value` through `put(i, byte)`, `i` counting from 0; returns the
-/// number of bytes (as [`encoded_len_u32`]). For writers that store into memory they
-/// address themselves.
+/// Writes a `u32` `value` with `store(position, byte)` at positions `at`, `at + 1`, ...;
+/// returns the position after the last byte ([`encoded_len_u32`] bytes). For writers
+/// that store into memory they address themselves (the encoder's ring): the loop keeps
+/// the position in a register, as a hand-written one would.
 #[inline(always)]
-pub fn write_u32_indexed(mut put: impl FnMut(usize, u8), mut value: u32) -> usize {
-    let mut i = 0;
+pub fn write_u32_at(mut at: usize, mut value: u32, mut store: impl FnMut(usize, u8)) -> usize {
     while value >= 0x80 {
-        put(i, value as u8 | 0x80);
-        i += 1;
+        store(at, value as u8 | 0x80);
+        at += 1;
         value >>= 7;
     }
-    put(i, value as u8);
-    i + 1
+    store(at, value as u8);
+    at + 1
 }
 
 /// Writes `value` at `out[at..]` and returns the position after it.
@@ -143,7 +143,7 @@ mod tests {
             ] {
                 assert_eq!(encoded_len_u32(v) as usize, encoded_len(u64::from(v)));
                 let mut a = [0u8; MAX_VARINT_LEN];
-                let n = write_u32_indexed(|i, b| a[i] = b, v);
+                let n = write_u32_at(0, v, |i, b| a[i] = b);
                 let mut b = [0u8; MAX_VARINT_LEN];
                 let m = write(&mut b, 0, u64::from(v));
                 assert_eq!((n, &a[..n]), (m, &b[..m]));
