@@ -44,6 +44,12 @@ static inline uint64_t tm_sel4_entry_bits(const void *entry, size_t size) {
 #define TM_OK 0
 
 /**
+ * `tm_init_recover`: the memory held an earlier session's ring, which went to the sink;
+ * a new session started.
+ */
+#define TM_RECOVERED 2
+
+/**
  * The ring had no room (drop mode); the record was counted as dropped.
  */
 #define TM_DROPPED 1
@@ -100,6 +106,13 @@ static inline uint64_t tm_sel4_entry_bits(const void *entry, size_t size) {
  * to `tm_kernel_entry_other`); nothing was recorded.
  */
 #define TM_ERR_RANGE -10
+
+/**
+ * `tm_init`: the memory holds the ring a session left there (an earlier boot's, kept
+ * across a reset) and no ring of this program uses; read it and start a new session
+ * with `tm_init_recover`.
+ */
+#define TM_ERR_PREVIOUS -11
 
 /**
  * Flight recorder: reclaim the oldest block when full.
@@ -229,15 +242,15 @@ typedef struct {
 } tm_config;
 
 /**
+ * Receives dump bytes: `len` bytes at `data`. Returns 0 to continue, non-zero to stop.
+ */
+typedef int (*tm_sink_fn)(void *ctx, const uint8_t *data, size_t len);
+
+/**
  * Returns the number of the CPU the caller runs on (for the `-finstrument-functions` hooks).
  * Mark it `__attribute__((no_instrument_function))`, as the clock (see `tm_clock_fn`).
  */
 typedef uint32_t (*tm_cpu_fn)(void);
-
-/**
- * Receives dump bytes: `len` bytes at `data`. Returns 0 to continue, non-zero to stop.
- */
-typedef int (*tm_sink_fn)(void *ctx, const uint8_t *data, size_t len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -247,7 +260,8 @@ extern "C" {
  * Initialises CPU `cpu`'s ring in `len` bytes at `mem` and claims it.
  *
  * Returns `TM_OK`, `TM_ERR_BAD_CPU`, `TM_ERR_IN_USE` (the slot is initialised, the
- * memory holds a ring another session owns, or it overlaps a ring in use), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
+ * memory holds a ring another session owns, or it overlaps a ring in use),
+ * `TM_ERR_PREVIOUS` (the memory holds an earlier boot's ring: see `tm_init_recover`), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
  * `TM_ERR_BAD_BLOCK_SIZE` or `TM_ERR_BAD_ARG`.
  *
  * # Safety
@@ -261,6 +275,28 @@ int tm_init(uint32_t cpu,
             void *mem,
             size_t len,
             const tm_config *config);
+
+/**
+ * Like `tm_init`, for ring memory that survives a reset (a `.noinit` section): if `mem`
+ * holds a valid ring that a session left there (an earlier boot's) and no ring of this
+ * program uses, `sink` receives its bytes (header and blocks, in chunks of at most 256
+ * bytes: a ring image `tracemark` decodes) before a new session starts in the same
+ * memory. `sink` may be NULL to discard the old records.
+ *
+ * Returns `TM_OK` (no earlier ring: a new session started), `TM_RECOVERED` (the earlier
+ * ring went to the sink, a new session started), `TM_ERR_SINK` (the sink returned
+ * non-zero: nothing started, the memory is untouched), or `tm_init`'s errors.
+ *
+ * # Safety
+ *
+ * As `tm_init`; `sink` must be safe to call with `ctx` and a valid buffer.
+ */
+int tm_init_recover(uint32_t cpu,
+                    void *mem,
+                    size_t len,
+                    const tm_config *config,
+                    tm_sink_fn sink,
+                    void *ctx);
 
 /**
  * Releases CPU `cpu`'s ring: its memory is no longer used by the library (its contents

@@ -64,6 +64,14 @@ pub(crate) fn register(start: usize, end: usize) -> Result<Registered, ()> {
     Ok(Registered::Entry(i as u8))
 }
 
+/// Whether `start..end` overlaps a registered span (a ring in use in this program).
+pub(crate) fn overlaps(start: usize, end: usize) -> bool {
+    SPANS.iter().any(|s| {
+        let (s0, s1) = (s.start.load(Ordering::SeqCst), s.end.load(Ordering::SeqCst));
+        s1 != 0 && s0 < end && start < s1
+    })
+}
+
 /// Frees entry `i`.
 pub(crate) fn unregister(i: u8) {
     if let Some(s) = SPANS.get(usize::from(i)) {

@@ -112,6 +112,10 @@ pub enum InitError {
     /// The memory already holds a ring that an owner has claimed, or overlaps the memory
     /// of a ring in use.
     InUse,
+    /// The memory holds a ring that a session claimed and no ring of this program uses:
+    /// an earlier boot's, kept across a reset. [`Ring::recover`] reads it and starts a
+    /// new session.
+    PreviousSession,
 }
 
 impl core::fmt::Display for InitError {
@@ -125,6 +129,10 @@ impl core::fmt::Display for InitError {
                 write!(f, "block size must be a power of two from 256 to 65536")
             }
             InitError::InUse => write!(f, "ring memory is already owned by a tracing session"),
+            InitError::PreviousSession => write!(
+                f,
+                "ring memory holds an earlier session's ring; recover it to start a new one"
+            ),
         }
     }
 }
@@ -286,6 +294,40 @@ impl<'a> Ring<'a> {
         Self::setup(mem, len, config)
     }
 
+    /// Like [`Ring::new`], for memory that may hold the ring of an earlier session kept
+    /// across a reset (a `.noinit` section, as Linux's persistent ftrace buffer): if the
+    /// memory holds a valid ring (any version this crate reads, header CRC correct) that
+    /// no ring of this program uses, `previous` gets its bytes (header and blocks, as a
+    /// dump has them: the host decodes them as any ring) before a new session starts in
+    /// the same memory. `previous` returns `false` to keep the old ring untouched; then
+    /// this returns [`InitError::PreviousSession`]. Memory of a ring in use gives
+    /// [`InitError::InUse`] without being read.
+    #[cfg(not(loom))]
+    pub fn recover(
+        memory: &'a mut [u8],
+        config: &Config,
+        previous: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<Self, InitError> {
+        if memory.as_ptr() as usize % 8 != 0 {
+            return Err(InitError::Misaligned);
+        }
+        let start = memory.as_ptr() as usize;
+        if crate::live::overlaps(start, start + memory.len()) {
+            return Err(InitError::InUse);
+        }
+        if let Ok(view) = ring::RingView::parse(memory) {
+            let len = view.ring_len();
+            if len <= memory.len() {
+                if !previous(&memory[..len]) {
+                    return Err(InitError::PreviousSession);
+                }
+                // Read: the new session may claim the memory.
+                memory[offsets::OWNER..offsets::OWNER + 4].fill(0);
+            }
+        }
+        Ring::new(memory, config)
+    }
+
     /// A ring in model-checked memory of `len` bytes (loom tests).
     #[cfg(loom)]
     pub fn new_model(len: usize, config: &Config) -> Result<Self, InitError> {
@@ -320,9 +362,14 @@ impl<'a> Ring<'a> {
         let claimed_ring = ring::RingView::parse(&header_bytes(&mem)).is_ok()
             && owner.load(Ordering::Acquire) == OWNED;
         if claimed_ring || !local_cas(owner, owner.load(Ordering::Relaxed), OWNED) {
+            // No live ring of this program overlaps (checked above, when the table had
+            // room): the claim is an earlier session's, left across a reset.
             #[cfg(not(loom))]
             if let crate::live::Registered::Entry(i) = live {
                 crate::live::unregister(i);
+                if claimed_ring {
+                    return Err(InitError::PreviousSession);
+                }
             }
             return Err(InitError::InUse);
         }

@@ -31,6 +31,21 @@ impl<'a, C: Clock> Tracer<'a, C> {
         })
     }
 
+    /// Like [`Tracer::new`], after handing the ring an earlier session left in `memory`
+    /// (kept across a reset) to `previous`; see [`Ring::recover`].
+    #[cfg(not(loom))]
+    pub fn recover(
+        memory: &'a mut [u8],
+        config: &Config,
+        clock: C,
+        previous: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<Self, InitError> {
+        Ok(Tracer {
+            ring: Ring::recover(memory, config, previous)?,
+            clock,
+        })
+    }
+
     /// A tracer over model-checked memory (loom tests).
     #[cfg(loom)]
     pub fn new_model(len: usize, config: &Config, clock: C) -> Result<Self, InitError> {

@@ -256,3 +256,60 @@ fn memory_overlapping_a_live_ring_is_refused() {
     let again = Tracer::new(view(4096 + 8, ring_len), &cfg, &clock).unwrap();
     drop(again);
 }
+
+/// Memory that holds the ring of an earlier session (claimed, as a crash across a warm
+/// reset leaves it) is refused by `new` with `PreviousSession`, and `recover` hands its
+/// bytes over (or keeps them untouched if asked) before a new session starts there.
+#[test]
+fn an_earlier_sessions_ring_is_recovered() {
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 4 * 256);
+    let cfg = config(Mode::Overwrite, 256);
+    {
+        let t = Tracer::new(&mut mem, &cfg, &clock).unwrap();
+        for irq in 0..50 {
+            clock.advance(3);
+            t.interrupt(irq);
+        }
+    }
+    // The crash: the ring was never released (Drop cleared the owner; put it back).
+    let owner = tracemark::format::ring::offsets::OWNER;
+    mem[owner..owner + 4].copy_from_slice(&tracemark::format::ring::OWNER_TOKEN.to_le_bytes());
+    let before = mem.to_vec();
+    assert_eq!(
+        Tracer::new(&mut mem, &cfg, &clock).err(),
+        Some(tracemark::InitError::PreviousSession)
+    );
+    assert_eq!(
+        Tracer::recover(&mut mem, &cfg, &clock, |_| false).err(),
+        Some(tracemark::InitError::PreviousSession)
+    );
+    assert_eq!(mem.to_vec(), before, "kept untouched");
+    let mut old = Vec::new();
+    let t = Tracer::recover(&mut mem, &cfg, &clock, |bytes| {
+        old = bytes.to_vec();
+        true
+    })
+    .unwrap();
+    t.interrupt(999);
+    drop(t);
+    let (earlier, _) = decode(&old);
+    let irqs: Vec<_> = earlier
+        .iter()
+        .map(|r| match r.event {
+            Event::Interrupt { irq } => irq,
+            e => panic!("{e:?}"),
+        })
+        .collect();
+    assert_eq!(
+        irqs.last(),
+        Some(&49),
+        "the earlier session's newest record"
+    );
+    assert!(irqs.len() > 20);
+    let (now, _) = decode(&mem);
+    assert_eq!(
+        now.iter().map(|r| r.event).collect::<Vec<_>>(),
+        vec![Event::Interrupt { irq: 999 }]
+    );
+}

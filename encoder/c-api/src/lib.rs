@@ -61,6 +61,9 @@ pub const TM_MAX_CPUS: u32 = 8;
 
 /// Success; for a recording function: the record is in the ring.
 pub const TM_OK: c_int = 0;
+/// `tm_init_recover`: the memory held an earlier session's ring, which went to the sink;
+/// a new session started.
+pub const TM_RECOVERED: c_int = 2;
 /// The ring had no room (drop mode); the record was counted as dropped.
 pub const TM_DROPPED: c_int = 1;
 /// The CPU number is not below `TM_MAX_CPUS`.
@@ -86,6 +89,10 @@ pub const TM_ERR_BUSY: c_int = -9;
 /// 2^19 - 1, core above 7, word above 2^26 - 1, an unknown path, `TM_PATH_SYSCALL` given
 /// to `tm_kernel_entry_other`); nothing was recorded.
 pub const TM_ERR_RANGE: c_int = -10;
+/// `tm_init`: the memory holds the ring a session left there (an earlier boot's, kept
+/// across a reset) and no ring of this program uses; read it and start a new session
+/// with `tm_init_recover`.
+pub const TM_ERR_PREVIOUS: c_int = -11;
 
 /// Flight recorder: reclaim the oldest block when full.
 pub const TM_MODE_OVERWRITE: u32 = 0;
@@ -260,13 +267,15 @@ fn init_error(e: InitError) -> c_int {
         InitError::TooSmall { .. } => TM_ERR_TOO_SMALL,
         InitError::BadBlockSize => TM_ERR_BAD_BLOCK_SIZE,
         InitError::InUse => TM_ERR_IN_USE,
+        InitError::PreviousSession => TM_ERR_PREVIOUS,
     }
 }
 
 /// Initialises CPU `cpu`'s ring in `len` bytes at `mem` and claims it.
 ///
 /// Returns `TM_OK`, `TM_ERR_BAD_CPU`, `TM_ERR_IN_USE` (the slot is initialised, the
-/// memory holds a ring another session owns, or it overlaps a ring in use), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
+/// memory holds a ring another session owns, or it overlaps a ring in use),
+/// `TM_ERR_PREVIOUS` (the memory holds an earlier boot's ring: see `tm_init_recover`), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
 /// `TM_ERR_BAD_BLOCK_SIZE` or `TM_ERR_BAD_ARG`.
 ///
 /// # Safety
@@ -281,6 +290,70 @@ pub unsafe extern "C" fn tm_init(
     mem: *mut c_void,
     len: usize,
     config: *const TmConfig,
+) -> c_int {
+    // SAFETY: the caller's guarantees are `init_with`'s.
+    unsafe { init_with(cpu, mem, len, config, tracemark::Tracer::new) }
+}
+
+/// Like `tm_init`, for ring memory that survives a reset (a `.noinit` section): if `mem`
+/// holds a valid ring that a session left there (an earlier boot's) and no ring of this
+/// program uses, `sink` receives its bytes (header and blocks, in chunks of at most 256
+/// bytes: a ring image `tracemark` decodes) before a new session starts in the same
+/// memory. `sink` may be NULL to discard the old records.
+///
+/// Returns `TM_OK` (no earlier ring: a new session started), `TM_RECOVERED` (the earlier
+/// ring went to the sink, a new session started), `TM_ERR_SINK` (the sink returned
+/// non-zero: nothing started, the memory is untouched), or `tm_init`'s errors.
+///
+/// # Safety
+///
+/// As `tm_init`; `sink` must be safe to call with `ctx` and a valid buffer.
+#[no_mangle]
+pub unsafe extern "C" fn tm_init_recover(
+    cpu: u32,
+    mem: *mut c_void,
+    len: usize,
+    config: *const TmConfig,
+    sink: TmSinkFn,
+    ctx: *mut c_void,
+) -> c_int {
+    let mut found = false;
+    let mut sink_failed = false;
+    let make = |memory: &'static mut [u8], config: &Config, clock: FnClock| {
+        tracemark::Tracer::recover(memory, config, clock, |old: &[u8]| {
+            found = true;
+            let Some(sink) = sink else { return true };
+            for chunk in old.chunks(256) {
+                // SAFETY: `chunk` is a valid buffer for the call; the caller vouches for
+                // `sink` and `ctx`.
+                if unsafe { sink(ctx, chunk.as_ptr(), chunk.len()) } != 0 {
+                    sink_failed = true;
+                    return false;
+                }
+            }
+            true
+        })
+    };
+    // SAFETY: the caller's guarantees are `init_with`'s.
+    let rc = unsafe { init_with(cpu, mem, len, config, make) };
+    match rc {
+        TM_ERR_PREVIOUS if sink_failed => TM_ERR_SINK,
+        TM_OK if found => TM_RECOVERED,
+        rc => rc,
+    }
+}
+
+/// `tm_init` with `make` setting up the tracer in the checked memory.
+///
+/// # Safety
+///
+/// As `tm_init`.
+unsafe fn init_with(
+    cpu: u32,
+    mem: *mut c_void,
+    len: usize,
+    config: *const TmConfig,
+    make: impl FnOnce(&'static mut [u8], &Config, FnClock) -> Result<CTracer, InitError>,
 ) -> c_int {
     let Some(slot) = TRACERS.get(cpu as usize) else {
         return TM_ERR_BAD_CPU;
@@ -320,7 +393,7 @@ pub unsafe extern "C" fn tm_init(
         producer_id: c.producer_id,
         syscall_abi: abi,
     };
-    match tracemark::Tracer::new(memory, &config, FnClock(clock)) {
+    match make(memory, &config, FnClock(clock)) {
         Ok(t) => {
             // SAFETY: we moved `state` FREE -> BUSY, so no one else touches `tracer`
             // (Slot invariant); it is uninitialised (state was FREE).
