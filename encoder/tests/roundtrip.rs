@@ -159,8 +159,10 @@ fn drop_mode_keeps_the_oldest_and_counts_drops() {
 #[test]
 fn a_claimed_ring_cannot_be_initialised_again() {
     let clock = TestClock::default();
-    let mut mem = memory(192 + 2 * 256);
-    let t = Tracer::new(&mut mem, &config(Mode::Drop, 256), &clock).unwrap();
+    // Leaked: the forgotten ring stays registered as live memory for the whole test
+    // binary, so no other test may get this memory.
+    let mem: &'static mut common::AlignedBuf = Box::leak(Box::new(memory(192 + 2 * 256)));
+    let t = Tracer::new(mem, &config(Mode::Drop, 256), &clock).unwrap();
     let (ptr, len) = t.ring().memory_span();
     std::mem::forget(t); // the session is still live, as in a kernel that never stops
                          // SAFETY: the forgotten tracer never runs again, so this second view of its memory is
@@ -226,16 +228,22 @@ fn a_clock_stepping_back_is_recorded() {
 #[test]
 fn memory_overlapping_a_live_ring_is_refused() {
     let clock = TestClock::default();
-    let mut mem = memory(4 * 4096);
+    // Leaked: the ring forgotten below stays registered, so its memory must never be
+    // handed to another test.
+    let mem: &'static mut common::AlignedBuf = Box::leak(Box::new(memory(4 * 4096)));
     let base = mem.as_mut_ptr();
     let cfg = config(Mode::Overwrite, 256);
     let ring_len = 192 + 4 * 256;
-    // SAFETY: every view below lies inside `mem`, which outlives them; the views that
-    // overlap the live ring are only passed to `Tracer::new`, which refuses them before
-    // touching them, and the live ring is not used while they exist.
+    // SAFETY: every view lies inside the leaked allocation. A view that overlaps the
+    // forgotten ring's memory is only created after that ring's last use, and is only
+    // passed to `Tracer::new`, which refuses it before touching it.
     let view =
         |off: usize, len: usize| unsafe { std::slice::from_raw_parts_mut(base.add(off), len) };
-    let live = Tracer::new(view(4096, ring_len), &cfg, &clock).unwrap();
+    // A dropped ring frees its memory.
+    drop(Tracer::new(view(4096, ring_len), &cfg, &clock).unwrap());
+    drop(Tracer::new(view(4096 + 8, ring_len), &cfg, &clock).unwrap());
+    // A ring that is never dropped, as a kernel's.
+    std::mem::forget(Tracer::new(view(4096, ring_len), &cfg, &clock).unwrap());
     for (off, len) in [
         (4096 + 8, ring_len),        // starts inside
         (4096 - 8, ring_len),        // ends inside, covers the header
@@ -249,12 +257,8 @@ fn memory_overlapping_a_live_ring_is_refused() {
         );
     }
     // Right before and right after: fine.
-    let before = Tracer::new(view(4096 - ring_len, ring_len), &cfg, &clock).unwrap();
-    let after = Tracer::new(view(4096 + ring_len, ring_len), &cfg, &clock).unwrap();
-    drop((before, after));
-    drop(live);
-    let again = Tracer::new(view(4096 + 8, ring_len), &cfg, &clock).unwrap();
-    drop(again);
+    drop(Tracer::new(view(4096 - ring_len, ring_len), &cfg, &clock).unwrap());
+    drop(Tracer::new(view(4096 + ring_len, ring_len), &cfg, &clock).unwrap());
 }
 
 /// Memory that holds the ring of an earlier session (claimed, as a crash across a warm
