@@ -3,8 +3,9 @@
 # host and for Cortex-M3 with encoder/c-api/build-lean.sh, checks that only the C ABI's
 # symbols are global (the functions tracemark.h declares, and the two
 # -finstrument-functions hooks), links a small C program against it with
-# -Wl,--gc-sections and decodes what it recorded. Installs llvm (llvm-objcopy, llvm-ar)
-# if missing. The C-ABI behaviour tests themselves are cargo tests of tracemark-c
+# -Wl,--gc-sections and decodes what it recorded; then the warm-reset recovery of the
+# QEMU firmware (examples/firmware-qemu/check-reset.sh, point 12). Installs llvm
+# (llvm-objcopy, llvm-ar) if missing. The C-ABI behaviour tests themselves are cargo tests of tracemark-c
 # (abi_checks, instrumented_clock, sel4_entry, c_kernel) run by `cargo test --workspace`.
 #
 # Usage: scripts/test-capi.sh
@@ -65,3 +66,6 @@ if [ "$n" != 3 ] || [ "$kinds" != "KENTRY IRQ KEXIT " ]; then
     exit 1
 fi
 echo "test-capi.sh: a program linked with -Wl,--gc-sections records and decodes: ok"
+
+# A ring kept across a warm reset of the Cortex-M firmware (SYSRESETREQ under QEMU).
+examples/firmware-qemu/check-reset.sh
