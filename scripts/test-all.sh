@@ -59,6 +59,8 @@ echo "ok   tracemark-c staticlib for thumbv7em-none-eabihf"
 step "C header is what cbindgen generates"
 encoder/c-api/check-header.sh
 
+step "C library as shipped: lean build, global symbols, link with --gc-sections"; scripts/test-capi.sh
+
 step "Cortex-M firmware under QEMU, decoded on the host"
 examples/firmware-qemu/check.sh
 

@@ -197,10 +197,9 @@ pub fn fingerprint(bytes: &[u8], ring_offsets: impl Iterator<Item = usize>) -> u
 /// Counts of one block, and the open-entry stack at its start relative to its unit.
 struct IndexVisitor<'a> {
     kinds: [u32; 8],
-    /// SWITCH records (kind 8, format version 2): counted records the index has no
-    /// per-kind slot for; they are in the block's `events` (the difference to the sum of
-    /// the first seven kinds).
-    switches: u32,
+    /// Event records of kinds the index has no column for (SWITCH, CLOCKBACK): they
+    /// are in the block's `events` (the difference to the sum of the first seven kinds).
+    other: u32,
     last: u64,
     stack: &'a mut UnitStack,
 }
@@ -250,7 +249,12 @@ impl Visitor for IndexVisitor<'_> {
     }
     #[inline(always)]
     fn thread_switch(&mut self, ts: u64, _thread: u64) {
-        self.switches += 1;
+        self.other += 1;
+        self.last = ts;
+    }
+    #[inline(always)]
+    fn clock_back(&mut self, ts: u64, _back: u64) {
+        self.other += 1;
         self.last = ts;
     }
 }
@@ -290,12 +294,12 @@ fn index_unit(
         };
         let mut v = IndexVisitor {
             kinds: [0; 8],
-            switches: 0,
+            other: 0,
             last: block.base_ts,
             stack: &mut stack,
         };
         let end = scan_block(block.records, block.base_ts, &mut v);
-        let (kinds, switches, last) = (v.kinds, v.switches, v.last);
+        let (kinds, other, last) = (v.kinds, v.other, v.last);
         if let Some(err) = end.error {
             e.flags = U16::new(1);
             warnings.push(block_warning(ring.cpu, block, err.offset, &err.to_string()));
@@ -306,7 +310,7 @@ fn index_unit(
             None
         };
         e.kinds = kinds.map(U32::new);
-        e.events = U32::new(kinds[..7].iter().sum::<u32>() + switches);
+        e.events = U32::new(kinds[..7].iter().sum::<u32>() + other);
         e.first_ts = U64::new(first.unwrap_or(block.base_ts));
         e.last_ts = U64::new(last);
         out.push((e, at_start));

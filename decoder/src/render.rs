@@ -334,6 +334,11 @@ pub fn details(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
             out.extend_from_slice(b" since=");
             seconds(out, *since, ctx.clock_hz);
         }
+        Event::ClockBack { back } => {
+            out.extend_from_slice(b"back=");
+            num(out, *back);
+            out.extend_from_slice(b" ticks (the clock stepped back)");
+        }
     }
 }
 
@@ -520,6 +525,7 @@ pub fn json(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
             key_num(out, b"count", *count);
             key_num(out, b"since", *since);
         }
+        Event::ClockBack { back } => key_num(out, b"back", *back),
     }
     out.extend_from_slice(b"}\n");
 }

@@ -406,6 +406,10 @@ impl Visitor for StatsVisitor<'_> {
     fn thread_switch(&mut self, ts: u64, _thread: u64) {
         self.at(ts, Kind::ThreadSwitch);
     }
+    #[inline(always)]
+    fn clock_back(&mut self, ts: u64, _back: u64) {
+        self.at(ts, Kind::ClockBack);
+    }
 }
 
 impl StatsVisitor<'_> {

@@ -5,6 +5,10 @@
  * All functions may be called from any context of the CPU they name (thread,
  * interrupt, nested interrupt, signal handler), except tm_init and tm_release.
  * Recording functions return TM_OK, TM_DROPPED or a negative TM_ERR_* code.
+ *
+ * With -finstrument-functions, mark the clock and cpu functions (and anything they
+ * call) __attribute__((no_instrument_function)); hook calls that re-enter through them
+ * are skipped and counted by tm_hook_skipped().
  */
 
 #ifndef TRACEMARK_H
@@ -15,6 +19,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+/**
+ * The bits tm_kernel_entry_raw takes from seL4's kernel_entry_t at `entry` (`size` is
+ * sizeof(kernel_entry_t): 5 on 32-bit, 9 on 64-bit): its first bytes as a little-endian
+ * integer. Usage: tm_kernel_entry_raw(cpu, tm_sel4_entry_bits(&ksKernelEntry,
+ * sizeof ksKernelEntry));
+ */
+static inline uint64_t tm_sel4_entry_bits(const void *entry, size_t size) {
+    uint64_t bits = 0;
+    memcpy(&bits, entry, size < sizeof bits ? size : sizeof bits);
+    return bits;
+}
+
 
 /**
  * Number of CPU slots in the tracer table.
@@ -25,6 +42,12 @@
  * Success; for a recording function: the record is in the ring.
  */
 #define TM_OK 0
+
+/**
+ * `tm_init_recover`: the memory held an earlier session's ring, which went to the sink;
+ * a new session started.
+ */
+#define TM_RECOVERED 2
 
 /**
  * The ring had no room (drop mode); the record was counted as dropped.
@@ -42,7 +65,8 @@
 #define TM_ERR_NOT_INIT -2
 
 /**
- * The slot, or the ring memory, is already owned by a tracing session.
+ * The slot, or the ring memory, is already owned by a tracing session, or the memory
+ * overlaps the memory of a ring in use (in any slot, or a Rust ring in the program).
  */
 #define TM_ERR_IN_USE -3
 
@@ -77,6 +101,20 @@
 #define TM_ERR_BUSY -9
 
 /**
+ * A field does not fit its bits (syscall above 15, cap type above 31, label above
+ * 2^19 - 1, core above 7, word above 2^26 - 1, an unknown path, `TM_PATH_SYSCALL` given
+ * to `tm_kernel_entry_other`); nothing was recorded.
+ */
+#define TM_ERR_RANGE -10
+
+/**
+ * `tm_init`: the memory holds the ring a session left there (an earlier boot's, kept
+ * across a reset) and no ring of this program uses; read it and start a new session
+ * with `tm_init_recover`.
+ */
+#define TM_ERR_PREVIOUS -11
+
+/**
  * Flight recorder: reclaim the oldest block when full.
  */
 #define TM_MODE_OVERWRITE 0
@@ -100,6 +138,18 @@
  * seL4 syscall numbering with MCS.
  */
 #define TM_ABI_SEL4_MCS 2
+
+/**
+ * As `TM_ABI_SEL4`, for seL4 releases whose `entry_type_t` starts at
+ * `Entry_Interrupt = 0` (with `Entry_UnimplementedDevice = 6`): `tm_kernel_entry_raw`
+ * renumbers their entry paths. The ring header says `TM_ABI_SEL4`.
+ */
+#define TM_ABI_SEL4_LEGACY 3
+
+/**
+ * As `TM_ABI_SEL4_MCS`, with the entry-path numbering of `TM_ABI_SEL4_LEGACY`.
+ */
+#define TM_ABI_SEL4_LEGACY_MCS 4
 
 /**
  * Kernel entry path: unknown.
@@ -153,7 +203,10 @@
 
 /**
  * A clock: returns the current time in ticks of `tm_config.clock_hz`. Called at every
- * record, from every context that records; must be monotonic on its CPU.
+ * record, from every context that records; should be monotonic on its CPU (a step back
+ * is recorded as a CLOCKBACK record). Mark it `__attribute__((no_instrument_function))`
+ * when compiling with `-finstrument-functions`: otherwise every hook call re-enters the
+ * hooks through it, and those calls are skipped and counted by `tm_hook_skipped`.
  */
 typedef uint64_t (*tm_clock_fn)(void);
 
@@ -182,20 +235,22 @@ typedef struct {
      */
     uint64_t producer_id;
     /**
-     * `TM_ABI_RAW`, `TM_ABI_SEL4` or `TM_ABI_SEL4_MCS`.
+     * `TM_ABI_RAW`, `TM_ABI_SEL4`, `TM_ABI_SEL4_MCS`, `TM_ABI_SEL4_LEGACY` or
+     * `TM_ABI_SEL4_LEGACY_MCS`.
      */
     uint32_t syscall_abi;
 } tm_config;
 
 /**
- * Returns the number of the CPU the caller runs on (for the `-finstrument-functions` hooks).
- */
-typedef uint32_t (*tm_cpu_fn)(void);
-
-/**
  * Receives dump bytes: `len` bytes at `data`. Returns 0 to continue, non-zero to stop.
  */
 typedef int (*tm_sink_fn)(void *ctx, const uint8_t *data, size_t len);
+
+/**
+ * Returns the number of the CPU the caller runs on (for the `-finstrument-functions` hooks).
+ * Mark it `__attribute__((no_instrument_function))`, as the clock (see `tm_clock_fn`).
+ */
+typedef uint32_t (*tm_cpu_fn)(void);
 
 #ifdef __cplusplus
 extern "C" {
@@ -204,8 +259,9 @@ extern "C" {
 /**
  * Initialises CPU `cpu`'s ring in `len` bytes at `mem` and claims it.
  *
- * Returns `TM_OK`, `TM_ERR_BAD_CPU`, `TM_ERR_IN_USE` (the slot is initialised, or the
- * memory holds a ring another session owns), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
+ * Returns `TM_OK`, `TM_ERR_BAD_CPU`, `TM_ERR_IN_USE` (the slot is initialised, the
+ * memory holds a ring another session owns, or it overlaps a ring in use),
+ * `TM_ERR_PREVIOUS` (the memory holds an earlier boot's ring: see `tm_init_recover`), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
  * `TM_ERR_BAD_BLOCK_SIZE` or `TM_ERR_BAD_ARG`.
  *
  * # Safety
@@ -215,7 +271,32 @@ extern "C" {
  * returns (a debugger or another core reading it is fine). `config` must point to a
  * valid `tm_config` (it is only read during the call).
  */
-int tm_init(uint32_t cpu, void *mem, size_t len, const tm_config *config);
+int tm_init(uint32_t cpu,
+            void *mem,
+            size_t len,
+            const tm_config *config);
+
+/**
+ * Like `tm_init`, for ring memory that survives a reset (a `.noinit` section): if `mem`
+ * holds a valid ring that a session left there (an earlier boot's) and no ring of this
+ * program uses, `sink` receives its bytes (header and blocks, in chunks of at most 256
+ * bytes: a ring image `tracemark` decodes) before a new session starts in the same
+ * memory. `sink` may be NULL to discard the old records.
+ *
+ * Returns `TM_OK` (no earlier ring: a new session started), `TM_RECOVERED` (the earlier
+ * ring went to the sink, a new session started), `TM_ERR_SINK` (the sink returned
+ * non-zero: nothing started, the memory is untouched), or `tm_init`'s errors.
+ *
+ * # Safety
+ *
+ * As `tm_init`; `sink` must be safe to call with `ctx` and a valid buffer.
+ */
+int tm_init_recover(uint32_t cpu,
+                    void *mem,
+                    size_t len,
+                    const tm_config *config,
+                    tm_sink_fn sink,
+                    void *ctx);
 
 /**
  * Releases CPU `cpu`'s ring: its memory is no longer used by the library (its contents
@@ -231,9 +312,11 @@ int tm_init(uint32_t cpu, void *mem, size_t len, const tm_config *config);
 int tm_release(uint32_t cpu);
 
 /**
- * Records a syscall kernel entry with seL4's fields (syscall number as seL4 stores it,
- * 4 bits; cap type, 5 bits; fastpath flag; invocation label, 19 bits) and remembers its
- * time for `tm_kernel_exit`.
+ * Records a syscall kernel entry with seL4's fields and remembers its time for
+ * `tm_kernel_exit`: the syscall number as seL4 stores it (`-syscall`, 0 to 15), the cap
+ * type (`cap_tag_t`, 0 to 31), the fastpath flag and the invocation label (0 to
+ * 2^19 - 1). A field out of its range returns `TM_ERR_RANGE` and records nothing (pass
+ * seL4's negative `syscall_t` negated).
  */
 int tm_kernel_entry_syscall(uint32_t cpu,
                             uint32_t syscall,
@@ -242,15 +325,25 @@ int tm_kernel_entry_syscall(uint32_t cpu,
                             uint32_t label);
 
 /**
- * Records any other kernel entry: `path` is a `TM_PATH_*` value (3 bits), `core` the
- * core that took it (3 bits), `word` the IRQ number, fault type or other word (26 bits).
+ * Records any other kernel entry: `path` is a `TM_PATH_*` value other than
+ * `TM_PATH_SYSCALL`, `core` the core that took it (0 to 7), `word` the IRQ number, fault
+ * type or other word (0 to 2^26 - 1). Anything out of range returns `TM_ERR_RANGE` and
+ * records nothing.
  */
 int tm_kernel_entry_other(uint32_t cpu, uint32_t path, uint32_t core, uint32_t word);
 
 /**
- * Records a kernel entry from seL4's packed `kernel_entry_t` word as is.
+ * Records a kernel entry from seL4's own `kernel_entry_t` (as `ksKernelEntry` holds
+ * it), given as its first bytes read as a little-endian integer: `tm_sel4_entry_bits(
+ * &ksKernelEntry, sizeof ksKernelEntry)`. seL4 packs it as `path:3` in the first byte
+ * and the union (`core:3 word:26`, or `syscall_no:4 cap_type:5 is_fastpath:1
+ * invocation_tag:19`) from the second (5 bytes on 32-bit, 9 on 64-bit); padding bits
+ * are ignored. The path is numbered as the seL4 release `tm_config.syscall_abi` names:
+ * `TM_ABI_SEL4`, `TM_ABI_SEL4_MCS` and `TM_ABI_RAW` as the seL4 this project pins
+ * (`Entry_Unknown = 0` ... `Entry_Syscall = 6`, `Entry_VCPUFault`/`Entry_VMExit = 7`),
+ * `TM_ABI_SEL4_LEGACY*` as releases starting at `Entry_Interrupt = 0`.
  */
-int tm_kernel_entry_raw(uint32_t cpu, uint32_t word);
+int tm_kernel_entry_raw(uint32_t cpu, uint64_t entry);
 
 /**
  * Records a kernel exit; the encoder measures `exit - entry` in clock ticks from the
@@ -297,7 +390,8 @@ int tm_function_exit(uint32_t cpu, uint64_t func);
 
 /**
  * Records a user event `id` with `len` bytes of `data` (cut to 32 bytes; `data` may be
- * NULL when `len` is 0).
+ * NULL when `len` is 0). NULL `data` with a non-zero `len` returns `TM_ERR_BAD_ARG` and
+ * records nothing.
  *
  * # Safety
  *
@@ -327,6 +421,16 @@ void tm_set_function_base(size_t base);
  * The current CPU as the `-finstrument-functions` hooks see it.
  */
 uint32_t tm_current_cpu(void);
+
+/**
+ * Returns how many `-finstrument-functions` hook calls were skipped, since the program
+ * started, because they re-entered the hooks: a clock or cpu function compiled with
+ * `-finstrument-functions` calls the hooks from inside them (mark those functions
+ * `__attribute__((no_instrument_function))`), or an interrupt or signal handler's
+ * instrumented code ran while a hook was recording on the same context. Non-zero
+ * means the trace lacks that many function entries and exits. Wraps at 2^32.
+ */
+uint32_t tm_hook_skipped(void);
 
 /**
  * Stores the address and length of CPU `cpu`'s ring memory (header and blocks) in
@@ -386,11 +490,13 @@ int tm_dump_uart(uint32_t cpu, uint32_t dump_id, tm_sink_fn sink, void *ctx);
  * the CPU may still be recording, and stores its length in `*len`.
  *
  * Returns `TM_OK`, `TM_ERR_TOO_SMALL` (then `*len` is the size needed), `TM_ERR_BUSY`,
- * or an error code.
+ * or an error code. `out` may be NULL when `cap` is 0, to ask for the size:
+ * `tm_snapshot(cpu, NULL, 0, &len)` returns `TM_ERR_TOO_SMALL` with `len` set.
  *
  * # Safety
  *
- * `out` must be valid for writes of `cap` bytes and `len` valid for a write.
+ * `out` must be valid for writes of `cap` bytes (or `cap` must be 0) and `len` valid
+ * for a write.
  */
 int tm_snapshot(uint32_t cpu, uint8_t *out, size_t cap, size_t *len);
 

@@ -23,6 +23,8 @@
 compile_error!("tracemark's wire format is little-endian; big-endian targets are not supported");
 
 mod clock;
+#[cfg(not(loom))]
+mod live;
 mod mem;
 mod ring;
 mod snapshot;

@@ -44,15 +44,17 @@
 //!
 //! [`END_MARKER`]: tracemark_format::record::END_MARKER
 
-use tracemark_format::record::{self, ExitDuration, Kind, Time, END_MARKER, MAX_DELTA};
+use tracemark_format::record::{self, Kind, Time, END_MARKER, MAX_DELTA};
 use tracemark_format::ring::{
     self, offsets, Geometry, Mode, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_HEADER_LEN,
 };
+use tracemark_format::varint;
 use tracemark_format::{Event, SyscallAbi};
 
 use core::num::NonZeroU32;
 
-use zerocopy::IntoBytes;
+use zerocopy::little_endian::U32;
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::mem::Mem;
 use crate::sync::{compiler_fence, fence, local_add, local_cas, AtomicU32, Ordering};
@@ -107,8 +109,13 @@ pub enum InitError {
     },
     /// The block size is not a power of two from 256 to 65536.
     BadBlockSize,
-    /// The memory already holds a ring that an owner has claimed.
+    /// The memory already holds a ring that an owner has claimed, or overlaps the memory
+    /// of a ring in use.
     InUse,
+    /// The memory holds a ring that a session claimed and no ring of this program uses:
+    /// an earlier boot's, kept across a reset. [`Ring::recover`] reads it and starts a
+    /// new session.
+    PreviousSession,
 }
 
 impl core::fmt::Display for InitError {
@@ -122,12 +129,16 @@ impl core::fmt::Display for InitError {
                 write!(f, "block size must be a power of two from 256 to 65536")
             }
             InitError::InUse => write!(f, "ring memory is already owned by a tracing session"),
+            InitError::PreviousSession => write!(
+                f,
+                "ring memory holds an earlier session's ring; recover it to start a new one"
+            ),
         }
     }
 }
 
 /// The owner token a claimed ring carries.
-const OWNED: u32 = u32::from_le_bytes(*b"OWND");
+const OWNED: u32 = ring::OWNER_TOKEN;
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +168,9 @@ pub struct Ring<'a> {
     /// it is a pure function of the lap, so a stale value costs the slow path, never a
     /// wrong address.
     lap: AtomicU32,
+    /// This ring's entry in the table of live ring memory (`crate::live`).
+    #[cfg(not(loom))]
+    live: crate::live::Registered,
 }
 
 /// What one attempt of the general (out-of-line) path did.
@@ -198,27 +212,20 @@ impl<'d> Small<'d> {
         let head = match *event {
             Event::KernelEntry(entry) => entry.0,
             Event::Interrupt { irq } => irq,
-            Event::KernelExit(d) => u32::try_from(exit_wire(d)).ok()?,
+            Event::KernelExit(d) => u32::try_from(d.to_wire()).ok()?,
             Event::FunctionEntry { func }
             | Event::FunctionExit { func }
             | Event::ThreadSwitch { thread: func } => u32::try_from(func).ok()?,
-            Event::User { .. } | Event::Image { .. } | Event::Lost { .. } => return None,
+            Event::User { .. }
+            | Event::Image { .. }
+            | Event::Lost { .. }
+            | Event::ClockBack { .. } => return None,
         };
         Some(Small {
             kind: event.kind() as u32,
             head,
             data: &[],
         })
-    }
-}
-
-/// The payload varint of a kernel exit (see [`tracemark_format::record::Kind::KernelExit`]).
-#[inline(always)]
-pub(crate) fn exit_wire(d: ExitDuration) -> u64 {
-    match d {
-        ExitDuration::NoEntry => 0,
-        ExitDuration::NestingOverflow => 1,
-        ExitDuration::Ticks(t) => t.saturating_add(2),
     }
 }
 
@@ -267,25 +274,12 @@ fn exit(mem: &Mem<'_>, entered_at: u32) {
 }
 
 /// Header deltas below this take the fast path: `delta << 4 | kind` fits a `u32`.
-const FAST_DELTA_LIMIT: u64 = 1 << 28;
-
-/// The LEB128 length of `v`: `ceil(bits / 7)` as `(9 * bits + 64) / 64` with
-/// `bits = 32 - clz(v)` (one byte for 0), without branches.
-#[inline(always)]
-fn varint_len32(v: u32) -> u32 {
-    (352 - 9 * v.leading_zeros()) >> 6
-}
+const FAST_DELTA_LIMIT: u64 = 1 << (32 - record::KIND_BITS);
 
 /// Stores the LEB128 bytes of `v` from `at`; returns the position after them.
 #[inline(always)]
-fn put_varint32(mem: &Mem<'_>, mut at: usize, mut v: u32) -> usize {
-    while v >= 0x80 {
-        mem.store_byte(at, v as u8 | 0x80);
-        at += 1;
-        v >>= 7;
-    }
-    mem.store_byte(at, v as u8);
-    at + 1
+fn put_varint32(mem: &Mem<'_>, at: usize, v: u32) -> usize {
+    varint::write_u32_at(at, v, |at, b| mem.store_byte(at, b))
 }
 
 impl<'a> Ring<'a> {
@@ -298,6 +292,40 @@ impl<'a> Ring<'a> {
         let len = memory.len();
         let mem = Mem::new(memory).ok_or(InitError::Misaligned)?;
         Self::setup(mem, len, config)
+    }
+
+    /// Like [`Ring::new`], for memory that may hold the ring of an earlier session kept
+    /// across a reset (a `.noinit` section, as Linux's persistent ftrace buffer): if the
+    /// memory holds a valid ring (any version this crate reads, header CRC correct) that
+    /// no ring of this program uses, `previous` gets its bytes (header and blocks, as a
+    /// dump has them: the host decodes them as any ring) before a new session starts in
+    /// the same memory. `previous` returns `false` to keep the old ring untouched; then
+    /// this returns [`InitError::PreviousSession`]. Memory of a ring in use gives
+    /// [`InitError::InUse`] without being read.
+    #[cfg(not(loom))]
+    pub fn recover(
+        memory: &'a mut [u8],
+        config: &Config,
+        previous: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<Self, InitError> {
+        if memory.as_ptr() as usize % 8 != 0 {
+            return Err(InitError::Misaligned);
+        }
+        let start = memory.as_ptr() as usize;
+        if crate::live::overlaps(start, start + memory.len()) {
+            return Err(InitError::InUse);
+        }
+        if let Ok(view) = ring::RingView::parse(memory) {
+            let len = view.ring_len();
+            if len <= memory.len() {
+                if !previous(&memory[..len]) {
+                    return Err(InitError::PreviousSession);
+                }
+                // Read: the new session may claim the memory.
+                memory[offsets::OWNER..offsets::OWNER + 4].fill(0);
+            }
+        }
+        Ring::new(memory, config)
     }
 
     /// A ring in model-checked memory of `len` bytes (loom tests).
@@ -322,11 +350,27 @@ impl<'a> Ring<'a> {
         let count = (fit as u64).min(max_count) as u32;
         let geometry = Geometry::new(block_size, count).map_err(|_| InitError::BadBlockSize)?;
         let block_count = NonZeroU32::new(count).ok_or(InitError::BadBlockSize)?;
+        // Refuse memory that overlaps a live ring's before touching anything.
+        #[cfg(not(loom))]
+        let live = {
+            let start = mem.as_ptr() as usize;
+            crate::live::register(start, start + geometry.ring_len())
+                .map_err(|()| InitError::InUse)?
+        };
         // Claim before touching anything: a ring already claimed keeps its data.
         let owner = mem.word(offsets::OWNER);
         let claimed_ring = ring::RingView::parse(&header_bytes(&mem)).is_ok()
             && owner.load(Ordering::Acquire) == OWNED;
         if claimed_ring || !local_cas(owner, owner.load(Ordering::Relaxed), OWNED) {
+            // No live ring of this program overlaps (checked above, when the table had
+            // room): the claim is an earlier session's, left across a reset.
+            #[cfg(not(loom))]
+            if let crate::live::Registered::Entry(i) = live {
+                crate::live::unregister(i);
+                if claimed_ring {
+                    return Err(InitError::PreviousSession);
+                }
+            }
             return Err(InitError::InUse);
         }
         let ring = Ring {
@@ -339,6 +383,8 @@ impl<'a> Ring<'a> {
             area: count * block_size,
             // Position 0 (where writing starts) is in lap 0, whose offset is 0.
             lap: AtomicU32::new(0),
+            #[cfg(not(loom))]
+            live,
         };
         ring.format(config);
         Ok(ring)
@@ -354,8 +400,11 @@ impl<'a> Ring<'a> {
             config.producer_id,
             config.syscall_abi,
         );
-        for (i, w) in header.as_bytes().chunks_exact(4).enumerate() {
-            let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        // The header as little-endian words (its size is a multiple of 4, checked by the
+        // format crate's layout assertions, so this never fails).
+        let words = <[U32]>::ref_from_bytes(header.as_bytes()).unwrap_or(&[]);
+        for (i, w) in words.iter().enumerate() {
+            let w = w.get();
             let off = i * 4;
             // NOTE: `last_ts` may be a 64-bit atomic (see `Mem::store_last_ts`); every
             // location is accessed with one width only, so it is set through that.
@@ -469,9 +518,11 @@ impl<'a> Ring<'a> {
         if last_pos != pos || behind || delta >= FAST_DELTA_LIMIT {
             return None;
         }
-        let header = (delta as u32) << 4 | s.kind;
+        // `delta < 2^28`, so the header fits a `u32`.
+        let header = record::record_header(delta, s.kind as u8) as u32;
         // At most 5 + 5 + 32 bytes, far below `block_size - BLOCK_HEADER_LEN`.
-        let len = varint_len32(header) + varint_len32(s.head) + s.data.len() as u32;
+        let len =
+            varint::encoded_len_u32(header) + varint::encoded_len_u32(s.head) + s.data.len() as u32;
         // The cache may be loaded at any time: it is a pure function of the lap, checked
         // against `pos` here.
         let rel = pos.wrapping_add(self.lap.load(Ordering::Relaxed));
@@ -527,12 +578,27 @@ impl<'a> Ring<'a> {
         count_drop: bool,
     ) -> (Outcome, u64) {
         let write = self.hdr(offsets::WRITE_POS);
+        let mut stepped_back = false;
         loop {
             let pos = write.load(Ordering::Relaxed);
             let last_pos = self.hdr(offsets::LAST_POS).load(Ordering::Relaxed);
             let last_ts = self.mem.load_last_ts();
             compiler_fence();
             let ts = now();
+            // `last_ts` was read before the clock, and every writer nested since stored a
+            // later reading (or made our reservation fail), so a reading below it means
+            // the clock itself went back: say so first (once per write; a record that
+            // does not fit is not counted as dropped), then write from a fresh reading.
+            if ts < last_ts && !stepped_back {
+                let back = Event::ClockBack { back: last_ts - ts };
+                match self.write_general(pos, last_pos, last_ts, ts, &back, false) {
+                    Step::Retry => continue,
+                    Step::Done(_) => {}
+                    Step::Report => self.report_drops(now),
+                }
+                stepped_back = true;
+                continue;
+            }
             match self.write_general(pos, last_pos, last_ts, ts, &make(ts), count_drop) {
                 Step::Retry => continue,
                 Step::Done(outcome) => return (outcome, ts),
@@ -736,13 +802,17 @@ impl<'a> Ring<'a> {
 impl Drop for Ring<'_> {
     fn drop(&mut self) {
         self.release();
+        #[cfg(not(loom))]
+        if let crate::live::Registered::Entry(i) = self.live {
+            crate::live::unregister(i);
+        }
     }
 }
 
-/// Whether an event counts towards a block's `records` (the `Lost` meta record does not).
+/// Whether an event counts towards a block's `records` (the format's rule).
 #[inline(always)]
 pub(crate) fn counts(event: &Event) -> bool {
-    !matches!(event, Event::Lost { .. })
+    event.is_counted()
 }
 
 /// The ring header as bytes, read through atomics.
@@ -765,23 +835,6 @@ mod fast_path_bytes {
     use tracemark_format::{Event, ExitDuration, KernelEntry};
 
     use crate::{Config, Tracer};
-
-    #[test]
-    fn varint_len32_is_exact() {
-        for bits in 0..=32u32 {
-            for v in [
-                0u32,
-                1,
-                (1u64 << bits).saturating_sub(1) as u32,
-                (1u64 << bits).min(u64::from(u32::MAX)) as u32,
-            ] {
-                assert_eq!(
-                    super::varint_len32(v) as usize,
-                    tracemark_format::varint::encoded_len(u64::from(v))
-                );
-            }
-        }
-    }
 
     #[test]
     fn same_bytes_as_record_encode() {
@@ -878,6 +931,14 @@ mod fast_path_bytes {
                     event
                 }
             };
+            let mut buf = [0u8; record::MAX_RECORD_LEN];
+            if !first && ts < last_ts {
+                // A step back: a CLOCKBACK record first, then the event 0 ticks later.
+                let back = Event::ClockBack { back: last_ts - ts };
+                let n = record::encode(&mut buf, Time::Absolute(ts), ts, &back);
+                expected.extend_from_slice(&buf[..n]);
+                last_ts = ts;
+            }
             let time = match ts.checked_sub(last_ts) {
                 _ if first => Time::Delta(0),
                 Some(d) if d <= MAX_DELTA => Time::Delta(d),
@@ -885,7 +946,6 @@ mod fast_path_bytes {
             };
             first = false;
             last_ts = ts;
-            let mut buf = [0u8; record::MAX_RECORD_LEN];
             let n = record::encode(&mut buf, time, ts, &event);
             expected.extend_from_slice(&buf[..n]);
         }

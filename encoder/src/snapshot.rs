@@ -1,7 +1,8 @@
 //! Reading a ring while its CPU writes it: consistent snapshots, streaming dumps, and
 //! the memory span for a debugger.
 
-use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN, RING_HEADER_LEN};
+use tracemark_format::ring::{offsets, RingHeader, BLOCK_HEADER_LEN, RING_HEADER_LEN};
+use zerocopy::FromBytes;
 
 use crate::ring::Ring;
 use crate::sync::{fence, Ordering};
@@ -90,11 +91,8 @@ impl Ring<'_> {
         for _ in 0..attempts {
             // The header first: its commit position decides what the image promises.
             self.read_at(0, &mut out[..RING_HEADER_LEN]);
-            let commit = u32::from_le_bytes(
-                out[offsets::COMMIT_POS..offsets::COMMIT_POS + 4]
-                    .try_into()
-                    .unwrap_or([0; 4]),
-            );
+            let commit =
+                RingHeader::ref_from_prefix(&out[..]).map_or(0, |(h, _)| h.commit_pos.get());
             self.read_at(RING_HEADER_LEN, &mut out[RING_HEADER_LEN..len]);
             fence(Ordering::Acquire);
             let write = self.mem().word(offsets::WRITE_POS).load(Ordering::Relaxed);

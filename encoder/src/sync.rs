@@ -19,12 +19,19 @@ mod imp {
     pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, Ordering};
 
     #[cfg(all(not(loom), target_has_atomic = "32"))]
-    pub(crate) use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, Ordering};
+    pub(crate) use core::sync::atomic::{
+        fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering,
+    };
 
     #[cfg(all(not(loom), not(target_has_atomic = "32")))]
-    pub(crate) use portable_atomic::{fence, AtomicBool, AtomicU32, AtomicU8, Ordering};
+    pub(crate) use portable_atomic::{
+        fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering,
+    };
 }
 
+/// Plain (not preemptible, not model-checked) atomics for process-wide bookkeeping.
+#[cfg(not(loom))]
+pub(crate) use imp::AtomicUsize;
 pub(crate) use imp::{fence, AtomicBool, Ordering};
 
 #[cfg(not(test))]

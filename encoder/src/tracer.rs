@@ -1,15 +1,15 @@
 //! The recording API of one CPU: kernel entry and exit with measured durations,
 //! interrupts, function entry and exit, user events, image records.
 
+use tracemark_format::record::{self, Kind, MAX_USER_PAYLOAD};
 use tracemark_format::record::{ExitDuration, UserPayload};
-use tracemark_format::record::{Kind, MAX_USER_PAYLOAD};
 use tracemark_format::ring::{
     offsets, BLOCK_HEADER_LEN, BLOCK_MAGIC, ENTRY_STACK_DEPTH, RING_HEADER_LEN,
 };
 use tracemark_format::{Event, KernelEntry};
 
 use crate::clock::Clock;
-use crate::ring::{exit_wire, Config, InitError, Outcome, Ring, Small};
+use crate::ring::{Config, InitError, Outcome, Ring, Small};
 use crate::sync::{compiler_fence, Ordering};
 
 /// Records events into one CPU's ring, timestamped by `C`.
@@ -29,6 +29,21 @@ impl<'a, C: Clock> Tracer<'a, C> {
     pub fn new(memory: &'a mut [u8], config: &Config, clock: C) -> Result<Self, InitError> {
         Ok(Tracer {
             ring: Ring::new(memory, config)?,
+            clock,
+        })
+    }
+
+    /// Like [`Tracer::new`], after handing the ring an earlier session left in `memory`
+    /// (kept across a reset) to `previous`; see [`Ring::recover`].
+    #[cfg(not(loom))]
+    pub fn recover(
+        memory: &'a mut [u8],
+        config: &Config,
+        clock: C,
+        previous: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<Self, InitError> {
+        Ok(Tracer {
+            ring: Ring::recover(memory, config, previous)?,
             clock,
         })
     }
@@ -88,7 +103,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
             .write_small(
                 &|| self.clock.now(),
                 |ts| {
-                    let wire = exit_wire(duration(ts));
+                    let wire = duration(ts).to_wire();
                     u32::try_from(wire)
                         .ok()
                         .map(|head| Small::varint(Kind::KernelExit, head))
@@ -230,7 +245,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
         let data = data.get(..MAX_USER_PAYLOAD).unwrap_or(data);
         // The fast path writes straight from `data`; only the general path builds the
         // `Event` (copying the bytes into a `UserPayload`).
-        let head = (u64::from(id) << 6) | data.len() as u64;
+        let head = record::user_head(id, data.len());
         let fast = |_| {
             u32::try_from(head).ok().map(|head| Small {
                 kind: Kind::User as u32,

@@ -159,8 +159,10 @@ fn drop_mode_keeps_the_oldest_and_counts_drops() {
 #[test]
 fn a_claimed_ring_cannot_be_initialised_again() {
     let clock = TestClock::default();
-    let mut mem = memory(192 + 2 * 256);
-    let t = Tracer::new(&mut mem, &config(Mode::Drop, 256), &clock).unwrap();
+    // Leaked: the forgotten ring stays registered as live memory for the whole test
+    // binary, so no other test may get this memory.
+    let mem: &'static mut common::AlignedBuf = Box::leak(Box::new(memory(192 + 2 * 256)));
+    let t = Tracer::new(mem, &config(Mode::Drop, 256), &clock).unwrap();
     let (ptr, len) = t.ring().memory_span();
     std::mem::forget(t); // the session is still live, as in a kernel that never stops
                          // SAFETY: the forgotten tracer never runs again, so this second view of its memory is
@@ -239,4 +241,148 @@ fn a_deferred_entry_overwritten_before_its_information_is_not_patched() {
     assert!(records
         .iter()
         .all(|r| matches!(r.event, Event::Interrupt { .. })));
+}
+
+/// A clock that steps back leaves a CLOCKBACK record saying by how much, right before the
+/// first record read after the step; a kernel exit measured across the step carries 0
+/// ticks, and the CLOCKBACK between entry and exit says why. In drop mode with no room
+/// the CLOCKBACK record is neither written nor counted as a drop.
+#[test]
+fn a_clock_stepping_back_is_recorded() {
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 4 * 256);
+    let t = Tracer::new(&mut mem, &config(Mode::Overwrite, 256), &clock).unwrap();
+    clock.0.set(1000);
+    t.kernel_entry(KernelEntry::syscall(1, 2, false, 3));
+    clock.0.set(400);
+    t.kernel_exit();
+    clock.0.set(450);
+    t.interrupt(7);
+    clock.0.set(440);
+    t.interrupt(8);
+    drop(t);
+    let (records, _) = decode(&mem);
+    let got: Vec<_> = records.iter().map(|r| (r.ts, r.event)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                1000,
+                Event::KernelEntry(KernelEntry::syscall(1, 2, false, 3))
+            ),
+            (400, Event::ClockBack { back: 600 }),
+            (400, Event::KernelExit(ExitDuration::Ticks(0))),
+            (450, Event::Interrupt { irq: 7 }),
+            (440, Event::ClockBack { back: 10 }),
+            (440, Event::Interrupt { irq: 8 }),
+        ]
+    );
+
+    // Drop mode, ring full: the step is not written and not counted as a drop.
+    let mut mem = memory(192 + 2 * 256);
+    let t = Tracer::new(&mut mem, &config(Mode::Drop, 256), &clock).unwrap();
+    clock.0.set(10);
+    while t.interrupt(1) == Outcome::Written {
+        clock.advance(1);
+    }
+    let dropped = t.ring().lost().1;
+    clock.0.set(0);
+    assert_eq!(t.interrupt(2), Outcome::Dropped);
+    assert_eq!(t.ring().lost().1, dropped + 1);
+}
+
+/// Memory that overlaps a ring in use is refused, wherever the overlap is (the owner
+/// token alone caught only the same start address); memory next to it is fine, and the
+/// memory is free again once the ring is dropped.
+#[test]
+fn memory_overlapping_a_live_ring_is_refused() {
+    let clock = TestClock::default();
+    // Leaked: the ring forgotten below stays registered, so its memory must never be
+    // handed to another test.
+    let mem: &'static mut common::AlignedBuf = Box::leak(Box::new(memory(4 * 4096)));
+    let base = mem.as_mut_ptr();
+    let cfg = config(Mode::Overwrite, 256);
+    let ring_len = 192 + 4 * 256;
+    // SAFETY: every view lies inside the leaked allocation. A view that overlaps the
+    // forgotten ring's memory is only created after that ring's last use, and is only
+    // passed to `Tracer::new`, which refuses it before touching it.
+    let view =
+        |off: usize, len: usize| unsafe { std::slice::from_raw_parts_mut(base.add(off), len) };
+    // A dropped ring frees its memory.
+    drop(Tracer::new(view(4096, ring_len), &cfg, &clock).unwrap());
+    drop(Tracer::new(view(4096 + 8, ring_len), &cfg, &clock).unwrap());
+    // A ring that is never dropped, as a kernel's.
+    std::mem::forget(Tracer::new(view(4096, ring_len), &cfg, &clock).unwrap());
+    for (off, len) in [
+        (4096 + 8, ring_len),        // starts inside
+        (4096 - 8, ring_len),        // ends inside, covers the header
+        (4096 + ring_len - 8, 2048), // starts in its last bytes
+        (4096 - 512, 2 * ring_len),  // covers it
+    ] {
+        assert_eq!(
+            Tracer::new(view(off, len), &cfg, &clock).err(),
+            Some(tracemark::InitError::InUse),
+            "{off}+{len}"
+        );
+    }
+    // Right before and right after: fine.
+    drop(Tracer::new(view(4096 - ring_len, ring_len), &cfg, &clock).unwrap());
+    drop(Tracer::new(view(4096 + ring_len, ring_len), &cfg, &clock).unwrap());
+}
+
+/// Memory that holds the ring of an earlier session (claimed, as a crash across a warm
+/// reset leaves it) is refused by `new` with `PreviousSession`, and `recover` hands its
+/// bytes over (or keeps them untouched if asked) before a new session starts there.
+#[test]
+fn an_earlier_sessions_ring_is_recovered() {
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 4 * 256);
+    let cfg = config(Mode::Overwrite, 256);
+    {
+        let t = Tracer::new(&mut mem, &cfg, &clock).unwrap();
+        for irq in 0..50 {
+            clock.advance(3);
+            t.interrupt(irq);
+        }
+    }
+    // The crash: the ring was never released (Drop cleared the owner; put it back).
+    let owner = tracemark::format::ring::offsets::OWNER;
+    mem[owner..owner + 4].copy_from_slice(&tracemark::format::ring::OWNER_TOKEN.to_le_bytes());
+    let before = mem.to_vec();
+    assert_eq!(
+        Tracer::new(&mut mem, &cfg, &clock).err(),
+        Some(tracemark::InitError::PreviousSession)
+    );
+    assert_eq!(
+        Tracer::recover(&mut mem, &cfg, &clock, |_| false).err(),
+        Some(tracemark::InitError::PreviousSession)
+    );
+    assert_eq!(mem.to_vec(), before, "kept untouched");
+    let mut old = Vec::new();
+    let t = Tracer::recover(&mut mem, &cfg, &clock, |bytes| {
+        old = bytes.to_vec();
+        true
+    })
+    .unwrap();
+    t.interrupt(999);
+    drop(t);
+    let (earlier, _) = decode(&old);
+    let irqs: Vec<_> = earlier
+        .iter()
+        .map(|r| match r.event {
+            Event::Interrupt { irq } => irq,
+            e => panic!("{e:?}"),
+        })
+        .collect();
+    assert_eq!(
+        irqs.last(),
+        Some(&49),
+        "the earlier session's newest record"
+    );
+    assert!(irqs.len() > 20);
+    let (now, _) = decode(&mem);
+    assert_eq!(
+        now.iter().map(|r| r.event).collect::<Vec<_>>(),
+        vec![Event::Interrupt { irq: 999 }]
+    );
 }

@@ -6,7 +6,7 @@
  */
 #include "kernel.h"
 
-#define COUNT() (g_fcalls[g_cpu]++)
+#define COUNT() (g_fcalls[t_cpu]++)
 
 static uint32_t lookup_cap(uint32_t i)
 {

@@ -6,12 +6,13 @@
 
 #define NCPUS 2
 
-/* The CPU the simulated kernel currently runs on (read by the signal handler). */
-extern volatile uint32_t g_cpu;
+/* The CPU the calling thread is (each CPU is a thread; read by the signal handler and by
+ * the -finstrument-functions hooks through tm_set_cpu_fn). */
+extern _Thread_local uint32_t t_cpu;
 /* Calls of instrumented functions, per CPU (each makes one FENTRY and one FEXIT). */
 extern uint64_t g_fcalls[NCPUS];
 
-/* Advances the fake clock by `ticks`. */
+/* Advances the calling CPU's clock by `ticks`. */
 void clock_advance(uint64_t ticks);
 /* A nested interrupt taken synchronously inside a syscall (kernel entry, IRQ, exit). */
 void nested_interrupt(uint32_t cpu, uint32_t irq, uint64_t ticks);

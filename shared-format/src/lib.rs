@@ -19,4 +19,4 @@ pub mod varint;
 
 pub use record::{Event, ExitDuration, Kind, Record, UserPayload};
 pub use ring::{Geometry, Mode, RingHeader, RingView};
-pub use sel4::{EntryPath, KernelEntry, SyscallAbi};
+pub use sel4::{EntryFieldError, EntryPath, KernelEntry, Sel4EntryNumbering, SyscallAbi};

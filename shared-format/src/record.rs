@@ -42,6 +42,10 @@ pub enum Kind {
     /// Thread switch (format version 2): payload is a varint thread id (seL4: the TCB
     /// address) of the thread the kernel runs next.
     ThreadSwitch = 8,
+    /// The clock stepped back (format version 2): varint `back`, how many ticks this
+    /// record's time is below the previous record's on the same CPU. The writer puts it
+    /// just before the first record read after the step.
+    ClockBack = 11,
     /// Marker, not an event: the rest of the block is unused.
     End = 14,
     /// Marker, not an event: varint absolute timestamp; the next delta counts from it.
@@ -50,7 +54,7 @@ pub enum Kind {
 
 impl Kind {
     /// The event kinds (markers excluded), in wire order.
-    pub const EVENTS: [Kind; 9] = [
+    pub const EVENTS: [Kind; 10] = [
         Kind::KernelEntry,
         Kind::KernelExit,
         Kind::Interrupt,
@@ -60,6 +64,7 @@ impl Kind {
         Kind::Image,
         Kind::Lost,
         Kind::ThreadSwitch,
+        Kind::ClockBack,
     ];
 
     /// The kind with wire code `code`, if any.
@@ -74,6 +79,7 @@ impl Kind {
             6 => Some(Kind::Image),
             7 => Some(Kind::Lost),
             8 => Some(Kind::ThreadSwitch),
+            11 => Some(Kind::ClockBack),
             14 => Some(Kind::End),
             15 => Some(Kind::Timestamp),
             _ => None,
@@ -92,6 +98,7 @@ impl Kind {
             Kind::Image => "IMAGE",
             Kind::Lost => "LOST",
             Kind::ThreadSwitch => "SWITCH",
+            Kind::ClockBack => "CLOCKBACK",
             Kind::End => "END",
             Kind::Timestamp => "TIMESTAMP",
         }
@@ -117,8 +124,9 @@ pub enum ExitDuration {
 }
 
 impl ExitDuration {
-    #[inline]
-    const fn to_wire(self) -> u64 {
+    /// The KEXIT payload value: 0 no entry, 1 nesting overflow, `ticks + 2` (saturating).
+    #[inline(always)]
+    pub const fn to_wire(self) -> u64 {
         match self {
             ExitDuration::NoEntry => 0,
             ExitDuration::NestingOverflow => 1,
@@ -128,8 +136,9 @@ impl ExitDuration {
         }
     }
 
-    #[inline]
-    const fn from_wire(v: u64) -> Self {
+    /// The duration a KEXIT payload value `v` means (the inverse of [`Self::to_wire`]).
+    #[inline(always)]
+    pub const fn from_wire(v: u64) -> Self {
         match v {
             0 => ExitDuration::NoEntry,
             1 => ExitDuration::NestingOverflow,
@@ -211,6 +220,13 @@ pub enum Event {
         /// Build id (or a hash of it), or an id naming the image.
         id: u64,
     },
+    /// The clock read less than at the previous record on this CPU (it stepped back);
+    /// this record's time is the new reading. Kernel exits measured across the step
+    /// carry 0 ticks.
+    ClockBack {
+        /// Ticks the clock went back: the previous record's time minus this one's.
+        back: u64,
+    },
     /// Records were dropped because the ring was full.
     Lost {
         /// How many.
@@ -239,7 +255,15 @@ impl Event {
             Event::Image { .. } => Kind::Image,
             Event::Lost { .. } => Kind::Lost,
             Event::ThreadSwitch { .. } => Kind::ThreadSwitch,
+            Event::ClockBack { .. } => Kind::ClockBack,
         }
+    }
+
+    /// Whether the event counts toward its block header's `records` and gets a record
+    /// number: every event but `Lost`.
+    #[inline(always)]
+    pub const fn is_counted(&self) -> bool {
+        !matches!(self, Event::Lost { .. })
     }
 }
 
@@ -264,9 +288,9 @@ pub enum Time {
 /// The number of bytes [`encode_with`] writes for `event` at `time`.
 #[inline(always)]
 pub fn encoded_len(time: Time, ts: u64, event: &Event) -> usize {
-    let kind = event.kind() as u64;
+    let kind = event.kind() as u8;
     let head = match time {
-        Time::Delta(delta) => varint::encoded_len((delta << 4) | kind),
+        Time::Delta(delta) => varint::encoded_len(record_header(delta, kind)),
         Time::Absolute(abs) => 1 + varint::encoded_len(abs) + 1,
     };
     head + match *event {
@@ -278,8 +302,9 @@ pub fn encoded_len(time: Time, ts: u64, event: &Event) -> usize {
         | Event::ThreadSwitch { thread: func } => varint::encoded_len(func),
         Event::User { id, payload } => {
             let n = payload.as_bytes().len();
-            varint::encoded_len((u64::from(id) << 6) | n as u64) + n
+            varint::encoded_len(user_head(id, n)) + n
         }
+        Event::ClockBack { back } => varint::encoded_len(back),
         Event::Image { base, size, id } => {
             varint::encoded_len(base) + varint::encoded_len(size) + varint::encoded_len(id)
         }
@@ -296,13 +321,13 @@ pub fn encoded_len(time: Time, ts: u64, event: &Event) -> usize {
 /// gaps. `ts` is the record's absolute time, used only by [`Event::Lost`] for `since`.
 #[inline(always)]
 pub fn encode_with(time: Time, ts: u64, event: &Event, put: &mut impl FnMut(u8)) {
-    let kind = event.kind() as u64;
+    let kind = event.kind() as u8;
     match time {
-        Time::Delta(delta) => varint::write_with(put, (delta << 4) | kind),
+        Time::Delta(delta) => varint::write_with(put, record_header(delta, kind)),
         Time::Absolute(abs) => {
             put(Kind::Timestamp as u8);
             varint::write_with(put, abs);
-            put(kind as u8);
+            put(kind);
         }
     }
     match *event {
@@ -314,7 +339,7 @@ pub fn encode_with(time: Time, ts: u64, event: &Event, put: &mut impl FnMut(u8))
         | Event::ThreadSwitch { thread: func } => varint::write_with(put, func),
         Event::User { id, payload } => {
             let data = payload.as_bytes();
-            varint::write_with(put, (u64::from(id) << 6) | data.len() as u64);
+            varint::write_with(put, user_head(id, data.len()));
             for b in data {
                 put(*b);
             }
@@ -328,8 +353,44 @@ pub fn encode_with(time: Time, ts: u64, event: &Event, put: &mut impl FnMut(u8))
             varint::write_with(put, count);
             varint::write_with(put, ts.saturating_sub(since));
         }
+        Event::ClockBack { back } => varint::write_with(put, back),
     }
 }
+
+/// The first payload varint of a USER record: `id << 6 | len` (`len` at most
+/// [`MAX_USER_PAYLOAD`]).
+#[inline(always)]
+pub const fn user_head(id: u32, len: usize) -> u64 {
+    ((id as u64) << USER_LEN_BITS) | len as u64
+}
+
+/// Bits of a USER record's first varint that hold the payload length.
+pub const USER_LEN_BITS: u32 = 6;
+
+/// The id and payload length a USER record's first varint `v` holds, or the field that
+/// is out of range.
+#[inline(always)]
+pub const fn split_user_head(v: u64) -> Result<(u32, usize), DecodeErrorReason> {
+    let len = (v & ((1 << USER_LEN_BITS) - 1)) as usize;
+    let id = v >> USER_LEN_BITS;
+    if id > u32::MAX as u64 {
+        return Err(DecodeErrorReason::BadField("user id"));
+    }
+    if len > MAX_USER_PAYLOAD {
+        return Err(DecodeErrorReason::BadField("user payload length"));
+    }
+    Ok((id as u32, len))
+}
+
+/// The header varint of a record of kind code `kind` written `delta` ticks after the
+/// previous one (`delta` at most [`MAX_DELTA`]).
+#[inline(always)]
+pub const fn record_header(delta: u64, kind: u8) -> u64 {
+    (delta << KIND_BITS) | kind as u64
+}
+
+/// Bits at the bottom of a record header that hold the [`Kind`] code.
+pub const KIND_BITS: u32 = 4;
 
 /// Encodes `event` at time `time` into `out`; returns the number of bytes used.
 #[inline(always)]
@@ -483,12 +544,7 @@ impl<'a> BlockRecords<'a> {
                 }
                 Kind::User => {
                     let (v, next) = self.varint(at)?;
-                    let len = (v & 0x3f) as usize;
-                    let id = u32::try_from(v >> 6)
-                        .map_err(|_| DecodeErrorReason::BadField("user id"))?;
-                    if len > MAX_USER_PAYLOAD {
-                        return Err(DecodeErrorReason::BadField("user payload length"));
-                    }
+                    let (id, len) = split_user_head(v)?;
                     let data = self
                         .bytes
                         .get(next..next + len)
@@ -518,6 +574,11 @@ impl<'a> BlockRecords<'a> {
                     let (thread, next) = self.varint(at)?;
                     at = next;
                     Event::ThreadSwitch { thread }
+                }
+                Kind::ClockBack => {
+                    let (back, next) = self.varint(at)?;
+                    at = next;
+                    Event::ClockBack { back }
                 }
                 Kind::End | Kind::Timestamp => unreachable_marker(),
             };
@@ -604,6 +665,7 @@ mod defmt_impls {
                     defmt::write!(f, "LOST {=u64} since {=u64}", count, since)
                 }
                 Event::ThreadSwitch { thread } => defmt::write!(f, "SWITCH {=u64:#x}", thread),
+                Event::ClockBack { back } => defmt::write!(f, "CLOCKBACK back={=u64}", back),
             }
         }
     }
@@ -620,7 +682,7 @@ mod tests {
     use super::*;
     use crate::sel4::EntryPath;
 
-    fn one_of_each() -> [Event; 10] {
+    fn one_of_each() -> [Event; 11] {
         [
             Event::KernelEntry(KernelEntry::syscall(1, 10, true, 42)),
             Event::KernelEntry(KernelEntry::other(EntryPath::Interrupt, 3, 77)),
@@ -639,6 +701,7 @@ mod tests {
                 size: 1 << 40,
                 id: 0xdead_beef,
             },
+            Event::ClockBack { back: u64::MAX },
         ]
     }
 
@@ -738,15 +801,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_offset() {
-        // An interrupt, then a record of unknown kind 9.
-        let bytes = [0x12, 0x05, 0x09];
+        // An interrupt, then a record of unknown kind 13.
+        let bytes = [0x12, 0x05, 0x0d];
         let r: Vec<_> = BlockRecords::new(&bytes, 0).collect();
         assert_eq!(r.len(), 2);
         assert_eq!(
             r[1],
             Err(DecodeError {
                 offset: 2,
-                reason: DecodeErrorReason::UnknownKind(9)
+                reason: DecodeErrorReason::UnknownKind(13)
             })
         );
         // A user event claiming 10 bytes with 2 present.

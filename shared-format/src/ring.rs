@@ -33,6 +33,8 @@ pub const MIN_BLOCK_SIZE: u32 = 256;
 pub const MAX_BLOCK_SIZE: u32 = 1 << 16;
 /// Fewest blocks in a ring: one being written, one being reclaimed.
 pub const MIN_BLOCK_COUNT: u32 = 2;
+/// The `owner` word of a ring the reference encoder has claimed: `OWND`.
+pub const OWNER_TOKEN: u32 = u32::from_le_bytes(*b"OWND");
 /// Depth of the kernel-entry stack the encoder keeps in the header.
 pub const ENTRY_STACK_DEPTH: usize = 8;
 /// Bytes `0..STATIC_HEADER_LEN` are fixed at initialisation and covered by `static_crc`.

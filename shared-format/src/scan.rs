@@ -7,7 +7,7 @@
 //! touches every record, and an `Event` (with its inline user payload) costs more to
 //! build and move than the few fields a summary reads.
 
-use crate::record::{DecodeError, DecodeErrorReason, Kind, MAX_USER_PAYLOAD};
+use crate::record::{split_user_head, DecodeError, DecodeErrorReason, Kind};
 use crate::varint::{self, VarintError};
 
 /// Receives the records of a block, in order. Every method has a default that ignores
@@ -58,6 +58,11 @@ pub trait Visitor {
     #[inline(always)]
     fn thread_switch(&mut self, ts: u64, thread: u64) {
         let _ = (ts, thread);
+    }
+    /// A `ClockBack` record: the clock read `back` ticks less than at the previous record.
+    #[inline(always)]
+    fn clock_back(&mut self, ts: u64, back: u64) {
+        let _ = (ts, back);
     }
     /// A record of one of the kinds whose payload is one varint `value`: codes 0 to 4
     /// (kernel entry, kernel exit, interrupt, function entry, function exit), with the
@@ -232,7 +237,7 @@ fn step<V: Visitor>(
             *at = bytes.len();
             return Ok(false);
         }
-        if code > Kind::ThreadSwitch as u8 {
+        if code > Kind::ThreadSwitch as u8 && code != Kind::ClockBack as u8 {
             return Err(DecodeErrorReason::UnknownKind(code));
         }
         let ts = prev
@@ -269,12 +274,7 @@ fn step<V: Visitor>(
             }
             5 => {
                 let (x, n) = read(bytes, p)?;
-                let len = (x & 0x3f) as usize;
-                let id =
-                    u32::try_from(x >> 6).map_err(|_| DecodeErrorReason::BadField("user id"))?;
-                if len > MAX_USER_PAYLOAD {
-                    return Err(DecodeErrorReason::BadField("user payload length"));
-                }
+                let (id, len) = split_user_head(x)?;
                 let data = bytes.get(n..n + len).ok_or(DecodeErrorReason::Truncated)?;
                 p = n + len;
                 v.user(ts, id, data);
@@ -290,6 +290,11 @@ fn step<V: Visitor>(
                 let (thread, n) = read(bytes, p)?;
                 p = n;
                 v.thread_switch(ts, thread);
+            }
+            11 => {
+                let (back, n) = read(bytes, p)?;
+                p = n;
+                v.clock_back(ts, back);
             }
             _ => {
                 let (count, a) = read(bytes, p)?;
@@ -378,6 +383,12 @@ mod tests {
                 event: Event::ThreadSwitch { thread },
             });
         }
+        fn clock_back(&mut self, ts: u64, back: u64) {
+            self.0.push(Record {
+                ts,
+                event: Event::ClockBack { back },
+            });
+        }
     }
 
     fn check(bytes: &[u8], base: u64) {
@@ -426,6 +437,7 @@ mod tests {
                 thread: 0xffff_ff80_1ffc_9400,
             },
             Event::KernelEntry(KernelEntry::PENDING),
+            Event::ClockBack { back: 77 },
         ];
         let mut bytes = Vec::new();
         let mut ts = 100;

@@ -141,6 +141,38 @@ pub struct OtherEntryWord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KernelEntry(pub u32);
 
+/// A kernel-entry field that does not fit its bits (or a path that needs the other
+/// constructor): the checked constructors refuse it instead of truncating it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryFieldError {
+    /// The syscall number is above [`KernelEntry::MAX_SYSCALL`] (a negative seL4
+    /// `syscall_t` passed as is is one of these).
+    Syscall,
+    /// The cap type is above [`KernelEntry::MAX_CAP_TYPE`].
+    CapType,
+    /// The invocation label is above [`KernelEntry::MAX_LABEL`].
+    Label,
+    /// The path is above 7, or is [`EntryPath::Syscall`] where the core/word layout is
+    /// asked for.
+    Path,
+    /// The core is above [`KernelEntry::MAX_CORE`].
+    Core,
+    /// The word is above [`KernelEntry::MAX_WORD`].
+    Word,
+}
+
+/// Which numbering of seL4's `entry_type_t` a packed `kernel_entry_t` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sel4EntryNumbering {
+    /// seL4 as pinned by this project (1326364b, 16.0.0-dev): `Entry_Unknown` = 0,
+    /// `Entry_Interrupt` = 1, ..., `Entry_Syscall` = 6, `Entry_VCPUFault`/`Entry_VMExit`
+    /// = 7. This is the wire numbering ([`EntryPath`]).
+    Current,
+    /// Earlier releases, whose `entry_type_t` starts at `Entry_Interrupt` = 0 and has
+    /// `Entry_UnimplementedDevice` = 6 (see [`EntryPath::from_upstream_sel4`]).
+    Legacy,
+}
+
 impl KernelEntry {
     /// The placeholder word of a kernel entry whose information is not known yet
     /// (format version 2, section 9.5 of FORMAT.md): path Unknown, core 7, word
@@ -159,6 +191,93 @@ impl KernelEntry {
             ((w >> 21) & 0x7f) as u8 | 0x80,
             (w >> 28) as u8,
         ]
+    }
+
+    /// The largest syscall number (4 bits).
+    pub const MAX_SYSCALL: u32 = 0xf;
+    /// The largest cap type (5 bits).
+    pub const MAX_CAP_TYPE: u32 = 0x1f;
+    /// The largest invocation label (19 bits).
+    pub const MAX_LABEL: u32 = 0x7_ffff;
+    /// The largest core number (3 bits).
+    pub const MAX_CORE: u32 = 7;
+    /// The largest path-specific word (26 bits).
+    pub const MAX_WORD: u32 = 0x3ff_ffff;
+
+    /// A syscall entry, or the first field that does not fit its bits.
+    #[inline]
+    pub const fn try_syscall(
+        syscall: u32,
+        cap_type: u32,
+        fastpath: bool,
+        label: u32,
+    ) -> Result<Self, EntryFieldError> {
+        if syscall > Self::MAX_SYSCALL {
+            return Err(EntryFieldError::Syscall);
+        }
+        if cap_type > Self::MAX_CAP_TYPE {
+            return Err(EntryFieldError::CapType);
+        }
+        if label > Self::MAX_LABEL {
+            return Err(EntryFieldError::Label);
+        }
+        Ok(Self::syscall(
+            syscall as u8,
+            cap_type as u8,
+            fastpath,
+            label,
+        ))
+    }
+
+    /// A non-syscall entry, or the first field that does not fit its bits. `path` is an
+    /// [`EntryPath`] wire value; [`EntryPath::Syscall`] is refused (use
+    /// [`KernelEntry::try_syscall`]).
+    #[inline]
+    pub const fn try_other(path: u32, core: u32, word: u32) -> Result<Self, EntryFieldError> {
+        if path > 7 || path == EntryPath::Syscall as u32 {
+            return Err(EntryFieldError::Path);
+        }
+        if core > Self::MAX_CORE {
+            return Err(EntryFieldError::Core);
+        }
+        if word > Self::MAX_WORD {
+            return Err(EntryFieldError::Word);
+        }
+        Ok(Self::other(
+            EntryPath::from_bits(path as u8),
+            core as u8,
+            word,
+        ))
+    }
+
+    /// Bit of seL4's packed `kernel_entry_t` where its union (`core`/`word`, or the
+    /// syscall fields) starts: `path:3` fills the first byte's storage unit and the
+    /// union, not a bit-field, starts at the next byte (GCC and Clang, every ABI seL4
+    /// supports; `SEL4_PACKED` makes the struct 5 bytes on 32-bit and 9 on 64-bit).
+    pub const SEL4_UNION_BIT: u32 = 8;
+    /// Bits of seL4's union: 3 + 26, or 4 + 5 + 1 + 19.
+    pub const SEL4_UNION_BITS: u32 = 29;
+
+    /// Converts seL4's own `kernel_entry_t`, its first bytes read as a little-endian
+    /// integer (`memcpy` of `min(8, sizeof)` bytes), numbered as `numbering` says, into
+    /// the wire word. Bits 3..8 and 37..64 are the struct's padding and are ignored.
+    #[inline]
+    pub const fn from_sel4_packed(packed: u64, numbering: Sel4EntryNumbering) -> Self {
+        let path = (packed & 7) as u32;
+        let union = ((packed >> Self::SEL4_UNION_BIT) & ((1 << Self::SEL4_UNION_BITS) - 1)) as u32;
+        let path = match numbering {
+            Sel4EntryNumbering::Current => EntryPath::from_bits(path as u8),
+            Sel4EntryNumbering::Legacy => EntryPath::from_upstream_sel4(path),
+        };
+        // The wire word is seL4's layout without the padding: path, then the union.
+        KernelEntry(path as u32 | union << 3)
+    }
+
+    /// The inverse of [`KernelEntry::from_sel4_packed`] for the current numbering:
+    /// the little-endian integer of seL4's packed `kernel_entry_t` with these fields.
+    #[inline]
+    pub const fn to_sel4_packed(self) -> u64 {
+        (self.0 as u64 & 7) | ((self.0 as u64 >> 3) << Self::SEL4_UNION_BIT)
     }
 
     /// A syscall entry. Fields wider than their bit widths are truncated to them.
@@ -358,7 +477,72 @@ mod tests {
         assert_eq!(SyscallAbi::Sel4Mcs.cap_name(22), Some("SchedContext"));
     }
 
+    #[test]
+    fn checked_constructors_refuse_what_does_not_fit() {
+        assert_eq!(
+            KernelEntry::try_syscall(15, 31, true, 0x7_ffff),
+            Ok(KernelEntry::syscall(15, 31, true, 0x7_ffff))
+        );
+        assert_eq!(
+            KernelEntry::try_syscall(16, 0, false, 0),
+            Err(EntryFieldError::Syscall)
+        );
+        assert_eq!(
+            KernelEntry::try_syscall(u32::MAX, 0, false, 0),
+            Err(EntryFieldError::Syscall)
+        );
+        assert_eq!(
+            KernelEntry::try_syscall(1, 32, false, 0),
+            Err(EntryFieldError::CapType)
+        );
+        assert_eq!(
+            KernelEntry::try_syscall(1, 0, false, 1 << 19),
+            Err(EntryFieldError::Label)
+        );
+        assert_eq!(KernelEntry::try_other(6, 0, 0), Err(EntryFieldError::Path));
+        assert_eq!(KernelEntry::try_other(8, 0, 0), Err(EntryFieldError::Path));
+        assert_eq!(KernelEntry::try_other(1, 8, 0), Err(EntryFieldError::Core));
+        assert_eq!(
+            KernelEntry::try_other(1, 0, 1 << 26),
+            Err(EntryFieldError::Word)
+        );
+        assert_eq!(
+            KernelEntry::try_other(1, 7, (1 << 26) - 1),
+            Ok(KernelEntry::other(EntryPath::Interrupt, 7, (1 << 26) - 1))
+        );
+    }
+
+    /// Bytes of seL4's `kernel_entry_t` as GCC lays them out (the struct of
+    /// `libsel4/include/sel4/benchmark_track_types.h` at 1326364b, compiled with
+    /// `gcc` for x86_64 and `arm-linux-gnueabihf-gcc` for 32-bit ARM, fields set and the
+    /// bytes printed): path = 6, syscall_no = 1, cap_type = 10, is_fastpath = 1,
+    /// invocation_tag = 42 is `06 a1 aa 00 00` (then four zero bytes on 64-bit).
+    #[test]
+    fn sel4_packed_bytes_convert() {
+        let packed = u64::from_le_bytes([0x06, 0xa1, 0xaa, 0, 0, 0, 0, 0]);
+        let e = KernelEntry::from_sel4_packed(packed, Sel4EntryNumbering::Current);
+        assert_eq!(e, KernelEntry::syscall(1, 10, true, 42));
+        assert_eq!(e.to_sel4_packed(), packed);
+        // The same word from a release with the legacy numbering: Entry_Syscall = 5.
+        let legacy = u64::from_le_bytes([0x05, 0xa1, 0xaa, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            KernelEntry::from_sel4_packed(legacy, Sel4EntryNumbering::Legacy),
+            e
+        );
+        // Padding bits (3..8 and above 37) are ignored.
+        assert_eq!(
+            KernelEntry::from_sel4_packed(packed | 0xf8 | 0xff << 40, Sel4EntryNumbering::Current),
+            e
+        );
+    }
+
     proptest! {
+        #[test]
+        fn sel4_packed_round_trips(word: u32) {
+            let e = KernelEntry(word);
+            prop_assert_eq!(KernelEntry::from_sel4_packed(e.to_sel4_packed(), Sel4EntryNumbering::Current), e);
+        }
+
         #[test]
         fn syscall_fields_round_trip(sys in 0u8..16, cap in 0u8..32, fp: bool, label in 0u32..(1 << 19)) {
             let s = KernelEntry::syscall(sys, cap, fp, label).as_syscall().unwrap();

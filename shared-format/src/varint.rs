@@ -25,6 +25,29 @@ pub const fn encoded_len(value: u64) -> usize {
     (bits * 9 + 64) / 64
 }
 
+/// The number of bytes a `u32` `value` takes, computed in 32-bit arithmetic:
+/// `ceil(bits / 7)` as `(9 * bits + 64) / 64` with `bits = 32 - clz(value)`, folded into
+/// `(352 - 9 * clz(value)) / 64` (one byte for 0). Branch-free; writers' fast paths use it.
+#[inline(always)]
+pub const fn encoded_len_u32(value: u32) -> u32 {
+    (352 - 9 * value.leading_zeros()) >> 6
+}
+
+/// Writes a `u32` `value` with `store(position, byte)` at positions `at`, `at + 1`, ...;
+/// returns the position after the last byte ([`encoded_len_u32`] bytes). For writers
+/// that store into memory they address themselves (the encoder's ring): the loop keeps
+/// the position in a register, as a hand-written one would.
+#[inline(always)]
+pub fn write_u32_at(mut at: usize, mut value: u32, mut store: impl FnMut(usize, u8)) -> usize {
+    while value >= 0x80 {
+        store(at, value as u8 | 0x80);
+        at += 1;
+        value >>= 7;
+    }
+    store(at, value as u8);
+    at + 1
+}
+
 /// Writes `value` at `out[at..]` and returns the position after it.
 ///
 /// The caller guarantees `out` has room for [`MAX_VARINT_LEN`] bytes after `at`
@@ -108,6 +131,25 @@ fn read_slow(input: &[u8], at: usize) -> Result<(u64, usize), VarintError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn u32_helpers_agree_with_the_u64_ones() {
+        for bits in 0..=32u32 {
+            for v in [
+                0u32,
+                1,
+                (1u64 << bits).saturating_sub(1) as u32,
+                (1u64 << bits).min(u64::from(u32::MAX)) as u32,
+            ] {
+                assert_eq!(encoded_len_u32(v) as usize, encoded_len(u64::from(v)));
+                let mut a = [0u8; MAX_VARINT_LEN];
+                let n = write_u32_at(0, v, |i, b| a[i] = b);
+                let mut b = [0u8; MAX_VARINT_LEN];
+                let m = write(&mut b, 0, u64::from(v));
+                assert_eq!((n, &a[..n]), (m, &b[..m]));
+            }
+        }
+    }
 
     #[test]
     fn boundaries_have_expected_lengths() {

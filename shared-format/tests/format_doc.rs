@@ -561,6 +561,7 @@ fn render(e: &Event) -> String {
         }
         Event::Lost { count, since } => format!("{name} count={count} since={since}"),
         Event::ThreadSwitch { thread } => format!("{name} thread={thread:#x}"),
+        Event::ClockBack { back } => format!("{name} back={back}"),
     }
 }
 

@@ -160,16 +160,15 @@ impl Cmd {
                     if got >= limit {
                         break;
                     }
-                    // SWITCH (kind 8) has no per-kind count in the index: a block holds
-                    // some when its events exceed the first seven kinds' counts.
-                    let counted: u32 = e.kinds[..7].iter().map(|c| c.get()).sum();
+                    // The index counts kinds 0..8 only; blocks may hold a later kind
+                    // (SWITCH, CLOCKBACK) wherever they hold a record outside those columns.
+                    let counted: u32 = e.kinds.iter().map(|c| c.get()).sum();
                     let has = e
                         .kinds
                         .iter()
                         .enumerate()
                         .any(|(k, c)| mask & (1 << k) != 0 && c.get() > 0)
-                        || (mask & (1 << Kind::ThreadSwitch as u8) != 0
-                            && e.events.get() > counted);
+                        || (mask >> 8 != 0 && e.events.get() + e.kinds[7].get() > counted);
                     if !has {
                         continue;
                     }

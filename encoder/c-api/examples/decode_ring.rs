@@ -172,6 +172,7 @@ fn main() -> ExitCode {
                 }
                 Event::Lost { count, since } => writeln!(out, "LOST count={count} since={since}"),
                 Event::ThreadSwitch { thread } => writeln!(out, "SWITCH thread={thread}"),
+                Event::ClockBack { back } => writeln!(out, "CLOCKBACK back={back}"),
             };
         }
         if !block.is_current && n != block.header.records.get() {

@@ -28,6 +28,12 @@
 //! on the CPU that the function set by [`tm_set_cpu_fn`] returns (CPU 0 by default), and
 //! record the function's address minus the base set by [`tm_set_function_base`].
 //!
+//! The hooks are safe against re-entry: when the clock or the cpu function is itself
+//! compiled with `-finstrument-functions` (the whole program built with the flag), the
+//! hook calls they make are skipped and counted ([`tm_hook_skipped`]) instead of
+//! recursing until the stack overflows. Mark both functions
+//! `__attribute__((no_instrument_function))` so that nothing is skipped.
+//!
 //! # Kernels that learn why they were entered late (seL4)
 //!
 //! seL4 knows a syscall's number, cap type and label only after its entry hook. Such a
@@ -47,12 +53,13 @@ use core::ffi::{c_int, c_void};
 use core::mem::MaybeUninit;
 
 use tracemark::format::ring::offsets;
-use tracemark::{Config, EntryPath, FnClock, InitError, KernelEntry, Mode, Outcome, SyscallAbi};
+use tracemark::format::Sel4EntryNumbering;
+use tracemark::{Config, FnClock, InitError, KernelEntry, Mode, Outcome, SyscallAbi};
 
 #[cfg(target_has_atomic = "8")]
-use core::sync::atomic::AtomicU8;
+use core::sync::atomic::{AtomicU32 as CountU32, AtomicU8};
 #[cfg(not(target_has_atomic = "8"))]
-use portable_atomic::AtomicU8;
+use portable_atomic::{AtomicU32 as CountU32, AtomicU8};
 
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
@@ -67,13 +74,17 @@ pub const TM_MAX_CPUS: u32 = 8;
 
 /// Success; for a recording function: the record is in the ring.
 pub const TM_OK: c_int = 0;
+/// `tm_init_recover`: the memory held an earlier session's ring, which went to the sink;
+/// a new session started.
+pub const TM_RECOVERED: c_int = 2;
 /// The ring had no room (drop mode); the record was counted as dropped.
 pub const TM_DROPPED: c_int = 1;
 /// The CPU number is not below `TM_MAX_CPUS`.
 pub const TM_ERR_BAD_CPU: c_int = -1;
 /// No ring was initialised for this CPU (or it was released).
 pub const TM_ERR_NOT_INIT: c_int = -2;
-/// The slot, or the ring memory, is already owned by a tracing session.
+/// The slot, or the ring memory, is already owned by a tracing session, or the memory
+/// overlaps the memory of a ring in use (in any slot, or a Rust ring in the program).
 pub const TM_ERR_IN_USE: c_int = -3;
 /// The ring memory is not 8-byte aligned.
 pub const TM_ERR_MISALIGNED: c_int = -4;
@@ -87,6 +98,14 @@ pub const TM_ERR_BAD_ARG: c_int = -7;
 pub const TM_ERR_SINK: c_int = -8;
 /// The ring changed during every snapshot attempt; try again.
 pub const TM_ERR_BUSY: c_int = -9;
+/// A field does not fit its bits (syscall above 15, cap type above 31, label above
+/// 2^19 - 1, core above 7, word above 2^26 - 1, an unknown path, `TM_PATH_SYSCALL` given
+/// to `tm_kernel_entry_other`); nothing was recorded.
+pub const TM_ERR_RANGE: c_int = -10;
+/// `tm_init`: the memory holds the ring a session left there (an earlier boot's, kept
+/// across a reset) and no ring of this program uses; read it and start a new session
+/// with `tm_init_recover`.
+pub const TM_ERR_PREVIOUS: c_int = -11;
 
 /// Flight recorder: reclaim the oldest block when full.
 pub const TM_MODE_OVERWRITE: u32 = 0;
@@ -99,6 +118,12 @@ pub const TM_ABI_RAW: u32 = 0;
 pub const TM_ABI_SEL4: u32 = 1;
 /// seL4 syscall numbering with MCS.
 pub const TM_ABI_SEL4_MCS: u32 = 2;
+/// As `TM_ABI_SEL4`, for seL4 releases whose `entry_type_t` starts at
+/// `Entry_Interrupt = 0` (with `Entry_UnimplementedDevice = 6`): `tm_kernel_entry_raw`
+/// renumbers their entry paths. The ring header says `TM_ABI_SEL4`.
+pub const TM_ABI_SEL4_LEGACY: u32 = 3;
+/// As `TM_ABI_SEL4_MCS`, with the entry-path numbering of `TM_ABI_SEL4_LEGACY`.
+pub const TM_ABI_SEL4_LEGACY_MCS: u32 = 4;
 
 /// Kernel entry path: unknown.
 pub const TM_PATH_UNKNOWN: u32 = 0;
@@ -127,7 +152,10 @@ pub const TM_RING_HEADER_LEN: u32 = 192;
 // ---------------------------------------------------------------------------------------
 
 /// A clock: returns the current time in ticks of `tm_config.clock_hz`. Called at every
-/// record, from every context that records; must be monotonic on its CPU.
+/// record, from every context that records; should be monotonic on its CPU (a step back
+/// is recorded as a CLOCKBACK record). Mark it `__attribute__((no_instrument_function))`
+/// when compiling with `-finstrument-functions`: otherwise every hook call re-enters the
+/// hooks through it, and those calls are skipped and counted by `tm_hook_skipped`.
 pub type TmClockFn = Option<extern "C" fn() -> u64>;
 
 /// How to set up one CPU's ring (`tm_init`).
@@ -144,7 +172,8 @@ pub struct TmConfig {
     pub clock_hz: u64,
     /// A producer or build id the host shows.
     pub producer_id: u64,
-    /// `TM_ABI_RAW`, `TM_ABI_SEL4` or `TM_ABI_SEL4_MCS`.
+    /// `TM_ABI_RAW`, `TM_ABI_SEL4`, `TM_ABI_SEL4_MCS`, `TM_ABI_SEL4_LEGACY` or
+    /// `TM_ABI_SEL4_LEGACY_MCS`.
     pub syscall_abi: u32,
 }
 
@@ -153,6 +182,7 @@ pub type TmSinkFn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> c_int>;
 
 /// Returns the number of the CPU the caller runs on (for the `-finstrument-functions` hooks).
+/// Mark it `__attribute__((no_instrument_function))`, as the clock (see `tm_clock_fn`).
 pub type TmCpuFn = Option<extern "C" fn() -> u32>;
 
 // ---------------------------------------------------------------------------------------
@@ -171,6 +201,9 @@ struct Slot {
     // that moved `state` from FREE (tm_init) or from READY (tm_release) to BUSY writes or
     // drops `tracer`; everybody else only takes `&CTracer` after an Acquire load of READY.
     state: AtomicU8,
+    /// The [`Sel4EntryNumbering`] of `tm_kernel_entry_raw` (0 current, 1 legacy), set
+    /// before `state` becomes READY.
+    numbering: AtomicU8,
     tracer: UnsafeCell<MaybeUninit<CTracer>>,
 }
 
@@ -185,6 +218,7 @@ unsafe impl Sync for Slot {}
 #[allow(clippy::declare_interior_mutable_const)] // used only to initialise the table
 const EMPTY_SLOT: Slot = Slot {
     state: AtomicU8::new(FREE),
+    numbering: AtomicU8::new(0),
     tracer: UnsafeCell::new(MaybeUninit::uninit()),
 };
 
@@ -203,6 +237,15 @@ fn tracer(cpu: u32) -> Result<&'static CTracer, c_int> {
     Ok(unsafe { (*slot.tracer.get()).assume_init_ref() })
 }
 
+/// `err`, unless `cpu` itself is wrong (then that error: it is the first thing to fix).
+#[cold]
+fn checked_cpu(cpu: u32, err: c_int) -> c_int {
+    match tracer(cpu) {
+        Ok(_) => err,
+        Err(e) => e,
+    }
+}
+
 #[inline(always)]
 fn outcome(o: Outcome) -> c_int {
     match o {
@@ -219,19 +262,33 @@ fn with(cpu: u32, f: impl FnOnce(&CTracer) -> Outcome) -> c_int {
     }
 }
 
+/// The ring header's ABI and the entry-path numbering of a `tm_config.syscall_abi`.
+fn abi_setting(v: u32) -> Option<(SyscallAbi, Sel4EntryNumbering)> {
+    Some(match v {
+        TM_ABI_SEL4_LEGACY => (SyscallAbi::Sel4, Sel4EntryNumbering::Legacy),
+        TM_ABI_SEL4_LEGACY_MCS => (SyscallAbi::Sel4Mcs, Sel4EntryNumbering::Legacy),
+        v => (
+            SyscallAbi::from_u8(u8::try_from(v).ok()?)?,
+            Sel4EntryNumbering::Current,
+        ),
+    })
+}
+
 fn init_error(e: InitError) -> c_int {
     match e {
         InitError::Misaligned => TM_ERR_MISALIGNED,
         InitError::TooSmall { .. } => TM_ERR_TOO_SMALL,
         InitError::BadBlockSize => TM_ERR_BAD_BLOCK_SIZE,
         InitError::InUse => TM_ERR_IN_USE,
+        InitError::PreviousSession => TM_ERR_PREVIOUS,
     }
 }
 
 /// Initialises CPU `cpu`'s ring in `len` bytes at `mem` and claims it.
 ///
-/// Returns `TM_OK`, `TM_ERR_BAD_CPU`, `TM_ERR_IN_USE` (the slot is initialised, or the
-/// memory holds a ring another session owns), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
+/// Returns `TM_OK`, `TM_ERR_BAD_CPU`, `TM_ERR_IN_USE` (the slot is initialised, the
+/// memory holds a ring another session owns, or it overlaps a ring in use),
+/// `TM_ERR_PREVIOUS` (the memory holds an earlier boot's ring: see `tm_init_recover`), `TM_ERR_MISALIGNED`, `TM_ERR_TOO_SMALL`,
 /// `TM_ERR_BAD_BLOCK_SIZE` or `TM_ERR_BAD_ARG`.
 ///
 /// # Safety
@@ -247,6 +304,70 @@ pub unsafe extern "C" fn tm_init(
     len: usize,
     config: *const TmConfig,
 ) -> c_int {
+    // SAFETY: the caller's guarantees are `init_with`'s.
+    unsafe { init_with(cpu, mem, len, config, tracemark::Tracer::new) }
+}
+
+/// Like `tm_init`, for ring memory that survives a reset (a `.noinit` section): if `mem`
+/// holds a valid ring that a session left there (an earlier boot's) and no ring of this
+/// program uses, `sink` receives its bytes (header and blocks, in chunks of at most 256
+/// bytes: a ring image `tracemark` decodes) before a new session starts in the same
+/// memory. `sink` may be NULL to discard the old records.
+///
+/// Returns `TM_OK` (no earlier ring: a new session started), `TM_RECOVERED` (the earlier
+/// ring went to the sink, a new session started), `TM_ERR_SINK` (the sink returned
+/// non-zero: nothing started, the memory is untouched), or `tm_init`'s errors.
+///
+/// # Safety
+///
+/// As `tm_init`; `sink` must be safe to call with `ctx` and a valid buffer.
+#[no_mangle]
+pub unsafe extern "C" fn tm_init_recover(
+    cpu: u32,
+    mem: *mut c_void,
+    len: usize,
+    config: *const TmConfig,
+    sink: TmSinkFn,
+    ctx: *mut c_void,
+) -> c_int {
+    let mut found = false;
+    let mut sink_failed = false;
+    let make = |memory: &'static mut [u8], config: &Config, clock: FnClock| {
+        tracemark::Tracer::recover(memory, config, clock, |old: &[u8]| {
+            found = true;
+            let Some(sink) = sink else { return true };
+            for chunk in old.chunks(256) {
+                // SAFETY: `chunk` is a valid buffer for the call; the caller vouches for
+                // `sink` and `ctx`.
+                if unsafe { sink(ctx, chunk.as_ptr(), chunk.len()) } != 0 {
+                    sink_failed = true;
+                    return false;
+                }
+            }
+            true
+        })
+    };
+    // SAFETY: the caller's guarantees are `init_with`'s.
+    let rc = unsafe { init_with(cpu, mem, len, config, make) };
+    match rc {
+        TM_ERR_PREVIOUS if sink_failed => TM_ERR_SINK,
+        TM_OK if found => TM_RECOVERED,
+        rc => rc,
+    }
+}
+
+/// `tm_init` with `make` setting up the tracer in the checked memory.
+///
+/// # Safety
+///
+/// As `tm_init`.
+unsafe fn init_with(
+    cpu: u32,
+    mem: *mut c_void,
+    len: usize,
+    config: *const TmConfig,
+    make: impl FnOnce(&'static mut [u8], &Config, FnClock) -> Result<CTracer, InitError>,
+) -> c_int {
     let Some(slot) = TRACERS.get(cpu as usize) else {
         return TM_ERR_BAD_CPU;
     };
@@ -255,12 +376,10 @@ pub unsafe extern "C" fn tm_init(
     }
     // SAFETY: the caller guarantees `config` points to a valid `tm_config`; it is `Copy`.
     let c = unsafe { *config };
-    let (Some(clock), Some(mode), Some(abi)) = (
+    let (Some(clock), Some(mode), Some((abi, numbering))) = (
         c.clock,
         u8::try_from(c.mode).ok().and_then(Mode::from_u8),
-        u8::try_from(c.syscall_abi)
-            .ok()
-            .and_then(SyscallAbi::from_u8),
+        abi_setting(c.syscall_abi),
     ) else {
         return TM_ERR_BAD_ARG;
     };
@@ -287,11 +406,12 @@ pub unsafe extern "C" fn tm_init(
         producer_id: c.producer_id,
         syscall_abi: abi,
     };
-    match tracemark::Tracer::new(memory, &config, FnClock(clock)) {
+    match make(memory, &config, FnClock(clock)) {
         Ok(t) => {
             // SAFETY: we moved `state` FREE -> BUSY, so no one else touches `tracer`
             // (Slot invariant); it is uninitialised (state was FREE).
             unsafe { (*slot.tracer.get()).write(t) };
+            slot.numbering.store(numbering as u8, Ordering::Relaxed);
             slot.state.store(READY, Ordering::Release);
             TM_OK
         }
@@ -335,9 +455,11 @@ pub unsafe extern "C" fn tm_release(cpu: u32) -> c_int {
 // Recording
 // ---------------------------------------------------------------------------------------
 
-/// Records a syscall kernel entry with seL4's fields (syscall number as seL4 stores it,
-/// 4 bits; cap type, 5 bits; fastpath flag; invocation label, 19 bits) and remembers its
-/// time for `tm_kernel_exit`.
+/// Records a syscall kernel entry with seL4's fields and remembers its time for
+/// `tm_kernel_exit`: the syscall number as seL4 stores it (`-syscall`, 0 to 15), the cap
+/// type (`cap_tag_t`, 0 to 31), the fastpath flag and the invocation label (0 to
+/// 2^19 - 1). A field out of its range returns `TM_ERR_RANGE` and records nothing (pass
+/// seL4's negative `syscall_t` negated).
 #[no_mangle]
 pub extern "C" fn tm_kernel_entry_syscall(
     cpu: u32,
@@ -346,30 +468,44 @@ pub extern "C" fn tm_kernel_entry_syscall(
     fastpath: bool,
     label: u32,
 ) -> c_int {
-    with(cpu, |t| {
-        t.kernel_entry(KernelEntry::syscall(
-            syscall as u8,
-            cap_type as u8,
-            fastpath,
-            label,
-        ))
-    })
+    match KernelEntry::try_syscall(syscall, cap_type, fastpath, label) {
+        Ok(entry) => with(cpu, |t| t.kernel_entry(entry)),
+        Err(_) => checked_cpu(cpu, TM_ERR_RANGE),
+    }
 }
 
-/// Records any other kernel entry: `path` is a `TM_PATH_*` value (3 bits), `core` the
-/// core that took it (3 bits), `word` the IRQ number, fault type or other word (26 bits).
+/// Records any other kernel entry: `path` is a `TM_PATH_*` value other than
+/// `TM_PATH_SYSCALL`, `core` the core that took it (0 to 7), `word` the IRQ number, fault
+/// type or other word (0 to 2^26 - 1). Anything out of range returns `TM_ERR_RANGE` and
+/// records nothing.
 #[no_mangle]
 pub extern "C" fn tm_kernel_entry_other(cpu: u32, path: u32, core: u32, word: u32) -> c_int {
-    let path = EntryPath::from_bits(path as u8);
-    with(cpu, |t| {
-        t.kernel_entry(KernelEntry::other(path, core as u8, word))
-    })
+    match KernelEntry::try_other(path, core, word) {
+        Ok(entry) => with(cpu, |t| t.kernel_entry(entry)),
+        Err(_) => checked_cpu(cpu, TM_ERR_RANGE),
+    }
 }
 
-/// Records a kernel entry from seL4's packed `kernel_entry_t` word as is.
+/// Records a kernel entry from seL4's own `kernel_entry_t` (as `ksKernelEntry` holds
+/// it), given as its first bytes read as a little-endian integer: `tm_sel4_entry_bits(
+/// &ksKernelEntry, sizeof ksKernelEntry)`. seL4 packs it as `path:3` in the first byte
+/// and the union (`core:3 word:26`, or `syscall_no:4 cap_type:5 is_fastpath:1
+/// invocation_tag:19`) from the second (5 bytes on 32-bit, 9 on 64-bit); padding bits
+/// are ignored. The path is numbered as the seL4 release `tm_config.syscall_abi` names:
+/// `TM_ABI_SEL4`, `TM_ABI_SEL4_MCS` and `TM_ABI_RAW` as the seL4 this project pins
+/// (`Entry_Unknown = 0` ... `Entry_Syscall = 6`, `Entry_VCPUFault`/`Entry_VMExit = 7`),
+/// `TM_ABI_SEL4_LEGACY*` as releases starting at `Entry_Interrupt = 0`.
 #[no_mangle]
-pub extern "C" fn tm_kernel_entry_raw(cpu: u32, word: u32) -> c_int {
-    with(cpu, |t| t.kernel_entry(KernelEntry(word)))
+pub extern "C" fn tm_kernel_entry_raw(cpu: u32, entry: u64) -> c_int {
+    let Some(slot) = TRACERS.get(cpu as usize) else {
+        return TM_ERR_BAD_CPU;
+    };
+    let numbering = match slot.numbering.load(Ordering::Relaxed) {
+        0 => Sel4EntryNumbering::Current,
+        _ => Sel4EntryNumbering::Legacy,
+    };
+    let entry = KernelEntry::from_sel4_packed(entry, numbering);
+    with(cpu, |t| t.kernel_entry(entry))
 }
 
 /// Records a kernel exit; the encoder measures `exit - entry` in clock ticks from the
@@ -427,15 +563,18 @@ pub extern "C" fn tm_function_exit(cpu: u32, func: u64) -> c_int {
 }
 
 /// Records a user event `id` with `len` bytes of `data` (cut to 32 bytes; `data` may be
-/// NULL when `len` is 0).
+/// NULL when `len` is 0). NULL `data` with a non-zero `len` returns `TM_ERR_BAD_ARG` and
+/// records nothing.
 ///
 /// # Safety
 ///
 /// `data` must be valid for reads of `len` bytes, or `len` must be 0.
 #[no_mangle]
 pub unsafe extern "C" fn tm_user(cpu: u32, id: u32, data: *const c_void, len: usize) -> c_int {
-    let bytes: &[u8] = if len == 0 || data.is_null() {
+    let bytes: &[u8] = if len == 0 {
         &[]
+    } else if data.is_null() {
+        return checked_cpu(cpu, TM_ERR_BAD_ARG);
     } else {
         // SAFETY: the caller guarantees `data` is valid for `len` bytes; we read at most
         // 32 of them and only during this call.
@@ -504,12 +643,104 @@ fn function_value(func: *mut c_void) -> u64 {
     (func as usize).wrapping_sub(FUNCTION_BASE.load(Ordering::Relaxed)) as u64
 }
 
+/// Hook calls skipped because they re-entered the hooks (see [`tm_hook_skipped`]).
+static HOOK_SKIPPED: CountU32 = CountU32::new(0);
+
+/// Returns how many `-finstrument-functions` hook calls were skipped, since the program
+/// started, because they re-entered the hooks: a clock or cpu function compiled with
+/// `-finstrument-functions` calls the hooks from inside them (mark those functions
+/// `__attribute__((no_instrument_function))`), or an interrupt or signal handler's
+/// instrumented code ran while a hook was recording on the same context. Non-zero
+/// means the trace lacks that many function entries and exits. Wraps at 2^32.
+#[no_mangle]
+pub extern "C" fn tm_hook_skipped() -> u32 {
+    HOOK_SKIPPED.load(Ordering::Relaxed)
+}
+
+/// Re-entry guards of the hooks: a hook that finds the guard of its context taken
+/// skips and counts itself in [`HOOK_SKIPPED`], instead of recursing through an
+/// instrumented clock or cpu function until the stack overflows.
+#[cfg(feature = "cyg-profile")]
+mod hook_guard {
+    use super::{current_cpu, Ordering, HOOK_SKIPPED};
+
+    /// On hosted systems each thread is a context: a thread-local flag covers the cpu
+    /// function and the record (with its clock call) exactly.
+    #[cfg(not(target_os = "none"))]
+    mod imp {
+        use core::cell::Cell;
+
+        std::thread_local! {
+            static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+        }
+
+        /// Runs `f` with the CPU number unless this thread is already in a hook.
+        #[inline(always)]
+        pub(super) fn with_cpu(f: impl FnOnce(u32)) -> bool {
+            // NOTE: `try_with` fails only while the thread's TLS is being torn down;
+            // skipping then is right (and counted).
+            let entered = IN_HOOK.try_with(|g| !g.replace(true)).unwrap_or(false);
+            if !entered {
+                return false;
+            }
+            f(super::current_cpu());
+            let _ = IN_HOOK.try_with(|g| g.set(false));
+            true
+        }
+    }
+
+    /// On bare metal there is no thread-local storage and the context is the CPU, which
+    /// only the (maybe instrumented) cpu function knows. The cpu function's re-entry is
+    /// bounded by a global depth (at most one legitimate call per CPU slot can be in
+    /// progress at once, so a deeper call is a re-entry); the record, whose clock may
+    /// re-enter, is guarded per CPU.
+    #[cfg(target_os = "none")]
+    mod imp {
+        use super::super::{AtomicU8, CountU32, TM_MAX_CPUS};
+        use core::sync::atomic::Ordering;
+
+        static CPU_FN_DEPTH: CountU32 = CountU32::new(0);
+        #[allow(clippy::declare_interior_mutable_const)] // used only to initialise the table
+        const FREE: AtomicU8 = AtomicU8::new(0);
+        static IN_HOOK: [AtomicU8; TM_MAX_CPUS as usize] = [FREE; TM_MAX_CPUS as usize];
+
+        #[inline(always)]
+        pub(super) fn with_cpu(f: impl FnOnce(u32)) -> bool {
+            let depth = CPU_FN_DEPTH.fetch_add(1, Ordering::Acquire);
+            let cpu = (depth < TM_MAX_CPUS).then(super::current_cpu);
+            CPU_FN_DEPTH.fetch_sub(1, Ordering::Release);
+            let Some(cpu) = cpu else { return false };
+            let Some(flag) = IN_HOOK.get(cpu as usize) else {
+                // A bad CPU number: the record would fail anyway, nothing to guard.
+                f(cpu);
+                return true;
+            };
+            if flag.swap(1, Ordering::Acquire) != 0 {
+                return false;
+            }
+            f(cpu);
+            flag.store(0, Ordering::Release);
+            true
+        }
+    }
+
+    /// Records with `f` on the current CPU, or counts a skipped hook call.
+    #[inline(always)]
+    pub(crate) fn guarded(f: impl FnOnce(u32)) {
+        if !imp::with_cpu(f) {
+            HOOK_SKIPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Called by code compiled with `-finstrument-functions` at every function entry.
 #[cfg(feature = "cyg-profile")]
 #[no_mangle]
 pub extern "C" fn __cyg_profile_func_enter(func: *mut c_void, call_site: *mut c_void) {
     let _ = call_site;
-    let _ = tm_function_entry(current_cpu(), function_value(func));
+    hook_guard::guarded(|cpu| {
+        let _ = tm_function_entry(cpu, function_value(func));
+    });
 }
 
 /// Called by code compiled with `-finstrument-functions` at every function exit.
@@ -517,7 +748,9 @@ pub extern "C" fn __cyg_profile_func_enter(func: *mut c_void, call_site: *mut c_
 #[no_mangle]
 pub extern "C" fn __cyg_profile_func_exit(func: *mut c_void, call_site: *mut c_void) {
     let _ = call_site;
-    let _ = tm_function_exit(current_cpu(), function_value(func));
+    hook_guard::guarded(|cpu| {
+        let _ = tm_function_exit(cpu, function_value(func));
+    });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -674,23 +907,29 @@ pub unsafe extern "C" fn tm_dump_uart(
 /// the CPU may still be recording, and stores its length in `*len`.
 ///
 /// Returns `TM_OK`, `TM_ERR_TOO_SMALL` (then `*len` is the size needed), `TM_ERR_BUSY`,
-/// or an error code.
+/// or an error code. `out` may be NULL when `cap` is 0, to ask for the size:
+/// `tm_snapshot(cpu, NULL, 0, &len)` returns `TM_ERR_TOO_SMALL` with `len` set.
 ///
 /// # Safety
 ///
-/// `out` must be valid for writes of `cap` bytes and `len` valid for a write.
+/// `out` must be valid for writes of `cap` bytes (or `cap` must be 0) and `len` valid
+/// for a write.
 #[no_mangle]
 pub unsafe extern "C" fn tm_snapshot(cpu: u32, out: *mut u8, cap: usize, len: *mut usize) -> c_int {
-    if out.is_null() || len.is_null() {
+    if len.is_null() || (out.is_null() && cap != 0) {
         return TM_ERR_BAD_ARG;
     }
     let t = match tracer(cpu) {
         Ok(t) => t,
         Err(e) => return e,
     };
-    // SAFETY: the caller guarantees `out` is valid for writes of `cap` bytes, and it is
-    // not ring memory (the ring's memory is reserved for this library).
-    let out = unsafe { core::slice::from_raw_parts_mut(out, cap) };
+    let out: &mut [u8] = if cap == 0 {
+        &mut []
+    } else {
+        // SAFETY: the caller guarantees `out` is valid for writes of `cap` bytes, and it
+        // is not ring memory (the ring's memory is reserved for this library).
+        unsafe { core::slice::from_raw_parts_mut(out, cap) }
+    };
     let r = t.ring().snapshot(out, 16);
     // SAFETY: the caller guarantees `len` is valid for a write (checked non-null).
     unsafe {

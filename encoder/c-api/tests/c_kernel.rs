@@ -1,9 +1,13 @@
 //! Builds `examples/c-kernel` (C, with the system C compiler) against the static library,
-//! runs it, extracts the rings it dumped over its "UART" (stdout, `@TM:` lines mixed with
-//! log lines), checks they are byte-identical to the raw `tm_dump` images, decodes them
-//! and checks them against the truth file the C program wrote: every count per CPU and kind, every kernel-exit duration, the function
-//! addresses the `-finstrument-functions` hooks recorded, and that the signal handler
-//! really preempted records in progress without corrupting them.
+//! runs it (two threads as two CPUs, each with its own clock; CPU 1's ring wraps), extracts
+//! the rings it dumped over its "UART" (stdout, `@TM:` lines mixed with log lines), checks
+//! they are byte-identical to the raw `tm_dump` images, decodes them and checks them
+//! against the truth file the C program wrote: every count per CPU and kind (for the
+//! wrapped ring: what survived plus what was overwritten), every kernel-exit duration
+//! (for the wrapped ring: the newest ones), nesting overflows, the function addresses the
+//! `-finstrument-functions` hooks recorded, and that the signal handler really preempted
+//! records in progress without corrupting them. `tracemark decode` on the console log
+//! must agree with all of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -79,6 +83,8 @@ fn build_c_kernel(work: &Path, lib: &Path) -> PathBuf {
 #[derive(Default, Debug)]
 struct Truth {
     cpus: u32,
+    hook_skipped: u64,
+    modes: BTreeMap<u32, String>,
     signals_in_record: u64,
     signal_irq: u32,
     counts: BTreeMap<(u32, String), u64>,
@@ -97,6 +103,10 @@ fn parse_truth(text: &str) -> Truth {
             Some("cpus") => t.cpus = n(1) as u32,
             Some("signals_in_record") => t.signals_in_record = n(1),
             Some("signal_irq") => t.signal_irq = n(1) as u32,
+            Some("hook_skipped") => t.hook_skipped = n(1),
+            Some("mode") => {
+                t.modes.insert(n(1) as u32, f[2].to_string());
+            }
             Some("count") => {
                 t.counts.insert((n(1) as u32, f[2].to_string()), n(3));
             }
@@ -143,58 +153,128 @@ fn decode(image: &[u8]) -> (Vec<Record>, RingView<'_>) {
     (out, view)
 }
 
-/// Checks one CPU's decoded ring against the truth.
-fn check_cpu(cpu: u32, image: &[u8], truth: &Truth) {
+/// What one CPU's ring holds, as the test reads it (compared between the format crate's
+/// decoder and `tracemark decode`).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Seen {
+    /// Records per kind name.
+    counts: BTreeMap<String, u64>,
+    /// Kernel-exit durations of the main flow, in order (`u64::MAX`: nesting overflow).
+    exits: Vec<u64>,
+    /// Kernel exits of the signal handler.
+    signal_exits: u64,
+}
+
+/// The truth file's value of an exit duration.
+fn exit_value(d: ExitDuration) -> u64 {
+    match d {
+        ExitDuration::Ticks(t) => t,
+        ExitDuration::NestingOverflow => u64::MAX,
+        ExitDuration::NoEntry => panic!("an exit without entry on the target"),
+    }
+}
+
+/// Pairs kernel exits with entries (an interrupt entry's word, else 0) and sorts them
+/// into main-flow and signal-handler exits. In a wrapped ring the oldest exits may have
+/// lost their entries: those of the signal handler last 0 ticks, the main flow's never.
+struct ExitSorter {
+    stack: Vec<u64>,
+    signal_irq: u64,
+    wrapped: bool,
+}
+
+impl ExitSorter {
+    fn exit(&mut self, cpu: u32, d: u64, seen: &mut Seen) {
+        let signal = match self.stack.pop() {
+            Some(word) => word == self.signal_irq,
+            None => {
+                assert!(self.wrapped, "cpu {cpu}: exit without entry");
+                d == 0
+            }
+        };
+        if signal {
+            assert!(
+                d == 0 || d == u64::MAX,
+                "signal handler exit lasted {d} ticks"
+            );
+            seen.signal_exits += 1;
+        } else {
+            seen.exits.push(d);
+        }
+    }
+}
+
+/// Checks one CPU's decoded ring against the truth; returns what it holds.
+fn check_cpu(cpu: u32, image: &[u8], truth: &Truth) -> Seen {
     let (records, view) = decode(image);
     let h = &view.header;
     assert_eq!(h.cpu_id.get(), cpu);
     assert_eq!(h.clock_hz.get(), 1_000_000_000);
     assert_eq!(h.producer_id.get(), 0xc0ffee);
     assert_eq!(h.syscall_abi, 1, "seL4 syscall numbering");
-    assert_eq!(
-        (h.overwritten.get(), h.dropped.get()),
-        (0, 0),
-        "cpu {cpu} lost records"
-    );
-    assert_eq!(truth.lost[&cpu], (0, 0));
+    let wrapped = truth.modes[&cpu] == "overwrite";
+    let (over, dropped) = (h.overwritten.get(), h.dropped.get());
+    assert_eq!(truth.lost[&cpu], (over, dropped), "cpu {cpu}: tm_lost");
+    assert_eq!(dropped, 0, "cpu {cpu} dropped records");
+    if wrapped {
+        assert!(over > 0, "cpu {cpu}: the overwrite ring did not wrap");
+    } else {
+        assert_eq!(over, 0, "cpu {cpu} lost records");
+    }
 
-    // Every count per kind.
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    // Every count per kind (a wrapped ring: what survived, and with what was overwritten,
+    // everything written).
+    let mut seen = Seen::default();
     for r in &records {
-        *counts.entry(r.event.kind().name()).or_default() += 1;
+        *seen
+            .counts
+            .entry(r.event.kind().name().to_string())
+            .or_default() += 1;
     }
-    for k in ["KENTRY", "KEXIT", "IRQ", "FENTRY", "FEXIT", "USER", "IMAGE"] {
+    let kinds = ["KENTRY", "KEXIT", "IRQ", "FENTRY", "FEXIT", "USER", "IMAGE"];
+    let written: u64 = kinds
+        .iter()
+        .map(|k| truth.counts[&(cpu, k.to_string())])
+        .sum();
+    for k in kinds {
         let want = truth.counts[&(cpu, k.to_string())];
-        assert_eq!(counts.remove(k).unwrap_or(0), want, "cpu {cpu} {k} count");
+        let got = seen.counts.get(k).copied().unwrap_or(0);
+        if wrapped {
+            assert!(got <= want, "cpu {cpu} {k}: {got} decoded, {want} written");
+        } else {
+            assert_eq!(got, want, "cpu {cpu} {k} count");
+        }
     }
-    assert!(counts.is_empty(), "cpu {cpu}: unexpected kinds {counts:?}");
+    assert!(
+        seen.counts.keys().all(|k| kinds.contains(&k.as_str())),
+        "cpu {cpu}: unexpected kinds {:?}",
+        seen.counts
+    );
+    assert_eq!(
+        records.len() as u64 + over,
+        written,
+        "cpu {cpu}: decoded + overwritten"
+    );
 
-    // Every kernel-exit duration: pair exits with entries; exits of the signal handler's
-    // entries last 0 ticks (its clock stands still), the others match the C program's
-    // list in order.
-    let mut expected = truth.exits[&cpu].iter();
-    let mut stack: Vec<u32> = Vec::new();
-    let mut signal_exits = 0u64;
+    // Every kernel-exit duration: exits of the signal handler's entries last 0 ticks (its
+    // clock stands still) unless they overflowed the stack; the others match the C
+    // program's list in order (a wrapped ring: its end).
+    let mut sorter = ExitSorter {
+        stack: Vec::new(),
+        signal_irq: u64::from(truth.signal_irq),
+        wrapped,
+    };
     let mut funcs: Vec<u64> = Vec::new();
     let mut last_ts = 0;
     for r in &records {
         assert!(r.ts >= last_ts, "cpu {cpu}: time went back at {r:?}");
         last_ts = r.ts;
         match r.event {
-            Event::KernelEntry(e) => stack.push(match e.as_other() {
-                Some(o) if e.path() == EntryPath::Interrupt => o.word(),
+            Event::KernelEntry(e) => sorter.stack.push(match e.as_other() {
+                Some(o) if e.path() == EntryPath::Interrupt => u64::from(o.word()),
                 _ => 0,
             }),
-            Event::KernelExit(d) => {
-                let word = stack.pop().expect("exit without entry");
-                if word == truth.signal_irq {
-                    signal_exits += 1;
-                    assert_eq!(d, ExitDuration::Ticks(0), "signal handler exit");
-                } else {
-                    let want = expected.next().expect("more exits than the C program made");
-                    assert_eq!(d, ExitDuration::Ticks(*want), "cpu {cpu} exit duration");
-                }
-            }
+            Event::KernelExit(d) => sorter.exit(cpu, exit_value(d), &mut seen),
             Event::FunctionEntry { func } => {
                 assert!(
                     truth.functions.contains(&func),
@@ -202,19 +282,30 @@ fn check_cpu(cpu: u32, image: &[u8], truth: &Truth) {
                 );
                 funcs.push(func);
             }
-            Event::FunctionExit { func } => {
-                assert_eq!(funcs.pop(), Some(func), "function exits nest");
-            }
+            Event::FunctionExit { func } => match funcs.pop() {
+                Some(f) => assert_eq!(f, func, "function exits nest"),
+                None => assert!(wrapped, "function exit without entry"),
+            },
             _ => {}
         }
     }
-    assert_eq!(
-        expected.next(),
-        None,
-        "cpu {cpu}: exits missing from the trace"
+    let want = &truth.exits[&cpu];
+    if wrapped {
+        assert!(
+            !seen.exits.is_empty() && want.ends_with(&seen.exits),
+            "cpu {cpu}: the surviving exits are the newest the C program made"
+        );
+        assert!(seen.signal_exits <= truth.signal_kexits[&cpu]);
+    } else {
+        assert_eq!(&seen.exits, want, "cpu {cpu} exit durations");
+        assert_eq!(seen.signal_exits, truth.signal_kexits[&cpu]);
+    }
+    assert!(
+        seen.exits.contains(&u64::MAX),
+        "cpu {cpu}: no exit overflowed the entry stack"
     );
-    assert!(stack.is_empty() && funcs.is_empty());
-    assert_eq!(signal_exits, truth.signal_kexits[&cpu]);
+    assert!(sorter.stack.is_empty() && funcs.is_empty());
+    seen
 }
 
 #[test]
@@ -231,6 +322,7 @@ fn c_kernel_trace_matches_its_truth_file() {
     assert!(stdout.contains("[kernel] halt"), "{stdout}");
     let truth = parse_truth(&std::fs::read_to_string(&truth_path).expect("truth file"));
     assert_eq!(truth.cpus, 2);
+    assert_eq!(truth.hook_skipped, 0, "no hook call re-entered");
     assert!(
         truth.signals_in_record > 0,
         "no signal landed inside a record; the preemption case was not exercised"
@@ -245,6 +337,7 @@ fn c_kernel_trace_matches_its_truth_file() {
         "log lines are interleaved with the framed lines"
     );
     assert_eq!(framed.len(), truth.cpus as usize, "one framed dump per CPU");
+    let mut seen = BTreeMap::new();
     for cpu in 0..truth.cpus {
         let raw = std::fs::read(work.join(format!("dump.cpu{cpu}.bin"))).expect("raw dump");
         let image = &framed[&(0x100 + cpu)];
@@ -252,65 +345,54 @@ fn c_kernel_trace_matches_its_truth_file() {
             *image == raw,
             "cpu {cpu}: the UART dump differs from tm_dump's"
         );
-        check_cpu(cpu, image, &truth);
+        seen.insert(cpu, check_cpu(cpu, image, &truth));
     }
-    check_with_tracemark(&work, &stdout, &truth);
+    check_with_tracemark(&work, &stdout, &truth, &seen);
     let _ = std::fs::remove_dir_all(&work);
 }
 
 /// The host tool on the raw console log: `tracemark decode --format json` must find both
-/// CPUs' framed dumps among the log lines and print exactly the truth file's records:
-/// the count of every kind per CPU, and every kernel-exit duration, in order.
-fn check_with_tracemark(work: &Path, log: &str, truth: &Truth) {
+/// CPUs' framed dumps among the log lines and print exactly what the format crate
+/// decoded (checked against the truth file above): the count of every kind per CPU, and
+/// every kernel-exit duration, in order.
+fn check_with_tracemark(work: &Path, log: &str, truth: &Truth, want: &BTreeMap<u32, Seen>) {
     let log_path = work.join("console.log");
     std::fs::write(&log_path, log).expect("write console log");
     let out = run(Command::new(tracemark_bin())
         .args(["decode", "--format", "json"])
         .arg(&log_path));
-    let mut counts: BTreeMap<(u32, String), u64> = BTreeMap::new();
-    let mut exits: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-    let mut signal_exits: BTreeMap<u32, u64> = BTreeMap::new();
-    // Open kernel entries per CPU: the IRQ word of interrupt entries, else 0.
-    let mut open: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let mut seen: BTreeMap<u32, Seen> = BTreeMap::new();
+    let mut sorters: BTreeMap<u32, ExitSorter> = BTreeMap::new();
     for line in String::from_utf8(out.stdout).expect("json lines").lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("a JSON object per line");
         let cpu = v["cpu"].as_u64().expect("cpu") as u32;
         let kind = v["kind"].as_str().expect("kind").to_string();
+        let s = seen.entry(cpu).or_default();
+        let sorter = sorters.entry(cpu).or_insert_with(|| ExitSorter {
+            stack: Vec::new(),
+            signal_irq: u64::from(truth.signal_irq),
+            wrapped: truth.modes[&cpu] == "overwrite",
+        });
         match kind.as_str() {
-            "KENTRY" => open
-                .entry(cpu)
-                .or_default()
-                .push(v["word"].as_u64().unwrap_or(0)),
+            "KENTRY" => sorter.stack.push(match v["path"].as_str() {
+                Some("Interrupt") => v["word"].as_u64().expect("word"),
+                _ => 0,
+            }),
             "KEXIT" => {
-                let duration = v["duration_ticks"].as_u64().expect("duration");
-                let word = open
-                    .entry(cpu)
-                    .or_default()
-                    .pop()
-                    .expect("exit without entry");
-                if word == u64::from(truth.signal_irq) {
-                    assert_eq!(duration, 0, "signal handler exit");
-                    *signal_exits.entry(cpu).or_default() += 1;
-                } else {
-                    exits.entry(cpu).or_default().push(duration);
-                }
+                let d = match v["duration_ticks"].as_u64() {
+                    Some(d) => d,
+                    None => {
+                        assert_eq!(v["note"], "nesting overflow", "{line}");
+                        u64::MAX
+                    }
+                };
+                sorter.exit(cpu, d, s);
             }
             _ => {}
         }
-        *counts.entry((cpu, kind)).or_default() += 1;
+        *s.counts.entry(kind).or_default() += 1;
     }
-    assert_eq!(
-        signal_exits, truth.signal_kexits,
-        "tracemark decode signal-handler exits"
-    );
-    let expected: BTreeMap<(u32, String), u64> = truth
-        .counts
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(k, n)| (k.clone(), *n))
-        .collect();
-    assert_eq!(counts, expected, "tracemark decode counts per CPU and kind");
-    assert_eq!(exits, truth.exits, "tracemark decode kernel-exit durations");
+    assert_eq!(&seen, want, "tracemark decode agrees with the format crate");
 }
 
 /// Builds the `tracemark` CLI into the target directory this test was built in (an

@@ -1,0 +1,215 @@
+//! The C ABI's argument checks, called as C calls them: out-of-range fields are refused
+//! with an error and leave nothing in the ring, a clock stepping back is recorded, seL4's
+//! own packed `kernel_entry_t` is accepted, and overlapping ring memory is refused.
+//!
+//! Every test uses its own CPU slot (the slot table is global and tests run in parallel).
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tracemark_c::*;
+use tracemark_format::ring::{BlockState, RingView};
+use tracemark_format::{Event, ExitDuration, KernelEntry, Record};
+
+/// 8-byte aligned ring memory that lives for the whole test binary.
+fn ring_memory(len: usize) -> *mut c_void {
+    Box::leak(vec![0u64; len.div_ceil(8)].into_boxed_slice())
+        .as_mut_ptr()
+        .cast()
+}
+
+fn config(clock: extern "C" fn() -> u64, abi: u32) -> TmConfig {
+    TmConfig {
+        block_size: 256,
+        mode: TM_MODE_OVERWRITE,
+        clock: Some(clock),
+        clock_hz: 1_000_000,
+        producer_id: 7,
+        syscall_abi: abi,
+    }
+}
+
+/// The records of `cpu`'s ring, from a snapshot (sized with `tm_snapshot(cpu, NULL, 0, ..)`).
+fn records(cpu: u32) -> Vec<Record> {
+    let mut len = 0usize;
+    assert_eq!(
+        // SAFETY: a NULL buffer of capacity 0 asks for the size; `len` is a valid out pointer.
+        unsafe { tm_snapshot(cpu, std::ptr::null_mut(), 0, &mut len) },
+        TM_ERR_TOO_SMALL
+    );
+    let mut image = vec![0u8; len];
+    assert_eq!(
+        // SAFETY: `image` has room for `len` bytes; `len` is a valid out pointer.
+        unsafe { tm_snapshot(cpu, image.as_mut_ptr(), image.len(), &mut len) },
+        TM_OK
+    );
+    let view = RingView::parse(&image[..len]).expect("a ring");
+    let mut out = Vec::new();
+    for block in view.blocks() {
+        if block.state == BlockState::Valid {
+            out.extend(block.decode().map(|r| r.expect("record")));
+        }
+    }
+    out
+}
+
+static CLOCK_RANGE: AtomicU64 = AtomicU64::new(100);
+extern "C" fn clock_range() -> u64 {
+    CLOCK_RANGE.load(Ordering::Relaxed)
+}
+
+#[test]
+fn out_of_range_fields_are_refused_and_record_nothing() {
+    let cpu = 1;
+    let mem = ring_memory(192 + 4 * 256);
+    assert_eq!(
+        // SAFETY: `mem` is valid, aligned and reserved for this slot; the config is valid.
+        unsafe { tm_init(cpu, mem, 192 + 4 * 256, &config(clock_range, TM_ABI_SEL4)) },
+        TM_OK
+    );
+    let refused = [
+        ("syscall 16", tm_kernel_entry_syscall(cpu, 16, 0, false, 0)),
+        (
+            "syscall -1",
+            tm_kernel_entry_syscall(cpu, (-1i32) as u32, 0, false, 0),
+        ),
+        ("cap type 32", tm_kernel_entry_syscall(cpu, 1, 32, false, 0)),
+        (
+            "label 2^19",
+            tm_kernel_entry_syscall(cpu, 1, 4, false, 1 << 19),
+        ),
+        (
+            "path syscall",
+            tm_kernel_entry_other(cpu, TM_PATH_SYSCALL, 0, 5),
+        ),
+        ("path 8", tm_kernel_entry_other(cpu, 8, 0, 5)),
+        (
+            "core 8",
+            tm_kernel_entry_other(cpu, TM_PATH_INTERRUPT, 8, 5),
+        ),
+        (
+            "word 2^26",
+            tm_kernel_entry_other(cpu, TM_PATH_INTERRUPT, 0, 1 << 26),
+        ),
+    ];
+    for (what, rc) in refused {
+        assert_eq!(rc, TM_ERR_RANGE, "{what}");
+    }
+    assert_eq!(
+        // SAFETY: NULL data with a length is exactly what is being refused; nothing is read.
+        unsafe { tm_user(cpu, 3, std::ptr::null(), 5) },
+        TM_ERR_BAD_ARG
+    );
+    // A bad CPU is reported as such even when a field is also out of range.
+    assert_eq!(
+        tm_kernel_entry_syscall(TM_MAX_CPUS, 16, 0, false, 0),
+        TM_ERR_BAD_CPU
+    );
+    assert!(records(cpu).is_empty(), "nothing was recorded");
+    // The largest values that fit are accepted as given.
+    assert_eq!(
+        tm_kernel_entry_syscall(cpu, 15, 31, true, (1 << 19) - 1),
+        TM_OK
+    );
+    assert_eq!(
+        tm_kernel_entry_other(cpu, TM_PATH_VCPU_FAULT, 7, (1 << 26) - 1),
+        TM_OK
+    );
+    // SAFETY: NULL with length 0 is an empty payload.
+    assert_eq!(unsafe { tm_user(cpu, 3, std::ptr::null(), 0) }, TM_OK);
+    let got: Vec<Event> = records(cpu).into_iter().map(|r| r.event).collect();
+    assert_eq!(
+        got,
+        vec![
+            Event::KernelEntry(KernelEntry::syscall(15, 31, true, (1 << 19) - 1)),
+            Event::KernelEntry(KernelEntry::other(
+                tracemark_format::EntryPath::VcpuFault,
+                7,
+                (1 << 26) - 1
+            )),
+            Event::User {
+                id: 3,
+                payload: tracemark_format::UserPayload::new(&[]).unwrap(),
+            },
+        ]
+    );
+    // SAFETY: nothing else uses the slot.
+    assert_eq!(unsafe { tm_release(cpu) }, TM_OK);
+}
+
+static CLOCK_BACK: AtomicU64 = AtomicU64::new(0);
+extern "C" fn clock_back() -> u64 {
+    CLOCK_BACK.load(Ordering::Relaxed)
+}
+
+#[test]
+fn a_clock_stepping_back_is_recorded_as_such() {
+    let cpu = 2;
+    let mem = ring_memory(192 + 4 * 256);
+    assert_eq!(
+        // SAFETY: as above.
+        unsafe { tm_init(cpu, mem, 192 + 4 * 256, &config(clock_back, TM_ABI_SEL4)) },
+        TM_OK
+    );
+    CLOCK_BACK.store(5_000, Ordering::Relaxed);
+    assert_eq!(tm_kernel_entry_syscall(cpu, 1, 4, false, 9), TM_OK);
+    CLOCK_BACK.store(4_000, Ordering::Relaxed);
+    assert_eq!(tm_kernel_exit(cpu), TM_OK);
+    let got: Vec<(u64, Event)> = records(cpu).into_iter().map(|r| (r.ts, r.event)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                5_000,
+                Event::KernelEntry(KernelEntry::syscall(1, 4, false, 9))
+            ),
+            (4_000, Event::ClockBack { back: 1_000 }),
+            (4_000, Event::KernelExit(ExitDuration::Ticks(0))),
+        ]
+    );
+    // SAFETY: nothing else uses the slot.
+    assert_eq!(unsafe { tm_release(cpu) }, TM_OK);
+}
+
+static CLOCK_OVERLAP: AtomicU64 = AtomicU64::new(0);
+extern "C" fn clock_overlap() -> u64 {
+    CLOCK_OVERLAP.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `tm_init(1, A + 8, ..)` while CPU 0 owns `A` used to return 0 and make CPU 0's ring
+/// undecodable; any overlap with a ring in use is now refused, and CPU 0's ring still
+/// decodes afterwards.
+#[test]
+fn overlapping_ring_memory_is_refused() {
+    let (a, b) = (3, 4);
+    let len = 192 + 4 * 256;
+    let mem = ring_memory(3 * len).cast::<u8>();
+    let cfg = config(clock_overlap, TM_ABI_RAW);
+    // SAFETY: `mem + len .. mem + 2 * len` is valid, aligned, and reserved for slot `a`.
+    assert_eq!(unsafe { tm_init(a, mem.add(len).cast(), len, &cfg) }, TM_OK);
+    assert_eq!(tm_interrupt(a, 1), TM_OK);
+    for (off, n) in [
+        (len + 8, len),
+        (len - 8, len),
+        (2 * len - 8, len - 8),
+        (0, 3 * len),
+    ] {
+        // SAFETY: inside the allocation; refused before anything is written.
+        let rc = unsafe { tm_init(b, mem.add(off).cast(), n, &cfg) };
+        assert_eq!(rc, TM_ERR_IN_USE, "{off}+{n}");
+    }
+    assert_eq!(tm_interrupt(a, 2), TM_OK);
+    let irqs: Vec<Event> = records(a).into_iter().map(|r| r.event).collect();
+    assert_eq!(
+        irqs,
+        vec![Event::Interrupt { irq: 1 }, Event::Interrupt { irq: 2 }]
+    );
+    // Adjacent memory is fine.
+    // SAFETY: `mem .. mem + len` is valid, aligned and not used by slot `a`.
+    assert_eq!(unsafe { tm_init(b, mem.cast(), len, &cfg) }, TM_OK);
+    // SAFETY: nothing else uses the slots.
+    unsafe {
+        assert_eq!(tm_release(b), TM_OK);
+        assert_eq!(tm_release(a), TM_OK);
+    }
+}
