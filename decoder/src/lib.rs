@@ -11,11 +11,13 @@
 //! - [`stats`]: the summary of `tracemark stats`;
 //! - [`index`]: the sparse block index of `tracemark index` and its queries.
 //! - [`extract`]: dumps recovered from the `@TM:` lines of a UART log.
+//! - [`export`]: `tracemark export`: a sink per output format (Perfetto, Chrome JSON...).
 //!
 //! Decoding goes only through [`tracemark_format`]; this crate adds discovery, numbering,
 //! ordering and presentation.
 
 pub mod dump;
+pub mod export;
 pub mod extract;
 pub mod filter;
 pub mod index;

@@ -27,6 +27,8 @@ enum Command {
     Query(cmd::query::Cmd),
     /// Summarise a dump: counts, syscall durations, interrupts, losses.
     Stats(cmd::stats::Cmd),
+    /// Convert a dump for a trace viewer (Perfetto, Chrome JSON).
+    Export(cmd::export::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Index(c) => c.run(&mut out),
         Command::Query(c) => c.run(&mut out),
         Command::Stats(c) => c.run(&mut out),
+        Command::Export(c) => c.run(&mut out),
     }
     .and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

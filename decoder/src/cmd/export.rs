@@ -1,0 +1,151 @@
+//! `tracemark export`: a dump converted for a timeline viewer or a data engine, one
+//! module of [`tracemark_decoder::export`] per format.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tracemark_decoder::export::{self, chrome_json, perfetto};
+
+/// The output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Perfetto's protobuf trace (open in ui.perfetto.dev): a track per CPU, kernel
+    /// entries and functions as nested slices, interrupts, user events and losses as
+    /// instants. `-o` names a file.
+    Perfetto,
+    /// Chrome trace-event JSON (chrome://tracing, speedscope): the same events as
+    /// `B`/`E` pairs and instants, a thread per CPU. `-o` names a file.
+    ChromeJson,
+}
+
+/// Convert a dump for a trace viewer.
+#[derive(Debug, clap::Args)]
+pub struct Cmd {
+    /// A dump file, raw memory image, or UART log with `@TM:` lines.
+    file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// Where to write the output (written through a temporary file renamed at the end).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// List every problem found (torn, corrupt or skipped blocks...) on stderr, not just
+    /// the first and a count.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// The output file: a temporary file renamed over `path` once complete (readers never
+/// see half a trace), or `path` itself when it exists and is not a regular file
+/// (`/dev/null`, a FIFO).
+struct Output {
+    path: PathBuf,
+    tmp: Option<PathBuf>,
+}
+
+impl Output {
+    fn create(path: &Path) -> anyhow::Result<(Output, File)> {
+        let special = std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
+        let (tmp, open) = if special {
+            (None, path.to_path_buf())
+        } else {
+            let mut t = path.as_os_str().to_owned();
+            t.push(".tmp");
+            let t = PathBuf::from(t);
+            (Some(t.clone()), t)
+        };
+        let f = if special {
+            std::fs::OpenOptions::new().write(true).open(&open)
+        } else {
+            File::create(&open)
+        }
+        .with_context(|| open.display().to_string())?;
+        Ok((
+            Output {
+                path: path.to_path_buf(),
+                tmp,
+            },
+            f,
+        ))
+    }
+
+    fn commit(mut self) -> anyhow::Result<()> {
+        if let Some(t) = self.tmp.take() {
+            std::fs::rename(&t, &self.path).with_context(|| self.path.display().to_string())?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Some(t) = &self.tmp {
+            let _ = std::fs::remove_file(t);
+        }
+    }
+}
+
+impl Cmd {
+    /// Runs the command.
+    pub fn run(self, _out: &mut dyn Write) -> anyhow::Result<()> {
+        let source = super::open(&self.file)?;
+        let dump = source.dump(&self.file)?;
+        let total: u64 = dump
+            .rings
+            .iter()
+            .flat_map(|r| &r.blocks)
+            .map(|b| u64::from(b.header_records))
+            .sum();
+        let bar = super::progress(total, 4 << 20, false);
+        let inc = |n: u64| {
+            if let Some(b) = &bar {
+                b.inc(n);
+            }
+        };
+        let (output, file) = Output::create(&self.output)?;
+        let out_name = self.output.display().to_string();
+        let with_path = |e: anyhow::Error| e.context(out_name.clone());
+        let outcome = match self.format {
+            ExportFormat::Perfetto => {
+                let mut sink = perfetto::Perfetto::new(file);
+                let o = export::run(&dump, &mut sink, &inc).map_err(with_path)?;
+                finish_file(sink.into_inner())?;
+                o
+            }
+            ExportFormat::ChromeJson => {
+                let mut sink = chrome_json::ChromeJson::new(file);
+                let o = export::run(&dump, &mut sink, &inc).map_err(with_path)?;
+                if sink.written > chrome_json::LARGE {
+                    eprintln!(
+                        "tracemark: warning: {} is {} MiB: chrome://tracing and most JSON \
+                         viewers fail or crawl above {} MiB; prefer --format perfetto \
+                         (ui.perfetto.dev streams it)",
+                        self.output.display(),
+                        sink.written >> 20,
+                        chrome_json::LARGE >> 20
+                    );
+                }
+                finish_file(sink.into_inner())?;
+                o
+            }
+        };
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        output.commit()?;
+        let mut warnings = source.warnings.clone();
+        let mut dump_warnings = dump.warnings.clone();
+        dump_warnings.extend(outcome.warnings);
+        dump_warnings.sort_by_key(|w| w.offset);
+        warnings.extend(dump_warnings);
+        super::report(&self.file, &warnings, self.verbose)
+    }
+}
+
+/// Closes the output (the sinks write in large chunks of their own, unbuffered).
+fn finish_file(f: File) -> anyhow::Result<()> {
+    drop(f);
+    Ok(())
+}
