@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Tests of `tracemark export` (issue 10) without a browser: each format's output is read
+# back by an independent reader and compared with `tracemark stats --json` on kernel-sim
+# dumps (overwrite and drop mode, 1 to 3 CPUs) and on the C kernel example's dump.
+#
+#   perfetto:    scripts/validate_export.py parses it with the official schema
+#                (`perfetto_trace_pb2` from PyPI `perfetto`, in a venv under target/)
+#   chrome-json: the same script, with Python's json module
+#
+# Usage: scripts/test-export.sh     (scripts/test-all.sh calls it)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export CARGO_TERM_COLOR=never
+target="${CARGO_TARGET_DIR:-$root/target}"
+venv="$target/export-venv"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+step() { printf '\n==> export: %s\n' "$*"; }
+
+step "Python venv with the perfetto schema ($venv)"
+if ! "$venv/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2' 2>/dev/null; then
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q perfetto protobuf
+fi
+py="$venv/bin/python"
+
+step "build tracemark and kernel-sim"
+cargo build -q -p tracemark-decoder -p tracemark-examples --bins
+tm="$target/debug/tracemark"
+sim="$target/debug/kernel-sim"
+
+# validate NAME DUMP: exports DUMP in every format and checks each against stats.
+validate() {
+    local name="$1" dump="$2"
+    "$tm" stats "$dump" --json >"$work/$name.stats.json"
+    "$tm" export "$dump" --format perfetto -o "$work/$name.perfetto-trace"
+    echo "perfetto    $name"
+    "$py" scripts/validate_export.py perfetto "$work/$name.perfetto-trace" "$work/$name.stats.json"
+    "$tm" export "$dump" --format chrome-json -o "$work/$name.json"
+    echo "chrome-json $name"
+    "$py" scripts/validate_export.py chrome-json "$work/$name.json" "$work/$name.stats.json"
+}
+
+step "perfetto + chrome-json: kernel-sim dumps"
+"$sim" --events 200000 --cpus 2 --buffer 256K --mode overwrite -o "$work/sim-ow.bin" --truth "$work/t1.json" >/dev/null
+validate sim-overwrite-2cpu "$work/sim-ow.bin"
+"$sim" --events 300000 --cpus 3 --buffer 64K --block-size 256 --mode overwrite --seed 7 \
+    -o "$work/sim-ow3.bin" --truth "$work/t2.json" >/dev/null
+validate sim-overwrite-3cpu-small-blocks "$work/sim-ow3.bin"
+"$sim" --events 300000 --cpus 1 --buffer 64K --block-size 256 --mode drop --seed 3 \
+    -o "$work/sim-drop.bin" --truth "$work/t3.json" >/dev/null
+validate sim-drop-1cpu "$work/sim-drop.bin"
+
+step "perfetto + chrome-json: the C kernel example's dump"
+cc_target="$target/c-kernel-export"
+CARGO_TARGET_DIR="$cc_target" cargo build -q -p tracemark-c
+flags=(-O2 -g -Wall -Wextra -std=c11)
+cc "${flags[@]}" -I encoder/include -c examples/c-kernel/kernel.c -o "$work/kernel.o"
+cc "${flags[@]}" -finstrument-functions -c examples/c-kernel/instrumented.c -o "$work/instrumented.o"
+cc "$work/kernel.o" "$work/instrumented.o" "$cc_target/debug/libtracemark_c.a" \
+    -lpthread -ldl -lm -o "$work/c-kernel"
+(cd "$work" && ./c-kernel truth.txt dump >/dev/null)
+cat "$work"/dump.cpu*.bin >"$work/c-kernel.bin"
+validate c-kernel "$work/c-kernel.bin"
+
+step "export tests passed"
