@@ -115,7 +115,13 @@ impl<W: Write> ChromeJson<W> {
         Ok(())
     }
 
-    fn ends(&mut self, ring: usize, ns: u64, n: usize, d: Option<ExitDuration>) -> std::io::Result<()> {
+    fn ends(
+        &mut self,
+        ring: usize,
+        ns: u64,
+        n: usize,
+        d: Option<ExitDuration>,
+    ) -> std::io::Result<()> {
         for i in 0..n {
             self.start("E", ring, ns);
             if i + 1 == n {
@@ -144,10 +150,16 @@ impl<W: Write> ChromeJson<W> {
                 Some(n) => n.to_string(),
                 None => format!("Syscall #{}", sc.syscall()),
             },
-            (None, Some(o)) if e.path() == EntryPath::Interrupt => format!("Interrupt {}", o.word()),
+            (None, Some(o)) if e.path() == EntryPath::Interrupt => {
+                format!("Interrupt {}", o.word())
+            }
             _ => e.path().name().to_string(),
         };
-        let ph = if self.nesting[ring].open(Open::Kernel) { "B" } else { "i" };
+        let ph = if self.nesting[ring].open(Open::Kernel) {
+            "B"
+        } else {
+            "i"
+        };
         self.start(ph, ring, ns);
         if ph == "i" {
             self.buf.extend_from_slice(b",\"s\":\"t\"");
@@ -184,7 +196,14 @@ impl<W: Write> ChromeJson<W> {
         self.end_event()
     }
 
-    fn instant(&mut self, ring: usize, ns: u64, name: &str, cat: &str, args: &str) -> std::io::Result<()> {
+    fn instant(
+        &mut self,
+        ring: usize,
+        ns: u64,
+        name: &str,
+        cat: &str,
+        args: &str,
+    ) -> std::io::Result<()> {
         self.start("i", ring, ns);
         self.buf.extend_from_slice(b",\"s\":\"t\"");
         self.name(name, cat);
@@ -239,12 +258,14 @@ impl<W: Write> Sink for ChromeJson<W> {
         );
         self.first = false;
         for r in rings {
-            self.buf.extend_from_slice(b",\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
+            self.buf
+                .extend_from_slice(b",\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
             num(&mut self.buf, u64::from(r.index));
             self.buf
                 .extend_from_slice(b",\"name\":\"thread_name\",\"args\":{\"name\":\"CPU ");
             num(&mut self.buf, u64::from(r.cpu));
-            self.buf.extend_from_slice(b"\"}},\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
+            self.buf
+                .extend_from_slice(b"\"}},\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
             num(&mut self.buf, u64::from(r.index));
             self.buf
                 .extend_from_slice(b",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":");
@@ -262,7 +283,13 @@ impl<W: Write> Sink for ChromeJson<W> {
             self.seen[r] = true;
             let n = self.rings[r].overwritten;
             if n > 0 {
-                self.instant(r, ns, "Overwritten records", "lost", &format!("\"count\":{n}"))?;
+                self.instant(
+                    r,
+                    ns,
+                    "Overwritten records",
+                    "lost",
+                    &format!("\"count\":{n}"),
+                )?;
             }
         }
         match item.event {
@@ -276,12 +303,20 @@ impl<W: Write> Sink for ChromeJson<W> {
                     self.instant(r, ns, "Kernel exit without entry", "kernel", &args)?;
                 }
             },
-            Event::Interrupt { irq } => {
-                self.instant(r, ns, &format!("IRQ {irq}"), "irq", &format!("\"irq\":{irq}"))?
-            }
+            Event::Interrupt { irq } => self.instant(
+                r,
+                ns,
+                &format!("IRQ {irq}"),
+                "irq",
+                &format!("\"irq\":{irq}"),
+            )?,
             Event::FunctionEntry { func } => {
                 let name = self.func_name(func);
-                let ph = if self.nesting[r].open(Open::Function(func)) { "B" } else { "i" };
+                let ph = if self.nesting[r].open(Open::Function(func)) {
+                    "B"
+                } else {
+                    "i"
+                };
                 self.start(ph, r, ns);
                 if ph == "i" {
                     self.buf.extend_from_slice(b",\"s\":\"t\"");
@@ -336,12 +371,19 @@ impl<W: Write> Sink for ChromeJson<W> {
             let n = self.nesting[r].drain();
             for _ in 0..n {
                 self.start("E", r, ns);
-                self.buf.extend_from_slice(b",\"args\":{\"truncated\":true}");
+                self.buf
+                    .extend_from_slice(b",\"args\":{\"truncated\":true}");
                 self.end_event()?;
             }
             let unreported = self.rings[r].dropped.saturating_sub(self.lost_reported[r]);
             if unreported > 0 && self.seen[r] {
-                self.instant(r, ns, "Dropped records", "lost", &format!("\"count\":{unreported}"))?;
+                self.instant(
+                    r,
+                    ns,
+                    "Dropped records",
+                    "lost",
+                    &format!("\"count\":{unreported}"),
+                )?;
             }
         }
         self.buf.extend_from_slice(b"\n]}\n");

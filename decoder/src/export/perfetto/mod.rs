@@ -46,8 +46,8 @@ use tracemark_format::{EntryPath, Event, KernelEntry};
 use super::nesting::{Close, Nesting, Open};
 use super::{Item, RingInfo, Sink};
 use proto::{
-    DebugAnnotation, DebugAnnotationName, EventCategory, EventName, InternedData,
-    InternedString, TrackDescriptor, TrackEvent, TracePacket,
+    DebugAnnotation, DebugAnnotationName, EventCategory, EventName, InternedData, InternedString,
+    TracePacket, TrackDescriptor, TrackEvent,
 };
 
 /// Uuid of the "CPUs" parent track.
@@ -332,10 +332,12 @@ impl<W: Write> Perfetto<W> {
         if *slot == 0 {
             *slot = seq.next_arg;
             seq.next_arg += 1;
-            self.interned.debug_annotation_names.push(DebugAnnotationName {
-                iid: Some(*slot),
-                name: Some(ARG_NAMES[a as usize].to_string()),
-            });
+            self.interned
+                .debug_annotation_names
+                .push(DebugAnnotationName {
+                    iid: Some(*slot),
+                    name: Some(ARG_NAMES[a as usize].to_string()),
+                });
         }
         *slot
     }
@@ -469,9 +471,7 @@ impl<W: Write> Perfetto<W> {
     fn kernel_entry(&mut self, s: usize, ns: u64, e: KernelEntry) -> std::io::Result<()> {
         let key = match (e.as_syscall(), e.as_other()) {
             (Some(sc), _) => NameKey::Syscall(sc.syscall()),
-            (None, Some(o)) if e.path() == EntryPath::Interrupt => {
-                NameKey::InterruptPath(o.word())
-            }
+            (None, Some(o)) if e.path() == EntryPath::Interrupt => NameKey::InterruptPath(o.word()),
             _ => NameKey::Path(e.path().into_bits()),
         };
         let name = self.name_iid(s, key);
@@ -693,5 +693,119 @@ impl<W: Write> Sink for Perfetto<W> {
         self.flush_buf()?;
         self.out.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracemark_format::SyscallAbi;
+
+    fn item(ts: u64, event: Event) -> Item {
+        Item {
+            ts,
+            number: None,
+            ring: 0,
+            event,
+            entry: None,
+        }
+    }
+
+    /// The packets of a trace written by the sink.
+    fn packets(mut bytes: &[u8]) -> Vec<TracePacket> {
+        let mut v = Vec::new();
+        while !bytes.is_empty() {
+            assert_eq!(bytes[0], proto::TRACE_PACKET_TAG);
+            bytes = &bytes[1..];
+            v.push(TracePacket::decode_length_delimited(&mut bytes).expect("a packet"));
+        }
+        v
+    }
+
+    #[test]
+    fn a_loss_marks_the_packet_and_the_next_one_clears_and_reinterns() {
+        let info = RingInfo {
+            index: 0,
+            cpu: 2,
+            clock_hz: 1_000_000,
+            abi: SyscallAbi::Sel4,
+            overwritten: 0,
+            dropped: 10,
+            records: 6,
+        };
+        let mut sink = Perfetto::new(Vec::new());
+        sink.begin(&[info]).unwrap();
+        let call = KernelEntry::syscall(1, 4, true, 42);
+        for it in [
+            item(10, Event::KernelEntry(call)),
+            item(11, Event::Lost { count: 3, since: 9 }),
+            item(12, Event::KernelExit(ExitDuration::Ticks(2))),
+            item(13, Event::KernelEntry(call)),
+            item(14, Event::FunctionEntry { func: 0x40 }),
+        ] {
+            sink.record(&it).unwrap();
+        }
+        sink.finish().unwrap();
+        let p = packets(&sink.into_inner());
+        // Descriptors: "CPUs", then "CPU 2" under it.
+        assert_eq!(
+            p[0].track_descriptor.as_ref().unwrap().name.as_deref(),
+            Some("CPUs")
+        );
+        assert_eq!(
+            p[0].sequence_flags,
+            Some(proto::SEQ_INCREMENTAL_STATE_CLEARED)
+        );
+        let cpu = p[1].track_descriptor.as_ref().unwrap();
+        assert_eq!(cpu.parent_uuid, Some(CPUS_UUID));
+        assert_eq!(cpu.name.as_deref(), Some("CPU 2"));
+        // The first event defines "Call" as name 1; times are in ns from 1 MHz.
+        let call_begin = &p[2];
+        assert_eq!(call_begin.timestamp, Some(10_000));
+        let names = &call_begin.interned_data.as_ref().unwrap().event_names;
+        assert_eq!(names[0].name.as_deref(), Some("Call"));
+        let e = call_begin.track_event.as_ref().unwrap();
+        assert_eq!(e.r#type, Some(proto::TYPE_SLICE_BEGIN));
+        assert_eq!(e.name_iid, names[0].iid);
+        assert_eq!(
+            e.debug_annotations.len(),
+            4,
+            "cap, label, fastpath, syscall"
+        );
+        // The loss: plain strings, previous_packet_dropped.
+        let lost = &p[3];
+        assert_eq!(lost.previous_packet_dropped, Some(true));
+        let le = lost.track_event.as_ref().unwrap();
+        assert_eq!(le.name.as_deref(), Some("Lost records"));
+        assert_eq!(le.name_iid, None);
+        assert!(lost.interned_data.is_none());
+        // The next packet clears the state (the exit: a slice end with the duration).
+        let end = &p[4];
+        assert_eq!(
+            end.sequence_flags,
+            Some(proto::SEQ_INCREMENTAL_STATE_CLEARED | proto::SEQ_NEEDS_INCREMENTAL_STATE)
+        );
+        let ee = end.track_event.as_ref().unwrap();
+        assert_eq!(ee.r#type, Some(proto::TYPE_SLICE_END));
+        assert_eq!(ee.debug_annotations[0].uint_value, Some(2));
+        // "Call" is interned again after the clear.
+        let again = &p[5];
+        let names = &again.interned_data.as_ref().unwrap().event_names;
+        assert_eq!(names[0].name.as_deref(), Some("Call"));
+        assert_eq!(again.track_event.as_ref().unwrap().name_iid, names[0].iid);
+        // The function has no symbol: named by address.
+        let f = &p[6];
+        let names = &f.interned_data.as_ref().unwrap().event_names;
+        assert_eq!(names[0].name.as_deref(), Some("0x40"));
+        // At the end: both open slices closed (truncated), then the unreported drops.
+        for end in &p[7..9] {
+            let e = end.track_event.as_ref().unwrap();
+            assert_eq!(e.r#type, Some(proto::TYPE_SLICE_END));
+            assert_eq!(end.timestamp, Some(14_000));
+        }
+        let dropped = p[9].track_event.as_ref().unwrap();
+        assert_eq!(dropped.name.as_deref(), Some("Dropped records"));
+        assert_eq!(dropped.debug_annotations[0].uint_value, Some(7));
+        assert_eq!(p.len(), 10);
     }
 }
