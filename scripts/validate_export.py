@@ -9,8 +9,8 @@ perfetto: parses TRACE with the official schema (`perfetto_trace_pb2` of the PyP
 package `perfetto`) and checks that
   - every packet has a trusted_packet_sequence_id, and the first packet of each sequence
     sets SEQ_INCREMENTAL_STATE_CLEARED;
-  - every track is described (TrackDescriptor) before an event uses it, and its parent
-    before it;
+  - every track is described (TrackDescriptor) before an event uses it (by track_uuid
+    or the sequence's packet defaults), and its parent before it;
   - interned ids (event names, categories, debug-annotation names, interned strings)
     are defined on the sequence, since its last clear, before they are used, and no
     packet uses them between a previous_packet_dropped and the next clear;
@@ -131,7 +131,11 @@ def validate_perfetto(path, stats):
             check(p.sequence_flags & CLEARED, f"{where}: first packet of sequence {sid} does not clear its state")
             st = seqs[sid] = {"ts": 0}
         if p.sequence_flags & CLEARED:
-            st.update(valid=True, names={}, cats={}, args={}, strings={})
+            st.update(valid=True, names={}, cats={}, args={}, strings={}, track=None)
+        if p.HasField("trace_packet_defaults"):
+            check(p.sequence_flags & CLEARED, f"{where}: packet defaults without clearing the state")
+            d = p.trace_packet_defaults.track_event_defaults
+            st["track"] = d.track_uuid if d.HasField("track_uuid") else None
         if p.previous_packet_dropped:
             st["valid"] = False
         if p.HasField("interned_data"):
@@ -158,7 +162,12 @@ def validate_perfetto(path, stats):
             continue
         e = p.track_event
         check(p.HasField("timestamp"), f"{where}: track event without timestamp")
-        check(e.track_uuid in tracks, f"{where}: track {e.track_uuid} used before it is described")
+        if e.HasField("track_uuid"):
+            track = e.track_uuid
+        else:
+            check(st["valid"] and st["track"] is not None, f"{where}: no track_uuid and no valid default")
+            track = st["track"]
+        check(track in tracks, f"{where}: track {track} used before it is described")
 
         def lookup(table, iid):
             check(p.sequence_flags & NEEDS, f"{where}: uses interned ids without SEQ_NEEDS_INCREMENTAL_STATE")
@@ -177,7 +186,7 @@ def validate_perfetto(path, stats):
             else:
                 kind = a.WhichOneof("value")
                 args[an] = getattr(a, kind) if kind else None
-        stack = stacks[e.track_uuid]
+        stack = stacks[track]
         if e.type == TE.TYPE_SLICE_BEGIN:
             check(name, f"{where}: slice without a name")
             stack.append((name, cat, p.timestamp))
@@ -185,7 +194,7 @@ def validate_perfetto(path, stats):
             if cat == "kernel":
                 counts.syscall_begins[name] += 1
         elif e.type == TE.TYPE_SLICE_END:
-            check(stack, f"{where}: END with no open slice on track {e.track_uuid}")
+            check(stack, f"{where}: END with no open slice on track {track}")
             bname, bcat, bts = stack.pop()
             check(p.timestamp >= bts, f"{where}: slice {bname} ends before it begins")
             if "duration_ticks" in args or "note" in args:

@@ -23,7 +23,9 @@
 //! Event names, categories, debug-annotation names and cap-type strings are interned
 //! per sequence (`name_iid`, ...), each defined in the `interned_data` of the first
 //! packet that uses it. The first packet of a sequence sets
-//! `SEQ_INCREMENTAL_STATE_CLEARED`; the packets using interned ids set
+//! `SEQ_INCREMENTAL_STATE_CLEARED` and the sequence's packet defaults (the CPU's track
+//! as the default `track_uuid`, which the events then omit); the packets using interned
+//! ids set
 //! `SEQ_NEEDS_INCREMENTAL_STATE`. A packet with `previous_packet_dropped` makes the
 //! trace processor distrust the sequence's interned state, so the lost-record instant
 //! uses plain strings, and the next packet clears the state again and re-interns what
@@ -35,6 +37,7 @@
 //! nested by [`Nesting`]; slices still open at the end of a ring are closed at its last
 //! time with a `truncated` annotation.
 
+mod fast;
 pub mod proto;
 
 use std::io::Write;
@@ -68,6 +71,14 @@ pub fn cpu_uuid(ring: u32) -> u64 {
 
 /// Bytes buffered before a write.
 const FLUSH_AT: usize = 1 << 20;
+
+/// Entries of a sequence's function-name cache.
+const FUNC_CACHE: usize = 512;
+
+#[inline]
+fn func_slot(f: u64) -> usize {
+    (f ^ (f >> 9) ^ (f >> 18)) as usize % FUNC_CACHE
+}
 
 /// Event categories (interned per sequence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +164,9 @@ struct Seq {
     names: std::collections::HashMap<NameKey, u64>,
     /// Fast path for syscall names: iid by syscall number (0: not interned).
     syscall_iids: [u64; 16],
+    /// Fast path for function names: a direct-mapped cache of (function, iid) in
+    /// front of `names` (iid 0: empty).
+    func_cache: Box<[(u64, u64); FUNC_CACHE]>,
     /// Interned categories: iid (0: not interned).
     cats: [u64; 6],
     /// Interned annotation names: iid (0: not interned).
@@ -179,6 +193,7 @@ impl Seq {
             info,
             names: std::collections::HashMap::new(),
             syscall_iids: [0; 16],
+            func_cache: Box::new([(0, 0); FUNC_CACHE]),
             cats: [0; 6],
             args: [0; 16],
             caps: [0; 32],
@@ -199,6 +214,7 @@ impl Seq {
     fn reset_interning(&mut self) {
         self.names.clear();
         self.syscall_iids = [0; 16];
+        self.func_cache.fill((0, 0));
         self.cats = [0; 6];
         self.args = [0; 16];
         self.caps = [0; 32];
@@ -223,6 +239,7 @@ pub struct Perfetto<W: Write> {
     /// Reused annotation vector.
     annots: Vec<DebugAnnotation>,
     namer: Option<Box<FunctionNamer>>,
+    enc: fast::Encoder,
     /// Bytes written so far.
     pub written: u64,
 }
@@ -237,6 +254,7 @@ impl<W: Write> Perfetto<W> {
             interned: InternedData::default(),
             annots: Vec::with_capacity(8),
             namer: None,
+            enc: fast::Encoder::default(),
             written: 0,
         }
     }
@@ -276,6 +294,15 @@ impl<W: Write> Perfetto<W> {
             if iid != 0 {
                 return iid;
             }
+        } else if let NameKey::Func(f) = key {
+            let (cf, iid) = seq.func_cache[func_slot(f)];
+            if iid != 0 && cf == f {
+                return iid;
+            }
+            if let Some(&iid) = seq.names.get(&key) {
+                seq.func_cache[func_slot(f)] = (f, iid);
+                return iid;
+            }
         } else if let Some(&iid) = seq.names.get(&key) {
             return iid;
         }
@@ -283,6 +310,10 @@ impl<W: Write> Perfetto<W> {
         seq.next_name += 1;
         match key {
             NameKey::Syscall(n) => seq.syscall_iids[(n & 15) as usize] = iid,
+            NameKey::Func(f) => {
+                seq.func_cache[func_slot(f)] = (f, iid);
+                seq.names.insert(key, iid);
+            }
             _ => {
                 seq.names.insert(key, iid);
             }
@@ -406,30 +437,30 @@ impl<W: Write> Perfetto<W> {
             seq.clear = false;
             flags |= proto::SEQ_INCREMENTAL_STATE_CLEARED;
         }
-        let interned = if self.interned.is_empty() {
-            None
-        } else {
-            Some(std::mem::take(&mut self.interned))
-        };
-        let p = TracePacket {
-            timestamp: Some(ns),
-            trusted_packet_sequence_id: Some(seq.id),
-            track_event: Some(TrackEvent {
-                category_iids: cat.into_iter().collect(),
-                debug_annotations: std::mem::take(&mut self.annots),
-                r#type: Some(ty),
-                name_iid: name,
-                track_uuid: Some(cpu_uuid(seq.info.index)),
-                ..Default::default()
-            }),
-            interned_data: interned,
-            sequence_flags: Some(flags),
-            ..Default::default()
-        };
-        self.put(&p)?;
-        if let Some(mut e) = p.track_event {
-            e.debug_annotations.clear();
-            self.annots = e.debug_annotations;
+        let interned = (!self.interned.is_empty()).then_some(&self.interned);
+        self.enc.packet(
+            &mut self.buf,
+            &fast::Event {
+                ts: ns,
+                seq: seq.id,
+                flags,
+                cat,
+                annots: &self.annots,
+                ty,
+                name,
+                // The CPU track is the sequence's default track.
+                track: None,
+                default_track: (flags & proto::SEQ_INCREMENTAL_STATE_CLEARED != 0)
+                    .then(|| cpu_uuid(seq.info.index)),
+                interned,
+            },
+        );
+        self.annots.clear();
+        if interned.is_some() {
+            self.interned = InternedData::default();
+        }
+        if self.buf.len() >= FLUSH_AT {
+            self.flush_buf()?;
         }
         Ok(())
     }
@@ -574,6 +605,16 @@ impl<W: Write> Perfetto<W> {
     }
 }
 
+/// Packet defaults of ring track `uuid`'s sequence: events go on that track unless they
+/// say otherwise.
+fn defaults(uuid: u64) -> proto::TracePacketDefaults {
+    proto::TracePacketDefaults {
+        track_event_defaults: Some(proto::TrackEventDefaults {
+            track_uuid: Some(uuid),
+        }),
+    }
+}
+
 fn hex_string(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -611,6 +652,7 @@ impl<W: Write> Sink for Perfetto<W> {
                     track_descriptor: Some(d),
                     sequence_flags: first.then_some(proto::SEQ_INCREMENTAL_STATE_CLEARED),
                     first_packet_on_sequence: first.then_some(true),
+                    trace_packet_defaults: first.then(|| defaults(cpu_uuid(r.index))),
                     ..Default::default()
                 };
                 self.put(&p)?;

@@ -30,10 +30,27 @@ pub struct TracePacket {
     pub sequence_flags: Option<u32>,
     #[prost(bool, optional, tag = "42")]
     pub previous_packet_dropped: Option<bool>,
+    #[prost(message, optional, tag = "59")]
+    pub trace_packet_defaults: Option<TracePacketDefaults>,
     #[prost(message, optional, tag = "60")]
     pub track_descriptor: Option<TrackDescriptor>,
     #[prost(bool, optional, tag = "87")]
     pub first_packet_on_sequence: Option<bool>,
+}
+
+/// `protos/perfetto/trace/trace_packet_defaults.proto`: `TracePacketDefaults`. Part of
+/// the sequence's incremental state: sent again with every clear.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TracePacketDefaults {
+    #[prost(message, optional, tag = "11")]
+    pub track_event_defaults: Option<TrackEventDefaults>,
+}
+
+/// `protos/perfetto/trace/track_event/track_event.proto`: `TrackEventDefaults`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TrackEventDefaults {
+    #[prost(uint64, optional, tag = "11")]
+    pub track_uuid: Option<u64>,
 }
 
 /// `TracePacket.SequenceFlags.SEQ_INCREMENTAL_STATE_CLEARED`.
