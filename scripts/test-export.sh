@@ -2,6 +2,8 @@
 # Tests of `tracemark export` (issue 10) without a browser: each format's output is read
 # back by an independent reader and compared with `tracemark stats --json` on kernel-sim
 # dumps (overwrite and drop mode, 1 to 3 CPUs) and on the C kernel example's dump.
+# Symbols (`--elf`): the C kernel's function slices and `stats` hottest functions are
+# named as `nm` names their addresses, with DWARF and with the symbol table only.
 #
 #   perfetto:    scripts/validate_export.py parses it with the official schema
 #                (`perfetto_trace_pb2` from PyPI `perfetto`, in a venv under target/)
@@ -34,16 +36,18 @@ cargo build -q -p tracemark-decoder -p tracemark-examples --bins
 tm="$target/debug/tracemark"
 sim="$target/debug/kernel-sim"
 
-# validate NAME DUMP: exports DUMP in every format and checks each against stats.
+# validate NAME DUMP [ELF NM]: exports DUMP in every format (with `--elf ELF`) and checks
+# each against stats (and function names against NM, the output of nm on ELF).
 validate() {
-    local name="$1" dump="$2"
+    local name="$1" dump="$2" elf=() nm=()
+    if [ $# -ge 4 ]; then elf=(--elf "$3"); nm=(--nm "$4"); fi
     "$tm" stats "$dump" --json >"$work/$name.stats.json"
-    "$tm" export "$dump" --format perfetto -o "$work/$name.perfetto-trace"
+    "$tm" export "$dump" "${elf[@]}" --format perfetto -o "$work/$name.perfetto-trace"
     echo "perfetto    $name"
-    "$py" scripts/validate_export.py perfetto "$work/$name.perfetto-trace" "$work/$name.stats.json"
-    "$tm" export "$dump" --format chrome-json -o "$work/$name.json"
+    "$py" scripts/validate_export.py perfetto "$work/$name.perfetto-trace" "$work/$name.stats.json" "${nm[@]}"
+    "$tm" export "$dump" "${elf[@]}" --format chrome-json -o "$work/$name.json"
     echo "chrome-json $name"
-    "$py" scripts/validate_export.py chrome-json "$work/$name.json" "$work/$name.stats.json"
+    "$py" scripts/validate_export.py chrome-json "$work/$name.json" "$work/$name.stats.json" "${nm[@]}"
 }
 
 step "perfetto + chrome-json: kernel-sim dumps"
@@ -57,15 +61,27 @@ validate sim-overwrite-3cpu-small-blocks "$work/sim-ow3.bin"
 validate sim-drop-1cpu "$work/sim-drop.bin"
 
 step "perfetto + chrome-json: the C kernel example's dump"
+# Linked at a fixed address (-no-pie) so that the function addresses it records
+# (-finstrument-functions) are its ELF's own, and its IMAGE record (0x400000) matches
+# the ELF by address.
 cc_target="$target/c-kernel-export"
 CARGO_TARGET_DIR="$cc_target" cargo build -q -p tracemark-c
-flags=(-O2 -g -Wall -Wextra -std=c11)
+flags=(-O2 -g -Wall -Wextra -std=c11 -fno-pie)
 cc "${flags[@]}" -I encoder/include -c examples/c-kernel/kernel.c -o "$work/kernel.o"
 cc "${flags[@]}" -finstrument-functions -c examples/c-kernel/instrumented.c -o "$work/instrumented.o"
-cc "$work/kernel.o" "$work/instrumented.o" "$cc_target/debug/libtracemark_c.a" \
+cc -no-pie "$work/kernel.o" "$work/instrumented.o" "$cc_target/debug/libtracemark_c.a" \
     -lpthread -ldl -lm -o "$work/c-kernel"
 (cd "$work" && ./c-kernel truth.txt dump >/dev/null)
 cat "$work"/dump.cpu*.bin >"$work/c-kernel.bin"
 validate c-kernel "$work/c-kernel.bin"
+
+step "symbols: the C kernel's functions named from its ELF (--elf), checked against nm"
+nm "$work/c-kernel" >"$work/c-kernel.nm"
+validate c-kernel-dwarf "$work/c-kernel.bin" "$work/c-kernel" "$work/c-kernel.nm"
+strip --strip-debug -o "$work/c-kernel.nodebug" "$work/c-kernel"
+validate c-kernel-symtab-only "$work/c-kernel.bin" "$work/c-kernel.nodebug" "$work/c-kernel.nm"
+"$tm" stats "$work/c-kernel.bin" --json --elf "$work/c-kernel" >"$work/hot.json"
+"$tm" decode "$work/c-kernel.bin" --format json --kind FENTRY >"$work/fentry.jsonl"
+"$py" scripts/validate_export.py hot "$work/hot.json" "$work/fentry.jsonl" "$work/c-kernel.nm"
 
 step "export tests passed"

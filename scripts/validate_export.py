@@ -2,8 +2,14 @@
 """Checks a `tracemark export` output without a browser, against `tracemark stats --json`.
 
 Usage:
-    validate_export.py perfetto    TRACE STATS_JSON
-    validate_export.py chrome-json TRACE STATS_JSON
+    validate_export.py perfetto    TRACE STATS_JSON [--nm NM_OUTPUT]
+    validate_export.py chrome-json TRACE STATS_JSON [--nm NM_OUTPUT]
+    validate_export.py hot         STATS_JSON FENTRY_JSONL NM_OUTPUT
+
+With --nm (the output of `nm` on the ELF given to `export --elf`): every function
+slice's name is the nm symbol at its `func` address.
+hot: `stats --json --elf` ranks functions with the calls that the FENTRY records of
+`decode --format json --kind FENTRY` count, named as nm names them.
 
 perfetto: parses TRACE with the official schema (`perfetto_trace_pb2` of the PyPI
 package `perfetto`) and checks that
@@ -51,6 +57,38 @@ class Counts:
         self.syscall_begins = collections.Counter()  # name -> count (kernel BEGINs)
         self.syscall_duration = collections.Counter()  # name -> summed duration_ticks
         self.exit_ends = 0  # ENDs that carry a kernel exit's duration (or note)
+
+
+def read_nm(path):
+    """Address -> name from `nm` output (text symbols)."""
+    names = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[1] in "tTwW":
+                names.setdefault(int(parts[0], 16), parts[2])
+    return names
+
+
+class NameCheck:
+    """Function slices named as nm names their address."""
+
+    def __init__(self, nm):
+        self.nm = nm
+        self.checked = 0
+
+    def slice(self, where, name, args):
+        if self.nm is None or "func" not in args:
+            return
+        want = self.nm.get(args["func"])
+        if want is not None:
+            check(name == want, f"{where}: function {args['func']:#x} named {name!r}, nm says {want!r}")
+            self.checked += 1
+
+    def done(self):
+        if self.nm is not None:
+            check(self.checked > 0, "no function slice could be checked against nm")
+            print(f"ok   {self.checked} function slices named as nm names them")
 
 
 def compare(counts, stats):
@@ -106,7 +144,7 @@ def compare(counts, stats):
     )
 
 
-def validate_perfetto(path, stats):
+def validate_perfetto(path, stats, names):
     from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
     trace = pb.Trace()
@@ -191,6 +229,8 @@ def validate_perfetto(path, stats):
             check(name, f"{where}: slice without a name")
             stack.append((name, cat, p.timestamp))
             counts.begins[cat] += 1
+            if cat == "function":
+                names.slice(where, name, args)
             if cat == "kernel":
                 counts.syscall_begins[name] += 1
         elif e.type == TE.TYPE_SLICE_END:
@@ -217,7 +257,7 @@ def validate_perfetto(path, stats):
     compare(counts, stats)
 
 
-def validate_chrome(path, stats):
+def validate_chrome(path, stats, fnames):
     with open(path) as f:
         doc = json.load(f)
     events = doc["traceEvents"]
@@ -241,6 +281,8 @@ def validate_chrome(path, stats):
         if ph == "B":
             stacks[tid].append((e["name"], e["cat"], ts))
             counts.begins[e["cat"]] += 1
+            if e["cat"] == "function":
+                fnames.slice(where, e["name"], args)
             if e["cat"] == "kernel":
                 counts.syscall_begins[e["name"]] += 1
         elif ph == "E":
@@ -261,16 +303,49 @@ def validate_chrome(path, stats):
     compare(counts, stats)
 
 
+def validate_hot(stats_path, fentry_path, nm_path):
+    with open(stats_path) as f:
+        stats = json.load(f)
+    nm = read_nm(nm_path)
+    calls = collections.Counter()
+    with open(fentry_path) as f:
+        for line in f:
+            calls[json.loads(line)["func"]] += 1
+    hot = stats["hot_functions"]
+    check(hot["by_calls"], "no hot function listed")
+    check(len(hot["by_calls"]) == min(10, len(calls)), "by_calls does not list the top 10")
+    for h in hot["by_calls"] + hot["by_inclusive_time"]:
+        check(h["calls"] == calls[h["func"]], f"{h['func']:#x}: {h['calls']} calls, decode has {calls[h['func']]}")
+        check(h["name"] == nm.get(h["func"]), f"{h['func']:#x}: named {h['name']!r}, nm says {nm.get(h['func'])!r}")
+    ranked = [h["calls"] for h in hot["by_calls"]]
+    check(ranked == sorted(ranked, reverse=True), "by_calls is not sorted")
+    check(ranked[0] == max(calls.values()), "the first function is not the most called")
+    times = [h["inclusive_ns"] for h in hot["by_inclusive_time"]]
+    check(times == sorted(times, reverse=True), "by_inclusive_time is not sorted")
+    print(f"ok   hot functions: {len(hot['by_calls'])} ranked, calls equal decode, names equal nm")
+
+
 def main():
-    if len(sys.argv) != 4 or sys.argv[1] not in ("perfetto", "chrome-json"):
+    args = sys.argv[1:]
+    nm = None
+    if "--nm" in args:
+        i = args.index("--nm")
+        nm = read_nm(args[i + 1])
+        del args[i : i + 2]
+    if len(args) != (4 if args[:1] == ["hot"] else 3) or args[0] not in ("perfetto", "chrome-json", "hot"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    with open(sys.argv[3]) as f:
+    if args[0] == "hot":
+        validate_hot(*args[1:])
+        return
+    with open(args[2]) as f:
         stats = json.load(f)
-    if sys.argv[1] == "perfetto":
-        validate_perfetto(sys.argv[2], stats)
+    names = NameCheck(nm)
+    if args[0] == "perfetto":
+        validate_perfetto(args[1], stats, names)
     else:
-        validate_chrome(sys.argv[2], stats)
+        validate_chrome(args[1], stats, names)
+    names.done()
 
 
 if __name__ == "__main__":

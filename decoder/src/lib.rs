@@ -9,8 +9,10 @@
 //! - [`filter`]: which records a command wants;
 //! - [`render`]: text, JSON Lines and CSV output;
 //! - [`stats`]: the summary of `tracemark stats`;
+//! - [`hot`]: the hottest functions (calls, inclusive time) for `tracemark stats`;
 //! - [`index`]: the sparse block index of `tracemark index` and its queries.
 //! - [`extract`]: dumps recovered from the `@TM:` lines of a UART log.
+//! - [`symbols`]: function names, files and lines from ELF files (`--elf`);
 //! - [`export`]: `tracemark export`: a sink per output format (Perfetto, Chrome JSON...).
 //!
 //! Decoding goes only through [`tracemark_format`]; this crate adds discovery, numbering,
@@ -20,6 +22,7 @@ pub mod dump;
 pub mod export;
 pub mod extract;
 pub mod filter;
+pub mod hot;
 pub mod index;
 pub mod input;
 pub mod merge;
@@ -27,3 +30,4 @@ pub mod par;
 pub mod pipeline;
 pub mod render;
 pub mod stats;
+pub mod symbols;

@@ -31,6 +31,11 @@ pub struct Cmd {
     /// Where to write the output (written through a temporary file renamed at the end).
     #[arg(short, long)]
     output: PathBuf,
+    /// An ELF file of the traced code (repeatable): function slices are named by its
+    /// symbols. Matched to the dump's IMAGE records by build id, or by load address or
+    /// size.
+    #[arg(long = "elf", value_name = "FILE")]
+    elfs: Vec<PathBuf>,
     /// List every problem found (torn, corrupt or skipped blocks...) on stderr, not just
     /// the first and a count.
     #[arg(short, long)]
@@ -104,18 +109,23 @@ impl Cmd {
                 b.inc(n);
             }
         };
+        let names: std::collections::HashMap<u64, String> = super::symbols(&dump, &self.elfs)?
+            .map(|s| s.names())
+            .unwrap_or_default();
+        let namer = move |f: u64| names.get(&f).cloned();
         let (output, file) = Output::create(&self.output)?;
         let out_name = self.output.display().to_string();
         let with_path = |e: anyhow::Error| e.context(out_name.clone());
         let outcome = match self.format {
             ExportFormat::Perfetto => {
-                let mut sink = perfetto::Perfetto::new(file);
+                let mut sink = perfetto::Perfetto::new(file).with_function_names(Box::new(namer));
                 let o = export::run(&dump, &mut sink, &inc).map_err(with_path)?;
                 finish_file(sink.into_inner())?;
                 o
             }
             ExportFormat::ChromeJson => {
-                let mut sink = chrome_json::ChromeJson::new(file);
+                let mut sink =
+                    chrome_json::ChromeJson::new(file).with_function_names(Box::new(namer));
                 let o = export::run(&dump, &mut sink, &inc).map_err(with_path)?;
                 if sink.written > chrome_json::LARGE {
                     eprintln!(

@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn packets_are_byte_identical_to_prost() {
-        let annots = vec![
+        let annots = [
             DebugAnnotation {
                 name_iid: Some(1),
                 string_value_iid: Some(300),
