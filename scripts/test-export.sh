@@ -75,13 +75,13 @@ cc -no-pie "$work/kernel.o" "$work/instrumented.o" "$cc_target/debug/libtracemar
 cat "$work"/dump.cpu*.bin >"$work/c-kernel.bin"
 validate c-kernel "$work/c-kernel.bin"
 
-step "symbols: the C kernel's functions named from its ELF (--elf), checked against nm"
+step "symbols: the C kernel's functions named from its ELF (--elf: export, stats, decode), checked against nm"
 nm "$work/c-kernel" >"$work/c-kernel.nm"
 validate c-kernel-dwarf "$work/c-kernel.bin" "$work/c-kernel" "$work/c-kernel.nm"
 strip --strip-debug -o "$work/c-kernel.nodebug" "$work/c-kernel"
 validate c-kernel-symtab-only "$work/c-kernel.bin" "$work/c-kernel.nodebug" "$work/c-kernel.nm"
 "$tm" stats "$work/c-kernel.bin" --json --elf "$work/c-kernel" >"$work/hot.json"
-"$tm" decode "$work/c-kernel.bin" --format json --kind FENTRY >"$work/fentry.jsonl"
+"$tm" decode "$work/c-kernel.bin" --format json --kind FENTRY --elf "$work/c-kernel" >"$work/fentry.jsonl"
 "$py" scripts/validate_export.py hot "$work/hot.json" "$work/fentry.jsonl" "$work/c-kernel.nm"
 
 step "export tests passed"

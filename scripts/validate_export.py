@@ -9,7 +9,8 @@ Usage:
 With --nm (the output of `nm` on the ELF given to `export --elf`): every function
 slice's name is the nm symbol at its `func` address.
 hot: `stats --json --elf` ranks functions with the calls that the FENTRY records of
-`decode --format json --kind FENTRY` count, named as nm names them.
+`decode --format json --kind FENTRY --elf` count, named as nm names them; and decode
+names every record as nm does.
 
 perfetto: parses TRACE with the official schema (`perfetto_trace_pb2` of the PyPI
 package `perfetto`) and checks that
@@ -310,7 +311,11 @@ def validate_hot(stats_path, fentry_path, nm_path):
     calls = collections.Counter()
     with open(fentry_path) as f:
         for line in f:
-            calls[json.loads(line)["func"]] += 1
+            r = json.loads(line)
+            calls[r["func"]] += 1
+            want = nm.get(r["func"])
+            if want is not None:
+                check(r.get("symbol") == want, f"decode: {r['func']:#x} named {r.get('symbol')!r}, nm says {want!r}")
     hot = stats["hot_functions"]
     check(hot["by_calls"], "no hot function listed")
     check(len(hot["by_calls"]) == min(10, len(calls)), "by_calls does not list the top 10")
@@ -322,7 +327,10 @@ def validate_hot(stats_path, fentry_path, nm_path):
     check(ranked[0] == max(calls.values()), "the first function is not the most called")
     times = [h["inclusive_ns"] for h in hot["by_inclusive_time"]]
     check(times == sorted(times, reverse=True), "by_inclusive_time is not sorted")
-    print(f"ok   hot functions: {len(hot['by_calls'])} ranked, calls equal decode, names equal nm")
+    print(
+        f"ok   decode --elf: {sum(calls.values())} FENTRY records named as nm names them; "
+        f"hot functions: {len(hot['by_calls'])} ranked, calls equal decode, names equal nm"
+    )
 
 
 def main():
