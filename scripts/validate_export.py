@@ -66,7 +66,8 @@ def read_nm(path):
     with open(path) as f:
         for line in f:
             parts = line.split()
-            if len(parts) == 3 and parts[1] in "tTwW":
+            # ARM mapping symbols ($t, $d) mark code and data, not functions.
+            if len(parts) == 3 and parts[1] in "tTwW" and not parts[2].startswith("$"):
                 names.setdefault(int(parts[0], 16), parts[2])
     return names
 
