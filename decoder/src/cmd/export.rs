@@ -1,5 +1,12 @@
 //! `tracemark export`: a dump converted for a timeline viewer or a data engine, one
 //! module of [`tracemark_decoder::export`] per format.
+//!
+//! Adding a format: a file in `decoder/src/export/` implementing
+//! [`tracemark_decoder::export::Sink`], a variant of [`ExportFormat`] (its doc comment is
+//! the `--help` text), and an arm in [`Cmd::run`] that builds the sink and hands it to
+//! [`tracemark_decoder::export::run`]. Formats that write one file take exactly one
+//! input; the command accepts several (`FILE...`) for formats that write a directory
+//! of partitions.
 
 use std::fs::File;
 use std::io::Write;
@@ -23,8 +30,10 @@ pub enum ExportFormat {
 /// Convert a dump for a trace viewer.
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
-    /// A dump file, raw memory image, or UART log with `@TM:` lines.
-    file: PathBuf,
+    /// Dump files, raw memory images, or UART logs with `@TM:` lines (perfetto and
+    /// chrome-json take one).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum)]
     format: ExportFormat,
@@ -95,8 +104,24 @@ impl Drop for Output {
 impl Cmd {
     /// Runs the command.
     pub fn run(self, _out: &mut dyn Write) -> anyhow::Result<()> {
-        let source = super::open(&self.file)?;
-        let dump = source.dump(&self.file)?;
+        let [input] = &self.files[..] else {
+            let name = clap::ValueEnum::to_possible_value(&self.format)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default();
+            anyhow::bail!(
+                "--format {name} writes one file from one dump; {} inputs given",
+                self.files.len()
+            );
+        };
+        let input = input.clone();
+        let source = super::open(&input)?;
+        let dump = source.dump(&input)?;
+        for r in dump.rings.iter().filter(|r| r.clock_hz == 0) {
+            eprintln!(
+                "tracemark: note: cpu{}: clock frequency unknown; times are raw ticks shown as ns",
+                r.cpu
+            );
+        }
         let total: u64 = dump
             .rings
             .iter()
@@ -150,7 +175,7 @@ impl Cmd {
         dump_warnings.extend(outcome.warnings);
         dump_warnings.sort_by_key(|w| w.offset);
         warnings.extend(dump_warnings);
-        super::report(&self.file, &warnings, self.verbose)
+        super::report(&input, &warnings, self.verbose)
     }
 }
 
