@@ -60,6 +60,24 @@ validate sim-overwrite-3cpu-small-blocks "$work/sim-ow3.bin"
     -o "$work/sim-drop.bin" --truth "$work/t3.json" >/dev/null
 validate sim-drop-1cpu "$work/sim-drop.bin"
 
+step "perfetto + chrome-json: a damaged dump (what decodes is exported, exit 1, one line)"
+python3 - "$work/sim-ow.bin" "$work/damaged.bin" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+d[100000:100400] = b"\xff" * 400
+open(sys.argv[2], "wb").write(d)
+PY
+"$tm" stats "$work/damaged.bin" --json >"$work/damaged.stats.json" 2>/dev/null || true
+for f in perfetto chrome-json; do
+    if "$tm" export "$work/damaged.bin" --format "$f" -o "$work/damaged.$f" 2>"$work/err.txt"; then
+        echo "FAIL: export of a damaged dump exited 0" >&2; exit 1
+    fi
+    [ "$(wc -l <"$work/err.txt")" = 1 ] && grep -q "damaged.bin: at byte" "$work/err.txt" ||
+        { echo "FAIL: not one line naming file and offset:" >&2; cat "$work/err.txt" >&2; exit 1; }
+    echo "$f damaged: $(cat "$work/err.txt")"
+    "$py" scripts/validate_export.py "$f" "$work/damaged.$f" "$work/damaged.stats.json"
+done
+
 step "perfetto + chrome-json: the C kernel example's dump"
 # Linked at a fixed address (-no-pie) so that the function addresses it records
 # (-finstrument-functions) are its ELF's own, and its IMAGE record (0x400000) matches

@@ -25,8 +25,7 @@
 //! packet that uses it. The first packet of a sequence sets
 //! `SEQ_INCREMENTAL_STATE_CLEARED` and the sequence's packet defaults (the CPU's track
 //! as the default `track_uuid`, which the events then omit); the packets using interned
-//! ids set
-//! `SEQ_NEEDS_INCREMENTAL_STATE`. A packet with `previous_packet_dropped` makes the
+//! ids set `SEQ_NEEDS_INCREMENTAL_STATE`. A packet with `previous_packet_dropped` makes the
 //! trace processor distrust the sequence's interned state, so the lost-record instant
 //! uses plain strings, and the next packet clears the state again and re-interns what
 //! it uses.
@@ -679,6 +678,8 @@ impl<W: Write> Sink for Perfetto<W> {
             }
         }
         let ns = self.seqs[s].last_ns;
+        // A thread-switch record (when the format has one) gets its arm here: see
+        // THREAD TRACKS at the top of this file.
         match item.event {
             Event::KernelEntry(e) => self.kernel_entry(s, ns, e)?,
             Event::KernelExit(d) => self.kernel_exit(s, ns, d)?,
