@@ -134,23 +134,55 @@ impl Cmd {
                 b.inc(n);
             }
         };
-        let names: std::collections::HashMap<u64, String> = super::symbols(&dump, &self.elfs)?
-            .map(|s| s.names())
-            .unwrap_or_default();
-        let namer = move |f: u64| names.get(&f).cloned();
+        let names: std::sync::Arc<std::collections::HashMap<u64, String>> = std::sync::Arc::new(
+            super::symbols(&dump, &self.elfs)?
+                .map(|s| s.names())
+                .unwrap_or_default(),
+        );
+        let namer = |names: &std::sync::Arc<std::collections::HashMap<u64, String>>| {
+            let names = names.clone();
+            Box::new(move |f: u64| names.get(&f).cloned())
+        };
         let (output, file) = Output::create(&self.output)?;
         let out_name = self.output.display().to_string();
         let with_path = |e: anyhow::Error| e.context(out_name.clone());
         let outcome = match self.format {
             ExportFormat::Perfetto => {
-                let mut sink = perfetto::Perfetto::new(file).with_function_names(Box::new(namer));
-                let o = export::run(&dump, &mut sink, &inc).map_err(with_path)?;
-                finish_file(sink.into_inner())?;
-                o
+                // The rings are independent packet sequences: one sink per ring, in
+                // parallel, their output written here in whole-packet chunks after
+                // the header.
+                let header = perfetto::header(&export::ring_infos(&dump));
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+                std::thread::scope(|s| -> anyhow::Result<export::Outcome> {
+                    let writer = s.spawn(move || -> std::io::Result<()> {
+                        let mut f = file;
+                        f.write_all(&header)?;
+                        for chunk in rx {
+                            f.write_all(&chunk)?;
+                        }
+                        finish_file(f)
+                    });
+                    let make = |ring: u32| {
+                        perfetto::Perfetto::new(export::ChunkWriter(tx.clone()))
+                            .per_ring(ring)
+                            .with_function_names(namer(&names))
+                    };
+                    // The sinks (and their senders) are dropped here, so that the
+                    // writer sees the end of the channel.
+                    let result = export::run_per_ring(&dump, super::threads(), &make, &inc)
+                        .map(|(_sinks, outcome)| outcome);
+                    drop(tx);
+                    let written = writer
+                        .join()
+                        .map_err(|_| anyhow::anyhow!("the writing thread panicked"))?;
+                    // A write error first: it is why the sinks failed, if they did.
+                    written.map_err(|e| with_path(e.into()))?;
+                    result.map_err(with_path)
+                })?
             }
             ExportFormat::ChromeJson => {
                 let mut sink =
-                    chrome_json::ChromeJson::new(file).with_function_names(Box::new(namer));
+                    chrome_json::ChromeJson::new(file).with_function_names(namer(&names));
                 let o = export::run(&dump, &mut sink, &inc).map_err(with_path)?;
                 if sink.written > chrome_json::LARGE {
                     eprintln!(
@@ -180,7 +212,7 @@ impl Cmd {
 }
 
 /// Closes the output (the sinks write in large chunks of their own, unbuffered).
-fn finish_file(f: File) -> anyhow::Result<()> {
+fn finish_file(f: File) -> std::io::Result<()> {
     drop(f);
     Ok(())
 }

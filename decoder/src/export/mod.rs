@@ -20,6 +20,14 @@
 //! Decoding runs on a thread of its own, one batch ahead of the sink, so decoding and
 //! encoding overlap on two cores. What a sink writes is its own business (a file, a
 //! directory of files, ...); [`run`] does not see its output.
+//!
+//! # Rings in parallel
+//!
+//! A format whose rings are independent (one packet sequence, stream file or partition
+//! per ring) can instead run one sink per ring with [`run_per_ring`]: each sink sees
+//! `begin` with every ring, then only its own ring's records, in ring order, then
+//! `finish`, on a thread of its own. Sinks that write one file send their output in
+//! whole-record chunks through a [`ChunkWriter`] to one writing thread.
 
 pub mod chrome_json;
 pub mod nesting;
@@ -179,6 +187,79 @@ pub fn run(
     })?;
     sink.finish()?;
     Ok(Outcome { records, warnings })
+}
+
+/// Runs one sink per ring of `dump` (made by `make(ring index)`), up to `threads`
+/// rings at once (see the module documentation). Returns the sinks, in ring order.
+pub fn run_per_ring<S: Sink + Send>(
+    dump: &Dump<'_>,
+    threads: usize,
+    make: &(dyn Fn(u32) -> S + Sync),
+    progress: &(dyn Fn(u64) + Sync),
+) -> anyhow::Result<(Vec<S>, Outcome)> {
+    const TICK: u64 = 1 << 16;
+    let infos = ring_infos(dump);
+    let rings: Vec<u32> = (0..dump.rings.len() as u32).collect();
+    let mut sinks = Vec::with_capacity(rings.len());
+    let mut outcome = Outcome::default();
+    for chunk in rings.chunks(threads.max(1)) {
+        let results = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|&r| {
+                    let infos = &infos;
+                    s.spawn(move || -> anyhow::Result<(S, u64, Vec<Warning>)> {
+                        let mut sink = make(r);
+                        sink.begin(infos)?;
+                        let mut cursor = RingCursor::new(dump, r, 0);
+                        let mut n = 0u64;
+                        for item in cursor.by_ref() {
+                            sink.record(&item)?;
+                            n += 1;
+                            if n % TICK == 0 {
+                                progress(TICK);
+                            }
+                        }
+                        progress(n % TICK);
+                        sink.finish()?;
+                        Ok((sink, n, std::mem::take(&mut cursor.warnings)))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("an export thread panicked"))?
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?;
+        for (sink, n, w) in results {
+            sinks.push(sink);
+            outcome.records += n;
+            outcome.warnings.extend(w);
+        }
+    }
+    outcome.warnings.sort_by_key(|w| w.offset);
+    Ok((sinks, outcome))
+}
+
+/// A [`std::io::Write`] that sends every write, as one chunk, to a channel: sinks
+/// running per ring ([`run_per_ring`]) that write whole records per write share one
+/// output file this way, its writing thread receiving the chunks.
+pub struct ChunkWriter(pub std::sync::mpsc::SyncSender<Vec<u8>>);
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.send(buf.to_vec()).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the output writer stopped")
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -239,6 +239,8 @@ pub struct Perfetto<W: Write> {
     annots: Vec<DebugAnnotation>,
     namer: Option<Box<FunctionNamer>>,
     enc: fast::Encoder,
+    /// Per-ring mode: the only ring this sink handles.
+    only: Option<u32>,
     /// Bytes written so far.
     pub written: u64,
 }
@@ -254,8 +256,20 @@ impl<W: Write> Perfetto<W> {
             annots: Vec::with_capacity(8),
             namer: None,
             enc: fast::Encoder::default(),
+            only: None,
             written: 0,
         }
+    }
+
+    /// Handles ring `ring` only (its descriptor, its records), without the [`header`]:
+    /// for running one sink per ring in parallel ([`super::run_per_ring`]), since the
+    /// rings are independent packet sequences. The outputs of the rings, cut at packet
+    /// boundaries (every write is whole packets), may then be interleaved in any order
+    /// after the header: the trace processor orders packets by time, and each
+    /// sequence's own packets stay in order.
+    pub fn per_ring(mut self, ring: u32) -> Self {
+        self.only = Some(ring);
+        self
     }
 
     /// Names functions with `namer` (a symbol table); unnamed ones show as `0x...`.
@@ -604,6 +618,28 @@ impl<W: Write> Perfetto<W> {
     }
 }
 
+/// The packet that starts every trace: the "CPUs" parent track, on a sequence of its
+/// own (id: the number of rings + 1). [`Perfetto`] writes it first, unless it runs per
+/// ring ([`Perfetto::per_ring`]), where the caller writes it before the rings' output.
+pub fn header(rings: &[RingInfo]) -> Vec<u8> {
+    let p = TracePacket {
+        trusted_packet_sequence_id: Some(rings.len() as u32 + 1),
+        track_descriptor: Some(TrackDescriptor {
+            uuid: Some(CPUS_UUID),
+            name: Some("CPUs".to_string()),
+            child_ordering: Some(proto::CHILD_ORDERING_EXPLICIT),
+            ..Default::default()
+        }),
+        sequence_flags: Some(proto::SEQ_INCREMENTAL_STATE_CLEARED),
+        first_packet_on_sequence: Some(true),
+        ..Default::default()
+    };
+    let mut v = vec![proto::TRACE_PACKET_TAG];
+    // Writing into a Vec cannot fail.
+    let _ = p.encode_length_delimited(&mut v);
+    v
+}
+
 /// Packet defaults of ring track `uuid`'s sequence: events go on that track unless they
 /// say otherwise.
 fn defaults(uuid: u64) -> proto::TracePacketDefaults {
@@ -627,35 +663,29 @@ fn hex_string(bytes: &[u8]) -> String {
 impl<W: Write> Sink for Perfetto<W> {
     fn begin(&mut self, rings: &[RingInfo]) -> anyhow::Result<()> {
         self.seqs = rings.iter().cloned().map(Seq::new).collect();
+        if self.only.is_none() {
+            let h = header(rings);
+            self.buf.extend_from_slice(&h);
+        }
         for (s, r) in rings.iter().enumerate() {
-            let mut descriptors = Vec::new();
-            if s == 0 {
-                descriptors.push(TrackDescriptor {
-                    uuid: Some(CPUS_UUID),
-                    name: Some("CPUs".to_string()),
-                    child_ordering: Some(proto::CHILD_ORDERING_EXPLICIT),
-                    ..Default::default()
-                });
+            if self.only.is_some_and(|o| o != r.index) {
+                continue;
             }
-            descriptors.push(TrackDescriptor {
-                uuid: Some(cpu_uuid(r.index)),
-                name: Some(format!("CPU {}", r.cpu)),
-                parent_uuid: Some(CPUS_UUID),
-                sibling_order_rank: Some(i32::try_from(r.cpu).unwrap_or(i32::MAX)),
+            let p = TracePacket {
+                trusted_packet_sequence_id: Some(self.seqs[s].id),
+                track_descriptor: Some(TrackDescriptor {
+                    uuid: Some(cpu_uuid(r.index)),
+                    name: Some(format!("CPU {}", r.cpu)),
+                    parent_uuid: Some(CPUS_UUID),
+                    sibling_order_rank: Some(i32::try_from(r.cpu).unwrap_or(i32::MAX)),
+                    ..Default::default()
+                }),
+                sequence_flags: Some(proto::SEQ_INCREMENTAL_STATE_CLEARED),
+                first_packet_on_sequence: Some(true),
+                trace_packet_defaults: Some(defaults(cpu_uuid(r.index))),
                 ..Default::default()
-            });
-            for (k, d) in descriptors.into_iter().enumerate() {
-                let first = k == 0;
-                let p = TracePacket {
-                    trusted_packet_sequence_id: Some(self.seqs[s].id),
-                    track_descriptor: Some(d),
-                    sequence_flags: first.then_some(proto::SEQ_INCREMENTAL_STATE_CLEARED),
-                    first_packet_on_sequence: first.then_some(true),
-                    trace_packet_defaults: first.then(|| defaults(cpu_uuid(r.index))),
-                    ..Default::default()
-                };
-                self.put(&p)?;
-            }
+            };
+            self.put(&p)?;
             self.seqs[s].clear = false;
         }
         Ok(())
