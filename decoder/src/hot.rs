@@ -51,18 +51,52 @@ pub struct HotFunctions {
     pub untracked_calls: u64,
 }
 
-#[derive(Default)]
+/// Entries of the direct-mapped cache in front of the hash map.
+const CACHE: usize = 4096;
+
 struct Acc {
-    map: HashMap<u64, (u64, u64)>,
+    /// (calls, inclusive ns) per function, by index.
+    heat: Vec<(u64, u64, u64)>,
+    /// Function id to index in `heat`.
+    map: HashMap<u64, u32>,
+    /// (function id, index + 1) by a hash of the id: most lookups stop here.
+    cache: Vec<(u64, u32)>,
     untracked: u64,
 }
 
-impl Acc {
-    fn slot(&mut self, f: u64) -> Option<&mut (u64, u64)> {
-        if self.map.len() >= MAX_FUNCTIONS && !self.map.contains_key(&f) {
-            return None;
+impl Default for Acc {
+    fn default() -> Self {
+        Acc {
+            heat: Vec::new(),
+            map: HashMap::new(),
+            cache: vec![(0, 0); CACHE],
+            untracked: 0,
         }
-        Some(self.map.entry(f).or_default())
+    }
+}
+
+impl Acc {
+    #[inline]
+    fn slot(&mut self, f: u64) -> Option<&mut (u64, u64, u64)> {
+        let c = (f ^ (f >> 12) ^ (f >> 24)) as usize % CACHE;
+        let (cf, ci) = self.cache[c];
+        if ci != 0 && cf == f {
+            return self.heat.get_mut(ci as usize - 1);
+        }
+        let i = match self.map.get(&f) {
+            Some(&i) => i,
+            None => {
+                if self.heat.len() >= MAX_FUNCTIONS {
+                    return None;
+                }
+                let i = self.heat.len() as u32;
+                self.heat.push((f, 0, 0));
+                self.map.insert(f, i);
+                i
+            }
+        };
+        self.cache[c] = (f, i + 1);
+        self.heat.get_mut(i as usize)
     }
 }
 
@@ -76,7 +110,7 @@ impl Visitor for Walk {
     #[inline]
     fn function_entry(&mut self, ts: u64, func: u64) {
         match self.acc.slot(func) {
-            Some(s) => s.0 += 1,
+            Some(s) => s.1 += 1,
             None => self.acc.untracked += 1,
         }
         if self.stack.len() < MAX_STACK {
@@ -94,7 +128,7 @@ impl Visitor for Walk {
         if !self.stack.iter().any(|&(f, _)| f == func) {
             let ns = ticks_to_ns(ts.saturating_sub(t0), self.hz);
             if let Some(s) = self.acc.slot(func) {
-                s.1 = s.1.saturating_add(ns);
+                s.2 = s.2.saturating_add(ns);
             }
         }
     }
@@ -140,20 +174,20 @@ pub fn compute(
     let mut total = Acc::default();
     for a in accs {
         total.untracked += a.untracked;
-        for (f, (c, t)) in a.map {
+        for (f, c, t) in a.heat {
             match total.slot(f) {
                 Some(s) => {
-                    s.0 += c;
-                    s.1 = s.1.saturating_add(t);
+                    s.1 += c;
+                    s.2 = s.2.saturating_add(t);
                 }
                 None => total.untracked += c,
             }
         }
     }
     let all: Vec<FunctionHeat> = total
-        .map
+        .heat
         .into_iter()
-        .map(|(func, (calls, inclusive_ns))| FunctionHeat {
+        .map(|(func, calls, inclusive_ns)| FunctionHeat {
             func,
             calls,
             inclusive_ns,
