@@ -246,7 +246,9 @@ fn main() -> ! {
         // Thumb bit set: `tracemark --elf` masks it).
         let step = STEPS[(i % 4) as usize];
         let func = step as usize as u64;
-        traced(&mut n.fentry, &mut n.dropped, || tracer.function_entry(func));
+        traced(&mut n.fentry, &mut n.dropped, || {
+            tracer.function_entry(func)
+        });
         step(i);
         traced(&mut n.fexit, &mut n.dropped, || tracer.function_exit(func));
         let mut exit = Outcome::Dropped;
