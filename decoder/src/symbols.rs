@@ -380,5 +380,26 @@ mod tests {
         assert_eq!(s.elf_of(f), Some(exe.as_path()));
         // An address outside every mapping resolves to nothing.
         assert_eq!(s.get(base + hi + 0x1000_0000), &Resolved::default());
+
+        // By build id, when the executable has one (the linker's --build-id, Debian's
+        // default): the record's size and id say nothing else.
+        let (build_id, ..) = describe(&exe).unwrap();
+        if let Some(b) = build_id.filter(|b| b.len() >= 8) {
+            let id = u64::from_le_bytes(b[..8].try_into().unwrap());
+            let wrong_size = ImageRecord {
+                base: base + lo,
+                size: 12345,
+                id,
+            };
+            let decoy = ImageRecord {
+                base: 0x1000,
+                size: 0x1000,
+                id: 7,
+            };
+            let mut s = Symbols::load(std::slice::from_ref(&exe), &[decoy, wrong_size]).unwrap();
+            assert!(s.notes[0].contains("by build id"), "{:?}", s.notes);
+            s.resolve([f]);
+            assert!(s.name(f).unwrap().ends_with("id_matches"));
+        }
     }
 }
