@@ -164,8 +164,9 @@ struct Seq {
     /// Fast path for syscall names: iid by syscall number (0: not interned).
     syscall_iids: [u64; 16],
     /// Fast path for function names: a direct-mapped cache of (function, iid) in
-    /// front of `names` (iid 0: empty).
-    func_cache: Box<[(u64, u64); FUNC_CACHE]>,
+    /// front of `names` (iid 0: empty); allocated on first use, so that a sink
+    /// running one ring of many ([`Perfetto::per_ring`]) pays nothing for the others.
+    func_cache: Vec<(u64, u64)>,
     /// Interned categories: iid (0: not interned).
     cats: [u64; 6],
     /// Interned annotation names: iid (0: not interned).
@@ -192,7 +193,7 @@ impl Seq {
             info,
             names: std::collections::HashMap::new(),
             syscall_iids: [0; 16],
-            func_cache: Box::new([(0, 0); FUNC_CACHE]),
+            func_cache: Vec::new(),
             cats: [0; 6],
             args: [0; 16],
             caps: [0; 32],
@@ -308,6 +309,9 @@ impl<W: Write> Perfetto<W> {
                 return iid;
             }
         } else if let NameKey::Func(f) = key {
+            if seq.func_cache.is_empty() {
+                seq.func_cache = vec![(0, 0); FUNC_CACHE];
+            }
             let (cf, iid) = seq.func_cache[func_slot(f)];
             if iid != 0 && cf == f {
                 return iid;
