@@ -28,6 +28,14 @@
 //! `begin` with every ring, then only its own ring's records, in ring order, then
 //! `finish`, on a thread of its own. Sinks that write one file send their output in
 //! whole-record chunks through a [`ChunkWriter`] to one writing thread.
+//!
+//! # Adding a format
+//!
+//! A file here implementing [`Sink`], a variant of `ExportFormat` in
+//! `decoder/src/cmd/export.rs` (its doc comment is the `--help` text) and an arm in
+//! that command's `run`. The decoder is reached through three entry points only, so
+//! that its internals can change: [`RingCursor::new`] (one ring's records in order,
+//! with its `warnings`), [`Merged`] (rings merged by time) and [`Item`].
 
 pub mod chrome_json;
 pub mod nesting;
