@@ -36,11 +36,12 @@ cargo build -q -p tracemark-decoder -p tracemark-examples --bins
 tm="$target/debug/tracemark"
 sim="$target/debug/kernel-sim"
 
-# validate NAME DUMP [ELF NM]: exports DUMP in every format (with `--elf ELF`) and checks
-# each against stats (and function names against NM, the output of nm on ELF).
+# validate NAME DUMP [ELF NM [--sources]]: exports DUMP in every format (with `--elf ELF`)
+# and checks each against stats (and function names against NM, the output of nm on ELF;
+# with --sources, that function slices carry their DWARF file:line).
 validate() {
     local name="$1" dump="$2" elf=() nm=()
-    if [ $# -ge 4 ]; then elf=(--elf "$3"); nm=(--nm "$4"); fi
+    if [ $# -ge 4 ]; then elf=(--elf "$3"); nm=(--nm "$4" "${@:5}"); fi
     "$tm" stats "$dump" --json >"$work/$name.stats.json"
     "$tm" export "$dump" "${elf[@]}" --format perfetto -o "$work/$name.perfetto-trace"
     echo "perfetto    $name"
@@ -95,7 +96,7 @@ validate c-kernel "$work/c-kernel.bin"
 
 step "symbols: the C kernel's functions named from its ELF (--elf: export, stats, decode), checked against nm"
 nm "$work/c-kernel" >"$work/c-kernel.nm"
-validate c-kernel-dwarf "$work/c-kernel.bin" "$work/c-kernel" "$work/c-kernel.nm"
+validate c-kernel-dwarf "$work/c-kernel.bin" "$work/c-kernel" "$work/c-kernel.nm" --sources
 strip --strip-debug -o "$work/c-kernel.nodebug" "$work/c-kernel"
 validate c-kernel-symtab-only "$work/c-kernel.bin" "$work/c-kernel.nodebug" "$work/c-kernel.nm"
 "$tm" stats "$work/c-kernel.bin" --json --elf "$work/c-kernel" >"$work/hot.json"

@@ -2,12 +2,13 @@
 """Checks a `tracemark export` output without a browser, against `tracemark stats --json`.
 
 Usage:
-    validate_export.py perfetto    TRACE STATS_JSON [--nm NM_OUTPUT]
-    validate_export.py chrome-json TRACE STATS_JSON [--nm NM_OUTPUT]
+    validate_export.py perfetto    TRACE STATS_JSON [--nm NM_OUTPUT [--sources]]
+    validate_export.py chrome-json TRACE STATS_JSON [--nm NM_OUTPUT [--sources]]
     validate_export.py hot         STATS_JSON FENTRY_JSONL NM_OUTPUT
 
 With --nm (the output of `nm` on the ELF given to `export --elf`): every function
-slice's name is the nm symbol at its `func` address.
+slice's name is the nm symbol at its `func` address; with --sources too, it has a
+`source` (C file:line) from the ELF's DWARF.
 hot: `stats --json --elf` ranks functions with the calls that the FENTRY records of
 `decode --format json --kind FENTRY --elf` count, named as nm names them; and decode
 names every record as nm does.
@@ -75,8 +76,9 @@ def read_nm(path):
 class NameCheck:
     """Function slices named as nm names their address."""
 
-    def __init__(self, nm):
+    def __init__(self, nm, sources):
         self.nm = nm
+        self.sources = sources
         self.checked = 0
 
     def slice(self, where, name, args):
@@ -85,6 +87,10 @@ class NameCheck:
         want = self.nm.get(args["func"])
         if want is not None:
             check(name == want, f"{where}: function {args['func']:#x} named {name!r}, nm says {want!r}")
+            if self.sources:
+                src = args.get("source", "")
+                file, _, line = src.rpartition(":")
+                check(file.endswith(".c") and line.isdigit(), f"{where}: function {name} has no source file:line ({src!r})")
             self.checked += 1
 
     def done(self):
@@ -337,6 +343,9 @@ def validate_hot(stats_path, fentry_path, nm_path):
 def main():
     args = sys.argv[1:]
     nm = None
+    sources = "--sources" in args
+    if sources:
+        args.remove("--sources")
     if "--nm" in args:
         i = args.index("--nm")
         nm = read_nm(args[i + 1])
@@ -349,7 +358,7 @@ def main():
         return
     with open(args[2]) as f:
         stats = json.load(f)
-    names = NameCheck(nm)
+    names = NameCheck(nm, sources)
     if args[0] == "perfetto":
         validate_perfetto(args[1], stats, names)
     else:

@@ -283,6 +283,23 @@ impl Symbols {
             .collect()
     }
 
+    /// Every source location resolved so far (`file:line`, or `file`), by address.
+    pub fn locations(&self) -> HashMap<u64, String> {
+        self.resolved
+            .iter()
+            .filter_map(|(&a, r)| {
+                let file = r.file.as_ref()?;
+                Some((
+                    a,
+                    match r.line {
+                        Some(l) => format!("{file}:{l}"),
+                        None => file.clone(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// Which ELF file holds `addr`, if any.
     pub fn elf_of(&self, addr: u64) -> Option<&Path> {
         let m = self

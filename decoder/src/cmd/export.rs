@@ -134,12 +134,14 @@ impl Cmd {
                 b.inc(n);
             }
         };
-        let names: std::sync::Arc<std::collections::HashMap<u64, String>> = std::sync::Arc::new(
-            super::symbols(&dump, &self.elfs)?
-                .map(|s| s.names())
-                .unwrap_or_default(),
-        );
-        let namer = |names: &std::sync::Arc<std::collections::HashMap<u64, String>>| {
+        type Table = std::sync::Arc<std::collections::HashMap<u64, String>>;
+        let symbols = super::symbols(&dump, &self.elfs)?;
+        let names: Table =
+            std::sync::Arc::new(symbols.as_ref().map(|s| s.names()).unwrap_or_default());
+        let sources: Table =
+            std::sync::Arc::new(symbols.as_ref().map(|s| s.locations()).unwrap_or_default());
+        drop(symbols);
+        let namer = |names: &Table| {
             let names = names.clone();
             Box::new(move |f: u64| names.get(&f).cloned())
         };
@@ -166,6 +168,7 @@ impl Cmd {
                         perfetto::Perfetto::new(export::ChunkWriter(tx.clone()))
                             .per_ring(ring)
                             .with_function_names(namer(&names))
+                            .with_function_sources(namer(&sources))
                     };
                     // The sinks (and their senders) are dropped here, so that the
                     // writer sees the end of the channel.
@@ -181,8 +184,9 @@ impl Cmd {
                 })?
             }
             ExportFormat::ChromeJson => {
-                let mut sink =
-                    chrome_json::ChromeJson::new(file).with_function_names(namer(&names));
+                let mut sink = chrome_json::ChromeJson::new(file)
+                    .with_function_names(namer(&names))
+                    .with_function_sources(namer(&sources));
                 let o = export::run(&dump, &mut sink, &inc).map_err(with_path)?;
                 if sink.written > chrome_json::LARGE {
                     eprintln!(

@@ -37,6 +37,7 @@ pub struct ChromeJson<W: Write> {
     lost_reported: Vec<u64>,
     seen: Vec<bool>,
     namer: Option<Box<super::perfetto::FunctionNamer>>,
+    sourcer: Option<Box<super::perfetto::FunctionNamer>>,
     first: bool,
     /// Bytes written so far.
     pub written: u64,
@@ -54,6 +55,7 @@ impl<W: Write> ChromeJson<W> {
             lost_reported: Vec::new(),
             seen: Vec::new(),
             namer: None,
+            sourcer: None,
             first: true,
             written: 0,
         }
@@ -62,6 +64,12 @@ impl<W: Write> ChromeJson<W> {
     /// Names functions with `namer`; unnamed ones show as `0x...`.
     pub fn with_function_names(mut self, namer: Box<super::perfetto::FunctionNamer>) -> Self {
         self.namer = Some(namer);
+        self
+    }
+
+    /// Gives function slices a `source` argument (`file:line`) from `sourcer`.
+    pub fn with_function_sources(mut self, sourcer: Box<super::perfetto::FunctionNamer>) -> Self {
+        self.sourcer = Some(sourcer);
         self
     }
 
@@ -324,6 +332,10 @@ impl<W: Write> Sink for ChromeJson<W> {
                 self.name(&name, "function");
                 self.buf.extend_from_slice(b",\"args\":{\"func\":");
                 num(&mut self.buf, func);
+                if let Some(src) = self.sourcer.as_ref().and_then(|f| f(func)) {
+                    self.buf.extend_from_slice(b",\"source\":");
+                    string(&mut self.buf, &src);
+                }
                 self.buf.push(b'}');
                 self.end_event()?;
             }

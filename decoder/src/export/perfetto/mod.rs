@@ -111,9 +111,10 @@ enum Arg {
     Func = 13,
     Truncated = 14,
     Note = 15,
+    Source = 16,
 }
 
-const ARG_NAMES: [&str; 16] = [
+const ARG_NAMES: [&str; 17] = [
     "cap",
     "label",
     "fastpath",
@@ -130,6 +131,7 @@ const ARG_NAMES: [&str; 16] = [
     "func",
     "truncated",
     "note",
+    "source",
 ];
 
 /// What an event is named after (the key of the name intern table).
@@ -170,7 +172,9 @@ struct Seq {
     /// Interned categories: iid (0: not interned).
     cats: [u64; 6],
     /// Interned annotation names: iid (0: not interned).
-    args: [u64; 16],
+    args: [u64; 17],
+    /// Interned source locations (`file:line`) by function: iid.
+    sources: std::collections::HashMap<u64, u64>,
     /// Interned cap-type strings by tag: iid (0: not interned).
     caps: [u64; 32],
     next_name: u64,
@@ -195,8 +199,9 @@ impl Seq {
             syscall_iids: [0; 16],
             func_cache: Vec::new(),
             cats: [0; 6],
-            args: [0; 16],
+            args: [0; 17],
             caps: [0; 32],
+            sources: std::collections::HashMap::new(),
             next_name: 1,
             next_string: 1,
             next_cat: 1,
@@ -216,7 +221,8 @@ impl Seq {
         self.syscall_iids = [0; 16];
         self.func_cache.fill((0, 0));
         self.cats = [0; 6];
-        self.args = [0; 16];
+        self.args = [0; 17];
+        self.sources.clear();
         self.caps = [0; 32];
         self.next_name = 1;
         self.next_string = 1;
@@ -239,6 +245,7 @@ pub struct Perfetto<W: Write> {
     /// Reused annotation vector.
     annots: Vec<DebugAnnotation>,
     namer: Option<Box<FunctionNamer>>,
+    sourcer: Option<Box<FunctionNamer>>,
     enc: fast::Encoder,
     /// Per-ring mode: the only ring this sink handles.
     only: Option<u32>,
@@ -256,6 +263,7 @@ impl<W: Write> Perfetto<W> {
             interned: InternedData::default(),
             annots: Vec::with_capacity(8),
             namer: None,
+            sourcer: None,
             enc: fast::Encoder::default(),
             only: None,
             written: 0,
@@ -279,9 +287,47 @@ impl<W: Write> Perfetto<W> {
         self
     }
 
+    /// Gives function slices a `source` annotation (`file:line`) from `sourcer`.
+    pub fn with_function_sources(mut self, sourcer: Box<FunctionNamer>) -> Self {
+        self.sourcer = Some(sourcer);
+        self
+    }
+
     /// The output, once finished.
     pub fn into_inner(self) -> W {
         self.out
+    }
+
+    /// Adds the `source` annotation of `func`, if known (interned per sequence).
+    fn source_arg(&mut self, s: usize, func: u64) {
+        let Some(sourcer) = &self.sourcer else {
+            return;
+        };
+        let iid = match self.seqs[s].sources.get(&func) {
+            Some(&iid) => iid,
+            None => {
+                let Some(text) = sourcer(func) else {
+                    return;
+                };
+                let seq = &mut self.seqs[s];
+                let iid = seq.next_string;
+                seq.next_string += 1;
+                seq.sources.insert(func, iid);
+                self.interned
+                    .debug_annotation_string_values
+                    .push(InternedString {
+                        iid: Some(iid),
+                        str: Some(text.into_bytes()),
+                    });
+                iid
+            }
+        };
+        let name_iid = Some(self.arg_iid(s, Arg::Source));
+        self.annots.push(DebugAnnotation {
+            name_iid,
+            string_value_iid: Some(iid),
+            ..Default::default()
+        });
     }
 
     fn put(&mut self, p: &TracePacket) -> std::io::Result<()> {
@@ -725,6 +771,7 @@ impl<W: Write> Sink for Perfetto<W> {
                 let name = self.name_iid(s, NameKey::Func(func));
                 let cat = self.cat_iid(s, Cat::Function);
                 self.arg_uint(s, Arg::Func, func);
+                self.source_arg(s, func);
                 let ty = if self.seqs[s].nesting.open(Open::Function(func)) {
                     proto::TYPE_SLICE_BEGIN
                 } else {
