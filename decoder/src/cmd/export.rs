@@ -165,10 +165,16 @@ impl Cmd {
                         finish_file(f)
                     });
                     let make = |ring: u32| {
-                        perfetto::Perfetto::new(export::ChunkWriter(tx.clone()))
-                            .per_ring(ring)
-                            .with_function_names(namer(&names))
-                            .with_function_sources(namer(&sources))
+                        let mut sink =
+                            perfetto::Perfetto::new(export::ChunkWriter(tx.clone())).per_ring(ring);
+                        // Without --elf, no lookup per function record.
+                        if !names.is_empty() {
+                            sink = sink.with_function_names(namer(&names));
+                        }
+                        if !sources.is_empty() {
+                            sink = sink.with_function_sources(namer(&sources));
+                        }
+                        sink
                     };
                     // The sinks (and their senders) are dropped here, so that the
                     // writer sees the end of the channel.
@@ -184,9 +190,13 @@ impl Cmd {
                 })?
             }
             ExportFormat::ChromeJson => {
-                let mut sink = chrome_json::ChromeJson::new(file)
-                    .with_function_names(namer(&names))
-                    .with_function_sources(namer(&sources));
+                let mut sink = chrome_json::ChromeJson::new(file);
+                if !names.is_empty() {
+                    sink = sink.with_function_names(namer(&names));
+                }
+                if !sources.is_empty() {
+                    sink = sink.with_function_sources(namer(&sources));
+                }
                 let o = export::run(&dump, &mut sink, &inc).map_err(with_path)?;
                 if sink.written > chrome_json::LARGE {
                     eprintln!(
