@@ -24,6 +24,9 @@ step() { printf '\n==> export: %s\n' "$*"; }
 step "Python venv with the perfetto schema ($venv)"
 if ! "$venv/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2' 2>/dev/null; then
     if ! python3 -m venv "$venv" 2>/dev/null; then
+        # Debian's python3 needs python3-venv for ensurepip.
+        rm -rf "$venv"
+        apt-get update -qq >/dev/null
         apt-get install -y -qq python3-venv >/dev/null
         python3 -m venv "$venv"
     fi
