@@ -60,6 +60,7 @@ step "C header is what cbindgen generates"
 encoder/c-api/check-header.sh
 
 step "C library as shipped: lean build, global symbols, link with --gc-sections"; scripts/test-capi.sh
+scripts/test-export.sh  # export formats read back by independent readers, --elf names (issue 10)
 
 step "Cortex-M firmware under QEMU, decoded on the host"
 examples/firmware-qemu/check.sh

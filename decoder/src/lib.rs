@@ -9,18 +9,23 @@
 //! - [`filter`]: which records a command wants;
 //! - [`render`]: text, JSON Lines and CSV output;
 //! - [`stats`]: the summary of `tracemark stats`;
+//! - [`hot`]: the hottest functions (calls, inclusive time) for `tracemark stats`;
 //! - [`index`]: the sparse block index of `tracemark index` and its queries.
 //! - [`extract`]: dumps recovered from the `@TM:` lines of a UART log.
-//! - [`import`]: dumps made from other tools' traces (QEMU execution logs).
-//! - [`capture`]: `tracemark capture`, an endless stream recorded on bounded disk.
+//! - [`import`]: dumps made from other tools' traces (QEMU execution logs);
+//! - [`capture`]: `tracemark capture`, an endless stream recorded on bounded disk;
+//! - [`symbols`]: function names, files and lines from ELF files (`--elf`);
+//! - [`export`]: `tracemark export`: a sink per output format (Perfetto, Chrome JSON...).
 //!
 //! Decoding goes only through [`tracemark_format`]; this crate adds discovery, numbering,
 //! ordering and presentation.
 
 pub mod capture;
 pub mod dump;
+pub mod export;
 pub mod extract;
 pub mod filter;
+pub mod hot;
 pub mod import;
 pub mod index;
 pub mod input;
@@ -29,3 +34,4 @@ pub mod par;
 pub mod pipeline;
 pub mod render;
 pub mod stats;
+pub mod symbols;

@@ -31,6 +31,8 @@ enum Command {
     Stats(cmd::stats::Cmd),
     /// Record a console stream on bounded disk, saving framed dumps as they complete.
     Capture(cmd::capture::Cmd),
+    /// Convert a dump for a trace viewer (Perfetto, Chrome JSON).
+    Export(cmd::export::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Query(c) => c.run(&mut out),
         Command::Stats(c) => c.run(&mut out),
         Command::Capture(c) => return c.main(),
+        Command::Export(c) => c.run(&mut out),
     }
     .and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

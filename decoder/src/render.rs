@@ -30,6 +30,23 @@ pub enum Format {
     Csv,
 }
 
+/// Function names from `--elf` files (issue 10), set once by the command before any
+/// record is formatted; FENTRY/FEXIT then show the name after the address (text, CSV)
+/// or as `symbol` (JSON). A process-wide table rather than a [`RingCtx`] field so that
+/// the formatting engine's signatures stay as they are.
+static FUNCTION_NAMES: std::sync::OnceLock<std::collections::HashMap<u64, String>> =
+    std::sync::OnceLock::new();
+
+/// Sets the function names shown by every later formatting (the first call wins).
+pub fn set_function_names(names: std::collections::HashMap<u64, String>) {
+    let _ = FUNCTION_NAMES.set(names);
+}
+
+#[inline]
+fn function_name(func: u64) -> Option<&'static str> {
+    FUNCTION_NAMES.get()?.get(&func).map(String::as_str)
+}
+
 /// What the formatter needs to know about a ring.
 #[derive(Debug, Clone, Copy)]
 pub struct RingCtx {
@@ -309,7 +326,13 @@ pub fn details(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
             }
         }
         Event::Interrupt { irq } => num(out, *irq),
-        Event::FunctionEntry { func } | Event::FunctionExit { func } => hex(out, *func),
+        Event::FunctionEntry { func } | Event::FunctionExit { func } => {
+            hex(out, *func);
+            if let Some(name) = function_name(*func) {
+                out.push(b' ');
+                out.extend_from_slice(name.as_bytes());
+            }
+        }
         Event::ThreadSwitch { thread } => {
             out.extend_from_slice(b"thread=");
             hex(out, *thread);
@@ -506,7 +529,12 @@ pub fn json(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
         }
         Event::Interrupt { irq } => key_num(out, b"irq", *irq),
         Event::FunctionEntry { func } | Event::FunctionExit { func } => {
-            key_num(out, b"func", *func)
+            key_num(out, b"func", *func);
+            if let Some(name) = function_name(*func) {
+                // Symbols come from a file: escaped.
+                key(out, b"symbol");
+                let _ = serde_json::to_writer(&mut *out, name);
+            }
         }
         Event::ThreadSwitch { thread } => key_num(out, b"thread", *thread),
         Event::User { id, payload } => {

@@ -105,6 +105,34 @@ if fail:
     print(f"check.sh: {len(fail)} tracemark check(s) failed"); sys.exit(1)
 PY
 
+# Symbols (issue 10): `tracemark decode --elf` names every function record (the
+# addresses of the demo's step_* functions, Thumb bit set, which the decoder masks) as
+# `nm` names them; `stats --elf` ranks the same names.
+elf="$here/target/thumbv7m-none-eabi/release/trace_demo"
+"$TRACEMARK" decode "$log" --elf "$elf" --kind FENTRY,FEXIT --format json > "$here/target/trace-functions.jsonl"
+"$TRACEMARK" stats "$log" --elf "$elf" --json > "$here/target/trace-stats-elf.json"
+nm -C "$elf" > "$here/target/trace-demo.nm"
+python3 - "$here/target/trace-demo.nm" "$here/target/trace-functions.jsonl" "$here/target/trace-stats-elf.json" <<'PY'
+import json, sys
+nm = {}
+for l in open(sys.argv[1]):
+    p = l.split(maxsplit=2)
+    # ARM mapping symbols ($t, $d) mark code and data, not functions.
+    if len(p) == 3 and p[1] in "tT" and not p[2].startswith("$"):
+        # nm prints Thumb functions with the Thumb bit set; key both ways.
+        nm.setdefault(int(p[0], 16), p[2].strip())
+        nm.setdefault(int(p[0], 16) & ~1, p[2].strip())
+recs = [json.loads(l) for l in open(sys.argv[2])]
+named = [r for r in recs if nm.get(r["func"] & ~1, "").endswith(("step_lookup", "step_decode", "step_invoke", "step_reply"))]
+bad = [r for r in recs if r.get("symbol") != nm.get(r["func"] & ~1)]
+hot = json.load(open(sys.argv[3]))["hot_functions"]["by_calls"]
+hot_bad = [h for h in hot if h["name"] != nm.get(h["func"] & ~1)]
+ok = recs and len(named) == len(recs) and not bad and len(hot) == 4 and not hot_bad
+print(("ok   " if ok else "FAIL ") + f"{len(recs)} function records and {len(hot)} hot functions named from the ELF as nm names them")
+if not ok:
+    print(bad[:3], hot_bad[:3]); sys.exit(1)
+PY
+
 # defmt: the defmt_demo firmware prints records with defmt::println!("{}", record); its
 # frames, decoded by defmt-print, must equal src/bin/defmt_demo.out.
 DEFMT_PRINT="${DEFMT_PRINT:-$(command -v defmt-print || echo "$HOME/.cargo/bin/defmt-print")}"

@@ -35,6 +35,10 @@ pub struct Cmd {
     /// Worker threads (default: available cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// An ELF file of the traced code (repeatable): FENTRY/FEXIT show function names.
+    /// Matched to the dump's IMAGE records by build id, or by load address or size.
+    #[arg(long = "elf", value_name = "FILE")]
+    elfs: Vec<PathBuf>,
 }
 
 impl Cmd {
@@ -42,6 +46,9 @@ impl Cmd {
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
         let source = super::open(&self.file)?;
         let dump = source.dump(&self.file)?;
+        if let Some(s) = super::symbols(&dump, &self.elfs)? {
+            render::set_function_names(s.names());
+        }
         let filter = Filter {
             cpus: self.cpus.clone(),
             kinds: self.kind.clone().map(|k| k.0).unwrap_or_default(),

@@ -12,6 +12,7 @@ use tracemark_decoder::input::{self, Input, InputKind};
 
 pub mod capture;
 pub mod decode;
+pub mod export;
 pub mod extract_cmd;
 pub mod import;
 pub mod index;
@@ -239,4 +240,23 @@ pub fn report(path: &Path, warnings: &[Warning], verbose: bool) -> anyhow::Resul
         )
     };
     bail!("{}: {first}{tail}", path.display())
+}
+
+/// With `--elf` files: the dump's function ids resolved from them (one fast pass over
+/// the dump for its images and distinct function ids), the matching told on stderr.
+pub fn symbols(
+    dump: &Dump<'_>,
+    elfs: &[std::path::PathBuf],
+) -> anyhow::Result<Option<tracemark_decoder::symbols::Symbols>> {
+    use tracemark_decoder::symbols;
+    if elfs.is_empty() {
+        return Ok(None);
+    }
+    let scan = symbols::scan(dump);
+    let mut s = symbols::Symbols::load(elfs, &scan.images)?;
+    s.resolve(scan.functions.iter().copied());
+    for n in &s.notes {
+        eprintln!("tracemark: note: {n}");
+    }
+    Ok(Some(s))
 }

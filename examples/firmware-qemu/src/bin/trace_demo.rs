@@ -163,6 +163,30 @@ fn work(i: u32) -> u32 {
     core::hint::black_box(x)
 }
 
+/// The traced functions of the main loop: their addresses are the function ids recorded,
+/// which the host names from this ELF (`check.sh`: `tracemark decode --elf`).
+const STEPS: [fn(u32) -> u32; 4] = [step_lookup, step_decode, step_invoke, step_reply];
+
+#[inline(never)]
+fn step_lookup(i: u32) -> u32 {
+    work(i)
+}
+
+#[inline(never)]
+fn step_decode(i: u32) -> u32 {
+    work(i ^ 1)
+}
+
+#[inline(never)]
+fn step_invoke(i: u32) -> u32 {
+    work(i ^ 2)
+}
+
+#[inline(never)]
+fn step_reply(i: u32) -> u32 {
+    work(i ^ 3)
+}
+
 /// Fixed-capacity text buffer for building the truth file.
 struct TextBuf {
     buf: [u8; 1024],
@@ -218,14 +242,15 @@ fn main() -> ! {
         let entry = KernelEntry::syscall(1 + (i % 8) as u8, (i % 20) as u8, i % 3 == 0, i);
         traced(&mut n.kentry, &mut n.dropped, || tracer.kernel_entry(entry));
         let entry_ts = last_thread_read();
-        let func = 0x100 + (i % 4);
+        // The function's address, as -finstrument-functions would record it (with the
+        // Thumb bit set: `tracemark --elf` masks it).
+        let step = STEPS[(i % 4) as usize];
+        let func = step as usize as u64;
         traced(&mut n.fentry, &mut n.dropped, || {
-            tracer.function_entry(u64::from(func))
+            tracer.function_entry(func)
         });
-        work(i);
-        traced(&mut n.fexit, &mut n.dropped, || {
-            tracer.function_exit(u64::from(func))
-        });
+        step(i);
+        traced(&mut n.fexit, &mut n.dropped, || tracer.function_exit(func));
         let mut exit = Outcome::Dropped;
         traced(&mut n.kexit, &mut n.dropped, || {
             exit = tracer.kernel_exit();

@@ -1,0 +1,287 @@
+//! `tracemark export`: a dump's records, in time order, handed to a format's [`Sink`].
+//!
+//! Every output format is one file of this module implementing [`Sink`]:
+//!
+//! - [`perfetto`]: Perfetto's native protobuf trace (`TracePacket`s with `TrackEvent`s);
+//! - [`chrome_json`]: the Chrome trace-event JSON format.
+//!
+//! # The contract
+//!
+//! [`run`] calls [`Sink::begin`] once with a [`RingInfo`] per ring of the dump, then
+//! [`Sink::record`] once per decoded record (`LOST` records included), **in time order
+//! across rings** (ties: ring order) and, within a ring, in ring order, and finally
+//! [`Sink::finish`]. A record's [`Item::ring`] indexes the slice given to `begin`.
+//!
+//! Memory stays bounded whatever the dump's size: records are decoded block by block
+//! from the mapped file and passed on in small batches, so a sink that keeps only
+//! per-ring state (open slices, interned names, a write buffer) exports a dump of any
+//! size. A sink must not keep records.
+//!
+//! Decoding runs on a thread of its own, one batch ahead of the sink, so decoding and
+//! encoding overlap on two cores. What a sink writes is its own business (a file, a
+//! directory of files, ...); [`run`] does not see its output.
+//!
+//! # Rings in parallel
+//!
+//! A format whose rings are independent (one packet sequence, stream file or partition
+//! per ring) can instead run one sink per ring with [`run_per_ring`]: each sink sees
+//! `begin` with every ring, then only its own ring's records, in ring order, then
+//! `finish`, on a thread of its own. Sinks that write one file send their output in
+//! whole-record chunks through a [`ChunkWriter`] to one writing thread.
+//!
+//! # Adding a format
+//!
+//! A file here implementing [`Sink`], a variant of `ExportFormat` in
+//! `decoder/src/cmd/export.rs` (its doc comment is the `--help` text) and an arm in
+//! that command's `run`. The decoder is reached through three entry points only, so
+//! that its internals can change: [`RingCursor::new`] (one ring's records in order,
+//! with its `warnings`), [`Merged`] (rings merged by time) and [`Item`].
+
+pub mod chrome_json;
+pub mod nesting;
+pub mod perfetto;
+
+use tracemark_format::SyscallAbi;
+
+use crate::dump::{Dump, Warning};
+use crate::merge::{Merged, RingCursor};
+
+pub use crate::merge::Item;
+
+/// What a sink learns about one ring before its records.
+#[derive(Debug, Clone)]
+pub struct RingInfo {
+    /// Index of the ring in the dump (the [`Item::ring`] of its records).
+    pub index: u32,
+    /// The CPU that wrote the ring.
+    pub cpu: u32,
+    /// Clock frequency in Hz; 0 when the ring header does not say (times are then in
+    /// raw ticks).
+    pub clock_hz: u64,
+    /// Syscall numbering, for naming kernel entries.
+    pub abi: SyscallAbi,
+    /// Records lost to overwriting before the oldest block (ring header).
+    pub overwritten: u64,
+    /// Records dropped with the ring full (ring header); the drops also appear as
+    /// `LOST` records in the stream where the ring had room to say so.
+    pub dropped: u64,
+    /// Event records the ring's block headers claim (an upper bound of what
+    /// [`Sink::record`] will see for this ring, `LOST` records aside).
+    pub records: u64,
+}
+
+impl RingInfo {
+    /// `ticks` of this ring's clock in nanoseconds (ticks as they are when the clock
+    /// frequency is unknown).
+    #[inline]
+    pub fn ns(&self, ticks: u64) -> u64 {
+        ticks_to_ns(ticks, self.clock_hz)
+    }
+}
+
+/// `ticks` of a `hz` clock in nanoseconds (`ticks` when `hz` is 0), saturating.
+#[inline]
+pub fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
+    match hz {
+        0 | 1_000_000_000 => ticks,
+        _ if 1_000_000_000 % hz == 0 => ticks.saturating_mul(1_000_000_000 / hz),
+        _ => {
+            let ns = u128::from(ticks) * 1_000_000_000 / u128::from(hz);
+            u64::try_from(ns).unwrap_or(u64::MAX)
+        }
+    }
+}
+
+/// An output format, fed the records of a dump in time order (see the module
+/// documentation for the order and the memory contract).
+pub trait Sink {
+    /// Called once, before any record, with every ring of the dump in file order.
+    fn begin(&mut self, rings: &[RingInfo]) -> anyhow::Result<()>;
+
+    /// Called once per decoded record (`LOST` records included), in time order across
+    /// rings. `item.entry` is, for a kernel exit, the entry it closes when the decoder
+    /// saw it.
+    fn record(&mut self, item: &Item) -> anyhow::Result<()>;
+
+    /// Called once after the last record: close what is open, flush, and finish the
+    /// output. An error here (or from the other methods) fails the export.
+    fn finish(&mut self) -> anyhow::Result<()>;
+}
+
+/// What [`run`] reports.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Records handed to the sink.
+    pub records: u64,
+    /// Decoding problems found on the way (corrupt blocks), by file offset.
+    pub warnings: Vec<Warning>,
+}
+
+/// Records per batch passed from the decoding thread to the sink.
+const BATCH: usize = 8192;
+/// Batches decoded ahead of the sink.
+const AHEAD: usize = 4;
+
+/// The [`RingInfo`] of every ring of `dump`.
+pub fn ring_infos(dump: &Dump<'_>) -> Vec<RingInfo> {
+    dump.rings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RingInfo {
+            index: i as u32,
+            cpu: r.cpu,
+            clock_hz: r.clock_hz,
+            abi: r.abi,
+            overwritten: r.overwritten,
+            dropped: r.dropped,
+            records: r.blocks.iter().map(|b| u64::from(b.header_records)).sum(),
+        })
+        .collect()
+}
+
+/// Feeds every record of `dump` to `sink` (see the module documentation), telling
+/// `progress` how many records were handed over, batch by batch.
+pub fn run(
+    dump: &Dump<'_>,
+    sink: &mut dyn Sink,
+    progress: &dyn Fn(u64),
+) -> anyhow::Result<Outcome> {
+    let infos = ring_infos(dump);
+    sink.begin(&infos)?;
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(AHEAD);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<Item>>();
+    let mut records = 0u64;
+    let warnings = std::thread::scope(|s| -> anyhow::Result<Vec<Warning>> {
+        // Owned here so that an early return closes the channel and the decoding
+        // thread, blocked on a full channel, stops.
+        let full_rx = full_rx;
+        let decoder = s.spawn(move || {
+            let cursors = (0..dump.rings.len() as u32)
+                .map(|i| RingCursor::new(dump, i, 0))
+                .collect();
+            let mut merged = Merged::new(cursors);
+            loop {
+                let mut batch = empty_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                batch.clear();
+                batch.extend(merged.by_ref().take(BATCH));
+                let done = batch.len() < BATCH;
+                // A closed channel means the sink failed: stop decoding.
+                if (!batch.is_empty() && full_tx.send(batch).is_err()) || done {
+                    break;
+                }
+            }
+            let mut w: Vec<Warning> = merged
+                .cursors()
+                .iter()
+                .flat_map(|c| c.warnings.iter().cloned())
+                .collect();
+            w.sort_by_key(|w| w.offset);
+            w
+        });
+        for batch in full_rx.iter() {
+            for item in &batch {
+                sink.record(item)?;
+            }
+            records += batch.len() as u64;
+            progress(batch.len() as u64);
+            // The decoder may be gone already; the batch is then dropped here.
+            let _ = empty_tx.send(batch);
+        }
+        decoder
+            .join()
+            .map_err(|_| anyhow::anyhow!("the decoding thread panicked"))
+    })?;
+    sink.finish()?;
+    Ok(Outcome { records, warnings })
+}
+
+/// Runs one sink per ring of `dump` (made by `make(ring index)`), up to `threads`
+/// rings at once (see the module documentation). Returns the sinks, in ring order.
+pub fn run_per_ring<S: Sink + Send>(
+    dump: &Dump<'_>,
+    threads: usize,
+    make: &(dyn Fn(u32) -> S + Sync),
+    progress: &(dyn Fn(u64) + Sync),
+) -> anyhow::Result<(Vec<S>, Outcome)> {
+    const TICK: u64 = 1 << 16;
+    let infos = ring_infos(dump);
+    let rings: Vec<u32> = (0..dump.rings.len() as u32).collect();
+    let mut sinks = Vec::with_capacity(rings.len());
+    let mut outcome = Outcome::default();
+    for chunk in rings.chunks(threads.max(1)) {
+        let results = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|&r| {
+                    let infos = &infos;
+                    s.spawn(move || -> anyhow::Result<(S, u64, Vec<Warning>)> {
+                        let mut sink = make(r);
+                        sink.begin(infos)?;
+                        let mut cursor = RingCursor::new(dump, r, 0);
+                        let mut n = 0u64;
+                        for item in cursor.by_ref() {
+                            sink.record(&item)?;
+                            n += 1;
+                            if n % TICK == 0 {
+                                progress(TICK);
+                            }
+                        }
+                        progress(n % TICK);
+                        sink.finish()?;
+                        Ok((sink, n, std::mem::take(&mut cursor.warnings)))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("an export thread panicked"))?
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?;
+        for (sink, n, w) in results {
+            sinks.push(sink);
+            outcome.records += n;
+            outcome.warnings.extend(w);
+        }
+    }
+    outcome.warnings.sort_by_key(|w| w.offset);
+    Ok((sinks, outcome))
+}
+
+/// A [`std::io::Write`] that sends every write, as one chunk, to a channel: sinks
+/// running per ring ([`run_per_ring`]) that write whole records per write share one
+/// output file this way, its writing thread receiving the chunks.
+pub struct ChunkWriter(pub std::sync::mpsc::SyncSender<Vec<u8>>);
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.send(buf.to_vec()).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the output writer stopped")
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_to_ns_handles_every_clock() {
+        assert_eq!(ticks_to_ns(123, 0), 123);
+        assert_eq!(ticks_to_ns(123, 1_000_000_000), 123);
+        assert_eq!(ticks_to_ns(123, 1_000_000), 123_000);
+        assert_eq!(ticks_to_ns(3, 3_000_000_000), 1);
+        assert_eq!(ticks_to_ns(u64::MAX, 1), u64::MAX);
+        // 48 MHz: 48 ticks are 1 us.
+        assert_eq!(ticks_to_ns(48, 48_000_000), 1000);
+    }
+}

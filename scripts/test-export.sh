@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Tests of `tracemark export` (issue 10) without a browser: each format's output is read
+# back by an independent reader and compared with `tracemark stats --json` on kernel-sim
+# dumps (overwrite and drop mode, 1 to 3 CPUs) and on the C kernel example's dump.
+# Symbols (`--elf`): the C kernel's function slices and `stats` hottest functions are
+# named as `nm` names their addresses, with DWARF and with the symbol table only.
+#
+#   perfetto:    scripts/validate_export.py parses it with the official schema
+#                (`perfetto_trace_pb2` from PyPI `perfetto`, in a venv under target/)
+#   chrome-json: the same script, with Python's json module
+#
+# Usage: scripts/test-export.sh     (scripts/test-all.sh calls it)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export CARGO_TERM_COLOR=never
+target="${CARGO_TARGET_DIR:-$root/target}"
+venv="$target/export-venv"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+step() { printf '\n==> export: %s\n' "$*"; }
+
+step "Python venv with the perfetto schema ($venv)"
+if ! "$venv/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2' 2>/dev/null; then
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        # Debian's python3 needs python3-venv for ensurepip.
+        rm -rf "$venv"
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q perfetto protobuf
+fi
+py="$venv/bin/python"
+
+step "build tracemark and kernel-sim"
+cargo build -q -p tracemark-decoder -p tracemark-examples --bins
+tm="$target/debug/tracemark"
+sim="$target/debug/kernel-sim"
+
+# validate NAME DUMP [ELF NM [--sources]]: exports DUMP in every format (with `--elf ELF`)
+# and checks each against stats (and function names against NM, the output of nm on ELF;
+# with --sources, that function slices carry their DWARF file:line).
+validate() {
+    local name="$1" dump="$2" elf=() nm=()
+    if [ $# -ge 4 ]; then elf=(--elf "$3"); nm=(--nm "$4" "${@:5}"); fi
+    "$tm" stats "$dump" --json >"$work/$name.stats.json"
+    "$tm" export "$dump" "${elf[@]}" --format perfetto -o "$work/$name.perfetto-trace"
+    echo "perfetto    $name"
+    "$py" scripts/validate_export.py perfetto "$work/$name.perfetto-trace" "$work/$name.stats.json" "${nm[@]}"
+    "$tm" export "$dump" "${elf[@]}" --format chrome-json -o "$work/$name.json"
+    echo "chrome-json $name"
+    "$py" scripts/validate_export.py chrome-json "$work/$name.json" "$work/$name.stats.json" "${nm[@]}"
+}
+
+step "perfetto + chrome-json: kernel-sim dumps"
+"$sim" --events 200000 --cpus 2 --buffer 256K --mode overwrite -o "$work/sim-ow.bin" --truth "$work/t1.json" >/dev/null
+validate sim-overwrite-2cpu "$work/sim-ow.bin"
+"$sim" --events 300000 --cpus 3 --buffer 64K --block-size 256 --mode overwrite --seed 7 \
+    -o "$work/sim-ow3.bin" --truth "$work/t2.json" >/dev/null
+validate sim-overwrite-3cpu-small-blocks "$work/sim-ow3.bin"
+"$sim" --events 300000 --cpus 1 --buffer 64K --block-size 256 --mode drop --seed 3 \
+    -o "$work/sim-drop.bin" --truth "$work/t3.json" >/dev/null
+validate sim-drop-1cpu "$work/sim-drop.bin"
+
+step "perfetto + chrome-json: a damaged dump (what decodes is exported, exit 1, one line)"
+python3 - "$work/sim-ow.bin" "$work/damaged.bin" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+d[100000:100400] = b"\xff" * 400
+open(sys.argv[2], "wb").write(d)
+PY
+"$tm" stats "$work/damaged.bin" --json >"$work/damaged.stats.json" 2>/dev/null || true
+for f in perfetto chrome-json; do
+    if "$tm" export "$work/damaged.bin" --format "$f" -o "$work/damaged.$f" 2>"$work/err.txt"; then
+        echo "FAIL: export of a damaged dump exited 0" >&2; exit 1
+    fi
+    [ "$(wc -l <"$work/err.txt")" = 1 ] && grep -q "damaged.bin: at byte" "$work/err.txt" ||
+        { echo "FAIL: not one line naming file and offset:" >&2; cat "$work/err.txt" >&2; exit 1; }
+    echo "$f damaged: $(cat "$work/err.txt")"
+    "$py" scripts/validate_export.py "$f" "$work/damaged.$f" "$work/damaged.stats.json"
+done
+
+step "perfetto + chrome-json: the C kernel example's dump"
+# Linked at a fixed address (-no-pie) so that the function addresses it records
+# (-finstrument-functions) are its ELF's own, and its IMAGE record (0x400000) matches
+# the ELF by address.
+cc_target="$target/c-kernel-export"
+CARGO_TARGET_DIR="$cc_target" cargo build -q -p tracemark-c
+flags=(-O2 -g -Wall -Wextra -std=c11 -fno-pie)
+cc "${flags[@]}" -I encoder/include -c examples/c-kernel/kernel.c -o "$work/kernel.o"
+cc "${flags[@]}" -finstrument-functions -c examples/c-kernel/instrumented.c -o "$work/instrumented.o"
+cc -no-pie "$work/kernel.o" "$work/instrumented.o" "$cc_target/debug/libtracemark_c.a" \
+    -lpthread -ldl -lm -o "$work/c-kernel"
+(cd "$work" && ./c-kernel truth.txt dump >/dev/null)
+cat "$work"/dump.cpu*.bin >"$work/c-kernel.bin"
+validate c-kernel "$work/c-kernel.bin"
+
+step "symbols: the C kernel's functions named from its ELF (--elf: export, stats, decode), checked against nm"
+nm "$work/c-kernel" >"$work/c-kernel.nm"
+validate c-kernel-dwarf "$work/c-kernel.bin" "$work/c-kernel" "$work/c-kernel.nm" --sources
+strip --strip-debug -o "$work/c-kernel.nodebug" "$work/c-kernel"
+validate c-kernel-symtab-only "$work/c-kernel.bin" "$work/c-kernel.nodebug" "$work/c-kernel.nm"
+"$tm" stats "$work/c-kernel.bin" --json --elf "$work/c-kernel" >"$work/hot.json"
+"$tm" decode "$work/c-kernel.bin" --format json --kind FENTRY --elf "$work/c-kernel" >"$work/fentry.jsonl"
+"$py" scripts/validate_export.py hot "$work/hot.json" "$work/fentry.jsonl" "$work/c-kernel.nm"
+
+step "export tests passed"
