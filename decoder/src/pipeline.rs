@@ -39,6 +39,14 @@ struct Formatted {
     lines: Vec<(u64, usize)>,
 }
 
+impl Formatted {
+    /// Forgets the lines, keeping the allocations.
+    fn clear(&mut self) {
+        self.text.clear();
+        self.lines.clear();
+    }
+}
+
 struct StackOnly<'a>(&'a mut UnitStack);
 
 impl Visitor for StackOnly<'_> {
@@ -90,8 +98,7 @@ fn format_unit(
     let ring = &dump.rings[unit.ring];
     let entries: Vec<KernelEntry> = start.iter().map(|&w| KernelEntry(w)).collect();
     let mut stack = EntryStack::from_entries(&entries);
-    f.text.clear();
-    f.lines.clear();
+    f.clear();
     let mut time = render::SecondsCache::default();
     for block in &ring.blocks[unit.blocks.clone()] {
         let mut number = block.first_record;
@@ -245,7 +252,11 @@ pub fn write_records(
                     let j = s.rings[k].started;
                     s.rings[k].started += 1;
                     s.rings[k].done.push_back(None);
-                    let buf = s.free.pop().unwrap_or_default();
+                    let mut buf = s.free.pop().unwrap_or_default();
+                    // A reused buffer still holds the lines of the run it carried
+                    // last; a run that is not formatted (after the time window) must
+                    // come out empty, not as a copy of that run.
+                    buf.clear();
                     break (k, j, buf);
                 }
                 if !any_left {
