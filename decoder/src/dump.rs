@@ -17,9 +17,10 @@
 //!
 //! - a block whose header is intact (magic and expected sequence number) counts its
 //!   `records`, even if its body is damaged or lies in a damaged UART chunk;
-//! - a torn block *before* the oldest intact block of an overwrite ring is the slot the
-//!   writer is reclaiming: the encoder adds its records to `overwritten` before it
-//!   rewrites the header, so it counts 0;
+//! - a torn block *before* the oldest intact block whose header shows it was opened after
+//!   the commit position ([`RingView::opened_after_commit`]) is the slot the writer is
+//!   reclaiming: the encoder adds its records to `overwritten` before it rewrites the
+//!   header, so it counts 0;
 //! - any other torn block (damage: magic or sequence number garbled) counts its
 //!   `records` field if that is possible for a block of this size (a damaged header
 //!   field rarely damages its neighbours);
@@ -37,9 +38,9 @@ use std::ops::Range;
 
 use tracemark_format::record::BlockRecords;
 use tracemark_format::ring::{
-    find_rings, BlockState, RingError, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_MAGIC,
+    find_rings, offsets, BlockState, RingError, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_MAGIC,
 };
-use tracemark_format::{Mode, RingView, SyscallAbi};
+use tracemark_format::{RingView, SyscallAbi};
 
 /// Why a file holds no usable ring.
 #[derive(Debug, thiserror::Error)]
@@ -234,9 +235,12 @@ impl<'a> Dump<'a> {
         let mut at = 0usize;
         while at < bytes.len() {
             let rest = &bytes[at..];
-            match RingView::parse(rest) {
-                Ok(view) => {
+            match RingView::parse_recovering(rest) {
+                Ok((view, replaced)) => {
                     let ring_len = view.ring_len();
+                    if let Some(stored) = replaced {
+                        warnings.push(commit_warning(at, &view, stored));
+                    }
                     let ring = read_ring(at, view, valid, &mut warnings);
                     rings.push(ring);
                     if ring_len > rest.len() {
@@ -317,6 +321,26 @@ impl<'a> Dump<'a> {
     }
 }
 
+/// The warning for a ring whose live commit position was replaced by the one its
+/// blocks give.
+fn commit_warning(at: usize, view: &RingView<'_>, stored: u32) -> Warning {
+    let cpu = view.header.cpu_id.get();
+    let found = if view.is_empty() {
+        "no block in its slot, nothing decoded".to_string()
+    } else {
+        format!("newest block {} found by its own header", view.commit.seq)
+    };
+    Warning {
+        offset: at + offsets::COMMIT_POS,
+        damage: true,
+        category: Category::BadRing,
+        message: format!(
+            "cpu{cpu}: the ring header's commit position {stored:#010x} does not match the ring's blocks \
+             (damaged header); blocks read in the order of their own headers, {found}"
+        ),
+    }
+}
+
 /// Whether every byte of `range` lies in one of the sorted, disjoint `valid` ranges.
 fn covered(valid: Option<&[Range<usize>]>, range: Range<usize>) -> bool {
     let Some(valid) = valid else { return true };
@@ -393,7 +417,10 @@ fn read_ring<'a>(
             }
             BlockState::Torn => {
                 torn += 1;
-                let reclaiming = !seen_intact && view.mode == Mode::Overwrite;
+                // The writer's protocol explains only blocks opened after the commit
+                // position (being reclaimed, or opened by nested writers); anything else
+                // is damage.
+                let reclaiming = !seen_intact && view.opened_after_commit(&b);
                 let count = u64::from(b.header.records.get());
                 let plausible = header_ok && count <= max_records;
                 if !reclaiming {

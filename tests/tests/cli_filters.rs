@@ -37,7 +37,13 @@ fn reference(sim: Sim, cpus: u64) -> Reference {
     let json = full("json");
     let records: Vec<(u64, u64, String)> = json_lines(&json.join("\n"))
         .iter()
-        .map(|v| (u(v, "cpu"), u(v, "ts"), v["kind"].as_str().unwrap().to_string()))
+        .map(|v| {
+            (
+                u(v, "cpu"),
+                u(v, "ts"),
+                v["kind"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let lines = [json, full("csv"), full("text")];
     for l in &lines {

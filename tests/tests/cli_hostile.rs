@@ -1,0 +1,132 @@
+//! Hostile inputs for every command (issue 7): damaged live ring headers, corrupted
+//! indexes, extreme record counters, unreadable inputs. Each case must end in a one-line
+//! error naming the file (and an offset where there is one) and a non-zero exit, with
+//! everything decodable still printed; never a silent loss.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{json_lines, kernel_sim, tracemark, tracemark_ok, Sim};
+use tracemark_format::ring::{offsets, RingView};
+
+fn write(sim: &Sim, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = sim.dir.path().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn run(args: &[&str]) -> Output {
+    tracemark(args)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The command failed (exit 1, no panic) with one stderr line naming `path`.
+fn assert_one_line_error(out: &Output, path: &Path, what: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{what}: exit status: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{what}: one stderr line: {err}");
+    assert!(
+        lines[0].contains(&path.display().to_string()),
+        "{what}: names the file: {err}"
+    );
+}
+
+/// Byte offsets of the rings of a dump laid end to end.
+fn ring_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        out.push(at);
+        at += RingView::parse(&bytes[at..]).unwrap().ring_len();
+    }
+    out
+}
+
+fn set_u32(bytes: &mut [u8], at: usize, v: u32) {
+    bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn get_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+// ---- Point 2: a damaged live header must not hide a CPU in silence. ----
+
+#[test]
+fn a_damaged_commit_position_is_reported_and_its_ring_still_decoded() {
+    for (mode, seed) in [("overwrite", 41u64), ("drop", 42)] {
+        let sim = kernel_sim(30_000, 3, 192 + 40 * 512, mode, 512, seed);
+        let bytes = std::fs::read(&sim.dump).unwrap();
+        let full = tracemark_ok(&["decode", sim.dump_str(), "--format", "json"]);
+        let rings = ring_offsets(&bytes);
+        let at = rings[1] + offsets::COMMIT_POS;
+        let good = get_u32(&bytes, at);
+        let g = RingView::parse(&bytes[rings[1]..]).unwrap().geometry;
+        let older = g.join(g.seq_back(g.split(good).seq, 5), 40);
+        for (name, value) in [
+            ("0x7fffffff", 0x7fff_ffffu32),
+            ("zero", 0),
+            ("five blocks back", older),
+            ("impossible offset", g.join(g.split(good).seq, 5)),
+        ] {
+            let what = format!("{mode}, commit position {name}");
+            let mut bad = bytes.clone();
+            set_u32(&mut bad, at, value);
+            let path = write(&sim, "commit.bin", &bad);
+            let p = path.to_str().unwrap();
+            let out = run(&["decode", p, "--format", "json"]);
+            assert_one_line_error(&out, &path, &what);
+            let err = stderr(&out);
+            assert!(err.contains("commit position"), "{what}: {err}");
+            assert!(err.contains(&format!("byte {at}")), "{what}: {err}");
+            // Every record is still there: the blocks carry their own sequence numbers.
+            let got = String::from_utf8(out.stdout).unwrap();
+            assert_eq!(
+                json_lines(&got),
+                json_lines(&full),
+                "{what}: all records decoded"
+            );
+            for cmd in ["stats", "index"] {
+                let out = run(&[cmd, p]);
+                assert_one_line_error(&out, &path, &format!("{what}, {cmd}"));
+                assert!(stderr(&out).contains("commit position"), "{what}, {cmd}");
+            }
+        }
+    }
+}
+
+#[test]
+fn torn_blocks_the_protocol_does_not_explain_are_damage() {
+    // Garble the sequence number of every block of CPU 1 but one: overwrite mode's
+    // "torn, being reclaimed" explains one block at most.
+    let sim = kernel_sim(30_000, 2, 192 + 20 * 512, "overwrite", 512, 43);
+    let bytes = std::fs::read(&sim.dump).unwrap();
+    let rings = ring_offsets(&bytes);
+    let view = RingView::parse(&bytes[rings[1]..]).unwrap();
+    let mut bad = bytes.clone();
+    let blocks: Vec<_> = view.blocks().collect();
+    for b in &blocks[..3] {
+        let at = rings[1] + b.offset + offsets::BLOCK_SEQ;
+        let seq = get_u32(&bad, at);
+        set_u32(&mut bad, at, seq.wrapping_add(view.geometry.block_count));
+    }
+    let path = write(&sim, "torn.bin", &bad);
+    let out = run(&["decode", path.to_str().unwrap()]);
+    assert_one_line_error(&out, &path, "three blocks ahead of the commit position");
+    // Exactly one such block is normal operation.
+    let mut one = bytes.clone();
+    let b = &blocks[0];
+    let at = rings[1] + b.offset + offsets::BLOCK_SEQ;
+    let ahead = get_u32(&one, at).wrapping_add(view.geometry.block_count);
+    set_u32(&mut one, at, ahead);
+    let path = write(&sim, "torn1.bin", &one);
+    let out = run(&["decode", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
