@@ -36,11 +36,12 @@
 
 use std::ops::Range;
 
+use tracemark_format::numbering::{plausible_block_records, RingNumbering};
 use tracemark_format::record::BlockRecords;
 use tracemark_format::ring::{
     find_rings, offsets, BlockState, RingError, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_MAGIC,
 };
-use tracemark_format::{RingView, SyscallAbi};
+use tracemark_format::{Event, RingView, SyscallAbi};
 
 /// Why a file holds no usable ring.
 #[derive(Debug, thiserror::Error)]
@@ -367,10 +368,20 @@ fn read_ring<'a>(
     let header = view.header;
     let cpu = header.cpu_id.get();
     let overwritten = header.overwritten.get();
-    let block_size = view.geometry.block_size() as usize;
-    // Most event records a block can hold (each takes at least one byte).
-    let max_records = (block_size - BLOCK_HEADER_LEN) as u64;
-    let mut next_record = overwritten;
+    let g = view.geometry;
+    let block_size = g.block_size();
+    let mut numbering = RingNumbering::new(overwritten, g.block_count, block_size);
+    if numbering.overflowed() {
+        warnings.push(Warning {
+            offset: offset + offsets::OVERWRITTEN,
+            damage: true,
+            category: Category::Numbering,
+            message: format!(
+                "cpu{cpu}: the ring header's overwritten count {overwritten} leaves no room for \
+                 the ring's record numbers below 2^64 (damaged header); records numbered from 0"
+            ),
+        });
+    }
     let mut blocks = Vec::new();
     let mut torn = 0u64;
     let mut missing = 0u64;
@@ -390,13 +401,32 @@ fn read_ring<'a>(
             BlockState::Valid => {
                 seen_intact = true;
                 let records_at = at + BLOCK_HEADER_LEN;
-                let count = u64::from(b.header.records.get());
+                let mut count = u64::from(b.header.records.get());
+                if !plausible_block_records(block_size, b.header.records.get()) {
+                    // A damaged count: number by the records the block holds.
+                    let held = b
+                        .decode()
+                        .map_while(Result::ok)
+                        .filter(|r| !matches!(r.event, Event::Lost { .. }))
+                        .count() as u64;
+                    warnings.push(Warning {
+                        offset: at + offsets::BLOCK_RECORDS,
+                        damage: true,
+                        category: Category::Numbering,
+                        message: format!(
+                            "cpu{cpu}: block {}: header record count {count} is more than a block of \
+                             {block_size} bytes holds (damaged header); numbered by its {held} decodable records",
+                            b.seq
+                        ),
+                    });
+                    count = held;
+                }
                 if covered(valid, records_at..records_at + b.records.len()) {
                     blocks.push(Block {
                         seq: b.seq,
                         offset: at,
                         base_ts: b.header.base_ts.get(),
-                        first_record: next_record,
+                        first_record: numbering.next(),
                         header_records: b.header.records.get(),
                         is_current: b.is_current,
                         records: b.records,
@@ -413,7 +443,7 @@ fn read_ring<'a>(
                         ),
                     });
                 }
-                next_record = next_record.saturating_add(count);
+                numbering.advance(count);
             }
             BlockState::Torn => {
                 torn += 1;
@@ -422,10 +452,11 @@ fn read_ring<'a>(
                 // is damage.
                 let reclaiming = !seen_intact && view.opened_after_commit(&b);
                 let count = u64::from(b.header.records.get());
-                let plausible = header_ok && count <= max_records;
+                let plausible =
+                    header_ok && plausible_block_records(block_size, b.header.records.get());
                 if !reclaiming {
                     if plausible {
-                        next_record = next_record.saturating_add(count);
+                        numbering.advance(count);
                     } else {
                         unknown_gap = true;
                     }

@@ -26,16 +26,15 @@
 
 use std::path::{Path, PathBuf};
 
-use tracemark_format::record::BlockRecords;
 use tracemark_format::ring::{BlockHeader, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_HEADER_LEN};
-use tracemark_format::{Event, KernelEntry, Kind, SyscallAbi};
+use tracemark_format::{KernelEntry, Kind, SyscallAbi};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use tracemark_format::scan::{scan_block, Visitor};
 
 use crate::dump::{Block, Dump, Warning};
-use crate::merge::{block_warning, EntryStack, Item, MAX_STACK};
+use crate::merge::{block_warning, BlockItems, EntryStack, Item, MAX_STACK};
 use crate::par::{self, Carry, Unit, UnitStack};
 use crate::render::RingCtx;
 
@@ -560,22 +559,9 @@ impl<'a> Index<'a> {
     ) -> Result<(), IndexError> {
         let block = self.block(source, e)?;
         let mut stack = Self::stack(e);
-        let mut number = block.first_record;
-        for rec in BlockRecords::new(block.records, block.base_ts).map_while(Result::ok) {
-            let entry = stack.apply(&rec.event);
-            let n = if matches!(rec.event, Event::Lost { .. }) {
-                None
-            } else {
-                number += 1;
-                Some(number - 1)
-            };
-            if !f(Item {
-                ts: rec.ts,
-                number: n,
-                ring: ri as u32,
-                event: rec.event,
-                entry,
-            }) {
+        let mut items = BlockItems::new(&block, ri as u32);
+        while let Some(Ok(item)) = items.next_item(&mut stack) {
+            if !f(item) {
                 break;
             }
         }
@@ -587,7 +573,11 @@ impl<'a> Index<'a> {
         let blocks = self.ring_blocks(ri);
         let i = blocks.partition_point(|b| b.first_record.get() <= n);
         let b = blocks.get(i.checked_sub(1)?)?;
-        (n < b.first_record.get() + u64::from(b.events.get())).then_some(i - 1)
+        (n < b
+            .first_record
+            .get()
+            .saturating_add(u64::from(b.events.get())))
+        .then_some(i - 1)
     }
 
     /// Index of the first block of ring `ri` that may hold records at or after `ts`.

@@ -19,11 +19,11 @@ use std::io::{IoSlice, Write};
 use std::sync::{Condvar, Mutex};
 
 use tracemark_format::scan::{scan_block, Visitor};
-use tracemark_format::{Event, KernelEntry};
+use tracemark_format::KernelEntry;
 
 use crate::dump::{Dump, Warning};
 use crate::filter::RingFilter;
-use crate::merge::{block_warning, EntryStack, Item};
+use crate::merge::{block_warning, BlockItems, EntryStack};
 use crate::par::{self, Carry, Unit, UnitStack};
 use crate::render::{self, Format, RingCtx};
 
@@ -101,33 +101,19 @@ fn format_unit(
     f.clear();
     let mut time = render::SecondsCache::default();
     for block in &ring.blocks[unit.blocks.clone()] {
-        let mut number = block.first_record;
-        let mut counter = render::Counter::new(number);
-        for rec in block.decode().map_while(Result::ok) {
-            let entry = stack.apply(&rec.event);
-            let n = if matches!(rec.event, Event::Lost { .. }) {
-                None
-            } else {
-                number += 1;
-                Some(number - 1)
-            };
-            let item = Item {
-                ts: rec.ts,
-                number: n,
-                ring: unit.ring as u32,
-                event: rec.event,
-                entry,
-            };
+        let mut counter = render::Counter::new(block.first_record);
+        let mut items = BlockItems::new(block, unit.ring as u32);
+        while let Some(Ok(item)) = items.next_item(&mut stack) {
             if filter.wants(&item) {
                 if format == Format::Text {
-                    let text = n.map(|_| counter.text());
+                    let text = item.number.map(|_| counter.text());
                     render::text_numbered(&mut f.text, &item, ctx, text, &mut time);
                 } else {
                     render::record(&mut f.text, format, &item, ctx);
                 }
-                f.lines.push((rec.ts, f.text.len()));
+                f.lines.push((item.ts, f.text.len()));
             }
-            if n.is_some() {
+            if item.number.is_some() {
                 counter.incr();
             }
         }
@@ -223,7 +209,7 @@ pub fn write_records(
         free: Vec::new(),
     });
     let cond = Condvar::new();
-    let worker = || loop {
+    let work = || loop {
         let (k, j, buf) = {
             let Ok(mut s) = shared.lock() else { return };
             loop {
@@ -295,10 +281,30 @@ pub fn write_records(
         }
         cond.notify_all();
     };
+    let worker = || {
+        // A worker that panics must not leave the writer waiting for its run forever:
+        // mark the job failed, so that the writer stops and the scope re-raises the panic.
+        struct OnPanic<'s>(&'s Mutex<Shared>, &'s Condvar);
+        impl Drop for OnPanic<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    if let Ok(mut s) = self.0.lock() {
+                        s.failed = true;
+                    }
+                    self.1.notify_all();
+                }
+            }
+        }
+        let _guard = OnPanic(&shared, &cond);
+        work()
+    };
     // The writer: takes run `j` of ring `k` once formatted.
     let take = |k: usize| -> Option<Formatted> {
         let mut s = shared.lock().ok()?;
         loop {
+            if s.failed {
+                return None;
+            }
             let r = &mut s.rings[k];
             if r.taken >= units[k].len() {
                 return None;

@@ -130,3 +130,111 @@ fn torn_blocks_the_protocol_does_not_explain_are_damage() {
     let out = run(&["decode", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+// ---- Point 4: one numbering rule, overflow reported as damage. ----
+
+/// Record numbers of cpu 1 as `decode` prints them in text, JSON and CSV.
+fn numbers_in_every_format(path: &str) -> [Vec<Option<u64>>; 3] {
+    let text_out = run(&["decode", path, "--cpu", "1"]);
+    let text: Vec<Option<u64>> = String::from_utf8(text_out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let n = l.split_whitespace().nth(1).unwrap();
+            n.strip_prefix('#').unwrap().parse().ok()
+        })
+        .collect();
+    let json_out = run(&["decode", path, "--cpu", "1", "--format", "json"]);
+    let json: Vec<Option<u64>> = json_lines(std::str::from_utf8(&json_out.stdout).unwrap())
+        .iter()
+        .map(|v| v["n"].as_u64())
+        .collect();
+    let csv_out = run(&["decode", path, "--cpu", "1", "--format", "csv"]);
+    let csv: Vec<Option<u64>> = String::from_utf8(csv_out.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().ok())
+        .collect();
+    [text, json, csv]
+}
+
+#[test]
+fn extreme_counters_number_the_same_everywhere_and_are_damage() {
+    let sim = kernel_sim(20_000, 2, 192 + 16 * 512, "overwrite", 512, 44);
+    let bytes = std::fs::read(&sim.dump).unwrap();
+    let rings = ring_offsets(&bytes);
+    let view = RingView::parse(&bytes[rings[1]..]).unwrap();
+    let a_block = view
+        .blocks()
+        .find(|b| b.state == tracemark_format::ring::BlockState::Valid)
+        .unwrap();
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    for (name, v) in [
+        ("overwritten 2^64-1", u64::MAX),
+        ("overwritten 2^64-100", u64::MAX - 100),
+        ("overwritten 2^63", 1u64 << 63),
+    ] {
+        let mut bad = bytes.clone();
+        let at = rings[1] + offsets::OVERWRITTEN;
+        bad[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        cases.push((name, bad));
+    }
+    let mut bad = bytes.clone();
+    set_u32(
+        &mut bad,
+        rings[1] + a_block.offset + offsets::BLOCK_RECORDS,
+        u32::MAX,
+    );
+    cases.push(("block records 2^32-1", bad));
+    for (name, bad) in cases {
+        let path = write(&sim, "numbers.bin", &bad);
+        let p = path.to_str().unwrap();
+        let [text, json, csv] = numbers_in_every_format(p);
+        assert!(!json.is_empty(), "{name}");
+        assert_eq!(text, json, "{name}: text and JSON number alike");
+        assert_eq!(csv, json, "{name}: CSV and JSON number alike");
+        // Numbers never wrap: they increase along each block's records.
+        let numbered: Vec<u64> = json.iter().flatten().copied().collect();
+        let mut sorted = numbered.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), numbered.len(), "{name}: no number twice");
+        let out = run(&["decode", p]);
+        if name == "overwritten 2^63" {
+            // Large but possible: numbers start there, no damage.
+            assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+            assert_eq!(numbered[0], 1 << 63, "{name}");
+        } else {
+            assert_one_line_error(&out, &path, name);
+            assert!(
+                stderr(&out).contains("damaged header"),
+                "{name}: {}",
+                stderr(&out)
+            );
+        }
+        // The index and query --record agree with decode.
+        let idx = sim.dir.path().join("numbers.idx");
+        let _ = run(&["index", p, "-o", idx.to_str().unwrap()]);
+        let jl = json_lines(
+            std::str::from_utf8(&run(&["decode", p, "--cpu", "1", "--format", "json"]).stdout)
+                .unwrap(),
+        );
+        for v in jl.iter().filter(|v| v["n"].is_u64()).step_by(97) {
+            let n = v["n"].as_u64().unwrap().to_string();
+            let q = run(&[
+                "query",
+                idx.to_str().unwrap(),
+                "--record",
+                &n,
+                "--cpu",
+                "1",
+                "--format",
+                "json",
+            ]);
+            let got = json_lines(std::str::from_utf8(&q.stdout).unwrap());
+            assert_eq!(got.len(), 1, "{name}: query --record {n}: {}", stderr(&q));
+            assert_eq!(&got[0], v, "{name}: query --record {n} equals decode");
+        }
+    }
+}

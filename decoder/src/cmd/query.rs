@@ -122,7 +122,9 @@ impl Cmd {
                                 "cpu{} #{}..#{}",
                                 index.rings[ri].cpu.get(),
                                 f.first_record.get(),
-                                (l.first_record.get() + u64::from(l.events.get()))
+                                l.first_record
+                                    .get()
+                                    .saturating_add(u64::from(l.events.get()))
                                     .saturating_sub(1)
                             ),
                             _ => format!("cpu{} none", index.rings[ri].cpu.get()),
