@@ -615,19 +615,35 @@ impl<'a> RingView<'a> {
             return false;
         }
         // In normal operation one block at most is opened after the commit position (the
-        // one being reclaimed). More than one needs nested writers that filled whole
-        // blocks while the outermost writer was stopped between reserving and
-        // committing: a stale or damaged commit position is far likelier, and reading
-        // the blocks by their own headers recovers the records either way.
-        let mut ahead = 0;
-        for b in self.blocks() {
-            if b.state == BlockState::Torn && self.opened_after_commit(&b) {
-                ahead += 1;
-            } else if b.state == BlockState::Valid {
-                break;
+        // one being reclaimed). More needs nested writers that filled whole blocks while
+        // the outermost writer was stopped between reserving and committing: a stale or
+        // damaged commit position is far likelier, and reading the blocks by their own
+        // headers recovers the records either way.
+        self.opened_ahead() <= 1
+    }
+
+    /// How many blocks the writer opened after the commit position: the blocks
+    /// `c_seq + 1, c_seq + 2, ...` (from block 0 if nothing is committed) found in their
+    /// slots with their sequence numbers, up to the first that is not. O(that count).
+    pub fn opened_ahead(&self) -> u32 {
+        let g = self.geometry;
+        let mut seq = if self.is_empty() {
+            None
+        } else {
+            Some(self.commit.seq)
+        };
+        let mut n = 0;
+        while n + 1 < g.block_count {
+            let next = seq.map_or(0, |s| g.next_seq(s));
+            match self.slot_header(g.slot(next)) {
+                Some(h) if h.magic.get() == BLOCK_MAGIC && h.seq.get() == next => {
+                    n += 1;
+                    seq = Some(next);
+                }
+                _ => break,
             }
         }
-        ahead <= 1
+        n
     }
 
     /// The header found in slot `slot`, if the bytes hold it.
@@ -695,8 +711,8 @@ impl<'a> RingView<'a> {
     }
 
     /// Whether `block`, found torn, holds a block the writer opened after the commit
-    /// position (its header carries a sequence number 1 to `block_count - 1` blocks ahead
-    /// of the commit position's, in this slot): the block being reclaimed, or opened by a
+    /// position (its header carries a sequence number 1 to [`RingView::opened_ahead`]
+    /// blocks ahead of the commit position's, in this slot): the block being reclaimed, or opened by a
     /// nested writer while the outermost one had not committed yet. The writer's protocol
     /// explains such a block; any other torn block is damage.
     pub fn opened_after_commit(&self, block: &BlockView<'_>) -> bool {
@@ -711,7 +727,7 @@ impl<'a> RingView<'a> {
         };
         h.magic.get() == BLOCK_MAGIC
             && g.slot(seq) == block.slot
-            && ahead.is_some_and(|d| d >= 1 && d < g.block_count)
+            && ahead.is_some_and(|d| d >= 1 && d <= self.opened_ahead())
     }
 
     /// Length of the whole ring in memory, header included.

@@ -238,3 +238,166 @@ fn extreme_counters_number_the_same_everywhere_and_are_damage() {
         }
     }
 }
+
+// ---- Point 3: the index checks itself; facts come from the dump; edited blocks. ----
+
+/// Query invocations over `idx` (the source recorded in it).
+fn queries(idx: &str) -> Vec<Vec<String>> {
+    let q = |a: &[&str]| {
+        let mut v = vec!["query".to_string(), idx.to_string()];
+        v.extend(a.iter().map(|s| s.to_string()));
+        v
+    };
+    vec![
+        q(&["--summary"]),
+        q(&["--record", "8000", "--format", "json"]),
+        q(&["--kind", "IRQ", "--limit", "5", "--format", "json"]),
+        q(&["--kind", "USER", "--format", "json"]),
+        q(&["--from", "0.001", "--to", "0.002", "--format", "json"]),
+    ]
+}
+
+fn run_owned(args: &[String]) -> Output {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&a)
+}
+
+#[test]
+fn a_damaged_index_is_refused_by_every_query() {
+    let sim = kernel_sim(20_000, 2, 192 + 32 * 512, "overwrite", 512, 45);
+    let idx = sim.dir.path().join("d.idx");
+    let idx_s = idx.to_str().unwrap().to_string();
+    tracemark_ok(&["index", sim.dump_str(), "-o", &idx_s]);
+    let good = std::fs::read(&idx).unwrap();
+    let expected: Vec<Output> = queries(&idx_s).iter().map(|a| run_owned(a)).collect();
+    for e in &expected {
+        assert_eq!(e.status.code(), Some(0), "{}", stderr(e));
+    }
+    // Every 5th byte, and every byte of the header, flipped in turn. A query either
+    // refuses the index (one line naming it) or, if it did not use the damaged entry,
+    // answers exactly as with the intact index: never a wrong answer with exit 0.
+    let positions: Vec<usize> = (0..128).chain((128..good.len()).step_by(5)).collect();
+    let mut refused = 0;
+    for (i, &at) in positions.iter().enumerate() {
+        let mut bad = good.clone();
+        bad[at] ^= 1 << (i % 8);
+        std::fs::write(&idx, &bad).unwrap();
+        for (q, a) in queries(&idx_s).iter().enumerate() {
+            // All queries for some positions, one for the others (run time).
+            if i % 16 != 0 && q != i % 5 {
+                continue;
+            }
+            let out = run_owned(a);
+            if out.status.code() == Some(0) {
+                assert!(
+                    at >= 128,
+                    "index byte {at}: a damaged header is always refused"
+                );
+                assert_eq!(
+                    out.stdout, expected[q].stdout,
+                    "index byte {at}: {a:?} answered differently with exit 0"
+                );
+                continue;
+            }
+            refused += 1;
+            assert_one_line_error(&out, &idx, &format!("index byte {at}: {a:?}"));
+            let err = stderr(&out);
+            assert!(
+                err.contains("checksum") || err.contains("damaged") || at < 12,
+                "index byte {at}: {err}"
+            );
+        }
+    }
+    assert!(refused > positions.len() / 4, "{refused} refusals");
+}
+
+#[test]
+fn facts_come_from_the_dump_not_the_index() {
+    use tracemark_decoder::index::{index_checksum, IndexHeader, IndexRing};
+    use zerocopy::FromBytes;
+    let sim = kernel_sim(20_000, 2, 192 + 32 * 512, "overwrite", 512, 46);
+    let idx = sim.dir.path().join("d.idx");
+    let idx_s = idx.to_str().unwrap().to_string();
+    tracemark_ok(&["index", sim.dump_str(), "-o", &idx_s]);
+    let good = std::fs::read(&idx).unwrap();
+    let before: Vec<String> = queries(&idx_s)[1..]
+        .iter()
+        .map(|a| String::from_utf8(run_owned(a).stdout).unwrap())
+        .collect();
+    // An index that is whole (its checksum matches) but says another clock frequency and
+    // syscall numbering, as an index of another dump would.
+    let mut other = good.clone();
+    let hl = std::mem::size_of::<IndexHeader>();
+    let (ring, _) = IndexRing::mut_from_prefix(&mut other[hl..]).unwrap();
+    ring.clock_hz = 1_000.into();
+    ring.abi ^= 1;
+    let path_at = u64::from_le_bytes(
+        other[std::mem::offset_of!(IndexHeader, path_offset)..][..8]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let nrings = 2;
+    let ring_bytes = nrings * std::mem::size_of::<IndexRing>();
+    let sum = index_checksum(&other, ring_bytes, &other[path_at..]);
+    let at = std::mem::offset_of!(IndexHeader, checksum);
+    other[at..at + 8].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&idx, &other).unwrap();
+    let after: Vec<String> = queries(&idx_s)[1..]
+        .iter()
+        .map(|a| String::from_utf8(run_owned(a).stdout).unwrap())
+        .collect();
+    assert_eq!(after, before, "times and names come from the dump");
+    // An index naming another CPU than the dump's ring is refused.
+    let (ring, _) = IndexRing::mut_from_prefix(&mut other[hl..]).unwrap();
+    ring.cpu = 0x7fff_ffff.into();
+    let sum = index_checksum(&other, ring_bytes, &other[path_at..]);
+    other[at..at + 8].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&idx, &other).unwrap();
+    let out = run(&["query", &idx_s, "--record", "3"]);
+    assert_one_line_error(&out, &idx, "index names another cpu");
+    assert!(stderr(&out).contains("cpu2147483647"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_same_length_edit_in_the_middle_of_a_large_dump_is_noticed() {
+    // One CPU, 2 MiB ring: the block edited is far from the first and last 256 KiB that
+    // the fingerprint covers.
+    let sim = kernel_sim(400_000, 1, 2 << 20, "drop", 4096, 47);
+    let idx = sim.dir.path().join("d.idx");
+    let idx_s = idx.to_str().unwrap().to_string();
+    tracemark_ok(&["index", sim.dump_str(), "-o", &idx_s]);
+    let mut bytes = std::fs::read(&sim.dump).unwrap();
+    assert!(bytes.len() > 1 << 20);
+    let (mid, ts) = {
+        let view = RingView::parse(&bytes).unwrap();
+        let b = view
+            .blocks()
+            .find(|b| b.offset > bytes.len() / 2 && !b.records.is_empty())
+            .expect("a block in the middle");
+        (b.offset, b.decode().next().unwrap().unwrap().ts)
+    };
+    // A record number inside that block, from a full decode.
+    let all = json_lines(&tracemark_ok(&[
+        "decode",
+        sim.dump_str(),
+        "--format",
+        "json",
+    ]));
+    let v = all.iter().find(|v| v["ts"].as_u64() == Some(ts)).unwrap();
+    let seq_n = v["n"].as_u64().unwrap();
+    // Edit a record byte in place (same length).
+    bytes[mid + 40] ^= 0x01;
+    std::fs::write(&sim.dump, &bytes).unwrap();
+    let t = format!("{ts}t");
+    let n = seq_n.to_string();
+    for a in [
+        vec!["query", &idx_s, "--record", &n],
+        vec!["query", &idx_s, "--from", &t, "--to", &t],
+    ] {
+        let out = run(&a);
+        assert_one_line_error(&out, &idx, &format!("{a:?}"));
+        let err = stderr(&out);
+        assert!(err.contains("differs from the indexed one"), "{a:?}: {err}");
+        assert!(err.contains(&format!("byte {mid}")), "{a:?}: {err}");
+    }
+}

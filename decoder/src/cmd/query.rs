@@ -58,7 +58,7 @@ impl Cmd {
         let index =
             Index::parse(idx_input.bytes()).with_context(|| self.index.display().to_string())?;
         if self.summary {
-            return summary(&index, out);
+            return summary(&index, out).with_context(|| self.index.display().to_string());
         }
         let source_path = self
             .source
@@ -76,6 +76,9 @@ impl Cmd {
         index
             .check_source(source)
             .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
+        let ctxs = index
+            .source_ctxs(source)
+            .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
         let rings: Vec<usize> = (0..index.rings.len())
             .filter(|&ri| self.cpus.is_empty() || self.cpus.contains(&index.rings[ri].cpu.get()))
             .collect();
@@ -86,13 +89,25 @@ impl Cmd {
         if let Some(n) = self.record {
             let mut found = false;
             for &ri in &rings {
-                let c = index.ctx(ri);
+                let c = ctxs[ri];
                 let lo = n.saturating_sub(self.context);
                 let hi = n.saturating_add(self.context);
-                let Some(mut bi) = (lo..=n).find_map(|m| index.find_record(ri, m)) else {
+                let mut first = None;
+                for m in lo..=n {
+                    first = index
+                        .find_record(ri, m)
+                        .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
+                    if first.is_some() {
+                        break;
+                    }
+                }
+                let Some(mut bi) = first else {
                     continue;
                 };
-                found |= index.find_record(ri, n).is_some();
+                found |= index
+                    .find_record(ri, n)
+                    .map_err(|e| anyhow::anyhow!(ctx(&e)))?
+                    .is_some();
                 let blocks = index.ring_blocks(ri);
                 let mut done = false;
                 while !done && bi < blocks.len() {
@@ -148,12 +163,14 @@ impl Cmd {
                     &dump_check,
                     &rings,
                     &index,
+                    &ctxs,
                     None,
                     u64::MAX,
                     self.format,
                     out,
                     |i| mask & (1 << (i.event.kind() as u8)) != 0,
-                );
+                )
+                .with_context(|| self.index.display().to_string());
             }
             let mut found: Vec<Item> = Vec::new();
             for &ri in &rings {
@@ -162,6 +179,7 @@ impl Cmd {
                     if got >= limit {
                         break;
                     }
+                    index.check_entry(e).map_err(|e| anyhow::anyhow!(ctx(&e)))?;
                     let has = e
                         .kinds
                         .iter()
@@ -186,7 +204,7 @@ impl Cmd {
                 .iter()
                 .take(usize::try_from(limit).unwrap_or(usize::MAX))
             {
-                render::record(&mut buf, self.format, item, &index.ctx(item.ring as usize));
+                render::record(&mut buf, self.format, item, &ctxs[item.ring as usize]);
             }
             out.write_all(&buf)?;
             return Ok(());
@@ -197,12 +215,14 @@ impl Cmd {
                 &dump,
                 &rings,
                 &index,
+                &ctxs,
                 Some((from, to)),
                 self.limit.unwrap_or(u64::MAX),
                 self.format,
                 out,
                 |_| true,
-            );
+            )
+            .with_context(|| self.index.display().to_string());
         }
         Ok(())
     }
@@ -215,6 +235,7 @@ fn stream(
     dump: &Dump<'_>,
     rings: &[usize],
     index: &Index<'_>,
+    ctxs: &[RingCtx],
     window: Option<(TimeSpec, TimeSpec)>,
     limit: u64,
     format: Format,
@@ -232,12 +253,12 @@ fn stream(
     let cursors = rings
         .iter()
         .map(|&ri| {
-            let hz = index.rings[ri].clock_hz.get();
+            let hz = ctxs[ri].clock_hz;
             let (first, stack) = match window {
                 Some((from, to)) => {
                     let (f, t) = (from.ticks(hz), to.ticks(hz));
                     bounds[ri] = (f, t);
-                    let bi = index.find_time(ri, f);
+                    let bi = index.find_time(ri, f)?;
                     let stack = index
                         .ring_blocks(ri)
                         .get(bi)
@@ -247,12 +268,32 @@ fn stream(
                 }
                 None => (0, Default::default()),
             };
+            // The blocks this ring's cursor reads are checked against their index
+            // entries first (sequence number, base time, hash of their bytes).
+            let entries = index.ring_blocks(ri);
+            if dump.rings[ri].blocks.len() != entries.len() {
+                bail!(
+                    "index is stale: cpu{} has {} blocks in the source, {} in the index; \
+                     rebuild it with `tracemark index`",
+                    ctxs[ri].cpu,
+                    dump.rings[ri].blocks.len(),
+                    entries.len()
+                );
+            }
+            let until = bounds[ri].1;
+            for e in entries
+                .get(first..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|e| e.base_ts.get() <= until)
+            {
+                index.block(dump.bytes, e)?;
+            }
             let mut c = RingCursor::new(dump, ri as u32, first).with_stack(stack);
-            c.until = bounds[ri].1;
-            c
+            c.until = until;
+            Ok(c)
         })
-        .collect();
-    let ctxs: Vec<RingCtx> = (0..index.rings.len()).map(|ri| index.ctx(ri)).collect();
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut buf = Vec::with_capacity(1 << 20);
     let mut printed = 0u64;
     for item in Merged::new(cursors) {
@@ -286,6 +327,7 @@ fn summary(index: &Index<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
         let blocks = index.ring_blocks(ri);
         let mut n = 0u64;
         for b in blocks {
+            index.check_entry(b)?;
             for (k, c) in b.kinds.iter().enumerate() {
                 per_kind[k] += u64::from(c.get());
                 n += u64::from(c.get());
