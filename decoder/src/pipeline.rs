@@ -14,7 +14,8 @@
 //! Filters apply per record (kinds, time window); a run that starts after the window's
 //! end is not formatted at all.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{IoSlice, Write};
 use std::sync::{Condvar, Mutex};
 
@@ -128,10 +129,18 @@ struct Ring {
     taken: usize,
     /// Formatted runs not yet taken, by run index.
     done: VecDeque<Option<Formatted>>,
+    /// Whether the ring is in [`Shared::ready`].
+    queued: bool,
 }
 
 struct Shared {
     rings: Vec<Ring>,
+    /// Rings whose next run may start now (fewer than [`LOOKAHEAD`] runs ahead of the
+    /// writer), by the time their next run starts: each ring at most once (its
+    /// `queued`). A heap, so that picking the earliest run costs O(log rings).
+    ready: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Rings with runs not yet started.
+    left: usize,
     failed: bool,
     /// Buffers the writer is done with, for the workers to reuse (no allocation, no
     /// page faults per run).
@@ -196,18 +205,42 @@ pub fn write_records(
     };
 
     // Pass 2: format in parallel, merge and write here.
-    let shared = Mutex::new(Shared {
+    let run_start = |k: usize, j: usize| {
+        let u = &units[k][j];
+        dump.rings[u.ring].blocks[u.blocks.start].base_ts
+    };
+    let mut first = Shared {
         rings: units
             .iter()
             .map(|_| Ring {
                 started: 0,
                 taken: 0,
                 done: VecDeque::new(),
+                queued: false,
             })
             .collect(),
+        ready: BinaryHeap::new(),
+        left: 0,
         failed: false,
         free: Vec::new(),
-    });
+    };
+    for k in 0..units.len() {
+        if !units[k].is_empty() {
+            first.left += 1;
+            first.rings[k].queued = true;
+            first.ready.push(Reverse((run_start(k, 0), k)));
+        }
+    }
+    // Queues ring `k` if its next run may start and it is not queued yet.
+    let requeue = |s: &mut Shared, k: usize| {
+        let r = &mut s.rings[k];
+        if !r.queued && r.started < units[k].len() && r.started < r.taken + LOOKAHEAD {
+            r.queued = true;
+            let ts = run_start(k, r.started);
+            s.ready.push(Reverse((ts, k)));
+        }
+    };
+    let shared = Mutex::new(first);
     let cond = Condvar::new();
     let work = || loop {
         let (k, j, buf) = {
@@ -217,27 +250,16 @@ pub fn write_records(
                     return;
                 }
                 // The startable run that begins earliest.
-                let mut best: Option<(u64, usize)> = None;
-                let mut any_left = false;
-                for (k, r) in s.rings.iter().enumerate() {
+                if let Some(Reverse((_, k))) = s.ready.pop() {
+                    let r = &mut s.rings[k];
+                    r.queued = false;
                     let j = r.started;
-                    if j >= units[k].len() {
-                        continue;
+                    r.started += 1;
+                    r.done.push_back(None);
+                    if r.started == units[k].len() {
+                        s.left -= 1;
                     }
-                    any_left = true;
-                    if j >= r.taken + LOOKAHEAD {
-                        continue;
-                    }
-                    let u = &units[k][j];
-                    let ts = dump.rings[u.ring].blocks[u.blocks.start].base_ts;
-                    if best.is_none_or(|(t, _)| ts < t) {
-                        best = Some((ts, k));
-                    }
-                }
-                if let Some((_, k)) = best {
-                    let j = s.rings[k].started;
-                    s.rings[k].started += 1;
-                    s.rings[k].done.push_back(None);
+                    requeue(&mut s, k);
                     let mut buf = s.free.pop().unwrap_or_default();
                     // A reused buffer still holds the lines of the run it carried
                     // last; a run that is not formatted (after the time window) must
@@ -245,7 +267,7 @@ pub fn write_records(
                     buf.clear();
                     break (k, j, buf);
                 }
-                if !any_left {
+                if s.left == 0 {
                     return;
                 }
                 s = match cond.wait(s) {
@@ -312,6 +334,7 @@ pub fn write_records(
             if let Some(Some(_)) = r.done.front() {
                 let f = r.done.pop_front().flatten();
                 r.taken += 1;
+                requeue(&mut s, k);
                 cond.notify_all();
                 return f;
             }
@@ -380,37 +403,22 @@ fn merge_and_write(
     // Runs of lines to write, as (ring, start, end) in its current buffer: written with
     // one vectored write per batch rather than copied.
     let mut runs: Vec<(usize, usize, usize)> = Vec::with_capacity(BATCH_RUNS);
+    // The streams by their head's time (ties: ring order): a k-way merge in
+    // O(log rings) per run of lines, so that many small rings stay linear.
+    let mut heads: BinaryHeap<Reverse<(u64, usize)>> = streams
+        .iter()
+        .enumerate()
+        .filter_map(|(k, s)| Some(Reverse((s.as_ref()?.head()?, k))))
+        .collect();
     loop {
-        // The stream with the earliest head (ties: ring order), and the time the run of
-        // lines taken from it may extend to.
-        let mut best: Option<(u64, usize)> = None;
-        let mut second = u64::MAX;
-        let mut second_ring = usize::MAX;
-        for (k, s) in streams.iter().enumerate() {
-            let Some(t) = s.as_ref().and_then(Stream::head) else {
-                continue;
-            };
-            match best {
-                Some((bt, _)) if t >= bt => {
-                    if t < second {
-                        second = t;
-                        second_ring = k;
-                    }
-                }
-                _ => {
-                    if let Some((bt, bk)) = best {
-                        second = bt;
-                        second_ring = bk;
-                    }
-                    best = Some((t, k));
-                }
-            }
-        }
-        let Some((_, k)) = best else {
+        // The stream with the earliest head, and the time the run of lines taken from
+        // it may extend to: the next stream's head.
+        let Some(Reverse((_, k))) = heads.pop() else {
             return flush(&streams, &mut runs, out);
         };
+        let (second, second_ring) = heads.peek().map_or((u64::MAX, usize::MAX), |r| r.0);
         let Some(s) = streams[k].as_mut() else {
-            return flush(&streams, &mut runs, out);
+            continue;
         };
         // Take lines while they come before the other streams' earliest head (on a tie,
         // the lower ring goes first).
@@ -438,6 +446,9 @@ fn merge_and_write(
             if let Some(done) = std::mem::replace(&mut streams[k], next(k)) {
                 give_back(done.f);
             }
+        }
+        if let Some(t) = streams[k].as_ref().and_then(Stream::head) {
+            heads.push(Reverse((t, k)));
         }
     }
 }

@@ -401,3 +401,40 @@ fn a_same_length_edit_in_the_middle_of_a_large_dump_is_noticed() {
         assert!(err.contains(&format!("byte {mid}")), "{a:?}: {err}");
     }
 }
+
+// ---- Point 5: many rings decode in time linear in their number. ----
+
+#[test]
+fn many_rings_decode_in_linear_time() {
+    // 50 small rings (2 blocks of 256 bytes each), concatenated into 2,000 and 8,000
+    // rings: four times the rings must cost about four times the time, not sixteen.
+    let sim = kernel_sim(20_000, 50, 704, "overwrite", 256, 48);
+    let one = std::fs::read(&sim.dump).unwrap();
+    let time = |copies: usize| -> (f64, usize) {
+        let path = write(&sim, &format!("rings{copies}.bin"), &one.repeat(copies));
+        let p = path.to_str().unwrap();
+        let mut best = f64::MAX;
+        let mut lines = 0;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let out = run(&["decode", p, "--format", "csv"]);
+            best = best.min(t.elapsed().as_secs_f64());
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            lines = out.stdout.iter().filter(|&&b| b == b'\n').count();
+        }
+        (best, lines)
+    };
+    let (small, small_lines) = time(40);
+    let (large, large_lines) = time(160);
+    assert_eq!(
+        large_lines - 1,
+        4 * (small_lines - 1),
+        "every record of every copy"
+    );
+    let ratio = large / small;
+    eprintln!("{small:.3} s, {large:.3} s: {ratio:.1}x");
+    assert!(
+        ratio < 9.0,
+        "4x the rings took {ratio:.1}x the time ({small:.3} s, {large:.3} s): not linear"
+    );
+}
