@@ -224,8 +224,8 @@ pub fn write_records(
         failed: false,
         free: Vec::new(),
     };
-    for k in 0..units.len() {
-        if !units[k].is_empty() {
+    for (k, ring_units) in units.iter().enumerate() {
+        if !ring_units.is_empty() {
             first.left += 1;
             first.rings[k].queued = true;
             first.ready.push(Reverse((run_start(k, 0), k)));
