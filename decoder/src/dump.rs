@@ -47,7 +47,7 @@ use tracemark_format::{Event, RingView, SyscallAbi};
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
     /// The file is empty.
-    #[error("at byte 0: empty file, no ring")]
+    #[error("at byte 0: the input is empty, no ring to decode (a dump still being written? wait for the writer, or check the path)")]
     Empty,
     /// No ring header anywhere; `offset` is where the first one was expected.
     #[error("at byte {offset}: {source_msg} (and no ring header found anywhere in {len} bytes)")]

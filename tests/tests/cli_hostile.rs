@@ -438,3 +438,107 @@ fn many_rings_decode_in_linear_time() {
         "4x the rings took {ratio:.1}x the time ({small:.3} s, {large:.3} s): not linear"
     );
 }
+
+// ---- Point 6: error texts. ----
+
+#[test]
+fn a_directory_is_named_as_such_by_every_command() {
+    let sim = kernel_sim(2_000, 1, 192 + 4 * 512, "overwrite", 512, 49);
+    let dir = sim.dir.path().to_str().unwrap().to_string();
+    let out_file = sim.dir.path().join("x.out");
+    let o = out_file.to_str().unwrap();
+    for args in [
+        vec!["decode", &dir],
+        vec!["stats", &dir],
+        vec!["index", &dir, "-o", o],
+        vec!["extract", &dir, "-o", o],
+        vec!["query", &dir, "--summary"],
+    ] {
+        let out = run(&args);
+        assert_one_line_error(&out, sim.dir.path(), &format!("{args:?}"));
+        let err = stderr(&out);
+        assert!(err.contains("is a directory"), "{args:?}: {err}");
+        assert!(!err.contains("os error 19"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_write_error_on_stdout_says_standard_output() {
+    if !Path::new("/dev/full").exists() {
+        return;
+    }
+    let sim = kernel_sim(20_000, 2, 192 + 16 * 512, "overwrite", 512, 50);
+    for cmd in ["decode", "stats"] {
+        let out = std::process::Command::new(common::tracemark_bin())
+            .args([cmd, sim.dump_str()])
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert_eq!(err.lines().count(), 1, "{cmd}: {err}");
+        assert!(err.contains("standard output"), "{cmd}: {err}");
+    }
+}
+
+#[test]
+fn piped_input_is_read_or_clearly_refused() {
+    use std::io::Write;
+    let sim = kernel_sim(20_000, 2, 192 + 16 * 512, "overwrite", 512, 51);
+    let bytes = std::fs::read(&sim.dump).unwrap();
+    let pipe = |args: &[&str]| -> Output {
+        let mut child = std::process::Command::new(common::tracemark_bin())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = bytes.clone();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        out
+    };
+    for cmd in ["decode", "stats"] {
+        let want = tracemark_ok(&[cmd, sim.dump_str()]);
+        for input in ["-", "/dev/stdin"] {
+            let out = pipe(&[cmd, input]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{cmd} {input}: {}",
+                stderr(&out)
+            );
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                want,
+                "{cmd} {input}"
+            );
+        }
+    }
+    let out = pipe(&["index", "-"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("needs a file"), "{}", stderr(&out));
+}
+
+#[test]
+fn untrusted_bytes_in_messages_are_escaped() {
+    let sim = kernel_sim(2_000, 1, 192 + 4 * 512, "overwrite", 512, 52);
+    // A dump whose name holds an escape sequence, a line end and a NUL-like control.
+    let evil = sim.dir.path().join("d\u{1b}[31mred\nsecond\u{7}.bin");
+    std::fs::copy(&sim.dump, &evil).unwrap();
+    let idx = sim.dir.path().join("evil.idx");
+    tracemark_ok(&["index", evil.to_str().unwrap(), "-o", idx.to_str().unwrap()]);
+    std::fs::remove_file(&evil).unwrap();
+    // The index now names a source that is gone: the message quotes that path.
+    let out = run(&["query", idx.to_str().unwrap(), "--record", "1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(err.contains("\\u{1b}[31mred\\nsecond\\u{7}"), "{err:?}");
+}

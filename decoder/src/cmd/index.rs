@@ -26,6 +26,11 @@ pub struct Cmd {
 impl Cmd {
     /// Runs the command.
     pub fn run(self, _out: &mut dyn Write) -> anyhow::Result<()> {
+        if self.file.as_os_str() == "-" {
+            anyhow::bail!(
+                "-: an index refers to its dump by path, so it needs a file: save standard input to a file and index that"
+            );
+        }
         let source = super::open(&self.file)?;
         let dump = source.dump(&self.file)?;
         let bar = super::progress(dump.record_bytes(), 256 << 20, true);

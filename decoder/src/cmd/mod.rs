@@ -16,6 +16,48 @@ pub mod index;
 pub mod query;
 pub mod stats;
 
+/// Standard output, whose write errors say that it was standard output (the error
+/// kind is kept, so a closed pipe is still recognised).
+pub struct Stdout<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for Stdout<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(stdout_error)
+    }
+
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        self.0.write_vectored(bufs).map_err(stdout_error)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(stdout_error)
+    }
+}
+
+fn stdout_error(e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(
+        e.kind(),
+        format!(
+            "writing to standard output: {e} (check the disk, file or pipe it goes to, or use -o where the command has it)"
+        ),
+    )
+}
+
+/// `text` with control characters (NUL, line ends, escapes...) written as Rust escapes
+/// (`\0`, `\n`, `\u{1b}`), so that bytes from an untrusted dump or index can neither
+/// break a message into lines nor drive the terminal.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Worker threads: the machine's parallelism, at most 8.
 pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
@@ -203,7 +245,10 @@ pub fn progress(total: u64, min: u64, unit_bytes: bool) -> Option<ProgressBar> {
 pub fn report(path: &Path, warnings: &[Warning], verbose: bool) -> anyhow::Result<()> {
     if verbose {
         for w in warnings {
-            eprintln!("tracemark: {}: warning: {w}", path.display());
+            eprintln!(
+                "tracemark: {}",
+                escape(&format!("{}: warning: {w}", path.display()))
+            );
         }
     }
     let Some(first) = warnings.iter().find(|w| w.damage) else {
