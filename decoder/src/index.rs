@@ -58,6 +58,13 @@ use crate::render::RingCtx;
 pub const INDEX_MAGIC: [u8; 8] = *b"TMINDEX\0";
 /// The index layout version.
 pub const INDEX_VERSION: u32 = 2;
+/// Size of [`IndexHeader`]: the ring table starts right after it.
+pub const INDEX_HEADER_LEN: usize = core::mem::size_of::<IndexHeader>();
+/// Byte offset of [`IndexHeader::version`].
+const VERSION_AT: usize = core::mem::offset_of!(IndexHeader, version);
+/// Byte offset of [`IndexHeader::header_len`].
+const HEADER_LEN_AT: usize = core::mem::offset_of!(IndexHeader, header_len);
+
 /// Open kernel entries kept per block entry.
 pub const STACK_KEPT: usize = 8;
 
@@ -157,7 +164,7 @@ pub struct IndexBlock {
     pub check: U32,
 }
 
-const _: () = assert!(core::mem::size_of::<IndexHeader>() == 128);
+const _: () = assert!(INDEX_HEADER_LEN == 128);
 const _: () = assert!(core::mem::size_of::<IndexBlock>() == 136);
 
 /// Why an index cannot be used.
@@ -167,7 +174,7 @@ pub enum IndexError {
     #[error("at byte 0: not a tracemark index (bad magic); build one with `tracemark index DUMP`")]
     BadMagic,
     /// An index version this tool does not read.
-    #[error("at byte 8: index version {0} is not supported (this tool reads {INDEX_VERSION}); rebuild it with `tracemark index`")]
+    #[error("at byte {VERSION_AT}: index version {0} is not supported (this tool reads {INDEX_VERSION}); rebuild it with `tracemark index`")]
     Version(u32),
     /// The file is shorter than its header says or sizes are inconsistent.
     #[error("at byte {offset}: index is truncated or damaged ({what}); rebuild it with `tracemark index`")]
@@ -205,7 +212,7 @@ const CHECKSUM_AT: usize = core::mem::offset_of!(IndexHeader, checksum);
 /// its ring table (`ring_bytes` bytes after the header) and `path`.
 pub fn index_checksum(bytes: &[u8], ring_bytes: usize, path: &[u8]) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let head = &bytes[..bytes.len().min(128 + ring_bytes)];
+    let head = &bytes[..bytes.len().min(INDEX_HEADER_LEN + ring_bytes)];
     let end = CHECKSUM_AT + 8;
     if head.len() < end {
         h.update(head);
@@ -439,11 +446,11 @@ pub fn build(
     let ring_len = core::mem::size_of::<IndexRing>();
     let block_len = core::mem::size_of::<IndexBlock>();
     let blocks: usize = parts.iter().map(|(_, b)| b.len()).sum();
-    let path_offset = 128 + n * ring_len + blocks * block_len;
+    let path_offset = INDEX_HEADER_LEN + n * ring_len + blocks * block_len;
     let mut h = IndexHeader::new_zeroed();
     h.magic = INDEX_MAGIC;
     h.version = U32::new(INDEX_VERSION);
-    h.header_len = U32::new(128);
+    h.header_len = U32::new(INDEX_HEADER_LEN as u32);
     h.source_len = U64::new(dump.bytes.len() as u64);
     h.source_fingerprint = U64::new(fingerprint(dump.bytes, dump.rings.iter().map(|r| r.offset)));
     h.ring_count = U32::new(n as u32);
@@ -509,24 +516,26 @@ impl<'a> Index<'a> {
             return Err(IndexError::Version(header.version.get()));
         }
 
-        if header.header_len.get() != 128
+        if header.header_len.get() as usize != INDEX_HEADER_LEN
             || header.ring_entry_len.get() as usize != core::mem::size_of::<IndexRing>()
             || header.block_entry_len.get() as usize != core::mem::size_of::<IndexBlock>()
         {
-            return Err(damaged(12, "entry sizes"));
+            return Err(damaged(HEADER_LEN_AT, "entry sizes"));
         }
         let nr = header.ring_count.get() as usize;
         let nb = header.block_count.get() as usize;
         let ring_bytes = nr * core::mem::size_of::<IndexRing>();
         let block_bytes = nb * core::mem::size_of::<IndexBlock>();
-        let rings_src = rest.get(..ring_bytes).ok_or(damaged(128, "ring table"))?;
+        let rings_src = rest
+            .get(..ring_bytes)
+            .ok_or(damaged(INDEX_HEADER_LEN, "ring table"))?;
         let blocks_src = rest
             .get(ring_bytes..ring_bytes + block_bytes)
-            .ok_or(damaged(128 + ring_bytes, "block table"))?;
-        let rings =
-            <[IndexRing]>::ref_from_bytes(rings_src).map_err(|_| damaged(128, "ring table"))?;
+            .ok_or(damaged(INDEX_HEADER_LEN + ring_bytes, "block table"))?;
+        let rings = <[IndexRing]>::ref_from_bytes(rings_src)
+            .map_err(|_| damaged(INDEX_HEADER_LEN, "ring table"))?;
         let blocks = <[IndexBlock]>::ref_from_bytes(blocks_src)
-            .map_err(|_| damaged(128 + ring_bytes, "block table"))?;
+            .map_err(|_| damaged(INDEX_HEADER_LEN + ring_bytes, "block table"))?;
         let po = header.path_offset.get() as usize;
         let path = bytes
             .get(po..po.saturating_add(header.path_len.get() as usize))
@@ -542,14 +551,14 @@ impl<'a> Index<'a> {
         for (i, r) in rings.iter().enumerate() {
             if u64::from(r.first_block.get()) != total {
                 return Err(damaged(
-                    128 + i * core::mem::size_of::<IndexRing>(),
+                    INDEX_HEADER_LEN + i * core::mem::size_of::<IndexRing>(),
                     "ring block range",
                 ));
             }
             total += u64::from(r.block_count.get());
         }
         if total != nb as u64 {
-            return Err(damaged(128, "block count"));
+            return Err(damaged(INDEX_HEADER_LEN, "block count"));
         }
         Ok(Index {
             header,
@@ -698,7 +707,7 @@ impl<'a> Index<'a> {
         let entry =
             (e as *const IndexBlock as usize).wrapping_sub(self.blocks.as_ptr() as usize) / size;
         Err(IndexError::Entry {
-            offset: 128 + core::mem::size_of_val(self.rings) + entry * size,
+            offset: INDEX_HEADER_LEN + core::mem::size_of_val(self.rings) + entry * size,
             entry,
         })
     }

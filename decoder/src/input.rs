@@ -78,12 +78,10 @@ pub enum InputKind {
     UartLog,
 }
 
-/// The marker that starts a tracemark line in a UART log.
-pub const UART_MARKER: &[u8] = b"@TM:";
-
 /// Tells a dump from a UART log: a log does not start with a ring header, is text in its
 /// first 4 KiB (printable ASCII, UTF-8, tabs, line ends and ANSI escapes), and somewhere
-/// holds a framing line: [`UART_MARKER`] followed by `B,`, `D,` or `E,`, anywhere in a
+/// holds a framing line (`@TM:` followed by `B,`, `D,` or `E,`, see
+/// [`tracemark_format::uart::starts_framing_line`]) anywhere in a
 /// line (console output may precede it, see `docs/uart-framing.md`).
 pub fn detect(bytes: &[u8]) -> InputKind {
     if bytes.starts_with(&tracemark_format::ring::RING_MAGIC) {
@@ -104,11 +102,7 @@ fn has_framing_line(bytes: &[u8]) -> bool {
     let mut at = 0;
     while let Some(i) = bytes[at..].iter().position(|&b| b == b'@') {
         let p = at + i;
-        let rest = &bytes[p..];
-        if rest.starts_with(UART_MARKER)
-            && matches!(rest.get(4), Some(b'B' | b'D' | b'E'))
-            && rest.get(5) == Some(&b',')
-        {
+        if tracemark_format::uart::starts_framing_line(&bytes[p..]) {
             return true;
         }
         at = p + 1;

@@ -805,7 +805,7 @@ pub fn find_rings(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
         while at + RING_HEADER_LEN <= bytes.len() {
             let here = at;
             at += 8;
-            if bytes[here..here + 8] == RING_MAGIC
+            if bytes[here..here + RING_MAGIC.len()] == RING_MAGIC
                 && RingView::parse_recovering(&bytes[here..]).is_ok()
             {
                 return Some(here);
