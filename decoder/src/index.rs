@@ -47,7 +47,7 @@ use tracemark_format::{KernelEntry, Kind, SyscallAbi};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use tracemark_format::scan::{scan_block, Visitor};
+use tracemark_format::scan::{scan_block, ByKind, KindVisitor};
 
 use crate::dump::{Block, Dump, Warning};
 use crate::merge::{block_warning, BlockItems, EntryStack, Item, MAX_STACK};
@@ -281,7 +281,7 @@ struct IndexVisitor<'a> {
     stack: &'a mut UnitStack,
 }
 
-impl Visitor for IndexVisitor<'_> {
+impl KindVisitor for IndexVisitor<'_> {
     #[inline(always)]
     fn simple(&mut self, ts: u64, code: u8, value: u64) {
         self.kinds[usize::from(code & 7)] += 1;
@@ -293,36 +293,9 @@ impl Visitor for IndexVisitor<'_> {
         }
     }
     #[inline(always)]
-    fn kernel_entry(&mut self, ts: u64, word: u32) {
-        self.simple(ts, Kind::KernelEntry as u8, u64::from(word));
-    }
-    #[inline(always)]
-    fn kernel_exit(&mut self, ts: u64, wire: u64) {
-        self.simple(ts, Kind::KernelExit as u8, wire);
-    }
-    #[inline(always)]
-    fn interrupt(&mut self, ts: u64, _irq: u32) {
-        self.simple(ts, Kind::Interrupt as u8, 0);
-    }
-    #[inline(always)]
-    fn function_entry(&mut self, ts: u64, _func: u64) {
-        self.simple(ts, Kind::FunctionEntry as u8, 0);
-    }
-    #[inline(always)]
-    fn function_exit(&mut self, ts: u64, _func: u64) {
-        self.simple(ts, Kind::FunctionExit as u8, 0);
-    }
-    #[inline(always)]
-    fn user(&mut self, ts: u64, _id: u32, _payload: &[u8]) {
-        self.simple(ts, Kind::User as u8, 0);
-    }
-    #[inline(always)]
-    fn image(&mut self, ts: u64, _base: u64, _size: u64, _id: u64) {
-        self.simple(ts, Kind::Image as u8, 0);
-    }
-    #[inline(always)]
-    fn lost(&mut self, ts: u64, _count: u64, _since: u64) {
-        self.simple(ts, Kind::Lost as u8, 0);
+    fn other(&mut self, ts: u64, kind: Kind) {
+        self.kinds[kind as usize & 7] += 1;
+        self.last = ts;
     }
 }
 
@@ -367,7 +340,7 @@ fn index_unit(
             last: block.base_ts,
             stack: &mut stack,
         };
-        let end = scan_block(block.records, block.base_ts, &mut v);
+        let end = scan_block(block.records, block.base_ts, &mut ByKind(&mut v));
         let (kinds, last) = (v.kinds, v.last);
         if let Some(err) = end.error {
             e.flags = U16::new(1);

@@ -19,7 +19,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io::{IoSlice, Write};
 use std::sync::{Condvar, Mutex};
 
-use tracemark_format::scan::{scan_block, Visitor};
+use tracemark_format::scan::{scan_block, ByKind, KindVisitor};
 use tracemark_format::KernelEntry;
 
 use crate::dump::{Dump, Warning};
@@ -50,7 +50,7 @@ impl Formatted {
 
 struct StackOnly<'a>(&'a mut UnitStack);
 
-impl Visitor for StackOnly<'_> {
+impl KindVisitor for StackOnly<'_> {
     #[inline(always)]
     fn simple(&mut self, _ts: u64, code: u8, value: u64) {
         if code == 0 {
@@ -58,14 +58,6 @@ impl Visitor for StackOnly<'_> {
         } else if code == 1 {
             self.0.pop(value);
         }
-    }
-    #[inline(always)]
-    fn kernel_entry(&mut self, ts: u64, word: u32) {
-        self.simple(ts, 0, u64::from(word));
-    }
-    #[inline(always)]
-    fn kernel_exit(&mut self, ts: u64, wire: u64) {
-        self.simple(ts, 1, wire);
     }
 }
 
@@ -173,7 +165,11 @@ pub fn write_records(
             let mut stack = UnitStack::default();
             let mut warnings = Vec::new();
             for block in &ring.blocks[u.blocks.clone()] {
-                let end = scan_block(block.records, block.base_ts, &mut StackOnly(&mut stack));
+                let end = scan_block(
+                    block.records,
+                    block.base_ts,
+                    &mut ByKind(&mut StackOnly(&mut stack)),
+                );
                 if let Some(e) = end.error {
                     warnings.push(block_warning(ring.cpu, block, e.offset, &e.to_string()));
                 }

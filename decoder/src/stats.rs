@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use tracemark_format::scan::{scan_block, Visitor};
+use tracemark_format::scan::{scan_block, ByKind, KindVisitor};
 use tracemark_format::{KernelEntry, Kind};
 
 use crate::dump::{Dump, Warning};
@@ -330,7 +330,7 @@ impl StatsVisitor<'_> {
     }
 }
 
-impl Visitor for StatsVisitor<'_> {
+impl KindVisitor for StatsVisitor<'_> {
     #[inline(always)]
     fn simple(&mut self, ts: u64, code: u8, value: u64) {
         // Kinds 0 to 4 with as few unpredictable branches as possible: the kind is
@@ -371,36 +371,8 @@ impl Visitor for StatsVisitor<'_> {
         }
     }
     #[inline(always)]
-    fn kernel_entry(&mut self, ts: u64, word: u32) {
-        self.simple(ts, Kind::KernelEntry as u8, u64::from(word));
-    }
-    #[inline(always)]
-    fn kernel_exit(&mut self, ts: u64, wire: u64) {
-        self.simple(ts, Kind::KernelExit as u8, wire);
-    }
-    #[inline(always)]
-    fn interrupt(&mut self, ts: u64, irq: u32) {
-        self.simple(ts, Kind::Interrupt as u8, u64::from(irq));
-    }
-    #[inline(always)]
-    fn function_entry(&mut self, ts: u64, func: u64) {
-        self.simple(ts, Kind::FunctionEntry as u8, func);
-    }
-    #[inline(always)]
-    fn function_exit(&mut self, ts: u64, func: u64) {
-        self.simple(ts, Kind::FunctionExit as u8, func);
-    }
-    #[inline(always)]
-    fn user(&mut self, ts: u64, _id: u32, _payload: &[u8]) {
-        self.at(ts, Kind::User);
-    }
-    #[inline(always)]
-    fn image(&mut self, ts: u64, _base: u64, _size: u64, _id: u64) {
-        self.at(ts, Kind::Image);
-    }
-    #[inline(always)]
-    fn lost(&mut self, ts: u64, _count: u64, _since: u64) {
-        self.at(ts, Kind::Lost);
+    fn other(&mut self, ts: u64, kind: Kind) {
+        self.at(ts, kind);
     }
 }
 
@@ -436,7 +408,7 @@ fn unit_stats(dump: &Dump<'_>, unit: &Unit, acc: &mut Acc, progress: &dyn Fn(u64
     };
     let mut pending = 0u64;
     for block in &ring.blocks[unit.blocks.clone()] {
-        let end = scan_block(block.records, block.base_ts, &mut v);
+        let end = scan_block(block.records, block.base_ts, &mut ByKind(&mut v));
         if out.first_ts.is_none() && end.records > 0 {
             out.first_ts = block.decode().next().and_then(Result::ok).map(|r| r.ts);
         }
