@@ -579,6 +579,49 @@ fn time(ticks: u64, hz: u64) -> String {
 }
 
 impl Stats {
+    /// Writes the summary as CSV: a `field,value` header, then one row per value of
+    /// the JSON form, named by its path (`cpus.0.records,1234`).
+    pub fn write_csv(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        fn walk(
+            out: &mut dyn std::io::Write,
+            path: &mut String,
+            v: &serde_json::Value,
+        ) -> std::io::Result<()> {
+            let len = path.len();
+            let mut child = |out: &mut dyn std::io::Write, key: &str, v| {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                let r = walk(out, path, v);
+                path.truncate(len);
+                r
+            };
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        child(out, k, v)?;
+                    }
+                    Ok(())
+                }
+                serde_json::Value::Array(a) => {
+                    for (i, v) in a.iter().enumerate() {
+                        child(out, &i.to_string(), v)?;
+                    }
+                    Ok(())
+                }
+                serde_json::Value::String(s) if s.contains([',', '"', '\n']) => {
+                    writeln!(out, "{path},\"{}\"", s.replace('"', "\"\""))
+                }
+                serde_json::Value::String(s) => writeln!(out, "{path},{s}"),
+                other => writeln!(out, "{path},{other}"),
+            }
+        }
+        let v = serde_json::to_value(self).map_err(std::io::Error::other)?;
+        writeln!(out, "field,value")?;
+        walk(out, &mut String::new(), &v)
+    }
+
     /// Writes the summary for people.
     pub fn write_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let hz = self.clock_hz;

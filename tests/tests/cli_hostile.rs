@@ -542,3 +542,25 @@ fn untrusted_bytes_in_messages_are_escaped() {
     assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
     assert!(err.contains("\\u{1b}[31mred\\nsecond\\u{7}"), "{err:?}");
 }
+
+// ---- Point 15: stats takes the same --format as the other commands. ----
+
+#[test]
+fn stats_has_the_same_format_option() {
+    let sim = kernel_sim(5_000, 2, 192 + 8 * 512, "overwrite", 512, 53);
+    let p = sim.dump_str();
+    let json = tracemark_ok(&["stats", p, "--format", "json"]);
+    assert_eq!(json, tracemark_ok(&["stats", p, "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let csv = tracemark_ok(&["stats", p, "--format", "csv"]);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("field,value"));
+    let rows: std::collections::HashMap<&str, &str> =
+        lines.map(|l| l.split_once(',').unwrap()).collect();
+    assert_eq!(rows["total_records"], v["total_records"].to_string());
+    assert_eq!(rows["cpus.1.cpu"], "1");
+    assert_eq!(
+        tracemark_ok(&["stats", p, "--format", "text"]),
+        tracemark_ok(&["stats", p])
+    );
+}

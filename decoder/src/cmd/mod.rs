@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -56,6 +56,60 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// The options of every command that reads one dump (`decode`, `stats`, `index`, and
+/// new commands alike): flatten them into a command with `#[command(flatten)]`.
+#[derive(Debug, clap::Args)]
+pub struct InputArgs {
+    /// A dump file, raw memory image, or UART log with `@TM:` lines (`-`: standard
+    /// input).
+    pub file: PathBuf,
+    /// List every problem found (torn, corrupt or skipped blocks...) on stderr, not just
+    /// the first and a count.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Worker threads (default: available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl InputArgs {
+    /// The worker threads to use.
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(threads)
+    }
+
+    /// Opens the input and finds its rings, runs `work` on them with a progress bar
+    /// (when stderr is a terminal and `total(dump)` reaches `min`; `bytes`: the units are
+    /// bytes, else records), then reports the input's, the dump's and `work`'s warnings:
+    /// an error (non-zero exit) if any of them is damage.
+    pub fn with_dump(
+        &self,
+        total: impl Fn(&Dump<'_>) -> u64,
+        min: u64,
+        bytes: bool,
+        work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
+    ) -> anyhow::Result<()> {
+        let source = open(&self.file)?;
+        let dump = source.dump(&self.file)?;
+        let bar = progress(total(&dump), min, bytes);
+        let inc = |n: u64| {
+            if let Some(b) = &bar {
+                b.inc(n);
+            }
+        };
+        let work_warnings = work(&dump, &inc)?;
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let mut warnings = source.warnings.clone();
+        let mut dump_warnings = dump.warnings.clone();
+        dump_warnings.extend(work_warnings);
+        dump_warnings.sort_by_key(|w| w.offset);
+        warnings.extend(dump_warnings);
+        report(&self.file, &warnings, self.verbose)
+    }
 }
 
 /// Worker threads: the machine's parallelism, at most 8.
