@@ -50,198 +50,191 @@ pub struct Cmd {
     format: Format,
 }
 
+/// What every query over the source needs: the index, the source bytes, the rings
+/// wanted and their output contexts (read from the source).
+struct Query<'a> {
+    index: &'a Index<'a>,
+    source: &'a [u8],
+    rings: Vec<usize>,
+    ctxs: Vec<RingCtx>,
+    format: Format,
+}
+
 impl Cmd {
-    /// Runs the command.
+    /// Runs the command: opens and checks the index, then answers in the mode asked.
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
-        let idx_input =
-            Input::open(&self.index).with_context(|| self.index.display().to_string())?;
-        let index =
-            Index::parse(idx_input.bytes()).with_context(|| self.index.display().to_string())?;
+        let name = self.index.display().to_string();
+        let idx_input = Input::open(&self.index).with_context(|| name.clone())?;
+        let index = Index::parse(idx_input.bytes()).with_context(|| name.clone())?;
         if self.summary {
-            return summary(&index, out).with_context(|| self.index.display().to_string());
+            return summary(&index, out).with_context(|| name.clone());
         }
         let source_path = self
             .source
             .clone()
             .unwrap_or_else(|| index.source_path.clone());
-        let src = super::open(&source_path).with_context(|| {
-            format!(
-                "{}: source {} (use --source)",
-                self.index.display(),
-                source_path.display()
-            )
-        })?;
+        let src = super::open(&source_path)
+            .with_context(|| format!("{name}: source {} (use --source)", source_path.display()))?;
         let source = src.input.bytes();
-        let ctx = |e: &dyn std::fmt::Display| format!("{}: {}", self.index.display(), e);
-        index
-            .check_source(source)
-            .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-        let ctxs = index
-            .source_ctxs(source)
-            .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-        let rings: Vec<usize> = (0..index.rings.len())
-            .filter(|&ri| self.cpus.is_empty() || self.cpus.contains(&index.rings[ri].cpu.get()))
-            .collect();
+        index.check_source(source).with_context(|| name.clone())?;
+        let ctxs = index.source_ctxs(source).with_context(|| name.clone())?;
+        let q = Query {
+            index: &index,
+            source,
+            rings: (0..index.rings.len())
+                .filter(|&ri| {
+                    self.cpus.is_empty() || self.cpus.contains(&index.rings[ri].cpu.get())
+                })
+                .collect(),
+            ctxs,
+            format: self.format,
+        };
         if self.format == Format::Csv {
             out.write_all(render::CSV_HEADER)?;
         }
-        let mut buf = Vec::with_capacity(1 << 16);
-        if let Some(n) = self.record {
-            let mut found = false;
-            for &ri in &rings {
-                let c = ctxs[ri];
-                let lo = n.saturating_sub(self.context);
-                let hi = n.saturating_add(self.context);
-                let mut first = None;
-                for m in lo..=n {
-                    first = index
-                        .find_record(ri, m)
-                        .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-                    if first.is_some() {
-                        break;
-                    }
-                }
-                let Some(mut bi) = first else {
-                    continue;
-                };
-                found |= index
-                    .find_record(ri, n)
-                    .map_err(|e| anyhow::anyhow!(ctx(&e)))?
-                    .is_some();
-                let blocks = index.ring_blocks(ri);
-                let mut done = false;
-                while !done && bi < blocks.len() {
-                    index
-                        .decode(source, ri, &blocks[bi], |item| {
-                            match item.number {
-                                Some(m) if m > hi => done = true,
-                                Some(m) if m >= lo => {
-                                    render::record(&mut buf, self.format, &item, &c)
-                                }
-                                _ => {}
-                            }
-                            !done
-                        })
-                        .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-                    bi += 1;
-                }
-            }
-            out.write_all(&buf)?;
-            if !found {
-                let ranges: Vec<String> = rings
-                    .iter()
-                    .map(|&ri| {
-                        let b = index.ring_blocks(ri);
-                        match (b.first(), b.last()) {
-                            (Some(f), Some(l)) => format!(
-                                "cpu{} #{}..#{}",
-                                index.rings[ri].cpu.get(),
-                                f.first_record.get(),
-                                l.first_record
-                                    .get()
-                                    .saturating_add(u64::from(l.events.get()))
-                                    .saturating_sub(1)
-                            ),
-                            _ => format!("cpu{} none", index.rings[ri].cpu.get()),
-                        }
-                    })
-                    .collect();
-                bail!(
-                    "{}: record #{n} is not in the dump (it holds {})",
-                    self.index.display(),
-                    ranges.join(", ")
-                );
-            }
-            return Ok(());
-        }
-        if let Some(Kinds(kinds)) = &self.kind {
-            let mask = kinds.iter().fold(0u8, |m, k| m | 1 << (*k as u8));
-            let limit = self.limit.unwrap_or(u64::MAX);
-            if limit == u64::MAX {
-                let dump_check = Dump::parse(source).map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-                return stream(
-                    &dump_check,
-                    &rings,
-                    &index,
-                    &ctxs,
-                    None,
-                    u64::MAX,
-                    self.format,
-                    out,
-                    |i| mask & (1 << (i.event.kind() as u8)) != 0,
-                )
-                .with_context(|| self.index.display().to_string());
-            }
-            let mut found: Vec<Item> = Vec::new();
-            for &ri in &rings {
-                let mut got = 0u64;
-                for e in index.ring_blocks(ri) {
-                    if got >= limit {
-                        break;
-                    }
-                    index.check_entry(e).map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-                    let has = e
-                        .kinds
-                        .iter()
-                        .enumerate()
-                        .any(|(k, c)| mask & (1 << k) != 0 && c.get() > 0);
-                    if !has {
-                        continue;
-                    }
-                    index
-                        .decode(source, ri, e, |item| {
-                            if mask & (1 << (item.event.kind() as u8)) != 0 {
-                                found.push(item);
-                                got += 1;
-                            }
-                            got < limit
-                        })
-                        .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-                }
-            }
-            found.sort_by_key(|i| (i.ts, i.ring));
-            for item in found
-                .iter()
-                .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            {
-                render::record(&mut buf, self.format, item, &ctxs[item.ring as usize]);
-            }
-            out.write_all(&buf)?;
-            return Ok(());
-        }
-        if let (Some(from), Some(to)) = (self.from, self.to) {
-            let dump = Dump::parse(source).map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-            return stream(
+        let answer = if let Some(n) = self.record {
+            by_record(&q, n, self.context, out)
+        } else if let Some(Kinds(kinds)) = &self.kind {
+            by_kind(&q, kinds, self.limit.unwrap_or(u64::MAX), out)
+        } else if let (Some(from), Some(to)) = (self.from, self.to) {
+            let dump = Dump::parse(source).with_context(|| name.clone())?;
+            stream(
                 &dump,
-                &rings,
-                &index,
-                &ctxs,
+                &q,
                 Some((from, to)),
                 self.limit.unwrap_or(u64::MAX),
-                self.format,
                 out,
                 |_| true,
             )
-            .with_context(|| self.index.display().to_string());
-        }
-        Ok(())
+        } else {
+            Ok(())
+        };
+        answer.with_context(|| name.clone())
     }
+}
+
+/// `--record N [--context C]`: records N-C..=N+C of each wanted ring.
+fn by_record(q: &Query<'_>, n: u64, context: u64, out: &mut dyn Write) -> anyhow::Result<()> {
+    let index = q.index;
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut found = false;
+    let lo = n.saturating_sub(context);
+    let hi = n.saturating_add(context);
+    for &ri in &q.rings {
+        let c = q.ctxs[ri];
+        let mut first = None;
+        for m in lo..=n {
+            first = index.find_record(ri, m)?;
+            if first.is_some() {
+                break;
+            }
+        }
+        let Some(mut bi) = first else {
+            continue;
+        };
+        found |= index.find_record(ri, n)?.is_some();
+        let blocks = index.ring_blocks(ri);
+        let mut done = false;
+        while !done && bi < blocks.len() {
+            index.decode(q.source, ri, &blocks[bi], |item| {
+                match item.number {
+                    Some(m) if m > hi => done = true,
+                    Some(m) if m >= lo => render::record(&mut buf, q.format, &item, &c),
+                    _ => {}
+                }
+                !done
+            })?;
+            bi += 1;
+        }
+    }
+    out.write_all(&buf)?;
+    if found {
+        return Ok(());
+    }
+    let mut ranges = Vec::new();
+    for &ri in &q.rings {
+        let b = index.ring_blocks(ri);
+        let cpu = q.ctxs[ri].cpu;
+        ranges.push(match (b.first(), b.last()) {
+            (Some(f), Some(l)) => {
+                index.check_entry(f)?;
+                index.check_entry(l)?;
+                format!(
+                    "cpu{cpu} #{}..#{}",
+                    f.first_record.get(),
+                    l.first_record
+                        .get()
+                        .saturating_add(u64::from(l.events.get()))
+                        .saturating_sub(1)
+                )
+            }
+            _ => format!("cpu{cpu} none"),
+        });
+    }
+    bail!(
+        "record #{n} is not in the dump (it holds {})",
+        ranges.join(", ")
+    )
+}
+
+/// `--kind K [--limit L]`: the first L records of these kinds, in time order.
+fn by_kind(q: &Query<'_>, kinds: &[Kind], limit: u64, out: &mut dyn Write) -> anyhow::Result<()> {
+    let index = q.index;
+    let mask = kinds.iter().fold(0u8, |m, k| m | 1 << (*k as u8));
+    if limit == u64::MAX {
+        let dump = Dump::parse(q.source)?;
+        return stream(&dump, q, None, u64::MAX, out, |i| {
+            mask & (1 << (i.event.kind() as u8)) != 0
+        });
+    }
+    let mut found: Vec<Item> = Vec::new();
+    for &ri in &q.rings {
+        let mut got = 0u64;
+        for e in index.ring_blocks(ri) {
+            if got >= limit {
+                break;
+            }
+            index.check_entry(e)?;
+            let has = e
+                .kinds
+                .iter()
+                .enumerate()
+                .any(|(k, c)| mask & (1 << k) != 0 && c.get() > 0);
+            if !has {
+                continue;
+            }
+            index.decode(q.source, ri, e, |item| {
+                if mask & (1 << (item.event.kind() as u8)) != 0 {
+                    found.push(item);
+                    got += 1;
+                }
+                got < limit
+            })?;
+        }
+    }
+    found.sort_by_key(|i| (i.ts, i.ring));
+    let mut buf = Vec::with_capacity(1 << 16);
+    for item in found
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+    {
+        render::record(&mut buf, q.format, item, &q.ctxs[item.ring as usize]);
+    }
+    out.write_all(&buf)?;
+    Ok(())
 }
 
 /// Streams at most `limit` records of `rings` in time order, starting each ring at the
 /// block the index says holds `from`, with the index's open-entry stack.
-#[allow(clippy::too_many_arguments)]
 fn stream(
     dump: &Dump<'_>,
-    rings: &[usize],
-    index: &Index<'_>,
-    ctxs: &[RingCtx],
+    q: &Query<'_>,
     window: Option<(TimeSpec, TimeSpec)>,
     limit: u64,
-    format: Format,
     out: &mut dyn Write,
     wants: impl Fn(&Item) -> bool,
 ) -> anyhow::Result<()> {
+    let (index, rings, ctxs, format) = (q.index, &q.rings, &q.ctxs, q.format);
     if dump.rings.len() != index.rings.len() {
         bail!(
             "index is stale: the source has {} rings, the index {}",
