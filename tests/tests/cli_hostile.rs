@@ -564,3 +564,72 @@ fn stats_has_the_same_format_option() {
         tracemark_ok(&["stats", p])
     );
 }
+
+// ---- Extract: piped logs, damaged lines with control bytes. ----
+
+/// `dump` framed as a UART log between console lines.
+fn uart_log(dump: &[u8]) -> Vec<u8> {
+    let mut log = b"boot: hello\n".to_vec();
+    tracemark_format::uart::write_framed(
+        0x2a,
+        dump,
+        tracemark_format::uart::DEFAULT_CHUNK_LEN,
+        &mut |line: &[u8]| -> Result<(), ()> {
+            log.extend_from_slice(line);
+            Ok(())
+        },
+    )
+    .unwrap();
+    log.extend_from_slice(b"shell> \n");
+    log
+}
+
+#[test]
+fn extract_reads_a_piped_log_and_escapes_damaged_lines() {
+    use std::io::Write;
+    let sim = kernel_sim(3_000, 2, 192 + 6 * 512, "overwrite", 512, 54);
+    let dump = std::fs::read(&sim.dump).unwrap();
+    let log = uart_log(&dump);
+    let out_path = sim.dir.path().join("x.bin");
+    let o = out_path.to_str().unwrap();
+    let mut child = std::process::Command::new(common::tracemark_bin())
+        .args(["extract", "-", "-o", o])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = log.clone();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&out_path).unwrap(),
+        dump,
+        "the dump, byte for byte"
+    );
+    // A data line damaged with an escape sequence and a NUL: reported, escaped, one
+    // line per problem, non-zero exit.
+    let text = String::from_utf8(log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let d = lines.iter().position(|l| l.starts_with("@TM:D,")).unwrap();
+    lines[d] = format!("{}\u{1b}[2J\u{0}", &lines[d][..lines[d].len() - 4]);
+    let bad = write(&sim, "bad.log", (lines.join("\n") + "\n").as_bytes());
+    for args in [
+        vec!["extract", bad.to_str().unwrap(), "-o", o],
+        vec!["decode", bad.to_str().unwrap()],
+    ] {
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            !err.contains('\u{1b}') && !err.contains('\u{0}'),
+            "{args:?}: {err:?}"
+        );
+        assert!(err.contains(bad.to_str().unwrap()), "{args:?}: {err}");
+    }
+}
