@@ -9,6 +9,7 @@
 //! - [`filter`]: which records a command wants;
 //! - [`render`]: text, JSON Lines and CSV output;
 //! - [`stats`]: the summary of `tracemark stats`;
+//! - [`export`]: CTF and Parquet writers of `tracemark export`;
 //! - [`index`]: the sparse block index of `tracemark index` and its queries.
 //! - [`extract`]: dumps recovered from the `@TM:` lines of a UART log.
 //!
@@ -25,3 +26,4 @@ pub mod par;
 pub mod pipeline;
 pub mod render;
 pub mod stats;
+pub mod export;

@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Print records in time order across CPUs.
     Decode(cmd::decode::Cmd),
+    /// Write dumps as CTF or Parquet (export-ctf-parquet wiring).
+    Export(cmd::export::Cmd),
     /// Recover dumps framed in a UART log (`@TM:` lines).
     Extract(cmd::extract_cmd::Cmd),
     /// Build a block index for fast queries.
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = match cli.command {
         Command::Decode(c) => c.run(&mut out),
+        Command::Export(c) => c.run(&mut out),
         Command::Extract(c) => c.run(&mut out),
         Command::Index(c) => c.run(&mut out),
         Command::Query(c) => c.run(&mut out),

@@ -11,6 +11,7 @@ use tracemark_decoder::extract::{self, ExtractError, ExtractReport};
 use tracemark_decoder::input::{self, Input, InputKind};
 
 pub mod decode;
+pub mod export;
 pub mod extract_cmd;
 pub mod index;
 pub mod query;

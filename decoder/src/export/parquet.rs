@@ -1,0 +1,692 @@
+//! Hive-partitioned Parquet tables of one or many dumps, for data engines (DuckDB,
+//! Spark, DataFusion) that read a directory of Parquet files as one table.
+//!
+//! # Layout
+//!
+//! ```text
+//! DIR/records/dump=<id>/cpu=<n>/part-<k>.parquet   one row per record
+//! DIR/images/dump=<id>/cpu=<n>/part-0.parquet      one row per IMAGE record
+//! DIR/lost/dump=<id>/cpu=<n>/part-0.parquet        one row per LOST record
+//! DIR/rings/dump=<id>/part-0.parquet               one row per ring (header counters)
+//! ```
+//!
+//! `<id>` is [`super::dump_id`] (producer id and content hash): the same dump always lands
+//! in the same partition, and exporting it again replaces its files. The partition
+//! columns `dump` and `cpu` come from the paths (`hive_partitioning`); the files do not
+//! repeat them. A CPU's records are in time order, so its row groups are sorted by
+//! `ts` and their statistics let engines skip row groups outside a time window. Files
+//! are zstd-compressed (level 1); a part holds at most [`PART_ROWS`] rows in row groups
+//! of [`ROW_GROUP_ROWS`].
+//!
+//! # The `records` table
+//!
+//! | column | type | for |
+//! |---|---|---|
+//! | `ts` | uint64 | every record: time in ticks |
+//! | `time_ns` | int64, null if the clock frequency is unknown | time in ns |
+//! | `n` | uint64, null for LOST | the record number on its CPU |
+//! | `kind` | string | `KENTRY`, `KEXIT`, `IRQ`, `FENTRY`, `FEXIT`, `USER`, `IMAGE`, `LOST` |
+//! | `path` | string | KENTRY; KEXIT whose entry is known |
+//! | `syscall`, `syscall_name` | uint8, string | syscall KENTRY; KEXIT closing one |
+//! | `cap`, `cap_name`, `label`, `fastpath` | uint8, string, uint32, bool | syscall KENTRY |
+//! | `core`, `word` | uint8, uint32 | other KENTRY (`word`: IRQ number, fault type) |
+//! | `duration_ticks`, `duration_ns` | uint64, int64 | KEXIT with a measured duration |
+//! | `exit_note` | string | KEXIT without one: `no entry`, `nesting overflow` |
+//! | `irq` | uint32 | IRQ |
+//! | `func`, `symbol` | uint64, string | FENTRY, FEXIT (`symbol` when a [`Symbols`] is given) |
+//! | `user_id`, `payload` | uint32, binary | USER |
+//!
+//! Names (`syscall_name`, `cap_name`) follow the ring header's syscall ABI and are null
+//! where it has none.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
+use parquet::errors::ParquetError;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::parser::parse_message_type;
+use parquet::schema::types::{ColumnPath, Type};
+use tracemark_format::record::ExitDuration;
+use tracemark_format::{EntryPath, Event, Kind, SyscallAbi};
+
+use super::{DumpMeta, RingMeta, RingSink};
+use crate::merge::Item;
+
+/// Rows per row group.
+pub const ROW_GROUP_ROWS: usize = 1 << 20;
+/// Rows per part file.
+pub const PART_ROWS: u64 = 16 << 20;
+
+/// Function names for the `symbol` column (the `--elf` resolver implements it).
+pub trait Symbols: Send + Sync {
+    /// The name of function id or address `func`, if known.
+    fn name(&self, func: u64) -> Option<String>;
+}
+
+const RECORDS_SCHEMA: &str = "
+message records {
+  required int64 ts (INTEGER(64,false));
+  optional int64 time_ns;
+  optional int64 n (INTEGER(64,false));
+  required binary kind (STRING);
+  optional binary path (STRING);
+  optional int32 syscall (INTEGER(8,false));
+  optional binary syscall_name (STRING);
+  optional int32 cap (INTEGER(8,false));
+  optional binary cap_name (STRING);
+  optional int32 label (INTEGER(32,false));
+  optional boolean fastpath;
+  optional int32 core (INTEGER(8,false));
+  optional int32 word (INTEGER(32,false));
+  optional int64 duration_ticks (INTEGER(64,false));
+  optional int64 duration_ns;
+  optional binary exit_note (STRING);
+  optional int32 irq (INTEGER(32,false));
+  optional int64 func (INTEGER(64,false));
+  optional binary symbol (STRING);
+  optional int32 user_id (INTEGER(32,false));
+  optional binary payload;
+}";
+
+const IMAGES_SCHEMA: &str = "
+message images {
+  required int64 ts (INTEGER(64,false));
+  optional int64 time_ns;
+  required int64 base (INTEGER(64,false));
+  required int64 size (INTEGER(64,false));
+  required int64 image_id (INTEGER(64,false));
+}";
+
+const LOST_SCHEMA: &str = "
+message lost {
+  required int64 ts (INTEGER(64,false));
+  optional int64 time_ns;
+  required int64 count (INTEGER(64,false));
+  required int64 since (INTEGER(64,false));
+}";
+
+const RINGS_SCHEMA: &str = "
+message rings {
+  required int32 ring (INTEGER(32,false));
+  required int32 cpu (INTEGER(32,false));
+  required int64 clock_hz (INTEGER(64,false));
+  required int64 producer_id (INTEGER(64,false));
+  required binary syscall_abi (STRING);
+  required int64 overwritten (INTEGER(64,false));
+  required int64 dropped (INTEGER(64,false));
+  required int64 records (INTEGER(64,false));
+}";
+
+fn perr(path: &Path, e: ParquetError) -> io::Error {
+    io::Error::other(format!("{}: {e}", path.display()))
+}
+
+fn ioerr(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+fn schema(text: &str) -> Arc<Type> {
+    // The schemas are constants of this module, checked by the tests.
+    Arc::new(parse_message_type(text).unwrap_or_else(|e| panic!("bad built-in schema: {e}")))
+}
+
+fn properties() -> Arc<WriterProperties> {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    // Columns of (nearly) unique values: a dictionary only costs time.
+    for c in ["ts", "time_ns", "n", "duration_ticks", "duration_ns", "payload"] {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    Arc::new(b.build())
+}
+
+/// A nullable column's values and definition levels.
+#[derive(Default)]
+struct Col<T> {
+    values: Vec<T>,
+    defs: Vec<i16>,
+}
+
+impl<T> Col<T> {
+    #[inline(always)]
+    fn some(&mut self, v: T) {
+        self.values.push(v);
+        self.defs.push(1);
+    }
+    #[inline(always)]
+    fn none(&mut self) {
+        self.defs.push(0);
+    }
+    #[inline(always)]
+    fn opt(&mut self, v: Option<T>) {
+        match v {
+            Some(v) => self.some(v),
+            None => self.none(),
+        }
+    }
+    fn clear(&mut self) {
+        self.values.clear();
+        self.defs.clear();
+    }
+}
+
+/// Writes one column of the current row group.
+fn put<T: DataType>(
+    rg: &mut parquet::file::writer::SerializedRowGroupWriter<'_, File>,
+    values: &[T::T],
+    defs: Option<&[i16]>,
+) -> Result<(), ParquetError> {
+    let Some(mut c) = rg.next_column()? else {
+        return Err(ParquetError::General("schema has fewer columns".into()));
+    };
+    c.typed::<T>().write_batch(values, defs, None)?;
+    c.close()
+}
+
+fn s(text: &'static str) -> ByteArray {
+    ByteArray::from(Bytes::from_static(text.as_bytes()))
+}
+
+/// The strings of the records table, made once (cloning a static `Bytes` is free).
+struct Names {
+    kinds: [ByteArray; 8],
+    paths: [ByteArray; 8],
+    syscalls: [Option<ByteArray>; 16],
+    caps: [Option<ByteArray>; 32],
+    no_entry: ByteArray,
+    overflow: ByteArray,
+}
+
+impl Names {
+    fn new(abi: SyscallAbi) -> Self {
+        Names {
+            kinds: Kind::EVENTS.map(|k| s(k.name())),
+            paths: EntryPath::ALL.map(|p| s(p.name())),
+            syscalls: std::array::from_fn(|i| abi.syscall_name(i as u8).map(s)),
+            caps: std::array::from_fn(|i| abi.cap_name(i as u8).map(s)),
+            no_entry: s("no entry"),
+            overflow: s("nesting overflow"),
+        }
+    }
+}
+
+/// The columns of a row group of the records table, being filled.
+#[derive(Default)]
+struct Records {
+    ts: Vec<i64>,
+    time_ns: Col<i64>,
+    n: Col<i64>,
+    kind: Vec<ByteArray>,
+    path: Col<ByteArray>,
+    syscall: Col<i32>,
+    syscall_name: Col<ByteArray>,
+    cap: Col<i32>,
+    cap_name: Col<ByteArray>,
+    label: Col<i32>,
+    fastpath: Col<bool>,
+    core: Col<i32>,
+    word: Col<i32>,
+    duration_ticks: Col<i64>,
+    duration_ns: Col<i64>,
+    exit_note: Col<ByteArray>,
+    irq: Col<i32>,
+    func: Col<i64>,
+    symbol: Col<ByteArray>,
+    user_id: Col<i32>,
+    payload: Col<ByteArray>,
+}
+
+impl Records {
+    fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    fn clear(&mut self) {
+        self.ts.clear();
+        self.kind.clear();
+        self.time_ns.clear();
+        self.n.clear();
+        self.path.clear();
+        self.syscall.clear();
+        self.syscall_name.clear();
+        self.cap.clear();
+        self.cap_name.clear();
+        self.label.clear();
+        self.fastpath.clear();
+        self.core.clear();
+        self.word.clear();
+        self.duration_ticks.clear();
+        self.duration_ns.clear();
+        self.exit_note.clear();
+        self.irq.clear();
+        self.func.clear();
+        self.symbol.clear();
+        self.user_id.clear();
+        self.payload.clear();
+    }
+
+    fn write(&self, w: &mut SerializedFileWriter<File>) -> Result<(), ParquetError> {
+        let mut rg = w.next_row_group()?;
+        put::<Int64Type>(&mut rg, &self.ts, None)?;
+        put::<Int64Type>(&mut rg, &self.time_ns.values, Some(&self.time_ns.defs))?;
+        put::<Int64Type>(&mut rg, &self.n.values, Some(&self.n.defs))?;
+        put::<ByteArrayType>(&mut rg, &self.kind, None)?;
+        put::<ByteArrayType>(&mut rg, &self.path.values, Some(&self.path.defs))?;
+        put::<Int32Type>(&mut rg, &self.syscall.values, Some(&self.syscall.defs))?;
+        let sn = &self.syscall_name;
+        put::<ByteArrayType>(&mut rg, &sn.values, Some(&sn.defs))?;
+        put::<Int32Type>(&mut rg, &self.cap.values, Some(&self.cap.defs))?;
+        put::<ByteArrayType>(&mut rg, &self.cap_name.values, Some(&self.cap_name.defs))?;
+        put::<Int32Type>(&mut rg, &self.label.values, Some(&self.label.defs))?;
+        put::<BoolType>(&mut rg, &self.fastpath.values, Some(&self.fastpath.defs))?;
+        put::<Int32Type>(&mut rg, &self.core.values, Some(&self.core.defs))?;
+        put::<Int32Type>(&mut rg, &self.word.values, Some(&self.word.defs))?;
+        let dt = &self.duration_ticks;
+        put::<Int64Type>(&mut rg, &dt.values, Some(&dt.defs))?;
+        let dn = &self.duration_ns;
+        put::<Int64Type>(&mut rg, &dn.values, Some(&dn.defs))?;
+        let en = &self.exit_note;
+        put::<ByteArrayType>(&mut rg, &en.values, Some(&en.defs))?;
+        put::<Int32Type>(&mut rg, &self.irq.values, Some(&self.irq.defs))?;
+        put::<Int64Type>(&mut rg, &self.func.values, Some(&self.func.defs))?;
+        put::<ByteArrayType>(&mut rg, &self.symbol.values, Some(&self.symbol.defs))?;
+        put::<Int32Type>(&mut rg, &self.user_id.values, Some(&self.user_id.defs))?;
+        put::<ByteArrayType>(&mut rg, &self.payload.values, Some(&self.payload.defs))?;
+        rg.close()?;
+        Ok(())
+    }
+}
+
+/// `ticks` in ns at `hz` (`None` if `hz` is 0; saturating).
+#[inline(always)]
+fn ns(ticks: u64, hz: u64) -> Option<i64> {
+    match hz {
+        0 => None,
+        1_000_000_000 => Some(ticks as i64),
+        _ => Some((u128::from(ticks) * 1_000_000_000 / u128::from(hz)).min(i64::MAX as u128) as i64),
+    }
+}
+
+/// A file of a side table with its rows so far (small: only IMAGE and LOST records).
+struct Side {
+    path: PathBuf,
+    rows: Vec<[u64; 4]>,
+}
+
+/// What was written for one ring.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionSummary {
+    /// Rows of the records table.
+    pub rows: u64,
+    /// Part files of the records table.
+    pub parts: u64,
+    /// Bytes of all files written.
+    pub bytes: u64,
+}
+
+/// The records of one ring of one dump: `records/dump=<id>/cpu=<n>/part-<k>.parquet`
+/// and its side-table files.
+pub struct ParquetPartition {
+    dir: PathBuf,
+    meta: RingMeta,
+    names: Names,
+    symbols: Option<Arc<dyn Symbols>>,
+    symbol_cache: HashMap<u64, Option<ByteArray>>,
+    cols: Records,
+    writer: Option<(PathBuf, SerializedFileWriter<File>)>,
+    rows_in_part: u64,
+    summary: PartitionSummary,
+    images: Side,
+    lost: Side,
+    props: Arc<WriterProperties>,
+    schema: Arc<Type>,
+}
+
+impl ParquetPartition {
+    fn open_part(&mut self) -> io::Result<()> {
+        let path = self
+            .dir
+            .join(format!("part-{}.parquet", self.summary.parts));
+        let file = File::create(&path).map_err(|e| ioerr(&path, e))?;
+        let w = SerializedFileWriter::new(file, self.schema.clone(), self.props.clone())
+            .map_err(|e| perr(&path, e))?;
+        self.writer = Some((path, w));
+        self.summary.parts += 1;
+        self.rows_in_part = 0;
+        Ok(())
+    }
+
+    fn close_part(&mut self) -> io::Result<()> {
+        if let Some((path, w)) = self.writer.take() {
+            w.close().map_err(|e| perr(&path, e))?;
+            self.summary.bytes += std::fs::metadata(&path).map_or(0, |m| m.len());
+        }
+        Ok(())
+    }
+
+    fn flush_rows(&mut self) -> io::Result<()> {
+        if self.cols.len() == 0 {
+            return Ok(());
+        }
+        if self.writer.is_none() {
+            self.open_part()?;
+        }
+        if let Some((path, w)) = &mut self.writer {
+            self.cols.write(w).map_err(|e| perr(path, e))?;
+        }
+        self.rows_in_part += self.cols.len() as u64;
+        self.cols.clear();
+        if self.rows_in_part >= PART_ROWS {
+            self.close_part()?;
+        }
+        Ok(())
+    }
+
+    fn symbol(&mut self, func: u64) -> Option<ByteArray> {
+        let symbols = self.symbols.as_ref()?;
+        self.symbol_cache
+            .entry(func)
+            .or_insert_with(|| symbols.name(func).map(|n| ByteArray::from(n.into_bytes())))
+            .clone()
+    }
+
+    /// Writes the last row group and the side tables; returns what was written.
+    pub fn finish(mut self) -> io::Result<PartitionSummary> {
+        self.flush_rows()?;
+        self.close_part()?;
+        let hz = self.meta.clock_hz;
+        for (side, schema_text) in [(&self.images, IMAGES_SCHEMA), (&self.lost, LOST_SCHEMA)] {
+            if side.rows.is_empty() {
+                continue;
+            }
+            if let Some(d) = side.path.parent() {
+                std::fs::create_dir_all(d).map_err(|e| ioerr(d, e))?;
+            }
+            let cols: Vec<Vec<i64>> = (0..4)
+                .map(|i| side.rows.iter().map(|r| r[i] as i64).collect())
+                .collect();
+            let times: Vec<i64> = side.rows.iter().filter_map(|r| ns(r[0], hz)).collect();
+            let defs: Vec<i16> = vec![i16::from(hz != 0); side.rows.len()];
+            let write = || -> Result<(), ParquetError> {
+                let file = File::create(&side.path)?;
+                let mut w = SerializedFileWriter::new(file, schema(schema_text), properties())?;
+                let mut rg = w.next_row_group()?;
+                put::<Int64Type>(&mut rg, &cols[0], None)?;
+                put::<Int64Type>(&mut rg, &times, Some(&defs))?;
+                for c in &cols[1..] {
+                    put::<Int64Type>(&mut rg, c, None)?;
+                }
+                rg.close()?;
+                w.close()?;
+                Ok(())
+            };
+            write().map_err(|e| perr(&side.path, e))?;
+            self.summary.bytes += std::fs::metadata(&side.path).map_or(0, |m| m.len());
+        }
+        Ok(self.summary)
+    }
+}
+
+impl RingSink for ParquetPartition {
+    #[inline]
+    fn record(&mut self, item: &Item) -> io::Result<()> {
+        let hz = self.meta.clock_hz;
+        let c = &mut self.cols;
+        c.ts.push(item.ts as i64);
+        c.time_ns.opt(ns(item.ts, hz));
+        c.n.opt(item.number.map(|n| n as i64));
+        c.kind
+            .push(self.names.kinds[item.event.kind() as usize & 7].clone());
+        let mut entry = None;
+        let mut sys = None;
+        let mut cap = None;
+        let mut other = None;
+        let mut dur = None;
+        let mut note = None;
+        let mut irq = None;
+        let mut func = None;
+        let mut user = None;
+        match &item.event {
+            Event::KernelEntry(e) => {
+                entry = Some(*e);
+                if let Some(s) = e.as_syscall() {
+                    sys = Some(s.syscall());
+                    cap = Some((s.cap_type(), s.label(), s.fastpath()));
+                } else if let Some(o) = e.as_other() {
+                    other = Some((o.core(), o.word()));
+                }
+            }
+            Event::KernelExit(d) => {
+                entry = item.entry;
+                sys = item.entry.and_then(|e| e.as_syscall()).map(|s| s.syscall());
+                match d {
+                    ExitDuration::Ticks(t) => dur = Some(*t),
+                    ExitDuration::NoEntry => note = Some(self.names.no_entry.clone()),
+                    ExitDuration::NestingOverflow => note = Some(self.names.overflow.clone()),
+                }
+            }
+            Event::Interrupt { irq: i } => irq = Some(*i),
+            Event::FunctionEntry { func: f } | Event::FunctionExit { func: f } => func = Some(*f),
+            Event::User { id, payload } => user = Some((*id, payload.as_bytes().to_vec())),
+            Event::Image { base, size, id } => self.images.rows.push([item.ts, *base, *size, *id]),
+            Event::Lost { count, since } => self.lost.rows.push([item.ts, *count, *since, 0]),
+        }
+        c.path
+            .opt(entry.map(|e| self.names.paths[e.path().into_bits() as usize & 7].clone()));
+        c.syscall.opt(sys.map(i32::from));
+        c.syscall_name
+            .opt(sys.and_then(|s| self.names.syscalls[usize::from(s & 15)].clone()));
+        match cap {
+            Some((t, label, fast)) => {
+                c.cap.some(i32::from(t));
+                c.cap_name.opt(self.names.caps[usize::from(t & 31)].clone());
+                c.label.some(label as i32);
+                c.fastpath.some(fast);
+            }
+            None => {
+                c.cap.none();
+                c.cap_name.none();
+                c.label.none();
+                c.fastpath.none();
+            }
+        }
+        c.core.opt(other.map(|o| i32::from(o.0)));
+        c.word.opt(other.map(|o| o.1 as i32));
+        c.duration_ticks.opt(dur.map(|d| d as i64));
+        c.duration_ns.opt(dur.and_then(|d| ns(d, hz)));
+        c.exit_note.opt(note);
+        c.irq.opt(irq.map(|i| i as i32));
+        c.func.opt(func.map(|f| f as i64));
+        match func {
+            Some(f) if self.symbols.is_some() => {
+                let name = self.symbol(f);
+                self.cols.symbol.opt(name);
+            }
+            _ => self.cols.symbol.none(),
+        }
+        let c = &mut self.cols;
+        match user {
+            Some((id, data)) => {
+                c.user_id.some(id as i32);
+                c.payload.some(ByteArray::from(data));
+            }
+            None => {
+                c.user_id.none();
+                c.payload.none();
+            }
+        }
+        self.summary.rows += 1;
+        if self.cols.len() >= ROW_GROUP_ROWS {
+            self.flush_rows()?;
+        }
+        Ok(())
+    }
+}
+
+/// The Parquet tables of one dump under `DIR`: one [`ParquetPartition`] per ring.
+pub struct ParquetDump {
+    parts: Vec<ParquetPartition>,
+    rings_path: PathBuf,
+    rings: Vec<RingMeta>,
+}
+
+/// `DIR/<table>/dump=<id>`.
+pub fn dump_dir(dir: &Path, table: &str, id: &str) -> PathBuf {
+    dir.join(table).join(format!("dump={id}"))
+}
+
+impl ParquetDump {
+    /// Prepares the partitions of the dump of `meta` under `dir`, replacing the files
+    /// an earlier export of the same dump left there. `symbols` fills the `symbol`
+    /// column.
+    pub fn new(dir: &Path, meta: &DumpMeta, symbols: Option<Arc<dyn Symbols>>) -> io::Result<Self> {
+        for table in ["records", "images", "lost", "rings"] {
+            let d = dump_dir(dir, table, &meta.id);
+            match std::fs::remove_dir_all(&d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ioerr(&d, e)),
+            }
+        }
+        let props = properties();
+        let schema = schema(RECORDS_SCHEMA);
+        let mut parts = Vec::with_capacity(meta.rings.len());
+        for (i, r) in meta.rings.iter().enumerate() {
+            // Two rings of one CPU (concatenated dumps) would share a partition: the
+            // second one gets its own part numbers through a separate directory name.
+            let cpu_dir = if meta.rings[..i].iter().any(|o| o.cpu == r.cpu) {
+                format!("cpu={}/ring{i}", r.cpu)
+            } else {
+                format!("cpu={}", r.cpu)
+            };
+            let d = dump_dir(dir, "records", &meta.id).join(&cpu_dir);
+            std::fs::create_dir_all(&d).map_err(|e| ioerr(&d, e))?;
+            let side = |table: &str| Side {
+                path: dump_dir(dir, table, &meta.id)
+                    .join(&cpu_dir)
+                    .join("part-0.parquet"),
+                rows: Vec::new(),
+            };
+            parts.push(ParquetPartition {
+                dir: d,
+                meta: *r,
+                names: Names::new(r.abi),
+                symbols: symbols.clone(),
+                symbol_cache: HashMap::new(),
+                cols: Records::default(),
+                writer: None,
+                rows_in_part: 0,
+                summary: PartitionSummary::default(),
+                images: side("images"),
+                lost: side("lost"),
+                props: props.clone(),
+                schema: schema.clone(),
+            });
+        }
+        Ok(ParquetDump {
+            parts,
+            rings_path: dump_dir(dir, "rings", &meta.id).join("part-0.parquet"),
+            rings: meta.rings.clone(),
+        })
+    }
+
+    /// The per-ring partitions, to feed in parallel (`[i]` takes ring `i`).
+    pub fn partitions_mut(&mut self) -> &mut [ParquetPartition] {
+        &mut self.parts
+    }
+
+    /// Takes the next record of ring `item.ring`.
+    pub fn record(&mut self, item: &Item) -> io::Result<()> {
+        let n = self.parts.len();
+        match self.parts.get_mut(item.ring as usize) {
+            Some(p) => p.record(item),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("record of ring {} in a dump of {n} rings", item.ring),
+            )),
+        }
+    }
+
+    /// Finishes every partition and writes the `rings` table.
+    pub fn finish(self) -> io::Result<PartitionSummary> {
+        let mut sum = PartitionSummary::default();
+        let mut records = Vec::with_capacity(self.parts.len());
+        for p in self.parts {
+            let s = p.finish()?;
+            records.push(s.rows);
+            sum.rows += s.rows;
+            sum.parts += s.parts;
+            sum.bytes += s.bytes;
+        }
+        let path = &self.rings_path;
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| ioerr(d, e))?;
+        }
+        let r = &self.rings;
+        let i32s = |f: &dyn Fn(usize, &RingMeta) -> i32| -> Vec<i32> {
+            r.iter().enumerate().map(|(i, m)| f(i, m)).collect()
+        };
+        let i64s = |f: &dyn Fn(usize, &RingMeta) -> u64| -> Vec<i64> {
+            r.iter().enumerate().map(|(i, m)| f(i, m) as i64).collect()
+        };
+        let abis: Vec<ByteArray> = r
+            .iter()
+            .map(|m| {
+                s(match m.abi {
+                    SyscallAbi::Raw => "raw",
+                    SyscallAbi::Sel4 => "sel4",
+                    SyscallAbi::Sel4Mcs => "sel4-mcs",
+                })
+            })
+            .collect();
+        let write = || -> Result<(), ParquetError> {
+            let file = File::create(path)?;
+            let mut w = SerializedFileWriter::new(file, schema(RINGS_SCHEMA), properties())?;
+            let mut rg = w.next_row_group()?;
+            put::<Int32Type>(&mut rg, &i32s(&|i, _| i as i32), None)?;
+            put::<Int32Type>(&mut rg, &i32s(&|_, m| m.cpu as i32), None)?;
+            put::<Int64Type>(&mut rg, &i64s(&|_, m| m.clock_hz), None)?;
+            put::<Int64Type>(&mut rg, &i64s(&|_, m| m.producer_id), None)?;
+            put::<ByteArrayType>(&mut rg, &abis, None)?;
+            put::<Int64Type>(&mut rg, &i64s(&|_, m| m.overwritten), None)?;
+            put::<Int64Type>(&mut rg, &i64s(&|_, m| m.dropped), None)?;
+            put::<Int64Type>(&mut rg, &i64s(&|i, _| records[i]), None)?;
+            rg.close()?;
+            w.close()?;
+            Ok(())
+        };
+        write().map_err(|e| perr(path, e))?;
+        sum.bytes += std::fs::metadata(path).map_or(0, |m| m.len());
+        Ok(sum)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_schemas_parse() {
+        for t in [RECORDS_SCHEMA, IMAGES_SCHEMA, LOST_SCHEMA, RINGS_SCHEMA] {
+            assert!(parse_message_type(t).is_ok(), "{t}");
+        }
+        assert_eq!(schema(RECORDS_SCHEMA).get_fields().len(), 21);
+    }
+
+    #[test]
+    fn ns_conversion() {
+        assert_eq!(ns(5, 0), None);
+        assert_eq!(ns(7, 1_000_000_000), Some(7));
+        assert_eq!(ns(3, 4), Some(750_000_000));
+        assert_eq!(ns(u64::MAX, 1), Some(i64::MAX));
+    }
+}
