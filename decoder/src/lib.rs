@@ -17,6 +17,7 @@
 //! ordering and presentation.
 
 pub mod dump;
+pub mod export;
 pub mod extract;
 pub mod filter;
 pub mod index;
@@ -26,4 +27,3 @@ pub mod par;
 pub mod pipeline;
 pub mod render;
 pub mod stats;
-pub mod export;

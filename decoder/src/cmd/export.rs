@@ -73,7 +73,10 @@ impl Cmd {
         match self.format {
             ExportFormat::Ctf => {
                 let [dump] = &dumps[..] else {
-                    bail!("--format ctf takes one input file (one CTF trace per dump); got {}", dumps.len());
+                    bail!(
+                        "--format ctf takes one input file (one CTF trace per dump); got {}",
+                        dumps.len()
+                    );
                 };
                 let meta = DumpMeta::of(dump);
                 let mut w = CtfWriter::new(&self.output, &meta)

@@ -140,7 +140,11 @@ impl CtfWriter {
             Some(s) => s.record(item),
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("record of ring {} in a trace of {} rings", item.ring, self.streams.len()),
+                format!(
+                    "record of ring {} in a trace of {} rings",
+                    item.ring,
+                    self.streams.len()
+                ),
             )),
         }
     }

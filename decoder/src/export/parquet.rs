@@ -143,7 +143,14 @@ fn properties() -> Arc<WriterProperties> {
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     // Columns of (nearly) unique values: a dictionary only costs time.
-    for c in ["ts", "time_ns", "n", "duration_ticks", "duration_ns", "payload"] {
+    for c in [
+        "ts",
+        "time_ns",
+        "n",
+        "duration_ticks",
+        "duration_ns",
+        "payload",
+    ] {
         b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
     }
     Arc::new(b.build())
@@ -312,7 +319,9 @@ fn ns(ticks: u64, hz: u64) -> Option<i64> {
     match hz {
         0 => None,
         1_000_000_000 => Some(ticks as i64),
-        _ => Some((u128::from(ticks) * 1_000_000_000 / u128::from(hz)).min(i64::MAX as u128) as i64),
+        _ => {
+            Some((u128::from(ticks) * 1_000_000_000 / u128::from(hz)).min(i64::MAX as u128) as i64)
+        }
     }
 }
 
