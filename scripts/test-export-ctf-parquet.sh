@@ -49,7 +49,11 @@ trap 'rm -rf "$tmp"' EXIT
 "$bin/kernel-sim" --events 100000 --cpus 3 --buffer 1M --mode drop --seed 3 \
     -o "$tmp/three.bin" --truth "$tmp/three.json" 2>/dev/null
 
-for d in over drop three; do
+# Time steps of 2^32 ticks and more (CTF extended headers, wrapping 32-bit times), a
+# full drop-mode ring: written by the real encoder in decoder/tests/export.rs.
+TRACEMARK_EXPORT_FIXTURES="$tmp" cargo test -q -p tracemark-decoder --test export >/dev/null
+
+for d in over drop three gaps; do
     "$tm" export "$tmp/$d.bin" --format ctf -o "$tmp/ctf-$d" >/dev/null
     babeltrace2 "$tmp/ctf-$d" >"$tmp/bt.out" 2>"$tmp/bt.err"
     # babeltrace2 prints its discarded-event reports on stderr; nothing else may be there.
@@ -84,7 +88,8 @@ if "$tm" export "$tmp/mixed.bin" --format ctf -o "$tmp/ctf-mixed" 2>"$tmp/err"; 
 fi
 grep -q 'different clock frequencies' "$tmp/err" && [ "$(wc -l <"$tmp/err")" = 1 ]
 
-"$tm" export "$tmp/over.bin" "$tmp/drop.bin" "$tmp/three.bin" --format parquet -o "$tmp/pq"
+"$tm" export "$tmp/over.bin" "$tmp/drop.bin" "$tmp/three.bin" "$tmp/gaps.bin" \
+    --format parquet -o "$tmp/pq"
 "$venv/bin/python" scripts/export/check_parquet.py "$tm" "$tmp/pq" \
-    "$tmp/over.bin" "$tmp/drop.bin" "$tmp/three.bin"
+    "$tmp/over.bin" "$tmp/drop.bin" "$tmp/three.bin" "$tmp/gaps.bin"
 echo "ok   export: CTF and Parquet"

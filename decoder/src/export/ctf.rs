@@ -14,7 +14,10 @@
 //!   stream instance id) and a context: `timestamp_begin`/`timestamp_end` (first and
 //!   last record of the packet), `content_size`/`packet_size` in bits,
 //!   `packet_seq_num` (0, 1, 2, ...), `events_discarded` and `cpu_id`.
-//! - Every event has a one-byte id and the full 64-bit timestamp in ticks.
+//! - Every event header is LTTng's "compact" header: a one-byte event id and the low 32
+//!   bits of the time in ticks (the reader rebuilds the rest from the previous time),
+//!   or, after a step of 2^32 ticks or more, id 255, the event id and the full 64-bit
+//!   time.
 //!
 //! # Lost records
 //!
@@ -61,8 +64,14 @@ const AT_CONTENT: usize = 48;
 const AT_SIZE: usize = 56;
 const AT_SEQ: usize = 64;
 const AT_DISCARDED: usize = 72;
-/// Largest event (a user event with 32 payload bytes).
+/// Largest event (a user event with 32 payload bytes, extended header).
 const MAX_EVENT: usize = 64;
+
+/// Event header `id` of an extended header (id and 64-bit time follow); ids below it
+/// are the event class with a 32-bit time.
+const EXTENDED: u8 = 255;
+/// Largest time step a compact header (32-bit time) expresses.
+const COMPACT_SPAN: u64 = 1 << 32;
 
 /// The `entry_path` of a kernel exit whose entry is not known.
 const NO_PATH: u8 = 255;
@@ -116,6 +125,7 @@ impl CtfWriter {
                 seq: 0,
                 first_ts: None,
                 last_ts: 0,
+                clock: 0,
                 events_in_packet: 0,
                 discarded: 0,
                 overwritten: r.overwritten,
@@ -176,6 +186,8 @@ pub struct CtfStream {
     /// The first record's time, once a packet was started.
     first_ts: Option<u64>,
     last_ts: u64,
+    /// The reader's clock value after the last timestamp written.
+    clock: u64,
     events_in_packet: u64,
     /// Lost records known up to the last record seen.
     discarded: u64,
@@ -202,6 +214,8 @@ impl CtfStream {
         self.buf.extend_from_slice(&self.cpu.to_le_bytes());
         debug_assert_eq!(self.buf.len(), PACKET_HEADER);
         self.events_in_packet = 0;
+        // `timestamp_begin` sets the reader's clock.
+        self.clock = ts;
     }
 
     fn patch(&mut self, at: usize, v: u64) {
@@ -273,13 +287,22 @@ impl RingSink for CtfStream {
         }
         // A clock going backwards within a ring cannot be expressed in CTF (babeltrace2
         // refuses it); such a record keeps the previous time.
-        let ts = ts.max(self.last_ts);
+        let ts = ts.max(self.last_ts).max(self.clock);
         self.last_ts = ts;
         self.events += 1;
         self.events_in_packet += 1;
         let b = &mut self.buf;
-        b.push(item.event.kind() as u8);
-        b.extend_from_slice(&ts.to_le_bytes());
+        let kind = item.event.kind() as u8;
+        if ts - self.clock < COMPACT_SPAN {
+            // The reader rebuilds the high bits from the previous time.
+            b.push(kind);
+            b.extend_from_slice(&(ts as u32).to_le_bytes());
+        } else {
+            b.push(EXTENDED);
+            b.push(kind);
+            b.extend_from_slice(&ts.to_le_bytes());
+        }
+        self.clock = ts;
         match &item.event {
             Event::KernelEntry(e) => {
                 let mut f = [0u8; 13];
@@ -430,6 +453,7 @@ typealias integer {{ size = 8; align = 8; signed = false; }} := uint8_t;
 typealias integer {{ size = 32; align = 8; signed = false; }} := uint32_t;
 typealias integer {{ size = 64; align = 8; signed = false; }} := uint64_t;
 typealias integer {{ size = 64; align = 8; signed = false; base = 16; }} := uint64_hex_t;
+typealias integer {{ size = 32; align = 8; signed = false; map = clock.tracemark.value; }} := uint32_clock_t;
 typealias integer {{ size = 64; align = 8; signed = false; map = clock.tracemark.value; }} := uint64_clock_t;
 
 trace {{
@@ -483,8 +507,16 @@ stream {{
 		uint32_t cpu_id;
 	}};
 	event.header := struct {{
-		uint8_t id;
-		uint64_clock_t timestamp;
+		enum : uint8_t {{ compact = 0 ... 254, extended = 255 }} id;
+		variant <id> {{
+			struct {{
+				uint32_clock_t timestamp;
+			}} compact;
+			struct {{
+				uint8_t id;
+				uint64_clock_t timestamp;
+			}} extended;
+		}} v;
 	}};
 }};
 
@@ -583,6 +615,7 @@ event {{
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracemark_format::Kind;
 
     #[test]
     fn uuid_is_stable_and_well_formed() {
@@ -591,6 +624,121 @@ mod tests {
         assert_ne!(u, uuid(1));
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
+    }
+
+    /// Packets of a stream file: (begin, end, seq, discarded, event bytes).
+    fn packets(bytes: &[u8]) -> Vec<(u64, u64, u64, u64, Vec<u8>)> {
+        let u = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let p = &bytes[at..];
+            assert_eq!(&p[..4], &MAGIC.to_le_bytes());
+            let size = (u(p, AT_SIZE) / 8) as usize;
+            assert_eq!(u(p, AT_CONTENT), u(p, AT_SIZE));
+            out.push((
+                u(p, AT_END - 8),
+                u(p, AT_END),
+                u(p, AT_SEQ),
+                u(p, AT_DISCARDED),
+                p[PACKET_HEADER..size].to_vec(),
+            ));
+            at += size;
+        }
+        out
+    }
+
+    #[test]
+    fn discarded_counts_and_extended_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = super::super::RingMeta {
+            cpu: 3,
+            clock_hz: 1_000_000_000,
+            abi: SyscallAbi::Sel4,
+            overwritten: 5,
+            dropped: 10,
+            producer_id: 7,
+        };
+        let meta = DumpMeta {
+            rings: vec![ring],
+            id: "x".into(),
+            hash: 1,
+        };
+        let mut w = CtfWriter::new(dir.path(), &meta).unwrap();
+        let item = |ts: u64, event: Event| Item {
+            ts,
+            number: Some(0),
+            ring: 0,
+            event,
+            entry: None,
+        };
+        // A step of exactly 2^32 ticks needs the extended header.
+        let far = 1010 + (1 << 32);
+        for it in [
+            item(1000, Event::Interrupt { irq: 27 }),
+            item(
+                1010,
+                Event::Lost {
+                    count: 4,
+                    since: 990,
+                },
+            ),
+            item(far, Event::Interrupt { irq: 28 }),
+        ] {
+            w.record(&it).unwrap();
+        }
+        let sum = w.finish().unwrap();
+        assert_eq!((sum.events, sum.packets, sum.discarded), (3, 3, 15));
+        let p = packets(&std::fs::read(dir.path().join("stream_cpu3")).unwrap());
+        // Leading empty packet at 0 lost, the records with overwritten + reported, and a
+        // trailing empty packet with everything the ring header counts.
+        assert_eq!(p.len(), 3);
+        assert_eq!((p[0].0, p[0].1, p[0].2, p[0].3), (1000, 1000, 0, 0));
+        assert!(p[0].4.is_empty());
+        assert_eq!((p[1].0, p[1].1, p[1].2, p[1].3), (1000, far, 1, 9));
+        assert_eq!((p[2].0, p[2].1, p[2].2, p[2].3), (far, far, 2, 15));
+        let mut e = Vec::new();
+        e.push(Kind::Interrupt as u8);
+        e.extend_from_slice(&1000u32.to_le_bytes());
+        e.extend_from_slice(&27u32.to_le_bytes());
+        e.push(Kind::Lost as u8);
+        e.extend_from_slice(&1010u32.to_le_bytes());
+        e.extend_from_slice(&4u64.to_le_bytes());
+        e.extend_from_slice(&990u64.to_le_bytes());
+        e.extend_from_slice(&[EXTENDED, Kind::Interrupt as u8]);
+        e.extend_from_slice(&far.to_le_bytes());
+        e.extend_from_slice(&28u32.to_le_bytes());
+        assert_eq!(p[1].4, e);
+        let text = std::fs::read_to_string(dir.path().join("metadata")).unwrap();
+        assert!(text.starts_with("/* CTF 1.8 */"));
+        assert!(text.contains("\"Call\" = 1"));
+    }
+
+    #[test]
+    fn different_clocks_are_refused() {
+        let r = super::super::RingMeta {
+            cpu: 0,
+            clock_hz: 1_000_000,
+            abi: SyscallAbi::Raw,
+            overwritten: 0,
+            dropped: 0,
+            producer_id: 0,
+        };
+        let meta = DumpMeta {
+            rings: vec![
+                r,
+                super::super::RingMeta {
+                    cpu: 1,
+                    clock_hz: 2,
+                    ..r
+                },
+            ],
+            id: "x".into(),
+            hash: 1,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let e = CtfWriter::new(dir.path(), &meta).err().unwrap();
+        assert!(e.to_string().contains("different clock frequencies"), "{e}");
     }
 
     #[test]

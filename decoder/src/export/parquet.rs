@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -54,13 +54,13 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::{ColumnPath, Type};
 use tracemark_format::record::ExitDuration;
-use tracemark_format::{EntryPath, Event, Kind, SyscallAbi};
+use tracemark_format::{EntryPath, Event, KernelEntry, Kind, SyscallAbi};
 
 use super::{DumpMeta, RingMeta, RingSink};
 use crate::merge::Item;
 
 /// Rows per row group.
-pub const ROW_GROUP_ROWS: usize = 1 << 20;
+pub const ROW_GROUP_ROWS: usize = 256 << 10;
 /// Rows per part file.
 pub const PART_ROWS: u64 = 16 << 20;
 
@@ -140,49 +140,68 @@ fn schema(text: &str) -> Arc<Type> {
 fn properties() -> Arc<WriterProperties> {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_write_batch_size(WRITE_BATCH)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    // Times and numbers count up: delta-encoded they shrink to a byte or two per row
+    // before zstd sees them, and their row-group statistics let readers skip by time.
+    for c in ["ts", "time_ns", "n"] {
+        b = b
+            .set_column_dictionary_enabled(ColumnPath::from(c), false)
+            .set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED)
+            .set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::Chunk);
+    }
     // Columns of (nearly) unique values: a dictionary only costs time.
-    for c in [
-        "ts",
-        "time_ns",
-        "n",
-        "duration_ticks",
-        "duration_ns",
-        "payload",
-    ] {
+    for c in ["duration_ticks", "duration_ns", "label", "word", "payload"] {
         b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
     }
     Arc::new(b.build())
 }
 
-/// A nullable column's values and definition levels.
-#[derive(Default)]
+/// Values handed to the column encoder at a time.
+const WRITE_BATCH: usize = 16 << 10;
+
+/// A nullable column of a row group: the values present and the definition levels of
+/// every row. The levels are kept zeroed (null) for a whole row group, so that a row
+/// only touches the columns its kind has.
 struct Col<T> {
     values: Vec<T>,
     defs: Vec<i16>,
 }
 
-impl<T> Col<T> {
-    #[inline(always)]
-    fn some(&mut self, v: T) {
-        self.values.push(v);
-        self.defs.push(1);
-    }
-    #[inline(always)]
-    fn none(&mut self) {
-        self.defs.push(0);
-    }
-    #[inline(always)]
-    fn opt(&mut self, v: Option<T>) {
-        match v {
-            Some(v) => self.some(v),
-            None => self.none(),
+impl<T> Default for Col<T> {
+    fn default() -> Self {
+        Col {
+            values: Vec::new(),
+            defs: vec![0; ROW_GROUP_ROWS],
         }
     }
-    fn clear(&mut self) {
+}
+
+impl<T> Col<T> {
+    /// Row `row` holds `v` (rows are set in increasing order).
+    #[inline(always)]
+    fn set(&mut self, row: usize, v: T) {
+        if let Some(d) = self.defs.get_mut(row) {
+            *d = 1;
+            self.values.push(v);
+        }
+    }
+    #[inline(always)]
+    fn opt(&mut self, row: usize, v: Option<T>) {
+        if let Some(v) = v {
+            self.set(row, v);
+        }
+    }
+    /// The levels of the first `rows` rows.
+    fn defs(&self, rows: usize) -> &[i16] {
+        &self.defs[..rows.min(self.defs.len())]
+    }
+    /// Back to all null, for `rows` rows used.
+    fn clear(&mut self, rows: usize) {
         self.values.clear();
-        self.defs.clear();
+        let n = rows.min(self.defs.len());
+        self.defs[..n].fill(0);
     }
 }
 
@@ -258,56 +277,61 @@ impl Records {
     }
 
     fn clear(&mut self) {
+        let n = self.ts.len();
         self.ts.clear();
         self.kind.clear();
-        self.time_ns.clear();
-        self.n.clear();
-        self.path.clear();
-        self.syscall.clear();
-        self.syscall_name.clear();
-        self.cap.clear();
-        self.cap_name.clear();
-        self.label.clear();
-        self.fastpath.clear();
-        self.core.clear();
-        self.word.clear();
-        self.duration_ticks.clear();
-        self.duration_ns.clear();
-        self.exit_note.clear();
-        self.irq.clear();
-        self.func.clear();
-        self.symbol.clear();
-        self.user_id.clear();
-        self.payload.clear();
+        self.time_ns.clear(n);
+        self.n.clear(n);
+        self.path.clear(n);
+        self.syscall.clear(n);
+        self.syscall_name.clear(n);
+        self.cap.clear(n);
+        self.cap_name.clear(n);
+        self.label.clear(n);
+        self.fastpath.clear(n);
+        self.core.clear(n);
+        self.word.clear(n);
+        self.duration_ticks.clear(n);
+        self.duration_ns.clear(n);
+        self.exit_note.clear(n);
+        self.irq.clear(n);
+        self.func.clear(n);
+        self.symbol.clear(n);
+        self.user_id.clear(n);
+        self.payload.clear(n);
     }
 
     fn write(&self, w: &mut SerializedFileWriter<File>) -> Result<(), ParquetError> {
+        fn opt<T: DataType>(
+            rg: &mut parquet::file::writer::SerializedRowGroupWriter<'_, File>,
+            c: &Col<T::T>,
+            rows: usize,
+        ) -> Result<(), ParquetError> {
+            put::<T>(rg, &c.values, Some(c.defs(rows)))
+        }
+        let n = self.ts.len();
         let mut rg = w.next_row_group()?;
         put::<Int64Type>(&mut rg, &self.ts, None)?;
-        put::<Int64Type>(&mut rg, &self.time_ns.values, Some(&self.time_ns.defs))?;
-        put::<Int64Type>(&mut rg, &self.n.values, Some(&self.n.defs))?;
+        opt::<Int64Type>(&mut rg, &self.time_ns, n)?;
+        opt::<Int64Type>(&mut rg, &self.n, n)?;
         put::<ByteArrayType>(&mut rg, &self.kind, None)?;
-        put::<ByteArrayType>(&mut rg, &self.path.values, Some(&self.path.defs))?;
-        put::<Int32Type>(&mut rg, &self.syscall.values, Some(&self.syscall.defs))?;
-        let sn = &self.syscall_name;
-        put::<ByteArrayType>(&mut rg, &sn.values, Some(&sn.defs))?;
-        put::<Int32Type>(&mut rg, &self.cap.values, Some(&self.cap.defs))?;
-        put::<ByteArrayType>(&mut rg, &self.cap_name.values, Some(&self.cap_name.defs))?;
-        put::<Int32Type>(&mut rg, &self.label.values, Some(&self.label.defs))?;
-        put::<BoolType>(&mut rg, &self.fastpath.values, Some(&self.fastpath.defs))?;
-        put::<Int32Type>(&mut rg, &self.core.values, Some(&self.core.defs))?;
-        put::<Int32Type>(&mut rg, &self.word.values, Some(&self.word.defs))?;
-        let dt = &self.duration_ticks;
-        put::<Int64Type>(&mut rg, &dt.values, Some(&dt.defs))?;
-        let dn = &self.duration_ns;
-        put::<Int64Type>(&mut rg, &dn.values, Some(&dn.defs))?;
-        let en = &self.exit_note;
-        put::<ByteArrayType>(&mut rg, &en.values, Some(&en.defs))?;
-        put::<Int32Type>(&mut rg, &self.irq.values, Some(&self.irq.defs))?;
-        put::<Int64Type>(&mut rg, &self.func.values, Some(&self.func.defs))?;
-        put::<ByteArrayType>(&mut rg, &self.symbol.values, Some(&self.symbol.defs))?;
-        put::<Int32Type>(&mut rg, &self.user_id.values, Some(&self.user_id.defs))?;
-        put::<ByteArrayType>(&mut rg, &self.payload.values, Some(&self.payload.defs))?;
+        opt::<ByteArrayType>(&mut rg, &self.path, n)?;
+        opt::<Int32Type>(&mut rg, &self.syscall, n)?;
+        opt::<ByteArrayType>(&mut rg, &self.syscall_name, n)?;
+        opt::<Int32Type>(&mut rg, &self.cap, n)?;
+        opt::<ByteArrayType>(&mut rg, &self.cap_name, n)?;
+        opt::<Int32Type>(&mut rg, &self.label, n)?;
+        opt::<BoolType>(&mut rg, &self.fastpath, n)?;
+        opt::<Int32Type>(&mut rg, &self.core, n)?;
+        opt::<Int32Type>(&mut rg, &self.word, n)?;
+        opt::<Int64Type>(&mut rg, &self.duration_ticks, n)?;
+        opt::<Int64Type>(&mut rg, &self.duration_ns, n)?;
+        opt::<ByteArrayType>(&mut rg, &self.exit_note, n)?;
+        opt::<Int32Type>(&mut rg, &self.irq, n)?;
+        opt::<Int64Type>(&mut rg, &self.func, n)?;
+        opt::<ByteArrayType>(&mut rg, &self.symbol, n)?;
+        opt::<Int32Type>(&mut rg, &self.user_id, n)?;
+        opt::<ByteArrayType>(&mut rg, &self.payload, n)?;
         rg.close()?;
         Ok(())
     }
@@ -449,89 +473,70 @@ impl RingSink for ParquetPartition {
     #[inline]
     fn record(&mut self, item: &Item) -> io::Result<()> {
         let hz = self.meta.clock_hz;
+        let names = &self.names;
         let c = &mut self.cols;
+        let row = c.ts.len();
         c.ts.push(item.ts as i64);
-        c.time_ns.opt(ns(item.ts, hz));
-        c.n.opt(item.number.map(|n| n as i64));
+        c.time_ns.opt(row, ns(item.ts, hz));
+        c.n.opt(row, item.number.map(|n| n as i64));
         c.kind
-            .push(self.names.kinds[item.event.kind() as usize & 7].clone());
-        let mut entry = None;
-        let mut sys = None;
-        let mut cap = None;
-        let mut other = None;
-        let mut dur = None;
-        let mut note = None;
-        let mut irq = None;
-        let mut func = None;
-        let mut user = None;
+            .push(names.kinds[item.event.kind() as usize & 7].clone());
+        let entry = |c: &mut Records, e: KernelEntry| {
+            c.path.set(
+                row,
+                names.paths[usize::from(e.path().into_bits() & 7)].clone(),
+            );
+            if let Some(s) = e.as_syscall() {
+                let n = s.syscall();
+                c.syscall.set(row, i32::from(n));
+                c.syscall_name
+                    .opt(row, names.syscalls[usize::from(n & 15)].clone());
+                Some(s)
+            } else {
+                None
+            }
+        };
         match &item.event {
             Event::KernelEntry(e) => {
-                entry = Some(*e);
-                if let Some(s) = e.as_syscall() {
-                    sys = Some(s.syscall());
-                    cap = Some((s.cap_type(), s.label(), s.fastpath()));
+                if let Some(s) = entry(c, *e) {
+                    let t = s.cap_type();
+                    c.cap.set(row, i32::from(t));
+                    c.cap_name.opt(row, names.caps[usize::from(t & 31)].clone());
+                    c.label.set(row, s.label() as i32);
+                    c.fastpath.set(row, s.fastpath());
                 } else if let Some(o) = e.as_other() {
-                    other = Some((o.core(), o.word()));
+                    c.core.set(row, i32::from(o.core()));
+                    c.word.set(row, o.word() as i32);
                 }
             }
             Event::KernelExit(d) => {
-                entry = item.entry;
-                sys = item.entry.and_then(|e| e.as_syscall()).map(|s| s.syscall());
+                if let Some(e) = item.entry {
+                    entry(c, e);
+                }
                 match d {
-                    ExitDuration::Ticks(t) => dur = Some(*t),
-                    ExitDuration::NoEntry => note = Some(self.names.no_entry.clone()),
-                    ExitDuration::NestingOverflow => note = Some(self.names.overflow.clone()),
+                    ExitDuration::Ticks(t) => {
+                        c.duration_ticks.set(row, *t as i64);
+                        c.duration_ns.opt(row, ns(*t, hz));
+                    }
+                    ExitDuration::NoEntry => c.exit_note.set(row, names.no_entry.clone()),
+                    ExitDuration::NestingOverflow => c.exit_note.set(row, names.overflow.clone()),
                 }
             }
-            Event::Interrupt { irq: i } => irq = Some(*i),
-            Event::FunctionEntry { func: f } | Event::FunctionExit { func: f } => func = Some(*f),
-            Event::User { id, payload } => user = Some((*id, payload.as_bytes().to_vec())),
+            Event::Interrupt { irq } => c.irq.set(row, *irq as i32),
+            Event::FunctionEntry { func } | Event::FunctionExit { func } => {
+                c.func.set(row, *func as i64);
+                if self.symbols.is_some() {
+                    let name = self.symbol(*func);
+                    self.cols.symbol.opt(row, name);
+                }
+            }
+            Event::User { id, payload } => {
+                c.user_id.set(row, *id as i32);
+                c.payload
+                    .set(row, ByteArray::from(payload.as_bytes().to_vec()));
+            }
             Event::Image { base, size, id } => self.images.rows.push([item.ts, *base, *size, *id]),
             Event::Lost { count, since } => self.lost.rows.push([item.ts, *count, *since, 0]),
-        }
-        c.path
-            .opt(entry.map(|e| self.names.paths[e.path().into_bits() as usize & 7].clone()));
-        c.syscall.opt(sys.map(i32::from));
-        c.syscall_name
-            .opt(sys.and_then(|s| self.names.syscalls[usize::from(s & 15)].clone()));
-        match cap {
-            Some((t, label, fast)) => {
-                c.cap.some(i32::from(t));
-                c.cap_name.opt(self.names.caps[usize::from(t & 31)].clone());
-                c.label.some(label as i32);
-                c.fastpath.some(fast);
-            }
-            None => {
-                c.cap.none();
-                c.cap_name.none();
-                c.label.none();
-                c.fastpath.none();
-            }
-        }
-        c.core.opt(other.map(|o| i32::from(o.0)));
-        c.word.opt(other.map(|o| o.1 as i32));
-        c.duration_ticks.opt(dur.map(|d| d as i64));
-        c.duration_ns.opt(dur.and_then(|d| ns(d, hz)));
-        c.exit_note.opt(note);
-        c.irq.opt(irq.map(|i| i as i32));
-        c.func.opt(func.map(|f| f as i64));
-        match func {
-            Some(f) if self.symbols.is_some() => {
-                let name = self.symbol(f);
-                self.cols.symbol.opt(name);
-            }
-            _ => self.cols.symbol.none(),
-        }
-        let c = &mut self.cols;
-        match user {
-            Some((id, data)) => {
-                c.user_id.some(id as i32);
-                c.payload.some(ByteArray::from(data));
-            }
-            None => {
-                c.user_id.none();
-                c.payload.none();
-            }
         }
         self.summary.rows += 1;
         if self.cols.len() >= ROW_GROUP_ROWS {
