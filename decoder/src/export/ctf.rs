@@ -101,18 +101,18 @@ impl CtfWriter {
     pub fn new(dir: &Path, meta: &DumpMeta) -> io::Result<Self> {
         let hz = clock_hz(meta)?;
         std::fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
+        clear(dir)?;
         let uuid = uuid(meta.hash);
         let text = metadata(meta, hz, &uuid);
         let path = dir.join("metadata");
         std::fs::write(&path, text.as_bytes()).map_err(|e| at(&path, e))?;
         let mut streams = Vec::with_capacity(meta.rings.len());
         for (i, r) in meta.rings.iter().enumerate() {
-            let path = dir.join(format!("stream_cpu{}", r.cpu));
-            let path = if path.exists() && meta.rings[..i].iter().any(|o| o.cpu == r.cpu) {
+            let path = if meta.rings[..i].iter().any(|o| o.cpu == r.cpu) {
                 // Two rings of one CPU (concatenated dumps): one file per ring.
                 dir.join(format!("stream_cpu{}_ring{i}", r.cpu))
             } else {
-                path
+                dir.join(format!("stream_cpu{}", r.cpu))
             };
             let file = File::create(&path).map_err(|e| at(&path, e))?;
             streams.push(CtfStream {
@@ -361,6 +361,36 @@ impl RingSink for CtfStream {
         }
         Ok(())
     }
+}
+
+/// Empties `dir` of an earlier trace (whose stale streams a reader would mix in);
+/// refuses a directory holding anything else.
+fn clear(dir: &Path) -> io::Result<()> {
+    let names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
+        .map_err(|e| at(dir, e))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()
+        .map_err(|e| at(dir, e))?;
+    let ours = |n: &std::ffi::OsString| {
+        n.to_str()
+            .is_some_and(|n| n == "metadata" || n.starts_with("stream_cpu"))
+    };
+    if let Some(other) = names.iter().find(|n| !ours(n)) {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{}: not empty and not a CTF trace written by tracemark ({} is in it): \
+                 refusing to write into it",
+                dir.display(),
+                other.to_string_lossy()
+            ),
+        ));
+    }
+    for n in &names {
+        let p = dir.join(n);
+        std::fs::remove_file(&p).map_err(|e| at(&p, e))?;
+    }
+    Ok(())
 }
 
 fn at(path: &Path, e: io::Error) -> io::Error {
@@ -739,6 +769,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = CtfWriter::new(dir.path(), &meta).err().unwrap();
         assert!(e.to_string().contains("different clock frequencies"), "{e}");
+    }
+
+    #[test]
+    fn an_earlier_trace_is_replaced_and_other_directories_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = super::super::RingMeta {
+            cpu: 0,
+            clock_hz: 0,
+            abi: SyscallAbi::Raw,
+            overwritten: 0,
+            dropped: 0,
+            producer_id: 0,
+        };
+        let meta = DumpMeta {
+            rings: vec![r],
+            id: "x".into(),
+            hash: 1,
+        };
+        std::fs::write(dir.path().join("stream_cpu7"), b"stale").unwrap();
+        std::fs::write(dir.path().join("metadata"), b"old").unwrap();
+        CtfWriter::new(dir.path(), &meta).unwrap().finish().unwrap();
+        assert!(!dir.path().join("stream_cpu7").exists());
+        assert!(dir.path().join("stream_cpu0").exists());
+        std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+        let e = CtfWriter::new(dir.path(), &meta).err().unwrap();
+        assert!(e.to_string().contains("notes.txt"), "{e}");
+        assert!(dir.path().join("notes.txt").exists());
     }
 
     #[test]
