@@ -30,7 +30,13 @@ need_deb babeltrace2 babeltrace2
 need_deb /usr/lib/python3/dist-packages/bt2/__init__.py python3-bt2
 venv="$root/target/export-venv"
 if ! "$venv/bin/python" -c 'import duckdb' 2>/dev/null; then
-    python3 -m venv "$venv"
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+        # Debian's python3 makes virtual environments only with python3-venv.
+        rm -rf "$venv"
+        need_deb /nonexistent-python3-venv python3-venv
+        python3 -m venv "$venv"
+    fi
     "$venv/bin/pip" install -q duckdb
 fi
 
