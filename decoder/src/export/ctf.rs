@@ -274,7 +274,9 @@ impl CtfStream {
 impl RingSink for CtfStream {
     #[inline]
     fn record(&mut self, item: &Item) -> io::Result<()> {
-        let ts = item.ts;
+        // A clock going backwards within a ring cannot be expressed in CTF (babeltrace2
+        // refuses it); such a record keeps the previous time.
+        let ts = item.ts.max(self.last_ts);
         if self.first_ts.is_none() {
             // The leading empty packet: discarded counts are reported from differences.
             self.first_ts = Some(ts);
@@ -285,9 +287,6 @@ impl RingSink for CtfStream {
             self.close_packet()?;
             self.start_packet(ts);
         }
-        // A clock going backwards within a ring cannot be expressed in CTF (babeltrace2
-        // refuses it); such a record keeps the previous time.
-        let ts = ts.max(self.last_ts).max(self.clock);
         self.last_ts = ts;
         self.events += 1;
         self.events_in_packet += 1;
@@ -742,6 +741,46 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("metadata")).unwrap();
         assert!(text.starts_with("/* CTF 1.8 */"));
         assert!(text.contains("\"Call\" = 1"));
+    }
+
+    #[test]
+    fn a_clock_going_backwards_keeps_the_previous_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = super::super::RingMeta {
+            cpu: 0,
+            clock_hz: 1_000_000_000,
+            abi: SyscallAbi::Raw,
+            overwritten: 0,
+            dropped: 0,
+            producer_id: 0,
+        };
+        let meta = DumpMeta {
+            rings: vec![r],
+            id: "x".into(),
+            hash: 1,
+        };
+        let mut w = CtfWriter::new(dir.path(), &meta).unwrap();
+        for ts in [2000, 1500] {
+            let irq = Event::Interrupt { irq: 1 };
+            let it = Item {
+                ts,
+                number: None,
+                ring: 0,
+                event: irq,
+                entry: None,
+            };
+            w.record(&it).unwrap();
+        }
+        w.finish().unwrap();
+        let p = packets(&std::fs::read(dir.path().join("stream_cpu0")).unwrap());
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[1].0, p[1].1), (2000, 2000));
+        let times: Vec<u32> = p[1]
+            .4
+            .chunks(9)
+            .map(|e| u32::from_le_bytes(e[1..5].try_into().unwrap()))
+            .collect();
+        assert_eq!(times, [2000, 2000]);
     }
 
     #[test]
