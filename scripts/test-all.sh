@@ -79,7 +79,6 @@ else
     echo "note: no nightly toolchain; miri and fuzz steps skipped" >&2
 fi
 
-step "export: CTF (babeltrace2) and Parquet (DuckDB)"
-scripts/test-export-ctf-parquet.sh
+step "export: CTF (babeltrace2) and Parquet (DuckDB)"; scripts/test-export-ctf-parquet.sh
 
 step "all tests passed"

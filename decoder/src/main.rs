@@ -19,7 +19,7 @@ struct Cli {
 enum Command {
     /// Print records in time order across CPUs.
     Decode(cmd::decode::Cmd),
-    /// Write dumps as CTF or Parquet (export-ctf-parquet wiring).
+    /// Write dumps in another format: a CTF 1.8 trace or Parquet tables.
     Export(cmd::export::Cmd),
     /// Recover dumps framed in a UART log (`@TM:` lines).
     Extract(cmd::extract_cmd::Cmd),
