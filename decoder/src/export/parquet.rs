@@ -349,10 +349,87 @@ fn ns(ticks: u64, hz: u64) -> Option<i64> {
     }
 }
 
-/// A file of a side table with its rows so far (small: only IMAGE and LOST records).
+/// Rows of a side table buffered before they are written as a row group.
+const SIDE_ROWS: usize = 64 << 10;
+
+/// A file of a side table (IMAGE or LOST records): created at its first row, written
+/// a row group at a time, so that memory stays bounded even for a dump made of them.
 struct Side {
     path: PathBuf,
+    schema: &'static str,
+    /// Value columns after `ts` and `time_ns`.
+    values: usize,
+    hz: u64,
     rows: Vec<[u64; 4]>,
+    writer: Option<SerializedFileWriter<File>>,
+}
+
+impl Side {
+    fn new(path: PathBuf, schema: &'static str, values: usize, hz: u64) -> Self {
+        Side {
+            path,
+            schema,
+            values,
+            hz,
+            rows: Vec::new(),
+            writer: None,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, row: [u64; 4]) -> io::Result<()> {
+        self.rows.push(row);
+        if self.rows.len() >= SIDE_ROWS {
+            self.flush().map_err(|e| perr(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ParquetError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        if self.writer.is_none() {
+            if let Some(d) = self.path.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            let file = File::create(&self.path)?;
+            self.writer = Some(SerializedFileWriter::new(
+                file,
+                schema(self.schema),
+                properties(),
+            )?);
+        }
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        let column = |i: usize| -> Vec<i64> { self.rows.iter().map(|r| r[i] as i64).collect() };
+        let times: Vec<i64> = self.rows.iter().filter_map(|r| ns(r[0], self.hz)).collect();
+        let defs: Vec<i16> = vec![i16::from(self.hz != 0); self.rows.len()];
+        let mut rg = w.next_row_group()?;
+        put::<Int64Type>(&mut rg, &column(0), None)?;
+        put::<Int64Type>(&mut rg, &times, Some(&defs))?;
+        for i in 1..=self.values {
+            put::<Int64Type>(&mut rg, &column(i), None)?;
+        }
+        rg.close()?;
+        self.rows.clear();
+        Ok(())
+    }
+
+    /// Writes the last rows and closes the file; returns its size (0: no rows).
+    fn finish(mut self) -> io::Result<u64> {
+        let path = self.path.clone();
+        let mut done = || -> Result<(), ParquetError> {
+            self.flush()?;
+            if let Some(w) = self.writer.take() {
+                w.close()?;
+            }
+            Ok(())
+        };
+        done().map_err(|e| perr(&path, e))?;
+        Ok(std::fs::metadata(&path).map_or(0, |m| m.len()))
+    }
 }
 
 /// What was written for one ring.
@@ -436,35 +513,8 @@ impl ParquetPartition {
     pub fn finish(mut self) -> io::Result<PartitionSummary> {
         self.flush_rows()?;
         self.close_part()?;
-        let hz = self.meta.clock_hz;
-        for (side, schema_text) in [(&self.images, IMAGES_SCHEMA), (&self.lost, LOST_SCHEMA)] {
-            if side.rows.is_empty() {
-                continue;
-            }
-            if let Some(d) = side.path.parent() {
-                std::fs::create_dir_all(d).map_err(|e| ioerr(d, e))?;
-            }
-            let cols: Vec<Vec<i64>> = (0..4)
-                .map(|i| side.rows.iter().map(|r| r[i] as i64).collect())
-                .collect();
-            let times: Vec<i64> = side.rows.iter().filter_map(|r| ns(r[0], hz)).collect();
-            let defs: Vec<i16> = vec![i16::from(hz != 0); side.rows.len()];
-            let write = || -> Result<(), ParquetError> {
-                let file = File::create(&side.path)?;
-                let mut w = SerializedFileWriter::new(file, schema(schema_text), properties())?;
-                let mut rg = w.next_row_group()?;
-                put::<Int64Type>(&mut rg, &cols[0], None)?;
-                put::<Int64Type>(&mut rg, &times, Some(&defs))?;
-                for c in &cols[1..] {
-                    put::<Int64Type>(&mut rg, c, None)?;
-                }
-                rg.close()?;
-                w.close()?;
-                Ok(())
-            };
-            write().map_err(|e| perr(&side.path, e))?;
-            self.summary.bytes += std::fs::metadata(&side.path).map_or(0, |m| m.len());
-        }
+        self.summary.bytes += self.images.finish()?;
+        self.summary.bytes += self.lost.finish()?;
         Ok(self.summary)
     }
 }
@@ -535,8 +585,8 @@ impl RingSink for ParquetPartition {
                 c.payload
                     .set(row, ByteArray::from(payload.as_bytes().to_vec()));
             }
-            Event::Image { base, size, id } => self.images.rows.push([item.ts, *base, *size, *id]),
-            Event::Lost { count, since } => self.lost.rows.push([item.ts, *count, *since, 0]),
+            Event::Image { base, size, id } => self.images.push([item.ts, *base, *size, *id])?,
+            Event::Lost { count, since } => self.lost.push([item.ts, *count, *since, 0])?,
         }
         self.summary.rows += 1;
         if self.cols.len() >= ROW_GROUP_ROWS {
@@ -584,11 +634,11 @@ impl ParquetDump {
             };
             let d = dump_dir(dir, "records", &meta.id).join(&cpu_dir);
             std::fs::create_dir_all(&d).map_err(|e| ioerr(&d, e))?;
-            let side = |table: &str| Side {
-                path: dump_dir(dir, table, &meta.id)
+            let side = |table: &str, schema: &'static str, values: usize| {
+                let path = dump_dir(dir, table, &meta.id)
                     .join(&cpu_dir)
-                    .join("part-0.parquet"),
-                rows: Vec::new(),
+                    .join("part-0.parquet");
+                Side::new(path, schema, values, r.clock_hz)
             };
             parts.push(ParquetPartition {
                 dir: d,
@@ -600,8 +650,8 @@ impl ParquetDump {
                 writer: None,
                 rows_in_part: 0,
                 summary: PartitionSummary::default(),
-                images: side("images"),
-                lost: side("lost"),
+                images: side("images", IMAGES_SCHEMA, 3),
+                lost: side("lost", LOST_SCHEMA, 2),
                 props: props.clone(),
                 schema: schema.clone(),
             });
@@ -694,6 +744,109 @@ mod tests {
             assert!(parse_message_type(t).is_ok(), "{t}");
         }
         assert_eq!(schema(RECORDS_SCHEMA).get_fields().len(), 21);
+    }
+
+    /// The rows of a Parquet file as `name=value` strings.
+    fn rows(path: &Path) -> Vec<Vec<String>> {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let r = SerializedFileReader::new(File::open(path).unwrap()).unwrap();
+        r.get_row_iter(None)
+            .unwrap()
+            .map(|row| {
+                row.unwrap()
+                    .get_column_iter()
+                    .map(|(n, f)| format!("{n}={f}"))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_and_side_tables_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = RingMeta {
+            cpu: 2,
+            clock_hz: 500_000_000,
+            abi: SyscallAbi::Sel4,
+            overwritten: 5,
+            dropped: 6,
+            producer_id: 9,
+        };
+        let meta = DumpMeta {
+            rings: vec![ring],
+            id: "p-h".into(),
+            hash: 1,
+        };
+        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+        let call = KernelEntry::syscall(1, 10, true, 42);
+        let events = [
+            (100, Event::KernelEntry(call), None),
+            (
+                110,
+                Event::Image {
+                    base: 0x8000,
+                    size: 0x100,
+                    id: 7,
+                },
+                None,
+            ),
+            (
+                120,
+                Event::Lost {
+                    count: 4,
+                    since: 90,
+                },
+                None,
+            ),
+            (
+                130,
+                Event::User {
+                    id: 3,
+                    payload: tracemark_format::UserPayload::new(b"ab").unwrap(),
+                },
+                None,
+            ),
+            (140, Event::KernelExit(ExitDuration::Ticks(40)), Some(call)),
+            (150, Event::KernelExit(ExitDuration::NoEntry), None),
+        ];
+        for (i, (ts, event, entry)) in events.into_iter().enumerate() {
+            let item = Item {
+                ts,
+                number: Some(i as u64),
+                ring: 0,
+                event,
+                entry,
+            };
+            d.record(&item).unwrap();
+        }
+        let sum = d.finish().unwrap();
+        assert_eq!((sum.rows, sum.parts), (6, 1));
+        let base = |t: &str| dir.path().join(t).join("dump=p-h");
+        let recs = rows(&base("records").join("cpu=2").join("part-0.parquet"));
+        assert_eq!(recs.len(), 6);
+        let has =
+            |r: usize, f: &str| assert!(recs[r].iter().any(|c| c == f), "{f} not in {:?}", recs[r]);
+        has(0, "kind=\"KENTRY\"");
+        has(0, "syscall_name=\"Call\"");
+        has(0, "cap_name=\"CNode\"");
+        has(0, "label=42");
+        has(0, "fastpath=true");
+        has(0, "time_ns=200");
+        has(0, "duration_ticks=null");
+        has(3, "user_id=3");
+        has(4, "duration_ticks=40");
+        has(4, "duration_ns=80");
+        has(4, "path=\"Syscall\"");
+        has(5, "exit_note=\"no entry\"");
+        has(5, "path=null");
+        let lost = rows(&base("lost").join("cpu=2").join("part-0.parquet"));
+        assert_eq!(lost, [["ts=120", "time_ns=240", "count=4", "since=90"]]);
+        let images = rows(&base("images").join("cpu=2").join("part-0.parquet"));
+        assert_eq!(images.len(), 1);
+        assert!(images[0].contains(&"base=32768".to_string()), "{images:?}");
+        let rings = rows(&base("rings").join("part-0.parquet"));
+        assert!(rings[0].contains(&"overwritten=5".to_string()), "{rings:?}");
+        assert!(rings[0].contains(&"records=6".to_string()), "{rings:?}");
     }
 
     #[test]
