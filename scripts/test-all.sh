@@ -86,4 +86,5 @@ else
     echo "note: no nightly toolchain; miri and fuzz steps skipped" >&2
 fi
 
+
 step "all tests passed"

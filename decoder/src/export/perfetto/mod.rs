@@ -279,7 +279,7 @@ impl<W: Write> Perfetto<W> {
     }
 
     /// Handles ring `ring` only (its descriptor, its records), without the [`header`]:
-    /// for running one sink per ring in parallel ([`super::run_per_ring`]), since the
+    /// for running one sink per ring in parallel ([`super::for_each_ring`]), since the
     /// rings are independent packet sequences. The outputs of the rings, cut at packet
     /// boundaries (every write is whole packets), may then be interleaved in any order
     /// after the header: the trace processor orders packets by time, and each
@@ -874,6 +874,7 @@ mod tests {
             overwritten: 0,
             dropped: 10,
             records: 6,
+            producer_id: 0,
         };
         let mut sink = Perfetto::new(Vec::new());
         sink.begin(&[info]).unwrap();
