@@ -88,6 +88,13 @@ validate sim-overwrite-3cpu-small-blocks "$work/sim-ow3.bin"
     -o "$work/sim-drop.bin" --truth "$work/t3.json" >/dev/null
 validate sim-drop-1cpu "$work/sim-drop.bin"
 
+step "perfetto + chrome-json: thread switches and clock steps (encoder-written, format 2)"
+# gaps.bin (time steps of 2^32 ticks and more: CTF extended headers, wrapping 32-bit
+# times; a full drop-mode ring) and threads.bin (SWITCH inside kernel entries on two
+# CPUs, CLOCKBACK): written by the real encoder in decoder/tests/export.rs.
+TRACEMARK_EXPORT_FIXTURES="$work" cargo test -q -p tracemark-decoder --test export >/dev/null
+validate encoder-threads "$work/threads.bin"
+
 step "perfetto + chrome-json: a damaged dump (what decodes is exported, exit 1, one line)"
 python3 - "$work/sim-ow.bin" "$work/damaged.bin" <<'PY'
 import sys
@@ -140,11 +147,7 @@ step "ctf + parquet: kernel-sim dumps and an encoder-written dump with long gaps
 "$sim" --events 100000 --cpus 3 --buffer 1M --mode drop --seed 3 \
     -o "$work/three.bin" --truth "$work/three.json" 2>/dev/null
 
-# Time steps of 2^32 ticks and more (CTF extended headers, wrapping 32-bit times), a
-# full drop-mode ring: written by the real encoder in decoder/tests/export.rs.
-TRACEMARK_EXPORT_FIXTURES="$work" cargo test -q -p tracemark-decoder --test export >/dev/null
-
-for d in over drop three gaps; do
+for d in over drop three gaps threads; do
     "$tm" export "$work/$d.bin" --format ctf -o "$work/ctf-$d" >/dev/null
     babeltrace2 "$work/ctf-$d" >"$work/bt.out" 2>"$work/bt.err"
     # babeltrace2 prints its discarded-event reports on stderr; nothing else may be there.
@@ -180,8 +183,8 @@ fi
 grep -q 'different clock frequencies' "$work/err" && [ "$(wc -l <"$work/err")" = 1 ]
 
 "$tm" export "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin" \
-    --format parquet -o "$work/pq"
+    "$work/threads.bin" --format parquet -o "$work/pq"
 "$venv/bin/python" scripts/export/check_parquet.py "$tm" "$work/pq" \
-    "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin"
+    "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin" "$work/threads.bin"
 
 step "export tests passed"

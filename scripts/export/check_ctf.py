@@ -7,7 +7,10 @@ Reads the trace with babeltrace2's Python bindings (python3-bt2) and checks, CPU
 CPU, that its events equal `tracemark decode --format json` record for record (kind,
 time in ticks, fields), that the events come out in time order, and that the
 discarded-event counts babeltrace2 reports add up to the records lost in the dump
-(`tracemark stats --json`: overwritten plus dropped, per CPU).
+(`tracemark stats --json`: overwritten plus dropped, per CPU). CTF cannot go back in
+time within a stream: where the dump's clock stepped back (a CLOCKBACK record and those
+after it, until the clock passes its earlier reading), the event keeps the previous
+time, so the expected time is the running maximum of the CPU's times.
 """
 import collections
 import json
@@ -21,8 +24,10 @@ def decoded(tracemark, dump):
     out = subprocess.run([tracemark, "decode", "--format", "json", dump],
                          check=True, capture_output=True, text=True).stdout
     per_cpu = collections.defaultdict(list)
+    last = collections.defaultdict(int)
     for line in out.splitlines():
         r = json.loads(line)
+        last[r["cpu"]] = r["ts"] = max(last[r["cpu"]], r["ts"])
         per_cpu[r["cpu"]].append(expected(r))
     return per_cpu
 
@@ -55,6 +60,10 @@ def expected(r):
         f.update(base=r["base"], size=r["size"], id=r["id"])
     elif k == "LOST":
         f.update(count=r["count"], since=r["since"])
+    elif k == "SWITCH":
+        f["thread"] = r["thread"]
+    elif k == "CLOCKBACK":
+        f["back"] = r["back"]
     return (k, r["ts"], f)
 
 
@@ -98,6 +107,10 @@ def actual(ev, ts):
         f.update(base=int(p["base"]), size=int(p["size"]), id=int(p["id"]))
     elif k == "LOST":
         f.update(count=int(p["count"]), since=int(p["since"]))
+    elif k == "SWITCH":
+        f["thread"] = int(p["thread"])
+    elif k == "CLOCKBACK":
+        f["back"] = int(p["back"])
     return (k, ts, f)
 
 

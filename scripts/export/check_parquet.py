@@ -7,8 +7,10 @@ For each dump, reads DIR with hive_partitioning=true, finds the dump's partition
 its id (printed by the export), and checks that per-kind counts, per-CPU counts,
 per-syscall entry and exit counts and duration sums, per-IRQ counts, unmatched exits,
 the function-call counts and the lost records computed with SQL equal
-`tracemark stats --json` of the dump; and that each CPU's rows are sorted by time
-within every file.
+`tracemark stats --json` of the dump; that the SWITCH rows' `thread` column equals
+`tracemark decode` (CPU, time, thread) and the CLOCKBACK rows' `back` equals the step
+from the previous row; and that each CPU's rows are sorted by time within every file
+(except where the clock stepped back: a CLOCKBACK row).
 """
 import json
 import subprocess
@@ -71,9 +73,34 @@ def main():
         assert distinct == st["functions"]["distinct"], (distinct, st["functions"])
         lost = q("SELECT sum(overwritten + dropped) FROM rings WHERE dump = ?")[0][0]
         assert lost == st["lost"], (lost, st["lost"])
-        # Rows of each file are in time order, and row numbers count up.
+        # Thread switches: the thread column only on SWITCH rows, equal to decode's.
+        switches = q("""SELECT cpu, ts, thread FROM records
+                        WHERE dump = ? AND (kind = 'SWITCH' OR thread IS NOT NULL)
+                        ORDER BY cpu, n""")
+        out = subprocess.run([tracemark, "decode", "--format", "json", "--kind", "SWITCH", d],
+                             check=True, capture_output=True, text=True).stdout
+        dec = sorted(((r["cpu"], r["ts"], r["thread"]) for r in map(json.loads, out.splitlines())),
+                     key=lambda r: r[:2])
+        got = sorted(((int(c), t, th) for c, t, th in switches), key=lambda r: r[:2])
+        assert got == dec, f"{d}: SWITCH rows differ from decode ({len(got)} vs {len(dec)})"
+        # Clock steps back: `back` only on CLOCKBACK rows, the previous row's time minus
+        # this one's.
+        backs = q("""SELECT count(*), count(*) FILTER (WHERE back = prev - ts OR prev IS NULL)
+            FROM (SELECT kind, ts, back, lag(ts) OVER w AS prev
+                  FROM (SELECT *, filename FROM read_parquet(
+                      '""" + out_dir + """/records/*/*/*.parquet',
+                      hive_partitioning=true, filename=true, file_row_number=true))
+                  WHERE dump = ?
+                  WINDOW w AS (PARTITION BY filename ORDER BY file_row_number))
+            WHERE kind = 'CLOCKBACK' OR back IS NOT NULL""")[0]
+        assert backs[0] == st["records_per_kind"].get("CLOCKBACK", 0), (d, backs)
+        # (The first row of a part file has no previous row in its file.)
+        assert backs[1] == backs[0], (d, backs)
+        # Rows of each file are in time order (but at a clock step back), and row
+        # numbers count up.
         bad = q("""SELECT count(*) FROM (
-                SELECT ts < lag(ts) OVER w AS back, n <= lag(n) OVER w AS nback
+                SELECT ts < lag(ts) OVER w AND kind <> 'CLOCKBACK' AS back,
+                    n <= lag(n) OVER w AS nback
                 FROM (SELECT *, filename FROM read_parquet(
                     '""" + out_dir + """/records/*/*/*.parquet',
                     hive_partitioning=true, filename=true, file_row_number=true))
@@ -83,11 +110,11 @@ def main():
         assert bad == 0, f"{d}: {bad} rows out of time order"
         span = q("SELECT max(time_ns) - min(time_ns) FROM records WHERE dump = ?")[0][0]
         hz = st["clock_hz"]
-        if hz == 1_000_000_000:
+        if hz == 1_000_000_000 and not st["records_per_kind"].get("CLOCKBACK"):
             assert span == st["time_span_ticks"], (span, st["time_span_ticks"])
         print(f"ok   Parquet dump={dump_id} ({d}): {sum(kinds.values())} rows; kinds, "
               f"CPUs, {len(want)} syscalls (counts, exits, duration sums), IRQs, lost "
-              f"= stats")
+              f"= stats; {len(got)} SWITCH threads = decode, {backs[0]} CLOCKBACK steps")
 
 
 if __name__ == "__main__":
