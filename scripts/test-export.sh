@@ -187,4 +187,22 @@ grep -q 'different clock frequencies' "$work/err" && [ "$(wc -l <"$work/err")" =
 "$venv/bin/python" scripts/export/check_parquet.py "$tm" "$work/pq" \
     "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin" "$work/threads.bin"
 
+step "every format: the real seL4 kernel's trace under QEMU (SWITCH records)"
+# Left by examples/sel4/check.sh x86_64 (scripts/test-sel4.sh, which test-all.sh runs
+# before this script): a UART log with the framed dump, read directly.
+sel4_log=examples/sel4/target/x86_64/console.log
+if [ -f "$sel4_log" ]; then
+    validate sel4-x86_64 "$sel4_log"
+    "$tm" export "$sel4_log" --format ctf -o "$work/ctf-sel4" >/dev/null
+    babeltrace2 "$work/ctf-sel4" >/dev/null 2>"$work/bt.err"
+    if grep -v 'WARNING: Tracer discarded [0-9]* events between' "$work/bt.err" | grep -q .; then
+        echo "babeltrace2 warned on the seL4 trace:" >&2; cat "$work/bt.err" >&2; exit 1
+    fi
+    /usr/bin/python3 scripts/export/check_ctf.py "$tm" "$sel4_log" "$work/ctf-sel4"
+    "$tm" export "$sel4_log" --format parquet -o "$work/pq-sel4" >/dev/null
+    "$venv/bin/python" scripts/export/check_parquet.py "$tm" "$work/pq-sel4" "$sel4_log"
+else
+    echo "note: $sel4_log missing (run scripts/test-sel4.sh x86_64 first): seL4 step skipped" >&2
+fi
+
 step "export tests passed"

@@ -27,7 +27,8 @@ use tracemark_decoder::export::{self, chrome_json, perfetto, DumpMeta, Job};
 pub enum ExportFormat {
     /// Perfetto's protobuf trace (open in ui.perfetto.dev): a track per CPU, kernel
     /// entries and functions as nested slices, interrupts, user events and losses as
-    /// instants. `-o` names a file.
+    /// instants, a track per thread switched to with its running time as slices. `-o`
+    /// names a file.
     Perfetto,
     /// Chrome trace-event JSON (chrome://tracing, speedscope): the same events as
     /// `B`/`E` pairs and instants, a thread per CPU. `-o` names a file.
