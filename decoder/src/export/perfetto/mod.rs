@@ -1030,4 +1030,73 @@ mod tests {
         assert_eq!(dropped.debug_annotations[0].uint_value, Some(7));
         assert_eq!(p.len(), 10);
     }
+
+    #[test]
+    fn thread_switches_make_a_track_per_thread_with_running_slices() {
+        let info = RingInfo {
+            index: 1,
+            cpu: 3,
+            clock_hz: 1_000_000_000,
+            abi: SyscallAbi::Sel4,
+            overwritten: 0,
+            dropped: 0,
+            records: 5,
+            producer_id: 0,
+        };
+        let mut sink = Perfetto::new(Vec::new());
+        sink.begin(&[info, info]).unwrap();
+        let on1 = |ts, event| Item {
+            ring: 1,
+            ..item(ts, event)
+        };
+        for it in [
+            on1(10, Event::ThreadSwitch { thread: 0xa00 }),
+            on1(20, Event::ThreadSwitch { thread: 0xb00 }),
+            on1(25, Event::ClockBack { back: 7 }),
+            on1(30, Event::ThreadSwitch { thread: 0xa00 }),
+        ] {
+            sink.record(&it).unwrap();
+        }
+        sink.finish().unwrap();
+        let p = packets(&sink.into_inner());
+        // Thread tracks: described once each, under CPU 3's track (ring 1), named.
+        let threads: Vec<&TrackDescriptor> = p
+            .iter()
+            .filter_map(|p| p.track_descriptor.as_ref())
+            .filter(|t| t.parent_uuid == Some(cpu_uuid(1)))
+            .collect();
+        assert_eq!(threads.len(), 2);
+        assert_eq!(threads[0].name.as_deref(), Some("Thread 0xa00"));
+        assert_eq!(threads[0].uuid, Some(thread_uuid(1, 0)));
+        assert_eq!(threads[1].uuid, Some(thread_uuid(1, 1)));
+        // Running slices: begin on the incoming thread's track, end on the outgoing
+        // one's at the switch; the last one ends at the ring's last time.
+        let on_threads: Vec<(u64, i32, u64)> = p
+            .iter()
+            .filter_map(|p| {
+                let e = p.track_event.as_ref()?;
+                Some((p.timestamp?, e.r#type?, e.track_uuid?))
+            })
+            .collect();
+        let (a, b) = (thread_uuid(1, 0), thread_uuid(1, 1));
+        let (begin, end) = (proto::TYPE_SLICE_BEGIN, proto::TYPE_SLICE_END);
+        assert_eq!(
+            on_threads,
+            [
+                (10, begin, a),
+                (20, end, a),
+                (20, begin, b),
+                (30, end, b),
+                (30, begin, a),
+                (30, end, a)
+            ]
+        );
+        // Switch and clock instants on the CPU track (no track_uuid: the default).
+        let instants = p
+            .iter()
+            .filter_map(|p| p.track_event.as_ref())
+            .filter(|e| e.r#type == Some(proto::TYPE_INSTANT) && e.track_uuid.is_none())
+            .count();
+        assert_eq!(instants, 4);
+    }
 }
