@@ -2,8 +2,8 @@
 # Tests of `tracemark export` (issue 10) without a browser: each format's output is read
 # back by an independent reader and compared with `tracemark stats --json` on kernel-sim
 # dumps (overwrite and drop mode, 1 to 3 CPUs) and on the C kernel example's dump.
-# Symbols (`--elf`): the C kernel's function slices and `stats` hottest functions are
-# named as `nm` names their addresses, with DWARF and with the symbol table only.
+# Symbols (`--elf`): the C kernel's function slices, `stats` hottest functions and the Parquet
+# `symbol` column are named as `nm` names their addresses (DWARF, and symbol table only).
 #
 #   perfetto:    scripts/validate_export.py parses it with the official schema
 #                (`perfetto_trace_pb2` from PyPI `perfetto`, in a venv under target/)
@@ -136,6 +136,23 @@ validate c-kernel-symtab-only "$work/c-kernel.bin" "$work/c-kernel.nodebug" "$wo
 "$tm" stats "$work/c-kernel.bin" --json --elf "$work/c-kernel" >"$work/hot.json"
 "$tm" decode "$work/c-kernel.bin" --format json --kind FENTRY --elf "$work/c-kernel" >"$work/fentry.jsonl"
 "$py" scripts/validate_export.py hot "$work/hot.json" "$work/fentry.jsonl" "$work/c-kernel.nm"
+# Parquet's symbol column, filled from --elf, against nm.
+"$tm" export "$work/c-kernel.bin" --elf "$work/c-kernel" --format parquet -o "$work/pq-elf" >/dev/null
+"$py" - "$work/pq-elf" "$work/c-kernel.nm" <<'PY'
+import sys
+import duckdb
+sys.path.insert(0, "scripts")
+from validate_export import read_nm
+nm = read_nm(sys.argv[2])
+rows = duckdb.sql(f"""SELECT func, symbol, count(*) FROM read_parquet(
+    '{sys.argv[1]}/records/*/*/*.parquet', hive_partitioning = true)
+    WHERE kind IN ('FENTRY', 'FEXIT') GROUP BY ALL""").fetchall()
+assert rows, "no function rows"
+bad = [(hex(f), s, nm.get(f)) for f, s, _ in rows if s is None or s != nm.get(f)]
+assert not bad, f"symbol column differs from nm: {bad[:5]}"
+print(f"ok   Parquet symbol column: {sum(n for _, _, n in rows)} function rows of "
+      f"{len(rows)} functions named as nm names them")
+PY
 
 step "ctf + parquet: kernel-sim dumps and an encoder-written dump with long gaps"
 # Three workloads: overwrite (records lost before the oldest block), drop with a small
