@@ -17,9 +17,10 @@
 //!
 //! - a block whose header is intact (magic and expected sequence number) counts its
 //!   `records`, even if its body is damaged or lies in a damaged UART chunk;
-//! - a torn block *before* the oldest intact block of an overwrite ring is the slot the
-//!   writer is reclaiming: the encoder adds its records to `overwritten` before it
-//!   rewrites the header, so it counts 0;
+//! - a torn block *before* the oldest intact block whose header shows it was opened after
+//!   the commit position ([`RingView::opened_after_commit`]) is the slot the writer is
+//!   reclaiming: the encoder adds its records to `overwritten` before it rewrites the
+//!   header, so it counts 0;
 //! - any other torn block (damage: magic or sequence number garbled) counts its
 //!   `records` field if that is possible for a block of this size (a damaged header
 //!   field rarely damages its neighbours);
@@ -35,17 +36,18 @@
 
 use std::ops::Range;
 
+use tracemark_format::numbering::{plausible_block_records, RingNumbering};
 use tracemark_format::record::BlockRecords;
 use tracemark_format::ring::{
-    find_rings, BlockState, RingError, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_MAGIC,
+    find_rings, offsets, BlockState, RingError, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_MAGIC,
 };
-use tracemark_format::{Mode, RingView, SyscallAbi};
+use tracemark_format::{Event, RingView, SyscallAbi};
 
 /// Why a file holds no usable ring.
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
     /// The file is empty.
-    #[error("at byte 0: empty file, no ring")]
+    #[error("at byte 0: the input is empty, no ring to decode (a dump still being written? wait for the writer, or check the path)")]
     Empty,
     /// No ring header anywhere; `offset` is where the first one was expected.
     #[error("at byte {offset}: {source_msg} (and no ring header found anywhere in {len} bytes)")]
@@ -234,9 +236,12 @@ impl<'a> Dump<'a> {
         let mut at = 0usize;
         while at < bytes.len() {
             let rest = &bytes[at..];
-            match RingView::parse(rest) {
-                Ok(view) => {
+            match RingView::parse_recovering(rest) {
+                Ok((view, replaced)) => {
                     let ring_len = view.ring_len();
+                    if let Some(stored) = replaced {
+                        warnings.push(commit_warning(at, &view, stored));
+                    }
                     let ring = read_ring(at, view, valid, &mut warnings);
                     rings.push(ring);
                     if ring_len > rest.len() {
@@ -317,6 +322,26 @@ impl<'a> Dump<'a> {
     }
 }
 
+/// The warning for a ring whose live commit position was replaced by the one its
+/// blocks give.
+fn commit_warning(at: usize, view: &RingView<'_>, stored: u32) -> Warning {
+    let cpu = view.header.cpu_id.get();
+    let found = if view.is_empty() {
+        "no block in its slot, nothing decoded".to_string()
+    } else {
+        format!("newest block {} found by its own header", view.commit.seq)
+    };
+    Warning {
+        offset: at + offsets::COMMIT_POS,
+        damage: true,
+        category: Category::BadRing,
+        message: format!(
+            "cpu{cpu}: the ring header's commit position {stored:#010x} does not match the ring's blocks \
+             (damaged header); blocks read in the order of their own headers, {found}"
+        ),
+    }
+}
+
 /// Whether every byte of `range` lies in one of the sorted, disjoint `valid` ranges.
 fn covered(valid: Option<&[Range<usize>]>, range: Range<usize>) -> bool {
     let Some(valid) = valid else { return true };
@@ -343,10 +368,20 @@ fn read_ring<'a>(
     let header = view.header;
     let cpu = header.cpu_id.get();
     let overwritten = header.overwritten.get();
-    let block_size = view.geometry.block_size() as usize;
-    // Most event records a block can hold (each takes at least one byte).
-    let max_records = (block_size - BLOCK_HEADER_LEN) as u64;
-    let mut next_record = overwritten;
+    let g = view.geometry;
+    let block_size = g.block_size();
+    let mut numbering = RingNumbering::new(overwritten, g.block_count, block_size);
+    if numbering.overflowed() {
+        warnings.push(Warning {
+            offset: offset + offsets::OVERWRITTEN,
+            damage: true,
+            category: Category::Numbering,
+            message: format!(
+                "cpu{cpu}: the ring header's overwritten count {overwritten} leaves no room for \
+                 the ring's record numbers below 2^64 (damaged header); records numbered from 0"
+            ),
+        });
+    }
     let mut blocks = Vec::new();
     let mut torn = 0u64;
     let mut missing = 0u64;
@@ -366,13 +401,32 @@ fn read_ring<'a>(
             BlockState::Valid => {
                 seen_intact = true;
                 let records_at = at + BLOCK_HEADER_LEN;
-                let count = u64::from(b.header.records.get());
+                let mut count = u64::from(b.header.records.get());
+                if !plausible_block_records(block_size, b.header.records.get()) {
+                    // A damaged count: number by the records the block holds.
+                    let held = b
+                        .decode()
+                        .map_while(Result::ok)
+                        .filter(|r| !matches!(r.event, Event::Lost { .. }))
+                        .count() as u64;
+                    warnings.push(Warning {
+                        offset: at + offsets::BLOCK_RECORDS,
+                        damage: true,
+                        category: Category::Numbering,
+                        message: format!(
+                            "cpu{cpu}: block {}: header record count {count} is more than a block of \
+                             {block_size} bytes holds (damaged header); numbered by its {held} decodable records",
+                            b.seq
+                        ),
+                    });
+                    count = held;
+                }
                 if covered(valid, records_at..records_at + b.records.len()) {
                     blocks.push(Block {
                         seq: b.seq,
                         offset: at,
                         base_ts: b.header.base_ts.get(),
-                        first_record: next_record,
+                        first_record: numbering.next(),
                         header_records: b.header.records.get(),
                         is_current: b.is_current,
                         records: b.records,
@@ -389,16 +443,20 @@ fn read_ring<'a>(
                         ),
                     });
                 }
-                next_record = next_record.saturating_add(count);
+                numbering.advance(count);
             }
             BlockState::Torn => {
                 torn += 1;
-                let reclaiming = !seen_intact && view.mode == Mode::Overwrite;
+                // The writer's protocol explains only blocks opened after the commit
+                // position (being reclaimed, or opened by nested writers); anything else
+                // is damage.
+                let reclaiming = !seen_intact && view.opened_after_commit(&b);
                 let count = u64::from(b.header.records.get());
-                let plausible = header_ok && count <= max_records;
+                let plausible =
+                    header_ok && plausible_block_records(block_size, b.header.records.get());
                 if !reclaiming {
                     if plausible {
-                        next_record = next_record.saturating_add(count);
+                        numbering.advance(count);
                     } else {
                         unknown_gap = true;
                     }

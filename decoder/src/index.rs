@@ -4,7 +4,7 @@
 //! # File layout (all little-endian, zerocopy layouts)
 //!
 //! [`IndexHeader`] (128 bytes), then `ring_count` [`IndexRing`]s, then `block_count`
-//! [`IndexBlock`]s (128 bytes each, in ring order and, within a ring, oldest first),
+//! [`IndexBlock`]s (136 bytes each, in ring order and, within a ring, oldest first),
 //! then the source path (UTF-8).
 //!
 //! # Why sparse
@@ -15,34 +15,56 @@
 //! decoding pass, and still answers in microseconds: binary search to the block, then
 //! decode that one block (a few microseconds).
 //!
+//! # Integrity
+//!
+//! The index checks itself, so that a damaged index is refused rather than answering
+//! wrongly: its header holds an XXH3-64 checksum of the header (with that field
+//! zeroed), the ring table and the source path, verified when the index is opened; each
+//! block entry holds a 32-bit check of its own bytes, verified whenever the entry is
+//! used (a binary search probes, a block decoded, a summary). Checking every entry on
+//! open would read the whole index (11.6 MB for a 537 MB dump) for every query: per
+//! entry, a query stays O(log n).
+//!
+//! Facts the dump holds are taken from the dump, not the index: a query reads each
+//! ring's CPU, clock frequency and syscall numbering from the ring header in the source.
+//!
 //! # Staleness
 //!
 //! The header holds the source's length and a fingerprint: a 64-bit hash of its first
 //! and last 256 KiB and of every ring header (which carry the live write and commit
 //! positions and loss counters, so any further tracing changes them). Hashing the whole
 //! source would cost a full read per query; this costs ~0.1 ms. In addition every block a
-//! query decodes is checked against its entry (block header sequence number and base
-//! time), so a source changed in the middle is refused as well.
+//! query decodes is checked against its entry: block header sequence number, base time,
+//! and a 32-bit hash (XXH3) of the block's header and record bytes, so a source changed
+//! in the middle, even by an edit of the same length, is refused as well (see
+//! BENCHMARKS.md for what the hashes cost `index` and `query`).
 
 use std::path::{Path, PathBuf};
 
-use tracemark_format::record::BlockRecords;
 use tracemark_format::ring::{BlockHeader, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_HEADER_LEN};
-use tracemark_format::{Event, KernelEntry, Kind, SyscallAbi};
+use tracemark_format::RingView;
+use tracemark_format::{KernelEntry, Kind, SyscallAbi};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use tracemark_format::scan::{scan_block, Visitor};
+use tracemark_format::scan::{scan_block, ByKind, KindVisitor};
 
 use crate::dump::{Block, Dump, Warning};
-use crate::merge::{block_warning, EntryStack, Item, MAX_STACK};
+use crate::merge::{block_warning, BlockItems, EntryStack, Item, MAX_STACK};
 use crate::par::{self, Carry, Unit, UnitStack};
 use crate::render::RingCtx;
 
 /// First eight bytes of an index file.
 pub const INDEX_MAGIC: [u8; 8] = *b"TMINDEX\0";
 /// The index layout version.
-pub const INDEX_VERSION: u32 = 1;
+pub const INDEX_VERSION: u32 = 2;
+/// Size of [`IndexHeader`]: the ring table starts right after it.
+pub const INDEX_HEADER_LEN: usize = core::mem::size_of::<IndexHeader>();
+/// Byte offset of [`IndexHeader::version`].
+const VERSION_AT: usize = core::mem::offset_of!(IndexHeader, version);
+/// Byte offset of [`IndexHeader::header_len`].
+const HEADER_LEN_AT: usize = core::mem::offset_of!(IndexHeader, header_len);
+
 /// Open kernel entries kept per block entry.
 pub const STACK_KEPT: usize = 8;
 
@@ -72,8 +94,10 @@ pub struct IndexHeader {
     pub ring_entry_len: U32,
     /// Size of an [`IndexBlock`].
     pub block_entry_len: U32,
+    /// XXH3-64 of this header (with this field zeroed), the ring table and the path.
+    pub checksum: U64,
     /// Reserved, zero.
-    pub reserved: [u8; 68],
+    pub reserved: [u8; 60],
 }
 
 /// One ring of the source.
@@ -132,12 +156,16 @@ pub struct IndexBlock {
     pub stack_depth: U32,
     /// The innermost `min(stack_depth, 8)` open entries, outermost first.
     pub stack: [U32; STACK_KEPT],
+    /// [`block_hash`] of the source block.
+    pub hash: U32,
     /// Reserved, zero.
     pub reserved: U32,
+    /// [`entry_check`] of this entry.
+    pub check: U32,
 }
 
-const _: () = assert!(core::mem::size_of::<IndexHeader>() == 128);
-const _: () = assert!(core::mem::size_of::<IndexBlock>() == 128);
+const _: () = assert!(INDEX_HEADER_LEN == 128);
+const _: () = assert!(core::mem::size_of::<IndexBlock>() == 136);
 
 /// Why an index cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +174,7 @@ pub enum IndexError {
     #[error("at byte 0: not a tracemark index (bad magic); build one with `tracemark index DUMP`")]
     BadMagic,
     /// An index version this tool does not read.
-    #[error("at byte 8: index version {0} is not supported (this tool reads {INDEX_VERSION}); rebuild it with `tracemark index`")]
+    #[error("at byte {VERSION_AT}: index version {0} is not supported (this tool reads {INDEX_VERSION}); rebuild it with `tracemark index`")]
     Version(u32),
     /// The file is shorter than its header says or sizes are inconsistent.
     #[error("at byte {offset}: index is truncated or damaged ({what}); rebuild it with `tracemark index`")]
@@ -156,9 +184,61 @@ pub enum IndexError {
         /// What is inconsistent.
         what: &'static str,
     },
+    /// The index's checksum does not match its bytes.
+    #[error("at byte {CHECKSUM_AT}: index checksum mismatch (stored {stored:#018x}, computed {computed:#018x}): the index is damaged; rebuild it with `tracemark index`")]
+    Checksum {
+        /// Checksum stored in the header.
+        stored: u64,
+        /// Checksum of the bytes.
+        computed: u64,
+    },
+    /// A block entry's check does not match its bytes.
+    #[error("at byte {offset}: index block entry {entry} is damaged (its check does not match); rebuild the index with `tracemark index`")]
+    Entry {
+        /// Byte offset of the entry in the index file.
+        offset: usize,
+        /// Its number.
+        entry: usize,
+    },
     /// The source changed since the index was built.
     #[error("index is stale: {0}; rebuild it with `tracemark index`")]
     Stale(String),
+}
+
+/// Byte offset of [`IndexHeader::checksum`].
+const CHECKSUM_AT: usize = core::mem::offset_of!(IndexHeader, checksum);
+
+/// The checksum of an index file: XXH3-64 of its header with the checksum field zeroed,
+/// its ring table (`ring_bytes` bytes after the header) and `path`.
+pub fn index_checksum(bytes: &[u8], ring_bytes: usize, path: &[u8]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let head = &bytes[..bytes.len().min(INDEX_HEADER_LEN + ring_bytes)];
+    let end = CHECKSUM_AT + 8;
+    if head.len() < end {
+        h.update(head);
+    } else {
+        h.update(&head[..CHECKSUM_AT]);
+        h.update(&[0u8; 8]);
+        h.update(&head[end..]);
+    }
+    h.update(path);
+    h.digest()
+}
+
+/// Byte offset of [`IndexBlock::check`].
+const ENTRY_CHECK_AT: usize = core::mem::offset_of!(IndexBlock, check);
+
+/// The check of a block entry: the low 32 bits of XXH3-64 of its bytes before `check`.
+#[inline]
+pub fn entry_check(e: &IndexBlock) -> u32 {
+    xxhash_rust::xxh3::xxh3_64(&e.as_bytes()[..ENTRY_CHECK_AT]) as u32
+}
+
+/// The hash an index keeps of a source block: the low 32 bits of XXH3-64 of the block's
+/// header and committed record bytes.
+#[inline]
+pub fn block_hash(header_and_records: &[u8]) -> u32 {
+    xxhash_rust::xxh3::xxh3_64(header_and_records) as u32
 }
 
 /// A 64-bit hash of the first and last 256 KiB of `bytes` and of the ring headers at
@@ -204,7 +284,7 @@ struct IndexVisitor<'a> {
     stack: &'a mut UnitStack,
 }
 
-impl Visitor for IndexVisitor<'_> {
+impl KindVisitor for IndexVisitor<'_> {
     #[inline(always)]
     fn simple(&mut self, ts: u64, code: u8, value: u64) {
         self.kinds[usize::from(code & 7)] += 1;
@@ -216,45 +296,11 @@ impl Visitor for IndexVisitor<'_> {
         }
     }
     #[inline(always)]
-    fn kernel_entry(&mut self, ts: u64, word: u32) {
-        self.simple(ts, Kind::KernelEntry as u8, u64::from(word));
-    }
-    #[inline(always)]
-    fn kernel_exit(&mut self, ts: u64, wire: u64) {
-        self.simple(ts, Kind::KernelExit as u8, wire);
-    }
-    #[inline(always)]
-    fn interrupt(&mut self, ts: u64, _irq: u32) {
-        self.simple(ts, Kind::Interrupt as u8, 0);
-    }
-    #[inline(always)]
-    fn function_entry(&mut self, ts: u64, _func: u64) {
-        self.simple(ts, Kind::FunctionEntry as u8, 0);
-    }
-    #[inline(always)]
-    fn function_exit(&mut self, ts: u64, _func: u64) {
-        self.simple(ts, Kind::FunctionExit as u8, 0);
-    }
-    #[inline(always)]
-    fn user(&mut self, ts: u64, _id: u32, _payload: &[u8]) {
-        self.simple(ts, Kind::User as u8, 0);
-    }
-    #[inline(always)]
-    fn image(&mut self, ts: u64, _base: u64, _size: u64, _id: u64) {
-        self.simple(ts, Kind::Image as u8, 0);
-    }
-    #[inline(always)]
-    fn lost(&mut self, ts: u64, _count: u64, _since: u64) {
-        self.simple(ts, Kind::Lost as u8, 0);
-    }
-    #[inline(always)]
-    fn thread_switch(&mut self, ts: u64, _thread: u64) {
-        self.other += 1;
-        self.last = ts;
-    }
-    #[inline(always)]
-    fn clock_back(&mut self, ts: u64, _back: u64) {
-        self.other += 1;
+    fn other(&mut self, ts: u64, kind: Kind) {
+        match self.kinds.get_mut(kind as usize) {
+            Some(k) => *k += 1,
+            None => self.other += 1,
+        }
         self.last = ts;
     }
 }
@@ -286,6 +332,9 @@ fn index_unit(
         e.seq = U32::new(block.seq);
         e.base_ts = U64::new(block.base_ts);
         e.first_record = U64::new(block.first_record);
+        e.hash = U32::new(block_hash(
+            &dump.bytes[block.offset..block.records_offset() + block.records.len()],
+        ));
         let keep = stack.open.len().saturating_sub(STACK_KEPT);
         let at_start = StackAtStart {
             popped: stack.pending.len(),
@@ -298,7 +347,7 @@ fn index_unit(
             last: block.base_ts,
             stack: &mut stack,
         };
-        let end = scan_block(block.records, block.base_ts, &mut v);
+        let end = scan_block(block.records, block.base_ts, &mut ByKind(&mut v));
         let (kinds, other, last) = (v.kinds, v.other, v.last);
         if let Some(err) = end.error {
             e.flags = U16::new(1);
@@ -377,11 +426,11 @@ pub fn build(
     let ring_len = core::mem::size_of::<IndexRing>();
     let block_len = core::mem::size_of::<IndexBlock>();
     let blocks: usize = parts.iter().map(|(_, b)| b.len()).sum();
-    let path_offset = 128 + n * ring_len + blocks * block_len;
+    let path_offset = INDEX_HEADER_LEN + n * ring_len + blocks * block_len;
     let mut h = IndexHeader::new_zeroed();
     h.magic = INDEX_MAGIC;
     h.version = U32::new(INDEX_VERSION);
-    h.header_len = U32::new(128);
+    h.header_len = U32::new(INDEX_HEADER_LEN as u32);
     h.source_len = U64::new(dump.bytes.len() as u64);
     h.source_fingerprint = U64::new(fingerprint(dump.bytes, dump.rings.iter().map(|r| r.offset)));
     h.ring_count = U32::new(n as u32);
@@ -407,10 +456,15 @@ pub fn build(
         first_block += b.len() as u32;
         out.extend_from_slice(r.as_bytes());
     }
-    for (_, b) in &parts {
+    for (_, b) in &mut parts {
+        for e in b.iter_mut() {
+            e.check = U32::new(entry_check(e));
+        }
         out.extend_from_slice(b.as_bytes());
     }
     out.extend_from_slice(path.as_bytes());
+    let checksum = index_checksum(&out, n * ring_len, path.as_bytes());
+    out[CHECKSUM_AT..CHECKSUM_AT + 8].copy_from_slice(&checksum.to_le_bytes());
     (out, warnings)
 }
 
@@ -441,40 +495,50 @@ impl<'a> Index<'a> {
         if header.version.get() != INDEX_VERSION {
             return Err(IndexError::Version(header.version.get()));
         }
-        if header.header_len.get() != 128
+
+        if header.header_len.get() as usize != INDEX_HEADER_LEN
             || header.ring_entry_len.get() as usize != core::mem::size_of::<IndexRing>()
             || header.block_entry_len.get() as usize != core::mem::size_of::<IndexBlock>()
         {
-            return Err(damaged(12, "entry sizes"));
+            return Err(damaged(HEADER_LEN_AT, "entry sizes"));
         }
         let nr = header.ring_count.get() as usize;
         let nb = header.block_count.get() as usize;
         let ring_bytes = nr * core::mem::size_of::<IndexRing>();
         let block_bytes = nb * core::mem::size_of::<IndexBlock>();
-        let rings_src = rest.get(..ring_bytes).ok_or(damaged(128, "ring table"))?;
+        let rings_src = rest
+            .get(..ring_bytes)
+            .ok_or(damaged(INDEX_HEADER_LEN, "ring table"))?;
         let blocks_src = rest
             .get(ring_bytes..ring_bytes + block_bytes)
-            .ok_or(damaged(128 + ring_bytes, "block table"))?;
-        let rings =
-            <[IndexRing]>::ref_from_bytes(rings_src).map_err(|_| damaged(128, "ring table"))?;
+            .ok_or(damaged(INDEX_HEADER_LEN + ring_bytes, "block table"))?;
+        let rings = <[IndexRing]>::ref_from_bytes(rings_src)
+            .map_err(|_| damaged(INDEX_HEADER_LEN, "ring table"))?;
         let blocks = <[IndexBlock]>::ref_from_bytes(blocks_src)
-            .map_err(|_| damaged(128 + ring_bytes, "block table"))?;
+            .map_err(|_| damaged(INDEX_HEADER_LEN + ring_bytes, "block table"))?;
         let po = header.path_offset.get() as usize;
         let path = bytes
             .get(po..po.saturating_add(header.path_len.get() as usize))
             .ok_or(damaged(po, "source path"))?;
+        let computed = index_checksum(bytes, ring_bytes, path);
+        if computed != header.checksum.get() {
+            return Err(IndexError::Checksum {
+                stored: header.checksum.get(),
+                computed,
+            });
+        }
         let mut total = 0u64;
         for (i, r) in rings.iter().enumerate() {
             if u64::from(r.first_block.get()) != total {
                 return Err(damaged(
-                    128 + i * core::mem::size_of::<IndexRing>(),
+                    INDEX_HEADER_LEN + i * core::mem::size_of::<IndexRing>(),
                     "ring block range",
                 ));
             }
             total += u64::from(r.block_count.get());
         }
         if total != nb as u64 {
-            return Err(damaged(128, "block count"));
+            return Err(damaged(INDEX_HEADER_LEN, "block count"));
         }
         Ok(Index {
             header,
@@ -509,18 +573,42 @@ impl<'a> Index<'a> {
         &self.blocks[a..a + r.block_count.get() as usize]
     }
 
-    /// The output context of ring `ri`.
-    pub fn ctx(&self, ri: usize) -> RingCtx {
-        let r = &self.rings[ri];
-        RingCtx {
-            cpu: r.cpu.get(),
-            clock_hz: r.clock_hz.get(),
-            abi: SyscallAbi::from_u8(r.abi).unwrap_or(SyscallAbi::Raw),
-        }
+    /// The output context of every ring, read from the ring headers in `source` (the
+    /// dump is the authority on CPU, clock and syscall numbering; the index only says
+    /// where the rings are). A ring header that is missing or names another CPU than
+    /// the index means the index does not belong to this source.
+    pub fn source_ctxs(&self, source: &[u8]) -> Result<Vec<RingCtx>, IndexError> {
+        self.rings
+            .iter()
+            .map(|r| {
+                let at = r.offset.get() as usize;
+                let view = source
+                    .get(at..)
+                    .and_then(|b| RingView::parse_recovering(b).ok())
+                    .ok_or_else(|| {
+                        IndexError::Stale(format!("no ring header at byte {at} of the source"))
+                    })?
+                    .0;
+                let h = view.header;
+                if h.cpu_id.get() != r.cpu.get() {
+                    return Err(IndexError::Stale(format!(
+                        "the ring at byte {at} of the source is cpu{}, the index says cpu{}",
+                        h.cpu_id.get(),
+                        r.cpu.get()
+                    )));
+                }
+                Ok(RingCtx {
+                    cpu: h.cpu_id.get(),
+                    clock_hz: h.clock_hz.get(),
+                    abi: SyscallAbi::from_u8(h.syscall_abi).unwrap_or(SyscallAbi::Raw),
+                })
+            })
+            .collect()
     }
 
     /// The source block of entry `e`, checked against the entry.
     pub fn block<'s>(&self, source: &'s [u8], e: &IndexBlock) -> Result<Block<'s>, IndexError> {
+        self.check_entry(e)?;
         let ro = e.records_offset.get() as usize;
         let stale = || {
             IndexError::Stale(format!(
@@ -541,6 +629,13 @@ impl<'a> Index<'a> {
             || h.base_ts.get() != e.base_ts.get()
         {
             return Err(stale());
+        }
+        let whole = &source[hdr_at..ro + records.len()];
+        if block_hash(whole) != e.hash.get() {
+            return Err(IndexError::Stale(format!(
+                "the block at byte {hdr_at} of the source differs from the indexed one \
+                 (its bytes were changed)"
+            )));
         }
         Ok(Block {
             seq: e.seq.get(),
@@ -574,39 +669,61 @@ impl<'a> Index<'a> {
     ) -> Result<(), IndexError> {
         let block = self.block(source, e)?;
         let mut stack = Self::stack(e);
-        let mut number = block.first_record;
-        for rec in BlockRecords::new(block.records, block.base_ts).map_while(Result::ok) {
-            let entry = stack.apply(&rec.event);
-            let n = if matches!(rec.event, Event::Lost { .. }) {
-                None
-            } else {
-                number += 1;
-                Some(number - 1)
-            };
-            if !f(Item {
-                ts: rec.ts,
-                number: n,
-                ring: ri as u32,
-                event: rec.event,
-                entry,
-            }) {
+        let mut items = BlockItems::new(&block, ri as u32);
+        while let Some(Ok(item)) = items.next_item(&mut stack) {
+            if !f(item) {
                 break;
             }
         }
         Ok(())
     }
 
-    /// Index of the block of ring `ri` holding record number `n`.
-    pub fn find_record(&self, ri: usize, n: u64) -> Option<usize> {
-        let blocks = self.ring_blocks(ri);
-        let i = blocks.partition_point(|b| b.first_record.get() <= n);
-        let b = blocks.get(i.checked_sub(1)?)?;
-        (n < b.first_record.get() + u64::from(b.events.get())).then_some(i - 1)
+    /// Checks block entry `e` (one of [`Index::blocks`]) against its own check.
+    pub fn check_entry(&self, e: &IndexBlock) -> Result<(), IndexError> {
+        if entry_check(e) == e.check.get() {
+            return Ok(());
+        }
+        let size = core::mem::size_of::<IndexBlock>();
+        let entry =
+            (e as *const IndexBlock as usize).wrapping_sub(self.blocks.as_ptr() as usize) / size;
+        Err(IndexError::Entry {
+            offset: INDEX_HEADER_LEN + core::mem::size_of_val(self.rings) + entry * size,
+            entry,
+        })
     }
 
-    /// Index of the first block of ring `ri` that may hold records at or after `ts`.
-    pub fn find_time(&self, ri: usize, ts: u64) -> usize {
-        self.ring_blocks(ri)
-            .partition_point(|b| b.last_ts.get() < ts)
+    /// Index of the block of ring `ri` holding record number `n`. The entries the search
+    /// probes are checked.
+    pub fn find_record(&self, ri: usize, n: u64) -> Result<Option<usize>, IndexError> {
+        let blocks = self.ring_blocks(ri);
+        let mut damaged = Ok(());
+        let i = blocks.partition_point(|b| {
+            if damaged.is_ok() {
+                damaged = self.check_entry(b);
+            }
+            b.first_record.get() <= n
+        });
+        damaged?;
+        let Some(b) = i.checked_sub(1).and_then(|j| blocks.get(j)) else {
+            return Ok(None);
+        };
+        Ok((n < b
+            .first_record
+            .get()
+            .saturating_add(u64::from(b.events.get())))
+        .then_some(i - 1))
+    }
+
+    /// Index of the first block of ring `ri` that may hold records at or after `ts`. The
+    /// entries the search probes are checked.
+    pub fn find_time(&self, ri: usize, ts: u64) -> Result<usize, IndexError> {
+        let mut damaged = Ok(());
+        let i = self.ring_blocks(ri).partition_point(|b| {
+            if damaged.is_ok() {
+                damaged = self.check_entry(b);
+            }
+            b.last_ts.get() < ts
+        });
+        damaged.map(|()| i)
     }
 }

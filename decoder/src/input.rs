@@ -14,10 +14,37 @@ pub enum Input {
 }
 
 impl Input {
-    /// Maps the file at `path` read-only.
+    /// Opens an input: `-` is standard input, read to its end; a regular file is mapped
+    /// read-only; anything else that can be read (a pipe, `/dev/stdin`, a character
+    /// device) is read to its end. A directory is refused with a message that says
+    /// what to give instead.
     pub fn open(path: &Path) -> std::io::Result<Input> {
+        if path.as_os_str() == "-" {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("standard input: {e}")))?;
+            return Ok(Input::Owned(bytes));
+        }
         let file = File::open(path)?;
-        let len = file.metadata()?.len();
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory; give a dump file, a raw memory image or a UART log",
+            ));
+        }
+        if !meta.is_file() {
+            // A pipe or device: its length is not known in advance and it cannot be
+            // mapped; read it.
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut &file, &mut bytes)?;
+            return Ok(Input::Owned(bytes));
+        }
+        Input::map(file, meta.len())
+    }
+
+    /// Maps a regular file of `len` bytes read-only.
+    fn map(file: File, len: u64) -> std::io::Result<Input> {
         if len == 0 {
             // mmap of an empty file fails on some systems; nothing to map anyway.
             return Ok(Input::Owned(Vec::new()));
@@ -51,12 +78,10 @@ pub enum InputKind {
     UartLog,
 }
 
-/// The marker that starts a tracemark line in a UART log.
-pub const UART_MARKER: &[u8] = b"@TM:";
-
 /// Tells a dump from a UART log: a log does not start with a ring header, is text in its
 /// first 4 KiB (printable ASCII, UTF-8, tabs, line ends and ANSI escapes), and somewhere
-/// holds a framing line: [`UART_MARKER`] followed by `B,`, `D,` or `E,`, anywhere in a
+/// holds a framing line (`@TM:` followed by `B,`, `D,` or `E,`, see
+/// [`tracemark_format::uart::starts_framing_line`]) anywhere in a
 /// line (console output may precede it, see `docs/uart-framing.md`).
 pub fn detect(bytes: &[u8]) -> InputKind {
     if bytes.starts_with(&tracemark_format::ring::RING_MAGIC) {
@@ -77,11 +102,7 @@ fn has_framing_line(bytes: &[u8]) -> bool {
     let mut at = 0;
     while let Some(i) = bytes[at..].iter().position(|&b| b == b'@') {
         let p = at + i;
-        let rest = &bytes[p..];
-        if rest.starts_with(UART_MARKER)
-            && matches!(rest.get(4), Some(b'B' | b'D' | b'E'))
-            && rest.get(5) == Some(&b',')
-        {
+        if tracemark_format::uart::starts_framing_line(&bytes[p..]) {
             return true;
         }
         at = p + 1;

@@ -38,7 +38,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, cmd::Stdout(stdout.lock()));
     let result = match cli.command {
         Command::Decode(c) => c.run(&mut out),
         Command::Extract(c) => c.run(&mut out),
@@ -56,7 +56,8 @@ fn main() -> ExitCode {
         Err(e) => {
             // Do not let a failing BufWriter flush on drop hide the message.
             std::mem::forget(out);
-            eprintln!("tracemark: {e:#}");
+            // One line, whatever the bytes an input or index put into the message.
+            eprintln!("tracemark: {}", cmd::escape(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

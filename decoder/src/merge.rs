@@ -7,7 +7,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use tracemark_format::record::BlockRecords;
+use tracemark_format::numbering::RecordNumbers;
+use tracemark_format::record::{BlockRecords, DecodeError};
 use tracemark_format::{Event, KernelEntry};
 
 use crate::dump::{Block, Category, Dump, Warning};
@@ -67,6 +68,40 @@ impl EntryStack {
     }
 }
 
+/// The records of one block as [`Item`]s: numbered by the format's rule
+/// ([`RecordNumbers`]) from the block's first record number, with kernel exits matched
+/// through the caller's [`EntryStack`]. Every reader of records goes through this.
+#[derive(Debug, Clone)]
+pub struct BlockItems<'a> {
+    records: BlockRecords<'a>,
+    numbers: RecordNumbers,
+    ring: u32,
+}
+
+impl<'a> BlockItems<'a> {
+    /// The records of `block` of ring `ring` (index into [`Dump::rings`]).
+    #[inline]
+    pub fn new(block: &Block<'a>, ring: u32) -> Self {
+        BlockItems {
+            records: block.decode(),
+            numbers: RecordNumbers::starting_at(block.first_record),
+            ring,
+        }
+    }
+
+    /// The next record, following `stack`; after a decoding error, nothing more.
+    #[inline(always)]
+    pub fn next_item(&mut self, stack: &mut EntryStack) -> Option<Result<Item, DecodeError>> {
+        Some(self.records.next()?.map(|rec| Item {
+            ts: rec.ts,
+            number: self.numbers.number(&rec.event),
+            ring: self.ring,
+            entry: stack.apply(&rec.event),
+            event: rec.event,
+        }))
+    }
+}
+
 /// Decodes `block` of ring `ring`, calling `f` for each record. Returns the byte offset
 /// (from the start of the records) and message of a decoding error, after which the rest
 /// of the block is skipped.
@@ -77,25 +112,10 @@ pub fn decode_block(
     stack: &mut EntryStack,
     mut f: impl FnMut(Item),
 ) -> Result<(), (usize, String)> {
-    let mut number = block.first_record;
-    for r in block.decode() {
+    let mut items = BlockItems::new(block, ring);
+    while let Some(r) = items.next_item(stack) {
         match r {
-            Ok(rec) => {
-                let entry = stack.apply(&rec.event);
-                let n = if matches!(rec.event, Event::Lost { .. }) {
-                    None
-                } else {
-                    number += 1;
-                    Some(number - 1)
-                };
-                f(Item {
-                    ts: rec.ts,
-                    number: n,
-                    ring,
-                    event: rec.event,
-                    entry,
-                });
-            }
+            Ok(item) => f(item),
             Err(e) => return Err((e.offset, e.to_string())),
         }
     }
@@ -121,7 +141,7 @@ pub struct RingCursor<'d, 'a> {
     cpu: u32,
     blocks: &'d [Block<'a>],
     next_block: usize,
-    current: Option<(usize, BlockRecords<'a>, u64)>,
+    current: Option<(usize, BlockItems<'a>)>,
     stack: EntryStack,
     /// Blocks whose records could not all be decoded.
     pub corrupt_blocks: u64,
@@ -161,28 +181,15 @@ impl Iterator for RingCursor<'_, '_> {
     #[inline]
     fn next(&mut self) -> Option<Item> {
         loop {
-            if let Some((bi, it, number)) = &mut self.current {
-                match it.next() {
-                    Some(Ok(rec)) => {
-                        if rec.ts > self.until {
+            if let Some((bi, items)) = &mut self.current {
+                match items.next_item(&mut self.stack) {
+                    Some(Ok(item)) => {
+                        if item.ts > self.until {
                             self.current = None;
                             self.next_block = self.blocks.len();
                             return None;
                         }
-                        let entry = self.stack.apply(&rec.event);
-                        let n = if matches!(rec.event, Event::Lost { .. }) {
-                            None
-                        } else {
-                            *number += 1;
-                            Some(*number - 1)
-                        };
-                        return Some(Item {
-                            ts: rec.ts,
-                            number: n,
-                            ring: self.ring,
-                            event: rec.event,
-                            entry,
-                        });
+                        return Some(item);
                     }
                     Some(Err(e)) => {
                         let block = &self.blocks[*bi];
@@ -199,7 +206,7 @@ impl Iterator for RingCursor<'_, '_> {
                 }
             }
             let block = self.blocks.get(self.next_block)?;
-            self.current = Some((self.next_block, block.decode(), block.first_record));
+            self.current = Some((self.next_block, BlockItems::new(block, self.ring)));
             self.next_block += 1;
         }
     }

@@ -1,5 +1,5 @@
 //! Work over blocks in parallel: each ring's blocks are cut into runs ("units") that
-//! workers take in turn, so that two cores share even a single-ring dump.
+//! workers (a rayon pool) take in turn, so that two cores share even a single-ring dump.
 //!
 //! Blocks are independent (each carries an absolute base time) except for the stack of
 //! open kernel entries, which matches a kernel exit with its entry across block
@@ -11,7 +11,6 @@
 //! [`MAX_STACK`] (deeper nesting is not seen in practice).
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::dump::Dump;
 use crate::merge::MAX_STACK;
@@ -46,43 +45,51 @@ pub fn units(dump: &Dump<'_>, threads: usize) -> Vec<Unit> {
     out
 }
 
-/// Runs `f` on every unit with up to `threads` workers, each with its own state from
-/// `init`. Returns the workers' states and the results in unit order.
+/// Runs `f` on every unit with up to `threads` workers (a rayon pool of that size),
+/// each run of units with its own state from `init`. Returns the states and the results
+/// in unit order. A panic in `f` is re-raised here.
 pub fn run<S: Send, T: Send>(
     units: &[Unit],
     threads: usize,
     init: impl Fn() -> S + Sync,
     f: impl Fn(&mut S, &Unit) -> T + Sync,
 ) -> (Vec<S>, Vec<T>) {
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut state = init();
-        let mut done = Vec::new();
-        loop {
-            let k = next.fetch_add(1, Ordering::Relaxed);
-            let Some(u) = units.get(k) else { break };
-            done.push((k, f(&mut state, u)));
-        }
-        (state, done)
-    };
+    use rayon::prelude::*;
     let threads = threads.clamp(1, units.len().max(1));
-    let mut states = Vec::with_capacity(threads);
-    let mut all = Vec::with_capacity(units.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-        let (st, d) = work();
-        states.push(st);
-        all.extend(d);
-        for h in handles {
-            match h.join() {
-                Ok((st, d)) => {
-                    states.push(st);
-                    all.extend(d);
-                }
-                Err(p) => std::panic::resume_unwind(p),
-            }
+    let work = || {
+        units
+            .par_iter()
+            .enumerate()
+            // Few, large pieces: a state per piece (the stats accumulator is ~150 KB).
+            .with_min_len(units.len().div_ceil(4 * threads).max(1))
+            .fold(
+                || (init(), Vec::new()),
+                |(mut state, mut done), (k, u)| {
+                    done.push((k, f(&mut state, u)));
+                    (state, done)
+                },
+            )
+            .collect::<Vec<_>>()
+    };
+    let pieces = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(work),
+        // No threads to be had: the caller's thread does it all.
+        Err(_) => {
+            let mut state = init();
+            let done = units
+                .iter()
+                .enumerate()
+                .map(|(k, u)| (k, f(&mut state, u)))
+                .collect();
+            vec![(state, done)]
         }
-    });
+    };
+    let mut states = Vec::with_capacity(pieces.len());
+    let mut all = Vec::with_capacity(units.len());
+    for (state, done) in pieces {
+        states.push(state);
+        all.extend(done);
+    }
     all.sort_unstable_by_key(|(k, _)| *k);
     (states, all.into_iter().map(|(_, t)| t).collect())
 }

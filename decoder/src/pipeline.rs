@@ -14,16 +14,17 @@
 //! Filters apply per record (kinds, time window); a run that starts after the window's
 //! end is not formatted at all.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{IoSlice, Write};
 use std::sync::{Condvar, Mutex};
 
-use tracemark_format::scan::{scan_block, Visitor};
-use tracemark_format::{Event, KernelEntry};
+use tracemark_format::scan::{scan_block, ByKind, KindVisitor};
+use tracemark_format::KernelEntry;
 
 use crate::dump::{Dump, Warning};
 use crate::filter::RingFilter;
-use crate::merge::{block_warning, EntryStack, Item};
+use crate::merge::{block_warning, BlockItems, EntryStack};
 use crate::par::{self, Carry, Unit, UnitStack};
 use crate::render::{self, Format, RingCtx};
 
@@ -39,9 +40,17 @@ struct Formatted {
     lines: Vec<(u64, usize)>,
 }
 
+impl Formatted {
+    /// Forgets the lines, keeping the allocations.
+    fn clear(&mut self) {
+        self.text.clear();
+        self.lines.clear();
+    }
+}
+
 struct StackOnly<'a>(&'a mut UnitStack);
 
-impl Visitor for StackOnly<'_> {
+impl KindVisitor for StackOnly<'_> {
     #[inline(always)]
     fn simple(&mut self, _ts: u64, code: u8, value: u64) {
         if code == 0 {
@@ -49,14 +58,6 @@ impl Visitor for StackOnly<'_> {
         } else if code == 1 {
             self.0.pop(value);
         }
-    }
-    #[inline(always)]
-    fn kernel_entry(&mut self, ts: u64, word: u32) {
-        self.simple(ts, 0, u64::from(word));
-    }
-    #[inline(always)]
-    fn kernel_exit(&mut self, ts: u64, wire: u64) {
-        self.simple(ts, 1, wire);
     }
 }
 
@@ -90,37 +91,22 @@ fn format_unit(
     let ring = &dump.rings[unit.ring];
     let entries: Vec<KernelEntry> = start.iter().map(|&w| KernelEntry(w)).collect();
     let mut stack = EntryStack::from_entries(&entries);
-    f.text.clear();
-    f.lines.clear();
+    f.clear();
     let mut time = render::SecondsCache::default();
     for block in &ring.blocks[unit.blocks.clone()] {
-        let mut number = block.first_record;
-        let mut counter = render::Counter::new(number);
-        for rec in block.decode().map_while(Result::ok) {
-            let entry = stack.apply(&rec.event);
-            let n = if matches!(rec.event, Event::Lost { .. }) {
-                None
-            } else {
-                number += 1;
-                Some(number - 1)
-            };
-            let item = Item {
-                ts: rec.ts,
-                number: n,
-                ring: unit.ring as u32,
-                event: rec.event,
-                entry,
-            };
+        let mut counter = render::Counter::new(block.first_record);
+        let mut items = BlockItems::new(block, unit.ring as u32);
+        while let Some(Ok(item)) = items.next_item(&mut stack) {
             if filter.wants(&item) {
                 if format == Format::Text {
-                    let text = n.map(|_| counter.text());
+                    let text = item.number.map(|_| counter.text());
                     render::text_numbered(&mut f.text, &item, ctx, text, &mut time);
                 } else {
                     render::record(&mut f.text, format, &item, ctx);
                 }
-                f.lines.push((rec.ts, f.text.len()));
+                f.lines.push((item.ts, f.text.len()));
             }
-            if n.is_some() {
+            if item.number.is_some() {
                 counter.incr();
             }
         }
@@ -135,10 +121,18 @@ struct Ring {
     taken: usize,
     /// Formatted runs not yet taken, by run index.
     done: VecDeque<Option<Formatted>>,
+    /// Whether the ring is in [`Shared::ready`].
+    queued: bool,
 }
 
 struct Shared {
     rings: Vec<Ring>,
+    /// Rings whose next run may start now (fewer than [`LOOKAHEAD`] runs ahead of the
+    /// writer), by the time their next run starts: each ring at most once (its
+    /// `queued`). A heap, so that picking the earliest run costs O(log rings).
+    ready: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Rings with runs not yet started.
+    left: usize,
     failed: bool,
     /// Buffers the writer is done with, for the workers to reuse (no allocation, no
     /// page faults per run).
@@ -171,7 +165,11 @@ pub fn write_records(
             let mut stack = UnitStack::default();
             let mut warnings = Vec::new();
             for block in &ring.blocks[u.blocks.clone()] {
-                let end = scan_block(block.records, block.base_ts, &mut StackOnly(&mut stack));
+                let end = scan_block(
+                    block.records,
+                    block.base_ts,
+                    &mut ByKind(&mut StackOnly(&mut stack)),
+                );
                 if let Some(e) = end.error {
                     warnings.push(block_warning(ring.cpu, block, e.offset, &e.to_string()));
                 }
@@ -203,20 +201,44 @@ pub fn write_records(
     };
 
     // Pass 2: format in parallel, merge and write here.
-    let shared = Mutex::new(Shared {
+    let run_start = |k: usize, j: usize| {
+        let u = &units[k][j];
+        dump.rings[u.ring].blocks[u.blocks.start].base_ts
+    };
+    let mut first = Shared {
         rings: units
             .iter()
             .map(|_| Ring {
                 started: 0,
                 taken: 0,
                 done: VecDeque::new(),
+                queued: false,
             })
             .collect(),
+        ready: BinaryHeap::new(),
+        left: 0,
         failed: false,
         free: Vec::new(),
-    });
+    };
+    for (k, ring_units) in units.iter().enumerate() {
+        if !ring_units.is_empty() {
+            first.left += 1;
+            first.rings[k].queued = true;
+            first.ready.push(Reverse((run_start(k, 0), k)));
+        }
+    }
+    // Queues ring `k` if its next run may start and it is not queued yet.
+    let requeue = |s: &mut Shared, k: usize| {
+        let r = &mut s.rings[k];
+        if !r.queued && r.started < units[k].len() && r.started < r.taken + LOOKAHEAD {
+            r.queued = true;
+            let ts = run_start(k, r.started);
+            s.ready.push(Reverse((ts, k)));
+        }
+    };
+    let shared = Mutex::new(first);
     let cond = Condvar::new();
-    let worker = || loop {
+    let work = || loop {
         let (k, j, buf) = {
             let Ok(mut s) = shared.lock() else { return };
             loop {
@@ -224,31 +246,24 @@ pub fn write_records(
                     return;
                 }
                 // The startable run that begins earliest.
-                let mut best: Option<(u64, usize)> = None;
-                let mut any_left = false;
-                for (k, r) in s.rings.iter().enumerate() {
+                if let Some(Reverse((_, k))) = s.ready.pop() {
+                    let r = &mut s.rings[k];
+                    r.queued = false;
                     let j = r.started;
-                    if j >= units[k].len() {
-                        continue;
+                    r.started += 1;
+                    r.done.push_back(None);
+                    if r.started == units[k].len() {
+                        s.left -= 1;
                     }
-                    any_left = true;
-                    if j >= r.taken + LOOKAHEAD {
-                        continue;
-                    }
-                    let u = &units[k][j];
-                    let ts = dump.rings[u.ring].blocks[u.blocks.start].base_ts;
-                    if best.is_none_or(|(t, _)| ts < t) {
-                        best = Some((ts, k));
-                    }
-                }
-                if let Some((_, k)) = best {
-                    let j = s.rings[k].started;
-                    s.rings[k].started += 1;
-                    s.rings[k].done.push_back(None);
-                    let buf = s.free.pop().unwrap_or_default();
+                    requeue(&mut s, k);
+                    let mut buf = s.free.pop().unwrap_or_default();
+                    // A reused buffer still holds the lines of the run it carried
+                    // last; a run that is not formatted (after the time window) must
+                    // come out empty, not as a copy of that run.
+                    buf.clear();
                     break (k, j, buf);
                 }
-                if !any_left {
+                if s.left == 0 {
                     return;
                 }
                 s = match cond.wait(s) {
@@ -284,10 +299,30 @@ pub fn write_records(
         }
         cond.notify_all();
     };
+    let worker = || {
+        // A worker that panics must not leave the writer waiting for its run forever:
+        // mark the job failed, so that the writer stops and the scope re-raises the panic.
+        struct OnPanic<'s>(&'s Mutex<Shared>, &'s Condvar);
+        impl Drop for OnPanic<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    if let Ok(mut s) = self.0.lock() {
+                        s.failed = true;
+                    }
+                    self.1.notify_all();
+                }
+            }
+        }
+        let _guard = OnPanic(&shared, &cond);
+        work()
+    };
     // The writer: takes run `j` of ring `k` once formatted.
     let take = |k: usize| -> Option<Formatted> {
         let mut s = shared.lock().ok()?;
         loop {
+            if s.failed {
+                return None;
+            }
             let r = &mut s.rings[k];
             if r.taken >= units[k].len() {
                 return None;
@@ -295,6 +330,7 @@ pub fn write_records(
             if let Some(Some(_)) = r.done.front() {
                 let f = r.done.pop_front().flatten();
                 r.taken += 1;
+                requeue(&mut s, k);
                 cond.notify_all();
                 return f;
             }
@@ -363,37 +399,22 @@ fn merge_and_write(
     // Runs of lines to write, as (ring, start, end) in its current buffer: written with
     // one vectored write per batch rather than copied.
     let mut runs: Vec<(usize, usize, usize)> = Vec::with_capacity(BATCH_RUNS);
+    // The streams by their head's time (ties: ring order): a k-way merge in
+    // O(log rings) per run of lines, so that many small rings stay linear.
+    let mut heads: BinaryHeap<Reverse<(u64, usize)>> = streams
+        .iter()
+        .enumerate()
+        .filter_map(|(k, s)| Some(Reverse((s.as_ref()?.head()?, k))))
+        .collect();
     loop {
-        // The stream with the earliest head (ties: ring order), and the time the run of
-        // lines taken from it may extend to.
-        let mut best: Option<(u64, usize)> = None;
-        let mut second = u64::MAX;
-        let mut second_ring = usize::MAX;
-        for (k, s) in streams.iter().enumerate() {
-            let Some(t) = s.as_ref().and_then(Stream::head) else {
-                continue;
-            };
-            match best {
-                Some((bt, _)) if t >= bt => {
-                    if t < second {
-                        second = t;
-                        second_ring = k;
-                    }
-                }
-                _ => {
-                    if let Some((bt, bk)) = best {
-                        second = bt;
-                        second_ring = bk;
-                    }
-                    best = Some((t, k));
-                }
-            }
-        }
-        let Some((_, k)) = best else {
+        // The stream with the earliest head, and the time the run of lines taken from
+        // it may extend to: the next stream's head.
+        let Some(Reverse((_, k))) = heads.pop() else {
             return flush(&streams, &mut runs, out);
         };
+        let (second, second_ring) = heads.peek().map_or((u64::MAX, usize::MAX), |r| r.0);
         let Some(s) = streams[k].as_mut() else {
-            return flush(&streams, &mut runs, out);
+            continue;
         };
         // Take lines while they come before the other streams' earliest head (on a tie,
         // the lower ring goes first).
@@ -421,6 +442,9 @@ fn merge_and_write(
             if let Some(done) = std::mem::replace(&mut streams[k], next(k)) {
                 give_back(done.f);
             }
+        }
+        if let Some(t) = streams[k].as_ref().and_then(Stream::head) {
+            heads.push(Reverse((t, k)));
         }
     }
 }

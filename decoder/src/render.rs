@@ -8,7 +8,8 @@ use crate::dump::Ring;
 use crate::merge::Item;
 
 /// How records are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Format {
     /// One line per record:
     /// `cpu0 #51517274 12.345678901 KENTRY Syscall Call cap=CNode label=42 fastpath`.

@@ -195,6 +195,9 @@ fn text_output_snapshot() {
     assert_eq!(csv.lines().count(), 9, "header and 8 records");
 }
 
+/// A ring format version no release reads.
+const UNSUPPORTED_VERSION: u8 = 200;
+
 /// Exit code 0 or 1, never a panic (101) or a signal; a fatal error is one line.
 fn check_clean(args: &[&str]) -> (i32, String, String) {
     let (code, out, err) = run(args);
@@ -237,12 +240,23 @@ fn damaged_inputs_give_clean_errors_or_partial_output() {
     let mut d = good.clone();
     d[300..1300].copy_from_slice(&random[..1000]);
     cases.push(("random block body".into(), d));
-    // A valid-CRC header with version 3 (unsupported; 1 and 2 are read).
+    // A valid-CRC header with a version no release reads (2 is this round's bump).
     let mut d = good.clone();
-    d[8] = 3;
+    d[8] = UNSUPPORTED_VERSION;
     let crc = HEADER_CRC.checksum(&d[..STATIC_HEADER_LEN]);
     d[48..52].copy_from_slice(&crc.to_le_bytes());
-    cases.push(("version 3".into(), d.clone()));
+    cases.push(("unsupported version".into(), d.clone()));
+    let intact = write(dir.path(), "good.bin", &good);
+    let (_, cpu1_text, _) = run(&["decode", intact.to_str().unwrap(), "--cpu", "1"]);
+    let (_, cpu1_json, _) = run(&[
+        "decode",
+        intact.to_str().unwrap(),
+        "--cpu",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert!(!cpu1_text.is_empty());
     for (name, bytes) in &cases {
         let f = write(dir.path(), "bad.bin", bytes);
         let fs = f.to_str().unwrap();
@@ -252,10 +266,20 @@ fn damaged_inputs_give_clean_errors_or_partial_output() {
             &["stats", fs, "--json"],
             &["index", fs],
         ] {
-            let (code, _, err) = check_clean(cmd);
-            if name == "version 3" {
-                // The second ring is still found by scanning.
-                assert!(err.contains("version 3") || code == 0, "{err}");
+            let (code, out, err) = check_clean(cmd);
+            if name == "unsupported version" {
+                // The first ring is refused with its version named (damage: exit 1),
+                // and the second ring is still found by scanning and decoded.
+                assert_eq!(code, 1, "{cmd:?}: {err}");
+                assert!(err.contains("version 200 is not supported"), "{err}");
+                if cmd[0] == "decode" {
+                    let want = if cmd.len() == 2 {
+                        &cpu1_text
+                    } else {
+                        &cpu1_json
+                    };
+                    assert_eq!(&out, want, "{cmd:?}: all of cpu1's records");
+                }
             }
             if name == "random" {
                 assert_eq!(code, 1);
@@ -266,16 +290,16 @@ fn damaged_inputs_give_clean_errors_or_partial_output() {
             }
         }
     }
-    // Version 3 in the only ring: refused with the version named.
+    // An unsupported version in the only ring: refused with the version named.
     let one = ring(0, Mode::Drop, 1024, 4, workload(10, 1));
     let mut d = one.clone();
-    d[8] = 3;
+    d[8] = UNSUPPORTED_VERSION;
     let crc = HEADER_CRC.checksum(&d[..STATIC_HEADER_LEN]);
     d[48..52].copy_from_slice(&crc.to_le_bytes());
     let f = write(dir.path(), "v2.bin", &d);
     let (code, _, err) = check_clean(&["decode", f.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains("version 3 is not supported"), "{err}");
+    assert!(err.contains("version 200 is not supported"), "{err}");
     // Version 1 (the previous format, a subset of version 2) still decodes, identically.
     let mut d = one.clone();
     d[8] = 1;

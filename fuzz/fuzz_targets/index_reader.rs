@@ -59,10 +59,11 @@ fn exercise(idx_bytes: &[u8], dump: &[u8]) {
         return;
     };
     let _ = idx.check_source(dump);
+    let _ = idx.source_ctxs(dump);
     for ri in 0..idx.rings.len() {
-        let _ = idx.ctx(ri);
         let blocks = idx.ring_blocks(ri);
         for e in blocks {
+            let _ = idx.check_entry(e);
             let _ = Index::stack(e);
             let _ = idx.decode(dump, ri, e, |_| true);
             let _ = idx.find_record(ri, e.first_record.get());

@@ -3,6 +3,7 @@
 //! - [`ring`]: the ring memory (header, blocks, positions) and [`ring::RingView`] to read it;
 //! - [`record`]: the records inside a block, their encoding and [`record::BlockRecords`];
 //! - [`sel4`]: the packed seL4 kernel-entry word and the seL4 names;
+//! - [`numbering`]: the record-numbering rule every reader uses;
 //! - [`varint`]: the LEB128 integers records are made of;
 //! - [`scan`]: a fast pass over records for summaries, without building events;
 //! - [`uart`]: framing of a dump over a text console.
@@ -10,6 +11,7 @@
 //! `FORMAT.md` at the repository root describes all of it byte by byte.
 #![cfg_attr(not(test), no_std)]
 
+pub mod numbering;
 pub mod record;
 pub mod ring;
 pub mod scan;

@@ -165,6 +165,24 @@ pub mod offsets {
     use super::RingHeader;
     use core::mem::offset_of;
 
+    /// [`RingHeader::version`].
+    pub const VERSION: usize = offset_of!(RingHeader, version);
+    /// [`RingHeader::header_len`].
+    pub const HEADER_LEN: usize = offset_of!(RingHeader, header_len);
+    /// [`RingHeader::block_size`].
+    pub const BLOCK_SIZE: usize = offset_of!(RingHeader, block_size);
+    /// [`RingHeader::block_count`].
+    pub const BLOCK_COUNT: usize = offset_of!(RingHeader, block_count);
+    /// [`RingHeader::seq_modulus`].
+    pub const SEQ_MODULUS: usize = offset_of!(RingHeader, seq_modulus);
+    /// [`RingHeader::clock_hz`].
+    pub const CLOCK_HZ: usize = offset_of!(RingHeader, clock_hz);
+    /// [`RingHeader::cpu_id`].
+    pub const CPU_ID: usize = offset_of!(RingHeader, cpu_id);
+    /// [`RingHeader::mode`].
+    pub const MODE: usize = offset_of!(RingHeader, mode);
+    /// [`RingHeader::static_crc`].
+    pub const STATIC_CRC: usize = offset_of!(RingHeader, static_crc);
     /// [`RingHeader::owner`].
     pub const OWNER: usize = offset_of!(RingHeader, owner);
     /// [`RingHeader::write_pos`].
@@ -495,6 +513,32 @@ impl<'a> RingView<'a> {
     /// ring's length are ignored; fewer bytes than the ring's length are allowed (a
     /// truncated dump), and the missing blocks come out as [`BlockState::Missing`].
     pub fn parse(bytes: &'a [u8]) -> Result<RingView<'a>, RingError> {
+        let view = Self::parse_static(bytes)?;
+        let commit_pos = view.header.commit_pos.get();
+        if !view.commit_possible() {
+            return Err(bad("commit_pos", offsets::COMMIT_POS, commit_pos.into()));
+        }
+        Ok(view)
+    }
+
+    /// Like [`RingView::parse`], for a reader that wants every block it can get from
+    /// damaged memory: when the live commit position is impossible, or does not agree with
+    /// the blocks (see [`RingView::commit_consistent`]), it is replaced by the one the
+    /// blocks' own headers give ([`RingView::recover_commit`]). Returns the view and, if
+    /// it was replaced, the commit position the header holds.
+    pub fn parse_recovering(bytes: &'a [u8]) -> Result<(RingView<'a>, Option<u32>), RingError> {
+        let mut view = Self::parse_static(bytes)?;
+        if view.commit_possible() && view.commit_consistent() {
+            return Ok((view, None));
+        }
+        let stored = view.header.commit_pos.get();
+        view.commit = view.recover_commit();
+        Ok((view, Some(stored)))
+    }
+
+    /// Parses and checks the static header; `commit` is the live commit position split,
+    /// unchecked.
+    fn parse_static(bytes: &'a [u8]) -> Result<RingView<'a>, RingError> {
         let Ok((header, _)) = RingHeader::read_from_prefix(bytes) else {
             return Err(RingError::TooShort { len: bytes.len() });
         };
@@ -513,7 +557,11 @@ impl<'a> RingView<'a> {
             });
         }
         if usize::from(header.header_len.get()) != RING_HEADER_LEN {
-            return Err(bad("header_len", 10, header.header_len.get().into()));
+            return Err(bad(
+                "header_len",
+                offsets::HEADER_LEN,
+                header.header_len.get().into(),
+            ));
         }
         let geometry = match Geometry::from_parts(
             header.block_size.get(),
@@ -521,21 +569,19 @@ impl<'a> RingView<'a> {
             header.seq_modulus.get(),
         ) {
             Ok(g) => g,
-            Err(GeometryError::BlockSize(v)) => return Err(bad("block_size", 12, v.into())),
-            Err(GeometryError::BlockCount(v)) => return Err(bad("block_count", 16, v.into())),
-            Err(GeometryError::SeqModulus(v)) => return Err(bad("seq_modulus", 20, v.into())),
+            Err(GeometryError::BlockSize(v)) => {
+                return Err(bad("block_size", offsets::BLOCK_SIZE, v.into()))
+            }
+            Err(GeometryError::BlockCount(v)) => {
+                return Err(bad("block_count", offsets::BLOCK_COUNT, v.into()))
+            }
+            Err(GeometryError::SeqModulus(v)) => {
+                return Err(bad("seq_modulus", offsets::SEQ_MODULUS, v.into()))
+            }
         };
-        let mode = Mode::from_u8(header.mode).ok_or(bad("mode", 44, header.mode.into()))?;
+        let mode =
+            Mode::from_u8(header.mode).ok_or(bad("mode", offsets::MODE, header.mode.into()))?;
         let commit = geometry.split(header.commit_pos.get());
-        if commit.seq >= geometry.seq_modulus
-            || (commit.offset as usize) < BLOCK_HEADER_LEN && header.commit_pos.get() != 0
-        {
-            return Err(bad(
-                "commit_pos",
-                offsets::COMMIT_POS,
-                header.commit_pos.get().into(),
-            ));
-        }
         Ok(RingView {
             header,
             geometry,
@@ -545,14 +591,159 @@ impl<'a> RingView<'a> {
         })
     }
 
+    /// Whether the commit position is a possible value: zero (nothing committed), or a
+    /// sequence number below the modulus and an offset past a block header.
+    fn commit_possible(&self) -> bool {
+        let raw = self.header.commit_pos.get();
+        raw == 0
+            || self.commit.seq < self.geometry.seq_modulus
+                && self.commit.offset as usize >= BLOCK_HEADER_LEN
+    }
+
+    /// Whether the commit position agrees with the blocks, as the writer's protocol
+    /// guarantees: the block it points into carries its sequence number (the writer
+    /// writes a block's header before any record of it is committed), at most one block
+    /// was opened after it, and a ring with nothing committed holds no block but block 0
+    /// (being opened).
+    /// A `false` means the live header is damaged.
+    pub fn commit_consistent(&self) -> bool {
+        if self.is_empty() {
+            let g = self.geometry;
+            // At most block 0, being opened by the first writer.
+            return (0..g.block_count).all(|slot| match self.slot_header(slot) {
+                Some(h) => h.magic.get() == 0 || slot == 0 && h.seq.get() == 0,
+                None => true,
+            });
+        }
+        // A block cut off by truncation cannot be checked.
+        let current = self.block(self.commit.seq).state;
+        if current == BlockState::Torn || current == BlockState::Empty {
+            return false;
+        }
+        // In normal operation one block at most is opened after the commit position (the
+        // one being reclaimed). More needs nested writers that filled whole blocks while
+        // the outermost writer was stopped between reserving and committing: a stale or
+        // damaged commit position is far likelier, and reading the blocks by their own
+        // headers recovers the records either way.
+        self.opened_ahead() <= 1
+    }
+
+    /// How many blocks the writer opened after the commit position: the blocks
+    /// `c_seq + 1, c_seq + 2, ...` (from block 0 if nothing is committed) found in their
+    /// slots with their sequence numbers, up to the first that is not. O(that count).
+    pub fn opened_ahead(&self) -> u32 {
+        let g = self.geometry;
+        let mut seq = if self.is_empty() {
+            None
+        } else {
+            Some(self.commit.seq)
+        };
+        let mut n = 0;
+        while n + 1 < g.block_count {
+            let next = seq.map_or(0, |s| g.next_seq(s));
+            match self.slot_header(g.slot(next)) {
+                Some(h) if h.magic.get() == BLOCK_MAGIC && h.seq.get() == next => {
+                    n += 1;
+                    seq = Some(next);
+                }
+                _ => break,
+            }
+        }
+        n
+    }
+
+    /// The header found in slot `slot`, if the bytes hold it.
+    fn slot_header(&self, slot: u32) -> Option<BlockHeader> {
+        let at = self.geometry.block_offset(slot);
+        let bytes = self.bytes.get(at..at + BLOCK_HEADER_LEN)?;
+        BlockHeader::read_from_bytes(bytes).ok()
+    }
+
+    /// The commit position the blocks' own headers give, for a ring whose live header is
+    /// damaged: the newest block is the last one, in sequence order, of the largest run of
+    /// headers that sit in their slots (magic, `seq % block_count == slot`); its records
+    /// end after the number of event records its header counts (or at the first record
+    /// that does not decode). No such block: nothing committed.
+    pub fn recover_commit(&self) -> Position {
+        let g = self.geometry;
+        // The newest of the blocks that sit in their slot: the greatest signed distance
+        // from the first one found (a ring's blocks span fewer than `block_count`
+        // sequence numbers, at most half the sequence space).
+        let mut first: Option<u32> = None;
+        let mut newest: Option<(u32, u32)> = None;
+        for slot in 0..g.block_count {
+            let Some(h) = self.slot_header(slot) else {
+                break;
+            };
+            let seq = h.seq.get();
+            if h.magic.get() != BLOCK_MAGIC || seq >= g.seq_modulus || g.slot(seq) != slot {
+                continue;
+            }
+            let base = *first.get_or_insert(seq);
+            let ahead = g.distance(base, seq);
+            if ahead <= g.seq_modulus / 2 && newest.is_none_or(|(_, d)| ahead > d) {
+                newest = Some((seq, ahead));
+            }
+        }
+        let Some((newest, _)) = newest else {
+            return Position { seq: 0, offset: 0 };
+        };
+        let slot = g.slot(newest);
+        let at = g.block_offset(slot);
+        let end = (at + g.block_size() as usize).min(self.bytes.len());
+        let Some(header) = self.slot_header(slot) else {
+            return Position { seq: 0, offset: 0 };
+        };
+        let body = &self.bytes[at + BLOCK_HEADER_LEN..end];
+        let want = header.records.get();
+        let mut records = BlockRecords::new(body, header.base_ts.get());
+        let mut seen = 0u32;
+        let mut len = records.offset();
+        while seen < want {
+            match records.next() {
+                Some(Ok(r)) => {
+                    if !matches!(r.event, crate::Event::Lost { .. }) {
+                        seen += 1;
+                    }
+                    len = records.offset();
+                }
+                _ => break,
+            }
+        }
+        Position {
+            seq: newest,
+            offset: (BLOCK_HEADER_LEN + len) as u32,
+        }
+    }
+
+    /// Whether `block`, found torn, holds a block the writer opened after the commit
+    /// position (its header carries a sequence number 1 to [`RingView::opened_ahead`]
+    /// blocks ahead of the commit position's, in this slot): the block being reclaimed, or opened by a
+    /// nested writer while the outermost one had not committed yet. The writer's protocol
+    /// explains such a block; any other torn block is damage.
+    pub fn opened_after_commit(&self, block: &BlockView<'_>) -> bool {
+        let g = self.geometry;
+        let h = &block.header;
+        let seq = h.seq.get();
+        let ahead = if self.is_empty() {
+            // Nothing committed yet: blocks of the first lap being opened.
+            (seq < g.block_count).then_some(seq + 1)
+        } else {
+            (seq < g.seq_modulus).then(|| g.distance(self.commit.seq, seq))
+        };
+        h.magic.get() == BLOCK_MAGIC
+            && g.slot(seq) == block.slot
+            && ahead.is_some_and(|d| d >= 1 && d <= self.opened_ahead())
+    }
+
     /// Length of the whole ring in memory, header included.
     pub fn ring_len(&self) -> usize {
         self.geometry.ring_len()
     }
 
-    /// Whether anything was ever committed.
+    /// Whether nothing was ever committed.
     pub fn is_empty(&self) -> bool {
-        self.header.commit_pos.get() == 0
+        self.commit.offset == 0 && self.commit.seq == 0
     }
 
     /// The blocks that may hold data, oldest first: the `block_count` sequence numbers
@@ -620,7 +811,9 @@ pub fn find_rings(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
         while at + RING_HEADER_LEN <= bytes.len() {
             let here = at;
             at += 8;
-            if bytes[here..here + 8] == RING_MAGIC && RingView::parse(&bytes[here..]).is_ok() {
+            if bytes[here..here + RING_MAGIC.len()] == RING_MAGIC
+                && RingView::parse_recovering(&bytes[here..]).is_ok()
+            {
                 return Some(here);
             }
         }

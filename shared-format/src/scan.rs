@@ -81,6 +81,72 @@ pub trait Visitor {
     }
 }
 
+/// A visitor that handles every record by its kind code: [`KindVisitor::simple`] for
+/// codes 0 to 4 (with their one value, as [`Visitor::simple`] gets them) and
+/// [`KindVisitor::other`] for the rest. Summaries that count records and follow kernel
+/// entries and exits need no more; [`ByKind`] makes one a [`Visitor`].
+pub trait KindVisitor {
+    /// A record of code 0 to 4 with its value (see [`Visitor::simple`]).
+    fn simple(&mut self, ts: u64, code: u8, value: u64);
+    /// A user, image, `Lost`, thread-switch or clock-back record.
+    #[inline(always)]
+    fn other(&mut self, ts: u64, kind: crate::Kind) {
+        let _ = (ts, kind);
+    }
+}
+
+/// A [`Visitor`] that forwards every record to a [`KindVisitor`].
+pub struct ByKind<'a, V>(pub &'a mut V);
+
+impl<V: KindVisitor> Visitor for ByKind<'_, V> {
+    #[inline(always)]
+    fn simple(&mut self, ts: u64, code: u8, value: u64) {
+        self.0.simple(ts, code, value);
+    }
+    #[inline(always)]
+    fn kernel_entry(&mut self, ts: u64, word: u32) {
+        self.0
+            .simple(ts, crate::Kind::KernelEntry as u8, u64::from(word));
+    }
+    #[inline(always)]
+    fn kernel_exit(&mut self, ts: u64, wire: u64) {
+        self.0.simple(ts, crate::Kind::KernelExit as u8, wire);
+    }
+    #[inline(always)]
+    fn interrupt(&mut self, ts: u64, irq: u32) {
+        self.0
+            .simple(ts, crate::Kind::Interrupt as u8, u64::from(irq));
+    }
+    #[inline(always)]
+    fn function_entry(&mut self, ts: u64, func: u64) {
+        self.0.simple(ts, crate::Kind::FunctionEntry as u8, func);
+    }
+    #[inline(always)]
+    fn function_exit(&mut self, ts: u64, func: u64) {
+        self.0.simple(ts, crate::Kind::FunctionExit as u8, func);
+    }
+    #[inline(always)]
+    fn user(&mut self, ts: u64, _id: u32, _payload: &[u8]) {
+        self.0.other(ts, crate::Kind::User);
+    }
+    #[inline(always)]
+    fn image(&mut self, ts: u64, _base: u64, _size: u64, _id: u64) {
+        self.0.other(ts, crate::Kind::Image);
+    }
+    #[inline(always)]
+    fn lost(&mut self, ts: u64, _count: u64, _since: u64) {
+        self.0.other(ts, crate::Kind::Lost);
+    }
+    #[inline(always)]
+    fn thread_switch(&mut self, ts: u64, _thread: u64) {
+        self.0.other(ts, crate::Kind::ThreadSwitch);
+    }
+    #[inline(always)]
+    fn clock_back(&mut self, ts: u64, _back: u64) {
+        self.0.other(ts, crate::Kind::ClockBack);
+    }
+}
+
 /// Where a scan stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanEnd {

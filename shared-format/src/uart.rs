@@ -473,6 +473,16 @@ pub enum Line<'a> {
     End(End),
 }
 
+/// Whether `bytes` starts with a framing line's head: [`MARKER`], a kind letter
+/// ([`LineKind::tag`]) and the comma after it.
+pub fn starts_framing_line(bytes: &[u8]) -> bool {
+    bytes.starts_with(MARKER)
+        && bytes
+            .get(MARKER.len())
+            .is_some_and(|&t| LineKind::from_tag(t).is_some())
+        && bytes.get(MARKER.len() + 1) == Some(&b',')
+}
+
 /// The three kinds of framing line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LineKind {
@@ -485,6 +495,25 @@ pub enum LineKind {
 }
 
 impl LineKind {
+    /// The kind letter after the marker: `B`, `D` or `E`.
+    pub const fn tag(self) -> u8 {
+        match self {
+            LineKind::Begin => b'B',
+            LineKind::Data => b'D',
+            LineKind::End => b'E',
+        }
+    }
+
+    /// The kind whose letter is `tag`.
+    pub const fn from_tag(tag: u8) -> Option<LineKind> {
+        match tag {
+            b'B' => Some(LineKind::Begin),
+            b'D' => Some(LineKind::Data),
+            b'E' => Some(LineKind::End),
+            _ => None,
+        }
+    }
+
     /// Number of comma-separated fields after the marker, counting the kind
     /// letter itself.
     pub const fn field_count(self) -> usize {
@@ -809,9 +838,7 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Line<'_>>, LineError> {
         found += 1;
     }
     let kind = match fields[0] {
-        b"B" => LineKind::Begin,
-        b"D" => LineKind::Data,
-        b"E" => LineKind::End,
+        [tag] => LineKind::from_tag(*tag).ok_or(LineError::UnknownKind)?,
         _ => return Err(LineError::UnknownKind),
     };
     // Check the version before the field count, so that a line of a future
@@ -900,6 +927,18 @@ pub fn peek_data_header(line: &[u8]) -> Option<(u32, u64)> {
 #[cfg(test)]
 mod tests {
     extern crate std;
+
+    #[test]
+    fn framing_line_heads_are_the_line_kinds() {
+        for kind in [LineKind::Begin, LineKind::Data, LineKind::End] {
+            assert_eq!(LineKind::from_tag(kind.tag()), Some(kind));
+            let head = [&MARKER[..], &[kind.tag(), b',']].concat();
+            assert!(starts_framing_line(&head));
+            assert!(!starts_framing_line(&head[..head.len() - 1]));
+        }
+        assert!(!starts_framing_line(b"@TM:X,1"));
+        assert!(!starts_framing_line(b"@TM:BEGIN"));
+    }
 
     use super::*;
     use proptest::prelude::*;

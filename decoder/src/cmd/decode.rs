@@ -11,16 +11,12 @@ use tracemark_decoder::render::{self, Format};
 /// Print records in time order across CPUs.
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
-    /// A dump file, raw memory image, or UART log with `@TM:` lines.
-    file: PathBuf,
-    /// List every problem found (torn, corrupt or skipped blocks...) on stderr, not just
-    /// the first and a count.
-    #[arg(short, long)]
-    verbose: bool,
+    #[command(flatten)]
+    input: super::InputArgs,
     /// Only this CPU (repeatable).
     #[arg(long = "cpu")]
     cpus: Vec<u32>,
-    /// Only these kinds (comma-separated: KENTRY,KEXIT,IRQ,FENTRY,FEXIT,USER,IMAGE,LOST).
+    /// Only these kinds (comma-separated: KENTRY,KEXIT,IRQ,FENTRY,FEXIT,USER,IMAGE,LOST,SWITCH,CLOCKBACK).
     #[arg(long, value_parser = parse_kinds)]
     kind: Option<Kinds>,
     /// Not before this time (seconds like 12.5, or ticks like 1000t).
@@ -32,9 +28,6 @@ pub struct Cmd {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
-    /// Worker threads (default: available cores).
-    #[arg(long)]
-    threads: Option<usize>,
     /// An ELF file of the traced code (repeatable): FENTRY/FEXIT show function names.
     /// Matched to the dump's IMAGE records by build id, or by load address or size.
     #[arg(long = "elf", value_name = "FILE")]
@@ -44,30 +37,31 @@ pub struct Cmd {
 impl Cmd {
     /// Runs the command.
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
-        let source = super::open(&self.file)?;
-        let dump = source.dump(&self.file)?;
-        if let Some(s) = super::symbols(&dump, &self.elfs)? {
-            render::set_function_names(s.names());
-        }
         let filter = Filter {
             cpus: self.cpus.clone(),
             kinds: self.kind.clone().map(|k| k.0).unwrap_or_default(),
             from: self.from,
             to: self.to,
         };
-        let mut warnings = source.warnings.clone();
-        let mut dump_warnings = dump.warnings.clone();
-        dump_warnings.extend(write_records(
-            &dump,
-            &filter,
-            self.format,
-            self.threads.unwrap_or_else(super::threads),
-            out,
-        )?);
-        dump_warnings.sort_by_key(|w| w.offset);
-        warnings.extend(dump_warnings);
-        out.flush()?;
-        super::report(&self.file, &warnings, self.verbose)
+        let threads = self.input.threads();
+        let format = self.format;
+        let wanted = |dump: &Dump<'_>| -> u64 {
+            dump.rings
+                .iter()
+                .filter(|r| filter.wants_cpu(r.cpu))
+                .flat_map(|r| &r.blocks)
+                .map(|b| u64::from(b.header_records))
+                .sum()
+        };
+        self.input
+            .with_dump(wanted, 4 << 20, false, |dump, progress| {
+                if let Some(s) = super::symbols(dump, &self.elfs)? {
+                    render::set_function_names(s.names());
+                }
+                let warnings = write_records(dump, &filter, format, threads, out, progress)?;
+                out.flush()?;
+                Ok(warnings)
+            })
     }
 }
 
@@ -78,6 +72,7 @@ fn write_records(
     format: Format,
     threads: usize,
     out: &mut dyn Write,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> anyhow::Result<Vec<Warning>> {
     let ring_filters: Vec<_> = dump
         .rings
@@ -87,24 +82,16 @@ fn write_records(
     let selected: Vec<u32> = (0..dump.rings.len() as u32)
         .filter(|&i| filter.wants_cpu(dump.rings[i as usize].cpu))
         .collect();
-    let total: u64 = selected
-        .iter()
-        .flat_map(|&i| &dump.rings[i as usize].blocks)
-        .map(|b| u64::from(b.header_records))
-        .sum();
-    let bar = super::progress(total, 4 << 20, false);
     if format == Format::Csv {
         out.write_all(render::CSV_HEADER)?;
     }
-    let inc = |n: u64| {
-        if let Some(b) = &bar {
-            b.inc(n);
-        }
-    };
-    let warnings =
-        pipeline::write_records(dump, &selected, &ring_filters, format, threads, out, &inc)?;
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    Ok(warnings)
+    Ok(pipeline::write_records(
+        dump,
+        &selected,
+        &ring_filters,
+        format,
+        threads,
+        out,
+        progress,
+    )?)
 }

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -18,6 +18,102 @@ pub mod import;
 pub mod index;
 pub mod query;
 pub mod stats;
+
+/// Standard output, whose write errors say that it was standard output (the error
+/// kind is kept, so a closed pipe is still recognised).
+pub struct Stdout<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for Stdout<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(stdout_error)
+    }
+
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        self.0.write_vectored(bufs).map_err(stdout_error)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(stdout_error)
+    }
+}
+
+fn stdout_error(e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(
+        e.kind(),
+        format!(
+            "writing to standard output: {e} (check the disk, file or pipe it goes to, or use -o where the command has it)"
+        ),
+    )
+}
+
+/// `text` with control characters (NUL, line ends, escapes...) written as Rust escapes
+/// (`\0`, `\n`, `\u{1b}`), so that bytes from an untrusted dump or index can neither
+/// break a message into lines nor drive the terminal.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The options of every command that reads one dump (`decode`, `stats`, `index`, and
+/// new commands alike): flatten them into a command with `#[command(flatten)]`.
+#[derive(Debug, clap::Args)]
+pub struct InputArgs {
+    /// A dump file, raw memory image, or UART log with `@TM:` lines (`-`: standard
+    /// input).
+    pub file: PathBuf,
+    /// List every problem found (torn, corrupt or skipped blocks...) on stderr, not just
+    /// the first and a count.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Worker threads (default: available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl InputArgs {
+    /// The worker threads to use.
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(threads)
+    }
+
+    /// Opens the input and finds its rings, runs `work` on them with a progress bar
+    /// (when stderr is a terminal and `total(dump)` reaches `min`; `bytes`: the units are
+    /// bytes, else records), then reports the input's, the dump's and `work`'s warnings:
+    /// an error (non-zero exit) if any of them is damage.
+    pub fn with_dump(
+        &self,
+        total: impl Fn(&Dump<'_>) -> u64,
+        min: u64,
+        bytes: bool,
+        work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
+    ) -> anyhow::Result<()> {
+        let source = open(&self.file)?;
+        let dump = source.dump(&self.file)?;
+        let bar = progress(total(&dump), min, bytes);
+        let inc = |n: u64| {
+            if let Some(b) = &bar {
+                b.inc(n);
+            }
+        };
+        let work_warnings = work(&dump, &inc)?;
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let mut warnings = source.warnings.clone();
+        let mut dump_warnings = dump.warnings.clone();
+        dump_warnings.extend(work_warnings);
+        dump_warnings.sort_by_key(|w| w.offset);
+        warnings.extend(dump_warnings);
+        report(&self.file, &warnings, self.verbose)
+    }
+}
 
 /// Worker threads: the machine's parallelism, at most 8.
 pub fn threads() -> usize {
@@ -206,7 +302,10 @@ pub fn progress(total: u64, min: u64, unit_bytes: bool) -> Option<ProgressBar> {
 pub fn report(path: &Path, warnings: &[Warning], verbose: bool) -> anyhow::Result<()> {
     if verbose {
         for w in warnings {
-            eprintln!("tracemark: {}: warning: {w}", path.display());
+            eprintln!(
+                "tracemark: {}",
+                escape(&format!("{}: warning: {w}", path.display()))
+            );
         }
     }
     let Some(first) = warnings.iter().find(|w| w.damage) else {

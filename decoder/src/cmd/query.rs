@@ -50,179 +50,195 @@ pub struct Cmd {
     format: Format,
 }
 
+/// What every query over the source needs: the index, the source bytes, the rings
+/// wanted and their output contexts (read from the source).
+struct Query<'a> {
+    index: &'a Index<'a>,
+    source: &'a [u8],
+    rings: Vec<usize>,
+    ctxs: Vec<RingCtx>,
+    format: Format,
+}
+
 impl Cmd {
-    /// Runs the command.
+    /// Runs the command: opens and checks the index, then answers in the mode asked.
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
-        let idx_input =
-            Input::open(&self.index).with_context(|| self.index.display().to_string())?;
-        let index =
-            Index::parse(idx_input.bytes()).with_context(|| self.index.display().to_string())?;
+        let name = self.index.display().to_string();
+        let idx_input = Input::open(&self.index).with_context(|| name.clone())?;
+        let index = Index::parse(idx_input.bytes()).with_context(|| name.clone())?;
         if self.summary {
-            return summary(&index, out);
+            return summary(&index, out).with_context(|| name.clone());
         }
         let source_path = self
             .source
             .clone()
             .unwrap_or_else(|| index.source_path.clone());
-        let src = super::open(&source_path).with_context(|| {
-            format!(
-                "{}: source {} (use --source)",
-                self.index.display(),
-                source_path.display()
-            )
-        })?;
+        let src = super::open(&source_path)
+            .with_context(|| format!("{name}: source {} (use --source)", source_path.display()))?;
         let source = src.input.bytes();
-        let ctx = |e: &dyn std::fmt::Display| format!("{}: {}", self.index.display(), e);
-        index
-            .check_source(source)
-            .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-        let rings: Vec<usize> = (0..index.rings.len())
-            .filter(|&ri| self.cpus.is_empty() || self.cpus.contains(&index.rings[ri].cpu.get()))
-            .collect();
+        index.check_source(source).with_context(|| name.clone())?;
+        let ctxs = index.source_ctxs(source).with_context(|| name.clone())?;
+        let q = Query {
+            index: &index,
+            source,
+            rings: (0..index.rings.len())
+                .filter(|&ri| {
+                    self.cpus.is_empty() || self.cpus.contains(&index.rings[ri].cpu.get())
+                })
+                .collect(),
+            ctxs,
+            format: self.format,
+        };
         if self.format == Format::Csv {
             out.write_all(render::CSV_HEADER)?;
         }
-        let mut buf = Vec::with_capacity(1 << 16);
-        if let Some(n) = self.record {
-            let mut found = false;
-            for &ri in &rings {
-                let c = index.ctx(ri);
-                let lo = n.saturating_sub(self.context);
-                let hi = n.saturating_add(self.context);
-                let Some(mut bi) = (lo..=n).find_map(|m| index.find_record(ri, m)) else {
-                    continue;
-                };
-                found |= index.find_record(ri, n).is_some();
-                let blocks = index.ring_blocks(ri);
-                let mut done = false;
-                while !done && bi < blocks.len() {
-                    index
-                        .decode(source, ri, &blocks[bi], |item| {
-                            match item.number {
-                                Some(m) if m > hi => done = true,
-                                Some(m) if m >= lo => {
-                                    render::record(&mut buf, self.format, &item, &c)
-                                }
-                                _ => {}
-                            }
-                            !done
-                        })
-                        .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-                    bi += 1;
-                }
-            }
-            out.write_all(&buf)?;
-            if !found {
-                let ranges: Vec<String> = rings
-                    .iter()
-                    .map(|&ri| {
-                        let b = index.ring_blocks(ri);
-                        match (b.first(), b.last()) {
-                            (Some(f), Some(l)) => format!(
-                                "cpu{} #{}..#{}",
-                                index.rings[ri].cpu.get(),
-                                f.first_record.get(),
-                                (l.first_record.get() + u64::from(l.events.get()))
-                                    .saturating_sub(1)
-                            ),
-                            _ => format!("cpu{} none", index.rings[ri].cpu.get()),
-                        }
-                    })
-                    .collect();
-                bail!(
-                    "{}: record #{n} is not in the dump (it holds {})",
-                    self.index.display(),
-                    ranges.join(", ")
-                );
-            }
-            return Ok(());
-        }
-        if let Some(Kinds(kinds)) = &self.kind {
-            let mask = kinds.iter().fold(0u16, |m, k| m | 1 << (*k as u8));
-            let limit = self.limit.unwrap_or(u64::MAX);
-            if limit == u64::MAX {
-                let dump_check = Dump::parse(source).map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-                return stream(
-                    &dump_check,
-                    &rings,
-                    &index,
-                    None,
-                    u64::MAX,
-                    self.format,
-                    out,
-                    |i| mask & (1 << (i.event.kind() as u8)) != 0,
-                );
-            }
-            let mut found: Vec<Item> = Vec::new();
-            for &ri in &rings {
-                let mut got = 0u64;
-                for e in index.ring_blocks(ri) {
-                    if got >= limit {
-                        break;
-                    }
-                    // The index counts kinds 0..8 only; blocks may hold a later kind
-                    // (SWITCH, CLOCKBACK) wherever they hold a record outside those columns.
-                    let counted: u32 = e.kinds.iter().map(|c| c.get()).sum();
-                    let has = e
-                        .kinds
-                        .iter()
-                        .enumerate()
-                        .any(|(k, c)| mask & (1 << k) != 0 && c.get() > 0)
-                        || (mask >> 8 != 0 && e.events.get() + e.kinds[7].get() > counted);
-                    if !has {
-                        continue;
-                    }
-                    index
-                        .decode(source, ri, e, |item| {
-                            if mask & (1 << (item.event.kind() as u8)) != 0 {
-                                found.push(item);
-                                got += 1;
-                            }
-                            got < limit
-                        })
-                        .map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-                }
-            }
-            found.sort_by_key(|i| (i.ts, i.ring));
-            for item in found
-                .iter()
-                .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            {
-                render::record(&mut buf, self.format, item, &index.ctx(item.ring as usize));
-            }
-            out.write_all(&buf)?;
-            return Ok(());
-        }
-        if let (Some(from), Some(to)) = (self.from, self.to) {
-            let dump = Dump::parse(source).map_err(|e| anyhow::anyhow!(ctx(&e)))?;
-            return stream(
+        let answer = if let Some(n) = self.record {
+            by_record(&q, n, self.context, out)
+        } else if let Some(Kinds(kinds)) = &self.kind {
+            by_kind(&q, kinds, self.limit.unwrap_or(u64::MAX), out)
+        } else if let (Some(from), Some(to)) = (self.from, self.to) {
+            let dump = Dump::parse(source).with_context(|| name.clone())?;
+            stream(
                 &dump,
-                &rings,
-                &index,
+                &q,
                 Some((from, to)),
                 self.limit.unwrap_or(u64::MAX),
-                self.format,
                 out,
                 |_| true,
-            );
-        }
-        Ok(())
+            )
+        } else {
+            Ok(())
+        };
+        answer.with_context(|| name.clone())
     }
+}
+
+/// `--record N [--context C]`: records N-C..=N+C of each wanted ring.
+fn by_record(q: &Query<'_>, n: u64, context: u64, out: &mut dyn Write) -> anyhow::Result<()> {
+    let index = q.index;
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut found = false;
+    let lo = n.saturating_sub(context);
+    let hi = n.saturating_add(context);
+    for &ri in &q.rings {
+        let c = q.ctxs[ri];
+        let mut first = None;
+        for m in lo..=n {
+            first = index.find_record(ri, m)?;
+            if first.is_some() {
+                break;
+            }
+        }
+        let Some(mut bi) = first else {
+            continue;
+        };
+        found |= index.find_record(ri, n)?.is_some();
+        let blocks = index.ring_blocks(ri);
+        let mut done = false;
+        while !done && bi < blocks.len() {
+            index.decode(q.source, ri, &blocks[bi], |item| {
+                match item.number {
+                    Some(m) if m > hi => done = true,
+                    Some(m) if m >= lo => render::record(&mut buf, q.format, &item, &c),
+                    _ => {}
+                }
+                !done
+            })?;
+            bi += 1;
+        }
+    }
+    out.write_all(&buf)?;
+    if found {
+        return Ok(());
+    }
+    let mut ranges = Vec::new();
+    for &ri in &q.rings {
+        let b = index.ring_blocks(ri);
+        let cpu = q.ctxs[ri].cpu;
+        ranges.push(match (b.first(), b.last()) {
+            (Some(f), Some(l)) => {
+                index.check_entry(f)?;
+                index.check_entry(l)?;
+                format!(
+                    "cpu{cpu} #{}..#{}",
+                    f.first_record.get(),
+                    l.first_record
+                        .get()
+                        .saturating_add(u64::from(l.events.get()))
+                        .saturating_sub(1)
+                )
+            }
+            _ => format!("cpu{cpu} none"),
+        });
+    }
+    bail!(
+        "record #{n} is not in the dump (it holds {})",
+        ranges.join(", ")
+    )
+}
+
+/// `--kind K [--limit L]`: the first L records of these kinds, in time order.
+fn by_kind(q: &Query<'_>, kinds: &[Kind], limit: u64, out: &mut dyn Write) -> anyhow::Result<()> {
+    let index = q.index;
+    let mask = kinds.iter().fold(0u16, |m, k| m | 1 << (*k as u8));
+    if limit == u64::MAX {
+        let dump = Dump::parse(q.source)?;
+        return stream(&dump, q, None, u64::MAX, out, |i| {
+            mask & (1 << (i.event.kind() as u8)) != 0
+        });
+    }
+    let mut found: Vec<Item> = Vec::new();
+    for &ri in &q.rings {
+        let mut got = 0u64;
+        for e in index.ring_blocks(ri) {
+            if got >= limit {
+                break;
+            }
+            index.check_entry(e)?;
+            // The index counts kinds 0..8 only; a block may hold a later kind (SWITCH,
+            // CLOCKBACK) wherever it holds more events than its first seven columns.
+            let counted: u32 = e.kinds[..7].iter().map(|c| c.get()).sum();
+            let has = e
+                .kinds
+                .iter()
+                .enumerate()
+                .any(|(k, c)| mask & (1 << k) != 0 && c.get() > 0)
+                || (mask >> 8 != 0 && e.events.get() > counted);
+            if !has {
+                continue;
+            }
+            index.decode(q.source, ri, e, |item| {
+                if mask & (1 << (item.event.kind() as u8)) != 0 {
+                    found.push(item);
+                    got += 1;
+                }
+                got < limit
+            })?;
+        }
+    }
+    found.sort_by_key(|i| (i.ts, i.ring));
+    let mut buf = Vec::with_capacity(1 << 16);
+    for item in found
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+    {
+        render::record(&mut buf, q.format, item, &q.ctxs[item.ring as usize]);
+    }
+    out.write_all(&buf)?;
+    Ok(())
 }
 
 /// Streams at most `limit` records of `rings` in time order, starting each ring at the
 /// block the index says holds `from`, with the index's open-entry stack.
-#[allow(clippy::too_many_arguments)]
 fn stream(
     dump: &Dump<'_>,
-    rings: &[usize],
-    index: &Index<'_>,
+    q: &Query<'_>,
     window: Option<(TimeSpec, TimeSpec)>,
     limit: u64,
-    format: Format,
     out: &mut dyn Write,
     wants: impl Fn(&Item) -> bool,
 ) -> anyhow::Result<()> {
+    let (index, rings, ctxs, format) = (q.index, &q.rings, &q.ctxs, q.format);
     if dump.rings.len() != index.rings.len() {
         bail!(
             "index is stale: the source has {} rings, the index {}",
@@ -234,12 +250,12 @@ fn stream(
     let cursors = rings
         .iter()
         .map(|&ri| {
-            let hz = index.rings[ri].clock_hz.get();
+            let hz = ctxs[ri].clock_hz;
             let (first, stack) = match window {
                 Some((from, to)) => {
                     let (f, t) = (from.ticks(hz), to.ticks(hz));
                     bounds[ri] = (f, t);
-                    let bi = index.find_time(ri, f);
+                    let bi = index.find_time(ri, f)?;
                     let stack = index
                         .ring_blocks(ri)
                         .get(bi)
@@ -249,12 +265,32 @@ fn stream(
                 }
                 None => (0, Default::default()),
             };
+            // The blocks this ring's cursor reads are checked against their index
+            // entries first (sequence number, base time, hash of their bytes).
+            let entries = index.ring_blocks(ri);
+            if dump.rings[ri].blocks.len() != entries.len() {
+                bail!(
+                    "index is stale: cpu{} has {} blocks in the source, {} in the index; \
+                     rebuild it with `tracemark index`",
+                    ctxs[ri].cpu,
+                    dump.rings[ri].blocks.len(),
+                    entries.len()
+                );
+            }
+            let until = bounds[ri].1;
+            for e in entries
+                .get(first..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|e| e.base_ts.get() <= until)
+            {
+                index.block(dump.bytes, e)?;
+            }
             let mut c = RingCursor::new(dump, ri as u32, first).with_stack(stack);
-            c.until = bounds[ri].1;
-            c
+            c.until = until;
+            Ok(c)
         })
-        .collect();
-    let ctxs: Vec<RingCtx> = (0..index.rings.len()).map(|ri| index.ctx(ri)).collect();
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut buf = Vec::with_capacity(1 << 20);
     let mut printed = 0u64;
     for item in Merged::new(cursors) {
@@ -277,7 +313,9 @@ fn stream(
 }
 
 fn summary(index: &Index<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut per_kind = [0u64; 16];
+    let mut per_kind = [0u64; 8];
+    // Records of the kinds the index has no column for (SWITCH, CLOCKBACK).
+    let mut other = 0u64;
     let (mut first, mut last) = (u64::MAX, 0u64);
     writeln!(
         out,
@@ -288,14 +326,15 @@ fn summary(index: &Index<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
         let blocks = index.ring_blocks(ri);
         let mut n = 0u64;
         for b in blocks {
+            index.check_entry(b)?;
             for (k, c) in b.kinds.iter().enumerate() {
                 per_kind[k] += u64::from(c.get());
                 n += u64::from(c.get());
             }
             let counted: u32 = b.kinds[..7].iter().map(|c| c.get()).sum();
-            let switches = u64::from(b.events.get().saturating_sub(counted));
-            per_kind[Kind::ThreadSwitch as usize] += switches;
-            n += switches;
+            let more = u64::from(b.events.get().saturating_sub(counted));
+            other += more;
+            n += more;
         }
         let f = blocks
             .iter()
@@ -323,10 +362,17 @@ fn summary(index: &Index<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
             l
         )?;
     }
-    let total: u64 = per_kind.iter().sum();
+    let total: u64 = per_kind.iter().sum::<u64>() + other;
     writeln!(out, "total records: {total}")?;
-    for k in Kind::EVENTS {
-        writeln!(out, "  {:<8} {:>12}", k.name(), per_kind[k as usize])?;
+    for k in Kind::EVENTS
+        .iter()
+        .filter(|k| (**k as usize) < per_kind.len())
+    {
+        writeln!(out, "  {:<8} {:>12}", k.name(), per_kind[*k as usize])?;
+    }
+    if other > 0 {
+        // One count for both: the index does not tell them apart.
+        writeln!(out, "  {:<8} {:>12}", "SWITCH/CLOCKBACK", other)?;
     }
     let hz = index.rings.first().map_or(0, |r| r.clock_hz.get());
     let mut span = Vec::new();

@@ -16,213 +16,21 @@
 //! the nearest-rank one: the smallest duration `d` with at least `ceil(p * n / 100)`
 //! durations `<= d`. The sum and the maximum are exact.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod histogram;
+mod report;
 
-use serde::Serialize;
-use tracemark_format::scan::{scan_block, Visitor};
+pub use histogram::Histogram;
+pub use report::{CpuStats, FunctionStats, IrqStats, Stats, SyscallStats};
+
+use std::collections::{HashMap, HashSet};
+
+use tracemark_format::scan::{scan_block, ByKind, KindVisitor};
 use tracemark_format::{KernelEntry, Kind};
 
 use crate::dump::{Dump, Warning};
 use crate::merge::block_warning;
 use crate::par::{self, Carry, Unit, UnitStack};
 
-const EXACT: usize = 1 << 16;
-const SUB_BITS: u32 = 10;
-const BUCKETS: usize = EXACT + (64 - 16) * (1 << SUB_BITS);
-
-/// Kernel-exit durations of one syscall (see the module documentation).
-#[derive(Clone)]
-pub struct Histogram {
-    counts: Vec<u64>,
-    n: u64,
-    sum: u128,
-    max: u64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            counts: vec![0; BUCKETS],
-            n: 0,
-            sum: 0,
-            max: 0,
-        }
-    }
-}
-
-impl Histogram {
-    #[inline]
-    fn bucket(v: u64) -> usize {
-        if v < EXACT as u64 {
-            v as usize
-        } else {
-            let e = 63 - v.leading_zeros();
-            let m = (v >> (e - SUB_BITS)) as usize & ((1 << SUB_BITS) - 1);
-            EXACT + (e as usize - 16) * (1 << SUB_BITS) + m
-        }
-    }
-
-    fn lower_bound(b: usize) -> u64 {
-        if b < EXACT {
-            b as u64
-        } else {
-            let e = ((b - EXACT) >> SUB_BITS) as u32 + 16;
-            let m = ((b - EXACT) & ((1 << SUB_BITS) - 1)) as u64;
-            (1u64 << e) | (m << (e - SUB_BITS))
-        }
-    }
-
-    /// Adds a duration.
-    #[inline]
-    pub fn add(&mut self, v: u64) {
-        self.counts[Self::bucket(v)] += 1;
-        self.n += 1;
-        self.sum += u128::from(v);
-        self.max = self.max.max(v);
-    }
-
-    /// Adds all of `other`.
-    pub fn merge(&mut self, other: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.n += other.n;
-        self.sum += other.sum;
-        self.max = self.max.max(other.max);
-    }
-
-    /// Number of durations.
-    pub fn len(&self) -> u64 {
-        self.n
-    }
-
-    /// Whether it holds no duration.
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
-    }
-
-    /// The nearest-rank `p`-th percentile (0 if empty).
-    pub fn percentile(&self, p: f64) -> u64 {
-        if self.n == 0 {
-            return 0;
-        }
-        let rank = ((p / 100.0 * self.n as f64).ceil() as u64).clamp(1, self.n);
-        if rank == self.n {
-            return self.max;
-        }
-        let mut seen = 0u64;
-        for (b, &c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Self::lower_bound(b).min(self.max);
-            }
-        }
-        self.max
-    }
-}
-
-/// Per-CPU summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct CpuStats {
-    /// CPU number.
-    pub cpu: u32,
-    /// Records decoded, `LOST` records included.
-    pub records: u64,
-    /// Records lost to overwriting (ring header).
-    pub overwritten: u64,
-    /// Records dropped with the ring full (ring header).
-    pub dropped: u64,
-    /// Torn blocks skipped.
-    pub torn_blocks: u64,
-    /// Blocks whose records could not all be decoded.
-    pub corrupt_blocks: u64,
-    /// Record bytes decoded (block headers and unused block tails excluded).
-    pub bytes: u64,
-    /// Time of the first record (0 if none).
-    pub first_ts: u64,
-    /// Time of the last record (0 if none).
-    pub last_ts: u64,
-    /// Clock frequency.
-    pub clock_hz: u64,
-}
-
-/// Per-syscall summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct SyscallStats {
-    /// Syscall number (as stored, `-syscall`).
-    pub syscall: u8,
-    /// Its seL4 name, or `#N`.
-    pub name: String,
-    /// Kernel entries for this syscall.
-    pub count: u64,
-    /// Kernel exits that closed such an entry.
-    pub exits: u64,
-    /// Sum of the exits' durations.
-    pub duration_sum_ticks: u64,
-    /// Median duration.
-    pub p50_ticks: u64,
-    /// 90th percentile.
-    pub p90_ticks: u64,
-    /// 99th percentile.
-    pub p99_ticks: u64,
-    /// Longest duration.
-    pub max_ticks: u64,
-}
-
-/// Interrupts of one IRQ number.
-#[derive(Debug, Clone, Serialize)]
-pub struct IrqStats {
-    /// IRQ number.
-    pub irq: u32,
-    /// Interrupt records.
-    pub count: u64,
-}
-
-/// Function-call counts.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct FunctionStats {
-    /// Function entries.
-    pub entries: u64,
-    /// Function exits.
-    pub exits: u64,
-    /// Distinct function ids seen in entries or exits.
-    pub distinct: u64,
-}
-
-/// The summary of a dump; serialises to the `stats --json` schema.
-#[derive(Debug, Clone, Serialize)]
-pub struct Stats {
-    /// Per CPU (per ring), in file order.
-    pub cpus: Vec<CpuStats>,
-    /// Records decoded over all CPUs (sum of `records_per_kind`).
-    pub total_records: u64,
-    /// Records per kind name.
-    pub records_per_kind: BTreeMap<&'static str, u64>,
-    /// Syscalls by number.
-    pub syscalls: Vec<SyscallStats>,
-    /// Kernel exits whose entry is not in the dump.
-    pub unmatched_exits: u64,
-    /// Interrupts by IRQ number.
-    pub irqs: Vec<IrqStats>,
-    /// Function calls.
-    pub functions: FunctionStats,
-    /// Records lost: overwritten plus dropped, over all CPUs.
-    pub lost: u64,
-    /// Torn blocks skipped, over all CPUs.
-    pub torn_blocks: u64,
-    /// Blocks with undecodable records, over all CPUs.
-    pub corrupt_blocks: u64,
-    /// Record bytes decoded.
-    pub bytes: u64,
-    /// `bytes / total_records`.
-    pub mean_bytes_per_record: f64,
-    /// Clock frequency of the first ring.
-    pub clock_hz: u64,
-    /// Last record's time minus first record's time over all CPUs.
-    pub time_span_ticks: u64,
-}
-
-/// IRQ numbers below this are counted in an array, the others in a map.
 const IRQ_ARRAY: usize = 1024;
 /// Function ids below this are remembered in a bitmap, the others in a set.
 const FUNC_BITS: u64 = 1 << 20;
@@ -330,7 +138,7 @@ impl StatsVisitor<'_> {
     }
 }
 
-impl Visitor for StatsVisitor<'_> {
+impl KindVisitor for StatsVisitor<'_> {
     #[inline(always)]
     fn simple(&mut self, ts: u64, code: u8, value: u64) {
         // Kinds 0 to 4 with as few unpredictable branches as possible: the kind is
@@ -371,44 +179,8 @@ impl Visitor for StatsVisitor<'_> {
         }
     }
     #[inline(always)]
-    fn kernel_entry(&mut self, ts: u64, word: u32) {
-        self.simple(ts, Kind::KernelEntry as u8, u64::from(word));
-    }
-    #[inline(always)]
-    fn kernel_exit(&mut self, ts: u64, wire: u64) {
-        self.simple(ts, Kind::KernelExit as u8, wire);
-    }
-    #[inline(always)]
-    fn interrupt(&mut self, ts: u64, irq: u32) {
-        self.simple(ts, Kind::Interrupt as u8, u64::from(irq));
-    }
-    #[inline(always)]
-    fn function_entry(&mut self, ts: u64, func: u64) {
-        self.simple(ts, Kind::FunctionEntry as u8, func);
-    }
-    #[inline(always)]
-    fn function_exit(&mut self, ts: u64, func: u64) {
-        self.simple(ts, Kind::FunctionExit as u8, func);
-    }
-    #[inline(always)]
-    fn user(&mut self, ts: u64, _id: u32, _payload: &[u8]) {
-        self.at(ts, Kind::User);
-    }
-    #[inline(always)]
-    fn image(&mut self, ts: u64, _base: u64, _size: u64, _id: u64) {
-        self.at(ts, Kind::Image);
-    }
-    #[inline(always)]
-    fn lost(&mut self, ts: u64, _count: u64, _since: u64) {
-        self.at(ts, Kind::Lost);
-    }
-    #[inline(always)]
-    fn thread_switch(&mut self, ts: u64, _thread: u64) {
-        self.at(ts, Kind::ThreadSwitch);
-    }
-    #[inline(always)]
-    fn clock_back(&mut self, ts: u64, _back: u64) {
-        self.at(ts, Kind::ClockBack);
+    fn other(&mut self, ts: u64, kind: Kind) {
+        self.at(ts, kind);
     }
 }
 
@@ -444,7 +216,7 @@ fn unit_stats(dump: &Dump<'_>, unit: &Unit, acc: &mut Acc, progress: &dyn Fn(u64
     };
     let mut pending = 0u64;
     for block in &ring.blocks[unit.blocks.clone()] {
-        let end = scan_block(block.records, block.base_ts, &mut v);
+        let end = scan_block(block.records, block.base_ts, &mut ByKind(&mut v));
         if out.first_ts.is_none() && end.records > 0 {
             out.first_ts = block.decode().next().and_then(Result::ok).map(|r| r.ts);
         }
@@ -547,11 +319,11 @@ fn finish(dump: &Dump<'_>, cpus: Vec<CpuStats>, acc: Acc) -> Stats {
                     .map_or_else(|| format!("#{i}"), str::to_string),
                 count: acc.entries[usize::from(i)],
                 exits: acc.exits[usize::from(i)],
-                duration_sum_ticks: h.map_or(0, |h| u64::try_from(h.sum).unwrap_or(u64::MAX)),
+                duration_sum_ticks: h.map_or(0, |h| u64::try_from(h.sum()).unwrap_or(u64::MAX)),
                 p50_ticks: p(50.0),
                 p90_ticks: p(90.0),
                 p99_ticks: p(99.0),
-                max_ticks: h.map_or(0, |h| h.max),
+                max_ticks: h.map_or(0, |h| h.max()),
             }
         })
         .collect();
@@ -595,138 +367,5 @@ fn finish(dump: &Dump<'_>, cpus: Vec<CpuStats>, acc: Acc) -> Stats {
         clock_hz: dump.rings[0].clock_hz,
         time_span_ticks: last.saturating_sub(first),
         cpus,
-    }
-}
-
-fn time(ticks: u64, hz: u64) -> String {
-    if hz == 0 {
-        return String::new();
-    }
-    let s = ticks as f64 / hz as f64;
-    if s >= 1.0 {
-        format!(" ({s:.3} s)")
-    } else if s >= 1e-3 {
-        format!(" ({:.3} ms)", s * 1e3)
-    } else if s >= 1e-6 {
-        format!(" ({:.3} us)", s * 1e6)
-    } else {
-        format!(" ({:.0} ns)", s * 1e9)
-    }
-}
-
-impl Stats {
-    /// Writes the summary for people.
-    pub fn write_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let hz = self.clock_hz;
-        writeln!(
-            out,
-            "time span: {} ticks{}",
-            self.time_span_ticks,
-            time(self.time_span_ticks, hz)
-        )?;
-        writeln!(
-            out,
-            "records: {} in {} bytes ({:.2} bytes/record)",
-            self.total_records, self.bytes, self.mean_bytes_per_record
-        )?;
-        writeln!(
-            out,
-            "lost: {} records; torn blocks: {}; corrupt blocks: {}; unmatched kernel exits: {}",
-            self.lost, self.torn_blocks, self.corrupt_blocks, self.unmatched_exits
-        )?;
-        writeln!(out, "\nper CPU:")?;
-        writeln!(
-            out,
-            "  {:>4} {:>12} {:>12} {:>10} {:>6} {:>12} {:>20} {:>20}",
-            "cpu", "records", "overwritten", "dropped", "torn", "bytes", "first_ts", "last_ts"
-        )?;
-        for c in &self.cpus {
-            writeln!(
-                out,
-                "  {:>4} {:>12} {:>12} {:>10} {:>6} {:>12} {:>20} {:>20}",
-                c.cpu,
-                c.records,
-                c.overwritten,
-                c.dropped,
-                c.torn_blocks,
-                c.bytes,
-                c.first_ts,
-                c.last_ts
-            )?;
-        }
-        writeln!(out, "\nper kind:")?;
-        for k in Kind::EVENTS {
-            let n = self.records_per_kind.get(k.name()).copied().unwrap_or(0);
-            writeln!(out, "  {:<8} {n:>12}", k.name())?;
-        }
-        if !self.syscalls.is_empty() {
-            writeln!(out, "\nsyscalls (kernel-exit durations in ticks):")?;
-            writeln!(
-                out,
-                "  {:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
-                "syscall", "count", "exits", "p50", "p90", "p99", "max"
-            )?;
-            for s in &self.syscalls {
-                writeln!(
-                    out,
-                    "  {:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}{}",
-                    format!("{} ({})", s.name, s.syscall),
-                    s.count,
-                    s.exits,
-                    s.p50_ticks,
-                    s.p90_ticks,
-                    s.p99_ticks,
-                    s.max_ticks,
-                    if hz == 0 {
-                        String::new()
-                    } else {
-                        format!(
-                            "  p50{} p99{} max{}",
-                            time(s.p50_ticks, hz),
-                            time(s.p99_ticks, hz),
-                            time(s.max_ticks, hz)
-                        )
-                    }
-                )?;
-            }
-        }
-        if !self.irqs.is_empty() {
-            writeln!(out, "\ninterrupts:")?;
-            for i in &self.irqs {
-                writeln!(out, "  irq {:<6} {:>12}", i.irq, i.count)?;
-            }
-        }
-        writeln!(
-            out,
-            "\nfunctions: {} entries, {} exits, {} distinct",
-            self.functions.entries, self.functions.exits, self.functions.distinct
-        )?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histogram_is_exact_below_65536_and_close_above() {
-        let mut h = Histogram::default();
-        for v in 1..=100 {
-            h.add(v);
-        }
-        assert_eq!(h.percentile(50.0), 50);
-        assert_eq!(h.percentile(90.0), 90);
-        assert_eq!(h.percentile(99.0), 99);
-        assert_eq!(h.percentile(100.0), 100);
-        let mut h = Histogram::default();
-        h.add(1_000_000_007);
-        let p = h.percentile(50.0);
-        assert!((1_000_000_007 - 1_000_000_007 / 1024..=1_000_000_007).contains(&p));
-        h.add(u64::MAX);
-        assert_eq!(h.percentile(100.0), u64::MAX);
-        for b in [0usize, 5, EXACT, EXACT + 77, BUCKETS - 1] {
-            assert_eq!(Histogram::bucket(Histogram::lower_bound(b)), b);
-        }
     }
 }

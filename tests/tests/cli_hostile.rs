@@ -1,0 +1,635 @@
+//! Hostile inputs for every command (issue 7): damaged live ring headers, corrupted
+//! indexes, extreme record counters, unreadable inputs. Each case must end in a one-line
+//! error naming the file (and an offset where there is one) and a non-zero exit, with
+//! everything decodable still printed; never a silent loss.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{json_lines, kernel_sim, tracemark, tracemark_ok, Sim};
+use tracemark_format::ring::{offsets, RingView};
+
+fn write(sim: &Sim, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = sim.dir.path().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn run(args: &[&str]) -> Output {
+    tracemark(args)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The command failed (exit 1, no panic) with one stderr line naming `path`.
+fn assert_one_line_error(out: &Output, path: &Path, what: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{what}: exit status: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{what}: one stderr line: {err}");
+    assert!(
+        lines[0].contains(&path.display().to_string()),
+        "{what}: names the file: {err}"
+    );
+}
+
+/// Byte offsets of the rings of a dump laid end to end.
+fn ring_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        out.push(at);
+        at += RingView::parse(&bytes[at..]).unwrap().ring_len();
+    }
+    out
+}
+
+fn set_u32(bytes: &mut [u8], at: usize, v: u32) {
+    bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn get_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+// ---- Point 2: a damaged live header must not hide a CPU in silence. ----
+
+#[test]
+fn a_damaged_commit_position_is_reported_and_its_ring_still_decoded() {
+    for (mode, seed) in [("overwrite", 41u64), ("drop", 42)] {
+        let sim = kernel_sim(30_000, 3, 192 + 40 * 512, mode, 512, seed);
+        let bytes = std::fs::read(&sim.dump).unwrap();
+        let full = tracemark_ok(&["decode", sim.dump_str(), "--format", "json"]);
+        let rings = ring_offsets(&bytes);
+        let at = rings[1] + offsets::COMMIT_POS;
+        let good = get_u32(&bytes, at);
+        let g = RingView::parse(&bytes[rings[1]..]).unwrap().geometry;
+        let older = g.join(g.seq_back(g.split(good).seq, 5), 40);
+        for (name, value) in [
+            ("0x7fffffff", 0x7fff_ffffu32),
+            ("zero", 0),
+            ("five blocks back", older),
+            ("impossible offset", g.join(g.split(good).seq, 5)),
+        ] {
+            let what = format!("{mode}, commit position {name}");
+            let mut bad = bytes.clone();
+            set_u32(&mut bad, at, value);
+            let path = write(&sim, "commit.bin", &bad);
+            let p = path.to_str().unwrap();
+            let out = run(&["decode", p, "--format", "json"]);
+            assert_one_line_error(&out, &path, &what);
+            let err = stderr(&out);
+            assert!(err.contains("commit position"), "{what}: {err}");
+            assert!(err.contains(&format!("byte {at}")), "{what}: {err}");
+            // Every record is still there: the blocks carry their own sequence numbers.
+            let got = String::from_utf8(out.stdout).unwrap();
+            assert_eq!(
+                json_lines(&got),
+                json_lines(&full),
+                "{what}: all records decoded"
+            );
+            for cmd in ["stats", "index"] {
+                let out = run(&[cmd, p]);
+                assert_one_line_error(&out, &path, &format!("{what}, {cmd}"));
+                assert!(stderr(&out).contains("commit position"), "{what}, {cmd}");
+            }
+        }
+    }
+}
+
+#[test]
+fn torn_blocks_the_protocol_does_not_explain_are_damage() {
+    // Garble the sequence number of every block of CPU 1 but one: overwrite mode's
+    // "torn, being reclaimed" explains one block at most.
+    let sim = kernel_sim(30_000, 2, 192 + 20 * 512, "overwrite", 512, 43);
+    let bytes = std::fs::read(&sim.dump).unwrap();
+    let rings = ring_offsets(&bytes);
+    let view = RingView::parse(&bytes[rings[1]..]).unwrap();
+    let mut bad = bytes.clone();
+    let blocks: Vec<_> = view.blocks().collect();
+    for b in &blocks[..3] {
+        let at = rings[1] + b.offset + offsets::BLOCK_SEQ;
+        let seq = get_u32(&bad, at);
+        set_u32(&mut bad, at, seq.wrapping_add(view.geometry.block_count));
+    }
+    let path = write(&sim, "torn.bin", &bad);
+    let out = run(&["decode", path.to_str().unwrap()]);
+    assert_one_line_error(&out, &path, "three blocks ahead of the commit position");
+    // Exactly one such block is normal operation.
+    let mut one = bytes.clone();
+    let b = &blocks[0];
+    let at = rings[1] + b.offset + offsets::BLOCK_SEQ;
+    let ahead = get_u32(&one, at).wrapping_add(view.geometry.block_count);
+    set_u32(&mut one, at, ahead);
+    let path = write(&sim, "torn1.bin", &one);
+    let out = run(&["decode", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+// ---- Point 4: one numbering rule, overflow reported as damage. ----
+
+/// Record numbers of cpu 1 as `decode` prints them in text, JSON and CSV.
+fn numbers_in_every_format(path: &str) -> [Vec<Option<u64>>; 3] {
+    let text_out = run(&["decode", path, "--cpu", "1"]);
+    let text: Vec<Option<u64>> = String::from_utf8(text_out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let n = l.split_whitespace().nth(1).unwrap();
+            n.strip_prefix('#').unwrap().parse().ok()
+        })
+        .collect();
+    let json_out = run(&["decode", path, "--cpu", "1", "--format", "json"]);
+    let json: Vec<Option<u64>> = json_lines(std::str::from_utf8(&json_out.stdout).unwrap())
+        .iter()
+        .map(|v| v["n"].as_u64())
+        .collect();
+    let csv_out = run(&["decode", path, "--cpu", "1", "--format", "csv"]);
+    let csv: Vec<Option<u64>> = String::from_utf8(csv_out.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().ok())
+        .collect();
+    [text, json, csv]
+}
+
+#[test]
+fn extreme_counters_number_the_same_everywhere_and_are_damage() {
+    let sim = kernel_sim(20_000, 2, 192 + 16 * 512, "overwrite", 512, 44);
+    let bytes = std::fs::read(&sim.dump).unwrap();
+    let rings = ring_offsets(&bytes);
+    let view = RingView::parse(&bytes[rings[1]..]).unwrap();
+    let a_block = view
+        .blocks()
+        .find(|b| b.state == tracemark_format::ring::BlockState::Valid)
+        .unwrap();
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    for (name, v) in [
+        ("overwritten 2^64-1", u64::MAX),
+        ("overwritten 2^64-100", u64::MAX - 100),
+        ("overwritten 2^63", 1u64 << 63),
+    ] {
+        let mut bad = bytes.clone();
+        let at = rings[1] + offsets::OVERWRITTEN;
+        bad[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        cases.push((name, bad));
+    }
+    let mut bad = bytes.clone();
+    set_u32(
+        &mut bad,
+        rings[1] + a_block.offset + offsets::BLOCK_RECORDS,
+        u32::MAX,
+    );
+    cases.push(("block records 2^32-1", bad));
+    for (name, bad) in cases {
+        let path = write(&sim, "numbers.bin", &bad);
+        let p = path.to_str().unwrap();
+        let [text, json, csv] = numbers_in_every_format(p);
+        assert!(!json.is_empty(), "{name}");
+        assert_eq!(text, json, "{name}: text and JSON number alike");
+        assert_eq!(csv, json, "{name}: CSV and JSON number alike");
+        // Numbers never wrap: they increase along each block's records.
+        let numbered: Vec<u64> = json.iter().flatten().copied().collect();
+        let mut sorted = numbered.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), numbered.len(), "{name}: no number twice");
+        let out = run(&["decode", p]);
+        if name == "overwritten 2^63" {
+            // Large but possible: numbers start there, no damage.
+            assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+            assert_eq!(numbered[0], 1 << 63, "{name}");
+        } else {
+            assert_one_line_error(&out, &path, name);
+            assert!(
+                stderr(&out).contains("damaged header"),
+                "{name}: {}",
+                stderr(&out)
+            );
+        }
+        // The index and query --record agree with decode.
+        let idx = sim.dir.path().join("numbers.idx");
+        let _ = run(&["index", p, "-o", idx.to_str().unwrap()]);
+        let jl = json_lines(
+            std::str::from_utf8(&run(&["decode", p, "--cpu", "1", "--format", "json"]).stdout)
+                .unwrap(),
+        );
+        for v in jl.iter().filter(|v| v["n"].is_u64()).step_by(97) {
+            let n = v["n"].as_u64().unwrap().to_string();
+            let q = run(&[
+                "query",
+                idx.to_str().unwrap(),
+                "--record",
+                &n,
+                "--cpu",
+                "1",
+                "--format",
+                "json",
+            ]);
+            let got = json_lines(std::str::from_utf8(&q.stdout).unwrap());
+            assert_eq!(got.len(), 1, "{name}: query --record {n}: {}", stderr(&q));
+            assert_eq!(&got[0], v, "{name}: query --record {n} equals decode");
+        }
+    }
+}
+
+// ---- Point 3: the index checks itself; facts come from the dump; edited blocks. ----
+
+/// Query invocations over `idx` (the source recorded in it).
+fn queries(idx: &str) -> Vec<Vec<String>> {
+    let q = |a: &[&str]| {
+        let mut v = vec!["query".to_string(), idx.to_string()];
+        v.extend(a.iter().map(|s| s.to_string()));
+        v
+    };
+    vec![
+        q(&["--summary"]),
+        q(&["--record", "8000", "--format", "json"]),
+        q(&["--kind", "IRQ", "--limit", "5", "--format", "json"]),
+        q(&["--kind", "USER", "--format", "json"]),
+        q(&["--from", "0.001", "--to", "0.002", "--format", "json"]),
+    ]
+}
+
+fn run_owned(args: &[String]) -> Output {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&a)
+}
+
+#[test]
+fn a_damaged_index_is_refused_by_every_query() {
+    let sim = kernel_sim(20_000, 2, 192 + 32 * 512, "overwrite", 512, 45);
+    let idx = sim.dir.path().join("d.idx");
+    let idx_s = idx.to_str().unwrap().to_string();
+    tracemark_ok(&["index", sim.dump_str(), "-o", &idx_s]);
+    let good = std::fs::read(&idx).unwrap();
+    let expected: Vec<Output> = queries(&idx_s).iter().map(|a| run_owned(a)).collect();
+    for e in &expected {
+        assert_eq!(e.status.code(), Some(0), "{}", stderr(e));
+    }
+    // Every 5th byte, and every byte of the header, flipped in turn. A query either
+    // refuses the index (one line naming it) or, if it did not use the damaged entry,
+    // answers exactly as with the intact index: never a wrong answer with exit 0.
+    let positions: Vec<usize> = (0..128).chain((128..good.len()).step_by(5)).collect();
+    let mut refused = 0;
+    for (i, &at) in positions.iter().enumerate() {
+        let mut bad = good.clone();
+        bad[at] ^= 1 << (i % 8);
+        std::fs::write(&idx, &bad).unwrap();
+        for (q, a) in queries(&idx_s).iter().enumerate() {
+            // All queries for some positions, one for the others (run time).
+            if i % 16 != 0 && q != i % 5 {
+                continue;
+            }
+            let out = run_owned(a);
+            if out.status.code() == Some(0) {
+                assert!(
+                    at >= 128,
+                    "index byte {at}: a damaged header is always refused"
+                );
+                assert_eq!(
+                    out.stdout, expected[q].stdout,
+                    "index byte {at}: {a:?} answered differently with exit 0"
+                );
+                continue;
+            }
+            refused += 1;
+            assert_one_line_error(&out, &idx, &format!("index byte {at}: {a:?}"));
+            let err = stderr(&out);
+            assert!(
+                err.contains("checksum") || err.contains("damaged") || at < 12,
+                "index byte {at}: {err}"
+            );
+        }
+    }
+    assert!(refused > positions.len() / 4, "{refused} refusals");
+}
+
+#[test]
+fn facts_come_from_the_dump_not_the_index() {
+    use tracemark_decoder::index::{index_checksum, IndexHeader, IndexRing};
+    use zerocopy::FromBytes;
+    let sim = kernel_sim(20_000, 2, 192 + 32 * 512, "overwrite", 512, 46);
+    let idx = sim.dir.path().join("d.idx");
+    let idx_s = idx.to_str().unwrap().to_string();
+    tracemark_ok(&["index", sim.dump_str(), "-o", &idx_s]);
+    let good = std::fs::read(&idx).unwrap();
+    let before: Vec<String> = queries(&idx_s)[1..]
+        .iter()
+        .map(|a| String::from_utf8(run_owned(a).stdout).unwrap())
+        .collect();
+    // An index that is whole (its checksum matches) but says another clock frequency and
+    // syscall numbering, as an index of another dump would.
+    let mut other = good.clone();
+    let hl = std::mem::size_of::<IndexHeader>();
+    let (ring, _) = IndexRing::mut_from_prefix(&mut other[hl..]).unwrap();
+    ring.clock_hz = 1_000.into();
+    ring.abi ^= 1;
+    let path_at = u64::from_le_bytes(
+        other[std::mem::offset_of!(IndexHeader, path_offset)..][..8]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let nrings = 2;
+    let ring_bytes = nrings * std::mem::size_of::<IndexRing>();
+    let sum = index_checksum(&other, ring_bytes, &other[path_at..]);
+    let at = std::mem::offset_of!(IndexHeader, checksum);
+    other[at..at + 8].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&idx, &other).unwrap();
+    let after: Vec<String> = queries(&idx_s)[1..]
+        .iter()
+        .map(|a| String::from_utf8(run_owned(a).stdout).unwrap())
+        .collect();
+    assert_eq!(after, before, "times and names come from the dump");
+    // An index naming another CPU than the dump's ring is refused.
+    let (ring, _) = IndexRing::mut_from_prefix(&mut other[hl..]).unwrap();
+    ring.cpu = 0x7fff_ffff.into();
+    let sum = index_checksum(&other, ring_bytes, &other[path_at..]);
+    other[at..at + 8].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&idx, &other).unwrap();
+    let out = run(&["query", &idx_s, "--record", "3"]);
+    assert_one_line_error(&out, &idx, "index names another cpu");
+    assert!(stderr(&out).contains("cpu2147483647"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_same_length_edit_in_the_middle_of_a_large_dump_is_noticed() {
+    // One CPU, 2 MiB ring: the block edited is far from the first and last 256 KiB that
+    // the fingerprint covers.
+    let sim = kernel_sim(400_000, 1, 2 << 20, "drop", 4096, 47);
+    let idx = sim.dir.path().join("d.idx");
+    let idx_s = idx.to_str().unwrap().to_string();
+    tracemark_ok(&["index", sim.dump_str(), "-o", &idx_s]);
+    let mut bytes = std::fs::read(&sim.dump).unwrap();
+    assert!(bytes.len() > 1 << 20);
+    let (mid, ts) = {
+        let view = RingView::parse(&bytes).unwrap();
+        let b = view
+            .blocks()
+            .find(|b| b.offset > bytes.len() / 2 && !b.records.is_empty())
+            .expect("a block in the middle");
+        (b.offset, b.decode().next().unwrap().unwrap().ts)
+    };
+    // A record number inside that block, from a full decode.
+    let all = json_lines(&tracemark_ok(&[
+        "decode",
+        sim.dump_str(),
+        "--format",
+        "json",
+    ]));
+    let v = all.iter().find(|v| v["ts"].as_u64() == Some(ts)).unwrap();
+    let seq_n = v["n"].as_u64().unwrap();
+    // Edit a record byte in place (same length).
+    bytes[mid + 40] ^= 0x01;
+    std::fs::write(&sim.dump, &bytes).unwrap();
+    let t = format!("{ts}t");
+    let n = seq_n.to_string();
+    for a in [
+        vec!["query", &idx_s, "--record", &n],
+        vec!["query", &idx_s, "--from", &t, "--to", &t],
+    ] {
+        let out = run(&a);
+        assert_one_line_error(&out, &idx, &format!("{a:?}"));
+        let err = stderr(&out);
+        assert!(err.contains("differs from the indexed one"), "{a:?}: {err}");
+        assert!(err.contains(&format!("byte {mid}")), "{a:?}: {err}");
+    }
+}
+
+// ---- Point 5: many rings decode in time linear in their number. ----
+
+#[test]
+fn many_rings_decode_in_linear_time() {
+    // 50 small rings (2 blocks of 256 bytes each), concatenated into 2,000 and 8,000
+    // rings: four times the rings must cost about four times the time, not sixteen.
+    let sim = kernel_sim(20_000, 50, 704, "overwrite", 256, 48);
+    let one = std::fs::read(&sim.dump).unwrap();
+    let time = |copies: usize| -> (f64, usize) {
+        let path = write(&sim, &format!("rings{copies}.bin"), &one.repeat(copies));
+        let p = path.to_str().unwrap();
+        let mut best = f64::MAX;
+        let mut lines = 0;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let out = run(&["decode", p, "--format", "csv"]);
+            best = best.min(t.elapsed().as_secs_f64());
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            lines = out.stdout.iter().filter(|&&b| b == b'\n').count();
+        }
+        (best, lines)
+    };
+    let (small, small_lines) = time(40);
+    let (large, large_lines) = time(160);
+    assert_eq!(
+        large_lines - 1,
+        4 * (small_lines - 1),
+        "every record of every copy"
+    );
+    let ratio = large / small;
+    eprintln!("{small:.3} s, {large:.3} s: {ratio:.1}x");
+    assert!(
+        ratio < 9.0,
+        "4x the rings took {ratio:.1}x the time ({small:.3} s, {large:.3} s): not linear"
+    );
+}
+
+// ---- Point 6: error texts. ----
+
+#[test]
+fn a_directory_is_named_as_such_by_every_command() {
+    let sim = kernel_sim(2_000, 1, 192 + 4 * 512, "overwrite", 512, 49);
+    let dir = sim.dir.path().to_str().unwrap().to_string();
+    let out_file = sim.dir.path().join("x.out");
+    let o = out_file.to_str().unwrap();
+    for args in [
+        vec!["decode", &dir],
+        vec!["stats", &dir],
+        vec!["index", &dir, "-o", o],
+        vec!["extract", &dir, "-o", o],
+        vec!["query", &dir, "--summary"],
+    ] {
+        let out = run(&args);
+        assert_one_line_error(&out, sim.dir.path(), &format!("{args:?}"));
+        let err = stderr(&out);
+        assert!(err.contains("is a directory"), "{args:?}: {err}");
+        assert!(!err.contains("os error 19"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_write_error_on_stdout_says_standard_output() {
+    if !Path::new("/dev/full").exists() {
+        return;
+    }
+    let sim = kernel_sim(20_000, 2, 192 + 16 * 512, "overwrite", 512, 50);
+    for cmd in ["decode", "stats"] {
+        let out = std::process::Command::new(common::tracemark_bin())
+            .args([cmd, sim.dump_str()])
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert_eq!(err.lines().count(), 1, "{cmd}: {err}");
+        assert!(err.contains("standard output"), "{cmd}: {err}");
+    }
+}
+
+#[test]
+fn piped_input_is_read_or_clearly_refused() {
+    use std::io::Write;
+    let sim = kernel_sim(20_000, 2, 192 + 16 * 512, "overwrite", 512, 51);
+    let bytes = std::fs::read(&sim.dump).unwrap();
+    let pipe = |args: &[&str]| -> Output {
+        let mut child = std::process::Command::new(common::tracemark_bin())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = bytes.clone();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        out
+    };
+    for cmd in ["decode", "stats"] {
+        let want = tracemark_ok(&[cmd, sim.dump_str()]);
+        for input in ["-", "/dev/stdin"] {
+            let out = pipe(&[cmd, input]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{cmd} {input}: {}",
+                stderr(&out)
+            );
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                want,
+                "{cmd} {input}"
+            );
+        }
+    }
+    let out = pipe(&["index", "-"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("needs a file"), "{}", stderr(&out));
+}
+
+#[test]
+fn untrusted_bytes_in_messages_are_escaped() {
+    let sim = kernel_sim(2_000, 1, 192 + 4 * 512, "overwrite", 512, 52);
+    // A dump whose name holds an escape sequence, a line end and a NUL-like control.
+    let evil = sim.dir.path().join("d\u{1b}[31mred\nsecond\u{7}.bin");
+    std::fs::copy(&sim.dump, &evil).unwrap();
+    let idx = sim.dir.path().join("evil.idx");
+    tracemark_ok(&["index", evil.to_str().unwrap(), "-o", idx.to_str().unwrap()]);
+    std::fs::remove_file(&evil).unwrap();
+    // The index now names a source that is gone: the message quotes that path.
+    let out = run(&["query", idx.to_str().unwrap(), "--record", "1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(err.contains("\\u{1b}[31mred\\nsecond\\u{7}"), "{err:?}");
+}
+
+// ---- Point 15: stats takes the same --format as the other commands. ----
+
+#[test]
+fn stats_has_the_same_format_option() {
+    let sim = kernel_sim(5_000, 2, 192 + 8 * 512, "overwrite", 512, 53);
+    let p = sim.dump_str();
+    let json = tracemark_ok(&["stats", p, "--format", "json"]);
+    assert_eq!(json, tracemark_ok(&["stats", p, "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let csv = tracemark_ok(&["stats", p, "--format", "csv"]);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("field,value"));
+    let rows: std::collections::HashMap<&str, &str> =
+        lines.map(|l| l.split_once(',').unwrap()).collect();
+    assert_eq!(rows["total_records"], v["total_records"].to_string());
+    assert_eq!(rows["cpus.1.cpu"], "1");
+    assert_eq!(
+        tracemark_ok(&["stats", p, "--format", "text"]),
+        tracemark_ok(&["stats", p])
+    );
+}
+
+// ---- Extract: piped logs, damaged lines with control bytes. ----
+
+/// `dump` framed as a UART log between console lines.
+fn uart_log(dump: &[u8]) -> Vec<u8> {
+    let mut log = b"boot: hello\n".to_vec();
+    tracemark_format::uart::write_framed(
+        0x2a,
+        dump,
+        tracemark_format::uart::DEFAULT_CHUNK_LEN,
+        &mut |line: &[u8]| -> Result<(), ()> {
+            log.extend_from_slice(line);
+            Ok(())
+        },
+    )
+    .unwrap();
+    log.extend_from_slice(b"shell> \n");
+    log
+}
+
+#[test]
+fn extract_reads_a_piped_log_and_escapes_damaged_lines() {
+    use std::io::Write;
+    let sim = kernel_sim(3_000, 2, 192 + 6 * 512, "overwrite", 512, 54);
+    let dump = std::fs::read(&sim.dump).unwrap();
+    let log = uart_log(&dump);
+    let out_path = sim.dir.path().join("x.bin");
+    let o = out_path.to_str().unwrap();
+    let mut child = std::process::Command::new(common::tracemark_bin())
+        .args(["extract", "-", "-o", o])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = log.clone();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&out_path).unwrap(),
+        dump,
+        "the dump, byte for byte"
+    );
+    // A data line damaged with an escape sequence and a NUL: reported, escaped, one
+    // line per problem, non-zero exit.
+    let text = String::from_utf8(log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let d = lines.iter().position(|l| l.starts_with("@TM:D,")).unwrap();
+    lines[d] = format!("{}\u{1b}[2J\u{0}", &lines[d][..lines[d].len() - 4]);
+    let bad = write(&sim, "bad.log", (lines.join("\n") + "\n").as_bytes());
+    for args in [
+        vec!["extract", bad.to_str().unwrap(), "-o", o],
+        vec!["decode", bad.to_str().unwrap()],
+    ] {
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            !err.contains('\u{1b}') && !err.contains('\u{0}'),
+            "{args:?}: {err:?}"
+        );
+        assert!(err.contains(bad.to_str().unwrap()), "{args:?}: {err}");
+    }
+}
