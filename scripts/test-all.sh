@@ -60,7 +60,6 @@ step "C header is what cbindgen generates"
 encoder/c-api/check-header.sh
 
 step "C library as shipped: lean build, global symbols, link with --gc-sections"; scripts/test-capi.sh
-scripts/test-export.sh  # export formats read back by independent readers, --elf names (issue 10)
 
 step "Cortex-M firmware under QEMU, decoded on the host"
 examples/firmware-qemu/check.sh
@@ -68,6 +67,7 @@ examples/firmware-qemu/check.sh
 step "tracemark import qemu: real qemu-arm logs against qemu-arm -strace"; scripts/test-import.sh
 step "tracemark capture: the QEMU firmware under --exec and over --tcp"; scripts/test-capture.sh
 scripts/test-sel4.sh # the seL4 kernel traced under QEMU (x86_64, aarch64): examples/sel4
+scripts/test-export.sh  # export formats read back by independent readers, --elf names, seL4's SWITCH records (issue 10)
 
 if [ "$have_nightly" = 1 ]; then
     step "miri over the ring tests"
@@ -85,5 +85,6 @@ if [ "$have_nightly" = 1 ]; then
 else
     echo "note: no nightly toolchain; miri and fuzz steps skipped" >&2
 fi
+
 
 step "all tests passed"

@@ -2,12 +2,23 @@
 # Tests of `tracemark export` (issue 10) without a browser: each format's output is read
 # back by an independent reader and compared with `tracemark stats --json` on kernel-sim
 # dumps (overwrite and drop mode, 1 to 3 CPUs) and on the C kernel example's dump.
-# Symbols (`--elf`): the C kernel's function slices and `stats` hottest functions are
-# named as `nm` names their addresses, with DWARF and with the symbol table only.
+# Symbols (`--elf`): the C kernel's function slices, `stats` hottest functions and the Parquet
+# `symbol` column are named as `nm` names their addresses (DWARF, and symbol table only).
 #
 #   perfetto:    scripts/validate_export.py parses it with the official schema
 #                (`perfetto_trace_pb2` from PyPI `perfetto`, in a venv under target/)
 #   chrome-json: the same script, with Python's json module
+#   ctf:         babeltrace2 reads each trace with nothing on stderr but its reports of
+#                discarded events, and those add up to the records the dump lost; with
+#                python3-bt2, the events equal `tracemark decode` record for record
+#                (scripts/export/check_ctf.py)
+#   parquet:     several dumps exported in one call; DuckDB reads the directory with
+#                hive_partitioning=true and per-kind, per-CPU, per-syscall counts and
+#                duration sums, IRQs, unmatched exits and lost records from SQL equal
+#                `tracemark stats --json` of each dump (scripts/export/check_parquet.py)
+#
+# Installs babeltrace2 and python3-bt2 (Debian) if missing, and perfetto, protobuf and
+# duckdb (PyPI) into a virtual environment under target/.
 #
 # Usage: scripts/test-export.sh     (scripts/test-all.sh calls it)
 set -euo pipefail
@@ -21,16 +32,29 @@ trap 'rm -rf "$work"' EXIT
 
 step() { printf '\n==> export: %s\n' "$*"; }
 
-step "Python venv with the perfetto schema ($venv)"
-if ! "$venv/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2' 2>/dev/null; then
-    if ! python3 -m venv "$venv" 2>/dev/null; then
+need_deb() { # command-or-path package
+    if ! { command -v "$1" >/dev/null 2>&1 || [ -e "$1" ]; }; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            [ -n "${apt_updated:-}" ] || { apt-get update -qq >/dev/null; apt_updated=1; }
+            apt-get install -y -qq "$2" >/dev/null
+        else
+            echo "$2 is missing: install it (Debian: apt-get install $2)" >&2
+            exit 1
+        fi
+    fi
+}
+
+step "babeltrace2, python3-bt2; Python venv with the perfetto schema and DuckDB ($venv)"
+need_deb babeltrace2 babeltrace2
+need_deb /usr/lib/python3/dist-packages/bt2/__init__.py python3-bt2
+if ! "$venv/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2, duckdb' 2>/dev/null; then
+    if ! [ -x "$venv/bin/pip" ] && ! python3 -m venv "$venv" 2>/dev/null; then
         # Debian's python3 needs python3-venv for ensurepip.
         rm -rf "$venv"
-        apt-get update -qq >/dev/null
-        apt-get install -y -qq python3-venv >/dev/null
+        need_deb /nonexistent-python3-venv python3-venv
         python3 -m venv "$venv"
     fi
-    "$venv/bin/pip" install -q perfetto protobuf
+    "$venv/bin/pip" install -q perfetto protobuf duckdb
 fi
 py="$venv/bin/python"
 
@@ -63,6 +87,13 @@ validate sim-overwrite-3cpu-small-blocks "$work/sim-ow3.bin"
 "$sim" --events 300000 --cpus 1 --buffer 64K --block-size 256 --mode drop --seed 3 \
     -o "$work/sim-drop.bin" --truth "$work/t3.json" >/dev/null
 validate sim-drop-1cpu "$work/sim-drop.bin"
+
+step "perfetto + chrome-json: thread switches and clock steps (encoder-written, format 2)"
+# gaps.bin (time steps of 2^32 ticks and more: CTF extended headers, wrapping 32-bit
+# times; a full drop-mode ring) and threads.bin (SWITCH inside kernel entries on two
+# CPUs, CLOCKBACK): written by the real encoder in decoder/tests/export.rs.
+TRACEMARK_EXPORT_FIXTURES="$work" cargo test -q -p tracemark-decoder --test export >/dev/null
+validate encoder-threads "$work/threads.bin"
 
 step "perfetto + chrome-json: a damaged dump (what decodes is exported, exit 1, one line)"
 python3 - "$work/sim-ow.bin" "$work/damaged.bin" <<'PY'
@@ -105,5 +136,90 @@ validate c-kernel-symtab-only "$work/c-kernel.bin" "$work/c-kernel.nodebug" "$wo
 "$tm" stats "$work/c-kernel.bin" --json --elf "$work/c-kernel" >"$work/hot.json"
 "$tm" decode "$work/c-kernel.bin" --format json --kind FENTRY --elf "$work/c-kernel" >"$work/fentry.jsonl"
 "$py" scripts/validate_export.py hot "$work/hot.json" "$work/fentry.jsonl" "$work/c-kernel.nm"
+# Parquet's symbol column, filled from --elf, against nm.
+"$tm" export "$work/c-kernel.bin" --elf "$work/c-kernel" --format parquet -o "$work/pq-elf" >/dev/null
+"$py" - "$work/pq-elf" "$work/c-kernel.nm" <<'PY'
+import sys
+import duckdb
+sys.path.insert(0, "scripts")
+from validate_export import read_nm
+nm = read_nm(sys.argv[2])
+rows = duckdb.sql(f"""SELECT func, symbol, count(*) FROM read_parquet(
+    '{sys.argv[1]}/records/*/*/*.parquet', hive_partitioning = true)
+    WHERE kind IN ('FENTRY', 'FEXIT') GROUP BY ALL""").fetchall()
+assert rows, "no function rows"
+bad = [(hex(f), s, nm.get(f)) for f, s, _ in rows if s is None or s != nm.get(f)]
+assert not bad, f"symbol column differs from nm: {bad[:5]}"
+print(f"ok   Parquet symbol column: {sum(n for _, _, n in rows)} function rows of "
+      f"{len(rows)} functions named as nm names them")
+PY
+
+step "ctf + parquet: kernel-sim dumps and an encoder-written dump with long gaps"
+# Three workloads: overwrite (records lost before the oldest block), drop with a small
+# ring (records dropped), three CPUs with image records and nothing lost.
+"$sim" --events 200000 --cpus 2 --buffer 256K --mode overwrite \
+    -o "$work/over.bin" --truth "$work/over.json" 2>/dev/null
+"$sim" --events 100000 --cpus 2 --buffer 64K --block-size 1024 --mode drop \
+    --seed 7 -o "$work/drop.bin" --truth "$work/drop.json" 2>/dev/null
+"$sim" --events 100000 --cpus 3 --buffer 1M --mode drop --seed 3 \
+    -o "$work/three.bin" --truth "$work/three.json" 2>/dev/null
+
+for d in over drop three gaps threads; do
+    "$tm" export "$work/$d.bin" --format ctf -o "$work/ctf-$d" >/dev/null
+    babeltrace2 "$work/ctf-$d" >"$work/bt.out" 2>"$work/bt.err"
+    # babeltrace2 prints its discarded-event reports on stderr; nothing else may be there.
+    if grep -v 'WARNING: Tracer discarded [0-9]* events between' "$work/bt.err" | grep -q .; then
+        echo "babeltrace2 warned on $d:" >&2
+        cat "$work/bt.err" >&2
+        exit 1
+    fi
+    reported=$(sed -n 's/.*Tracer discarded \([0-9]*\) events.*/\1/p' "$work/bt.err" |
+        awk '{s += $1} END {print s + 0}')
+    lost=$("$tm" stats --json "$work/$d.bin" | python3 -c 'import json,sys; print(json.load(sys.stdin)["lost"])')
+    [ "$reported" = "$lost" ] || { echo "$d: babeltrace2 reports $reported discarded, dump lost $lost" >&2; exit 1; }
+    events=$(wc -l <"$work/bt.out")
+    records=$("$tm" stats --json "$work/$d.bin" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_records"])')
+    [ "$events" = "$records" ] || { echo "$d: babeltrace2 printed $events events, dump has $records" >&2; exit 1; }
+    echo "ok   babeltrace2 $d: $events events, no warning, $reported discarded reported (= lost)"
+    /usr/bin/python3 scripts/export/check_ctf.py "$tm" "$work/$d.bin" "$work/ctf-$d"
+done
+
+# Refused with one line: two files to one CTF trace; rings with different clocks.
+if "$tm" export "$work/over.bin" "$work/drop.bin" --format ctf -o "$work/ctf-two" 2>"$work/err"; then
+    echo "ctf export of two files should fail" >&2
+    exit 1
+fi
+grep -q 'takes one input file' "$work/err"
+"$sim" --events 1000 --buffer 64K --mode drop --clock-hz 1000000 \
+    -o "$work/mhz.bin" --truth "$work/mhz.json" 2>/dev/null
+cat "$work/three.bin" "$work/mhz.bin" >"$work/mixed.bin"
+if "$tm" export "$work/mixed.bin" --format ctf -o "$work/ctf-mixed" 2>"$work/err"; then
+    echo "ctf export of rings with different clocks should fail" >&2
+    exit 1
+fi
+grep -q 'different clock frequencies' "$work/err" && [ "$(wc -l <"$work/err")" = 1 ]
+
+"$tm" export "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin" \
+    "$work/threads.bin" --format parquet -o "$work/pq"
+"$venv/bin/python" scripts/export/check_parquet.py "$tm" "$work/pq" \
+    "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin" "$work/threads.bin"
+
+step "every format: the real seL4 kernel's trace under QEMU (SWITCH records)"
+# Left by examples/sel4/check.sh x86_64 (scripts/test-sel4.sh, which test-all.sh runs
+# before this script): a UART log with the framed dump, read directly.
+sel4_log=examples/sel4/target/x86_64/console.log
+if [ -f "$sel4_log" ]; then
+    validate sel4-x86_64 "$sel4_log"
+    "$tm" export "$sel4_log" --format ctf -o "$work/ctf-sel4" >/dev/null
+    babeltrace2 "$work/ctf-sel4" >/dev/null 2>"$work/bt.err"
+    if grep -v 'WARNING: Tracer discarded [0-9]* events between' "$work/bt.err" | grep -q .; then
+        echo "babeltrace2 warned on the seL4 trace:" >&2; cat "$work/bt.err" >&2; exit 1
+    fi
+    /usr/bin/python3 scripts/export/check_ctf.py "$tm" "$sel4_log" "$work/ctf-sel4"
+    "$tm" export "$sel4_log" --format parquet -o "$work/pq-sel4" >/dev/null
+    "$venv/bin/python" scripts/export/check_parquet.py "$tm" "$work/pq-sel4" "$sel4_log"
+else
+    echo "note: $sel4_log missing (run scripts/test-sel4.sh x86_64 first): seL4 step skipped" >&2
+fi
 
 step "export tests passed"

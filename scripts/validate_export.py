@@ -28,9 +28,11 @@ package `perfetto`) and checks that
   - the counts equal stats: kernel slices per syscall name and their summed durations,
     kernel slices in all, function slices, IRQ / user / image / lost instants, kernel
     exits without an entry, and an "Overwritten records" instant per ring that lost
-    records to overwriting.
+    records to overwriting; a thread-switch instant and a running slice (category
+    `thread`) per SWITCH record, each slice on a thread track named as the slice
+    ("Thread 0x...", a child of a CPU track); a `clock` instant per CLOCKBACK record.
 chrome-json: the same counts from the JSON, B/E balanced per tid, times monotonic per
-tid.
+tid, running slices on a tid named "Thread 0x... (CPU n)".
 
 Prints one line per check group and exits non-zero on the first failure.
 """
@@ -128,6 +130,9 @@ def compare(counts, stats):
         "user instants = USER": (instants("user"), kinds["USER"]),
         "image instants = IMAGE": (instants("image"), kinds["IMAGE"]),
         "lost-record instants = LOST": (instants("lost", "Lost records"), kinds["LOST"]),
+        "thread-switch instants = SWITCH": (instants("thread"), kinds.get("SWITCH", 0)),
+        "running slices on thread tracks = SWITCH": (counts.begins["thread"], kinds.get("SWITCH", 0)),
+        "clock-back instants = CLOCKBACK": (instants("clock"), kinds.get("CLOCKBACK", 0)),
         "overwritten instants = rings with overwritten records": (
             instants("lost", "Overwritten records"),
             sum(1 for c in stats["cpus"] if c["overwritten"] > 0 and c["records"] > 0),
@@ -163,6 +168,8 @@ def validate_perfetto(path, stats, names):
     NEEDS = P.SEQ_NEEDS_INCREMENTAL_STATE
     TE = pb.TrackEvent
     tracks = {}  # uuid -> name
+    track_parent = {}  # uuid -> parent uuid
+    cpu_tracks = set()
     seqs = {}  # id -> state
     stacks = collections.defaultdict(list)  # track uuid -> [(name, category, ts)]
     counts = Counts()
@@ -204,6 +211,9 @@ def validate_perfetto(path, stats, names):
             if t.HasField("parent_uuid"):
                 check(t.parent_uuid in tracks, f"{where}: track {t.uuid}'s parent {t.parent_uuid} not described before")
             tracks[t.uuid] = t.name
+            track_parent[t.uuid] = t.parent_uuid if t.HasField("parent_uuid") else None
+            if t.name.startswith("CPU "):
+                cpu_tracks.add(t.uuid)
         if not p.HasField("track_event"):
             continue
         e = p.track_event
@@ -241,6 +251,9 @@ def validate_perfetto(path, stats, names):
                 names.slice(where, name, args)
             if cat == "kernel":
                 counts.syscall_begins[name] += 1
+            if cat == "thread":
+                check(tracks[track] == name, f"{where}: running slice {name} on track {tracks[track]}")
+                check(track_parent.get(track) in cpu_tracks, f"{where}: thread track {track} not under a CPU")
         elif e.type == TE.TYPE_SLICE_END:
             check(stack, f"{where}: END with no open slice on track {track}")
             bname, bcat, bts = stack.pop()
@@ -293,6 +306,8 @@ def validate_chrome(path, stats, fnames):
                 fnames.slice(where, e["name"], args)
             if e["cat"] == "kernel":
                 counts.syscall_begins[e["name"]] += 1
+            if e["cat"] == "thread":
+                check(names[tid].startswith(e["name"] + " (CPU "), f"{where}: running slice {e['name']} on {names[tid]}")
         elif ph == "E":
             check(stacks[tid], f"{where}: E with no open B on thread {tid}")
             bname, bcat, _ = stacks[tid].pop()

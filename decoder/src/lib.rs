@@ -15,7 +15,7 @@
 //! - [`import`]: dumps made from other tools' traces (QEMU execution logs);
 //! - [`capture`]: `tracemark capture`, an endless stream recorded on bounded disk;
 //! - [`symbols`]: function names, files and lines from ELF files (`--elf`);
-//! - [`export`]: `tracemark export`: a sink per output format (Perfetto, Chrome JSON...).
+//! - [`export`]: `tracemark export`: a sink per output format (Perfetto, Chrome JSON, CTF, Parquet).
 //!
 //! Decoding goes only through [`tracemark_format`]; this crate adds discovery, numbering,
 //! ordering and presentation.

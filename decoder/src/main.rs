@@ -31,7 +31,7 @@ enum Command {
     Stats(cmd::stats::Cmd),
     /// Record a console stream on bounded disk, saving framed dumps as they complete.
     Capture(cmd::capture::Cmd),
-    /// Convert a dump for a trace viewer (Perfetto, Chrome JSON).
+    /// Convert dumps for a trace viewer or a data engine (Perfetto, Chrome JSON, CTF, Parquet).
     Export(cmd::export::Cmd),
 }
 

@@ -4,51 +4,71 @@
 //! Adding a format: a file in `decoder/src/export/` implementing
 //! [`tracemark_decoder::export::Sink`], a variant of [`ExportFormat`] (its doc comment is
 //! the `--help` text), and an arm in [`Cmd::run`] that builds the sink and hands it to
-//! [`tracemark_decoder::export::run`]. Formats that write one file take exactly one
-//! input; the command accepts several (`FILE...`) for formats that write a directory
-//! of partitions.
+//! [`tracemark_decoder::export::run`] (records in time order across rings) or, for
+//! formats whose rings are independent, one sink per ring to
+//! [`tracemark_decoder::export::for_each_ring`] / [`tracemark_decoder::export::feed`].
+//! Formats that write one file or one trace (perfetto, chrome-json, ctf) take exactly
+//! one input; parquet takes several (`FILE...`), each under its own `dump=` partition.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::Context;
-use tracemark_decoder::export::{self, chrome_json, perfetto};
+use anyhow::{bail, Context};
+use tracemark_decoder::dump::{Dump, Warning};
+use tracemark_decoder::export::ctf::CtfWriter;
+use tracemark_decoder::export::parquet::{self, ParquetDump};
+use tracemark_decoder::export::{self, chrome_json, perfetto, DumpMeta, Job};
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
     /// Perfetto's protobuf trace (open in ui.perfetto.dev): a track per CPU, kernel
     /// entries and functions as nested slices, interrupts, user events and losses as
-    /// instants. `-o` names a file.
+    /// instants, a track per thread switched to with its running time as slices. `-o`
+    /// names a file.
     Perfetto,
     /// Chrome trace-event JSON (chrome://tracing, speedscope): the same events as
     /// `B`/`E` pairs and instants, a thread per CPU. `-o` names a file.
     ChromeJson,
+    /// A CTF 1.8 trace directory (`metadata` and one stream file per CPU) for
+    /// babeltrace2 and Trace Compass. `-o` names a directory.
+    Ctf,
+    /// Hive-partitioned Parquet tables (`DIR/records/dump=<id>/cpu=<n>/part-<k>.parquet`,
+    /// and `images`, `lost`, `rings`) for DuckDB, Spark or DataFusion. Many input files;
+    /// `-o` names a directory.
+    Parquet,
 }
 
-/// Convert a dump for a trace viewer.
+/// Convert dumps for a trace viewer or a data engine.
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
-    /// Dump files, raw memory images, or UART logs with `@TM:` lines (perfetto and
-    /// chrome-json take one).
+    /// Dump files, raw memory images, or UART logs with `@TM:` lines (perfetto,
+    /// chrome-json and ctf take one; parquet many).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum)]
     format: ExportFormat,
-    /// Where to write the output (written through a temporary file renamed at the end).
+    /// Where to write the output: a file for perfetto and chrome-json (written through
+    /// a temporary file renamed at the end), a directory for ctf and parquet (created if
+    /// needed).
     #[arg(short, long)]
     output: PathBuf,
-    /// An ELF file of the traced code (repeatable): function slices are named by its
-    /// symbols. Matched to the dump's IMAGE records by build id, or by load address or
-    /// size.
+    /// An ELF file of the traced code (repeatable): function slices (and Parquet's
+    /// `symbol` column) are named by its symbols. Matched to the dump's IMAGE records
+    /// by build id, or by load address or size.
     #[arg(long = "elf", value_name = "FILE")]
     elfs: Vec<PathBuf>,
     /// List every problem found (torn, corrupt or skipped blocks...) on stderr, not just
     /// the first and a count.
     #[arg(short, long)]
     verbose: bool,
+    /// Worker threads, one ring at a time each (default: available cores, at most 8).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// The output file: a temporary file renamed over `path` once complete (readers never
@@ -101,31 +121,63 @@ impl Drop for Output {
     }
 }
 
+type Table = Arc<HashMap<u64, String>>;
+
+/// Function names and source locations from `--elf`, by function id or address (empty
+/// without `--elf`).
+fn tables(dump: &Dump<'_>, elfs: &[PathBuf]) -> anyhow::Result<(Table, Table)> {
+    let symbols = super::symbols(dump, elfs)?;
+    let names = symbols.as_ref().map(|s| s.names()).unwrap_or_default();
+    let sources = symbols.as_ref().map(|s| s.locations()).unwrap_or_default();
+    Ok((Arc::new(names), Arc::new(sources)))
+}
+
+/// The `--elf` names as Parquet's `symbol` column source.
+struct Names(Table);
+
+impl parquet::Symbols for Names {
+    fn name(&self, func: u64) -> Option<String> {
+        self.0.get(&func).cloned()
+    }
+}
+
 impl Cmd {
     /// Runs the command.
-    pub fn run(self, _out: &mut dyn Write) -> anyhow::Result<()> {
-        let [input] = &self.files[..] else {
+    pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
+        let threads = self.threads.unwrap_or_else(super::threads).max(1);
+        if self.format != ExportFormat::Parquet && self.files.len() != 1 {
             let name = clap::ValueEnum::to_possible_value(&self.format)
                 .map(|v| v.get_name().to_string())
                 .unwrap_or_default();
-            anyhow::bail!(
-                "--format {name} writes one file from one dump; {} inputs given",
+            bail!(
+                "--format {name} takes one input file (one trace per dump); {} given \
+                 (--format parquet takes many)",
                 self.files.len()
             );
-        };
-        let input = input.clone();
-        let source = super::open(&input)?;
-        let dump = source.dump(&input)?;
-        for r in dump.rings.iter().filter(|r| r.clock_hz == 0) {
-            eprintln!(
-                "tracemark: note: cpu{}: clock frequency unknown; times are raw ticks shown as ns",
-                r.cpu
-            );
         }
-        let total: u64 = dump
-            .rings
+        let sources = self
+            .files
             .iter()
-            .flat_map(|r| &r.blocks)
+            .map(|f| super::open(f))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let dumps = sources
+            .iter()
+            .zip(&self.files)
+            .map(|(s, f)| s.dump(f))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (f, dump) in self.files.iter().zip(&dumps) {
+            for r in dump.rings.iter().filter(|r| r.clock_hz == 0) {
+                eprintln!(
+                    "tracemark: {}: note: cpu{}: clock frequency unknown; times are raw ticks \
+                     shown as ns",
+                    f.display(),
+                    r.cpu
+                );
+            }
+        }
+        let total: u64 = dumps
+            .iter()
+            .flat_map(|d| d.rings.iter().flat_map(|r| &r.blocks))
             .map(|b| u64::from(b.header_records))
             .sum();
         let bar = super::progress(total, 4 << 20, false);
@@ -134,13 +186,110 @@ impl Cmd {
                 b.inc(n);
             }
         };
-        type Table = std::sync::Arc<std::collections::HashMap<u64, String>>;
-        let symbols = super::symbols(&dump, &self.elfs)?;
-        let names: Table =
-            std::sync::Arc::new(symbols.as_ref().map(|s| s.names()).unwrap_or_default());
-        let sources: Table =
-            std::sync::Arc::new(symbols.as_ref().map(|s| s.locations()).unwrap_or_default());
-        drop(symbols);
+        let mut decode_warnings: Vec<Vec<Warning>> = vec![Vec::new(); dumps.len()];
+        match self.format {
+            ExportFormat::Perfetto | ExportFormat::ChromeJson => {
+                decode_warnings[0] = self.one_file(&dumps[0], threads, &inc)?;
+            }
+            ExportFormat::Ctf => {
+                let dump = &dumps[0];
+                let meta = DumpMeta::of(dump);
+                let mut w = CtfWriter::new(&self.output, &meta)
+                    .with_context(|| self.output.display().to_string())?;
+                let outcome =
+                    export::for_each_ring(dump, &meta.rings, w.streams_mut(), threads, &inc)
+                        .map_err(|e| e.context(self.output.display().to_string()))?;
+                decode_warnings[0] = outcome.warnings;
+                let sum = w
+                    .finish()
+                    .with_context(|| self.output.display().to_string())?;
+                if let Some(b) = &bar {
+                    b.finish_and_clear();
+                }
+                writeln!(
+                    out,
+                    "{}: {} events in {} packets, {} records reported discarded, {} bytes (trace {})",
+                    self.output.display(),
+                    sum.events,
+                    sum.packets,
+                    sum.discarded,
+                    sum.bytes,
+                    meta.id
+                )?;
+            }
+            ExportFormat::Parquet => {
+                let metas: Vec<DumpMeta> = dumps.iter().map(DumpMeta::of).collect();
+                check_distinct(&self.files, &metas)?;
+                let mut writers = Vec::with_capacity(dumps.len());
+                for (m, d) in metas.iter().zip(&dumps) {
+                    let (names, _) = tables(d, &self.elfs)?;
+                    let symbols: Option<Arc<dyn parquet::Symbols>> = if names.is_empty() {
+                        None
+                    } else {
+                        Some(Arc::new(Names(names)))
+                    };
+                    writers.push(
+                        ParquetDump::new(&self.output, m, symbols)
+                            .with_context(|| self.output.display().to_string())?,
+                    );
+                }
+                let jobs: Vec<Job<'_, '_, _>> = writers
+                    .iter_mut()
+                    .zip(&dumps)
+                    .zip(&metas)
+                    .enumerate()
+                    .flat_map(|(tag, ((w, dump), meta))| {
+                        w.partitions_mut()
+                            .iter_mut()
+                            .enumerate()
+                            .map(move |(ring, sink)| Job {
+                                dump,
+                                rings: &meta.rings,
+                                ring: ring as u32,
+                                sink,
+                                tag,
+                            })
+                    })
+                    .collect();
+                let (_, warnings) = export::feed(jobs, threads, &inc)
+                    .map_err(|e| e.context(self.output.display().to_string()))?;
+                for (tag, w) in warnings {
+                    decode_warnings[tag].push(w);
+                }
+                if let Some(b) = &bar {
+                    b.finish_and_clear();
+                }
+                for ((w, m), f) in writers.into_iter().zip(&metas).zip(&self.files) {
+                    let sum = w
+                        .finish()
+                        .with_context(|| self.output.display().to_string())?;
+                    writeln!(
+                        out,
+                        "{}: dump={} {} rows in {} files, {} bytes",
+                        f.display(),
+                        m.id,
+                        sum.rows,
+                        sum.parts,
+                        sum.bytes
+                    )?;
+                }
+            }
+        }
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        out.flush()?;
+        report_all(&self.files, &sources, &dumps, decode_warnings, self.verbose)
+    }
+
+    /// Perfetto or Chrome JSON: one file from one dump. Returns the decoding warnings.
+    fn one_file(
+        &self,
+        dump: &Dump<'_>,
+        threads: usize,
+        inc: &(dyn Fn(u64) + Sync),
+    ) -> anyhow::Result<Vec<Warning>> {
+        let (names, sources) = tables(dump, &self.elfs)?;
         let namer = |names: &Table| {
             let names = names.clone();
             Box::new(move |f: u64| names.get(&f).cloned())
@@ -153,7 +302,8 @@ impl Cmd {
                 // The rings are independent packet sequences: one sink per ring, in
                 // parallel, their output written here in whole-packet chunks after
                 // the header.
-                let header = perfetto::header(&export::ring_infos(&dump));
+                let infos = export::ring_infos(dump);
+                let header = perfetto::header(&infos);
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
                 std::thread::scope(|s| -> anyhow::Result<export::Outcome> {
                     let writer = s.spawn(move || -> std::io::Result<()> {
@@ -164,23 +314,25 @@ impl Cmd {
                         }
                         finish_file(f)
                     });
-                    let make = |ring: u32| {
-                        let mut sink =
-                            perfetto::Perfetto::new(export::ChunkWriter(tx.clone())).per_ring(ring);
-                        // Without --elf, no lookup per function record.
-                        if !names.is_empty() {
-                            sink = sink.with_function_names(namer(&names));
-                        }
-                        if !sources.is_empty() {
-                            sink = sink.with_function_sources(namer(&sources));
-                        }
-                        sink
-                    };
-                    // The sinks (and their senders) are dropped here, so that the
-                    // writer sees the end of the channel.
-                    let result = export::run_per_ring(&dump, super::threads(), &make, &inc)
-                        .map(|(_sinks, outcome)| outcome);
+                    let mut sinks: Vec<_> = (0..infos.len() as u32)
+                        .map(|ring| {
+                            let mut sink = perfetto::Perfetto::new(export::ChunkWriter(tx.clone()))
+                                .per_ring(ring);
+                            // Without --elf, no lookup per function record.
+                            if !names.is_empty() {
+                                sink = sink.with_function_names(namer(&names));
+                            }
+                            if !sources.is_empty() {
+                                sink = sink.with_function_sources(namer(&sources));
+                            }
+                            sink
+                        })
+                        .collect();
                     drop(tx);
+                    let result = export::for_each_ring(dump, &infos, &mut sinks, threads, inc);
+                    // The sinks hold the last senders: dropped here, so that the
+                    // writer sees the end of the channel.
+                    drop(sinks);
                     let written = writer
                         .join()
                         .map_err(|_| anyhow::anyhow!("the writing thread panicked"))?;
@@ -189,7 +341,7 @@ impl Cmd {
                     result.map_err(with_path)
                 })?
             }
-            ExportFormat::ChromeJson => {
+            _ => {
                 let mut sink = chrome_json::ChromeJson::new(file);
                 if !names.is_empty() {
                     sink = sink.with_function_names(namer(&names));
@@ -197,7 +349,7 @@ impl Cmd {
                 if !sources.is_empty() {
                     sink = sink.with_function_sources(namer(&sources));
                 }
-                let o = export::run(&dump, &mut sink, &inc).map_err(with_path)?;
+                let o = export::run(dump, &mut sink, inc).map_err(with_path)?;
                 if sink.written > chrome_json::LARGE {
                     eprintln!(
                         "tracemark: warning: {} is {} MiB: chrome://tracing and most JSON \
@@ -212,17 +364,49 @@ impl Cmd {
                 o
             }
         };
-        if let Some(b) = &bar {
-            b.finish_and_clear();
-        }
         output.commit()?;
-        let mut warnings = source.warnings.clone();
-        let mut dump_warnings = dump.warnings.clone();
-        dump_warnings.extend(outcome.warnings);
+        Ok(outcome.warnings)
+    }
+}
+
+/// Two inputs with the same bytes would write the same partition.
+fn check_distinct(files: &[PathBuf], metas: &[DumpMeta]) -> anyhow::Result<()> {
+    for (i, m) in metas.iter().enumerate() {
+        if let Some(j) = metas[..i].iter().position(|o| o.id == m.id) {
+            bail!(
+                "{} and {} hold the same dump (id {}): give it once",
+                files[j].display(),
+                files[i].display(),
+                m.id
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Reports every input's warnings; fails with the first input that lost data.
+fn report_all(
+    files: &[PathBuf],
+    sources: &[super::Source],
+    dumps: &[Dump<'_>],
+    decode: Vec<Vec<Warning>>,
+    verbose: bool,
+) -> anyhow::Result<()> {
+    let mut first_err = None;
+    for (((f, s), d), dw) in files.iter().zip(sources).zip(dumps).zip(decode) {
+        let mut warnings = s.warnings.clone();
+        let mut dump_warnings = d.warnings.clone();
+        dump_warnings.extend(dw);
         dump_warnings.sort_by_key(|w| w.offset);
         warnings.extend(dump_warnings);
-        super::report(&input, &warnings, self.verbose)
+        if let Err(e) = super::report(Path::new(f), &warnings, verbose) {
+            if first_err.is_some() {
+                eprintln!("tracemark: {e:#}");
+            }
+            first_err = first_err.or(Some(e));
+        }
     }
+    first_err.map_or(Ok(()), Err)
 }
 
 /// Closes the output (the sinks write in large chunks of their own, unbuffered).

@@ -5,7 +5,11 @@
 //! arrive. All events belong to process 1 ("tracemark"); each ring is a thread whose
 //! `tid` is the ring index, named "CPU n" by a `thread_name` metadata event. Kernel and
 //! function slices are `B`/`E` pairs, nested as [`super::nesting`] keeps them; the other
-//! records are thread-scoped instants (`"ph":"i","s":"t"`). Times are microseconds with
+//! records are thread-scoped instants (`"ph":"i","s":"t"`). A thread a CPU switches to
+//! (`SWITCH` records, format version 2) gets a thread of its own, `tid` from the
+//! number of rings up, named "Thread 0x... (CPU n)" when first seen, on which its time
+//! running on that CPU is a `B`/`E` slice (category `thread`); the switch is also an
+//! instant on the CPU's thread. Times are microseconds with
 //! three decimals (nanosecond resolution). Categories (`cat`) and names are those of
 //! the Perfetto export.
 //!
@@ -36,6 +40,10 @@ pub struct ChromeJson<W: Write> {
     last_ts: Vec<u64>,
     lost_reported: Vec<u64>,
     seen: Vec<bool>,
+    /// Thread `tid`s by (ring, thread).
+    threads: std::collections::HashMap<(usize, u64), u64>,
+    /// Per ring: the `tid` of the thread whose running slice is open.
+    running: Vec<Option<u64>>,
     namer: Option<Box<super::perfetto::FunctionNamer>>,
     sourcer: Option<Box<super::perfetto::FunctionNamer>>,
     first: bool,
@@ -54,6 +62,8 @@ impl<W: Write> ChromeJson<W> {
             last_ts: Vec::new(),
             lost_reported: Vec::new(),
             seen: Vec::new(),
+            threads: std::collections::HashMap::new(),
+            running: Vec::new(),
             namer: None,
             sourcer: None,
             first: true,
@@ -204,6 +214,43 @@ impl<W: Write> ChromeJson<W> {
         self.end_event()
     }
 
+    /// A SWITCH record: an instant on the CPU, the outgoing thread's running slice
+    /// ended, the incoming thread named (the first time) and its slice begun.
+    fn thread_switch(&mut self, r: usize, ns: u64, thread: u64) -> std::io::Result<()> {
+        let args = format!("\"thread\":{thread}");
+        self.instant(r, ns, "Thread switch", "thread", &args)?;
+        if let Some(tid) = self.running[r].take() {
+            self.start("E", tid as usize, ns);
+            self.end_event()?;
+        }
+        let name = format!("Thread {thread:#x}");
+        let tid = match self.threads.get(&(r, thread)) {
+            Some(&tid) => tid,
+            None => {
+                let tid = (self.rings.len() + self.threads.len()) as u64;
+                self.threads.insert((r, thread), tid);
+                let b = &mut self.buf;
+                b.extend_from_slice(b",\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
+                num(b, tid);
+                b.extend_from_slice(b",\"name\":\"thread_name\",\"args\":{\"name\":");
+                string(b, &format!("{name} (CPU {})", self.rings[r].cpu));
+                b.extend_from_slice(b"}},\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
+                num(b, tid);
+                b.extend_from_slice(b",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":");
+                num(b, 1000 + tid);
+                b.extend_from_slice(b"}}");
+                tid
+            }
+        };
+        self.running[r] = Some(tid);
+        self.start("B", tid as usize, ns);
+        self.name(&name, "thread");
+        self.buf.extend_from_slice(b",\"args\":{");
+        self.buf.extend_from_slice(args.as_bytes());
+        self.buf.push(b'}');
+        self.end_event()
+    }
+
     fn instant(
         &mut self,
         ring: usize,
@@ -259,6 +306,7 @@ impl<W: Write> Sink for ChromeJson<W> {
         self.last_ts = vec![0; rings.len()];
         self.lost_reported = vec![0; rings.len()];
         self.seen = vec![false; rings.len()];
+        self.running = vec![None; rings.len()];
         self.buf
             .extend_from_slice(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
         self.buf.extend_from_slice(
@@ -373,18 +421,12 @@ impl<W: Write> Sink for ChromeJson<W> {
                 self.lost_reported[r] += count;
                 self.instant(r, ns, "Lost records", "lost", &format!("\"count\":{count}"))?;
             }
-            Event::ThreadSwitch { thread } => self.instant(
-                r,
-                ns,
-                "Thread switch",
-                "kernel",
-                &format!("\"thread\":{thread}"),
-            )?,
+            Event::ThreadSwitch { thread } => self.thread_switch(r, ns, thread)?,
             Event::ClockBack { back } => self.instant(
                 r,
                 ns,
                 "Clock stepped back",
-                "kernel",
+                "clock",
                 &format!("\"back_ticks\":{back}"),
             )?,
         }
@@ -399,6 +441,10 @@ impl<W: Write> Sink for ChromeJson<W> {
                 self.start("E", r, ns);
                 self.buf
                     .extend_from_slice(b",\"args\":{\"truncated\":true}");
+                self.end_event()?;
+            }
+            if let Some(tid) = self.running[r].take() {
+                self.start("E", tid as usize, ns);
                 self.end_event()?;
             }
             let unreported = self.rings[r].dropped.saturating_sub(self.lost_reported[r]);

@@ -3,7 +3,9 @@
 //! Every output format is one file of this module implementing [`Sink`]:
 //!
 //! - [`perfetto`]: Perfetto's native protobuf trace (`TracePacket`s with `TrackEvent`s);
-//! - [`chrome_json`]: the Chrome trace-event JSON format.
+//! - [`chrome_json`]: the Chrome trace-event JSON format;
+//! - [`ctf`]: a CTF 1.8 trace directory (babeltrace2, Trace Compass);
+//! - [`parquet`]: Hive-partitioned Parquet tables (DuckDB, Spark, DataFusion).
 //!
 //! # The contract
 //!
@@ -24,10 +26,19 @@
 //! # Rings in parallel
 //!
 //! A format whose rings are independent (one packet sequence, stream file or partition
-//! per ring) can instead run one sink per ring with [`run_per_ring`]: each sink sees
-//! `begin` with every ring, then only its own ring's records, in ring order, then
-//! `finish`, on a thread of its own. Sinks that write one file send their output in
-//! whole-record chunks through a [`ChunkWriter`] to one writing thread.
+//! per ring) instead runs one sink per ring with [`for_each_ring`] (one dump) or
+//! [`feed`] (the rings of many dumps, largest first, on one pool of threads): each sink
+//! sees `begin` with every ring of its dump, then only its own ring's records, in ring
+//! order, then `finish`, on a thread of the pool. Sinks that write one file send their
+//! output in whole-record chunks through a [`ChunkWriter`] to one writing thread; sinks
+//! that write a file per ring (CTF streams, Parquet partitions) belong to a writer that
+//! finishes the directory once every ring is done.
+//!
+//! # What a sink knows of a dump
+//!
+//! [`DumpMeta::of`] gives a dump's [`RingInfo`]s (what [`Sink::begin`] receives) and
+//! its stable id ([`dump_id`]: producer id and content hash), the one place ring
+//! headers are read for export.
 //!
 //! # Adding a format
 //!
@@ -38,7 +49,9 @@
 //! with its `warnings`), [`Merged`] (rings merged by time) and [`Item`].
 
 pub mod chrome_json;
+pub mod ctf;
 pub mod nesting;
+pub mod parquet;
 pub mod perfetto;
 
 use tracemark_format::SyscallAbi;
@@ -49,7 +62,7 @@ use crate::merge::{Merged, RingCursor};
 pub use crate::merge::Item;
 
 /// What a sink learns about one ring before its records.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingInfo {
     /// Index of the ring in the dump (the [`Item::ring`] of its records).
     pub index: u32,
@@ -68,9 +81,16 @@ pub struct RingInfo {
     /// Event records the ring's block headers claim (an upper bound of what
     /// [`Sink::record`] will see for this ring, `LOST` records aside).
     pub records: u64,
+    /// The producer or build id of the ring header.
+    pub producer_id: u64,
 }
 
 impl RingInfo {
+    /// Records lost on this ring: overwritten plus dropped.
+    pub fn lost(&self) -> u64 {
+        self.overwritten.saturating_add(self.dropped)
+    }
+
     /// `ticks` of this ring's clock in nanoseconds (ticks as they are when the clock
     /// frequency is unknown).
     #[inline]
@@ -92,11 +112,52 @@ pub fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
     }
 }
 
+/// What an exporter knows about a dump: its rings and its stable id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpMeta {
+    /// One entry per ring, in file order (indexed by [`Item::ring`]).
+    pub rings: Vec<RingInfo>,
+    /// The dump's id: producer id and content hash, see [`dump_id`].
+    pub id: String,
+    /// The content hash alone.
+    pub hash: u64,
+}
+
+impl DumpMeta {
+    /// The metadata of `dump`; hashes its bytes.
+    pub fn of(dump: &Dump<'_>) -> Self {
+        let rings = ring_infos(dump);
+        let hash = content_hash(dump.bytes);
+        let producer = rings.first().map_or(0, |r| r.producer_id);
+        DumpMeta {
+            id: dump_id(producer, hash),
+            rings,
+            hash,
+        }
+    }
+}
+
+/// The 64-bit XXH3 hash of a dump's bytes (the `xxhash-rust` crate: about 10 GB/s, so
+/// a 537 MB dump hashes in tens of milliseconds).
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// A dump's id: `<producer id>-<content hash>`, both 16 hex digits. The same bytes give
+/// the same id on every run and machine; two dumps of one producer differ by the hash.
+pub fn dump_id(producer_id: u64, hash: u64) -> String {
+    format!("{producer_id:016x}-{hash:016x}")
+}
+
 /// An output format, fed the records of a dump in time order (see the module
 /// documentation for the order and the memory contract).
 pub trait Sink {
-    /// Called once, before any record, with every ring of the dump in file order.
-    fn begin(&mut self, rings: &[RingInfo]) -> anyhow::Result<()>;
+    /// Called once, before any record, with every ring of the dump in file order. The
+    /// default does nothing (sinks made knowing their ring already).
+    fn begin(&mut self, rings: &[RingInfo]) -> anyhow::Result<()> {
+        let _ = rings;
+        Ok(())
+    }
 
     /// Called once per decoded record (`LOST` records included), in time order across
     /// rings. `item.entry` is, for a kernel exit, the entry it closes when the decoder
@@ -104,8 +165,11 @@ pub trait Sink {
     fn record(&mut self, item: &Item) -> anyhow::Result<()>;
 
     /// Called once after the last record: close what is open, flush, and finish the
-    /// output. An error here (or from the other methods) fails the export.
-    fn finish(&mut self) -> anyhow::Result<()>;
+    /// output. An error here (or from the other methods) fails the export. The default
+    /// does nothing (sinks finished by the writer that owns them).
+    fn finish(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// What [`run`] reports.
@@ -135,6 +199,7 @@ pub fn ring_infos(dump: &Dump<'_>) -> Vec<RingInfo> {
             overwritten: r.overwritten,
             dropped: r.dropped,
             records: r.blocks.iter().map(|b| u64::from(b.header_records)).sum(),
+            producer_id: r.view.header.producer_id.get(),
         })
         .collect()
 }
@@ -197,63 +262,123 @@ pub fn run(
     Ok(Outcome { records, warnings })
 }
 
-/// Runs one sink per ring of `dump` (made by `make(ring index)`), up to `threads`
-/// rings at once (see the module documentation). Returns the sinks, in ring order.
-pub fn run_per_ring<S: Sink + Send>(
+/// One ring of one dump and the sink its records go to (see [`feed`]).
+pub struct Job<'a, 'd, S> {
+    /// The dump.
+    pub dump: &'a Dump<'d>,
+    /// Every ring of the dump (what [`Sink::begin`] receives).
+    pub rings: &'a [RingInfo],
+    /// Index of the ring in `dump.rings`.
+    pub ring: u32,
+    /// Where its records go.
+    pub sink: &'a mut S,
+    /// A tag returned with the job's warnings (the input's index, say).
+    pub tag: usize,
+}
+
+/// Feeds every ring of `dump` to its sink (`sinks[i]` gets ring `i`), rings in
+/// parallel on up to `threads` threads (see the module documentation).
+pub fn for_each_ring<S: Sink + Send>(
     dump: &Dump<'_>,
+    rings: &[RingInfo],
+    sinks: &mut [S],
     threads: usize,
-    make: &(dyn Fn(u32) -> S + Sync),
     progress: &(dyn Fn(u64) + Sync),
-) -> anyhow::Result<(Vec<S>, Outcome)> {
+) -> anyhow::Result<Outcome> {
+    let jobs = sinks
+        .iter_mut()
+        .enumerate()
+        .map(|(i, sink)| Job {
+            dump,
+            rings,
+            ring: i as u32,
+            sink,
+            tag: 0,
+        })
+        .collect();
+    let (records, warnings) = feed(jobs, threads, progress)?;
+    let mut warnings: Vec<Warning> = warnings.into_iter().map(|(_, w)| w).collect();
+    warnings.sort_by_key(|w| w.offset);
+    Ok(Outcome { records, warnings })
+}
+
+/// Runs every job: [`Sink::begin`] with the job's dump's rings, its ring's records in
+/// ring order, [`Sink::finish`]; one job per thread at a time, at most `threads`
+/// threads, largest rings first, so that many dumps share one pool. `progress` is told
+/// how many records were handled. Returns the records handled and the decoding
+/// warnings (corrupt blocks) with their job's tag. The first error stops the others.
+pub fn feed<S: Sink + Send>(
+    mut jobs: Vec<Job<'_, '_, S>>,
+    threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> anyhow::Result<(u64, Vec<(usize, Warning)>)> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     const TICK: u64 = 1 << 16;
-    let infos = ring_infos(dump);
-    let rings: Vec<u32> = (0..dump.rings.len() as u32).collect();
-    let mut sinks = Vec::with_capacity(rings.len());
-    let mut outcome = Outcome::default();
-    for chunk in rings.chunks(threads.max(1)) {
-        let results = std::thread::scope(|s| {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|&r| {
-                    let infos = &infos;
-                    s.spawn(move || -> anyhow::Result<(S, u64, Vec<Warning>)> {
-                        let mut sink = make(r);
-                        sink.begin(infos)?;
-                        let mut cursor = RingCursor::new(dump, r, 0);
-                        let mut n = 0u64;
-                        for item in cursor.by_ref() {
-                            sink.record(&item)?;
-                            n += 1;
-                            if n % TICK == 0 {
-                                progress(TICK);
-                            }
-                        }
-                        progress(n % TICK);
-                        sink.finish()?;
-                        Ok((sink, n, std::mem::take(&mut cursor.warnings)))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .map_err(|_| anyhow::anyhow!("an export thread panicked"))?
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
-        })?;
-        for (sink, n, w) in results {
-            sinks.push(sink);
-            outcome.records += n;
-            outcome.warnings.extend(w);
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.dump.rings[j.ring as usize].record_bytes()));
+    let n = jobs.len();
+    let next = std::sync::Mutex::new(jobs.into_iter());
+    let failed = AtomicBool::new(false);
+    let records = AtomicU64::new(0);
+    let work = || -> anyhow::Result<Vec<(usize, Warning)>> {
+        let mut warnings = Vec::new();
+        loop {
+            if failed.load(Ordering::Relaxed) {
+                return Ok(warnings);
+            }
+            let Some(job) = next.lock().ok().and_then(|mut it| it.next()) else {
+                return Ok(warnings);
+            };
+            let mut one = || -> anyhow::Result<()> {
+                job.sink.begin(job.rings)?;
+                let mut cursor = RingCursor::new(job.dump, job.ring, 0);
+                let mut pending = 0u64;
+                for item in cursor.by_ref() {
+                    job.sink.record(&item)?;
+                    pending += 1;
+                    if pending == TICK {
+                        progress(pending);
+                        records.fetch_add(pending, Ordering::Relaxed);
+                        pending = 0;
+                    }
+                }
+                progress(pending);
+                records.fetch_add(pending, Ordering::Relaxed);
+                job.sink.finish()?;
+                warnings.extend(cursor.warnings.drain(..).map(|w| (job.tag, w)));
+                Ok(())
+            };
+            if let Err(e) = one() {
+                failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
         }
-    }
-    outcome.warnings.sort_by_key(|w| w.offset);
-    Ok((sinks, outcome))
+    };
+    let threads = threads.clamp(1, n.max(1));
+    let mut warnings = Vec::new();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mine = work();
+        let mut first_err = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(w)) => warnings.extend(w),
+                Ok(Err(e)) => first_err = first_err.or(Some(e)),
+                Err(_) => {
+                    first_err = first_err.or(Some(anyhow::anyhow!("an export thread panicked")))
+                }
+            }
+        }
+        match mine {
+            Ok(w) => warnings.extend(w),
+            Err(e) => first_err = first_err.or(Some(e)),
+        }
+        first_err.map_or(Ok(()), Err)
+    })?;
+    Ok((records.into_inner(), warnings))
 }
 
 /// A [`std::io::Write`] that sends every write, as one chunk, to a channel: sinks
-/// running per ring ([`run_per_ring`]) that write whole records per write share one
+/// running per ring ([`for_each_ring`]) that write whole records per write share one
 /// output file this way, its writing thread receiving the chunks.
 pub struct ChunkWriter(pub std::sync::mpsc::SyncSender<Vec<u8>>);
 

@@ -15,8 +15,15 @@
 //!   images, lost records (with `previous_packet_dropped` set on that packet), records
 //!   overwritten before the oldest block, and exits whose entry is not in the trace.
 //!
+//! - thread tracks (format version 2, `SWITCH` records): a track per thread a CPU
+//!   switches to ("Thread 0x...", uuid [`thread_uuid`], child of the CPU's track), on
+//!   which the thread's time running on that CPU, from the switch to it to the next
+//!   switch, is one slice (category `thread`); the switch itself is also an instant on
+//!   the CPU's track (with the `thread` annotation). A clock that stepped back
+//!   (`CLOCKBACK`) is an instant (category `clock`, with `back_ticks`).
+//!
 //! Every event carries an interned category (`kernel`, `function`, `irq`, `user`,
-//! `image`, `lost`) so that a reader can count them.
+//! `image`, `lost`, `thread`, `clock`) so that a reader can count them.
 //!
 //! # Interning and lost records
 //!
@@ -60,13 +67,17 @@ pub fn cpu_uuid(ring: u32) -> u64 {
     1000 + u64::from(ring)
 }
 
-// THREAD TRACKS (issue 10, to do with the seL4 helper's thread-switch record, kind 8):
-// the format has no thread-switch record yet. When it has one, a switch on ring `r`
-// to thread `t` should (1) describe, once, a track with uuid `thread_uuid(t)` (e.g.
-// 1_000_000 + t), parent `cpu_uuid(r)` and name "thread t" (or its name), (2) close
-// the function slices of the outgoing thread's stack on that track, and (3) send the
-// function slices that follow to the incoming thread's track, so that a function that
-// spans a switch stays on its thread. Kernel slices stay on the CPU track.
+/// Uuid of the track of the `k`-th thread (from 0) that ring `ring` switches to. A
+/// thread is tracked per CPU: one that runs on two CPUs has a track under each (the
+/// rings are exported independently, in parallel), so that the slices of a track come
+/// from one packet sequence and stay balanced.
+pub fn thread_uuid(ring: u32, k: u64) -> u64 {
+    (1 << 62) | (u64::from(ring) << 40) | (k & ((1 << 40) - 1))
+}
+
+// THREAD TRACKS, what is not done: function slices stay on the CPU's track (with the
+// kernel slices) rather than moving to the running thread's track, so a function
+// that spans a switch is shown on the CPU, not on its thread.
 
 /// Bytes buffered before a write.
 const FLUSH_AT: usize = 1 << 20;
@@ -88,9 +99,13 @@ enum Cat {
     User = 3,
     Image = 4,
     Lost = 5,
+    Thread = 6,
+    Clock = 7,
 }
 
-const CAT_NAMES: [&str; 6] = ["kernel", "function", "irq", "user", "image", "lost"];
+const CAT_NAMES: [&str; 8] = [
+    "kernel", "function", "irq", "user", "image", "lost", "thread", "clock",
+];
 
 /// Debug-annotation names (interned per sequence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +178,8 @@ enum NameKey {
     Switch,
     /// The clock stepped back (CLOCKBACK record).
     ClockBack,
+    /// A thread's time running on a CPU (slice on its thread track).
+    Running(u64),
 }
 
 /// One ring's sequence: its intern tables and open slices.
@@ -178,9 +195,13 @@ struct Seq {
     /// running one ring of many ([`Perfetto::per_ring`]) pays nothing for the others.
     func_cache: Vec<(u64, u64)>,
     /// Interned categories: iid (0: not interned).
-    cats: [u64; 6],
+    cats: [u64; CAT_NAMES.len()],
     /// Interned annotation names: iid (0: not interned).
-    args: [u64; 17],
+    args: [u64; ARG_NAMES.len()],
+    /// Thread tracks described on this sequence: thread -> track uuid.
+    threads: std::collections::HashMap<u64, u64>,
+    /// The thread track whose running slice is open.
+    running: Option<u64>,
     /// Interned source locations (`file:line`) by function: iid.
     sources: std::collections::HashMap<u64, u64>,
     /// Interned cap-type strings by tag: iid (0: not interned).
@@ -206,8 +227,10 @@ impl Seq {
             names: std::collections::HashMap::new(),
             syscall_iids: [0; 16],
             func_cache: Vec::new(),
-            cats: [0; 6],
-            args: [0; 17],
+            cats: [0; CAT_NAMES.len()],
+            args: [0; ARG_NAMES.len()],
+            threads: std::collections::HashMap::new(),
+            running: None,
             caps: [0; 32],
             sources: std::collections::HashMap::new(),
             next_name: 1,
@@ -228,8 +251,8 @@ impl Seq {
         self.names.clear();
         self.syscall_iids = [0; 16];
         self.func_cache.fill((0, 0));
-        self.cats = [0; 6];
-        self.args = [0; 17];
+        self.cats = [0; CAT_NAMES.len()];
+        self.args = [0; ARG_NAMES.len()];
         self.sources.clear();
         self.caps = [0; 32];
         self.next_name = 1;
@@ -279,7 +302,7 @@ impl<W: Write> Perfetto<W> {
     }
 
     /// Handles ring `ring` only (its descriptor, its records), without the [`header`]:
-    /// for running one sink per ring in parallel ([`super::run_per_ring`]), since the
+    /// for running one sink per ring in parallel ([`super::for_each_ring`]), since the
     /// rings are independent packet sequences. The outputs of the rings, cut at packet
     /// boundaries (every write is whole packets), may then be interleaved in any order
     /// after the header: the trace processor orders packets by time, and each
@@ -408,6 +431,7 @@ impl<W: Write> Perfetto<W> {
             NameKey::OrphanFunctionExit => "Function exit without entry".to_string(),
             NameKey::Switch => "Thread switch".to_string(),
             NameKey::ClockBack => "Clock stepped back".to_string(),
+            NameKey::Running(t) => format!("Thread {t:#x}"),
         };
         self.interned.event_names.push(EventName {
             iid: Some(iid),
@@ -504,6 +528,19 @@ impl<W: Write> Perfetto<W> {
         name: Option<u64>,
         cat: Option<u64>,
     ) -> std::io::Result<()> {
+        self.event_on(s, ns, ty, name, cat, None)
+    }
+
+    /// [`Self::event`] on track `track` (the CPU's track when `None`).
+    fn event_on(
+        &mut self,
+        s: usize,
+        ns: u64,
+        ty: i32,
+        name: Option<u64>,
+        cat: Option<u64>,
+        track: Option<u64>,
+    ) -> std::io::Result<()> {
         let seq = &mut self.seqs[s];
         let mut flags = proto::SEQ_NEEDS_INCREMENTAL_STATE;
         if seq.clear {
@@ -522,7 +559,7 @@ impl<W: Write> Perfetto<W> {
                 ty,
                 name,
                 // The CPU track is the sequence's default track.
-                track: None,
+                track,
                 default_track: (flags & proto::SEQ_INCREMENTAL_STATE_CLEARED != 0)
                     .then(|| cpu_uuid(seq.info.index)),
                 interned,
@@ -570,6 +607,49 @@ impl<W: Write> Perfetto<W> {
 
     fn end(&mut self, s: usize, ns: u64) -> std::io::Result<()> {
         self.event(s, ns, proto::TYPE_SLICE_END, None, None)
+    }
+
+    /// A SWITCH record: an instant on the CPU's track, the running slice of the
+    /// outgoing thread ended, the incoming thread's track described (the first time)
+    /// and its running slice begun.
+    fn thread_switch(&mut self, s: usize, ns: u64, thread: u64) -> std::io::Result<()> {
+        self.arg_uint(s, Arg::Thread, thread);
+        self.instant(s, ns, NameKey::Switch, Cat::Thread)?;
+        if let Some(track) = self.seqs[s].running.take() {
+            self.event_on(s, ns, proto::TYPE_SLICE_END, None, None, Some(track))?;
+        }
+        let seq = &mut self.seqs[s];
+        let track = match seq.threads.get(&thread) {
+            Some(&t) => t,
+            None => {
+                let track = thread_uuid(seq.info.index, seq.threads.len() as u64);
+                seq.threads.insert(thread, track);
+                let p = TracePacket {
+                    trusted_packet_sequence_id: Some(seq.id),
+                    track_descriptor: Some(TrackDescriptor {
+                        uuid: Some(track),
+                        name: Some(format!("Thread {thread:#x}")),
+                        parent_uuid: Some(cpu_uuid(seq.info.index)),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                self.put(&p)?;
+                track
+            }
+        };
+        let name = self.name_iid(s, NameKey::Running(thread));
+        let cat = self.cat_iid(s, Cat::Thread);
+        self.arg_uint(s, Arg::Thread, thread);
+        self.seqs[s].running = Some(track);
+        self.event_on(
+            s,
+            ns,
+            proto::TYPE_SLICE_BEGIN,
+            Some(name),
+            Some(cat),
+            Some(track),
+        )
     }
 
     fn kernel_entry(&mut self, s: usize, ns: u64, e: KernelEntry) -> std::io::Result<()> {
@@ -768,8 +848,6 @@ impl<W: Write> Sink for Perfetto<W> {
             }
         }
         let ns = self.seqs[s].last_ns;
-        // A thread-switch record (when the format has one) gets its arm here: see
-        // THREAD TRACKS at the top of this file.
         match item.event {
             Event::KernelEntry(e) => self.kernel_entry(s, ns, e)?,
             Event::KernelExit(d) => self.kernel_exit(s, ns, d)?,
@@ -805,13 +883,10 @@ impl<W: Write> Sink for Perfetto<W> {
                 self.seqs[s].lost_reported += count;
                 self.loss(s, ns, "Lost records", count)?;
             }
-            Event::ThreadSwitch { thread } => {
-                self.arg_uint(s, Arg::Thread, thread);
-                self.instant(s, ns, NameKey::Switch, Cat::Kernel)?;
-            }
+            Event::ThreadSwitch { thread } => self.thread_switch(s, ns, thread)?,
             Event::ClockBack { back } => {
                 self.arg_uint(s, Arg::Back, back);
-                self.instant(s, ns, NameKey::ClockBack, Cat::Kernel)?;
+                self.instant(s, ns, NameKey::ClockBack, Cat::Clock)?;
             }
         }
         Ok(())
@@ -824,6 +899,10 @@ impl<W: Write> Sink for Perfetto<W> {
             for _ in 0..self.seqs[s].nesting.drain() {
                 self.arg_bool(s, Arg::Truncated, true);
                 self.end(s, ns)?;
+            }
+            // The thread running when the ring ends.
+            if let Some(track) = self.seqs[s].running.take() {
+                self.event_on(s, ns, proto::TYPE_SLICE_END, None, None, Some(track))?;
             }
             // Drops that no LOST record reported (the ring filled up for good).
             let seq = &self.seqs[s];
@@ -874,6 +953,7 @@ mod tests {
             overwritten: 0,
             dropped: 10,
             records: 6,
+            producer_id: 0,
         };
         let mut sink = Perfetto::new(Vec::new());
         sink.begin(&[info]).unwrap();
@@ -949,5 +1029,74 @@ mod tests {
         assert_eq!(dropped.name.as_deref(), Some("Dropped records"));
         assert_eq!(dropped.debug_annotations[0].uint_value, Some(7));
         assert_eq!(p.len(), 10);
+    }
+
+    #[test]
+    fn thread_switches_make_a_track_per_thread_with_running_slices() {
+        let info = RingInfo {
+            index: 1,
+            cpu: 3,
+            clock_hz: 1_000_000_000,
+            abi: SyscallAbi::Sel4,
+            overwritten: 0,
+            dropped: 0,
+            records: 5,
+            producer_id: 0,
+        };
+        let mut sink = Perfetto::new(Vec::new());
+        sink.begin(&[info, info]).unwrap();
+        let on1 = |ts, event| Item {
+            ring: 1,
+            ..item(ts, event)
+        };
+        for it in [
+            on1(10, Event::ThreadSwitch { thread: 0xa00 }),
+            on1(20, Event::ThreadSwitch { thread: 0xb00 }),
+            on1(25, Event::ClockBack { back: 7 }),
+            on1(30, Event::ThreadSwitch { thread: 0xa00 }),
+        ] {
+            sink.record(&it).unwrap();
+        }
+        sink.finish().unwrap();
+        let p = packets(&sink.into_inner());
+        // Thread tracks: described once each, under CPU 3's track (ring 1), named.
+        let threads: Vec<&TrackDescriptor> = p
+            .iter()
+            .filter_map(|p| p.track_descriptor.as_ref())
+            .filter(|t| t.parent_uuid == Some(cpu_uuid(1)))
+            .collect();
+        assert_eq!(threads.len(), 2);
+        assert_eq!(threads[0].name.as_deref(), Some("Thread 0xa00"));
+        assert_eq!(threads[0].uuid, Some(thread_uuid(1, 0)));
+        assert_eq!(threads[1].uuid, Some(thread_uuid(1, 1)));
+        // Running slices: begin on the incoming thread's track, end on the outgoing
+        // one's at the switch; the last one ends at the ring's last time.
+        let on_threads: Vec<(u64, i32, u64)> = p
+            .iter()
+            .filter_map(|p| {
+                let e = p.track_event.as_ref()?;
+                Some((p.timestamp?, e.r#type?, e.track_uuid?))
+            })
+            .collect();
+        let (a, b) = (thread_uuid(1, 0), thread_uuid(1, 1));
+        let (begin, end) = (proto::TYPE_SLICE_BEGIN, proto::TYPE_SLICE_END);
+        assert_eq!(
+            on_threads,
+            [
+                (10, begin, a),
+                (20, end, a),
+                (20, begin, b),
+                (30, end, b),
+                (30, begin, a),
+                (30, end, a)
+            ]
+        );
+        // Switch and clock instants on the CPU track (no track_uuid: the default).
+        let instants = p
+            .iter()
+            .filter_map(|p| p.track_event.as_ref())
+            .filter(|e| e.r#type == Some(proto::TYPE_INSTANT) && e.track_uuid.is_none())
+            .count();
+        assert_eq!(instants, 4);
     }
 }

@@ -1,0 +1,887 @@
+//! Hive-partitioned Parquet tables of one or many dumps, for data engines (DuckDB,
+//! Spark, DataFusion) that read a directory of Parquet files as one table.
+//!
+//! # Layout
+//!
+//! ```text
+//! DIR/records/dump=<id>/cpu=<n>/part-<k>.parquet   one row per record
+//! DIR/images/dump=<id>/cpu=<n>/part-0.parquet      one row per IMAGE record
+//! DIR/lost/dump=<id>/cpu=<n>/part-0.parquet        one row per LOST record
+//! DIR/rings/dump=<id>/part-0.parquet               one row per ring (header counters)
+//! ```
+//!
+//! `<id>` is [`super::dump_id`] (producer id and content hash): the same dump always lands
+//! in the same partition, and exporting it again replaces its files. The partition
+//! columns `dump` and `cpu` come from the paths (`hive_partitioning`); the files do not
+//! repeat them. A CPU's records are in time order, so its row groups are sorted by
+//! `ts` and their statistics let engines skip row groups outside a time window. Files
+//! are zstd-compressed (level 1); a part holds at most [`PART_ROWS`] rows in row groups
+//! of [`ROW_GROUP_ROWS`].
+//!
+//! # The `records` table
+//!
+//! | column | type | for |
+//! |---|---|---|
+//! | `ts` | uint64 | every record: time in ticks |
+//! | `time_ns` | int64, null if the clock frequency is unknown | time in ns |
+//! | `n` | uint64, null for LOST | the record number on its CPU |
+//! | `kind` | string | `KENTRY`, `KEXIT`, `IRQ`, `FENTRY`, `FEXIT`, `USER`, `IMAGE`, `LOST`, `SWITCH`, `CLOCKBACK` |
+//! | `path` | string | KENTRY; KEXIT whose entry is known |
+//! | `syscall`, `syscall_name` | uint8, string | syscall KENTRY; KEXIT closing one |
+//! | `cap`, `cap_name`, `label`, `fastpath` | uint8, string, uint32, bool | syscall KENTRY |
+//! | `core`, `word` | uint8, uint32 | other KENTRY (`word`: IRQ number, fault type) |
+//! | `duration_ticks`, `duration_ns` | uint64, int64 | KEXIT with a measured duration |
+//! | `exit_note` | string | KEXIT without one: `no entry`, `nesting overflow` |
+//! | `irq` | uint32 | IRQ |
+//! | `func`, `symbol` | uint64, string | FENTRY, FEXIT (`symbol` when a [`Symbols`] is given) |
+//! | `user_id`, `payload` | uint32, binary | USER |
+//! | `thread` | uint64 | SWITCH: the thread that runs next (seL4: its TCB address) |
+//! | `back` | uint64 | CLOCKBACK: ticks the clock stepped back (`ts` is the new reading) |
+//!
+//! Names (`syscall_name`, `cap_name`) follow the ring header's syscall ABI and are null
+//! where it has none.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
+use parquet::errors::ParquetError;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::parser::parse_message_type;
+use parquet::schema::types::{ColumnPath, Type};
+use tracemark_format::record::ExitDuration;
+use tracemark_format::{EntryPath, Event, KernelEntry, Kind, SyscallAbi};
+
+use super::{DumpMeta, RingInfo, Sink};
+use crate::merge::Item;
+
+/// Rows per row group.
+pub const ROW_GROUP_ROWS: usize = 256 << 10;
+/// Rows per part file.
+pub const PART_ROWS: u64 = 16 << 20;
+
+/// Function names for the `symbol` column (the `--elf` resolver implements it).
+pub trait Symbols: Send + Sync {
+    /// The name of function id or address `func`, if known.
+    fn name(&self, func: u64) -> Option<String>;
+}
+
+const RECORDS_SCHEMA: &str = "
+message records {
+  required int64 ts (INTEGER(64,false));
+  optional int64 time_ns;
+  optional int64 n (INTEGER(64,false));
+  required binary kind (STRING);
+  optional binary path (STRING);
+  optional int32 syscall (INTEGER(8,false));
+  optional binary syscall_name (STRING);
+  optional int32 cap (INTEGER(8,false));
+  optional binary cap_name (STRING);
+  optional int32 label (INTEGER(32,false));
+  optional boolean fastpath;
+  optional int32 core (INTEGER(8,false));
+  optional int32 word (INTEGER(32,false));
+  optional int64 duration_ticks (INTEGER(64,false));
+  optional int64 duration_ns;
+  optional binary exit_note (STRING);
+  optional int32 irq (INTEGER(32,false));
+  optional int64 func (INTEGER(64,false));
+  optional binary symbol (STRING);
+  optional int32 user_id (INTEGER(32,false));
+  optional binary payload;
+  optional int64 thread (INTEGER(64,false));
+  optional int64 back (INTEGER(64,false));
+}";
+
+const IMAGES_SCHEMA: &str = "
+message images {
+  required int64 ts (INTEGER(64,false));
+  optional int64 time_ns;
+  required int64 base (INTEGER(64,false));
+  required int64 size (INTEGER(64,false));
+  required int64 image_id (INTEGER(64,false));
+}";
+
+const LOST_SCHEMA: &str = "
+message lost {
+  required int64 ts (INTEGER(64,false));
+  optional int64 time_ns;
+  required int64 count (INTEGER(64,false));
+  required int64 since (INTEGER(64,false));
+}";
+
+const RINGS_SCHEMA: &str = "
+message rings {
+  required int32 ring (INTEGER(32,false));
+  required int32 cpu (INTEGER(32,false));
+  required int64 clock_hz (INTEGER(64,false));
+  required int64 producer_id (INTEGER(64,false));
+  required binary syscall_abi (STRING);
+  required int64 overwritten (INTEGER(64,false));
+  required int64 dropped (INTEGER(64,false));
+  required int64 records (INTEGER(64,false));
+}";
+
+fn perr(path: &Path, e: ParquetError) -> io::Error {
+    io::Error::other(format!("{}: {e}", path.display()))
+}
+
+fn ioerr(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+fn schema(text: &str) -> Arc<Type> {
+    // The schemas are constants of this module, checked by the tests.
+    Arc::new(parse_message_type(text).unwrap_or_else(|e| panic!("bad built-in schema: {e}")))
+}
+
+fn properties() -> Arc<WriterProperties> {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_write_batch_size(WRITE_BATCH)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    // Times and numbers count up: delta-encoded they shrink to a byte or two per row
+    // before zstd sees them, and their row-group statistics let readers skip by time.
+    for c in ["ts", "time_ns", "n"] {
+        b = b
+            .set_column_dictionary_enabled(ColumnPath::from(c), false)
+            .set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED)
+            .set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::Chunk);
+    }
+    // Columns of (nearly) unique values: a dictionary only costs time.
+    for c in ["duration_ticks", "duration_ns", "label", "word", "payload"] {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    Arc::new(b.build())
+}
+
+/// Values handed to the column encoder at a time.
+const WRITE_BATCH: usize = 16 << 10;
+
+/// A nullable column of a row group: the values present and the definition levels of
+/// every row. The levels are kept zeroed (null) for a whole row group, so that a row
+/// only touches the columns its kind has.
+struct Col<T> {
+    values: Vec<T>,
+    defs: Vec<i16>,
+}
+
+impl<T> Default for Col<T> {
+    fn default() -> Self {
+        Col {
+            values: Vec::new(),
+            defs: vec![0; ROW_GROUP_ROWS],
+        }
+    }
+}
+
+impl<T> Col<T> {
+    /// Row `row` holds `v` (rows are set in increasing order).
+    #[inline(always)]
+    fn set(&mut self, row: usize, v: T) {
+        if let Some(d) = self.defs.get_mut(row) {
+            *d = 1;
+            self.values.push(v);
+        }
+    }
+    #[inline(always)]
+    fn opt(&mut self, row: usize, v: Option<T>) {
+        if let Some(v) = v {
+            self.set(row, v);
+        }
+    }
+    /// The levels of the first `rows` rows.
+    fn defs(&self, rows: usize) -> &[i16] {
+        &self.defs[..rows.min(self.defs.len())]
+    }
+    /// Back to all null, for `rows` rows used.
+    fn clear(&mut self, rows: usize) {
+        self.values.clear();
+        let n = rows.min(self.defs.len());
+        self.defs[..n].fill(0);
+    }
+}
+
+/// Writes one column of the current row group.
+fn put<T: DataType>(
+    rg: &mut parquet::file::writer::SerializedRowGroupWriter<'_, File>,
+    values: &[T::T],
+    defs: Option<&[i16]>,
+) -> Result<(), ParquetError> {
+    let Some(mut c) = rg.next_column()? else {
+        return Err(ParquetError::General("schema has fewer columns".into()));
+    };
+    c.typed::<T>().write_batch(values, defs, None)?;
+    c.close()
+}
+
+fn s(text: &'static str) -> ByteArray {
+    ByteArray::from(Bytes::from_static(text.as_bytes()))
+}
+
+/// The strings of the records table, made once (cloning a static `Bytes` is free).
+struct Names {
+    kinds: [ByteArray; 16],
+    paths: [ByteArray; 8],
+    syscalls: [Option<ByteArray>; 16],
+    caps: [Option<ByteArray>; 32],
+    no_entry: ByteArray,
+    overflow: ByteArray,
+}
+
+impl Names {
+    fn new(abi: SyscallAbi) -> Self {
+        Names {
+            kinds: std::array::from_fn(|i| {
+                s(Kind::EVENTS
+                    .into_iter()
+                    .find(|k| *k as usize == i)
+                    .map_or("?", |k| k.name()))
+            }),
+            paths: EntryPath::ALL.map(|p| s(p.name())),
+            syscalls: std::array::from_fn(|i| abi.syscall_name(i as u8).map(s)),
+            caps: std::array::from_fn(|i| abi.cap_name(i as u8).map(s)),
+            no_entry: s("no entry"),
+            overflow: s("nesting overflow"),
+        }
+    }
+}
+
+/// The columns of a row group of the records table, being filled.
+#[derive(Default)]
+struct Records {
+    ts: Vec<i64>,
+    time_ns: Col<i64>,
+    n: Col<i64>,
+    kind: Vec<ByteArray>,
+    path: Col<ByteArray>,
+    syscall: Col<i32>,
+    syscall_name: Col<ByteArray>,
+    cap: Col<i32>,
+    cap_name: Col<ByteArray>,
+    label: Col<i32>,
+    fastpath: Col<bool>,
+    core: Col<i32>,
+    word: Col<i32>,
+    duration_ticks: Col<i64>,
+    duration_ns: Col<i64>,
+    exit_note: Col<ByteArray>,
+    irq: Col<i32>,
+    func: Col<i64>,
+    symbol: Col<ByteArray>,
+    user_id: Col<i32>,
+    payload: Col<ByteArray>,
+    thread: Col<i64>,
+    back: Col<i64>,
+}
+
+impl Records {
+    fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    fn clear(&mut self) {
+        let n = self.ts.len();
+        self.ts.clear();
+        self.kind.clear();
+        self.time_ns.clear(n);
+        self.n.clear(n);
+        self.path.clear(n);
+        self.syscall.clear(n);
+        self.syscall_name.clear(n);
+        self.cap.clear(n);
+        self.cap_name.clear(n);
+        self.label.clear(n);
+        self.fastpath.clear(n);
+        self.core.clear(n);
+        self.word.clear(n);
+        self.duration_ticks.clear(n);
+        self.duration_ns.clear(n);
+        self.exit_note.clear(n);
+        self.irq.clear(n);
+        self.func.clear(n);
+        self.symbol.clear(n);
+        self.user_id.clear(n);
+        self.payload.clear(n);
+        self.thread.clear(n);
+        self.back.clear(n);
+    }
+
+    fn write(&self, w: &mut SerializedFileWriter<File>) -> Result<(), ParquetError> {
+        fn opt<T: DataType>(
+            rg: &mut parquet::file::writer::SerializedRowGroupWriter<'_, File>,
+            c: &Col<T::T>,
+            rows: usize,
+        ) -> Result<(), ParquetError> {
+            put::<T>(rg, &c.values, Some(c.defs(rows)))
+        }
+        let n = self.ts.len();
+        let mut rg = w.next_row_group()?;
+        put::<Int64Type>(&mut rg, &self.ts, None)?;
+        opt::<Int64Type>(&mut rg, &self.time_ns, n)?;
+        opt::<Int64Type>(&mut rg, &self.n, n)?;
+        put::<ByteArrayType>(&mut rg, &self.kind, None)?;
+        opt::<ByteArrayType>(&mut rg, &self.path, n)?;
+        opt::<Int32Type>(&mut rg, &self.syscall, n)?;
+        opt::<ByteArrayType>(&mut rg, &self.syscall_name, n)?;
+        opt::<Int32Type>(&mut rg, &self.cap, n)?;
+        opt::<ByteArrayType>(&mut rg, &self.cap_name, n)?;
+        opt::<Int32Type>(&mut rg, &self.label, n)?;
+        opt::<BoolType>(&mut rg, &self.fastpath, n)?;
+        opt::<Int32Type>(&mut rg, &self.core, n)?;
+        opt::<Int32Type>(&mut rg, &self.word, n)?;
+        opt::<Int64Type>(&mut rg, &self.duration_ticks, n)?;
+        opt::<Int64Type>(&mut rg, &self.duration_ns, n)?;
+        opt::<ByteArrayType>(&mut rg, &self.exit_note, n)?;
+        opt::<Int32Type>(&mut rg, &self.irq, n)?;
+        opt::<Int64Type>(&mut rg, &self.func, n)?;
+        opt::<ByteArrayType>(&mut rg, &self.symbol, n)?;
+        opt::<Int32Type>(&mut rg, &self.user_id, n)?;
+        opt::<ByteArrayType>(&mut rg, &self.payload, n)?;
+        opt::<Int64Type>(&mut rg, &self.thread, n)?;
+        opt::<Int64Type>(&mut rg, &self.back, n)?;
+        rg.close()?;
+        Ok(())
+    }
+}
+
+/// `ticks` in ns at `hz` (`None` if `hz` is 0; saturating).
+#[inline(always)]
+fn ns(ticks: u64, hz: u64) -> Option<i64> {
+    match hz {
+        0 => None,
+        1_000_000_000 => Some(ticks as i64),
+        _ => {
+            Some((u128::from(ticks) * 1_000_000_000 / u128::from(hz)).min(i64::MAX as u128) as i64)
+        }
+    }
+}
+
+/// Rows of a side table buffered before they are written as a row group.
+const SIDE_ROWS: usize = 64 << 10;
+
+/// A file of a side table (IMAGE or LOST records): created at its first row, written
+/// a row group at a time, so that memory stays bounded even for a dump made of them.
+struct Side {
+    path: PathBuf,
+    schema: &'static str,
+    /// Value columns after `ts` and `time_ns`.
+    values: usize,
+    hz: u64,
+    rows: Vec<[u64; 4]>,
+    writer: Option<SerializedFileWriter<File>>,
+}
+
+impl Side {
+    fn new(path: PathBuf, schema: &'static str, values: usize, hz: u64) -> Self {
+        Side {
+            path,
+            schema,
+            values,
+            hz,
+            rows: Vec::new(),
+            writer: None,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, row: [u64; 4]) -> io::Result<()> {
+        self.rows.push(row);
+        if self.rows.len() >= SIDE_ROWS {
+            self.flush().map_err(|e| perr(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ParquetError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        if self.writer.is_none() {
+            if let Some(d) = self.path.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            let file = File::create(&self.path)?;
+            self.writer = Some(SerializedFileWriter::new(
+                file,
+                schema(self.schema),
+                properties(),
+            )?);
+        }
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        let column = |i: usize| -> Vec<i64> { self.rows.iter().map(|r| r[i] as i64).collect() };
+        let times: Vec<i64> = self.rows.iter().filter_map(|r| ns(r[0], self.hz)).collect();
+        let defs: Vec<i16> = vec![i16::from(self.hz != 0); self.rows.len()];
+        let mut rg = w.next_row_group()?;
+        put::<Int64Type>(&mut rg, &column(0), None)?;
+        put::<Int64Type>(&mut rg, &times, Some(&defs))?;
+        for i in 1..=self.values {
+            put::<Int64Type>(&mut rg, &column(i), None)?;
+        }
+        rg.close()?;
+        self.rows.clear();
+        Ok(())
+    }
+
+    /// Writes the last rows and closes the file; returns its size (0: no rows).
+    fn finish(mut self) -> io::Result<u64> {
+        let path = self.path.clone();
+        let mut done = || -> Result<(), ParquetError> {
+            self.flush()?;
+            if let Some(w) = self.writer.take() {
+                w.close()?;
+            }
+            Ok(())
+        };
+        done().map_err(|e| perr(&path, e))?;
+        Ok(std::fs::metadata(&path).map_or(0, |m| m.len()))
+    }
+}
+
+/// What was written for one ring.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionSummary {
+    /// Rows of the records table.
+    pub rows: u64,
+    /// Part files of the records table.
+    pub parts: u64,
+    /// Bytes of all files written.
+    pub bytes: u64,
+}
+
+/// The records of one ring of one dump: `records/dump=<id>/cpu=<n>/part-<k>.parquet`
+/// and its side-table files.
+pub struct ParquetPartition {
+    dir: PathBuf,
+    meta: RingInfo,
+    names: Names,
+    symbols: Option<Arc<dyn Symbols>>,
+    symbol_cache: HashMap<u64, Option<ByteArray>>,
+    cols: Records,
+    writer: Option<(PathBuf, SerializedFileWriter<File>)>,
+    rows_in_part: u64,
+    summary: PartitionSummary,
+    images: Side,
+    lost: Side,
+    props: Arc<WriterProperties>,
+    schema: Arc<Type>,
+}
+
+impl ParquetPartition {
+    fn open_part(&mut self) -> io::Result<()> {
+        let path = self
+            .dir
+            .join(format!("part-{}.parquet", self.summary.parts));
+        let file = File::create(&path).map_err(|e| ioerr(&path, e))?;
+        let w = SerializedFileWriter::new(file, self.schema.clone(), self.props.clone())
+            .map_err(|e| perr(&path, e))?;
+        self.writer = Some((path, w));
+        self.summary.parts += 1;
+        self.rows_in_part = 0;
+        Ok(())
+    }
+
+    fn close_part(&mut self) -> io::Result<()> {
+        if let Some((path, w)) = self.writer.take() {
+            w.close().map_err(|e| perr(&path, e))?;
+            self.summary.bytes += std::fs::metadata(&path).map_or(0, |m| m.len());
+        }
+        Ok(())
+    }
+
+    fn flush_rows(&mut self) -> io::Result<()> {
+        if self.cols.len() == 0 {
+            return Ok(());
+        }
+        if self.writer.is_none() {
+            self.open_part()?;
+        }
+        if let Some((path, w)) = &mut self.writer {
+            self.cols.write(w).map_err(|e| perr(path, e))?;
+        }
+        self.rows_in_part += self.cols.len() as u64;
+        self.cols.clear();
+        if self.rows_in_part >= PART_ROWS {
+            self.close_part()?;
+        }
+        Ok(())
+    }
+
+    fn symbol(&mut self, func: u64) -> Option<ByteArray> {
+        let symbols = self.symbols.as_ref()?;
+        self.symbol_cache
+            .entry(func)
+            .or_insert_with(|| symbols.name(func).map(|n| ByteArray::from(n.into_bytes())))
+            .clone()
+    }
+
+    /// Writes the last row group and the side tables; returns what was written.
+    pub fn finish(mut self) -> io::Result<PartitionSummary> {
+        self.flush_rows()?;
+        self.close_part()?;
+        self.summary.bytes += self.images.finish()?;
+        self.summary.bytes += self.lost.finish()?;
+        Ok(self.summary)
+    }
+}
+
+impl Sink for ParquetPartition {
+    #[inline]
+    fn record(&mut self, item: &Item) -> anyhow::Result<()> {
+        Ok(ParquetPartition::record(self, item)?)
+    }
+}
+
+impl ParquetPartition {
+    /// Takes the next record of the ring (in ring order).
+    #[inline]
+    pub fn record(&mut self, item: &Item) -> io::Result<()> {
+        let hz = self.meta.clock_hz;
+        let names = &self.names;
+        let c = &mut self.cols;
+        let row = c.ts.len();
+        c.ts.push(item.ts as i64);
+        c.time_ns.opt(row, ns(item.ts, hz));
+        c.n.opt(row, item.number.map(|n| n as i64));
+        c.kind
+            .push(names.kinds[item.event.kind() as usize & 15].clone());
+        let entry = |c: &mut Records, e: KernelEntry| {
+            c.path.set(
+                row,
+                names.paths[usize::from(e.path().into_bits() & 7)].clone(),
+            );
+            if let Some(s) = e.as_syscall() {
+                let n = s.syscall();
+                c.syscall.set(row, i32::from(n));
+                c.syscall_name
+                    .opt(row, names.syscalls[usize::from(n & 15)].clone());
+                Some(s)
+            } else {
+                None
+            }
+        };
+        match &item.event {
+            Event::KernelEntry(e) => {
+                if let Some(s) = entry(c, *e) {
+                    let t = s.cap_type();
+                    c.cap.set(row, i32::from(t));
+                    c.cap_name.opt(row, names.caps[usize::from(t & 31)].clone());
+                    c.label.set(row, s.label() as i32);
+                    c.fastpath.set(row, s.fastpath());
+                } else if let Some(o) = e.as_other() {
+                    c.core.set(row, i32::from(o.core()));
+                    c.word.set(row, o.word() as i32);
+                }
+            }
+            Event::KernelExit(d) => {
+                if let Some(e) = item.entry {
+                    entry(c, e);
+                }
+                match d {
+                    ExitDuration::Ticks(t) => {
+                        c.duration_ticks.set(row, *t as i64);
+                        c.duration_ns.opt(row, ns(*t, hz));
+                    }
+                    ExitDuration::NoEntry => c.exit_note.set(row, names.no_entry.clone()),
+                    ExitDuration::NestingOverflow => c.exit_note.set(row, names.overflow.clone()),
+                }
+            }
+            Event::Interrupt { irq } => c.irq.set(row, *irq as i32),
+            Event::FunctionEntry { func } | Event::FunctionExit { func } => {
+                c.func.set(row, *func as i64);
+                if self.symbols.is_some() {
+                    let name = self.symbol(*func);
+                    self.cols.symbol.opt(row, name);
+                }
+            }
+            Event::User { id, payload } => {
+                c.user_id.set(row, *id as i32);
+                c.payload
+                    .set(row, ByteArray::from(payload.as_bytes().to_vec()));
+            }
+            Event::Image { base, size, id } => self.images.push([item.ts, *base, *size, *id])?,
+            Event::Lost { count, since } => self.lost.push([item.ts, *count, *since, 0])?,
+            Event::ThreadSwitch { thread } => c.thread.set(row, *thread as i64),
+            Event::ClockBack { back } => c.back.set(row, *back as i64),
+        }
+        self.summary.rows += 1;
+        if self.cols.len() >= ROW_GROUP_ROWS {
+            self.flush_rows()?;
+        }
+        Ok(())
+    }
+}
+
+/// The Parquet tables of one dump under `DIR`: one [`ParquetPartition`] per ring.
+pub struct ParquetDump {
+    parts: Vec<ParquetPartition>,
+    rings_path: PathBuf,
+    rings: Vec<RingInfo>,
+}
+
+/// `DIR/<table>/dump=<id>`.
+pub fn dump_dir(dir: &Path, table: &str, id: &str) -> PathBuf {
+    dir.join(table).join(format!("dump={id}"))
+}
+
+impl ParquetDump {
+    /// Prepares the partitions of the dump of `meta` under `dir`, replacing the files
+    /// an earlier export of the same dump left there. `symbols` fills the `symbol`
+    /// column.
+    pub fn new(dir: &Path, meta: &DumpMeta, symbols: Option<Arc<dyn Symbols>>) -> io::Result<Self> {
+        for table in ["records", "images", "lost", "rings"] {
+            let d = dump_dir(dir, table, &meta.id);
+            match std::fs::remove_dir_all(&d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ioerr(&d, e)),
+            }
+        }
+        let props = properties();
+        let schema = schema(RECORDS_SCHEMA);
+        let mut parts = Vec::with_capacity(meta.rings.len());
+        for (i, r) in meta.rings.iter().enumerate() {
+            // Two rings of one CPU (concatenated dumps) would share a partition: the
+            // second one gets its own part numbers through a separate directory name.
+            let cpu_dir = if meta.rings[..i].iter().any(|o| o.cpu == r.cpu) {
+                format!("cpu={}/ring{i}", r.cpu)
+            } else {
+                format!("cpu={}", r.cpu)
+            };
+            let d = dump_dir(dir, "records", &meta.id).join(&cpu_dir);
+            std::fs::create_dir_all(&d).map_err(|e| ioerr(&d, e))?;
+            let side = |table: &str, schema: &'static str, values: usize| {
+                let path = dump_dir(dir, table, &meta.id)
+                    .join(&cpu_dir)
+                    .join("part-0.parquet");
+                Side::new(path, schema, values, r.clock_hz)
+            };
+            parts.push(ParquetPartition {
+                dir: d,
+                meta: *r,
+                names: Names::new(r.abi),
+                symbols: symbols.clone(),
+                symbol_cache: HashMap::new(),
+                cols: Records::default(),
+                writer: None,
+                rows_in_part: 0,
+                summary: PartitionSummary::default(),
+                images: side("images", IMAGES_SCHEMA, 3),
+                lost: side("lost", LOST_SCHEMA, 2),
+                props: props.clone(),
+                schema: schema.clone(),
+            });
+        }
+        Ok(ParquetDump {
+            parts,
+            rings_path: dump_dir(dir, "rings", &meta.id).join("part-0.parquet"),
+            rings: meta.rings.clone(),
+        })
+    }
+
+    /// The per-ring partitions, to feed in parallel (`[i]` takes ring `i`).
+    pub fn partitions_mut(&mut self) -> &mut [ParquetPartition] {
+        &mut self.parts
+    }
+
+    /// Takes the next record of ring `item.ring`.
+    pub fn record(&mut self, item: &Item) -> io::Result<()> {
+        let n = self.parts.len();
+        match self.parts.get_mut(item.ring as usize) {
+            Some(p) => p.record(item),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("record of ring {} in a dump of {n} rings", item.ring),
+            )),
+        }
+    }
+
+    /// Finishes every partition and writes the `rings` table.
+    pub fn finish(self) -> io::Result<PartitionSummary> {
+        let mut sum = PartitionSummary::default();
+        let mut records = Vec::with_capacity(self.parts.len());
+        for p in self.parts {
+            let s = p.finish()?;
+            records.push(s.rows);
+            sum.rows += s.rows;
+            sum.parts += s.parts;
+            sum.bytes += s.bytes;
+        }
+        let path = &self.rings_path;
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| ioerr(d, e))?;
+        }
+        let r = &self.rings;
+        let i32s = |f: &dyn Fn(usize, &RingInfo) -> i32| -> Vec<i32> {
+            r.iter().enumerate().map(|(i, m)| f(i, m)).collect()
+        };
+        let i64s = |f: &dyn Fn(usize, &RingInfo) -> u64| -> Vec<i64> {
+            r.iter().enumerate().map(|(i, m)| f(i, m) as i64).collect()
+        };
+        let abis: Vec<ByteArray> = r
+            .iter()
+            .map(|m| {
+                s(match m.abi {
+                    SyscallAbi::Raw => "raw",
+                    SyscallAbi::Sel4 => "sel4",
+                    SyscallAbi::Sel4Mcs => "sel4-mcs",
+                    SyscallAbi::LinuxArm => "linux-arm",
+                })
+            })
+            .collect();
+        let write = || -> Result<(), ParquetError> {
+            let file = File::create(path)?;
+            let mut w = SerializedFileWriter::new(file, schema(RINGS_SCHEMA), properties())?;
+            let mut rg = w.next_row_group()?;
+            put::<Int32Type>(&mut rg, &i32s(&|i, _| i as i32), None)?;
+            put::<Int32Type>(&mut rg, &i32s(&|_, m| m.cpu as i32), None)?;
+            put::<Int64Type>(&mut rg, &i64s(&|_, m| m.clock_hz), None)?;
+            put::<Int64Type>(&mut rg, &i64s(&|_, m| m.producer_id), None)?;
+            put::<ByteArrayType>(&mut rg, &abis, None)?;
+            put::<Int64Type>(&mut rg, &i64s(&|_, m| m.overwritten), None)?;
+            put::<Int64Type>(&mut rg, &i64s(&|_, m| m.dropped), None)?;
+            put::<Int64Type>(&mut rg, &i64s(&|i, _| records[i]), None)?;
+            rg.close()?;
+            w.close()?;
+            Ok(())
+        };
+        write().map_err(|e| perr(path, e))?;
+        sum.bytes += std::fs::metadata(path).map_or(0, |m| m.len());
+        Ok(sum)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_schemas_parse() {
+        for t in [RECORDS_SCHEMA, IMAGES_SCHEMA, LOST_SCHEMA, RINGS_SCHEMA] {
+            assert!(parse_message_type(t).is_ok(), "{t}");
+        }
+        assert_eq!(schema(RECORDS_SCHEMA).get_fields().len(), 23);
+    }
+
+    /// The rows of a Parquet file as `name=value` strings.
+    fn rows(path: &Path) -> Vec<Vec<String>> {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let r = SerializedFileReader::new(File::open(path).unwrap()).unwrap();
+        r.get_row_iter(None)
+            .unwrap()
+            .map(|row| {
+                row.unwrap()
+                    .get_column_iter()
+                    .map(|(n, f)| format!("{n}={f}"))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_and_side_tables_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = RingInfo {
+            index: 0,
+            records: 0,
+            cpu: 2,
+            clock_hz: 500_000_000,
+            abi: SyscallAbi::Sel4,
+            overwritten: 5,
+            dropped: 6,
+            producer_id: 9,
+        };
+        let meta = DumpMeta {
+            rings: vec![ring],
+            id: "p-h".into(),
+            hash: 1,
+        };
+        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+        let call = KernelEntry::syscall(1, 10, true, 42);
+        let events = [
+            (100, Event::KernelEntry(call), None),
+            (
+                110,
+                Event::Image {
+                    base: 0x8000,
+                    size: 0x100,
+                    id: 7,
+                },
+                None,
+            ),
+            (
+                120,
+                Event::Lost {
+                    count: 4,
+                    since: 90,
+                },
+                None,
+            ),
+            (
+                130,
+                Event::User {
+                    id: 3,
+                    payload: tracemark_format::UserPayload::new(b"ab").unwrap(),
+                },
+                None,
+            ),
+            (140, Event::KernelExit(ExitDuration::Ticks(40)), Some(call)),
+            (150, Event::KernelExit(ExitDuration::NoEntry), None),
+        ];
+        for (i, (ts, event, entry)) in events.into_iter().enumerate() {
+            let item = Item {
+                ts,
+                number: Some(i as u64),
+                ring: 0,
+                event,
+                entry,
+            };
+            d.record(&item).unwrap();
+        }
+        let sum = d.finish().unwrap();
+        assert_eq!((sum.rows, sum.parts), (6, 1));
+        let base = |t: &str| dir.path().join(t).join("dump=p-h");
+        let recs = rows(&base("records").join("cpu=2").join("part-0.parquet"));
+        assert_eq!(recs.len(), 6);
+        let has =
+            |r: usize, f: &str| assert!(recs[r].iter().any(|c| c == f), "{f} not in {:?}", recs[r]);
+        has(0, "kind=\"KENTRY\"");
+        has(0, "syscall_name=\"Call\"");
+        has(0, "cap_name=\"CNode\"");
+        has(0, "label=42");
+        has(0, "fastpath=true");
+        has(0, "time_ns=200");
+        has(0, "duration_ticks=null");
+        has(3, "user_id=3");
+        has(4, "duration_ticks=40");
+        has(4, "duration_ns=80");
+        has(4, "path=\"Syscall\"");
+        has(5, "exit_note=\"no entry\"");
+        has(5, "path=null");
+        let lost = rows(&base("lost").join("cpu=2").join("part-0.parquet"));
+        assert_eq!(lost, [["ts=120", "time_ns=240", "count=4", "since=90"]]);
+        let images = rows(&base("images").join("cpu=2").join("part-0.parquet"));
+        assert_eq!(images.len(), 1);
+        assert!(images[0].contains(&"base=32768".to_string()), "{images:?}");
+        let rings = rows(&base("rings").join("part-0.parquet"));
+        assert!(rings[0].contains(&"overwritten=5".to_string()), "{rings:?}");
+        assert!(rings[0].contains(&"records=6".to_string()), "{rings:?}");
+    }
+
+    #[test]
+    fn ns_conversion() {
+        assert_eq!(ns(5, 0), None);
+        assert_eq!(ns(7, 1_000_000_000), Some(7));
+        assert_eq!(ns(3, 4), Some(750_000_000));
+        assert_eq!(ns(u64::MAX, 1), Some(i64::MAX));
+    }
+}

@@ -1,0 +1,321 @@
+//! `tracemark export` on ring images written by the real encoder: a dump with time
+//! steps of 2^32 ticks and more (CTF extended event headers, compact headers whose
+//! 32-bit time wraps), images, user events, and a full drop-mode ring.
+//!
+//! A second dump has format-2 records: thread switches (`SWITCH`, as the seL4 kernel
+//! writes them: inside a kernel entry, to the TCB that runs next) and a clock that
+//! steps back (`CLOCKBACK`, written by the encoder when its clock reads less).
+//!
+//! With `TRACEMARK_EXPORT_FIXTURES=DIR`, the dumps are also written to `DIR/gaps.bin`
+//! and `DIR/threads.bin` for `scripts/test-export.sh`, which checks every format's
+//! export of them with independent readers (the Perfetto schema, babeltrace2, DuckDB).
+
+use std::cell::Cell;
+
+use assert_cmd::Command;
+use tracemark::{Config, KernelEntry, Mode, Tracer};
+use tracemark_format::EntryPath;
+use zerocopy::IntoBytes;
+
+struct Clock<'a>(&'a Cell<u64>);
+
+impl tracemark::Clock for Clock<'_> {
+    fn now(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+fn ring(
+    cpu: u32,
+    mode: Mode,
+    blocks: usize,
+    f: impl FnOnce(&Tracer<'_, Clock<'_>>, &Cell<u64>),
+) -> Vec<u8> {
+    let block_size = 512u32;
+    let len = tracemark_format::ring::RING_HEADER_LEN + blocks * block_size as usize;
+    let mut words = vec![0u64; len.div_ceil(8)];
+    let bytes = words.as_mut_bytes();
+    let clock = Cell::new(1000);
+    let config = Config {
+        mode,
+        block_size,
+        clock_hz: 1_000_000_000,
+        cpu_id: cpu,
+        ..Config::new()
+    };
+    {
+        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
+        f(&t, &clock);
+    }
+    bytes[..len].to_vec()
+}
+
+fn gaps_dump() -> Vec<u8> {
+    let mut d = ring(0, Mode::Drop, 64, |t, c| {
+        t.image(0x8000_0000, 0x4_0000, 0xfeed_beef);
+        for i in 0..400u64 {
+            // Every 50 rounds a step of 2^32 ticks or more; every 50 rounds + 25 a step
+            // just below it (the 32-bit time wraps).
+            let step = match i % 50 {
+                0 if i > 0 => (1 << 32) + i,
+                25 => (1 << 32) - 3,
+                _ => 100 + i % 7,
+            };
+            c.set(c.get() + step);
+            t.kernel_entry(KernelEntry::syscall(
+                1 + (i % 3) as u8,
+                4,
+                i % 2 == 0,
+                i as u32,
+            ));
+            c.set(c.get() + 50);
+            t.interrupt(30 + (i % 4) as u32);
+            t.kernel_exit();
+            t.function_entry(0x8000_0100 + i % 3);
+            c.set(c.get() + 9);
+            t.function_exit(0x8000_0100 + i % 3);
+            if i % 20 == 0 {
+                t.user(9, &i.to_le_bytes());
+            }
+        }
+    });
+    // A ring that fills up: records dropped.
+    d.extend(ring(1, Mode::Drop, 4, |t, c| {
+        for i in 0..2000u64 {
+            c.set(c.get() + 77);
+            t.function_entry(i % 11);
+            t.function_exit(i % 11);
+        }
+    }));
+    d
+}
+
+/// Two CPUs switching among five threads (seL4-like TCB addresses) inside syscalls
+/// and interrupts, with function calls between, and the clock stepping back now and
+/// then.
+fn threads_dump() -> Vec<u8> {
+    let mut d = Vec::new();
+    for cpu in 0..2u32 {
+        d.extend(ring(cpu, Mode::Drop, 256, |t, c| {
+            for i in 0..1500u64 {
+                c.set(c.get() + 200 + (i * 37) % 101);
+                if i % 3 == 0 {
+                    t.kernel_entry(KernelEntry::other(
+                        EntryPath::Interrupt,
+                        cpu as u8,
+                        40 + (i % 2) as u32,
+                    ));
+                } else {
+                    t.kernel_entry(KernelEntry::syscall(1 + (i % 2) as u8, 4, false, i as u32));
+                }
+                c.set(c.get() + 30);
+                if i % 2 == 0 {
+                    let tcb = 0xffff_ff80_0010_0000 + ((i / 2 + u64::from(cpu)) % 5) * 0x400;
+                    t.thread_switch(tcb);
+                }
+                c.set(c.get() + 20);
+                t.kernel_exit();
+                t.function_entry(0x40_1000 + i % 4);
+                c.set(c.get() + 15);
+                t.function_exit(0x40_1000 + i % 4);
+                if i % 97 == 50 {
+                    // The clock steps back (a timer reprogrammed, say).
+                    c.set(c.get() - 400 - i);
+                }
+            }
+        }));
+    }
+    d
+}
+
+fn tm() -> Command {
+    Command::cargo_bin("tracemark").unwrap()
+}
+
+#[test]
+fn ctf_and_parquet_of_a_dump_with_long_gaps_and_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("gaps.bin");
+    std::fs::write(&dump, gaps_dump()).unwrap();
+    if let Some(fixtures) = std::env::var_os("TRACEMARK_EXPORT_FIXTURES") {
+        std::fs::write(
+            std::path::Path::new(&fixtures).join("gaps.bin"),
+            gaps_dump(),
+        )
+        .unwrap();
+    }
+    let stats = tm().args(["stats", "--json"]).arg(&dump).output().unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert!(stats["cpus"][1]["dropped"].as_u64().unwrap() > 0);
+
+    let ctf = dir.path().join("ctf");
+    let out = tm()
+        .args(["export", "--format", "ctf", "-o"])
+        .arg(&ctf)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        line.contains(&format!("{} events", stats["total_records"])),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("{} records reported discarded", stats["lost"])),
+        "{line}"
+    );
+    assert!(ctf.join("stream_cpu0").is_file() && ctf.join("stream_cpu1").is_file());
+
+    let pq = dir.path().join("pq");
+    let out = tm()
+        .args(["export", "--format", "parquet", "-o"])
+        .arg(&pq)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    let id = line
+        .split("dump=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let part = pq
+        .join("records")
+        .join(format!("dump={id}"))
+        .join("cpu=0")
+        .join("part-0.parquet");
+    assert!(part.is_file(), "{line}");
+    assert!(std::fs::read(&part).unwrap().starts_with(b"PAR1"));
+    assert!(pq
+        .join("images")
+        .join(format!("dump={id}"))
+        .join("cpu=0")
+        .join("part-0.parquet")
+        .is_file());
+    // The id is stable: a second export writes the same partition.
+    let again = tm()
+        .args(["export", "--format", "parquet", "-o"])
+        .arg(&pq)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&again.stdout), line);
+}
+
+#[test]
+fn every_format_exports_thread_switches_and_clock_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("threads.bin");
+    std::fs::write(&dump, threads_dump()).unwrap();
+    if let Some(fixtures) = std::env::var_os("TRACEMARK_EXPORT_FIXTURES") {
+        std::fs::write(
+            std::path::Path::new(&fixtures).join("threads.bin"),
+            threads_dump(),
+        )
+        .unwrap();
+    }
+    let stats = tm().args(["stats", "--json"]).arg(&dump).output().unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let kinds = &stats["records_per_kind"];
+    let switches = kinds["SWITCH"].as_u64().unwrap();
+    let backs = kinds["CLOCKBACK"].as_u64().unwrap();
+    assert_eq!(switches, 1500, "{stats}");
+    assert!(backs >= 2 * 15, "{stats}");
+
+    // Chrome JSON: one running slice per switch on a thread of its own per (CPU,
+    // thread), balanced; one clock instant per CLOCKBACK.
+    let json = dir.path().join("t.json");
+    let out = tm()
+        .args(["export", "--format", "chrome-json", "-o"])
+        .arg(&json)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let count = |ph: &str, cat: &str| {
+        events
+            .iter()
+            .filter(|e| e["ph"] == ph && (cat.is_empty() || e["cat"] == cat))
+            .count() as u64
+    };
+    assert_eq!(count("B", "thread"), switches);
+    assert_eq!(count("i", "thread"), switches);
+    assert_eq!(count("i", "clock"), backs);
+    let thread_names = events
+        .iter()
+        .filter(|e| e["name"] == "thread_name")
+        .filter(|e| e["args"]["name"].as_str().unwrap().starts_with("Thread 0x"))
+        .count();
+    // Five TCBs, each seen on both CPUs.
+    assert_eq!(thread_names, 10);
+
+    // Parquet: the thread and back columns, one row per record.
+    let pq = dir.path().join("pq");
+    let out = tm()
+        .args(["export", "--format", "parquet", "-o"])
+        .arg(&pq)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        line.contains(&format!("{} rows", stats["total_records"])),
+        "{line}"
+    );
+
+    // CTF and Perfetto: written without error (their readers check them in
+    // scripts/test-export.sh).
+    for (format, name) in [("ctf", "ctf"), ("perfetto", "t.perfetto-trace")] {
+        let out = tm()
+            .args(["export", "--format", format, "-o"])
+            .arg(dir.path().join(name))
+            .arg(&dump)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn export_errors_are_one_line_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.bin");
+    std::fs::write(&bad, b"this is not a dump at all").unwrap();
+    let out = tm()
+        .args(["export", "--format", "parquet", "-o"])
+        .arg(dir.path().join("o"))
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bad.bin"), "{err}");
+}
