@@ -163,9 +163,60 @@ fn check_decode(sim: &Sim) {
     assert_eq!(dur_max, u(t, "duration_max_ticks"), "longest kernel exit");
 }
 
+/// The truth files carry no percentiles: compares the percentiles of `stats --json` with
+/// the exact nearest-rank percentiles of the syscall durations `decode` prints. The stats
+/// histogram is exact below 65,536 ticks and kernel-sim's durations stay far below.
+fn check_percentiles(sim: &Sim) {
+    let s: Value = serde_json::from_str(&tracemark_ok(&["stats", sim.dump_str(), "--json"]))
+        .expect("stats JSON");
+    let lines = json_lines(&tracemark_ok(&[
+        "decode",
+        sim.dump_str(),
+        "--format",
+        "json",
+        "--kind",
+        "KEXIT",
+    ]));
+    let mut durations: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for l in &lines {
+        if let (Some(n), Some(d)) = (l["syscall"].as_u64(), l["duration_ticks"].as_u64()) {
+            durations.entry(n).or_default().push(d);
+        }
+    }
+    let ssys = s["syscalls"].as_array().expect("stats syscalls");
+    for x in ssys {
+        let n = u(x, "syscall");
+        let mut d = durations.remove(&n).unwrap_or_default();
+        d.sort_unstable();
+        for (p, key) in [
+            (50.0, "p50_ticks"),
+            (90.0, "p90_ticks"),
+            (99.0, "p99_ticks"),
+        ] {
+            let exact = if d.is_empty() {
+                0
+            } else {
+                let rank = ((p / 100.0 * d.len() as f64).ceil() as usize).clamp(1, d.len());
+                d[rank - 1]
+            };
+            assert_eq!(
+                u(x, key),
+                exact,
+                "syscall {n}: {key} is the exact percentile"
+            );
+        }
+    }
+    assert!(
+        durations.is_empty(),
+        "durations of syscalls missing from stats: {:?}",
+        durations.keys()
+    );
+}
+
 fn check(sim: &Sim) {
     check_stats(sim);
     check_decode(sim);
+    check_percentiles(sim);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use tracemark_format::uart::{ChunkError, LineError};
 
-use super::chunk_byte_range;
+use super::assemble::chunk_byte_range;
 
 /// Budget added to the log length by [`ExtractLimits::for_log`], so that short
 /// logs whose data lines were lost can still be reported with zero-filled
@@ -20,7 +20,7 @@ pub const DEFAULT_MAX_ISSUES: usize = 10_000;
 /// length (for the lists of missing or corrupt chunks).
 pub const BUDGET_PER_CHUNK: u64 = 8;
 
-/// Resource limits of [`extract_with`].
+/// Resource limits of [`extract_with`](super::extract_with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExtractLimits {
     /// Budget for reassembly. Each dump costs its declared length plus
@@ -35,7 +35,7 @@ pub struct ExtractLimits {
 }
 
 impl ExtractLimits {
-    /// The limits [`extract`] uses for a log of `log_len` bytes: a budget of
+    /// The limits [`extract`](super::extract) uses for a log of `log_len` bytes: a budget of
     /// `log_len + DEFAULT_BUDGET_SLACK` bytes (a complete dump never needs
     /// more than about 3/4 of the log, so this leaves room for dumps that
     /// lost a good part of their data lines) and [`DEFAULT_MAX_ISSUES`].
@@ -252,7 +252,7 @@ impl Dump {
     }
 }
 
-/// Everything [`extract`] found in a log.
+/// Everything [`extract`](super::extract) found in a log.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExtractReport {
     /// The dumps, in the order their first line appears in the log.

@@ -5,7 +5,8 @@ use proptest::prelude::*;
 use std::ops::Range;
 
 use tracemark_format::uart::{
-    encode_data_line, write_framed, LineError, DEFAULT_CHUNK_LEN, MAX_LINE_LEN,
+    self, encode_data_line, write_framed, Begin, ChunkError, LineError, DEFAULT_CHUNK_LEN,
+    MAX_CHUNK_LEN, MAX_LINE_LEN,
 };
 
 /// Deterministic pseudo-random bytes (xorshift64*).
