@@ -26,6 +26,7 @@ mod clock;
 #[cfg(not(loom))]
 mod live;
 mod mem;
+mod pos;
 mod ring;
 mod snapshot;
 mod static_mem;

@@ -51,12 +51,11 @@ use tracemark_format::ring::{
 use tracemark_format::varint;
 use tracemark_format::{Event, SyscallAbi};
 
-use core::num::NonZeroU32;
-
 use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::mem::Mem;
+use crate::pos::{self, SlotDivisor};
 use crate::sync::{compiler_fence, fence, local_add, local_cas, AtomicU32, Ordering};
 
 /// How to lay out and run a ring.
@@ -156,8 +155,8 @@ pub struct Ring<'a> {
     mode: Mode,
     /// `geometry.block_size() - 1`, kept at hand for the fast path.
     mask: u32,
-    /// `geometry.block_count`, non-zero by construction (so `%` by it cannot panic).
-    block_count: NonZeroU32,
+    /// `seq % block_count` without a division (the recording path never divides).
+    div: SlotDivisor,
     /// Bytes of all blocks: `block_count * block_size` (at most 2^31).
     area: u32,
     /// A cache of the position-to-memory mapping, one word so that it can never be seen
@@ -349,7 +348,7 @@ impl<'a> Ring<'a> {
         let max_count = (1u64 << (32 - block_size.trailing_zeros())) / 2;
         let count = (fit as u64).min(max_count) as u32;
         let geometry = Geometry::new(block_size, count).map_err(|_| InitError::BadBlockSize)?;
-        let block_count = NonZeroU32::new(count).ok_or(InitError::BadBlockSize)?;
+        let div = SlotDivisor::new(count).ok_or(InitError::BadBlockSize)?;
         // Refuse memory that overlaps a live ring's before touching anything.
         #[cfg(not(loom))]
         let live = {
@@ -378,7 +377,7 @@ impl<'a> Ring<'a> {
             geometry,
             mode: config.mode,
             mask: block_size - 1,
-            block_count,
+            div,
             // At most 2^31: `Geometry::new` keeps `block_count <= 2^(32 - shift) / 2`.
             area: count * block_size,
             // Position 0 (where writing starts) is in lap 0, whose offset is 0.
@@ -441,10 +440,10 @@ impl<'a> Ring<'a> {
         self.mem.word(off)
     }
 
-    /// The slot of sequence number `seq` (no panic path: the divisor is non-zero).
+    /// The slot of sequence number `seq` (no division, no panic path).
     #[inline(always)]
     fn slot(&self, seq: u32) -> u32 {
-        seq % self.block_count
+        self.div.slot(seq)
     }
 
     /// Byte offset in memory of the block with sequence number `seq`.
@@ -453,16 +452,10 @@ impl<'a> Ring<'a> {
         self.geometry.block_offset(self.slot(seq))
     }
 
-    /// The [`Ring::lap`] value for the lap of sequence number `seq`:
-    /// `slot * block_size - seq * block_size`, wrapping. For a position `pos` of that lap
-    /// (`seq = pos >> shift`), `pos + lap = slot * block_size + offset`, below `area`.
-    /// For a position `L` laps away, `pos + lap` is `L * area` more (mod 2^32); laps tile
-    /// the position space (`seq_modulus` is a multiple of `block_count` and
-    /// `seq_modulus * block_size <= 2^32`), so that is at least `area` and never wraps
-    /// back below it.
+    /// The [`Ring::lap`] value for the lap of sequence number `seq` ([`pos::lap_of`]).
     #[inline(always)]
     fn lap_of(&self, seq: u32) -> u32 {
-        (self.slot(seq) << self.geometry.shift).wrapping_sub(self.geometry.join(seq, 0))
+        pos::lap_of(&self.geometry, seq, self.slot(seq))
     }
 
     /// Writes the event `make(ts)` at the clock's current time `ts`; returns what
@@ -695,13 +688,8 @@ impl<'a> Ring<'a> {
             }
             return Step::Done(Outcome::Dropped);
         }
-        // The sequence number that used the target slot one lap ago (`block_count` is
-        // below `seq_modulus`, so no `%` is needed).
-        let previous = if target >= g.block_count {
-            target - g.block_count
-        } else {
-            g.seq_modulus - (g.block_count - target)
-        };
+        // The sequence number that used the target slot one lap ago.
+        let previous = pos::previous_lap(&g, target);
         let block = self.block_of(target);
         // The old block in the target slot is fully committed (checked above), so its
         // header is stable until our CAS.
