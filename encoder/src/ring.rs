@@ -463,30 +463,48 @@ impl<'a> Ring<'a> {
     /// can compute its duration from it.
     #[inline(always)]
     pub fn write_with(&self, now: impl Fn() -> u64, make: impl Fn(u64) -> Event) -> (Outcome, u64) {
-        self.write_small(&now, |ts| Small::of(&make(ts)), &make)
+        let (now, make) = (&now, &make);
+        self.write_small(now, |ts| Small::of(&make(ts)), make)
     }
 
     /// Writes a record: `fast(ts)` describes it for the inlined fast path (`None`: use
     /// the general path), `make(ts)` is the same record as an [`Event`].
+    ///
+    /// `now` and `make` are taken by value (closures over references and small values,
+    /// so `Copy`) and passed by value to the out-of-line general path: the fast path
+    /// then builds no closure objects on the stack for a call it does not make.
     #[inline(always)]
     pub(crate) fn write_small<'d>(
         &self,
-        now: &impl Fn() -> u64,
+        now: impl Fn() -> u64 + Copy,
         fast: impl Fn(u64) -> Option<Small<'d>>,
-        make: &impl Fn(u64) -> Event,
+        make: impl Fn(u64) -> Event + Copy,
     ) -> (Outcome, u64) {
         // A local copy, so the base address stays in a register across atomic stores
         // (through `&self` the compiler must reload it after each: for all it knows, the
         // store might have changed the `Ring`).
         let mem = self.mem.local();
         let nest = enter(&mem);
-        match self.try_fast(&mem, now, fast) {
+        match self.try_fast(&mem, &now, fast) {
             Some(ts) => {
                 exit(&mem, nest);
                 (Outcome::Written, ts)
             }
-            None => self.write_slow(nest, now, make),
+            None => self.write_slow_from(nest, now, make),
         }
+    }
+
+    /// The call of the general path, out of line and cold, so that the inlined fast
+    /// path neither sets up its arguments nor keeps registers for it.
+    #[cold]
+    #[inline(never)]
+    fn write_slow_from(
+        &self,
+        nest: u32,
+        now: impl Fn() -> u64,
+        make: impl Fn(u64) -> Event,
+    ) -> (Outcome, u64) {
+        self.write_slow(nest, &now, &make)
     }
     /// One attempt at the fast path: a `Small` record with a delta header that fits a
     /// `u32`, in the block the cached lap maps `write_pos` to, with room there, and no

@@ -81,9 +81,9 @@ impl<'a, C: Clock> Tracer<'a, C> {
     #[inline(always)]
     pub fn kernel_entry(&self, entry: KernelEntry) -> Outcome {
         let (outcome, ts) = self.ring.write_small(
-            &|| self.clock.now(),
+            || self.clock.now(),
             |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
-            &|_| Event::KernelEntry(entry),
+            move |_| Event::KernelEntry(entry),
         );
         self.push_entry(ts);
         outcome
@@ -94,21 +94,21 @@ impl<'a, C: Clock> Tracer<'a, C> {
     #[inline(always)]
     pub fn kernel_exit(&self) -> Outcome {
         let entry = self.pop_entry();
-        let duration = |ts: u64| match entry {
+        let duration = move |ts: u64| match entry {
             Some(Some(start)) => ExitDuration::Ticks(ts.saturating_sub(start)),
             Some(None) => ExitDuration::NestingOverflow,
             None => ExitDuration::NoEntry,
         };
         self.ring
             .write_small(
-                &|| self.clock.now(),
+                || self.clock.now(),
                 |ts| {
                     let wire = duration(ts).to_wire();
                     u32::try_from(wire)
                         .ok()
                         .map(|head| Small::varint(Kind::KernelExit, head))
                 },
-                &|ts| Event::KernelExit(duration(ts)),
+                move |ts| Event::KernelExit(duration(ts)),
             )
             .0
     }
@@ -206,9 +206,9 @@ impl<'a, C: Clock> Tracer<'a, C> {
     pub fn interrupt(&self, irq: u32) -> Outcome {
         self.ring
             .write_small(
-                &|| self.clock.now(),
+                || self.clock.now(),
                 |_| Some(Small::varint(Kind::Interrupt, irq)),
-                &|_| Event::Interrupt { irq },
+                move |_| Event::Interrupt { irq },
             )
             .0
     }
@@ -229,9 +229,9 @@ impl<'a, C: Clock> Tracer<'a, C> {
     fn function(&self, kind: Kind, func: u64) -> Outcome {
         self.ring
             .write_small(
-                &|| self.clock.now(),
+                || self.clock.now(),
                 |_| u32::try_from(func).ok().map(|f| Small::varint(kind, f)),
-                &|_| match kind {
+                move |_| match kind {
                     Kind::FunctionEntry => Event::FunctionEntry { func },
                     _ => Event::FunctionExit { func },
                 },
@@ -253,12 +253,12 @@ impl<'a, C: Clock> Tracer<'a, C> {
                 data,
             })
         };
-        let make = |_| Event::User {
+        let make = move |_| Event::User {
             id,
             // `data` was cut to `MAX_USER_PAYLOAD` bytes already.
             payload: UserPayload::truncating(data),
         };
-        self.ring.write_small(&|| self.clock.now(), fast, &make).0
+        self.ring.write_small(|| self.clock.now(), fast, &make).0
     }
 
     /// Records that an image (binary, module, mapping) was loaded at `base`.
