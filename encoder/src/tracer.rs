@@ -258,7 +258,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
             // `data` was cut to `MAX_USER_PAYLOAD` bytes already.
             payload: UserPayload::truncating(data),
         };
-        self.ring.write_small(|| self.clock.now(), fast, &make).0
+        self.ring.write_small(|| self.clock.now(), fast, make).0
     }
 
     /// Records that an image (binary, module, mapping) was loaded at `base`.
