@@ -155,6 +155,10 @@ pub struct Ring<'a> {
     mode: Mode,
     /// `geometry.block_size() - 1`, kept at hand for the fast path.
     mask: u32,
+    /// `mask - (BLOCK_HEADER_LEN - 1) - SMALL_VARINTS_MAX`: a `Small` record whose
+    /// offset minus the header length is below this minus its raw data length fits the
+    /// block whatever its varints' lengths (see [`Ring::try_fast`]).
+    room: u32,
     /// `seq % block_count` without a division (the recording path never divides).
     div: SlotDivisor,
     /// Bytes of all blocks: `block_count * block_size` (at most 2^31).
@@ -275,6 +279,9 @@ fn exit(mem: &Mem<'_>, entered_at: u32) {
 /// Header deltas below this take the fast path: `delta << 4 | kind` fits a `u32`.
 const FAST_DELTA_LIMIT: u64 = 1 << (32 - record::KIND_BITS);
 
+/// The longest two `u32` varints of a `Small` record (its header and head).
+const SMALL_VARINTS_MAX: u32 = 10;
+
 /// Stores the LEB128 bytes of `v` from `at`; returns the position after them.
 #[inline(always)]
 fn put_varint32(mem: &Mem<'_>, at: usize, v: u32) -> usize {
@@ -377,6 +384,8 @@ impl<'a> Ring<'a> {
             geometry,
             mode: config.mode,
             mask: block_size - 1,
+            // `block_size >= 256`, so no underflow.
+            room: block_size - BLOCK_HEADER_LEN as u32 - SMALL_VARINTS_MAX,
             div,
             // At most 2^31: `Geometry::new` keeps `block_count <= 2^(32 - shift) / 2`.
             area: count * block_size,
@@ -540,13 +549,16 @@ impl<'a> Ring<'a> {
         let mask = self.mask;
         let offset = rel & mask;
         // `rel < area`: `pos` is in the cached lap, so `rel` is its offset from the first
-        // block. Then `BLOCK_HEADER_LEN <= offset` and `offset + len < block_size` in one
-        // compare (an `offset` below the header wraps to a huge value). NOTE: `<` not
-        // `<=`: a block never fills to its last byte, so the offset never carries into
-        // the sequence number and there is always room for END_MARKER.
+        // block. Then `BLOCK_HEADER_LEN <= offset` and `offset + SMALL_VARINTS_MAX +
+        // data.len() < block_size` in one compare against a constant of the ring (an
+        // `offset` below the header wraps to a huge value), so `offset + len <
+        // block_size`. The bound is the longest record of this shape, not this one's
+        // length: the check does not wait for the lengths, and the records it sends to
+        // the general path (the last few bytes of a block) are rare. NOTE: `<` not `<=`:
+        // a block never fills to its last byte, so the offset never carries into the
+        // sequence number and there is always room for END_MARKER.
         if rel >= self.area
-            || offset.wrapping_sub(BLOCK_HEADER_LEN as u32)
-                >= mask - (BLOCK_HEADER_LEN as u32 - 1) - len
+            || offset.wrapping_sub(BLOCK_HEADER_LEN as u32) >= self.room - s.data.len() as u32
             || !local_cas(write, pos, pos + len)
         {
             return None;
