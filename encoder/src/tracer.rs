@@ -190,13 +190,13 @@ impl<'a, C: Clock> Tracer<'a, C> {
     pub fn thread_switch(&self, thread: u64) -> Outcome {
         self.ring
             .write_small(
-                &|| self.clock.now(),
+                || self.clock.now(),
                 |_| {
                     u32::try_from(thread)
                         .ok()
                         .map(|t| Small::varint(Kind::ThreadSwitch, t))
                 },
-                &|_| Event::ThreadSwitch { thread },
+                |_| Event::ThreadSwitch { thread },
             )
             .0
     }
