@@ -93,6 +93,14 @@ while todo:
     seen.add(f); todo.extend(funcs[f]["calls"])
 total = sum(syms[f][1] for f in seen if f in syms)
 print(f"  recording path .text: {total} bytes in {len(seen)} functions")
+# The core writer: what a firmware that records only kernel entries, exits and
+# interrupts links (issue 9's code-size goal: at most 2 KiB on thumbv7em).
+core_seen, todo = set(), ["fp_kernel_entry", "fp_kernel_exit", "fp_interrupt"]
+while todo:
+    f = todo.pop()
+    if f in core_seen or f not in funcs or is_panic(f): continue
+    core_seen.add(f); todo.extend(funcs[f]["calls"])
+print(f"  core writer .text (kernel entry, exit, interrupt): {sum(syms[f][1] for f in core_seen if f in syms)} bytes in {len(core_seen)} functions")
 for f in sorted(seen, key=lambda f: -syms.get(f, (0, 0))[1]):
     print(f"    {syms.get(f, (0, 0))[1]:6d} B {funcs[f]['insns']:5d} insns  {name(f)[:90]}")
 print(f"  panics reachable from the recording path: {', '.join(sorted(panics)) or 'none'}")
