@@ -67,8 +67,7 @@ examples/firmware-qemu/check.sh
 step "tracemark import qemu: real qemu-arm logs against qemu-arm -strace"; scripts/test-import.sh
 step "tracemark capture: the QEMU firmware under --exec and over --tcp"; scripts/test-capture.sh
 scripts/test-sel4.sh # the seL4 kernel traced under QEMU (x86_64, aarch64): examples/sel4
-step "recording path: no panic, no division (issue 9)"
-scripts/test-encoder-speed.sh
+scripts/test-encoder-speed.sh # the recording path: no panic, no division (issue 9)
 
 if [ "$have_nightly" = 1 ]; then
     step "miri over the ring tests"

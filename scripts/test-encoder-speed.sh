@@ -5,6 +5,7 @@
 # the barectf comparison (benches/peers/barectf/run.sh) are benchmarks, run on demand.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+printf '\n==> %s\n' "recording path: no panic, no division (issue 9)"
 rustup target add thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf >/dev/null
 if ! command -v llvm-nm >/dev/null || ! command -v llvm-objdump >/dev/null; then
     rustup component add llvm-tools >/dev/null
