@@ -3,9 +3,7 @@
 
 use tracemark_format::record::{self, Kind, MAX_USER_PAYLOAD};
 use tracemark_format::record::{ExitDuration, UserPayload};
-use tracemark_format::ring::{
-    offsets, BLOCK_HEADER_LEN, BLOCK_MAGIC, ENTRY_STACK_DEPTH, RING_HEADER_LEN,
-};
+use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN, BLOCK_MAGIC, ENTRY_STACK_DEPTH};
 use tracemark_format::{Event, KernelEntry};
 
 use crate::clock::Clock;
@@ -80,11 +78,42 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// recorded, and their exits say `NestingOverflow` instead of a duration.
     #[inline(always)]
     pub fn kernel_entry(&self, entry: KernelEntry) -> Outcome {
-        let (outcome, ts) = self.ring.write_small(
-            || self.clock.now(),
-            |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
-            move |_| Event::KernelEntry(entry),
-        );
+        // SAFETY: not masked.
+        unsafe { self.kernel_entry_in::<false>(entry) }
+    }
+
+    /// The one write of every recording call, nesting-safe or (`M`) single-context.
+    ///
+    /// # Safety
+    ///
+    /// With `M`, the contract of [`Tracer::masked`] holds for this call.
+    #[inline(always)]
+    unsafe fn write<'d, const M: bool>(
+        &self,
+        fast: impl Fn(u64) -> Option<Small<'d>>,
+        make: impl Fn(u64) -> Event + Copy,
+    ) -> (Outcome, u64) {
+        let now = || self.clock.now();
+        if M {
+            // SAFETY: the caller's contract (`M` is only set through `Masked`).
+            unsafe { self.ring.write_small_masked(now, fast, make) }
+        } else {
+            self.ring.write_small(now, fast, make)
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Tracer::write`].
+    #[inline(always)]
+    unsafe fn kernel_entry_in<const M: bool>(&self, entry: KernelEntry) -> Outcome {
+        // SAFETY: the caller's contract.
+        let (outcome, ts) = unsafe {
+            self.write::<M>(
+                |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
+                move |_| Event::KernelEntry(entry),
+            )
+        };
         self.push_entry(ts);
         outcome
     }
@@ -93,15 +122,24 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// the matching [`Tracer::kernel_entry`].
     #[inline(always)]
     pub fn kernel_exit(&self) -> Outcome {
+        // SAFETY: not masked.
+        unsafe { self.kernel_exit_in::<false>() }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Tracer::write`].
+    #[inline(always)]
+    unsafe fn kernel_exit_in<const M: bool>(&self) -> Outcome {
         let entry = self.pop_entry();
         let duration = move |ts: u64| match entry {
             Some(Some(start)) => ExitDuration::Ticks(ts.saturating_sub(start)),
             Some(None) => ExitDuration::NestingOverflow,
             None => ExitDuration::NoEntry,
         };
-        self.ring
-            .write_small(
-                || self.clock.now(),
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.write::<M>(
                 |ts| {
                     let wire = duration(ts).to_wire();
                     u32::try_from(wire)
@@ -110,7 +148,8 @@ impl<'a, C: Clock> Tracer<'a, C> {
                 },
                 move |ts| Event::KernelExit(duration(ts)),
             )
-            .0
+        }
+        .0
     }
 
     /// Records a kernel entry whose information (path, syscall, cap type, ...) is not
@@ -123,7 +162,17 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// for kernels like seL4 that fill their entry information after the entry hook.
     #[inline(always)]
     pub fn kernel_entry_deferred(&self) -> Outcome {
-        let outcome = self.kernel_entry(KernelEntry::PENDING);
+        // SAFETY: not masked.
+        unsafe { self.kernel_entry_deferred_in::<false>() }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Tracer::write`].
+    #[inline(always)]
+    unsafe fn kernel_entry_deferred_in<const M: bool>(&self) -> Outcome {
+        // SAFETY: the caller's contract.
+        let outcome = unsafe { self.kernel_entry_in::<M>(KernelEntry::PENDING) };
         let pending = match outcome {
             // The record just written ends at `last_pos`: no nested writer can run
             // between the write and this load in the kernels this is meant for (entry
@@ -163,10 +212,9 @@ impl<'a, C: Clock> Tracer<'a, C> {
             return false;
         }
         pending.store(0, Ordering::Relaxed);
-        let g = self.ring.geometry();
-        let p = g.split(pos);
-        let slot = (p.seq % g.block_count) as usize;
-        let block = RING_HEADER_LEN + slot * g.block_size() as usize;
+        let p = self.ring.geometry().split(pos);
+        // No division: the ring's reciprocal (`crate::pos`).
+        let block = self.ring.block_at(p.seq);
         let offset = p.offset as usize;
         let holds = mem
             .word(block + offsets::BLOCK_MAGIC)
@@ -188,9 +236,18 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// Records a thread switch: `thread` (an id, seL4: the TCB address) runs next.
     #[inline(always)]
     pub fn thread_switch(&self, thread: u64) -> Outcome {
-        self.ring
-            .write_small(
-                || self.clock.now(),
+        // SAFETY: not masked.
+        unsafe { self.thread_switch_in::<false>(thread) }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Tracer::write`].
+    #[inline(always)]
+    unsafe fn thread_switch_in<const M: bool>(&self, thread: u64) -> Outcome {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.write::<M>(
                 |_| {
                     u32::try_from(thread)
                         .ok()
@@ -198,19 +255,51 @@ impl<'a, C: Clock> Tracer<'a, C> {
                 },
                 |_| Event::ThreadSwitch { thread },
             )
-            .0
+        }
+        .0
     }
 
     /// Records an interrupt.
     #[inline(always)]
     pub fn interrupt(&self, irq: u32) -> Outcome {
-        self.ring
-            .write_small(
-                || self.clock.now(),
+        // SAFETY: not masked.
+        unsafe { self.interrupt_in::<false>(irq) }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Tracer::write`].
+    #[inline(always)]
+    unsafe fn interrupt_in<const M: bool>(&self, irq: u32) -> Outcome {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.write::<M>(
                 |_| Some(Small::varint(Kind::Interrupt, irq)),
                 move |_| Event::Interrupt { irq },
             )
-            .0
+        }
+        .0
+    }
+
+    /// The recording calls of a kernel that records with interrupts masked (seL4's
+    /// kernel runs with them off): the same records, bytes and guarantees for readers,
+    /// without what nesting safety costs on the common path (the `nest` counter, the
+    /// reservation's compare-and-swap, the read-modify-write of the block's record
+    /// count, the commit's re-check). Everything else (opening blocks, timestamp
+    /// markers, lost counts) runs the nesting-safe general path unchanged.
+    ///
+    /// # Safety
+    ///
+    /// Every call made through the returned value must run with no other write to this
+    /// ring running or able to start until it returns: no interrupt or exception on the
+    /// ring's CPU that records (they are masked, as in seL4's kernel), no other CPU
+    /// writing this ring, and not from inside another write to this ring (a
+    /// `-finstrument-functions` hook of the tracer itself, for example). The general API
+    /// of this tracer may still be used outside those calls. Breaking the contract can
+    /// lose or garble records, not memory: every access stays an atomic inside the ring.
+    #[inline(always)]
+    pub unsafe fn masked(&self) -> Masked<'_, 'a, C> {
+        Masked { tracer: self }
     }
 
     /// Records a function entry (a compact id or a code address).
@@ -305,5 +394,153 @@ impl<'a, C: Clock> Tracer<'a, C> {
         compiler_fence();
         depth.store(d - 1, Ordering::Relaxed);
         Some(ts)
+    }
+}
+
+/// The single-context recording calls of a [`Tracer`] (see [`Tracer::masked`], whose
+/// contract every call through this value relies on).
+pub struct Masked<'t, 'a, C: Clock> {
+    tracer: &'t Tracer<'a, C>,
+}
+
+impl<C: Clock> Masked<'_, '_, C> {
+    /// [`Tracer::kernel_entry`], single-context.
+    #[inline(always)]
+    pub fn kernel_entry(&self, entry: KernelEntry) -> Outcome {
+        // SAFETY: the contract of `Tracer::masked`, which made `self`.
+        unsafe { self.tracer.kernel_entry_in::<true>(entry) }
+    }
+
+    /// [`Tracer::kernel_entry_deferred`], single-context.
+    #[inline(always)]
+    pub fn kernel_entry_deferred(&self) -> Outcome {
+        // SAFETY: the contract of `Tracer::masked`, which made `self`.
+        unsafe { self.tracer.kernel_entry_deferred_in::<true>() }
+    }
+
+    /// [`Tracer::kernel_entry_info`] (it has no nesting-safe part to skip).
+    #[inline(always)]
+    pub fn kernel_entry_info(&self, entry: KernelEntry) -> bool {
+        self.tracer.kernel_entry_info(entry)
+    }
+
+    /// [`Tracer::kernel_exit`], single-context.
+    #[inline(always)]
+    pub fn kernel_exit(&self) -> Outcome {
+        // SAFETY: the contract of `Tracer::masked`, which made `self`.
+        unsafe { self.tracer.kernel_exit_in::<true>() }
+    }
+
+    /// [`Tracer::thread_switch`], single-context.
+    #[inline(always)]
+    pub fn thread_switch(&self, thread: u64) -> Outcome {
+        // SAFETY: the contract of `Tracer::masked`, which made `self`.
+        unsafe { self.tracer.thread_switch_in::<true>(thread) }
+    }
+
+    /// [`Tracer::interrupt`], single-context.
+    #[inline(always)]
+    pub fn interrupt(&self, irq: u32) -> Outcome {
+        // SAFETY: the contract of `Tracer::masked`, which made `self`.
+        unsafe { self.tracer.interrupt_in::<true>(irq) }
+    }
+}
+
+/// The single-context calls write exactly what the nesting-safe ones write.
+#[cfg(all(test, not(loom)))]
+mod masked_tests {
+    use std::cell::Cell;
+
+    use tracemark_format::ring::{Mode, RING_HEADER_LEN};
+    use tracemark_format::KernelEntry;
+
+    use crate::{Config, Outcome, Tracer};
+
+    /// Runs the same calls on two rings, one through the general API and one through
+    /// `masked()`, and compares the two memories after every call.
+    fn same_memory(mode: Mode, block_size: u32, blocks: usize, seed: u64) {
+        let len = RING_HEADER_LEN + blocks * block_size as usize;
+        let mut a = std::vec![0u64; len / 8];
+        let mut b = std::vec![0u64; len / 8];
+        // SAFETY: `len` initialised bytes of each vector, 8-aligned, used only through
+        // these views while the vectors live.
+        let (ma, mb) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(a.as_mut_ptr().cast::<u8>(), len),
+                std::slice::from_raw_parts_mut(b.as_mut_ptr().cast::<u8>(), len),
+            )
+        };
+        let now = Cell::new(5u64);
+        let config = Config {
+            block_size,
+            mode,
+            ..Config::new()
+        };
+        let safe = Tracer::new(ma, &config, || now.get()).unwrap();
+        let fast = Tracer::new(mb, &config, || now.get()).unwrap();
+        // SAFETY: one thread, no interrupts: no write ever nests.
+        let masked = unsafe { fast.masked() };
+        let mut rng = seed;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let (mut written, mut dropped) = (0, 0);
+        for i in 0..20_000 {
+            let r = next();
+            // Small deltas mostly (the fast path), sometimes large ones, sometimes the
+            // clock steps back (timestamp markers, CLOCKBACK: the general path).
+            let t = match r % 64 {
+                0 => now.get() + (r >> 20),
+                1 => now.get().saturating_sub(r >> 58),
+                _ => now.get() + (r >> 59),
+            };
+            now.set(t);
+            let v = (next() >> (r % 40)) as u32;
+            let (x, y) = match (r >> 8) % 6 {
+                0 => (safe.kernel_entry_deferred(), masked.kernel_entry_deferred()),
+                1 => {
+                    let (p, q) = (
+                        safe.kernel_entry_info(KernelEntry(v)),
+                        masked.kernel_entry_info(KernelEntry(v)),
+                    );
+                    assert_eq!(p, q, "call {i}");
+                    (Outcome::Written, Outcome::Written)
+                }
+                2 => (safe.kernel_exit(), masked.kernel_exit()),
+                3 => (
+                    safe.thread_switch(u64::from(v)),
+                    masked.thread_switch(u64::from(v)),
+                ),
+                4 => (
+                    safe.kernel_entry(KernelEntry(v)),
+                    masked.kernel_entry(KernelEntry(v)),
+                ),
+                _ => (safe.interrupt(v), masked.interrupt(v)),
+            };
+            assert_eq!(x, y, "call {i}");
+            match x {
+                Outcome::Written => written += 1,
+                Outcome::Dropped => dropped += 1,
+            }
+            assert!(a == b, "memories differ after call {i}");
+        }
+        // Both paths were exercised: many blocks filled (general path) and, in drop
+        // mode, records dropped.
+        assert!(written > 3_000);
+        assert_eq!(dropped > 0, mode == Mode::Drop);
+    }
+
+    #[test]
+    fn masked_writes_the_same_bytes_overwrite() {
+        same_memory(Mode::Overwrite, 256, 4, 0x2545_f491_4f6c_dd1d);
+        same_memory(Mode::Overwrite, 4096, 3, 0x9e37_79b9_7f4a_7c15);
+    }
+
+    #[test]
+    fn masked_writes_the_same_bytes_drop() {
+        same_memory(Mode::Drop, 256, 64, 0x2545_f491_4f6c_dd1d);
     }
 }

@@ -130,12 +130,64 @@ impl<'a> Ring<'a> {
         fast: impl Fn(u64) -> Option<Small<'d>>,
         make: impl Fn(u64) -> Event + Copy,
     ) -> (Outcome, u64) {
+        self.write_small_in::<false>(now, fast, make)
+    }
+
+    /// [`Ring::write_small`] for a writer that no other writer of this ring can
+    /// interrupt: the fast path skips what nesting safety costs (the `nest` counter, the
+    /// reservation's compare-and-swap, the read-modify-write of the block's record count,
+    /// the commit's re-check); the bytes written are the same. The general path it falls
+    /// back to is the nesting-safe one, unchanged.
+    ///
+    /// # Safety
+    ///
+    /// From the call until it returns, no other write to this ring may run or start: not
+    /// an interrupt or exception on the ring's CPU (the caller runs with them masked, as
+    /// seL4's kernel does), not another CPU, and the call is not made from inside another
+    /// write to this ring (`nest` is 0). A writer that breaks this can lose or corrupt
+    /// records; memory safety does not depend on it (every access is still an atomic
+    /// inside the ring).
+    #[inline(always)]
+    pub(crate) unsafe fn write_small_masked<'d>(
+        &self,
+        now: impl Fn() -> u64 + Copy,
+        fast: impl Fn(u64) -> Option<Small<'d>>,
+        make: impl Fn(u64) -> Event + Copy,
+    ) -> (Outcome, u64) {
+        self.write_small_in::<true>(now, fast, make)
+    }
+
+    /// The common path, nesting-safe (`MASKED == false`) or single-context (`MASKED`:
+    /// see [`Ring::write_small_masked`] for when that is allowed).
+    #[inline(always)]
+    fn write_small_in<'d, const MASKED: bool>(
+        &self,
+        now: impl Fn() -> u64 + Copy,
+        fast: impl Fn(u64) -> Option<Small<'d>>,
+        make: impl Fn(u64) -> Event + Copy,
+    ) -> (Outcome, u64) {
         // A local copy, so the base address stays in a register across atomic stores
         // (through `&self` the compiler must reload it after each: for all it knows, the
         // store might have changed the `Ring`).
         let mem = self.mem.local();
+        if MASKED {
+            // No writer runs besides this one (the caller's contract), so `nest` is 0
+            // and stays 0: there is nothing to enter, and the commit is one store.
+            return match self.try_fast::<MASKED>(&mem, &now, fast) {
+                Some(ts) => {
+                    let end = mem.word(offsets::WRITE_POS).load(Ordering::Relaxed);
+                    mem.word(offsets::COMMIT_POS).store(end, Ordering::Release);
+                    (Outcome::Written, ts)
+                }
+                None => {
+                    // The general path enters and exits as any writer does.
+                    let nest = enter(&mem);
+                    self.write_slow_from(nest, now, make)
+                }
+            };
+        }
         let nest = enter(&mem);
-        match self.try_fast(&mem, &now, fast) {
+        match self.try_fast::<MASKED>(&mem, &now, fast) {
             Some(ts) => {
                 exit(&mem, nest);
                 (Outcome::Written, ts)
@@ -161,8 +213,11 @@ impl<'a> Ring<'a> {
     /// interrupt moving `write_pos` in between. Straight-line code; anything else returns
     /// `None` having written nothing, and the caller starts over on the general path.
     /// The bytes are those of `record::encode_with` with `Time::Delta(delta)`.
+    ///
+    /// `MASKED`: no other writer can run (see [`Ring::write_small_masked`]), so the
+    /// reservation and the record count are plain stores.
     #[inline(always)]
-    pub(super) fn try_fast<'d>(
+    pub(super) fn try_fast<'d, const MASKED: bool>(
         &self,
         mem: &Mem<'_>,
         now: &impl Fn() -> u64,
@@ -200,7 +255,7 @@ impl<'a> Ring<'a> {
         // sequence number and there is always room for END_MARKER.
         if rel >= self.area
             || offset.wrapping_sub(BLOCK_HEADER_LEN as u32) >= self.room - s.data.len() as u32
-            || !local_cas(write, pos, pos + len)
+            || !(MASKED || local_cas(write, pos, pos + len))
         {
             return None;
         }
@@ -212,7 +267,13 @@ impl<'a> Ring<'a> {
         }
         let block = RING_HEADER_LEN + (rel - offset) as usize;
         // `Small` records are never `Lost`, so they all count.
-        local_add(mem.word(block + offsets::BLOCK_RECORDS), 1);
+        let records = mem.word(block + offsets::BLOCK_RECORDS);
+        if MASKED {
+            write.store(pos + len, Ordering::Relaxed);
+            records.store(records.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        } else {
+            local_add(records, 1);
+        }
         self.publish_last(mem, ts, pos + len);
         Some(ts)
     }

@@ -216,6 +216,12 @@ impl<'a> Ring<'a> {
         self.mem.word(off)
     }
 
+    /// Byte offset in memory of the block with sequence number `seq` (no division).
+    #[inline(always)]
+    pub(crate) fn block_at(&self, seq: u32) -> usize {
+        self.block_of(seq)
+    }
+
     /// The slot of sequence number `seq` (no division, no panic path).
     #[inline(always)]
     pub(super) fn slot(&self, seq: u32) -> u32 {
