@@ -4,6 +4,7 @@
 use tracemark_format::record::{self, Kind, MAX_USER_PAYLOAD};
 use tracemark_format::record::{ExitDuration, UserPayload};
 use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN, BLOCK_MAGIC, ENTRY_STACK_DEPTH};
+use tracemark_format::varint;
 use tracemark_format::{Event, KernelEntry};
 
 use crate::clock::Clock;
@@ -205,6 +206,14 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// The KEXIT that follows is named after `entry` by decoders, like any exit.
     #[inline(always)]
     pub fn kernel_entry_info(&self, entry: KernelEntry) -> bool {
+        self.kernel_entry_info_in::<false>(entry)
+    }
+
+    /// [`Tracer::kernel_entry_info`]; with `M` (single-context, [`Tracer::masked`]), an
+    /// entry that is still the last record of the ring is rewritten with its minimal
+    /// varint and the positions move back over the bytes saved (FORMAT.md 9.5).
+    #[inline(always)]
+    fn kernel_entry_info_in<const M: bool>(&self, entry: KernelEntry) -> bool {
         let mem = self.ring.mem();
         let pending = mem.word(offsets::PENDING_POS);
         let pos = pending.load(Ordering::Relaxed);
@@ -226,6 +235,23 @@ impl<'a, C: Clock> Tracer<'a, C> {
         let at = block + offset.wrapping_sub(5);
         if !holds || (0..5).any(|i| mem.load_byte(at + i) != placeholder[i]) {
             return false;
+        }
+        let len = varint::encoded_len_u32(entry.0);
+        if M && len < 5 {
+            let write = mem.word(offsets::WRITE_POS);
+            let last = mem.word(offsets::LAST_POS);
+            // Nothing was reserved or written after the entry (no other writer runs:
+            // the masked contract), so its bytes are the ring's last: write the word
+            // minimal and give the rest back. Readers never read past `commit_pos`
+            // (FORMAT.md 7.2), which moves back with the others.
+            if write.load(Ordering::Relaxed) == pos && last.load(Ordering::Relaxed) == pos {
+                varint::write_u32_at(at, entry.0, |at, b| mem.store_byte(at, b));
+                let end = pos - (5 - len);
+                write.store(end, Ordering::Relaxed);
+                last.store(end, Ordering::Relaxed);
+                mem.word(offsets::COMMIT_POS).store(end, Ordering::Release);
+                return true;
+            }
         }
         for (i, b) in entry.padded_varint().into_iter().enumerate() {
             mem.store_byte(at + i, b);
@@ -418,10 +444,13 @@ impl<C: Clock> Masked<'_, '_, C> {
         unsafe { self.tracer.kernel_entry_deferred_in::<true>() }
     }
 
-    /// [`Tracer::kernel_entry_info`] (it has no nesting-safe part to skip).
+    /// [`Tracer::kernel_entry_info`], single-context: when no record was written since
+    /// the entry (a kernel entry with no function, interrupt or switch record inside it),
+    /// the entry is rewritten with the word's minimal varint (1 to 5 bytes instead of 5)
+    /// and the ring's positions move back over the bytes saved.
     #[inline(always)]
     pub fn kernel_entry_info(&self, entry: KernelEntry) -> bool {
-        self.tracer.kernel_entry_info(entry)
+        self.tracer.kernel_entry_info_in::<true>(entry)
     }
 
     /// [`Tracer::kernel_exit`], single-context.
@@ -446,38 +475,77 @@ impl<C: Clock> Masked<'_, '_, C> {
     }
 }
 
-/// The single-context calls write exactly what the nesting-safe ones write.
+/// The single-context calls record exactly what the nesting-safe ones record.
 #[cfg(all(test, not(loom)))]
 mod masked_tests {
     use std::cell::Cell;
+    use std::vec::Vec;
 
-    use tracemark_format::ring::{Mode, RING_HEADER_LEN};
-    use tracemark_format::KernelEntry;
+    use tracemark_format::record::Record;
+    use tracemark_format::ring::{offsets, BlockState, Mode, RingView, RING_HEADER_LEN};
+    use tracemark_format::{Event, KernelEntry};
 
+    use crate::clock::Clock;
+    use crate::sync::Ordering;
     use crate::{Config, Outcome, Tracer};
 
+    /// 8-aligned zeroed memory of `len` bytes (leaked: a ring may outlive the test's
+    /// borrows of it, and the tests are few).
+    fn memory(len: usize) -> &'static mut [u8] {
+        let words: &'static mut [u64] = std::vec![0u64; len / 8].leak();
+        // SAFETY: `len` initialised bytes of a leaked allocation, 8-aligned; this is its
+        // only view.
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
+    }
+
+    /// The ring's bytes (read through its atomics) and its records, oldest first, LOST
+    /// records left out (how many records were overwritten depends on the bytes).
+    fn records<C: Clock>(t: &Tracer<'_, C>) -> (Vec<u8>, Vec<Record>) {
+        let mut bytes = Vec::new();
+        t.ring()
+            .dump(|c| {
+                bytes.extend_from_slice(c);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        let view = RingView::parse(&bytes).unwrap();
+        let mut out = Vec::new();
+        for block in view.blocks() {
+            match block.state {
+                BlockState::Valid => {
+                    for r in block.decode() {
+                        let r = r.unwrap();
+                        if !matches!(r.event, Event::Lost { .. }) {
+                            out.push(r);
+                        }
+                    }
+                }
+                BlockState::Empty => {}
+                s => panic!("block {} is {s:?}", block.seq),
+            }
+        }
+        (bytes, out)
+    }
+
+    /// Calls per run (fewer under miri, which is slow).
+    const CALLS: u32 = if cfg!(miri) { 3_000 } else { 20_000 };
+
     /// Runs the same calls on two rings, one through the general API and one through
-    /// `masked()`, and compares the two memories after every call.
-    fn same_memory(mode: Mode, block_size: u32, blocks: usize, seed: u64) {
+    /// `masked()`, and compares what they recorded. The masked ring's deferred entries
+    /// may be shorter (its `kernel_entry_info` shrinks an entry that is still the last
+    /// record), so it holds the same records in fewer bytes: the nesting-safe ring's
+    /// records are the last ones of the masked ring's (overwrite mode) or its first ones
+    /// (drop mode).
+    fn same_records(mode: Mode, block_size: u32, blocks: usize, seed: u64) {
         let len = RING_HEADER_LEN + blocks * block_size as usize;
-        let mut a = std::vec![0u64; len / 8];
-        let mut b = std::vec![0u64; len / 8];
-        // SAFETY: `len` initialised bytes of each vector, 8-aligned, used only through
-        // these views while the vectors live.
-        let (ma, mb) = unsafe {
-            (
-                std::slice::from_raw_parts_mut(a.as_mut_ptr().cast::<u8>(), len),
-                std::slice::from_raw_parts_mut(b.as_mut_ptr().cast::<u8>(), len),
-            )
-        };
         let now = Cell::new(5u64);
         let config = Config {
             block_size,
             mode,
             ..Config::new()
         };
-        let safe = Tracer::new(ma, &config, || now.get()).unwrap();
-        let fast = Tracer::new(mb, &config, || now.get()).unwrap();
+        let safe = Tracer::new(memory(len), &config, || now.get()).unwrap();
+        let fast = Tracer::new(memory(len), &config, || now.get()).unwrap();
         // SAFETY: one thread, no interrupts: no write ever nests.
         let masked = unsafe { fast.masked() };
         let mut rng = seed;
@@ -487,8 +555,11 @@ mod masked_tests {
             rng ^= rng << 17;
             rng
         };
-        let (mut written, mut dropped) = (0, 0);
-        for i in 0..20_000 {
+        let mut shrunk = 0;
+        // Drop mode: the rings are compared while the nesting-safe one has dropped
+        // nothing (near full, the two drop different records).
+        let mut safe_dropped = false;
+        for i in 0..CALLS {
             let r = next();
             // Small deltas mostly (the fast path), sometimes large ones, sometimes the
             // clock steps back (timestamp markers, CLOCKBACK: the general path).
@@ -499,48 +570,138 @@ mod masked_tests {
             };
             now.set(t);
             let v = (next() >> (r % 40)) as u32;
-            let (x, y) = match (r >> 8) % 6 {
-                0 => (safe.kernel_entry_deferred(), masked.kernel_entry_deferred()),
-                1 => {
-                    let (p, q) = (
-                        safe.kernel_entry_info(KernelEntry(v)),
-                        masked.kernel_entry_info(KernelEntry(v)),
-                    );
-                    assert_eq!(p, q, "call {i}");
-                    (Outcome::Written, Outcome::Written)
+            match (r >> 8) % 8 {
+                0 | 6 => {
+                    safe_dropped |= safe.kernel_entry_deferred() == Outcome::Dropped;
+                    masked.kernel_entry_deferred();
                 }
-                2 => (safe.kernel_exit(), masked.kernel_exit()),
-                3 => (
-                    safe.thread_switch(u64::from(v)),
-                    masked.thread_switch(u64::from(v)),
-                ),
-                4 => (
-                    safe.kernel_entry(KernelEntry(v)),
-                    masked.kernel_entry(KernelEntry(v)),
-                ),
-                _ => (safe.interrupt(v), masked.interrupt(v)),
-            };
-            assert_eq!(x, y, "call {i}");
-            match x {
-                Outcome::Written => written += 1,
-                Outcome::Dropped => dropped += 1,
+                1 | 7 => {
+                    let before = fast
+                        .ring()
+                        .mem()
+                        .word(offsets::WRITE_POS)
+                        .load(Ordering::Relaxed);
+                    // Small words often (1 or 2 bytes: shrunk), any word otherwise.
+                    let w = KernelEntry(if r & 1 == 0 { v & 0x3fff } else { v });
+                    let (p, q) = (safe.kernel_entry_info(w), masked.kernel_entry_info(w));
+                    if mode == Mode::Drop && p {
+                        assert!(q, "call {i}");
+                    }
+                    let after = fast
+                        .ring()
+                        .mem()
+                        .word(offsets::WRITE_POS)
+                        .load(Ordering::Relaxed);
+                    shrunk += u32::from(after != before);
+                }
+                2 => {
+                    safe_dropped |= safe.kernel_exit() == Outcome::Dropped;
+                    masked.kernel_exit();
+                }
+                3 => {
+                    safe_dropped |= safe.thread_switch(u64::from(v)) == Outcome::Dropped;
+                    masked.thread_switch(u64::from(v));
+                }
+                4 => {
+                    safe_dropped |= safe.kernel_entry(KernelEntry(v)) == Outcome::Dropped;
+                    masked.kernel_entry(KernelEntry(v));
+                }
+                _ => {
+                    safe_dropped |= safe.interrupt(v) == Outcome::Dropped;
+                    masked.interrupt(v);
+                }
             }
-            assert!(a == b, "memories differ after call {i}");
+            if i % (CALLS / 20) == CALLS / 20 - 1 && !(mode == Mode::Drop && safe_dropped) {
+                let (a, ra) = records(&safe);
+                let (b, rb) = records(&fast);
+                assert_eq!(a.len(), b.len());
+                let n = ra.len().min(rb.len());
+                let (x, y) = match mode {
+                    Mode::Overwrite => (&ra[ra.len() - n..], &rb[rb.len() - n..]),
+                    Mode::Drop => (&ra[..n], &rb[..n]),
+                };
+                if let Some(k) = (0..n).find(|&k| x[k] != y[k]) {
+                    panic!(
+                        "call {i}: record {k} of {n} differs: {:?} / {:?}",
+                        &x[k.saturating_sub(2)..(k + 2).min(n)],
+                        &y[k.saturating_sub(2)..(k + 2).min(n)]
+                    );
+                }
+                assert!(n > 40, "call {i}: {n} records");
+            }
         }
-        // Both paths were exercised: many blocks filled (general path) and, in drop
-        // mode, records dropped.
-        assert!(written > 3_000);
-        assert_eq!(dropped > 0, mode == Mode::Drop);
+        assert!(shrunk > CALLS / 200, "{shrunk} entries shrunk");
+        if mode == Mode::Drop {
+            // Both full: the masked ring holds more records in the same bytes.
+            assert!(safe_dropped);
+            assert!(records(&fast).1.len() > records(&safe).1.len());
+        }
     }
 
     #[test]
-    fn masked_writes_the_same_bytes_overwrite() {
-        same_memory(Mode::Overwrite, 256, 4, 0x2545_f491_4f6c_dd1d);
-        same_memory(Mode::Overwrite, 4096, 3, 0x9e37_79b9_7f4a_7c15);
+    fn masked_records_the_same_events_overwrite() {
+        same_records(Mode::Overwrite, 256, 4, 0x2545_f491_4f6c_dd1d);
+        same_records(Mode::Overwrite, 4096, 3, 0x9e37_79b9_7f4a_7c15);
     }
 
     #[test]
-    fn masked_writes_the_same_bytes_drop() {
-        same_memory(Mode::Drop, 256, 64, 0x2545_f491_4f6c_dd1d);
+    fn masked_records_the_same_events_drop() {
+        let blocks = if cfg!(miri) { 12 } else { 256 };
+        same_records(Mode::Drop, 256, blocks, 0x2545_f491_4f6c_dd1d);
+    }
+
+    /// seL4's common case: nothing is recorded inside the entry, so the deferred entry
+    /// ends up with a 1-byte word, and the exit still has a delta header.
+    #[test]
+    fn a_deferred_entry_alone_is_rewritten_minimal() {
+        let now = Cell::new(1000u64);
+        let t = Tracer::new(memory(RING_HEADER_LEN + 2 * 4096), &Config::new(), || {
+            now.get()
+        })
+        .unwrap();
+        // SAFETY: one thread, no interrupts: no write ever nests.
+        let m = unsafe { t.masked() };
+        let pos = |w| t.ring().mem().word(w).load(Ordering::Relaxed);
+        now.set(1003);
+        m.kernel_entry_deferred();
+        let after_entry = pos(offsets::WRITE_POS);
+        now.set(1010);
+        assert!(m.kernel_entry_info(KernelEntry(62)));
+        // The 5-byte placeholder became 1 byte; every position moved back by 4.
+        for w in [offsets::WRITE_POS, offsets::LAST_POS, offsets::COMMIT_POS] {
+            assert_eq!(pos(w), after_entry - 4);
+        }
+        assert_eq!(pos(offsets::PENDING_POS), 0);
+        now.set(1040);
+        m.kernel_exit();
+        // With an interrupt inside the entry, the word keeps its 5 bytes.
+        now.set(1050);
+        m.kernel_entry_deferred();
+        now.set(1052);
+        m.interrupt(3);
+        let before_info = pos(offsets::WRITE_POS);
+        assert!(m.kernel_entry_info(KernelEntry(62)));
+        assert_eq!(pos(offsets::WRITE_POS), before_info);
+        now.set(1060);
+        m.kernel_exit();
+        let (bytes, recs) = records(&t);
+        let events: Vec<(u64, Event)> = recs.iter().map(|r| (r.ts, r.event)).collect();
+        use tracemark_format::ExitDuration::Ticks;
+        assert_eq!(
+            events,
+            [
+                (1003, Event::KernelEntry(KernelEntry(62))),
+                (1040, Event::KernelExit(Ticks(37))),
+                (1050, Event::KernelEntry(KernelEntry(62))),
+                (1052, Event::Interrupt { irq: 3 }),
+                (1060, Event::KernelExit(Ticks(10))),
+            ]
+        );
+        // KENTRY `00 3e` (first record of its block, delta 0), KEXIT `d1 04` (delta 37)
+        // and duration `27` (39: 37 ticks + 2): a delta header, no timestamp marker.
+        // Then KENTRY 2 + 5, IRQ 2, KEXIT 3.
+        let first = RING_HEADER_LEN + 32;
+        assert_eq!(bytes[first..first + 5], [0x00, 0x3e, 0xd1, 0x04, 0x27]);
+        assert_eq!(pos(offsets::COMMIT_POS) & 4095, 32 + 2 + 3 + 7 + 2 + 3);
     }
 }
