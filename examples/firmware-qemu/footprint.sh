@@ -6,11 +6,12 @@
 #   - .text: every function reachable (by call graph in the disassembly) from the
 #     recording entry points fp_kernel_entry, fp_kernel_exit, fp_interrupt,
 #     fp_function_entry, fp_user (the encoder's writer, its slow paths, and the
-#     compiler-builtins it calls), and the instructions in each;
+#     compiler-builtins it calls), and the instructions in each; the same for the
+#     single-context calls (fp_masked_*, Tracer::masked) on their own;
 #   - .rodata: constants those functions load from .rodata;
 #   - panics and divisions: the script fails (exit status 1) if a panic function, a
 #     divide instruction (udiv/sdiv) or a compiler-builtins division routine is reachable
-#     from a recording entry point;
+#     from a recording entry point (fp_masked_* included);
 #   - RAM per CPU beyond the ring buffer: size_of::<Tracer<_>>() (printed by the probe);
 #   - instructions executed per call, measured under QEMU with -icount shift=0 (one
 #     instruction per virtual ns; 80 per SysTick tick at 12.5 MHz), averaged over
@@ -78,7 +79,8 @@ for line in dis.splitlines():
     m = re.search(r"\b(bl|b|b\.w|blx)\s+0x[0-9a-f]+ <([^+>]+)>", body)
     if m and m.group(2) != cur:
         funcs[cur]["calls"].add(m.group(2))
-roots = ["fp_kernel_entry", "fp_kernel_exit", "fp_interrupt", "fp_function_entry", "fp_user"]
+roots = ["fp_kernel_entry", "fp_kernel_exit", "fp_interrupt", "fp_function_entry", "fp_user",
+         "fp_masked_kernel_entry", "fp_masked_kernel_exit", "fp_masked_interrupt"]
 def name(f):
     a = syms.get(f)
     return demangled.get((a[0], a[1]), f) if a else f
@@ -91,16 +93,24 @@ while todo:
     if is_panic(f):
         panics.add(name(f)); continue
     seen.add(f); todo.extend(funcs[f]["calls"])
-total = sum(syms[f][1] for f in seen if f in syms)
-print(f"  recording path .text: {total} bytes in {len(seen)} functions")
+def reach(start):
+    out, todo = set(), list(start)
+    while todo:
+        f = todo.pop()
+        if f in out or f not in funcs or is_panic(f): continue
+        out.add(f); todo.extend(funcs[f]["calls"])
+    return out
+def text(fs): return sum(syms[f][1] for f in fs if f in syms)
+# The size figures count the five nesting-safe calls (the single-context ones are checked
+# for panics and divisions above, and their core writer is reported on its own).
+plain = reach(roots[:5])
+print(f"  recording path .text: {text(plain)} bytes in {len(plain)} functions")
 # The core writer: what a firmware that records only kernel entries, exits and
 # interrupts links (issue 9's code-size goal: at most 2 KiB on thumbv7em).
-core_seen, todo = set(), ["fp_kernel_entry", "fp_kernel_exit", "fp_interrupt"]
-while todo:
-    f = todo.pop()
-    if f in core_seen or f not in funcs or is_panic(f): continue
-    core_seen.add(f); todo.extend(funcs[f]["calls"])
-print(f"  core writer .text (kernel entry, exit, interrupt): {sum(syms[f][1] for f in core_seen if f in syms)} bytes in {len(core_seen)} functions")
+core_seen = reach(["fp_kernel_entry", "fp_kernel_exit", "fp_interrupt"])
+print(f"  core writer .text (kernel entry, exit, interrupt): {text(core_seen)} bytes in {len(core_seen)} functions")
+masked = reach(["fp_masked_kernel_entry", "fp_masked_kernel_exit", "fp_masked_interrupt"])
+print(f"  single-context core writer .text (Tracer::masked: kernel entry, exit, interrupt): {text(masked)} bytes in {len(masked)} functions")
 for f in sorted(seen, key=lambda f: -syms.get(f, (0, 0))[1]):
     print(f"    {syms.get(f, (0, 0))[1]:6d} B {funcs[f]['insns']:5d} insns  {name(f)[:90]}")
 print(f"  panics reachable from the recording path: {', '.join(sorted(panics)) or 'none'}")
