@@ -489,13 +489,11 @@ mod masked_tests {
     use crate::sync::Ordering;
     use crate::{Config, Outcome, Tracer};
 
-    /// 8-aligned zeroed memory of `len` bytes (leaked: a ring may outlive the test's
-    /// borrows of it, and the tests are few).
-    fn memory(len: usize) -> &'static mut [u8] {
-        let words: &'static mut [u64] = std::vec![0u64; len / 8].leak();
-        // SAFETY: `len` initialised bytes of a leaked allocation, 8-aligned; this is its
-        // only view.
-        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
+    /// `words` as bytes (8-aligned ring memory).
+    fn bytes(words: &mut [u64]) -> &mut [u8] {
+        // SAFETY: the initialised bytes of `words`, 8-aligned; the unique borrow of
+        // `words` covers the returned slice, its only view.
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) }
     }
 
     /// The ring's bytes (read through its atomics) and its records, oldest first, LOST
@@ -544,8 +542,9 @@ mod masked_tests {
             mode,
             ..Config::new()
         };
-        let safe = Tracer::new(memory(len), &config, || now.get()).unwrap();
-        let fast = Tracer::new(memory(len), &config, || now.get()).unwrap();
+        let (mut wa, mut wb) = (std::vec![0u64; len / 8], std::vec![0u64; len / 8]);
+        let safe = Tracer::new(bytes(&mut wa), &config, || now.get()).unwrap();
+        let fast = Tracer::new(bytes(&mut wb), &config, || now.get()).unwrap();
         // SAFETY: one thread, no interrupts: no write ever nests.
         let masked = unsafe { fast.masked() };
         let mut rng = seed;
@@ -655,10 +654,8 @@ mod masked_tests {
     #[test]
     fn a_deferred_entry_alone_is_rewritten_minimal() {
         let now = Cell::new(1000u64);
-        let t = Tracer::new(memory(RING_HEADER_LEN + 2 * 4096), &Config::new(), || {
-            now.get()
-        })
-        .unwrap();
+        let mut words = std::vec![0u64; (RING_HEADER_LEN + 2 * 4096) / 8];
+        let t = Tracer::new(bytes(&mut words), &Config::new(), || now.get()).unwrap();
         // SAFETY: one thread, no interrupts: no write ever nests.
         let m = unsafe { t.masked() };
         let pos = |w| t.ring().mem().word(w).load(Ordering::Relaxed);
