@@ -270,7 +270,10 @@ impl<'a> Ring<'a> {
         let records = mem.word(block + offsets::BLOCK_RECORDS);
         if MASKED {
             write.store(pos + len, Ordering::Relaxed);
-            records.store(records.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            records.store(
+                records.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
         } else {
             local_add(records, 1);
         }
