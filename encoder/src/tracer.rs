@@ -526,7 +526,7 @@ mod masked_tests {
     }
 
     /// Calls per run (fewer under miri, which is slow).
-    const CALLS: u32 = if cfg!(miri) { 3_000 } else { 20_000 };
+    const CALLS: u32 = if cfg!(miri) { 1_500 } else { 20_000 };
 
     /// Runs the same calls on two rings, one through the general API and one through
     /// `masked()`, and compares what they recorded. The masked ring's deferred entries
@@ -640,12 +640,14 @@ mod masked_tests {
     #[test]
     fn masked_records_the_same_events_overwrite() {
         same_records(Mode::Overwrite, 256, 4, 0x2545_f491_4f6c_dd1d);
-        same_records(Mode::Overwrite, 4096, 3, 0x9e37_79b9_7f4a_7c15);
+        if !cfg!(miri) {
+            same_records(Mode::Overwrite, 4096, 3, 0x9e37_79b9_7f4a_7c15);
+        }
     }
 
     #[test]
     fn masked_records_the_same_events_drop() {
-        let blocks = if cfg!(miri) { 12 } else { 256 };
+        let blocks = if cfg!(miri) { 6 } else { 256 };
         same_records(Mode::Drop, 256, blocks, 0x2545_f491_4f6c_dd1d);
     }
 
