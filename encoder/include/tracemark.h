@@ -369,6 +369,42 @@ int tm_kernel_entry_deferred(uint32_t cpu);
 int tm_kernel_entry_info(uint32_t cpu, uint32_t word);
 
 /**
+ * [`tm_kernel_entry_deferred`] for a kernel that records with interrupts masked (seL4):
+ * the same record, without what nesting safety costs (see `tracemark::Tracer::masked`).
+ *
+ * # Safety
+ *
+ * Until this call returns, nothing else may record into slot `cpu`: interrupts and
+ * exceptions that record are masked on that CPU, no other CPU records into the slot, and
+ * the call is not made from inside another `tm_*` call on it (a `-finstrument-functions`
+ * hook of the caller's tracing code, for example). Breaking this can lose or garble
+ * records, not memory.
+ */
+int tm_masked_kernel_entry_deferred(uint32_t cpu);
+
+/**
+ * The exit of a deferred kernel entry, in one call, for a kernel that records with
+ * interrupts masked (seL4's exit hook): fills in the pending entry with `word` (as
+ * [`tm_kernel_entry_info`]), records a thread switch to `next_thread` unless it is 0
+ * (as [`tm_thread_switch`]), then the kernel exit (as [`tm_kernel_exit`]). Returns the
+ * exit's result.
+ *
+ * # Safety
+ *
+ * As [`tm_masked_kernel_entry_deferred`].
+ */
+int tm_masked_kernel_exit_deferred(uint32_t cpu, uint32_t word, uint64_t next_thread);
+
+/**
+ * [`tm_interrupt`] for a kernel that records with interrupts masked.
+ *
+ * # Safety
+ *
+ * As [`tm_masked_kernel_entry_deferred`].
+ */
+int tm_masked_interrupt(uint32_t cpu, uint32_t irq);
+
+/**
  * Records a thread switch: `thread` (seL4: the TCB address) runs next.
  */
 int tm_thread_switch(uint32_t cpu, uint64_t thread);

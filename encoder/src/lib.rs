@@ -26,6 +26,7 @@ mod clock;
 #[cfg(not(loom))]
 mod live;
 mod mem;
+mod pos;
 mod ring;
 mod snapshot;
 mod static_mem;
@@ -44,4 +45,4 @@ pub use static_mem::RingMemory;
 pub use tracemark_format::{
     self as format, EntryPath, Event, ExitDuration, KernelEntry, Mode, SyscallAbi,
 };
-pub use tracer::Tracer;
+pub use tracer::{Masked, Tracer};

@@ -3,9 +3,8 @@
 
 use tracemark_format::record::{self, Kind, MAX_USER_PAYLOAD};
 use tracemark_format::record::{ExitDuration, UserPayload};
-use tracemark_format::ring::{
-    offsets, BLOCK_HEADER_LEN, BLOCK_MAGIC, ENTRY_STACK_DEPTH, RING_HEADER_LEN,
-};
+use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN, BLOCK_MAGIC, ENTRY_STACK_DEPTH};
+use tracemark_format::varint;
 use tracemark_format::{Event, KernelEntry};
 
 use crate::clock::Clock;
@@ -80,11 +79,42 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// recorded, and their exits say `NestingOverflow` instead of a duration.
     #[inline(always)]
     pub fn kernel_entry(&self, entry: KernelEntry) -> Outcome {
-        let (outcome, ts) = self.ring.write_small(
-            &|| self.clock.now(),
-            |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
-            &|_| Event::KernelEntry(entry),
-        );
+        // SAFETY: not masked.
+        unsafe { self.kernel_entry_in::<false>(entry) }
+    }
+
+    /// The one write of every recording call, nesting-safe or (`M`) single-context.
+    ///
+    /// # Safety
+    ///
+    /// With `M`, the contract of [`Tracer::masked`] holds for this call.
+    #[inline(always)]
+    unsafe fn write<'d, const M: bool>(
+        &self,
+        fast: impl Fn(u64) -> Option<Small<'d>>,
+        make: impl Fn(u64) -> Event + Copy,
+    ) -> (Outcome, u64) {
+        let now = || self.clock.now();
+        if M {
+            // SAFETY: the caller's contract (`M` is only set through `Masked`).
+            unsafe { self.ring.write_small_masked(now, fast, make) }
+        } else {
+            self.ring.write_small(now, fast, make)
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Tracer::write`].
+    #[inline(always)]
+    unsafe fn kernel_entry_in<const M: bool>(&self, entry: KernelEntry) -> Outcome {
+        // SAFETY: the caller's contract.
+        let (outcome, ts) = unsafe {
+            self.write::<M>(
+                |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
+                move |_| Event::KernelEntry(entry),
+            )
+        };
         self.push_entry(ts);
         outcome
     }
@@ -93,24 +123,34 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// the matching [`Tracer::kernel_entry`].
     #[inline(always)]
     pub fn kernel_exit(&self) -> Outcome {
+        // SAFETY: not masked.
+        unsafe { self.kernel_exit_in::<false>() }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Tracer::write`].
+    #[inline(always)]
+    unsafe fn kernel_exit_in<const M: bool>(&self) -> Outcome {
         let entry = self.pop_entry();
-        let duration = |ts: u64| match entry {
+        let duration = move |ts: u64| match entry {
             Some(Some(start)) => ExitDuration::Ticks(ts.saturating_sub(start)),
             Some(None) => ExitDuration::NestingOverflow,
             None => ExitDuration::NoEntry,
         };
-        self.ring
-            .write_small(
-                &|| self.clock.now(),
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.write::<M>(
                 |ts| {
                     let wire = duration(ts).to_wire();
                     u32::try_from(wire)
                         .ok()
                         .map(|head| Small::varint(Kind::KernelExit, head))
                 },
-                &|ts| Event::KernelExit(duration(ts)),
+                move |ts| Event::KernelExit(duration(ts)),
             )
-            .0
+        }
+        .0
     }
 
     /// Records a kernel entry whose information (path, syscall, cap type, ...) is not
@@ -123,7 +163,17 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// for kernels like seL4 that fill their entry information after the entry hook.
     #[inline(always)]
     pub fn kernel_entry_deferred(&self) -> Outcome {
-        let outcome = self.kernel_entry(KernelEntry::PENDING);
+        // SAFETY: not masked.
+        unsafe { self.kernel_entry_deferred_in::<false>() }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Tracer::write`].
+    #[inline(always)]
+    unsafe fn kernel_entry_deferred_in<const M: bool>(&self) -> Outcome {
+        // SAFETY: the caller's contract.
+        let outcome = unsafe { self.kernel_entry_in::<M>(KernelEntry::PENDING) };
         let pending = match outcome {
             // The record just written ends at `last_pos`: no nested writer can run
             // between the write and this load in the kernels this is meant for (entry
@@ -156,6 +206,14 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// The KEXIT that follows is named after `entry` by decoders, like any exit.
     #[inline(always)]
     pub fn kernel_entry_info(&self, entry: KernelEntry) -> bool {
+        self.kernel_entry_info_in::<false>(entry)
+    }
+
+    /// [`Tracer::kernel_entry_info`]; with `M` (single-context, [`Tracer::masked`]), an
+    /// entry that is still the last record of the ring is rewritten with its minimal
+    /// varint and the positions move back over the bytes saved (FORMAT.md 9.5).
+    #[inline(always)]
+    fn kernel_entry_info_in<const M: bool>(&self, entry: KernelEntry) -> bool {
         let mem = self.ring.mem();
         let pending = mem.word(offsets::PENDING_POS);
         let pos = pending.load(Ordering::Relaxed);
@@ -163,10 +221,9 @@ impl<'a, C: Clock> Tracer<'a, C> {
             return false;
         }
         pending.store(0, Ordering::Relaxed);
-        let g = self.ring.geometry();
-        let p = g.split(pos);
-        let slot = (p.seq % g.block_count) as usize;
-        let block = RING_HEADER_LEN + slot * g.block_size() as usize;
+        let p = self.ring.geometry().split(pos);
+        // No division: the ring's reciprocal (`crate::pos`).
+        let block = self.ring.block_at(p.seq);
         let offset = p.offset as usize;
         let holds = mem
             .word(block + offsets::BLOCK_MAGIC)
@@ -179,6 +236,23 @@ impl<'a, C: Clock> Tracer<'a, C> {
         if !holds || (0..5).any(|i| mem.load_byte(at + i) != placeholder[i]) {
             return false;
         }
+        let len = varint::encoded_len_u32(entry.0);
+        if M && len < 5 {
+            let write = mem.word(offsets::WRITE_POS);
+            let last = mem.word(offsets::LAST_POS);
+            // Nothing was reserved or written after the entry (no other writer runs:
+            // the masked contract), so its bytes are the ring's last: write the word
+            // minimal and give the rest back. Readers never read past `commit_pos`
+            // (FORMAT.md 7.2), which moves back with the others.
+            if write.load(Ordering::Relaxed) == pos && last.load(Ordering::Relaxed) == pos {
+                varint::write_u32_at(at, entry.0, |at, b| mem.store_byte(at, b));
+                let end = pos - (5 - len);
+                write.store(end, Ordering::Relaxed);
+                last.store(end, Ordering::Relaxed);
+                mem.word(offsets::COMMIT_POS).store(end, Ordering::Release);
+                return true;
+            }
+        }
         for (i, b) in entry.padded_varint().into_iter().enumerate() {
             mem.store_byte(at + i, b);
         }
@@ -188,29 +262,70 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// Records a thread switch: `thread` (an id, seL4: the TCB address) runs next.
     #[inline(always)]
     pub fn thread_switch(&self, thread: u64) -> Outcome {
-        self.ring
-            .write_small(
-                &|| self.clock.now(),
+        // SAFETY: not masked.
+        unsafe { self.thread_switch_in::<false>(thread) }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Tracer::write`].
+    #[inline(always)]
+    unsafe fn thread_switch_in<const M: bool>(&self, thread: u64) -> Outcome {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.write::<M>(
                 |_| {
                     u32::try_from(thread)
                         .ok()
                         .map(|t| Small::varint(Kind::ThreadSwitch, t))
                 },
-                &|_| Event::ThreadSwitch { thread },
+                |_| Event::ThreadSwitch { thread },
             )
-            .0
+        }
+        .0
     }
 
     /// Records an interrupt.
     #[inline(always)]
     pub fn interrupt(&self, irq: u32) -> Outcome {
-        self.ring
-            .write_small(
-                &|| self.clock.now(),
+        // SAFETY: not masked.
+        unsafe { self.interrupt_in::<false>(irq) }
+    }
+
+    /// # Safety
+    ///
+    /// As [`Tracer::write`].
+    #[inline(always)]
+    unsafe fn interrupt_in<const M: bool>(&self, irq: u32) -> Outcome {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.write::<M>(
                 |_| Some(Small::varint(Kind::Interrupt, irq)),
-                &|_| Event::Interrupt { irq },
+                move |_| Event::Interrupt { irq },
             )
-            .0
+        }
+        .0
+    }
+
+    /// The recording calls of a kernel that records with interrupts masked (seL4's
+    /// kernel runs with them off): the same records, bytes and guarantees for readers,
+    /// without what nesting safety costs on the common path (the `nest` counter, the
+    /// reservation's compare-and-swap, the read-modify-write of the block's record
+    /// count, the commit's re-check). Everything else (opening blocks, timestamp
+    /// markers, lost counts) runs the nesting-safe general path unchanged.
+    ///
+    /// # Safety
+    ///
+    /// Every call made through the returned value must run with no other write to this
+    /// ring running or able to start until it returns: no interrupt or exception on the
+    /// ring's CPU that records (they are masked, as in seL4's kernel), no other CPU
+    /// writing this ring, and not from inside another write to this ring (a
+    /// `-finstrument-functions` hook of the tracer itself, for example). The general API
+    /// of this tracer may still be used outside those calls. Breaking the contract can
+    /// lose or garble records, not memory: every access stays an atomic inside the ring.
+    #[inline(always)]
+    pub unsafe fn masked(&self) -> Masked<'_, 'a, C> {
+        Masked { tracer: self }
     }
 
     /// Records a function entry (a compact id or a code address).
@@ -229,9 +344,9 @@ impl<'a, C: Clock> Tracer<'a, C> {
     fn function(&self, kind: Kind, func: u64) -> Outcome {
         self.ring
             .write_small(
-                &|| self.clock.now(),
+                || self.clock.now(),
                 |_| u32::try_from(func).ok().map(|f| Small::varint(kind, f)),
-                &|_| match kind {
+                move |_| match kind {
                     Kind::FunctionEntry => Event::FunctionEntry { func },
                     _ => Event::FunctionExit { func },
                 },
@@ -253,12 +368,12 @@ impl<'a, C: Clock> Tracer<'a, C> {
                 data,
             })
         };
-        let make = |_| Event::User {
+        let make = move |_| Event::User {
             id,
-            // `data` was cut to `MAX_USER_PAYLOAD` bytes, so this is always `Some`.
-            payload: UserPayload::new(data).unwrap_or_else(|| unreachable!()),
+            // `data` was cut to `MAX_USER_PAYLOAD` bytes already.
+            payload: UserPayload::truncating(data),
         };
-        self.ring.write_small(&|| self.clock.now(), fast, &make).0
+        self.ring.write_small(|| self.clock.now(), fast, make).0
     }
 
     /// Records that an image (binary, module, mapping) was loaded at `base`.
@@ -305,5 +420,287 @@ impl<'a, C: Clock> Tracer<'a, C> {
         compiler_fence();
         depth.store(d - 1, Ordering::Relaxed);
         Some(ts)
+    }
+}
+
+/// The single-context recording calls of a [`Tracer`] (see [`Tracer::masked`], whose
+/// contract every call through this value relies on).
+pub struct Masked<'t, 'a, C: Clock> {
+    tracer: &'t Tracer<'a, C>,
+}
+
+impl<C: Clock> Masked<'_, '_, C> {
+    /// [`Tracer::kernel_entry`], single-context.
+    #[inline(always)]
+    pub fn kernel_entry(&self, entry: KernelEntry) -> Outcome {
+        // SAFETY: the contract of `Tracer::masked`, which made `self`.
+        unsafe { self.tracer.kernel_entry_in::<true>(entry) }
+    }
+
+    /// [`Tracer::kernel_entry_deferred`], single-context.
+    #[inline(always)]
+    pub fn kernel_entry_deferred(&self) -> Outcome {
+        // SAFETY: the contract of `Tracer::masked`, which made `self`.
+        unsafe { self.tracer.kernel_entry_deferred_in::<true>() }
+    }
+
+    /// [`Tracer::kernel_entry_info`], single-context: when no record was written since
+    /// the entry (a kernel entry with no function, interrupt or switch record inside it),
+    /// the entry is rewritten with the word's minimal varint (1 to 5 bytes instead of 5)
+    /// and the ring's positions move back over the bytes saved.
+    #[inline(always)]
+    pub fn kernel_entry_info(&self, entry: KernelEntry) -> bool {
+        self.tracer.kernel_entry_info_in::<true>(entry)
+    }
+
+    /// [`Tracer::kernel_exit`], single-context.
+    #[inline(always)]
+    pub fn kernel_exit(&self) -> Outcome {
+        // SAFETY: the contract of `Tracer::masked`, which made `self`.
+        unsafe { self.tracer.kernel_exit_in::<true>() }
+    }
+
+    /// [`Tracer::thread_switch`], single-context.
+    #[inline(always)]
+    pub fn thread_switch(&self, thread: u64) -> Outcome {
+        // SAFETY: the contract of `Tracer::masked`, which made `self`.
+        unsafe { self.tracer.thread_switch_in::<true>(thread) }
+    }
+
+    /// [`Tracer::interrupt`], single-context.
+    #[inline(always)]
+    pub fn interrupt(&self, irq: u32) -> Outcome {
+        // SAFETY: the contract of `Tracer::masked`, which made `self`.
+        unsafe { self.tracer.interrupt_in::<true>(irq) }
+    }
+}
+
+/// The single-context calls record exactly what the nesting-safe ones record.
+#[cfg(all(test, not(loom)))]
+mod masked_tests {
+    use std::cell::Cell;
+    use std::vec::Vec;
+
+    use tracemark_format::record::Record;
+    use tracemark_format::ring::{offsets, BlockState, Mode, RingView, RING_HEADER_LEN};
+    use tracemark_format::{Event, KernelEntry};
+
+    use crate::clock::Clock;
+    use crate::sync::Ordering;
+    use crate::{Config, Outcome, Tracer};
+
+    /// `words` as bytes (8-aligned ring memory).
+    fn bytes(words: &mut [u64]) -> &mut [u8] {
+        // SAFETY: the initialised bytes of `words`, 8-aligned; the unique borrow of
+        // `words` covers the returned slice, its only view.
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) }
+    }
+
+    /// The ring's bytes (read through its atomics) and its records, oldest first, LOST
+    /// records left out (how many records were overwritten depends on the bytes).
+    fn records<C: Clock>(t: &Tracer<'_, C>) -> (Vec<u8>, Vec<Record>) {
+        let mut bytes = Vec::new();
+        t.ring()
+            .dump(|c| {
+                bytes.extend_from_slice(c);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        let view = RingView::parse(&bytes).unwrap();
+        let mut out = Vec::new();
+        for block in view.blocks() {
+            match block.state {
+                BlockState::Valid => {
+                    for r in block.decode() {
+                        let r = r.unwrap();
+                        if !matches!(r.event, Event::Lost { .. }) {
+                            out.push(r);
+                        }
+                    }
+                }
+                BlockState::Empty => {}
+                s => panic!("block {} is {s:?}", block.seq),
+            }
+        }
+        (bytes, out)
+    }
+
+    /// Calls per run (fewer under miri, which is slow).
+    const CALLS: u32 = if cfg!(miri) { 1_500 } else { 20_000 };
+
+    /// Runs the same calls on two rings, one through the general API and one through
+    /// `masked()`, and compares what they recorded. The masked ring's deferred entries
+    /// may be shorter (its `kernel_entry_info` shrinks an entry that is still the last
+    /// record), so it holds the same records in fewer bytes: the nesting-safe ring's
+    /// records are the last ones of the masked ring's (overwrite mode) or its first ones
+    /// (drop mode).
+    fn same_records(mode: Mode, block_size: u32, blocks: usize, seed: u64) {
+        let len = RING_HEADER_LEN + blocks * block_size as usize;
+        let now = Cell::new(5u64);
+        let config = Config {
+            block_size,
+            mode,
+            ..Config::new()
+        };
+        let (mut wa, mut wb) = (std::vec![0u64; len / 8], std::vec![0u64; len / 8]);
+        let safe = Tracer::new(bytes(&mut wa), &config, || now.get()).unwrap();
+        let fast = Tracer::new(bytes(&mut wb), &config, || now.get()).unwrap();
+        // SAFETY: one thread, no interrupts: no write ever nests.
+        let masked = unsafe { fast.masked() };
+        let mut rng = seed;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut shrunk = 0;
+        // Drop mode: the rings are compared while the nesting-safe one has dropped
+        // nothing (near full, the two drop different records).
+        let mut safe_dropped = false;
+        for i in 0..CALLS {
+            let r = next();
+            // Small deltas mostly (the fast path), sometimes large ones, sometimes the
+            // clock steps back (timestamp markers, CLOCKBACK: the general path).
+            let t = match r % 64 {
+                0 => now.get() + (r >> 20),
+                1 => now.get().saturating_sub(r >> 58),
+                _ => now.get() + (r >> 59),
+            };
+            now.set(t);
+            let v = (next() >> (r % 40)) as u32;
+            match (r >> 8) % 8 {
+                0 | 6 => {
+                    safe_dropped |= safe.kernel_entry_deferred() == Outcome::Dropped;
+                    masked.kernel_entry_deferred();
+                }
+                1 | 7 => {
+                    let before = fast
+                        .ring()
+                        .mem()
+                        .word(offsets::WRITE_POS)
+                        .load(Ordering::Relaxed);
+                    // Small words often (1 or 2 bytes: shrunk), any word otherwise.
+                    let w = KernelEntry(if r & 1 == 0 { v & 0x3fff } else { v });
+                    let (p, q) = (safe.kernel_entry_info(w), masked.kernel_entry_info(w));
+                    if mode == Mode::Drop && p {
+                        assert!(q, "call {i}");
+                    }
+                    let after = fast
+                        .ring()
+                        .mem()
+                        .word(offsets::WRITE_POS)
+                        .load(Ordering::Relaxed);
+                    shrunk += u32::from(after != before);
+                }
+                2 => {
+                    safe_dropped |= safe.kernel_exit() == Outcome::Dropped;
+                    masked.kernel_exit();
+                }
+                3 => {
+                    safe_dropped |= safe.thread_switch(u64::from(v)) == Outcome::Dropped;
+                    masked.thread_switch(u64::from(v));
+                }
+                4 => {
+                    safe_dropped |= safe.kernel_entry(KernelEntry(v)) == Outcome::Dropped;
+                    masked.kernel_entry(KernelEntry(v));
+                }
+                _ => {
+                    safe_dropped |= safe.interrupt(v) == Outcome::Dropped;
+                    masked.interrupt(v);
+                }
+            }
+            if i % (CALLS / 20) == CALLS / 20 - 1 && !(mode == Mode::Drop && safe_dropped) {
+                let (a, ra) = records(&safe);
+                let (b, rb) = records(&fast);
+                assert_eq!(a.len(), b.len());
+                let n = ra.len().min(rb.len());
+                let (x, y) = match mode {
+                    Mode::Overwrite => (&ra[ra.len() - n..], &rb[rb.len() - n..]),
+                    Mode::Drop => (&ra[..n], &rb[..n]),
+                };
+                if let Some(k) = (0..n).find(|&k| x[k] != y[k]) {
+                    panic!(
+                        "call {i}: record {k} of {n} differs: {:?} / {:?}",
+                        &x[k.saturating_sub(2)..(k + 2).min(n)],
+                        &y[k.saturating_sub(2)..(k + 2).min(n)]
+                    );
+                }
+                assert!(n > 40, "call {i}: {n} records");
+            }
+        }
+        assert!(shrunk > CALLS / 200, "{shrunk} entries shrunk");
+        if mode == Mode::Drop {
+            // Both full: the masked ring holds more records in the same bytes.
+            assert!(safe_dropped);
+            assert!(records(&fast).1.len() > records(&safe).1.len());
+        }
+    }
+
+    #[test]
+    fn masked_records_the_same_events_overwrite() {
+        same_records(Mode::Overwrite, 256, 4, 0x2545_f491_4f6c_dd1d);
+        if !cfg!(miri) {
+            same_records(Mode::Overwrite, 4096, 3, 0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    #[test]
+    fn masked_records_the_same_events_drop() {
+        let blocks = if cfg!(miri) { 6 } else { 256 };
+        same_records(Mode::Drop, 256, blocks, 0x2545_f491_4f6c_dd1d);
+    }
+
+    /// seL4's common case: nothing is recorded inside the entry, so the deferred entry
+    /// ends up with a 1-byte word, and the exit still has a delta header.
+    #[test]
+    fn a_deferred_entry_alone_is_rewritten_minimal() {
+        let now = Cell::new(1000u64);
+        let mut words = std::vec![0u64; (RING_HEADER_LEN + 2 * 4096) / 8];
+        let t = Tracer::new(bytes(&mut words), &Config::new(), || now.get()).unwrap();
+        // SAFETY: one thread, no interrupts: no write ever nests.
+        let m = unsafe { t.masked() };
+        let pos = |w| t.ring().mem().word(w).load(Ordering::Relaxed);
+        now.set(1003);
+        m.kernel_entry_deferred();
+        let after_entry = pos(offsets::WRITE_POS);
+        now.set(1010);
+        assert!(m.kernel_entry_info(KernelEntry(62)));
+        // The 5-byte placeholder became 1 byte; every position moved back by 4.
+        for w in [offsets::WRITE_POS, offsets::LAST_POS, offsets::COMMIT_POS] {
+            assert_eq!(pos(w), after_entry - 4);
+        }
+        assert_eq!(pos(offsets::PENDING_POS), 0);
+        now.set(1040);
+        m.kernel_exit();
+        // With an interrupt inside the entry, the word keeps its 5 bytes.
+        now.set(1050);
+        m.kernel_entry_deferred();
+        now.set(1052);
+        m.interrupt(3);
+        let before_info = pos(offsets::WRITE_POS);
+        assert!(m.kernel_entry_info(KernelEntry(62)));
+        assert_eq!(pos(offsets::WRITE_POS), before_info);
+        now.set(1060);
+        m.kernel_exit();
+        let (bytes, recs) = records(&t);
+        let events: Vec<(u64, Event)> = recs.iter().map(|r| (r.ts, r.event)).collect();
+        use tracemark_format::ExitDuration::Ticks;
+        assert_eq!(
+            events,
+            [
+                (1003, Event::KernelEntry(KernelEntry(62))),
+                (1040, Event::KernelExit(Ticks(37))),
+                (1050, Event::KernelEntry(KernelEntry(62))),
+                (1052, Event::Interrupt { irq: 3 }),
+                (1060, Event::KernelExit(Ticks(10))),
+            ]
+        );
+        // KENTRY `00 3e` (first record of its block, delta 0), KEXIT `d1 04` (delta 37)
+        // and duration `27` (39: 37 ticks + 2): a delta header, no timestamp marker.
+        // Then KENTRY 2 + 5, IRQ 2, KEXIT 3.
+        let first = RING_HEADER_LEN + 32;
+        assert_eq!(bytes[first..first + 5], [0x00, 0x3e, 0xd1, 0x04, 0x27]);
+        assert_eq!(pos(offsets::COMMIT_POS) & 4095, 32 + 2 + 3 + 7 + 2 + 3);
     }
 }

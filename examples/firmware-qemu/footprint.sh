@@ -6,8 +6,12 @@
 #   - .text: every function reachable (by call graph in the disassembly) from the
 #     recording entry points fp_kernel_entry, fp_kernel_exit, fp_interrupt,
 #     fp_function_entry, fp_user (the encoder's writer, its slow paths, and the
-#     compiler-builtins it calls), and the instructions in each;
+#     compiler-builtins it calls), and the instructions in each; the same for the
+#     single-context calls (fp_masked_*, Tracer::masked) on their own;
 #   - .rodata: constants those functions load from .rodata;
+#   - panics and divisions: the script fails (exit status 1) if a panic function, a
+#     divide instruction (udiv/sdiv) or a compiler-builtins division routine is reachable
+#     from a recording entry point (fp_masked_* included);
 #   - RAM per CPU beyond the ring buffer: size_of::<Tracer<_>>() (printed by the probe);
 #   - instructions executed per call, measured under QEMU with -icount shift=0 (one
 #     instruction per virtual ns; 80 per SysTick tick at 12.5 MHz), averaged over
@@ -60,7 +64,7 @@ for line in dis.splitlines():
     m = re.match(r"^[0-9a-f]+ <(.+)>:$", line)
     # `$t`/`$d` are ARM mapping symbols (code/data inside a function), not functions.
     if m and not m.group(1).startswith("$"):
-        cur = m.group(1); funcs[cur] = {"insns": 0, "calls": set(), "words": []}
+        cur = m.group(1); funcs[cur] = {"insns": 0, "calls": set(), "words": [], "divides": False}
         continue
     if cur is None or not re.match(r"^\s+[0-9a-f]+:", line):
         continue
@@ -70,10 +74,13 @@ for line in dis.splitlines():
     if body.startswith((".short", ".byte")) or body.startswith("<unknown>"):
         continue
     funcs[cur]["insns"] += 1
+    if re.match(r"[su]div(\.w)?\s", body):
+        funcs[cur]["divides"] = True
     m = re.search(r"\b(bl|b|b\.w|blx)\s+0x[0-9a-f]+ <([^+>]+)>", body)
     if m and m.group(2) != cur:
         funcs[cur]["calls"].add(m.group(2))
-roots = ["fp_kernel_entry", "fp_kernel_exit", "fp_interrupt", "fp_function_entry", "fp_user"]
+roots = ["fp_kernel_entry", "fp_kernel_exit", "fp_interrupt", "fp_function_entry", "fp_user",
+         "fp_masked_kernel_entry", "fp_masked_kernel_exit", "fp_masked_interrupt"]
 def name(f):
     a = syms.get(f)
     return demangled.get((a[0], a[1]), f) if a else f
@@ -86,11 +93,37 @@ while todo:
     if is_panic(f):
         panics.add(name(f)); continue
     seen.add(f); todo.extend(funcs[f]["calls"])
-total = sum(syms[f][1] for f in seen if f in syms)
-print(f"  recording path .text: {total} bytes in {len(seen)} functions")
+def reach(start):
+    out, todo = set(), list(start)
+    while todo:
+        f = todo.pop()
+        if f in out or f not in funcs or is_panic(f): continue
+        out.add(f); todo.extend(funcs[f]["calls"])
+    return out
+def text(fs): return sum(syms[f][1] for f in fs if f in syms)
+# The size figures count the five nesting-safe calls (the single-context ones are checked
+# for panics and divisions above, and their core writer is reported on its own).
+plain = reach(roots[:5])
+print(f"  recording path .text: {text(plain)} bytes in {len(plain)} functions")
+# The core writer: what a firmware that records only kernel entries, exits and
+# interrupts links (issue 9's code-size goal: at most 2 KiB on thumbv7em).
+core_seen = reach(["fp_kernel_entry", "fp_kernel_exit", "fp_interrupt"])
+print(f"  core writer .text (kernel entry, exit, interrupt): {text(core_seen)} bytes in {len(core_seen)} functions")
+masked = reach(["fp_masked_kernel_entry", "fp_masked_kernel_exit", "fp_masked_interrupt"])
+print(f"  single-context core writer .text (Tracer::masked: kernel entry, exit, interrupt): {text(masked)} bytes in {len(masked)} functions")
 for f in sorted(seen, key=lambda f: -syms.get(f, (0, 0))[1]):
     print(f"    {syms.get(f, (0, 0))[1]:6d} B {funcs[f]['insns']:5d} insns  {name(f)[:90]}")
 print(f"  panics reachable from the recording path: {', '.join(sorted(panics)) or 'none'}")
+# Divisions: a divide instruction in a reachable function, or a reachable division
+# routine of compiler-builtins (thumbv6m has no divide instruction).
+is_div = lambda f: re.search(r"div(mod)?[sd]i3|aeabi_u?l?i?div|div_rem|udivmod", name(f)) is not None
+divisions = sorted({name(f) for f in seen if funcs[f]["divides"] or is_div(f)})
+print(f"  divisions reachable from the recording path: {', '.join(divisions) or 'none'}")
+if panics or divisions:
+    print("  FAIL: the recording path must not panic or divide", file=sys.stderr)
+    failed = True
+else:
+    failed = False
 ro = set()
 for f in seen:
     for w in funcs[f]["words"]:
@@ -108,6 +141,7 @@ for r in roots:
         if f in fs or f not in funcs or is_panic(f) or any(c in name(f) for c in cold): continue
         fs.add(f); todo2.extend(funcs[f]["calls"])
     print(f"  {r}: {funcs[r]['insns']} static instructions in the function, {sum(funcs[f]['insns'] for f in fs)} in it and the whole functions it calls outside the cold paths ({', '.join(sorted(name(f)[:40] for f in fs if f != r)) or '-'})")
+sys.exit(1 if failed else 0)
 PY
     if [ "${RUN_QEMU:-1}" != 0 ]; then
         timeout 120 qemu-system-arm -cpu "${CPU[$target]}" -machine lm3s6965evb -nographic \

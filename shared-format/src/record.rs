@@ -162,17 +162,38 @@ impl UserPayload {
             return None;
         }
         let mut bytes = [0u8; MAX_USER_PAYLOAD];
-        bytes[..data.len()].copy_from_slice(data);
+        // A zip rather than `copy_from_slice`: no length check (and no panic path) in the
+        // encoder's recording code, which builds payloads.
+        for (to, from) in bytes.iter_mut().zip(data) {
+            *to = *from;
+        }
         Some(UserPayload {
             len: data.len() as u8,
             bytes,
         })
     }
 
+    /// A payload holding the first [`MAX_USER_PAYLOAD`] bytes of `data` (all of it if
+    /// shorter). Never fails and has no panic path, for recording code.
+    #[inline]
+    pub fn truncating(data: &[u8]) -> Self {
+        let mut bytes = [0u8; MAX_USER_PAYLOAD];
+        let mut len = 0u8;
+        for (to, from) in bytes.iter_mut().zip(data) {
+            *to = *from;
+            len += 1;
+        }
+        UserPayload { len, bytes }
+    }
+
     /// The payload bytes.
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        // `len <= MAX_USER_PAYLOAD` by construction; `get` keeps a panic path out of the
+        // encoder's recording code all the same.
+        self.bytes
+            .get(..usize::from(self.len))
+            .unwrap_or(&self.bytes)
     }
 }
 
@@ -337,7 +358,9 @@ pub fn encode_with(time: Time, ts: u64, event: &Event, put: &mut impl FnMut(u8))
         Event::FunctionEntry { func }
         | Event::FunctionExit { func }
         | Event::ThreadSwitch { thread: func } => varint::write_with(put, func),
-        Event::User { id, payload } => {
+        // `ref`: a copy of the 33-byte payload would be a `memcpy` call in the encoder's
+        // recording path.
+        Event::User { id, ref payload } => {
             let data = payload.as_bytes();
             varint::write_with(put, user_head(id, data.len()));
             for b in data {
@@ -721,6 +744,22 @@ mod tests {
             .collect();
         assert_eq!(decoded, expected);
         (block, used)
+    }
+
+    #[test]
+    fn user_payloads_keep_at_most_32_bytes() {
+        let data: Vec<u8> = (0..40).collect();
+        for n in 0..=40 {
+            let p = UserPayload::truncating(&data[..n]);
+            assert_eq!(p.as_bytes(), &data[..n.min(MAX_USER_PAYLOAD)]);
+            assert_eq!(
+                UserPayload::new(&data[..n]).is_some(),
+                n <= MAX_USER_PAYLOAD
+            );
+            if let Some(q) = UserPayload::new(&data[..n]) {
+                assert_eq!(q, p);
+            }
+        }
     }
 
     #[test]

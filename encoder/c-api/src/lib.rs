@@ -538,6 +538,59 @@ pub extern "C" fn tm_kernel_entry_info(cpu: u32, word: u32) -> c_int {
     }
 }
 
+/// [`tm_kernel_entry_deferred`] for a kernel that records with interrupts masked (seL4):
+/// the same record, without what nesting safety costs (see `tracemark::Tracer::masked`).
+///
+/// # Safety
+///
+/// Until this call returns, nothing else may record into slot `cpu`: interrupts and
+/// exceptions that record are masked on that CPU, no other CPU records into the slot, and
+/// the call is not made from inside another `tm_*` call on it (a `-finstrument-functions`
+/// hook of the caller's tracing code, for example). Breaking this can lose or garble
+/// records, not memory.
+#[no_mangle]
+pub unsafe extern "C" fn tm_masked_kernel_entry_deferred(cpu: u32) -> c_int {
+    // SAFETY: the caller's contract is `Tracer::masked`'s.
+    with(cpu, |t| unsafe { t.masked() }.kernel_entry_deferred())
+}
+
+/// The exit of a deferred kernel entry, in one call, for a kernel that records with
+/// interrupts masked (seL4's exit hook): fills in the pending entry with `word` (as
+/// [`tm_kernel_entry_info`]), records a thread switch to `next_thread` unless it is 0
+/// (as [`tm_thread_switch`]), then the kernel exit (as [`tm_kernel_exit`]). Returns the
+/// exit's result.
+///
+/// # Safety
+///
+/// As [`tm_masked_kernel_entry_deferred`].
+#[no_mangle]
+pub unsafe extern "C" fn tm_masked_kernel_exit_deferred(
+    cpu: u32,
+    word: u32,
+    next_thread: u64,
+) -> c_int {
+    with(cpu, |t| {
+        // SAFETY: the caller's contract is `Tracer::masked`'s.
+        let m = unsafe { t.masked() };
+        m.kernel_entry_info(KernelEntry(word));
+        if next_thread != 0 {
+            m.thread_switch(next_thread);
+        }
+        m.kernel_exit()
+    })
+}
+
+/// [`tm_interrupt`] for a kernel that records with interrupts masked.
+///
+/// # Safety
+///
+/// As [`tm_masked_kernel_entry_deferred`].
+#[no_mangle]
+pub unsafe extern "C" fn tm_masked_interrupt(cpu: u32, irq: u32) -> c_int {
+    // SAFETY: the caller's contract is `Tracer::masked`'s.
+    with(cpu, |t| unsafe { t.masked() }.interrupt(irq))
+}
+
 /// Records a thread switch: `thread` (seL4: the TCB address) runs next.
 #[no_mangle]
 pub extern "C" fn tm_thread_switch(cpu: u32, thread: u64) -> c_int {

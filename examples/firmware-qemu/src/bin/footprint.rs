@@ -73,6 +73,31 @@ pub extern "C" fn fp_user(t: &FpTracer, id: u32, data: &[u8; 8]) -> bool {
     t.user(id, data) == Outcome::Written
 }
 
+/// Records an interrupt through the single-context calls (`Tracer::masked`).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn fp_masked_interrupt(t: &FpTracer, irq: u32) -> bool {
+    // SAFETY: this firmware records from its main loop only (no interrupt records), so
+    // no write to the ring can run while this one does.
+    unsafe { t.masked() }.interrupt(irq) == Outcome::Written
+}
+
+/// Records a kernel entry through the single-context calls.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn fp_masked_kernel_entry(t: &FpTracer, word: u32) -> bool {
+    // SAFETY: as in `fp_masked_interrupt`.
+    unsafe { t.masked() }.kernel_entry(KernelEntry(word)) == Outcome::Written
+}
+
+/// Records a kernel exit through the single-context calls.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn fp_masked_kernel_exit(t: &FpTracer) -> bool {
+    // SAFETY: as in `fp_masked_interrupt`.
+    unsafe { t.masked() }.kernel_exit() == Outcome::Written
+}
+
 /// An empty function with the same signature as `fp_interrupt`: the loop baseline.
 #[no_mangle]
 #[inline(never)]
@@ -128,7 +153,7 @@ fn main() -> ! {
         fp_baseline(t, i);
     });
     let payload = [1u8, 2, 3, 4, 5, 6, 7, 8];
-    let runs: [(&str, u64); 5] = [
+    let runs: [(&str, u64); 8] = [
         (
             "interrupt",
             measure(|i| {
@@ -158,6 +183,25 @@ fn main() -> ! {
             "user",
             measure(|i| {
                 fp_user(t, i & 7, &payload);
+            }),
+        ),
+        (
+            "masked_interrupt",
+            measure(|i| {
+                fp_masked_interrupt(t, i & 63);
+            }),
+        ),
+        (
+            "masked_kernel_entry",
+            measure(|i| {
+                fp_masked_kernel_entry(t, 0x0000_100e | (i & 7) << 3);
+                fp_masked_kernel_exit(t);
+            }),
+        ),
+        (
+            "masked_kernel_exit",
+            measure(|_| {
+                fp_masked_kernel_exit(t);
             }),
         ),
     ];

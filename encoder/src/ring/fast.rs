@@ -1,0 +1,424 @@
+//! The common path, inlined into every recording call: enter, one straight-line attempt
+//! at a `Small` record (size, reserve, write, publish), exit.
+
+use tracemark_format::record::{self, Kind};
+use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN, RING_HEADER_LEN};
+use tracemark_format::varint;
+use tracemark_format::Event;
+
+use crate::mem::Mem;
+use crate::sync::{compiler_fence, local_add, local_cas, Ordering};
+
+use super::{Outcome, Ring};
+
+/// The common shape of a record the inlined fast path encodes itself: the header varint,
+/// then one varint `head`, then `data` bytes (a user event's payload).
+#[derive(Clone, Copy)]
+pub(crate) struct Small<'d> {
+    /// The kind code.
+    pub(crate) kind: u32,
+    /// The first payload varint.
+    pub(crate) head: u32,
+    /// Raw bytes after it (at most [`record::MAX_USER_PAYLOAD`]).
+    pub(crate) data: &'d [u8],
+}
+
+impl<'d> Small<'d> {
+    /// A record whose payload is one varint.
+    #[inline(always)]
+    pub(crate) fn varint(kind: Kind, head: u32) -> Small<'d> {
+        Small {
+            kind: kind as u32,
+            head,
+            data: &[],
+        }
+    }
+
+    /// The fast-path form of `event`, if it has one (its payload fits a `u32` varint).
+    #[inline(always)]
+    pub(super) fn of(event: &Event) -> Option<Small<'d>> {
+        let head = match *event {
+            Event::KernelEntry(entry) => entry.0,
+            Event::Interrupt { irq } => irq,
+            Event::KernelExit(d) => u32::try_from(d.to_wire()).ok()?,
+            Event::FunctionEntry { func }
+            | Event::FunctionExit { func }
+            | Event::ThreadSwitch { thread: func } => u32::try_from(func).ok()?,
+            Event::User { .. }
+            | Event::Image { .. }
+            | Event::Lost { .. }
+            | Event::ClockBack { .. } => return None,
+        };
+        Some(Small {
+            kind: event.kind() as u32,
+            head,
+            data: &[],
+        })
+    }
+}
+
+/// A writer starts: bumps `nest` (see the module doc); returns the value it found.
+#[inline(always)]
+pub(super) fn enter(mem: &Mem<'_>) -> u32 {
+    let nest = mem.word(offsets::NEST);
+    let n = nest.load(Ordering::Relaxed);
+    nest.store(n + 1, Ordering::Relaxed);
+    compiler_fence();
+    n
+}
+
+/// A writer ends: restores `nest`, and the outermost one commits.
+#[inline(always)]
+pub(super) fn exit(mem: &Mem<'_>, entered_at: u32) {
+    compiler_fence();
+    let nest = mem.word(offsets::NEST);
+    if entered_at != 0 {
+        nest.store(entered_at, Ordering::Relaxed);
+        return;
+    }
+    let write = mem.word(offsets::WRITE_POS);
+    let commit = mem.word(offsets::COMMIT_POS);
+    loop {
+        let w = write.load(Ordering::Relaxed);
+        commit.store(w, Ordering::Release);
+        compiler_fence();
+        nest.store(0, Ordering::Relaxed);
+        compiler_fence();
+        // NOTE: an interrupt that reserved after the load above saw `nest > 0` and left
+        // its record uncommitted; catch it here. One that comes after this check sees
+        // `nest == 0` and commits itself.
+        if write.load(Ordering::Relaxed) == w {
+            return;
+        }
+        nest.store(1, Ordering::Relaxed);
+        compiler_fence();
+    }
+}
+
+/// Header deltas below this take the fast path: `delta << 4 | kind` fits a `u32`.
+pub(super) const FAST_DELTA_LIMIT: u64 = 1 << (32 - record::KIND_BITS);
+
+/// The longest two `u32` varints of a `Small` record (its header and head).
+pub(super) const SMALL_VARINTS_MAX: u32 = 10;
+
+/// Stores the LEB128 bytes of `v` from `at`; returns the position after them.
+#[inline(always)]
+pub(super) fn put_varint32(mem: &Mem<'_>, at: usize, v: u32) -> usize {
+    varint::write_u32_at(at, v, |at, b| mem.store_byte(at, b))
+}
+
+impl<'a> Ring<'a> {
+    /// Writes the event `make(ts)` at the clock's current time `ts`; returns what
+    /// happened and the time used. `make` sees the final timestamp, so a kernel exit
+    /// can compute its duration from it.
+    #[inline(always)]
+    pub fn write_with(&self, now: impl Fn() -> u64, make: impl Fn(u64) -> Event) -> (Outcome, u64) {
+        let (now, make) = (&now, &make);
+        self.write_small(now, |ts| Small::of(&make(ts)), make)
+    }
+
+    /// Writes a record: `fast(ts)` describes it for the inlined fast path (`None`: use
+    /// the general path), `make(ts)` is the same record as an [`Event`].
+    ///
+    /// `now` and `make` are taken by value (closures over references and small values,
+    /// so `Copy`) and passed by value to the out-of-line general path: the fast path
+    /// then builds no closure objects on the stack for a call it does not make.
+    #[inline(always)]
+    pub(crate) fn write_small<'d>(
+        &self,
+        now: impl Fn() -> u64 + Copy,
+        fast: impl Fn(u64) -> Option<Small<'d>>,
+        make: impl Fn(u64) -> Event + Copy,
+    ) -> (Outcome, u64) {
+        self.write_small_in::<false>(now, fast, make)
+    }
+
+    /// [`Ring::write_small`] for a writer that no other writer of this ring can
+    /// interrupt: the fast path skips what nesting safety costs (the `nest` counter, the
+    /// reservation's compare-and-swap, the read-modify-write of the block's record count,
+    /// the commit's re-check); the bytes written are the same. The general path it falls
+    /// back to is the nesting-safe one, unchanged.
+    ///
+    /// # Safety
+    ///
+    /// From the call until it returns, no other write to this ring may run or start: not
+    /// an interrupt or exception on the ring's CPU (the caller runs with them masked, as
+    /// seL4's kernel does), not another CPU, and the call is not made from inside another
+    /// write to this ring (`nest` is 0). A writer that breaks this can lose or corrupt
+    /// records; memory safety does not depend on it (every access is still an atomic
+    /// inside the ring).
+    #[inline(always)]
+    pub(crate) unsafe fn write_small_masked<'d>(
+        &self,
+        now: impl Fn() -> u64 + Copy,
+        fast: impl Fn(u64) -> Option<Small<'d>>,
+        make: impl Fn(u64) -> Event + Copy,
+    ) -> (Outcome, u64) {
+        self.write_small_in::<true>(now, fast, make)
+    }
+
+    /// The common path, nesting-safe (`MASKED == false`) or single-context (`MASKED`:
+    /// see [`Ring::write_small_masked`] for when that is allowed).
+    #[inline(always)]
+    fn write_small_in<'d, const MASKED: bool>(
+        &self,
+        now: impl Fn() -> u64 + Copy,
+        fast: impl Fn(u64) -> Option<Small<'d>>,
+        make: impl Fn(u64) -> Event + Copy,
+    ) -> (Outcome, u64) {
+        // A local copy, so the base address stays in a register across atomic stores
+        // (through `&self` the compiler must reload it after each: for all it knows, the
+        // store might have changed the `Ring`).
+        let mem = self.mem.local();
+        if MASKED {
+            // No writer runs besides this one (the caller's contract), so `nest` is 0
+            // and stays 0: there is nothing to enter, and the commit is one store.
+            return match self.try_fast::<MASKED>(&mem, &now, fast) {
+                Some(ts) => {
+                    let end = mem.word(offsets::WRITE_POS).load(Ordering::Relaxed);
+                    mem.word(offsets::COMMIT_POS).store(end, Ordering::Release);
+                    (Outcome::Written, ts)
+                }
+                None => {
+                    // The general path enters and exits as any writer does.
+                    let nest = enter(&mem);
+                    self.write_slow_from(nest, now, make)
+                }
+            };
+        }
+        let nest = enter(&mem);
+        match self.try_fast::<MASKED>(&mem, &now, fast) {
+            Some(ts) => {
+                exit(&mem, nest);
+                (Outcome::Written, ts)
+            }
+            None => self.write_slow_from(nest, now, make),
+        }
+    }
+
+    /// The call of the general path, out of line and cold, so that the inlined fast
+    /// path neither sets up its arguments nor keeps registers for it.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn write_slow_from(
+        &self,
+        nest: u32,
+        now: impl Fn() -> u64,
+        make: impl Fn(u64) -> Event,
+    ) -> (Outcome, u64) {
+        self.write_slow(nest, &now, &make)
+    }
+    /// One attempt at the fast path: a `Small` record with a delta header that fits a
+    /// `u32`, in the block the cached lap maps `write_pos` to, with room there, and no
+    /// interrupt moving `write_pos` in between. Straight-line code; anything else returns
+    /// `None` having written nothing, and the caller starts over on the general path.
+    /// The bytes are those of `record::encode_with` with `Time::Delta(delta)`.
+    ///
+    /// `MASKED`: no other writer can run (see [`Ring::write_small_masked`]), so the
+    /// reservation and the record count are plain stores.
+    #[inline(always)]
+    pub(super) fn try_fast<'d, const MASKED: bool>(
+        &self,
+        mem: &Mem<'_>,
+        now: &impl Fn() -> u64,
+        fast: impl Fn(u64) -> Option<Small<'d>>,
+    ) -> Option<u64> {
+        let write = mem.word(offsets::WRITE_POS);
+        let pos = write.load(Ordering::Relaxed);
+        let last_pos = mem.word(offsets::LAST_POS).load(Ordering::Relaxed);
+        let last_ts = mem.load_last_ts();
+        compiler_fence();
+        let ts = now();
+        let s = fast(ts)?;
+        let (delta, behind) = ts.overflowing_sub(last_ts);
+        if last_pos != pos || behind || delta >= FAST_DELTA_LIMIT {
+            return None;
+        }
+        // `delta < 2^28`, so the header fits a `u32`.
+        let header = record::record_header(delta, s.kind as u8) as u32;
+        // At most 5 + 5 + 32 bytes, far below `block_size - BLOCK_HEADER_LEN`.
+        let len =
+            varint::encoded_len_u32(header) + varint::encoded_len_u32(s.head) + s.data.len() as u32;
+        // The cache may be loaded at any time: it is a pure function of the lap, checked
+        // against `pos` here.
+        let rel = pos.wrapping_add(self.lap.load(Ordering::Relaxed));
+        let mask = self.mask;
+        let offset = rel & mask;
+        // `rel < area`: `pos` is in the cached lap, so `rel` is its offset from the first
+        // block. Then `BLOCK_HEADER_LEN <= offset` and `offset + SMALL_VARINTS_MAX +
+        // data.len() < block_size` in one compare against a constant of the ring (an
+        // `offset` below the header wraps to a huge value), so `offset + len <
+        // block_size`. The bound is the longest record of this shape, not this one's
+        // length: the check does not wait for the lengths, and the records it sends to
+        // the general path (the last few bytes of a block) are rare. NOTE: `<` not `<=`:
+        // a block never fills to its last byte, so the offset never carries into the
+        // sequence number and there is always room for END_MARKER.
+        if rel >= self.area
+            || offset.wrapping_sub(BLOCK_HEADER_LEN as u32) >= self.room - s.data.len() as u32
+            || !(MASKED || local_cas(write, pos, pos + len))
+        {
+            return None;
+        }
+        let at = RING_HEADER_LEN + rel as usize;
+        let at = put_varint32(mem, at, header);
+        let at = put_varint32(mem, at, s.head);
+        for (i, &b) in s.data.iter().enumerate() {
+            mem.store_byte(at + i, b);
+        }
+        let block = RING_HEADER_LEN + (rel - offset) as usize;
+        // `Small` records are never `Lost`, so they all count.
+        let records = mem.word(block + offsets::BLOCK_RECORDS);
+        if MASKED {
+            write.store(pos + len, Ordering::Relaxed);
+            records.store(
+                records.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+        } else {
+            local_add(records, 1);
+        }
+        self.publish_last(mem, ts, pos + len);
+        Some(ts)
+    }
+
+    #[inline(always)]
+    pub(super) fn publish_last(&self, mem: &Mem<'_>, ts: u64, end: u32) {
+        compiler_fence();
+        mem.store_last_ts(ts);
+        compiler_fence();
+        mem.word(offsets::LAST_POS).store(end, Ordering::Relaxed);
+    }
+}
+
+/// The fast path must write exactly the bytes of `record::encode` (the wire format).
+#[cfg(all(test, not(loom)))]
+mod fast_path_bytes {
+    use std::cell::Cell;
+    use std::vec::Vec;
+
+    use tracemark_format::record::{self, Time, UserPayload, MAX_DELTA};
+    use tracemark_format::ring::{BLOCK_HEADER_LEN, RING_HEADER_LEN};
+    use tracemark_format::{Event, ExitDuration, KernelEntry};
+
+    use crate::{Config, Tracer};
+
+    #[test]
+    pub(super) fn same_bytes_as_record_encode() {
+        let mut words = std::vec![0u64; (RING_HEADER_LEN + 4 * 65536) / 8];
+        let len = words.len() * 8;
+        // SAFETY: `len` initialised bytes of `words`, 8-aligned, used only through this view
+        // while `words` lives.
+        let mem = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+        let now = Cell::new(1_000u64);
+        let config = Config {
+            block_size: 65536,
+            ..Config::new()
+        };
+        let t = Tracer::new(mem, &config, || now.get()).unwrap();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut expected = Vec::new();
+        let (mut last_ts, mut first) = (0u64, true);
+        let mut entries: Vec<u64> = Vec::new();
+        for _ in 0..2000 {
+            let r = next();
+            // Deltas around every varint length boundary and the 2^28 fast-path limit,
+            // and steps backwards (timestamp markers).
+            let delta = match r % 8 {
+                0 => 0,
+                1 => r >> 60,
+                2 => (1 << (r >> 59)) - 1,
+                3 => 1 << (r >> 59),
+                4 => (1 << 28) - 1 + (r >> 62),
+                5 => r >> 24,
+                _ => r >> 40,
+            };
+            let ts = if r % 97 == 0 {
+                now.get() - (r >> 50)
+            } else {
+                now.get() + delta
+            };
+            now.set(ts);
+            let v = next();
+            let small = (v >> (v % 64)) as u32;
+            let event = match (v >> 8) % 7 {
+                0 => {
+                    t.interrupt(small);
+                    Event::Interrupt { irq: small }
+                }
+                1 => {
+                    let func = v >> (v % 64);
+                    t.function_entry(func);
+                    Event::FunctionEntry { func }
+                }
+                2 => {
+                    t.function_exit(u64::from(small));
+                    Event::FunctionExit {
+                        func: u64::from(small),
+                    }
+                }
+                3 => {
+                    t.kernel_entry(KernelEntry(small));
+                    entries.push(ts);
+                    Event::KernelEntry(KernelEntry(small))
+                }
+                4 => {
+                    t.kernel_exit();
+                    Event::KernelExit(match entries.pop() {
+                        Some(start) if entries.len() < 8 => {
+                            ExitDuration::Ticks(ts.saturating_sub(start))
+                        }
+                        Some(_) => ExitDuration::NestingOverflow,
+                        None => ExitDuration::NoEntry,
+                    })
+                }
+                5 => {
+                    let data: Vec<u8> = (0..(v % 40) as u8).collect();
+                    let id = (v >> 20) as u32 >> (v % 32);
+                    t.user(id, &data);
+                    let data = &data[..data.len().min(32)];
+                    Event::User {
+                        id,
+                        payload: UserPayload::new(data).unwrap(),
+                    }
+                }
+                _ => {
+                    let event = Event::Image {
+                        base: v,
+                        size: v >> 20,
+                        id: 7,
+                    };
+                    t.record(event);
+                    event
+                }
+            };
+            let mut buf = [0u8; record::MAX_RECORD_LEN];
+            if !first && ts < last_ts {
+                // A step back: a CLOCKBACK record first, then the event 0 ticks later.
+                let back = Event::ClockBack { back: last_ts - ts };
+                let n = record::encode(&mut buf, Time::Absolute(ts), ts, &back);
+                expected.extend_from_slice(&buf[..n]);
+                last_ts = ts;
+            }
+            let time = match ts.checked_sub(last_ts) {
+                _ if first => Time::Delta(0),
+                Some(d) if d <= MAX_DELTA => Time::Delta(d),
+                _ => Time::Absolute(ts),
+            };
+            first = false;
+            last_ts = ts;
+            let n = record::encode(&mut buf, time, ts, &event);
+            expected.extend_from_slice(&buf[..n]);
+        }
+        assert!(expected.len() < 65536 - BLOCK_HEADER_LEN, "one block");
+        let mut got = std::vec![0u8; expected.len()];
+        t.ring()
+            .read_at(RING_HEADER_LEN + BLOCK_HEADER_LEN, &mut got);
+        assert_eq!(got, expected);
+    }
+}

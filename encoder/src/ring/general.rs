@@ -1,0 +1,132 @@
+//! The general path, out of line: any record at any time (timestamp markers, large
+//! values, user and image records), retried with a fresh clock reading when an interrupt
+//! wrote in between; it opens the next block when the record does not fit.
+
+use tracemark_format::record::{self, Time, MAX_DELTA};
+use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN};
+use tracemark_format::Event;
+
+use crate::sync::{compiler_fence, local_add, local_cas, Ordering};
+
+use super::fast::exit;
+use super::{counts, Outcome, Ring, Step};
+
+/// [`record::encoded_len`], one shared copy for the general path and the block opener.
+#[inline(never)]
+pub(super) fn record_len(time: Time, ts: u64, event: &Event) -> u32 {
+    record::encoded_len(time, ts, event) as u32
+}
+
+impl<'a> Ring<'a> {
+    /// The rest of a write the fast path declined: the general writer, then the exit
+    /// (here, so that the inlined fast path returns straight from registers). Out of
+    /// line and not generic: one copy for every caller.
+    #[inline(never)]
+    pub(super) fn write_slow(
+        &self,
+        nest: u32,
+        now: &dyn Fn() -> u64,
+        make: &dyn Fn(u64) -> Event,
+    ) -> (Outcome, u64) {
+        let result = self.write_general_loop(now, make, true);
+        exit(&self.mem, nest);
+        result
+    }
+
+    /// The general writer: any record, retried with a fresh clock reading until it is
+    /// written or dropped. One shared copy (the slow path and the drop reporter).
+    #[inline(never)]
+    pub(super) fn write_general_loop(
+        &self,
+        now: &dyn Fn() -> u64,
+        make: &dyn Fn(u64) -> Event,
+        count_drop: bool,
+    ) -> (Outcome, u64) {
+        let write = self.hdr(offsets::WRITE_POS);
+        let mut stepped_back = false;
+        loop {
+            let pos = write.load(Ordering::Relaxed);
+            let last_pos = self.hdr(offsets::LAST_POS).load(Ordering::Relaxed);
+            let last_ts = self.mem.load_last_ts();
+            compiler_fence();
+            let ts = now();
+            // `last_ts` was read before the clock, and every writer nested since stored a
+            // later reading (or made our reservation fail), so a reading below it means
+            // the clock itself went back: say so first (once per write; a record that
+            // does not fit is not counted as dropped), then write from a fresh reading.
+            if ts < last_ts && !stepped_back {
+                let back = Event::ClockBack { back: last_ts - ts };
+                match self.write_general(pos, last_pos, last_ts, ts, &back, false) {
+                    Step::Retry => continue,
+                    Step::Done(_) => {}
+                    Step::Report => self.report_drops(now),
+                }
+                stepped_back = true;
+                continue;
+            }
+            match self.write_general(pos, last_pos, last_ts, ts, &make(ts), count_drop) {
+                Step::Retry => continue,
+                Step::Done(outcome) => return (outcome, ts),
+                Step::Report => {
+                    self.report_drops(now);
+                    return (Outcome::Written, ts);
+                }
+            }
+        }
+    }
+
+    /// The general path, one attempt: any record, any time; opens the next block if the
+    /// record does not fit. Only timestamp markers, large values, block switches and
+    /// writers that an interrupt raced come here.
+    #[inline(always)]
+    pub(super) fn write_general(
+        &self,
+        pos: u32,
+        last_pos: u32,
+        last_ts: u64,
+        ts: u64,
+        event: &Event,
+        count_drop: bool,
+    ) -> Step {
+        let p = self.geometry.split(pos);
+        let time = match ts.checked_sub(last_ts) {
+            Some(delta) if last_pos == pos && delta <= MAX_DELTA => Time::Delta(delta),
+            _ => Time::Absolute(ts),
+        };
+        let len = record_len(time, ts, event);
+        // NOTE: `<` not `<=`, as in the fast path.
+        if p.offset >= BLOCK_HEADER_LEN as u32 && p.offset + len <= self.mask {
+            // Refresh the fast path's cache for this lap (any lap's value is correct).
+            self.lap.store(self.lap_of(p.seq), Ordering::Relaxed);
+            let block = self.block_of(p.seq);
+            if !local_cas(self.hdr(offsets::WRITE_POS), pos, pos + len) {
+                return Step::Retry;
+            }
+            self.store_record(block + p.offset as usize, time, ts, event);
+            if counts(event) {
+                local_add(self.mem.word(block + offsets::BLOCK_RECORDS), 1);
+            }
+            self.publish_last(&self.mem.local(), ts, pos + len);
+            return Step::Done(Outcome::Written);
+        }
+        match self.open_block(pos, ts, event, count_drop) {
+            // Records are only ever dropped when a block cannot be opened, so a
+            // successful open is where unreported drops are reported.
+            Step::Done(Outcome::Written) if count_drop && self.has_unreported_drops() => {
+                Step::Report
+            }
+            step => step,
+        }
+    }
+
+    /// Writes the record's bytes at `at`, in space this writer has reserved. Out of line:
+    /// only the general path and the block opener use it, and they share one copy.
+    #[inline(never)]
+    pub(super) fn store_record(&self, mut at: usize, time: Time, ts: u64, event: &Event) {
+        let mem = self.mem.local();
+        record::encode_with(time, ts, event, &mut |b| {
+            mem.store_byte(at, b);
+            at += 1;
+        });
+    }
+}
