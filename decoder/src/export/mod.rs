@@ -19,6 +19,7 @@ use crate::merge::{Item, RingCursor};
 
 pub mod ctf;
 pub mod parquet;
+mod parquet_chunk;
 
 /// What an exporter needs to know about one ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

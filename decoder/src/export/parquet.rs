@@ -47,7 +47,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
+use parquet::data_type::{ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
@@ -56,6 +56,7 @@ use parquet::schema::types::{ColumnPath, Type};
 use tracemark_format::record::ExitDuration;
 use tracemark_format::{EntryPath, Event, KernelEntry, Kind, SyscallAbi};
 
+use super::parquet_chunk::{Bitmap, ChunkWriter, Values};
 use super::{DumpMeta, RingMeta, RingSink};
 use crate::merge::Item;
 
@@ -222,58 +223,159 @@ fn s(text: &'static str) -> ByteArray {
     ByteArray::from(Bytes::from_static(text.as_bytes()))
 }
 
-/// The strings of the records table, made once (cloning a static `Bytes` is free).
-struct Names {
-    kinds: [ByteArray; 8],
-    paths: [ByteArray; 8],
-    syscalls: [Option<ByteArray>; 16],
-    caps: [Option<ByteArray>; 32],
-    no_entry: ByteArray,
-    overflow: ByteArray,
+/// A fixed dictionary of names and the code of each name's number.
+struct Dict {
+    names: Vec<&'static str>,
+    /// `code[number]`: the name's index in `names`, `None` where there is no name.
+    code: Vec<Option<u8>>,
 }
+
+impl Dict {
+    fn new(names: impl IntoIterator<Item = Option<&'static str>>) -> Self {
+        let mut d = Dict {
+            names: Vec::new(),
+            code: Vec::new(),
+        };
+        for n in names {
+            d.code.push(n.map(|n| {
+                d.names.push(n);
+                (d.names.len() - 1) as u8
+            }));
+        }
+        d
+    }
+}
+
+/// The string columns' dictionaries of a ring (syscall and cap names follow its ABI).
+struct Names {
+    kinds: Dict,
+    paths: Dict,
+    syscalls: Dict,
+    caps: Dict,
+    notes: Dict,
+}
+
+/// Codes of `exit_note`.
+const NO_ENTRY: u8 = 0;
+const NESTING_OVERFLOW: u8 = 1;
 
 impl Names {
     fn new(abi: SyscallAbi) -> Self {
         Names {
-            kinds: Kind::EVENTS.map(|k| s(k.name())),
-            paths: EntryPath::ALL.map(|p| s(p.name())),
-            syscalls: std::array::from_fn(|i| abi.syscall_name(i as u8).map(s)),
-            caps: std::array::from_fn(|i| abi.cap_name(i as u8).map(s)),
-            no_entry: s("no entry"),
-            overflow: s("nesting overflow"),
+            kinds: Dict::new(Kind::EVENTS.map(|k| Some(k.name()))),
+            paths: Dict::new(EntryPath::ALL.map(|p| Some(p.name()))),
+            syscalls: Dict::new((0..16).map(|i| abi.syscall_name(i))),
+            caps: Dict::new((0..32).map(|i| abi.cap_name(i))),
+            notes: Dict::new([Some("no entry"), Some("nesting overflow")]),
         }
     }
 }
 
-/// The columns of a row group of the records table, being filled.
+/// A nullable column of a row group in its final bytes: the rows present and their
+/// values, PLAIN-encoded (or one byte each: dictionary codes, booleans).
+struct Sparse {
+    present: Bitmap,
+    values: Vec<u8>,
+}
+
+impl Default for Sparse {
+    fn default() -> Self {
+        Sparse {
+            present: Bitmap::new(ROW_GROUP_ROWS),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl Sparse {
+    #[inline(always)]
+    fn bytes(&mut self, row: usize, v: &[u8]) {
+        if self.present.set(row) {
+            self.values.extend_from_slice(v);
+        }
+    }
+    #[inline(always)]
+    fn i32(&mut self, row: usize, v: i32) {
+        self.bytes(row, &v.to_le_bytes());
+    }
+    #[inline(always)]
+    fn i64(&mut self, row: usize, v: i64) {
+        self.bytes(row, &v.to_le_bytes());
+    }
+    #[inline(always)]
+    fn byte(&mut self, row: usize, v: u8) {
+        if self.present.set(row) {
+            self.values.push(v);
+        }
+    }
+    /// A `BYTE_ARRAY` value: `u32` length, then the bytes.
+    #[inline(always)]
+    fn binary(&mut self, row: usize, v: &[u8]) {
+        if self.present.set(row) {
+            self.values
+                .extend_from_slice(&(v.len() as u32).to_le_bytes());
+            self.values.extend_from_slice(v);
+        }
+    }
+    fn clear(&mut self, rows: usize) {
+        self.present.clear(rows);
+        self.values.clear();
+    }
+}
+
+/// The columns of a row group of the records table, being filled. `ts`, `time_ns` and
+/// `n` go through `parquet`'s column writers (delta encoding, statistics); the others
+/// are encoded by [`ChunkWriter`].
 #[derive(Default)]
 struct Records {
     ts: Vec<i64>,
     time_ns: Col<i64>,
     n: Col<i64>,
-    kind: Vec<ByteArray>,
-    path: Col<ByteArray>,
-    syscall: Col<i32>,
-    syscall_name: Col<ByteArray>,
-    cap: Col<i32>,
-    cap_name: Col<ByteArray>,
-    label: Col<i32>,
-    fastpath: Col<bool>,
-    core: Col<i32>,
-    word: Col<i32>,
-    duration_ticks: Col<i64>,
-    duration_ns: Col<i64>,
-    exit_note: Col<ByteArray>,
-    irq: Col<i32>,
-    func: Col<i64>,
-    symbol: Col<ByteArray>,
-    user_id: Col<i32>,
-    payload: Col<ByteArray>,
+    kind: Vec<u8>,
+    path: Sparse,
+    syscall: Sparse,
+    syscall_name: Sparse,
+    cap: Sparse,
+    cap_name: Sparse,
+    label: Sparse,
+    fastpath: Sparse,
+    core: Sparse,
+    word: Sparse,
+    duration_ticks: Sparse,
+    duration_ns: Sparse,
+    exit_note: Sparse,
+    irq: Sparse,
+    func: Sparse,
+    symbol: Sparse,
+    user_id: Sparse,
+    payload: Sparse,
 }
 
 impl Records {
     fn len(&self) -> usize {
         self.ts.len()
+    }
+
+    fn sparse(&mut self) -> [&mut Sparse; 17] {
+        [
+            &mut self.path,
+            &mut self.syscall,
+            &mut self.syscall_name,
+            &mut self.cap,
+            &mut self.cap_name,
+            &mut self.label,
+            &mut self.fastpath,
+            &mut self.core,
+            &mut self.word,
+            &mut self.duration_ticks,
+            &mut self.duration_ns,
+            &mut self.exit_note,
+            &mut self.irq,
+            &mut self.func,
+            &mut self.symbol,
+            &mut self.user_id,
+            &mut self.payload,
+        ]
     }
 
     fn clear(&mut self) {
@@ -282,56 +384,66 @@ impl Records {
         self.kind.clear();
         self.time_ns.clear(n);
         self.n.clear(n);
-        self.path.clear(n);
-        self.syscall.clear(n);
-        self.syscall_name.clear(n);
-        self.cap.clear(n);
-        self.cap_name.clear(n);
-        self.label.clear(n);
-        self.fastpath.clear(n);
-        self.core.clear(n);
-        self.word.clear(n);
-        self.duration_ticks.clear(n);
-        self.duration_ns.clear(n);
-        self.exit_note.clear(n);
-        self.irq.clear(n);
-        self.func.clear(n);
-        self.symbol.clear(n);
-        self.user_id.clear(n);
-        self.payload.clear(n);
+        for c in self.sparse() {
+            c.clear(n);
+        }
     }
 
-    fn write(&self, w: &mut SerializedFileWriter<File>) -> Result<(), ParquetError> {
-        fn opt<T: DataType>(
-            rg: &mut parquet::file::writer::SerializedRowGroupWriter<'_, File>,
-            c: &Col<T::T>,
-            rows: usize,
-        ) -> Result<(), ParquetError> {
-            put::<T>(rg, &c.values, Some(c.defs(rows)))
-        }
+    fn write(
+        &self,
+        w: &mut SerializedFileWriter<File>,
+        chunks: &mut ChunkWriter,
+        names: &Names,
+    ) -> Result<(), ParquetError> {
         let n = self.ts.len();
+        let descr = w.schema_descr().columns().to_vec();
         let mut rg = w.next_row_group()?;
         put::<Int64Type>(&mut rg, &self.ts, None)?;
-        opt::<Int64Type>(&mut rg, &self.time_ns, n)?;
-        opt::<Int64Type>(&mut rg, &self.n, n)?;
-        put::<ByteArrayType>(&mut rg, &self.kind, None)?;
-        opt::<ByteArrayType>(&mut rg, &self.path, n)?;
-        opt::<Int32Type>(&mut rg, &self.syscall, n)?;
-        opt::<ByteArrayType>(&mut rg, &self.syscall_name, n)?;
-        opt::<Int32Type>(&mut rg, &self.cap, n)?;
-        opt::<ByteArrayType>(&mut rg, &self.cap_name, n)?;
-        opt::<Int32Type>(&mut rg, &self.label, n)?;
-        opt::<BoolType>(&mut rg, &self.fastpath, n)?;
-        opt::<Int32Type>(&mut rg, &self.core, n)?;
-        opt::<Int32Type>(&mut rg, &self.word, n)?;
-        opt::<Int64Type>(&mut rg, &self.duration_ticks, n)?;
-        opt::<Int64Type>(&mut rg, &self.duration_ns, n)?;
-        opt::<ByteArrayType>(&mut rg, &self.exit_note, n)?;
-        opt::<Int32Type>(&mut rg, &self.irq, n)?;
-        opt::<Int64Type>(&mut rg, &self.func, n)?;
-        opt::<ByteArrayType>(&mut rg, &self.symbol, n)?;
-        opt::<Int32Type>(&mut rg, &self.user_id, n)?;
-        opt::<ByteArrayType>(&mut rg, &self.payload, n)?;
+        put::<Int64Type>(&mut rg, &self.time_ns.values, Some(self.time_ns.defs(n)))?;
+        put::<Int64Type>(&mut rg, &self.n.values, Some(self.n.defs(n)))?;
+        fn dict<'a>(d: &'a Dict, codes: &'a [u8]) -> Values<'a> {
+            Values::Dict {
+                dict: &d.names,
+                codes,
+            }
+        }
+        fn plain(c: &Sparse) -> (Option<&Bitmap>, Values<'_>) {
+            (Some(&c.present), Values::Plain(&c.values))
+        }
+        fn coded<'a>(c: &'a Sparse, d: &'a Dict) -> (Option<&'a Bitmap>, Values<'a>) {
+            (Some(&c.present), dict(d, &c.values))
+        }
+        let columns = [
+            (None, dict(&names.kinds, &self.kind)),
+            coded(&self.path, &names.paths),
+            plain(&self.syscall),
+            coded(&self.syscall_name, &names.syscalls),
+            plain(&self.cap),
+            coded(&self.cap_name, &names.caps),
+            plain(&self.label),
+            (
+                Some(&self.fastpath.present),
+                Values::Bools(&self.fastpath.values),
+            ),
+            plain(&self.core),
+            plain(&self.word),
+            plain(&self.duration_ticks),
+            plain(&self.duration_ns),
+            coded(&self.exit_note, &names.notes),
+            plain(&self.irq),
+            plain(&self.func),
+            plain(&self.symbol),
+            plain(&self.user_id),
+            plain(&self.payload),
+        ];
+        for (i, (present, values)) in columns.into_iter().enumerate() {
+            let d = descr
+                .get(3 + i)
+                .cloned()
+                .ok_or_else(|| ParquetError::General("schema has fewer columns".into()))?;
+            let (bytes, close) = chunks.chunk(d, n, present, values)?;
+            rg.append_column(&bytes, close)?;
+        }
         rg.close()?;
         Ok(())
     }
@@ -450,7 +562,8 @@ pub struct ParquetPartition {
     meta: RingMeta,
     names: Names,
     symbols: Option<Arc<dyn Symbols>>,
-    symbol_cache: HashMap<u64, Option<ByteArray>>,
+    symbol_cache: HashMap<u64, Option<Box<str>>>,
+    chunks: ChunkWriter,
     cols: Records,
     writer: Option<(PathBuf, SerializedFileWriter<File>)>,
     rows_in_part: u64,
@@ -491,7 +604,9 @@ impl ParquetPartition {
             self.open_part()?;
         }
         if let Some((path, w)) = &mut self.writer {
-            self.cols.write(w).map_err(|e| perr(path, e))?;
+            self.cols
+                .write(w, &mut self.chunks, &self.names)
+                .map_err(|e| perr(path, e))?;
         }
         self.rows_in_part += self.cols.len() as u64;
         self.cols.clear();
@@ -499,14 +614,6 @@ impl ParquetPartition {
             self.close_part()?;
         }
         Ok(())
-    }
-
-    fn symbol(&mut self, func: u64) -> Option<ByteArray> {
-        let symbols = self.symbols.as_ref()?;
-        self.symbol_cache
-            .entry(func)
-            .or_insert_with(|| symbols.name(func).map(|n| ByteArray::from(n.into_bytes())))
-            .clone()
     }
 
     /// Writes the last row group and the side tables; returns what was written.
@@ -529,18 +636,15 @@ impl RingSink for ParquetPartition {
         c.ts.push(item.ts as i64);
         c.time_ns.opt(row, ns(item.ts, hz));
         c.n.opt(row, item.number.map(|n| n as i64));
-        c.kind
-            .push(names.kinds[item.event.kind() as usize & 7].clone());
+        c.kind.push(item.event.kind() as u8 & 7);
         let entry = |c: &mut Records, e: KernelEntry| {
-            c.path.set(
-                row,
-                names.paths[usize::from(e.path().into_bits() & 7)].clone(),
-            );
+            c.path.byte(row, e.path().into_bits() & 7);
             if let Some(s) = e.as_syscall() {
                 let n = s.syscall();
-                c.syscall.set(row, i32::from(n));
-                c.syscall_name
-                    .opt(row, names.syscalls[usize::from(n & 15)].clone());
+                c.syscall.i32(row, i32::from(n));
+                if let Some(&Some(code)) = names.syscalls.code.get(usize::from(n)) {
+                    c.syscall_name.byte(row, code);
+                }
                 Some(s)
             } else {
                 None
@@ -550,13 +654,15 @@ impl RingSink for ParquetPartition {
             Event::KernelEntry(e) => {
                 if let Some(s) = entry(c, *e) {
                     let t = s.cap_type();
-                    c.cap.set(row, i32::from(t));
-                    c.cap_name.opt(row, names.caps[usize::from(t & 31)].clone());
-                    c.label.set(row, s.label() as i32);
-                    c.fastpath.set(row, s.fastpath());
+                    c.cap.i32(row, i32::from(t));
+                    if let Some(&Some(code)) = names.caps.code.get(usize::from(t)) {
+                        c.cap_name.byte(row, code);
+                    }
+                    c.label.i32(row, s.label() as i32);
+                    c.fastpath.byte(row, u8::from(s.fastpath()));
                 } else if let Some(o) = e.as_other() {
-                    c.core.set(row, i32::from(o.core()));
-                    c.word.set(row, o.word() as i32);
+                    c.core.i32(row, i32::from(o.core()));
+                    c.word.i32(row, o.word() as i32);
                 }
             }
             Event::KernelExit(d) => {
@@ -565,25 +671,31 @@ impl RingSink for ParquetPartition {
                 }
                 match d {
                     ExitDuration::Ticks(t) => {
-                        c.duration_ticks.set(row, *t as i64);
-                        c.duration_ns.opt(row, ns(*t, hz));
+                        c.duration_ticks.i64(row, *t as i64);
+                        if let Some(v) = ns(*t, hz) {
+                            c.duration_ns.i64(row, v);
+                        }
                     }
-                    ExitDuration::NoEntry => c.exit_note.set(row, names.no_entry.clone()),
-                    ExitDuration::NestingOverflow => c.exit_note.set(row, names.overflow.clone()),
+                    ExitDuration::NoEntry => c.exit_note.byte(row, NO_ENTRY),
+                    ExitDuration::NestingOverflow => c.exit_note.byte(row, NESTING_OVERFLOW),
                 }
             }
-            Event::Interrupt { irq } => c.irq.set(row, *irq as i32),
+            Event::Interrupt { irq } => c.irq.i32(row, *irq as i32),
             Event::FunctionEntry { func } | Event::FunctionExit { func } => {
-                c.func.set(row, *func as i64);
-                if self.symbols.is_some() {
-                    let name = self.symbol(*func);
-                    self.cols.symbol.opt(row, name);
+                c.func.i64(row, *func as i64);
+                if let Some(symbols) = &self.symbols {
+                    let name = self
+                        .symbol_cache
+                        .entry(*func)
+                        .or_insert_with(|| symbols.name(*func).map(String::into_boxed_str));
+                    if let Some(name) = name {
+                        self.cols.symbol.binary(row, name.as_bytes());
+                    }
                 }
             }
             Event::User { id, payload } => {
-                c.user_id.set(row, *id as i32);
-                c.payload
-                    .set(row, ByteArray::from(payload.as_bytes().to_vec()));
+                c.user_id.i32(row, *id as i32);
+                c.payload.binary(row, payload.as_bytes());
             }
             Event::Image { base, size, id } => self.images.push([item.ts, *base, *size, *id])?,
             Event::Lost { count, since } => self.lost.push([item.ts, *count, *since, 0])?,
@@ -634,6 +746,7 @@ impl ParquetDump {
             };
             let d = dump_dir(dir, "records", &meta.id).join(&cpu_dir);
             std::fs::create_dir_all(&d).map_err(|e| ioerr(&d, e))?;
+            let chunks = ChunkWriter::new().map_err(|e| perr(&d, e))?;
             let side = |table: &str, schema: &'static str, values: usize| {
                 let path = dump_dir(dir, table, &meta.id)
                     .join(&cpu_dir)
@@ -646,6 +759,7 @@ impl ParquetDump {
                 names: Names::new(r.abi),
                 symbols: symbols.clone(),
                 symbol_cache: HashMap::new(),
+                chunks,
                 cols: Records::default(),
                 writer: None,
                 rows_in_part: 0,
