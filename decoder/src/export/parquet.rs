@@ -50,6 +50,7 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::data_type::{ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::statistics::Statistics;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::{ColumnPath, Type};
@@ -162,47 +163,37 @@ fn properties() -> Arc<WriterProperties> {
 /// Values handed to the column encoder at a time.
 const WRITE_BATCH: usize = 16 << 10;
 
-/// A nullable column of a row group: the values present and the definition levels of
-/// every row. The levels are kept zeroed (null) for a whole row group, so that a row
-/// only touches the columns its kind has.
+/// A nullable column of a row group: the rows present and their values. The bitmap is
+/// kept zeroed (null) for a whole row group, so that a row only touches the columns its
+/// kind has.
 struct Col<T> {
+    present: Bitmap,
     values: Vec<T>,
-    defs: Vec<i16>,
 }
 
 impl<T> Default for Col<T> {
     fn default() -> Self {
         Col {
+            present: Bitmap::new(ROW_GROUP_ROWS),
             values: Vec::new(),
-            defs: vec![0; ROW_GROUP_ROWS],
         }
     }
 }
 
 impl<T> Col<T> {
-    /// Row `row` holds `v` (rows are set in increasing order).
-    #[inline(always)]
-    fn set(&mut self, row: usize, v: T) {
-        if let Some(d) = self.defs.get_mut(row) {
-            *d = 1;
-            self.values.push(v);
-        }
-    }
+    /// Row `row` holds `v`, if `v` is some (rows are set in increasing order).
     #[inline(always)]
     fn opt(&mut self, row: usize, v: Option<T>) {
         if let Some(v) = v {
-            self.set(row, v);
+            if self.present.set(row) {
+                self.values.push(v);
+            }
         }
-    }
-    /// The levels of the first `rows` rows.
-    fn defs(&self, rows: usize) -> &[i16] {
-        &self.defs[..rows.min(self.defs.len())]
     }
     /// Back to all null, for `rows` rows used.
     fn clear(&mut self, rows: usize) {
         self.values.clear();
-        let n = rows.min(self.defs.len());
-        self.defs[..n].fill(0);
+        self.present.clear(rows);
     }
 }
 
@@ -299,10 +290,6 @@ impl Sparse {
         self.bytes(row, &v.to_le_bytes());
     }
     #[inline(always)]
-    fn i64(&mut self, row: usize, v: i64) {
-        self.bytes(row, &v.to_le_bytes());
-    }
-    #[inline(always)]
     fn byte(&mut self, row: usize, v: u8) {
         if self.present.set(row) {
             self.values.push(v);
@@ -341,11 +328,11 @@ struct Records {
     fastpath: Sparse,
     core: Sparse,
     word: Sparse,
-    duration_ticks: Sparse,
-    duration_ns: Sparse,
+    duration_ticks: Col<i64>,
+    duration_ns: Col<i64>,
     exit_note: Sparse,
     irq: Sparse,
-    func: Sparse,
+    func: Col<i64>,
     symbol: Sparse,
     user_id: Sparse,
     payload: Sparse,
@@ -356,7 +343,7 @@ impl Records {
         self.ts.len()
     }
 
-    fn sparse(&mut self) -> [&mut Sparse; 17] {
+    fn sparse(&mut self) -> [&mut Sparse; 14] {
         [
             &mut self.path,
             &mut self.syscall,
@@ -367,11 +354,8 @@ impl Records {
             &mut self.fastpath,
             &mut self.core,
             &mut self.word,
-            &mut self.duration_ticks,
-            &mut self.duration_ns,
             &mut self.exit_note,
             &mut self.irq,
-            &mut self.func,
             &mut self.symbol,
             &mut self.user_id,
             &mut self.payload,
@@ -384,6 +368,9 @@ impl Records {
         self.kind.clear();
         self.time_ns.clear(n);
         self.n.clear(n);
+        self.duration_ticks.clear(n);
+        self.duration_ns.clear(n);
+        self.func.clear(n);
         for c in self.sparse() {
             c.clear(n);
         }
@@ -398,9 +385,25 @@ impl Records {
         let n = self.ts.len();
         let descr = w.schema_descr().columns().to_vec();
         let mut rg = w.next_row_group()?;
-        put::<Int64Type>(&mut rg, &self.ts, None)?;
-        put::<Int64Type>(&mut rg, &self.time_ns.values, Some(self.time_ns.defs(n)))?;
-        put::<Int64Type>(&mut rg, &self.n.values, Some(self.n.defs(n)))?;
+        // Chunk statistics of the time and number columns, for readers to skip row
+        // groups by time (`ts` and `n` are unsigned, `time_ns` signed).
+        let stats = |v: &[i64], unsigned: bool| {
+            let flip = if unsigned { i64::MIN } else { 0 };
+            let (lo, hi) = v.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &x| {
+                (lo.min(x ^ flip), hi.max(x ^ flip))
+            });
+            let nulls = Some((n - v.len()) as u64);
+            match v.is_empty() {
+                true => Statistics::int64(None, None, None, nulls, false),
+                false => Statistics::int64(Some(lo ^ flip), Some(hi ^ flip), None, nulls, false),
+            }
+        };
+        let mut stats = [
+            Some(stats(&self.ts, true)),
+            Some(stats(&self.time_ns.values, false)),
+            Some(stats(&self.n.values, true)),
+        ]
+        .into_iter();
         fn dict<'a>(d: &'a Dict, codes: &'a [u8]) -> Values<'a> {
             Values::Dict {
                 dict: &d.names,
@@ -414,6 +417,12 @@ impl Records {
             (Some(&c.present), dict(d, &c.values))
         }
         let columns = [
+            (None, Values::Delta(&self.ts)),
+            (
+                Some(&self.time_ns.present),
+                Values::Delta(&self.time_ns.values),
+            ),
+            (Some(&self.n.present), Values::Delta(&self.n.values)),
             (None, dict(&names.kinds, &self.kind)),
             coded(&self.path, &names.paths),
             plain(&self.syscall),
@@ -427,21 +436,27 @@ impl Records {
             ),
             plain(&self.core),
             plain(&self.word),
-            plain(&self.duration_ticks),
-            plain(&self.duration_ns),
+            (
+                Some(&self.duration_ticks.present),
+                Values::Delta(&self.duration_ticks.values),
+            ),
+            (
+                Some(&self.duration_ns.present),
+                Values::Delta(&self.duration_ns.values),
+            ),
             coded(&self.exit_note, &names.notes),
             plain(&self.irq),
-            plain(&self.func),
+            (Some(&self.func.present), Values::Delta(&self.func.values)),
             plain(&self.symbol),
             plain(&self.user_id),
             plain(&self.payload),
         ];
         for (i, (present, values)) in columns.into_iter().enumerate() {
             let d = descr
-                .get(3 + i)
+                .get(i)
                 .cloned()
                 .ok_or_else(|| ParquetError::General("schema has fewer columns".into()))?;
-            let (bytes, close) = chunks.chunk(d, n, present, values)?;
+            let (bytes, close) = chunks.chunk(d, n, present, values, stats.next().flatten())?;
             rg.append_column(&bytes, close)?;
         }
         rg.close()?;
@@ -671,10 +686,8 @@ impl RingSink for ParquetPartition {
                 }
                 match d {
                     ExitDuration::Ticks(t) => {
-                        c.duration_ticks.i64(row, *t as i64);
-                        if let Some(v) = ns(*t, hz) {
-                            c.duration_ns.i64(row, v);
-                        }
+                        c.duration_ticks.opt(row, Some(*t as i64));
+                        c.duration_ns.opt(row, ns(*t, hz));
                     }
                     ExitDuration::NoEntry => c.exit_note.byte(row, NO_ENTRY),
                     ExitDuration::NestingOverflow => c.exit_note.byte(row, NESTING_OVERFLOW),
@@ -682,7 +695,7 @@ impl RingSink for ParquetPartition {
             }
             Event::Interrupt { irq } => c.irq.i32(row, *irq as i32),
             Event::FunctionEntry { func } | Event::FunctionExit { func } => {
-                c.func.i64(row, *func as i64);
+                c.func.opt(row, Some(*func as i64));
                 if let Some(symbols) = &self.symbols {
                     let name = self
                         .symbol_cache
@@ -961,6 +974,65 @@ mod tests {
         let rings = rows(&base("rings").join("part-0.parquet"));
         assert!(rings[0].contains(&"overwritten=5".to_string()), "{rings:?}");
         assert!(rings[0].contains(&"records=6".to_string()), "{rings:?}");
+    }
+
+    /// Many rows with deltas of every size (delta encoding over several blocks, wide
+    /// and zero-width miniblocks, negative and huge steps of `func`) read back equal.
+    #[test]
+    fn delta_columns_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = RingMeta {
+            cpu: 0,
+            clock_hz: 3,
+            abi: SyscallAbi::Raw,
+            overwritten: 0,
+            dropped: 0,
+            producer_id: 1,
+        };
+        let meta = DumpMeta {
+            rings: vec![ring],
+            id: "d".into(),
+            hash: 0,
+        };
+        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+        let mut want = Vec::new();
+        let mut ts = 5u64;
+        for i in 0..1000u64 {
+            ts += match i % 7 {
+                0 => 0,
+                1 => 1 << 40,
+                2 => i * i,
+                _ => 3,
+            };
+            let func = match i % 5 {
+                0 => u64::MAX - i,
+                1 => 0,
+                _ => i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (i % 64),
+            };
+            want.push((ts, func));
+            let item = Item {
+                ts,
+                number: (i % 100 != 7).then_some(i),
+                ring: 0,
+                event: Event::FunctionEntry { func },
+                entry: None,
+            };
+            d.record(&item).unwrap();
+        }
+        d.finish().unwrap();
+        let got = rows(&dir.path().join("records/dump=d/cpu=0/part-0.parquet"));
+        assert_eq!(got.len(), want.len());
+        for (i, (row, (ts, func))) in got.iter().zip(&want).enumerate() {
+            let has = |f: String| assert!(row.contains(&f), "{f} not in {row:?}");
+            has(format!("ts={ts}"));
+            has(format!("func={func}"));
+            has(format!("time_ns={}", ns(*ts, 3).unwrap()));
+            if i % 100 == 7 {
+                has("n=null".into());
+            } else {
+                has(format!("n={i}"));
+            }
+        }
     }
 
     #[test]
