@@ -117,26 +117,31 @@ fn put_delta(out: &mut Vec<u8>, values: &[i64]) {
     let mut deltas = [0i64; DELTA_BLOCK];
     let mut prev = values.first().copied().unwrap_or(0);
     for block in values.get(1..).unwrap_or(&[]).chunks(DELTA_BLOCK) {
+        let mut min = i64::MAX;
         for (d, &v) in deltas.iter_mut().zip(block) {
             *d = v.wrapping_sub(prev);
             prev = v;
+            min = min.min(*d);
         }
-        let deltas = &deltas[..block.len()];
-        let min = deltas.iter().copied().min().unwrap_or(0);
         zigzag(out, min);
         let widths_at = out.len();
         out.extend_from_slice(&[0; DELTA_BLOCK / DELTA_MINI]);
-        for (i, mini) in deltas.chunks(DELTA_MINI).enumerate() {
-            let max = mini
-                .iter()
-                .map(|&d| d.wrapping_sub(min) as u64)
-                .max()
-                .unwrap_or(0);
-            let width = u64::BITS - max.leading_zeros();
+        for (i, mini) in deltas[..block.len()].chunks(DELTA_MINI).enumerate() {
+            // The last miniblock is padded with zeros.
+            let mut packed = [0u64; DELTA_MINI];
+            let mut or = 0;
+            for (p, &d) in packed.iter_mut().zip(mini) {
+                *p = d.wrapping_sub(min) as u64;
+                or |= *p;
+            }
+            // The width of the largest value is that of their OR.
+            let width = u64::BITS - or.leading_zeros();
             out[widths_at + i] = width as u8;
+            if width == 0 {
+                continue;
+            }
             let (mut acc, mut bits) = (0u128, 0u32);
-            for k in 0..DELTA_MINI {
-                let v = mini.get(k).map_or(0, |&d| d.wrapping_sub(min) as u64);
+            for &v in &packed {
                 acc |= u128::from(v) << bits;
                 bits += width;
                 if bits >= 64 {
