@@ -145,17 +145,14 @@ fn properties() -> Arc<WriterProperties> {
         .set_statistics_enabled(EnabledStatistics::None)
         .set_write_batch_size(WRITE_BATCH)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-    // Times and numbers count up: delta-encoded they shrink to a byte or two per row
-    // before zstd sees them, and their row-group statistics let readers skip by time.
-    for c in ["ts", "time_ns", "n"] {
+    // The side tables' times count up: delta-encoded they shrink to a byte or two per
+    // row before zstd sees them, and their statistics let readers skip by time. (The
+    // records table's columns are encoded by `parquet_chunk`, whatever these say.)
+    for c in ["ts", "time_ns"] {
         b = b
             .set_column_dictionary_enabled(ColumnPath::from(c), false)
             .set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED)
             .set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::Chunk);
-    }
-    // Columns of (nearly) unique values: a dictionary only costs time.
-    for c in ["duration_ticks", "duration_ns", "label", "word", "payload"] {
-        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
     }
     Arc::new(b.build())
 }
@@ -1031,6 +1028,56 @@ mod tests {
                 has("n=null".into());
             } else {
                 has(format!("n={i}"));
+            }
+        }
+    }
+
+    /// An unknown clock (hz 0): `time_ns` and `duration_ns` are null in every row
+    /// (columns without values), the rest is there.
+    #[test]
+    fn unknown_clock_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = RingMeta {
+            cpu: 1,
+            clock_hz: 0,
+            abi: SyscallAbi::Raw,
+            overwritten: 0,
+            dropped: 0,
+            producer_id: 1,
+        };
+        let meta = DumpMeta {
+            rings: vec![ring],
+            id: "z".into(),
+            hash: 0,
+        };
+        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+        for i in 0..300u64 {
+            let event = match i % 3 {
+                0 => Event::Interrupt { irq: i as u32 },
+                1 => Event::KernelExit(ExitDuration::Ticks(i)),
+                _ => Event::FunctionExit { func: i },
+            };
+            let item = Item {
+                ts: 10 * i,
+                number: Some(i),
+                ring: 0,
+                event,
+                entry: None,
+            };
+            d.record(&item).unwrap();
+        }
+        d.finish().unwrap();
+        let got = rows(&dir.path().join("records/dump=z/cpu=1/part-0.parquet"));
+        assert_eq!(got.len(), 300);
+        for (i, row) in got.iter().enumerate() {
+            let has = |f: String| assert!(row.contains(&f), "{f} not in {row:?}");
+            has(format!("ts={}", 10 * i));
+            has("time_ns=null".into());
+            has("duration_ns=null".into());
+            match i % 3 {
+                0 => has(format!("irq={i}")),
+                1 => has(format!("duration_ticks={i}")),
+                _ => has(format!("func={i}")),
             }
         }
     }

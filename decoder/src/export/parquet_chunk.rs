@@ -213,15 +213,15 @@ impl ChunkWriter {
         let mut pages = SerializedPageWriter::new(&mut sink);
         let (mut compressed, mut uncompressed) = (0usize, 0usize);
         let mut dictionary_page_offset = None;
+        // A column without values (all null) is written PLAIN: no values, no dictionary.
+        let values = match values {
+            Values::Delta(&[]) | Values::Dict { codes: &[], .. } => Values::Plain(&[]),
+            v => v,
+        };
         let mut encodings = vec![Encoding::PLAIN, Encoding::RLE];
         if let Values::Delta(_) = values {
             encodings.push(Encoding::DELTA_BINARY_PACKED);
         }
-        // An empty dictionary column is written PLAIN (no values, no dictionary).
-        let values = match values {
-            Values::Dict { codes: &[], .. } => Values::Plain(&[]),
-            v => v,
-        };
         if let Values::Dict { dict, .. } = values {
             self.page.clear();
             for s in dict {
