@@ -18,7 +18,7 @@
 //! are zstd-compressed (level 1); a part holds at most [`PART_ROWS`] rows in row groups
 //! of [`ROW_GROUP_ROWS`].
 //!
-//! The `records` columns are encoded by [`super::parquet_chunk`] (one page per column
+//! The `records` columns are encoded by `export/parquet_chunk.rs` (one page per column
 //! per row group, dictionary codes for the name columns, delta encoding for times,
 //! numbers, function ids and durations), the side tables by `parquet`'s column writers.
 //!
