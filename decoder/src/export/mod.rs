@@ -52,6 +52,7 @@ pub mod chrome_json;
 pub mod ctf;
 pub mod nesting;
 pub mod parquet;
+mod parquet_chunk;
 pub mod perfetto;
 
 use tracemark_format::SyscallAbi;

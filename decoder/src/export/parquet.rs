@@ -18,6 +18,10 @@
 //! are zstd-compressed (level 1); a part holds at most [`PART_ROWS`] rows in row groups
 //! of [`ROW_GROUP_ROWS`].
 //!
+//! The `records` columns are encoded by `export/parquet_chunk.rs` (one page per column
+//! per row group, dictionary codes for the name columns, delta encoding for times,
+//! numbers, function ids, durations, threads and clock steps), the side tables by `parquet`'s column writers.
+//!
 //! # The `records` table
 //!
 //! | column | type | for |
@@ -49,15 +53,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
+use parquet::data_type::{ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::statistics::Statistics;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::{ColumnPath, Type};
 use tracemark_format::record::ExitDuration;
 use tracemark_format::{EntryPath, Event, KernelEntry, Kind, SyscallAbi};
 
+use super::parquet_chunk::{Bitmap, ChunkWriter, Values};
 use super::{DumpMeta, RingInfo, Sink};
 use crate::merge::Item;
 
@@ -147,17 +153,14 @@ fn properties() -> Arc<WriterProperties> {
         .set_statistics_enabled(EnabledStatistics::None)
         .set_write_batch_size(WRITE_BATCH)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-    // Times and numbers count up: delta-encoded they shrink to a byte or two per row
-    // before zstd sees them, and their row-group statistics let readers skip by time.
-    for c in ["ts", "time_ns", "n"] {
+    // The side tables' times count up: delta-encoded they shrink to a byte or two per
+    // row before zstd sees them, and their statistics let readers skip by time. (The
+    // records table's columns are encoded by `parquet_chunk`, whatever these say.)
+    for c in ["ts", "time_ns"] {
         b = b
             .set_column_dictionary_enabled(ColumnPath::from(c), false)
             .set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED)
             .set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::Chunk);
-    }
-    // Columns of (nearly) unique values: a dictionary only costs time.
-    for c in ["duration_ticks", "duration_ns", "label", "word", "payload"] {
-        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
     }
     Arc::new(b.build())
 }
@@ -165,47 +168,37 @@ fn properties() -> Arc<WriterProperties> {
 /// Values handed to the column encoder at a time.
 const WRITE_BATCH: usize = 16 << 10;
 
-/// A nullable column of a row group: the values present and the definition levels of
-/// every row. The levels are kept zeroed (null) for a whole row group, so that a row
-/// only touches the columns its kind has.
+/// A nullable column of a row group: the rows present and their values. The bitmap is
+/// kept zeroed (null) for a whole row group, so that a row only touches the columns its
+/// kind has.
 struct Col<T> {
+    present: Bitmap,
     values: Vec<T>,
-    defs: Vec<i16>,
 }
 
 impl<T> Default for Col<T> {
     fn default() -> Self {
         Col {
+            present: Bitmap::new(ROW_GROUP_ROWS),
             values: Vec::new(),
-            defs: vec![0; ROW_GROUP_ROWS],
         }
     }
 }
 
 impl<T> Col<T> {
-    /// Row `row` holds `v` (rows are set in increasing order).
-    #[inline(always)]
-    fn set(&mut self, row: usize, v: T) {
-        if let Some(d) = self.defs.get_mut(row) {
-            *d = 1;
-            self.values.push(v);
-        }
-    }
+    /// Row `row` holds `v`, if `v` is some (rows are set in increasing order).
     #[inline(always)]
     fn opt(&mut self, row: usize, v: Option<T>) {
         if let Some(v) = v {
-            self.set(row, v);
+            if self.present.set(row) {
+                self.values.push(v);
+            }
         }
-    }
-    /// The levels of the first `rows` rows.
-    fn defs(&self, rows: usize) -> &[i16] {
-        &self.defs[..rows.min(self.defs.len())]
     }
     /// Back to all null, for `rows` rows used.
     fn clear(&mut self, rows: usize) {
         self.values.clear();
-        let n = rows.min(self.defs.len());
-        self.defs[..n].fill(0);
+        self.present.clear(rows);
     }
 }
 
@@ -226,58 +219,135 @@ fn s(text: &'static str) -> ByteArray {
     ByteArray::from(Bytes::from_static(text.as_bytes()))
 }
 
-/// The strings of the records table, made once (cloning a static `Bytes` is free).
-struct Names {
-    kinds: [ByteArray; 16],
-    paths: [ByteArray; 8],
-    syscalls: [Option<ByteArray>; 16],
-    caps: [Option<ByteArray>; 32],
-    no_entry: ByteArray,
-    overflow: ByteArray,
+/// A fixed dictionary of names and the code of each name's number.
+struct Dict {
+    names: Vec<&'static str>,
+    /// `code[number]`: the name's index in `names`, `None` where there is no name.
+    code: Vec<Option<u8>>,
 }
+
+impl Dict {
+    fn new(names: impl IntoIterator<Item = Option<&'static str>>) -> Self {
+        let mut d = Dict {
+            names: Vec::new(),
+            code: Vec::new(),
+        };
+        for n in names {
+            d.code.push(n.map(|n| {
+                d.names.push(n);
+                (d.names.len() - 1) as u8
+            }));
+        }
+        d
+    }
+}
+
+/// The string columns' dictionaries of a ring (syscall and cap names follow its ABI).
+struct Names {
+    kinds: Dict,
+    paths: Dict,
+    syscalls: Dict,
+    caps: Dict,
+    notes: Dict,
+}
+
+/// Codes of `exit_note`.
+const NO_ENTRY: u8 = 0;
+const NESTING_OVERFLOW: u8 = 1;
 
 impl Names {
     fn new(abi: SyscallAbi) -> Self {
         Names {
-            kinds: std::array::from_fn(|i| {
-                s(Kind::EVENTS
+            // By wire code (0..=15), not position: SWITCH (8) and CLOCKBACK (11) must
+            // not alias KENTRY and FENTRY.
+            kinds: Dict::new((0..16).map(|code| {
+                Kind::EVENTS
                     .into_iter()
-                    .find(|k| *k as usize == i)
-                    .map_or("?", |k| k.name()))
-            }),
-            paths: EntryPath::ALL.map(|p| s(p.name())),
-            syscalls: std::array::from_fn(|i| abi.syscall_name(i as u8).map(s)),
-            caps: std::array::from_fn(|i| abi.cap_name(i as u8).map(s)),
-            no_entry: s("no entry"),
-            overflow: s("nesting overflow"),
+                    .find(|k| *k as usize == code)
+                    .map(Kind::name)
+            })),
+            paths: Dict::new(EntryPath::ALL.map(|p| Some(p.name()))),
+            syscalls: Dict::new((0..16).map(|i| abi.syscall_name(i))),
+            caps: Dict::new((0..32).map(|i| abi.cap_name(i))),
+            notes: Dict::new([Some("no entry"), Some("nesting overflow")]),
         }
     }
 }
 
-/// The columns of a row group of the records table, being filled.
+/// A nullable column of a row group in its final bytes: the rows present and their
+/// values, PLAIN-encoded (or one byte each: dictionary codes, booleans).
+struct Sparse {
+    present: Bitmap,
+    values: Vec<u8>,
+}
+
+impl Default for Sparse {
+    fn default() -> Self {
+        Sparse {
+            present: Bitmap::new(ROW_GROUP_ROWS),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl Sparse {
+    #[inline(always)]
+    fn bytes(&mut self, row: usize, v: &[u8]) {
+        if self.present.set(row) {
+            self.values.extend_from_slice(v);
+        }
+    }
+    #[inline(always)]
+    fn i32(&mut self, row: usize, v: i32) {
+        self.bytes(row, &v.to_le_bytes());
+    }
+    #[inline(always)]
+    fn byte(&mut self, row: usize, v: u8) {
+        if self.present.set(row) {
+            self.values.push(v);
+        }
+    }
+    /// A `BYTE_ARRAY` value: `u32` length, then the bytes.
+    #[inline(always)]
+    fn binary(&mut self, row: usize, v: &[u8]) {
+        if self.present.set(row) {
+            self.values
+                .extend_from_slice(&(v.len() as u32).to_le_bytes());
+            self.values.extend_from_slice(v);
+        }
+    }
+    fn clear(&mut self, rows: usize) {
+        self.present.clear(rows);
+        self.values.clear();
+    }
+}
+
+/// The columns of a row group of the records table, being filled. `ts`, `time_ns` and
+/// `n` go through `parquet`'s column writers (delta encoding, statistics); the others
+/// are encoded by [`ChunkWriter`].
 #[derive(Default)]
 struct Records {
     ts: Vec<i64>,
     time_ns: Col<i64>,
     n: Col<i64>,
-    kind: Vec<ByteArray>,
-    path: Col<ByteArray>,
-    syscall: Col<i32>,
-    syscall_name: Col<ByteArray>,
-    cap: Col<i32>,
-    cap_name: Col<ByteArray>,
-    label: Col<i32>,
-    fastpath: Col<bool>,
-    core: Col<i32>,
-    word: Col<i32>,
+    kind: Vec<u8>,
+    path: Sparse,
+    syscall: Sparse,
+    syscall_name: Sparse,
+    cap: Sparse,
+    cap_name: Sparse,
+    label: Sparse,
+    fastpath: Sparse,
+    core: Sparse,
+    word: Sparse,
     duration_ticks: Col<i64>,
     duration_ns: Col<i64>,
-    exit_note: Col<ByteArray>,
-    irq: Col<i32>,
+    exit_note: Sparse,
+    irq: Sparse,
     func: Col<i64>,
-    symbol: Col<ByteArray>,
-    user_id: Col<i32>,
-    payload: Col<ByteArray>,
+    symbol: Sparse,
+    user_id: Sparse,
+    payload: Sparse,
     thread: Col<i64>,
     back: Col<i64>,
 }
@@ -287,66 +357,129 @@ impl Records {
         self.ts.len()
     }
 
+    fn sparse(&mut self) -> [&mut Sparse; 14] {
+        [
+            &mut self.path,
+            &mut self.syscall,
+            &mut self.syscall_name,
+            &mut self.cap,
+            &mut self.cap_name,
+            &mut self.label,
+            &mut self.fastpath,
+            &mut self.core,
+            &mut self.word,
+            &mut self.exit_note,
+            &mut self.irq,
+            &mut self.symbol,
+            &mut self.user_id,
+            &mut self.payload,
+        ]
+    }
+
     fn clear(&mut self) {
         let n = self.ts.len();
         self.ts.clear();
         self.kind.clear();
         self.time_ns.clear(n);
         self.n.clear(n);
-        self.path.clear(n);
-        self.syscall.clear(n);
-        self.syscall_name.clear(n);
-        self.cap.clear(n);
-        self.cap_name.clear(n);
-        self.label.clear(n);
-        self.fastpath.clear(n);
-        self.core.clear(n);
-        self.word.clear(n);
         self.duration_ticks.clear(n);
         self.duration_ns.clear(n);
-        self.exit_note.clear(n);
-        self.irq.clear(n);
         self.func.clear(n);
-        self.symbol.clear(n);
-        self.user_id.clear(n);
-        self.payload.clear(n);
         self.thread.clear(n);
         self.back.clear(n);
+        for c in self.sparse() {
+            c.clear(n);
+        }
     }
 
-    fn write(&self, w: &mut SerializedFileWriter<File>) -> Result<(), ParquetError> {
-        fn opt<T: DataType>(
-            rg: &mut parquet::file::writer::SerializedRowGroupWriter<'_, File>,
-            c: &Col<T::T>,
-            rows: usize,
-        ) -> Result<(), ParquetError> {
-            put::<T>(rg, &c.values, Some(c.defs(rows)))
-        }
+    fn write(
+        &self,
+        w: &mut SerializedFileWriter<File>,
+        chunks: &mut ChunkWriter,
+        names: &Names,
+    ) -> Result<(), ParquetError> {
         let n = self.ts.len();
+        let descr = w.schema_descr().columns().to_vec();
         let mut rg = w.next_row_group()?;
-        put::<Int64Type>(&mut rg, &self.ts, None)?;
-        opt::<Int64Type>(&mut rg, &self.time_ns, n)?;
-        opt::<Int64Type>(&mut rg, &self.n, n)?;
-        put::<ByteArrayType>(&mut rg, &self.kind, None)?;
-        opt::<ByteArrayType>(&mut rg, &self.path, n)?;
-        opt::<Int32Type>(&mut rg, &self.syscall, n)?;
-        opt::<ByteArrayType>(&mut rg, &self.syscall_name, n)?;
-        opt::<Int32Type>(&mut rg, &self.cap, n)?;
-        opt::<ByteArrayType>(&mut rg, &self.cap_name, n)?;
-        opt::<Int32Type>(&mut rg, &self.label, n)?;
-        opt::<BoolType>(&mut rg, &self.fastpath, n)?;
-        opt::<Int32Type>(&mut rg, &self.core, n)?;
-        opt::<Int32Type>(&mut rg, &self.word, n)?;
-        opt::<Int64Type>(&mut rg, &self.duration_ticks, n)?;
-        opt::<Int64Type>(&mut rg, &self.duration_ns, n)?;
-        opt::<ByteArrayType>(&mut rg, &self.exit_note, n)?;
-        opt::<Int32Type>(&mut rg, &self.irq, n)?;
-        opt::<Int64Type>(&mut rg, &self.func, n)?;
-        opt::<ByteArrayType>(&mut rg, &self.symbol, n)?;
-        opt::<Int32Type>(&mut rg, &self.user_id, n)?;
-        opt::<ByteArrayType>(&mut rg, &self.payload, n)?;
-        opt::<Int64Type>(&mut rg, &self.thread, n)?;
-        opt::<Int64Type>(&mut rg, &self.back, n)?;
+        // Chunk statistics of the time and number columns, for readers to skip row
+        // groups by time (`ts` and `n` are unsigned, `time_ns` signed).
+        let stats = |v: &[i64], unsigned: bool| {
+            let flip = if unsigned { i64::MIN } else { 0 };
+            let (lo, hi) = v.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &x| {
+                (lo.min(x ^ flip), hi.max(x ^ flip))
+            });
+            let nulls = Some((n - v.len()) as u64);
+            match v.is_empty() {
+                true => Statistics::int64(None, None, None, nulls, false),
+                false => Statistics::int64(Some(lo ^ flip), Some(hi ^ flip), None, nulls, false),
+            }
+        };
+        let mut stats = [
+            Some(stats(&self.ts, true)),
+            Some(stats(&self.time_ns.values, false)),
+            Some(stats(&self.n.values, true)),
+        ]
+        .into_iter();
+        fn dict<'a>(d: &'a Dict, codes: &'a [u8]) -> Values<'a> {
+            Values::Dict {
+                dict: &d.names,
+                codes,
+            }
+        }
+        fn plain(c: &Sparse) -> (Option<&Bitmap>, Values<'_>) {
+            (Some(&c.present), Values::Plain(&c.values))
+        }
+        fn coded<'a>(c: &'a Sparse, d: &'a Dict) -> (Option<&'a Bitmap>, Values<'a>) {
+            (Some(&c.present), dict(d, &c.values))
+        }
+        let columns = [
+            (None, Values::Delta(&self.ts)),
+            (
+                Some(&self.time_ns.present),
+                Values::Delta(&self.time_ns.values),
+            ),
+            (Some(&self.n.present), Values::Delta(&self.n.values)),
+            (None, dict(&names.kinds, &self.kind)),
+            coded(&self.path, &names.paths),
+            plain(&self.syscall),
+            coded(&self.syscall_name, &names.syscalls),
+            plain(&self.cap),
+            coded(&self.cap_name, &names.caps),
+            plain(&self.label),
+            (
+                Some(&self.fastpath.present),
+                Values::Bools(&self.fastpath.values),
+            ),
+            plain(&self.core),
+            plain(&self.word),
+            (
+                Some(&self.duration_ticks.present),
+                Values::Delta(&self.duration_ticks.values),
+            ),
+            (
+                Some(&self.duration_ns.present),
+                Values::Delta(&self.duration_ns.values),
+            ),
+            coded(&self.exit_note, &names.notes),
+            plain(&self.irq),
+            (Some(&self.func.present), Values::Delta(&self.func.values)),
+            plain(&self.symbol),
+            plain(&self.user_id),
+            plain(&self.payload),
+            (
+                Some(&self.thread.present),
+                Values::Delta(&self.thread.values),
+            ),
+            (Some(&self.back.present), Values::Delta(&self.back.values)),
+        ];
+        for (i, (present, values)) in columns.into_iter().enumerate() {
+            let d = descr
+                .get(i)
+                .cloned()
+                .ok_or_else(|| ParquetError::General("schema has fewer columns".into()))?;
+            let (bytes, close) = chunks.chunk(d, n, present, values, stats.next().flatten())?;
+            rg.append_column(&bytes, close)?;
+        }
         rg.close()?;
         Ok(())
     }
@@ -465,7 +598,8 @@ pub struct ParquetPartition {
     meta: RingInfo,
     names: Names,
     symbols: Option<Arc<dyn Symbols>>,
-    symbol_cache: HashMap<u64, Option<ByteArray>>,
+    symbol_cache: HashMap<u64, Option<Box<str>>>,
+    chunks: ChunkWriter,
     cols: Records,
     writer: Option<(PathBuf, SerializedFileWriter<File>)>,
     rows_in_part: u64,
@@ -506,7 +640,9 @@ impl ParquetPartition {
             self.open_part()?;
         }
         if let Some((path, w)) = &mut self.writer {
-            self.cols.write(w).map_err(|e| perr(path, e))?;
+            self.cols
+                .write(w, &mut self.chunks, &self.names)
+                .map_err(|e| perr(path, e))?;
         }
         self.rows_in_part += self.cols.len() as u64;
         self.cols.clear();
@@ -514,14 +650,6 @@ impl ParquetPartition {
             self.close_part()?;
         }
         Ok(())
-    }
-
-    fn symbol(&mut self, func: u64) -> Option<ByteArray> {
-        let symbols = self.symbols.as_ref()?;
-        self.symbol_cache
-            .entry(func)
-            .or_insert_with(|| symbols.name(func).map(|n| ByteArray::from(n.into_bytes())))
-            .clone()
     }
 
     /// Writes the last row group and the side tables; returns what was written.
@@ -552,18 +680,17 @@ impl ParquetPartition {
         c.ts.push(item.ts as i64);
         c.time_ns.opt(row, ns(item.ts, hz));
         c.n.opt(row, item.number.map(|n| n as i64));
-        c.kind
-            .push(names.kinds[item.event.kind() as usize & 15].clone());
+        // Every event kind is in `Kind::EVENTS`, so has a code; 0 is never reached.
+        let kind = names.kinds.code.get(item.event.kind() as usize);
+        c.kind.push(kind.copied().flatten().unwrap_or(0));
         let entry = |c: &mut Records, e: KernelEntry| {
-            c.path.set(
-                row,
-                names.paths[usize::from(e.path().into_bits() & 7)].clone(),
-            );
+            c.path.byte(row, e.path().into_bits() & 7);
             if let Some(s) = e.as_syscall() {
                 let n = s.syscall();
-                c.syscall.set(row, i32::from(n));
-                c.syscall_name
-                    .opt(row, names.syscalls[usize::from(n & 15)].clone());
+                c.syscall.i32(row, i32::from(n));
+                if let Some(&Some(code)) = names.syscalls.code.get(usize::from(n)) {
+                    c.syscall_name.byte(row, code);
+                }
                 Some(s)
             } else {
                 None
@@ -573,13 +700,15 @@ impl ParquetPartition {
             Event::KernelEntry(e) => {
                 if let Some(s) = entry(c, *e) {
                     let t = s.cap_type();
-                    c.cap.set(row, i32::from(t));
-                    c.cap_name.opt(row, names.caps[usize::from(t & 31)].clone());
-                    c.label.set(row, s.label() as i32);
-                    c.fastpath.set(row, s.fastpath());
+                    c.cap.i32(row, i32::from(t));
+                    if let Some(&Some(code)) = names.caps.code.get(usize::from(t)) {
+                        c.cap_name.byte(row, code);
+                    }
+                    c.label.i32(row, s.label() as i32);
+                    c.fastpath.byte(row, u8::from(s.fastpath()));
                 } else if let Some(o) = e.as_other() {
-                    c.core.set(row, i32::from(o.core()));
-                    c.word.set(row, o.word() as i32);
+                    c.core.i32(row, i32::from(o.core()));
+                    c.word.i32(row, o.word() as i32);
                 }
             }
             Event::KernelExit(d) => {
@@ -588,30 +717,34 @@ impl ParquetPartition {
                 }
                 match d {
                     ExitDuration::Ticks(t) => {
-                        c.duration_ticks.set(row, *t as i64);
+                        c.duration_ticks.opt(row, Some(*t as i64));
                         c.duration_ns.opt(row, ns(*t, hz));
                     }
-                    ExitDuration::NoEntry => c.exit_note.set(row, names.no_entry.clone()),
-                    ExitDuration::NestingOverflow => c.exit_note.set(row, names.overflow.clone()),
+                    ExitDuration::NoEntry => c.exit_note.byte(row, NO_ENTRY),
+                    ExitDuration::NestingOverflow => c.exit_note.byte(row, NESTING_OVERFLOW),
                 }
             }
-            Event::Interrupt { irq } => c.irq.set(row, *irq as i32),
+            Event::Interrupt { irq } => c.irq.i32(row, *irq as i32),
             Event::FunctionEntry { func } | Event::FunctionExit { func } => {
-                c.func.set(row, *func as i64);
-                if self.symbols.is_some() {
-                    let name = self.symbol(*func);
-                    self.cols.symbol.opt(row, name);
+                c.func.opt(row, Some(*func as i64));
+                if let Some(symbols) = &self.symbols {
+                    let name = self
+                        .symbol_cache
+                        .entry(*func)
+                        .or_insert_with(|| symbols.name(*func).map(String::into_boxed_str));
+                    if let Some(name) = name {
+                        self.cols.symbol.binary(row, name.as_bytes());
+                    }
                 }
             }
             Event::User { id, payload } => {
-                c.user_id.set(row, *id as i32);
-                c.payload
-                    .set(row, ByteArray::from(payload.as_bytes().to_vec()));
+                c.user_id.i32(row, *id as i32);
+                c.payload.binary(row, payload.as_bytes());
             }
             Event::Image { base, size, id } => self.images.push([item.ts, *base, *size, *id])?,
             Event::Lost { count, since } => self.lost.push([item.ts, *count, *since, 0])?,
-            Event::ThreadSwitch { thread } => c.thread.set(row, *thread as i64),
-            Event::ClockBack { back } => c.back.set(row, *back as i64),
+            Event::ThreadSwitch { thread } => c.thread.opt(row, Some(*thread as i64)),
+            Event::ClockBack { back } => c.back.opt(row, Some(*back as i64)),
         }
         self.summary.rows += 1;
         if self.cols.len() >= ROW_GROUP_ROWS {
@@ -659,6 +792,7 @@ impl ParquetDump {
             };
             let d = dump_dir(dir, "records", &meta.id).join(&cpu_dir);
             std::fs::create_dir_all(&d).map_err(|e| ioerr(&d, e))?;
+            let chunks = ChunkWriter::new().map_err(|e| perr(&d, e))?;
             let side = |table: &str, schema: &'static str, values: usize| {
                 let path = dump_dir(dir, table, &meta.id)
                     .join(&cpu_dir)
@@ -671,6 +805,7 @@ impl ParquetDump {
                 names: Names::new(r.abi),
                 symbols: symbols.clone(),
                 symbol_cache: HashMap::new(),
+                chunks,
                 cols: Records::default(),
                 writer: None,
                 rows_in_part: 0,
@@ -877,11 +1012,181 @@ mod tests {
         assert!(rings[0].contains(&"records=6".to_string()), "{rings:?}");
     }
 
+    /// Many rows with deltas of every size (delta encoding over several blocks, wide
+    /// and zero-width miniblocks, negative and huge steps of `func`) read back equal.
+    #[test]
+    fn delta_columns_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = RingInfo {
+            index: 0,
+            records: 0,
+            cpu: 0,
+            clock_hz: 3,
+            abi: SyscallAbi::Raw,
+            overwritten: 0,
+            dropped: 0,
+            producer_id: 1,
+        };
+        let meta = DumpMeta {
+            rings: vec![ring],
+            id: "d".into(),
+            hash: 0,
+        };
+        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+        let mut want = Vec::new();
+        let mut ts = 5u64;
+        for i in 0..1000u64 {
+            ts += match i % 7 {
+                0 => 0,
+                1 => 1 << 40,
+                2 => i * i,
+                _ => 3,
+            };
+            let func = match i % 5 {
+                0 => u64::MAX - i,
+                1 => 0,
+                _ => i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (i % 64),
+            };
+            want.push((ts, func));
+            let item = Item {
+                ts,
+                number: (i % 100 != 7).then_some(i),
+                ring: 0,
+                event: Event::FunctionEntry { func },
+                entry: None,
+            };
+            d.record(&item).unwrap();
+        }
+        d.finish().unwrap();
+        let got = rows(&dir.path().join("records/dump=d/cpu=0/part-0.parquet"));
+        assert_eq!(got.len(), want.len());
+        for (i, (row, (ts, func))) in got.iter().zip(&want).enumerate() {
+            let has = |f: String| assert!(row.contains(&f), "{f} not in {row:?}");
+            has(format!("ts={ts}"));
+            has(format!("func={func}"));
+            has(format!("time_ns={}", ns(*ts, 3).unwrap()));
+            if i % 100 == 7 {
+                has("n=null".into());
+            } else {
+                has(format!("n={i}"));
+            }
+        }
+    }
+
+    /// An unknown clock (hz 0): `time_ns` and `duration_ns` are null in every row
+    /// (columns without values), the rest is there.
+    #[test]
+    fn unknown_clock_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = RingInfo {
+            index: 0,
+            records: 0,
+            cpu: 1,
+            clock_hz: 0,
+            abi: SyscallAbi::Raw,
+            overwritten: 0,
+            dropped: 0,
+            producer_id: 1,
+        };
+        let meta = DumpMeta {
+            rings: vec![ring],
+            id: "z".into(),
+            hash: 0,
+        };
+        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+        for i in 0..300u64 {
+            let event = match i % 3 {
+                0 => Event::Interrupt { irq: i as u32 },
+                1 => Event::KernelExit(ExitDuration::Ticks(i)),
+                _ => Event::FunctionExit { func: i },
+            };
+            let item = Item {
+                ts: 10 * i,
+                number: Some(i),
+                ring: 0,
+                event,
+                entry: None,
+            };
+            d.record(&item).unwrap();
+        }
+        d.finish().unwrap();
+        let got = rows(&dir.path().join("records/dump=z/cpu=1/part-0.parquet"));
+        assert_eq!(got.len(), 300);
+        for (i, row) in got.iter().enumerate() {
+            let has = |f: String| assert!(row.contains(&f), "{f} not in {row:?}");
+            has(format!("ts={}", 10 * i));
+            has("time_ns=null".into());
+            has("duration_ns=null".into());
+            match i % 3 {
+                0 => has(format!("irq={i}")),
+                1 => has(format!("duration_ticks={i}")),
+                _ => has(format!("func={i}")),
+            }
+        }
+    }
+
     #[test]
     fn ns_conversion() {
         assert_eq!(ns(5, 0), None);
         assert_eq!(ns(7, 1_000_000_000), Some(7));
         assert_eq!(ns(3, 4), Some(750_000_000));
         assert_eq!(ns(u64::MAX, 1), Some(i64::MAX));
+    }
+    /// SWITCH (kind 8) and CLOCKBACK (kind 11) keep their names next to the kinds
+    /// whose codes they would alias under `& 7` (KENTRY 0, FENTRY 3), and their
+    /// `thread` and `back` columns read back (a kernel-half TCB address above
+    /// `i64::MAX` included), null in the other rows.
+    #[test]
+    fn switch_and_clockback_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = RingInfo {
+            index: 0,
+            records: 0,
+            cpu: 0,
+            clock_hz: 1_000_000_000,
+            abi: SyscallAbi::Sel4,
+            overwritten: 0,
+            dropped: 0,
+            producer_id: 1,
+        };
+        let meta = DumpMeta {
+            rings: vec![ring],
+            id: "s".into(),
+            hash: 0,
+        };
+        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+        let tcb = |i: u64| 0xffff_ff80_0010_0000u64 + (i % 7) * 0x400;
+        for i in 0..400u64 {
+            let event = match i % 4 {
+                0 => Event::ThreadSwitch { thread: tcb(i) },
+                1 => Event::KernelEntry(KernelEntry::syscall(1, 10, true, 42)),
+                2 => Event::ClockBack { back: i * 1000 },
+                _ => Event::FunctionEntry { func: i },
+            };
+            let item = Item {
+                ts: 100 + i,
+                number: Some(i),
+                ring: 0,
+                event,
+                entry: None,
+            };
+            d.record(&item).unwrap();
+        }
+        d.finish().unwrap();
+        let got = rows(&dir.path().join("records/dump=s/cpu=0/part-0.parquet"));
+        assert_eq!(got.len(), 400);
+        for (i, row) in got.iter().enumerate() {
+            let i = i as u64;
+            let has = |f: String| assert!(row.contains(&f), "{f} not in {row:?}");
+            let (kind, thread, back) = match i % 4 {
+                0 => ("SWITCH", tcb(i).to_string(), "null".to_string()),
+                1 => ("KENTRY", "null".into(), "null".into()),
+                2 => ("CLOCKBACK", "null".into(), (i * 1000).to_string()),
+                _ => ("FENTRY", "null".into(), "null".into()),
+            };
+            has(format!("kind=\"{kind}\""));
+            has(format!("thread={thread}"));
+            has(format!("back={back}"));
+        }
     }
 }
