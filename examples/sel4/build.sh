@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the seL4 kernel from the pinned snapshots (../../shared/third-party, or
-# $SEL4_THIRD_PARTY) with tracemark linked in, and the root task of this example.
+# Builds the seL4 kernel from the pinned snapshots (shared/third-party beside the
+# checkout, or $SEL4_THIRD_PARTY) with tracemark linked in, and the root task of this example.
 #
 # Usage: examples/sel4/build.sh ARCH VARIANT
 #   ARCH     x86_64 (pc99, standalone kernel + root task as a multiboot module) or
@@ -22,8 +22,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 arch="${1:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track}"
 variant="${2:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track}"
-third="${SEL4_THIRD_PARTY:-$root/../../shared/third-party}"
-[ -d "$third" ] || third=/work/shared/third-party
+third="${SEL4_THIRD_PARTY:-$root/../shared/third-party}"
+# This workplace keeps shared/ at /work/shared; a worktree elsewhere finds it there.
+[ -d "$third" ] || [ -n "${SEL4_THIRD_PARTY:-}" ] || third=/work/shared/third-party
+if [ ! -d "$third" ]; then
+    echo "build.sh: no seL4 snapshots at $third: set SEL4_THIRD_PARTY to the folder holding seL4-*.tar.gz" >&2
+    exit 1
+fi
 out="$here/target/$arch/${OUT_NAME:-$variant}"
 src="$out/src"
 venv="$root/target/sel4-venv"
