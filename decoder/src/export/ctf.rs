@@ -712,20 +712,12 @@ mod tests {
     fn discarded_counts_and_extended_headers() {
         let dir = tempfile::tempdir().unwrap();
         let ring = super::super::RingInfo {
-            index: 0,
-            records: 0,
-            cpu: 3,
-            clock_hz: 1_000_000_000,
-            abi: SyscallAbi::Sel4,
             overwritten: 5,
             dropped: 10,
             producer_id: 7,
+            ..super::super::RingInfo::for_test(3, 1_000_000_000, SyscallAbi::Sel4)
         };
-        let meta = DumpMeta {
-            rings: vec![ring],
-            id: "x".into(),
-            hash: 1,
-        };
+        let meta = DumpMeta::for_test(vec![ring], "x", 1);
         let mut w = CtfWriter::new(dir.path(), &meta).unwrap();
         let item = |ts: u64, event: Event| Item {
             ts,
@@ -779,21 +771,8 @@ mod tests {
     #[test]
     fn a_clock_going_backwards_keeps_the_previous_time() {
         let dir = tempfile::tempdir().unwrap();
-        let r = super::super::RingInfo {
-            index: 0,
-            records: 0,
-            cpu: 0,
-            clock_hz: 1_000_000_000,
-            abi: SyscallAbi::Raw,
-            overwritten: 0,
-            dropped: 0,
-            producer_id: 0,
-        };
-        let meta = DumpMeta {
-            rings: vec![r],
-            id: "x".into(),
-            hash: 1,
-        };
+        let r = super::super::RingInfo::for_test(0, 1_000_000_000, SyscallAbi::Raw);
+        let meta = DumpMeta::for_test(vec![r], "x", 1);
         let mut w = CtfWriter::new(dir.path(), &meta).unwrap();
         for ts in [2000, 1500] {
             let irq = Event::Interrupt { irq: 1 };
@@ -820,16 +799,7 @@ mod tests {
 
     #[test]
     fn different_clocks_are_refused() {
-        let r = super::super::RingInfo {
-            index: 0,
-            records: 0,
-            cpu: 0,
-            clock_hz: 1_000_000,
-            abi: SyscallAbi::Raw,
-            overwritten: 0,
-            dropped: 0,
-            producer_id: 0,
-        };
+        let r = super::super::RingInfo::for_test(0, 1_000_000, SyscallAbi::Raw);
         let meta = DumpMeta {
             rings: vec![
                 r,
@@ -852,21 +822,8 @@ mod tests {
     #[test]
     fn an_earlier_trace_is_replaced_and_other_directories_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let r = super::super::RingInfo {
-            index: 0,
-            records: 0,
-            cpu: 0,
-            clock_hz: 0,
-            abi: SyscallAbi::Raw,
-            overwritten: 0,
-            dropped: 0,
-            producer_id: 0,
-        };
-        let meta = DumpMeta {
-            rings: vec![r],
-            id: "x".into(),
-            hash: 1,
-        };
+        let r = super::super::RingInfo::for_test(0, 0, SyscallAbi::Raw);
+        let meta = DumpMeta::for_test(vec![r], "x", 1);
         std::fs::write(dir.path().join("stream_cpu7"), b"stale").unwrap();
         std::fs::write(dir.path().join("metadata"), b"old").unwrap();
         CtfWriter::new(dir.path(), &meta).unwrap().finish().unwrap();

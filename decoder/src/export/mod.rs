@@ -86,6 +86,36 @@ pub struct RingInfo {
     pub producer_id: u64,
 }
 
+#[cfg(test)]
+impl RingInfo {
+    /// A ring for unit tests: ring 0 of CPU `cpu`, no losses, no records claimed,
+    /// producer 0.
+    pub(crate) fn for_test(cpu: u32, clock_hz: u64, abi: SyscallAbi) -> Self {
+        RingInfo {
+            index: 0,
+            cpu,
+            clock_hz,
+            abi,
+            overwritten: 0,
+            dropped: 0,
+            records: 0,
+            producer_id: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+impl DumpMeta {
+    /// Metadata for unit tests: these rings, with a dump id and hash given as is.
+    pub(crate) fn for_test(rings: Vec<RingInfo>, id: &str, hash: u64) -> Self {
+        DumpMeta {
+            rings,
+            id: id.into(),
+            hash,
+        }
+    }
+}
+
 impl RingInfo {
     /// Records lost on this ring: overwritten plus dropped.
     pub fn lost(&self) -> u64 {

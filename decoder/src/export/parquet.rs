@@ -926,20 +926,12 @@ mod tests {
     fn records_and_side_tables_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let ring = RingInfo {
-            index: 0,
-            records: 0,
-            cpu: 2,
-            clock_hz: 500_000_000,
-            abi: SyscallAbi::Sel4,
             overwritten: 5,
             dropped: 6,
             producer_id: 9,
+            ..RingInfo::for_test(2, 500_000_000, SyscallAbi::Sel4)
         };
-        let meta = DumpMeta {
-            rings: vec![ring],
-            id: "p-h".into(),
-            hash: 1,
-        };
+        let meta = DumpMeta::for_test(vec![ring], "p-h", 1);
         let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
         let call = KernelEntry::syscall(1, 10, true, 42);
         let events = [
@@ -1018,20 +1010,10 @@ mod tests {
     fn delta_columns_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let ring = RingInfo {
-            index: 0,
-            records: 0,
-            cpu: 0,
-            clock_hz: 3,
-            abi: SyscallAbi::Raw,
-            overwritten: 0,
-            dropped: 0,
             producer_id: 1,
+            ..RingInfo::for_test(0, 3, SyscallAbi::Raw)
         };
-        let meta = DumpMeta {
-            rings: vec![ring],
-            id: "d".into(),
-            hash: 0,
-        };
+        let meta = DumpMeta::for_test(vec![ring], "d", 0);
         let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
         let mut want = Vec::new();
         let mut ts = 5u64;
@@ -1079,20 +1061,10 @@ mod tests {
     fn unknown_clock_reads_back() {
         let dir = tempfile::tempdir().unwrap();
         let ring = RingInfo {
-            index: 0,
-            records: 0,
-            cpu: 1,
-            clock_hz: 0,
-            abi: SyscallAbi::Raw,
-            overwritten: 0,
-            dropped: 0,
             producer_id: 1,
+            ..RingInfo::for_test(1, 0, SyscallAbi::Raw)
         };
-        let meta = DumpMeta {
-            rings: vec![ring],
-            id: "z".into(),
-            hash: 0,
-        };
+        let meta = DumpMeta::for_test(vec![ring], "z", 0);
         let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
         for i in 0..300u64 {
             let event = match i % 3 {
@@ -1140,20 +1112,10 @@ mod tests {
     fn switch_and_clockback_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let ring = RingInfo {
-            index: 0,
-            records: 0,
-            cpu: 0,
-            clock_hz: 1_000_000_000,
-            abi: SyscallAbi::Sel4,
-            overwritten: 0,
-            dropped: 0,
             producer_id: 1,
+            ..RingInfo::for_test(0, 1_000_000_000, SyscallAbi::Sel4)
         };
-        let meta = DumpMeta {
-            rings: vec![ring],
-            id: "s".into(),
-            hash: 0,
-        };
+        let meta = DumpMeta::for_test(vec![ring], "s", 0);
         let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
         let tcb = |i: u64| 0xffff_ff80_0010_0000u64 + (i % 7) * 0x400;
         for i in 0..400u64 {

@@ -946,14 +946,9 @@ mod tests {
     #[test]
     fn a_loss_marks_the_packet_and_the_next_one_clears_and_reinterns() {
         let info = RingInfo {
-            index: 0,
-            cpu: 2,
-            clock_hz: 1_000_000,
-            abi: SyscallAbi::Sel4,
-            overwritten: 0,
             dropped: 10,
             records: 6,
-            producer_id: 0,
+            ..RingInfo::for_test(2, 1_000_000, SyscallAbi::Sel4)
         };
         let mut sink = Perfetto::new(Vec::new());
         sink.begin(&[info]).unwrap();
@@ -1035,13 +1030,8 @@ mod tests {
     fn thread_switches_make_a_track_per_thread_with_running_slices() {
         let info = RingInfo {
             index: 1,
-            cpu: 3,
-            clock_hz: 1_000_000_000,
-            abi: SyscallAbi::Sel4,
-            overwritten: 0,
-            dropped: 0,
             records: 5,
-            producer_id: 0,
+            ..RingInfo::for_test(3, 1_000_000_000, SyscallAbi::Sel4)
         };
         let mut sink = Perfetto::new(Vec::new());
         sink.begin(&[info, info]).unwrap();
