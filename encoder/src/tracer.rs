@@ -175,7 +175,8 @@ impl<'a, C: Clock> Tracer<'a, C> {
         // SAFETY: the caller's contract.
         let outcome = unsafe { self.kernel_entry_in::<M>(KernelEntry::PENDING) };
         let pending = match outcome {
-            // The record just written ends at `last_pos`: no nested writer can run
+            // The record just written ends at `write_pos` (not read from `last_pos`, which
+            // the general path publishes as `end ^ 1` for times from 2^63 on): no nested writer can run
             // between the write and this load in the kernels this is meant for (entry
             // hooks run with interrupts off); if one did, or if the write was followed by
             // the LOST record that reports earlier drops (drop mode), the check in
@@ -186,7 +187,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
             Outcome::Written => self
                 .ring
                 .mem()
-                .word(offsets::LAST_POS)
+                .word(offsets::WRITE_POS)
                 .load(Ordering::Relaxed),
             Outcome::Dropped => 0,
         };

@@ -291,6 +291,34 @@ fn a_clock_stepping_back_is_recorded() {
     assert_eq!(t.ring().lost().1, dropped + 1);
 }
 
+/// A clock near the top of the 64-bit range, then wrapping to small values: the fast
+/// path's single delta bound never writes the wrap as a small forward delta; the times
+/// decode exactly and the wrap is a CLOCKBACK.
+#[test]
+fn a_clock_wrapping_at_2_pow_64_is_a_step_back() {
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 4 * 256);
+    let t = Tracer::new(&mut mem, &config(Mode::Overwrite, 256), &clock).unwrap();
+    let mut expected = Vec::new();
+    for start in [u64::MAX - 40, (1 << 63) - 10] {
+        clock.0.set(start);
+        for irq in 0..8 {
+            t.interrupt(irq);
+            expected.push((clock.0.get(), Event::Interrupt { irq }));
+            clock.0.set(clock.0.get().wrapping_add(5));
+        }
+        let before = expected.last().unwrap().0;
+        clock.0.set(3);
+        t.interrupt(99);
+        expected.push((3, Event::ClockBack { back: before - 3 }));
+        expected.push((3, Event::Interrupt { irq: 99 }));
+    }
+    drop(t);
+    let (records, _) = decode(&mem);
+    let got: Vec<_> = records.iter().map(|r| (r.ts, r.event)).collect();
+    assert_eq!(got, expected);
+}
+
 /// Memory that overlaps a ring in use is refused, wherever the overlap is (the owner
 /// token alone caught only the same start address); memory next to it is fine, and the
 /// memory is free again once the ring is dropped.

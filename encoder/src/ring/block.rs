@@ -80,7 +80,7 @@ impl<'a> Ring<'a> {
         // Nested writers may already have counted their records: adjust, don't store.
         local_add(records, u32::from(counts(event)).wrapping_sub(stale_count));
         self.store_record(block + BLOCK_HEADER_LEN, Time::Delta(0), ts, event);
-        self.publish_last(&self.mem.local(), ts, new_pos);
+        self.publish_last_general(&self.mem.local(), ts, new_pos);
         // The fast path's cache: the new block's lap.
         self.lap.store(self.lap_of(target), Ordering::Relaxed);
         Step::Done(Outcome::Written)

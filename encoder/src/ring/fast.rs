@@ -230,8 +230,15 @@ impl<'a> Ring<'a> {
         compiler_fence();
         let ts = now();
         let s = fast(ts)?;
-        let (delta, behind) = ts.overflowing_sub(last_ts);
-        if last_pos != pos || behind || delta >= FAST_DELTA_LIMIT {
+        // One bound check sends both a large delta and a step back to the general path:
+        // a step back wraps `delta` to `2^64 - (last_ts - ts)`, which is below the bound
+        // only if `last_ts` is within 2^28 of 2^64. It never is here: the general path
+        // publishes a time at or above 2^63 with a `last_pos` that matches no position
+        // ([`Ring::publish_last_general`]), every block's first record is the general
+        // path's, and the fast records after it in one block (fewer than 2^15) add less
+        // than 2^28 each.
+        let delta = ts.wrapping_sub(last_ts);
+        if last_pos != pos || delta >= FAST_DELTA_LIMIT {
             return None;
         }
         // `delta < 2^28`, so the header fits a `u32`.
@@ -279,6 +286,17 @@ impl<'a> Ring<'a> {
         }
         self.publish_last(mem, ts, pos + len);
         Some(ts)
+    }
+
+    /// [`Ring::publish_last`] for the general path and the block opener: a time at or
+    /// above 2^63 ticks is published with a `last_pos` of `end ^ 1`, which no writer's
+    /// position equals next, so the records after it take the general path and its
+    /// 64-bit comparison (each then carries an absolute timestamp). This bounds the
+    /// times the fast path's one-compare delta check sees (see [`Ring::try_fast`]).
+    #[inline(always)]
+    pub(super) fn publish_last_general(&self, mem: &Mem<'_>, ts: u64, end: u32) {
+        let end = if ts >> 63 != 0 { end ^ 1 } else { end };
+        self.publish_last(mem, ts, end);
     }
 
     #[inline(always)]

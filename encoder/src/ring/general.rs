@@ -106,7 +106,7 @@ impl<'a> Ring<'a> {
             if counts(event) {
                 local_add(self.mem.word(block + offsets::BLOCK_RECORDS), 1);
             }
-            self.publish_last(&self.mem.local(), ts, pos + len);
+            self.publish_last_general(&self.mem.local(), ts, pos + len);
             return Step::Done(Outcome::Written);
         }
         match self.open_block(pos, ts, event, count_drop) {
