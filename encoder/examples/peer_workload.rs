@@ -1,13 +1,14 @@
 //! tracemark's side of the barectf peer comparison (`benches/peers/barectf/run.sh`):
 //! the workload, timed in-process.
 //!
-//! `peer_workload tracemark|plain_store EVENTS` prints `NAME <ns per event> <bytes per event>`.
+//! `peer_workload tracemark|plain_store|none EVENTS` prints `NAME <ns per event> <bytes per event>`.
 //!
 //! Per 20 events: 9 kernel entries, 9 kernel exits (the encoder measures the duration), 2
 //! interrupts, in the order a kernel produces them. The clock is a counter that moves by
 //! 37 ticks per read. The ring is 64 MiB in overwrite mode with 4 KiB blocks.
 //! `plain_store` is the baseline: the same records encoded with the format crate's
 //! encoder into a plain array, with no ring logic (no reservation, commit or blocks).
+//! `none` is the workload alone (clock reads and event values, nothing stored).
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -104,8 +105,24 @@ fn main() {
             let elapsed = start.elapsed();
             (elapsed, total + at as u64)
         }
+        "none" => {
+            // The workload alone: the same clock reads and event values, nothing stored
+            // (the floor every encoder's figure includes).
+            let start = Instant::now();
+            for n in 0..rounds {
+                for i in 0..9u32 {
+                    let entered = now();
+                    black_box(entry(n, i));
+                    if i == 2 || i == 6 {
+                        black_box((now(), 27 + (i >> 2)));
+                    }
+                    black_box(now() - entered);
+                }
+            }
+            (start.elapsed(), 0)
+        }
         other => {
-            eprintln!("peer_workload: unknown encoder {other:?} (tracemark, plain_store)");
+            eprintln!("peer_workload: unknown encoder {other:?} (tracemark, plain_store, none)");
             std::process::exit(2);
         }
     };
