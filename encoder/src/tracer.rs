@@ -8,6 +8,7 @@ use tracemark_format::varint;
 use tracemark_format::{Event, KernelEntry};
 
 use crate::clock::Clock;
+use crate::ring::held::is_held;
 use crate::ring::{Config, InitError, Outcome, Ring, Small};
 use crate::sync::{compiler_fence, Ordering};
 
@@ -94,7 +95,22 @@ impl<'a, C: Clock> Tracer<'a, C> {
         fast: impl Fn(u64) -> Option<Small<'d>>,
         make: impl Fn(u64) -> Event + Copy,
     ) -> (Outcome, u64) {
-        let now = || self.clock.now();
+        // SAFETY: the caller's contract.
+        unsafe { self.write_at::<M>(|| self.clock.now(), fast, make) }
+    }
+
+    /// [`Tracer::write`] at the times `now` gives instead of the clock's.
+    ///
+    /// # Safety
+    ///
+    /// As [`Tracer::write`].
+    #[inline(always)]
+    unsafe fn write_at<'d, const M: bool>(
+        &self,
+        now: impl Fn() -> u64 + Copy,
+        fast: impl Fn(u64) -> Option<Small<'d>>,
+        make: impl Fn(u64) -> Event + Copy,
+    ) -> (Outcome, u64) {
         if M {
             // SAFETY: the caller's contract (`M` is only set through `Masked`).
             unsafe { self.ring.write_small_masked(now, fast, make) }
@@ -172,6 +188,24 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// As [`Tracer::write`].
     #[inline(always)]
     unsafe fn kernel_entry_deferred_in<const M: bool>(&self) -> Outcome {
+        if M {
+            let mem = self.ring.mem();
+            // One deferred entry at a time: an earlier one still held is written now.
+            if is_held(mem.word(offsets::PENDING_POS).load(Ordering::Relaxed)) {
+                self.ring.write_held_entry();
+            }
+            let slot = mem.word(offsets::ENTRY_DEPTH).load(Ordering::Relaxed);
+            if (slot as usize) < ENTRY_STACK_DEPTH {
+                // Single-context: hold the entry back (FORMAT.md 9.5). Its information
+                // usually comes with nothing recorded in between, and it is then written
+                // once, with its word's minimal varint.
+                let ts = self.clock.now();
+                self.push_entry(ts);
+                // SAFETY: the caller's contract (`M`).
+                unsafe { self.ring.hold_entry(slot) };
+                return Outcome::Written;
+            }
+        }
         // SAFETY: the caller's contract.
         let outcome = unsafe { self.kernel_entry_in::<M>(KernelEntry::PENDING) };
         let pending = match outcome {
@@ -220,6 +254,21 @@ impl<'a, C: Clock> Tracer<'a, C> {
         let pos = pending.load(Ordering::Relaxed);
         if pos == 0 {
             return false;
+        }
+        if is_held(pos) {
+            // Not written yet: write it now, with its word, at its time.
+            let Some(ts) = self.ring.take_held_entry() else {
+                return false;
+            };
+            // SAFETY: `M` only through `Masked`, whose contract the caller keeps.
+            let (outcome, _) = unsafe {
+                self.write_at::<M>(
+                    || ts,
+                    |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
+                    move |_| Event::KernelEntry(entry),
+                )
+            };
+            return outcome == Outcome::Written;
         }
         pending.store(0, Ordering::Relaxed);
         let p = self.ring.geometry().split(pos);
@@ -653,9 +702,10 @@ mod masked_tests {
     }
 
     /// seL4's common case: nothing is recorded inside the entry, so the deferred entry
-    /// ends up with a 1-byte word, and the exit still has a delta header.
+    /// is held until its word comes and written once, with a 1-byte word, at its time;
+    /// the exit still has a delta header.
     #[test]
-    fn a_deferred_entry_alone_is_rewritten_minimal() {
+    fn a_deferred_entry_alone_is_written_once_minimal() {
         let now = Cell::new(1000u64);
         let mut words = std::vec![0u64; (RING_HEADER_LEN + 2 * 4096) / 8];
         let t = Tracer::new(bytes(&mut words), &Config::new(), || now.get()).unwrap();
@@ -663,18 +713,23 @@ mod masked_tests {
         let m = unsafe { t.masked() };
         let pos = |w| t.ring().mem().word(w).load(Ordering::Relaxed);
         now.set(1003);
+        let before = pos(offsets::WRITE_POS);
         m.kernel_entry_deferred();
-        let after_entry = pos(offsets::WRITE_POS);
+        // Held: nothing written yet.
+        assert_eq!(pos(offsets::WRITE_POS), before);
+        assert_eq!(pos(offsets::PENDING_POS), 1);
         now.set(1010);
         assert!(m.kernel_entry_info(KernelEntry(62)));
-        // The 5-byte placeholder became 1 byte; every position moved back by 4.
+        // Written once, opening the first block: its 32-byte header, then a 1-byte
+        // record header and the 1-byte word, at the entry's time.
         for w in [offsets::WRITE_POS, offsets::LAST_POS, offsets::COMMIT_POS] {
-            assert_eq!(pos(w), after_entry - 4);
+            assert_eq!(pos(w), before + 32 + 2);
         }
         assert_eq!(pos(offsets::PENDING_POS), 0);
         now.set(1040);
         m.kernel_exit();
-        // With an interrupt inside the entry, the word keeps its 5 bytes.
+        // With an interrupt inside the entry, the interrupt writes the held entry (with
+        // the placeholder) first, and the word is patched into its 5 bytes.
         now.set(1050);
         m.kernel_entry_deferred();
         now.set(1052);
@@ -683,6 +738,32 @@ mod masked_tests {
         assert!(m.kernel_entry_info(KernelEntry(62)));
         assert_eq!(pos(offsets::WRITE_POS), before_info);
         now.set(1060);
+        m.kernel_exit();
+        // An exit with no information: the held entry goes out with the placeholder.
+        now.set(1070);
+        m.kernel_entry_deferred();
+        now.set(1075);
+        m.kernel_exit();
+        // Two deferred entries in a row: the first is written (placeholder) before the
+        // second is held; the second gets its word.
+        now.set(1080);
+        m.kernel_entry_deferred();
+        now.set(1081);
+        m.kernel_entry_deferred();
+        now.set(1082);
+        assert!(m.kernel_entry_info(KernelEntry(9)));
+        now.set(1090);
+        m.kernel_exit();
+        now.set(1091);
+        m.kernel_exit();
+        // A nesting-safe call while an entry is held (an interrupt handler running
+        // between two single-context calls) writes the entry first too.
+        now.set(1100);
+        m.kernel_entry_deferred();
+        now.set(1104);
+        t.interrupt(5);
+        now.set(1106);
+        assert!(m.kernel_entry_info(KernelEntry(7)));
         m.kernel_exit();
         let (bytes, recs) = records(&t);
         let events: Vec<(u64, Event)> = recs.iter().map(|r| (r.ts, r.event)).collect();
@@ -695,13 +776,26 @@ mod masked_tests {
                 (1050, Event::KernelEntry(KernelEntry(62))),
                 (1052, Event::Interrupt { irq: 3 }),
                 (1060, Event::KernelExit(Ticks(10))),
+                (1070, Event::KernelEntry(KernelEntry::PENDING)),
+                (1075, Event::KernelExit(Ticks(5))),
+                (1080, Event::KernelEntry(KernelEntry::PENDING)),
+                (1081, Event::KernelEntry(KernelEntry(9))),
+                (1090, Event::KernelExit(Ticks(9))),
+                (1091, Event::KernelExit(Ticks(11))),
+                (1100, Event::KernelEntry(KernelEntry(7))),
+                (1104, Event::Interrupt { irq: 5 }),
+                (1106, Event::KernelExit(Ticks(6))),
             ]
         );
         // KENTRY `00 3e` (first record of its block, delta 0), KEXIT `d1 04` (delta 37)
         // and duration `27` (39: 37 ticks + 2): a delta header, no timestamp marker.
-        // Then KENTRY 2 + 5, IRQ 2, KEXIT 3.
         let first = RING_HEADER_LEN + 32;
         assert_eq!(bytes[first..first + 5], [0x00, 0x3e, 0xd1, 0x04, 0x27]);
-        assert_eq!(pos(offsets::COMMIT_POS) & 4095, 32 + 2 + 3 + 7 + 2 + 3);
+        // Then KENTRY 2 + 5, IRQ 2, KEXIT 3; KENTRY 2 + 5, KEXIT 2; KENTRY 2 + 5, KENTRY
+        // 1 + 1, KEXIT 2, KEXIT 2; KENTRY 2 + 5, IRQ 1 + 1, KEXIT 1 + 1.
+        assert_eq!(
+            pos(offsets::COMMIT_POS) & 4095,
+            32 + 2 + 3 + 7 + 2 + 3 + 7 + 2 + 7 + 2 + 2 + 2 + 7 + 2 + 2
+        );
     }
 }

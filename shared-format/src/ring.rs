@@ -37,6 +37,12 @@ pub const MIN_BLOCK_COUNT: u32 = 2;
 pub const OWNER_TOKEN: u32 = u32::from_le_bytes(*b"OWND");
 /// Depth of the kernel-entry stack the encoder keeps in the header.
 pub const ENTRY_STACK_DEPTH: usize = 8;
+/// `pending_pos` values `1..=HELD_ENTRY_MAX` (FORMAT.md 9.5): a deferred kernel entry is
+/// *held*, not yet written; its time is in `entry_stack[pending_pos - 1]`. No record ends
+/// at these positions (offsets below the block header), so they never name a record.
+/// Writer scratch only: decoders ignore `pending_pos`.
+pub const HELD_ENTRY_MAX: u32 = ENTRY_STACK_DEPTH as u32;
+const _: () = assert!((HELD_ENTRY_MAX as usize) < BLOCK_HEADER_LEN);
 /// Bytes `0..STATIC_HEADER_LEN` are fixed at initialisation and covered by `static_crc`.
 pub const STATIC_HEADER_LEN: usize = 48;
 

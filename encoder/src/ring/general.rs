@@ -42,6 +42,10 @@ impl<'a> Ring<'a> {
         make: &dyn Fn(u64) -> Event,
         count_drop: bool,
     ) -> (Outcome, u64) {
+        // A held deferred entry goes first (its `last_pos` sent this write here).
+        if super::held::is_held(self.hdr(offsets::PENDING_POS).load(Ordering::Relaxed)) {
+            self.write_held_entry();
+        }
         let write = self.hdr(offsets::WRITE_POS);
         let mut stepped_back = false;
         loop {

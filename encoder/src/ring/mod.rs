@@ -48,7 +48,8 @@
 //! - `fast`: the common path, inlined into every recording call (enter, reserve,
 //!   write, publish, exit);
 //! - `general`: the general path, out of line (any record, timestamp markers, retries);
-//! - `block`: opening and closing blocks, overwrite and drop accounting, drop reports.
+//! - `block`: opening and closing blocks, overwrite and drop accounting, drop reports;
+//! - `held`: deferred kernel entries held back until their information comes.
 //!
 //! Position and lap arithmetic are pure functions in `crate::pos`.
 //!
@@ -57,6 +58,7 @@
 mod block;
 mod fast;
 mod general;
+pub(crate) mod held;
 mod init;
 
 use tracemark_format::ring::{self, Geometry, Mode, RING_HEADER_LEN};
