@@ -371,6 +371,12 @@ int tm_kernel_entry_info(uint32_t cpu, uint32_t word);
 /**
  * [`tm_kernel_entry_deferred`] for a kernel that records with interrupts masked (seL4):
  * the same record, without what nesting safety costs (see `tracemark::Tracer::masked`).
+ * The entry is *held*: its time is taken now, and it is written once, with its word,
+ * by [`tm_masked_kernel_exit_deferred`] or [`tm_kernel_entry_info`] (FORMAT.md 9.5).
+ * Any other record of this CPU made meanwhile writes the entry first, with the
+ * placeholder word, which the information then patches in place. Returns `TM_OK` for a
+ * held entry: if there is no room when it is written, the call that writes it reports
+ * the drop. A ring dumped while an entry is held does not contain it.
  *
  * # Safety
  *

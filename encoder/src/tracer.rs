@@ -487,17 +487,29 @@ impl<C: Clock> Masked<'_, '_, C> {
         unsafe { self.tracer.kernel_entry_in::<true>(entry) }
     }
 
-    /// [`Tracer::kernel_entry_deferred`], single-context.
+    /// [`Tracer::kernel_entry_deferred`], single-context, and *held* (FORMAT.md 9.5): the
+    /// entry's time is taken and pushed now, but nothing is written until
+    /// [`Masked::kernel_entry_info`] writes the entry once, with its word's minimal varint
+    /// (seL4's common case: nothing recorded inside the entry). Any other write to the
+    /// ring made meanwhile, through any API, first writes the entry with the placeholder
+    /// word, which the information then patches in place, so records stay in time order.
+    ///
+    /// Returns [`Outcome::Written`] for a held entry (a drop, in drop mode with the ring
+    /// full, is counted when the entry is written). A dump or snapshot taken while an
+    /// entry is held does not contain it. With [`ENTRY_STACK_DEPTH`] entries open, the
+    /// entry is written at once with the placeholder, as the nesting-safe call does.
     #[inline(always)]
     pub fn kernel_entry_deferred(&self) -> Outcome {
         // SAFETY: the contract of `Tracer::masked`, which made `self`.
         unsafe { self.tracer.kernel_entry_deferred_in::<true>() }
     }
 
-    /// [`Tracer::kernel_entry_info`], single-context: when no record was written since
-    /// the entry (a kernel entry with no function, interrupt or switch record inside it),
-    /// the entry is rewritten with the word's minimal varint (1 to 5 bytes instead of 5)
-    /// and the ring's positions move back over the bytes saved.
+    /// [`Tracer::kernel_entry_info`], single-context: a held entry (nothing was written
+    /// since it, see [`Masked::kernel_entry_deferred`]) is written now, at its time, with
+    /// the word's minimal varint (1 to 5 bytes instead of the placeholder's 5); returns
+    /// whether it was written. An entry written at once (entry stack full) that is still
+    /// the ring's last record is rewritten minimal and the positions move back over the
+    /// bytes saved; otherwise the word is patched in place.
     #[inline(always)]
     pub fn kernel_entry_info(&self, entry: KernelEntry) -> bool {
         self.tracer.kernel_entry_info_in::<true>(entry)
