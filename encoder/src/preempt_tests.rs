@@ -353,3 +353,54 @@ fn kernel_exit_durations_survive_nesting_at_every_point() {
         },
     );
 }
+
+/// A deferred entry held by a single-context call is written by the next write, here a
+/// nesting-safe interrupt record, with another interrupt nested before every atomic
+/// access of that write (the flush of the held entry included). The ring always decodes
+/// undamaged and fully committed, with the entry, both interrupts, each once. Where the
+/// nested record lands between the flush's claim of the entry and its write, the entry
+/// comes after it, with a CLOCKBACK saying so.
+#[test]
+fn nested_write_at_every_point_of_writing_a_held_entry() {
+    let points = for_every_point(
+        Mode::Overwrite,
+        4,
+        |t| {
+            t.interrupt(100);
+            // SAFETY: one thread; no write runs during the call (the hook is not set).
+            unsafe { t.masked() }.kernel_entry_deferred();
+        },
+        |t| {
+            t.interrupt(1);
+        },
+        |t| {
+            t.interrupt(2);
+        },
+        |records, _, fired| {
+            let mut got: Vec<Event> = kinds(records)
+                .into_iter()
+                .filter(|e| !matches!(e, Event::ClockBack { .. }))
+                .collect();
+            assert_eq!(got.remove(0), irq(100));
+            let entry = got
+                .iter()
+                .position(|e| *e == Event::KernelEntry(KernelEntry::PENDING))
+                .expect("the held entry is written");
+            got.remove(entry);
+            got.sort_by_key(|e| match e {
+                Event::Interrupt { irq } => *irq,
+                _ => 0,
+            });
+            let want = if fired {
+                vec![irq(1), irq(2)]
+            } else {
+                vec![irq(1)]
+            };
+            assert_eq!(got, want);
+            // The entry precedes the outer interrupt it was flushed by.
+            let pos = |e: Event| records.iter().position(|r| r.event == e).unwrap();
+            assert!(pos(Event::KernelEntry(KernelEntry::PENDING)) < pos(irq(1)));
+        },
+    );
+    assert!(points >= 12, "only {points} preemption points");
+}
