@@ -1,12 +1,28 @@
 //! Access to the ring memory through atomics.
 //!
 //! The ring lives in memory the caller provides. Each location is always accessed with
-//! one width: the ring header and the block headers as 32-bit words ([`Mem::word`]), the
-//! record area of each block as bytes ([`Mem::store_bytes`], [`Mem::load_byte`]). Going
-//! through atomics means a reader on another core may copy the ring while the writer runs
-//! without a data race; relaxed atomic stores compile to plain stores.
+//! one width: the ring header and the block headers as 32-bit words, the record area of
+//! each block as bytes. Going through atomics means a reader on another core may copy the
+//! ring while the writer runs without a data race; relaxed atomic stores compile to plain
+//! stores.
+//!
+//! Ring-header fields are reached with [`Mem::hdr`] and friends, which are safe: a `Mem`
+//! is never shorter than [`MIN_LEN`], and they keep the offset below it. Everything past
+//! the header (block headers, records) is reached with `unsafe` functions whose offsets
+//! the caller derives from the ring's geometry: the recording path cannot afford a bounds
+//! check, nor the panic path one would bring.
+
+use tracemark_format::ring::{MIN_BLOCK_COUNT, MIN_BLOCK_SIZE, RING_HEADER_LEN};
 
 use crate::sync::{AtomicU32, AtomicU8, Ordering};
+
+/// The shortest memory a [`Mem`] takes: a ring header and the smallest blocks.
+pub(crate) const MIN_LEN: usize =
+    RING_HEADER_LEN + MIN_BLOCK_COUNT as usize * MIN_BLOCK_SIZE as usize;
+
+/// Header offsets are masked with this: below 256, a multiple of 4.
+const HEADER_MASK: usize = 0xfc;
+const _: () = assert!(RING_HEADER_LEN <= HEADER_MASK + 4 && HEADER_MASK + 4 <= MIN_LEN);
 
 /// Borrowed ring memory, `len` bytes at `base`, 8-byte aligned.
 #[cfg(not(loom))]
@@ -29,9 +45,10 @@ unsafe impl Send for Mem<'_> {}
 
 #[cfg(not(loom))]
 impl<'a> Mem<'a> {
-    /// Takes `bytes` for 'a; `None` unless it is 8-byte aligned.
+    /// Takes `bytes` for 'a; `None` unless it is 8-byte aligned and at least
+    /// [`MIN_LEN`] long.
     pub(crate) fn new(bytes: &'a mut [u8]) -> Option<Self> {
-        if bytes.as_ptr() as usize % 8 != 0 {
+        if bytes.as_ptr() as usize % 8 != 0 || bytes.len() < MIN_LEN {
             return None;
         }
         let len = bytes.len();
@@ -42,14 +59,19 @@ impl<'a> Mem<'a> {
         })
     }
 
-    /// The 32-bit word at byte offset `off` (a multiple of 4, inside the memory).
+    /// The 32-bit word at byte offset `off`.
+    ///
+    /// # Safety
+    ///
+    /// `off` is a multiple of 4 and `off + 4 <= len` (the ring's geometry, checked against
+    /// the memory at initialisation, gives every block offset the callers use).
     #[inline(always)]
-    pub(crate) fn word(&self, off: usize) -> &AtomicU32 {
+    pub(crate) unsafe fn word(&self, off: usize) -> &AtomicU32 {
         debug_assert!(off % 4 == 0 && off + 4 <= self.len);
-        // SAFETY: callers pass offsets derived from the checked geometry, so `off + 4 <=
-        // len` and `off % 4 == 0`; with `base` 8-byte aligned the pointer is in bounds and
-        // aligned for `AtomicU32`, which has the size and alignment of `u32`. The memory
-        // lives for 'a and is only accessed atomically (struct invariant).
+        // SAFETY: `off % 4 == 0` and `off + 4 <= len` (the caller's contract); with `base`
+        // 8-byte aligned the pointer is in bounds and aligned for `AtomicU32`, which has
+        // the size and alignment of `u32`. The memory lives for 'a and is only accessed
+        // atomically (struct invariant).
         unsafe { &*self.base.as_ptr().add(off).cast::<AtomicU32>() }
     }
 
@@ -73,12 +95,15 @@ impl<'a> Mem<'a> {
         }
     }
 
+    /// # Safety
+    ///
+    /// `off < len`.
     #[inline(always)]
-    fn byte(&self, off: usize) -> &AtomicU8 {
+    unsafe fn byte(&self, off: usize) -> &AtomicU8 {
         debug_assert!(off < self.len);
-        // SAFETY: `off < len` (callers stay inside a block, whose bounds the geometry
-        // checked against `len`); `AtomicU8` has the size and alignment of `u8`; the memory
-        // lives for 'a and is only accessed atomically (struct invariant).
+        // SAFETY: `off < len` (the caller's contract); `AtomicU8` has the size and
+        // alignment of `u8`; the memory lives for 'a and is only accessed atomically
+        // (struct invariant).
         unsafe { &*self.base.as_ptr().add(off).cast::<AtomicU8>() }
     }
 
@@ -119,13 +144,19 @@ impl Mem<'_> {
         }
     }
 
+    /// # Safety
+    ///
+    /// As the real memory's (here an index out of range panics).
     #[inline(always)]
-    pub(crate) fn word(&self, off: usize) -> &AtomicU32 {
+    pub(crate) unsafe fn word(&self, off: usize) -> &AtomicU32 {
         &self.words[off / 4]
     }
 
+    /// # Safety
+    ///
+    /// As the real memory's.
     #[inline(always)]
-    fn byte(&self, off: usize) -> &AtomicU8 {
+    unsafe fn byte(&self, off: usize) -> &AtomicU8 {
         &self.bytes[off]
     }
 
@@ -140,33 +171,95 @@ impl Mem<'_> {
 }
 
 impl Mem<'_> {
-    /// Stores byte `b` at offset `off` (inside one block's record area).
+    /// The ring-header word at `off` (a field offset from `tracemark_format::ring::offsets`).
+    /// Safe: the offset is kept below 256 and 4-aligned (a no-op for the constant field
+    /// offsets), inside every `Mem` ([`MIN_LEN`]).
     #[inline(always)]
-    pub(crate) fn store_byte(&self, off: usize, b: u8) {
-        self.byte(off).store(b, Ordering::Relaxed);
+    pub(crate) fn hdr(&self, off: usize) -> &AtomicU32 {
+        debug_assert!(off % 4 == 0 && off < RING_HEADER_LEN);
+        // SAFETY: `off & HEADER_MASK` is a multiple of 4 below 256, and every `Mem` is at
+        // least `MIN_LEN >= 256` bytes long.
+        unsafe { self.word(off & HEADER_MASK) }
     }
 
-    /// Loads the byte at offset `off`.
+    /// Loads a 64-bit ring-header field kept as two little-endian words at `off` (low
+    /// word first). Only the writing CPU calls this on live fields, so the halves are
+    /// consistent.
     #[inline(always)]
-    pub(crate) fn load_byte(&self, off: usize) -> u8 {
-        self.byte(off).load(Ordering::Relaxed)
-    }
-
-    /// Loads a 64-bit value kept as two little-endian words at `off` (low word first).
-    /// Only the writing CPU calls this on live fields, so the halves are consistent.
-    #[inline(always)]
-    pub(crate) fn load_u64(&self, off: usize) -> u64 {
-        let lo = self.word(off).load(Ordering::Relaxed);
-        let hi = self.word(off + 4).load(Ordering::Relaxed);
+    pub(crate) fn hdr_u64(&self, off: usize) -> u64 {
+        let lo = self.hdr(off).load(Ordering::Relaxed);
+        let hi = self.hdr(off + 4).load(Ordering::Relaxed);
         u64::from(lo) | (u64::from(hi) << 32)
     }
 
-    /// Stores a 64-bit value as two words at `off`.
+    /// Stores a 64-bit ring-header field as two words at `off`.
     #[inline(always)]
-    pub(crate) fn store_u64(&self, off: usize, v: u64) {
-        self.word(off).store(v as u32, Ordering::Relaxed);
-        self.word(off + 4)
-            .store((v >> 32) as u32, Ordering::Relaxed);
+    pub(crate) fn set_hdr_u64(&self, off: usize, v: u64) {
+        self.hdr(off).store(v as u32, Ordering::Relaxed);
+        self.hdr(off + 4).store((v >> 32) as u32, Ordering::Relaxed);
+    }
+
+    /// Loads entry-stack slot `slot` of the ring header.
+    ///
+    /// # Safety
+    ///
+    /// `slot < ENTRY_STACK_DEPTH`.
+    #[inline(always)]
+    pub(crate) unsafe fn entry_slot(&self, slot: usize) -> u64 {
+        let off = tracemark_format::ring::offsets::ENTRY_STACK + 8 * slot;
+        // SAFETY: with `slot < ENTRY_STACK_DEPTH` the slot's two words lie inside the
+        // ring header, inside every `Mem`.
+        let (lo, hi) = unsafe { (self.word(off), self.word(off + 4)) };
+        u64::from(lo.load(Ordering::Relaxed)) | (u64::from(hi.load(Ordering::Relaxed)) << 32)
+    }
+
+    /// Stores `ts` into entry-stack slot `slot` of the ring header.
+    ///
+    /// # Safety
+    ///
+    /// `slot < ENTRY_STACK_DEPTH`.
+    #[inline(always)]
+    pub(crate) unsafe fn set_entry_slot(&self, slot: usize, ts: u64) {
+        let off = tracemark_format::ring::offsets::ENTRY_STACK + 8 * slot;
+        // SAFETY: as in `entry_slot`.
+        unsafe { self.store_u64(off, ts) };
+    }
+
+    /// Stores byte `b` at offset `off` (inside one block's record area).
+    ///
+    /// # Safety
+    ///
+    /// `off < len`.
+    #[inline(always)]
+    pub(crate) unsafe fn store_byte(&self, off: usize, b: u8) {
+        // SAFETY: the caller's contract.
+        unsafe { self.byte(off) }.store(b, Ordering::Relaxed);
+    }
+
+    /// Loads the byte at offset `off`.
+    ///
+    /// # Safety
+    ///
+    /// `off < len`.
+    #[inline(always)]
+    pub(crate) unsafe fn load_byte(&self, off: usize) -> u8 {
+        // SAFETY: the caller's contract.
+        unsafe { self.byte(off) }.load(Ordering::Relaxed)
+    }
+
+    /// Stores a 64-bit block-header field as two words at `off`.
+    ///
+    /// # Safety
+    ///
+    /// As [`Mem::word`] for `off` and `off + 4`.
+    #[inline(always)]
+    pub(crate) unsafe fn store_u64(&self, off: usize, v: u64) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.word(off).store(v as u32, Ordering::Relaxed);
+            self.word(off + 4)
+                .store((v >> 32) as u32, Ordering::Relaxed);
+        }
     }
 
     /// Loads the writer's `last_ts`: one 64-bit atomic where the target has them.
@@ -179,13 +272,18 @@ impl Mem<'_> {
         }
         #[cfg(not(all(target_has_atomic = "64", not(loom), not(test))))]
         {
-            self.load_u64(tracemark_format::ring::offsets::LAST_TS)
+            self.hdr_u64(tracemark_format::ring::offsets::LAST_TS)
         }
     }
 
-    /// Loads the header word at `off` for a reader: like `word(off).load(Acquire)`, except
-    /// that the two words of `last_ts` are read with the width the writer uses for them.
-    pub(crate) fn load_header_word(&self, off: usize) -> u32 {
+    /// Loads the word at `off` of the ring header or a block header for a reader: like
+    /// `word(off).load(Acquire)`, except that the two words of `last_ts` are read with the
+    /// width the writer uses for them.
+    ///
+    /// # Safety
+    ///
+    /// As [`Mem::word`].
+    pub(crate) unsafe fn load_word_for_reader(&self, off: usize) -> u32 {
         let last_ts = tracemark_format::ring::offsets::LAST_TS;
         if off & !7 == last_ts {
             let ts = self.load_last_ts();
@@ -195,7 +293,8 @@ impl Mem<'_> {
                 (ts >> 32) as u32
             };
         }
-        self.word(off).load(Ordering::Acquire)
+        // SAFETY: the caller's contract.
+        unsafe { self.word(off) }.load(Ordering::Acquire)
     }
 
     /// Stores the writer's `last_ts`.
@@ -208,17 +307,17 @@ impl Mem<'_> {
         }
         #[cfg(not(all(target_has_atomic = "64", not(loom), not(test))))]
         {
-            self.store_u64(tracemark_format::ring::offsets::LAST_TS, ts)
+            self.set_hdr_u64(tracemark_format::ring::offsets::LAST_TS, ts)
         }
     }
 
-    /// Reads a 64-bit counter of the writer from another core: retries until the high
-    /// word is stable around the low word (counters only grow).
+    /// Reads a 64-bit ring-header counter of the writer from another core: retries until
+    /// the high word is stable around the low word (counters only grow).
     pub(crate) fn load_u64_remote(&self, off: usize) -> u64 {
         loop {
-            let hi = self.word(off + 4).load(Ordering::Acquire);
-            let lo = self.word(off).load(Ordering::Acquire);
-            if self.word(off + 4).load(Ordering::Acquire) == hi {
+            let hi = self.hdr(off + 4).load(Ordering::Acquire);
+            let lo = self.hdr(off).load(Ordering::Acquire);
+            if self.hdr(off + 4).load(Ordering::Acquire) == hi {
                 return u64::from(lo) | (u64::from(hi) << 32);
             }
         }

@@ -50,13 +50,16 @@ impl Ring<'_> {
                 i += 1;
             } else if in_words {
                 let word_at = at & !3;
-                let w = self.mem().load_header_word(word_at).to_le_bytes();
+                // SAFETY: `word_at` is 4-aligned and `at < self.len()`, the ring's length
+                // (a multiple of 8 within the memory), so the word is inside it.
+                let w = unsafe { self.mem().load_word_for_reader(word_at) }.to_le_bytes();
                 let from = at - word_at;
                 let n = (4 - from).min(out.len() - i);
                 out[i..i + n].copy_from_slice(&w[from..from + n]);
                 i += n;
             } else {
-                out[i] = self.mem().load_byte(at);
+                // SAFETY: `at < self.len()`, inside the memory.
+                out[i] = unsafe { self.mem().load_byte(at) };
                 i += 1;
             }
         }
@@ -95,7 +98,7 @@ impl Ring<'_> {
                 RingHeader::ref_from_prefix(&out[..]).map_or(0, |(h, _)| h.commit_pos.get());
             self.read_at(RING_HEADER_LEN, &mut out[RING_HEADER_LEN..len]);
             fence(Ordering::Acquire);
-            let write = self.mem().word(offsets::WRITE_POS).load(Ordering::Relaxed);
+            let write = self.mem().hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
             // NOTE: any block opened after the header was read may have reclaimed a slot
             // we copied; the image is good only if none was.
             if g.split(write).seq == g.split(commit).seq {

@@ -191,10 +191,10 @@ impl<'a, C: Clock> Tracer<'a, C> {
         if M {
             let mem = self.ring.mem();
             // One deferred entry at a time: an earlier one still held is written now.
-            if is_held(mem.word(offsets::PENDING_POS).load(Ordering::Relaxed)) {
+            if is_held(mem.hdr(offsets::PENDING_POS).load(Ordering::Relaxed)) {
                 self.ring.write_held_entry();
             }
-            let slot = mem.word(offsets::ENTRY_DEPTH).load(Ordering::Relaxed);
+            let slot = mem.hdr(offsets::ENTRY_DEPTH).load(Ordering::Relaxed);
             if (slot as usize) < ENTRY_STACK_DEPTH {
                 // Single-context: hold the entry back (FORMAT.md 9.5). Its information
                 // usually comes with nothing recorded in between, and it is then written
@@ -221,13 +221,13 @@ impl<'a, C: Clock> Tracer<'a, C> {
             Outcome::Written => self
                 .ring
                 .mem()
-                .word(offsets::WRITE_POS)
+                .hdr(offsets::WRITE_POS)
                 .load(Ordering::Relaxed),
             Outcome::Dropped => 0,
         };
         self.ring
             .mem()
-            .word(offsets::PENDING_POS)
+            .hdr(offsets::PENDING_POS)
             .store(pending, Ordering::Relaxed);
         outcome
     }
@@ -250,7 +250,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
     #[inline(always)]
     fn kernel_entry_info_in<const M: bool>(&self, entry: KernelEntry) -> bool {
         let mem = self.ring.mem();
-        let pending = mem.word(offsets::PENDING_POS);
+        let pending = mem.hdr(offsets::PENDING_POS);
         let pos = pending.load(Ordering::Relaxed);
         if pos == 0 {
             return false;
@@ -275,36 +275,44 @@ impl<'a, C: Clock> Tracer<'a, C> {
         // No division: the ring's reciprocal (`crate::pos`).
         let block = self.ring.block_at(p.seq);
         let offset = p.offset as usize;
-        let holds = mem
-            .word(block + offsets::BLOCK_MAGIC)
-            .load(Ordering::Relaxed)
-            == BLOCK_MAGIC
-            && mem.word(block + offsets::BLOCK_SEQ).load(Ordering::Relaxed) == p.seq
+        // SAFETY (every access to `block` below): `block_at` gives the offset of a slot
+        // below `block_count`, inside the ring; `offset` is below `block_size` (a
+        // position's offset) and at least `BLOCK_HEADER_LEN + 5` where bytes are read or
+        // written, so `at..at + 5` lies in the block's record area.
+        let [magic, seq] = [offsets::BLOCK_MAGIC, offsets::BLOCK_SEQ].map(|field| {
+            // SAFETY: as said above.
+            unsafe { mem.word(block + field) }
+        });
+        let holds = magic.load(Ordering::Relaxed) == BLOCK_MAGIC
+            && seq.load(Ordering::Relaxed) == p.seq
             && offset >= BLOCK_HEADER_LEN + 5;
         let placeholder = KernelEntry::PENDING.padded_varint();
         let at = block + offset.wrapping_sub(5);
-        if !holds || (0..5).any(|i| mem.load_byte(at + i) != placeholder[i]) {
+        // SAFETY: as above (`holds` is checked first).
+        if !holds || (0..5).any(|i| unsafe { mem.load_byte(at + i) } != placeholder[i]) {
             return false;
         }
         let len = varint::encoded_len_u32(entry.0);
         if M && len < 5 {
-            let write = mem.word(offsets::WRITE_POS);
-            let last = mem.word(offsets::LAST_POS);
+            let write = mem.hdr(offsets::WRITE_POS);
+            let last = mem.hdr(offsets::LAST_POS);
             // Nothing was reserved or written after the entry (no other writer runs:
             // the masked contract), so its bytes are the ring's last: write the word
             // minimal and give the rest back. Readers never read past `commit_pos`
             // (FORMAT.md 7.2), which moves back with the others.
             if write.load(Ordering::Relaxed) == pos && last.load(Ordering::Relaxed) == pos {
-                varint::write_u32_at(at, entry.0, |at, b| mem.store_byte(at, b));
+                // SAFETY: `len < 5` bytes at `at`, as above.
+                varint::write_u32_at(at, entry.0, |at, b| unsafe { mem.store_byte(at, b) });
                 let end = pos - (5 - len);
                 write.store(end, Ordering::Relaxed);
                 last.store(end, Ordering::Relaxed);
-                mem.word(offsets::COMMIT_POS).store(end, Ordering::Release);
+                mem.hdr(offsets::COMMIT_POS).store(end, Ordering::Release);
                 return true;
             }
         }
         for (i, b) in entry.padded_varint().into_iter().enumerate() {
-            mem.store_byte(at + i, b);
+            // SAFETY: `at + i < at + 5`, as above.
+            unsafe { mem.store_byte(at + i, b) };
         }
         true
     }
@@ -436,7 +444,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
     pub fn entry_depth(&self) -> u32 {
         self.ring
             .mem()
-            .word(offsets::ENTRY_DEPTH)
+            .hdr(offsets::ENTRY_DEPTH)
             .load(Ordering::Relaxed)
     }
 
@@ -445,28 +453,28 @@ impl<'a, C: Clock> Tracer<'a, C> {
     // nests anywhere in between uses the slot above ours and restores the depth.
     #[inline(always)]
     fn push_entry(&self, ts: u64) {
-        let depth = self.ring.mem().word(offsets::ENTRY_DEPTH);
+        let depth = self.ring.mem().hdr(offsets::ENTRY_DEPTH);
         let d = depth.load(Ordering::Relaxed);
         depth.store(d + 1, Ordering::Relaxed);
         compiler_fence();
         if (d as usize) < ENTRY_STACK_DEPTH {
-            self.ring
-                .mem()
-                .store_u64(offsets::ENTRY_STACK + 8 * d as usize, ts);
+            // SAFETY: `d < ENTRY_STACK_DEPTH`.
+            unsafe { self.ring.mem().set_entry_slot(d as usize, ts) };
         }
     }
 
     /// `None`: no open entry; `Some(None)`: it overflowed the stack.
     #[inline(always)]
     fn pop_entry(&self) -> Option<Option<u64>> {
-        let depth = self.ring.mem().word(offsets::ENTRY_DEPTH);
+        let depth = self.ring.mem().hdr(offsets::ENTRY_DEPTH);
         let d = depth.load(Ordering::Relaxed);
         if d == 0 {
             return None;
         }
         let top = d as usize - 1;
         let ts = (top < ENTRY_STACK_DEPTH)
-            .then(|| self.ring.mem().load_u64(offsets::ENTRY_STACK + 8 * top));
+            // SAFETY: `top < ENTRY_STACK_DEPTH`.
+            .then(|| unsafe { self.ring.mem().entry_slot(top) });
         compiler_fence();
         depth.store(d - 1, Ordering::Relaxed);
         Some(ts)
@@ -640,7 +648,7 @@ mod masked_tests {
                     let before = fast
                         .ring()
                         .mem()
-                        .word(offsets::WRITE_POS)
+                        .hdr(offsets::WRITE_POS)
                         .load(Ordering::Relaxed);
                     // Small words often (1 or 2 bytes: shrunk), any word otherwise.
                     let w = KernelEntry(if r & 1 == 0 { v & 0x3fff } else { v });
@@ -651,7 +659,7 @@ mod masked_tests {
                     let after = fast
                         .ring()
                         .mem()
-                        .word(offsets::WRITE_POS)
+                        .hdr(offsets::WRITE_POS)
                         .load(Ordering::Relaxed);
                     shrunk += u32::from(after != before);
                 }
@@ -723,7 +731,7 @@ mod masked_tests {
         let t = Tracer::new(bytes(&mut words), &Config::new(), || now.get()).unwrap();
         // SAFETY: one thread, no interrupts: no write ever nests.
         let m = unsafe { t.masked() };
-        let pos = |w| t.ring().mem().word(w).load(Ordering::Relaxed);
+        let pos = |w| t.ring().mem().hdr(w).load(Ordering::Relaxed);
         now.set(1003);
         let before = pos(offsets::WRITE_POS);
         m.kernel_entry_deferred();

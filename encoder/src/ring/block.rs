@@ -39,18 +39,20 @@ impl<'a> Ring<'a> {
         let block = self.block_of(target);
         // The old block in the target slot is fully committed (checked above), so its
         // header is stable until our CAS.
-        let records = self.mem.word(block + offsets::BLOCK_RECORDS);
+        // SAFETY (for every access to `block` below): `block_of` gives the offset of a
+        // slot below `block_count`, whose header and records lie inside the ring.
+        let [records, magic, seq] = [
+            offsets::BLOCK_RECORDS,
+            offsets::BLOCK_MAGIC,
+            offsets::BLOCK_SEQ,
+        ]
+        .map(|field| {
+            // SAFETY: as said above.
+            unsafe { self.mem.word(block + field) }
+        });
         let stale_count = records.load(Ordering::Relaxed);
-        let old_valid = self
-            .mem
-            .word(block + offsets::BLOCK_MAGIC)
-            .load(Ordering::Relaxed)
-            == BLOCK_MAGIC
-            && self
-                .mem
-                .word(block + offsets::BLOCK_SEQ)
-                .load(Ordering::Relaxed)
-                == previous;
+        let old_valid =
+            magic.load(Ordering::Relaxed) == BLOCK_MAGIC && seq.load(Ordering::Relaxed) == previous;
         let reclaimed = if old_valid { stale_count } else { 0 };
         let len = record_len(Time::Delta(0), ts, event);
         let new_pos = g.join(target, BLOCK_HEADER_LEN as u32 + len);
@@ -61,25 +63,28 @@ impl<'a> Ring<'a> {
         fence(Ordering::Release);
         if opened {
             let end = self.block_of(p.seq) + p.offset as usize;
-            self.mem.store_byte(end, END_MARKER);
+            // SAFETY: `p.offset < block_size` (a position's offset), in the block
+            // `block_of` placed inside the ring.
+            unsafe { self.mem.store_byte(end, END_MARKER) };
         }
         if reclaimed != 0 {
             self.add_u64(offsets::OVERWRITTEN, u64::from(reclaimed));
         }
         let lost_before =
-            self.mem.load_u64(offsets::OVERWRITTEN) + self.mem.load_u64(offsets::DROPPED);
-        self.mem
-            .word(block + offsets::BLOCK_SEQ)
-            .store(target, Ordering::Relaxed);
-        self.mem.store_u64(block + offsets::BLOCK_BASE_TS, ts);
-        self.mem
-            .store_u64(block + offsets::BLOCK_LOST_BEFORE, lost_before);
-        self.mem
-            .word(block + offsets::BLOCK_MAGIC)
-            .store(BLOCK_MAGIC, Ordering::Relaxed);
+            self.mem.hdr_u64(offsets::OVERWRITTEN) + self.mem.hdr_u64(offsets::DROPPED);
+        seq.store(target, Ordering::Relaxed);
+        // SAFETY: as above (the block's header fields).
+        unsafe {
+            self.mem.store_u64(block + offsets::BLOCK_BASE_TS, ts);
+            self.mem
+                .store_u64(block + offsets::BLOCK_LOST_BEFORE, lost_before);
+        }
+        magic.store(BLOCK_MAGIC, Ordering::Relaxed);
         // Nested writers may already have counted their records: adjust, don't store.
         local_add(records, u32::from(counts(event)).wrapping_sub(stale_count));
-        self.store_record(block + BLOCK_HEADER_LEN, Time::Delta(0), ts, event);
+        // SAFETY: the CAS reserved the new block's first `len` bytes after its header, and
+        // `block_of` placed the block inside the ring.
+        unsafe { self.store_record(block + BLOCK_HEADER_LEN, Time::Delta(0), ts, event) };
         self.publish_last_general(&self.mem.local(), ts, new_pos);
         // The fast path's cache: the new block's lap.
         self.lap.store(self.lap_of(target), Ordering::Relaxed);
@@ -97,7 +102,7 @@ impl<'a> Ring<'a> {
     pub(super) fn count_drop(&self, ts: u64) {
         let dropped = self.hdr(offsets::DROPPED).load(Ordering::Relaxed);
         if dropped == self.hdr(offsets::REPORTED_DROPS).load(Ordering::Relaxed) {
-            self.mem.store_u64(offsets::FIRST_DROP_TS, ts);
+            self.mem.set_hdr_u64(offsets::FIRST_DROP_TS, ts);
         }
         self.add_u64(offsets::DROPPED, 1);
     }
@@ -118,7 +123,7 @@ impl<'a> Ring<'a> {
         if r == d || !local_cas(reported, r, d) {
             return;
         }
-        let since = self.mem.load_u64(offsets::FIRST_DROP_TS);
+        let since = self.mem.hdr_u64(offsets::FIRST_DROP_TS);
         let count = u64::from(d.wrapping_sub(r));
         let (outcome, _) = self.write_general_loop(now, &|_| Event::Lost { count, since }, false);
         if outcome == Outcome::Dropped {

@@ -60,7 +60,7 @@ impl<'d> Small<'d> {
 /// A writer starts: bumps `nest` (see the module doc); returns the value it found.
 #[inline(always)]
 pub(super) fn enter(mem: &Mem<'_>) -> u32 {
-    let nest = mem.word(offsets::NEST);
+    let nest = mem.hdr(offsets::NEST);
     let n = nest.load(Ordering::Relaxed);
     nest.store(n + 1, Ordering::Relaxed);
     compiler_fence();
@@ -71,13 +71,13 @@ pub(super) fn enter(mem: &Mem<'_>) -> u32 {
 #[inline(always)]
 pub(super) fn exit(mem: &Mem<'_>, entered_at: u32) {
     compiler_fence();
-    let nest = mem.word(offsets::NEST);
+    let nest = mem.hdr(offsets::NEST);
     if entered_at != 0 {
         nest.store(entered_at, Ordering::Relaxed);
         return;
     }
-    let write = mem.word(offsets::WRITE_POS);
-    let commit = mem.word(offsets::COMMIT_POS);
+    let write = mem.hdr(offsets::WRITE_POS);
+    let commit = mem.hdr(offsets::COMMIT_POS);
     loop {
         let w = write.load(Ordering::Relaxed);
         commit.store(w, Ordering::Release);
@@ -102,9 +102,14 @@ pub(super) const FAST_DELTA_LIMIT: u64 = 1 << (32 - record::KIND_BITS);
 pub(super) const SMALL_VARINTS_MAX: u32 = 10;
 
 /// Stores the LEB128 bytes of `v` from `at`; returns the position after them.
+///
+/// # Safety
+///
+/// `at + varint::encoded_len_u32(v) <= len` (the space the caller reserved).
 #[inline(always)]
-pub(super) fn put_varint32(mem: &Mem<'_>, at: usize, v: u32) -> usize {
-    varint::write_u32_at(at, v, |at, b| mem.store_byte(at, b))
+pub(super) unsafe fn put_varint32(mem: &Mem<'_>, at: usize, v: u32) -> usize {
+    // SAFETY: every byte stored is below `at + encoded_len_u32(v)` (the caller's contract).
+    varint::write_u32_at(at, v, |at, b| unsafe { mem.store_byte(at, b) })
 }
 
 impl<'a> Ring<'a> {
@@ -175,8 +180,8 @@ impl<'a> Ring<'a> {
             // and stays 0: there is nothing to enter, and the commit is one store.
             return match self.try_fast::<MASKED>(&mem, &now, fast) {
                 Some(ts) => {
-                    let end = mem.word(offsets::WRITE_POS).load(Ordering::Relaxed);
-                    mem.word(offsets::COMMIT_POS).store(end, Ordering::Release);
+                    let end = mem.hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
+                    mem.hdr(offsets::COMMIT_POS).store(end, Ordering::Release);
                     (Outcome::Written, ts)
                 }
                 None => {
@@ -223,9 +228,9 @@ impl<'a> Ring<'a> {
         now: &impl Fn() -> u64,
         fast: impl Fn(u64) -> Option<Small<'d>>,
     ) -> Option<u64> {
-        let write = mem.word(offsets::WRITE_POS);
+        let write = mem.hdr(offsets::WRITE_POS);
         let pos = write.load(Ordering::Relaxed);
-        let last_pos = mem.word(offsets::LAST_POS).load(Ordering::Relaxed);
+        let last_pos = mem.hdr(offsets::LAST_POS).load(Ordering::Relaxed);
         let last_ts = mem.load_last_ts();
         compiler_fence();
         let ts = now();
@@ -266,15 +271,23 @@ impl<'a> Ring<'a> {
         {
             return None;
         }
+        // SAFETY (the record's bytes and its block's header): `rel < area`, so `rel - offset`
+        // is the start of a block inside the ring's memory and `at` is `offset` bytes into
+        // it; `offset + len < block_size` (checked above), so the `len` bytes written stay
+        // in the block we reserved them in.
         let at = RING_HEADER_LEN + rel as usize;
-        let at = put_varint32(mem, at, header);
-        let at = put_varint32(mem, at, s.head);
+        // SAFETY: as above (the header's bytes).
+        let at = unsafe { put_varint32(mem, at, header) };
+        // SAFETY: as above (the head's bytes, after the header's).
+        let at = unsafe { put_varint32(mem, at, s.head) };
         for (i, &b) in s.data.iter().enumerate() {
-            mem.store_byte(at + i, b);
+            // SAFETY: as above.
+            unsafe { mem.store_byte(at + i, b) };
         }
         let block = RING_HEADER_LEN + (rel - offset) as usize;
         // `Small` records are never `Lost`, so they all count.
-        let records = mem.word(block + offsets::BLOCK_RECORDS);
+        // SAFETY: as above.
+        let records = unsafe { mem.word(block + offsets::BLOCK_RECORDS) };
         if MASKED {
             write.store(pos + len, Ordering::Relaxed);
             records.store(
@@ -304,7 +317,7 @@ impl<'a> Ring<'a> {
         compiler_fence();
         mem.store_last_ts(ts);
         compiler_fence();
-        mem.word(offsets::LAST_POS).store(end, Ordering::Relaxed);
+        mem.hdr(offsets::LAST_POS).store(end, Ordering::Relaxed);
     }
 }
 

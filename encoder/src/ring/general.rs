@@ -106,9 +106,13 @@ impl<'a> Ring<'a> {
             if !local_cas(self.hdr(offsets::WRITE_POS), pos, pos + len) {
                 return Step::Retry;
             }
-            self.store_record(block + p.offset as usize, time, ts, event);
+            // SAFETY: `len` bytes reserved at `p.offset` in the block `block_of` placed
+            // inside the ring, and `p.offset + len <= mask` (checked above).
+            unsafe { self.store_record(block + p.offset as usize, time, ts, event) };
             if counts(event) {
-                local_add(self.mem.word(block + offsets::BLOCK_RECORDS), 1);
+                // SAFETY: `block_of` gives the offset of a slot below `block_count`,
+                // inside the ring.
+                local_add(unsafe { self.mem.word(block + offsets::BLOCK_RECORDS) }, 1);
             }
             self.publish_last_general(&self.mem.local(), ts, pos + len);
             return Step::Done(Outcome::Written);
@@ -125,11 +129,18 @@ impl<'a> Ring<'a> {
 
     /// Writes the record's bytes at `at`, in space this writer has reserved. Out of line:
     /// only the general path and the block opener use it, and they share one copy.
+    ///
+    /// # Safety
+    ///
+    /// `at + record_len(time, ts, event) <= len`: the caller reserved that many bytes at
+    /// `at`, inside one block of the ring.
     #[inline(never)]
-    pub(super) fn store_record(&self, mut at: usize, time: Time, ts: u64, event: &Event) {
+    pub(super) unsafe fn store_record(&self, mut at: usize, time: Time, ts: u64, event: &Event) {
         let mem = self.mem.local();
         record::encode_with(time, ts, event, &mut |b| {
-            mem.store_byte(at, b);
+            // SAFETY: `encode_with` stores `record_len` bytes, all reserved (the caller's
+            // contract).
+            unsafe { mem.store_byte(at, b) };
             at += 1;
         });
     }

@@ -34,11 +34,11 @@ impl Ring<'_> {
     #[inline(always)]
     pub(crate) unsafe fn hold_entry(&self, slot: u32) {
         let mem = self.mem();
-        let write = mem.word(offsets::WRITE_POS).load(Ordering::Relaxed);
+        let write = mem.hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
         // Every later write now fails the fast path's `last_pos == write_pos` check.
-        mem.word(offsets::LAST_POS)
+        mem.hdr(offsets::LAST_POS)
             .store(write ^ 1, Ordering::Relaxed);
-        mem.word(offsets::PENDING_POS)
+        mem.hdr(offsets::PENDING_POS)
             .store(slot + 1, Ordering::Relaxed);
     }
 
@@ -48,14 +48,15 @@ impl Ring<'_> {
     #[inline(always)]
     pub(crate) fn take_held_entry(&self) -> Option<u64> {
         let mem = self.mem();
-        let pending = mem.word(offsets::PENDING_POS);
+        let pending = mem.hdr(offsets::PENDING_POS);
         let held = pending.load(Ordering::Relaxed);
         if !is_held(held) || !local_cas(pending, held, 0) {
             return None;
         }
-        let ts = mem.load_u64(offsets::ENTRY_STACK + 8 * (held as usize - 1));
-        let write = mem.word(offsets::WRITE_POS).load(Ordering::Relaxed);
-        mem.word(offsets::LAST_POS).store(write, Ordering::Relaxed);
+        // SAFETY: `is_held(held)`: `held - 1 < HELD_ENTRY_MAX == ENTRY_STACK_DEPTH`.
+        let ts = unsafe { mem.entry_slot(held as usize - 1) };
+        let write = mem.hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
+        mem.hdr(offsets::LAST_POS).store(write, Ordering::Relaxed);
         Some(ts)
     }
 
@@ -70,14 +71,11 @@ impl Ring<'_> {
         };
         let mem = self.mem();
         let nest = enter(mem);
-        let (outcome, _) = self.write_general_loop(
-            &|| ts,
-            &|_| Event::KernelEntry(KernelEntry::PENDING),
-            true,
-        );
+        let (outcome, _) =
+            self.write_general_loop(&|| ts, &|_| Event::KernelEntry(KernelEntry::PENDING), true);
         if outcome == Outcome::Written {
-            let end = mem.word(offsets::WRITE_POS).load(Ordering::Relaxed);
-            mem.word(offsets::PENDING_POS).store(end, Ordering::Relaxed);
+            let end = mem.hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
+            mem.hdr(offsets::PENDING_POS).store(end, Ordering::Relaxed);
         }
         exit(mem, nest);
     }

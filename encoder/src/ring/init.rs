@@ -21,8 +21,18 @@ impl<'a> Ring<'a> {
     #[cfg(not(loom))]
     pub fn new(memory: &'a mut [u8], config: &Config) -> Result<Self, InitError> {
         let len = memory.len();
-        let mem = Mem::new(memory).ok_or(InitError::Misaligned)?;
-        Self::setup(mem, len, config)
+        if memory.as_ptr() as usize % 8 != 0 {
+            return Err(InitError::Misaligned);
+        }
+        match Mem::new(memory) {
+            Some(mem) => Self::setup(mem, len, config),
+            // Shorter than any ring: `check_size` says why.
+            None => Err(Self::check_size(len, config)
+                .err()
+                .unwrap_or(InitError::TooSmall {
+                    needed: crate::mem::MIN_LEN,
+                })),
+        }
     }
 
     /// Like [`Ring::new`], for memory that may hold the ring of an earlier session kept
@@ -65,7 +75,8 @@ impl<'a> Ring<'a> {
         Self::setup(Mem::new_model(len), len, config)
     }
 
-    pub(super) fn setup(mem: Mem<'a>, len: usize, config: &Config) -> Result<Self, InitError> {
+    /// Whether `len` bytes can hold a ring of `config`'s block size.
+    fn check_size(len: usize, config: &Config) -> Result<(), InitError> {
         let block_size = config.block_size;
         if !block_size.is_power_of_two()
             || !(ring::MIN_BLOCK_SIZE..=ring::MAX_BLOCK_SIZE).contains(&block_size)
@@ -76,6 +87,12 @@ impl<'a> Ring<'a> {
         if len < needed {
             return Err(InitError::TooSmall { needed });
         }
+        Ok(())
+    }
+
+    pub(super) fn setup(mem: Mem<'a>, len: usize, config: &Config) -> Result<Self, InitError> {
+        Self::check_size(len, config)?;
+        let block_size = config.block_size;
         let fit = (len - RING_HEADER_LEN) / block_size as usize;
         let max_count = (1u64 << (32 - block_size.trailing_zeros())) / 2;
         let count = (fit as u64).min(max_count) as u32;
@@ -89,7 +106,7 @@ impl<'a> Ring<'a> {
                 .map_err(|()| InitError::InUse)?
         };
         // Claim before touching anything: a ring already claimed keeps its data.
-        let owner = mem.word(offsets::OWNER);
+        let owner = mem.hdr(offsets::OWNER);
         let claimed_ring = ring::RingView::parse(&header_bytes(&mem)).is_ok()
             && owner.load(Ordering::Acquire) == OWNED;
         if claimed_ring || !local_cas(owner, owner.load(Ordering::Relaxed), OWNED) {
@@ -142,14 +159,16 @@ impl<'a> Ring<'a> {
             // NOTE: `last_ts` may be a 64-bit atomic (see `Mem::store_last_ts`); every
             // location is accessed with one width only, so it is set through that.
             if off != offsets::OWNER && off & !7 != offsets::LAST_TS {
-                self.mem.word(off).store(w, Ordering::Relaxed);
+                self.mem.hdr(off).store(w, Ordering::Relaxed);
             }
         }
         self.mem.store_last_ts(header.last_ts.get());
         for slot in 0..self.geometry.block_count {
             let base = self.geometry.block_offset(slot);
             for off in (0..BLOCK_HEADER_LEN).step_by(4) {
-                self.mem.word(base + off).store(0, Ordering::Relaxed);
+                // SAFETY: `slot < block_count`: the block's header lies inside the ring,
+                // whose length `setup` checked against the memory.
+                unsafe { self.mem.word(base + off) }.store(0, Ordering::Relaxed);
             }
         }
         fence(Ordering::Release);

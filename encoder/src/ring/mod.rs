@@ -215,7 +215,7 @@ impl<'a> Ring<'a> {
 
     #[inline(always)]
     pub(super) fn hdr(&self, off: usize) -> &crate::sync::AtomicU32 {
-        self.mem.word(off)
+        self.mem.hdr(off)
     }
 
     /// Byte offset in memory of the block with sequence number `seq` (no division).
@@ -253,7 +253,8 @@ pub(crate) fn counts(event: &Event) -> bool {
 pub(crate) fn header_bytes(mem: &Mem<'_>) -> [u8; RING_HEADER_LEN] {
     let mut out = [0u8; RING_HEADER_LEN];
     for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
-        chunk.copy_from_slice(&mem.load_header_word(i * 4).to_le_bytes());
+        // SAFETY: `i * 4 + 4 <= RING_HEADER_LEN <= MIN_LEN`, the shortest `Mem`.
+        chunk.copy_from_slice(&unsafe { mem.load_word_for_reader(i * 4) }.to_le_bytes());
     }
     out
 }
