@@ -575,14 +575,9 @@ pub unsafe extern "C" fn tm_masked_kernel_exit_deferred(
     word: u32,
     next_thread: u64,
 ) -> c_int {
+    // SAFETY: the caller's contract is `Tracer::masked`'s.
     with(cpu, |t| {
-        // SAFETY: the caller's contract is `Tracer::masked`'s.
-        let m = unsafe { t.masked() };
-        m.kernel_entry_info(KernelEntry(word));
-        if next_thread != 0 {
-            m.thread_switch(next_thread);
-        }
-        m.kernel_exit()
+        unsafe { t.masked() }.kernel_exit_deferred(KernelEntry(word), next_thread)
     })
 }
 

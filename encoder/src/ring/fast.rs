@@ -301,6 +301,73 @@ impl<'a> Ring<'a> {
         Some(ts)
     }
 
+    /// Two `Small` records written as one, single-context: `first` at `t1`, `second` at
+    /// `t2`, with one reservation, one record-count update and one commit (seL4's
+    /// entry and exit of a syscall with nothing recorded in between). Returns `false`,
+    /// having written nothing, where either would leave the common path (a timestamp
+    /// marker, no room in the block, a stale lap cache); the caller then writes them one
+    /// at a time. The bytes are those of the two records written one after the other.
+    ///
+    /// # Safety
+    ///
+    /// The single-context contract ([`Ring::write_small_masked`]).
+    #[inline(always)]
+    pub(crate) unsafe fn try_fast_pair_masked(
+        &self,
+        first: Small<'_>,
+        t1: u64,
+        second: Small<'_>,
+        t2: u64,
+    ) -> bool {
+        let mem = self.mem.local();
+        let write = mem.hdr(offsets::WRITE_POS);
+        let pos = write.load(Ordering::Relaxed);
+        let last_pos = mem.hdr(offsets::LAST_POS).load(Ordering::Relaxed);
+        let d1 = t1.wrapping_sub(mem.load_last_ts());
+        let d2 = t2.wrapping_sub(t1);
+        // As in `try_fast`: one bound per delta sends steps back there too.
+        if last_pos != pos || d1 >= FAST_DELTA_LIMIT || d2 >= FAST_DELTA_LIMIT {
+            return false;
+        }
+        let h1 = record::record_header(d1, first.kind as u8) as u32;
+        let h2 = record::record_header(d2, second.kind as u8) as u32;
+        let len = varint::encoded_len_u32(h1)
+            + varint::encoded_len_u32(first.head)
+            + varint::encoded_len_u32(h2)
+            + varint::encoded_len_u32(second.head);
+        let rel = pos.wrapping_add(self.lap.load(Ordering::Relaxed));
+        let offset = rel & self.mask;
+        // `room` bounds one record of the longest `Small` shape; the second takes at most
+        // `SMALL_VARINTS_MAX` more (neither carries data).
+        if rel >= self.area
+            || offset.wrapping_sub(BLOCK_HEADER_LEN as u32) >= self.room - SMALL_VARINTS_MAX
+        {
+            return false;
+        }
+        let at = RING_HEADER_LEN + rel as usize;
+        // SAFETY: `rel < area` and `offset + len < block_size` (checked above, as in
+        // `try_fast`): the bytes stay in the block at `rel - offset`, inside the ring;
+        // no other writer runs (the caller's contract), so they are ours.
+        unsafe {
+            let at = put_varint32(&mem, at, h1);
+            let at = put_varint32(&mem, at, first.head);
+            let at = put_varint32(&mem, at, h2);
+            put_varint32(&mem, at, second.head);
+        }
+        let block = RING_HEADER_LEN + (rel - offset) as usize;
+        // SAFETY: as above (the block's header).
+        let records = unsafe { mem.word(block + offsets::BLOCK_RECORDS) };
+        let end = pos + len;
+        write.store(end, Ordering::Relaxed);
+        records.store(
+            records.load(Ordering::Relaxed).wrapping_add(2),
+            Ordering::Relaxed,
+        );
+        self.publish_last(&mem, t2, end);
+        mem.hdr(offsets::COMMIT_POS).store(end, Ordering::Release);
+        true
+    }
+
     /// [`Ring::publish_last`] for the general path and the block opener: a time at or
     /// above 2^63 ticks is published with a `last_pos` of `end ^ 1`, which no writer's
     /// position equals next, so the records after it take the general path and its
