@@ -575,9 +575,10 @@ pub unsafe extern "C" fn tm_masked_kernel_exit_deferred(
     word: u32,
     next_thread: u64,
 ) -> c_int {
-    // SAFETY: the caller's contract is `Tracer::masked`'s.
     with(cpu, |t| {
-        unsafe { t.masked() }.kernel_exit_deferred(KernelEntry(word), next_thread)
+        // SAFETY: the caller's contract is `Tracer::masked`'s.
+        let m = unsafe { t.masked() };
+        m.kernel_exit_deferred(KernelEntry(word), next_thread)
     })
 }
 
