@@ -1,8 +1,7 @@
 //! The recording API of one CPU: kernel entry and exit with measured durations,
 //! interrupts, function entry and exit, user events, image records.
 
-use tracemark_format::record::{self, Kind, MAX_USER_PAYLOAD};
-use tracemark_format::record::{ExitDuration, UserPayload};
+use tracemark_format::record::{self, ExitDuration, Fields, Kind, MAX_USER_PAYLOAD};
 use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN, BLOCK_MAGIC, ENTRY_STACK_DEPTH};
 use tracemark_format::varint;
 use tracemark_format::{Event, KernelEntry};
@@ -69,7 +68,17 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// Records `event` now.
     #[inline(always)]
     pub fn record(&self, event: Event) -> Outcome {
-        self.ring.write_with(|| self.clock.now(), |_| event).0
+        let fields = event.fields();
+        self.ring
+            .write_small(self.now_fn(), |_| Small::of(&fields), || fields)
+            .0
+    }
+
+    /// The clock as the ring's writers take it: one closure type per clock `C`, so every
+    /// recording call shares one copy of the call into the general path.
+    #[inline(always)]
+    fn now_fn(&self) -> impl Fn() -> u64 + Copy + '_ {
+        move || self.clock.now()
     }
 
     /// Records a kernel entry and remembers its time for [`Tracer::kernel_exit`].
@@ -89,17 +98,17 @@ impl<'a, C: Clock> Tracer<'a, C> {
     ///
     /// With `M`, the contract of [`Tracer::masked`] holds for this call.
     #[inline(always)]
-    unsafe fn write<'d, const M: bool>(
+    unsafe fn write<'d, 'f, const M: bool>(
         &self,
         fast: impl Fn(u64) -> Option<Small<'d>>,
-        make: impl Fn(u64) -> Event + Copy,
+        fields: impl FnOnce() -> Fields<'f>,
     ) -> (Outcome, u64) {
-        let now = || self.clock.now();
+        let now = self.now_fn();
         if M {
             // SAFETY: the caller's contract (`M` is only set through `Masked`).
-            unsafe { self.ring.write_small_masked(now, fast, make) }
+            unsafe { self.ring.write_small_masked(now, fast, fields) }
         } else {
-            self.ring.write_small(now, fast, make)
+            self.ring.write_small(now, fast, fields)
         }
     }
 
@@ -112,7 +121,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
         let (outcome, ts) = unsafe {
             self.write::<M>(
                 |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
-                move |_| Event::KernelEntry(entry),
+                move || Fields::varint(Kind::KernelEntry, u64::from(entry.0)),
             )
         };
         self.push_entry(ts);
@@ -147,7 +156,14 @@ impl<'a, C: Clock> Tracer<'a, C> {
                         .ok()
                         .map(|head| Small::varint(Kind::KernelExit, head))
                 },
-                move |ts| Event::KernelExit(duration(ts)),
+                // The general path measures the duration to the time it writes at
+                // (`Fields::elapsed`: the payload is `ticks + 2`).
+                move || match entry {
+                    Some(Some(start)) => {
+                        Fields::elapsed(Kind::KernelExit, ExitDuration::Ticks(0).to_wire(), start)
+                    }
+                    _ => Fields::varint(Kind::KernelExit, duration(0).to_wire()),
+                },
             )
         }
         .0
@@ -279,7 +295,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
                         .ok()
                         .map(|t| Small::varint(Kind::ThreadSwitch, t))
                 },
-                |_| Event::ThreadSwitch { thread },
+                move || Fields::varint(Kind::ThreadSwitch, thread),
             )
         }
         .0
@@ -301,7 +317,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
         unsafe {
             self.write::<M>(
                 |_| Some(Small::varint(Kind::Interrupt, irq)),
-                move |_| Event::Interrupt { irq },
+                move || Fields::varint(Kind::Interrupt, u64::from(irq)),
             )
         }
         .0
@@ -344,12 +360,9 @@ impl<'a, C: Clock> Tracer<'a, C> {
     fn function(&self, kind: Kind, func: u64) -> Outcome {
         self.ring
             .write_small(
-                || self.clock.now(),
+                self.now_fn(),
                 |_| u32::try_from(func).ok().map(|f| Small::varint(kind, f)),
-                move |_| match kind {
-                    Kind::FunctionEntry => Event::FunctionEntry { func },
-                    _ => Event::FunctionExit { func },
-                },
+                move || Fields::varint(kind, func),
             )
             .0
     }
@@ -368,12 +381,9 @@ impl<'a, C: Clock> Tracer<'a, C> {
                 data,
             })
         };
-        let make = move |_| Event::User {
-            id,
-            // `data` was cut to `MAX_USER_PAYLOAD` bytes already.
-            payload: UserPayload::truncating(data),
-        };
-        self.ring.write_small(|| self.clock.now(), fast, make).0
+        self.ring
+            .write_small(self.now_fn(), fast, || Fields::user(id, data))
+            .0
     }
 
     /// Records that an image (binary, module, mapping) was loaded at `base`.

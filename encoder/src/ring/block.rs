@@ -1,21 +1,26 @@
 //! Opening and closing blocks: reclaiming the next slot (overwrite) or refusing (drop),
 //! the overwritten and dropped counters, and the `Lost` records that report drops.
 
-use tracemark_format::record::{Time, END_MARKER};
+use tracemark_format::record::{Fields, Time, END_MARKER};
 use tracemark_format::ring::{offsets, Mode, BLOCK_HEADER_LEN, BLOCK_MAGIC};
-use tracemark_format::Event;
 
 use crate::pos::{self};
 use crate::sync::{fence, local_add, local_cas, Ordering};
 
 use super::general::record_len;
-use super::{counts, Outcome, Ring, Step};
+use super::{Outcome, Ring, Step};
 
 impl<'a> Ring<'a> {
     /// The slow path: close the current block and open the next one.
     #[cold]
     #[inline(never)]
-    pub(super) fn open_block(&self, pos: u32, ts: u64, event: &Event, count_drop: bool) -> Step {
+    pub(super) fn open_block(
+        &self,
+        pos: u32,
+        ts: u64,
+        fields: &Fields<'_>,
+        count_drop: bool,
+    ) -> Step {
         let g = self.geometry;
         let p = g.split(pos);
         let opened = p.offset >= BLOCK_HEADER_LEN as u32;
@@ -52,7 +57,7 @@ impl<'a> Ring<'a> {
                 .load(Ordering::Relaxed)
                 == previous;
         let reclaimed = if old_valid { stale_count } else { 0 };
-        let len = record_len(Time::Delta(0), ts, event);
+        let len = record_len(Time::Delta(0), ts, fields);
         let new_pos = g.join(target, BLOCK_HEADER_LEN as u32 + len);
         if !local_cas(self.hdr(offsets::WRITE_POS), pos, new_pos) {
             return Step::Retry;
@@ -78,8 +83,11 @@ impl<'a> Ring<'a> {
             .word(block + offsets::BLOCK_MAGIC)
             .store(BLOCK_MAGIC, Ordering::Relaxed);
         // Nested writers may already have counted their records: adjust, don't store.
-        local_add(records, u32::from(counts(event)).wrapping_sub(stale_count));
-        self.store_record(block + BLOCK_HEADER_LEN, Time::Delta(0), ts, event);
+        local_add(
+            records,
+            u32::from(fields.is_counted()).wrapping_sub(stale_count),
+        );
+        self.store_record(block + BLOCK_HEADER_LEN, Time::Delta(0), ts, fields);
         self.publish_last(&self.mem.local(), ts, new_pos);
         // The fast path's cache: the new block's lap.
         self.lap.store(self.lap_of(target), Ordering::Relaxed);
@@ -120,7 +128,7 @@ impl<'a> Ring<'a> {
         }
         let since = self.mem.load_u64(offsets::FIRST_DROP_TS);
         let count = u64::from(d.wrapping_sub(r));
-        let (outcome, _) = self.write_general_loop(now, &|_| Event::Lost { count, since }, false);
+        let (outcome, _) = self.write_general_loop(now, &Fields::lost(count, since), false);
         if outcome == Outcome::Dropped {
             // Still full: give the claim back so a later writer reports them.
             local_cas(reported, d, r);

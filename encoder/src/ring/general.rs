@@ -1,20 +1,24 @@
 //! The general path, out of line: any record at any time (timestamp markers, large
 //! values, user and image records), retried with a fresh clock reading when an interrupt
 //! wrote in between; it opens the next block when the record does not fit.
+//!
+//! It writes a record described as data, [`Fields`] (kind, payload varints, raw bytes),
+//! not as an [`Event`](tracemark_format::Event): one encode loop and one length loop for
+//! every kind, and no per-kind code or closure, so there is one copy of this path
+//! whatever the recording calls a firmware uses.
 
-use tracemark_format::record::{self, Time, MAX_DELTA};
+use tracemark_format::record::{Fields, Kind, Time, MAX_DELTA};
 use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN};
-use tracemark_format::Event;
 
 use crate::sync::{compiler_fence, local_add, local_cas, Ordering};
 
 use super::fast::exit;
-use super::{counts, Outcome, Ring, Step};
+use super::{Outcome, Ring, Step};
 
-/// [`record::encoded_len`], one shared copy for the general path and the block opener.
+/// [`Fields::encoded_len`], one shared copy for the general path and the block opener.
 #[inline(never)]
-pub(super) fn record_len(time: Time, ts: u64, event: &Event) -> u32 {
-    record::encoded_len(time, ts, event) as u32
+pub(super) fn record_len(time: Time, ts: u64, fields: &Fields<'_>) -> u32 {
+    fields.encoded_len(time, ts) as u32
 }
 
 impl<'a> Ring<'a> {
@@ -26,9 +30,9 @@ impl<'a> Ring<'a> {
         &self,
         nest: u32,
         now: &dyn Fn() -> u64,
-        make: &dyn Fn(u64) -> Event,
+        fields: &Fields<'_>,
     ) -> (Outcome, u64) {
-        let result = self.write_general_loop(now, make, true);
+        let result = self.write_general_loop(now, fields, true);
         exit(&self.mem, nest);
         result
     }
@@ -39,7 +43,7 @@ impl<'a> Ring<'a> {
     pub(super) fn write_general_loop(
         &self,
         now: &dyn Fn() -> u64,
-        make: &dyn Fn(u64) -> Event,
+        fields: &Fields<'_>,
         count_drop: bool,
     ) -> (Outcome, u64) {
         let write = self.hdr(offsets::WRITE_POS);
@@ -55,7 +59,7 @@ impl<'a> Ring<'a> {
             // the clock itself went back: say so first (once per write; a record that
             // does not fit is not counted as dropped), then write from a fresh reading.
             if ts < last_ts && !stepped_back {
-                let back = Event::ClockBack { back: last_ts - ts };
+                let back = Fields::varint(Kind::ClockBack, last_ts - ts);
                 match self.write_general(pos, last_pos, last_ts, ts, &back, false) {
                     Step::Retry => continue,
                     Step::Done(_) => {}
@@ -64,7 +68,7 @@ impl<'a> Ring<'a> {
                 stepped_back = true;
                 continue;
             }
-            match self.write_general(pos, last_pos, last_ts, ts, &make(ts), count_drop) {
+            match self.write_general(pos, last_pos, last_ts, ts, fields, count_drop) {
                 Step::Retry => continue,
                 Step::Done(outcome) => return (outcome, ts),
                 Step::Report => {
@@ -85,7 +89,7 @@ impl<'a> Ring<'a> {
         last_pos: u32,
         last_ts: u64,
         ts: u64,
-        event: &Event,
+        fields: &Fields<'_>,
         count_drop: bool,
     ) -> Step {
         let p = self.geometry.split(pos);
@@ -93,7 +97,7 @@ impl<'a> Ring<'a> {
             Some(delta) if last_pos == pos && delta <= MAX_DELTA => Time::Delta(delta),
             _ => Time::Absolute(ts),
         };
-        let len = record_len(time, ts, event);
+        let len = record_len(time, ts, fields);
         // NOTE: `<` not `<=`, as in the fast path.
         if p.offset >= BLOCK_HEADER_LEN as u32 && p.offset + len <= self.mask {
             // Refresh the fast path's cache for this lap (any lap's value is correct).
@@ -102,14 +106,14 @@ impl<'a> Ring<'a> {
             if !local_cas(self.hdr(offsets::WRITE_POS), pos, pos + len) {
                 return Step::Retry;
             }
-            self.store_record(block + p.offset as usize, time, ts, event);
-            if counts(event) {
+            self.store_record(block + p.offset as usize, time, ts, fields);
+            if fields.is_counted() {
                 local_add(self.mem.word(block + offsets::BLOCK_RECORDS), 1);
             }
             self.publish_last(&self.mem.local(), ts, pos + len);
             return Step::Done(Outcome::Written);
         }
-        match self.open_block(pos, ts, event, count_drop) {
+        match self.open_block(pos, ts, fields, count_drop) {
             // Records are only ever dropped when a block cannot be opened, so a
             // successful open is where unreported drops are reported.
             Step::Done(Outcome::Written) if count_drop && self.has_unreported_drops() => {
@@ -122,9 +126,9 @@ impl<'a> Ring<'a> {
     /// Writes the record's bytes at `at`, in space this writer has reserved. Out of line:
     /// only the general path and the block opener use it, and they share one copy.
     #[inline(never)]
-    pub(super) fn store_record(&self, mut at: usize, time: Time, ts: u64, event: &Event) {
+    pub(super) fn store_record(&self, mut at: usize, time: Time, ts: u64, fields: &Fields<'_>) {
         let mem = self.mem.local();
-        record::encode_with(time, ts, event, &mut |b| {
+        fields.encode_with(time, ts, &mut |b| {
             mem.store_byte(at, b);
             at += 1;
         });

@@ -60,7 +60,7 @@ mod general;
 mod init;
 
 use tracemark_format::ring::{self, Geometry, Mode, RING_HEADER_LEN};
-use tracemark_format::{Event, SyscallAbi};
+use tracemark_format::SyscallAbi;
 
 use crate::mem::Mem;
 use crate::pos::{self, SlotDivisor};
@@ -239,12 +239,6 @@ impl<'a> Ring<'a> {
     pub(super) fn lap_of(&self, seq: u32) -> u32 {
         pos::lap_of(&self.geometry, seq, self.slot(seq))
     }
-}
-
-/// Whether an event counts towards a block's `records` (the format's rule).
-#[inline(always)]
-pub(crate) fn counts(event: &Event) -> bool {
-    event.is_counted()
 }
 
 /// The ring header as bytes, read through atomics.
