@@ -491,49 +491,57 @@ impl<'d> Fields<'d> {
         (self.count == 1 && self.since.is_none()).then_some((self.values[0], self.data))
     }
 
-    /// Every varint of the record at `time` (timestamp marker and header included, the
-    /// marker's and the kind's single bytes as the varints they are) and how many.
-    #[inline(always)]
-    fn varints(&self, time: Time, ts: u64) -> ([u64; 3 + MAX_FIELDS], usize) {
-        let kind = self.kind as u64;
-        let (mut out, mut n) = match time {
-            Time::Delta(delta) => ([record_header(delta, kind as u8), 0, 0, 0, 0, 0], 1),
-            Time::Absolute(abs) => ([Kind::Timestamp as u64, abs, kind, 0, 0, 0], 3),
-        };
-        let count = usize::from(self.count);
-        for (i, &v) in self.values.iter().enumerate().take(count) {
-            let v = match self.since {
-                Some(since) if i + 1 == count => v.saturating_add(ts.saturating_sub(since)),
-                _ => v,
-            };
-            if let Some(slot) = out.get_mut(n) {
-                *slot = v;
-            }
-            n += 1;
-        }
-        (out, n)
-    }
-
     /// The number of bytes [`Fields::encode_with`] writes at `time` (at most
     /// [`MAX_RECORD_LEN`]).
     #[inline(always)]
     pub fn encoded_len(&self, time: Time, ts: u64) -> usize {
-        let (v, n) = self.varints(time, ts);
-        let mut len = self.data.len();
-        for &x in v.iter().take(n) {
-            len += varint::encoded_len(x);
-        }
+        let mut len = 0;
+        self.encode_with(time, ts, &mut |_| len += 1);
         len
     }
 
     /// Writes the record's bytes at time `time` through `put`, first to last: the bytes
     /// [`encode_with`] writes for the same event. `ts` is the record's absolute time
     /// (for [`Fields::elapsed`] and LOST); `Time::Delta` is at most [`MAX_DELTA`].
+    ///
+    /// One varint loop writes every varint of the record, the timestamp marker's and
+    /// the kind's single bytes included (they are the one-byte varints they look like).
     #[inline(always)]
     pub fn encode_with(&self, time: Time, ts: u64, put: &mut impl FnMut(u8)) {
-        let (v, n) = self.varints(time, ts);
-        for &x in v.iter().take(n) {
-            varint::write_with(put, x);
+        let kind = self.kind as u64;
+        // The varints before the payload: the header, or the marker, the time and the
+        // kind.
+        let (pre, n_pre) = match time {
+            Time::Delta(delta) => ([record_header(delta, kind as u8), 0, 0], 1),
+            Time::Absolute(abs) => ([Kind::Timestamp as u64, abs, kind], 3),
+        };
+        let elapsed = match self.since {
+            Some(since) => ts.saturating_sub(since),
+            None => 0,
+        };
+        let count = usize::from(self.count);
+        let mut i = 0;
+        while i < n_pre + count {
+            let v = match pre.get(i) {
+                Some(&v) if i < n_pre => v,
+                _ => {
+                    let j = i - n_pre;
+                    let v = self.values.get(j).copied().unwrap_or(0);
+                    if j + 1 == count {
+                        v.saturating_add(elapsed)
+                    } else {
+                        v
+                    }
+                }
+            };
+            // One 64-bit loop (no 32-bit variant): the smallest code.
+            let mut v = v;
+            while v >= 0x80 {
+                put(v as u8 | 0x80);
+                v >>= 7;
+            }
+            put(v as u8);
+            i += 1;
         }
         for &b in self.data {
             put(b);

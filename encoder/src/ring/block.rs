@@ -7,7 +7,6 @@ use tracemark_format::ring::{offsets, Mode, BLOCK_HEADER_LEN, BLOCK_MAGIC};
 use crate::pos::{self};
 use crate::sync::{fence, local_add, local_cas, Ordering};
 
-use super::general::record_len;
 use super::{Outcome, Ring, Step};
 
 impl<'a> Ring<'a> {
@@ -57,7 +56,7 @@ impl<'a> Ring<'a> {
                 .load(Ordering::Relaxed)
                 == previous;
         let reclaimed = if old_valid { stale_count } else { 0 };
-        let len = record_len(Time::Delta(0), ts, fields);
+        let len = self.put_record(None, Time::Delta(0), ts, fields);
         let new_pos = g.join(target, BLOCK_HEADER_LEN as u32 + len);
         if !local_cas(self.hdr(offsets::WRITE_POS), pos, new_pos) {
             return Step::Retry;
@@ -87,7 +86,7 @@ impl<'a> Ring<'a> {
             records,
             u32::from(fields.is_counted()).wrapping_sub(stale_count),
         );
-        self.store_record(block + BLOCK_HEADER_LEN, Time::Delta(0), ts, fields);
+        self.put_record(Some(block + BLOCK_HEADER_LEN), Time::Delta(0), ts, fields);
         self.publish_last(&self.mem.local(), ts, new_pos);
         // The fast path's cache: the new block's lap.
         self.lap.store(self.lap_of(target), Ordering::Relaxed);

@@ -15,12 +15,6 @@ use crate::sync::{compiler_fence, local_add, local_cas, Ordering};
 use super::fast::exit;
 use super::{Outcome, Ring, Step};
 
-/// [`Fields::encoded_len`], one shared copy for the general path and the block opener.
-#[inline(never)]
-pub(super) fn record_len(time: Time, ts: u64, fields: &Fields<'_>) -> u32 {
-    fields.encoded_len(time, ts) as u32
-}
-
 impl<'a> Ring<'a> {
     /// The rest of a write the fast path declined: the general writer, then the exit
     /// (here, so that the inlined fast path returns straight from registers). Out of
@@ -58,24 +52,29 @@ impl<'a> Ring<'a> {
             // later reading (or made our reservation fail), so a reading below it means
             // the clock itself went back: say so first (once per write; a record that
             // does not fit is not counted as dropped), then write from a fresh reading.
-            if ts < last_ts && !stepped_back {
-                let back = Fields::varint(Kind::ClockBack, last_ts - ts);
-                match self.write_general(pos, last_pos, last_ts, ts, &back, false) {
-                    Step::Retry => continue,
-                    Step::Done(_) => {}
-                    Step::Report => self.report_drops(now),
+            // One call of the one-attempt writer for both records: it is inlined here.
+            let back;
+            let (record, is_back) = if ts < last_ts && !stepped_back {
+                back = Fields::varint(Kind::ClockBack, last_ts - ts);
+                (&back, true)
+            } else {
+                (fields, false)
+            };
+            let step =
+                self.write_general(pos, last_pos, last_ts, ts, record, count_drop && !is_back);
+            let outcome = match step {
+                Step::Retry => continue,
+                Step::Done(outcome) => outcome,
+                Step::Report => {
+                    self.report_drops(now);
+                    Outcome::Written
                 }
+            };
+            if is_back {
                 stepped_back = true;
                 continue;
             }
-            match self.write_general(pos, last_pos, last_ts, ts, fields, count_drop) {
-                Step::Retry => continue,
-                Step::Done(outcome) => return (outcome, ts),
-                Step::Report => {
-                    self.report_drops(now);
-                    return (Outcome::Written, ts);
-                }
-            }
+            return (outcome, ts);
         }
     }
 
@@ -97,7 +96,7 @@ impl<'a> Ring<'a> {
             Some(delta) if last_pos == pos && delta <= MAX_DELTA => Time::Delta(delta),
             _ => Time::Absolute(ts),
         };
-        let len = record_len(time, ts, fields);
+        let len = self.put_record(None, time, ts, fields);
         // NOTE: `<` not `<=`, as in the fast path.
         if p.offset >= BLOCK_HEADER_LEN as u32 && p.offset + len <= self.mask {
             // Refresh the fast path's cache for this lap (any lap's value is correct).
@@ -106,7 +105,7 @@ impl<'a> Ring<'a> {
             if !local_cas(self.hdr(offsets::WRITE_POS), pos, pos + len) {
                 return Step::Retry;
             }
-            self.store_record(block + p.offset as usize, time, ts, fields);
+            self.put_record(Some(block + p.offset as usize), time, ts, fields);
             if fields.is_counted() {
                 local_add(self.mem.word(block + offsets::BLOCK_RECORDS), 1);
             }
@@ -123,14 +122,25 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// Writes the record's bytes at `at`, in space this writer has reserved. Out of line:
-    /// only the general path and the block opener use it, and they share one copy.
+    /// Writes the record's bytes at `at` (`Some`), in space this writer has reserved,
+    /// or only counts them (`None`); returns their number. Out of line: the general path
+    /// and the block opener size and write records with this one copy of the encoder.
     #[inline(never)]
-    pub(super) fn store_record(&self, mut at: usize, time: Time, ts: u64, fields: &Fields<'_>) {
+    pub(super) fn put_record(
+        &self,
+        at: Option<usize>,
+        time: Time,
+        ts: u64,
+        fields: &Fields<'_>,
+    ) -> u32 {
         let mem = self.mem.local();
+        let mut n = 0u32;
         fields.encode_with(time, ts, &mut |b| {
-            mem.store_byte(at, b);
-            at += 1;
+            if let Some(at) = at {
+                mem.store_byte(at + n as usize, b);
+            }
+            n += 1;
         });
+        n
     }
 }
