@@ -38,48 +38,46 @@ impl<'a> Ring<'a> {
             }
             return Step::Done(Outcome::Dropped);
         }
+        // A local copy of the memory view keeps its base in a register (see
+        // `Mem::local`), and the target's slot is computed once (the block, the lap
+        // cache and the old block all follow from it).
+        let mem = self.mem.local();
+        let slot = self.slot(target);
         // The sequence number that used the target slot one lap ago.
         let previous = pos::previous_lap(&g, target);
-        let block = self.block_of(target);
+        let block = g.block_offset(slot);
         // The old block in the target slot is fully committed (checked above), so its
         // header is stable until our CAS.
-        let records = self.mem.word(block + offsets::BLOCK_RECORDS);
+        let records = mem.word(block + offsets::BLOCK_RECORDS);
         let stale_count = records.load(Ordering::Relaxed);
-        let old_valid = self
-            .mem
+        let old_valid = mem
             .word(block + offsets::BLOCK_MAGIC)
             .load(Ordering::Relaxed)
             == BLOCK_MAGIC
-            && self
-                .mem
-                .word(block + offsets::BLOCK_SEQ)
-                .load(Ordering::Relaxed)
-                == previous;
+            && mem.word(block + offsets::BLOCK_SEQ).load(Ordering::Relaxed) == previous;
         let reclaimed = if old_valid { stale_count } else { 0 };
         let len = self.put_record(None, Time::Delta(0), ts, fields);
         let new_pos = g.join(target, BLOCK_HEADER_LEN as u32 + len);
-        if !local_cas(self.hdr(offsets::WRITE_POS), pos, new_pos) {
+        if !local_cas(mem.word(offsets::WRITE_POS), pos, new_pos) {
             return Step::Retry;
         }
         // Readers that see our writes into the reclaimed slot must also see the CAS.
         fence(Ordering::Release);
         if opened {
-            let end = self.block_of(p.seq) + p.offset as usize;
-            self.mem.store_byte(end, END_MARKER);
+            // `target` is the sequence number after `p.seq`, so `p.seq`'s slot is the
+            // one before (no second reciprocal multiplication).
+            let end = g.block_offset(pos::slot_before(&g, slot)) + p.offset as usize;
+            mem.store_byte(end, END_MARKER);
         }
         if reclaimed != 0 {
             self.add_u64(offsets::OVERWRITTEN, u64::from(reclaimed));
         }
-        let lost_before =
-            self.mem.load_u64(offsets::OVERWRITTEN) + self.mem.load_u64(offsets::DROPPED);
-        self.mem
-            .word(block + offsets::BLOCK_SEQ)
+        let lost_before = mem.load_u64(offsets::OVERWRITTEN) + mem.load_u64(offsets::DROPPED);
+        mem.word(block + offsets::BLOCK_SEQ)
             .store(target, Ordering::Relaxed);
-        self.mem.store_u64(block + offsets::BLOCK_BASE_TS, ts);
-        self.mem
-            .store_u64(block + offsets::BLOCK_LOST_BEFORE, lost_before);
-        self.mem
-            .word(block + offsets::BLOCK_MAGIC)
+        mem.store_u64(block + offsets::BLOCK_BASE_TS, ts);
+        mem.store_u64(block + offsets::BLOCK_LOST_BEFORE, lost_before);
+        mem.word(block + offsets::BLOCK_MAGIC)
             .store(BLOCK_MAGIC, Ordering::Relaxed);
         // Nested writers may already have counted their records: adjust, don't store.
         local_add(
@@ -87,13 +85,17 @@ impl<'a> Ring<'a> {
             u32::from(fields.is_counted()).wrapping_sub(stale_count),
         );
         self.put_record(Some(block + BLOCK_HEADER_LEN), Time::Delta(0), ts, fields);
-        self.publish_last(&self.mem.local(), ts, new_pos);
+        self.publish_last(&mem, ts, new_pos);
         // The fast path's cache: the new block's lap.
-        self.lap.store(self.lap_of(target), Ordering::Relaxed);
+        self.lap
+            .store(pos::lap_of(&g, target, slot), Ordering::Relaxed);
         Step::Done(Outcome::Written)
     }
 
+    /// Adds `v` to the 64-bit counter at `off` (two words, carry by hand). Out of line:
+    /// the block opener and the drop counter share it.
     #[cold]
+    #[inline(never)]
     pub(super) fn add_u64(&self, off: usize, v: u64) {
         let lo = local_add(self.hdr(off), v as u32);
         let carry = u32::from(lo.checked_add(v as u32).is_none());
