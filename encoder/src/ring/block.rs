@@ -1,25 +1,33 @@
 //! Opening and closing blocks: reclaiming the next slot (overwrite) or refusing (drop),
 //! the overwritten and dropped counters, and the `Lost` records that report drops.
 
-use tracemark_format::record::{Fields, Time, END_MARKER};
+use tracemark_format::record::{Fields, END_MARKER};
 use tracemark_format::ring::{offsets, Mode, BLOCK_HEADER_LEN, BLOCK_MAGIC};
 
 use crate::pos::{self};
 use crate::sync::{fence, local_add, local_cas, Ordering};
 
-use super::{Outcome, Ring, Step};
+use super::{Outcome, Ring};
+
+/// A block the general path opens: where, and what the slot held before.
+pub(super) struct Opening {
+    /// The new block's sequence number.
+    pub(super) target: u32,
+    /// Whether a block was open at the position (its END marker is due).
+    opened: bool,
+    /// The old block's record count, read before the reservation.
+    stale_count: u32,
+    /// Records of the old block that the new one overwrites (0 if it was not valid).
+    reclaimed: u32,
+}
 
 impl<'a> Ring<'a> {
-    /// The slow path: close the current block and open the next one.
-    #[cold]
-    #[inline(never)]
-    pub(super) fn open_block(
-        &self,
-        pos: u32,
-        ts: u64,
-        fields: &Fields<'_>,
-        count_drop: bool,
-    ) -> Step {
+    /// Closing the block at `pos` and opening the next, before the reservation: the
+    /// target sequence number, or `None` if the ring is full (drop mode, or overwrite
+    /// mode with an interrupted writer still in the target slot), having counted the
+    /// drop if `count_drop`.
+    #[inline(always)]
+    pub(super) fn next_block(&self, pos: u32, ts: u64, count_drop: bool) -> Option<u32> {
         let g = self.geometry;
         let p = g.split(pos);
         let opened = p.offset >= BLOCK_HEADER_LEN as u32;
@@ -36,60 +44,74 @@ impl<'a> Ring<'a> {
             if count_drop {
                 self.count_drop(ts);
             }
-            return Step::Done(Outcome::Dropped);
+            return None;
         }
-        // A local copy of the memory view keeps its base in a register (see
-        // `Mem::local`), and the target's slot is computed once (the block, the lap
-        // cache and the old block all follow from it).
+        Some(target)
+    }
+
+    /// What the slot of `target` (at `block`) holds, read before the reservation: the
+    /// old block there is fully committed ([`Ring::next_block`] checked), so its header
+    /// is stable until our CAS.
+    #[inline(always)]
+    pub(super) fn opening(&self, pos: u32, target: u32, block: usize) -> Opening {
+        let g = self.geometry;
         let mem = self.mem.local();
-        let slot = self.slot(target);
         // The sequence number that used the target slot one lap ago.
         let previous = pos::previous_lap(&g, target);
-        let block = g.block_offset(slot);
-        // The old block in the target slot is fully committed (checked above), so its
-        // header is stable until our CAS.
-        let records = mem.word(block + offsets::BLOCK_RECORDS);
-        let stale_count = records.load(Ordering::Relaxed);
+        let stale_count = mem
+            .word(block + offsets::BLOCK_RECORDS)
+            .load(Ordering::Relaxed);
         let old_valid = mem
             .word(block + offsets::BLOCK_MAGIC)
             .load(Ordering::Relaxed)
             == BLOCK_MAGIC
             && mem.word(block + offsets::BLOCK_SEQ).load(Ordering::Relaxed) == previous;
-        let reclaimed = if old_valid { stale_count } else { 0 };
-        let len = self.put_record(None, Time::Delta(0), ts, fields);
-        let new_pos = g.join(target, BLOCK_HEADER_LEN as u32 + len);
-        if !local_cas(mem.word(offsets::WRITE_POS), pos, new_pos) {
-            return Step::Retry;
+        Opening {
+            target,
+            opened: g.split(pos).offset >= BLOCK_HEADER_LEN as u32,
+            stale_count,
+            reclaimed: if old_valid { stale_count } else { 0 },
         }
+    }
+
+    /// After the reservation (`pos` to the first record of `o.target`, in `slot` at
+    /// `block`): the old block's END marker, the overwritten count, the new block's
+    /// header and its record count (`counted`: whether the first record counts).
+    #[inline(always)]
+    pub(super) fn open_block(
+        &self,
+        pos: u32,
+        o: &Opening,
+        slot: u32,
+        block: usize,
+        ts: u64,
+        counted: bool,
+    ) {
+        let g = self.geometry;
+        let mem = self.mem.local();
         // Readers that see our writes into the reclaimed slot must also see the CAS.
         fence(Ordering::Release);
-        if opened {
-            // `target` is the sequence number after `p.seq`, so `p.seq`'s slot is the
-            // one before (no second reciprocal multiplication).
-            let end = g.block_offset(pos::slot_before(&g, slot)) + p.offset as usize;
+        if o.opened {
+            // `target` is the sequence number after the old block's, so the old block's
+            // slot is the one before (no second reciprocal multiplication).
+            let end = g.block_offset(pos::slot_before(&g, slot)) + g.split(pos).offset as usize;
             mem.store_byte(end, END_MARKER);
         }
-        if reclaimed != 0 {
-            self.add_u64(offsets::OVERWRITTEN, u64::from(reclaimed));
+        if o.reclaimed != 0 {
+            self.add_u64(offsets::OVERWRITTEN, u64::from(o.reclaimed));
         }
         let lost_before = mem.load_u64(offsets::OVERWRITTEN) + mem.load_u64(offsets::DROPPED);
         mem.word(block + offsets::BLOCK_SEQ)
-            .store(target, Ordering::Relaxed);
+            .store(o.target, Ordering::Relaxed);
         mem.store_u64(block + offsets::BLOCK_BASE_TS, ts);
         mem.store_u64(block + offsets::BLOCK_LOST_BEFORE, lost_before);
         mem.word(block + offsets::BLOCK_MAGIC)
             .store(BLOCK_MAGIC, Ordering::Relaxed);
         // Nested writers may already have counted their records: adjust, don't store.
         local_add(
-            records,
-            u32::from(fields.is_counted()).wrapping_sub(stale_count),
+            mem.word(block + offsets::BLOCK_RECORDS),
+            u32::from(counted).wrapping_sub(o.stale_count),
         );
-        self.put_record(Some(block + BLOCK_HEADER_LEN), Time::Delta(0), ts, fields);
-        self.publish_last(&mem, ts, new_pos);
-        // The fast path's cache: the new block's lap.
-        self.lap
-            .store(pos::lap_of(&g, target, slot), Ordering::Relaxed);
-        Step::Done(Outcome::Written)
     }
 
     /// Adds `v` to the 64-bit counter at `off` (two words, carry by hand). Out of line:

@@ -10,6 +10,7 @@
 use tracemark_format::record::{Fields, Kind, Time, MAX_DELTA};
 use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN};
 
+use crate::pos;
 use crate::sync::{compiler_fence, local_add, local_cas, Ordering};
 
 use super::fast::exit;
@@ -80,7 +81,9 @@ impl<'a> Ring<'a> {
 
     /// The general path, one attempt: any record, any time; opens the next block if the
     /// record does not fit. Only timestamp markers, large values, block switches and
-    /// writers that an interrupt raced come here.
+    /// writers that an interrupt raced come here. Writing into the current block and
+    /// into a new one share the reservation, the encoder call, the publication and the
+    /// lap cache update (one copy of each).
     #[inline(always)]
     pub(super) fn write_general(
         &self,
@@ -91,35 +94,59 @@ impl<'a> Ring<'a> {
         fields: &Fields<'_>,
         count_drop: bool,
     ) -> Step {
-        let p = self.geometry.split(pos);
-        let time = match ts.checked_sub(last_ts) {
+        let g = self.geometry;
+        let mem = self.mem.local();
+        let p = g.split(pos);
+        let mut time = match ts.checked_sub(last_ts) {
             Some(delta) if last_pos == pos && delta <= MAX_DELTA => Time::Delta(delta),
             _ => Time::Absolute(ts),
         };
-        let len = self.put_record(None, time, ts, fields);
+        let mut len = self.put_record(None, time, ts, fields);
         // NOTE: `<` not `<=`, as in the fast path.
-        if p.offset >= BLOCK_HEADER_LEN as u32 && p.offset + len <= self.mask {
-            // Refresh the fast path's cache for this lap (any lap's value is correct).
-            self.lap.store(self.lap_of(p.seq), Ordering::Relaxed);
-            let block = self.block_of(p.seq);
-            if !local_cas(self.hdr(offsets::WRITE_POS), pos, pos + len) {
-                return Step::Retry;
+        let fits = p.offset >= BLOCK_HEADER_LEN as u32 && p.offset + len <= self.mask;
+        let target = if fits {
+            p.seq
+        } else {
+            match self.next_block(pos, ts, count_drop) {
+                Some(target) => target,
+                None => return Step::Done(Outcome::Dropped),
             }
-            self.put_record(Some(block + p.offset as usize), time, ts, fields);
-            if fields.is_counted() {
-                local_add(self.mem.word(block + offsets::BLOCK_RECORDS), 1);
-            }
-            self.publish_last(&self.mem.local(), ts, pos + len);
-            return Step::Done(Outcome::Written);
+        };
+        let slot = self.slot(target);
+        let block = g.block_offset(slot);
+        let (opening, end) = if fits {
+            (None, pos + len)
+        } else {
+            // The first record of a block has a delta from the block's base time.
+            time = Time::Delta(0);
+            len = self.put_record(None, time, ts, fields);
+            let end = g.join(target, BLOCK_HEADER_LEN as u32 + len);
+            (Some(self.opening(pos, target, block)), end)
+        };
+        if !local_cas(mem.word(offsets::WRITE_POS), pos, end) {
+            return Step::Retry;
         }
-        match self.open_block(pos, ts, fields, count_drop) {
-            // Records are only ever dropped when a block cannot be opened, so a
-            // successful open is where unreported drops are reported.
-            Step::Done(Outcome::Written) if count_drop && self.has_unreported_drops() => {
-                Step::Report
+        let at = match &opening {
+            None => block + p.offset as usize,
+            Some(o) => {
+                self.open_block(pos, o, slot, block, ts, fields.is_counted());
+                block + BLOCK_HEADER_LEN
             }
-            step => step,
+        };
+        self.put_record(Some(at), time, ts, fields);
+        if opening.is_none() && fields.is_counted() {
+            local_add(mem.word(block + offsets::BLOCK_RECORDS), 1);
         }
+        self.publish_last(&mem, ts, end);
+        // Refresh the fast path's cache for this lap (any lap's value is correct).
+        self.lap
+            .store(pos::lap_of(&g, target, slot), Ordering::Relaxed);
+        // Records are only ever dropped when a block cannot be opened, so a successful
+        // open is where unreported drops are reported.
+        if opening.is_some() && count_drop && self.has_unreported_drops() {
+            return Step::Report;
+        }
+        Step::Done(Outcome::Written)
     }
 
     /// Writes the record's bytes at `at` (`Some`), in space this writer has reserved,
