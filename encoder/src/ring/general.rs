@@ -97,11 +97,12 @@ impl<'a> Ring<'a> {
         let g = self.geometry;
         let mem = self.mem.local();
         let p = g.split(pos);
-        let mut time = match ts.checked_sub(last_ts) {
+        let time = match ts.checked_sub(last_ts) {
             Some(delta) if last_pos == pos && delta <= MAX_DELTA => Time::Delta(delta),
             _ => Time::Absolute(ts),
         };
-        let mut len = self.put_record(None, time, ts, fields);
+        let mut rec = Rec { time, ts, fields };
+        let mut len = self.put_record(None, &rec);
         // NOTE: `<` not `<=`, as in the fast path.
         let fits = p.offset >= BLOCK_HEADER_LEN as u32 && p.offset + len <= self.mask;
         let target = if fits {
@@ -118,8 +119,8 @@ impl<'a> Ring<'a> {
             (None, pos + len)
         } else {
             // The first record of a block has a delta from the block's base time.
-            time = Time::Delta(0);
-            len = self.put_record(None, time, ts, fields);
+            rec.time = Time::Delta(0);
+            len = self.put_record(None, &rec);
             let end = g.join(target, BLOCK_HEADER_LEN as u32 + len);
             (Some(self.opening(pos, target, block)), end)
         };
@@ -133,7 +134,7 @@ impl<'a> Ring<'a> {
                 block + BLOCK_HEADER_LEN
             }
         };
-        self.put_record(Some(at), time, ts, fields);
+        self.put_record(Some(at), &rec);
         if opening.is_none() && fields.is_counted() {
             local_add(mem.word(block + offsets::BLOCK_RECORDS), 1);
         }
@@ -151,18 +152,13 @@ impl<'a> Ring<'a> {
 
     /// Writes the record's bytes at `at` (`Some`), in space this writer has reserved,
     /// or only counts them (`None`); returns their number. Out of line: the general path
-    /// and the block opener size and write records with this one copy of the encoder.
+    /// sizes and writes records with this one copy of the encoder, and its arguments
+    /// fit in registers.
     #[inline(never)]
-    pub(super) fn put_record(
-        &self,
-        at: Option<usize>,
-        time: Time,
-        ts: u64,
-        fields: &Fields<'_>,
-    ) -> u32 {
+    pub(super) fn put_record(&self, at: Option<usize>, rec: &Rec<'_, '_>) -> u32 {
         let mem = self.mem.local();
         let mut n = 0u32;
-        fields.encode_with(time, ts, &mut |b| {
+        rec.fields.encode_with(rec.time, rec.ts, &mut |b| {
             if let Some(at) = at {
                 mem.store_byte(at + n as usize, b);
             }
@@ -170,4 +166,11 @@ impl<'a> Ring<'a> {
         });
         n
     }
+}
+
+/// A record as the general path writes it: its fields at a time.
+pub(super) struct Rec<'r, 'd> {
+    time: Time,
+    ts: u64,
+    fields: &'r Fields<'d>,
 }
