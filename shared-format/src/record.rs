@@ -486,14 +486,6 @@ impl<'d> Fields<'d> {
         self.kind != Kind::Lost
     }
 
-    /// The kind, payload varint and `since` of a record with one payload varint and no
-    /// raw bytes (`Fields::elapsed(kind, value, since)` is the same record), for writers
-    /// that pass a record as three scalars.
-    #[inline(always)]
-    pub fn as_varint(&self) -> Option<(Kind, u64, u64)> {
-        (self.count == 1 && self.data.is_empty()).then_some((self.kind, self.values[0], self.since))
-    }
-
     /// The one payload varint and the raw bytes, if the record has that shape and no
     /// field depends on its time (what a writer's common path encodes itself).
     #[inline(always)]
@@ -1036,9 +1028,6 @@ mod tests {
                     assert_eq!(e.fields().encoded_len(time, ts), n, "{e:?} {time:?}");
                     assert_eq!(e.fields().kind(), e.kind());
                     assert_eq!(e.fields().is_counted(), e.is_counted());
-                    if let Some((kind, value, since)) = e.fields().as_varint() {
-                        assert_eq!(Fields::elapsed(kind, value, since), e.fields());
-                    }
                 }
             }
         }

@@ -201,27 +201,7 @@ impl<'a> Ring<'a> {
         now: impl Fn() -> u64,
         fields: impl FnOnce() -> Fields<'f>,
     ) -> (Outcome, u64) {
-        let fields = fields();
-        // Known at compile time for each caller: a one-varint record (every recording
-        // call but user events and images) goes through one shared call with scalars.
-        match fields.as_varint() {
-            Some((kind, value, since)) => self.write_slow_varint(nest, &now, kind, value, since),
-            None => self.write_slow(nest, &now, &fields),
-        }
-    }
-
-    /// [`Ring::write_slow`] for a record with one payload varint, built here: the
-    /// callers pass three scalars rather than a [`Fields`] on the stack.
-    #[inline(never)]
-    fn write_slow_varint(
-        &self,
-        nest: u32,
-        now: &dyn Fn() -> u64,
-        kind: Kind,
-        value: u64,
-        since: u64,
-    ) -> (Outcome, u64) {
-        self.write_slow(nest, now, &Fields::elapsed(kind, value, since))
+        self.write_slow(nest, &now, &fields())
     }
 
     /// One attempt at the fast path: a `Small` record with a delta header that fits a
