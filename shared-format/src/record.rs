@@ -424,7 +424,8 @@ impl<'d> Fields<'d> {
 
     /// A record whose one payload varint is `base` plus the ticks from `since` to the
     /// record's time (both saturating): a KEXIT measured from its entry at `since` is
-    /// `Fields::elapsed(Kind::KernelExit, 2, since)` ([`ExitDuration::to_wire`]).
+    /// `Fields::elapsed(Kind::KernelExit, 2, since)` ([`ExitDuration::to_wire`]). From
+    /// `since == u64::MAX` nothing is measured (no time is later): the varint is `base`.
     #[inline(always)]
     pub const fn elapsed(kind: Kind, base: u64, since: u64) -> Self {
         Fields {
