@@ -158,11 +158,16 @@ impl<'a, C: Clock> Tracer<'a, C> {
                 },
                 // The general path measures the duration to the time it writes at
                 // (`Fields::elapsed`: the payload is `ticks + 2`).
-                move || match entry {
-                    Some(Some(start)) => {
-                        Fields::elapsed(Kind::KernelExit, ExitDuration::Ticks(0).to_wire(), start)
-                    }
-                    _ => Fields::varint(Kind::KernelExit, duration(0).to_wire()),
+                // It captures `entry` only (not `duration` too, which would pass it
+                // twice), and builds the record with one constructor: from `u64::MAX`
+                // `Fields::elapsed` measures nothing.
+                move || {
+                    let (value, since) = match entry {
+                        Some(Some(start)) => (ExitDuration::Ticks(0).to_wire(), start),
+                        Some(None) => (ExitDuration::NestingOverflow.to_wire(), u64::MAX),
+                        None => (ExitDuration::NoEntry.to_wire(), u64::MAX),
+                    };
+                    Fields::elapsed(Kind::KernelExit, value, since)
                 },
             )
         }
