@@ -385,8 +385,8 @@ pub const MAX_FIELDS: usize = 3;
 
 /// A record described by its wire fields rather than as an [`Event`]: its kind, up to
 /// [`MAX_FIELDS`] payload varints, and raw bytes after them (a USER payload, at most
-/// [`MAX_USER_PAYLOAD`]). One encode loop and one length loop serve every kind, so a
-/// writer that builds `Fields` itself (the encoder's general path) links neither the
+/// [`MAX_USER_PAYLOAD`]). One encode loop serves every kind (the length counts the bytes
+/// it writes), so a writer that builds `Fields` itself (the encoder's general path) links neither the
 /// [`Event`] match nor a per-kind encoder. Writes the bytes [`encode_with`] writes for the
 /// same event ([`Event::fields`]).
 ///

@@ -3,9 +3,11 @@
 //! wrote in between; it opens the next block when the record does not fit.
 //!
 //! It writes a record described as data, [`Fields`] (kind, payload varints, raw bytes),
-//! not as an [`Event`](tracemark_format::Event): one encode loop and one length loop for
-//! every kind, and no per-kind code or closure, so there is one copy of this path
-//! whatever the recording calls a firmware uses.
+//! not as an [`Event`](tracemark_format::Event): one encode loop for every kind (which
+//! also sizes the record, in `Ring::put_record`), and no per-kind code or closure, so
+//! there is one copy of this path whatever the recording calls a firmware uses. (A
+//! separate branch-free length loop was measured: 180 B more on thumbv7em for 0.1 to
+//! 0.3 fewer instructions per record, amortised.)
 
 use tracemark_format::record::{Fields, Kind, Time, MAX_DELTA};
 use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN};
