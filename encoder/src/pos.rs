@@ -73,6 +73,17 @@ pub(crate) const fn previous_lap(g: &Geometry, seq: u32) -> u32 {
     }
 }
 
+/// The slot of the sequence number before the one in `slot` ([`Geometry::next_seq`]
+/// steps to the next slot: `seq_modulus` is a multiple of `block_count`).
+#[inline(always)]
+pub(crate) const fn slot_before(g: &Geometry, slot: u32) -> u32 {
+    if slot == 0 {
+        g.block_count - 1
+    } else {
+        slot - 1
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -141,8 +152,8 @@ mod tests {
         v
     }
 
-    /// Every geometry with blocks of 256 bytes to 64 KiB and 2 to 16 blocks: slots and
-    /// previous-lap sequence numbers agree with `%`; the lap word maps
+    /// Every geometry with blocks of 256 bytes to 64 KiB and 2 to 16 blocks: slots,
+    /// previous-lap sequence numbers and the slot before the next agree with `%`; the lap word maps
     /// every position of its lap to its memory offset, and every other position (of the
     /// whole space, for the small spaces) outside the blocks.
     #[test]
@@ -161,6 +172,7 @@ mod tests {
                     let prev = previous_lap(&g, seq);
                     assert_eq!(g.slot(prev), slot);
                     assert_eq!(g.distance(prev, seq), count);
+                    assert_eq!(slot_before(&g, s.slot(g.next_seq(seq))), slot);
                 }
                 // The first, second, a middle and the last lap of the space.
                 let laps = g.seq_modulus / count;

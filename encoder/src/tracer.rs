@@ -1,8 +1,7 @@
 //! The recording API of one CPU: kernel entry and exit with measured durations,
 //! interrupts, function entry and exit, user events, image records.
 
-use tracemark_format::record::{self, Kind, MAX_USER_PAYLOAD};
-use tracemark_format::record::{ExitDuration, UserPayload};
+use tracemark_format::record::{self, ExitDuration, Fields, Kind, MAX_USER_PAYLOAD};
 use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN, BLOCK_MAGIC, ENTRY_STACK_DEPTH};
 use tracemark_format::varint;
 use tracemark_format::{Event, KernelEntry};
@@ -70,7 +69,17 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// Records `event` now.
     #[inline(always)]
     pub fn record(&self, event: Event) -> Outcome {
-        self.ring.write_with(|| self.clock.now(), |_| event).0
+        let fields = event.fields();
+        self.ring
+            .write_small(self.now_fn(), |_| Small::of(&fields), || fields)
+            .0
+    }
+
+    /// The clock as the ring's writers take it: one closure type per clock `C`, so every
+    /// recording call shares one copy of the call into the general path.
+    #[inline(always)]
+    fn now_fn(&self) -> impl Fn() -> u64 + Copy + '_ {
+        move || self.clock.now()
     }
 
     /// Records a kernel entry and remembers its time for [`Tracer::kernel_exit`].
@@ -90,13 +99,13 @@ impl<'a, C: Clock> Tracer<'a, C> {
     ///
     /// With `M`, the contract of [`Tracer::masked`] holds for this call.
     #[inline(always)]
-    unsafe fn write<'d, const M: bool>(
+    unsafe fn write<'d, 'f, const M: bool>(
         &self,
         fast: impl Fn(u64) -> Option<Small<'d>>,
-        make: impl Fn(u64) -> Event + Copy,
+        fields: impl FnOnce() -> Fields<'f>,
     ) -> (Outcome, u64) {
         // SAFETY: the caller's contract.
-        unsafe { self.write_at::<M>(|| self.clock.now(), fast, make) }
+        unsafe { self.write_at::<M>(self.now_fn(), fast, fields) }
     }
 
     /// [`Tracer::write`] at the times `now` gives instead of the clock's.
@@ -105,17 +114,17 @@ impl<'a, C: Clock> Tracer<'a, C> {
     ///
     /// As [`Tracer::write`].
     #[inline(always)]
-    unsafe fn write_at<'d, const M: bool>(
+    unsafe fn write_at<'d, 'f, const M: bool>(
         &self,
         now: impl Fn() -> u64 + Copy,
         fast: impl Fn(u64) -> Option<Small<'d>>,
-        make: impl Fn(u64) -> Event + Copy,
+        fields: impl FnOnce() -> Fields<'f>,
     ) -> (Outcome, u64) {
         if M {
             // SAFETY: the caller's contract (`M` is only set through `Masked`).
-            unsafe { self.ring.write_small_masked(now, fast, make) }
+            unsafe { self.ring.write_small_masked(now, fast, fields) }
         } else {
-            self.ring.write_small(now, fast, make)
+            self.ring.write_small(now, fast, fields)
         }
     }
 
@@ -128,7 +137,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
         let (outcome, ts) = unsafe {
             self.write::<M>(
                 |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
-                move |_| Event::KernelEntry(entry),
+                move || Fields::varint(Kind::KernelEntry, u64::from(entry.0)),
             )
         };
         self.push_entry(ts);
@@ -163,7 +172,19 @@ impl<'a, C: Clock> Tracer<'a, C> {
                         .ok()
                         .map(|head| Small::varint(Kind::KernelExit, head))
                 },
-                move |ts| Event::KernelExit(duration(ts)),
+                // The general path measures the duration to the time it writes at
+                // (`Fields::elapsed`: the payload is `ticks + 2`).
+                // It captures `entry` only (not `duration` too, which would pass it
+                // twice), and builds the record with one constructor: from `u64::MAX`
+                // `Fields::elapsed` measures nothing.
+                move || {
+                    let (value, since) = match entry {
+                        Some(Some(start)) => (ExitDuration::Ticks(0).to_wire(), start),
+                        Some(None) => (ExitDuration::NestingOverflow.to_wire(), u64::MAX),
+                        None => (ExitDuration::NoEntry.to_wire(), u64::MAX),
+                    };
+                    Fields::elapsed(Kind::KernelExit, value, since)
+                },
             )
         }
         .0
@@ -265,7 +286,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
                 self.write_at::<M>(
                     || ts,
                     |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
-                    move |_| Event::KernelEntry(entry),
+                    move || Fields::varint(Kind::KernelEntry, u64::from(entry.0)),
                 )
             };
             return outcome == Outcome::Written;
@@ -337,7 +358,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
                         .ok()
                         .map(|t| Small::varint(Kind::ThreadSwitch, t))
                 },
-                |_| Event::ThreadSwitch { thread },
+                move || Fields::varint(Kind::ThreadSwitch, thread),
             )
         }
         .0
@@ -359,7 +380,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
         unsafe {
             self.write::<M>(
                 |_| Some(Small::varint(Kind::Interrupt, irq)),
-                move |_| Event::Interrupt { irq },
+                move || Fields::varint(Kind::Interrupt, u64::from(irq)),
             )
         }
         .0
@@ -402,12 +423,9 @@ impl<'a, C: Clock> Tracer<'a, C> {
     fn function(&self, kind: Kind, func: u64) -> Outcome {
         self.ring
             .write_small(
-                || self.clock.now(),
+                self.now_fn(),
                 |_| u32::try_from(func).ok().map(|f| Small::varint(kind, f)),
-                move |_| match kind {
-                    Kind::FunctionEntry => Event::FunctionEntry { func },
-                    _ => Event::FunctionExit { func },
-                },
+                move || Fields::varint(kind, func),
             )
             .0
     }
@@ -426,12 +444,9 @@ impl<'a, C: Clock> Tracer<'a, C> {
                 data,
             })
         };
-        let make = move |_| Event::User {
-            id,
-            // `data` was cut to `MAX_USER_PAYLOAD` bytes already.
-            payload: UserPayload::truncating(data),
-        };
-        self.ring.write_small(|| self.clock.now(), fast, make).0
+        self.ring
+            .write_small(self.now_fn(), fast, || Fields::user(id, data))
+            .0
     }
 
     /// Records that an image (binary, module, mapping) was loaded at `base`.
@@ -558,7 +573,7 @@ impl<C: Clock> Masked<'_, '_, C> {
                     t.write_at::<true>(
                         || start,
                         |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
-                        move |_| Event::KernelEntry(entry),
+                        move || Fields::varint(Kind::KernelEntry, u64::from(entry.0)),
                     )
                 };
                 return self.kernel_exit();

@@ -380,6 +380,194 @@ pub fn encode_with(time: Time, ts: u64, event: &Event, put: &mut impl FnMut(u8))
     }
 }
 
+/// The most payload varints a record has (IMAGE: base, size, id).
+pub const MAX_FIELDS: usize = 3;
+
+/// A record described by its wire fields rather than as an [`Event`]: its kind, up to
+/// [`MAX_FIELDS`] payload varints, and raw bytes after them (a USER payload, at most
+/// [`MAX_USER_PAYLOAD`]). One encode loop serves every kind (the length counts the bytes
+/// it writes), so a writer that builds `Fields` itself (the encoder's general path) links neither the
+/// [`Event`] match nor a per-kind encoder. Writes the bytes [`encode_with`] writes for the
+/// same event ([`Event::fields`]).
+///
+/// The last payload varint can count time up to the record ([`Fields::elapsed`]): the
+/// record's timestamp is known only when it is written, and KEXIT's duration and LOST's
+/// `ago` are measured to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fields<'d> {
+    kind: Kind,
+    /// Payload varints used, `1..=MAX_FIELDS`.
+    count: u8,
+    values: [u64; MAX_FIELDS],
+    /// `ts - since` (saturating at 0) is added, saturating, to the last payload varint
+    /// when the record is written at `ts`: nothing for `u64::MAX` (no time is above it),
+    /// which records that measure nothing hold. A plain `u64` rather than an `Option`:
+    /// smaller to build, and no branch to write.
+    since: u64,
+    /// At most [`MAX_USER_PAYLOAD`] bytes (the constructors cut longer data).
+    data: &'d [u8],
+}
+
+impl<'d> Fields<'d> {
+    /// A record whose payload is the one varint `value` (KENTRY, KEXIT, IRQ, FENTRY,
+    /// FEXIT, SWITCH, CLOCKBACK).
+    #[inline(always)]
+    pub const fn varint(kind: Kind, value: u64) -> Self {
+        Fields {
+            kind,
+            count: 1,
+            values: [value, 0, 0],
+            since: u64::MAX,
+            data: &[],
+        }
+    }
+
+    /// A record whose one payload varint is `base` plus the ticks from `since` to the
+    /// record's time (both saturating): a KEXIT measured from its entry at `since` is
+    /// `Fields::elapsed(Kind::KernelExit, 2, since)` ([`ExitDuration::to_wire`]). From
+    /// `since == u64::MAX` nothing is measured (no time is later): the varint is `base`.
+    #[inline(always)]
+    pub const fn elapsed(kind: Kind, base: u64, since: u64) -> Self {
+        Fields {
+            kind,
+            count: 1,
+            values: [base, 0, 0],
+            since,
+            data: &[],
+        }
+    }
+
+    /// A USER record: id `id`, the first [`MAX_USER_PAYLOAD`] bytes of `data`.
+    #[inline(always)]
+    pub fn user(id: u32, data: &'d [u8]) -> Self {
+        let data = data.get(..MAX_USER_PAYLOAD).unwrap_or(data);
+        Fields {
+            kind: Kind::User,
+            count: 1,
+            values: [user_head(id, data.len()), 0, 0],
+            since: u64::MAX,
+            data,
+        }
+    }
+
+    /// An IMAGE record.
+    #[inline(always)]
+    pub const fn image(base: u64, size: u64, id: u64) -> Self {
+        Fields {
+            kind: Kind::Image,
+            count: 3,
+            values: [base, size, id],
+            since: u64::MAX,
+            data: &[],
+        }
+    }
+
+    /// A LOST record: `count` records lost, the first at `since`.
+    #[inline(always)]
+    pub const fn lost(count: u64, since: u64) -> Self {
+        Fields {
+            kind: Kind::Lost,
+            count: 2,
+            values: [count, 0, 0],
+            since,
+            data: &[],
+        }
+    }
+
+    /// The record's kind.
+    #[inline(always)]
+    pub const fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Whether the record counts toward its block header's `records`
+    /// ([`Event::is_counted`]).
+    #[inline(always)]
+    pub fn is_counted(&self) -> bool {
+        self.kind != Kind::Lost
+    }
+
+    /// The one payload varint and the raw bytes, if the record has that shape and no
+    /// field depends on its time (what a writer's common path encodes itself).
+    #[inline(always)]
+    pub fn as_small(&self) -> Option<(u64, &'d [u8])> {
+        (self.count == 1 && self.since == u64::MAX).then_some((self.values[0], self.data))
+    }
+
+    /// The number of bytes [`Fields::encode_with`] writes at `time` (at most
+    /// [`MAX_RECORD_LEN`]).
+    #[inline(always)]
+    pub fn encoded_len(&self, time: Time, ts: u64) -> usize {
+        let mut len = 0;
+        self.encode_with(time, ts, &mut |_| len += 1);
+        len
+    }
+
+    /// Writes the record's bytes at time `time` through `put`, first to last: the bytes
+    /// [`encode_with`] writes for the same event. `ts` is the record's absolute time
+    /// (for [`Fields::elapsed`] and LOST); `Time::Delta` is at most [`MAX_DELTA`].
+    ///
+    /// One varint loop writes every varint of the record, the timestamp marker's and
+    /// the kind's single bytes included (they are the one-byte varints they look like).
+    #[inline(always)]
+    pub fn encode_with(&self, time: Time, ts: u64, put: &mut impl FnMut(u8)) {
+        let kind = self.kind as u64;
+        // The varints before the payload: the header, or the marker, the time and the
+        // kind.
+        let (pre, n_pre) = match time {
+            Time::Delta(delta) => ([record_header(delta, kind as u8), 0, 0], 1),
+            Time::Absolute(abs) => ([Kind::Timestamp as u64, abs, kind], 3),
+        };
+        let elapsed = ts.saturating_sub(self.since);
+        let count = usize::from(self.count);
+        let mut i = 0;
+        while i < n_pre + count {
+            let v = match pre.get(i) {
+                Some(&v) if i < n_pre => v,
+                _ => {
+                    let j = i - n_pre;
+                    let v = self.values.get(j).copied().unwrap_or(0);
+                    if j + 1 == count {
+                        v.saturating_add(elapsed)
+                    } else {
+                        v
+                    }
+                }
+            };
+            // One 64-bit loop (no 32-bit variant): the smallest code.
+            let mut v = v;
+            while v >= 0x80 {
+                put(v as u8 | 0x80);
+                v >>= 7;
+            }
+            put(v as u8);
+            i += 1;
+        }
+        for &b in self.data {
+            put(b);
+        }
+    }
+}
+
+impl Event {
+    /// The event's wire fields (its bytes are those [`encode_with`] writes for it).
+    #[inline]
+    pub fn fields(&self) -> Fields<'_> {
+        match *self {
+            Event::KernelEntry(entry) => Fields::varint(Kind::KernelEntry, u64::from(entry.0)),
+            Event::KernelExit(duration) => Fields::varint(Kind::KernelExit, duration.to_wire()),
+            Event::Interrupt { irq } => Fields::varint(Kind::Interrupt, u64::from(irq)),
+            Event::FunctionEntry { func } => Fields::varint(Kind::FunctionEntry, func),
+            Event::FunctionExit { func } => Fields::varint(Kind::FunctionExit, func),
+            Event::ThreadSwitch { thread } => Fields::varint(Kind::ThreadSwitch, thread),
+            Event::ClockBack { back } => Fields::varint(Kind::ClockBack, back),
+            Event::User { id, ref payload } => Fields::user(id, payload.as_bytes()),
+            Event::Image { base, size, id } => Fields::image(base, size, id),
+            Event::Lost { count, since } => Fields::lost(count, since),
+        }
+    }
+}
+
 /// The first payload varint of a USER record: `id << 6 | len` (`len` at most
 /// [`MAX_USER_PAYLOAD`]).
 #[inline(always)]
@@ -800,6 +988,83 @@ mod tests {
                 assert!(n <= MAX_RECORD_LEN);
                 assert_eq!(n, encoded_len(time, u64::MAX, &e), "{e:?} {time:?}");
             }
+        }
+    }
+
+    /// `Fields` (the encoder's general path) writes the bytes of the per-event encoder.
+    #[test]
+    fn fields_encode_the_bytes_of_encode_with() {
+        let mut events = one_of_each().to_vec();
+        events.extend([
+            Event::Lost {
+                count: 3,
+                since: 10,
+            },
+            Event::Lost {
+                count: u64::MAX,
+                since: u64::MAX,
+            },
+            Event::User {
+                id: 9,
+                payload: UserPayload::new(&[]).unwrap(),
+            },
+            Event::ThreadSwitch { thread: 1 << 40 },
+        ]);
+        let times = [
+            Time::Delta(0),
+            Time::Delta(127),
+            Time::Delta(1 << 27),
+            Time::Delta(MAX_DELTA),
+            Time::Absolute(0),
+            Time::Absolute(u64::MAX),
+        ];
+        for e in events {
+            for time in times {
+                for ts in [0, 5, 1 << 33, u64::MAX] {
+                    let mut a = [0u8; MAX_RECORD_LEN];
+                    let n = encode(&mut a, time, ts, &e);
+                    let mut b = Vec::new();
+                    e.fields().encode_with(time, ts, &mut |x| b.push(x));
+                    assert_eq!(b, &a[..n], "{e:?} {time:?} {ts}");
+                    assert_eq!(e.fields().encoded_len(time, ts), n, "{e:?} {time:?}");
+                    assert_eq!(e.fields().kind(), e.kind());
+                    assert_eq!(e.fields().is_counted(), e.is_counted());
+                }
+            }
+        }
+    }
+
+    /// A KEXIT measured to the record's time writes the duration `ts - since`, as the
+    /// event with that duration does; LOST's `ago` likewise.
+    #[test]
+    fn elapsed_fields_measure_to_the_record_time() {
+        for (since, ts) in [(0u64, 0u64), (100, 1000), (1000, 100), (0, u64::MAX)] {
+            let event = Event::KernelExit(ExitDuration::Ticks(ts.saturating_sub(since)));
+            let fields = Fields::elapsed(Kind::KernelExit, 2, since);
+            for time in [Time::Delta(3), Time::Absolute(ts)] {
+                let mut a = [0u8; MAX_RECORD_LEN];
+                let n = encode(&mut a, time, ts, &event);
+                let mut b = Vec::new();
+                fields.encode_with(time, ts, &mut |x| b.push(x));
+                assert_eq!(b, &a[..n], "{since} {ts}");
+                assert_eq!(fields.encoded_len(time, ts), n);
+            }
+        }
+    }
+
+    #[test]
+    fn fields_cut_user_data_to_the_payload_limit() {
+        let data: Vec<u8> = (0..40).collect();
+        for n in [0, 1, 32, 33, 40] {
+            let event = Event::User {
+                id: 77,
+                payload: UserPayload::truncating(&data[..n]),
+            };
+            let mut a = [0u8; MAX_RECORD_LEN];
+            let len = encode(&mut a, Time::Delta(1), 1, &event);
+            let mut b = Vec::new();
+            Fields::user(77, &data[..n]).encode_with(Time::Delta(1), 1, &mut |x| b.push(x));
+            assert_eq!(b, &a[..len]);
         }
     }
 

@@ -1,21 +1,33 @@
 //! Opening and closing blocks: reclaiming the next slot (overwrite) or refusing (drop),
 //! the overwritten and dropped counters, and the `Lost` records that report drops.
 
-use tracemark_format::record::{Time, END_MARKER};
+use tracemark_format::record::{Fields, END_MARKER};
 use tracemark_format::ring::{offsets, Mode, BLOCK_HEADER_LEN, BLOCK_MAGIC};
-use tracemark_format::Event;
 
 use crate::pos::{self};
 use crate::sync::{fence, local_add, local_cas, Ordering};
 
-use super::general::record_len;
-use super::{counts, Outcome, Ring, Step};
+use super::{Outcome, Ring};
+
+/// A block the general path opens: where, and what the slot held before.
+pub(super) struct Opening {
+    /// The new block's sequence number.
+    pub(super) target: u32,
+    /// Whether a block was open at the position (its END marker is due).
+    opened: bool,
+    /// The old block's record count, read before the reservation.
+    stale_count: u32,
+    /// Records of the old block that the new one overwrites (0 if it was not valid).
+    reclaimed: u32,
+}
 
 impl<'a> Ring<'a> {
-    /// The slow path: close the current block and open the next one.
-    #[cold]
-    #[inline(never)]
-    pub(super) fn open_block(&self, pos: u32, ts: u64, event: &Event, count_drop: bool) -> Step {
+    /// Closing the block at `pos` and opening the next, before the reservation: the
+    /// target sequence number, or `None` if the ring is full (drop mode, or overwrite
+    /// mode with an interrupted writer still in the target slot), having counted the
+    /// drop if `count_drop`.
+    #[inline(always)]
+    pub(super) fn next_block(&self, pos: u32, ts: u64, count_drop: bool) -> Option<u32> {
         let g = self.geometry;
         let p = g.split(pos);
         let opened = p.offset >= BLOCK_HEADER_LEN as u32;
@@ -32,15 +44,22 @@ impl<'a> Ring<'a> {
             if count_drop {
                 self.count_drop(ts);
             }
-            return Step::Done(Outcome::Dropped);
+            return None;
         }
+        Some(target)
+    }
+
+    /// What the slot of `target` (at `block`) holds, read before the reservation: the
+    /// old block there is fully committed ([`Ring::next_block`] checked), so its header
+    /// is stable until our CAS.
+    #[inline(always)]
+    pub(super) fn opening(&self, pos: u32, target: u32, block: usize) -> Opening {
+        let g = self.geometry;
+        let mem = self.mem.local();
         // The sequence number that used the target slot one lap ago.
         let previous = pos::previous_lap(&g, target);
-        let block = self.block_of(target);
-        // The old block in the target slot is fully committed (checked above), so its
-        // header is stable until our CAS.
-        // SAFETY (for every access to `block` below): `block_of` gives the offset of a
-        // slot below `block_count`, whose header and records lie inside the ring.
+        // SAFETY (the three header words): `block` is a slot's offset (`slot <
+        // block_count`, the caller's), inside the ring.
         let [records, magic, seq] = [
             offsets::BLOCK_RECORDS,
             offsets::BLOCK_MAGIC,
@@ -48,50 +67,68 @@ impl<'a> Ring<'a> {
         ]
         .map(|field| {
             // SAFETY: as said above.
-            unsafe { self.mem.word(block + field) }
+            unsafe { mem.word(block + field) }.load(Ordering::Relaxed)
         });
-        let stale_count = records.load(Ordering::Relaxed);
-        let old_valid =
-            magic.load(Ordering::Relaxed) == BLOCK_MAGIC && seq.load(Ordering::Relaxed) == previous;
-        let reclaimed = if old_valid { stale_count } else { 0 };
-        let len = record_len(Time::Delta(0), ts, event);
-        let new_pos = g.join(target, BLOCK_HEADER_LEN as u32 + len);
-        if !local_cas(self.hdr(offsets::WRITE_POS), pos, new_pos) {
-            return Step::Retry;
+        let stale_count = records;
+        let old_valid = magic == BLOCK_MAGIC && seq == previous;
+        Opening {
+            target,
+            opened: g.split(pos).offset >= BLOCK_HEADER_LEN as u32,
+            stale_count,
+            reclaimed: if old_valid { stale_count } else { 0 },
         }
-        // Readers that see our writes into the reclaimed slot must also see the CAS.
-        fence(Ordering::Release);
-        if opened {
-            let end = self.block_of(p.seq) + p.offset as usize;
-            // SAFETY: `p.offset < block_size` (a position's offset), in the block
-            // `block_of` placed inside the ring.
-            unsafe { self.mem.store_byte(end, END_MARKER) };
-        }
-        if reclaimed != 0 {
-            self.add_u64(offsets::OVERWRITTEN, u64::from(reclaimed));
-        }
-        let lost_before =
-            self.mem.hdr_u64(offsets::OVERWRITTEN) + self.mem.hdr_u64(offsets::DROPPED);
-        seq.store(target, Ordering::Relaxed);
-        // SAFETY: as above (the block's header fields).
-        unsafe {
-            self.mem.store_u64(block + offsets::BLOCK_BASE_TS, ts);
-            self.mem
-                .store_u64(block + offsets::BLOCK_LOST_BEFORE, lost_before);
-        }
-        magic.store(BLOCK_MAGIC, Ordering::Relaxed);
-        // Nested writers may already have counted their records: adjust, don't store.
-        local_add(records, u32::from(counts(event)).wrapping_sub(stale_count));
-        // SAFETY: the CAS reserved the new block's first `len` bytes after its header, and
-        // `block_of` placed the block inside the ring.
-        unsafe { self.store_record(block + BLOCK_HEADER_LEN, Time::Delta(0), ts, event) };
-        self.publish_last_general(&self.mem.local(), ts, new_pos);
-        // The fast path's cache: the new block's lap.
-        self.lap.store(self.lap_of(target), Ordering::Relaxed);
-        Step::Done(Outcome::Written)
     }
 
+    /// After the reservation (`pos` to the first record of `o.target`, in `slot` at
+    /// `block`): the old block's END marker, the overwritten count, the new block's
+    /// header and its record count (`counted`: whether the first record counts).
+    #[inline(always)]
+    pub(super) fn open_block(
+        &self,
+        pos: u32,
+        o: &Opening,
+        slot: u32,
+        block: usize,
+        ts: u64,
+        counted: bool,
+    ) {
+        let g = self.geometry;
+        let mem = self.mem.local();
+        // Readers that see our writes into the reclaimed slot must also see the CAS.
+        fence(Ordering::Release);
+        if o.opened {
+            // `target` is the sequence number after the old block's, so the old block's
+            // slot is the one before (no second reciprocal multiplication).
+            let end = g.block_offset(pos::slot_before(&g, slot)) + g.split(pos).offset as usize;
+            // SAFETY: a position's offset is below `block_size`, in the old block's slot
+            // (`slot_before` gives a slot below `block_count`), inside the ring.
+            unsafe { mem.store_byte(end, END_MARKER) };
+        }
+        if o.reclaimed != 0 {
+            self.add_u64(offsets::OVERWRITTEN, u64::from(o.reclaimed));
+        }
+        let lost_before = mem.hdr_u64(offsets::OVERWRITTEN) + mem.hdr_u64(offsets::DROPPED);
+        // SAFETY (the new block's header): `block` is the offset of `slot`, below
+        // `block_count` (the caller's), inside the ring.
+        unsafe {
+            mem.word(block + offsets::BLOCK_SEQ)
+                .store(o.target, Ordering::Relaxed);
+            mem.store_u64(block + offsets::BLOCK_BASE_TS, ts);
+            mem.store_u64(block + offsets::BLOCK_LOST_BEFORE, lost_before);
+            mem.word(block + offsets::BLOCK_MAGIC)
+                .store(BLOCK_MAGIC, Ordering::Relaxed);
+            // Nested writers may already have counted their records: adjust, don't store.
+            local_add(
+                mem.word(block + offsets::BLOCK_RECORDS),
+                u32::from(counted).wrapping_sub(o.stale_count),
+            );
+        }
+    }
+
+    /// Adds `v` to the 64-bit counter at `off` (two words, carry by hand). Out of line:
+    /// the block opener and the drop counter share it.
     #[cold]
+    #[inline(never)]
     pub(super) fn add_u64(&self, off: usize, v: u64) {
         let lo = local_add(self.hdr(off), v as u32);
         let carry = u32::from(lo.checked_add(v as u32).is_none());
@@ -125,7 +162,7 @@ impl<'a> Ring<'a> {
         }
         let since = self.mem.hdr_u64(offsets::FIRST_DROP_TS);
         let count = u64::from(d.wrapping_sub(r));
-        let (outcome, _) = self.write_general_loop(now, &|_| Event::Lost { count, since }, false);
+        let (outcome, _) = self.write_general_loop(now, &Fields::lost(count, since), false);
         if outcome == Outcome::Dropped {
             // Still full: give the claim back so a later writer reports them.
             local_cas(reported, d, r);

@@ -1,6 +1,7 @@
 //! The common path, inlined into every recording call: enter, one straight-line attempt
 //! at a `Small` record (size, reserve, write, publish), exit.
 
+use tracemark_format::record::Fields;
 use tracemark_format::record::{self, Kind};
 use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN, RING_HEADER_LEN};
 use tracemark_format::varint;
@@ -34,25 +35,15 @@ impl<'d> Small<'d> {
         }
     }
 
-    /// The fast-path form of `event`, if it has one (its payload fits a `u32` varint).
+    /// The fast-path form of `fields`, if it has one (one payload varint that fits a
+    /// `u32` and does not depend on the record's time).
     #[inline(always)]
-    pub(super) fn of(event: &Event) -> Option<Small<'d>> {
-        let head = match *event {
-            Event::KernelEntry(entry) => entry.0,
-            Event::Interrupt { irq } => irq,
-            Event::KernelExit(d) => u32::try_from(d.to_wire()).ok()?,
-            Event::FunctionEntry { func }
-            | Event::FunctionExit { func }
-            | Event::ThreadSwitch { thread: func } => u32::try_from(func).ok()?,
-            Event::User { .. }
-            | Event::Image { .. }
-            | Event::Lost { .. }
-            | Event::ClockBack { .. } => return None,
-        };
+    pub(crate) fn of(fields: &Fields<'d>) -> Option<Small<'d>> {
+        let (head, data) = fields.as_small()?;
         Some(Small {
-            kind: event.kind() as u32,
-            head,
-            data: &[],
+            kind: fields.kind() as u32,
+            head: u32::try_from(head).ok()?,
+            data,
         })
     }
 }
@@ -113,29 +104,31 @@ pub(super) unsafe fn put_varint32(mem: &Mem<'_>, at: usize, v: u32) -> usize {
 }
 
 impl<'a> Ring<'a> {
-    /// Writes the event `make(ts)` at the clock's current time `ts`; returns what
-    /// happened and the time used. `make` sees the final timestamp, so a kernel exit
-    /// can compute its duration from it.
+    /// Writes `event` at the clock's current time; returns what happened and the time
+    /// used.
     #[inline(always)]
-    pub fn write_with(&self, now: impl Fn() -> u64, make: impl Fn(u64) -> Event) -> (Outcome, u64) {
-        let (now, make) = (&now, &make);
-        self.write_small(now, |ts| Small::of(&make(ts)), make)
+    pub fn write_event(&self, now: impl Fn() -> u64, event: &Event) -> (Outcome, u64) {
+        let fields = event.fields();
+        self.write_small(&now, |_| Small::of(&fields), || fields)
     }
 
     /// Writes a record: `fast(ts)` describes it for the inlined fast path (`None`: use
-    /// the general path), `make(ts)` is the same record as an [`Event`].
+    /// the general path), `fields()` is the same record for the general path (whose
+    /// time-dependent field, a kernel exit's duration, is measured to the time it is
+    /// written at: [`Fields::elapsed`]).
     ///
-    /// `now` and `make` are taken by value (closures over references and small values,
-    /// so `Copy`) and passed by value to the out-of-line general path: the fast path
-    /// then builds no closure objects on the stack for a call it does not make.
+    /// `now` and `fields` are taken by value (closures over references and small
+    /// values) and passed by value to the out-of-line call of the general path, which
+    /// builds the [`Fields`]: the fast path then builds no description on the stack for
+    /// a call it does not make. The general path itself is one copy for every call.
     #[inline(always)]
-    pub(crate) fn write_small<'d>(
+    pub(crate) fn write_small<'d, 'f>(
         &self,
         now: impl Fn() -> u64 + Copy,
         fast: impl Fn(u64) -> Option<Small<'d>>,
-        make: impl Fn(u64) -> Event + Copy,
+        fields: impl FnOnce() -> Fields<'f>,
     ) -> (Outcome, u64) {
-        self.write_small_in::<false>(now, fast, make)
+        self.write_small_in::<false>(now, fast, fields)
     }
 
     /// [`Ring::write_small`] for a writer that no other writer of this ring can
@@ -153,23 +146,23 @@ impl<'a> Ring<'a> {
     /// records; memory safety does not depend on it (every access is still an atomic
     /// inside the ring).
     #[inline(always)]
-    pub(crate) unsafe fn write_small_masked<'d>(
+    pub(crate) unsafe fn write_small_masked<'d, 'f>(
         &self,
         now: impl Fn() -> u64 + Copy,
         fast: impl Fn(u64) -> Option<Small<'d>>,
-        make: impl Fn(u64) -> Event + Copy,
+        fields: impl FnOnce() -> Fields<'f>,
     ) -> (Outcome, u64) {
-        self.write_small_in::<true>(now, fast, make)
+        self.write_small_in::<true>(now, fast, fields)
     }
 
     /// The common path, nesting-safe (`MASKED == false`) or single-context (`MASKED`:
     /// see [`Ring::write_small_masked`] for when that is allowed).
     #[inline(always)]
-    fn write_small_in<'d, const MASKED: bool>(
+    fn write_small_in<'d, 'f, const MASKED: bool>(
         &self,
         now: impl Fn() -> u64 + Copy,
         fast: impl Fn(u64) -> Option<Small<'d>>,
-        make: impl Fn(u64) -> Event + Copy,
+        fields: impl FnOnce() -> Fields<'f>,
     ) -> (Outcome, u64) {
         // A local copy, so the base address stays in a register across atomic stores
         // (through `&self` the compiler must reload it after each: for all it knows, the
@@ -187,7 +180,7 @@ impl<'a> Ring<'a> {
                 None => {
                     // The general path enters and exits as any writer does.
                     let nest = enter(&mem);
-                    self.write_slow_from(nest, now, make)
+                    self.write_slow_from(nest, now, fields)
                 }
             };
         }
@@ -197,22 +190,25 @@ impl<'a> Ring<'a> {
                 exit(&mem, nest);
                 (Outcome::Written, ts)
             }
-            None => self.write_slow_from(nest, now, make),
+            None => self.write_slow_from(nest, now, fields),
         }
     }
 
     /// The call of the general path, out of line and cold, so that the inlined fast
-    /// path neither sets up its arguments nor keeps registers for it.
+    /// path neither builds the record's [`Fields`] nor keeps registers for them. One
+    /// small copy per recording call (it builds that call's `Fields`); the general path
+    /// it calls is one copy for all.
     #[cold]
     #[inline(never)]
-    pub(super) fn write_slow_from(
+    pub(super) fn write_slow_from<'f>(
         &self,
         nest: u32,
         now: impl Fn() -> u64,
-        make: impl Fn(u64) -> Event,
+        fields: impl FnOnce() -> Fields<'f>,
     ) -> (Outcome, u64) {
-        self.write_slow(nest, &now, &make)
+        self.write_slow(nest, &now, &fields())
     }
+
     /// One attempt at the fast path: a `Small` record with a delta header that fits a
     /// `u32`, in the block the cached lap maps `write_pos` to, with room there, and no
     /// interrupt moving `write_pos` in between. Straight-line code; anything else returns

@@ -9,8 +9,9 @@
 //! [`Ring::write_held_entry`] before anything else. Nothing is written between the hold
 //! and that call, so `last_ts` still belongs to the record just before `write_pos`.
 
+use tracemark_format::record::{Fields, Kind};
 use tracemark_format::ring::{offsets, HELD_ENTRY_MAX};
-use tracemark_format::{Event, KernelEntry};
+use tracemark_format::KernelEntry;
 
 use crate::sync::{local_cas, Ordering};
 
@@ -71,8 +72,8 @@ impl Ring<'_> {
         };
         let mem = self.mem();
         let nest = enter(mem);
-        let (outcome, _) =
-            self.write_general_loop(&|| ts, &|_| Event::KernelEntry(KernelEntry::PENDING), true);
+        let placeholder = Fields::varint(Kind::KernelEntry, u64::from(KernelEntry::PENDING.0));
+        let (outcome, _) = self.write_general_loop(&|| ts, &placeholder, true);
         if outcome == Outcome::Written {
             let end = mem.hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
             mem.hdr(offsets::PENDING_POS).store(end, Ordering::Relaxed);

@@ -62,10 +62,10 @@ pub(crate) mod held;
 mod init;
 
 use tracemark_format::ring::{self, Geometry, Mode, RING_HEADER_LEN};
-use tracemark_format::{Event, SyscallAbi};
+use tracemark_format::SyscallAbi;
 
 use crate::mem::Mem;
-use crate::pos::{self, SlotDivisor};
+use crate::pos::SlotDivisor;
 use crate::sync::AtomicU32;
 
 pub(crate) use fast::Small;
@@ -179,7 +179,7 @@ pub struct Ring<'a> {
     /// torn: `rel = pos + lap` (wrapping) is the byte offset from the first block for
     /// every position of one *lap* (`block_count` consecutive sequence numbers that map
     /// to slots `0..block_count`), and `rel >= area` for every position of any other lap
-    /// (see [`Ring::lap_of`]). Any writer may store the value for any lap at any time:
+    /// (see [`crate::pos::lap_of`]). Any writer may store the value for any lap at any time:
     /// it is a pure function of the lap, so a stale value costs the slow path, never a
     /// wrong address.
     lap: AtomicU32,
@@ -235,18 +235,6 @@ impl<'a> Ring<'a> {
     pub(super) fn block_of(&self, seq: u32) -> usize {
         self.geometry.block_offset(self.slot(seq))
     }
-
-    /// The [`Ring::lap`] value for the lap of sequence number `seq` ([`pos::lap_of`]).
-    #[inline(always)]
-    pub(super) fn lap_of(&self, seq: u32) -> u32 {
-        pos::lap_of(&self.geometry, seq, self.slot(seq))
-    }
-}
-
-/// Whether an event counts towards a block's `records` (the format's rule).
-#[inline(always)]
-pub(crate) fn counts(event: &Event) -> bool {
-    event.is_counted()
 }
 
 /// The ring header as bytes, read through atomics.
