@@ -296,7 +296,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
         // No division: the ring's reciprocal (`crate::pos`).
         let block = self.ring.block_at(p.seq);
         let offset = p.offset as usize;
-        // SAFETY (every access to `block` below): `block_at` gives the offset of a slot
+        // SAFETY: (every access to `block` below) `block_at` gives the offset of a slot
         // below `block_count`, inside the ring; `offset` is below `block_size` (a
         // position's offset) and at least `BLOCK_HEADER_LEN + 5` where bytes are read or
         // written, so `at..at + 5` lies in the block's record area.

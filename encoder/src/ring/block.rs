@@ -58,7 +58,7 @@ impl<'a> Ring<'a> {
         let mem = self.mem.local();
         // The sequence number that used the target slot one lap ago.
         let previous = pos::previous_lap(&g, target);
-        // SAFETY (the three header words): `block` is a slot's offset (`slot <
+        // SAFETY: (the three header words) `block` is a slot's offset (`slot <
         // block_count`, the caller's), inside the ring.
         let [records, magic, seq] = [
             offsets::BLOCK_RECORDS,
@@ -108,7 +108,7 @@ impl<'a> Ring<'a> {
             self.add_u64(offsets::OVERWRITTEN, u64::from(o.reclaimed));
         }
         let lost_before = mem.hdr_u64(offsets::OVERWRITTEN) + mem.hdr_u64(offsets::DROPPED);
-        // SAFETY (the new block's header): `block` is the offset of `slot`, below
+        // SAFETY: (the new block's header) `block` is the offset of `slot`, below
         // `block_count` (the caller's), inside the ring.
         unsafe {
             mem.word(block + offsets::BLOCK_SEQ)

@@ -267,7 +267,7 @@ impl<'a> Ring<'a> {
         {
             return None;
         }
-        // SAFETY (the record's bytes and its block's header): `rel < area`, so `rel - offset`
+        // SAFETY: (the record's bytes and its block's header) `rel < area`, so `rel - offset`
         // is the start of a block inside the ring's memory and `at` is `offset` bytes into
         // it; `offset + len < block_size` (checked above), so the `len` bytes written stay
         // in the block we reserved them in.
