@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting and lints, the workspace tests (unit,
+# Runs every test of the project: formatting, lints and docs, the workspace tests (unit,
 # property, stress, CLI integration, the C kernel), loom models, cross-target builds of
 # the encoder, the C header check, the Cortex-M firmware under QEMU, miri over the ring
 # tests, and short fuzz runs. Installs the Rust targets and cargo tools it needs.
@@ -38,6 +38,8 @@ fi
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# Public items are documented, and the docs' links resolve.
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --workspace
 
 step "workspace tests (unit, property, stress, CLI, C kernel)"
 cargo test --workspace

@@ -15,7 +15,7 @@ pub enum VarintError {
     Overflow,
 }
 
-/// The number of bytes [`write`] uses for `value`.
+/// The number of bytes [`write()`] uses for `value`.
 #[inline]
 pub const fn encoded_len(value: u64) -> usize {
     // `ceil(bits / 7)` for `bits` in 1..=64 (0 takes one byte) as `(9 * bits + 64) / 64`,
