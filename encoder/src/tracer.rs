@@ -773,7 +773,9 @@ mod masked_tests {
                 assert!(n > 40, "call {i}: {n} records");
             }
         }
-        assert!(shrunk > CALLS / 200, "{shrunk} entries shrunk");
+        // Entries written or shrunk by `kernel_entry_info` (one call in 9 is one; most find
+        // no pending entry).
+        assert!(shrunk > CALLS / 400, "{shrunk} entries written or shrunk");
         if mode == Mode::Drop {
             // Both full: the masked ring holds more records in the same bytes.
             assert!(safe_dropped);
