@@ -239,12 +239,12 @@ fn scan_with<V: Visitor, G: gather::Gather>(
                 break;
             };
             let code = (h & 0xf) as u8;
-            // Kernel entry words and IRQ numbers (codes 0 and 2) must fit 32 bits.
-            let narrow = code | 2 == 2;
             let Some(ts) = prev.checked_add(h >> 4) else {
                 break;
             };
-            if code > Kind::FunctionExit as u8 || (narrow && value > u64::from(u32::MAX)) {
+            // Kinds 0 to 4 only, and kernel entry words and IRQ numbers (codes 0 and
+            // 2) within 32 bits: one compare with the bound of the code.
+            if value >= FAST_BOUND[usize::from(code & 0xf)] {
                 break;
             }
             v.simple(ts, code, value);
@@ -278,6 +278,20 @@ fn scan_with<V: Visitor, G: gather::Gather>(
 
 /// Bytes the fast path reads at once: a header of up to 4 bytes and the 8 after it.
 const FAST_WINDOW: usize = 16;
+
+/// Per kind code, the values the fast path takes are those below this bound: 2^32
+/// for kernel entries and interrupts (32-bit fields), any value its 8-byte varints
+/// hold (below 2^56) for kernel exits and function entries and exits, and none for the
+/// other codes (they have other payloads).
+const FAST_BOUND: [u64; 16] = {
+    let mut b = [0u64; 16];
+    b[Kind::KernelEntry as usize] = 1 << 32;
+    b[Kind::KernelExit as usize] = u64::MAX;
+    b[Kind::Interrupt as usize] = 1 << 32;
+    b[Kind::FunctionEntry as usize] = u64::MAX;
+    b[Kind::FunctionExit as usize] = u64::MAX;
+    b
+};
 
 /// The first four bytes of `chunk`, little-endian.
 #[inline(always)]
