@@ -310,7 +310,16 @@ impl KindVisitor for IndexVisitor<'_> {
 struct StackAtStart {
     popped: usize,
     depth: usize,
-    top: Vec<u32>,
+    /// The innermost `top_len` (at most [`STACK_KEPT`]) of the unit's own open
+    /// entries, outermost first (an array: no allocation per block).
+    top: [u32; STACK_KEPT],
+    top_len: usize,
+}
+
+impl StackAtStart {
+    fn top(&self) -> &[u32] {
+        &self.top[..self.top_len]
+    }
 }
 
 /// Index entries of one unit of blocks (stacks still relative to the unit).
@@ -336,11 +345,13 @@ fn index_unit(
             &dump.bytes[block.offset..block.records_offset() + block.records.len()],
         ));
         let keep = stack.open.len().saturating_sub(STACK_KEPT);
-        let at_start = StackAtStart {
+        let mut at_start = StackAtStart {
             popped: stack.pending.len(),
             depth: stack.open.len(),
-            top: stack.open[keep..].to_vec(),
+            top: [0; STACK_KEPT],
+            top_len: stack.open.len() - keep,
         };
+        at_start.top[..at_start.top_len].copy_from_slice(&stack.open[keep..]);
         let mut v = IndexVisitor {
             kinds: [0; 8],
             other: 0,
@@ -402,16 +413,10 @@ pub fn build(
             // entries this unit's exits closed so far, then this unit's open entries.
             let below = carry.open.len().saturating_sub(s.popped);
             let depth = (below + s.depth).min(MAX_STACK);
-            let mut top: Vec<u32> = carry.open[..below]
-                .iter()
-                .rev()
-                .take(STACK_KEPT.saturating_sub(s.top.len()))
-                .rev()
-                .copied()
-                .collect();
-            top.extend_from_slice(&s.top);
+            let inherited = &carry.open[..below];
+            let inherited = &inherited[below.saturating_sub(STACK_KEPT - s.top_len)..];
             e.stack_depth = U32::new(depth as u32);
-            for (slot, w) in e.stack.iter_mut().zip(&top) {
+            for (slot, w) in e.stack.iter_mut().zip(inherited.iter().chain(s.top())) {
                 *slot = U32::new(*w);
             }
             parts[u.ring].1.push(e);
