@@ -224,8 +224,10 @@ fn scan_with<V: Visitor, G: gather::Gather>(
         // entry words and 32-bit code addresses take 5), decoded from one 16-byte window
         // without a branch per byte or per kind. Anything else (markers, other kinds,
         // long varints, errors) takes the general path.
-        while let Some(chunk) = bytes.get(at..at + FAST_WINDOW) {
-            let Ok(chunk) = <&[u8; FAST_WINDOW]>::try_from(chunk) else {
+        // The last position with a whole window after it (none: the block is shorter).
+        let fast_end = bytes.len().checked_sub(FAST_WINDOW);
+        while fast_end.is_some_and(|e| at <= e) {
+            let Some(chunk) = bytes.get(at..).and_then(<[u8]>::first_chunk::<FAST_WINDOW>) else {
                 break;
             };
             // Most records fit the first eight bytes: their length comes from the first
@@ -491,15 +493,17 @@ pub mod gather {
             if rest == 0 {
                 return None;
             }
-            let first = stops.trailing_zeros() + 1;
-            let end = rest.trailing_zeros() + 1;
+            // Bit positions of the two stop bits (7, 15, ..., 63): the value bits below
+            // a stop bit are those below the next bit, so no `+ 1` before `bzhi`.
+            let first = stops.trailing_zeros();
+            let end = rest.trailing_zeros();
             // SAFETY: the token proves BMI1 and BMI2 (see `Bmi2`).
             let (head, value) = unsafe {
                 let head = _bzhi_u64(GROUPS, first);
                 let record = _bzhi_u64(GROUPS, end);
                 (_pext_u64(w, head), _pext_u64(w, record & !head))
             };
-            Some((head, value, (end / 8) as usize))
+            Some((head, value, (end / 8) as usize + 1))
         }
     }
 }
