@@ -47,11 +47,11 @@ use tracemark_format::{KernelEntry, Kind, SyscallAbi};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use tracemark_format::scan::{scan_block, ByKind, KindVisitor};
+use tracemark_format::scan::{gather, scan_with, ByKind, KindVisitor};
 
 use crate::dump::{Block, Dump, Warning};
 use crate::merge::{block_warning, BlockItems, EntryStack, Item, MAX_STACK};
-use crate::par::{self, Carry, Unit, UnitStack};
+use crate::par::{self, Carry, FlatStack, Unit, UnitStack};
 use crate::render::RingCtx;
 
 /// First eight bytes of an index file.
@@ -275,25 +275,22 @@ pub fn fingerprint(bytes: &[u8], ring_offsets: impl Iterator<Item = usize>) -> u
 }
 
 /// Counts of one block, and the open-entry stack at its start relative to its unit.
-struct IndexVisitor<'a> {
+struct IndexVisitor {
     kinds: [u32; 8],
     /// Event records of kinds the index has no column for (SWITCH, CLOCKBACK): they
     /// are in the block's `events` (the difference to the sum of the first seven kinds).
     other: u32,
     last: u64,
-    stack: &'a mut UnitStack,
+    /// The unit's stack (owned, so that its depth stays in a register).
+    stack: FlatStack,
 }
 
-impl KindVisitor for IndexVisitor<'_> {
+impl KindVisitor for IndexVisitor {
     #[inline(always)]
     fn simple(&mut self, ts: u64, code: u8, value: u64) {
         self.kinds[usize::from(code & 7)] += 1;
         self.last = ts;
-        if code == Kind::KernelEntry as u8 {
-            self.stack.push(value as u32);
-        } else if code == Kind::KernelExit as u8 {
-            self.stack.pop(value);
-        }
+        self.stack.record(code, value);
     }
     #[inline(always)]
     fn other(&mut self, ts: u64, kind: Kind) {
@@ -322,14 +319,46 @@ impl StackAtStart {
     }
 }
 
+/// What [`index_unit`] yields.
+type UnitIndex = (Vec<(IndexBlock, StackAtStart)>, UnitStack, Vec<Warning>);
+
 /// Index entries of one unit of blocks (stacks still relative to the unit).
-fn index_unit(
+///
+/// The loop over the unit's blocks is compiled with the varint gatherer's target
+/// features (see [`tracemark_format::scan::scan_with`]), so that the visitor and its
+/// stack are locals of the function that runs the scan.
+fn index_unit(dump: &Dump<'_>, unit: &Unit, progress: &dyn Fn(u64)) -> UnitIndex {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(bmi2) = gather::Bmi2::detect() {
+        #[target_feature(enable = "bmi1,bmi2")]
+        fn with_bmi2(
+            dump: &Dump<'_>,
+            unit: &Unit,
+            progress: &dyn Fn(u64),
+            bmi2: gather::Bmi2,
+        ) -> UnitIndex {
+            index_unit_with(dump, unit, progress, bmi2)
+        }
+        // SAFETY: a `Bmi2` token exists only if the processor supports BMI1 and BMI2.
+        return unsafe { with_bmi2(dump, unit, progress, bmi2) };
+    }
+    index_unit_with(dump, unit, progress, gather::Portable)
+}
+
+#[inline(always)]
+fn index_unit_with<G: gather::Gather>(
     dump: &Dump<'_>,
     unit: &Unit,
     progress: &dyn Fn(u64),
-) -> (Vec<(IndexBlock, StackAtStart)>, UnitStack, Vec<Warning>) {
+    g: G,
+) -> UnitIndex {
     let ring = &dump.rings[unit.ring];
-    let mut stack = UnitStack::default();
+    let mut v = IndexVisitor {
+        kinds: [0; 8],
+        other: 0,
+        last: 0,
+        stack: FlatStack::default(),
+    };
     let mut warnings = Vec::new();
     let mut out = Vec::with_capacity(unit.blocks.len());
     let mut pending = 0u64;
@@ -344,21 +373,20 @@ fn index_unit(
         e.hash = U32::new(block_hash(
             &dump.bytes[block.offset..block.records_offset() + block.records.len()],
         ));
-        let keep = stack.open.len().saturating_sub(STACK_KEPT);
+        let stack = &v.stack;
         let mut at_start = StackAtStart {
-            popped: stack.pending.len(),
-            depth: stack.open.len(),
+            popped: stack.pending_len(),
+            depth: stack.depth(),
             top: [0; STACK_KEPT],
-            top_len: stack.open.len() - keep,
+            top_len: stack.depth().min(STACK_KEPT),
         };
-        at_start.top[..at_start.top_len].copy_from_slice(&stack.open[keep..]);
-        let mut v = IndexVisitor {
-            kinds: [0; 8],
-            other: 0,
-            last: block.base_ts,
-            stack: &mut stack,
-        };
-        let end = scan_block(block.records, block.base_ts, &mut ByKind(&mut v));
+        for (slot, w) in at_start.top.iter_mut().zip(stack.top(STACK_KEPT)) {
+            *slot = w;
+        }
+        v.kinds = [0; 8];
+        v.other = 0;
+        v.last = block.base_ts;
+        let end = scan_with(block.records, block.base_ts, &mut ByKind(&mut v), g);
         let (kinds, other, last) = (v.kinds, v.other, v.last);
         if let Some(err) = end.error {
             e.flags = U16::new(1);
@@ -381,7 +409,7 @@ fn index_unit(
         }
     }
     progress(pending);
-    (out, stack, warnings)
+    (out, v.stack.to_unit_stack(), warnings)
 }
 
 /// Builds the index of `dump` (read from `source_path`) with up to `threads` workers.

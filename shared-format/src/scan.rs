@@ -207,9 +207,12 @@ pub fn scan_block_portable<V: Visitor>(bytes: &[u8], base_ts: u64, v: &mut V) ->
     scan_with(bytes, base_ts, v, gather::Portable)
 }
 
-/// The scan loop, with the varint gatherer `g`.
+/// [`scan_block`] with the varint gatherer `g`, inlined into the caller: for a caller
+/// that compiles its own loop over blocks with the gatherer's target features (a
+/// `#[target_feature(enable = "bmi1,bmi2")]` function holding a [`gather::Bmi2`]), so
+/// that its visitor's state can stay in registers across records.
 #[inline(always)]
-fn scan_with<V: Visitor, G: gather::Gather>(
+pub fn scan_with<V: Visitor, G: gather::Gather>(
     bytes: &[u8],
     base_ts: u64,
     v: &mut V,
