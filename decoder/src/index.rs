@@ -431,34 +431,13 @@ pub fn build(
         || (),
         |(), u| index_unit(dump, u, progress),
     );
-    let mut parts: Vec<(usize, Vec<IndexBlock>)> = (0..n).map(|ri| (ri, Vec::new())).collect();
-    let mut warnings = Vec::new();
-    let mut carries: Vec<Carry> = vec![Carry::default(); n];
-    for (u, (entries, unit_stack, w)) in units.iter().zip(results) {
-        let carry = &mut carries[u.ring];
-        for (mut e, s) in entries {
-            // The stack at the block's start: what earlier units left open, minus the
-            // entries this unit's exits closed so far, then this unit's open entries.
-            let below = carry.open.len().saturating_sub(s.popped);
-            let depth = (below + s.depth).min(MAX_STACK);
-            let inherited = &carry.open[..below];
-            let inherited = &inherited[below.saturating_sub(STACK_KEPT - s.top_len)..];
-            e.stack_depth = U32::new(depth as u32);
-            for (slot, w) in e.stack.iter_mut().zip(inherited.iter().chain(s.top())) {
-                *slot = U32::new(*w);
-            }
-            parts[u.ring].1.push(e);
-        }
-        carry.apply(&unit_stack, |_, _| {});
-        warnings.extend(w);
-    }
-    parts.sort_by_key(|(ri, _)| *ri);
-    warnings.sort_by_key(|w| w.offset);
-
+    // The index file is written as the entries are completed: every block of every
+    // ring has one entry and the units come in ring order then block order, so the
+    // header and ring table are known before the entries.
     let path = source_path.to_string_lossy().into_owned();
     let ring_len = core::mem::size_of::<IndexRing>();
     let block_len = core::mem::size_of::<IndexBlock>();
-    let blocks: usize = parts.iter().map(|(_, b)| b.len()).sum();
+    let blocks = dump.block_count();
     let path_offset = INDEX_HEADER_LEN + n * ring_len + blocks * block_len;
     let mut h = IndexHeader::new_zeroed();
     h.magic = INDEX_MAGIC;
@@ -475,7 +454,7 @@ pub fn build(
     let mut out = Vec::with_capacity(path_offset + path.len());
     out.extend_from_slice(h.as_bytes());
     let mut first_block = 0u32;
-    for (ring, (_, b)) in dump.rings.iter().zip(&parts) {
+    for ring in &dump.rings {
         let mut r = IndexRing::new_zeroed();
         r.offset = U64::new(ring.offset as u64);
         r.cpu = U32::new(ring.cpu);
@@ -485,16 +464,33 @@ pub fn build(
         r.dropped = U64::new(ring.dropped);
         r.torn_blocks = U64::new(ring.torn_blocks);
         r.first_block = U32::new(first_block);
-        r.block_count = U32::new(b.len() as u32);
-        first_block += b.len() as u32;
+        r.block_count = U32::new(ring.blocks.len() as u32);
+        first_block += ring.blocks.len() as u32;
         out.extend_from_slice(r.as_bytes());
     }
-    for (_, b) in &mut parts {
-        for e in b.iter_mut() {
-            e.check = U32::new(entry_check(e));
+    let mut warnings = Vec::new();
+    let mut carries: Vec<Carry> = vec![Carry::default(); n];
+    for (u, (entries, unit_stack, w)) in units.iter().zip(results) {
+        let carry = &mut carries[u.ring];
+        for (mut e, s) in entries {
+            // The stack at the block's start: what earlier units left open, minus the
+            // entries this unit's exits closed so far, then this unit's open entries.
+            let below = carry.open.len().saturating_sub(s.popped);
+            let depth = (below + s.depth).min(MAX_STACK);
+            let inherited = &carry.open[..below];
+            let inherited = &inherited[below.saturating_sub(STACK_KEPT - s.top_len)..];
+            e.stack_depth = U32::new(depth as u32);
+            for (slot, w) in e.stack.iter_mut().zip(inherited.iter().chain(s.top())) {
+                *slot = U32::new(*w);
+            }
+            e.check = U32::new(entry_check(&e));
+            out.extend_from_slice(e.as_bytes());
         }
-        out.extend_from_slice(b.as_bytes());
+        carry.apply(&unit_stack, |_, _| {});
+        warnings.extend(w);
     }
+    debug_assert_eq!(out.len(), path_offset, "one entry per block, in ring order");
+    warnings.sort_by_key(|w| w.offset);
     out.extend_from_slice(path.as_bytes());
     let checksum = index_checksum(&out, n * ring_len, path.as_bytes());
     out[CHECKSUM_AT..CHECKSUM_AT + 8].copy_from_slice(&checksum.to_le_bytes());
