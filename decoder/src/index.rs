@@ -47,11 +47,11 @@ use tracemark_format::{KernelEntry, Kind, SyscallAbi};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use tracemark_format::scan::{scan_block, ByKind, KindVisitor};
+use tracemark_format::scan::{gather, scan_with, ByKind, KindVisitor};
 
 use crate::dump::{Block, Dump, Warning};
 use crate::merge::{block_warning, BlockItems, EntryStack, Item, MAX_STACK};
-use crate::par::{self, Carry, Unit, UnitStack};
+use crate::par::{self, Carry, FlatStack, Unit, UnitStack};
 use crate::render::RingCtx;
 
 /// First eight bytes of an index file.
@@ -275,25 +275,22 @@ pub fn fingerprint(bytes: &[u8], ring_offsets: impl Iterator<Item = usize>) -> u
 }
 
 /// Counts of one block, and the open-entry stack at its start relative to its unit.
-struct IndexVisitor<'a> {
+struct IndexVisitor {
     kinds: [u32; 8],
     /// Event records of kinds the index has no column for (SWITCH, CLOCKBACK): they
     /// are in the block's `events` (the difference to the sum of the first seven kinds).
     other: u32,
     last: u64,
-    stack: &'a mut UnitStack,
+    /// The unit's stack (owned, so that its depth stays in a register).
+    stack: FlatStack,
 }
 
-impl KindVisitor for IndexVisitor<'_> {
+impl KindVisitor for IndexVisitor {
     #[inline(always)]
     fn simple(&mut self, ts: u64, code: u8, value: u64) {
         self.kinds[usize::from(code & 7)] += 1;
         self.last = ts;
-        if code == Kind::KernelEntry as u8 {
-            self.stack.push(value as u32);
-        } else if code == Kind::KernelExit as u8 {
-            self.stack.pop(value);
-        }
+        self.stack.record(code, value);
     }
     #[inline(always)]
     fn other(&mut self, ts: u64, kind: Kind) {
@@ -310,17 +307,58 @@ impl KindVisitor for IndexVisitor<'_> {
 struct StackAtStart {
     popped: usize,
     depth: usize,
-    top: Vec<u32>,
+    /// The innermost `top_len` (at most [`STACK_KEPT`]) of the unit's own open
+    /// entries, outermost first (an array: no allocation per block).
+    top: [u32; STACK_KEPT],
+    top_len: usize,
 }
 
+impl StackAtStart {
+    fn top(&self) -> &[u32] {
+        &self.top[..self.top_len]
+    }
+}
+
+/// What [`index_unit`] yields.
+type UnitIndex = (Vec<(IndexBlock, StackAtStart)>, UnitStack, Vec<Warning>);
+
 /// Index entries of one unit of blocks (stacks still relative to the unit).
-fn index_unit(
+///
+/// The loop over the unit's blocks is compiled with the varint gatherer's target
+/// features (see [`tracemark_format::scan::scan_with`]), so that the visitor and its
+/// stack are locals of the function that runs the scan.
+fn index_unit(dump: &Dump<'_>, unit: &Unit, progress: &dyn Fn(u64)) -> UnitIndex {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(bmi2) = gather::Bmi2::detect() {
+        #[target_feature(enable = "bmi1,bmi2")]
+        fn with_bmi2(
+            dump: &Dump<'_>,
+            unit: &Unit,
+            progress: &dyn Fn(u64),
+            bmi2: gather::Bmi2,
+        ) -> UnitIndex {
+            index_unit_with(dump, unit, progress, bmi2)
+        }
+        // SAFETY: a `Bmi2` token exists only if the processor supports BMI1 and BMI2.
+        return unsafe { with_bmi2(dump, unit, progress, bmi2) };
+    }
+    index_unit_with(dump, unit, progress, gather::Portable)
+}
+
+#[inline(always)]
+fn index_unit_with<G: gather::Gather>(
     dump: &Dump<'_>,
     unit: &Unit,
     progress: &dyn Fn(u64),
-) -> (Vec<(IndexBlock, StackAtStart)>, UnitStack, Vec<Warning>) {
+    g: G,
+) -> UnitIndex {
     let ring = &dump.rings[unit.ring];
-    let mut stack = UnitStack::default();
+    let mut v = IndexVisitor {
+        kinds: [0; 8],
+        other: 0,
+        last: 0,
+        stack: FlatStack::default(),
+    };
     let mut warnings = Vec::new();
     let mut out = Vec::with_capacity(unit.blocks.len());
     let mut pending = 0u64;
@@ -335,19 +373,20 @@ fn index_unit(
         e.hash = U32::new(block_hash(
             &dump.bytes[block.offset..block.records_offset() + block.records.len()],
         ));
-        let keep = stack.open.len().saturating_sub(STACK_KEPT);
-        let at_start = StackAtStart {
-            popped: stack.pending.len(),
-            depth: stack.open.len(),
-            top: stack.open[keep..].to_vec(),
+        let stack = &v.stack;
+        let mut at_start = StackAtStart {
+            popped: stack.pending_len(),
+            depth: stack.depth(),
+            top: [0; STACK_KEPT],
+            top_len: stack.depth().min(STACK_KEPT),
         };
-        let mut v = IndexVisitor {
-            kinds: [0; 8],
-            other: 0,
-            last: block.base_ts,
-            stack: &mut stack,
-        };
-        let end = scan_block(block.records, block.base_ts, &mut ByKind(&mut v));
+        for (slot, w) in at_start.top.iter_mut().zip(stack.top(STACK_KEPT)) {
+            *slot = w;
+        }
+        v.kinds = [0; 8];
+        v.other = 0;
+        v.last = block.base_ts;
+        let end = scan_with(block.records, block.base_ts, &mut ByKind(&mut v), g);
         let (kinds, other, last) = (v.kinds, v.other, v.last);
         if let Some(err) = end.error {
             e.flags = U16::new(1);
@@ -370,7 +409,7 @@ fn index_unit(
         }
     }
     progress(pending);
-    (out, stack, warnings)
+    (out, v.stack.to_unit_stack(), warnings)
 }
 
 /// Builds the index of `dump` (read from `source_path`) with up to `threads` workers.
@@ -392,40 +431,13 @@ pub fn build(
         || (),
         |(), u| index_unit(dump, u, progress),
     );
-    let mut parts: Vec<(usize, Vec<IndexBlock>)> = (0..n).map(|ri| (ri, Vec::new())).collect();
-    let mut warnings = Vec::new();
-    let mut carries: Vec<Carry> = vec![Carry::default(); n];
-    for (u, (entries, unit_stack, w)) in units.iter().zip(results) {
-        let carry = &mut carries[u.ring];
-        for (mut e, s) in entries {
-            // The stack at the block's start: what earlier units left open, minus the
-            // entries this unit's exits closed so far, then this unit's open entries.
-            let below = carry.open.len().saturating_sub(s.popped);
-            let depth = (below + s.depth).min(MAX_STACK);
-            let mut top: Vec<u32> = carry.open[..below]
-                .iter()
-                .rev()
-                .take(STACK_KEPT.saturating_sub(s.top.len()))
-                .rev()
-                .copied()
-                .collect();
-            top.extend_from_slice(&s.top);
-            e.stack_depth = U32::new(depth as u32);
-            for (slot, w) in e.stack.iter_mut().zip(&top) {
-                *slot = U32::new(*w);
-            }
-            parts[u.ring].1.push(e);
-        }
-        carry.apply(&unit_stack, |_, _| {});
-        warnings.extend(w);
-    }
-    parts.sort_by_key(|(ri, _)| *ri);
-    warnings.sort_by_key(|w| w.offset);
-
+    // The index file is written as the entries are completed: every block of every
+    // ring has one entry and the units come in ring order then block order, so the
+    // header and ring table are known before the entries.
     let path = source_path.to_string_lossy().into_owned();
     let ring_len = core::mem::size_of::<IndexRing>();
     let block_len = core::mem::size_of::<IndexBlock>();
-    let blocks: usize = parts.iter().map(|(_, b)| b.len()).sum();
+    let blocks = dump.block_count();
     let path_offset = INDEX_HEADER_LEN + n * ring_len + blocks * block_len;
     let mut h = IndexHeader::new_zeroed();
     h.magic = INDEX_MAGIC;
@@ -442,7 +454,7 @@ pub fn build(
     let mut out = Vec::with_capacity(path_offset + path.len());
     out.extend_from_slice(h.as_bytes());
     let mut first_block = 0u32;
-    for (ring, (_, b)) in dump.rings.iter().zip(&parts) {
+    for ring in &dump.rings {
         let mut r = IndexRing::new_zeroed();
         r.offset = U64::new(ring.offset as u64);
         r.cpu = U32::new(ring.cpu);
@@ -452,16 +464,33 @@ pub fn build(
         r.dropped = U64::new(ring.dropped);
         r.torn_blocks = U64::new(ring.torn_blocks);
         r.first_block = U32::new(first_block);
-        r.block_count = U32::new(b.len() as u32);
-        first_block += b.len() as u32;
+        r.block_count = U32::new(ring.blocks.len() as u32);
+        first_block += ring.blocks.len() as u32;
         out.extend_from_slice(r.as_bytes());
     }
-    for (_, b) in &mut parts {
-        for e in b.iter_mut() {
-            e.check = U32::new(entry_check(e));
+    let mut warnings = Vec::new();
+    let mut carries: Vec<Carry> = vec![Carry::default(); n];
+    for (u, (entries, unit_stack, w)) in units.iter().zip(results) {
+        let carry = &mut carries[u.ring];
+        for (mut e, s) in entries {
+            // The stack at the block's start: what earlier units left open, minus the
+            // entries this unit's exits closed so far, then this unit's open entries.
+            let below = carry.open.len().saturating_sub(s.popped);
+            let depth = (below + s.depth).min(MAX_STACK);
+            let inherited = &carry.open[..below];
+            let inherited = &inherited[below.saturating_sub(STACK_KEPT - s.top_len)..];
+            e.stack_depth = U32::new(depth as u32);
+            for (slot, w) in e.stack.iter_mut().zip(inherited.iter().chain(s.top())) {
+                *slot = U32::new(*w);
+            }
+            e.check = U32::new(entry_check(&e));
+            out.extend_from_slice(e.as_bytes());
         }
-        out.extend_from_slice(b.as_bytes());
+        carry.apply(&unit_stack, |_, _| {});
+        warnings.extend(w);
     }
+    debug_assert_eq!(out.len(), path_offset, "one entry per block, in ring order");
+    warnings.sort_by_key(|w| w.offset);
     out.extend_from_slice(path.as_bytes());
     let checksum = index_checksum(&out, n * ring_len, path.as_bytes());
     out[CHECKSUM_AT..CHECKSUM_AT + 8].copy_from_slice(&checksum.to_le_bytes());

@@ -126,6 +126,95 @@ impl UnitStack {
     }
 }
 
+/// A [`UnitStack`] whose kernel entries and exits are taken without a branch on the
+/// record's kind ([`FlatStack::record`]): the kind is random from record to record,
+/// and a mispredicted branch per kernel record cost the index pass about a fifth of
+/// its time. The open entries live in a circular array of [`MAX_STACK`] slots whose
+/// oldest is overwritten when full, as [`UnitStack::push`] drops it. It pays only
+/// where its fields stay in registers (a local of the function that runs the scan
+/// loop, see [`tracemark_format::scan::scan_with`]); through a pointer, the
+/// read-modify-write of its depth on every record costs more than the branches.
+#[derive(Debug, Clone)]
+pub struct FlatStack {
+    slots: Box<[u32; MAX_STACK]>,
+    /// Slot of the outermost open entry.
+    base: usize,
+    /// Open entries.
+    depth: usize,
+    /// As [`UnitStack::pending`].
+    pending: Vec<u64>,
+}
+
+impl Default for FlatStack {
+    fn default() -> Self {
+        FlatStack {
+            slots: Box::new([0; MAX_STACK]),
+            base: 0,
+            depth: 0,
+            pending: Vec::new(),
+        }
+    }
+}
+
+const _: () = assert!(MAX_STACK.is_power_of_two());
+
+impl FlatStack {
+    /// A record of kind code `code` (0 to 4) with value `value`: a kernel entry (0) is
+    /// pushed, a kernel exit (1) pops, the others leave the stack as it is.
+    #[inline(always)]
+    pub fn record(&mut self, code: u8, value: u64) {
+        let entry = code == tracemark_format::Kind::KernelEntry as u8;
+        let exit = code == tracemark_format::Kind::KernelExit as u8;
+        if self.depth == MAX_STACK {
+            return self.record_full(entry, exit, value);
+        }
+        // Every record writes the free slot above the top (a store that nothing
+        // reads back, so no chain from record to record); only an entry keeps it.
+        self.slots[(self.base + self.depth) % MAX_STACK] = value as u32;
+        let underflow = exit & (self.depth == 0);
+        self.depth = self.depth + usize::from(entry) - usize::from(exit & !underflow);
+        if underflow {
+            self.pending.push(value);
+        }
+    }
+
+    /// [`Self::record`] on a full stack: an entry replaces the oldest.
+    #[cold]
+    #[inline(never)]
+    fn record_full(&mut self, entry: bool, exit: bool, value: u64) {
+        if entry {
+            self.slots[self.base] = value as u32;
+            self.base = (self.base + 1) % MAX_STACK;
+        } else if exit {
+            self.depth -= 1;
+        }
+    }
+
+    /// Open entries.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Exits that found the stack empty so far.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The innermost `n` (at most [`Self::depth`]) open entries, outermost first.
+    pub fn top(&self, n: usize) -> impl Iterator<Item = u32> + '_ {
+        let n = n.min(self.depth);
+        (self.depth - n..self.depth).map(|i| self.slots[(self.base + i) % MAX_STACK])
+    }
+
+    /// The same stack as a [`UnitStack`].
+    pub fn to_unit_stack(&self) -> UnitStack {
+        UnitStack {
+            open: self.top(self.depth).collect(),
+            pending: self.pending.clone(),
+        }
+    }
+}
+
 /// The entries left open by the units of a ring seen so far.
 #[derive(Debug, Clone, Default)]
 pub struct Carry {
@@ -143,5 +232,43 @@ impl Carry {
         self.open.extend_from_slice(&unit.open);
         let excess = self.open.len().saturating_sub(MAX_STACK);
         self.open.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any sequence of records leaves a `FlatStack` as it leaves a `UnitStack`,
+        /// including past `MAX_STACK` open entries and exits on an empty stack.
+        #[test]
+        fn flat_stack_agrees_with_unit_stack(
+            records in proptest::collection::vec((0u8..5, any::<u32>()), 0..2000),
+            deep in 0usize..600,
+        ) {
+            let mut flat = FlatStack::default();
+            let mut unit = UnitStack::default();
+            let deep = (0..deep).map(|i| (0u8, i as u32));
+            for (code, value) in deep.chain(records) {
+                let wire = u64::from(value) | 7 << 40;
+                flat.record(code, wire);
+                match code {
+                    0 => unit.push(value),
+                    1 => {
+                        unit.pop(wire);
+                    }
+                    _ => {}
+                }
+                prop_assert_eq!(flat.depth(), unit.open.len());
+                prop_assert_eq!(flat.pending_len(), unit.pending.len());
+            }
+            let u = flat.to_unit_stack();
+            prop_assert_eq!(&u.open, &unit.open);
+            prop_assert_eq!(&u.pending, &unit.pending);
+            let top: Vec<u32> = flat.top(8).collect();
+            prop_assert_eq!(&top[..], &unit.open[unit.open.len().saturating_sub(8)..]);
+        }
     }
 }

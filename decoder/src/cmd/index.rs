@@ -32,7 +32,7 @@ impl Cmd {
             PathBuf::from(p)
         });
         let threads = self.input.threads();
-        self.input.with_dump(
+        self.input.with_whole_dump(
             |d| d.record_bytes(),
             256 << 20,
             true,

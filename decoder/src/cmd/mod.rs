@@ -94,7 +94,31 @@ impl InputArgs {
         bytes: bool,
         work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
     ) -> anyhow::Result<()> {
-        let source = open(&self.file)?;
+        self.run_dump(open(&self.file)?, total, min, bytes, work)
+    }
+
+    /// [`InputArgs::with_dump`] for a command that reads every byte of the dump: the
+    /// file is mapped with all its pages ([`Input::open_whole`]).
+    pub fn with_whole_dump(
+        &self,
+        total: impl Fn(&Dump<'_>) -> u64,
+        min: u64,
+        bytes: bool,
+        work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
+    ) -> anyhow::Result<()> {
+        let input =
+            Input::open_whole(&self.file).with_context(|| self.file.display().to_string())?;
+        self.run_dump(source(&self.file, input)?, total, min, bytes, work)
+    }
+
+    fn run_dump(
+        &self,
+        source: Source,
+        total: impl Fn(&Dump<'_>) -> u64,
+        min: u64,
+        bytes: bool,
+        work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
+    ) -> anyhow::Result<()> {
         let dump = source.dump(&self.file)?;
         let bar = progress(total(&dump), min, bytes);
         let inc = |n: u64| {
@@ -143,6 +167,12 @@ impl Source {
 /// extracted and concatenated.
 pub fn open(path: &Path) -> anyhow::Result<Source> {
     let input = Input::open(path).with_context(|| path.display().to_string())?;
+    source(path, input)
+}
+
+/// The dump bytes of `input` (read from `path`): as they are, or reassembled from a
+/// UART log.
+fn source(path: &Path, input: Input) -> anyhow::Result<Source> {
     match input::detect(input.bytes()) {
         InputKind::Dump => Ok(Source {
             input,

@@ -34,7 +34,7 @@ impl Cmd {
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
         let format = if self.json { Format::Json } else { self.format };
         let threads = self.input.threads();
-        self.input.with_dump(
+        self.input.with_whole_dump(
             |d| d.record_bytes(),
             256 << 20,
             true,
