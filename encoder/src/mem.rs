@@ -209,8 +209,7 @@ impl Mem<'_> {
         let off = tracemark_format::ring::offsets::ENTRY_STACK + 8 * slot;
         // SAFETY: with `slot < ENTRY_STACK_DEPTH` the slot's two words lie inside the
         // ring header, inside every `Mem`.
-        let (lo, hi) = unsafe { (self.word(off), self.word(off + 4)) };
-        u64::from(lo.load(Ordering::Relaxed)) | (u64::from(hi.load(Ordering::Relaxed)) << 32)
+        unsafe { self.load_u64(off) }
     }
 
     /// Stores `ts` into entry-stack slot `slot` of the ring header.
@@ -247,7 +246,19 @@ impl Mem<'_> {
         unsafe { self.byte(off) }.load(Ordering::Relaxed)
     }
 
-    /// Stores a 64-bit block-header field as two words at `off`.
+    /// Loads a 64-bit value kept as two little-endian words at `off` (low word first).
+    ///
+    /// # Safety
+    ///
+    /// As [`Mem::word`] for `off` and `off + 4`.
+    #[inline(always)]
+    unsafe fn load_u64(&self, off: usize) -> u64 {
+        // SAFETY: the caller's contract.
+        let (lo, hi) = unsafe { (self.word(off), self.word(off + 4)) };
+        u64::from(lo.load(Ordering::Relaxed)) | (u64::from(hi.load(Ordering::Relaxed)) << 32)
+    }
+
+    /// Stores a 64-bit value (a block-header or entry-stack field) as two words at `off`.
     ///
     /// # Safety
     ///

@@ -134,14 +134,31 @@ impl<'a, C: Clock> Tracer<'a, C> {
     #[inline(always)]
     unsafe fn kernel_entry_in<const M: bool>(&self, entry: KernelEntry) -> Outcome {
         // SAFETY: the caller's contract.
-        let (outcome, ts) = unsafe {
-            self.write::<M>(
+        let (outcome, ts) = unsafe { self.write_entry::<M>(self.now_fn(), entry) };
+        self.push_entry(ts);
+        outcome
+    }
+
+    /// Writes the KENTRY record of `entry` at the time `now` gives (the clock, or the
+    /// time a held entry was taken at); pushes nothing.
+    ///
+    /// # Safety
+    ///
+    /// As [`Tracer::write`].
+    #[inline(always)]
+    unsafe fn write_entry<const M: bool>(
+        &self,
+        now: impl Fn() -> u64 + Copy,
+        entry: KernelEntry,
+    ) -> (Outcome, u64) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.write_at::<M>(
+                now,
                 |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
                 move || Fields::varint(Kind::KernelEntry, u64::from(entry.0)),
             )
-        };
-        self.push_entry(ts);
-        outcome
+        }
     }
 
     /// Records a kernel exit carrying `exit - entry` in clock ticks, measured here from
@@ -282,13 +299,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
                 return false;
             };
             // SAFETY: `M` only through `Masked`, whose contract the caller keeps.
-            let (outcome, _) = unsafe {
-                self.write_at::<M>(
-                    || ts,
-                    |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
-                    move || Fields::varint(Kind::KernelEntry, u64::from(entry.0)),
-                )
-            };
+            let (outcome, _) = unsafe { self.write_entry::<M>(|| ts, entry) };
             return outcome == Outcome::Written;
         }
         pending.store(0, Ordering::Relaxed);
@@ -569,13 +580,7 @@ impl<C: Clock> Masked<'_, '_, C> {
                 }
                 // One at a time: the entry at its time, then the exit as usual.
                 // SAFETY: as above.
-                unsafe {
-                    t.write_at::<true>(
-                        || start,
-                        |_| Some(Small::varint(Kind::KernelEntry, entry.0)),
-                        move || Fields::varint(Kind::KernelEntry, u64::from(entry.0)),
-                    )
-                };
+                unsafe { t.write_entry::<true>(|| start, entry) };
                 return self.kernel_exit();
             }
         }

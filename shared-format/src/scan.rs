@@ -339,6 +339,30 @@ pub mod gather {
     /// The low seven bits of every byte of a word: the value bits.
     const GROUPS: u64 = !STOPS;
 
+    /// The bit position (7, 15, 23, 31) of the first stop bit (a byte below 0x80) of
+    /// `w`: where its first varint ends.
+    #[inline(always)]
+    fn first_stop32(w: u32) -> Option<u32> {
+        let stops = !w & STOPS as u32;
+        (stops != 0).then(|| stops.trailing_zeros())
+    }
+
+    /// [`first_stop32`] over eight bytes (7, 15, ..., 63).
+    #[inline(always)]
+    fn first_stop64(w: u64) -> Option<u32> {
+        let stops = !w & STOPS;
+        (stops != 0).then(|| stops.trailing_zeros())
+    }
+
+    /// The bit positions of the first two stop bits of `w`: where its first and second
+    /// varints end.
+    #[inline(always)]
+    fn two_stops(w: u64) -> Option<(u32, u32)> {
+        let stops = !w & STOPS;
+        let rest = stops & stops.wrapping_sub(1);
+        (rest != 0).then(|| (stops.trailing_zeros(), rest.trailing_zeros()))
+    }
+
     /// Shifts and masks: any processor.
     #[derive(Debug, Clone, Copy)]
     pub struct Portable;
@@ -346,11 +370,7 @@ pub mod gather {
     impl Gather for Portable {
         #[inline(always)]
         fn varint32(self, w: u32) -> Option<(u64, usize)> {
-            let stops = !w & 0x8080_8080;
-            if stops == 0 {
-                return None;
-            }
-            let n = (stops.trailing_zeros() / 8 + 1) as usize;
+            let n = (first_stop32(w)? / 8 + 1) as usize;
             let m = w & (u32::MAX >> (32 - 8 * n));
             let v =
                 (m & 0x7f) | (m >> 1 & 0x7f << 7) | (m >> 2 & 0x7f << 14) | (m >> 3 & 0x7f << 21);
@@ -359,24 +379,13 @@ pub mod gather {
 
         #[inline(always)]
         fn varint64(self, w: u64) -> Option<(u64, usize)> {
-            let stops = !w & 0x8080_8080_8080_8080;
-            if stops == 0 {
-                return None;
-            }
-            let n = (stops.trailing_zeros() / 8 + 1) as usize;
+            let n = (first_stop64(w)? / 8 + 1) as usize;
             Some((compact(w & (u64::MAX >> (64 - 8 * n))), n))
         }
 
         #[inline(always)]
         fn record(self, w: u64) -> Option<(u64, u64, usize)> {
-            let stops = !w & STOPS;
-            let rest = stops & stops.wrapping_sub(1);
-            if rest == 0 {
-                return None;
-            }
-            // Bit positions of the two stop bits (7, 15, ..., 63).
-            let first = stops.trailing_zeros();
-            let end = rest.trailing_zeros();
+            let (first, end) = two_stops(w)?;
             let head = w & (u64::MAX >> (63 - first));
             let value = (w & (u64::MAX >> (63 - end))) >> (first + 1);
             Some((compact(head), compact(value), (end / 8 + 1) as usize))
@@ -469,11 +478,7 @@ pub mod gather {
         #[inline(always)]
         fn varint32(self, w: u32) -> Option<(u64, usize)> {
             use core::arch::x86_64::{_bzhi_u32, _pext_u32};
-            let stops = !w & 0x8080_8080;
-            if stops == 0 {
-                return None;
-            }
-            let end = stops.trailing_zeros() + 1;
+            let end = first_stop32(w)? + 1;
             // SAFETY: the token proves BMI1 and BMI2 (see `Bmi2`).
             let v = unsafe { _pext_u32(w, _bzhi_u32(0x7f7f_7f7f, end)) };
             Some((u64::from(v), (end / 8) as usize))
@@ -482,11 +487,7 @@ pub mod gather {
         #[inline(always)]
         fn varint64(self, w: u64) -> Option<(u64, usize)> {
             use core::arch::x86_64::{_bzhi_u64, _pext_u64};
-            let stops = !w & 0x8080_8080_8080_8080;
-            if stops == 0 {
-                return None;
-            }
-            let end = stops.trailing_zeros() + 1;
+            let end = first_stop64(w)? + 1;
             // SAFETY: the token proves BMI1 and BMI2 (see `Bmi2`).
             let v = unsafe { _pext_u64(w, _bzhi_u64(GROUPS, end)) };
             Some((v, (end / 8) as usize))
@@ -495,15 +496,9 @@ pub mod gather {
         #[inline(always)]
         fn record(self, w: u64) -> Option<(u64, u64, usize)> {
             use core::arch::x86_64::{_bzhi_u64, _pext_u64};
-            let stops = !w & STOPS;
-            let rest = stops & stops.wrapping_sub(1);
-            if rest == 0 {
-                return None;
-            }
-            // Bit positions of the two stop bits (7, 15, ..., 63): the value bits below
-            // a stop bit are those below the next bit, so no `+ 1` before `bzhi`.
-            let first = stops.trailing_zeros();
-            let end = rest.trailing_zeros();
+            // The value bits below a stop bit are those below the next bit, so no `+ 1`
+            // before `bzhi`.
+            let (first, end) = two_stops(w)?;
             // SAFETY: the token proves BMI1 and BMI2 (see `Bmi2`).
             let (head, value) = unsafe {
                 let head = _bzhi_u64(GROUPS, first);

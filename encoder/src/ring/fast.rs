@@ -247,24 +247,8 @@ impl<'a> Ring<'a> {
         // At most 5 + 5 + 32 bytes, far below `block_size - BLOCK_HEADER_LEN`.
         let len =
             varint::encoded_len_u32(header) + varint::encoded_len_u32(s.head) + s.data.len() as u32;
-        // The cache may be loaded at any time: it is a pure function of the lap, checked
-        // against `pos` here.
-        let rel = pos.wrapping_add(self.lap.load(Ordering::Relaxed));
-        let mask = self.mask;
-        let offset = rel & mask;
-        // `rel < area`: `pos` is in the cached lap, so `rel` is its offset from the first
-        // block. Then `BLOCK_HEADER_LEN <= offset` and `offset + SMALL_VARINTS_MAX +
-        // data.len() < block_size` in one compare against a constant of the ring (an
-        // `offset` below the header wraps to a huge value), so `offset + len <
-        // block_size`. The bound is the longest record of this shape, not this one's
-        // length: the check does not wait for the lengths, and the records it sends to
-        // the general path (the last few bytes of a block) are rare. NOTE: `<` not `<=`:
-        // a block never fills to its last byte, so the offset never carries into the
-        // sequence number and there is always room for END_MARKER.
-        if rel >= self.area
-            || offset.wrapping_sub(BLOCK_HEADER_LEN as u32) >= self.room - s.data.len() as u32
-            || !(MASKED || local_cas(write, pos, pos + len))
-        {
+        let (rel, offset) = self.fast_place(pos, s.data.len() as u32)?;
+        if !(MASKED || local_cas(write, pos, pos + len)) {
             return None;
         }
         // SAFETY: (the record's bytes and its block's header) `rel < area`, so `rel - offset`
@@ -295,6 +279,29 @@ impl<'a> Ring<'a> {
         }
         self.publish_last(mem, ts, pos + len);
         Some(ts)
+    }
+
+    /// Where the common path writes at `pos`: `(rel, offset)`, the byte offset from the
+    /// first block and the offset in the block, if the lap cache maps `pos` and the
+    /// longest `Small` record plus `extra` bytes fits there; `None` sends the write to the
+    /// general path.
+    ///
+    /// The cache may be loaded at any time: it is a pure function of the lap, checked
+    /// against `pos` here. `rel < area`: `pos` is in the cached lap, so `rel` is its
+    /// offset from the first block. Then `BLOCK_HEADER_LEN <= offset` and `offset +
+    /// SMALL_VARINTS_MAX + extra < block_size` in one compare against a constant of the
+    /// ring (an `offset` below the header wraps to a huge value). The bound is the
+    /// longest record of the shape, not the record's length: the check does not wait for
+    /// the lengths, and the records it sends to the general path (the last few bytes of a
+    /// block) are rare. NOTE: `<` not `<=`: a block never fills to its last byte, so the
+    /// offset never carries into the sequence number and there is always room for
+    /// END_MARKER.
+    #[inline(always)]
+    fn fast_place(&self, pos: u32, extra: u32) -> Option<(u32, u32)> {
+        let rel = pos.wrapping_add(self.lap.load(Ordering::Relaxed));
+        let offset = rel & self.mask;
+        (rel < self.area && offset.wrapping_sub(BLOCK_HEADER_LEN as u32) < self.room - extra)
+            .then_some((rel, offset))
     }
 
     /// Two `Small` records written as one, single-context: `first` at `t1`, `second` at
@@ -331,15 +338,11 @@ impl<'a> Ring<'a> {
             + varint::encoded_len_u32(first.head)
             + varint::encoded_len_u32(h2)
             + varint::encoded_len_u32(second.head);
-        let rel = pos.wrapping_add(self.lap.load(Ordering::Relaxed));
-        let offset = rel & self.mask;
-        // `room` bounds one record of the longest `Small` shape; the second takes at most
-        // `SMALL_VARINTS_MAX` more (neither carries data).
-        if rel >= self.area
-            || offset.wrapping_sub(BLOCK_HEADER_LEN as u32) >= self.room - SMALL_VARINTS_MAX
-        {
+        // Room for one record of the longest `Small` shape plus `SMALL_VARINTS_MAX` more
+        // bytes: the second record (neither carries data).
+        let Some((rel, offset)) = self.fast_place(pos, SMALL_VARINTS_MAX) else {
             return false;
-        }
+        };
         let at = RING_HEADER_LEN + rel as usize;
         // SAFETY: `rel < area` and `offset + len < block_size` (checked above, as in
         // `try_fast`): the bytes stay in the block at `rel - offset`, inside the ring;
