@@ -12,7 +12,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 command -v hyperfine >/dev/null || { echo "hyperfine is needed (apt-get install hyperfine)" >&2; exit 1; }
-cargo build -q --release -p tracemark-decoder --bin tracemark
+cargo build -q --release -p tracemark-cli --bin tracemark
 target="${CARGO_TARGET_DIR:-$root/target}"
 tm="$target/release/tracemark"
 work="$target/bench-capture"

@@ -3,7 +3,7 @@
 # run, with peak memory (/usr/bin/time %M), for BENCHMARKS.md.
 #
 # Usage: scripts/bench-export.sh DUMP [OUT_DIR]   (OUT_DIR default: /tmp/tracemark-bench-export)
-# Build first: cargo build --release -p tracemark-decoder --bin tracemark
+# Build first: cargo build --release -p tracemark-cli --bin tracemark
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dump="$1"

@@ -11,12 +11,12 @@ iterations="${1:-400000}"
 dir="$root/target/bench-import"
 mkdir -p "$dir"
 
-cargo build -q --release -p tracemark-decoder --bin tracemark
+cargo build -q --release -p tracemark-cli --bin tracemark
 arm-linux-gnueabihf-gcc -static -O1 -mthumb -o "$dir/loop" tests/qemu-import/loop.c
 log="$dir/loop-$iterations.log"
 [ -s "$log" ] || qemu-arm -d exec,cpu,in_asm,nochain -D "$log" "$dir/loop" "$iterations" || true
 ls -l "$log"
-tm="$root/target/release/tracemark"
+tm="${CARGO_TARGET_DIR:-$root/target}/release/tracemark"
 hyperfine --warmup 1 --runs 5 \
     "wc -l $log" \
     "cat $log > /dev/null" \

@@ -8,8 +8,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 out=target/demo
 mkdir -p "$out"
-cargo build -q --release -p tracemark-examples -p tracemark-decoder
-bin=target/release
+cargo build -q --release -p tracemark-examples -p tracemark-cli
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
 set -x
 "$bin/kernel-sim" --events 2000000 --cpus 4 --buffer 1M --mode overwrite \
     -o "$out/dump.bin" --truth "$out/truth.json"

@@ -57,8 +57,8 @@ lib="$(encoder/c-api/build-lean.sh)"
 cc -O2 -Wall -Wextra -Werror -I encoder/include encoder/c-api/tests/c/lean_link.c "$lib" \
     -Wl,--gc-sections -lpthread -ldl -lm -o "$work/lean_link"
 "$work/lean_link" > "$work/ring.bin"
-cargo build --quiet -p tracemark-decoder
-out="$(target/debug/tracemark decode "$work/ring.bin" --format csv)"
+cargo build --quiet -p tracemark-cli --bin tracemark
+out="$("${CARGO_TARGET_DIR:-$root/target}/debug/tracemark" decode "$work/ring.bin" --format csv)"
 n="$(echo "$out" | tail -n +2 | wc -l)"
 kinds="$(echo "$out" | tail -n +2 | cut -d, -f5 | tr '\n' ' ')"
 if [ "$n" != 3 ] || [ "$kinds" != "KENTRY IRQ KEXIT " ]; then

@@ -7,7 +7,7 @@
 #      through;
 #   2. --tcp: QEMU's UART on a TCP server socket (-serial tcp:...,server=on); the capture
 #      connects, saves the dump, sees QEMU go away, and stops cleanly on SIGINT.
-# The cargo integration tests (decoder/tests/capture.rs) cover the rest without QEMU.
+# The cargo integration tests (decoder/cli/tests/capture.rs) cover the rest without QEMU.
 #
 # Usage: scripts/test-capture.sh
 set -euo pipefail
@@ -21,7 +21,7 @@ if ! command -v qemu-system-arm >/dev/null 2>&1; then
 fi
 command -v python3 >/dev/null 2>&1 || apt-get install -y -qq python3 >/dev/null
 rustup target add thumbv7m-none-eabi >/dev/null
-cargo build -q -p tracemark-decoder --bin tracemark
+cargo build -q -p tracemark-cli --bin tracemark
 tm="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
 work="${CARGO_TARGET_DIR:-$root/target}/test-capture"
 rm -rf "$work"

@@ -59,7 +59,7 @@ fi
 py="$venv/bin/python"
 
 step "build tracemark and kernel-sim"
-cargo build -q -p tracemark-decoder -p tracemark-examples --bins
+cargo build -q -p tracemark-cli -p tracemark-examples --bins
 tm="$target/debug/tracemark"
 sim="$target/debug/kernel-sim"
 
@@ -91,8 +91,8 @@ validate sim-drop-1cpu "$work/sim-drop.bin"
 step "perfetto + chrome-json: thread switches and clock steps (encoder-written, format 2)"
 # gaps.bin (time steps of 2^32 ticks and more: CTF extended headers, wrapping 32-bit
 # times; a full drop-mode ring) and threads.bin (SWITCH inside kernel entries on two
-# CPUs, CLOCKBACK): written by the real encoder in decoder/tests/export.rs.
-TRACEMARK_EXPORT_FIXTURES="$work" cargo test -q -p tracemark-decoder --test export >/dev/null
+# CPUs, CLOCKBACK): written by the real encoder in decoder/cli/tests/export.rs.
+TRACEMARK_EXPORT_FIXTURES="$work" cargo test -q -p tracemark-cli --test export >/dev/null
 validate encoder-threads "$work/threads.bin"
 
 step "perfetto + chrome-json: a damaged dump (what decodes is exported, exit 1, one line)"

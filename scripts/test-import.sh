@@ -22,6 +22,6 @@ need_pkg() { # command debian-package
 need_pkg arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf
 need_pkg qemu-arm qemu-user
 
-cargo build -q -p tracemark-decoder --bin tracemark
+cargo build -q -p tracemark-cli --bin tracemark
 TRACEMARK_REQUIRE_QEMU_TOOLS=1 cargo test -q -p tracemark-tests --test qemu_import
-cargo test -q -p tracemark-decoder --lib import::
+cargo test -q -p tracemark-import --lib

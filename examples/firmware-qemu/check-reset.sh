@@ -13,8 +13,8 @@ log="$here/target/reset-uart.log"
 mkdir -p "$here/target"
 
 "$here/run.sh" reset_demo > "$log"
-(cd "$root" && cargo build --quiet -p tracemark-decoder)
-tm="$root/target/debug/tracemark"
+(cd "$root" && cargo build --quiet -p tracemark-cli --bin tracemark)
+tm="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
 
 fail() { echo "check-reset.sh: $*" >&2; exit 1; }
 grep -q '^reset_demo: boot 2: the ring of boot 1 follows' "$log" ||

@@ -84,7 +84,7 @@ PY
 # The host tool: `tracemark stats` reads the raw QEMU serial log (framed dump among the
 # firmware's log lines) and must count exactly what the firmware recorded, with the same
 # sum of kernel-exit durations.
-(cd "$root" && cargo build -q -p tracemark-decoder --bin tracemark)
+(cd "$root" && cargo build -q -p tracemark-cli --bin tracemark)
 TRACEMARK="${TRACEMARK:-${CARGO_TARGET_DIR:-$root/target}/debug/tracemark}"
 "$TRACEMARK" stats --json "$log" > "$here/target/trace-stats.json"
 python3 - "$truth" "$here/target/trace-stats.json" <<'PY'

@@ -21,7 +21,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(x86_64 aarch64)
-cargo build -q --manifest-path "$root/Cargo.toml" -p tracemark-decoder --bin tracemark
+cargo build -q --manifest-path "$root/Cargo.toml" -p tracemark-cli --bin tracemark
 tool="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
 
 for arch in "${archs[@]}"; do

@@ -21,7 +21,7 @@ arch="${1:?usage: check.sh x86_64|aarch64}"
 out="$here/target/$arch"
 mkdir -p "$out"
 
-cargo build -q --manifest-path "$root/Cargo.toml" -p tracemark-decoder --bin tracemark
+cargo build -q --manifest-path "$root/Cargo.toml" -p tracemark-cli --bin tracemark
 tool="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
 
 for variant in trace ftrace; do

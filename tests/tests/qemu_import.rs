@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{tracemark, tracemark_ok};
-use tracemark_decoder::import::qemu::syscalls;
+use tracemark_decoder::syscalls;
 
 fn tools_present() -> bool {
     let ok = |cmd: &str| {

@@ -3,7 +3,7 @@
 //!
 //! The framing lines of the dump being received are kept aside (nothing else of the
 //! stream is); when its end line arrives, or another begin line cuts it short, or the
-//! capture ends, they are handed to [`crate::extract::extract`], which verifies every
+//! capture ends, they are handed to [`tracemark_decoder::extract::extract`], which verifies every
 //! chunk and reassembles the payload exactly as `tracemark extract` does on a whole
 //! log. A complete dump is written to `dumps/PREFIX-NNNN-ID.bin`; a damaged one keeps
 //! its framing lines in `dumps/PREFIX-NNNN-ID.partial.log`, which `tracemark decode`
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use memchr::memmem;
 use tracemark_format::uart::{self, Line, MARKER};
 
-use crate::extract;
+use tracemark_decoder::extract;
 
 /// The most framing text kept for one dump; past it, further lines of the dump are
 /// dropped (and reported missing when the dump is verified).

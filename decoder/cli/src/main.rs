@@ -20,7 +20,7 @@ enum Command {
     /// Print records in time order across CPUs.
     Decode(cmd::decode::Cmd),
     /// Recover dumps framed in a UART log (`@TM:` lines).
-    Extract(cmd::extract_cmd::Cmd),
+    Extract(cmd::extract::Cmd),
     /// Make a dump from another tool's trace (`import qemu LOG`: a QEMU execution log).
     Import(cmd::import::Cmd),
     /// Build a block index for fast queries.

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tracemark_format::scan::{scan_block, Visitor};
 
 use crate::dump::Dump;
-use crate::export::ticks_to_ns;
+use crate::time::ticks_to_ns;
 
 /// Distinct functions tracked.
 pub const MAX_FUNCTIONS: usize = 1 << 20;

@@ -1,5 +1,10 @@
-//! The host side of tracemark: read dumps and raw memory images, decode their rings in
-//! time order, summarise them, and build and query an index.
+//! The decoding library of tracemark: read dumps and raw memory images, decode their
+//! rings in time order, summarise them, and build and query an index.
+//!
+//! The `tracemark` command-line tool (crate `tracemark-cli`) is built on it, and so are
+//! `tracemark-export` (Perfetto, Chrome JSON, CTF, Parquet), `tracemark-capture` (live
+//! capture) and `tracemark-import` (QEMU logs); none of their dependencies are needed
+//! here.
 //!
 //! - [`input`]: open a file (memory-mapped) and tell what kind of input it is;
 //! - [`dump`]: find the rings in the bytes, list their blocks, number their records;
@@ -12,21 +17,17 @@
 //! - [`hot`]: the hottest functions (calls, inclusive time) for `tracemark stats`;
 //! - [`index`]: the sparse block index of `tracemark index` and its queries.
 //! - [`extract`]: dumps recovered from the `@TM:` lines of a UART log.
-//! - [`import`]: dumps made from other tools' traces (QEMU execution logs);
-//! - [`capture`]: `tracemark capture`, an endless stream recorded on bounded disk;
 //! - [`symbols`]: function names, files and lines from ELF files (`--elf`);
-//! - [`export`]: `tracemark export`: a sink per output format (Perfetto, Chrome JSON, CTF, Parquet).
+//! - [`syscalls`]: the ARM EABI Linux syscall table (rings imported from QEMU logs);
+//! - [`time`]: clock ticks to nanoseconds.
 //!
 //! Decoding goes only through [`tracemark_format`]; this crate adds discovery, numbering,
 //! ordering and presentation.
 
-pub mod capture;
 pub mod dump;
-pub mod export;
 pub mod extract;
 pub mod filter;
 pub mod hot;
-pub mod import;
 pub mod index;
 pub mod input;
 pub mod merge;
@@ -35,3 +36,5 @@ pub mod pipeline;
 pub mod render;
 pub mod stats;
 pub mod symbols;
+pub mod syscalls;
+pub mod time;

@@ -9,7 +9,6 @@ use crate::merge::Item;
 
 /// How records are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Format {
     /// One line per record:
     /// `cpu0 #51517274 12.345678901 KENTRY Syscall Call cap=CNode label=42 fastpath`.
@@ -269,7 +268,7 @@ fn entry_name(out: &mut Vec<u8>, e: KernelEntry, abi: SyscallAbi) {
 fn linux_name(e: KernelEntry, abi: SyscallAbi) -> Option<&'static str> {
     match (abi, e.path(), e.as_other()) {
         (SyscallAbi::LinuxArm, EntryPath::UnknownSyscall, Some(o)) => {
-            crate::import::qemu::syscalls::name(o.word())
+            crate::syscalls::name(o.word())
         }
         _ => None,
     }

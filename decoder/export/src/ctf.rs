@@ -50,7 +50,7 @@ use tracemark_format::record::ExitDuration;
 use tracemark_format::{EntryPath, Event, SyscallAbi};
 
 use super::{DumpMeta, Sink};
-use crate::merge::Item;
+use tracemark_decoder::merge::Item;
 
 /// Largest packet written (bytes); a packet is cut before an event would cross it.
 pub const PACKET_BYTES: usize = 256 << 10;

@@ -43,7 +43,7 @@
 //! # Adding a format
 //!
 //! A file here implementing [`Sink`], a variant of `ExportFormat` in
-//! `decoder/src/cmd/export.rs` (its doc comment is the `--help` text) and an arm in
+//! `decoder/cli/src/cmd/export.rs` (its doc comment is the `--help` text) and an arm in
 //! that command's `run`. The decoder is reached through three entry points only, so
 //! that its internals can change: [`RingCursor::new`] (one ring's records in order,
 //! with its `warnings`), [`Merged`] (rings merged by time) and [`Item`].
@@ -57,10 +57,10 @@ pub mod perfetto;
 
 use tracemark_format::SyscallAbi;
 
-use crate::dump::{Dump, Warning};
-use crate::merge::{Merged, RingCursor};
+use tracemark_decoder::dump::{Dump, Warning};
+use tracemark_decoder::merge::{Merged, RingCursor};
 
-pub use crate::merge::Item;
+pub use tracemark_decoder::merge::Item;
 
 /// What a sink learns about one ring before its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,18 +130,7 @@ impl RingInfo {
     }
 }
 
-/// `ticks` of a `hz` clock in nanoseconds (`ticks` when `hz` is 0), saturating.
-#[inline]
-pub fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
-    match hz {
-        0 | 1_000_000_000 => ticks,
-        _ if 1_000_000_000 % hz == 0 => ticks.saturating_mul(1_000_000_000 / hz),
-        _ => {
-            let ns = u128::from(ticks) * 1_000_000_000 / u128::from(hz);
-            u64::try_from(ns).unwrap_or(u64::MAX)
-        }
-    }
-}
+pub use tracemark_decoder::time::ticks_to_ns;
 
 /// What an exporter knows about a dump: its rings and its stable id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -423,21 +412,5 @@ impl std::io::Write for ChunkWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ticks_to_ns_handles_every_clock() {
-        assert_eq!(ticks_to_ns(123, 0), 123);
-        assert_eq!(ticks_to_ns(123, 1_000_000_000), 123);
-        assert_eq!(ticks_to_ns(123, 1_000_000), 123_000);
-        assert_eq!(ticks_to_ns(3, 3_000_000_000), 1);
-        assert_eq!(ticks_to_ns(u64::MAX, 1), u64::MAX);
-        // 48 MHz: 48 ticks are 1 us.
-        assert_eq!(ticks_to_ns(48, 48_000_000), 1000);
     }
 }

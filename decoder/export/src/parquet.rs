@@ -65,7 +65,7 @@ use tracemark_format::{EntryPath, Event, KernelEntry, Kind, SyscallAbi};
 
 use super::parquet_chunk::{Bitmap, ChunkWriter, Values};
 use super::{DumpMeta, RingInfo, Sink};
-use crate::merge::Item;
+use tracemark_decoder::merge::Item;
 
 /// Rows per row group.
 pub const ROW_GROUP_ROWS: usize = 256 << 10;

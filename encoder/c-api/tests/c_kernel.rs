@@ -409,7 +409,7 @@ fn tracemark_bin() -> PathBuf {
         "build",
         "--quiet",
         "-p",
-        "tracemark-decoder",
+        "tracemark-cli",
         "--bin",
         "tracemark",
     ])

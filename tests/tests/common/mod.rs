@@ -32,7 +32,7 @@ fn built() -> &'static Path {
             "build",
             "--quiet",
             "-p",
-            "tracemark-decoder",
+            "tracemark-cli",
             "-p",
             "tracemark-examples",
             "--bins",

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
-use tracemark_decoder::capture::{self, source::Source, Config};
+use tracemark_capture::{source::Source, Config};
 
 /// Record an endless stream (a simulator's or a board's console) in DIR/NAME.0 ..
 /// NAME.(N-1), rotated in place so that disk use never exceeds slots x slot size.
@@ -37,7 +37,7 @@ pub struct Cmd {
     #[arg(long, value_name = "NAME", default_value = "capture")]
     prefix: String,
     /// Size of one slot, with a K, M or G suffix.
-    #[arg(long, value_name = "SIZE", default_value = "500M", value_parser = capture::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "500M", value_parser = tracemark_capture::parse_size)]
     slot_size: u64,
     /// Number of slots.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -89,7 +89,7 @@ impl Cmd {
 
     /// Runs the command; its exit code is the producer's with `--exec`.
     pub fn main(self) -> ExitCode {
-        match self.config().and_then(|c| capture::run(&c)) {
+        match self.config().and_then(|c| tracemark_capture::run(&c)) {
             Ok(outcome) => ExitCode::from(outcome.exit_code()),
             Err(e) => {
                 // Not eprintln!: a closed stderr must not turn the error into a panic.

@@ -27,7 +27,7 @@ pub struct Cmd {
     to: Option<TimeSpec>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    format: super::OutputFormat,
     /// An ELF file of the traced code (repeatable): FENTRY/FEXIT show function names.
     /// Matched to the dump's IMAGE records by build id, or by load address or size.
     #[arg(long = "elf", value_name = "FILE")]
@@ -44,7 +44,7 @@ impl Cmd {
             to: self.to,
         };
         let threads = self.input.threads();
-        let format = self.format;
+        let format = Format::from(self.format);
         let wanted = |dump: &Dump<'_>| -> u64 {
             dump.rings
                 .iter()

@@ -1,12 +1,12 @@
 //! `tracemark export`: a dump converted for a timeline viewer or a data engine, one
-//! module of [`tracemark_decoder::export`] per format.
+//! module of [`tracemark_export`] per format.
 //!
-//! Adding a format: a file in `decoder/src/export/` implementing
-//! [`tracemark_decoder::export::Sink`], a variant of [`ExportFormat`] (its doc comment is
+//! Adding a format: a file in `decoder/export/src/` implementing
+//! [`tracemark_export::Sink`], a variant of [`ExportFormat`] (its doc comment is
 //! the `--help` text), and an arm in [`Cmd::run`] that builds the sink and hands it to
-//! [`tracemark_decoder::export::run`] (records in time order across rings) or, for
+//! [`tracemark_export::run`] (records in time order across rings) or, for
 //! formats whose rings are independent, one sink per ring to
-//! [`tracemark_decoder::export::for_each_ring`] / [`tracemark_decoder::export::feed`].
+//! [`tracemark_export::for_each_ring`] / [`tracemark_export::feed`].
 //! Formats that write one file or one trace (perfetto, chrome-json, ctf) take exactly
 //! one input; parquet takes several (`FILE...`), each under its own `dump=` partition.
 
@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use tracemark_decoder::dump::{Dump, Warning};
-use tracemark_decoder::export::ctf::CtfWriter;
-use tracemark_decoder::export::parquet::{self, ParquetDump};
-use tracemark_decoder::export::{self, chrome_json, perfetto, DumpMeta, Job};
+use tracemark_export::ctf::CtfWriter;
+use tracemark_export::parquet::{self, ParquetDump};
+use tracemark_export::{chrome_json, perfetto, DumpMeta, Job};
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -196,9 +196,14 @@ impl Cmd {
                 let meta = DumpMeta::of(dump);
                 let mut w = CtfWriter::new(&self.output, &meta)
                     .with_context(|| self.output.display().to_string())?;
-                let outcome =
-                    export::for_each_ring(dump, &meta.rings, w.streams_mut(), threads, &inc)
-                        .map_err(|e| e.context(self.output.display().to_string()))?;
+                let outcome = tracemark_export::for_each_ring(
+                    dump,
+                    &meta.rings,
+                    w.streams_mut(),
+                    threads,
+                    &inc,
+                )
+                .map_err(|e| e.context(self.output.display().to_string()))?;
                 decode_warnings[0] = outcome.warnings;
                 let sum = w
                     .finish()
@@ -251,7 +256,7 @@ impl Cmd {
                             })
                     })
                     .collect();
-                let (_, warnings) = export::feed(jobs, threads, &inc)
+                let (_, warnings) = tracemark_export::feed(jobs, threads, &inc)
                     .map_err(|e| e.context(self.output.display().to_string()))?;
                 for (tag, w) in warnings {
                     decode_warnings[tag].push(w);
@@ -302,10 +307,10 @@ impl Cmd {
                 // The rings are independent packet sequences: one sink per ring, in
                 // parallel, their output written here in whole-packet chunks after
                 // the header.
-                let infos = export::ring_infos(dump);
+                let infos = tracemark_export::ring_infos(dump);
                 let header = perfetto::header(&infos);
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
-                std::thread::scope(|s| -> anyhow::Result<export::Outcome> {
+                std::thread::scope(|s| -> anyhow::Result<tracemark_export::Outcome> {
                     let writer = s.spawn(move || -> std::io::Result<()> {
                         let mut f = file;
                         f.write_all(&header)?;
@@ -316,8 +321,9 @@ impl Cmd {
                     });
                     let mut sinks: Vec<_> = (0..infos.len() as u32)
                         .map(|ring| {
-                            let mut sink = perfetto::Perfetto::new(export::ChunkWriter(tx.clone()))
-                                .per_ring(ring);
+                            let mut sink =
+                                perfetto::Perfetto::new(tracemark_export::ChunkWriter(tx.clone()))
+                                    .per_ring(ring);
                             // Without --elf, no lookup per function record.
                             if !names.is_empty() {
                                 sink = sink.with_function_names(namer(&names));
@@ -329,7 +335,8 @@ impl Cmd {
                         })
                         .collect();
                     drop(tx);
-                    let result = export::for_each_ring(dump, &infos, &mut sinks, threads, inc);
+                    let result =
+                        tracemark_export::for_each_ring(dump, &infos, &mut sinks, threads, inc);
                     // The sinks hold the last senders: dropped here, so that the
                     // writer sees the end of the channel.
                     drop(sinks);
@@ -349,7 +356,7 @@ impl Cmd {
                 if !sources.is_empty() {
                     sink = sink.with_function_sources(namer(&sources));
                 }
-                let o = export::run(dump, &mut sink, inc).map_err(with_path)?;
+                let o = tracemark_export::run(dump, &mut sink, inc).map_err(with_path)?;
                 if sink.written > chrome_json::LARGE {
                     eprintln!(
                         "tracemark: warning: {} is {} MiB: chrome://tracing and most JSON \

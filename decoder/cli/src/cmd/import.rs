@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use tracemark_decoder::import::qemu::{symbols::Symbols, writer::RING_LEN, Importer, Report};
+use tracemark_import::qemu::{symbols::Symbols, writer::RING_LEN, Importer, Report};
 
 /// Make a tracemark dump from another tool's trace.
 #[derive(Debug, clap::Args)]

@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracemark_decoder::dump::{Category, Dump, Warning};
-use tracemark_decoder::extract::{self, ExtractError, ExtractReport};
+use tracemark_decoder::extract::{ExtractError, ExtractReport};
 use tracemark_decoder::input::{self, Input, InputKind};
+use tracemark_decoder::render::Format;
 
 pub mod capture;
 pub mod decode;
 pub mod export;
-pub mod extract_cmd;
+pub mod extract;
 pub mod import;
 pub mod index;
 pub mod query;
@@ -59,6 +60,39 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// How records are printed (the command-line view of [`Format`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One line per record:
+    /// `cpu0 #51517274 12.345678901 KENTRY Syscall Call cap=CNode label=42 fastpath`.
+    /// Columns: CPU, record number (`#-` for LOST records, which have none), time in
+    /// seconds (raw ticks if the clock frequency is unknown), kind, details.
+    #[default]
+    Text,
+    /// JSON Lines, one object per record:
+    /// `{"cpu":0,"n":12,"ts":123,"time":"0.000000123","kind":"IRQ","irq":27}`.
+    /// `n` is null for LOST records; `time` is null if the clock frequency is unknown.
+    /// KENTRY: `path`, and `syscall`, `syscall_name`, `cap`, `cap_name`, `label`,
+    /// `fastpath` for syscalls or `core`, `word` otherwise. KEXIT: `duration_ticks`
+    /// (null when unknown, with `note`), and the entry's `path` and `syscall`,
+    /// `syscall_name` when the entry is known. IRQ: `irq`. FENTRY/FEXIT: `func`. USER:
+    /// `id`, `data` (hex). IMAGE: `base`, `size`, `id`. LOST: `count`, `since`.
+    Json,
+    /// CSV with a header line: `cpu,n,ts,time,kind,detail`, where `detail` is the text
+    /// format's details.
+    Csv,
+}
+
+impl From<OutputFormat> for Format {
+    fn from(f: OutputFormat) -> Format {
+        match f {
+            OutputFormat::Text => Format::Text,
+            OutputFormat::Json => Format::Json,
+            OutputFormat::Csv => Format::Csv,
+        }
+    }
 }
 
 /// The options of every command that reads one dump (`decode`, `stats`, `index`, and
@@ -180,7 +214,7 @@ fn source(path: &Path, input: Input) -> anyhow::Result<Source> {
             warnings: Vec::new(),
         }),
         InputKind::UartLog => {
-            let report = extract::extract(input.bytes());
+            let report = tracemark_decoder::extract::extract(input.bytes());
             let (data, valid, warnings) = extract_summary(&report);
             if data.is_empty() {
                 let first = warnings
@@ -240,7 +274,7 @@ fn uart_warning(offset: usize, message: String) -> Warning {
 }
 
 /// `dump 0x0000002a: 2 chunks missing (3, 17), 1 corrupt (5)`.
-pub fn chunk_problems(d: &extract::Dump) -> String {
+pub fn chunk_problems(d: &tracemark_decoder::extract::Dump) -> String {
     fn list(v: &[u64]) -> String {
         const SHOWN: usize = 20;
         let mut s: Vec<String> = v.iter().take(SHOWN).map(u64::to_string).collect();

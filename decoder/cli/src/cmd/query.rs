@@ -47,7 +47,7 @@ pub struct Cmd {
     summary: bool,
     /// Output format for records.
     #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    format: super::OutputFormat,
 }
 
 /// What every query over the source needs: the index, the source bytes, the rings
@@ -87,9 +87,9 @@ impl Cmd {
                 })
                 .collect(),
             ctxs,
-            format: self.format,
+            format: Format::from(self.format),
         };
-        if self.format == Format::Csv {
+        if Format::from(self.format) == Format::Csv {
             out.write_all(render::CSV_HEADER)?;
         }
         let answer = if let Some(n) = self.record {

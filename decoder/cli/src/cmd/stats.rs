@@ -15,7 +15,7 @@ pub struct Cmd {
     /// Output format: text, JSON (the schema of `tracemark_decoder::stats::Stats`), or
     /// CSV (`field,value` rows, fields named by their JSON path).
     #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    format: super::OutputFormat,
     /// Same as `--format json`.
     #[arg(long, conflicts_with = "format")]
     json: bool,
@@ -32,7 +32,11 @@ pub struct Cmd {
 impl Cmd {
     /// Runs the command.
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
-        let format = if self.json { Format::Json } else { self.format };
+        let format = if self.json {
+            Format::Json
+        } else {
+            Format::from(self.format)
+        };
         let threads = self.input.threads();
         self.input.with_whole_dump(
             |d| d.record_bytes(),

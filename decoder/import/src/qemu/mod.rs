@@ -25,7 +25,7 @@ pub mod binder;
 pub mod insn;
 pub mod log;
 pub mod symbols;
-pub mod syscalls;
+pub use tracemark_decoder::syscalls;
 pub mod table;
 pub mod writer;
 
@@ -768,16 +768,16 @@ mod tests {
 
     /// The dump as `tracemark decode` prints it; no decoding warning allowed.
     fn decode(dump: &[u8]) -> String {
-        let d = crate::dump::Dump::parse(dump).unwrap();
+        let d = tracemark_decoder::dump::Dump::parse(dump).unwrap();
         assert!(d.warnings.is_empty(), "{:?}", d.warnings);
         let rings: Vec<u32> = (0..d.rings.len() as u32).collect();
-        let filters = vec![crate::filter::Filter::default().for_ring(0); d.rings.len()];
+        let filters = vec![tracemark_decoder::filter::Filter::default().for_ring(0); d.rings.len()];
         let mut out = Vec::new();
-        let w = crate::pipeline::write_records(
+        let w = tracemark_decoder::pipeline::write_records(
             &d,
             &rings,
             &filters,
-            crate::render::Format::Text,
+            tracemark_decoder::render::Format::Text,
             1,
             &mut out,
             &|_| {},
