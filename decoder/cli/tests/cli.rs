@@ -357,3 +357,25 @@ fn stale_and_foreign_indexes_are_refused() {
     assert_eq!(code, 0);
     assert!(out.contains("total records"));
 }
+
+/// `--verbose` and `--threads` are declared once (`cmd::VerboseArg`, `cmd::ThreadsArg`)
+/// and flattened into every command that has them: each command's `--help` shows the
+/// same text, and `extract`, which decodes nothing, has no `--threads`.
+#[test]
+fn shared_options_read_the_same_in_every_command() {
+    const VERBOSE: &str = "List every problem found (torn, corrupt or skipped blocks, damaged log lines...), not just the first and a count";
+    const THREADS: &str = "Worker threads (default: available cores, at most 8)";
+    let help = |cmd: &str| {
+        let (code, out, err) = run(&[cmd, "--help"]);
+        assert_eq!(code, 0, "{cmd} --help: {err}");
+        out
+    };
+    for cmd in ["decode", "stats", "index", "export"] {
+        let h = help(cmd);
+        assert_eq!(h.matches(VERBOSE).count(), 1, "{cmd}: {h}");
+        assert_eq!(h.matches(THREADS).count(), 1, "{cmd}: {h}");
+    }
+    let h = help("extract");
+    assert_eq!(h.matches(VERBOSE).count(), 1, "{h}");
+    assert!(!h.contains("--threads"), "{h}");
+}

@@ -62,13 +62,11 @@ pub struct Cmd {
     /// by build id, or by load address or size.
     #[arg(long = "elf", value_name = "FILE")]
     elfs: Vec<PathBuf>,
-    /// List every problem found (torn, corrupt or skipped blocks...) on stderr, not just
-    /// the first and a count.
-    #[arg(short, long)]
-    verbose: bool,
-    /// Worker threads, one ring at a time each (default: available cores, at most 8).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    verbose: super::VerboseArg,
+    // Each worker thread takes one ring at a time.
+    #[command(flatten)]
+    threads: super::ThreadsArg,
 }
 
 /// The output file: a temporary file renamed over `path` once complete (readers never
@@ -144,7 +142,7 @@ impl parquet::Symbols for Names {
 impl Cmd {
     /// Runs the command.
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
-        let threads = self.threads.unwrap_or_else(super::threads).max(1);
+        let threads = self.threads.get();
         if self.format != ExportFormat::Parquet && self.files.len() != 1 {
             let name = clap::ValueEnum::to_possible_value(&self.format)
                 .map(|v| v.get_name().to_string())
@@ -284,7 +282,13 @@ impl Cmd {
             b.finish_and_clear();
         }
         out.flush()?;
-        report_all(&self.files, &sources, &dumps, decode_warnings, self.verbose)
+        report_all(
+            &self.files,
+            &sources,
+            &dumps,
+            decode_warnings,
+            self.verbose.verbose,
+        )
     }
 
     /// Perfetto or Chrome JSON: one file from one dump. Returns the decoding warnings.

@@ -18,10 +18,8 @@ pub struct Cmd {
     /// Where to write the reassembled dump(s).
     #[arg(short, long)]
     output: PathBuf,
-    /// List every problem of the log (malformed lines, corrupt chunks), not just the
-    /// summary per dump.
-    #[arg(short, long)]
-    verbose: bool,
+    #[command(flatten)]
+    verbose: super::VerboseArg,
 }
 
 impl Cmd {
@@ -42,7 +40,7 @@ impl Cmd {
             }
             writeln!(out, "{}: at byte {at}: {status}", self.log.display())?;
         }
-        if self.verbose {
+        if self.verbose.verbose {
             for issue in &report.issues {
                 writeln!(out, "{}: {issue}", self.log.display())?;
             }

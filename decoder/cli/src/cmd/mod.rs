@@ -95,6 +95,32 @@ impl From<OutputFormat> for Format {
     }
 }
 
+/// `--verbose`, shared by every command that reports problems of its input: flatten it
+/// into a command with `#[command(flatten)]`.
+#[derive(Debug, clap::Args)]
+pub struct VerboseArg {
+    /// List every problem found (torn, corrupt or skipped blocks, damaged log lines...),
+    /// not just the first and a count.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// `--threads`, shared by every command that decodes in parallel: flatten it into a
+/// command with `#[command(flatten)]`.
+#[derive(Debug, clap::Args)]
+pub struct ThreadsArg {
+    /// Worker threads (default: available cores, at most 8).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl ThreadsArg {
+    /// The worker threads to use (at least one).
+    pub fn get(&self) -> usize {
+        self.threads.unwrap_or_else(threads).max(1)
+    }
+}
+
 /// The options of every command that reads one dump (`decode`, `stats`, `index`, and
 /// new commands alike): flatten them into a command with `#[command(flatten)]`.
 #[derive(Debug, clap::Args)]
@@ -102,19 +128,16 @@ pub struct InputArgs {
     /// A dump file, raw memory image, or UART log with `@TM:` lines (`-`: standard
     /// input).
     pub file: PathBuf,
-    /// List every problem found (torn, corrupt or skipped blocks...) on stderr, not just
-    /// the first and a count.
-    #[arg(short, long)]
-    pub verbose: bool,
-    /// Worker threads (default: available cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    verbose: VerboseArg,
+    #[command(flatten)]
+    threads: ThreadsArg,
 }
 
 impl InputArgs {
     /// The worker threads to use.
     pub fn threads(&self) -> usize {
-        self.threads.unwrap_or_else(threads)
+        self.threads.get()
     }
 
     /// Opens the input and finds its rings, runs `work` on them with a progress bar
@@ -169,7 +192,7 @@ impl InputArgs {
         dump_warnings.extend(work_warnings);
         dump_warnings.sort_by_key(|w| w.offset);
         warnings.extend(dump_warnings);
-        report(&self.file, &warnings, self.verbose)
+        report(&self.file, &warnings, self.verbose.verbose)
     }
 }
 
