@@ -17,7 +17,8 @@
 //! - [`hot`]: the hottest functions (calls, inclusive time) for `tracemark stats`;
 //! - [`index`]: the sparse block index of `tracemark index` and its queries.
 //! - [`extract`]: dumps recovered from the `@TM:` lines of a UART log.
-//! - [`symbols`]: function names, files and lines from ELF files (`--elf`);
+//! - `symbols` (feature `symbols`, on by default): function names, files and lines from
+//!   ELF files (`--elf`);
 //! - [`syscalls`]: the ARM EABI Linux syscall table (rings imported from QEMU logs);
 //! - [`time`]: clock ticks to nanoseconds.
 //!
@@ -35,6 +36,7 @@ pub mod par;
 pub mod pipeline;
 pub mod render;
 pub mod stats;
+#[cfg(feature = "symbols")]
 pub mod symbols;
 pub mod syscalls;
 pub mod time;

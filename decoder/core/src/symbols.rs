@@ -25,11 +25,58 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use object::{Object, ObjectSegment};
 use tracemark_format::scan::{scan_block, Visitor};
 
 use crate::dump::Dump;
+
+/// Why an ELF file given to [`Symbols::load`] cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: not a readable ELF file", path.display())]
+pub struct ElfError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong.
+    #[source]
+    pub cause: ElfCause,
+}
+
+/// What went wrong reading an ELF file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ElfCause {
+    /// Reading the file failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The file is not an object file `object` can read.
+    #[error(transparent)]
+    Object(#[from] object::Error),
+    /// Its DWARF sections cannot be read.
+    #[error(transparent)]
+    Dwarf(#[from] addr2line::gimli::Error),
+    /// Another error of `addr2line`'s loader, whose error type (`Box<dyn Error>`, not
+    /// `Send`) cannot be kept as it is: its message.
+    #[error("{0}")]
+    Loader(String),
+}
+
+impl ElfCause {
+    /// The typed error inside an `addr2line` loader error, when it is one of ours.
+    fn from_loader(e: Box<dyn std::error::Error>) -> ElfCause {
+        let e = match e.downcast::<addr2line::gimli::Error>() {
+            Ok(g) => return ElfCause::Dwarf(*g),
+            Err(e) => e,
+        };
+        let e = match e.downcast::<std::io::Error>() {
+            Ok(io) => return ElfCause::Io(*io),
+            Err(e) => e,
+        };
+        match e.downcast::<object::Error>() {
+            Ok(o) => ElfCause::Object(*o),
+            Err(e) => ElfCause::Loader(e.to_string()),
+        }
+    }
+}
 
 /// An `IMAGE` record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,7 +179,7 @@ pub fn scan(dump: &Dump<'_>) -> Scan {
 
 /// The ELF's GNU build id, lowest loaded address and end of the loaded extent, and
 /// whether it is 32-bit ARM.
-fn describe(path: &Path) -> anyhow::Result<(Option<Vec<u8>>, u64, u64, bool)> {
+fn describe(path: &Path) -> Result<(Option<Vec<u8>>, u64, u64, bool), ElfCause> {
     let data = std::fs::read(path)?;
     let file = object::File::parse(&*data)?;
     let build_id = file.build_id()?.map(<[u8]>::to_vec);
@@ -164,16 +211,18 @@ fn id_matches(build_id: &[u8], id: u64) -> bool {
 
 impl Symbols {
     /// Loads `paths` and matches them to `images`.
-    pub fn load(paths: &[PathBuf], images: &[ImageRecord]) -> anyhow::Result<Symbols> {
+    pub fn load(paths: &[PathBuf], images: &[ImageRecord]) -> Result<Symbols, ElfError> {
         let mut elfs = Vec::new();
         let mut mappings = Vec::new();
         let mut notes = Vec::new();
         for path in paths {
-            let ctx = || format!("{}: not a readable ELF file", path.display());
-            let (build_id, lo, hi, arm) = describe(path).with_context(ctx)?;
-            let loader = addr2line::Loader::new(path)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .with_context(ctx)?;
+            let fail = |cause| ElfError {
+                path: path.clone(),
+                cause,
+            };
+            let (build_id, lo, hi, arm) = describe(path).map_err(fail)?;
+            let loader =
+                addr2line::Loader::new(path).map_err(|e| fail(ElfCause::from_loader(e)))?;
             let idx = elfs.len();
             let by_id = build_id
                 .as_deref()
@@ -418,5 +467,37 @@ mod tests {
             s.resolve([f]);
             assert!(s.name(f).unwrap().ends_with("id_matches"));
         }
+    }
+
+    /// A file that cannot be used gets a typed error naming it, whose source is the
+    /// underlying error (not a string): a missing file's `io::Error`, a text file's
+    /// `object` error.
+    #[test]
+    fn unreadable_elf_files_give_typed_errors_with_their_cause() {
+        use std::error::Error as _;
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.elf");
+        let e = Symbols::load(std::slice::from_ref(&missing), &[])
+            .err()
+            .expect("a missing file is an error");
+        assert_eq!(e.path, missing);
+        assert_eq!(
+            e.to_string(),
+            format!("{}: not a readable ELF file", missing.display())
+        );
+        let ElfCause::Io(io) = &e.cause else {
+            panic!("{:?}", e.cause)
+        };
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        let source = e.source().expect("the cause is the source");
+        assert!(source.downcast_ref::<ElfCause>().is_some());
+        assert_eq!(source.to_string(), io.to_string());
+
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, b"not an ELF file at all").unwrap();
+        let e = Symbols::load(std::slice::from_ref(&text), &[])
+            .err()
+            .expect("a text file is an error");
+        assert!(matches!(e.cause, ElfCause::Object(_)), "{:?}", e.cause);
     }
 }
