@@ -179,7 +179,10 @@ pub fn scan(dump: &Dump<'_>) -> Scan {
 
 /// The ELF's GNU build id, lowest loaded address and end of the loaded extent, and
 /// whether it is 32-bit ARM.
-fn describe(path: &Path) -> Result<(Option<Vec<u8>>, u64, u64, bool), ElfCause> {
+/// What [`describe`] tells of an ELF file.
+type Description = (Option<Vec<u8>>, u64, u64, bool);
+
+fn describe(path: &Path) -> Result<Description, ElfCause> {
     let data = std::fs::read(path)?;
     let file = object::File::parse(&*data)?;
     let build_id = file.build_id()?.map(<[u8]>::to_vec);
