@@ -1,1 +1,66 @@
-//! Cross-crate tests live in tests/.
+//! Helpers shared by the tests of every host crate (`tracemark-decoder`,
+//! `tracemark-cli` and the cross-crate tests in `tests/tests/`): ring images written by
+//! the real encoder under a test clock. Each crate's test binary uses them as a
+//! dev-dependency, so that the clock and the ring writer exist once.
+
+use std::cell::Cell;
+
+use tracemark::{Config, Tracer};
+use tracemark_format::ring::RING_HEADER_LEN;
+use zerocopy::IntoBytes;
+
+/// A clock the test sets by hand.
+#[derive(Debug, Default)]
+pub struct TestClock(Cell<u64>);
+
+impl TestClock {
+    /// A clock showing `ticks`.
+    pub fn new(ticks: u64) -> Self {
+        TestClock(Cell::new(ticks))
+    }
+
+    /// The time now.
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+
+    /// Sets the time (backwards too: a clock that steps back).
+    pub fn set(&self, ticks: u64) {
+        self.0.set(ticks);
+    }
+
+    /// Moves the time `ticks` forward.
+    pub fn advance(&self, ticks: u64) {
+        self.0.set(self.0.get() + ticks);
+    }
+}
+
+impl tracemark::Clock for &TestClock {
+    fn now(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// A tracer writing under a [`TestClock`].
+pub type TestTracer<'m, 'c> = Tracer<'m, &'c TestClock>;
+
+/// The bytes of a ring of `blocks` blocks of `config.block_size` bytes (after the ring
+/// header), written by the real encoder: `script` drives the tracer and the clock,
+/// which starts at `start`.
+pub fn ring_image(
+    config: &Config,
+    blocks: usize,
+    start: u64,
+    script: impl FnOnce(&TestTracer<'_, '_>, &TestClock),
+) -> Vec<u8> {
+    let len = RING_HEADER_LEN + blocks * config.block_size as usize;
+    // u64 words: the ring memory must be 8-byte aligned.
+    let mut words = vec![0u64; len.div_ceil(8)];
+    let bytes = words.as_mut_bytes();
+    let clock = TestClock::new(start);
+    {
+        let t = Tracer::new(&mut bytes[..len], config, &clock).expect("a valid ring config");
+        script(&t, &clock);
+    }
+    bytes[..len].to_vec()
+}

@@ -15,20 +15,13 @@ use tracemark_decoder::dump::Dump;
 use tracemark_decoder::filter::Filter;
 use tracemark_decoder::render;
 use tracemark_decoder::{index, pipeline, stats};
-
-struct Clock<'a>(&'a Cell<u64>);
-
-impl tracemark::Clock for Clock<'_> {
-    fn now(&self) -> u64 {
-        self.0.get()
-    }
-}
+use tracemark_format::ring::RING_HEADER_LEN;
 
 /// Two overwrite rings of `mib` MiB each, filled 1.2 times with a kernel-like mix.
 fn generate(mib: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for cpu in 0..2u32 {
-        let len = 192 + (mib << 20);
+        let len = RING_HEADER_LEN + (mib << 20);
         let mut words = vec![0u64; len.div_ceil(8)];
         let bytes: &mut [u8] = zerocopy::IntoBytes::as_mut_bytes(words.as_mut_slice());
         let clock = Cell::new(1_000_000);
@@ -39,7 +32,7 @@ fn generate(mib: usize) -> Vec<u8> {
             ..Config::new()
         };
         {
-            let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).expect("ring");
+            let t = Tracer::new(&mut bytes[..len], &config, || clock.get()).expect("ring");
             let mut x = 0x2545_f491_4f6c_dd1du64 ^ u64::from(cpu);
             let records = ((mib << 20) as f64 / 5.5 * 1.2) as u64;
             let mut n = 0;

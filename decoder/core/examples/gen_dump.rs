@@ -6,14 +6,7 @@ use std::cell::Cell;
 use std::io::Write;
 
 use tracemark::{Config, KernelEntry, Mode, Tracer};
-
-struct Clock<'a>(&'a Cell<u64>);
-
-impl tracemark::Clock for Clock<'_> {
-    fn now(&self) -> u64 {
-        self.0.get()
-    }
-}
+use tracemark_format::ring::RING_HEADER_LEN;
 
 fn memory(len: usize) -> Vec<u64> {
     vec![0u64; len.div_ceil(8)]
@@ -28,7 +21,7 @@ fn main() -> std::io::Result<()> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
     let mut total = 0u64;
     for cpu in 0..cpus {
-        let len = 192 + (mib << 20);
+        let len = RING_HEADER_LEN + (mib << 20);
         let mut words = memory(len);
         let bytes: &mut [u8] = zerocopy::IntoBytes::as_mut_bytes(words.as_mut_slice());
         let clock = Cell::new(1_000_000 + u64::from(cpu) * 7);
@@ -38,7 +31,7 @@ fn main() -> std::io::Result<()> {
             cpu_id: cpu,
             ..Config::new()
         };
-        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).expect("ring");
+        let t = Tracer::new(&mut bytes[..len], &config, || clock.get()).expect("ring");
         // About 3.5 bytes per record.
         let target = (((mib << 20) as f64 / 3.5) * fill) as u64;
         let mut x = 0x2545_f491_4f6c_dd1du64 ^ u64::from(cpu);

@@ -606,7 +606,7 @@ impl<'a> Index<'a> {
     /// dump is the authority on CPU, clock and syscall numbering; the index only says
     /// where the rings are). A ring header that is missing or names another CPU than
     /// the index means the index does not belong to this source.
-    pub fn source_ctxs(&self, source: &[u8]) -> Result<Vec<RingCtx>, IndexError> {
+    pub fn source_ctxs(&self, source: &[u8]) -> Result<Vec<RingCtx<'static>>, IndexError> {
         self.rings
             .iter()
             .map(|r| {
@@ -630,6 +630,7 @@ impl<'a> Index<'a> {
                     cpu: h.cpu_id.get(),
                     clock_hz: h.clock_hz.get(),
                     abi: SyscallAbi::from_u8(h.syscall_abi).unwrap_or(SyscallAbi::Raw),
+                    names: None,
                 })
             })
             .collect()

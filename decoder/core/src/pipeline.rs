@@ -26,7 +26,7 @@ use crate::dump::{Dump, Warning};
 use crate::filter::RingFilter;
 use crate::merge::{block_warning, BlockItems, EntryStack};
 use crate::par::{self, Carry, Unit, UnitStack};
-use crate::render::{self, Format, RingCtx};
+use crate::render::{self, Format, FunctionNames, RingCtx};
 
 /// Runs of blocks each ring may have formatted ahead of the writer.
 pub const LOOKAHEAD: usize = 3;
@@ -114,19 +114,50 @@ fn format_unit(
     f
 }
 
-struct Ring {
+/// Where one ring's runs are in pass 2.
+struct RingRuns {
     /// Runs started (handed to a worker).
     started: usize,
     /// Runs taken by the writer.
     taken: usize,
-    /// Formatted runs not yet taken, by run index.
+    /// Formatted runs not yet taken, by run index (`None`: still being formatted).
     done: VecDeque<Option<Formatted>>,
-    /// Whether the ring is in [`Shared::ready`].
+    /// Whether the ring is in [`Schedule::ready`].
     queued: bool,
+    /// The time each run starts at.
+    run_starts: Vec<u64>,
 }
 
-struct Shared {
-    rings: Vec<Ring>,
+/// What a worker does next.
+enum Work {
+    /// Format run `run` of ring `ring` into `buf` (cleared).
+    Format {
+        ring: usize,
+        run: usize,
+        buf: Formatted,
+    },
+    /// Nothing can start now: wait for the writer.
+    Wait,
+    /// Every run is started, or the job failed: stop.
+    Stop,
+}
+
+/// What the writer gets for a ring.
+enum Taken {
+    /// The ring's next run, formatted.
+    Run(Formatted),
+    /// The next run is not formatted yet: wait for the workers.
+    Wait,
+    /// The ring has no more runs, or the job failed.
+    End,
+}
+
+/// The scheduling of pass 2, apart from threads and locks (the threads hold it in a
+/// [`Mutex`]): workers take the startable run that begins earliest, each ring at most
+/// [`LOOKAHEAD`] runs ahead of the writer, and the writer takes each ring's runs in
+/// order.
+struct Schedule {
+    rings: Vec<RingRuns>,
     /// Rings whose next run may start now (fewer than [`LOOKAHEAD`] runs ahead of the
     /// writer), by the time their next run starts: each ring at most once (its
     /// `queued`). A heap, so that picking the earliest run costs O(log rings).
@@ -139,9 +170,119 @@ struct Shared {
     free: Vec<Formatted>,
 }
 
+impl Schedule {
+    /// A schedule for rings whose runs start at `run_starts` (one list per ring).
+    fn new(run_starts: Vec<Vec<u64>>) -> Schedule {
+        let mut s = Schedule {
+            rings: Vec::with_capacity(run_starts.len()),
+            ready: BinaryHeap::new(),
+            left: 0,
+            failed: false,
+            free: Vec::new(),
+        };
+        for (k, starts) in run_starts.into_iter().enumerate() {
+            if let Some(&first) = starts.first() {
+                s.left += 1;
+                s.ready.push(Reverse((first, k)));
+            }
+            s.rings.push(RingRuns {
+                started: 0,
+                taken: 0,
+                done: VecDeque::new(),
+                queued: !starts.is_empty(),
+                run_starts: starts,
+            });
+        }
+        s
+    }
+
+    /// Queues ring `k` if its next run may start and it is not queued yet.
+    fn requeue(&mut self, k: usize) {
+        let r = &mut self.rings[k];
+        if !r.queued && r.started < r.run_starts.len() && r.started < r.taken + LOOKAHEAD {
+            r.queued = true;
+            self.ready.push(Reverse((r.run_starts[r.started], k)));
+        }
+    }
+
+    /// A worker's next job: the startable run that begins earliest.
+    fn start(&mut self) -> Work {
+        if self.failed {
+            return Work::Stop;
+        }
+        let Some(Reverse((_, k))) = self.ready.pop() else {
+            return if self.left == 0 {
+                Work::Stop
+            } else {
+                Work::Wait
+            };
+        };
+        let r = &mut self.rings[k];
+        r.queued = false;
+        let run = r.started;
+        r.started += 1;
+        r.done.push_back(None);
+        if r.started == r.run_starts.len() {
+            self.left -= 1;
+        }
+        self.requeue(k);
+        let mut buf = self.free.pop().unwrap_or_default();
+        // A reused buffer still holds the lines of the run it carried last; a run that
+        // is not formatted (after the time window) must come out empty, not as a copy
+        // of that run.
+        buf.clear();
+        Work::Format { ring: k, run, buf }
+    }
+
+    /// Run `run` of ring `k` is formatted.
+    fn finished(&mut self, k: usize, run: usize, f: Formatted) {
+        let r = &mut self.rings[k];
+        if let Some(x) = r.done.get_mut(run - r.taken) {
+            *x = Some(f);
+        }
+    }
+
+    /// The writer's next run of ring `k`.
+    fn take(&mut self, k: usize) -> Taken {
+        let r = &mut self.rings[k];
+        if self.failed || r.taken >= r.run_starts.len() {
+            return Taken::End;
+        }
+        if !matches!(r.done.front(), Some(Some(_))) {
+            return Taken::Wait;
+        }
+        let Some(Some(f)) = r.done.pop_front() else {
+            return Taken::Wait;
+        };
+        r.taken += 1;
+        self.requeue(k);
+        Taken::Run(f)
+    }
+
+    /// A buffer the writer is done with.
+    fn give_back(&mut self, f: Formatted) {
+        self.free.push(f);
+    }
+}
+
+/// What [`write`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Selection<'a> {
+    /// The rings to write (indices into `dump.rings`); ties in time go to the ring
+    /// listed first.
+    pub rings: &'a [u32],
+    /// The records each ring's filter wants (one filter per ring of the dump).
+    pub filters: &'a [RingFilter],
+    /// How records are printed.
+    pub format: Format,
+    /// Function names for FENTRY/FEXIT (`None`: addresses only).
+    pub names: Option<&'a FunctionNames>,
+}
+
 /// Writes the records of `rings` (indices into `dump.rings`) that `filters` (one per
-/// ring of the dump) want, in `format`, in time order, with up to `threads` workers.
-/// `progress` is told how many records were handled. Returns the decoding warnings.
+/// ring of the dump) want, in `format`, in time order, with up to `threads` workers and
+/// no function names ([`write`] with a [`Selection`] has them). `progress` is told how
+/// many records were handled. Returns the decoding warnings.
 pub fn write_records(
     dump: &Dump<'_>,
     rings: &[u32],
@@ -151,10 +292,76 @@ pub fn write_records(
     out: &mut dyn Write,
     progress: &(dyn Fn(u64) + Sync),
 ) -> std::io::Result<Vec<Warning>> {
-    let units = units(dump, rings);
-    let ctxs: Vec<RingCtx> = dump.rings.iter().map(RingCtx::of).collect();
+    let selection = Selection {
+        rings,
+        filters,
+        format,
+        names: None,
+    };
+    write(dump, &selection, threads, out, progress)
+}
 
-    // Pass 1: the open entries at the start of every run, and the decoding errors.
+/// Writes the records `selection` wants in time order, with up to `threads` workers.
+/// `progress` is told how many records were handled. Returns the decoding warnings.
+pub fn write(
+    dump: &Dump<'_>,
+    selection: &Selection<'_>,
+    threads: usize,
+    out: &mut dyn Write,
+    progress: &(dyn Fn(u64) + Sync),
+) -> std::io::Result<Vec<Warning>> {
+    let units = units(dump, selection.rings);
+    let ctxs: Vec<RingCtx> = dump
+        .rings
+        .iter()
+        .map(|r| RingCtx::of(r).with_names(selection.names))
+        .collect();
+    let (starts, warnings) = open_entries(dump, &units, threads);
+    let filters = selection.filters;
+    let format_run = |k: usize, j: usize, buf: Formatted| {
+        let u = &units[k][j];
+        let first = &dump.rings[u.ring].blocks[u.blocks.start];
+        // A run that starts after the window's end holds nothing wanted.
+        let f = if first.base_ts <= filters[u.ring].to || j == 0 {
+            let ctx = &ctxs[u.ring];
+            format_unit(
+                dump,
+                u,
+                &starts[k][j],
+                &filters[u.ring],
+                selection.format,
+                ctx,
+                buf,
+            )
+        } else {
+            buf
+        };
+        let n: usize = dump.rings[u.ring].blocks[u.blocks.clone()]
+            .iter()
+            .map(|b| b.header_records as usize)
+            .sum();
+        progress(n as u64);
+        f
+    };
+    let run_starts = units
+        .iter()
+        .map(|runs| {
+            runs.iter()
+                .map(|u| dump.rings[u.ring].blocks[u.blocks.start].base_ts)
+                .collect()
+        })
+        .collect();
+    run_threads(Schedule::new(run_starts), threads, &format_run, out)?;
+    Ok(warnings)
+}
+
+/// Pass 1: the kernel entries open at the start of every run (per ring, per run), and
+/// the decoding errors, scanned in parallel.
+fn open_entries(
+    dump: &Dump<'_>,
+    units: &[Vec<Unit>],
+    threads: usize,
+) -> (Vec<Vec<Vec<u32>>>, Vec<Warning>) {
     let flat: Vec<Unit> = units.iter().flatten().cloned().collect();
     let (_, scanned) = par::run(
         &flat,
@@ -180,7 +387,7 @@ pub fn write_records(
     let mut warnings = Vec::new();
     let mut starts: Vec<Vec<Vec<u32>>> = Vec::with_capacity(units.len());
     let mut scanned = scanned.into_iter();
-    for ring_units in &units {
+    for ring_units in units {
         let mut carry = Carry::default();
         let mut s = Vec::with_capacity(ring_units.len());
         for _ in ring_units {
@@ -193,116 +400,45 @@ pub fn write_records(
         }
         starts.push(s);
     }
-    // A run that starts after the window's end holds nothing wanted.
-    let wanted = |k: usize, j: usize| {
-        let u = &units[k][j];
-        let b = &dump.rings[u.ring].blocks[u.blocks.start];
-        b.base_ts <= filters[u.ring].to || j == 0
-    };
+    (starts, warnings)
+}
 
-    // Pass 2: format in parallel, merge and write here.
-    let run_start = |k: usize, j: usize| {
-        let u = &units[k][j];
-        dump.rings[u.ring].blocks[u.blocks.start].base_ts
-    };
-    let mut first = Shared {
-        rings: units
-            .iter()
-            .map(|_| Ring {
-                started: 0,
-                taken: 0,
-                done: VecDeque::new(),
-                queued: false,
-            })
-            .collect(),
-        ready: BinaryHeap::new(),
-        left: 0,
-        failed: false,
-        free: Vec::new(),
-    };
-    for (k, ring_units) in units.iter().enumerate() {
-        if !ring_units.is_empty() {
-            first.left += 1;
-            first.rings[k].queued = true;
-            first.ready.push(Reverse((run_start(k, 0), k)));
-        }
-    }
-    // Queues ring `k` if its next run may start and it is not queued yet.
-    let requeue = |s: &mut Shared, k: usize| {
-        let r = &mut s.rings[k];
-        if !r.queued && r.started < units[k].len() && r.started < r.taken + LOOKAHEAD {
-            r.queued = true;
-            let ts = run_start(k, r.started);
-            s.ready.push(Reverse((ts, k)));
-        }
-    };
-    let shared = Mutex::new(first);
+/// Pass 2 on threads: `threads` workers run `format_run(ring, run, buffer)` on the runs
+/// `schedule` hands out, while this thread merges and writes them to `out`.
+fn run_threads(
+    schedule: Schedule,
+    threads: usize,
+    format_run: &(dyn Fn(usize, usize, Formatted) -> Formatted + Sync),
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let rings = schedule.rings.len();
+    let shared = Mutex::new(schedule);
     let cond = Condvar::new();
     let work = || loop {
         let (k, j, buf) = {
             let Ok(mut s) = shared.lock() else { return };
             loop {
-                if s.failed {
-                    return;
-                }
-                // The startable run that begins earliest.
-                if let Some(Reverse((_, k))) = s.ready.pop() {
-                    let r = &mut s.rings[k];
-                    r.queued = false;
-                    let j = r.started;
-                    r.started += 1;
-                    r.done.push_back(None);
-                    if r.started == units[k].len() {
-                        s.left -= 1;
+                match s.start() {
+                    Work::Format { ring, run, buf } => break (ring, run, buf),
+                    Work::Stop => return,
+                    Work::Wait => {
+                        s = match cond.wait(s) {
+                            Ok(s) => s,
+                            Err(_) => return,
+                        }
                     }
-                    requeue(&mut s, k);
-                    let mut buf = s.free.pop().unwrap_or_default();
-                    // A reused buffer still holds the lines of the run it carried
-                    // last; a run that is not formatted (after the time window) must
-                    // come out empty, not as a copy of that run.
-                    buf.clear();
-                    break (k, j, buf);
                 }
-                if s.left == 0 {
-                    return;
-                }
-                s = match cond.wait(s) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
             }
         };
-        let u = &units[k][j];
-        let f = if wanted(k, j) {
-            format_unit(
-                dump,
-                u,
-                &starts[k][j],
-                &filters[u.ring],
-                format,
-                &ctxs[u.ring],
-                buf,
-            )
-        } else {
-            buf
-        };
-        let n: usize = dump.rings[u.ring].blocks[u.blocks.clone()]
-            .iter()
-            .map(|b| b.header_records as usize)
-            .sum();
-        progress(n as u64);
+        let f = format_run(k, j, buf);
         let Ok(mut s) = shared.lock() else { return };
-        let r = &mut s.rings[k];
-        let slot = j - r.taken;
-        if let Some(x) = r.done.get_mut(slot) {
-            *x = Some(f);
-        }
+        s.finished(k, j, f);
         cond.notify_all();
     };
     let worker = || {
         // A worker that panics must not leave the writer waiting for its run forever:
         // mark the job failed, so that the writer stops and the scope re-raises the panic.
-        struct OnPanic<'s>(&'s Mutex<Shared>, &'s Condvar);
+        struct OnPanic<'s>(&'s Mutex<Schedule>, &'s Condvar);
         impl Drop for OnPanic<'_> {
             fn drop(&mut self) {
                 if std::thread::panicking() {
@@ -316,37 +452,30 @@ pub fn write_records(
         let _guard = OnPanic(&shared, &cond);
         work()
     };
-    // The writer: takes run `j` of ring `k` once formatted.
+    // The writer: takes the next run of ring `k` once formatted.
     let take = |k: usize| -> Option<Formatted> {
         let mut s = shared.lock().ok()?;
         loop {
-            if s.failed {
-                return None;
+            match s.take(k) {
+                Taken::Run(f) => {
+                    cond.notify_all();
+                    return Some(f);
+                }
+                Taken::End => return None,
+                Taken::Wait => s = cond.wait(s).ok()?,
             }
-            let r = &mut s.rings[k];
-            if r.taken >= units[k].len() {
-                return None;
-            }
-            if let Some(Some(_)) = r.done.front() {
-                let f = r.done.pop_front().flatten();
-                r.taken += 1;
-                requeue(&mut s, k);
-                cond.notify_all();
-                return f;
-            }
-            s = cond.wait(s).ok()?;
         }
     };
     let give_back = |f: Formatted| {
         if let Ok(mut s) = shared.lock() {
-            s.free.push(f);
+            s.give_back(f);
         }
     };
-    let result = std::thread::scope(|sc| {
+    std::thread::scope(|sc| {
         for _ in 0..threads.max(1) {
             sc.spawn(worker);
         }
-        let r = merge_and_write(units.len(), &take, &give_back, out);
+        let r = merge_and_write(rings, &take, &give_back, out);
         if r.is_err() {
             if let Ok(mut s) = shared.lock() {
                 s.failed = true;
@@ -354,9 +483,7 @@ pub fn write_records(
             cond.notify_all();
         }
         r
-    });
-    result?;
-    Ok(warnings)
+    })
 }
 
 /// A ring's stream of lines during the merge.
@@ -476,4 +603,118 @@ fn flush(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_of(w: Work) -> (usize, usize, Formatted) {
+        match w {
+            Work::Format { ring, run, buf } => (ring, run, buf),
+            Work::Wait => panic!("expected a run, got Wait"),
+            Work::Stop => panic!("expected a run, got Stop"),
+        }
+    }
+
+    fn formatted(ts: u64, text: &str) -> Formatted {
+        Formatted {
+            text: text.as_bytes().to_vec(),
+            lines: vec![(ts, text.len())],
+        }
+    }
+
+    /// Workers take the startable run that begins earliest, across rings.
+    #[test]
+    fn workers_take_the_earliest_run_first() {
+        let mut s = Schedule::new(vec![vec![10, 30], vec![5, 20], vec![]]);
+        let order: Vec<(usize, usize)> = (0..4)
+            .map(|_| {
+                let (k, j, _) = run_of(s.start());
+                (k, j)
+            })
+            .collect();
+        assert_eq!(order, [(1, 0), (0, 0), (1, 1), (0, 1)]);
+        assert!(matches!(s.start(), Work::Stop), "every run started");
+    }
+
+    /// A ring never has more than LOOKAHEAD runs started ahead of the writer; taking
+    /// one lets the next start. Runs are taken in order, whatever order they finish in.
+    #[test]
+    fn a_ring_runs_at_most_lookahead_ahead_of_the_writer() {
+        let runs = LOOKAHEAD + 3;
+        let mut s = Schedule::new(vec![(0..runs as u64).collect()]);
+        let mut started = Vec::new();
+        for _ in 0..LOOKAHEAD {
+            started.push(run_of(s.start()));
+        }
+        assert!(matches!(s.start(), Work::Wait), "lookahead reached");
+        assert!(matches!(s.take(0), Taken::Wait), "nothing formatted yet");
+        // Finish them in reverse: the writer still gets run 0 first.
+        for (k, j, _) in started.into_iter().rev() {
+            s.finished(k, j, formatted(j as u64, &format!("run{j}")));
+        }
+        let Taken::Run(f) = s.take(0) else {
+            panic!("run 0 is formatted")
+        };
+        assert_eq!(f.text, b"run0");
+        let (_, j, _) = run_of(s.start());
+        assert_eq!(j, LOOKAHEAD, "taking a run frees one slot");
+        assert!(matches!(s.start(), Work::Wait));
+    }
+
+    /// The writer gets End after the last run, and a buffer given back is handed out
+    /// again empty (a run after the time window must not repeat the previous lines).
+    #[test]
+    fn buffers_are_reused_empty_and_the_ring_ends() {
+        let mut s = Schedule::new(vec![vec![1, 2]]);
+        let (k, j, _) = run_of(s.start());
+        s.finished(k, j, formatted(1, "first"));
+        let Taken::Run(f) = s.take(0) else {
+            panic!("run 0")
+        };
+        s.give_back(f);
+        let (k, j, buf) = run_of(s.start());
+        assert!(buf.text.is_empty() && buf.lines.is_empty());
+        assert!(buf.text.capacity() >= 5, "the allocation is kept");
+        s.finished(k, j, buf);
+        assert!(matches!(s.take(0), Taken::Run(_)));
+        assert!(matches!(s.take(0), Taken::End));
+        assert!(matches!(s.start(), Work::Stop));
+    }
+
+    /// After a failure, workers stop and the writer ends.
+    #[test]
+    fn a_failed_job_stops_everyone() {
+        let mut s = Schedule::new(vec![vec![1, 2, 3]]);
+        let _ = run_of(s.start());
+        s.failed = true;
+        assert!(matches!(s.start(), Work::Stop));
+        assert!(matches!(s.take(0), Taken::End));
+    }
+
+    /// The merge takes lines across rings by time (ties: lower ring first) and writes
+    /// each ring's runs in order, without threads.
+    #[test]
+    fn merge_orders_lines_across_rings() {
+        use std::cell::RefCell;
+        let runs = RefCell::new(vec![
+            VecDeque::from([
+                Formatted {
+                    text: b"a1\na5\n".to_vec(),
+                    lines: vec![(1, 3), (5, 6)],
+                },
+                Formatted::default(),
+                formatted(9, "a9\n"),
+            ]),
+            VecDeque::from([Formatted {
+                text: b"b1\nb3\nb7\n".to_vec(),
+                lines: vec![(1, 3), (3, 6), (7, 9)],
+            }]),
+        ]);
+        let take = |k: usize| runs.borrow_mut()[k].pop_front();
+        let mut out = Vec::new();
+        merge_and_write(2, &take, &|_| {}, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "a1\nb1\nb3\na5\nb7\na9\n");
+    }
 }

@@ -30,42 +30,44 @@ pub enum Format {
     Csv,
 }
 
-/// Function names from `--elf` files (issue 10), set once by the command before any
-/// record is formatted; FENTRY/FEXIT then show the name after the address (text, CSV)
-/// or as `symbol` (JSON). A process-wide table rather than a [`RingCtx`] field so that
-/// the formatting engine's signatures stay as they are.
-static FUNCTION_NAMES: std::sync::OnceLock<std::collections::HashMap<u64, String>> =
-    std::sync::OnceLock::new();
-
-/// Sets the function names shown by every later formatting (the first call wins).
-pub fn set_function_names(names: std::collections::HashMap<u64, String>) {
-    let _ = FUNCTION_NAMES.set(names);
-}
-
-#[inline]
-fn function_name(func: u64) -> Option<&'static str> {
-    FUNCTION_NAMES.get()?.get(&func).map(String::as_str)
-}
+/// Function names by function id or address, for instance from `--elf` files
+/// (`symbols::Symbols::names`): FENTRY/FEXIT show the name after the address (text,
+/// CSV) or as `symbol` (JSON).
+pub type FunctionNames = std::collections::HashMap<u64, String>;
 
 /// What the formatter needs to know about a ring.
 #[derive(Debug, Clone, Copy)]
-pub struct RingCtx {
+pub struct RingCtx<'a> {
     /// CPU number.
     pub cpu: u32,
     /// Clock frequency (0: unknown).
     pub clock_hz: u64,
     /// Syscall numbering.
     pub abi: SyscallAbi,
+    /// Function names (`None`: addresses only). Each dump has its own: a value passed
+    /// in, not process-wide state.
+    pub names: Option<&'a FunctionNames>,
 }
 
-impl RingCtx {
-    /// The context of `ring`.
+impl<'a> RingCtx<'a> {
+    /// The context of `ring`, without function names.
     pub fn of(ring: &Ring<'_>) -> Self {
         RingCtx {
             cpu: ring.cpu,
             clock_hz: ring.clock_hz,
             abi: ring.abi,
+            names: None,
         }
+    }
+
+    /// The same context with function names.
+    pub fn with_names(self, names: Option<&'a FunctionNames>) -> Self {
+        RingCtx { names, ..self }
+    }
+
+    #[inline]
+    fn function_name(&self, func: u64) -> Option<&'a str> {
+        self.names?.get(&func).map(String::as_str)
     }
 }
 
@@ -328,7 +330,7 @@ pub fn details(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
         Event::Interrupt { irq } => num(out, *irq),
         Event::FunctionEntry { func } | Event::FunctionExit { func } => {
             hex(out, *func);
-            if let Some(name) = function_name(*func) {
+            if let Some(name) = ctx.function_name(*func) {
                 out.push(b' ');
                 out.extend_from_slice(name.as_bytes());
             }
@@ -530,7 +532,7 @@ pub fn json(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
         Event::Interrupt { irq } => key_num(out, b"irq", *irq),
         Event::FunctionEntry { func } | Event::FunctionExit { func } => {
             key_num(out, b"func", *func);
-            if let Some(name) = function_name(*func) {
+            if let Some(name) = ctx.function_name(*func) {
                 // Symbols come from a file: escaped.
                 key(out, b"symbol");
                 let _ = serde_json::to_writer(&mut *out, name);
@@ -630,6 +632,7 @@ mod tests {
             cpu: 0,
             clock_hz: 1_000_000_000,
             abi: SyscallAbi::Sel4,
+            names: None,
         };
         assert_eq!(
             s(|o| text(o, &item, &ctx)),

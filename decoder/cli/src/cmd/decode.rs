@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use tracemark_decoder::dump::{Dump, Warning};
 use tracemark_decoder::filter::{parse_kinds, Filter, Kinds, TimeSpec};
 use tracemark_decoder::pipeline;
-use tracemark_decoder::render::{self, Format};
+use tracemark_decoder::render::{self, Format, FunctionNames};
 
 /// Print records in time order across CPUs.
 #[derive(Debug, clap::Args)]
@@ -55,10 +55,16 @@ impl Cmd {
         };
         self.input
             .with_dump(wanted, 4 << 20, false, |dump, progress| {
-                if let Some(s) = super::symbols(dump, &self.elfs)? {
-                    render::set_function_names(s.names());
-                }
-                let warnings = write_records(dump, &filter, format, threads, out, progress)?;
+                let names = super::symbols(dump, &self.elfs)?.map(|s| s.names());
+                let warnings = write_records(
+                    dump,
+                    &filter,
+                    format,
+                    names.as_ref(),
+                    threads,
+                    out,
+                    progress,
+                )?;
                 out.flush()?;
                 Ok(warnings)
             })
@@ -70,6 +76,7 @@ fn write_records(
     dump: &Dump<'_>,
     filter: &Filter,
     format: Format,
+    names: Option<&FunctionNames>,
     threads: usize,
     out: &mut dyn Write,
     progress: &(dyn Fn(u64) + Sync),
@@ -85,13 +92,11 @@ fn write_records(
     if format == Format::Csv {
         out.write_all(render::CSV_HEADER)?;
     }
-    Ok(pipeline::write_records(
-        dump,
-        &selected,
-        &ring_filters,
+    let selection = pipeline::Selection {
+        rings: &selected,
+        filters: &ring_filters,
         format,
-        threads,
-        out,
-        progress,
-    )?)
+        names,
+    };
+    Ok(pipeline::write(dump, &selection, threads, out, progress)?)
 }

@@ -56,7 +56,7 @@ struct Query<'a> {
     index: &'a Index<'a>,
     source: &'a [u8],
     rings: Vec<usize>,
-    ctxs: Vec<RingCtx>,
+    ctxs: Vec<RingCtx<'static>>,
     format: Format,
 }
 
