@@ -64,3 +64,17 @@ pub fn ring_image(
     }
     bytes[..len].to_vec()
 }
+
+/// A console log with `payload` framed as dump `dump_id` (`@TM:` lines, see
+/// `tracemark_format::uart`), each line behind some console text.
+pub fn uart_log(dump_id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut sink = |line: &[u8]| -> Result<(), ()> {
+        out.extend_from_slice(b"[console] ");
+        out.extend_from_slice(line);
+        Ok(())
+    };
+    tracemark_format::uart::write_framed(dump_id, payload, 0, &mut sink)
+        .expect("the sink never fails");
+    out
+}

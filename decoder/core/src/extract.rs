@@ -14,13 +14,14 @@
 //!
 //! The work is split along its seams: `scan` classifies the lines of the log
 //! and collects verified chunks per dump, `assemble` grants the budget and
-//! reassembles each dump from its chunks, `report` holds what is returned.
+//! reassembles each dump from its chunks, `report` holds what is returned, `summary` what it means for decoding.
 
 #![forbid(unsafe_code)]
 
 mod assemble;
 mod report;
 mod scan;
+mod summary;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,7 @@ pub use report::{
     Dump, ExtractError, ExtractLimits, ExtractReport, Location, BUDGET_PER_CHUNK,
     DEFAULT_BUDGET_SLACK, DEFAULT_MAX_ISSUES,
 };
+pub use summary::Concatenated;
 
 /// Scans `log` and recovers every dump in it, with the default limits
 /// ([`ExtractLimits::for_log`]).

@@ -1,9 +1,12 @@
 //! Opening inputs: a memory-mapped file, and what kind of bytes it holds.
 
 use std::fs::File;
+use std::ops::Range;
 use std::path::Path;
 
 use memmap2::Mmap;
+
+use crate::dump::{Category, Dump, DumpError, Warning};
 
 /// The bytes of an input file.
 pub enum Input {
@@ -128,6 +131,62 @@ fn has_framing_line(bytes: &[u8]) -> bool {
         at = p + 1;
     }
     false
+}
+
+/// An input's dump bytes, with what is known about their integrity: a dump or raw
+/// memory image as it is, or the dumps of a UART log (`@TM:` lines) reassembled and
+/// laid end to end.
+pub struct DumpBytes {
+    /// The bytes (mapped, or reassembled from a UART log).
+    pub input: Input,
+    /// For bytes reassembled from a UART log: the byte ranges covered by verified
+    /// chunks (`None`: all bytes are as read).
+    pub valid: Option<Vec<Range<usize>>>,
+    /// Problems of the UART log (log offsets), to report before the dump's own.
+    pub warnings: Vec<Warning>,
+}
+
+/// A UART log from which no dump could be reassembled.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{problem} (this is a UART log, and no dump could be reassembled from it)")]
+pub struct NoDumpInLog {
+    /// The log's first problem (or "no dump found").
+    pub problem: Warning,
+}
+
+impl DumpBytes {
+    /// The dump bytes of `input`, told apart by [`detect`].
+    pub fn new(input: Input) -> Result<DumpBytes, NoDumpInLog> {
+        match detect(input.bytes()) {
+            InputKind::Dump => Ok(DumpBytes {
+                input,
+                valid: None,
+                warnings: Vec::new(),
+            }),
+            InputKind::UartLog => {
+                let log = crate::extract::extract(input.bytes()).concatenated();
+                if log.data.is_empty() {
+                    let problem = log.warnings.first().cloned().unwrap_or(Warning {
+                        offset: 0,
+                        message: "no dump found".to_string(),
+                        damage: true,
+                        category: Category::Uart,
+                    });
+                    return Err(NoDumpInLog { problem });
+                }
+                Ok(DumpBytes {
+                    input: Input::Owned(log.data),
+                    valid: Some(log.valid),
+                    warnings: log.warnings,
+                })
+            }
+        }
+    }
+
+    /// The rings in the bytes.
+    pub fn dump(&self) -> Result<Dump<'_>, DumpError> {
+        Dump::parse_partial(self.input.bytes(), self.valid.as_deref())
+    }
 }
 
 #[cfg(test)]

@@ -27,13 +27,13 @@ impl Cmd {
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
         let input = Input::open(&self.log).with_context(|| self.log.display().to_string())?;
         let report = extract::extract(input.bytes());
-        let (data, _valid, _) = super::extract_summary(&report);
+        let data = report.concatenated().data;
         let mut bad = 0usize;
         for d in &report.dumps {
             let at = d.begin.or(d.end).map_or(0, |l| l.offset);
             let status = match &d.error {
                 Some(e) => e.to_string(),
-                None => super::chunk_problems(d),
+                None => d.summary(),
             };
             if !d.is_complete() {
                 bad += 1;

@@ -1,14 +1,12 @@
 //! One module per subcommand, and what they share.
 
 use std::io::IsTerminal;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracemark_decoder::dump::{Category, Dump, Warning};
-use tracemark_decoder::extract::{ExtractError, ExtractReport};
-use tracemark_decoder::input::{self, Input, InputKind};
+use tracemark_decoder::input::{DumpBytes, Input};
 use tracemark_decoder::render::Format;
 
 pub mod capture;
@@ -201,22 +199,22 @@ pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
-/// An input file's dump bytes, with what is known about their integrity.
-pub struct Source {
-    /// The bytes (mapped, or reassembled from a UART log).
-    pub input: Input,
-    /// For bytes reassembled from a UART log: the byte ranges covered by verified
-    /// chunks (`None`: all bytes are as read).
-    pub valid: Option<Vec<Range<usize>>>,
-    /// Problems of the UART log (log offsets), reported before the dump's own.
-    pub warnings: Vec<Warning>,
+/// An input file's dump bytes ([`DumpBytes`]: a dump or memory image as it is, or a
+/// UART log's dumps reassembled), as the commands open them.
+pub struct Source(DumpBytes);
+
+impl std::ops::Deref for Source {
+    type Target = DumpBytes;
+
+    fn deref(&self) -> &DumpBytes {
+        &self.0
+    }
 }
 
 impl Source {
-    /// The rings of the source.
+    /// The rings of the source (`path` names it in errors).
     pub fn dump(&self, path: &Path) -> anyhow::Result<Dump<'_>> {
-        Dump::parse_partial(self.input.bytes(), self.valid.as_deref())
-            .with_context(|| path.display().to_string())
+        self.0.dump().with_context(|| path.display().to_string())
     }
 }
 
@@ -230,119 +228,8 @@ pub fn open(path: &Path) -> anyhow::Result<Source> {
 /// The dump bytes of `input` (read from `path`): as they are, or reassembled from a
 /// UART log.
 fn source(path: &Path, input: Input) -> anyhow::Result<Source> {
-    match input::detect(input.bytes()) {
-        InputKind::Dump => Ok(Source {
-            input,
-            valid: None,
-            warnings: Vec::new(),
-        }),
-        InputKind::UartLog => {
-            let report = tracemark_decoder::extract::extract(input.bytes());
-            let (data, valid, warnings) = extract_summary(&report);
-            if data.is_empty() {
-                let first = warnings
-                    .first()
-                    .map_or_else(|| "at byte 0: no dump found".to_string(), |w| w.to_string());
-                bail!(
-                    "{}: {first} (this is a UART log, and no dump could be reassembled from it)",
-                    path.display()
-                );
-            }
-            Ok(Source {
-                input: Input::Owned(data),
-                valid: Some(valid),
-                warnings,
-            })
-        }
-    }
-}
-
-/// The dumps of an extraction report laid end to end, the verified byte ranges of that
-/// concatenation, and the log's problems as warnings (at log offsets).
-pub fn extract_summary(report: &ExtractReport) -> (Vec<u8>, Vec<Range<usize>>, Vec<Warning>) {
-    let mut data = Vec::new();
-    let mut valid = Vec::new();
-    let mut warnings = Vec::new();
-    for d in &report.dumps {
-        let at = d.begin.or(d.end).map_or(0, |l| l.offset);
-        if let Some(e) = &d.error {
-            warnings.push(uart_warning(at, e.to_string()));
-            continue;
-        }
-        if !d.missing.is_empty() || !d.corrupt.is_empty() || !d.conflicting.is_empty() {
-            warnings.push(uart_warning(at, chunk_problems(d)));
-        }
-        let base = data.len();
-        valid.extend(d.valid.iter().map(|r| r.start + base..r.end + base));
-        data.extend_from_slice(&d.data);
-    }
-    for issue in &report.issues {
-        // Chunk-level problems are already summarised per dump.
-        if matches!(issue, ExtractError::TooLarge { .. }) {
-            continue;
-        }
-        let loc = issue.location();
-        warnings.push(uart_warning(loc.offset, issue.to_string()));
-    }
-    (data, valid, warnings)
-}
-
-fn uart_warning(offset: usize, message: String) -> Warning {
-    Warning {
-        offset,
-        message,
-        damage: true,
-        category: Category::Uart,
-    }
-}
-
-/// `dump 0x0000002a: 2 chunks missing (3, 17), 1 corrupt (5)`.
-pub fn chunk_problems(d: &tracemark_decoder::extract::Dump) -> String {
-    fn list(v: &[u64]) -> String {
-        const SHOWN: usize = 20;
-        let mut s: Vec<String> = v.iter().take(SHOWN).map(u64::to_string).collect();
-        if v.len() > SHOWN {
-            s.push(format!("... {} more", v.len() - SHOWN));
-        }
-        s.join(", ")
-    }
-    let mut parts = Vec::new();
-    if !d.missing.is_empty() {
-        parts.push(format!(
-            "{} chunks missing ({})",
-            d.missing.len(),
-            list(&d.missing)
-        ));
-    }
-    if !d.corrupt.is_empty() {
-        parts.push(format!(
-            "{} corrupt ({})",
-            d.corrupt.len(),
-            list(&d.corrupt)
-        ));
-    }
-    if !d.conflicting.is_empty() {
-        parts.push(format!(
-            "{} conflicting ({})",
-            d.conflicting.len(),
-            list(&d.conflicting)
-        ));
-    }
-    if parts.is_empty() && !d.payload_crc_ok {
-        parts.push("payload CRC mismatch".to_string());
-    }
-    format!(
-        "dump {:#010x} of {} bytes in {} chunks of {}: {}",
-        d.dump_id,
-        d.declared_len,
-        d.chunk_count,
-        d.chunk_len,
-        if parts.is_empty() {
-            "complete".to_string()
-        } else {
-            parts.join(", ")
-        }
-    )
+    let bytes = DumpBytes::new(input).with_context(|| path.display().to_string())?;
+    Ok(Source(bytes))
 }
 
 /// Writes `bytes` to `path`: through a temporary file renamed over it for a regular
