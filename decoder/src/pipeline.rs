@@ -22,7 +22,7 @@ use std::sync::{Condvar, Mutex};
 use tracemark_format::scan::{scan_block, ByKind, KindVisitor};
 use tracemark_format::KernelEntry;
 
-use crate::dump::{Dump, Warning};
+use crate::dump::{count_warning, Dump, Warning};
 use crate::filter::RingFilter;
 use crate::merge::{block_warning, BlockItems, EntryStack};
 use crate::par::{self, Carry, Unit, UnitStack};
@@ -173,6 +173,12 @@ pub fn write_records(
                 if let Some(e) = end.error {
                     warnings.push(block_warning(ring.cpu, block, e.offset, &e.to_string()));
                 }
+                warnings.extend(count_warning(
+                    ring.cpu,
+                    block,
+                    end.records - end.lost,
+                    end.error.is_none(),
+                ));
             }
             (stack, warnings)
         },
@@ -193,11 +199,17 @@ pub fn write_records(
         }
         starts.push(s);
     }
-    // A run that starts after the window's end holds nothing wanted.
+    // A run whose blocks all start after the window's end holds nothing wanted. Every
+    // block is looked at, not only the run's first: a block out of time order (a clock
+    // step back, or a damaged `base_ts`, reported by the dump reader) may start earlier
+    // than the one before it, and `query --from/--to` reads it too.
     let wanted = |k: usize, j: usize| {
         let u = &units[k][j];
-        let b = &dump.rings[u.ring].blocks[u.blocks.start];
-        b.base_ts <= filters[u.ring].to || j == 0
+        let to = filters[u.ring].to;
+        j == 0
+            || dump.rings[u.ring].blocks[u.blocks.clone()]
+                .iter()
+                .any(|b| b.base_ts <= to)
     };
 
     // Pass 2: format in parallel, merge and write here.

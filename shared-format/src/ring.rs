@@ -456,10 +456,12 @@ impl core::fmt::Display for RingError {
 pub enum BlockState {
     /// Holds records; `len` bytes of them after the header.
     Valid,
-    /// Never written (fresh ring, first pass not reached it yet).
+    /// Never written (fresh ring, first pass not reached it yet): magic 0 where
+    /// [`RingView::may_be_unused`] allows it.
     Empty,
     /// Its header does not carry the sequence number expected in this slot: it was being
-    /// reclaimed, or the memory is damaged.
+    /// reclaimed, or the memory is damaged (a zero magic in a slot the ring has already
+    /// written is damage too).
     Torn,
     /// The slot lies beyond the end of the available bytes.
     Missing,
@@ -615,9 +617,15 @@ impl<'a> RingView<'a> {
     pub fn commit_consistent(&self) -> bool {
         if self.is_empty() {
             let g = self.geometry;
-            // At most block 0, being opened by the first writer.
+            // At most block 0, being opened by the first writer, before its header counts
+            // a record (the opener adds its count after the magic). A block 0 that counts
+            // records with nothing committed is, far likelier than a dump taken in those
+            // few instructions, a commit position that was lost (zeroed): read by the
+            // blocks' own headers instead, and reported.
             return (0..g.block_count).all(|slot| match self.slot_header(slot) {
-                Some(h) => h.magic.get() == 0 || slot == 0 && h.seq.get() == 0,
+                Some(h) => {
+                    h.magic.get() == 0 || slot == 0 && h.seq.get() == 0 && h.records.get() == 0
+                }
                 None => true,
             });
         }
@@ -742,6 +750,18 @@ impl<'a> RingView<'a> {
             && ahead.is_some_and(|d| d >= 1 && d <= self.opened_ahead())
     }
 
+    /// Whether the block with sequence number `seq` of the window may never have been
+    /// written: only on the ring's first lap (nothing overwritten yet), for the window's
+    /// sequence numbers before 0 (the slots after the commit position's block). Every
+    /// other slot of the window has held a block, so a zero magic there is damage, not a
+    /// fresh slot (FORMAT.md 7.2).
+    pub fn may_be_unused(&self, seq: u32) -> bool {
+        let g = self.geometry;
+        self.is_empty()
+            || self.header.overwritten.get() == 0
+                && g.distance(seq, self.commit.seq) > self.commit.seq
+    }
+
     /// Length of the whole ring in memory, header included.
     pub fn ring_len(&self) -> usize {
         self.geometry.ring_len()
@@ -786,7 +806,7 @@ impl<'a> RingView<'a> {
         };
         view.header = header;
         if header.magic.get() != BLOCK_MAGIC {
-            view.state = if header.magic.get() == 0 {
+            view.state = if header.magic.get() == 0 && self.may_be_unused(seq) {
                 BlockState::Empty
             } else {
                 BlockState::Torn

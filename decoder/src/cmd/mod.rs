@@ -75,6 +75,11 @@ pub struct InputArgs {
     /// Worker threads (default: available cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Most bytes read from a pipe, standard input or a device (regular files are mapped,
+    /// whatever their size): more is refused, so that an endless stream cannot exhaust
+    /// memory.
+    #[arg(long, value_name = "BYTES", default_value_t = input::MAX_STREAM_LEN)]
+    pub max_stream: u64,
 }
 
 impl InputArgs {
@@ -94,7 +99,9 @@ impl InputArgs {
         bytes: bool,
         work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
     ) -> anyhow::Result<()> {
-        self.run_dump(open(&self.file)?, total, min, bytes, work)
+        let input = Input::open_limited(&self.file, self.max_stream)
+            .with_context(|| self.file.display().to_string())?;
+        self.run_dump(source(&self.file, input)?, total, min, bytes, work)
     }
 
     /// [`InputArgs::with_dump`] for a command that reads every byte of the dump: the
@@ -106,8 +113,8 @@ impl InputArgs {
         bytes: bool,
         work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
     ) -> anyhow::Result<()> {
-        let input =
-            Input::open_whole(&self.file).with_context(|| self.file.display().to_string())?;
+        let input = Input::open_whole(&self.file, self.max_stream)
+            .with_context(|| self.file.display().to_string())?;
         self.run_dump(source(&self.file, input)?, total, min, bytes, work)
     }
 
@@ -376,16 +383,20 @@ pub fn report(path: &Path, warnings: &[Warning], verbose: bool) -> anyhow::Resul
 pub fn symbols(
     dump: &Dump<'_>,
     elfs: &[std::path::PathBuf],
+    ignore_build_id: bool,
 ) -> anyhow::Result<Option<tracemark_decoder::symbols::Symbols>> {
     use tracemark_decoder::symbols;
     if elfs.is_empty() {
         return Ok(None);
     }
     let scan = symbols::scan(dump);
-    let mut s = symbols::Symbols::load(elfs, &scan.images)?;
+    let mut s = symbols::Symbols::load(elfs, &scan.images, ignore_build_id)?;
     s.resolve(scan.functions.iter().copied());
     for n in &s.notes {
         eprintln!("tracemark: note: {n}");
+    }
+    for w in &s.warnings {
+        eprintln!("tracemark: warning: {}", escape(w));
     }
     Ok(Some(s))
 }
