@@ -163,10 +163,22 @@ pub enum SymbolsError {
     },
 }
 
-/// The ELF's GNU build id, lowest loaded address and end of the loaded extent, whether it
-/// is 32-bit ARM, and whether it has anything to name functions with (a function symbol
-/// or DWARF).
-fn describe(path: &Path) -> anyhow::Result<(Option<Vec<u8>>, u64, u64, bool, bool)> {
+/// What [`describe`] finds in an ELF.
+struct ElfFacts {
+    /// The GNU build id.
+    build_id: Option<Vec<u8>>,
+    /// Lowest loaded address.
+    lo: u64,
+    /// End of the loaded extent.
+    hi: u64,
+    /// Whether it is 32-bit ARM.
+    arm: bool,
+    /// Whether it has anything to name functions with (a function symbol or DWARF).
+    names: bool,
+}
+
+/// The facts of the ELF at `path` that matching and naming need.
+fn describe(path: &Path) -> anyhow::Result<ElfFacts> {
     let data = std::fs::read(path)?;
     let file = object::File::parse(&*data)?;
     let build_id = file.build_id()?.map(<[u8]>::to_vec);
@@ -188,7 +200,13 @@ fn describe(path: &Path) -> anyhow::Result<(Option<Vec<u8>>, u64, u64, bool, boo
         .chain(file.dynamic_symbols())
         .any(|s| s.kind() == object::SymbolKind::Text)
         || file.section_by_name(".debug_info").is_some();
-    Ok((build_id, lo, hi, arm, names))
+    Ok(ElfFacts {
+        build_id,
+        lo,
+        hi,
+        arm,
+        names,
+    })
 }
 
 /// The build id's first 8 bytes, read both ways.
@@ -215,7 +233,13 @@ impl Symbols {
         let mut warnings = Vec::new();
         for path in paths {
             let ctx = || format!("{}: not a readable ELF file", path.display());
-            let (build_id, lo, hi, arm, names) = describe(path).with_context(ctx)?;
+            let ElfFacts {
+                build_id,
+                lo,
+                hi,
+                arm,
+                names,
+            } = describe(path).with_context(ctx)?;
             if !names {
                 warnings.push(format!(
                     "{}: no symbol table and no DWARF (a stripped ELF?): it names no \
@@ -443,7 +467,7 @@ mod tests {
         // table. Its load address comes from /proc/self/maps; an IMAGE record of that
         // address and the ELF's extent matches it by size.
         let exe = std::env::current_exe().unwrap();
-        let (_, lo, hi, _, _) = describe(&exe).unwrap();
+        let ElfFacts { lo, hi, .. } = describe(&exe).unwrap();
         assert!(hi > lo);
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         let exe_name = exe.to_str().unwrap();
@@ -473,7 +497,7 @@ mod tests {
 
         // By build id, when the executable has one (the linker's --build-id, Debian's
         // default): the record's size and id say nothing else.
-        let (build_id, ..) = describe(&exe).unwrap();
+        let build_id = describe(&exe).unwrap().build_id;
         if let Some(b) = build_id.filter(|b| b.len() >= 8) {
             let id = u64::from_le_bytes(b[..8].try_into().unwrap());
             let wrong_size = ImageRecord {
