@@ -491,7 +491,6 @@ fn read_ring<'a>(
                 numbering.advance(count);
             }
             BlockState::Torn => {
-                torn += 1;
                 // The writer's protocol explains only blocks opened after the commit
                 // position (being reclaimed, or opened by nested writers); anything else
                 // is damage.
@@ -503,6 +502,28 @@ fn read_ring<'a>(
                 let plausible = header_ok
                     && plausible_block_records(block_size, b.header.records.get())
                     && (!zeroed || b.header.seq.get() == b.seq);
+                // Only the magic is gone (the sequence number, count and the rest still
+                // name this block): its records are decoded, and reported.
+                let records = view.record_bytes(&b);
+                let records_at = at + BLOCK_HEADER_LEN;
+                let recovered = !reclaiming
+                    && zeroed
+                    && plausible
+                    && covered(valid, records_at..records_at + records.len());
+                torn += u64::from(!recovered);
+                if recovered {
+                    seen_intact = true;
+                    checks.block(&view, offset, &b, warnings);
+                    blocks.push(Block {
+                        seq: b.seq,
+                        offset: at,
+                        base_ts: b.header.base_ts.get(),
+                        first_record: numbering.next(),
+                        header_records: b.header.records.get(),
+                        is_current: b.is_current,
+                        records,
+                    });
+                }
                 if !reclaiming {
                     if plausible {
                         numbering.advance(count);
@@ -523,12 +544,12 @@ fn read_ring<'a>(
                         format!(
                             "cpu{cpu}: block {}: block magic is 0 in a slot the ring has \
                              already written (an unused block cannot lie between written \
-                             ones: damaged header), {} skipped",
+                             ones: damaged header), {}",
                             b.seq,
-                            if plausible {
-                                format!("{count} records")
+                            if recovered {
+                                "its records decoded by the rest of its header"
                             } else {
-                                "its records".to_string()
+                                "its records skipped"
                             }
                         )
                     } else if b.header.magic.get() == BLOCK_MAGIC {

@@ -817,14 +817,34 @@ impl<'a> RingView<'a> {
             view.state = BlockState::Torn;
             return view;
         }
+        view.records = self.committed(body, is_current);
+        view.state = BlockState::Valid;
+        view
+    }
+
+    /// The committed record bytes of `body` (a block's bytes after its header): to the
+    /// commit offset for the current block, all of them otherwise.
+    fn committed(&self, body: &'a [u8], is_current: bool) -> &'a [u8] {
         let len = if is_current {
             (self.commit.offset as usize).saturating_sub(BLOCK_HEADER_LEN)
         } else {
             body.len()
         };
-        view.records = &body[..len.min(body.len())];
-        view.state = BlockState::Valid;
-        view
+        &body[..len.min(body.len())]
+    }
+
+    /// The record bytes `block` would hold if its header's magic were intact, for a
+    /// reader that recovers a block whose magic alone is damaged (its `seq` still the
+    /// expected one): empty for a missing block.
+    pub fn record_bytes(&self, block: &BlockView<'a>) -> &'a [u8] {
+        let size = self.geometry.block_size() as usize;
+        match self
+            .bytes
+            .get(block.offset + BLOCK_HEADER_LEN..block.offset + size)
+        {
+            Some(body) => self.committed(body, block.is_current),
+            None => &[],
+        }
     }
 }
 
