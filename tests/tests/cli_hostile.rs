@@ -797,6 +797,18 @@ fn lost_counts_that_contradict_the_blocks_are_damage() {
     let path = write(&sim, "overwritten.bin", &bad);
     damage_is_reported(&sim, &path, "records were lost before it", None);
 
+    // A block's lost_before above the counters, or below the block's before it.
+    let blocks = closed_blocks(&bytes, rings[1]);
+    for (value, why) in [
+        (u64::MAX / 2, "records were lost before it"),
+        (0, "fewer than block"),
+    ] {
+        let mut bad = bytes.clone();
+        set_u64(&mut bad, blocks[6].0 + offsets::BLOCK_LOST_BEFORE, value);
+        let path = write(&sim, "lost_before.bin", &bad);
+        damage_is_reported(&sim, &path, why, None);
+    }
+
     let mut bad = bytes.clone();
     for &r in &rings {
         set_u64(&mut bad, r + offsets::DROPPED, 1 << 63);
