@@ -940,3 +940,68 @@ fn stats_per_kind_counts_are_aligned() {
         "every count ends in the same column: {rows:#?}"
     );
 }
+
+/// A clock that steps back is the writer's protocol, not damage: blocks that start
+/// before the one before them, explained by a CLOCKBACK record, pass every command, and
+/// decode and query select the same records around the step.
+#[test]
+fn a_clock_stepping_back_is_not_damage() {
+    use std::cell::Cell;
+    use tracemark::{Config, Mode, Tracer};
+    let now = Cell::new(1_000_000u64);
+    let clock = || now.get();
+    let mut mem = vec![0u64; (192 + 16 * 512) / 8];
+    // SAFETY: a u64 buffer viewed as bytes: same memory, 8-byte aligned, no padding.
+    let bytes =
+        unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr().cast::<u8>(), mem.len() * 8) };
+    let config = Config {
+        mode: Mode::Overwrite,
+        block_size: 512,
+        clock_hz: 1_000_000_000,
+        ..Config::new()
+    };
+    let t = Tracer::new(bytes, &config, &clock).unwrap();
+    for i in 0..3_000u32 {
+        // Steps of 200 ticks, and every 700 records the clock goes back 50,000 ticks.
+        now.set(if i % 700 == 699 {
+            now.get() - 50_000
+        } else {
+            now.get() + 200
+        });
+        t.interrupt(i % 64);
+    }
+    drop(t);
+    let dump = bytes.to_vec();
+    let view = RingView::parse(&dump).unwrap();
+    let bases: Vec<u64> = view
+        .blocks()
+        .filter(|b| b.state == tracemark_format::ring::BlockState::Valid)
+        .map(|b| b.header.base_ts.get())
+        .collect();
+    assert!(
+        bases.windows(2).any(|w| w[1] < w[0]),
+        "a block starts before the one before it"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clockback.bin");
+    std::fs::write(&path, &dump).unwrap();
+    let p = path.to_str().unwrap();
+    let idx = dir.path().join("clockback.idx");
+    let idx = idx.to_str().unwrap();
+    let full = tracemark_ok(&["decode", p]);
+    assert!(full.contains("CLOCKBACK"), "the step is recorded");
+    tracemark_ok(&["stats", p]);
+    tracemark_ok(&["index", p, "-o", idx]);
+    let (lo, hi) = (bases.iter().min().unwrap(), bases.iter().max().unwrap());
+    let (f, t) = (format!("{}t", lo + (hi - lo) / 3), format!("{}t", hi));
+    let window = ["--from", f.as_str(), "--to", t.as_str()];
+    let sorted = |s: String| {
+        let mut v: Vec<String> = s.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let d = sorted(tracemark_ok(&[&["decode", p][..], &window[..]].concat()));
+    let q = sorted(tracemark_ok(&[&["query", idx][..], &window[..]].concat()));
+    assert!(!d.is_empty());
+    assert_eq!(d, q, "decode and query select the same records");
+}
