@@ -41,7 +41,8 @@ use tracemark_format::numbering::{
 };
 use tracemark_format::record::BlockRecords;
 use tracemark_format::ring::{
-    find_rings, offsets, BlockState, RingError, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_MAGIC,
+    find_rings, holds_clock_back, offsets, starts_in_order, BlockState, RingError,
+    BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_MAGIC,
 };
 use tracemark_format::{Event, RingView, SyscallAbi};
 
@@ -464,7 +465,7 @@ fn read_ring<'a>(
                     count = held;
                 }
                 if header_ok {
-                    checks.block(&view, offset, &b, warnings);
+                    checks.block(&view, offset, &b, b.records, warnings);
                 }
                 if covered(valid, records_at..records_at + b.records.len()) {
                     blocks.push(Block {
@@ -513,7 +514,7 @@ fn read_ring<'a>(
                 torn += u64::from(!recovered);
                 if recovered {
                     seen_intact = true;
-                    checks.block(&view, offset, &b, warnings);
+                    checks.block(&view, offset, &b, records, warnings);
                     blocks.push(Block {
                         seq: b.seq,
                         offset: at,
@@ -654,6 +655,7 @@ impl BlockChecks {
         view: &RingView<'_>,
         ring_at: usize,
         b: &tracemark_format::ring::BlockView<'_>,
+        records: &[u8],
         warnings: &mut Vec<Warning>,
     ) {
         let h = &view.header;
@@ -696,8 +698,12 @@ impl BlockChecks {
                 });
             }
             if !self.time_reported
-                && base_ts < pts
-                && !clock_stepped_back(view, ring_at, pat, b.records, base_ts)
+                && !starts_in_order(pts, base_ts, false)
+                && !starts_in_order(
+                    pts,
+                    base_ts,
+                    clock_stepped_back(view, ring_at, pat, records, base_ts),
+                )
             {
                 self.time_reported = true;
                 warnings.push(Warning {
@@ -727,11 +733,6 @@ fn clock_stepped_back(
     records: &[u8],
     base_ts: u64,
 ) -> bool {
-    let has_clockback = |bytes: &[u8], base: u64| {
-        BlockRecords::new(bytes, base)
-            .map_while(Result::ok)
-            .any(|r| matches!(r.event, Event::ClockBack { .. }))
-    };
     let prev_rel = prev_at - ring_at;
     let size = view.geometry.block_size() as usize;
     let prev = view.bytes.get(prev_rel..prev_rel + size).and_then(|blk| {
@@ -740,5 +741,6 @@ fn clock_stepped_back(
             .0;
         Some((blk.get(BLOCK_HEADER_LEN..)?, h.base_ts.get()))
     });
-    has_clockback(records, base_ts) || prev.is_some_and(|(bytes, base)| has_clockback(bytes, base))
+    holds_clock_back(records, base_ts)
+        || prev.is_some_and(|(bytes, base)| holds_clock_back(bytes, base))
 }

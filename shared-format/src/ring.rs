@@ -848,6 +848,24 @@ impl<'a> RingView<'a> {
     }
 }
 
+/// Whether a block starting at `base_ts` may follow (in sequence order) a block that
+/// started at `prev_base_ts` (FORMAT.md 18): blocks open in time order, unless the clock
+/// stepped back, which the writer records with a CLOCKBACK record (`clock_stepped_back`:
+/// one of the two blocks holds one, see [`holds_clock_back`]). Anything else is a damaged
+/// `base_ts`.
+#[inline]
+pub const fn starts_in_order(prev_base_ts: u64, base_ts: u64, clock_stepped_back: bool) -> bool {
+    base_ts >= prev_base_ts || clock_stepped_back
+}
+
+/// Whether the records `bytes` of a block starting at `base_ts` hold a CLOCKBACK record
+/// (before the first record that does not decode).
+pub fn holds_clock_back(bytes: &[u8], base_ts: u64) -> bool {
+    BlockRecords::new(bytes, base_ts)
+        .map_while(Result::ok)
+        .any(|r| matches!(r.event, crate::Event::ClockBack { .. }))
+}
+
 /// Scans `bytes` for ring headers (magic and a matching header CRC), for raw memory
 /// images where rings sit at unknown offsets. Yields the offsets, in order; the search
 /// steps by 8 bytes (rings are 8-byte aligned).
@@ -914,6 +932,30 @@ mod tests {
                 seq = next;
             }
         }
+    }
+
+    #[test]
+    fn blocks_start_in_time_order_unless_the_clock_stepped_back() {
+        assert!(starts_in_order(100, 100, false));
+        assert!(starts_in_order(100, 250, false));
+        assert!(!starts_in_order(100, 99, false));
+        assert!(starts_in_order(100, 99, true));
+        let mut clockback = [0u8; crate::record::MAX_RECORD_LEN];
+        let n = crate::record::encode(
+            &mut clockback,
+            crate::record::Time::Absolute(50),
+            50,
+            &crate::Event::ClockBack { back: 7 },
+        );
+        assert!(holds_clock_back(&clockback[..n], 40));
+        let mut irq = [0u8; crate::record::MAX_RECORD_LEN];
+        let n = crate::record::encode(
+            &mut irq,
+            crate::record::Time::Delta(0),
+            40,
+            &crate::Event::Interrupt { irq: 3 },
+        );
+        assert!(!holds_clock_back(&irq[..n], 40));
     }
 
     #[test]
