@@ -33,6 +33,39 @@ pub const fn ring_numbering_fits(start: u64, blocks: u32, block_size: u32) -> bo
     start.checked_add(most).is_some()
 }
 
+/// Whether a block's event records, as decoded, agree with its header's `records` count
+/// (FORMAT.md 7.1 and 12): `decoded` is the event records (`Lost` records excluded)
+/// decoded from the block, `complete` whether decoding reached the end of its record
+/// bytes (END marker, or the end of the bytes) without an error. The writer counts every
+/// record it stores in the block, so no block decodes to more than its count; a closed
+/// block holds exactly its count; the current block (the one the commit position points
+/// into) may count reservations not yet committed, so it may decode to fewer. Anything
+/// else is damage: record bytes overwritten (zeroed bytes decode as kernel entries) or a
+/// damaged count, which would give records numbers that another block also uses, or
+/// leave a gap.
+#[inline]
+pub const fn block_count_consistent(
+    header: u32,
+    decoded: u64,
+    is_current: bool,
+    complete: bool,
+) -> bool {
+    let header = header as u64;
+    decoded <= header && (decoded == header || is_current || !complete)
+}
+
+/// Whether a block's `lost_before` agrees with its ring's header counters (FORMAT.md 11):
+/// `lost_before` is `overwritten + dropped` at the moment the block was opened, and both
+/// counters only grow, so it can never exceed their sum as dumped. A sum past
+/// `u64::MAX` is itself impossible (each counter counts records the writer handled).
+#[inline]
+pub const fn lost_before_consistent(lost_before: u64, overwritten: u64, dropped: u64) -> bool {
+    match overwritten.checked_add(dropped) {
+        Some(sum) => lost_before <= sum,
+        None => false,
+    }
+}
+
 /// The numbering of one ring's blocks, oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingNumbering {
@@ -122,5 +155,28 @@ mod tests {
         assert_eq!(r.next(), 0);
         assert!(plausible_block_records(256, 224));
         assert!(!plausible_block_records(256, 225));
+    }
+
+    #[test]
+    fn block_counts_agree_only_as_the_writer_leaves_them() {
+        // A closed block decodes to exactly its count.
+        assert!(block_count_consistent(250, 250, false, true));
+        assert!(!block_count_consistent(250, 249, false, true));
+        // More records than counted: never (zeroed bytes decoding as entries).
+        assert!(!block_count_consistent(250, 251, false, true));
+        assert!(!block_count_consistent(250, 251, true, true));
+        assert!(!block_count_consistent(250, 251, false, false));
+        // The current block may count reservations not yet committed.
+        assert!(block_count_consistent(250, 120, true, true));
+        // A block cut by a decoding error is already reported as corrupt.
+        assert!(block_count_consistent(250, 120, false, false));
+    }
+
+    #[test]
+    fn lost_before_is_bounded_by_the_counters() {
+        assert!(lost_before_consistent(16_400, 16_400, 0));
+        assert!(lost_before_consistent(16_400, 16_000, 400));
+        assert!(!lost_before_consistent(16_400, 0, 0));
+        assert!(!lost_before_consistent(0, 1 << 63, 1 << 63));
     }
 }

@@ -456,10 +456,12 @@ impl core::fmt::Display for RingError {
 pub enum BlockState {
     /// Holds records; `len` bytes of them after the header.
     Valid,
-    /// Never written (fresh ring, first pass not reached it yet).
+    /// Never written (fresh ring, first pass not reached it yet): magic 0 where
+    /// [`RingView::may_be_unused`] allows it.
     Empty,
     /// Its header does not carry the sequence number expected in this slot: it was being
-    /// reclaimed, or the memory is damaged.
+    /// reclaimed, or the memory is damaged (a zero magic in a slot the ring has already
+    /// written is damage too).
     Torn,
     /// The slot lies beyond the end of the available bytes.
     Missing,
@@ -615,9 +617,15 @@ impl<'a> RingView<'a> {
     pub fn commit_consistent(&self) -> bool {
         if self.is_empty() {
             let g = self.geometry;
-            // At most block 0, being opened by the first writer.
+            // At most block 0, being opened by the first writer, before its header counts
+            // a record (the opener adds its count after the magic). A block 0 that counts
+            // records with nothing committed is, far likelier than a dump taken in those
+            // few instructions, a commit position that was lost (zeroed): read by the
+            // blocks' own headers instead, and reported.
             return (0..g.block_count).all(|slot| match self.slot_header(slot) {
-                Some(h) => h.magic.get() == 0 || slot == 0 && h.seq.get() == 0,
+                Some(h) => {
+                    h.magic.get() == 0 || slot == 0 && h.seq.get() == 0 && h.records.get() == 0
+                }
                 None => true,
             });
         }
@@ -742,6 +750,18 @@ impl<'a> RingView<'a> {
             && ahead.is_some_and(|d| d >= 1 && d <= self.opened_ahead())
     }
 
+    /// Whether the block with sequence number `seq` of the window may never have been
+    /// written: only on the ring's first lap (nothing overwritten yet), for the window's
+    /// sequence numbers before 0 (the slots after the commit position's block). Every
+    /// other slot of the window has held a block, so a zero magic there is damage, not a
+    /// fresh slot (FORMAT.md 7.2).
+    pub fn may_be_unused(&self, seq: u32) -> bool {
+        let g = self.geometry;
+        self.is_empty()
+            || self.header.overwritten.get() == 0
+                && g.distance(seq, self.commit.seq) > self.commit.seq
+    }
+
     /// Length of the whole ring in memory, header included.
     pub fn ring_len(&self) -> usize {
         self.geometry.ring_len()
@@ -786,7 +806,7 @@ impl<'a> RingView<'a> {
         };
         view.header = header;
         if header.magic.get() != BLOCK_MAGIC {
-            view.state = if header.magic.get() == 0 {
+            view.state = if header.magic.get() == 0 && self.may_be_unused(seq) {
                 BlockState::Empty
             } else {
                 BlockState::Torn
@@ -797,15 +817,53 @@ impl<'a> RingView<'a> {
             view.state = BlockState::Torn;
             return view;
         }
+        view.records = self.committed(body, is_current);
+        view.state = BlockState::Valid;
+        view
+    }
+
+    /// The committed record bytes of `body` (a block's bytes after its header): to the
+    /// commit offset for the current block, all of them otherwise.
+    fn committed(&self, body: &'a [u8], is_current: bool) -> &'a [u8] {
         let len = if is_current {
             (self.commit.offset as usize).saturating_sub(BLOCK_HEADER_LEN)
         } else {
             body.len()
         };
-        view.records = &body[..len.min(body.len())];
-        view.state = BlockState::Valid;
-        view
+        &body[..len.min(body.len())]
     }
+
+    /// The record bytes `block` would hold if its header's magic were intact, for a
+    /// reader that recovers a block whose magic alone is damaged (its `seq` still the
+    /// expected one): empty for a missing block.
+    pub fn record_bytes(&self, block: &BlockView<'a>) -> &'a [u8] {
+        let size = self.geometry.block_size() as usize;
+        match self
+            .bytes
+            .get(block.offset + BLOCK_HEADER_LEN..block.offset + size)
+        {
+            Some(body) => self.committed(body, block.is_current),
+            None => &[],
+        }
+    }
+}
+
+/// Whether a block starting at `base_ts` may follow (in sequence order) a block that
+/// started at `prev_base_ts` (FORMAT.md 18): blocks open in time order, unless the clock
+/// stepped back, which the writer records with a CLOCKBACK record (`clock_stepped_back`:
+/// one of the two blocks holds one, see [`holds_clock_back`]). Anything else is a damaged
+/// `base_ts`.
+#[inline]
+pub const fn starts_in_order(prev_base_ts: u64, base_ts: u64, clock_stepped_back: bool) -> bool {
+    base_ts >= prev_base_ts || clock_stepped_back
+}
+
+/// Whether the records `bytes` of a block starting at `base_ts` hold a CLOCKBACK record
+/// (before the first record that does not decode).
+pub fn holds_clock_back(bytes: &[u8], base_ts: u64) -> bool {
+    BlockRecords::new(bytes, base_ts)
+        .map_while(Result::ok)
+        .any(|r| matches!(r.event, crate::Event::ClockBack { .. }))
 }
 
 /// Scans `bytes` for ring headers (magic and a matching header CRC), for raw memory
@@ -874,6 +932,30 @@ mod tests {
                 seq = next;
             }
         }
+    }
+
+    #[test]
+    fn blocks_start_in_time_order_unless_the_clock_stepped_back() {
+        assert!(starts_in_order(100, 100, false));
+        assert!(starts_in_order(100, 250, false));
+        assert!(!starts_in_order(100, 99, false));
+        assert!(starts_in_order(100, 99, true));
+        let mut clockback = [0u8; crate::record::MAX_RECORD_LEN];
+        let n = crate::record::encode(
+            &mut clockback,
+            crate::record::Time::Absolute(50),
+            50,
+            &crate::Event::ClockBack { back: 7 },
+        );
+        assert!(holds_clock_back(&clockback[..n], 40));
+        let mut irq = [0u8; crate::record::MAX_RECORD_LEN];
+        let n = crate::record::encode(
+            &mut irq,
+            crate::record::Time::Delta(0),
+            40,
+            &crate::Event::Interrupt { irq: 3 },
+        );
+        assert!(!holds_clock_back(&irq[..n], 40));
     }
 
     #[test]

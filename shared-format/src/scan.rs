@@ -155,6 +155,9 @@ pub struct ScanEnd {
     pub offset: usize,
     /// Records handed to the visitor (`Lost` included).
     pub records: u64,
+    /// Of those, `Lost` records: `records - lost` is the block's event records, the
+    /// count its header's `records` field holds (FORMAT.md 7.1).
+    pub lost: u64,
     /// The error that stopped the scan, if any.
     pub error: Option<DecodeError>,
 }
@@ -221,6 +224,7 @@ pub fn scan_with<V: Visitor, G: gather::Gather>(
     let mut at = 0usize;
     let mut prev = base_ts;
     let mut records = 0u64;
+    let mut lost = 0u64;
     loop {
         // Fast path, at least `FAST_WINDOW` bytes from the end: a record of kind 0 to 4
         // whose header varint is at most 4 bytes and payload varint at most 8 (kernel
@@ -258,12 +262,13 @@ pub fn scan_with<V: Visitor, G: gather::Gather>(
             records += 1;
         }
         let start = at;
-        match step(bytes, &mut at, &mut prev, v) {
+        match step(bytes, &mut at, &mut prev, v, &mut lost) {
             Ok(true) => records += 1,
             Ok(false) => {
                 return ScanEnd {
                     offset: at,
                     records,
+                    lost,
                     error: None,
                 }
             }
@@ -271,6 +276,7 @@ pub fn scan_with<V: Visitor, G: gather::Gather>(
                 return ScanEnd {
                     offset: start,
                     records,
+                    lost,
                     error: Some(DecodeError {
                         offset: start,
                         reason,
@@ -518,6 +524,7 @@ fn step<V: Visitor>(
     at: &mut usize,
     prev: &mut u64,
     v: &mut V,
+    lost: &mut u64,
 ) -> Result<bool, DecodeErrorReason> {
     loop {
         if *at >= bytes.len() {
@@ -602,6 +609,7 @@ fn step<V: Visitor>(
                     .checked_sub(ago)
                     .ok_or(DecodeErrorReason::BadField("lost since"))?;
                 p = b;
+                *lost += 1;
                 v.lost(ts, count, since);
             }
         }

@@ -850,10 +850,11 @@ fn block_states_behave_as_documented() {
     ];
     assert_eq!(doc, all.iter().map(|&s| state_name(s)).collect());
 
-    // Four blocks of 256 bytes, commit in block 3: window 0..=3 in slots 0..=3.
+    // Four blocks of 256 bytes, commit in block 2 on the first lap: window
+    // (seq_modulus - 1), 0, 1, 2 in slots 3, 0, 1, 2.
     let g = Geometry::new(256, 4).unwrap();
     let mut header = ring::new_header(&g, Mode::Drop, 0, 0, 0, SyscallAbi::Raw);
-    header.commit_pos.set(g.join(3, 40));
+    header.commit_pos.set(g.join(2, 40));
     let mut mem = vec![0u8; g.ring_len()];
     mem[..RING_HEADER_LEN].copy_from_slice(zerocopy::IntoBytes::as_bytes(&header));
     let put = |mem: &mut Vec<u8>, slot: u32, magic: u32, seq: u32| {
@@ -861,10 +862,10 @@ fn block_states_behave_as_documented() {
         mem[at..at + 4].copy_from_slice(&magic.to_le_bytes());
         mem[at + 4..at + 8].copy_from_slice(&seq.to_le_bytes());
     };
+    put(&mut mem, 3, 0, 0); // empty: before seq 0 on the first lap
     put(&mut mem, 0, BLOCK_MAGIC, 0); // valid
-    put(&mut mem, 1, 0, 0); // empty
-    put(&mut mem, 2, BLOCK_MAGIC, 6); // torn: wrong sequence number
-    put(&mut mem, 3, BLOCK_MAGIC, 3); // valid, current: records end at offset 40
+    put(&mut mem, 1, BLOCK_MAGIC, 5); // torn: wrong sequence number
+    put(&mut mem, 2, BLOCK_MAGIC, 2); // valid, current: records end at offset 40
     let view = RingView::parse(&mem).unwrap();
     let states: Vec<_> = view
         .blocks()
@@ -873,18 +874,27 @@ fn block_states_behave_as_documented() {
     assert_eq!(
         states,
         [
-            ("valid", 256 - 32),
             ("empty", 0),
+            ("valid", 256 - 32),
             ("torn", 0),
             ("valid", 40 - 32)
         ]
     );
-    put(&mut mem, 2, 0x1234_5678, 2); // torn: bad magic
+    // A zero magic between written blocks: the slot has held a block, so torn.
+    put(&mut mem, 1, 0, 0);
     let view = RingView::parse(&mem).unwrap();
-    assert_eq!(view.block(2).state, BlockState::Torn);
-    // A dump cut inside block 3: missing.
-    let view = RingView::parse(&mem[..g.ring_len() - 1]).unwrap();
-    assert_eq!(view.block(3).state, BlockState::Missing);
+    assert_eq!(view.block(1).state, BlockState::Torn);
+    // Once the ring has overwritten records, no slot of the window is unused.
+    let mut wrapped = mem.clone();
+    wrapped[ring::offsets::OVERWRITTEN] = 1;
+    let view = RingView::parse(&wrapped).unwrap();
+    assert_eq!(view.block(g.seq_back(2, 3)).state, BlockState::Torn);
+    put(&mut mem, 1, 0x1234_5678, 1); // torn: bad magic
+    let view = RingView::parse(&mem).unwrap();
+    assert_eq!(view.block(1).state, BlockState::Torn);
+    // A dump cut inside block 2 (slot 2): missing.
+    let view = RingView::parse(&mem[..g.block_offset(3) - 1]).unwrap();
+    assert_eq!(view.block(2).state, BlockState::Missing);
     // commit_pos 0: no blocks at all.
     header.commit_pos.set(0);
     mem[..RING_HEADER_LEN].copy_from_slice(zerocopy::IntoBytes::as_bytes(&header));

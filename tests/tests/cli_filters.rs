@@ -150,10 +150,27 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
         .map(|(_, line)| line.as_str())
         .collect();
     prop_assert!(r.cpus >= 1);
+    // A selection that cannot select anything is refused, not answered with nothing
+    // (issue 20, point 16): a CPU the dump does not have, or --from after --to.
+    let absent_cpu = c.cpus.iter().any(|&cpu| cpu >= r.cpus);
+    let empty_window = matches!((from, to), (Some(f), Some(t)) if f > t);
     for threads in ["1", "2"] {
         let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
         a.extend(["--threads", threads]);
         let out = tracemark(&a);
+        if absent_cpu || empty_window {
+            let err = String::from_utf8_lossy(&out.stderr);
+            prop_assert_eq!(out.status.code(), Some(1), "{:?}: {}", a, err);
+            prop_assert!(out.stdout.is_empty(), "{:?}: no records", a);
+            prop_assert_eq!(err.lines().count(), 1, "{:?}: {}", a, err);
+            let why = if absent_cpu {
+                "--cpu"
+            } else {
+                "--from is after --to"
+            };
+            prop_assert!(err.contains(why), "{:?}: {}", a, err);
+            continue;
+        }
         prop_assert!(
             out.status.success(),
             "{a:?}: {}",

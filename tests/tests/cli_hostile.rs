@@ -633,3 +633,375 @@ fn extract_reads_a_piped_log_and_escapes_damaged_lines() {
         assert!(err.contains(bad.to_str().unwrap()), "{args:?}: {err}");
     }
 }
+
+// ---- Issue 20, points 1-5: damage a reader can see from the dump's own redundancy is
+// reported (warning, exit 1) by every command, and everything that decodes is kept. ----
+
+/// The closed, valid blocks of ring `ring` (file offset of the ring): (file offset of
+/// the block, its header's record count).
+fn closed_blocks(bytes: &[u8], ring: usize) -> Vec<(usize, u32)> {
+    let view = RingView::parse(&bytes[ring..]).unwrap();
+    view.blocks()
+        .filter(|b| b.state == tracemark_format::ring::BlockState::Valid && !b.is_current)
+        .map(|b| (ring + b.offset, b.header.records.get()))
+        .collect()
+}
+
+fn set_u64(bytes: &mut [u8], at: usize, v: u64) {
+    bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// `decode`, `stats`, `index` and a Perfetto export of `path` each exit 1 with one
+/// stderr line naming the file and containing `why`; `decode` still prints
+/// `records` records (if given). Returns decode's JSON lines.
+fn damage_is_reported(
+    sim: &Sim,
+    path: &Path,
+    why: &str,
+    records: Option<usize>,
+) -> Vec<serde_json::Value> {
+    let p = path.to_str().unwrap();
+    let out = run(&["decode", p, "--format", "json"]);
+    assert_one_line_error(&out, path, why);
+    assert!(stderr(&out).contains(why), "decode: {}", stderr(&out));
+    let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
+    if let Some(n) = records {
+        assert_eq!(
+            lines.len(),
+            n,
+            "{why}: every record that decodes is printed"
+        );
+    }
+    let trace = sim.dir.path().join("t.pftrace");
+    let trace = trace.to_str().unwrap();
+    for args in [
+        vec!["stats", p],
+        vec![
+            "index",
+            p,
+            "-o",
+            sim.dir.path().join("t.idx").to_str().unwrap(),
+        ],
+        vec!["export", p, "--format", "perfetto", "-o", trace],
+    ] {
+        let out = run(&args);
+        assert_one_line_error(&out, path, &format!("{why}: {}", args[0]));
+        assert!(stderr(&out).contains(why), "{}: {}", args[0], stderr(&out));
+    }
+    lines
+}
+
+#[test]
+fn a_zeroed_block_magic_between_written_blocks_is_damage() {
+    // Point 1: the block vanished with "torn 0" and exit 0.
+    let sim = kernel_sim(20_000, 2, 192 + 16 * 1024, "overwrite", 1024, 61);
+    let bytes = std::fs::read(&sim.dump).unwrap();
+    let full = json_lines(&tracemark_ok(&[
+        "decode",
+        sim.dump_str(),
+        "--format",
+        "json",
+    ]));
+    let rings = ring_offsets(&bytes);
+    let (block, records) = closed_blocks(&bytes, rings[0])[5];
+    let mut bad = bytes.clone();
+    set_u32(&mut bad, block + offsets::BLOCK_MAGIC, 0);
+    let path = write(&sim, "magic.bin", &bad);
+    let got = damage_is_reported(&sim, &path, "block magic is 0", Some(full.len()));
+    // Only the magic is gone: the block's records are decoded by the rest of its header.
+    assert_eq!(got, full);
+    // With its sequence number gone too (a zeroed header), the block is skipped, every
+    // other record is still printed, and its count is no longer trusted: the first
+    // problem in file order is then the numbering after it.
+    set_u32(&mut bad, block + offsets::BLOCK_SEQ, 0);
+    let path = write(&sim, "magic_seq.bin", &bad);
+    damage_is_reported(
+        &sim,
+        &path,
+        "may be low",
+        Some(full.len() - records as usize),
+    );
+    let out = run(&["decode", path.to_str().unwrap(), "--verbose"]);
+    assert!(
+        stderr(&out).contains("block magic is 0"),
+        "{}",
+        stderr(&out)
+    );
+    // A fresh ring's unused slots are not damage: a ring on its first lap.
+    let fresh = kernel_sim(300, 2, 192 + 16 * 1024, "overwrite", 1024, 62);
+    tracemark_ok(&["decode", fresh.dump_str()]);
+}
+
+#[test]
+fn a_zero_commit_position_on_a_first_lap_ring_is_damage() {
+    // Point 2: a ring on its first lap (block 0 and a few more, or block 0 alone) with
+    // its commit position zeroed was dropped without a word.
+    for events in [100u64, 3_000] {
+        let sim = kernel_sim(events, 2, 192 + 16 * 1024, "overwrite", 1024, 63);
+        let bytes = std::fs::read(&sim.dump).unwrap();
+        let full = json_lines(&tracemark_ok(&[
+            "decode",
+            sim.dump_str(),
+            "--format",
+            "json",
+        ]));
+        let rings = ring_offsets(&bytes);
+        let mut bad = bytes.clone();
+        set_u32(&mut bad, rings[1] + offsets::COMMIT_POS, 0);
+        let path = write(&sim, "commit0.bin", &bad);
+        let got = damage_is_reported(&sim, &path, "commit position", Some(full.len()));
+        assert_eq!(got, full, "{events} events: every record still decoded");
+    }
+}
+
+#[test]
+fn a_block_count_that_disagrees_with_its_records_is_damage() {
+    // Point 3: a closed block's header count off by one (numbers repeat or skip), and
+    // record bytes zeroed (zeros decode as clean kernel entries).
+    let sim = kernel_sim(20_000, 2, 192 + 16 * 1024, "overwrite", 1024, 64);
+    let bytes = std::fs::read(&sim.dump).unwrap();
+    let full = json_lines(&tracemark_ok(&[
+        "decode",
+        sim.dump_str(),
+        "--format",
+        "json",
+    ]));
+    let rings = ring_offsets(&bytes);
+    let (block, records) = closed_blocks(&bytes, rings[1])[4];
+    for delta in [-1i64, 1] {
+        let mut bad = bytes.clone();
+        set_u32(
+            &mut bad,
+            block + offsets::BLOCK_RECORDS,
+            (i64::from(records) + delta) as u32,
+        );
+        let path = write(&sim, "count.bin", &bad);
+        damage_is_reported(&sim, &path, "its header counts", Some(full.len()));
+    }
+    let mut zeroed = bytes.clone();
+    let body = block + tracemark_format::ring::BLOCK_HEADER_LEN;
+    zeroed[body + 400..body + 800].fill(0);
+    let path = write(&sim, "zeroed.bin", &zeroed);
+    damage_is_reported(&sim, &path, "its header counts", None);
+}
+
+#[test]
+fn lost_counts_that_contradict_the_blocks_are_damage() {
+    // Point 4: `overwritten` zeroed while the blocks say thousands were lost; `dropped`
+    // of 2^63 on two rings, whose sum wrapped to "lost: 0".
+    let sim = kernel_sim(20_000, 2, 192 + 16 * 1024, "overwrite", 1024, 65);
+    let bytes = std::fs::read(&sim.dump).unwrap();
+    let rings = ring_offsets(&bytes);
+    let mut bad = bytes.clone();
+    set_u64(&mut bad, rings[0] + offsets::OVERWRITTEN, 0);
+    let path = write(&sim, "overwritten.bin", &bad);
+    damage_is_reported(&sim, &path, "records were lost before it", None);
+
+    // A block's lost_before above the counters, or below the block's before it.
+    let blocks = closed_blocks(&bytes, rings[1]);
+    for (value, why) in [
+        (u64::MAX / 2, "records were lost before it"),
+        (0, "fewer than block"),
+    ] {
+        let mut bad = bytes.clone();
+        set_u64(&mut bad, blocks[6].0 + offsets::BLOCK_LOST_BEFORE, value);
+        let path = write(&sim, "lost_before.bin", &bad);
+        damage_is_reported(&sim, &path, why, None);
+    }
+
+    let mut bad = bytes.clone();
+    for &r in &rings {
+        set_u64(&mut bad, r + offsets::DROPPED, 1 << 63);
+    }
+    let path = write(&sim, "dropped.bin", &bad);
+    damage_is_reported(&sim, &path, "past 2^64", None);
+    let out = run(&["stats", path.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("lost: {} records", u64::MAX)),
+        "totals saturate, never wrap: {text}"
+    );
+}
+
+#[test]
+fn a_block_moved_back_in_time_is_damage_and_decode_and_query_agree() {
+    // Point 5: a damaged base_ts moved a block back in time silently, and decode
+    // --from/--to and query --from/--to answered differently.
+    let sim = kernel_sim(20_000, 2, 192 + 16 * 1024, "overwrite", 1024, 66);
+    let bytes = std::fs::read(&sim.dump).unwrap();
+    let rings = ring_offsets(&bytes);
+    let blocks = closed_blocks(&bytes, rings[0]);
+    let base = |b: usize| {
+        u64::from_le_bytes(
+            bytes[b + offsets::BLOCK_BASE_TS..b + offsets::BLOCK_BASE_TS + 8]
+                .try_into()
+                .unwrap(),
+        )
+    };
+    // Block 8 now starts where block 2 did: its records land in an earlier window.
+    let (from, to) = (base(blocks[2].0), base(blocks[3].0));
+    let mut bad = bytes.clone();
+    set_u64(&mut bad, blocks[8].0 + offsets::BLOCK_BASE_TS, from + 10);
+    let path = write(&sim, "base_ts.bin", &bad);
+    damage_is_reported(&sim, &path, "no CLOCKBACK record", None);
+    let p = path.to_str().unwrap();
+    let idx = sim.dir.path().join("b.idx");
+    let idx = idx.to_str().unwrap();
+    run(&["index", p, "-o", idx]);
+    let (f, t) = (format!("{from}t"), format!("{to}t"));
+    let window = ["--from", f.as_str(), "--to", t.as_str(), "--format", "json"];
+    let decode = run(&[&["decode", p][..], &window[..]].concat());
+    let query = run(&[&["query", idx][..], &window[..]].concat());
+    for (what, out) in [("decode", &decode), ("query", &query)] {
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(out));
+        assert!(stderr(out).contains("no CLOCKBACK record"), "{what}");
+    }
+    let sorted = |o: &Output| {
+        let mut v: Vec<String> = String::from_utf8(o.stdout.clone())
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let (d, q) = (sorted(&decode), sorted(&query));
+    assert!(d.len() > 100, "the window holds records of two blocks");
+    assert_eq!(d, q, "decode and query select the same records");
+}
+
+// ---- Issue 20, point 7: an endless stream is bounded. ----
+
+#[test]
+fn an_endless_stream_is_refused_at_a_bound() {
+    for cmd in ["decode", "stats"] {
+        let out = run(&[cmd, "/dev/zero", "--max-stream", "1000000"]);
+        assert_one_line_error(&out, Path::new("/dev/zero"), cmd);
+        assert!(stderr(&out).contains("more than 1000000 bytes"), "{cmd}");
+    }
+}
+
+// ---- Issue 20, point 9: power-on noise before a UART log. ----
+
+#[test]
+fn a_uart_log_with_line_noise_is_still_a_log() {
+    let sim = kernel_sim(3_000, 2, 192 + 6 * 512, "overwrite", 512, 67);
+    let dump = std::fs::read(&sim.dump).unwrap();
+    let want = tracemark_ok(&["decode", sim.dump_str()]);
+    let want_stats = tracemark_ok(&["stats", sim.dump_str()]);
+    let mut log = b"\0\x01\xff\x13boot\x07 noise\0\n".to_vec();
+    log.extend(uart_log(&dump));
+    let path = write(&sim, "noisy.log", &log);
+    let p = path.to_str().unwrap();
+    assert_eq!(tracemark_ok(&["decode", p]), want);
+    assert_eq!(tracemark_ok(&["stats", p]), want_stats);
+    let trace = sim.dir.path().join("noisy.json");
+    tracemark_ok(&[
+        "export",
+        p,
+        "--format",
+        "chrome-json",
+        "-o",
+        trace.to_str().unwrap(),
+    ]);
+}
+
+// ---- Issue 20, point 16: filters that select nothing; the stats table. ----
+
+#[test]
+fn an_empty_or_invalid_filter_is_said() {
+    let sim = kernel_sim(3_000, 2, 192 + 6 * 512, "overwrite", 512, 68);
+    let p = sim.dump_str();
+    for (args, why) in [
+        (vec!["--from", "10", "--to", "5"], "--from is after --to"),
+        (vec!["--cpu", "99"], "no ring of CPU 99"),
+    ] {
+        let out = run(&[&["decode", p][..], &args[..]].concat());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn stats_per_kind_counts_are_aligned() {
+    let sim = kernel_sim(3_000, 2, 192 + 6 * 512, "overwrite", 512, 69);
+    let text = tracemark_ok(&["stats", sim.dump_str()]);
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "per kind:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(rows.iter().any(|r| r.contains("CLOCKBACK")), "{text}");
+    let widths: Vec<usize> = rows.iter().map(|r| r.len()).collect();
+    assert!(
+        widths.windows(2).all(|w| w[0] == w[1]),
+        "every count ends in the same column: {rows:#?}"
+    );
+}
+
+/// A clock that steps back is the writer's protocol, not damage: blocks that start
+/// before the one before them, explained by a CLOCKBACK record, pass every command, and
+/// decode and query select the same records around the step.
+#[test]
+fn a_clock_stepping_back_is_not_damage() {
+    use std::cell::Cell;
+    use tracemark::{Config, Mode, Tracer};
+    let now = Cell::new(1_000_000u64);
+    let clock = || now.get();
+    let mut mem = vec![0u64; (192 + 16 * 512) / 8];
+    // SAFETY: a u64 buffer viewed as bytes: same memory, 8-byte aligned, no padding.
+    let bytes =
+        unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr().cast::<u8>(), mem.len() * 8) };
+    let config = Config {
+        mode: Mode::Overwrite,
+        block_size: 512,
+        clock_hz: 1_000_000_000,
+        ..Config::new()
+    };
+    let t = Tracer::new(bytes, &config, &clock).unwrap();
+    for i in 0..3_000u32 {
+        // Steps of 200 ticks, and every 700 records the clock goes back 50,000 ticks.
+        now.set(if i % 700 == 699 {
+            now.get() - 50_000
+        } else {
+            now.get() + 200
+        });
+        t.interrupt(i % 64);
+    }
+    drop(t);
+    let dump = bytes.to_vec();
+    let view = RingView::parse(&dump).unwrap();
+    let bases: Vec<u64> = view
+        .blocks()
+        .filter(|b| b.state == tracemark_format::ring::BlockState::Valid)
+        .map(|b| b.header.base_ts.get())
+        .collect();
+    assert!(
+        bases.windows(2).any(|w| w[1] < w[0]),
+        "a block starts before the one before it"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clockback.bin");
+    std::fs::write(&path, &dump).unwrap();
+    let p = path.to_str().unwrap();
+    let idx = dir.path().join("clockback.idx");
+    let idx = idx.to_str().unwrap();
+    let full = tracemark_ok(&["decode", p]);
+    assert!(full.contains("CLOCKBACK"), "the step is recorded");
+    tracemark_ok(&["stats", p]);
+    tracemark_ok(&["index", p, "-o", idx]);
+    let (lo, hi) = (bases.iter().min().unwrap(), bases.iter().max().unwrap());
+    let (f, t) = (format!("{}t", lo + (hi - lo) / 3), format!("{}t", hi));
+    let window = ["--from", f.as_str(), "--to", t.as_str()];
+    let sorted = |s: String| {
+        let mut v: Vec<String> = s.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let d = sorted(tracemark_ok(&[&["decode", p][..], &window[..]].concat()));
+    let q = sorted(tracemark_ok(&[&["query", idx][..], &window[..]].concat()));
+    assert!(!d.is_empty());
+    assert_eq!(d, q, "decode and query select the same records");
+}

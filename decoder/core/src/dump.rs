@@ -36,10 +36,13 @@
 
 use std::ops::Range;
 
-use tracemark_format::numbering::{plausible_block_records, RingNumbering};
+use tracemark_format::numbering::{
+    block_count_consistent, lost_before_consistent, plausible_block_records, RingNumbering,
+};
 use tracemark_format::record::BlockRecords;
 use tracemark_format::ring::{
-    find_rings, offsets, BlockState, RingError, BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_MAGIC,
+    find_rings, holds_clock_back, offsets, starts_in_order, BlockState, RingError,
+    BLOCK_HEADER_LEN, BLOCK_MAGIC, RING_MAGIC,
 };
 use tracemark_format::{Event, RingView, SyscallAbi};
 
@@ -82,6 +85,9 @@ pub enum Category {
     Numbering,
     /// A problem of the UART log a dump was extracted from.
     Uart,
+    /// Header fields that contradict each other or the records (a block's record count,
+    /// `lost_before` against the ring's counters, blocks out of time order).
+    Inconsistent,
 }
 
 impl Category {
@@ -96,6 +102,7 @@ impl Category {
             Category::DamagedChunk => "blocks in damaged UART chunks",
             Category::Numbering => "numbering gaps",
             Category::Uart => "UART log problems",
+            Category::Inconsistent => "inconsistent headers",
         }
     }
 
@@ -113,6 +120,7 @@ impl Category {
             Category::DamagedChunk => "block in damaged UART chunks",
             Category::Numbering => "numbering gap",
             Category::Uart => "UART log problem",
+            Category::Inconsistent => "inconsistent header",
         }
     }
 }
@@ -304,6 +312,28 @@ impl<'a> Dump<'a> {
                 ring_error: e,
             });
         }
+        // Totals of lost records over the rings (stats, exports) must not wrap: counts
+        // that add up past 2^64 are damage, whatever each ring says alone.
+        let mut total = 0u64;
+        for r in &rings {
+            match total.checked_add(r.overwritten.saturating_add(r.dropped)) {
+                Some(t) => total = t,
+                None => {
+                    warnings.push(Warning {
+                        offset: r.offset + offsets::DROPPED,
+                        damage: true,
+                        category: Category::Inconsistent,
+                        message: format!(
+                            "cpu{}: the ring header's lost counts (overwritten {} + dropped {}) \
+                             take the dump's total of lost records past 2^64 (damaged header); \
+                             totals saturate",
+                            r.cpu, r.overwritten, r.dropped
+                        ),
+                    });
+                    break;
+                }
+            }
+        }
         Ok(Dump {
             bytes,
             rings,
@@ -382,6 +412,19 @@ fn read_ring<'a>(
             ),
         });
     }
+    let dropped = header.dropped.get();
+    if overwritten.checked_add(dropped).is_none() {
+        warnings.push(Warning {
+            offset: offset + offsets::OVERWRITTEN,
+            damage: true,
+            category: Category::Inconsistent,
+            message: format!(
+                "cpu{cpu}: the ring header's lost counts (overwritten {overwritten} + dropped \
+                 {dropped}) pass 2^64 (damaged header); totals of lost records saturate"
+            ),
+        });
+    }
+    let mut checks = BlockChecks::default();
     let mut blocks = Vec::new();
     let mut torn = 0u64;
     let mut missing = 0u64;
@@ -421,6 +464,9 @@ fn read_ring<'a>(
                     });
                     count = held;
                 }
+                if header_ok {
+                    checks.block(&view, offset, &b, b.records, warnings);
+                }
                 if covered(valid, records_at..records_at + b.records.len()) {
                     blocks.push(Block {
                         seq: b.seq,
@@ -446,14 +492,39 @@ fn read_ring<'a>(
                 numbering.advance(count);
             }
             BlockState::Torn => {
-                torn += 1;
                 // The writer's protocol explains only blocks opened after the commit
                 // position (being reclaimed, or opened by nested writers); anything else
                 // is damage.
                 let reclaiming = !seen_intact && view.opened_after_commit(&b);
                 let count = u64::from(b.header.records.get());
-                let plausible =
-                    header_ok && plausible_block_records(block_size, b.header.records.get());
+                // A zeroed magic in a slot the ring has written: its count is trusted
+                // only if the rest of the header still names the block.
+                let zeroed = b.header.magic.get() == 0;
+                let plausible = header_ok
+                    && plausible_block_records(block_size, b.header.records.get())
+                    && (!zeroed || b.header.seq.get() == b.seq);
+                // Only the magic is gone (the sequence number, count and the rest still
+                // name this block): its records are decoded, and reported.
+                let records = view.record_bytes(&b);
+                let records_at = at + BLOCK_HEADER_LEN;
+                let recovered = !reclaiming
+                    && zeroed
+                    && plausible
+                    && covered(valid, records_at..records_at + records.len());
+                torn += u64::from(!recovered);
+                if recovered {
+                    seen_intact = true;
+                    checks.block(&view, offset, &b, records, warnings);
+                    blocks.push(Block {
+                        seq: b.seq,
+                        offset: at,
+                        base_ts: b.header.base_ts.get(),
+                        first_record: numbering.next(),
+                        header_records: b.header.records.get(),
+                        is_current: b.is_current,
+                        records,
+                    });
+                }
                 if !reclaiming {
                     if plausible {
                         numbering.advance(count);
@@ -469,6 +540,18 @@ fn read_ring<'a>(
                         format!(
                             "cpu{cpu}: block {} is torn (being reclaimed), skipped",
                             b.seq
+                        )
+                    } else if zeroed {
+                        format!(
+                            "cpu{cpu}: block {}: block magic is 0 in a slot the ring has \
+                             already written (an unused block cannot lie between written \
+                             ones: damaged header), {}",
+                            b.seq,
+                            if recovered {
+                                "its records decoded by the rest of its header"
+                            } else {
+                                "its records skipped"
+                            }
                         )
                     } else if b.header.magic.get() == BLOCK_MAGIC {
                         format!(
@@ -520,6 +603,144 @@ fn read_ring<'a>(
         missing_blocks: missing,
         damaged_blocks: damaged,
         overwritten,
-        dropped: header.dropped.get(),
+        dropped,
     }
+}
+
+/// The warning for `block` if the event records decoded from it (`decoded`, `Lost`
+/// records excluded; `complete`: decoding reached the end of its records without an
+/// error) contradict its header's `records` count
+/// ([`tracemark_format::numbering::block_count_consistent`]). A closed block whose count
+/// is more than its bytes can hold was already reported when the dump was read.
+pub fn count_warning(cpu: u32, block: &Block<'_>, decoded: u64, complete: bool) -> Option<Warning> {
+    let header = block.header_records;
+    let implausible = !block.is_current && header as usize > block.records.len();
+    if implausible || block_count_consistent(header, decoded, block.is_current, complete) {
+        return None;
+    }
+    Some(Warning {
+        offset: block.offset + offsets::BLOCK_RECORDS,
+        damage: true,
+        category: Category::Inconsistent,
+        message: format!(
+            "cpu{cpu}: block {}: its header counts {header} records but {decoded} decode{} \
+             (damaged records or count); record numbers of this block may repeat or skip",
+            block.seq,
+            if !complete {
+                " before a decoding error"
+            } else if block.is_current {
+                " (the block being written)"
+            } else {
+                ""
+            }
+        ),
+    })
+}
+
+/// The checks of a ring's valid blocks against the ring header and each other, in
+/// window order (FORMAT.md 18, "what a reader checks"). Each kind of contradiction is
+/// reported once per ring, at the first block that shows it.
+#[derive(Default)]
+struct BlockChecks {
+    /// The previous valid block: sequence number, `base_ts`, `lost_before`, file offset.
+    prev: Option<(u32, u64, u64, usize)>,
+    lost_reported: bool,
+    lost_order_reported: bool,
+    time_reported: bool,
+}
+
+impl BlockChecks {
+    fn block(
+        &mut self,
+        view: &RingView<'_>,
+        ring_at: usize,
+        b: &tracemark_format::ring::BlockView<'_>,
+        records: &[u8],
+        warnings: &mut Vec<Warning>,
+    ) {
+        let h = &view.header;
+        let cpu = h.cpu_id.get();
+        let (overwritten, dropped) = (h.overwritten.get(), h.dropped.get());
+        let at = ring_at + b.offset;
+        let lost_before = b.header.lost_before.get();
+        let base_ts = b.header.base_ts.get();
+        if !self.lost_reported
+            && overwritten.checked_add(dropped).is_some()
+            && !lost_before_consistent(lost_before, overwritten, dropped)
+        {
+            self.lost_reported = true;
+            warnings.push(Warning {
+                offset: ring_at + offsets::OVERWRITTEN,
+                damage: true,
+                category: Category::Inconsistent,
+                message: format!(
+                    "cpu{cpu}: block {} (at byte {at}) says {lost_before} records were lost \
+                     before it, more than the ring header's overwritten {overwritten} + dropped \
+                     {dropped} (damaged counters); lost counts and record numbers of this CPU \
+                     may be low",
+                    b.seq
+                ),
+            });
+        }
+        if let Some((pseq, pts, plost, pat)) = self.prev {
+            if !self.lost_order_reported && lost_before < plost {
+                self.lost_order_reported = true;
+                warnings.push(Warning {
+                    offset: at + offsets::BLOCK_LOST_BEFORE,
+                    damage: true,
+                    category: Category::Inconsistent,
+                    message: format!(
+                        "cpu{cpu}: block {} says {lost_before} records were lost before it, \
+                         fewer than block {pseq} before it says ({plost}): lost counts only \
+                         grow (damaged block header)",
+                        b.seq
+                    ),
+                });
+            }
+            if !self.time_reported
+                && !starts_in_order(pts, base_ts, false)
+                && !starts_in_order(
+                    pts,
+                    base_ts,
+                    clock_stepped_back(view, ring_at, pat, records, base_ts),
+                )
+            {
+                self.time_reported = true;
+                warnings.push(Warning {
+                    offset: at + offsets::BLOCK_BASE_TS,
+                    damage: true,
+                    category: Category::Inconsistent,
+                    message: format!(
+                        "cpu{cpu}: block {} starts at {base_ts}, before block {pseq} before it \
+                         ({pts}), with no CLOCKBACK record to explain it (damaged block \
+                         header): its records are out of time order",
+                        b.seq
+                    ),
+                });
+            }
+        }
+        self.prev = Some((b.seq, base_ts, lost_before, at));
+    }
+}
+
+/// Whether a CLOCKBACK record in the block at file offset `prev_at` (the one before) or
+/// in `records` (the block that starts earlier) explains a block starting before the one
+/// before it. Only called when a block starts earlier, which a steady clock never does.
+fn clock_stepped_back(
+    view: &RingView<'_>,
+    ring_at: usize,
+    prev_at: usize,
+    records: &[u8],
+    base_ts: u64,
+) -> bool {
+    let prev_rel = prev_at - ring_at;
+    let size = view.geometry.block_size() as usize;
+    let prev = view.bytes.get(prev_rel..prev_rel + size).and_then(|blk| {
+        let h = <tracemark_format::ring::BlockHeader as zerocopy::FromBytes>::read_from_prefix(blk)
+            .ok()?
+            .0;
+        Some((blk.get(BLOCK_HEADER_LEN..)?, h.base_ts.get()))
+    });
+    holds_clock_back(records, base_ts)
+        || prev.is_some_and(|(bytes, base)| holds_clock_back(bytes, base))
 }

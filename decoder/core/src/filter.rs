@@ -78,7 +78,63 @@ pub struct RingFilter {
     pub to: u64,
 }
 
+/// A [`Filter`] that cannot select anything in a dump: said, rather than printing
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    /// `--cpu` names a CPU no ring of the dump records.
+    #[error(
+        "--cpu {cpu}: the dump has no ring of CPU {cpu} (its CPUs: {present}); nothing to select"
+    )]
+    NoSuchCpu {
+        /// The CPU asked for.
+        cpu: u32,
+        /// The CPUs the dump holds, comma-separated.
+        present: String,
+    },
+    /// `--from` is after `--to`.
+    #[error(
+        "--from is after --to ({from} > {to} ticks on cpu{cpu}'s clock): the time window is empty"
+    )]
+    EmptyWindow {
+        /// `--from` in ticks.
+        from: u64,
+        /// `--to` in ticks.
+        to: u64,
+        /// The CPU whose clock converted them.
+        cpu: u32,
+    },
+}
+
 impl Filter {
+    /// Checks that the filter can select something from rings of these `(cpu, clock_hz)`:
+    /// every `--cpu` names a CPU of the dump, and the time window is not empty.
+    pub fn check(&self, rings: &[(u32, u64)]) -> Result<(), FilterError> {
+        for &cpu in &self.cpus {
+            if !rings.iter().any(|&(c, _)| c == cpu) {
+                let mut present: Vec<u32> = rings.iter().map(|&(c, _)| c).collect();
+                present.sort_unstable();
+                present.dedup();
+                let present: Vec<String> = present.iter().map(u32::to_string).collect();
+                return Err(FilterError::NoSuchCpu {
+                    cpu,
+                    present: present.join(", "),
+                });
+            }
+        }
+        for &(cpu, hz) in rings.iter().filter(|&&(c, _)| self.wants_cpu(c)) {
+            let f = self.for_ring(hz);
+            if f.from > f.to {
+                return Err(FilterError::EmptyWindow {
+                    from: f.from,
+                    to: f.to,
+                    cpu,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Whether ring of CPU `cpu` is wanted at all.
     pub fn wants_cpu(&self, cpu: u32) -> bool {
         self.cpus.is_empty() || self.cpus.contains(&cpu)
@@ -138,5 +194,37 @@ mod tests {
         assert!("x".parse::<TimeSpec>().is_err());
         assert_eq!(TimeSpec::Seconds(1.5).ticks(1_000_000), 1_500_000);
         assert_eq!(TimeSpec::Seconds(7.0).ticks(0), 7);
+    }
+
+    #[test]
+    fn empty_selections_are_named() {
+        let rings = [(0, 1_000_000), (1, 1_000_000)];
+        assert_eq!(Filter::default().check(&rings), Ok(()));
+        let cpu = Filter {
+            cpus: vec![1, 99],
+            ..Filter::default()
+        };
+        assert_eq!(
+            cpu.check(&rings),
+            Err(FilterError::NoSuchCpu {
+                cpu: 99,
+                present: "0, 1".into()
+            })
+        );
+        let window = Filter {
+            from: Some(TimeSpec::Seconds(10.0)),
+            to: Some(TimeSpec::Seconds(5.0)),
+            ..Filter::default()
+        };
+        assert!(matches!(
+            window.check(&rings),
+            Err(FilterError::EmptyWindow { cpu: 0, .. })
+        ));
+        let point = Filter {
+            from: Some(TimeSpec::Ticks(5)),
+            to: Some(TimeSpec::Ticks(5)),
+            ..Filter::default()
+        };
+        assert_eq!(point.check(&rings), Ok(()));
     }
 }

@@ -49,7 +49,7 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligne
 
 use tracemark_format::scan::{gather, scan_with, ByKind, KindVisitor};
 
-use crate::dump::{Block, Dump, Warning};
+use crate::dump::{count_warning, Block, Dump, Warning};
 use crate::merge::{block_warning, BlockItems, EntryStack, Item, MAX_STACK};
 use crate::par::{self, Carry, FlatStack, Unit, UnitStack};
 use crate::render::RingCtx;
@@ -392,6 +392,12 @@ fn index_unit_with<G: gather::Gather>(
             e.flags = U16::new(1);
             warnings.push(block_warning(ring.cpu, block, err.offset, &err.to_string()));
         }
+        warnings.extend(count_warning(
+            ring.cpu,
+            block,
+            end.records - end.lost,
+            end.error.is_none(),
+        ));
         let first = if end.records > 0 {
             block.decode().next().and_then(Result::ok).map(|r| r.ts)
         } else {
@@ -742,6 +748,22 @@ impl<'a> Index<'a> {
             .get()
             .saturating_add(u64::from(b.events.get())))
         .then_some(i - 1))
+    }
+
+    /// Index of the first block of ring `ri` whose last record is at or after `ts`,
+    /// found by a linear scan: right even where the ring's blocks are out of time order
+    /// (a clock step back, a damaged `base_ts`), where [`Index::find_time`]'s binary
+    /// search is not. The entry found is checked.
+    pub fn find_time_unordered(&self, ri: usize, ts: u64) -> Result<usize, IndexError> {
+        let blocks = self.ring_blocks(ri);
+        let i = blocks
+            .iter()
+            .position(|b| b.last_ts.get() >= ts)
+            .unwrap_or(blocks.len());
+        if let Some(b) = blocks.get(i) {
+            self.check_entry(b)?;
+        }
+        Ok(i)
     }
 
     /// Index of the first block of ring `ri` that may hold records at or after `ts`. The

@@ -8,6 +8,12 @@ use memmap2::Mmap;
 
 use crate::dump::{Category, Dump, DumpError, Warning};
 
+/// Most bytes read from an input that is not a regular file (a pipe, standard input, a
+/// device) by default: such an input is read into memory, and one that never ends
+/// (`/dev/zero`, a serial port left open) would otherwise grow until memory runs out.
+/// Regular files are mapped, whatever their size.
+pub const MAX_STREAM_LEN: u64 = 1 << 30;
+
 /// The bytes of an input file.
 pub enum Input {
     /// A memory-mapped file.
@@ -22,7 +28,13 @@ impl Input {
     /// device) is read to its end. A directory is refused with a message that says
     /// what to give instead.
     pub fn open(path: &Path) -> std::io::Result<Input> {
-        Input::open_with(path, false)
+        Input::open_with(path, false, MAX_STREAM_LEN)
+    }
+
+    /// [`Input::open`] reading at most `limit` bytes from a stream (see
+    /// [`MAX_STREAM_LEN`]); more is an error that says so.
+    pub fn open_limited(path: &Path, limit: u64) -> std::io::Result<Input> {
+        Input::open_with(path, false, limit)
     }
 
     /// [`Input::open`] for a command that reads every byte of the input (`stats`,
@@ -31,16 +43,14 @@ impl Input {
     /// 90M-record dump: `index` 251 to 236 ms, `stats` 279 to 268 ms (BENCHMARKS.md,
     /// "Decode speed (issue 9, host side)"). Not for commands that read a few blocks
     /// (`query` would read the whole source from disk).
-    pub fn open_whole(path: &Path) -> std::io::Result<Input> {
-        Input::open_with(path, true)
+    pub fn open_whole(path: &Path, limit: u64) -> std::io::Result<Input> {
+        Input::open_with(path, true, limit)
     }
 
-    fn open_with(path: &Path, populate: bool) -> std::io::Result<Input> {
+    fn open_with(path: &Path, populate: bool, limit: u64) -> std::io::Result<Input> {
         if path.as_os_str() == "-" {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("standard input: {e}")))?;
-            return Ok(Input::Owned(bytes));
+            return read_stream(std::io::stdin().lock(), limit)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("standard input: {e}")));
         }
         let file = File::open(path)?;
         let meta = file.metadata()?;
@@ -52,10 +62,8 @@ impl Input {
         }
         if !meta.is_file() {
             // A pipe or device: its length is not known in advance and it cannot be
-            // mapped; read it.
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut &file, &mut bytes)?;
-            return Ok(Input::Owned(bytes));
+            // mapped; read it, up to the limit.
+            return read_stream(&file, limit);
         }
         Input::map(file, meta.len(), populate)
     }
@@ -92,6 +100,27 @@ impl Input {
     }
 }
 
+/// Reads a stream to its end, refusing one longer than `limit` bytes (without holding
+/// more than `limit` and one read's worth in memory).
+fn read_stream(stream: impl std::io::Read, limit: u64) -> std::io::Result<Input> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(stream, limit.saturating_add(1)),
+        &mut bytes,
+    )?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "at byte {limit}: a pipe or device gave more than {limit} bytes and was still \
+                 going (an endless stream such as /dev/zero?); save the dump to a file (files \
+                 are mapped, whatever their size) or raise --max-stream"
+            ),
+        ));
+    }
+    Ok(Input::Owned(bytes))
+}
+
 /// What an input file holds, judged by its content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputKind {
@@ -111,10 +140,24 @@ pub fn detect(bytes: &[u8]) -> InputKind {
         return InputKind::Dump;
     }
     let head = &bytes[..bytes.len().min(4096)];
-    let textual = head.iter().all(|&b| {
-        matches!(b, b'\n' | b'\r' | b'\t' | 0x1b | 0x08) || (0x20..0x7f).contains(&b) || b >= 0x80
-    });
-    if textual && has_framing_line(bytes) {
+    let noise = head
+        .iter()
+        .filter(|&&b| {
+            !(matches!(b, b'\n' | b'\r' | b'\t' | 0x1b | 0x08)
+                || (0x20..0x7f).contains(&b)
+                || b >= 0x80)
+        })
+        .count();
+    // Line noise at power-on (a NUL, a stray control byte) is normal on a console: a
+    // few such bytes (at most 1 in 64) still make text. A memory image is mostly
+    // zeros and other binary.
+    let textual = noise <= head.len() / 64;
+    if !has_framing_line(bytes) {
+        return InputKind::Dump;
+    }
+    // Binary with framing lines: a log with more noise, or a memory image that happens
+    // to hold a console buffer. Only a ring header decides for the image.
+    if textual || tracemark_format::ring::find_rings(bytes).next().is_none() {
         InputKind::UartLog
     } else {
         InputKind::Dump
@@ -204,5 +247,13 @@ mod tests {
         assert_eq!(detect(b"TRACEMRK\x01\x00"), InputKind::Dump);
         assert_eq!(detect(&[0u8, 1, 2, 3]), InputKind::Dump);
         assert_eq!(detect(b"just text\n"), InputKind::Dump);
+        // Power-on noise before the framing.
+        assert_eq!(
+            detect(b"\0\x01boot\n@TM:B,1,0000002a,\n"),
+            InputKind::UartLog
+        );
+        let mut noisy = vec![0u8; 300];
+        noisy.extend_from_slice(b"\n@TM:B,1,0000002a,\n");
+        assert_eq!(detect(&noisy), InputKind::UartLog, "no ring anywhere");
     }
 }

@@ -11,7 +11,7 @@ use tracemark_format::numbering::RecordNumbers;
 use tracemark_format::record::{BlockRecords, DecodeError};
 use tracemark_format::{Event, KernelEntry};
 
-use crate::dump::{Block, Category, Dump, Warning};
+use crate::dump::{count_warning, Block, Category, Dump, Warning};
 
 /// One decoded record with its place in the trace.
 #[derive(Debug, Clone, Copy)]
@@ -149,6 +149,8 @@ pub struct RingCursor<'d, 'a> {
     pub warnings: Vec<Warning>,
     /// Stop after the first record later than this.
     pub until: u64,
+    /// Event records decoded from the current block so far.
+    decoded: u64,
 }
 
 impl<'d, 'a> RingCursor<'d, 'a> {
@@ -165,7 +167,14 @@ impl<'d, 'a> RingCursor<'d, 'a> {
             corrupt_blocks: 0,
             warnings: Vec::new(),
             until: u64::MAX,
+            decoded: 0,
         }
+    }
+
+    /// Reads no block from index `end` of the ring's blocks on.
+    pub fn with_end(mut self, end: usize) -> Self {
+        self.blocks = &self.blocks[..end.min(self.blocks.len())];
+        self
     }
 
     /// Starts with these open entries (innermost last).
@@ -189,6 +198,7 @@ impl Iterator for RingCursor<'_, '_> {
                             self.next_block = self.blocks.len();
                             return None;
                         }
+                        self.decoded += u64::from(!matches!(item.event, Event::Lost { .. }));
                         return Some(item);
                     }
                     Some(Err(e)) => {
@@ -200,13 +210,21 @@ impl Iterator for RingCursor<'_, '_> {
                             e.offset,
                             &e.to_string(),
                         ));
+                        self.warnings
+                            .extend(count_warning(self.cpu, block, self.decoded, false));
                         self.current = None;
                     }
-                    None => self.current = None,
+                    None => {
+                        let block = &self.blocks[*bi];
+                        self.warnings
+                            .extend(count_warning(self.cpu, block, self.decoded, true));
+                        self.current = None;
+                    }
                 }
             }
             let block = self.blocks.get(self.next_block)?;
             self.current = Some((self.next_block, BlockItems::new(block, self.ring)));
+            self.decoded = 0;
             self.next_block += 1;
         }
     }

@@ -22,7 +22,7 @@ use std::sync::{Condvar, Mutex};
 use tracemark_format::scan::{scan_block, ByKind, KindVisitor};
 use tracemark_format::KernelEntry;
 
-use crate::dump::{Dump, Warning};
+use crate::dump::{count_warning, Dump, Warning};
 use crate::filter::RingFilter;
 use crate::merge::{block_warning, BlockItems, EntryStack};
 use crate::par::{self, Carry, Unit, UnitStack};
@@ -320,9 +320,13 @@ pub fn write(
     let filters = selection.filters;
     let format_run = |k: usize, j: usize, buf: Formatted| {
         let u = &units[k][j];
-        let first = &dump.rings[u.ring].blocks[u.blocks.start];
-        // A run that starts after the window's end holds nothing wanted.
-        let f = if first.base_ts <= filters[u.ring].to || j == 0 {
+        let blocks = &dump.rings[u.ring].blocks[u.blocks.clone()];
+        // A run whose blocks all start after the window's end holds nothing wanted. Every
+        // block is looked at, not only the run's first: a block out of time order (a
+        // clock step back, or a damaged `base_ts`, reported by the dump reader) may start
+        // earlier than the one before it, and `query --from/--to` reads it too.
+        let to = filters[u.ring].to;
+        let f = if j == 0 || blocks.iter().any(|b| b.base_ts <= to) {
             let ctx = &ctxs[u.ring];
             format_unit(
                 dump,
@@ -336,10 +340,7 @@ pub fn write(
         } else {
             buf
         };
-        let n: usize = dump.rings[u.ring].blocks[u.blocks.clone()]
-            .iter()
-            .map(|b| b.header_records as usize)
-            .sum();
+        let n: usize = blocks.iter().map(|b| b.header_records as usize).sum();
         progress(n as u64);
         f
     };
@@ -380,6 +381,12 @@ fn open_entries(
                 if let Some(e) = end.error {
                     warnings.push(block_warning(ring.cpu, block, e.offset, &e.to_string()));
                 }
+                warnings.extend(count_warning(
+                    ring.cpu,
+                    block,
+                    end.records - end.lost,
+                    end.error.is_none(),
+                ));
             }
             (stack, warnings)
         },

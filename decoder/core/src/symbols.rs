@@ -12,11 +12,21 @@
 //! 3. else, when it is the only ELF given, as linked (function ids are the ELF's own
 //!    addresses), with a note.
 //!
+//! An ELF that has a build id which no `IMAGE` record carries, matched only by address,
+//! is refused: it is most likely another build of the same program, whose functions sit
+//! at other addresses, and its names would be wrong without a sign. `ignore_build_id`
+//! (the CLI's `--elf-ignore-build-id`) uses it by address anyway, for images whose
+//! record carries an id that is not the build id. An ELF with neither a symbol table nor
+//! DWARF (fully stripped) is reported in [`Symbols::warnings`]: it can name nothing.
+//!
 //! Addresses are then resolved with `addr2line` (crate `addr2line`'s loader, one
 //! context per ELF: DWARF function names, files and lines, inlined frames) with the
 //! symbol table as the fallback for stripped binaries; on 32-bit ARM the Thumb bit is
-//! masked. [`Symbols::resolve`] takes the distinct addresses of a dump and resolves
-//! them sorted, each once; the names are then looked up in a hash map.
+//! masked for DWARF, and set for the symbol table, whose Thumb function symbols carry it
+//! in their values (ARM ELF ABI): a function's address `a` is looked up as `a | 1`, at or
+//! after its symbol's value whether it is Thumb (`a + 1`) or ARM code (`a`).
+//! [`Symbols::resolve`] takes the distinct addresses of a dump and resolves them sorted,
+//! each once; the names are then looked up in a hash map.
 //!
 //! Chosen crates: `addr2line` (gimli's symboliser, used by the Rust standard library's
 //! backtraces) and `object` (the same project's ELF reader) for the build id and
@@ -25,7 +35,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use object::{Object, ObjectSegment};
+use object::{Object, ObjectSegment, ObjectSymbol};
 use tracemark_format::scan::{scan_block, Visitor};
 
 use crate::dump::Dump;
@@ -76,6 +86,33 @@ impl ElfCause {
             Err(e) => ElfCause::Loader(e.to_string()),
         }
     }
+}
+
+/// Why [`Symbols::load`] refuses its ELF files.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SymbolsError {
+    /// A file is not a readable ELF file.
+    #[error(transparent)]
+    Unreadable(#[from] ElfError),
+    /// The ELF's build id is not the dump's, and only its addresses match an image.
+    #[error(
+        "{}: its build id {elf_id} is not the id of the IMAGE record it matches by \
+         address (base {base:#x}, id {image_id:#x}): another build of the program, whose \
+         names would be wrong; give the ELF of the firmware that made the dump, or \
+         --elf-ignore-build-id to use it by address anyway",
+        path.display()
+    )]
+    BuildIdMismatch {
+        /// The ELF file.
+        path: PathBuf,
+        /// Its build id, in hex.
+        elf_id: String,
+        /// The image record's load address.
+        base: u64,
+        /// The image record's id.
+        image_id: u64,
+    },
 }
 
 /// An `IMAGE` record.
@@ -133,6 +170,8 @@ pub struct Symbols {
     resolved: HashMap<u64, Resolved>,
     /// How each ELF was matched (in the order given), for the user.
     pub notes: Vec<String>,
+    /// What the user must hear about the ELFs (one that can name nothing).
+    pub warnings: Vec<String>,
 }
 
 /// Distinct function ids kept by [`scan`]; beyond that, addresses are resolved when
@@ -177,12 +216,22 @@ pub fn scan(dump: &Dump<'_>) -> Scan {
     s
 }
 
-/// The ELF's GNU build id, lowest loaded address and end of the loaded extent, and
-/// whether it is 32-bit ARM.
-/// What [`describe`] tells of an ELF file.
-type Description = (Option<Vec<u8>>, u64, u64, bool);
+/// What [`describe`] finds in an ELF.
+struct ElfFacts {
+    /// The GNU build id.
+    build_id: Option<Vec<u8>>,
+    /// Lowest loaded address.
+    lo: u64,
+    /// End of the loaded extent.
+    hi: u64,
+    /// Whether it is 32-bit ARM.
+    arm: bool,
+    /// Whether it has anything to name functions with (a function symbol or DWARF).
+    names: bool,
+}
 
-fn describe(path: &Path) -> Result<Description, ElfCause> {
+/// The facts of the ELF at `path` that matching and naming need.
+fn describe(path: &Path) -> Result<ElfFacts, ElfCause> {
     let data = std::fs::read(path)?;
     let file = object::File::parse(&*data)?;
     let build_id = file.build_id()?.map(<[u8]>::to_vec);
@@ -199,7 +248,18 @@ fn describe(path: &Path) -> Result<Description, ElfCause> {
         lo = 0;
     }
     let arm = file.architecture() == object::Architecture::Arm;
-    Ok((build_id, lo, hi, arm))
+    let names = file
+        .symbols()
+        .chain(file.dynamic_symbols())
+        .any(|s| s.kind() == object::SymbolKind::Text)
+        || file.section_by_name(".debug_info").is_some();
+    Ok(ElfFacts {
+        build_id,
+        lo,
+        hi,
+        arm,
+        names,
+    })
 }
 
 /// The build id's first 8 bytes, read both ways.
@@ -213,17 +273,36 @@ fn id_matches(build_id: &[u8], id: u64) -> bool {
 }
 
 impl Symbols {
-    /// Loads `paths` and matches them to `images`.
-    pub fn load(paths: &[PathBuf], images: &[ImageRecord]) -> Result<Symbols, ElfError> {
+    /// Loads `paths` and matches them to `images`; `ignore_build_id`: use an ELF whose
+    /// build id no image carries by address (else [`SymbolsError::BuildIdMismatch`]).
+    pub fn load(
+        paths: &[PathBuf],
+        images: &[ImageRecord],
+        ignore_build_id: bool,
+    ) -> Result<Symbols, SymbolsError> {
         let mut elfs = Vec::new();
         let mut mappings = Vec::new();
         let mut notes = Vec::new();
+        let mut warnings = Vec::new();
         for path in paths {
             let fail = |cause| ElfError {
                 path: path.clone(),
                 cause,
             };
-            let (build_id, lo, hi, arm) = describe(path).map_err(fail)?;
+            let ElfFacts {
+                build_id,
+                lo,
+                hi,
+                arm,
+                names,
+            } = describe(path).map_err(fail)?;
+            if !names {
+                warnings.push(format!(
+                    "{}: no symbol table and no DWARF (a stripped ELF?): it names no \
+                     function; give the unstripped ELF of the same build",
+                    path.display()
+                ));
+            }
             let loader =
                 addr2line::Loader::new(path).map_err(|e| fail(ElfCause::from_loader(e)))?;
             let idx = elfs.len();
@@ -243,6 +322,23 @@ impl Symbols {
                     None => (Match::AsLinked, None),
                 },
             };
+            if let (Match::Address, Some(r), Some(b)) = (how, map, build_id.as_deref()) {
+                if !ignore_build_id {
+                    return Err(SymbolsError::BuildIdMismatch {
+                        path: path.clone(),
+                        elf_id: b.iter().map(|x| format!("{x:02x}")).collect(),
+                        base: r.base,
+                        image_id: r.id,
+                    });
+                }
+                warnings.push(format!(
+                    "{}: its build id is not the id of the IMAGE record at {:#x} (id {:#x}); \
+                     used by address as --elf-ignore-build-id asks",
+                    path.display(),
+                    r.base,
+                    r.id
+                ));
+            }
             match map {
                 Some(r) => {
                     let bias = r.base.wrapping_sub(lo);
@@ -297,6 +393,7 @@ impl Symbols {
             mappings,
             resolved: HashMap::new(),
             notes,
+            warnings,
         })
     }
 
@@ -388,9 +485,11 @@ impl Symbols {
             }
         }
         if r.function.is_none() {
+            // Thumb function symbols have bit 0 set (ARM ELF ABI): probe at `a | 1`.
+            let sym_probe = if elf.arm { probe | 1 } else { probe };
             r.function = elf
                 .loader
-                .find_symbol(probe)
+                .find_symbol(sym_probe)
                 .map(|n| addr2line::demangle_auto(n.into(), None).into_owned());
         }
         if r.file.is_none() {
@@ -422,7 +521,7 @@ mod tests {
         // table. Its load address comes from /proc/self/maps; an IMAGE record of that
         // address and the ELF's extent matches it by size.
         let exe = std::env::current_exe().unwrap();
-        let (_, lo, hi, _) = describe(&exe).unwrap();
+        let ElfFacts { lo, hi, .. } = describe(&exe).unwrap();
         assert!(hi > lo);
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         let exe_name = exe.to_str().unwrap();
@@ -437,7 +536,30 @@ mod tests {
             size: hi - lo,
             id: 0xdead,
         };
-        let mut s = Symbols::load(std::slice::from_ref(&exe), &[image]).unwrap();
+        let mut s = Symbols::load(std::slice::from_ref(&exe), &[image], true).unwrap();
+        let build_id = describe(&exe).unwrap().build_id;
+        if let Some(b) = &build_id {
+            // Matched by address only, with a build id the record does not carry: another
+            // build, refused unless asked (and then warned about).
+            match Symbols::load(std::slice::from_ref(&exe), &[image], false) {
+                Err(SymbolsError::BuildIdMismatch {
+                    path,
+                    elf_id,
+                    base,
+                    image_id,
+                }) => {
+                    assert_eq!(path, exe);
+                    assert_eq!(elf_id.len(), 2 * b.len());
+                    assert_eq!((base, image_id), (image.base, 0xdead));
+                }
+                other => panic!("{:?}", other.err()),
+            }
+            assert!(
+                s.warnings[0].contains("--elf-ignore-build-id"),
+                "{:?}",
+                s.warnings
+            );
+        }
         assert!(s.notes[0].contains("by address"), "{:?}", s.notes);
         let f = id_matches as fn(&[u8], u64) -> bool as usize as u64;
         s.resolve([f, f]);
@@ -452,7 +574,6 @@ mod tests {
 
         // By build id, when the executable has one (the linker's --build-id, Debian's
         // default): the record's size and id say nothing else.
-        let (build_id, ..) = describe(&exe).unwrap();
         if let Some(b) = build_id.filter(|b| b.len() >= 8) {
             let id = u64::from_le_bytes(b[..8].try_into().unwrap());
             let wrong_size = ImageRecord {
@@ -465,7 +586,8 @@ mod tests {
                 size: 0x1000,
                 id: 7,
             };
-            let mut s = Symbols::load(std::slice::from_ref(&exe), &[decoy, wrong_size]).unwrap();
+            let mut s =
+                Symbols::load(std::slice::from_ref(&exe), &[decoy, wrong_size], false).unwrap();
             assert!(s.notes[0].contains("by build id"), "{:?}", s.notes);
             s.resolve([f]);
             assert!(s.name(f).unwrap().ends_with("id_matches"));
@@ -480,14 +602,23 @@ mod tests {
         use std::error::Error as _;
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.elf");
-        let e = Symbols::load(std::slice::from_ref(&missing), &[])
-            .err()
-            .expect("a missing file is an error");
+        let unreadable = |path: &Path| match Symbols::load(&[path.to_path_buf()], &[], false) {
+            Err(SymbolsError::Unreadable(e)) => e,
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("{} loaded", path.display()),
+        };
+        let e = unreadable(&missing);
         assert_eq!(e.path, missing);
         assert_eq!(
             e.to_string(),
             format!("{}: not a readable ELF file", missing.display())
         );
+        // The wrapper says and chains the same.
+        let wrapped = SymbolsError::from(unreadable(&missing));
+        assert_eq!(wrapped.to_string(), e.to_string());
+        assert!(wrapped
+            .source()
+            .is_some_and(|s| s.downcast_ref::<ElfCause>().is_some()));
         let ElfCause::Io(io) = &e.cause else {
             panic!("{:?}", e.cause)
         };
@@ -498,9 +629,7 @@ mod tests {
 
         let text = dir.path().join("notes.txt");
         std::fs::write(&text, b"not an ELF file at all").unwrap();
-        let e = Symbols::load(std::slice::from_ref(&text), &[])
-            .err()
-            .expect("a text file is an error");
+        let e = unreadable(&text);
         assert!(matches!(e.cause, ElfCause::Object(_)), "{:?}", e.cause);
     }
 }

@@ -32,6 +32,10 @@ pub struct Cmd {
     /// Matched to the dump's IMAGE records by build id, or by load address or size.
     #[arg(long = "elf", value_name = "FILE")]
     elfs: Vec<PathBuf>,
+    /// Use an `--elf` whose build id no IMAGE record of the dump carries by its address
+    /// anyway (else refused: another build's names would be wrong).
+    #[arg(long, requires = "elfs")]
+    elf_ignore_build_id: bool,
 }
 
 impl Cmd {
@@ -55,7 +59,8 @@ impl Cmd {
         };
         self.input
             .with_dump(wanted, 4 << 20, false, |dump, progress| {
-                let names = super::symbols(dump, &self.elfs)?.map(|s| s.names());
+                let names =
+                    super::symbols(dump, &self.elfs, self.elf_ignore_build_id)?.map(|s| s.names());
                 let warnings = write_records(
                     dump,
                     &filter,
@@ -81,6 +86,8 @@ fn write_records(
     out: &mut dyn Write,
     progress: &(dyn Fn(u64) + Sync),
 ) -> anyhow::Result<Vec<Warning>> {
+    let rings: Vec<(u32, u64)> = dump.rings.iter().map(|r| (r.cpu, r.clock_hz)).collect();
+    filter.check(&rings)?;
     let ring_filters: Vec<_> = dump
         .rings
         .iter()

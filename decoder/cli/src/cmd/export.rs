@@ -62,6 +62,10 @@ pub struct Cmd {
     /// by build id, or by load address or size.
     #[arg(long = "elf", value_name = "FILE")]
     elfs: Vec<PathBuf>,
+    /// Use an `--elf` whose build id no IMAGE record of the dump carries by its address
+    /// anyway (else refused: another build's names would be wrong).
+    #[arg(long, requires = "elfs")]
+    elf_ignore_build_id: bool,
     #[command(flatten)]
     verbose: super::VerboseArg,
     // Each worker thread takes one ring at a time.
@@ -123,8 +127,12 @@ type Table = Arc<HashMap<u64, String>>;
 
 /// Function names and source locations from `--elf`, by function id or address (empty
 /// without `--elf`).
-fn tables(dump: &Dump<'_>, elfs: &[PathBuf]) -> anyhow::Result<(Table, Table)> {
-    let symbols = super::symbols(dump, elfs)?;
+fn tables(
+    dump: &Dump<'_>,
+    elfs: &[PathBuf],
+    ignore_build_id: bool,
+) -> anyhow::Result<(Table, Table)> {
+    let symbols = super::symbols(dump, elfs, ignore_build_id)?;
     let names = symbols.as_ref().map(|s| s.names()).unwrap_or_default();
     let sources = symbols.as_ref().map(|s| s.locations()).unwrap_or_default();
     Ok((Arc::new(names), Arc::new(sources)))
@@ -225,7 +233,7 @@ impl Cmd {
                 check_distinct(&self.files, &metas)?;
                 let mut writers = Vec::with_capacity(dumps.len());
                 for (m, d) in metas.iter().zip(&dumps) {
-                    let (names, _) = tables(d, &self.elfs)?;
+                    let (names, _) = tables(d, &self.elfs, self.elf_ignore_build_id)?;
                     let symbols: Option<Arc<dyn parquet::Symbols>> = if names.is_empty() {
                         None
                     } else {
@@ -298,7 +306,7 @@ impl Cmd {
         threads: usize,
         inc: &(dyn Fn(u64) + Sync),
     ) -> anyhow::Result<Vec<Warning>> {
-        let (names, sources) = tables(dump, &self.elfs)?;
+        let (names, sources) = tables(dump, &self.elfs, self.elf_ignore_build_id)?;
         let namer = |names: &Table| {
             let names = names.clone();
             Box::new(move |f: u64| names.get(&f).cloned())

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracemark_decoder::dump::{Category, Dump, Warning};
-use tracemark_decoder::input::{DumpBytes, Input};
+use tracemark_decoder::input::{self, DumpBytes, Input};
 use tracemark_decoder::render::Format;
 
 pub mod capture;
@@ -130,6 +130,11 @@ pub struct InputArgs {
     verbose: VerboseArg,
     #[command(flatten)]
     threads: ThreadsArg,
+    /// Most bytes read from a pipe, standard input or a device (regular files are mapped,
+    /// whatever their size): more is refused, so that an endless stream cannot exhaust
+    /// memory.
+    #[arg(long, value_name = "BYTES", default_value_t = input::MAX_STREAM_LEN)]
+    pub max_stream: u64,
 }
 
 impl InputArgs {
@@ -149,7 +154,9 @@ impl InputArgs {
         bytes: bool,
         work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
     ) -> anyhow::Result<()> {
-        self.run_dump(open(&self.file)?, total, min, bytes, work)
+        let input = Input::open_limited(&self.file, self.max_stream)
+            .with_context(|| self.file.display().to_string())?;
+        self.run_dump(source(&self.file, input)?, total, min, bytes, work)
     }
 
     /// [`InputArgs::with_dump`] for a command that reads every byte of the dump: the
@@ -161,8 +168,8 @@ impl InputArgs {
         bytes: bool,
         work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
     ) -> anyhow::Result<()> {
-        let input =
-            Input::open_whole(&self.file).with_context(|| self.file.display().to_string())?;
+        let input = Input::open_whole(&self.file, self.max_stream)
+            .with_context(|| self.file.display().to_string())?;
         self.run_dump(source(&self.file, input)?, total, min, bytes, work)
     }
 
@@ -320,16 +327,20 @@ pub fn report(path: &Path, warnings: &[Warning], verbose: bool) -> anyhow::Resul
 pub fn symbols(
     dump: &Dump<'_>,
     elfs: &[std::path::PathBuf],
+    ignore_build_id: bool,
 ) -> anyhow::Result<Option<tracemark_decoder::symbols::Symbols>> {
     use tracemark_decoder::symbols;
     if elfs.is_empty() {
         return Ok(None);
     }
     let scan = symbols::scan(dump);
-    let mut s = symbols::Symbols::load(elfs, &scan.images)?;
+    let mut s = symbols::Symbols::load(elfs, &scan.images, ignore_build_id)?;
     s.resolve(scan.functions.iter().copied());
     for n in &s.notes {
         eprintln!("tracemark: note: {n}");
+    }
+    for w in &s.warnings {
+        eprintln!("tracemark: warning: {}", escape(w));
     }
     Ok(Some(s))
 }

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use tracemark_decoder::dump::Dump;
-use tracemark_decoder::filter::{parse_kinds, Kinds, TimeSpec};
+use tracemark_decoder::dump::{Dump, Warning};
+use tracemark_decoder::filter::{parse_kinds, Filter, Kinds, TimeSpec};
 use tracemark_decoder::index::Index;
 use tracemark_decoder::input::Input;
 use tracemark_decoder::merge::{Item, Merged, RingCursor};
@@ -89,6 +89,14 @@ impl Cmd {
             ctxs,
             format: Format::from(self.format),
         };
+        let filter = Filter {
+            cpus: self.cpus.clone(),
+            from: self.from,
+            to: self.to,
+            ..Filter::default()
+        };
+        let rings: Vec<(u32, u64)> = q.ctxs.iter().map(|c| (c.cpu, c.clock_hz)).collect();
+        filter.check(&rings).with_context(|| name.clone())?;
         if Format::from(self.format) == Format::Csv {
             out.write_all(render::CSV_HEADER)?;
         }
@@ -98,14 +106,24 @@ impl Cmd {
             by_kind(&q, kinds, self.limit.unwrap_or(u64::MAX), out)
         } else if let (Some(from), Some(to)) = (self.from, self.to) {
             let dump = Dump::parse(source).with_context(|| name.clone())?;
+            let mut warnings = dump.warnings.clone();
+            let limit = self.limit.unwrap_or(u64::MAX);
             stream(
                 &dump,
                 &q,
                 Some((from, to)),
-                self.limit.unwrap_or(u64::MAX),
+                limit,
                 out,
                 |_| true,
+                &mut warnings,
             )
+            .and_then(|()| {
+                // Damage the source shows (the same checks as `decode`): exit 1 after
+                // printing what decodes.
+                out.flush()?;
+                warnings.sort_by_key(|w| w.offset);
+                super::report(&source_path, &warnings, false)
+            })
         } else {
             Ok(())
         };
@@ -183,9 +201,15 @@ fn by_kind(q: &Query<'_>, kinds: &[Kind], limit: u64, out: &mut dyn Write) -> an
     let mask = kinds.iter().fold(0u16, |m, k| m | 1 << (*k as u8));
     if limit == u64::MAX {
         let dump = Dump::parse(q.source)?;
-        return stream(&dump, q, None, u64::MAX, out, |i| {
-            mask & (1 << (i.event.kind() as u8)) != 0
-        });
+        return stream(
+            &dump,
+            q,
+            None,
+            u64::MAX,
+            out,
+            |i| mask & (1 << (i.event.kind() as u8)) != 0,
+            &mut Vec::new(),
+        );
     }
     let mut found: Vec<Item> = Vec::new();
     for &ri in &q.rings {
@@ -237,6 +261,7 @@ fn stream(
     limit: u64,
     out: &mut dyn Write,
     wants: impl Fn(&Item) -> bool,
+    warnings: &mut Vec<Warning>,
 ) -> anyhow::Result<()> {
     let (index, rings, ctxs, format) = (q.index, &q.rings, &q.ctxs, q.format);
     if dump.rings.len() != index.rings.len() {
@@ -255,7 +280,7 @@ fn stream(
                 Some((from, to)) => {
                     let (f, t) = (from.ticks(hz), to.ticks(hz));
                     bounds[ri] = (f, t);
-                    let bi = index.find_time(ri, f)?;
+                    let bi = index.find_time_unordered(ri, f)?;
                     let stack = index
                         .ring_blocks(ri)
                         .get(bi)
@@ -278,22 +303,27 @@ fn stream(
                 );
             }
             let until = bounds[ri].1;
-            for e in entries
-                .get(first..)
-                .unwrap_or_default()
+            // Through the last block that starts by the window's end: a block out of
+            // time order (clock step back, damaged `base_ts`) may follow later ones, and
+            // `decode --from/--to` reads it too. In a ring in time order this is the
+            // block the cursor would stop in.
+            let end = entries
                 .iter()
-                .take_while(|e| e.base_ts.get() <= until)
-            {
+                .rposition(|e| e.base_ts.get() <= until)
+                .map_or(first, |i| (i + 1).max(first));
+            for e in entries.get(first..end).unwrap_or_default() {
                 index.block(dump.bytes, e)?;
             }
-            let mut c = RingCursor::new(dump, ri as u32, first).with_stack(stack);
-            c.until = until;
+            let c = RingCursor::new(dump, ri as u32, first)
+                .with_stack(stack)
+                .with_end(end);
             Ok(c)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut buf = Vec::with_capacity(1 << 20);
     let mut printed = 0u64;
-    for item in Merged::new(cursors) {
+    let mut merged = Merged::new(cursors);
+    for item in merged.by_ref() {
         let (f, t) = bounds[item.ring as usize];
         if item.ts < f || item.ts > t || !wants(&item) {
             continue;
@@ -309,6 +339,9 @@ fn stream(
         }
     }
     out.write_all(&buf)?;
+    for c in merged.cursors() {
+        warnings.extend(c.warnings.iter().cloned());
+    }
     Ok(())
 }
 

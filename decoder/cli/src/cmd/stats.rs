@@ -23,6 +23,10 @@ pub struct Cmd {
     /// Matched to the dump's IMAGE records by build id, or by load address or size.
     #[arg(long = "elf", value_name = "FILE")]
     elfs: Vec<PathBuf>,
+    /// Use an `--elf` whose build id no IMAGE record of the dump carries by its address
+    /// anyway (else refused: another build's names would be wrong).
+    #[arg(long, requires = "elfs")]
+    elf_ignore_build_id: bool,
     /// Rank the hottest functions by calls and by inclusive time (implied by `--elf`;
     /// a second pass over the function records).
     #[arg(long)]
@@ -75,7 +79,7 @@ impl Cmd {
         threads: usize,
     ) -> anyhow::Result<hot::HotFunctions> {
         let functions = stats.records_per_kind.get("FENTRY").copied().unwrap_or(0);
-        let mut symbols = super::symbols(dump, &self.elfs)?;
+        let mut symbols = super::symbols(dump, &self.elfs, self.elf_ignore_build_id)?;
         if functions == 0 || !(self.hot || symbols.is_some()) {
             return Ok(hot::HotFunctions::default());
         }

@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use tracemark_format::scan::{scan_block, ByKind, KindVisitor};
 use tracemark_format::{KernelEntry, Kind};
 
-use crate::dump::{Dump, Warning};
+use crate::dump::{count_warning, Dump, Warning};
 use crate::merge::block_warning;
 use crate::par::{self, Carry, Unit, UnitStack};
 
@@ -225,6 +225,12 @@ fn unit_stats(dump: &Dump<'_>, unit: &Unit, acc: &mut Acc, progress: &dyn Fn(u64
             out.warnings
                 .push(block_warning(ring.cpu, block, e.offset, &e.to_string()));
         }
+        out.warnings.extend(count_warning(
+            ring.cpu,
+            block,
+            end.records - end.lost,
+            end.error.is_none(),
+        ));
         // Where decoding stopped: past the END marker of a closed block.
         if end.records > 0 {
             out.bytes += end.offset.min(block.records.len()) as u64;
@@ -355,7 +361,7 @@ fn finish(dump: &Dump<'_>, cpus: Vec<CpuStats>, acc: Acc) -> Stats {
         lost: cpus
             .iter()
             .map(|c| c.overwritten.saturating_add(c.dropped))
-            .sum(),
+            .fold(0u64, u64::saturating_add),
         torn_blocks: cpus.iter().map(|c| c.torn_blocks).sum(),
         corrupt_blocks: cpus.iter().map(|c| c.corrupt_blocks).sum(),
         bytes,

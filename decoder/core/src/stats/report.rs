@@ -206,9 +206,15 @@ impl Stats {
             )?;
         }
         writeln!(out, "\nper kind:")?;
+        // Names as wide as the longest (CLOCKBACK has 9 letters), so the counts align.
+        let width = Kind::EVENTS
+            .iter()
+            .map(|k| k.name().len())
+            .max()
+            .unwrap_or(0);
         for k in Kind::EVENTS {
             let n = self.records_per_kind.get(k.name()).copied().unwrap_or(0);
-            writeln!(out, "  {:<8} {n:>12}", k.name())?;
+            writeln!(out, "  {:<width$} {n:>12}", k.name())?;
         }
         if !self.syscalls.is_empty() {
             writeln!(out, "\nsyscalls (kernel-exit durations in ticks):")?;
