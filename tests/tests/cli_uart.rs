@@ -2,13 +2,11 @@
 //! a line lost: `tracemark extract` names the missing chunk, and `decode` and `stats`
 //! read the log directly, losing exactly the records of the blocks that chunk touches.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{json_lines, kernel_sim, tracemark, u, Sim};
+use crate::common::{json_lines, kernel_sim, tracemark, u, Sim};
 use serde_json::Value;
-use tracemark_format::ring::{BlockState, RingView};
+use tracemark_format::ring::{BlockState, RingView, RING_HEADER_LEN};
 use tracemark_format::uart::write_framed;
 
 const CHUNK: usize = 48;
@@ -83,7 +81,7 @@ fn triples(lines: &[Value]) -> HashMap<(u64, u64, String), usize> {
 }
 
 fn sim() -> (Sim, Vec<u8>) {
-    let sim = kernel_sim(20_000, 2, 192 + 8 * 1024, "overwrite", 1024, 41);
+    let sim = kernel_sim(20_000, 2, RING_HEADER_LEN + 8 * 1024, "overwrite", 1024, 41);
     let bytes = std::fs::read(&sim.dump).unwrap();
     (sim, bytes)
 }

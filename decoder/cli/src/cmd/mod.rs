@@ -232,9 +232,10 @@ fn source(path: &Path, input: Input) -> anyhow::Result<Source> {
     Ok(Source(bytes))
 }
 
-/// Writes `bytes` to `path`: through a temporary file renamed over it for a regular
-/// file (readers never see half a file), directly for anything else that exists
-/// (`/dev/null`, a FIFO, a terminal), which a rename would replace.
+/// Writes `bytes` to `path`: through a temporary file beside it (a unique name, removed
+/// if anything fails) persisted over it for a regular file (readers never see half a
+/// file), directly for anything else that exists (`/dev/null`, a FIFO, a terminal),
+/// which a rename would replace.
 pub fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let special = std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
     let result = if special {
@@ -243,11 +244,18 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             .open(path)
             .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
     } else {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path))
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        tempfile::NamedTempFile::new_in(dir)
+            .and_then(|mut tmp| {
+                std::io::Write::write_all(&mut tmp, bytes)?;
+                Ok(tmp)
+            })
+            .and_then(|tmp| tmp.persist(path).map(drop).map_err(|e| e.error))
     };
-    result.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    result.with_context(|| path.display().to_string())
 }
 
 /// A progress bar over `total` units on a terminal, or `None` when stderr is not one or
