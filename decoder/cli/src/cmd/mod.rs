@@ -149,7 +149,7 @@ impl InputArgs {
         bytes: bool,
         work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
     ) -> anyhow::Result<()> {
-        self.run_dump(open(&self.file)?, total, min, bytes, work)
+        self.run_dump(Input::open(&self.file), total, min, bytes, work)
     }
 
     /// [`InputArgs::with_dump`] for a command that reads every byte of the dump: the
@@ -161,19 +161,19 @@ impl InputArgs {
         bytes: bool,
         work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
     ) -> anyhow::Result<()> {
-        let input =
-            Input::open_whole(&self.file).with_context(|| self.file.display().to_string())?;
-        self.run_dump(source(&self.file, input)?, total, min, bytes, work)
+        self.run_dump(Input::open_whole(&self.file), total, min, bytes, work)
     }
 
     fn run_dump(
         &self,
-        source: Source,
+        input: std::io::Result<Input>,
         total: impl Fn(&Dump<'_>) -> u64,
         min: u64,
         bytes: bool,
         work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
     ) -> anyhow::Result<()> {
+        let input = input.with_context(|| self.file.display().to_string())?;
+        let source = source(&self.file, input)?;
         let dump = source.dump(&self.file)?;
         let bar = progress(total(&dump), min, bytes);
         let inc = |n: u64| {
