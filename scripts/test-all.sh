@@ -10,8 +10,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export CARGO_TERM_COLOR=never
+. "$root/scripts/lib.sh"
 
-step() { printf '\n==> %s\n' "$*"; }
 need_cargo_tool() { # binary crate
     command -v "$1" >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/$1" ] || cargo install --locked "$2"
 }
@@ -26,14 +26,7 @@ if rustup toolchain list | grep -q '^nightly'; then
     rustup component add --toolchain nightly miri rust-src >/dev/null 2>&1 && have_nightly=1
     need_cargo_tool cargo-fuzz cargo-fuzz
 fi
-if ! command -v qemu-system-arm >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq && apt-get install -y -qq qemu-system-arm >/dev/null
-    else
-        echo "qemu-system-arm is missing: install it (Debian: apt-get install qemu-system-arm)" >&2
-        exit 1
-    fi
-fi
+need_pkg qemu-system-arm qemu-system-arm
 
 step "format and lints"
 cargo fmt --all -- --check

@@ -12,15 +12,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+. "$root/scripts/lib.sh"
 
-if ! command -v llvm-objcopy >/dev/null || ! command -v llvm-ar >/dev/null; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get install -y -qq llvm >/dev/null
-    else
-        echo "test-capi.sh: llvm-objcopy/llvm-ar missing (Debian: apt-get install llvm)" >&2
-        exit 1
-    fi
-fi
+need_pkg llvm-objcopy llvm
+need_pkg llvm-ar llvm
 rustup target add thumbv7m-none-eabi >/dev/null
 
 globals() { # defined global or weak symbols of an archive, one per line
@@ -57,8 +52,7 @@ lib="$(encoder/c-api/build-lean.sh)"
 cc -O2 -Wall -Wextra -Werror -I encoder/include encoder/c-api/tests/c/lean_link.c "$lib" \
     -Wl,--gc-sections -lpthread -ldl -lm -o "$work/lean_link"
 "$work/lean_link" > "$work/ring.bin"
-cargo build --quiet -p tracemark-cli --bin tracemark
-out="$("${CARGO_TARGET_DIR:-$root/target}/debug/tracemark" decode "$work/ring.bin" --format csv)"
+out="$("$(tracemark_bin)" decode "$work/ring.bin" --format csv)"
 n="$(echo "$out" | tail -n +2 | wc -l)"
 kinds="$(echo "$out" | tail -n +2 | cut -d, -f5 | tr '\n' ' ')"
 if [ "$n" != 3 ] || [ "$kinds" != "KENTRY IRQ KEXIT " ]; then

@@ -14,16 +14,13 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 fw="$root/examples/firmware-qemu"
+. "$root/scripts/lib.sh"
 
-if ! command -v qemu-system-arm >/dev/null 2>&1; then
-    apt-get update -qq
-    apt-get install -y -qq qemu-system-arm >/dev/null
-fi
-command -v python3 >/dev/null 2>&1 || apt-get install -y -qq python3 >/dev/null
+need_pkg qemu-system-arm qemu-system-arm
+need_pkg python3 python3
 rustup target add thumbv7m-none-eabi >/dev/null
-cargo build -q -p tracemark-cli --bin tracemark
-tm="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
-work="${CARGO_TARGET_DIR:-$root/target}/test-capture"
+tm="$(tracemark_bin)"
+work="$(cargo_target_dir)/test-capture"
 rm -rf "$work"
 mkdir -p "$work"
 

@@ -30,35 +30,23 @@ venv="$target/export-venv"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-step() { printf '\n==> export: %s\n' "$*"; }
+. "$root/scripts/lib.sh"
 
-need_deb() { # command-or-path package
-    if ! { command -v "$1" >/dev/null 2>&1 || [ -e "$1" ]; }; then
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            [ -n "${apt_updated:-}" ] || { apt-get update -qq >/dev/null; apt_updated=1; }
-            apt-get install -y -qq "$2" >/dev/null
-        else
-            echo "$2 is missing: install it (Debian: apt-get install $2)" >&2
-            exit 1
-        fi
-    fi
-}
-
-step "babeltrace2, python3-bt2; Python venv with the perfetto schema and DuckDB ($venv)"
-need_deb babeltrace2 babeltrace2
-need_deb /usr/lib/python3/dist-packages/bt2/__init__.py python3-bt2
+step "export: babeltrace2, python3-bt2; Python venv with the perfetto schema and DuckDB ($venv)"
+need_pkg babeltrace2 babeltrace2
+need_pkg /usr/lib/python3/dist-packages/bt2/__init__.py python3-bt2
 if ! "$venv/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2, duckdb' 2>/dev/null; then
     if ! [ -x "$venv/bin/pip" ] && ! python3 -m venv "$venv" 2>/dev/null; then
         # Debian's python3 needs python3-venv for ensurepip.
         rm -rf "$venv"
-        need_deb /nonexistent-python3-venv python3-venv
+        need_pkg /nonexistent-python3-venv python3-venv
         python3 -m venv "$venv"
     fi
     "$venv/bin/pip" install -q perfetto protobuf duckdb
 fi
 py="$venv/bin/python"
 
-step "build tracemark and kernel-sim"
+step "export: build tracemark and kernel-sim"
 cargo build -q -p tracemark-cli -p tracemark-examples --bins
 tm="$target/debug/tracemark"
 sim="$target/debug/kernel-sim"
@@ -78,7 +66,7 @@ validate() {
     "$py" scripts/validate_export.py chrome-json "$work/$name.json" "$work/$name.stats.json" "${nm[@]}"
 }
 
-step "perfetto + chrome-json: kernel-sim dumps"
+step "export: perfetto + chrome-json: kernel-sim dumps"
 "$sim" --events 200000 --cpus 2 --buffer 256K --mode overwrite -o "$work/sim-ow.bin" --truth "$work/t1.json" >/dev/null
 validate sim-overwrite-2cpu "$work/sim-ow.bin"
 "$sim" --events 300000 --cpus 3 --buffer 64K --block-size 256 --mode overwrite --seed 7 \
@@ -88,14 +76,14 @@ validate sim-overwrite-3cpu-small-blocks "$work/sim-ow3.bin"
     -o "$work/sim-drop.bin" --truth "$work/t3.json" >/dev/null
 validate sim-drop-1cpu "$work/sim-drop.bin"
 
-step "perfetto + chrome-json: thread switches and clock steps (encoder-written, format 2)"
+step "export: perfetto + chrome-json: thread switches and clock steps (encoder-written, format 2)"
 # gaps.bin (time steps of 2^32 ticks and more: CTF extended headers, wrapping 32-bit
 # times; a full drop-mode ring) and threads.bin (SWITCH inside kernel entries on two
 # CPUs, CLOCKBACK): written by the real encoder in decoder/cli/tests/export.rs.
 TRACEMARK_EXPORT_FIXTURES="$work" cargo test -q -p tracemark-cli --test export >/dev/null
 validate encoder-threads "$work/threads.bin"
 
-step "perfetto + chrome-json: a damaged dump (what decodes is exported, exit 1, one line)"
+step "export: perfetto + chrome-json: a damaged dump (what decodes is exported, exit 1, one line)"
 python3 - "$work/sim-ow.bin" "$work/damaged.bin" <<'PY'
 import sys
 d = bytearray(open(sys.argv[1], "rb").read())
@@ -113,7 +101,7 @@ for f in perfetto chrome-json; do
     "$py" scripts/validate_export.py "$f" "$work/damaged.$f" "$work/damaged.stats.json"
 done
 
-step "perfetto + chrome-json: the C kernel example's dump"
+step "export: perfetto + chrome-json: the C kernel example's dump"
 # Linked at a fixed address (-no-pie) so that the function addresses it records
 # (-finstrument-functions) are its ELF's own, and its IMAGE record (0x400000) matches
 # the ELF by address.
@@ -128,7 +116,7 @@ cc -no-pie "$work/kernel.o" "$work/instrumented.o" "$cc_target/debug/libtracemar
 cat "$work"/dump.cpu*.bin >"$work/c-kernel.bin"
 validate c-kernel "$work/c-kernel.bin"
 
-step "symbols: the C kernel's functions named from its ELF (--elf: export, stats, decode), checked against nm"
+step "export: symbols: the C kernel's functions named from its ELF (--elf: export, stats, decode), checked against nm"
 nm "$work/c-kernel" >"$work/c-kernel.nm"
 validate c-kernel-dwarf "$work/c-kernel.bin" "$work/c-kernel" "$work/c-kernel.nm" --sources
 strip --strip-debug -o "$work/c-kernel.nodebug" "$work/c-kernel"
@@ -154,7 +142,7 @@ print(f"ok   Parquet symbol column: {sum(n for _, _, n in rows)} function rows o
       f"{len(rows)} functions named as nm names them")
 PY
 
-step "ctf + parquet: kernel-sim dumps and an encoder-written dump with long gaps"
+step "export: ctf + parquet: kernel-sim dumps and an encoder-written dump with long gaps"
 # Three workloads: overwrite (records lost before the oldest block), drop with a small
 # ring (records dropped), three CPUs with image records and nothing lost.
 "$sim" --events 200000 --cpus 2 --buffer 256K --mode overwrite \
@@ -204,7 +192,7 @@ grep -q 'different clock frequencies' "$work/err" && [ "$(wc -l <"$work/err")" =
 "$venv/bin/python" scripts/export/check_parquet.py "$tm" "$work/pq" \
     "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin" "$work/threads.bin"
 
-step "every format: the real seL4 kernel's trace under QEMU (SWITCH records)"
+step "export: every format: the real seL4 kernel's trace under QEMU (SWITCH records)"
 # Left by examples/sel4/check.sh x86_64 (scripts/test-sel4.sh, which test-all.sh runs
 # before this script): a UART log with the framed dump, read directly.
 sel4_log=examples/sel4/target/x86_64/console.log
@@ -222,4 +210,4 @@ else
     echo "note: $sel4_log missing (run scripts/test-sel4.sh x86_64 first): seL4 step skipped" >&2
 fi
 
-step "export tests passed"
+step "export: export tests passed"

@@ -8,17 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-need_pkg() { # command debian-package
-    command -v "$1" >/dev/null 2>&1 && return
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq
-        # One package per apt-get call (combinations can fail with "Resolve generated breaks").
-        apt-get install -y -qq "$2" >/dev/null
-    else
-        echo "test-import: $1 is missing: install $2 (Debian: apt-get install $2)" >&2
-        exit 1
-    fi
-}
+. "$root/scripts/lib.sh"
 need_pkg arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf
 need_pkg qemu-arm qemu-user
 

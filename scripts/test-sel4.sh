@@ -10,7 +10,7 @@ cd "$root"
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(x86_64 aarch64)
 
-step() { printf '\n==> %s\n' "$*"; }
+. "$root/scripts/lib.sh"
 
 step "seL4 build dependencies"
 # One package per apt-get call: some combinations fail with "Resolve generated breaks".

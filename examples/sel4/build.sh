@@ -23,8 +23,6 @@ root="$(cd "$here/../.." && pwd)"
 arch="${1:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track}"
 variant="${2:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track}"
 third="${SEL4_THIRD_PARTY:-$root/../shared/third-party}"
-# This workplace keeps shared/ at /work/shared; a worktree elsewhere finds it there.
-[ -d "$third" ] || [ -n "${SEL4_THIRD_PARTY:-}" ] || third=/work/shared/third-party
 if [ ! -d "$third" ]; then
     echo "build.sh: no seL4 snapshots at $third: set SEL4_THIRD_PARTY to the folder holding seL4-*.tar.gz" >&2
     exit 1

@@ -78,3 +78,12 @@ pub fn uart_log(dump_id: u32, payload: &[u8]) -> Vec<u8> {
         .expect("the sink never fails");
     out
 }
+
+/// Sets the format version in the ring header at the start of `ring` and re-seals the
+/// static header's CRC, as a writer of that version would have.
+pub fn set_version(ring: &mut [u8], version: u16) {
+    use tracemark_format::ring::{offsets, HEADER_CRC, STATIC_HEADER_LEN};
+    ring[offsets::VERSION..offsets::VERSION + 2].copy_from_slice(&version.to_le_bytes());
+    let crc = HEADER_CRC.checksum(&ring[..STATIC_HEADER_LEN]);
+    ring[offsets::STATIC_CRC..offsets::STATIC_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+}

@@ -3,16 +3,15 @@
 //! must never panic, must exit 0 or 1, must name the file and a byte offset when it
 //! fails, and must still print the records it could decode before the damage.
 
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::process::Output;
 
-use common::{json_lines, kernel_sim, tracemark, Sim};
+use crate::common::{json_lines, kernel_sim, tracemark, Sim};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use tracemark_format::ring::{BlockState, RingView, HEADER_CRC, RING_HEADER_LEN};
+use tracemark_format::ring::{BlockState, RingView, RING_HEADER_LEN};
+use tracemark_tests::set_version;
 
 /// One valid block of the original dump: where it is and what it holds.
 struct BlockInfo {
@@ -95,7 +94,7 @@ fn names_offset(line: &str) -> bool {
 
 fn sample(mode: &str, seed: u64) -> (Sim, Vec<u8>) {
     // Two CPUs with six blocks of 256 bytes each, wrapped many times.
-    let sim = kernel_sim(4_000, 2, 192 + 6 * 256, mode, 256, seed);
+    let sim = kernel_sim(4_000, 2, RING_HEADER_LEN + 6 * 256, mode, 256, seed);
     let bytes = std::fs::read(&sim.dump).unwrap();
     (sim, bytes)
 }
@@ -231,9 +230,7 @@ fn an_unsupported_version_is_named() {
     let ring_len = bytes.len() / 2;
     for (name, dump) in [("one ring", &bytes[..ring_len]), ("two rings", &bytes[..])] {
         let mut bad = dump.to_vec();
-        bad[8..10].copy_from_slice(&7u16.to_le_bytes());
-        let crc = HEADER_CRC.checksum(&bad[..48]);
-        bad[48..52].copy_from_slice(&crc.to_le_bytes());
+        set_version(&mut bad, 7);
         let path = write(&sim, "version.bin", &bad);
         let out = decode(&path);
         check_exit(&out, &path, name);
@@ -293,9 +290,7 @@ fn a_failure_is_reported_on_one_stderr_line() {
     let (sim, bytes) = sample("overwrite", 38);
     let ring_len = bytes.len() / 2;
     let mut version = bytes[..ring_len].to_vec();
-    version[8] = 9;
-    let crc = HEADER_CRC.checksum(&version[..48]);
-    version[48..52].copy_from_slice(&crc.to_le_bytes());
+    set_version(&mut version, 9);
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty", Vec::new()),
         ("not a dump", b"hello world, this is not a ring".repeat(20)),

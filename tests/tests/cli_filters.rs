@@ -3,11 +3,9 @@
 //! linear decode that the same filter selects, in the same order (issue 7, point 1:
 //! `--to` used to print stale, duplicated lines from reused buffers).
 
-mod common;
-
 use std::sync::OnceLock;
 
-use common::{json_lines, kernel_sim, tracemark, tracemark_ok, u, Sim};
+use crate::common::{json_lines, kernel_sim, tracemark, tracemark_ok, u, Sim};
 use proptest::prelude::*;
 
 /// A dump and its full decode: per record (cpu, ts, kind) and its line in each format.

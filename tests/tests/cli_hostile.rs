@@ -3,13 +3,11 @@
 //! error naming the file (and an offset where there is one) and a non-zero exit, with
 //! everything decodable still printed; never a silent loss.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{json_lines, kernel_sim, tracemark, tracemark_ok, Sim};
-use tracemark_format::ring::{offsets, RingView};
+use crate::common::{json_lines, kernel_sim, tracemark, tracemark_ok, Sim};
+use tracemark_format::ring::{offsets, RingView, RING_HEADER_LEN};
 
 fn write(sim: &Sim, name: &str, bytes: &[u8]) -> PathBuf {
     let p = sim.dir.path().join(name);
@@ -62,7 +60,7 @@ fn get_u32(bytes: &[u8], at: usize) -> u32 {
 #[test]
 fn a_damaged_commit_position_is_reported_and_its_ring_still_decoded() {
     for (mode, seed) in [("overwrite", 41u64), ("drop", 42)] {
-        let sim = kernel_sim(30_000, 3, 192 + 40 * 512, mode, 512, seed);
+        let sim = kernel_sim(30_000, 3, RING_HEADER_LEN + 40 * 512, mode, 512, seed);
         let bytes = std::fs::read(&sim.dump).unwrap();
         let full = tracemark_ok(&["decode", sim.dump_str(), "--format", "json"]);
         let rings = ring_offsets(&bytes);
@@ -106,7 +104,7 @@ fn a_damaged_commit_position_is_reported_and_its_ring_still_decoded() {
 fn torn_blocks_the_protocol_does_not_explain_are_damage() {
     // Garble the sequence number of every block of CPU 1 but one: overwrite mode's
     // "torn, being reclaimed" explains one block at most.
-    let sim = kernel_sim(30_000, 2, 192 + 20 * 512, "overwrite", 512, 43);
+    let sim = kernel_sim(30_000, 2, RING_HEADER_LEN + 20 * 512, "overwrite", 512, 43);
     let bytes = std::fs::read(&sim.dump).unwrap();
     let rings = ring_offsets(&bytes);
     let view = RingView::parse(&bytes[rings[1]..]).unwrap();
@@ -161,7 +159,7 @@ fn numbers_in_every_format(path: &str) -> [Vec<Option<u64>>; 3] {
 
 #[test]
 fn extreme_counters_number_the_same_everywhere_and_are_damage() {
-    let sim = kernel_sim(20_000, 2, 192 + 16 * 512, "overwrite", 512, 44);
+    let sim = kernel_sim(20_000, 2, RING_HEADER_LEN + 16 * 512, "overwrite", 512, 44);
     let bytes = std::fs::read(&sim.dump).unwrap();
     let rings = ring_offsets(&bytes);
     let view = RingView::parse(&bytes[rings[1]..]).unwrap();
@@ -264,7 +262,7 @@ fn run_owned(args: &[String]) -> Output {
 
 #[test]
 fn a_damaged_index_is_refused_by_every_query() {
-    let sim = kernel_sim(20_000, 2, 192 + 32 * 512, "overwrite", 512, 45);
+    let sim = kernel_sim(20_000, 2, RING_HEADER_LEN + 32 * 512, "overwrite", 512, 45);
     let idx = sim.dir.path().join("d.idx");
     let idx_s = idx.to_str().unwrap().to_string();
     tracemark_ok(&["index", sim.dump_str(), "-o", &idx_s]);
@@ -315,7 +313,7 @@ fn a_damaged_index_is_refused_by_every_query() {
 fn facts_come_from_the_dump_not_the_index() {
     use tracemark_decoder::index::{index_checksum, IndexHeader, IndexRing};
     use zerocopy::FromBytes;
-    let sim = kernel_sim(20_000, 2, 192 + 32 * 512, "overwrite", 512, 46);
+    let sim = kernel_sim(20_000, 2, RING_HEADER_LEN + 32 * 512, "overwrite", 512, 46);
     let idx = sim.dir.path().join("d.idx");
     let idx_s = idx.to_str().unwrap().to_string();
     tracemark_ok(&["index", sim.dump_str(), "-o", &idx_s]);
@@ -443,7 +441,7 @@ fn many_rings_decode_in_linear_time() {
 
 #[test]
 fn a_directory_is_named_as_such_by_every_command() {
-    let sim = kernel_sim(2_000, 1, 192 + 4 * 512, "overwrite", 512, 49);
+    let sim = kernel_sim(2_000, 1, RING_HEADER_LEN + 4 * 512, "overwrite", 512, 49);
     let dir = sim.dir.path().to_str().unwrap().to_string();
     let out_file = sim.dir.path().join("x.out");
     let o = out_file.to_str().unwrap();
@@ -467,9 +465,9 @@ fn a_write_error_on_stdout_says_standard_output() {
     if !Path::new("/dev/full").exists() {
         return;
     }
-    let sim = kernel_sim(20_000, 2, 192 + 16 * 512, "overwrite", 512, 50);
+    let sim = kernel_sim(20_000, 2, RING_HEADER_LEN + 16 * 512, "overwrite", 512, 50);
     for cmd in ["decode", "stats"] {
-        let out = std::process::Command::new(common::tracemark_bin())
+        let out = std::process::Command::new(crate::common::tracemark_bin())
             .args([cmd, sim.dump_str()])
             .stdout(std::fs::File::create("/dev/full").unwrap())
             .output()
@@ -484,10 +482,10 @@ fn a_write_error_on_stdout_says_standard_output() {
 #[test]
 fn piped_input_is_read_or_clearly_refused() {
     use std::io::Write;
-    let sim = kernel_sim(20_000, 2, 192 + 16 * 512, "overwrite", 512, 51);
+    let sim = kernel_sim(20_000, 2, RING_HEADER_LEN + 16 * 512, "overwrite", 512, 51);
     let bytes = std::fs::read(&sim.dump).unwrap();
     let pipe = |args: &[&str]| -> Output {
-        let mut child = std::process::Command::new(common::tracemark_bin())
+        let mut child = std::process::Command::new(crate::common::tracemark_bin())
             .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -527,7 +525,7 @@ fn piped_input_is_read_or_clearly_refused() {
 
 #[test]
 fn untrusted_bytes_in_messages_are_escaped() {
-    let sim = kernel_sim(2_000, 1, 192 + 4 * 512, "overwrite", 512, 52);
+    let sim = kernel_sim(2_000, 1, RING_HEADER_LEN + 4 * 512, "overwrite", 512, 52);
     // A dump whose name holds an escape sequence, a line end and a NUL-like control.
     let evil = sim.dir.path().join("d\u{1b}[31mred\nsecond\u{7}.bin");
     std::fs::copy(&sim.dump, &evil).unwrap();
@@ -547,7 +545,7 @@ fn untrusted_bytes_in_messages_are_escaped() {
 
 #[test]
 fn stats_has_the_same_format_option() {
-    let sim = kernel_sim(5_000, 2, 192 + 8 * 512, "overwrite", 512, 53);
+    let sim = kernel_sim(5_000, 2, RING_HEADER_LEN + 8 * 512, "overwrite", 512, 53);
     let p = sim.dump_str();
     let json = tracemark_ok(&["stats", p, "--format", "json"]);
     assert_eq!(json, tracemark_ok(&["stats", p, "--json"]));
@@ -587,12 +585,12 @@ fn uart_log(dump: &[u8]) -> Vec<u8> {
 #[test]
 fn extract_reads_a_piped_log_and_escapes_damaged_lines() {
     use std::io::Write;
-    let sim = kernel_sim(3_000, 2, 192 + 6 * 512, "overwrite", 512, 54);
+    let sim = kernel_sim(3_000, 2, RING_HEADER_LEN + 6 * 512, "overwrite", 512, 54);
     let dump = std::fs::read(&sim.dump).unwrap();
     let log = uart_log(&dump);
     let out_path = sim.dir.path().join("x.bin");
     let o = out_path.to_str().unwrap();
-    let mut child = std::process::Command::new(common::tracemark_bin())
+    let mut child = std::process::Command::new(crate::common::tracemark_bin())
         .args(["extract", "-", "-o", o])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -694,7 +692,14 @@ fn damage_is_reported(
 #[test]
 fn a_zeroed_block_magic_between_written_blocks_is_damage() {
     // Point 1: the block vanished with "torn 0" and exit 0.
-    let sim = kernel_sim(20_000, 2, 192 + 16 * 1024, "overwrite", 1024, 61);
+    let sim = kernel_sim(
+        20_000,
+        2,
+        RING_HEADER_LEN + 16 * 1024,
+        "overwrite",
+        1024,
+        61,
+    );
     let bytes = std::fs::read(&sim.dump).unwrap();
     let full = json_lines(&tracemark_ok(&[
         "decode",
@@ -728,7 +733,7 @@ fn a_zeroed_block_magic_between_written_blocks_is_damage() {
         stderr(&out)
     );
     // A fresh ring's unused slots are not damage: a ring on its first lap.
-    let fresh = kernel_sim(300, 2, 192 + 16 * 1024, "overwrite", 1024, 62);
+    let fresh = kernel_sim(300, 2, RING_HEADER_LEN + 16 * 1024, "overwrite", 1024, 62);
     tracemark_ok(&["decode", fresh.dump_str()]);
 }
 
@@ -737,7 +742,14 @@ fn a_zero_commit_position_on_a_first_lap_ring_is_damage() {
     // Point 2: a ring on its first lap (block 0 and a few more, or block 0 alone) with
     // its commit position zeroed was dropped without a word.
     for events in [100u64, 3_000] {
-        let sim = kernel_sim(events, 2, 192 + 16 * 1024, "overwrite", 1024, 63);
+        let sim = kernel_sim(
+            events,
+            2,
+            RING_HEADER_LEN + 16 * 1024,
+            "overwrite",
+            1024,
+            63,
+        );
         let bytes = std::fs::read(&sim.dump).unwrap();
         let full = json_lines(&tracemark_ok(&[
             "decode",
@@ -758,7 +770,14 @@ fn a_zero_commit_position_on_a_first_lap_ring_is_damage() {
 fn a_block_count_that_disagrees_with_its_records_is_damage() {
     // Point 3: a closed block's header count off by one (numbers repeat or skip), and
     // record bytes zeroed (zeros decode as clean kernel entries).
-    let sim = kernel_sim(20_000, 2, 192 + 16 * 1024, "overwrite", 1024, 64);
+    let sim = kernel_sim(
+        20_000,
+        2,
+        RING_HEADER_LEN + 16 * 1024,
+        "overwrite",
+        1024,
+        64,
+    );
     let bytes = std::fs::read(&sim.dump).unwrap();
     let full = json_lines(&tracemark_ok(&[
         "decode",
@@ -789,7 +808,14 @@ fn a_block_count_that_disagrees_with_its_records_is_damage() {
 fn lost_counts_that_contradict_the_blocks_are_damage() {
     // Point 4: `overwritten` zeroed while the blocks say thousands were lost; `dropped`
     // of 2^63 on two rings, whose sum wrapped to "lost: 0".
-    let sim = kernel_sim(20_000, 2, 192 + 16 * 1024, "overwrite", 1024, 65);
+    let sim = kernel_sim(
+        20_000,
+        2,
+        RING_HEADER_LEN + 16 * 1024,
+        "overwrite",
+        1024,
+        65,
+    );
     let bytes = std::fs::read(&sim.dump).unwrap();
     let rings = ring_offsets(&bytes);
     let mut bad = bytes.clone();
@@ -827,7 +853,14 @@ fn lost_counts_that_contradict_the_blocks_are_damage() {
 fn a_block_moved_back_in_time_is_damage_and_decode_and_query_agree() {
     // Point 5: a damaged base_ts moved a block back in time silently, and decode
     // --from/--to and query --from/--to answered differently.
-    let sim = kernel_sim(20_000, 2, 192 + 16 * 1024, "overwrite", 1024, 66);
+    let sim = kernel_sim(
+        20_000,
+        2,
+        RING_HEADER_LEN + 16 * 1024,
+        "overwrite",
+        1024,
+        66,
+    );
     let bytes = std::fs::read(&sim.dump).unwrap();
     let rings = ring_offsets(&bytes);
     let blocks = closed_blocks(&bytes, rings[0]);
@@ -885,7 +918,7 @@ fn an_endless_stream_is_refused_at_a_bound() {
 
 #[test]
 fn a_uart_log_with_line_noise_is_still_a_log() {
-    let sim = kernel_sim(3_000, 2, 192 + 6 * 512, "overwrite", 512, 67);
+    let sim = kernel_sim(3_000, 2, RING_HEADER_LEN + 6 * 512, "overwrite", 512, 67);
     let dump = std::fs::read(&sim.dump).unwrap();
     let want = tracemark_ok(&["decode", sim.dump_str()]);
     let want_stats = tracemark_ok(&["stats", sim.dump_str()]);
@@ -910,7 +943,7 @@ fn a_uart_log_with_line_noise_is_still_a_log() {
 
 #[test]
 fn an_empty_or_invalid_filter_is_said() {
-    let sim = kernel_sim(3_000, 2, 192 + 6 * 512, "overwrite", 512, 68);
+    let sim = kernel_sim(3_000, 2, RING_HEADER_LEN + 6 * 512, "overwrite", 512, 68);
     let p = sim.dump_str();
     for (args, why) in [
         (vec!["--from", "10", "--to", "5"], "--from is after --to"),
@@ -925,7 +958,7 @@ fn an_empty_or_invalid_filter_is_said() {
 
 #[test]
 fn stats_per_kind_counts_are_aligned() {
-    let sim = kernel_sim(3_000, 2, 192 + 6 * 512, "overwrite", 512, 69);
+    let sim = kernel_sim(3_000, 2, RING_HEADER_LEN + 6 * 512, "overwrite", 512, 69);
     let text = tracemark_ok(&["stats", sim.dump_str()]);
     let rows: Vec<&str> = text
         .lines()
@@ -950,7 +983,7 @@ fn a_clock_stepping_back_is_not_damage() {
     use tracemark::{Config, Mode, Tracer};
     let now = Cell::new(1_000_000u64);
     let clock = || now.get();
-    let mut mem = vec![0u64; (192 + 16 * 512) / 8];
+    let mut mem = vec![0u64; (RING_HEADER_LEN + 16 * 512) / 8];
     // SAFETY: a u64 buffer viewed as bytes: same memory, 8-byte aligned, no padding.
     let bytes =
         unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr().cast::<u8>(), mem.len() * 8) };

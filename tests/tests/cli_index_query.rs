@@ -1,9 +1,8 @@
 //! `tracemark index` + `tracemark query` answer exactly what `tracemark decode` prints.
 
-mod common;
-
-use common::{json_lines, kernel_sim, tracemark, tracemark_ok, u, Sim};
+use crate::common::{json_lines, kernel_sim, tracemark, tracemark_ok, u, Sim};
 use serde_json::Value;
+use tracemark_format::ring::RING_HEADER_LEN;
 
 fn index(sim: &Sim) -> String {
     let idx = sim.dir.path().join("dump.idx");
@@ -23,7 +22,14 @@ fn decode_json(sim: &Sim) -> Vec<Value> {
 
 #[test]
 fn query_record_equals_decode_for_many_numbers() {
-    let sim = kernel_sim(60_000, 3, 192 + 24 * 1024, "overwrite", 1024, 21);
+    let sim = kernel_sim(
+        60_000,
+        3,
+        RING_HEADER_LEN + 24 * 1024,
+        "overwrite",
+        1024,
+        21,
+    );
     let idx = index(&sim);
     let all = decode_json(&sim);
     for c in sim.truth["cpus"].as_array().unwrap() {
@@ -81,7 +87,7 @@ fn query_record_equals_decode_for_many_numbers() {
 
 #[test]
 fn query_record_out_of_range_fails_cleanly() {
-    let sim = kernel_sim(20_000, 2, 192 + 8 * 1024, "overwrite", 1024, 22);
+    let sim = kernel_sim(20_000, 2, RING_HEADER_LEN + 8 * 1024, "overwrite", 1024, 22);
     let idx = index(&sim);
     // Record 0 was overwritten on both CPUs.
     let out = tracemark(&["query", &idx, "--record", "0"]);

@@ -2,51 +2,41 @@
 //! SWITCH records) through the whole CLI: `decode`, `stats`, `index` + `query` agree, and
 //! exits are named after their filled-in entries.
 
-mod common;
-
-use std::cell::Cell;
-
-use common::{json_lines, tracemark_ok};
+use crate::common::{json_lines, tracemark_ok};
 use serde_json::Value;
-use tracemark::{Config, KernelEntry, Mode, Tracer};
+use tracemark::{Config, KernelEntry, Mode};
+use tracemark_tests::ring_image;
 
 /// A 16-block ring of seL4-like entries: deferred entry, function records, the
 /// information, sometimes a thread switch, the exit. Returns the ring and the number of
 /// switches written.
 fn sel4_like_ring() -> (Vec<u8>, u64) {
-    let now = Cell::new(1_000u64);
-    let clock = || now.get();
-    let mut mem = vec![0u64; (192 + 16 * 1024) / 8];
-    // SAFETY: a u64 buffer viewed as bytes: same memory, 8-byte aligned, no padding.
-    let bytes =
-        unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr().cast::<u8>(), mem.len() * 8) };
     let config = Config {
         mode: Mode::Drop,
         block_size: 1024,
         clock_hz: 1_000_000_000,
         ..Config::new()
     };
-    let t = Tracer::new(bytes, &config, &clock).unwrap();
     let mut switches = 0;
-    for i in 0..600u32 {
-        now.set(now.get() + 500);
-        t.kernel_entry_deferred();
-        for f in 0..(i % 3) {
-            now.set(now.get() + 9);
-            t.function_entry(0x100 + u64::from(f));
-            t.function_exit(0x100 + u64::from(f));
+    let ring = ring_image(&config, 16, 1_000, |t, now| {
+        for i in 0..600u32 {
+            now.advance(500);
+            t.kernel_entry_deferred();
+            for f in 0..(i % 3) {
+                now.advance(9);
+                t.function_entry(0x100 + u64::from(f));
+                t.function_exit(0x100 + u64::from(f));
+            }
+            assert!(t.kernel_entry_info(KernelEntry::syscall((i % 8 + 1) as u8, 4, false, i % 50)));
+            if i % 5 == 0 {
+                t.thread_switch(0xffff_ff80_1ffc_8400 + u64::from(i % 3) * 0x800);
+                switches += 1;
+            }
+            now.advance(40);
+            t.kernel_exit();
         }
-        assert!(t.kernel_entry_info(KernelEntry::syscall((i % 8 + 1) as u8, 4, false, i % 50)));
-        if i % 5 == 0 {
-            t.thread_switch(0xffff_ff80_1ffc_8400 + u64::from(i % 3) * 0x800);
-            switches += 1;
-        }
-        now.set(now.get() + 40);
-        t.kernel_exit();
-    }
-    drop(t);
-    let out = bytes.to_vec();
-    (out, switches)
+    });
+    (ring, switches)
 }
 
 #[test]

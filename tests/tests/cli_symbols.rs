@@ -16,13 +16,12 @@
 //! starts at 0x8000 and its build id starts `ee 8b 4a b1 71 77 ce c9`
 //! (`arm-none-eabi-readelf -n thumb.elf`).
 
-mod common;
-
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
-use common::{json_lines, tracemark};
+use crate::common::{json_lines, tracemark};
 use tracemark::{Config, Mode, Tracer};
+use tracemark_format::ring::RING_HEADER_LEN;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -54,7 +53,7 @@ fn functions() -> Vec<(u64, String)> {
 fn dump(dir: &Path, id: u64) -> PathBuf {
     let now = Cell::new(1_000u64);
     let clock = || now.get();
-    let mut mem = vec![0u64; (192 + 8 * 1024) / 8];
+    let mut mem = vec![0u64; (RING_HEADER_LEN + 8 * 1024) / 8];
     // SAFETY: a u64 buffer viewed as bytes: same memory, 8-byte aligned, no padding.
     let bytes =
         unsafe { std::slice::from_raw_parts_mut(mem.as_mut_ptr().cast::<u8>(), mem.len() * 8) };

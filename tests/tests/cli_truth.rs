@@ -1,12 +1,11 @@
 //! `kernel-sim` drives the real encoder; `tracemark stats --json` and `tracemark decode`
 //! must report exactly what the simulator counted as it recorded (its truth file).
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{json_lines, kernel_sim, tracemark_ok, u, Sim};
+use crate::common::{json_lines, kernel_sim, tracemark_ok, u, Sim};
 use serde_json::Value;
+use tracemark_format::ring::RING_HEADER_LEN;
 
 const KINDS: [&str; 8] = [
     "KENTRY", "KEXIT", "IRQ", "FENTRY", "FEXIT", "USER", "IMAGE", "LOST",
@@ -221,7 +220,14 @@ fn check(sim: &Sim) {
 
 #[test]
 fn overwrite_wraps_many_times_two_cpus() {
-    let sim = kernel_sim(200_000, 2, 192 + 16 * 1024, "overwrite", 1024, 1);
+    let sim = kernel_sim(
+        200_000,
+        2,
+        RING_HEADER_LEN + 16 * 1024,
+        "overwrite",
+        1024,
+        1,
+    );
     assert!(
         u(&sim.truth["cpus"][0], "overwritten") > 50_000,
         "the ring wrapped"
@@ -244,7 +250,7 @@ fn overwrite_four_cpus_default_blocks() {
 #[test]
 fn overwrite_smallest_ring_leaves_exits_without_entries() {
     // Two blocks of 256 bytes: nearly every syscall is cut by the overwrite somewhere.
-    let sim = kernel_sim(200_000, 3, 192 + 2 * 256, "overwrite", 256, 3);
+    let sim = kernel_sim(200_000, 3, RING_HEADER_LEN + 2 * 256, "overwrite", 256, 3);
     check(&sim);
 }
 
@@ -253,7 +259,7 @@ fn unmatched_exits_are_counted_over_many_seeds() {
     // Which exits lose their entry depends on where blocks end; over a few seeds some do.
     let mut unmatched = 0;
     for seed in 10..16 {
-        let sim = kernel_sim(20_000, 2, 192 + 4 * 256, "overwrite", 256, seed);
+        let sim = kernel_sim(20_000, 2, RING_HEADER_LEN + 4 * 256, "overwrite", 256, seed);
         check_stats(&sim);
         unmatched += u(&sim.truth, "unmatched_exits");
     }
@@ -288,7 +294,7 @@ fn drop_mode_keeps_the_oldest() {
 
 #[test]
 fn drop_mode_small_blocks_four_cpus() {
-    let sim = kernel_sim(100_000, 4, 192 + 8 * 256, "drop", 256, 12);
+    let sim = kernel_sim(100_000, 4, RING_HEADER_LEN + 8 * 256, "drop", 256, 12);
     check(&sim);
 }
 

@@ -11,6 +11,7 @@ use tracemark::format::record::UserPayload;
 use tracemark::{Config, EntryPath, Event, ExitDuration, KernelEntry, Mode, Outcome, Tracer};
 use tracemark_decoder::dump::Dump;
 use tracemark_decoder::merge::RingCursor;
+use tracemark_format::ring::RING_HEADER_LEN;
 
 /// One tracer call after `dt` ticks.
 #[derive(Debug, Clone)]
@@ -57,7 +58,7 @@ fn memory(len: usize) -> Vec<u64> {
 /// the ring image.
 fn record(mode: Mode, blocks: usize, calls: &[(u64, Call)]) -> (Vec<(u64, Event)>, u64, Vec<u8>) {
     use zerocopy::IntoBytes;
-    let len = 192 + blocks * 256;
+    let len = RING_HEADER_LEN + blocks * 256;
     let mut words = memory(len);
     let clock = Cell::new(1u64);
     let config = Config {

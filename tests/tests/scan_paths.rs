@@ -5,8 +5,6 @@
 //! every entry point this machine runs: the dispatching `scan_block`, the portable
 //! gatherer, and the BMI2 one where the processor has a fast `pext`.
 
-mod common;
-
 use tracemark_decoder::dump::Dump;
 use tracemark_format::record::BlockRecords;
 use tracemark_format::scan::{self, ScanEnd, Visitor};
@@ -100,7 +98,7 @@ fn every_scan_path_agrees_with_block_records_on_kernel_sim_dumps() {
         ("drop", 1024, 3),
         ("overwrite", 65536, 4),
     ] {
-        let sim = common::kernel_sim(60_000, 2, 256 << 10, mode, block, seed);
+        let sim = crate::common::kernel_sim(60_000, 2, 256 << 10, mode, block, seed);
         let bytes = std::fs::read(&sim.dump).unwrap();
         let dump = Dump::parse(&bytes).unwrap();
         for ring in &dump.rings {

@@ -1,20 +1,11 @@
 //! The `tracemark` binary on ring images written by the real encoder.
 
-use std::cell::Cell;
-use std::path::Path;
+use tracemark::{Config, KernelEntry, Mode};
+use tracemark_tests::{ring_image, set_version, TestClock, TestTracer};
 
-use assert_cmd::Command;
-use tracemark::{Config, KernelEntry, Mode, Tracer};
-use tracemark_format::ring::{HEADER_CRC, RING_HEADER_LEN, STATIC_HEADER_LEN};
-use zerocopy::IntoBytes;
+use tracemark_format::ring::RING_HEADER_LEN;
 
-struct Clock<'a>(&'a Cell<u64>);
-
-impl tracemark::Clock for Clock<'_> {
-    fn now(&self) -> u64 {
-        self.0.get()
-    }
-}
+use crate::util::{run, write};
 
 /// Writes a ring of `blocks` blocks of `block_size` bytes for `cpu` with `f`, returns its bytes.
 fn ring(
@@ -22,12 +13,8 @@ fn ring(
     mode: Mode,
     block_size: u32,
     blocks: usize,
-    f: impl FnOnce(&Tracer<'_, Clock<'_>>, &Cell<u64>),
+    f: impl FnOnce(&TestTracer<'_, '_>, &TestClock),
 ) -> Vec<u8> {
-    let len = RING_HEADER_LEN + blocks * block_size as usize;
-    let mut words = vec![0u64; len.div_ceil(8)];
-    let bytes = words.as_mut_bytes();
-    let clock = Cell::new(1000);
     let config = Config {
         mode,
         block_size,
@@ -35,15 +22,11 @@ fn ring(
         cpu_id: cpu,
         ..Config::new()
     };
-    {
-        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
-        f(&t, &clock);
-    }
-    bytes[..len].to_vec()
+    ring_image(&config, blocks, 1000, f)
 }
 
 /// A deterministic workload: `n` rounds of syscall, interrupt, function call, user event.
-fn workload(n: u64, seed: u64) -> impl FnOnce(&Tracer<'_, Clock<'_>>, &Cell<u64>) {
+fn workload(n: u64, seed: u64) -> impl FnOnce(&TestTracer<'_, '_>, &TestClock) {
     move |t, c| {
         for i in 0..n {
             let adv = |d: u64| c.set(c.get() + d);
@@ -69,25 +52,6 @@ fn workload(n: u64, seed: u64) -> impl FnOnce(&Tracer<'_, Clock<'_>>, &Cell<u64>
             adv(17);
         }
     }
-}
-
-fn tm() -> Command {
-    Command::cargo_bin("tracemark").unwrap()
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let o = tm().args(args).output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 fn two_cpu_dump() -> Vec<u8> {
@@ -196,7 +160,7 @@ fn text_output_snapshot() {
 }
 
 /// A ring format version no release reads.
-const UNSUPPORTED_VERSION: u8 = 200;
+const UNSUPPORTED_VERSION: u16 = 200;
 
 /// Exit code 0 or 1, never a panic (101) or a signal; a fatal error is one line.
 fn check_clean(args: &[&str]) -> (i32, String, String) {
@@ -242,9 +206,7 @@ fn damaged_inputs_give_clean_errors_or_partial_output() {
     cases.push(("random block body".into(), d));
     // A valid-CRC header with a version no release reads (2 is this round's bump).
     let mut d = good.clone();
-    d[8] = UNSUPPORTED_VERSION;
-    let crc = HEADER_CRC.checksum(&d[..STATIC_HEADER_LEN]);
-    d[48..52].copy_from_slice(&crc.to_le_bytes());
+    set_version(&mut d, UNSUPPORTED_VERSION);
     cases.push(("unsupported version".into(), d.clone()));
     let intact = write(dir.path(), "good.bin", &good);
     let (_, cpu1_text, _) = run(&["decode", intact.to_str().unwrap(), "--cpu", "1"]);
@@ -293,18 +255,14 @@ fn damaged_inputs_give_clean_errors_or_partial_output() {
     // An unsupported version in the only ring: refused with the version named.
     let one = ring(0, Mode::Drop, 1024, 4, workload(10, 1));
     let mut d = one.clone();
-    d[8] = UNSUPPORTED_VERSION;
-    let crc = HEADER_CRC.checksum(&d[..STATIC_HEADER_LEN]);
-    d[48..52].copy_from_slice(&crc.to_le_bytes());
+    set_version(&mut d, UNSUPPORTED_VERSION);
     let f = write(dir.path(), "v2.bin", &d);
     let (code, _, err) = check_clean(&["decode", f.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("version 200 is not supported"), "{err}");
     // Version 1 (the previous format, a subset of version 2) still decodes, identically.
     let mut d = one.clone();
-    d[8] = 1;
-    let crc = HEADER_CRC.checksum(&d[..STATIC_HEADER_LEN]);
-    d[48..52].copy_from_slice(&crc.to_le_bytes());
+    set_version(&mut d, 1);
     let f1 = write(dir.path(), "v1.bin", &d);
     let f2 = write(dir.path(), "v2.bin", &one);
     let (code, out1, err) = check_clean(&["decode", f1.to_str().unwrap()]);
@@ -378,4 +336,33 @@ fn shared_options_read_the_same_in_every_command() {
     let h = help("extract");
     assert_eq!(h.matches(VERBOSE).count(), 1, "{h}");
     assert!(!h.contains("--threads"), "{h}");
+}
+
+/// Output files go through a temporary file of a unique name beside them: a leftover
+/// `OUT.tmp` (another run's, or a crash's) neither stops the command nor is touched,
+/// and nothing else is left behind.
+#[test]
+fn output_files_do_not_collide_with_a_leftover_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = write(dir.path(), "d.bin", &two_cpu_dump());
+    let out = dir.path().join("d.idx");
+    std::fs::create_dir(dir.path().join("d.idx.tmp")).unwrap();
+    let (code, _, err) = run(&["index", dump.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, found, err) = run(&[
+        "query",
+        out.to_str().unwrap(),
+        "--kind",
+        "user",
+        "--limit",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(found.contains("USER"), "{found}");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["d.bin", "d.idx", "d.idx.tmp"]);
 }

@@ -2,62 +2,38 @@
 //! (text, CSV, JSON), counted by `stats`, found by `query --kind`, and numbered like any
 //! other record by every command.
 
-use std::cell::Cell;
-
-use assert_cmd::Command;
-use tracemark::{Config, KernelEntry, Mode, Tracer};
-use tracemark_format::ring::RING_HEADER_LEN;
-use zerocopy::IntoBytes;
-
-struct Clock<'a>(&'a Cell<u64>);
-
-impl tracemark::Clock for Clock<'_> {
-    fn now(&self) -> u64 {
-        self.0.get()
-    }
-}
+use tracemark::{Config, KernelEntry, Mode};
+use tracemark_tests::ring_image;
 
 /// A ring where the clock steps back twice, once inside a kernel entry.
 fn stepped_ring() -> Vec<u8> {
-    let len = RING_HEADER_LEN + 8 * 256;
-    let mut words = vec![0u64; len.div_ceil(8)];
-    let bytes = words.as_mut_bytes();
-    let clock = Cell::new(10_000);
     let config = Config {
         mode: Mode::Overwrite,
         block_size: 256,
         clock_hz: 1_000_000,
         ..Config::new()
     };
-    {
-        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
+    ring_image(&config, 8, 10_000, |t, clock| {
         for i in 0..20u32 {
             t.interrupt(i);
-            clock.set(clock.get() + 10);
+            clock.advance(10);
         }
         t.kernel_entry(KernelEntry::syscall(1, 4, false, 0));
         clock.set(9_000);
         t.kernel_exit();
         for i in 0..20u32 {
-            clock.set(clock.get() + 10);
+            clock.advance(10);
             t.interrupt(i);
         }
         clock.set(5);
         t.interrupt(99);
-    }
-    bytes[..len].to_vec()
+    })
 }
 
+/// Exit code and standard output of `tracemark args`.
 fn run(args: &[&str]) -> (i32, String) {
-    let o = Command::cargo_bin("tracemark")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-    )
+    let (code, out, _) = crate::util::run(args);
+    (code, out)
 }
 
 #[test]

@@ -265,7 +265,7 @@ impl Schedule {
     }
 }
 
-/// What [`write`] writes.
+/// What [`write()`] writes.
 #[derive(Debug, Clone, Copy)]
 pub struct Selection<'a> {
     /// The rings to write (indices into `dump.rings`); ties in time go to the ring
@@ -281,7 +281,7 @@ pub struct Selection<'a> {
 
 /// Writes the records of `rings` (indices into `dump.rings`) that `filters` (one per
 /// ring of the dump) want, in `format`, in time order, with up to `threads` workers and
-/// no function names ([`write`] with a [`Selection`] has them). `progress` is told how
+/// no function names ([`write()`] with a [`Selection`] has them). `progress` is told how
 /// many records were handled. Returns the decoding warnings.
 pub fn write_records(
     dump: &Dump<'_>,

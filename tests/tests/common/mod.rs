@@ -104,7 +104,7 @@ impl Sim {
 
 /// Runs kernel-sim with `events`, `cpus`, `buffer` bytes per CPU, `mode`, `block` size
 /// and `seed`.
-pub fn kernel_sim(events: u64, cpus: u32, buffer: u64, mode: &str, block: u32, seed: u64) -> Sim {
+pub fn kernel_sim(events: u64, cpus: u32, buffer: usize, mode: &str, block: u32, seed: u64) -> Sim {
     let dir = tempfile::tempdir().expect("temp dir");
     let dump = dir.path().join("dump.bin");
     let truth_path = dir.path().join("truth.json");

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use tracemark_decoder::extract;
 use tracemark_decoder::input::Input;
 
-/// Recover the dumps sent over a console (`@TM:` lines, see docs/uart-framing.md) from
+/// Recover the dumps sent over a console (`@TM:` lines, see FORMAT.md section 17) from
 /// a captured log: prints one line per dump saying which chunks are missing or corrupt,
 /// writes the reassembled dumps end to end (zeros in place of lost chunks), and exits
 /// non-zero if anything was lost.

@@ -154,9 +154,13 @@ impl InputArgs {
         bytes: bool,
         work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
     ) -> anyhow::Result<()> {
-        let input = Input::open_limited(&self.file, self.max_stream)
-            .with_context(|| self.file.display().to_string())?;
-        self.run_dump(source(&self.file, input)?, total, min, bytes, work)
+        self.run_dump(
+            Input::open_limited(&self.file, self.max_stream),
+            total,
+            min,
+            bytes,
+            work,
+        )
     }
 
     /// [`InputArgs::with_dump`] for a command that reads every byte of the dump: the
@@ -168,19 +172,25 @@ impl InputArgs {
         bytes: bool,
         work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
     ) -> anyhow::Result<()> {
-        let input = Input::open_whole(&self.file, self.max_stream)
-            .with_context(|| self.file.display().to_string())?;
-        self.run_dump(source(&self.file, input)?, total, min, bytes, work)
+        self.run_dump(
+            Input::open_whole(&self.file, self.max_stream),
+            total,
+            min,
+            bytes,
+            work,
+        )
     }
 
     fn run_dump(
         &self,
-        source: Source,
+        input: std::io::Result<Input>,
         total: impl Fn(&Dump<'_>) -> u64,
         min: u64,
         bytes: bool,
         work: impl FnOnce(&Dump<'_>, &(dyn Fn(u64) + Sync)) -> anyhow::Result<Vec<Warning>>,
     ) -> anyhow::Result<()> {
+        let input = input.with_context(|| self.file.display().to_string())?;
+        let source = source(&self.file, input)?;
         let dump = source.dump(&self.file)?;
         let bar = progress(total(&dump), min, bytes);
         let inc = |n: u64| {
@@ -239,9 +249,10 @@ fn source(path: &Path, input: Input) -> anyhow::Result<Source> {
     Ok(Source(bytes))
 }
 
-/// Writes `bytes` to `path`: through a temporary file renamed over it for a regular
-/// file (readers never see half a file), directly for anything else that exists
-/// (`/dev/null`, a FIFO, a terminal), which a rename would replace.
+/// Writes `bytes` to `path`: through a temporary file beside it (a unique name, removed
+/// if anything fails) persisted over it for a regular file (readers never see half a
+/// file), directly for anything else that exists (`/dev/null`, a FIFO, a terminal),
+/// which a rename would replace.
 pub fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let special = std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
     let result = if special {
@@ -250,11 +261,18 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             .open(path)
             .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
     } else {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path))
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        tempfile::NamedTempFile::new_in(dir)
+            .and_then(|mut tmp| {
+                std::io::Write::write_all(&mut tmp, bytes)?;
+                Ok(tmp)
+            })
+            .and_then(|tmp| tmp.persist(path).map(drop).map_err(|e| e.error))
     };
-    result.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    result.with_context(|| path.display().to_string())
 }
 
 /// A progress bar over `total` units on a terminal, or `None` when stderr is not one or

@@ -24,6 +24,7 @@ pub use report::{CpuStats, FunctionStats, IrqStats, Stats, SyscallStats};
 
 use std::collections::{HashMap, HashSet};
 
+use tracemark_format::record::ExitDuration;
 use tracemark_format::scan::{scan_block, ByKind, KindVisitor};
 use tracemark_format::{KernelEntry, Kind};
 
@@ -104,11 +105,9 @@ impl Acc {
         };
         let i = usize::from(s.syscall());
         self.exits[i] += 1;
-        // Wire 0 and 1: no duration (no entry on the target, nesting overflow).
-        if wire >= 2 {
-            self.hist[i]
-                .get_or_insert_with(Default::default)
-                .add(wire - 2);
+        // No entry on the target or nesting overflow: no duration.
+        if let ExitDuration::Ticks(ticks) = ExitDuration::from_wire(wire) {
+            self.hist[i].get_or_insert_with(Default::default).add(ticks);
         }
     }
 }
