@@ -6,20 +6,25 @@
 # 1. Builds the kernel from the pinned snapshots with tracemark linked in (build.sh),
 #    twice: "trace" (kernel entries, exits, interrupts, thread switches) and "ftrace"
 #    (the same plus the kernel's functions, -finstrument-functions).
-# 2. Boots each under QEMU (TCG); the root task runs its counted workload, prints its
-#    TRUTH line and halts; the kernel dumps its ring over the serial console.
-#    The trace run's console is examples/sel4/target/ARCH/console.log.
+# 2. Boots each under QEMU (TCG, -icount: emulated time counts guest instructions, so
+#    the runs do not depend on the host's speed or load, see run.sh); the root task runs
+#    its counted workload, prints its TRUTH line and halts; the kernel dumps its ring over
+#    the serial console. The trace run's console is examples/sel4/target/ARCH/console.log.
 # 3. Checks both consoles with the tracemark tool (check_trace.py: per-syscall counts
 #    equal the truth, every exit has its entry's duration, interrupts, the fault, thread
-#    switches by name, function entries and exits balance), checks that a wrong truth
-#    is caught, and checks the format crate's seL4 tables against the kernel build.
-# Exits non-zero on any mismatch. Needs what scripts/test-sel4.sh installs.
+#    switches by name, function entries and exits balance, the ring at most half full),
+#    checks that a wrong truth and a ring fuller than allowed are caught, and checks the
+#    format crate's seL4 tables against the kernel build.
+# Exits non-zero on any mismatch. Installs what it needs first (setup.sh: Debian
+# packages when run as root, a Python environment under target/, Rust targets).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 arch="${1:?usage: check.sh x86_64|aarch64}"
 out="$here/target/$arch"
 mkdir -p "$out"
+
+"$here/setup.sh"
 
 cargo build -q --manifest-path "$root/Cargo.toml" -p tracemark-decoder --bin tracemark
 tool="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
@@ -43,6 +48,15 @@ if python3 "$here/check_trace.py" "$tool" "$out/wrong-truth.log" 2>"$out/wrong-t
 fi
 grep -q "syscall Yield" "$out/wrong-truth.err"
 echo "check.sh: rejected as expected: $(grep 'syscall Yield' "$out/wrong-truth.err")"
+
+echo "== $arch: a ring fuller than allowed is caught"
+# The trace run fills about 1% of its ring: a limit of 0.5% must fail, naming the fill.
+if python3 "$here/check_trace.py" "$tool" "$out/console.log" --max-fill=0.005 2>"$out/full-ring.err"; then
+    echo "check.sh: check_trace.py accepted a ring fuller than its limit" >&2
+    exit 1
+fi
+grep -q "the ring is .* full" "$out/full-ring.err"
+echo "check.sh: rejected as expected: $(grep -o 'the ring is [^(]* full ([^)]*)' "$out/full-ring.err")"
 
 echo "== $arch: the format crate's seL4 tables against this kernel build"
 kernel_build="$out/trace/kernel"
