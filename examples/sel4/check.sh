@@ -13,8 +13,9 @@
 # 3. Checks both consoles with the tracemark tool (check_trace.py: per-syscall counts
 #    equal the truth, every exit has its entry's duration, interrupts, the fault, thread
 #    switches by name, function entries and exits balance, the ring at most half full),
-#    checks that a wrong truth and a ring fuller than allowed are caught, and checks the
-#    format crate's seL4 tables against the kernel build.
+#    checks that a second run of the trace image gives the same console byte for byte,
+#    that a wrong truth and a ring fuller than allowed are caught, and checks the format
+#    crate's seL4 tables against the kernel build.
 # Exits non-zero on any mismatch. Installs what it needs first (setup.sh: Debian
 # packages when run as root, a Python environment under target/, Rust targets).
 set -euo pipefail
@@ -39,6 +40,17 @@ echo "== $arch: kernel entries, exits, interrupts, thread switches"
 python3 "$here/check_trace.py" "$tool" "$out/console.log"
 echo "== $arch: with the kernel's functions"
 python3 "$here/check_trace.py" "$tool" "$out/ftrace/console.log" --functions
+
+echo "== $arch: the same image run again gives the same console, byte for byte"
+# run.sh's -icount makes the guest's time count instructions: what it records does not
+# depend on the host's speed or load. On host time two runs differ (timer interrupts and
+# timestamps follow the host's clock).
+"$here/run.sh" "$arch" trace "$out/trace/console-again.log"
+if ! cmp "$out/trace/console.log" "$out/trace/console-again.log"; then
+    echo "check.sh: two runs of the same $arch image differ: the run depends on the host (is QEMU's -icount on in run.sh?)" >&2
+    exit 1
+fi
+echo "check.sh: identical ($(stat -c %s "$out/trace/console.log") bytes)"
 
 echo "== $arch: a truth the trace does not match is caught"
 sed -E 's/sys\.Yield=([0-9]{8})/sys.Yield=99999999/' "$out/console.log" >"$out/wrong-truth.log"
