@@ -25,6 +25,29 @@ need_pkg() {
     fi
 }
 
+# need_debs PACKAGE...: installs the Debian packages that are not installed ("install ok
+# installed", not merely known to dpkg), one per apt-get call, when running as root with
+# apt-get; else names the missing ones and fails. Quick when nothing is missing.
+need_debs() {
+    local p missing=()
+    for p in "$@"; do
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "missing Debian packages: ${missing[*]} (install them as root, or run this as root)" >&2
+        return 1
+    fi
+    echo "installing ${missing[*]}" >&2
+    if [ -z "${TRACEMARK_APT_UPDATED:-}" ]; then
+        apt-get update -qq >/dev/null
+        TRACEMARK_APT_UPDATED=1
+    fi
+    for p in "${missing[@]}"; do
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
+    done
+}
+
 # cargo_target_dir: where cargo builds, as cargo finds it (CARGO_TARGET_DIR, else
 # target/ at the top of the repository).
 cargo_target_dir() { printf '%s\n' "${CARGO_TARGET_DIR:-$root/target}"; }

@@ -72,8 +72,12 @@ qemu=$!
 "$tm" capture --dir "$dir" --tcp "127.0.0.1:$port" --heartbeat 2s 2> "$work/tcp.stderr" &
 capture=$!
 wait "$qemu" || fail "--tcp: QEMU failed: $(cat "$work/qemu.out")"
-for _ in $(seq 100); do
-    grep -q "disconnected" "$work/tcp.stderr" && break
+# QEMU has exited: wait for the capture to say so. The capture reports the
+# disconnection after everything it read before it (the dump included); the bound, 60 s,
+# only turns a hang into a failure (it takes milliseconds, even on a loaded machine).
+deadline=$((SECONDS + 60))
+until grep -q "disconnected" "$work/tcp.stderr"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "--tcp: the capture did not see QEMU go away within 60 s: $(cat "$work/tcp.stderr")"
     sleep 0.1
 done
 kill -INT "$capture"

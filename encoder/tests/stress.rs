@@ -164,15 +164,31 @@ fn producers_signals_and_a_snapshotting_reader() {
         })
         .collect();
     let done = Arc::new(AtomicBool::new(false));
+    // How much happens is counted, not timed: each producer writes at least
+    // `per_producer` records and goes on until the reader has made `MIN_SNAPSHOTS`
+    // consistent snapshots while the producers write and its own timer has interrupted
+    // it at least once. On a loaded machine a producer descheduled in the middle of a
+    // record makes the reader's snapshots busy for as long, and the timer's 20 µs are
+    // host time: a fixed record count could end before either happened. `max_records`
+    // only bounds a run that never gets there (the assertions below then fail).
+    const MIN_SNAPSHOTS: u64 = 20;
     let per_producer = 400_000u64;
+    let max_records = 100 * per_producer;
+    let consistent = Arc::new(AtomicU64::new(0));
     let producers: Vec<_> = rings
         .iter()
         .map(|&ring| {
+            let consistent = consistent.clone();
             std::thread::spawn(move || {
                 let signals: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
                 CURRENT.with(|c| c.set(Some((ring, signals))));
                 let timer = start_thread_timer(20_000);
-                for seq in 0..per_producer {
+                let mut seq = 0;
+                while seq < per_producer
+                    || (seq < max_records
+                        && (consistent.load(Ordering::Relaxed) < MIN_SNAPSHOTS
+                            || signals.load(Ordering::Relaxed) == 0))
+                {
                     ring.user(MAIN, &seq.to_le_bytes());
                     if seq % 128 == 127 {
                         // Bursts, like a kernel: gives the reader quiet moments.
@@ -181,17 +197,19 @@ fn producers_signals_and_a_snapshotting_reader() {
                             std::hint::spin_loop();
                         }
                     }
+                    seq += 1;
                 }
                 stop_thread_timer(timer);
                 block_alarm_here();
                 CURRENT.with(|c| c.set(None));
-                signals.load(Ordering::Relaxed)
+                (seq, signals.load(Ordering::Relaxed))
             })
         })
         .collect();
     let reader = {
         let done = done.clone();
         let rings = rings.clone();
+        let consistent = consistent.clone();
         std::thread::spawn(move || {
             block_alarm_here();
             let mut image = vec![0u8; RING_BYTES];
@@ -202,6 +220,7 @@ fn producers_signals_and_a_snapshotting_reader() {
                         Ok(len) => {
                             records += check_image(&image[..len]);
                             ok += 1;
+                            consistent.store(ok, Ordering::Relaxed);
                         }
                         Err(tracemark::SnapshotError::Busy) => busy += 1,
                         Err(e) => panic!("{e:?}"),
@@ -211,24 +230,28 @@ fn producers_signals_and_a_snapshotting_reader() {
             (ok, busy, records)
         })
     };
-    let signals: Vec<u64> = producers.into_iter().map(|p| p.join().unwrap()).collect();
+    let (written, signals): (Vec<u64>, Vec<u64>) =
+        producers.into_iter().map(|p| p.join().unwrap()).unzip();
     done.store(true, Ordering::Relaxed);
     let (ok, busy, records) = reader.join().unwrap();
     eprintln!(
-        "snapshots: {ok} consistent, {busy} busy, {records} records checked; signal records {signals:?} of {} alarms",
+        "snapshots: {ok} consistent, {busy} busy, {records} records checked; records {written:?}; signal records {signals:?} of {} alarms",
         ALARMS.load(Ordering::Relaxed)
     );
-    assert!(ok >= 20, "too few consistent snapshots: {ok} (busy {busy})");
     assert!(
-        signals.iter().sum::<u64>() > 0,
-        "the timer never interrupted a producer"
+        ok >= MIN_SNAPSHOTS,
+        "too few consistent snapshots: {ok} (busy {busy}) in {written:?} records"
+    );
+    assert!(
+        signals.iter().all(|&n| n > 0),
+        "the timer did not interrupt every producer: {signals:?} in {written:?} records"
     );
     // The final state: everything written is either in the ring or counted as overwritten.
-    for (ring, signals) in rings.iter().zip(&signals) {
+    for ((ring, signals), written) in rings.iter().zip(&signals).zip(&written) {
         let mut image = vec![0u8; RING_BYTES];
         let len = ring.ring().snapshot(&mut image, 1).unwrap();
         let n = check_image(&image[..len]) as u64;
         let (overwritten, dropped) = ring.ring().lost();
-        assert_eq!(n + overwritten + dropped, per_producer + signals);
+        assert_eq!(n + overwritten + dropped, written + signals);
     }
 }

@@ -12,8 +12,8 @@
 # * code and data tracemark adds to the kernel image: `size` of kernel.elf, trace vs off.
 #
 # Usage: examples/sel4/bench.sh [ARCH...]   (default: x86_64 aarch64)
-# The Yield runs use QEMU's -icount shift=0 (run.sh SEL4_ICOUNT=1): the emulated
-# counters advance by 1 ns per guest instruction, so "ns" below are guest instructions,
+# Every run uses QEMU's -icount shift=0 (run.sh's default): the emulated counters
+# advance by 1 ns per guest instruction, so "ns" below are guest instructions,
 # deterministic and independent of the host's load. They are not a real CPU's cycles
 # (no caches, no pipeline); the comparison between the variants is what they are for.
 set -euo pipefail
@@ -29,7 +29,7 @@ for arch in "${archs[@]}"; do
     [ "$arch" = aarch64 ] && variants+=(track)
     for v in "${variants[@]}"; do
         OUT_NAME="bench-$v" ROOT_CFLAGS=-DTM_BENCH "$here/build.sh" "$arch" "$v" >/dev/null
-        SEL4_ICOUNT=1 "$here/run.sh" "$arch" "bench-$v" >/dev/null 2>&1
+        "$here/run.sh" "$arch" "bench-$v" >/dev/null 2>&1
     done
     if [ ! -f "$here/target/$arch/ftrace/console.log" ]; then
         "$here/build.sh" "$arch" ftrace >/dev/null

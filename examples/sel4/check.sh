@@ -6,14 +6,18 @@
 # 1. Builds the kernel from the pinned snapshots with tracemark linked in (build.sh),
 #    twice: "trace" (kernel entries, exits, interrupts, thread switches) and "ftrace"
 #    (the same plus the kernel's functions, -finstrument-functions).
-# 2. Boots each under QEMU (TCG); the root task runs its counted workload, prints its
-#    TRUTH line and halts; the kernel dumps its ring over the serial console.
-#    The trace run's console is examples/sel4/target/ARCH/console.log.
+# 2. Boots each under QEMU (TCG, -icount: emulated time counts guest instructions, so
+#    the runs do not depend on the host's speed or load, see run.sh); the root task runs
+#    its counted workload, prints its TRUTH line and halts; the kernel dumps its ring over
+#    the serial console. The trace run's console is examples/sel4/target/ARCH/console.log.
 # 3. Checks both consoles with the tracemark tool (check_trace.py: per-syscall counts
 #    equal the truth, every exit has its entry's duration, interrupts, the fault, thread
-#    switches by name, function entries and exits balance), checks that a wrong truth
-#    is caught, and checks the format crate's seL4 tables against the kernel build.
-# Exits non-zero on any mismatch. Needs what scripts/test-sel4.sh installs.
+#    switches by name, function entries and exits balance, the ring at most half full),
+#    checks that a second run of the trace image gives the same console byte for byte,
+#    that a wrong truth and a ring fuller than allowed are caught, and checks the format
+#    crate's seL4 tables against the kernel build.
+# Exits non-zero on any mismatch. Installs what it needs first (setup.sh: Debian
+# packages when run as root, a Python environment under target/, Rust targets).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -21,8 +25,10 @@ arch="${1:?usage: check.sh x86_64|aarch64}"
 out="$here/target/$arch"
 mkdir -p "$out"
 
-cargo build -q --manifest-path "$root/Cargo.toml" -p tracemark-cli --bin tracemark
-tool="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
+"$here/setup.sh"
+
+. "$root/scripts/lib.sh"
+tool="$(tracemark_bin)"
 
 for variant in trace ftrace; do
     "$here/build.sh" "$arch" "$variant"
@@ -35,6 +41,17 @@ python3 "$here/check_trace.py" "$tool" "$out/console.log"
 echo "== $arch: with the kernel's functions"
 python3 "$here/check_trace.py" "$tool" "$out/ftrace/console.log" --functions
 
+echo "== $arch: the same image run again gives the same console, byte for byte"
+# run.sh's -icount makes the guest's time count instructions: what it records does not
+# depend on the host's speed or load. On host time two runs differ (timer interrupts and
+# timestamps follow the host's clock).
+"$here/run.sh" "$arch" trace "$out/trace/console-again.log"
+if ! cmp "$out/trace/console.log" "$out/trace/console-again.log"; then
+    echo "check.sh: two runs of the same $arch image differ: the run depends on the host (is QEMU's -icount on in run.sh?)" >&2
+    exit 1
+fi
+echo "check.sh: identical ($(stat -c %s "$out/trace/console.log") bytes)"
+
 echo "== $arch: a truth the trace does not match is caught"
 sed -E 's/sys\.Yield=([0-9]{8})/sys.Yield=99999999/' "$out/console.log" >"$out/wrong-truth.log"
 if python3 "$here/check_trace.py" "$tool" "$out/wrong-truth.log" 2>"$out/wrong-truth.err"; then
@@ -43,6 +60,15 @@ if python3 "$here/check_trace.py" "$tool" "$out/wrong-truth.log" 2>"$out/wrong-t
 fi
 grep -q "syscall Yield" "$out/wrong-truth.err"
 echo "check.sh: rejected as expected: $(grep 'syscall Yield' "$out/wrong-truth.err")"
+
+echo "== $arch: a ring fuller than allowed is caught"
+# The trace run fills about 1% of its ring: a limit of 0.5% must fail, naming the fill.
+if python3 "$here/check_trace.py" "$tool" "$out/console.log" --max-fill=0.005 2>"$out/full-ring.err"; then
+    echo "check.sh: check_trace.py accepted a ring fuller than its limit" >&2
+    exit 1
+fi
+grep -q "the ring is .* full" "$out/full-ring.err"
+echo "check.sh: rejected as expected: $(grep -o 'the ring is [^(]* full ([^)]*)' "$out/full-ring.err")"
 
 echo "== $arch: the format crate's seL4 tables against this kernel build"
 kernel_build="$out/trace/kernel"

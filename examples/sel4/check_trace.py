@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Checks a traced seL4 boot against the root task's truth.
 
-Usage: check_trace.py TRACEMARK CONSOLE_LOG [--functions]
+Usage: check_trace.py TRACEMARK CONSOLE_LOG [--functions] [--max-fill=F]
 
 Reads everything through the `tracemark` tool (`stats --json` and `decode --format json`
 on the console log itself) and the root task's `TRUTH` line and the kernel's
 `tracemark: thread 0x... "name"` lines from the log. Asserts:
 
 * the ring was dumped completely: no lost records, no corrupt or torn blocks;
+* the ring is at most half full (MAX_FILL, or F of --max-fill=F): the run could record
+  twice as much before the ring wraps. run.sh runs QEMU under -icount, so the fill is
+  the same on every host; the margin is for changes to the kernel, the hooks or the
+  workload, which then fail here, with the fill, before they lose records;
 * per syscall, the kernel entries named in the trace equal the root task's counts, once
   the entries the kernel preempted (an interrupt handled inside the entry: seL4 restarts
   the syscall, so user space made one syscall and the kernel was entered twice) are
@@ -26,14 +30,43 @@ Exits 1 with one line per failed check.
 """
 import collections
 import json
+import os
 import re
+import struct
 import subprocess
 import sys
+import tempfile
+
+# The most of the ring a run may fill (see the docstring).
+MAX_FILL = 0.5
+
+
+def ring_fill(tool, log):
+    """Bytes the dumped ring holds and its capacity, from its header (FORMAT.md 4.1, 6.1).
+
+    The writer opens blocks in sequence order from 0, so until the ring wraps the bytes
+    written are commit_pos's block sequence times the block size plus its offset; a
+    wrapped ring gives more than the capacity.
+    """
+    with tempfile.TemporaryDirectory() as d:
+        ring = os.path.join(d, "ring.bin")
+        subprocess.run([tool, "extract", log, "-o", ring], check=True, capture_output=True)
+        with open(ring, "rb") as f:
+            head = f.read(64)
+    block_size, block_count = struct.unpack_from("<II", head, 12)
+    (commit_pos,) = struct.unpack_from("<I", head, 60)
+    shift = block_size.bit_length() - 1
+    used = (commit_pos >> shift) * block_size + (commit_pos & (block_size - 1))
+    return used, block_count * block_size
 
 
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     functions = "--functions" in sys.argv
+    max_fill = MAX_FILL
+    for a in sys.argv[1:]:
+        if a.startswith("--max-fill="):
+            max_fill = float(a.split("=", 1)[1])
     if len(args) != 2:
         print(__doc__, file=sys.stderr)
         return 2
@@ -55,7 +88,14 @@ def main():
 
     stats = json.loads(subprocess.run([tool, "stats", "--json", log], check=True,
                                       capture_output=True, text=True).stdout)
-    check(stats["lost"] == 0, f"lost records: {stats['lost']}")
+    used, capacity = ring_fill(tool, log)
+    fill = used / capacity
+    check(stats["lost"] == 0, f"lost records: {stats['lost']} (the ring of {capacity} bytes wrapped)")
+    check(fill <= max_fill,
+          f"the ring is {fill:.1%} full ({used} of {capacity} bytes), more than the {max_fill:.1%} "
+          f"this check allows (the margin for the run to grow before the ring wraps and loses records): "
+          f"give the kernel a larger ring (build.sh, KernelTracemarkRingBytes; a build folder "
+          f"configured before a change of it keeps the old size: remove its kernel/ folder)")
     check(stats["corrupt_blocks"] == 0 and stats["torn_blocks"] == 0,
           f"corrupt/torn blocks: {stats['corrupt_blocks']}/{stats['torn_blocks']}")
     check(stats["unmatched_exits"] == 0, f"unmatched kernel exits: {stats['unmatched_exits']}")
@@ -165,7 +205,8 @@ def main():
                f"{sum(preempted.values())} preempted, {fastpath} fastpath, {irqs} IRQs, "
                f"{sum(switched_to.values())} switches, "
                f"{stats['records_per_kind']['FENTRY']} function entries, "
-               f"{stats['mean_bytes_per_record']:.2f} bytes/record")
+               f"{stats['mean_bytes_per_record']:.2f} bytes/record, "
+               f"ring {fill:.1%} full ({used} of {capacity} bytes, at most {max_fill:.1%} allowed)")
     if failures:
         for f in failures[:40]:
             print(f"check_trace: FAIL {f}", file=sys.stderr)

@@ -4,17 +4,25 @@
 # Usage: examples/sel4/run.sh ARCH VARIANT [LOG]
 #   LOG defaults to examples/sel4/target/ARCH/VARIANT/console.log
 # QEMU is stopped once the kernel halts (after the ring dump, if tracing is on), or
-# after $SEL4_RUN_TIMEOUT seconds (default 120), which is an error.
-# SEL4_ICOUNT=1 runs QEMU with -icount shift=0: the emulated clocks then advance by 1 ns
-# per instruction, so timings count instructions and do not depend on the host's load
-# (bench.sh uses it).
+# after $SEL4_RUN_TIMEOUT seconds of wall time (default 600, some 10 times what a run
+# takes on a loaded 2-core host: a bound for a hung guest, not a timing), which is an error.
+#
+# QEMU runs with -icount shift=0,sleep=off: the emulated clocks (x86_64: TSC, PIT, local
+# APIC timer; aarch64: the generic timer) advance by exactly 1 ns per guest instruction,
+# and when the guest idles (hlt, wfi) time jumps to the next timer deadline instead of
+# following the host's clock. The guest then sees the same time at the same instruction
+# on every host: the number of timer interrupts, hence of records, does not depend on how
+# fast or loaded the host is, and two runs of the same image give the same console byte
+# for byte. (Without -icount, emulated time follows the host's clock: a slower host gets
+# more timer interrupts for the same work, which once filled the function-tracing run's
+# ring and wrapped it.) SEL4_ICOUNT=0 runs on host time instead, for comparison only.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 arch="${1:?usage: run.sh x86_64|aarch64 VARIANT [LOG]}"
 variant="${2:?usage: run.sh x86_64|aarch64 VARIANT [LOG]}"
 out="$here/target/$arch/$variant"
 log="${3:-$out/console.log}"
-timeout_s="${SEL4_RUN_TIMEOUT:-120}"
+timeout_s="${SEL4_RUN_TIMEOUT:-600}"
 
 case "$arch" in
 x86_64)
@@ -30,8 +38,8 @@ aarch64)
 *) echo "run.sh: unknown ARCH $arch" >&2; exit 2 ;;
 esac
 
-if [ "${SEL4_ICOUNT:-0}" = 1 ]; then
-    cmd+=(-icount shift=0)
+if [ "${SEL4_ICOUNT:-1}" != 0 ]; then
+    cmd+=(-icount shift=0,sleep=off,align=off)
 fi
 rm -f "$log"
 : >"$log"

@@ -21,10 +21,18 @@ use zerocopy::IntoBytes;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tracemark");
 
+/// How long a test waits for something the capture must do (a line on disk, a
+/// reconnection, its exit) before it fails. Every wait polls for the event itself and
+/// ends as soon as it happens, so this bound is not a timing the tests depend on: it
+/// only turns a hang into a failure, and is many times what the slowest event takes
+/// on a loaded 2-core machine (well under a second).
+const PATIENCE: Duration = Duration::from_secs(60);
+
 /// A running capture whose stderr is collected by a thread.
 struct Capture {
     child: Child,
     stderr: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Capture {
@@ -40,14 +48,18 @@ impl Capture {
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
         let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 let mut s = sink.lock().unwrap();
                 s.push_str(&line);
                 s.push('\n');
             }
         });
-        Self { child, stderr }
+        Self {
+            child,
+            stderr,
+            reader: Some(reader),
+        }
     }
 
     fn stderr(&self) -> String {
@@ -58,13 +70,18 @@ impl Capture {
         kill(Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
 
-    /// Waits for the exit (at most 20 s) and returns the code and stderr.
+    /// Waits for the exit (at most [`PATIENCE`]) and returns the code and the whole
+    /// stderr.
     fn finish(mut self) -> (i32, String) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the stderr thread see the end of the pipe.
-                std::thread::sleep(Duration::from_millis(50));
+                // The stderr thread ends at the end of the pipe, once every line the
+                // capture wrote is collected (the capture's own copies of the pipe
+                // are closed: it exited; `--exec` producers write to another pipe).
+                if let Some(reader) = self.reader.take() {
+                    reader.join().unwrap();
+                }
                 return (status.code().unwrap_or(-1), self.stderr());
             }
             if Instant::now() > deadline {
@@ -76,9 +93,9 @@ impl Capture {
     }
 }
 
-/// Polls `cond` every 20 ms for at most 15 s.
+/// Polls `cond` every 20 ms for at most [`PATIENCE`].
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + PATIENCE;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
@@ -304,6 +321,14 @@ fn framed_dumps_are_saved_live_even_after_their_text_rotated_away() {
 fn exec_interleaves_passes_the_exit_status_and_shows_a_stall() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("cap");
+    // The producer stalls until the test has seen a heartbeat call it silent (2 s
+    // without input), then goes on: the stall lasts as long as it must on any machine,
+    // instead of a fixed sleep a loaded machine's heartbeat might not fall inside.
+    let go_on = dir.path().join("go-on");
+    let producer = format!(
+        "echo one; echo two >&2; echo three; while [ ! -e '{}' ]; do sleep 0.05; done; echo four >&2; exit 7",
+        go_on.display()
+    );
     let cap = Capture::start(
         &[
             "--dir",
@@ -311,14 +336,18 @@ fn exec_interleaves_passes_the_exit_status_and_shows_a_stall() {
             "--heartbeat",
             "400ms",
             "--exec",
-            "echo one; echo two >&2; echo three; sleep 2.5; echo four >&2; exit 7",
+            &producer,
         ],
         Stdio::null(),
     );
+    wait_for("a heartbeat saying the producer is silent", || {
+        cap.stderr().contains("(producer silent)")
+    });
+    std::fs::write(&go_on, b"").unwrap();
     let (code, stderr) = cap.finish();
     assert_eq!(code, 7, "{stderr}");
     assert_eq!(read(&slot(&d, 0)), b"one\ntwo\nthree\nfour\n");
-    // While the producer sleeps, beats show no input and a growing silence.
+    // While the producer stalls, beats show no input and a growing silence.
     let silent: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("(producer silent)"))
