@@ -213,3 +213,54 @@ fn overlapping_ring_memory_is_refused() {
         assert_eq!(tm_release(a), TM_OK);
     }
 }
+
+static CLOCK_ABI: AtomicU64 = AtomicU64::new(10);
+extern "C" fn clock_abi() -> u64 {
+    CLOCK_ABI.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Only the `TM_ABI_*` values the header lists are accepted (issue 20, point 22): 16,
+/// the format crate's Linux numbering, was accepted before although a C kernel cannot
+/// mean it; values from 5 up are refused with `TM_ERR_BAD_ARG`, and every listed value
+/// works and writes its wire ABI into the header.
+#[test]
+fn only_the_listed_syscall_abis_are_accepted() {
+    let cpu = 4;
+    let len = 192 + 4 * 256;
+    let mem = ring_memory(len);
+    for abi in [5, 15, 16, 17, 255, 256, u32::MAX] {
+        assert_eq!(
+            // SAFETY: `mem` is valid, aligned and reserved for this slot.
+            unsafe { tm_init(cpu, mem, len, &config(clock_abi, abi)) },
+            TM_ERR_BAD_ARG,
+            "ABI {abi}"
+        );
+    }
+    for (abi, wire) in [
+        (TM_ABI_RAW, 0),
+        (TM_ABI_SEL4, 1),
+        (TM_ABI_SEL4_MCS, 2),
+        (TM_ABI_SEL4_LEGACY, 1),
+        (TM_ABI_SEL4_LEGACY_MCS, 2),
+    ] {
+        assert_eq!(
+            // SAFETY: as above.
+            unsafe { tm_init(cpu, mem, len, &config(clock_abi, abi)) },
+            TM_OK,
+            "ABI {abi}"
+        );
+        let mut n = 0usize;
+        // SAFETY: a size query: NULL with capacity 0, `n` a valid out pointer.
+        unsafe { tm_snapshot(cpu, std::ptr::null_mut(), 0, &mut n) };
+        let mut image = vec![0u8; n];
+        assert_eq!(
+            // SAFETY: `image` has room for `n` bytes.
+            unsafe { tm_snapshot(cpu, image.as_mut_ptr(), n, &mut n) },
+            TM_OK
+        );
+        let view = RingView::parse(&image).unwrap();
+        assert_eq!(view.header.syscall_abi, wire, "ABI {abi}");
+        // SAFETY: nothing else uses the slot.
+        assert_eq!(unsafe { tm_release(cpu) }, TM_OK);
+    }
+}
