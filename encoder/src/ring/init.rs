@@ -63,11 +63,13 @@ impl<'a> Ring<'a> {
             // the others missing. (Before, it was neither read nor released, and every
             // later init said `PreviousSession`: issue 20, point 20.)
             let len = view.ring_len().min(memory.len());
-            if !previous(&memory[..len]) {
+            if !previous(memory.get(..len).unwrap_or_default()) {
                 return Err(InitError::PreviousSession);
             }
             // Read: the new session may claim the memory.
-            memory[offsets::OWNER..offsets::OWNER + 4].fill(0);
+            if let Some(owner) = memory.get_mut(offsets::OWNER..offsets::OWNER + 4) {
+                owner.fill(0);
+            }
         }
         Ring::new(memory, config)
     }
@@ -96,7 +98,10 @@ impl<'a> Ring<'a> {
     pub(super) fn setup(mem: Mem<'a>, len: usize, config: &Config) -> Result<Self, InitError> {
         Self::check_size(len, config)?;
         let block_size = config.block_size;
-        let fit = (len - RING_HEADER_LEN) / block_size as usize;
+        // A shift, not a division: `block_size` is a power of two (checked above), and
+        // the C library links no panic path (a division by a value the compiler cannot
+        // prove non-zero has one).
+        let fit = (len - RING_HEADER_LEN) >> block_size.trailing_zeros();
         let max_count = (1u64 << (32 - block_size.trailing_zeros())) / 2;
         let count = (fit as u64).min(max_count) as u32;
         let geometry = Geometry::new(block_size, count).map_err(|_| InitError::BadBlockSize)?;
