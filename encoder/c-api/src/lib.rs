@@ -39,13 +39,14 @@
 //! seL4 knows a syscall's number, cap type and label only after its entry hook. Such a
 //! kernel calls [`tm_kernel_entry_deferred`] in the entry hook (the entry keeps its true
 //! time and stays before the records written while the kernel decodes the syscall),
-//! [`tm_kernel_entry_info`] with the packed entry word once it is known, then
+//! [`tm_kernel_entry_info`] with the entry word once it is known (tracemark's wire word,
+//! built with the header's `tm_entry_word_syscall`/`tm_entry_word_other`), then
 //! [`tm_thread_switch`] if the scheduler picked another thread, and [`tm_kernel_exit`]
-//! (FORMAT.md section 9.5). A kernel built with `-nostdinc` cannot include
-//! `tracemark.h` (it includes `<stdbool.h>` and `<stddef.h>`) and declares the functions
-//! it uses itself, as `examples/sel4/kernel/tracemark.patch` does; such a kernel also
-//! defines the `-finstrument-functions` hooks itself (build without the `cyg-profile`
-//! feature) so that they can skip its own tracing code.
+//! (FORMAT.md section 9.5). A kernel built with `-nostdinc` includes `tracemark.h` with
+//! `TM_NO_STDINC` defined (the header then includes nothing and uses the kernel's own
+//! exact-width types), as `examples/sel4/kernel/tracemark.patch` does; such a kernel
+//! also defines the `-finstrument-functions` hooks itself (build without the
+//! `cyg-profile` feature) so that they can skip its own tracing code.
 #![cfg_attr(target_os = "none", no_std)]
 
 use core::cell::UnsafeCell;
