@@ -975,13 +975,13 @@ pub unsafe extern "C" fn tm_memory_span(
     ptr: *mut *const c_void,
     len: *mut usize,
 ) -> c_int {
-    if ptr.is_null() || len.is_null() {
-        return TM_ERR_BAD_ARG;
-    }
     let t = match tracer(cpu) {
         Ok(t) => t,
         Err(e) => return e,
     };
+    if ptr.is_null() || len.is_null() {
+        return TM_ERR_BAD_ARG;
+    }
     let (p, n) = t.ring().memory_span();
     // SAFETY: the caller guarantees both pointers are valid for writes (checked non-null).
     unsafe {
@@ -1043,12 +1043,12 @@ pub extern "C" fn tm_in_record(cpu: u32) -> c_int {
 /// `sink` must be safe to call with `ctx` and a valid buffer.
 #[no_mangle]
 pub unsafe extern "C" fn tm_dump(cpu: u32, sink: TmSinkFn, ctx: *mut c_void) -> c_int {
-    let Some(sink) = sink else {
-        return TM_ERR_BAD_ARG;
-    };
     let t = match tracer(cpu) {
         Ok(t) => t,
         Err(e) => return e,
+    };
+    let Some(sink) = sink else {
+        return TM_ERR_BAD_ARG;
     };
     let r = hooks_quiet(|| {
         t.ring().dump(|chunk| {
@@ -1083,12 +1083,12 @@ pub unsafe extern "C" fn tm_dump_uart(
     sink: TmSinkFn,
     ctx: *mut c_void,
 ) -> c_int {
-    let Some(sink) = sink else {
-        return TM_ERR_BAD_ARG;
-    };
     let t = match tracer(cpu) {
         Ok(t) => t,
         Err(e) => return e,
+    };
+    let Some(sink) = sink else {
+        return TM_ERR_BAD_ARG;
     };
     let ring = t.ring();
     let r = hooks_quiet(|| {
@@ -1126,13 +1126,13 @@ pub unsafe extern "C" fn tm_dump_uart(
 /// for a write.
 #[no_mangle]
 pub unsafe extern "C" fn tm_snapshot(cpu: u32, out: *mut u8, cap: usize, len: *mut usize) -> c_int {
-    if len.is_null() || (out.is_null() && cap != 0) {
-        return TM_ERR_BAD_ARG;
-    }
     let t = match tracer(cpu) {
         Ok(t) => t,
         Err(e) => return e,
     };
+    if len.is_null() || (out.is_null() && cap != 0) {
+        return TM_ERR_BAD_ARG;
+    }
     let out: &mut [u8] = if cap == 0 {
         &mut []
     } else {

@@ -225,7 +225,7 @@ extern "C" fn clock_abi() -> u64 {
 /// works and writes its wire ABI into the header.
 #[test]
 fn only_the_listed_syscall_abis_are_accepted() {
-    let cpu = 4;
+    let cpu = 5;
     let len = 192 + 4 * 256;
     let mem = ring_memory(len);
     for abi in [5, 15, 16, 17, 255, 256, u32::MAX] {
@@ -262,5 +262,30 @@ fn only_the_listed_syscall_abis_are_accepted() {
         assert_eq!(view.header.syscall_abi, wire, "ABI {abi}");
         // SAFETY: nothing else uses the slot.
         assert_eq!(unsafe { tm_release(cpu) }, TM_OK);
+    }
+}
+
+/// Errors come in the order the header documents (issue 20, point 23): the CPU, then
+/// its slot, then the arguments. Before, `tm_dump`, `tm_dump_uart`, `tm_snapshot` and
+/// `tm_memory_span` said `TM_ERR_BAD_ARG` for a NULL argument on a bad CPU.
+#[test]
+fn errors_come_in_the_documented_order() {
+    let null = std::ptr::null_mut();
+    // SAFETY: every call below is refused before it touches a pointer.
+    unsafe {
+        for (cpu, want) in [(TM_MAX_CPUS, TM_ERR_BAD_CPU), (6, TM_ERR_NOT_INIT)] {
+            assert_eq!(tm_dump(cpu, None, null), want, "tm_dump {cpu}");
+            assert_eq!(tm_dump_uart(cpu, 1, None, null), want, "tm_dump_uart {cpu}");
+            assert_eq!(tm_snapshot(cpu, null.cast(), 5, null.cast()), want);
+            assert_eq!(tm_memory_span(cpu, null.cast(), null.cast()), want);
+            assert_eq!(tm_user(cpu, 1, null, 3), want);
+            assert_eq!(tm_kernel_entry_syscall(cpu, 99, 99, false, 0), want);
+            assert_eq!(tm_kernel_entry_info(cpu, 0), want);
+        }
+        assert_eq!(
+            tm_init(TM_MAX_CPUS, null, 0, std::ptr::null()),
+            TM_ERR_BAD_CPU
+        );
+        assert_eq!(tm_init(6, null, 0, std::ptr::null()), TM_ERR_BAD_ARG);
     }
 }
