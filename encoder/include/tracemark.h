@@ -17,9 +17,9 @@
  *
  * Return values: recording functions return TM_OK, TM_DROPPED or a negative TM_ERR_*
  * code. Errors are checked in this order, and the first one found is returned:
- * TM_ERR_BAD_CPU, TM_ERR_NOT_INIT (or TM_ERR_IN_USE/TM_ERR_PREVIOUS for tm_init),
- * then the arguments (TM_ERR_BAD_ARG, TM_ERR_RANGE, ...); tm_init checks the CPU, then
- * NULL pointers and the config (TM_ERR_BAD_ARG), then the slot and the memory.
+ * TM_ERR_BAD_CPU, then TM_ERR_NOT_INIT, then the arguments (TM_ERR_BAD_ARG,
+ * TM_ERR_RANGE, ...). tm_init and tm_init_recover check the CPU, then NULL pointers and
+ * the config (TM_ERR_BAD_ARG), then the slot (TM_ERR_IN_USE), then the memory.
  *
  * Kernel entries and exits: entries nest up to TM_ENTRY_STACK_DEPTH (8) deep with
  * their times kept; a deeper entry is recorded and its exit says NestingOverflow
