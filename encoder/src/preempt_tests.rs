@@ -431,7 +431,10 @@ fn a_deferred_entry_keeps_its_information_when_nested_at_every_point() {
             fill_block(t);
         }),
     ];
-    for (mode, blocks, prepare) in cases {
+    // Under miri (about 1000x slower) the case with room in the block only; all three
+    // natively.
+    let cases = if cfg!(miri) { &cases[..1] } else { &cases[..] };
+    for &(mode, blocks, prepare) in cases {
         let points = for_every_point(
             mode,
             blocks,
