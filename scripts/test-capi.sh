@@ -60,6 +60,25 @@ if [ "$n" != 3 ] || [ "$kinds" != "KENTRY IRQ KEXIT " ]; then
     exit 1
 fi
 echo "test-capi.sh: a program linked with -Wl,--gc-sections records and decodes: ok"
+# No panic machinery (issue 20, point 23): nothing the program calls can panic, so
+# std's panic hook, backtrace printer and DWARF reader (about 270 KB) are dropped by
+# --gc-sections. A slice index or a division the compiler cannot prove safe in code
+# the C ABI reaches brings them back.
+cc -O2 -Wall -Wextra -Werror -I encoder/include encoder/c-api/tests/c/lean_recover.c "$lib" \
+    -Wl,--gc-sections -lpthread -ldl -lm -o "$work/lean_recover"
+for prog in lean_link lean_recover; do
+    if nm "$work/$prog" | grep -qiE 'panicking|backtrace|gimli'; then
+        echo "test-capi.sh: $prog links Rust's panic machinery:" >&2
+        nm "$work/$prog" | grep -iE 'panicking|backtrace|gimli' | head >&2
+        exit 1
+    fi
+done
+text="$(size "$work/lean_link" | awk 'NR == 2 { print $1 }')"
+if [ "$text" -gt 65536 ]; then
+    echo "test-capi.sh: the lean program has $text bytes of code (at most 64 KiB expected)" >&2
+    exit 1
+fi
+echo "test-capi.sh: no panic machinery linked, $text bytes of code: ok"
 
 # A ring kept across a warm reset of the Cortex-M firmware (SYSRESETREQ under QEMU).
 examples/firmware-qemu/check-reset.sh

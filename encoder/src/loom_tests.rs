@@ -136,3 +136,61 @@ fn loom_nested_producer_at_every_access_of_the_outer_write() {
         );
     }
 }
+
+/// A deferred kernel entry (issue 20, point 18) with a nested interrupt record injected
+/// before each atomic access of `kernel_entry_deferred`, against a reader on another
+/// core: the reader always sees decodable committed records, and the information filled
+/// in afterwards always lands in the deferred entry (it was refused before when the
+/// nested record came right after the entry's reservation).
+#[test]
+fn loom_deferred_entry_with_a_nested_write_at_every_access() {
+    use tracemark_format::KernelEntry;
+    let word = KernelEntry::syscall(2, 3, false, 4);
+    let mut k = 0u64;
+    loop {
+        let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen_k = reached.clone();
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(2);
+        builder.check(move || {
+            let clock = Clock::default();
+            let t = Arc::new(tracer(&clock));
+            t.interrupt(1);
+            let reader = {
+                let t = t.clone();
+                loom::thread::spawn(move || {
+                    let g = t.ring().geometry();
+                    let commit = g.split(word(&t, offsets::COMMIT_POS));
+                    let block = g.block_offset(g.slot(commit.seq));
+                    let mut bytes =
+                        std::vec![0u8; (commit.offset as usize).saturating_sub(BLOCK_HEADER_LEN)];
+                    t.ring().read_at(block + BLOCK_HEADER_LEN, &mut bytes);
+                    for r in BlockRecords::new(&bytes, 0) {
+                        let r = r.expect("committed bytes decode");
+                        assert!(
+                            matches!(r.event, Event::Interrupt { .. } | Event::KernelEntry(_)),
+                            "{r:?}"
+                        );
+                    }
+                })
+            };
+            let nested = t.clone();
+            let flag = seen_k.clone();
+            preempt::set(Some(std::boxed::Box::new(move |op| {
+                if op == k {
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    nested.interrupt(3);
+                }
+            })));
+            t.kernel_entry_deferred();
+            preempt::set(None);
+            assert_eq!(t.fill_entry_info(word), crate::EntryInfo::Filled);
+            reader.join().unwrap();
+        });
+        if !reached.load(std::sync::atomic::Ordering::Relaxed) {
+            assert!(k > 10, "the deferred entry made only {k} atomic accesses");
+            return;
+        }
+        k += 1;
+    }
+}

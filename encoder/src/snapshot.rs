@@ -53,10 +53,14 @@ impl Ring<'_> {
                 // SAFETY: `word_at` is 4-aligned and `at < self.len()`, the ring's length
                 // (a multiple of 8 within the memory), so the word is inside it.
                 let w = unsafe { self.mem().load_word_for_reader(word_at) }.to_le_bytes();
+                // `from < 4` and `i < out.len()`: at least one byte is copied. (`zip`
+                // rather than slicing: no panic path in the C library's dump.)
                 let from = at - word_at;
-                let n = (4 - from).min(out.len() - i);
-                out[i..i + n].copy_from_slice(&w[from..from + n]);
-                i += n;
+                let rest = out.get_mut(i..).unwrap_or_default();
+                for (o, b) in rest.iter_mut().zip(w.iter().skip(from)) {
+                    *o = *b;
+                    i += 1;
+                }
             } else {
                 // SAFETY: `at < self.len()`, inside the memory.
                 out[i] = unsafe { self.mem().load_byte(at) };

@@ -7,9 +7,25 @@ use tracemark_format::varint;
 use tracemark_format::{Event, KernelEntry};
 
 use crate::clock::Clock;
-use crate::ring::held::is_held;
-use crate::ring::{Config, InitError, Outcome, Ring, Small};
+use crate::ring::held::{is_held, DROPPED_ENTRY};
+use crate::ring::{Config, InitError, Outcome, Ring, Small, Wrote};
 use crate::sync::{compiler_fence, Ordering};
+
+/// What filling in a deferred kernel entry's information did
+/// ([`Tracer::fill_entry_info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryInfo {
+    /// The entry now carries the word.
+    Filled,
+    /// The entry was lost: dropped (drop mode, no room) or overwritten since (more than a
+    /// ring's worth of records inside one kernel entry); the ring's lost counts include
+    /// it. (Or, in overwrite mode, its bytes no longer hold the placeholder.)
+    Lost,
+    /// No deferred entry was pending: none was recorded, its information was already
+    /// filled in, or a nested context's deferred entry replaced it and was filled in
+    /// (one deferred entry per ring is pending at a time).
+    NotPending,
+}
 
 /// Records events into one CPU's ring, timestamped by `C`.
 ///
@@ -103,7 +119,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
         &self,
         fast: impl Fn(u64) -> Option<Small<'d>>,
         fields: impl FnOnce() -> Fields<'f>,
-    ) -> (Outcome, u64) {
+    ) -> Wrote {
         // SAFETY: the caller's contract.
         unsafe { self.write_at::<M>(self.now_fn(), fast, fields) }
     }
@@ -119,7 +135,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
         now: impl Fn() -> u64 + Copy,
         fast: impl Fn(u64) -> Option<Small<'d>>,
         fields: impl FnOnce() -> Fields<'f>,
-    ) -> (Outcome, u64) {
+    ) -> Wrote {
         if M {
             // SAFETY: the caller's contract (`M` is only set through `Masked`).
             unsafe { self.ring.write_small_masked(now, fast, fields) }
@@ -134,7 +150,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
     #[inline(always)]
     unsafe fn kernel_entry_in<const M: bool>(&self, entry: KernelEntry) -> Outcome {
         // SAFETY: the caller's contract.
-        let (outcome, ts) = unsafe { self.write_entry::<M>(self.now_fn(), entry) };
+        let (outcome, ts, _) = unsafe { self.write_entry::<M>(self.now_fn(), entry) };
         self.push_entry(ts);
         outcome
     }
@@ -150,7 +166,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
         &self,
         now: impl Fn() -> u64 + Copy,
         entry: KernelEntry,
-    ) -> (Outcome, u64) {
+    ) -> Wrote {
         // SAFETY: the caller's contract.
         unsafe {
             self.write_at::<M>(
@@ -245,28 +261,21 @@ impl<'a, C: Clock> Tracer<'a, C> {
             }
         }
         // SAFETY: the caller's contract.
-        let outcome = unsafe { self.kernel_entry_in::<M>(KernelEntry::PENDING) };
+        let (outcome, ts, end) =
+            unsafe { self.write_entry::<M>(self.now_fn(), KernelEntry::PENDING) };
+        // The position is the record's own end as its write reserved it, not
+        // `write_pos` read now: an interrupt or signal that records its own entry and
+        // exit right after the write (before this store) does not move it (issue 20,
+        // point 18), and neither does the LOST record that reports earlier drops.
         let pending = match outcome {
-            // The record just written ends at `write_pos` (not read from `last_pos`, which
-            // the general path publishes as `end ^ 1` for times from 2^63 on): no nested writer can run
-            // between the write and this load in the kernels this is meant for (entry
-            // hooks run with interrupts off); if one did, or if the write was followed by
-            // the LOST record that reports earlier drops (drop mode), the check in
-            // `kernel_entry_info` refuses to patch bytes that are not the placeholder and
-            // the entry keeps it. (A LOST record whose last 5 bytes are exactly the
-            // placeholder's, an `ago` of 0xfffffff8 ticks, would be overwritten: known
-            // limit, FORMAT.md 9.5.)
-            Outcome::Written => self
-                .ring
-                .mem()
-                .hdr(offsets::WRITE_POS)
-                .load(Ordering::Relaxed),
-            Outcome::Dropped => 0,
+            Outcome::Written => end,
+            Outcome::Dropped => DROPPED_ENTRY,
         };
         self.ring
             .mem()
             .hdr(offsets::PENDING_POS)
             .store(pending, Ordering::Relaxed);
+        self.push_entry(ts);
         outcome
     }
 
@@ -279,6 +288,15 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// The KEXIT that follows is named after `entry` by decoders, like any exit.
     #[inline(always)]
     pub fn kernel_entry_info(&self, entry: KernelEntry) -> bool {
+        self.fill_entry_info(entry) == EntryInfo::Filled
+    }
+
+    /// [`Tracer::kernel_entry_info`], saying why nothing was filled in: the entry was
+    /// lost (dropped, or its block reclaimed: the ring counted it) or no deferred entry
+    /// was pending (none was recorded, its information was already filled in, or a
+    /// deferred entry of a nested context replaced it: one is pending at a time).
+    #[inline(always)]
+    pub fn fill_entry_info(&self, entry: KernelEntry) -> EntryInfo {
         self.kernel_entry_info_in::<false>(entry)
     }
 
@@ -286,23 +304,29 @@ impl<'a, C: Clock> Tracer<'a, C> {
     /// entry that is still the last record of the ring is rewritten with its minimal
     /// varint and the positions move back over the bytes saved (FORMAT.md 9.5).
     #[inline(always)]
-    fn kernel_entry_info_in<const M: bool>(&self, entry: KernelEntry) -> bool {
+    fn kernel_entry_info_in<const M: bool>(&self, entry: KernelEntry) -> EntryInfo {
         let mem = self.ring.mem();
         let pending = mem.hdr(offsets::PENDING_POS);
         let pos = pending.load(Ordering::Relaxed);
         if pos == 0 {
-            return false;
+            return EntryInfo::NotPending;
         }
         if is_held(pos) {
             // Not written yet: write it now, with its word, at its time.
             let Some(ts) = self.ring.take_held_entry() else {
-                return false;
+                return EntryInfo::NotPending;
             };
             // SAFETY: `M` only through `Masked`, whose contract the caller keeps.
-            let (outcome, _) = unsafe { self.write_entry::<M>(|| ts, entry) };
-            return outcome == Outcome::Written;
+            let (outcome, _, _) = unsafe { self.write_entry::<M>(|| ts, entry) };
+            return match outcome {
+                Outcome::Written => EntryInfo::Filled,
+                Outcome::Dropped => EntryInfo::Lost,
+            };
         }
         pending.store(0, Ordering::Relaxed);
+        if pos == DROPPED_ENTRY {
+            return EntryInfo::Lost;
+        }
         let p = self.ring.geometry().split(pos);
         // No division: the ring's reciprocal (`crate::pos`).
         let block = self.ring.block_at(p.seq);
@@ -322,7 +346,7 @@ impl<'a, C: Clock> Tracer<'a, C> {
         let at = block + offset.wrapping_sub(5);
         // SAFETY: as above (`holds` is checked first).
         if !holds || (0..5).any(|i| unsafe { mem.load_byte(at + i) } != placeholder[i]) {
-            return false;
+            return EntryInfo::Lost;
         }
         let len = varint::encoded_len_u32(entry.0);
         if M && len < 5 {
@@ -339,14 +363,14 @@ impl<'a, C: Clock> Tracer<'a, C> {
                 write.store(end, Ordering::Relaxed);
                 last.store(end, Ordering::Relaxed);
                 mem.hdr(offsets::COMMIT_POS).store(end, Ordering::Release);
-                return true;
+                return EntryInfo::Filled;
             }
         }
         for (i, b) in entry.padded_varint().into_iter().enumerate() {
             // SAFETY: `at + i < at + 5`, as above.
             unsafe { mem.store_byte(at + i, b) };
         }
-        true
+        EntryInfo::Filled
     }
 
     /// Records a thread switch: `thread` (an id, seL4: the TCB address) runs next.
@@ -546,7 +570,7 @@ impl<C: Clock> Masked<'_, '_, C> {
     /// bytes saved; otherwise the word is patched in place.
     #[inline(always)]
     pub fn kernel_entry_info(&self, entry: KernelEntry) -> bool {
-        self.tracer.kernel_entry_info_in::<true>(entry)
+        self.tracer.kernel_entry_info_in::<true>(entry) == EntryInfo::Filled
     }
 
     /// The end of a deferred kernel entry in one call (seL4's exit hook): fills in the

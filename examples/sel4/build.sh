@@ -73,11 +73,12 @@ fi
 opts=(-DKernelDebugBuild=ON -DKernelPrinting=ON -DKernelVerificationBuild=OFF
     -DLibSel4UseThreadLocals=OFF)
 case "$variant" in
-trace) opts+=(-DKernelTracemark=ON "-DKernelTracemarkLibrary=$lib") ;;
+trace) opts+=(-DKernelTracemark=ON "-DKernelTracemarkLibrary=$lib"
+    "-DKernelTracemarkInclude=$root/encoder/include") ;;
 # A 2 MiB ring: the counted workload's function records fill 45% of it (x86_64) under
 # run.sh's -icount, below the half that check_trace.py --functions allows.
 ftrace) opts+=(-DKernelTracemark=ON -DKernelTracemarkFunctions=ON "-DKernelTracemarkLibrary=$lib"
-    -DKernelTracemarkRingBytes=2097152) ;;
+    "-DKernelTracemarkInclude=$root/encoder/include" -DKernelTracemarkRingBytes=2097152) ;;
 off) ;;
 track) opts+=(-DKernelBenchmarks=track_kernel_entries) ;;
 *) echo "build.sh: unknown VARIANT $variant" >&2; exit 2 ;;
@@ -85,6 +86,10 @@ esac
 
 kbuild="$out/kernel"
 mkdir -p "$kbuild"
+# Configure again when the sources were patched anew (the options may have changed).
+if [ -f "$kbuild/build.ninja" ] && [ "$stamp" -nt "$kbuild/build.ninja" ]; then
+    rm -f "$kbuild/build.ninja" "$kbuild/CMakeCache.txt"
+fi
 if [ "$arch" = x86_64 ]; then
     if [ ! -f "$kbuild/build.ninja" ]; then
         (cd "$kbuild" && cmake -G Ninja -DCMAKE_TOOLCHAIN_FILE="$src/seL4/gcc.cmake" \

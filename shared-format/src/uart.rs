@@ -147,10 +147,15 @@ impl<'a> LineWriter<'a> {
         Self { buf, len: 0 }
     }
 
+    /// Appends `bytes`. The callers' lines always fit [`MAX_LINE_LEN`]; a push that
+    /// did not would be left out rather than panic (no panic path in target code: the
+    /// C library's dump links no panic machinery).
     fn push(&mut self, bytes: &[u8]) {
         let end = self.len + bytes.len();
-        self.buf[self.len..end].copy_from_slice(bytes);
-        self.len = end;
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+            self.len = end;
+        }
     }
 
     fn push_hex32(&mut self, value: u32) {
@@ -164,27 +169,29 @@ impl<'a> LineWriter<'a> {
     fn push_dec(&mut self, mut value: u64) {
         let mut digits = [0u8; U64_DIGITS];
         let mut start = U64_DIGITS;
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (value % 10) as u8;
+        // `U64_DIGITS` digits hold any `u64`: the loop stops at the value's last digit.
+        for (i, digit) in digits.iter_mut().enumerate().rev() {
+            *digit = b'0' + (value % 10) as u8;
             value /= 10;
+            start = i;
             if value == 0 {
                 break;
             }
         }
-        self.push(&digits[start..]);
+        self.push(digits.get(start..).unwrap_or_default());
     }
 
     fn push_base64(&mut self, chunk: &[u8]) {
         // The callers never pass more than MAX_CHUNK_LEN bytes, so this fits.
-        if let Ok(written) = STANDARD_NO_PAD.encode_slice(chunk, &mut self.buf[self.len..]) {
+        let rest = self.buf.get_mut(self.len..).unwrap_or_default();
+        if let Ok(written) = STANDARD_NO_PAD.encode_slice(chunk, rest) {
             self.len += written;
         }
     }
 
     /// Appends the line CRC of everything written so far, then `\n`.
     fn finish_with_line_crc(mut self) -> usize {
-        let crc = CRC32.checksum(&self.buf[..self.len]);
+        let crc = CRC32.checksum(self.buf.get(..self.len).unwrap_or_default());
         self.push_hex32(crc);
         self.push(b"\n");
         self.len
@@ -287,7 +294,7 @@ pub fn write_framed_with<E>(
         payload_crc: digest.finalize(),
     };
     let n = begin.encode(&mut line);
-    sink(&line[..n])?;
+    sink(line.get(..n).unwrap_or_default())?;
 
     // Pass 2: data lines, and the CRC of what was actually sent.
     let mut digest = CRC32.digest();
@@ -298,7 +305,7 @@ pub fn write_framed_with<E>(
         read(offset, &mut chunk[..n]);
         digest.update(&chunk[..n]);
         if let Some(len) = encode_data_line(dump_id, seq, &chunk[..n], &mut line) {
-            sink(&line[..len])?;
+            sink(line.get(..len).unwrap_or_default())?;
         }
         offset += n;
         seq += 1;
@@ -312,7 +319,7 @@ pub fn write_framed_with<E>(
         payload_crc: digest.finalize(),
     };
     let n = end.encode(&mut line);
-    sink(&line[..n])
+    sink(line.get(..n).unwrap_or_default())
 }
 
 // ---------------------------------------------------------------------------

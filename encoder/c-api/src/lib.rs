@@ -39,13 +39,14 @@
 //! seL4 knows a syscall's number, cap type and label only after its entry hook. Such a
 //! kernel calls [`tm_kernel_entry_deferred`] in the entry hook (the entry keeps its true
 //! time and stays before the records written while the kernel decodes the syscall),
-//! [`tm_kernel_entry_info`] with the packed entry word once it is known, then
+//! [`tm_kernel_entry_info`] with the entry word once it is known (tracemark's wire word,
+//! built with the header's `tm_entry_word_syscall`/`tm_entry_word_other`), then
 //! [`tm_thread_switch`] if the scheduler picked another thread, and [`tm_kernel_exit`]
-//! (FORMAT.md section 9.5). A kernel built with `-nostdinc` cannot include
-//! `tracemark.h` (it includes `<stdbool.h>` and `<stddef.h>`) and declares the functions
-//! it uses itself, as `examples/sel4/kernel/tracemark.patch` does; such a kernel also
-//! defines the `-finstrument-functions` hooks itself (build without the `cyg-profile`
-//! feature) so that they can skip its own tracing code.
+//! (FORMAT.md section 9.5). A kernel built with `-nostdinc` includes `tracemark.h` with
+//! `TM_NO_STDINC` defined (the header then includes nothing and uses the kernel's own
+//! exact-width types), as `examples/sel4/kernel/tracemark.patch` does; such a kernel
+//! also defines the `-finstrument-functions` hooks itself (build without the
+//! `cyg-profile` feature) so that they can skip its own tracing code.
 #![cfg_attr(target_os = "none", no_std)]
 
 use core::cell::UnsafeCell;
@@ -54,7 +55,7 @@ use core::mem::MaybeUninit;
 
 use tracemark::format::ring::offsets;
 use tracemark::format::Sel4EntryNumbering;
-use tracemark::{Config, FnClock, InitError, KernelEntry, Mode, Outcome, SyscallAbi};
+use tracemark::{Config, EntryInfo, FnClock, InitError, KernelEntry, Mode, Outcome, SyscallAbi};
 
 #[cfg(target_has_atomic = "8")]
 use core::sync::atomic::{AtomicU32 as CountU32, AtomicU8};
@@ -106,6 +107,11 @@ pub const TM_ERR_RANGE: c_int = -10;
 /// across a reset) and no ring of this program uses; read it and start a new session
 /// with `tm_init_recover`.
 pub const TM_ERR_PREVIOUS: c_int = -11;
+/// `tm_kernel_entry_info`: no deferred entry is pending on this CPU (none was recorded,
+/// its information was already filled in, or a deferred entry recorded by a nested
+/// context in between replaced it and was filled in: one deferred entry per CPU is
+/// pending at a time); nothing was recorded.
+pub const TM_ERR_NO_PENDING: c_int = -12;
 
 /// Flight recorder: reclaim the oldest block when full.
 pub const TM_MODE_OVERWRITE: u32 = 0;
@@ -146,6 +152,84 @@ pub const TM_PATH_VCPU_FAULT: u32 = 7;
 pub const TM_DEFAULT_BLOCK_SIZE: u32 = 4096;
 /// Bytes of ring header before the first block.
 pub const TM_RING_HEADER_LEN: u32 = 192;
+/// Kernel entries open at once whose times are kept for their exits' durations: a
+/// deeper entry is recorded, and its exit says `NestingOverflow` instead of a duration.
+pub const TM_ENTRY_STACK_DEPTH: u32 = 8;
+
+// The entry word of `tm_kernel_entry_info` and `tm_masked_kernel_exit_deferred`
+// (tracemark's wire word, FORMAT.md section 9; not seL4's `kernel_entry_t`, which
+// `tm_kernel_entry_raw` takes): build it with `tm_entry_word_syscall` or
+// `tm_entry_word_other`.
+
+/// Entry word: bits 0..3 are the path (`TM_PATH_*`).
+pub const TM_ENTRY_PATH_MASK: u32 = 0x7;
+/// Syscall entry word: the syscall number (0 to `TM_ENTRY_MAX_SYSCALL`) from this bit.
+pub const TM_ENTRY_SYSCALL_SHIFT: u32 = 3;
+/// Syscall entry word: the cap type (0 to `TM_ENTRY_MAX_CAP_TYPE`) from this bit.
+pub const TM_ENTRY_CAP_TYPE_SHIFT: u32 = 7;
+/// Syscall entry word: the fastpath flag at this bit.
+pub const TM_ENTRY_FASTPATH_SHIFT: u32 = 12;
+/// Syscall entry word: the invocation label (0 to `TM_ENTRY_MAX_LABEL`) from this bit.
+pub const TM_ENTRY_LABEL_SHIFT: u32 = 13;
+/// Other entry word: the core (0 to `TM_ENTRY_MAX_CORE`) from this bit.
+pub const TM_ENTRY_CORE_SHIFT: u32 = 3;
+/// Other entry word: the word (0 to `TM_ENTRY_MAX_WORD`) from this bit.
+pub const TM_ENTRY_WORD_SHIFT: u32 = 6;
+/// The largest syscall number of an entry word.
+pub const TM_ENTRY_MAX_SYSCALL: u32 = 0xf;
+/// The largest cap type of an entry word.
+pub const TM_ENTRY_MAX_CAP_TYPE: u32 = 0x1f;
+/// The largest invocation label of an entry word.
+pub const TM_ENTRY_MAX_LABEL: u32 = 0x7_ffff;
+/// The largest core of an entry word.
+pub const TM_ENTRY_MAX_CORE: u32 = 7;
+/// The largest word of a non-syscall entry word.
+pub const TM_ENTRY_MAX_WORD: u32 = 0x3ff_ffff;
+
+// Every constant the header gives as a literal is the format crate's value (issue 19,
+// point 9): a change there fails the build here, not a C program at run time.
+const _: () = {
+    use tracemark::format::ring::{ENTRY_STACK_DEPTH, RING_HEADER_LEN};
+    use tracemark::format::EntryPath as P;
+    assert!(TM_RING_HEADER_LEN as usize == RING_HEADER_LEN);
+    assert!(TM_ENTRY_STACK_DEPTH as usize == ENTRY_STACK_DEPTH);
+    assert!(TM_MODE_OVERWRITE == Mode::Overwrite as u32);
+    assert!(TM_MODE_DROP == Mode::Drop as u32);
+    assert!(TM_ABI_RAW == SyscallAbi::Raw as u32);
+    assert!(TM_ABI_SEL4 == SyscallAbi::Sel4 as u32);
+    assert!(TM_ABI_SEL4_MCS == SyscallAbi::Sel4Mcs as u32);
+    // The legacy settings are this library's own, not wire values: they must not be
+    // taken for one.
+    assert!(SyscallAbi::from_u8(TM_ABI_SEL4_LEGACY as u8).is_none());
+    assert!(SyscallAbi::from_u8(TM_ABI_SEL4_LEGACY_MCS as u8).is_none());
+    assert!(TM_PATH_UNKNOWN == P::Unknown as u32);
+    assert!(TM_PATH_INTERRUPT == P::Interrupt as u32);
+    assert!(TM_PATH_UNKNOWN_SYSCALL == P::UnknownSyscall as u32);
+    assert!(TM_PATH_USER_LEVEL_FAULT == P::UserLevelFault as u32);
+    assert!(TM_PATH_DEBUG_FAULT == P::DebugFault as u32);
+    assert!(TM_PATH_VM_FAULT == P::VmFault as u32);
+    assert!(TM_PATH_SYSCALL == P::Syscall as u32);
+    assert!(TM_PATH_VCPU_FAULT == P::VcpuFault as u32);
+    assert!(TM_ENTRY_MAX_SYSCALL == KernelEntry::MAX_SYSCALL);
+    assert!(TM_ENTRY_MAX_CAP_TYPE == KernelEntry::MAX_CAP_TYPE);
+    assert!(TM_ENTRY_MAX_LABEL == KernelEntry::MAX_LABEL);
+    assert!(TM_ENTRY_MAX_CORE == KernelEntry::MAX_CORE);
+    assert!(TM_ENTRY_MAX_WORD == KernelEntry::MAX_WORD);
+    // Each field at its largest value lands where the shifts say, and nowhere else.
+    const fn sys(s: u8, c: u8, f: bool, l: u32) -> u32 {
+        KernelEntry::syscall(s, c, f, l).0
+    }
+    assert!(sys(0, 0, false, 0) == TM_PATH_SYSCALL);
+    assert!(sys(0xf, 0, false, 0) == TM_PATH_SYSCALL | 0xf << TM_ENTRY_SYSCALL_SHIFT);
+    assert!(sys(0, 0x1f, false, 0) == TM_PATH_SYSCALL | 0x1f << TM_ENTRY_CAP_TYPE_SHIFT);
+    assert!(sys(0, 0, true, 0) == TM_PATH_SYSCALL | 1 << TM_ENTRY_FASTPATH_SHIFT);
+    assert!(sys(0, 0, false, 0x7_ffff) == TM_PATH_SYSCALL | 0x7_ffff << TM_ENTRY_LABEL_SHIFT);
+    let other = KernelEntry::other(P::VmFault, 7, 0x3ff_ffff).0;
+    assert!(
+        other == TM_PATH_VM_FAULT | 7 << TM_ENTRY_CORE_SHIFT | 0x3ff_ffff << TM_ENTRY_WORD_SHIFT
+    );
+    assert!(KernelEntry::other(P::VmFault, 0, 0).0 & TM_ENTRY_PATH_MASK == TM_PATH_VM_FAULT);
+};
 
 // ---------------------------------------------------------------------------------------
 // Configuration
@@ -262,15 +346,18 @@ fn with(cpu: u32, f: impl FnOnce(&CTracer) -> Outcome) -> c_int {
     }
 }
 
-/// The ring header's ABI and the entry-path numbering of a `tm_config.syscall_abi`.
+/// The ring header's ABI and the entry-path numbering of a `tm_config.syscall_abi`:
+/// only the `TM_ABI_*` values the header lists (the format crate knows more ABIs, such
+/// as the Linux numbering `tracemark import` writes, which a C kernel has no use for).
 fn abi_setting(v: u32) -> Option<(SyscallAbi, Sel4EntryNumbering)> {
+    use Sel4EntryNumbering::{Current, Legacy};
     Some(match v {
-        TM_ABI_SEL4_LEGACY => (SyscallAbi::Sel4, Sel4EntryNumbering::Legacy),
-        TM_ABI_SEL4_LEGACY_MCS => (SyscallAbi::Sel4Mcs, Sel4EntryNumbering::Legacy),
-        v => (
-            SyscallAbi::from_u8(u8::try_from(v).ok()?)?,
-            Sel4EntryNumbering::Current,
-        ),
+        TM_ABI_RAW => (SyscallAbi::Raw, Current),
+        TM_ABI_SEL4 => (SyscallAbi::Sel4, Current),
+        TM_ABI_SEL4_MCS => (SyscallAbi::Sel4Mcs, Current),
+        TM_ABI_SEL4_LEGACY => (SyscallAbi::Sel4, Legacy),
+        TM_ABI_SEL4_LEGACY_MCS => (SyscallAbi::Sel4Mcs, Legacy),
+        _ => return None,
     })
 }
 
@@ -348,7 +435,7 @@ pub unsafe extern "C" fn tm_init_recover(
         })
     };
     // SAFETY: the caller's guarantees are `init_with`'s.
-    let rc = unsafe { init_with(cpu, mem, len, config, make) };
+    let rc = hooks_quiet(|| unsafe { init_with(cpu, mem, len, config, make) });
     match rc {
         TM_ERR_PREVIOUS if sink_failed => TM_ERR_SINK,
         TM_OK if found => TM_RECOVERED,
@@ -524,16 +611,30 @@ pub extern "C" fn tm_kernel_entry_deferred(cpu: u32) -> c_int {
     with(cpu, |t| t.kernel_entry_deferred())
 }
 
-/// Fills in the pending deferred kernel entry of CPU `cpu` with seL4's packed
-/// `kernel_entry_t` word (the `tm_kernel_entry_raw` layout). Returns `TM_OK` if the entry
-/// now carries `word`, `TM_DROPPED` if there was nothing to fill in (no pending entry, it
-/// was dropped, or its block was overwritten since), or a negative `TM_ERR_*` code.
-/// Call it with no other record of this CPU in flight (seL4: in the exit hook).
+/// Fills in the pending deferred kernel entry of CPU `cpu` with `word`, tracemark's
+/// entry word (FORMAT.md section 9): bits 0..3 the path (`TM_PATH_*`), then for a
+/// syscall the syscall number (4 bits), cap type (5), fastpath flag (1) and label (19),
+/// for any other path the core (3 bits) and a word (26); see the `TM_ENTRY_*` constants.
+/// Build it with `tm_entry_word_syscall` or `tm_entry_word_other`. It is *not* seL4's
+/// packed `kernel_entry_t`, whose union starts at bit 8 (`tm_kernel_entry_raw` takes
+/// that; passed here it records wrong fields).
+///
+/// Returns `TM_OK` if the entry now carries `word`; `TM_DROPPED` if the entry was lost
+/// (dropped when the ring was full, or its block was overwritten since: `tm_lost` counts
+/// it); `TM_ERR_NO_PENDING` if no deferred entry is pending (one is pending per CPU at a
+/// time; see `TM_ERR_NO_PENDING`); or `TM_ERR_BAD_CPU`, `TM_ERR_NOT_INIT`.
+///
+/// Records written by nested contexts (interrupts, signal handlers) between
+/// `tm_kernel_entry_deferred` and this call are fine, as long as they do not record a
+/// deferred entry of their own.
 #[no_mangle]
 pub extern "C" fn tm_kernel_entry_info(cpu: u32, word: u32) -> c_int {
     match tracer(cpu) {
-        Ok(t) if t.kernel_entry_info(KernelEntry(word)) => TM_OK,
-        Ok(_) => TM_DROPPED,
+        Ok(t) => match t.fill_entry_info(KernelEntry(word)) {
+            EntryInfo::Filled => TM_OK,
+            EntryInfo::Lost => TM_DROPPED,
+            EntryInfo::NotPending => TM_ERR_NO_PENDING,
+        },
         Err(e) => e,
     }
 }
@@ -701,12 +802,17 @@ fn function_value(func: *mut c_void) -> u64 {
 /// Hook calls skipped because they re-entered the hooks (see [`tm_hook_skipped`]).
 static HOOK_SKIPPED: CountU32 = CountU32::new(0);
 
-/// Returns how many `-finstrument-functions` hook calls were skipped, since the program
-/// started, because they re-entered the hooks: a clock or cpu function compiled with
-/// `-finstrument-functions` calls the hooks from inside them (mark those functions
-/// `__attribute__((no_instrument_function))`), or an interrupt or signal handler's
-/// instrumented code ran while a hook was recording on the same context. Non-zero
-/// means the trace lacks that many function entries and exits. Wraps at 2^32.
+/// Returns how many `-finstrument-functions` hook calls recorded nothing, since the
+/// program started, and are not counted by a ring: calls that re-entered the hooks (a
+/// clock or cpu function compiled with `-finstrument-functions` calls the hooks from
+/// inside them: mark those functions `__attribute__((no_instrument_function))`; or an
+/// interrupt or signal handler's instrumented code ran while a hook was recording on the
+/// same context), calls made while `tm_dump`, `tm_dump_uart` or `tm_init_recover`
+/// runs on the same context (an instrumented sink would otherwise
+/// record into the ring it is dumping), and calls for which the cpu function returned
+/// a CPU not below `TM_MAX_CPUS`. (A CPU without a ring records nothing and is not
+/// counted: tracing has not started there.) Non-zero means the trace lacks that many
+/// function entries and exits. Wraps at 2^32.
 #[no_mangle]
 pub extern "C" fn tm_hook_skipped() -> u32 {
     HOOK_SKIPPED.load(Ordering::Relaxed)
@@ -729,18 +835,29 @@ mod hook_guard {
             static IN_HOOK: Cell<bool> = const { Cell::new(false) };
         }
 
-        /// Runs `f` with the CPU number unless this thread is already in a hook.
+        /// Runs `f` with the CPU number unless this thread is already in a hook;
+        /// returns what `f` returned, or `false` if it did not run.
         #[inline(always)]
-        pub(super) fn with_cpu(f: impl FnOnce(u32)) -> bool {
+        pub(super) fn with_cpu(f: impl FnOnce(u32) -> bool) -> bool {
             // NOTE: `try_with` fails only while the thread's TLS is being torn down;
             // skipping then is right (and counted).
             let entered = IN_HOOK.try_with(|g| !g.replace(true)).unwrap_or(false);
             if !entered {
                 return false;
             }
-            f(super::current_cpu());
+            let recorded = f(super::current_cpu());
             let _ = IN_HOOK.try_with(|g| g.set(false));
-            true
+            recorded
+        }
+
+        /// Runs `f` with this thread's hooks off (their calls skipped and counted).
+        pub(crate) fn quiet<R>(f: impl FnOnce() -> R) -> R {
+            let took = IN_HOOK.try_with(|g| !g.replace(true)).unwrap_or(false);
+            let r = f();
+            if took {
+                let _ = IN_HOOK.try_with(|g| g.set(false));
+            }
+            r
         }
     }
 
@@ -759,33 +876,71 @@ mod hook_guard {
         const FREE: AtomicU8 = AtomicU8::new(0);
         static IN_HOOK: [AtomicU8; TM_MAX_CPUS as usize] = [FREE; TM_MAX_CPUS as usize];
 
+        /// The current CPU, unless the cpu function re-entered itself.
         #[inline(always)]
-        pub(super) fn with_cpu(f: impl FnOnce(u32)) -> bool {
+        fn cpu() -> Option<u32> {
             let depth = CPU_FN_DEPTH.fetch_add(1, Ordering::Acquire);
             let cpu = (depth < TM_MAX_CPUS).then(super::current_cpu);
             CPU_FN_DEPTH.fetch_sub(1, Ordering::Release);
-            let Some(cpu) = cpu else { return false };
+            cpu
+        }
+
+        #[inline(always)]
+        pub(super) fn with_cpu(f: impl FnOnce(u32) -> bool) -> bool {
+            let Some(cpu) = cpu() else { return false };
             let Some(flag) = IN_HOOK.get(cpu as usize) else {
-                // A bad CPU number: the record would fail anyway, nothing to guard.
-                f(cpu);
-                return true;
+                // A bad CPU number: the record fails (and is counted), nothing to guard.
+                return f(cpu);
             };
             if flag.swap(1, Ordering::Acquire) != 0 {
                 return false;
             }
-            f(cpu);
+            let recorded = f(cpu);
             flag.store(0, Ordering::Release);
-            true
+            recorded
+        }
+
+        /// Runs `f` with the current CPU's hooks off (their calls skipped and counted).
+        pub(crate) fn quiet<R>(f: impl FnOnce() -> R) -> R {
+            let flag = cpu().and_then(|cpu| IN_HOOK.get(cpu as usize));
+            let took = flag.is_some_and(|flag| flag.swap(1, Ordering::Acquire) == 0);
+            let r = f();
+            if let (true, Some(flag)) = (took, flag) {
+                flag.store(0, Ordering::Release);
+            }
+            r
         }
     }
 
-    /// Records with `f` on the current CPU, or counts a skipped hook call.
+    pub(crate) use imp::quiet;
+
+    /// Records with `f` on the current CPU (`f` returns whether the call counts as
+    /// made), or counts a skipped hook call.
     #[inline(always)]
-    pub(crate) fn guarded(f: impl FnOnce(u32)) {
+    pub(crate) fn guarded(f: impl FnOnce(u32) -> bool) {
         if !imp::with_cpu(f) {
             HOOK_SKIPPED.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Runs `f` (a dump or a recovery calling the caller's sink) with the hooks of the
+/// current context off: an instrumented sink must not record into the ring it reads.
+#[inline(always)]
+fn hooks_quiet<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "cyg-profile")]
+    return hook_guard::quiet(f);
+    #[cfg(not(feature = "cyg-profile"))]
+    f()
+}
+
+/// Whether a hook's recording call counts as made: anything but a CPU number out of the
+/// table (a ring that is full counts its drops itself; a CPU without a ring has not
+/// started tracing).
+#[cfg(feature = "cyg-profile")]
+#[inline(always)]
+fn hook_counted(rc: c_int) -> bool {
+    rc != TM_ERR_BAD_CPU
 }
 
 /// Called by code compiled with `-finstrument-functions` at every function entry.
@@ -793,9 +948,7 @@ mod hook_guard {
 #[no_mangle]
 pub extern "C" fn __cyg_profile_func_enter(func: *mut c_void, call_site: *mut c_void) {
     let _ = call_site;
-    hook_guard::guarded(|cpu| {
-        let _ = tm_function_entry(cpu, function_value(func));
-    });
+    hook_guard::guarded(|cpu| hook_counted(tm_function_entry(cpu, function_value(func))));
 }
 
 /// Called by code compiled with `-finstrument-functions` at every function exit.
@@ -803,9 +956,7 @@ pub extern "C" fn __cyg_profile_func_enter(func: *mut c_void, call_site: *mut c_
 #[no_mangle]
 pub extern "C" fn __cyg_profile_func_exit(func: *mut c_void, call_site: *mut c_void) {
     let _ = call_site;
-    hook_guard::guarded(|cpu| {
-        let _ = tm_function_exit(cpu, function_value(func));
-    });
+    hook_guard::guarded(|cpu| hook_counted(tm_function_exit(cpu, function_value(func))));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -824,13 +975,13 @@ pub unsafe extern "C" fn tm_memory_span(
     ptr: *mut *const c_void,
     len: *mut usize,
 ) -> c_int {
-    if ptr.is_null() || len.is_null() {
-        return TM_ERR_BAD_ARG;
-    }
     let t = match tracer(cpu) {
         Ok(t) => t,
         Err(e) => return e,
     };
+    if ptr.is_null() || len.is_null() {
+        return TM_ERR_BAD_ARG;
+    }
     let (p, n) = t.ring().memory_span();
     // SAFETY: the caller guarantees both pointers are valid for writes (checked non-null).
     unsafe {
@@ -892,20 +1043,22 @@ pub extern "C" fn tm_in_record(cpu: u32) -> c_int {
 /// `sink` must be safe to call with `ctx` and a valid buffer.
 #[no_mangle]
 pub unsafe extern "C" fn tm_dump(cpu: u32, sink: TmSinkFn, ctx: *mut c_void) -> c_int {
-    let Some(sink) = sink else {
-        return TM_ERR_BAD_ARG;
-    };
     let t = match tracer(cpu) {
         Ok(t) => t,
         Err(e) => return e,
     };
-    let r = t.ring().dump(|chunk| {
-        // SAFETY: `chunk` is a valid buffer for the call; the caller vouches for `sink`
-        // and `ctx`.
-        match unsafe { sink(ctx, chunk.as_ptr(), chunk.len()) } {
-            0 => Ok(()),
-            _ => Err(()),
-        }
+    let Some(sink) = sink else {
+        return TM_ERR_BAD_ARG;
+    };
+    let r = hooks_quiet(|| {
+        t.ring().dump(|chunk| {
+            // SAFETY: `chunk` is a valid buffer for the call; the caller vouches for
+            // `sink` and `ctx`.
+            match unsafe { sink(ctx, chunk.as_ptr(), chunk.len()) } {
+                0 => Ok(()),
+                _ => Err(()),
+            }
+        })
     });
     match r {
         Ok(()) => TM_OK,
@@ -930,28 +1083,30 @@ pub unsafe extern "C" fn tm_dump_uart(
     sink: TmSinkFn,
     ctx: *mut c_void,
 ) -> c_int {
-    let Some(sink) = sink else {
-        return TM_ERR_BAD_ARG;
-    };
     let t = match tracer(cpu) {
         Ok(t) => t,
         Err(e) => return e,
     };
+    let Some(sink) = sink else {
+        return TM_ERR_BAD_ARG;
+    };
     let ring = t.ring();
-    let r = tracemark::format::uart::write_framed_with(
-        dump_id,
-        ring.len(),
-        0,
-        |offset, buf| ring.read_at(offset, buf),
-        &mut |line: &[u8]| {
-            // SAFETY: `line` is a valid buffer for the call; the caller vouches for `sink`
-            // and `ctx`.
-            match unsafe { sink(ctx, line.as_ptr(), line.len()) } {
-                0 => Ok(()),
-                _ => Err(()),
-            }
-        },
-    );
+    let r = hooks_quiet(|| {
+        tracemark::format::uart::write_framed_with(
+            dump_id,
+            ring.len(),
+            0,
+            |offset, buf| ring.read_at(offset, buf),
+            &mut |line: &[u8]| {
+                // SAFETY: `line` is a valid buffer for the call; the caller vouches for
+                // `sink` and `ctx`.
+                match unsafe { sink(ctx, line.as_ptr(), line.len()) } {
+                    0 => Ok(()),
+                    _ => Err(()),
+                }
+            },
+        )
+    });
     match r {
         Ok(()) => TM_OK,
         Err(()) => TM_ERR_SINK,
@@ -971,13 +1126,13 @@ pub unsafe extern "C" fn tm_dump_uart(
 /// for a write.
 #[no_mangle]
 pub unsafe extern "C" fn tm_snapshot(cpu: u32, out: *mut u8, cap: usize, len: *mut usize) -> c_int {
-    if len.is_null() || (out.is_null() && cap != 0) {
-        return TM_ERR_BAD_ARG;
-    }
     let t = match tracer(cpu) {
         Ok(t) => t,
         Err(e) => return e,
     };
+    if len.is_null() || (out.is_null() && cap != 0) {
+        return TM_ERR_BAD_ARG;
+    }
     let out: &mut [u8] = if cap == 0 {
         &mut []
     } else {

@@ -213,3 +213,79 @@ fn overlapping_ring_memory_is_refused() {
         assert_eq!(tm_release(a), TM_OK);
     }
 }
+
+static CLOCK_ABI: AtomicU64 = AtomicU64::new(10);
+extern "C" fn clock_abi() -> u64 {
+    CLOCK_ABI.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Only the `TM_ABI_*` values the header lists are accepted (issue 20, point 22): 16,
+/// the format crate's Linux numbering, was accepted before although a C kernel cannot
+/// mean it; values from 5 up are refused with `TM_ERR_BAD_ARG`, and every listed value
+/// works and writes its wire ABI into the header.
+#[test]
+fn only_the_listed_syscall_abis_are_accepted() {
+    let cpu = 5;
+    let len = 192 + 4 * 256;
+    let mem = ring_memory(len);
+    for abi in [5, 15, 16, 17, 255, 256, u32::MAX] {
+        assert_eq!(
+            // SAFETY: `mem` is valid, aligned and reserved for this slot.
+            unsafe { tm_init(cpu, mem, len, &config(clock_abi, abi)) },
+            TM_ERR_BAD_ARG,
+            "ABI {abi}"
+        );
+    }
+    for (abi, wire) in [
+        (TM_ABI_RAW, 0),
+        (TM_ABI_SEL4, 1),
+        (TM_ABI_SEL4_MCS, 2),
+        (TM_ABI_SEL4_LEGACY, 1),
+        (TM_ABI_SEL4_LEGACY_MCS, 2),
+    ] {
+        assert_eq!(
+            // SAFETY: as above.
+            unsafe { tm_init(cpu, mem, len, &config(clock_abi, abi)) },
+            TM_OK,
+            "ABI {abi}"
+        );
+        let mut n = 0usize;
+        // SAFETY: a size query: NULL with capacity 0, `n` a valid out pointer.
+        unsafe { tm_snapshot(cpu, std::ptr::null_mut(), 0, &mut n) };
+        let mut image = vec![0u8; n];
+        assert_eq!(
+            // SAFETY: `image` has room for `n` bytes.
+            unsafe { tm_snapshot(cpu, image.as_mut_ptr(), n, &mut n) },
+            TM_OK
+        );
+        let view = RingView::parse(&image).unwrap();
+        assert_eq!(view.header.syscall_abi, wire, "ABI {abi}");
+        // SAFETY: nothing else uses the slot.
+        assert_eq!(unsafe { tm_release(cpu) }, TM_OK);
+    }
+}
+
+/// Errors come in the order the header documents (issue 20, point 23): the CPU, then
+/// its slot, then the arguments. Before, `tm_dump`, `tm_dump_uart`, `tm_snapshot` and
+/// `tm_memory_span` said `TM_ERR_BAD_ARG` for a NULL argument on a bad CPU.
+#[test]
+fn errors_come_in_the_documented_order() {
+    let null = std::ptr::null_mut();
+    // SAFETY: every call below is refused before it touches a pointer.
+    unsafe {
+        for (cpu, want) in [(TM_MAX_CPUS, TM_ERR_BAD_CPU), (6, TM_ERR_NOT_INIT)] {
+            assert_eq!(tm_dump(cpu, None, null), want, "tm_dump {cpu}");
+            assert_eq!(tm_dump_uart(cpu, 1, None, null), want, "tm_dump_uart {cpu}");
+            assert_eq!(tm_snapshot(cpu, null.cast(), 5, null.cast()), want);
+            assert_eq!(tm_memory_span(cpu, null.cast(), null.cast()), want);
+            assert_eq!(tm_user(cpu, 1, null, 3), want);
+            assert_eq!(tm_kernel_entry_syscall(cpu, 99, 99, false, 0), want);
+            assert_eq!(tm_kernel_entry_info(cpu, 0), want);
+        }
+        assert_eq!(
+            tm_init(TM_MAX_CPUS, null, 0, std::ptr::null()),
+            TM_ERR_BAD_CPU
+        );
+        assert_eq!(tm_init(6, null, 0, std::ptr::null()), TM_ERR_BAD_ARG);
+    }
+}

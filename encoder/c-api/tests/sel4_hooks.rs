@@ -50,8 +50,13 @@ fn deferred_entry_info_and_thread_switch_through_the_c_abi() {
     assert_eq!(tm_function_entry(0, 0x40), TM_OK);
     let word = KernelEntry::syscall(1, 12, false, 3).0;
     assert_eq!(tm_kernel_entry_info(0, word), TM_OK);
-    // Nothing pending any more.
-    assert_eq!(tm_kernel_entry_info(0, word), TM_DROPPED);
+    // Nothing pending any more: said so, not TM_DROPPED (nothing was lost; issue 20,
+    // point 22).
+    assert_eq!(tm_kernel_entry_info(0, word), TM_ERR_NO_PENDING);
+    let (mut overwritten, mut dropped) = (1u64, 1u64);
+    // SAFETY: both pointers are valid for writes.
+    assert_eq!(unsafe { tm_lost(0, &mut overwritten, &mut dropped) }, TM_OK);
+    assert_eq!((overwritten, dropped), (0, 0));
     let sw = advance(2);
     assert_eq!(tm_thread_switch(0, 0xffff_ff80_1ffc_8400), TM_OK);
     let end = advance(9);

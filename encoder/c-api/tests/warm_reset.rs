@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{build_c, build_staticlib, decode, run, REPO};
-use tracemark_format::ring::RingView;
+use tracemark_format::ring::{BlockState, RingView};
 use tracemark_format::{Event, Record};
 
 /// The IRQ numbers and user ids of boot `boot` in `records`, and whether any record of
@@ -117,4 +117,68 @@ fn an_earlier_boots_ring_is_recovered_and_a_new_session_starts() {
     );
     let (n3, other3) = of_boot(&decode(&std::fs::read(&cur3).unwrap()), 3);
     assert!(n3 > 100 && !other3);
+}
+
+/// A warm reset into a smaller ring at the same address (issue 20, point 20): before,
+/// `tm_init` and `tm_init_recover` both returned `TM_ERR_PREVIOUS` for ever, since the
+/// earlier ring did not fit the memory given. Now the recovery hands over the part that
+/// fits (a truncated image: the blocks in it decode, the others are reported missing)
+/// and the new session starts.
+#[test]
+fn a_smaller_ring_at_the_same_address_recovers_the_part_that_fits() {
+    let work = tempfile::tempdir().unwrap();
+    let lib = build_staticlib("warm-reset-target");
+    let src = Path::new(REPO).join("encoder/c-api/tests/c/warm_reset.c");
+    let exe = build_c(work.path(), "warm_reset", &[src], &[], &lib);
+    let memfile = work.path().join("ram.bin");
+    let out = Command::new(&exe)
+        .arg(&memfile)
+        .args(["crash", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "boot 1 should have crashed");
+    let (prev, cur) = (work.path().join("prev.bin"), work.path().join("cur.bin"));
+    run(Command::new(&exe)
+        .arg(&memfile)
+        .args(["boot", "2"])
+        .arg(&prev)
+        .arg(&cur)
+        .arg("smaller"));
+    let prev_image = std::fs::read(&prev).unwrap();
+    assert_eq!(
+        prev_image.len(),
+        192 + 4 * 1024,
+        "cut to the new, smaller memory"
+    );
+    let view = RingView::parse(&prev_image).unwrap();
+    assert_eq!(view.header.producer_id.get(), 1, "boot 1's ring");
+    let mut kept = 0;
+    let mut missing = 0;
+    for block in view.blocks() {
+        match block.state {
+            BlockState::Valid => {
+                for r in block.decode() {
+                    let r = r.expect("record");
+                    if let Event::Interrupt { irq } = r.event {
+                        assert_eq!(irq / 100, 1, "only boot 1's records");
+                        kept += 1;
+                    }
+                }
+            }
+            BlockState::Missing => missing += 1,
+            BlockState::Empty => {}
+            s => panic!("block {} is {s:?}", block.seq),
+        }
+    }
+    assert_eq!(missing, 4, "the 4 blocks beyond the smaller memory");
+    assert!(kept > 50, "boot 1's records in the blocks that fit: {kept}");
+    let cur_image = std::fs::read(&cur).unwrap();
+    let cur_view = RingView::parse(&cur_image).unwrap();
+    assert_eq!(cur_view.header.producer_id.get(), 2);
+    assert_eq!(cur_view.ring_len(), 192 + 4 * 1024);
+    let (n2, other2) = of_boot(&decode(&cur_image), 2);
+    assert!(
+        n2 > 100 && !other2,
+        "boot 2: {n2} records, other boots: {other2}"
+    );
 }

@@ -10,7 +10,7 @@ use tracemark_format::Event;
 use crate::mem::Mem;
 use crate::sync::{compiler_fence, local_add, local_cas, Ordering};
 
-use super::{Outcome, Ring};
+use super::{Outcome, Ring, Wrote};
 
 /// The common shape of a record the inlined fast path encodes itself: the header varint,
 /// then one varint `head`, then `data` bytes (a user event's payload).
@@ -109,7 +109,8 @@ impl<'a> Ring<'a> {
     #[inline(always)]
     pub fn write_event(&self, now: impl Fn() -> u64, event: &Event) -> (Outcome, u64) {
         let fields = event.fields();
-        self.write_small(&now, |_| Small::of(&fields), || fields)
+        let (outcome, ts, _) = self.write_small(&now, |_| Small::of(&fields), || fields);
+        (outcome, ts)
     }
 
     /// Writes a record: `fast(ts)` describes it for the inlined fast path (`None`: use
@@ -121,13 +122,18 @@ impl<'a> Ring<'a> {
     /// values) and passed by value to the out-of-line call of the general path, which
     /// builds the [`Fields`]: the fast path then builds no description on the stack for
     /// a call it does not make. The general path itself is one copy for every call.
+    ///
+    /// Returns what happened, the time used and the position just after the record
+    /// (0 if it was dropped): the record's own end, which a nested writer that ran after
+    /// the reservation does not change (issue 20, point 18). Callers that do not need it
+    /// ignore it, and the inlined fast path then computes nothing more.
     #[inline(always)]
     pub(crate) fn write_small<'d, 'f>(
         &self,
         now: impl Fn() -> u64 + Copy,
         fast: impl Fn(u64) -> Option<Small<'d>>,
         fields: impl FnOnce() -> Fields<'f>,
-    ) -> (Outcome, u64) {
+    ) -> Wrote {
         self.write_small_in::<false>(now, fast, fields)
     }
 
@@ -151,7 +157,7 @@ impl<'a> Ring<'a> {
         now: impl Fn() -> u64 + Copy,
         fast: impl Fn(u64) -> Option<Small<'d>>,
         fields: impl FnOnce() -> Fields<'f>,
-    ) -> (Outcome, u64) {
+    ) -> Wrote {
         self.write_small_in::<true>(now, fast, fields)
     }
 
@@ -163,7 +169,7 @@ impl<'a> Ring<'a> {
         now: impl Fn() -> u64 + Copy,
         fast: impl Fn(u64) -> Option<Small<'d>>,
         fields: impl FnOnce() -> Fields<'f>,
-    ) -> (Outcome, u64) {
+    ) -> Wrote {
         // A local copy, so the base address stays in a register across atomic stores
         // (through `&self` the compiler must reload it after each: for all it knows, the
         // store might have changed the `Ring`).
@@ -172,10 +178,9 @@ impl<'a> Ring<'a> {
             // No writer runs besides this one (the caller's contract), so `nest` is 0
             // and stays 0: there is nothing to enter, and the commit is one store.
             return match self.try_fast::<MASKED>(&mem, &now, fast) {
-                Some(ts) => {
-                    let end = mem.hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
+                Some((ts, end)) => {
                     mem.hdr(offsets::COMMIT_POS).store(end, Ordering::Release);
-                    (Outcome::Written, ts)
+                    (Outcome::Written, ts, end)
                 }
                 None => {
                     // The general path enters and exits as any writer does.
@@ -186,9 +191,9 @@ impl<'a> Ring<'a> {
         }
         let nest = enter(&mem);
         match self.try_fast::<MASKED>(&mem, &now, fast) {
-            Some(ts) => {
+            Some((ts, end)) => {
                 exit(&mem, nest);
-                (Outcome::Written, ts)
+                (Outcome::Written, ts, end)
             }
             None => self.write_slow_from(nest, now, fields),
         }
@@ -205,7 +210,7 @@ impl<'a> Ring<'a> {
         nest: u32,
         now: impl Fn() -> u64,
         fields: impl FnOnce() -> Fields<'f>,
-    ) -> (Outcome, u64) {
+    ) -> Wrote {
         self.write_slow(nest, &now, &fields())
     }
 
@@ -217,13 +222,15 @@ impl<'a> Ring<'a> {
     ///
     /// `MASKED`: no other writer can run (see [`Ring::write_small_masked`]), so the
     /// reservation and the record count are plain stores.
+    ///
+    /// Returns the record's time and the position just after it.
     #[inline(always)]
     pub(super) fn try_fast<'d, const MASKED: bool>(
         &self,
         mem: &Mem<'_>,
         now: &impl Fn() -> u64,
         fast: impl Fn(u64) -> Option<Small<'d>>,
-    ) -> Option<u64> {
+    ) -> Option<(u64, u32)> {
         let write = mem.hdr(offsets::WRITE_POS);
         let pos = write.load(Ordering::Relaxed);
         let last_pos = mem.hdr(offsets::LAST_POS).load(Ordering::Relaxed);
@@ -278,7 +285,7 @@ impl<'a> Ring<'a> {
             local_add(records, 1);
         }
         self.publish_last(mem, ts, pos + len);
-        Some(ts)
+        Some((ts, pos + len))
     }
 
     /// Where the common path writes at `pos`: `(rel, offset)`, the byte offset from the

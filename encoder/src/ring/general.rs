@@ -16,7 +16,7 @@ use crate::pos;
 use crate::sync::{compiler_fence, local_add, local_cas, Ordering};
 
 use super::fast::exit;
-use super::{Outcome, Ring, Step};
+use super::{Outcome, Ring, Step, Wrote};
 
 impl<'a> Ring<'a> {
     /// The rest of a write the fast path declined: the general writer, then the exit
@@ -28,7 +28,7 @@ impl<'a> Ring<'a> {
         nest: u32,
         now: &dyn Fn() -> u64,
         fields: &Fields<'_>,
-    ) -> (Outcome, u64) {
+    ) -> Wrote {
         let result = self.write_general_loop(now, fields, true);
         exit(&self.mem, nest);
         result
@@ -42,7 +42,7 @@ impl<'a> Ring<'a> {
         now: &dyn Fn() -> u64,
         fields: &Fields<'_>,
         count_drop: bool,
-    ) -> (Outcome, u64) {
+    ) -> Wrote {
         // A held deferred entry goes first (its `last_pos` sent this write here).
         if super::held::is_held(self.hdr(offsets::PENDING_POS).load(Ordering::Relaxed)) {
             self.write_held_entry();
@@ -69,19 +69,20 @@ impl<'a> Ring<'a> {
             };
             let step =
                 self.write_general(pos, last_pos, last_ts, ts, record, count_drop && !is_back);
-            let outcome = match step {
+            let (outcome, end) = match step {
                 Step::Retry => continue,
-                Step::Done(outcome) => outcome,
-                Step::Report => {
+                Step::Done(outcome, end) => (outcome, end),
+                // The LOST record goes after this one; `end` stays this record's.
+                Step::Report(end) => {
                     self.report_drops(now);
-                    Outcome::Written
+                    (Outcome::Written, end)
                 }
             };
             if is_back {
                 stepped_back = true;
                 continue;
             }
-            return (outcome, ts);
+            return (outcome, ts, end);
         }
     }
 
@@ -117,7 +118,7 @@ impl<'a> Ring<'a> {
         } else {
             match self.next_block(pos, ts, count_drop) {
                 Some(target) => target,
-                None => return Step::Done(Outcome::Dropped),
+                None => return Step::Done(Outcome::Dropped, 0),
             }
         };
         let slot = self.slot(target);
@@ -157,9 +158,9 @@ impl<'a> Ring<'a> {
         // Records are only ever dropped when a block cannot be opened, so a successful
         // open is where unreported drops are reported.
         if opening.is_some() && count_drop && self.has_unreported_drops() {
-            return Step::Report;
+            return Step::Report(end);
         }
-        Step::Done(Outcome::Written)
+        Step::Done(Outcome::Written, end)
     }
 
     /// Writes the record's bytes at `at` (`Some`), in space this writer has reserved,

@@ -18,6 +18,12 @@ use crate::sync::{local_cas, Ordering};
 use super::fast::{enter, exit};
 use super::{Outcome, Ring};
 
+/// The `pending_pos` value that says the deferred entry was dropped (drop mode, no
+/// room): `HELD_ENTRY_MAX + 1`, never a record's end (an offset inside a block header)
+/// nor a held entry, so that filling in its information reports the drop, which the
+/// ring counted, rather than "nothing pending".
+pub(crate) const DROPPED_ENTRY: u32 = HELD_ENTRY_MAX + 1;
+
 /// Whether the `pending_pos` value `pending` says a deferred entry is held.
 #[inline(always)]
 pub(crate) fn is_held(pending: u32) -> bool {
@@ -73,11 +79,13 @@ impl Ring<'_> {
         let mem = self.mem();
         let nest = enter(mem);
         let placeholder = Fields::varint(Kind::KernelEntry, u64::from(KernelEntry::PENDING.0));
-        let (outcome, _) = self.write_general_loop(&|| ts, &placeholder, true);
-        if outcome == Outcome::Written {
-            let end = mem.hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
-            mem.hdr(offsets::PENDING_POS).store(end, Ordering::Relaxed);
-        }
+        let (outcome, _, end) = self.write_general_loop(&|| ts, &placeholder, true);
+        let pending = match outcome {
+            Outcome::Written => end,
+            Outcome::Dropped => DROPPED_ENTRY,
+        };
+        mem.hdr(offsets::PENDING_POS)
+            .store(pending, Ordering::Relaxed);
         exit(mem, nest);
     }
 }

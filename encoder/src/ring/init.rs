@@ -39,8 +39,8 @@ impl<'a> Ring<'a> {
     /// across a reset (a `.noinit` section, as Linux's persistent ftrace buffer): if the
     /// memory holds a valid ring (any version this crate reads, header CRC correct) that
     /// no ring of this program uses, `previous` gets its bytes (header and blocks, as a
-    /// dump has them: the host decodes them as any ring) before a new session starts in
-    /// the same memory. `previous` returns `false` to keep the old ring untouched; then
+    /// dump has them: the host decodes them as any ring; cut to `memory` if the earlier
+    /// ring was longer) before a new session starts in the same memory. `previous` returns `false` to keep the old ring untouched; then
     /// this returns [`InitError::PreviousSession`]. Memory of a ring in use gives
     /// [`InitError::InUse`] without being read.
     #[cfg(not(loom))]
@@ -57,13 +57,18 @@ impl<'a> Ring<'a> {
             return Err(InitError::InUse);
         }
         if let Ok(view) = ring::RingView::parse(memory) {
-            let len = view.ring_len();
-            if len <= memory.len() {
-                if !previous(&memory[..len]) {
-                    return Err(InitError::PreviousSession);
-                }
-                // Read: the new session may claim the memory.
-                memory[offsets::OWNER..offsets::OWNER + 4].fill(0);
+            // An earlier ring longer than the memory given now (a warm reset into a
+            // smaller ring at the same address) goes to `previous` cut to the memory:
+            // only that may be read. The host decodes the blocks it holds and reports
+            // the others missing. (Before, it was neither read nor released, and every
+            // later init said `PreviousSession`: issue 20, point 20.)
+            let len = view.ring_len().min(memory.len());
+            if !previous(memory.get(..len).unwrap_or_default()) {
+                return Err(InitError::PreviousSession);
+            }
+            // Read: the new session may claim the memory.
+            if let Some(owner) = memory.get_mut(offsets::OWNER..offsets::OWNER + 4) {
+                owner.fill(0);
             }
         }
         Ring::new(memory, config)
@@ -93,7 +98,10 @@ impl<'a> Ring<'a> {
     pub(super) fn setup(mem: Mem<'a>, len: usize, config: &Config) -> Result<Self, InitError> {
         Self::check_size(len, config)?;
         let block_size = config.block_size;
-        let fit = (len - RING_HEADER_LEN) / block_size as usize;
+        // A shift, not a division: `block_size` is a power of two (checked above), and
+        // the C library links no panic path (a division by a value the compiler cannot
+        // prove non-zero has one).
+        let fit = (len - RING_HEADER_LEN) >> block_size.trailing_zeros();
         let max_count = (1u64 << (32 - block_size.trailing_zeros())) / 2;
         let count = (fit as u64).min(max_count) as u32;
         let geometry = Geometry::new(block_size, count).map_err(|_| InitError::BadBlockSize)?;

@@ -188,14 +188,20 @@ pub struct Ring<'a> {
     live: crate::live::Registered,
 }
 
+/// What a write did, the time it used and the position just after its record (0 if it
+/// was dropped). The position is the writer's own, not `write_pos` read afterwards,
+/// which a nested writer may have moved on.
+pub(crate) type Wrote = (Outcome, u64, u32);
+
 /// What one attempt of the general (out-of-line) path did.
 enum Step {
     /// An interrupt moved `write_pos`: start again from a fresh clock reading.
     Retry,
-    /// Finished.
-    Done(Outcome),
-    /// Written in a newly opened block, and there are drops to report.
-    Report,
+    /// Finished; the position after the record (0 if dropped).
+    Done(Outcome, u32),
+    /// Written in a newly opened block, ending at the position given, and there are
+    /// drops to report.
+    Report(u32),
 }
 
 impl<'a> Ring<'a> {

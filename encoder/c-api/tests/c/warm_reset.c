@@ -4,10 +4,11 @@
  *
  *   warm_reset MEMFILE crash BOOT   tm_init, records BOOT's events, then dies with
  *                                   abort() while the ring is claimed (no tm_release);
- *   warm_reset MEMFILE boot BOOT PREV CUR [released]
+ *   warm_reset MEMFILE boot BOOT PREV CUR [released|smaller]
  *                                   checks that tm_init refuses the earlier boot's ring
  *                                   (TM_ERR_PREVIOUS; not if it was `released`: a
- *                                   released ring may be reused), recovers it with
+ *                                   released ring may be reused; `smaller`: this boot's
+ *                                   ring is half as long, at the same address), recovers it with
  *                                   tm_init_recover
  *                                   (its bytes to PREV), records BOOT's events in a new
  *                                   session in the same memory and dumps it to CUR.
@@ -59,13 +60,15 @@ int main(int argc, char **argv)
         abort(); /* the crash: the ring stays claimed in the surviving memory */
     }
     if (argc < 6) return 2;
-    if (argc == 6 && (rc = tm_init(0, mem, RING_BYTES, &config)) != TM_ERR_PREVIOUS) {
+    int released = argc > 6 && argv[6][0] == 'r';
+    size_t len = argc > 6 && argv[6][0] == 's' ? 192 + 4 * 1024 : RING_BYTES;
+    if (!released && (rc = tm_init(0, mem, len, &config)) != TM_ERR_PREVIOUS) {
         fprintf(stderr, "tm_init on the earlier boot's ring: %d\n", rc);
         return 11;
     }
     FILE *prev = fopen(argv[4], "wb");
     if (!prev) return 5;
-    rc = tm_init_recover(0, mem, RING_BYTES, &config, file_sink, prev);
+    rc = tm_init_recover(0, mem, len, &config, file_sink, prev);
     fclose(prev);
     if (rc != TM_RECOVERED) {
         fprintf(stderr, "tm_init_recover: %d\n", rc);
