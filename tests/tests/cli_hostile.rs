@@ -450,7 +450,7 @@ fn run_cpu_timed(args: &[&str]) -> (Output, f64) {
 
     // Reaped by `wait4` below, which also gives its resource usage.
     #[allow(clippy::zombie_processes)]
-    let mut child = Command::new(common::tracemark_bin())
+    let mut child = Command::new(crate::common::tracemark_bin())
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
