@@ -300,7 +300,9 @@ fn duration_args(b: &mut Vec<u8>, d: ExitDuration, info: &RingInfo) {
 }
 
 impl<W: Write> Sink for ChromeJson<W> {
-    fn begin(&mut self, rings: &[RingInfo]) -> anyhow::Result<()> {
+    type Error = std::io::Error;
+
+    fn begin(&mut self, rings: &[RingInfo]) -> std::io::Result<()> {
         self.rings = rings.to_vec();
         self.nesting = vec![Nesting::default(); rings.len()];
         self.last_ts = vec![0; rings.len()];
@@ -318,8 +320,10 @@ impl<W: Write> Sink for ChromeJson<W> {
                 .extend_from_slice(b",\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
             num(&mut self.buf, u64::from(r.index));
             self.buf
-                .extend_from_slice(b",\"name\":\"thread_name\",\"args\":{\"name\":\"CPU ");
-            num(&mut self.buf, u64::from(r.cpu));
+                .extend_from_slice(b",\"name\":\"thread_name\",\"args\":{\"name\":\"");
+            // Digits, letters, spaces, commas and parentheses: nothing to escape.
+            self.buf
+                .extend_from_slice(crate::track_name(rings, r.index as usize).as_bytes());
             self.buf
                 .extend_from_slice(b"\"}},\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
             num(&mut self.buf, u64::from(r.index));
@@ -331,7 +335,7 @@ impl<W: Write> Sink for ChromeJson<W> {
         Ok(())
     }
 
-    fn record(&mut self, item: &Item) -> anyhow::Result<()> {
+    fn record(&mut self, item: &Item) -> std::io::Result<()> {
         let r = item.ring as usize;
         let ns = self.rings[r].ns(item.ts).max(self.last_ts[r]);
         self.last_ts[r] = ns;
@@ -433,7 +437,7 @@ impl<W: Write> Sink for ChromeJson<W> {
         Ok(())
     }
 
-    fn finish(&mut self) -> anyhow::Result<()> {
+    fn finish(&mut self) -> std::io::Result<()> {
         for r in 0..self.rings.len() {
             let ns = self.last_ts[r];
             let n = self.nesting[r].drain();

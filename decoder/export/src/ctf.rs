@@ -89,36 +89,54 @@ pub struct CtfSummary {
     pub bytes: u64,
 }
 
-/// A CTF trace being written into a directory.
+/// A CTF trace being written into a directory: written into a temporary directory
+/// beside it (`tempfile::TempDir`), renamed over it by [`CtfWriter::finish`], so that a
+/// reader never sees half a trace and a failed or killed run leaves nothing behind in
+/// it (nor, failing, beside it).
 pub struct CtfWriter {
+    dir: PathBuf,
+    tmp: tempfile::TempDir,
     streams: Vec<CtfStream>,
 }
 
 impl CtfWriter {
-    /// Creates `dir` (if needed) and writes the metadata and empty stream files of the
-    /// trace of `meta`. Fails if the rings have different clock frequencies (a CTF
-    /// trace read by babeltrace2 needs one clock for all streams).
+    /// Starts the trace of `meta` for `dir` (replaced when finished if it holds an
+    /// earlier trace, refused if it holds anything else), with its metadata. Fails if
+    /// the rings have different clock frequencies (a CTF trace read by babeltrace2 needs
+    /// one clock for all streams). Stream files are opened when their ring starts and
+    /// closed when it ends, so that the open files are as many as the rings exported at
+    /// once, not all rings.
     pub fn new(dir: &Path, meta: &DumpMeta) -> io::Result<Self> {
         let hz = clock_hz(meta)?;
-        std::fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
-        clear(dir)?;
+        if dir.exists() {
+            ours(dir)?;
+        }
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(parent).map_err(|e| at(parent, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".tracemark-ctf-")
+            .tempdir_in(parent)
+            .map_err(|e| at(parent, e))?;
         let uuid = uuid(meta.hash);
         let text = metadata(meta, hz, &uuid);
-        let path = dir.join("metadata");
+        let path = tmp.path().join("metadata");
         std::fs::write(&path, text.as_bytes()).map_err(|e| at(&path, e))?;
         let mut streams = Vec::with_capacity(meta.rings.len());
         for (i, r) in meta.rings.iter().enumerate() {
-            let path = if meta.rings[..i].iter().any(|o| o.cpu == r.cpu) {
+            let name = if meta.rings[..i].iter().any(|o| o.cpu == r.cpu) {
                 // Two rings of one CPU (concatenated dumps): one file per ring.
-                dir.join(format!("stream_cpu{}_ring{i}", r.cpu))
+                format!("stream_cpu{}_ring{i}", r.cpu)
             } else {
-                dir.join(format!("stream_cpu{}", r.cpu))
+                format!("stream_cpu{}", r.cpu)
             };
-            let file = File::create(&path).map_err(|e| at(&path, e))?;
             streams.push(CtfStream {
-                path,
-                file,
-                buf: Vec::with_capacity(PACKET_BYTES + MAX_EVENT),
+                path: tmp.path().join(name),
+                file: None,
+                closed: false,
+                buf: Vec::new(),
                 uuid: uuid_bytes(meta.hash),
                 instance: i as u64,
                 cpu: r.cpu,
@@ -136,7 +154,11 @@ impl CtfWriter {
                 bytes: 0,
             });
         }
-        Ok(CtfWriter { streams })
+        Ok(CtfWriter {
+            dir: dir.to_path_buf(),
+            tmp,
+            streams,
+        })
     }
 
     /// The per-ring streams, to feed in parallel (`[i]` takes ring `i`).
@@ -159,16 +181,24 @@ impl CtfWriter {
         }
     }
 
-    /// Closes every stream (last packets, trailing lost counts).
-    pub fn finish(self) -> io::Result<CtfSummary> {
+    /// Closes every stream not closed yet (last packets, trailing lost counts), and
+    /// puts the trace in place: the directory's earlier trace, if any, is removed and
+    /// the temporary directory renamed to it.
+    pub fn finish(mut self) -> io::Result<CtfSummary> {
         let mut sum = CtfSummary::default();
-        for s in self.streams {
-            let (events, packets, discarded, bytes) = s.finish()?;
-            sum.events += events;
-            sum.packets += packets;
-            sum.discarded += discarded;
-            sum.bytes += bytes;
+        for s in &mut self.streams {
+            s.close()?;
+            sum.events += s.events;
+            sum.packets += s.seq;
+            sum.discarded += s.written_discarded;
+            sum.bytes += s.bytes;
         }
+        if self.dir.exists() {
+            clear(&self.dir)?;
+        }
+        std::fs::rename(self.tmp.path(), &self.dir).map_err(|e| at(&self.dir, e))?;
+        // Renamed: nothing left to remove.
+        let _ = self.tmp.keep();
         Ok(sum)
     }
 }
@@ -176,7 +206,9 @@ impl CtfWriter {
 /// The stream file of one ring.
 pub struct CtfStream {
     path: PathBuf,
-    file: File,
+    /// Opened with the first packet, dropped when closed.
+    file: Option<File>,
+    closed: bool,
     /// The packet being filled, header included.
     buf: Vec<u8>,
     uuid: [u8; 16],
@@ -203,6 +235,9 @@ pub struct CtfStream {
 
 impl CtfStream {
     fn start_packet(&mut self, ts: u64) {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(PACKET_BYTES + MAX_EVENT);
+        }
         self.buf.clear();
         self.buf.extend_from_slice(&MAGIC.to_le_bytes());
         self.buf.extend_from_slice(&self.uuid);
@@ -231,9 +266,13 @@ impl CtfStream {
         let seq = self.seq;
         self.patch(AT_SEQ, seq);
         self.patch(AT_DISCARDED, discarded);
-        self.file
-            .write_all(&self.buf)
-            .map_err(|e| at(&self.path, e))?;
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self
+                .file
+                .insert(File::create(&self.path).map_err(|e| at(&self.path, e))?),
+        };
+        file.write_all(&self.buf).map_err(|e| at(&self.path, e))?;
         self.bytes += self.buf.len() as u64;
         self.seq += 1;
         self.written_discarded = discarded;
@@ -252,8 +291,13 @@ impl CtfStream {
         self.write_packet(end, d)
     }
 
-    /// Closes the stream; returns events, packets, discarded and bytes written.
-    fn finish(mut self) -> io::Result<(u64, u64, u64, u64)> {
+    /// Closes the stream (once): its last packets written, its file closed, its buffer
+    /// freed.
+    fn close(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
         match self.first_ts {
             Some(_) => {
                 if self.events_in_packet > 0 {
@@ -266,15 +310,26 @@ impl CtfStream {
             let (ts, d) = (self.last_ts, self.lost_total);
             self.empty_packet(ts, d)?;
         }
-        self.file.flush().map_err(|e| at(&self.path, e))?;
-        Ok((self.events, self.seq, self.written_discarded, self.bytes))
+        if let Some(f) = self.file.take() {
+            // Unbuffered: closing cannot lose data; sync_data is left to the system.
+            drop(f);
+        }
+        self.buf = Vec::new();
+        Ok(())
     }
 }
 
 impl Sink for CtfStream {
+    type Error = io::Error;
+
     #[inline]
-    fn record(&mut self, item: &Item) -> anyhow::Result<()> {
-        Ok(CtfStream::record(self, item)?)
+    fn record(&mut self, item: &Item) -> io::Result<()> {
+        CtfStream::record(self, item)
+    }
+
+    /// Closes the stream's file (see [`CtfWriter::new`]).
+    fn finish(&mut self) -> io::Result<()> {
+        self.close()
     }
 }
 
@@ -374,19 +429,19 @@ impl CtfStream {
     }
 }
 
-/// Empties `dir` of an earlier trace (whose stale streams a reader would mix in);
-/// refuses a directory holding anything else.
-fn clear(dir: &Path) -> io::Result<()> {
+/// The names in `dir`, if every one is a file of a trace written by tracemark; refuses
+/// a directory holding anything else.
+fn ours(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
     let names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
         .map_err(|e| at(dir, e))?
         .map(|e| e.map(|e| e.file_name()))
         .collect::<io::Result<_>>()
         .map_err(|e| at(dir, e))?;
-    let ours = |n: &std::ffi::OsString| {
+    let trace_file = |n: &std::ffi::OsString| {
         n.to_str()
             .is_some_and(|n| n == "metadata" || n.starts_with("stream_cpu"))
     };
-    if let Some(other) = names.iter().find(|n| !ours(n)) {
+    if let Some(other) = names.iter().find(|n| !trace_file(n)) {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             format!(
@@ -397,7 +452,13 @@ fn clear(dir: &Path) -> io::Result<()> {
             ),
         ));
     }
-    for n in &names {
+    Ok(names)
+}
+
+/// Empties `dir` of an earlier trace (whose stale streams a reader would mix in);
+/// refuses a directory holding anything else.
+fn clear(dir: &Path) -> io::Result<()> {
+    for n in &ours(dir)? {
         let p = dir.join(n);
         std::fs::remove_file(&p).map_err(|e| at(&p, e))?;
     }

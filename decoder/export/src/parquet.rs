@@ -663,9 +663,11 @@ impl ParquetPartition {
 }
 
 impl Sink for ParquetPartition {
+    type Error = io::Error;
+
     #[inline]
-    fn record(&mut self, item: &Item) -> anyhow::Result<()> {
-        Ok(ParquetPartition::record(self, item)?)
+    fn record(&mut self, item: &Item) -> io::Result<()> {
+        ParquetPartition::record(self, item)
     }
 }
 

@@ -69,53 +69,51 @@ pub struct Cmd {
     threads: super::ThreadsArg,
 }
 
-/// The output file: a temporary file renamed over `path` once complete (readers never
-/// see half a trace), or `path` itself when it exists and is not a regular file
+/// The output file: a `tempfile::NamedTempFile` beside `path`, persisted over it once
+/// complete (readers never see half a trace; a failed run removes it, and two runs do
+/// not share it), or `path` itself when it exists and is not a regular file
 /// (`/dev/null`, a FIFO).
-struct Output {
-    path: PathBuf,
-    tmp: Option<PathBuf>,
+enum Output {
+    Temp(tempfile::NamedTempFile, PathBuf),
+    Special(File),
 }
 
 impl Output {
-    fn create(path: &Path) -> anyhow::Result<(Output, File)> {
-        let special = std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
-        let (tmp, open) = if special {
-            (None, path.to_path_buf())
-        } else {
-            let mut t = path.as_os_str().to_owned();
-            t.push(".tmp");
-            let t = PathBuf::from(t);
-            (Some(t.clone()), t)
-        };
-        let f = if special {
-            std::fs::OpenOptions::new().write(true).open(&open)
-        } else {
-            File::create(&open)
+    fn create(path: &Path) -> anyhow::Result<Output> {
+        let name = || path.display().to_string();
+        if std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file()) {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(name)?;
+            return Ok(Output::Special(f));
         }
-        .with_context(|| open.display().to_string())?;
-        Ok((
-            Output {
-                path: path.to_path_buf(),
-                tmp,
-            },
-            f,
-        ))
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let t = tempfile::Builder::new()
+            .prefix(".tracemark-export-")
+            .tempfile_in(dir)
+            .with_context(name)?;
+        Ok(Output::Temp(t, path.to_path_buf()))
     }
 
-    fn commit(mut self) -> anyhow::Result<()> {
-        if let Some(t) = self.tmp.take() {
-            std::fs::rename(&t, &self.path).with_context(|| self.path.display().to_string())?;
+    /// The file to write.
+    fn file(&self) -> anyhow::Result<File> {
+        match self {
+            Output::Temp(t, p) => t.reopen().with_context(|| p.display().to_string()),
+            Output::Special(f) => f.try_clone().context("the output"),
+        }
+    }
+
+    fn commit(self) -> anyhow::Result<()> {
+        if let Output::Temp(t, path) = self {
+            t.persist(&path)
+                .map_err(|e| e.error)
+                .with_context(|| path.display().to_string())?;
         }
         Ok(())
-    }
-}
-
-impl Drop for Output {
-    fn drop(&mut self) {
-        if let Some(t) = &self.tmp {
-            let _ = std::fs::remove_file(t);
-        }
     }
 }
 
@@ -201,7 +199,7 @@ impl Cmd {
                     threads,
                     &inc,
                 )
-                .map_err(|e| e.context(self.output.display().to_string()))?;
+                .with_context(|| self.output.display().to_string())?;
                 decode_warnings[0] = outcome.warnings;
                 let sum = w
                     .finish()
@@ -255,7 +253,7 @@ impl Cmd {
                     })
                     .collect();
                 let (_, warnings) = tracemark_export::feed(jobs, threads, &inc)
-                    .map_err(|e| e.context(self.output.display().to_string()))?;
+                    .with_context(|| self.output.display().to_string())?;
                 for (tag, w) in warnings {
                     decode_warnings[tag].push(w);
                 }
@@ -299,84 +297,67 @@ impl Cmd {
         inc: &(dyn Fn(u64) + Sync),
     ) -> anyhow::Result<Vec<Warning>> {
         let (names, sources) = tables(dump, &self.elfs)?;
+        let output = Output::create(&self.output)?;
+        let file = output.file()?;
+        let out_name = || self.output.display().to_string();
+        let outcome = match self.format {
+            ExportFormat::Perfetto => {
+                // Without --elf, no lookup per function record.
+                let shared = |t: &Table| -> Option<perfetto::SharedNamer> {
+                    let t = t.clone();
+                    (!t.is_empty())
+                        .then(|| -> perfetto::SharedNamer { Arc::new(move |f| t.get(&f).cloned()) })
+                };
+                let (o, _) = perfetto::write_trace(
+                    dump,
+                    file,
+                    threads,
+                    shared(&names),
+                    shared(&sources),
+                    inc,
+                )
+                .with_context(out_name)?;
+                o
+            }
+            _ => self.chrome_json(dump, file, &names, &sources, inc)?,
+        };
+        output.commit()?;
+        Ok(outcome.warnings)
+    }
+
+    /// Chrome JSON into `file`.
+    fn chrome_json(
+        &self,
+        dump: &Dump<'_>,
+        file: File,
+        names: &Table,
+        sources: &Table,
+        inc: &(dyn Fn(u64) + Sync),
+    ) -> anyhow::Result<tracemark_export::Outcome> {
         let namer = |names: &Table| {
             let names = names.clone();
             Box::new(move |f: u64| names.get(&f).cloned())
         };
-        let (output, file) = Output::create(&self.output)?;
-        let out_name = self.output.display().to_string();
-        let with_path = |e: anyhow::Error| e.context(out_name.clone());
-        let outcome = match self.format {
-            ExportFormat::Perfetto => {
-                // The rings are independent packet sequences: one sink per ring, in
-                // parallel, their output written here in whole-packet chunks after
-                // the header.
-                let infos = tracemark_export::ring_infos(dump);
-                let header = perfetto::header(&infos);
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
-                std::thread::scope(|s| -> anyhow::Result<tracemark_export::Outcome> {
-                    let writer = s.spawn(move || -> std::io::Result<()> {
-                        let mut f = file;
-                        f.write_all(&header)?;
-                        for chunk in rx {
-                            f.write_all(&chunk)?;
-                        }
-                        finish_file(f)
-                    });
-                    let mut sinks: Vec<_> = (0..infos.len() as u32)
-                        .map(|ring| {
-                            let mut sink =
-                                perfetto::Perfetto::new(tracemark_export::ChunkWriter(tx.clone()))
-                                    .per_ring(ring);
-                            // Without --elf, no lookup per function record.
-                            if !names.is_empty() {
-                                sink = sink.with_function_names(namer(&names));
-                            }
-                            if !sources.is_empty() {
-                                sink = sink.with_function_sources(namer(&sources));
-                            }
-                            sink
-                        })
-                        .collect();
-                    drop(tx);
-                    let result =
-                        tracemark_export::for_each_ring(dump, &infos, &mut sinks, threads, inc);
-                    // The sinks hold the last senders: dropped here, so that the
-                    // writer sees the end of the channel.
-                    drop(sinks);
-                    let written = writer
-                        .join()
-                        .map_err(|_| anyhow::anyhow!("the writing thread panicked"))?;
-                    // A write error first: it is why the sinks failed, if they did.
-                    written.map_err(|e| with_path(e.into()))?;
-                    result.map_err(with_path)
-                })?
-            }
-            _ => {
-                let mut sink = chrome_json::ChromeJson::new(file);
-                if !names.is_empty() {
-                    sink = sink.with_function_names(namer(&names));
-                }
-                if !sources.is_empty() {
-                    sink = sink.with_function_sources(namer(&sources));
-                }
-                let o = tracemark_export::run(dump, &mut sink, inc).map_err(with_path)?;
-                if sink.written > chrome_json::LARGE {
-                    eprintln!(
-                        "tracemark: warning: {} is {} MiB: chrome://tracing and most JSON \
-                         viewers fail or crawl above {} MiB; prefer --format perfetto \
-                         (ui.perfetto.dev streams it)",
-                        self.output.display(),
-                        sink.written >> 20,
-                        chrome_json::LARGE >> 20
-                    );
-                }
-                finish_file(sink.into_inner())?;
-                o
-            }
-        };
-        output.commit()?;
-        Ok(outcome.warnings)
+        let mut sink = chrome_json::ChromeJson::new(file);
+        if !names.is_empty() {
+            sink = sink.with_function_names(namer(names));
+        }
+        if !sources.is_empty() {
+            sink = sink.with_function_sources(namer(sources));
+        }
+        let o = tracemark_export::run(dump, &mut sink, inc)
+            .with_context(|| self.output.display().to_string())?;
+        if sink.written > chrome_json::LARGE {
+            eprintln!(
+                "tracemark: warning: {} is {} MiB: chrome://tracing and most JSON \
+                 viewers fail or crawl above {} MiB; prefer --format perfetto \
+                 (ui.perfetto.dev streams it)",
+                self.output.display(),
+                sink.written >> 20,
+                chrome_json::LARGE >> 20
+            );
+        }
+        Ok(o)
     }
 }
 
@@ -418,10 +399,4 @@ fn report_all(
         }
     }
     first_err.map_or(Ok(()), Err)
-}
-
-/// Closes the output (the sinks write in large chunks of their own, unbuffered).
-fn finish_file(f: File) -> std::io::Result<()> {
-    drop(f);
-    Ok(())
 }
