@@ -26,24 +26,47 @@
 //!
 //! | column | type | for |
 //! |---|---|---|
-//! | `ts` | uint64 | every record: time in ticks |
+//! | `ts` | int64 | every record: time in ticks |
 //! | `time_ns` | int64, null if the clock frequency is unknown | time in ns |
-//! | `n` | uint64, null for LOST | the record number on its CPU |
+//! | `n` | int64, null for LOST | the record number on its CPU |
 //! | `kind` | string | `KENTRY`, `KEXIT`, `IRQ`, `FENTRY`, `FEXIT`, `USER`, `IMAGE`, `LOST`, `SWITCH`, `CLOCKBACK` |
 //! | `path` | string | KENTRY; KEXIT whose entry is known |
 //! | `syscall`, `syscall_name` | uint8, string | syscall KENTRY; KEXIT closing one |
 //! | `cap`, `cap_name`, `label`, `fastpath` | uint8, string, uint32, bool | syscall KENTRY |
 //! | `core`, `word` | uint8, uint32 | other KENTRY (`word`: IRQ number, fault type) |
-//! | `duration_ticks`, `duration_ns` | uint64, int64 | KEXIT with a measured duration |
+//! | `duration_ticks`, `duration_ns` | int64, int64 | KEXIT with a measured duration |
 //! | `exit_note` | string | KEXIT without one: `no entry`, `nesting overflow` |
 //! | `irq` | uint32 | IRQ |
 //! | `func`, `symbol` | uint64, string | FENTRY, FEXIT (`symbol` when a [`Symbols`] is given) |
 //! | `user_id`, `payload` | uint32, binary | USER |
 //! | `thread` | uint64 | SWITCH: the thread that runs next (seL4: its TCB address) |
-//! | `back` | uint64 | CLOCKBACK: ticks the clock stepped back (`ts` is the new reading) |
+//! | `back` | int64 | CLOCKBACK: ticks the clock stepped back (`ts` is the new reading) |
 //!
 //! Names (`syscall_name`, `cap_name`) follow the ring header's syscall ABI and are null
 //! where it has none.
+//!
+//! # Signed and unsigned columns
+//!
+//! Times, record numbers, durations, clock steps and counts are signed 64-bit
+//! (`int64`, no unsigned annotation), so that SQL arithmetic on them (`ts - lag(ts)`)
+//! does not overflow in DuckDB and Spark reads them as `bigint`, not `decimal(20,0)`
+//! (a value of 2^63 or more, which no real clock reaches, would read negative).
+//! Identifiers and addresses (`func`, `thread`, `base`, `image_id`, `producer_id`)
+//! stay unsigned. Files written before this change (without the `tracemark.schema`
+//! key, see [`SCHEMA_VERSION`]) had every integer unsigned: a query that casts them
+//! (`CAST(ts AS BIGINT)`) reads both.
+//!
+//! # A CPU with two rings
+//!
+//! Concatenated dumps can hold two rings of one CPU: both are under `cpu=<n>`, the
+//! second one's files named `ring<i>-part-<k>.parquet` (`i`: its ring index), so that
+//! every file is at the same depth and `hive_partitioning` reads them all.
+//!
+//! # Empty tables
+//!
+//! A dump with no IMAGE (or no LOST) record still gets one `images` (`lost`) file,
+//! with no rows, under its first ring's CPU, so that a query of the table finds it
+//! rather than failing with "No files found".
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -80,9 +103,9 @@ pub trait Symbols: Send + Sync {
 
 const RECORDS_SCHEMA: &str = "
 message records {
-  required int64 ts (INTEGER(64,false));
+  required int64 ts;
   optional int64 time_ns;
-  optional int64 n (INTEGER(64,false));
+  optional int64 n;
   required binary kind (STRING);
   optional binary path (STRING);
   optional int32 syscall (INTEGER(8,false));
@@ -93,7 +116,7 @@ message records {
   optional boolean fastpath;
   optional int32 core (INTEGER(8,false));
   optional int32 word (INTEGER(32,false));
-  optional int64 duration_ticks (INTEGER(64,false));
+  optional int64 duration_ticks;
   optional int64 duration_ns;
   optional binary exit_note (STRING);
   optional int32 irq (INTEGER(32,false));
@@ -102,36 +125,36 @@ message records {
   optional int32 user_id (INTEGER(32,false));
   optional binary payload;
   optional int64 thread (INTEGER(64,false));
-  optional int64 back (INTEGER(64,false));
+  optional int64 back;
 }";
 
 const IMAGES_SCHEMA: &str = "
 message images {
-  required int64 ts (INTEGER(64,false));
+  required int64 ts;
   optional int64 time_ns;
   required int64 base (INTEGER(64,false));
-  required int64 size (INTEGER(64,false));
+  required int64 size;
   required int64 image_id (INTEGER(64,false));
 }";
 
 const LOST_SCHEMA: &str = "
 message lost {
-  required int64 ts (INTEGER(64,false));
+  required int64 ts;
   optional int64 time_ns;
-  required int64 count (INTEGER(64,false));
-  required int64 since (INTEGER(64,false));
+  required int64 count;
+  required int64 since;
 }";
 
 const RINGS_SCHEMA: &str = "
 message rings {
-  required int32 ring (INTEGER(32,false));
-  required int32 cpu (INTEGER(32,false));
-  required int64 clock_hz (INTEGER(64,false));
+  required int32 ring;
+  required int32 cpu;
+  required int64 clock_hz;
   required int64 producer_id (INTEGER(64,false));
   required binary syscall_abi (STRING);
-  required int64 overwritten (INTEGER(64,false));
-  required int64 dropped (INTEGER(64,false));
-  required int64 records (INTEGER(64,false));
+  required int64 overwritten;
+  required int64 dropped;
+  required int64 records;
 }";
 
 fn perr(path: &Path, e: ParquetError) -> io::Error {
@@ -147,8 +170,16 @@ fn schema(text: &str) -> Arc<Type> {
     Arc::new(parse_message_type(text).unwrap_or_else(|e| panic!("bad built-in schema: {e}")))
 }
 
+/// The schema version, in every file's key-value metadata as `tracemark.schema`: 2
+/// since times, numbers, durations and counts are signed (1, without the key, before).
+pub const SCHEMA_VERSION: &str = "2";
+
 fn properties() -> Arc<WriterProperties> {
     let mut b = WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+            "tracemark.schema".to_string(),
+            SCHEMA_VERSION.to_string(),
+        )]))
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_statistics_enabled(EnabledStatistics::None)
         .set_write_batch_size(WRITE_BATCH)
@@ -402,7 +433,7 @@ impl Records {
         let descr = w.schema_descr().columns().to_vec();
         let mut rg = w.next_row_group()?;
         // Chunk statistics of the time and number columns, for readers to skip row
-        // groups by time (`ts` and `n` are unsigned, `time_ns` signed).
+        // groups by time (all three signed).
         let stats = |v: &[i64], unsigned: bool| {
             let flip = if unsigned { i64::MIN } else { 0 };
             let (lo, hi) = v.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &x| {
@@ -415,9 +446,9 @@ impl Records {
             }
         };
         let mut stats = [
-            Some(stats(&self.ts, true)),
+            Some(stats(&self.ts, false)),
             Some(stats(&self.time_ns.values, false)),
-            Some(stats(&self.n.values, true)),
+            Some(stats(&self.n.values, false)),
         ]
         .into_iter();
         fn dict<'a>(d: &'a Dict, codes: &'a [u8]) -> Values<'a> {
@@ -565,8 +596,9 @@ impl Side {
         Ok(())
     }
 
-    /// Writes the last rows and closes the file; returns its size (0: no rows).
-    fn finish(mut self) -> io::Result<u64> {
+    /// Writes the last rows and closes the file; returns its size (0: no rows). Called
+    /// once.
+    fn finish(&mut self) -> io::Result<u64> {
         let path = self.path.clone();
         let mut done = || -> Result<(), ParquetError> {
             self.flush()?;
@@ -576,6 +608,7 @@ impl Side {
             Ok(())
         };
         done().map_err(|e| perr(&path, e))?;
+        self.rows = Vec::new();
         Ok(std::fs::metadata(&path).map_or(0, |m| m.len()))
     }
 }
@@ -599,9 +632,15 @@ pub struct ParquetPartition {
     names: Names,
     symbols: Option<Arc<dyn Symbols>>,
     symbol_cache: HashMap<u64, Option<Box<str>>>,
-    chunks: ChunkWriter,
-    cols: Records,
+    /// Made at the first rows and dropped when the ring is done (about 0.6 MB: a
+    /// partition waiting for its turn, or done, holds none of it).
+    chunks: Option<ChunkWriter>,
+    cols: Option<Box<Records>>,
+    /// File names of the records table: `part-<k>.parquet`, or
+    /// `ring<i>-part-<k>.parquet` for the second ring of a CPU.
+    prefix: String,
     writer: Option<(PathBuf, SerializedFileWriter<File>)>,
+    closed: bool,
     rows_in_part: u64,
     summary: PartitionSummary,
     images: Side,
@@ -612,9 +651,10 @@ pub struct ParquetPartition {
 
 impl ParquetPartition {
     fn open_part(&mut self) -> io::Result<()> {
-        let path = self
-            .dir
-            .join(format!("part-{}.parquet", self.summary.parts));
+        let path = self.dir.join(format!(
+            "{}part-{}.parquet",
+            self.prefix, self.summary.parts
+        ));
         let file = File::create(&path).map_err(|e| ioerr(&path, e))?;
         let w = SerializedFileWriter::new(file, self.schema.clone(), self.props.clone())
             .map_err(|e| perr(&path, e))?;
@@ -633,31 +673,49 @@ impl ParquetPartition {
     }
 
     fn flush_rows(&mut self) -> io::Result<()> {
-        if self.cols.len() == 0 {
+        let rows = self.cols.as_ref().map_or(0, |c| c.len());
+        if rows == 0 {
             return Ok(());
         }
         if self.writer.is_none() {
             self.open_part()?;
         }
-        if let Some((path, w)) = &mut self.writer {
-            self.cols
-                .write(w, &mut self.chunks, &self.names)
+        if let (Some((path, w)), Some(cols)) = (&mut self.writer, &mut self.cols) {
+            let chunks = match &mut self.chunks {
+                Some(c) => c,
+                None => self
+                    .chunks
+                    .insert(ChunkWriter::new().map_err(|e| perr(path, e))?),
+            };
+            cols.write(w, chunks, &self.names)
                 .map_err(|e| perr(path, e))?;
+            cols.clear();
         }
-        self.rows_in_part += self.cols.len() as u64;
-        self.cols.clear();
+        self.rows_in_part += rows as u64;
         if self.rows_in_part >= PART_ROWS {
             self.close_part()?;
         }
         Ok(())
     }
 
-    /// Writes the last row group and the side tables; returns what was written.
-    pub fn finish(mut self) -> io::Result<PartitionSummary> {
+    /// Writes the last row group and the side tables (once), and frees the buffers.
+    fn close(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
         self.flush_rows()?;
         self.close_part()?;
         self.summary.bytes += self.images.finish()?;
         self.summary.bytes += self.lost.finish()?;
+        self.cols = None;
+        self.chunks = None;
+        Ok(())
+    }
+
+    /// Writes the last row group and the side tables; returns what was written.
+    pub fn finish(mut self) -> io::Result<PartitionSummary> {
+        self.close()?;
         Ok(self.summary)
     }
 }
@@ -669,6 +727,11 @@ impl Sink for ParquetPartition {
     fn record(&mut self, item: &Item) -> io::Result<()> {
         ParquetPartition::record(self, item)
     }
+
+    /// Closes the ring's files and frees its buffers (see [`ParquetPartition::close`]).
+    fn finish(&mut self) -> io::Result<()> {
+        self.close()
+    }
 }
 
 impl ParquetPartition {
@@ -677,7 +740,7 @@ impl ParquetPartition {
     pub fn record(&mut self, item: &Item) -> io::Result<()> {
         let hz = self.meta.clock_hz;
         let names = &self.names;
-        let c = &mut self.cols;
+        let c = self.cols.get_or_insert_with(Box::default);
         let row = c.ts.len();
         c.ts.push(item.ts as i64);
         c.time_ns.opt(row, ns(item.ts, hz));
@@ -735,7 +798,7 @@ impl ParquetPartition {
                         .entry(*func)
                         .or_insert_with(|| symbols.name(*func).map(String::into_boxed_str));
                     if let Some(name) = name {
-                        self.cols.symbol.binary(row, name.as_bytes());
+                        c.symbol.binary(row, name.as_bytes());
                     }
                 }
             }
@@ -749,7 +812,11 @@ impl ParquetPartition {
             Event::ClockBack { back } => c.back.opt(row, Some(*back as i64)),
         }
         self.summary.rows += 1;
-        if self.cols.len() >= ROW_GROUP_ROWS {
+        if self
+            .cols
+            .as_ref()
+            .is_some_and(|c| c.len() >= ROW_GROUP_ROWS)
+        {
             self.flush_rows()?;
         }
         Ok(())
@@ -759,6 +826,9 @@ impl ParquetPartition {
 /// The Parquet tables of one dump under `DIR`: one [`ParquetPartition`] per ring.
 pub struct ParquetDump {
     parts: Vec<ParquetPartition>,
+    /// `DIR` and the dump id, for the empty side tables.
+    dir: PathBuf,
+    id: String,
     rings_path: PathBuf,
     rings: Vec<RingInfo>,
 }
@@ -785,20 +855,21 @@ impl ParquetDump {
         let schema = schema(RECORDS_SCHEMA);
         let mut parts = Vec::with_capacity(meta.rings.len());
         for (i, r) in meta.rings.iter().enumerate() {
-            // Two rings of one CPU (concatenated dumps) would share a partition: the
-            // second one gets its own part numbers through a separate directory name.
-            let cpu_dir = if meta.rings[..i].iter().any(|o| o.cpu == r.cpu) {
-                format!("cpu={}/ring{i}", r.cpu)
+            // Two rings of one CPU (concatenated dumps) share the CPU's partition
+            // directory (every file at the same depth, for hive partitioning); the
+            // second one's files are named after its ring.
+            let cpu_dir = format!("cpu={}", r.cpu);
+            let prefix = if meta.rings[..i].iter().any(|o| o.cpu == r.cpu) {
+                format!("ring{i}-")
             } else {
-                format!("cpu={}", r.cpu)
+                String::new()
             };
             let d = dump_dir(dir, "records", &meta.id).join(&cpu_dir);
             std::fs::create_dir_all(&d).map_err(|e| ioerr(&d, e))?;
-            let chunks = ChunkWriter::new().map_err(|e| perr(&d, e))?;
             let side = |table: &str, schema: &'static str, values: usize| {
                 let path = dump_dir(dir, table, &meta.id)
                     .join(&cpu_dir)
-                    .join("part-0.parquet");
+                    .join(format!("{prefix}part-0.parquet"));
                 Side::new(path, schema, values, r.clock_hz)
             };
             parts.push(ParquetPartition {
@@ -807,19 +878,23 @@ impl ParquetDump {
                 names: Names::new(r.abi),
                 symbols: symbols.clone(),
                 symbol_cache: HashMap::new(),
-                chunks,
-                cols: Records::default(),
+                chunks: None,
+                cols: None,
                 writer: None,
+                closed: false,
                 rows_in_part: 0,
                 summary: PartitionSummary::default(),
                 images: side("images", IMAGES_SCHEMA, 3),
                 lost: side("lost", LOST_SCHEMA, 2),
+                prefix,
                 props: props.clone(),
                 schema: schema.clone(),
             });
         }
         Ok(ParquetDump {
             parts,
+            dir: dir.to_path_buf(),
+            id: meta.id.clone(),
             rings_path: dump_dir(dir, "rings", &meta.id).join("part-0.parquet"),
             rings: meta.rings.clone(),
         })
@@ -852,6 +927,15 @@ impl ParquetDump {
             sum.rows += s.rows;
             sum.parts += s.parts;
             sum.bytes += s.bytes;
+        }
+        // Side tables with no rows exist all the same (see the module documentation).
+        let first_cpu = self.rings.first().map_or(0, |r| r.cpu);
+        for (table, text) in [("images", IMAGES_SCHEMA), ("lost", LOST_SCHEMA)] {
+            let d = dump_dir(&self.dir, table, &self.id);
+            if !d.exists() {
+                let path = d.join(format!("cpu={first_cpu}")).join("part-0.parquet");
+                sum.bytes += empty_table(&path, text)?;
+            }
         }
         let path = &self.rings_path;
         if let Some(d) = path.parent() {
@@ -895,6 +979,20 @@ impl ParquetDump {
         sum.bytes += std::fs::metadata(path).map_or(0, |m| m.len());
         Ok(sum)
     }
+}
+
+/// Writes a file of table `schema` with no rows at `path`; returns its size.
+fn empty_table(path: &Path, schema_text: &'static str) -> io::Result<u64> {
+    let write = || -> Result<(), ParquetError> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let file = File::create(path)?;
+        SerializedFileWriter::new(file, schema(schema_text), properties())?.close()?;
+        Ok(())
+    };
+    write().map_err(|e| perr(path, e))?;
+    Ok(std::fs::metadata(path).map_or(0, |m| m.len()))
 }
 
 #[cfg(test)]
@@ -1096,6 +1194,67 @@ mod tests {
                 1 => has(format!("duration_ticks={i}")),
                 _ => has(format!("func={i}")),
             }
+        }
+    }
+
+    /// Issue 20.10: two rings of CPU 0 both under `cpu=0` (the second's files named
+    /// after its ring), computed columns signed (no unsigned annotation, a reader sees
+    /// `bigint`), the schema version in the metadata, and `images`/`lost` present with
+    /// no rows.
+    #[test]
+    fn a_repeated_cpu_shares_its_partition_and_times_are_signed() {
+        use parquet::basic::LogicalType;
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let r0 = RingInfo::for_test(0, 1_000_000, SyscallAbi::Raw);
+        let r1 = RingInfo { index: 1, ..r0 };
+        let meta = DumpMeta::for_test(vec![r0, r1], "two", 2);
+        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+        for ring in 0..2u32 {
+            for i in 0..3u64 {
+                d.record(&Item {
+                    ts: 100 * i + u64::from(ring),
+                    number: Some(i),
+                    ring,
+                    event: Event::Interrupt { irq: 1 },
+                    entry: None,
+                })
+                .unwrap();
+            }
+        }
+        d.finish().unwrap();
+        let cpu0 = dir.path().join("records/dump=two/cpu=0");
+        let mut names: Vec<String> = std::fs::read_dir(&cpu0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["part-0.parquet", "ring1-part-0.parquet"]);
+        let second = rows(&cpu0.join("ring1-part-0.parquet"));
+        assert_eq!(second.len(), 3);
+        assert!(second[2].contains(&"ts=201".to_string()), "{second:?}");
+        let file =
+            SerializedFileReader::new(File::open(cpu0.join("part-0.parquet")).unwrap()).unwrap();
+        let schema = file.metadata().file_metadata().schema_descr();
+        for col in ["ts", "n", "duration_ticks", "back"] {
+            let c = schema.columns().iter().find(|c| c.name() == col).unwrap();
+            let unsigned = matches!(
+                c.logical_type_ref(),
+                Some(LogicalType::Integer(i)) if !i.is_signed
+            );
+            assert!(!unsigned, "{col} is unsigned");
+        }
+        let kv = file
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap();
+        assert!(kv
+            .iter()
+            .any(|k| k.key == "tracemark.schema" && k.value.as_deref() == Some(SCHEMA_VERSION)));
+        for table in ["images", "lost"] {
+            let p = dir.path().join(table).join("dump=two/cpu=0/part-0.parquet");
+            assert!(rows(&p).is_empty(), "{table}");
         }
     }
 
