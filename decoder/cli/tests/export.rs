@@ -319,3 +319,56 @@ fn export_errors_are_one_line_naming_the_file() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("bad.bin"), "{err}");
 }
+
+/// An export whose output fails exits non-zero, even when the failure is a broken pipe
+/// (an `-o` FIFO whose reader left): only standard output's broken pipe (`| head`) is a
+/// quiet success. Before, the write error of the Perfetto writer (EPIPE) was taken for
+/// that and the export exited 0 with a truncated trace.
+#[test]
+fn an_export_whose_output_breaks_exits_non_zero() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    // Eight copies of the dump: more output than a pipe holds, so that the export
+    // cannot finish before the reader leaves.
+    let dump = dir.path().join("gaps8.bin");
+    std::fs::write(&dump, gaps_dump().repeat(8)).unwrap();
+    let file = dir.path().join("t.perfetto-trace");
+    tm().arg("export")
+        .arg(&dump)
+        .args(["--format", "perfetto", "-o"])
+        .arg(&file)
+        .assert()
+        .success();
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(
+        size > 256 << 10,
+        "the trace is {size} bytes, less than a pipe holds"
+    );
+
+    let fifo = dir.path().join("out.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::open(&fifo).unwrap();
+            let mut first = [0u8; 1];
+            f.read_exact(&mut first).unwrap();
+            // Dropped: the reader leaves after one byte.
+        })
+    };
+    let out = tm()
+        .arg("export")
+        .arg(&dump)
+        .args(["--format", "perfetto", "-o"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    reader.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit 0 with a broken output: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("out.fifo") && err.contains("Broken pipe"),
+        "{err}"
+    );
+}
