@@ -6,9 +6,10 @@
 //! - `metadata`: the trace (little-endian, a UUID derived from the dump's content
 //!   hash), an `env` naming the producer and the dump id, one clock `tracemark` at the
 //!   rings' frequency (1 GHz when the dump does not know it; the values are then raw
-//!   ticks), one stream class, and one event class per record kind, named as `tracemark
-//!   decode` names the kinds (`KENTRY`, `KEXIT`, `IRQ`, `FENTRY`, `FEXIT`, `USER`,
-//!   `IMAGE`, `LOST`), with the event id equal to the kind's wire code.
+//!   ticks), one stream class, and one event class per event kind of the format crate
+//!   (`Kind::EVENTS`: ten in format version 2), named as `tracemark decode` names the
+//!   kinds (`KENTRY`, `KEXIT`, `IRQ`, `FENTRY`, `FEXIT`, `USER`, `IMAGE`, `LOST`,
+//!   `SWITCH`, `CLOCKBACK`), with the event id equal to the kind's wire code.
 //! - `stream_cpu<N>`: the records of CPU `N` in packets of at most [`PACKET_BYTES`].
 //!   Each packet has a header (magic, trace UUID, stream class id, and the ring index as
 //!   stream instance id) and a context: `timestamp_begin`/`timestamp_end` (first and
@@ -47,7 +48,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use tracemark_format::record::ExitDuration;
-use tracemark_format::{EntryPath, Event, SyscallAbi};
+use tracemark_format::{EntryPath, Event, Kind, SyscallAbi};
 
 use super::{DumpMeta, Sink};
 use tracemark_decoder::merge::Item;
@@ -625,7 +626,7 @@ stream {{
 
 event {{
 	name = "KENTRY";
-	id = 0;
+	id = {id_kentry};
 	stream_id = 0;
 	fields := struct {{
 		path_t path;
@@ -640,7 +641,7 @@ event {{
 
 event {{
 	name = "KEXIT";
-	id = 1;
+	id = {id_kexit};
 	stream_id = 0;
 	fields := struct {{
 		uint64_t duration;
@@ -652,7 +653,7 @@ event {{
 
 event {{
 	name = "IRQ";
-	id = 2;
+	id = {id_irq};
 	stream_id = 0;
 	fields := struct {{
 		uint32_t irq;
@@ -661,7 +662,7 @@ event {{
 
 event {{
 	name = "FENTRY";
-	id = 3;
+	id = {id_fentry};
 	stream_id = 0;
 	fields := struct {{
 		uint64_hex_t func;
@@ -670,7 +671,7 @@ event {{
 
 event {{
 	name = "FEXIT";
-	id = 4;
+	id = {id_fexit};
 	stream_id = 0;
 	fields := struct {{
 		uint64_hex_t func;
@@ -679,7 +680,7 @@ event {{
 
 event {{
 	name = "USER";
-	id = 5;
+	id = {id_user};
 	stream_id = 0;
 	fields := struct {{
 		uint32_t id;
@@ -690,7 +691,7 @@ event {{
 
 event {{
 	name = "IMAGE";
-	id = 6;
+	id = {id_image};
 	stream_id = 0;
 	fields := struct {{
 		uint64_hex_t base;
@@ -701,7 +702,7 @@ event {{
 
 event {{
 	name = "LOST";
-	id = 7;
+	id = {id_lost};
 	stream_id = 0;
 	fields := struct {{
 		uint64_t count;
@@ -711,7 +712,7 @@ event {{
 
 event {{
 	name = "SWITCH";
-	id = 8;
+	id = {id_switch};
 	stream_id = 0;
 	fields := struct {{
 		uint64_hex_t thread;
@@ -720,7 +721,7 @@ event {{
 
 event {{
 	name = "CLOCKBACK";
-	id = 11;
+	id = {id_clockback};
 	stream_id = 0;
 	fields := struct {{
 		uint64_t back;
@@ -729,6 +730,18 @@ event {{
 "#,
         id = meta.id,
         rings = meta.rings.len(),
+        // Event ids are the format crate's kind codes (the stream writes
+        // `item.event.kind() as u8`); tied by `event_classes_are_the_format_kinds`.
+        id_kentry = Kind::KernelEntry as u8,
+        id_kexit = Kind::KernelExit as u8,
+        id_irq = Kind::Interrupt as u8,
+        id_fentry = Kind::FunctionEntry as u8,
+        id_fexit = Kind::FunctionExit as u8,
+        id_user = Kind::User as u8,
+        id_image = Kind::Image as u8,
+        id_lost = Kind::Lost as u8,
+        id_switch = Kind::ThreadSwitch as u8,
+        id_clockback = Kind::ClockBack as u8,
     );
     s
 }
@@ -736,7 +749,35 @@ event {{
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracemark_format::Kind;
+
+    /// Issue 19.9: one event class per event kind of the format crate, named as
+    /// `tracemark decode` names it, with the kind's wire code as its id (what the
+    /// stream writes in event headers), and none else.
+    #[test]
+    fn event_classes_are_the_format_kinds() {
+        let r = super::super::RingInfo::for_test(0, 1000, SyscallAbi::Sel4);
+        let text = metadata(&DumpMeta::for_test(vec![r], "x", 1), 1000, "u");
+        let classes: Vec<(String, u8)> = text
+            .split("event {")
+            .skip(1)
+            .map(|body| {
+                let field = |key: &str| {
+                    let at = body.find(&format!("\t{key} = ")).unwrap() + key.len() + 4;
+                    body[at..body[at..].find(';').unwrap() + at].to_string()
+                };
+                (
+                    field("name").trim_matches('"').to_string(),
+                    field("id").parse().unwrap(),
+                )
+            })
+            .collect();
+        let kinds: Vec<(String, u8)> = Kind::EVENTS
+            .iter()
+            .map(|k| (k.name().to_string(), *k as u8))
+            .collect();
+        assert_eq!(classes, kinds);
+        assert!(Kind::EVENTS.iter().all(|k| (*k as u8) < EXTENDED));
+    }
 
     #[test]
     fn uuid_is_stable_and_well_formed() {
