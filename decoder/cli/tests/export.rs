@@ -372,3 +372,115 @@ fn an_export_whose_output_breaks_exits_non_zero() {
         "{err}"
     );
 }
+
+/// A ring as `tracemark import qemu` writes it: Linux syscalls (ABI `LinuxArm`: path
+/// UnknownSyscall, the number in the word) and function calls without returns.
+fn linux_dump() -> Vec<u8> {
+    let block_size = 512u32;
+    let len = tracemark_format::ring::RING_HEADER_LEN + 32 * block_size as usize;
+    let mut words = vec![0u64; len.div_ceil(8)];
+    let bytes = words.as_mut_bytes();
+    let clock = Cell::new(1000);
+    let config = Config {
+        mode: Mode::Drop,
+        block_size,
+        clock_hz: 1_000_000_000,
+        syscall_abi: tracemark_format::SyscallAbi::LinuxArm,
+        ..Config::new()
+    };
+    {
+        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
+        for i in 0..170u64 {
+            clock.set(clock.get() + 10);
+            t.function_entry(0x1_0000 + 4 * i);
+            if i % 10 == 0 {
+                // brk (45), then an unnamed number.
+                t.kernel_entry(KernelEntry::other(EntryPath::UnknownSyscall, 0, 45));
+                clock.set(clock.get() + 5);
+                t.kernel_exit();
+                t.kernel_entry(KernelEntry::other(EntryPath::UnknownSyscall, 0, 100_000));
+                t.kernel_exit();
+            }
+        }
+    }
+    bytes[..len].to_vec()
+}
+
+/// Issue 20.13: every export names a Linux ring's syscalls as `decode` does (`brk`, not
+/// `UnknownSyscall`), and 170 function entries without exits do not open 170 nested
+/// slices.
+#[test]
+fn every_format_names_linux_syscalls_and_bounds_unclosed_functions() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("linux.bin");
+    std::fs::write(&dump, linux_dump()).unwrap();
+    let decoded = tm().arg("decode").arg(&dump).output().unwrap();
+    assert!(String::from_utf8_lossy(&decoded.stdout).contains("linux=brk"));
+    let export = |format: &str, out: &str| {
+        tm().arg("export")
+            .arg(&dump)
+            .args(["--format", format, "-o"])
+            .arg(dir.path().join(out))
+            .assert()
+            .success();
+        dir.path().join(out)
+    };
+
+    let json = export("chrome-json", "t.json");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    let events = json["traceEvents"].as_array().unwrap();
+    let begins = |name: &str| {
+        events
+            .iter()
+            .filter(|e| e["ph"] == "B" && e["name"] == name)
+            .count()
+    };
+    assert_eq!(begins("brk"), 17);
+    assert_eq!(
+        begins("UnknownSyscall"),
+        17,
+        "an unnamed number keeps the path"
+    );
+    let function_slices = events
+        .iter()
+        .filter(|e| e["ph"] == "B" && e["cat"] == "function")
+        .count();
+    assert_eq!(
+        function_slices,
+        tracemark_export::nesting::MAX_FUNCTION_DEPTH
+    );
+
+    let perfetto = std::fs::read(export("perfetto", "t.perfetto-trace")).unwrap();
+    let has = |needle: &[u8]| perfetto.windows(needle.len()).any(|w| w == needle);
+    // The interned event name, length-prefixed in its EventName.
+    assert!(has(b"\x03brk"), "no event named brk in the Perfetto trace");
+
+    let ctf = export("ctf", "ctf");
+    let metadata = std::fs::read_to_string(ctf.join("metadata")).unwrap();
+    assert!(metadata.contains("\"brk\" = 45"), "{metadata}");
+
+    let pq = export("parquet", "pq");
+    let part = std::fs::read_dir(pq.join("records"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("cpu=0/part-0.parquet");
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let r = SerializedFileReader::new(std::fs::File::open(part).unwrap()).unwrap();
+    let names: Vec<String> = r
+        .get_row_iter(None)
+        .unwrap()
+        .filter_map(|row| {
+            let row = row.unwrap();
+            row.get_column_iter()
+                .find(|(n, _)| n.as_str() == "syscall_name")
+                .map(|(_, f)| f.to_string())
+                .filter(|v| v != "null")
+        })
+        .collect();
+    // 17 entries and their 17 exits.
+    assert_eq!(names.len(), 34, "{names:?}");
+    assert!(names.iter().all(|n| n == "\"brk\""), "{names:?}");
+}

@@ -171,7 +171,10 @@ impl<W: Write> ChromeJson<W> {
             (None, Some(o)) if e.path() == EntryPath::Interrupt => {
                 format!("Interrupt {}", o.word())
             }
-            _ => e.path().name().to_string(),
+            _ => match crate::linux_syscall(e, abi) {
+                Some((_, n)) => n.to_string(),
+                None => e.path().name().to_string(),
+            },
         };
         let ph = if self.nesting[ring].open(Open::Kernel) {
             "B"

@@ -542,6 +542,18 @@ fn metadata(meta: &DumpMeta, hz: u64, uuid: &str) -> String {
     } else {
         (hz, "the rings' clock")
     };
+    // A Linux ring's syscall entries (UnknownSyscall, the number in `word`): `word`
+    // names them, as `tracemark decode` does (`linux=brk`).
+    let word_type = if abi == SyscallAbi::LinuxArm {
+        use tracemark_decoder::syscalls::{name, ARM_PRIVATE_BASE, TABLE_END};
+        let labels: Vec<String> = (0..TABLE_END)
+            .chain(ARM_PRIVATE_BASE..ARM_PRIVATE_BASE + 16)
+            .filter_map(|n| name(n).map(|s| format!("\"{s}\" = {n}")))
+            .collect();
+        format!("enum : uint32_t {{ {} }}", labels.join(", "))
+    } else {
+        "uint32_t".to_string()
+    };
     let abi_name = match abi {
         SyscallAbi::Raw => "raw",
         SyscallAbi::Sel4 => "sel4",
@@ -635,7 +647,7 @@ event {{
 		uint32_t label;
 		uint8_t fastpath;
 		uint8_t core;
-		uint32_t word;
+		{word_type} word;
 	}};
 }};
 

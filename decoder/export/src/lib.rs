@@ -234,6 +234,23 @@ pub fn track_name(rings: &[RingInfo], ring: usize) -> String {
     }
 }
 
+/// The Linux syscall a kernel entry of ring ABI `abi` stands for, by number and name, as
+/// `tracemark decode` shows it (`linux=brk`): a [`SyscallAbi::LinuxArm`] ring
+/// (`tracemark import qemu`) records a Linux syscall as an `UnknownSyscall` entry with
+/// the number in its word. `None` for any other entry or ABI, or a number without a
+/// name.
+pub fn linux_syscall(
+    e: tracemark_format::KernelEntry,
+    abi: SyscallAbi,
+) -> Option<(u32, &'static str)> {
+    match (abi, e.path(), e.as_other()) {
+        (SyscallAbi::LinuxArm, tracemark_format::EntryPath::UnknownSyscall, Some(o)) => {
+            tracemark_decoder::syscalls::name(o.word()).map(|n| (o.word(), n))
+        }
+        _ => None,
+    }
+}
+
 /// What [`run`] reports.
 #[derive(Debug, Default)]
 pub struct Outcome {

@@ -43,7 +43,9 @@
 //! | `back` | int64 | CLOCKBACK: ticks the clock stepped back (`ts` is the new reading) |
 //!
 //! Names (`syscall_name`, `cap_name`) follow the ring header's syscall ABI and are null
-//! where it has none.
+//! where it has none. A Linux ring (`tracemark import qemu`) names its syscalls in
+//! `syscall_name` (`brk`), as `tracemark decode` does (`linux=brk`); their numbers are in
+//! `word`.
 //!
 //! # Signed and unsigned columns
 //!
@@ -280,6 +282,11 @@ struct Names {
     syscalls: Dict,
     caps: Dict,
     notes: Dict,
+    /// A `LinuxArm` ring (`tracemark import qemu`): `syscall_name` holds the Linux
+    /// names of its entries ([`crate::linux_syscall`]; hundreds, more than a byte of
+    /// dictionary codes), as plain strings, and `syscall` stays null (the number is in
+    /// `word`).
+    linux: bool,
 }
 
 /// Codes of `exit_note`.
@@ -301,6 +308,7 @@ impl Names {
             syscalls: Dict::new((0..16).map(|i| abi.syscall_name(i))),
             caps: Dict::new((0..32).map(|i| abi.cap_name(i))),
             notes: Dict::new([Some("no entry"), Some("nesting overflow")]),
+            linux: abi == SyscallAbi::LinuxArm,
         }
     }
 }
@@ -473,7 +481,11 @@ impl Records {
             (None, dict(&names.kinds, &self.kind)),
             coded(&self.path, &names.paths),
             plain(&self.syscall),
-            coded(&self.syscall_name, &names.syscalls),
+            if names.linux {
+                plain(&self.syscall_name)
+            } else {
+                coded(&self.syscall_name, &names.syscalls)
+            },
             plain(&self.cap),
             coded(&self.cap_name, &names.caps),
             plain(&self.label),
@@ -758,6 +770,12 @@ impl ParquetPartition {
                 }
                 Some(s)
             } else {
+                if names.linux {
+                    // The column is plain strings for a LinuxArm ring (see `Names`).
+                    if let Some((_, name)) = super::linux_syscall(e, SyscallAbi::LinuxArm) {
+                        c.syscall_name.binary(row, name.as_bytes());
+                    }
+                }
                 None
             }
         };

@@ -160,6 +160,8 @@ enum NameKey {
     Syscall(u8),
     /// An interrupt-path kernel entry, by IRQ.
     InterruptPath(u32),
+    /// A Linux syscall of a `LinuxArm` ring, by number ([`crate::linux_syscall`]).
+    Linux(u32),
     /// Another entry path.
     Path(u8),
     /// An IRQ record.
@@ -422,6 +424,8 @@ impl<W: Write> Perfetto<W> {
                 None => format!("Syscall #{n}"),
             },
             NameKey::InterruptPath(irq) => format!("Interrupt {irq}"),
+            NameKey::Linux(n) => tracemark_decoder::syscalls::name(n)
+                .map_or_else(|| format!("Linux syscall {n}"), str::to_string),
             NameKey::Path(p) => EntryPath::from_bits(p).name().to_string(),
             NameKey::Irq(irq) => format!("IRQ {irq}"),
             NameKey::Func(f) => self
@@ -660,7 +664,10 @@ impl<W: Write> Perfetto<W> {
         let key = match (e.as_syscall(), e.as_other()) {
             (Some(sc), _) => NameKey::Syscall(sc.syscall()),
             (None, Some(o)) if e.path() == EntryPath::Interrupt => NameKey::InterruptPath(o.word()),
-            _ => NameKey::Path(e.path().into_bits()),
+            _ => match super::linux_syscall(e, self.seqs[s].info.abi) {
+                Some((n, _)) => NameKey::Linux(n),
+                None => NameKey::Path(e.path().into_bits()),
+            },
         };
         let name = self.name_iid(s, key);
         let cat = self.cat_iid(s, Cat::Kernel);
