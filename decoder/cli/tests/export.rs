@@ -484,3 +484,53 @@ fn every_format_names_linux_syscalls_and_bounds_unclosed_functions() {
     assert_eq!(names.len(), 34, "{names:?}");
     assert!(names.iter().all(|n| n == "\"brk\""), "{names:?}");
 }
+
+/// Issue 20.11: a 1 Hz clock past 2^64 / 10^9 ticks overflows nanoseconds; the exports
+/// in nanoseconds say so (one warning naming the file and the CPU) rather than clamping
+/// silently; CTF (in ticks) and Parquet (`time_ns` null, `ts` exact) lose nothing.
+#[test]
+fn times_that_overflow_nanoseconds_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let block_size = 512u32;
+    let len = tracemark_format::ring::RING_HEADER_LEN + 8 * block_size as usize;
+    let mut words = vec![0u64; len.div_ceil(8)];
+    let bytes = words.as_mut_bytes();
+    let clock = Cell::new(tracemark_export::max_exact_ticks(1) - 100);
+    let config = Config {
+        mode: Mode::Drop,
+        block_size,
+        clock_hz: 1,
+        cpu_id: 3,
+        ..Config::new()
+    };
+    {
+        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
+        for i in 0..400 {
+            clock.set(clock.get() + 1);
+            t.interrupt(i);
+        }
+    }
+    let dump = dir.path().join("onehz.bin");
+    std::fs::write(&dump, &bytes[..len]).unwrap();
+    for format in ["perfetto", "chrome-json", "ctf", "parquet"] {
+        let out = tm()
+            .arg("export")
+            .arg(&dump)
+            .args(["--format", format, "-o"])
+            .arg(dir.path().join(format))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+        if format == "perfetto" || format == "chrome-json" {
+            assert_eq!(warnings.len(), 1, "{format}: {err}");
+            assert!(
+                warnings[0].contains("onehz.bin") && warnings[0].contains("cpu3"),
+                "{err}"
+            );
+        } else {
+            assert!(warnings.is_empty(), "{format}: {err}");
+        }
+    }
+}

@@ -115,6 +115,25 @@ impl RingInfo {
 }
 
 #[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_exact_ticks_is_where_nanoseconds_stop_fitting() {
+        for hz in [1, 3, 32_768, 48_000_000, 2_500_000_000] {
+            let max = max_exact_ticks(hz);
+            let ns = u128::from(max) * 1_000_000_000 / u128::from(hz);
+            assert!(ns <= u128::from(u64::MAX), "{hz}");
+            if max < u64::MAX {
+                let next = u128::from(max + 1) * 1_000_000_000 / u128::from(hz);
+                assert!(next > u128::from(u64::MAX), "{hz}");
+            }
+        }
+        assert_eq!(max_exact_ticks(0), u64::MAX);
+    }
+}
+
+#[cfg(test)]
 impl DumpMeta {
     /// Metadata for unit tests: these rings, with a dump id and hash given as is.
     pub(crate) fn for_test(rings: Vec<RingInfo>, id: &str, hash: u64) -> Self {
@@ -249,6 +268,34 @@ pub fn linux_syscall(
         }
         _ => None,
     }
+}
+
+/// The largest time in ticks of a `hz` clock whose nanoseconds fit in 64 bits (times
+/// past it are clamped to `u64::MAX` ns by [`ticks_to_ns`]).
+pub fn max_exact_ticks(hz: u64) -> u64 {
+    match hz {
+        0 | 1_000_000_000 => u64::MAX,
+        _ => {
+            u64::try_from(u128::from(u64::MAX) * u128::from(hz) / 1_000_000_000).unwrap_or(u64::MAX)
+        }
+    }
+}
+
+/// The rings of `dump` (by index) whose times, as their block headers give them, pass
+/// [`max_exact_ticks`]: their records are exported at clamped times (a 1 Hz clock past
+/// 2^64 / 10^9 ticks puts them all at one time), which the caller must say. Checked on
+/// each block's base time: records past the limit after the base time of their ring's
+/// last block are clamped without being reported here.
+pub fn ns_overflows(dump: &Dump<'_>) -> Vec<u32> {
+    dump.rings
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            let max = max_exact_ticks(r.clock_hz);
+            r.blocks.iter().any(|b| b.base_ts > max)
+        })
+        .map(|(i, _)| i as u32)
+        .collect()
 }
 
 /// What [`run`] reports.

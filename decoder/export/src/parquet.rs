@@ -27,7 +27,7 @@
 //! | column | type | for |
 //! |---|---|---|
 //! | `ts` | int64 | every record: time in ticks |
-//! | `time_ns` | int64, null if the clock frequency is unknown | time in ns |
+//! | `time_ns` | int64, null if the clock frequency is unknown or the time past 2^63 ns | time in ns |
 //! | `n` | int64, null for LOST | the record number on its CPU |
 //! | `kind` | string | `KENTRY`, `KEXIT`, `IRQ`, `FENTRY`, `FEXIT`, `USER`, `IMAGE`, `LOST`, `SWITCH`, `CLOCKBACK` |
 //! | `path` | string | KENTRY; KEXIT whose entry is known |
@@ -530,13 +530,12 @@ impl Records {
 
 /// `ticks` in ns at `hz` (`None` if `hz` is 0; saturating).
 #[inline(always)]
+/// `ticks` in ns; `None` (null) when the clock is unknown or the time does not fit in
+/// an `int64` (never clamped: a clamped time would be a wrong one).
 fn ns(ticks: u64, hz: u64) -> Option<i64> {
     match hz {
         0 => None,
-        1_000_000_000 => Some(ticks as i64),
-        _ => {
-            Some((u128::from(ticks) * 1_000_000_000 / u128::from(hz)).min(i64::MAX as u128) as i64)
-        }
+        _ => i64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(hz)).ok(),
     }
 }
 
@@ -1164,7 +1163,10 @@ mod tests {
             let has = |f: String| assert!(row.contains(&f), "{f} not in {row:?}");
             has(format!("ts={ts}"));
             has(format!("func={func}"));
-            has(format!("time_ns={}", ns(*ts, 3).unwrap()));
+            match ns(*ts, 3) {
+                Some(t) => has(format!("time_ns={t}")),
+                None => has("time_ns=null".into()),
+            }
             if i % 100 == 7 {
                 has("n=null".into());
             } else {
@@ -1281,7 +1283,10 @@ mod tests {
         assert_eq!(ns(5, 0), None);
         assert_eq!(ns(7, 1_000_000_000), Some(7));
         assert_eq!(ns(3, 4), Some(750_000_000));
-        assert_eq!(ns(u64::MAX, 1), Some(i64::MAX));
+        // Past i64::MAX ns: null, not clamped (issue 20.11).
+        assert_eq!(ns(u64::MAX, 1), None);
+        assert_eq!(ns(1 << 63, 1_000_000_000), None);
+        assert_eq!(ns((1 << 63) - 1, 1_000_000_000), Some(i64::MAX));
     }
     /// SWITCH (kind 8) and CLOCKBACK (kind 11) keep their names next to the kinds
     /// whose codes they would alias under `& 7` (KENTRY 0, FENTRY 3), and their

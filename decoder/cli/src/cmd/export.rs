@@ -161,7 +161,28 @@ impl Cmd {
             .zip(&self.files)
             .map(|(s, f)| s.dump(f))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        // Perfetto and Chrome JSON have times in ns only (CTF keeps ticks; Parquet's
+        // time_ns is null where it does not fit).
+        let clamps = matches!(
+            self.format,
+            ExportFormat::Perfetto | ExportFormat::ChromeJson
+        );
         for (f, dump) in self.files.iter().zip(&dumps) {
+            for i in tracemark_export::ns_overflows(dump)
+                .into_iter()
+                .filter(|_| clamps)
+            {
+                let r = &dump.rings[i as usize];
+                eprintln!(
+                    "tracemark: {}: warning: cpu{} (ring {i}): times past {} ticks do not fit \
+                     in 64-bit nanoseconds at {} Hz: they are exported at the largest time, \
+                     not in their order (decode and stats show the ticks)",
+                    f.display(),
+                    r.cpu,
+                    tracemark_export::max_exact_ticks(r.clock_hz),
+                    r.clock_hz
+                );
+            }
             for r in dump.rings.iter().filter(|r| r.clock_hz == 0) {
                 eprintln!(
                     "tracemark: {}: note: cpu{}: clock frequency unknown; times are raw ticks \
