@@ -286,21 +286,145 @@ fn every_format_exports_thread_switches_and_clock_steps() {
         "{line}"
     );
 
-    // CTF and Perfetto: written without error (their readers check them in
-    // scripts/test-export.sh).
-    for (format, name) in [("ctf", "ctf"), ("perfetto", "t.perfetto-trace")] {
-        let out = tm()
-            .args(["export", "--format", format, "-o"])
-            .arg(dir.path().join(name))
-            .arg(&dump)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{format}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    // CTF: one SWITCH event per switch, with its thread, and one CLOCKBACK event per
+    // step, in the stream files (read back with the packet layout of `ctf.rs`).
+    let ctf = dir.path().join("ctf");
+    let out = tm()
+        .args(["export", "--format", "ctf", "-o"])
+        .arg(&ctf)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut per_kind = std::collections::BTreeMap::<u8, u64>::new();
+    let mut threads = std::collections::BTreeSet::new();
+    for stream in ["stream_cpu0", "stream_cpu1"] {
+        for (kind, payload) in ctf_events(&std::fs::read(ctf.join(stream)).unwrap()) {
+            *per_kind.entry(kind).or_default() += 1;
+            if kind == tracemark_format::Kind::ThreadSwitch as u8 {
+                threads.insert(u64::from_le_bytes(payload.try_into().unwrap()));
+            }
+        }
     }
+    let total: u64 = per_kind.values().sum();
+    assert_eq!(total, stats["total_records"].as_u64().unwrap());
+    assert_eq!(
+        per_kind[&(tracemark_format::Kind::ThreadSwitch as u8)],
+        switches
+    );
+    assert_eq!(per_kind[&(tracemark_format::Kind::ClockBack as u8)], backs);
+    assert_eq!(threads.len(), 5, "{threads:?}");
+
+    // Perfetto: a track per (CPU, thread), one running slice per switch on them,
+    // balanced, and one "Clock stepped back" instant per step.
+    let trace = dir.path().join("t.perfetto-trace");
+    let out = tm()
+        .args(["export", "--format", "perfetto", "-o"])
+        .arg(&trace)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let packets = perfetto_packets(&std::fs::read(&trace).unwrap());
+    let thread_tracks: std::collections::BTreeSet<u64> = packets
+        .iter()
+        .filter_map(|p| p.track_descriptor.as_ref())
+        .filter(|t| {
+            t.name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("Thread 0x"))
+        })
+        .filter_map(|t| t.uuid)
+        .collect();
+    assert_eq!(thread_tracks.len(), 10);
+    let on_threads = |ty: i32| {
+        packets
+            .iter()
+            .filter_map(|p| p.track_event.as_ref())
+            .filter(|e| e.r#type == Some(ty))
+            .filter(|e| e.track_uuid.is_some_and(|u| thread_tracks.contains(&u)))
+            .count() as u64
+    };
+    assert_eq!(on_threads(proto::TYPE_SLICE_BEGIN), switches);
+    assert_eq!(on_threads(proto::TYPE_SLICE_END), switches);
+    // Names are interned per sequence, redefined when the state is cleared.
+    let mut names = std::collections::HashMap::<(u32, u64), String>::new();
+    let mut clock_steps = 0;
+    for p in &packets {
+        let seq = p.trusted_packet_sequence_id.unwrap_or(0);
+        if p.sequence_flags.unwrap_or(0) & proto::SEQ_INCREMENTAL_STATE_CLEARED != 0 {
+            names.retain(|(s, _), _| *s != seq);
+        }
+        for n in p.interned_data.iter().flat_map(|i| &i.event_names) {
+            names.insert((seq, n.iid.unwrap()), n.name.clone().unwrap());
+        }
+        let Some(e) = &p.track_event else { continue };
+        let name = e.name_iid.and_then(|i| names.get(&(seq, i)));
+        if e.r#type == Some(proto::TYPE_INSTANT) && name.is_some_and(|n| n == "Clock stepped back")
+        {
+            clock_steps += 1;
+        }
+    }
+    assert_eq!(clock_steps, backs);
+}
+
+use tracemark_export::perfetto::proto;
+
+/// The packets of a Perfetto trace file.
+fn perfetto_packets(mut bytes: &[u8]) -> Vec<proto::TracePacket> {
+    use prost::Message;
+    let mut v = Vec::new();
+    while !bytes.is_empty() {
+        assert_eq!(bytes[0], proto::TRACE_PACKET_TAG);
+        bytes = &bytes[1..];
+        v.push(proto::TracePacket::decode_length_delimited(&mut bytes).unwrap());
+    }
+    v
+}
+
+/// The events of a CTF stream file written by `tracemark export --format ctf`: (event
+/// id, payload), read with the packet and event layout that `ctf.rs` documents (84
+/// bytes of packet header and context, `content_size` in bits at 48; compact event
+/// headers of id and 32-bit time, or 255, id and 64-bit time).
+fn ctf_events(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    use tracemark_format::Kind;
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let mut events = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let packet = &bytes[at..];
+        assert_eq!(&packet[..4], &0xC1FC_1FC1u32.to_le_bytes());
+        let size = (u64_at(packet, 48) / 8) as usize;
+        let mut e = 84;
+        while e < size {
+            let (id, fields) = match packet[e] {
+                255 => (packet[e + 1], e + 10),
+                id => (id, e + 5),
+            };
+            let len = match id {
+                k if k == Kind::KernelEntry as u8 => 13,
+                k if k == Kind::KernelExit as u8 => 11,
+                k if k == Kind::Interrupt as u8 => 4,
+                k if k == Kind::User as u8 => 5 + usize::from(packet[fields + 4]),
+                k if k == Kind::Image as u8 => 24,
+                k if k == Kind::Lost as u8 => 16,
+                _ => 8,
+            };
+            events.push((id, packet[fields..fields + len].to_vec()));
+            e = fields + len;
+        }
+        assert_eq!(e, size);
+        at += size;
+    }
+    events
 }
 
 #[test]
