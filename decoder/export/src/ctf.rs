@@ -366,67 +366,75 @@ impl CtfStream {
             b.extend_from_slice(&ts.to_le_bytes());
         }
         self.clock = ts;
-        match &item.event {
-            Event::KernelEntry(e) => {
-                let mut f = [0u8; 13];
-                f[0] = e.path().into_bits();
-                if let Some(s) = e.as_syscall() {
-                    f[1] = s.syscall();
-                    f[2] = s.cap_type();
-                    f[3..7].copy_from_slice(&s.label().to_le_bytes());
-                    f[7] = u8::from(s.fastpath());
-                } else if let Some(o) = e.as_other() {
-                    f[8] = o.core();
-                    f[9..13].copy_from_slice(&o.word().to_le_bytes());
-                }
-                b.extend_from_slice(&f);
-            }
-            Event::KernelExit(d) => {
-                let (status, dur) = match d {
-                    ExitDuration::Ticks(t) => (0u8, *t),
-                    ExitDuration::NoEntry => (1, 0),
-                    ExitDuration::NestingOverflow => (2, 0),
-                };
-                b.extend_from_slice(&dur.to_le_bytes());
-                let (path, sys) = match item.entry {
-                    Some(e) => (
-                        e.path().into_bits(),
-                        e.as_syscall().map_or(0, |s| s.syscall()),
-                    ),
-                    None => (NO_PATH, 0),
-                };
-                b.extend_from_slice(&[status, path, sys]);
-            }
-            Event::Interrupt { irq } => b.extend_from_slice(&irq.to_le_bytes()),
-            Event::FunctionEntry { func } | Event::FunctionExit { func } => {
-                b.extend_from_slice(&func.to_le_bytes())
-            }
-            Event::User { id, payload } => {
-                b.extend_from_slice(&id.to_le_bytes());
-                let p = payload.as_bytes();
-                b.push(p.len() as u8);
-                b.extend_from_slice(p);
-            }
-            Event::Image { base, size, id } => {
-                b.extend_from_slice(&base.to_le_bytes());
-                b.extend_from_slice(&size.to_le_bytes());
-                b.extend_from_slice(&id.to_le_bytes());
-            }
-            Event::Lost { count, since } => {
-                b.extend_from_slice(&count.to_le_bytes());
-                b.extend_from_slice(&since.to_le_bytes());
-                self.reported = self.reported.saturating_add(*count);
-                self.discarded = self
-                    .overwritten
-                    .saturating_add(self.reported)
-                    .min(self.lost_total);
-            }
-            Event::ThreadSwitch { thread } => b.extend_from_slice(&thread.to_le_bytes()),
-            // The event's own time is the stepped-back reading only in the `ts` of
-            // `tracemark decode`; here it keeps the previous time (see above).
-            Event::ClockBack { back } => b.extend_from_slice(&back.to_le_bytes()),
+        put_fields(b, item);
+        if let Event::Lost { count, .. } = item.event {
+            self.reported = self.reported.saturating_add(count);
+            self.discarded = self
+                .overwritten
+                .saturating_add(self.reported)
+                .min(self.lost_total);
         }
         Ok(())
+    }
+}
+
+/// Writes the fields of `item`'s event (after its event header), as the metadata's
+/// event class of its kind lays them out.
+fn put_fields(b: &mut Vec<u8>, item: &Item) {
+    match &item.event {
+        Event::KernelEntry(e) => {
+            let mut f = [0u8; 13];
+            f[0] = e.path().into_bits();
+            if let Some(s) = e.as_syscall() {
+                f[1] = s.syscall();
+                f[2] = s.cap_type();
+                f[3..7].copy_from_slice(&s.label().to_le_bytes());
+                f[7] = u8::from(s.fastpath());
+            } else if let Some(o) = e.as_other() {
+                f[8] = o.core();
+                f[9..13].copy_from_slice(&o.word().to_le_bytes());
+            }
+            b.extend_from_slice(&f);
+        }
+        Event::KernelExit(d) => {
+            let (status, dur) = match d {
+                ExitDuration::Ticks(t) => (0u8, *t),
+                ExitDuration::NoEntry => (1, 0),
+                ExitDuration::NestingOverflow => (2, 0),
+            };
+            b.extend_from_slice(&dur.to_le_bytes());
+            let (path, sys) = match item.entry {
+                Some(e) => (
+                    e.path().into_bits(),
+                    e.as_syscall().map_or(0, |s| s.syscall()),
+                ),
+                None => (NO_PATH, 0),
+            };
+            b.extend_from_slice(&[status, path, sys]);
+        }
+        Event::Interrupt { irq } => b.extend_from_slice(&irq.to_le_bytes()),
+        Event::FunctionEntry { func } | Event::FunctionExit { func } => {
+            b.extend_from_slice(&func.to_le_bytes())
+        }
+        Event::User { id, payload } => {
+            b.extend_from_slice(&id.to_le_bytes());
+            let p = payload.as_bytes();
+            b.push(p.len() as u8);
+            b.extend_from_slice(p);
+        }
+        Event::Image { base, size, id } => {
+            b.extend_from_slice(&base.to_le_bytes());
+            b.extend_from_slice(&size.to_le_bytes());
+            b.extend_from_slice(&id.to_le_bytes());
+        }
+        Event::Lost { count, since } => {
+            b.extend_from_slice(&count.to_le_bytes());
+            b.extend_from_slice(&since.to_le_bytes());
+        }
+        Event::ThreadSwitch { thread } => b.extend_from_slice(&thread.to_le_bytes()),
+        // The event's own time is the stepped-back reading only in the `ts` of
+        // `tracemark decode`; here it keeps the previous time (see above).
+        Event::ClockBack { back } => b.extend_from_slice(&back.to_le_bytes()),
     }
 }
 
