@@ -141,16 +141,7 @@ impl Cmd {
     /// Runs the command.
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
         let threads = self.threads.get();
-        if self.format != ExportFormat::Parquet && self.files.len() != 1 {
-            let name = clap::ValueEnum::to_possible_value(&self.format)
-                .map(|v| v.get_name().to_string())
-                .unwrap_or_default();
-            bail!(
-                "--format {name} takes one input file (one trace per dump); {} given \
-                 (--format parquet takes many)",
-                self.files.len()
-            );
-        }
+        self.check_input_count()?;
         let sources = self
             .files
             .iter()
@@ -161,36 +152,8 @@ impl Cmd {
             .zip(&self.files)
             .map(|(s, f)| s.dump(f))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        // Perfetto and Chrome JSON have times in ns only (CTF keeps ticks; Parquet's
-        // time_ns is null where it does not fit).
-        let clamps = matches!(
-            self.format,
-            ExportFormat::Perfetto | ExportFormat::ChromeJson
-        );
         for (f, dump) in self.files.iter().zip(&dumps) {
-            for i in tracemark_export::ns_overflows(dump)
-                .into_iter()
-                .filter(|_| clamps)
-            {
-                let r = &dump.rings[i as usize];
-                eprintln!(
-                    "tracemark: {}: warning: cpu{} (ring {i}): times past {} ticks do not fit \
-                     in 64-bit nanoseconds at {} Hz: they are exported at the largest time, \
-                     not in their order (decode and stats show the ticks)",
-                    f.display(),
-                    r.cpu,
-                    tracemark_export::max_exact_ticks(r.clock_hz),
-                    r.clock_hz
-                );
-            }
-            for r in dump.rings.iter().filter(|r| r.clock_hz == 0) {
-                eprintln!(
-                    "tracemark: {}: note: cpu{}: clock frequency unknown; times are raw ticks \
-                     shown as ns",
-                    f.display(),
-                    r.cpu
-                );
-            }
+            self.note_clocks(f, dump);
         }
         let total: u64 = dumps
             .iter()
@@ -203,103 +166,24 @@ impl Cmd {
                 b.inc(n);
             }
         };
+        let done = || {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+        };
         let mut decode_warnings: Vec<Vec<Warning>> = vec![Vec::new(); dumps.len()];
         match self.format {
             ExportFormat::Perfetto | ExportFormat::ChromeJson => {
                 decode_warnings[0] = self.one_file(&dumps[0], threads, &inc)?;
             }
             ExportFormat::Ctf => {
-                let dump = &dumps[0];
-                let meta = DumpMeta::of(dump);
-                let mut w = CtfWriter::new(&self.output, &meta)
-                    .with_context(|| self.output.display().to_string())?;
-                let outcome = tracemark_export::for_each_ring(
-                    dump,
-                    &meta.rings,
-                    w.streams_mut(),
-                    threads,
-                    &inc,
-                )
-                .with_context(|| self.output.display().to_string())?;
-                decode_warnings[0] = outcome.warnings;
-                let sum = w
-                    .finish()
-                    .with_context(|| self.output.display().to_string())?;
-                if let Some(b) = &bar {
-                    b.finish_and_clear();
-                }
-                writeln!(
-                    out,
-                    "{}: {} events in {} packets, {} records reported discarded, {} bytes (trace {})",
-                    self.output.display(),
-                    sum.events,
-                    sum.packets,
-                    sum.discarded,
-                    sum.bytes,
-                    meta.id
-                )?;
+                decode_warnings[0] = self.ctf(&dumps[0], threads, &inc, &done, out)?;
             }
             ExportFormat::Parquet => {
-                let metas: Vec<DumpMeta> = dumps.iter().map(DumpMeta::of).collect();
-                check_distinct(&self.files, &metas)?;
-                let mut writers = Vec::with_capacity(dumps.len());
-                for (m, d) in metas.iter().zip(&dumps) {
-                    let (names, _) = tables(d, &self.elfs)?;
-                    let symbols: Option<Arc<dyn parquet::Symbols>> = if names.is_empty() {
-                        None
-                    } else {
-                        Some(Arc::new(Names(names)))
-                    };
-                    writers.push(
-                        ParquetDump::new(&self.output, m, symbols)
-                            .with_context(|| self.output.display().to_string())?,
-                    );
-                }
-                let jobs: Vec<Job<'_, '_, _>> = writers
-                    .iter_mut()
-                    .zip(&dumps)
-                    .zip(&metas)
-                    .enumerate()
-                    .flat_map(|(tag, ((w, dump), meta))| {
-                        w.partitions_mut()
-                            .iter_mut()
-                            .enumerate()
-                            .map(move |(ring, sink)| Job {
-                                dump,
-                                rings: &meta.rings,
-                                ring: ring as u32,
-                                sink,
-                                tag,
-                            })
-                    })
-                    .collect();
-                let (_, warnings) = tracemark_export::feed(jobs, threads, &inc)
-                    .with_context(|| self.output.display().to_string())?;
-                for (tag, w) in warnings {
-                    decode_warnings[tag].push(w);
-                }
-                if let Some(b) = &bar {
-                    b.finish_and_clear();
-                }
-                for ((w, m), f) in writers.into_iter().zip(&metas).zip(&self.files) {
-                    let sum = w
-                        .finish()
-                        .with_context(|| self.output.display().to_string())?;
-                    writeln!(
-                        out,
-                        "{}: dump={} {} rows in {} files, {} bytes",
-                        f.display(),
-                        m.id,
-                        sum.rows,
-                        sum.parts,
-                        sum.bytes
-                    )?;
-                }
+                decode_warnings = self.parquet(&dumps, threads, &inc, &done, out)?;
             }
         }
-        if let Some(b) = &bar {
-            b.finish_and_clear();
-        }
+        done();
         out.flush()?;
         report_all(
             &self.files,
@@ -308,6 +192,156 @@ impl Cmd {
             decode_warnings,
             self.verbose.verbose,
         )
+    }
+
+    /// Perfetto, Chrome JSON and CTF take one input.
+    fn check_input_count(&self) -> anyhow::Result<()> {
+        if self.format != ExportFormat::Parquet && self.files.len() != 1 {
+            let name = clap::ValueEnum::to_possible_value(&self.format)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default();
+            bail!(
+                "--format {name} takes one input file (one trace per dump); {} given \
+                 (--format parquet takes many)",
+                self.files.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// What the user must know of `dump`'s clocks before its times are exported.
+    fn note_clocks(&self, f: &Path, dump: &Dump<'_>) {
+        // Perfetto and Chrome JSON have times in ns only (CTF keeps ticks; Parquet's
+        // time_ns is null where it does not fit).
+        if matches!(
+            self.format,
+            ExportFormat::Perfetto | ExportFormat::ChromeJson
+        ) {
+            for i in tracemark_export::ns_overflows(dump) {
+                let r = &dump.rings[i as usize];
+                eprintln!(
+                    "tracemark: {}: warning: cpu{} (ring {i}): times past {} ticks do not fit \
+                     in 64-bit nanoseconds at {} Hz: they are exported at the largest time, \
+                     not in their order (decode and stats show the ticks)",
+                    f.display(),
+                    r.cpu,
+                    tracemark_export::max_exact_ticks(r.clock_hz),
+                    r.clock_hz
+                );
+            }
+        }
+        for r in dump.rings.iter().filter(|r| r.clock_hz == 0) {
+            eprintln!(
+                "tracemark: {}: note: cpu{}: clock frequency unknown; times are raw ticks \
+                 shown as ns",
+                f.display(),
+                r.cpu
+            );
+        }
+    }
+
+    /// CTF: one trace directory from one dump, its summary line on `out`. Returns the
+    /// decoding warnings.
+    fn ctf(
+        &self,
+        dump: &Dump<'_>,
+        threads: usize,
+        inc: &(dyn Fn(u64) + Sync),
+        done: &dyn Fn(),
+        out: &mut dyn Write,
+    ) -> anyhow::Result<Vec<Warning>> {
+        let meta = DumpMeta::of(dump);
+        let mut w = CtfWriter::new(&self.output, &meta)
+            .with_context(|| self.output.display().to_string())?;
+        let outcome =
+            tracemark_export::for_each_ring(dump, &meta.rings, w.streams_mut(), threads, inc)
+                .with_context(|| self.output.display().to_string())?;
+        let warnings = outcome.warnings;
+        let sum = w
+            .finish()
+            .with_context(|| self.output.display().to_string())?;
+        done();
+        writeln!(
+            out,
+            "{}: {} events in {} packets, {} records reported discarded, {} bytes (trace {})",
+            self.output.display(),
+            sum.events,
+            sum.packets,
+            sum.discarded,
+            sum.bytes,
+            meta.id
+        )?;
+        Ok(warnings)
+    }
+
+    /// Parquet: the tables of every dump, a summary line per input on `out`. Returns
+    /// each input's decoding warnings.
+    fn parquet(
+        &self,
+        dumps: &[Dump<'_>],
+        threads: usize,
+        inc: &(dyn Fn(u64) + Sync),
+        done: &dyn Fn(),
+        out: &mut dyn Write,
+    ) -> anyhow::Result<Vec<Vec<Warning>>> {
+        let mut decode_warnings: Vec<Vec<Warning>> = vec![Vec::new(); dumps.len()];
+        let metas: Vec<DumpMeta> = dumps.iter().map(DumpMeta::of).collect();
+        check_distinct(&self.files, &metas)?;
+        let mut writers = Vec::with_capacity(dumps.len());
+        for (m, d) in metas.iter().zip(dumps) {
+            let (names, _) = tables(d, &self.elfs)?;
+            let symbols: Option<Arc<dyn parquet::Symbols>> = if names.is_empty() {
+                None
+            } else {
+                Some(Arc::new(Names(names)))
+            };
+            writers.push(
+                ParquetDump::new(&self.output, m, symbols)
+                    .with_context(|| self.output.display().to_string())?,
+            );
+        }
+        let mut jobs: Vec<Job<'_, '_, _>> = writers
+            .iter_mut()
+            .zip(dumps)
+            .zip(&metas)
+            .enumerate()
+            .flat_map(|(tag, ((w, dump), meta))| {
+                w.partitions_mut()
+                    .iter_mut()
+                    .enumerate()
+                    .map(move |(ring, sink)| Job {
+                        dump,
+                        rings: &meta.rings,
+                        ring: ring as u32,
+                        sink,
+                        tag,
+                    })
+            })
+            .collect();
+        // Largest rings first: the pool's threads finish together. Partitions are
+        // files of their own, so the order changes no byte.
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.dump.rings[j.ring as usize].record_bytes()));
+        let (_, warnings) = tracemark_export::feed(jobs, threads, inc)
+            .with_context(|| self.output.display().to_string())?;
+        for (tag, w) in warnings {
+            decode_warnings[tag].push(w);
+        }
+        done();
+        for ((w, m), f) in writers.into_iter().zip(&metas).zip(&self.files) {
+            let sum = w
+                .finish()
+                .with_context(|| self.output.display().to_string())?;
+            writeln!(
+                out,
+                "{}: dump={} {} rows in {} files, {} bytes",
+                f.display(),
+                m.id,
+                sum.rows,
+                sum.parts,
+                sum.bytes
+            )?;
+        }
+        Ok(decode_warnings)
     }
 
     /// Perfetto or Chrome JSON: one file from one dump. Returns the decoding warnings.
