@@ -2,7 +2,7 @@
 //! output in ring order, whatever order the rings are handled in, so that the same dump
 //! gives the same bytes with any number of threads.
 //!
-//! [`write`] runs a writing thread that owns the output. Each ring's sink writes
+//! [`write()`] runs a writing thread that owns the output. Each ring's sink writes
 //! through a [`RingWriter`]; every write is sent to the writing thread as one chunk (the
 //! sinks write whole packets or records per write). The chunks of the lowest ring not
 //! yet finished go straight to the output; those of later rings, which can only be
@@ -24,7 +24,7 @@ enum Msg {
     Done(u32),
 }
 
-/// What [`write`] fails with.
+/// What [`write()`] fails with.
 #[derive(Debug, thiserror::Error)]
 pub enum OrderedError<E: std::error::Error + 'static> {
     /// Writing the output (or the spill file) failed; the sinks then stop with
@@ -72,14 +72,14 @@ impl Drop for RingWriter {
     }
 }
 
-/// Hands out the [`RingWriter`]s of one [`write`].
+/// Hands out the [`RingWriter`]s of one [`write()`].
 pub struct Rings {
     tx: SyncSender<Msg>,
     count: u32,
 }
 
 impl Rings {
-    /// The writer of ring `ring` (below the count given to [`write`]). Make it when the
+    /// The writer of ring `ring` (below the count given to [`write()`]). Make it when the
     /// ring starts and drop it when the ring is done: one writer per ring.
     pub fn writer(&self, ring: u32) -> RingWriter {
         assert!(ring < self.count, "ring {ring} of {}", self.count);

@@ -37,7 +37,7 @@
 //! | `duration_ticks`, `duration_ns` | int64, int64 | KEXIT with a measured duration |
 //! | `exit_note` | string | KEXIT without one: `no entry`, `nesting overflow` |
 //! | `irq` | uint32 | IRQ |
-//! | `func`, `symbol` | uint64, string | FENTRY, FEXIT (`symbol` when a [`Symbols`] is given) |
+//! | `func`, `symbol` | uint64, string | FENTRY, FEXIT (`symbol` when a [`FunctionNames`] is given) |
 //! | `user_id`, `payload` | uint32, binary | USER |
 //! | `thread` | uint64 | SWITCH: the thread that runs next (seL4: its TCB address) |
 //! | `back` | int64 | CLOCKBACK: ticks the clock stepped back (`ts` is the new reading) |
@@ -88,7 +88,7 @@ use parquet::schema::types::{ColumnPath, Type};
 use tracemark_format::record::ExitDuration;
 use tracemark_format::{EntryPath, Event, KernelEntry, Kind, SyscallAbi};
 
-use super::parquet_chunk::{Bitmap, ChunkWriter, Values};
+use super::parquet_chunk::{Bitmap, ColumnChunkEncoder, Values};
 use super::{DumpMeta, RingInfo, Sink};
 use tracemark_decoder::merge::Item;
 
@@ -98,7 +98,7 @@ pub const ROW_GROUP_ROWS: usize = 256 << 10;
 pub const PART_ROWS: u64 = 16 << 20;
 
 /// Function names for the `symbol` column (the `--elf` resolver implements it).
-pub trait Symbols: Send + Sync {
+pub trait FunctionNames: Send + Sync {
     /// The name of function id or address `func`, if known.
     fn name(&self, func: u64) -> Option<String>;
 }
@@ -363,7 +363,7 @@ impl Sparse {
 
 /// The columns of a row group of the records table, being filled. `ts`, `time_ns` and
 /// `n` go through `parquet`'s column writers (delta encoding, statistics); the others
-/// are encoded by [`ChunkWriter`].
+/// are encoded by [`ColumnChunkEncoder`].
 #[derive(Default)]
 struct Records {
     ts: Vec<i64>,
@@ -434,7 +434,7 @@ impl Records {
     fn write(
         &self,
         w: &mut SerializedFileWriter<File>,
-        chunks: &mut ChunkWriter,
+        chunks: &mut ColumnChunkEncoder,
         names: &Names,
     ) -> Result<(), ParquetError> {
         let n = self.ts.len();
@@ -641,11 +641,11 @@ pub struct ParquetPartition {
     dir: PathBuf,
     meta: RingInfo,
     names: Names,
-    symbols: Option<Arc<dyn Symbols>>,
+    symbols: Option<Arc<dyn FunctionNames>>,
     symbol_cache: HashMap<u64, Option<Box<str>>>,
     /// Made at the first rows and dropped when the ring is done (about 0.6 MB: a
     /// partition waiting for its turn, or done, holds none of it).
-    chunks: Option<ChunkWriter>,
+    chunks: Option<ColumnChunkEncoder>,
     cols: Option<Box<Records>>,
     /// File names of the records table: `part-<k>.parquet`, or
     /// `ring<i>-part-<k>.parquet` for the second ring of a CPU.
@@ -696,7 +696,7 @@ impl ParquetPartition {
                 Some(c) => c,
                 None => self
                     .chunks
-                    .insert(ChunkWriter::new().map_err(|e| perr(path, e))?),
+                    .insert(ColumnChunkEncoder::new().map_err(|e| perr(path, e))?),
             };
             cols.write(w, chunks, &self.names)
                 .map_err(|e| perr(path, e))?;
@@ -739,7 +739,7 @@ impl Sink for ParquetPartition {
         ParquetPartition::record(self, item)
     }
 
-    /// Closes the ring's files and frees its buffers (see [`ParquetPartition::close`]).
+    /// Closes the ring's files (last row group, side tables) and frees its buffers.
     fn finish(&mut self) -> io::Result<()> {
         self.close()
     }
@@ -859,7 +859,11 @@ impl ParquetDump {
     /// Prepares the partitions of the dump of `meta` under `dir`, replacing the files
     /// an earlier export of the same dump left there. `symbols` fills the `symbol`
     /// column.
-    pub fn new(dir: &Path, meta: &DumpMeta, symbols: Option<Arc<dyn Symbols>>) -> io::Result<Self> {
+    pub fn new(
+        dir: &Path,
+        meta: &DumpMeta,
+        symbols: Option<Arc<dyn FunctionNames>>,
+    ) -> io::Result<Self> {
         for table in ["records", "images", "lost", "rings"] {
             let d = dump_dir(dir, table, &meta.id);
             match std::fs::remove_dir_all(&d) {

@@ -174,17 +174,17 @@ pub enum Values<'a> {
 }
 
 /// Encodes column chunks; keeps its buffers and zstd context from one to the next.
-pub struct ChunkWriter {
+pub struct ColumnChunkEncoder {
     zstd: zstd::bulk::Compressor<'static>,
     page: Vec<u8>,
 }
 
-impl ChunkWriter {
+impl ColumnChunkEncoder {
     /// A writer compressing at [`ZSTD_LEVEL`].
     pub fn new() -> Result<Self, ParquetError> {
         let zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL)
             .map_err(|e| ParquetError::External(Box::new(e)))?;
-        Ok(ChunkWriter {
+        Ok(ColumnChunkEncoder {
             zstd,
             page: Vec::new(),
         })

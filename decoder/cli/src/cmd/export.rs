@@ -131,7 +131,7 @@ fn tables(dump: &Dump<'_>, elfs: &[PathBuf]) -> anyhow::Result<(Table, Table)> {
 /// The `--elf` names as Parquet's `symbol` column source.
 struct Names(Table);
 
-impl parquet::Symbols for Names {
+impl parquet::FunctionNames for Names {
     fn name(&self, func: u64) -> Option<String> {
         self.0.get(&func).cloned()
     }
@@ -290,7 +290,7 @@ impl Cmd {
         let mut writers = Vec::with_capacity(dumps.len());
         for (m, d) in metas.iter().zip(dumps) {
             let (names, _) = tables(d, &self.elfs)?;
-            let symbols: Option<Arc<dyn parquet::Symbols>> = if names.is_empty() {
+            let symbols: Option<Arc<dyn parquet::FunctionNames>> = if names.is_empty() {
                 None
             } else {
                 Some(Arc::new(Names(names)))

@@ -558,7 +558,7 @@ impl<W: Write> Perfetto<W> {
         let interned = (!self.interned.is_empty()).then_some(&self.interned);
         self.enc.packet(
             &mut self.buf,
-            &fast::Event {
+            &fast::EventPacket {
                 ts: ns,
                 seq: seq.id,
                 flags,
