@@ -220,7 +220,7 @@ con.execute(f"""CREATE VIEW records AS SELECT * FROM read_parquet(
     '{out}/records/*/*/*.parquet', hive_partitioning = true, filename = true)""")
 n, = con.execute("SELECT count(*) FROM records").fetchone()
 assert n == want, f"README's query counts {n} rows of {want}"
-types = dict(con.execute("SELECT column_name, data_type FROM (DESCRIBE records)").fetchall())
+types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE records)").fetchall())
 for col in ["ts", "n", "duration_ticks", "time_ns"]:
     assert types[col] == "BIGINT", f"{col} is {types[col]}"
 # Steps between consecutive records of a file: ts - lag(ts), no overflow error.
