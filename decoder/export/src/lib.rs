@@ -27,7 +27,7 @@
 //!
 //! A format whose rings are independent (one packet sequence, stream file or partition
 //! per ring) instead runs one sink per ring with [`for_each_ring`] (one dump) or
-//! [`feed`] (the rings of many dumps, largest first, on one pool of threads): each sink
+//! [`feed`] (the rings of many dumps, in the order given, on one pool of threads): each sink
 //! sees `begin` with every ring of its dump, then only its own ring's records, in ring
 //! order, then `finish`, on a thread of a rayon pool. Sinks that write one file send
 //! their output in whole-record chunks through an [`ordered::RingWriter`] to one writing
