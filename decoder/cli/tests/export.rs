@@ -495,6 +495,21 @@ fn an_export_whose_output_breaks_exits_non_zero() {
         err.contains("out.fifo") && err.contains("Broken pipe"),
         "{err}"
     );
+
+    // Standard output's reader leaving (`| head`) is still a quiet success.
+    let tm = assert_cmd::cargo::cargo_bin("tracemark");
+    let piped = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("set -o pipefail; \"$0\" decode \"$1\" | head -c 100 >/dev/null")
+        .arg(&tm)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        piped.status.success() && piped.stderr.is_empty(),
+        "decode | head: {}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
 }
 
 /// A ring as `tracemark import qemu` writes it: Linux syscalls (ABI `LinuxArm`: path
