@@ -843,7 +843,10 @@ impl ParquetPartition {
 /// The Parquet tables of one dump under `DIR`: one [`ParquetPartition`] per ring.
 pub struct ParquetDump {
     parts: Vec<ParquetPartition>,
-    /// `DIR` and the dump id, for the empty side tables.
+    /// The output directory, and the temporary one the dump's tables are written in.
+    out: PathBuf,
+    tmp: tempfile::TempDir,
+    /// `tmp`'s path and the dump id, for the empty side tables.
     dir: PathBuf,
     id: String,
     rings_path: PathBuf,
@@ -856,22 +859,24 @@ pub fn dump_dir(dir: &Path, table: &str, id: &str) -> PathBuf {
 }
 
 impl ParquetDump {
-    /// Prepares the partitions of the dump of `meta` under `dir`, replacing the files
-    /// an earlier export of the same dump left there. `symbols` fills the `symbol`
-    /// column.
+    /// Prepares the partitions of the dump of `meta` under `dir`. They are written into
+    /// a temporary directory in `dir` (`tempfile::TempDir`, `.tracemark-parquet-*`, which
+    /// the tables' globs do not reach) and moved into place by [`ParquetDump::finish`],
+    /// replacing the files an earlier export of the same dump left there: a failed or
+    /// killed export leaves the earlier one whole and no partial partition behind.
+    /// `symbols` fills the `symbol` column.
     pub fn new(
-        dir: &Path,
+        out: &Path,
         meta: &DumpMeta,
         symbols: Option<Arc<dyn FunctionNames>>,
     ) -> io::Result<Self> {
-        for table in ["records", "images", "lost", "rings"] {
-            let d = dump_dir(dir, table, &meta.id);
-            match std::fs::remove_dir_all(&d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(ioerr(&d, e)),
-            }
-        }
+        std::fs::create_dir_all(out).map_err(|e| ioerr(out, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".tracemark-parquet-")
+            .tempdir_in(out)
+            .map_err(|e| ioerr(out, e))?;
+        let tmp_path = tmp.path().to_path_buf();
+        let dir = tmp_path.as_path();
         let props = properties();
         let schema = schema(RECORDS_SCHEMA);
         let mut parts = Vec::with_capacity(meta.rings.len());
@@ -914,6 +919,8 @@ impl ParquetDump {
         }
         Ok(ParquetDump {
             parts,
+            out: out.to_path_buf(),
+            tmp,
             dir: dir.to_path_buf(),
             id: meta.id.clone(),
             rings_path: dump_dir(dir, "rings", &meta.id).join("part-0.parquet"),
@@ -998,6 +1005,23 @@ impl ParquetDump {
         };
         write().map_err(|e| perr(path, e))?;
         sum.bytes += std::fs::metadata(path).map_or(0, |m| m.len());
+        // In place: each table's `dump=<id>` directory replaces the earlier export's.
+        for table in ["records", "images", "lost", "rings"] {
+            let from = dump_dir(&self.dir, table, &self.id);
+            let to = dump_dir(&self.out, table, &self.id);
+            match std::fs::remove_dir_all(&to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ioerr(&to, e)),
+            }
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| ioerr(parent, e))?;
+            }
+            std::fs::rename(&from, &to).map_err(|e| ioerr(&to, e))?;
+        }
+        // What is left of the temporary directory (its emptied table directories) goes
+        // with it.
+        drop(self.tmp);
         Ok(sum)
     }
 }
@@ -1280,6 +1304,51 @@ mod tests {
             let p = dir.path().join(table).join("dump=two/cpu=0/part-0.parquet");
             assert!(rows(&p).is_empty(), "{table}");
         }
+    }
+
+    /// Issue 19.8: a dump's tables are written in a temporary directory and moved into
+    /// place at the end, replacing the earlier export's; an export dropped unfinished
+    /// (a failure) leaves the earlier export whole and nothing else.
+    #[test]
+    fn an_export_replaces_the_earlier_one_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = RingInfo::for_test(0, 1000, SyscallAbi::Raw);
+        let meta = DumpMeta::for_test(vec![ring], "t", 3);
+        let export = |n: u64, finish: bool| {
+            let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+            for i in 0..n {
+                d.record(&Item {
+                    ts: i,
+                    number: Some(i),
+                    ring: 0,
+                    event: Event::Interrupt { irq: 2 },
+                    entry: None,
+                })
+                .unwrap();
+            }
+            if finish {
+                d.finish().unwrap();
+            }
+        };
+        let part = dir.path().join("records/dump=t/cpu=0/part-0.parquet");
+        let stale = dir.path().join("records/dump=t/cpu=0/part-9.parquet");
+        export(5, true);
+        std::fs::write(&stale, b"from an older export").unwrap();
+        export(7, false);
+        assert_eq!(
+            rows(&part).len(),
+            5,
+            "an unfinished export replaced the earlier one"
+        );
+        export(7, true);
+        assert_eq!(rows(&part).len(), 7);
+        assert!(!stale.exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]
