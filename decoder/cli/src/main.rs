@@ -63,9 +63,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// Standard output's reader left (`| head`): success. Only standard output's
+/// ([`cmd::StdoutError`]): a broken pipe writing a command's output file fails.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            io.kind() == std::io::ErrorKind::BrokenPipe
+                && io.get_ref().is_some_and(|i| i.is::<cmd::StdoutError>())
+        })
     })
 }

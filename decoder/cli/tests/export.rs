@@ -286,21 +286,145 @@ fn every_format_exports_thread_switches_and_clock_steps() {
         "{line}"
     );
 
-    // CTF and Perfetto: written without error (their readers check them in
-    // scripts/test-export.sh).
-    for (format, name) in [("ctf", "ctf"), ("perfetto", "t.perfetto-trace")] {
-        let out = tm()
-            .args(["export", "--format", format, "-o"])
-            .arg(dir.path().join(name))
-            .arg(&dump)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{format}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    // CTF: one SWITCH event per switch, with its thread, and one CLOCKBACK event per
+    // step, in the stream files (read back with the packet layout of `ctf.rs`).
+    let ctf = dir.path().join("ctf");
+    let out = tm()
+        .args(["export", "--format", "ctf", "-o"])
+        .arg(&ctf)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut per_kind = std::collections::BTreeMap::<u8, u64>::new();
+    let mut threads = std::collections::BTreeSet::new();
+    for stream in ["stream_cpu0", "stream_cpu1"] {
+        for (kind, payload) in ctf_events(&std::fs::read(ctf.join(stream)).unwrap()) {
+            *per_kind.entry(kind).or_default() += 1;
+            if kind == tracemark_format::Kind::ThreadSwitch as u8 {
+                threads.insert(u64::from_le_bytes(payload.try_into().unwrap()));
+            }
+        }
     }
+    let total: u64 = per_kind.values().sum();
+    assert_eq!(total, stats["total_records"].as_u64().unwrap());
+    assert_eq!(
+        per_kind[&(tracemark_format::Kind::ThreadSwitch as u8)],
+        switches
+    );
+    assert_eq!(per_kind[&(tracemark_format::Kind::ClockBack as u8)], backs);
+    assert_eq!(threads.len(), 5, "{threads:?}");
+
+    // Perfetto: a track per (CPU, thread), one running slice per switch on them,
+    // balanced, and one "Clock stepped back" instant per step.
+    let trace = dir.path().join("t.perfetto-trace");
+    let out = tm()
+        .args(["export", "--format", "perfetto", "-o"])
+        .arg(&trace)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let packets = perfetto_packets(&std::fs::read(&trace).unwrap());
+    let thread_tracks: std::collections::BTreeSet<u64> = packets
+        .iter()
+        .filter_map(|p| p.track_descriptor.as_ref())
+        .filter(|t| {
+            t.name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("Thread 0x"))
+        })
+        .filter_map(|t| t.uuid)
+        .collect();
+    assert_eq!(thread_tracks.len(), 10);
+    let on_threads = |ty: i32| {
+        packets
+            .iter()
+            .filter_map(|p| p.track_event.as_ref())
+            .filter(|e| e.r#type == Some(ty))
+            .filter(|e| e.track_uuid.is_some_and(|u| thread_tracks.contains(&u)))
+            .count() as u64
+    };
+    assert_eq!(on_threads(proto::TYPE_SLICE_BEGIN), switches);
+    assert_eq!(on_threads(proto::TYPE_SLICE_END), switches);
+    // Names are interned per sequence, redefined when the state is cleared.
+    let mut names = std::collections::HashMap::<(u32, u64), String>::new();
+    let mut clock_steps = 0;
+    for p in &packets {
+        let seq = p.trusted_packet_sequence_id.unwrap_or(0);
+        if p.sequence_flags.unwrap_or(0) & proto::SEQ_INCREMENTAL_STATE_CLEARED != 0 {
+            names.retain(|(s, _), _| *s != seq);
+        }
+        for n in p.interned_data.iter().flat_map(|i| &i.event_names) {
+            names.insert((seq, n.iid.unwrap()), n.name.clone().unwrap());
+        }
+        let Some(e) = &p.track_event else { continue };
+        let name = e.name_iid.and_then(|i| names.get(&(seq, i)));
+        if e.r#type == Some(proto::TYPE_INSTANT) && name.is_some_and(|n| n == "Clock stepped back")
+        {
+            clock_steps += 1;
+        }
+    }
+    assert_eq!(clock_steps, backs);
+}
+
+use tracemark_export::perfetto::proto;
+
+/// The packets of a Perfetto trace file.
+fn perfetto_packets(mut bytes: &[u8]) -> Vec<proto::TracePacket> {
+    use prost::Message;
+    let mut v = Vec::new();
+    while !bytes.is_empty() {
+        assert_eq!(bytes[0], proto::TRACE_PACKET_TAG);
+        bytes = &bytes[1..];
+        v.push(proto::TracePacket::decode_length_delimited(&mut bytes).unwrap());
+    }
+    v
+}
+
+/// The events of a CTF stream file written by `tracemark export --format ctf`: (event
+/// id, payload), read with the packet and event layout that `ctf.rs` documents (84
+/// bytes of packet header and context, `content_size` in bits at 48; compact event
+/// headers of id and 32-bit time, or 255, id and 64-bit time).
+fn ctf_events(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    use tracemark_format::Kind;
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let mut events = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let packet = &bytes[at..];
+        assert_eq!(&packet[..4], &0xC1FC_1FC1u32.to_le_bytes());
+        let size = (u64_at(packet, 48) / 8) as usize;
+        let mut e = 84;
+        while e < size {
+            let (id, fields) = match packet[e] {
+                255 => (packet[e + 1], e + 10),
+                id => (id, e + 5),
+            };
+            let len = match id {
+                k if k == Kind::KernelEntry as u8 => 13,
+                k if k == Kind::KernelExit as u8 => 11,
+                k if k == Kind::Interrupt as u8 => 4,
+                k if k == Kind::User as u8 => 5 + usize::from(packet[fields + 4]),
+                k if k == Kind::Image as u8 => 24,
+                k if k == Kind::Lost as u8 => 16,
+                _ => 8,
+            };
+            events.push((id, packet[fields..fields + len].to_vec()));
+            e = fields + len;
+        }
+        assert_eq!(e, size);
+        at += size;
+    }
+    events
 }
 
 #[test]
@@ -318,4 +442,234 @@ fn export_errors_are_one_line_naming_the_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("bad.bin"), "{err}");
+}
+
+/// An export whose output fails exits non-zero, even when the failure is a broken pipe
+/// (an `-o` FIFO whose reader left): only standard output's broken pipe (`| head`) is a
+/// quiet success. Before, the write error of the Perfetto writer (EPIPE) was taken for
+/// that and the export exited 0 with a truncated trace.
+#[test]
+fn an_export_whose_output_breaks_exits_non_zero() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    // Eight copies of the dump: more output than a pipe holds, so that the export
+    // cannot finish before the reader leaves.
+    let dump = dir.path().join("gaps8.bin");
+    std::fs::write(&dump, gaps_dump().repeat(8)).unwrap();
+    let file = dir.path().join("t.perfetto-trace");
+    tm().arg("export")
+        .arg(&dump)
+        .args(["--format", "perfetto", "-o"])
+        .arg(&file)
+        .assert()
+        .success();
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(
+        size > 256 << 10,
+        "the trace is {size} bytes, less than a pipe holds"
+    );
+
+    let fifo = dir.path().join("out.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::open(&fifo).unwrap();
+            let mut first = [0u8; 1];
+            f.read_exact(&mut first).unwrap();
+            // Dropped: the reader leaves after one byte.
+        })
+    };
+    let out = tm()
+        .arg("export")
+        .arg(&dump)
+        .args(["--format", "perfetto", "-o"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    reader.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit 0 with a broken output: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("out.fifo") && err.contains("Broken pipe"),
+        "{err}"
+    );
+
+    // Standard output's reader leaving (`| head`) is still a quiet success.
+    let tm = assert_cmd::cargo::cargo_bin("tracemark");
+    let piped = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("set -o pipefail; \"$0\" decode \"$1\" | head -c 100 >/dev/null")
+        .arg(&tm)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        piped.status.success() && piped.stderr.is_empty(),
+        "decode | head: {}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+}
+
+/// A ring as `tracemark import qemu` writes it: Linux syscalls (ABI `LinuxArm`: path
+/// UnknownSyscall, the number in the word) and function calls without returns.
+fn linux_dump() -> Vec<u8> {
+    let block_size = 512u32;
+    let len = tracemark_format::ring::RING_HEADER_LEN + 32 * block_size as usize;
+    let mut words = vec![0u64; len.div_ceil(8)];
+    let bytes = words.as_mut_bytes();
+    let clock = Cell::new(1000);
+    let config = Config {
+        mode: Mode::Drop,
+        block_size,
+        clock_hz: 1_000_000_000,
+        syscall_abi: tracemark_format::SyscallAbi::LinuxArm,
+        ..Config::new()
+    };
+    {
+        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
+        for i in 0..170u64 {
+            clock.set(clock.get() + 10);
+            t.function_entry(0x1_0000 + 4 * i);
+            if i % 10 == 0 {
+                // brk (45), then an unnamed number.
+                t.kernel_entry(KernelEntry::other(EntryPath::UnknownSyscall, 0, 45));
+                clock.set(clock.get() + 5);
+                t.kernel_exit();
+                t.kernel_entry(KernelEntry::other(EntryPath::UnknownSyscall, 0, 100_000));
+                t.kernel_exit();
+            }
+        }
+    }
+    bytes[..len].to_vec()
+}
+
+/// Issue 20.13: every export names a Linux ring's syscalls as `decode` does (`brk`, not
+/// `UnknownSyscall`), and 170 function entries without exits do not open 170 nested
+/// slices.
+#[test]
+fn every_format_names_linux_syscalls_and_bounds_unclosed_functions() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("linux.bin");
+    std::fs::write(&dump, linux_dump()).unwrap();
+    let decoded = tm().arg("decode").arg(&dump).output().unwrap();
+    assert!(String::from_utf8_lossy(&decoded.stdout).contains("linux=brk"));
+    let export = |format: &str, out: &str| {
+        tm().arg("export")
+            .arg(&dump)
+            .args(["--format", format, "-o"])
+            .arg(dir.path().join(out))
+            .assert()
+            .success();
+        dir.path().join(out)
+    };
+
+    let json = export("chrome-json", "t.json");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    let events = json["traceEvents"].as_array().unwrap();
+    let begins = |name: &str| {
+        events
+            .iter()
+            .filter(|e| e["ph"] == "B" && e["name"] == name)
+            .count()
+    };
+    assert_eq!(begins("brk"), 17);
+    assert_eq!(
+        begins("UnknownSyscall"),
+        17,
+        "an unnamed number keeps the path"
+    );
+    let function_slices = events
+        .iter()
+        .filter(|e| e["ph"] == "B" && e["cat"] == "function")
+        .count();
+    assert_eq!(
+        function_slices,
+        tracemark_export::nesting::MAX_FUNCTION_DEPTH
+    );
+
+    let perfetto = std::fs::read(export("perfetto", "t.perfetto-trace")).unwrap();
+    let has = |needle: &[u8]| perfetto.windows(needle.len()).any(|w| w == needle);
+    // The interned event name, length-prefixed in its EventName.
+    assert!(has(b"\x03brk"), "no event named brk in the Perfetto trace");
+
+    let ctf = export("ctf", "ctf");
+    let metadata = std::fs::read_to_string(ctf.join("metadata")).unwrap();
+    assert!(metadata.contains("\"brk\" = 45"), "{metadata}");
+
+    let pq = export("parquet", "pq");
+    let part = std::fs::read_dir(pq.join("records"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("cpu=0/part-0.parquet");
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let r = SerializedFileReader::new(std::fs::File::open(part).unwrap()).unwrap();
+    let names: Vec<String> = r
+        .get_row_iter(None)
+        .unwrap()
+        .filter_map(|row| {
+            let row = row.unwrap();
+            row.get_column_iter()
+                .find(|(n, _)| n.as_str() == "syscall_name")
+                .map(|(_, f)| f.to_string())
+                .filter(|v| v != "null")
+        })
+        .collect();
+    // 17 entries and their 17 exits.
+    assert_eq!(names.len(), 34, "{names:?}");
+    assert!(names.iter().all(|n| n == "\"brk\""), "{names:?}");
+}
+
+/// Issue 20.11: a 1 Hz clock past 2^64 / 10^9 ticks overflows nanoseconds; the exports
+/// in nanoseconds say so (one warning naming the file and the CPU) rather than clamping
+/// silently; CTF (in ticks) and Parquet (`time_ns` null, `ts` exact) lose nothing.
+#[test]
+fn times_that_overflow_nanoseconds_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let block_size = 512u32;
+    let len = tracemark_format::ring::RING_HEADER_LEN + 8 * block_size as usize;
+    let mut words = vec![0u64; len.div_ceil(8)];
+    let bytes = words.as_mut_bytes();
+    let clock = Cell::new(tracemark_export::max_exact_ticks(1) - 100);
+    let config = Config {
+        mode: Mode::Drop,
+        block_size,
+        clock_hz: 1,
+        cpu_id: 3,
+        ..Config::new()
+    };
+    {
+        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
+        for i in 0..400 {
+            clock.set(clock.get() + 1);
+            t.interrupt(i);
+        }
+    }
+    let dump = dir.path().join("onehz.bin");
+    std::fs::write(&dump, &bytes[..len]).unwrap();
+    for format in ["perfetto", "chrome-json", "ctf", "parquet"] {
+        let out = tm()
+            .arg("export")
+            .arg(&dump)
+            .args(["--format", format, "-o"])
+            .arg(dir.path().join(format))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+        if format == "perfetto" || format == "chrome-json" {
+            assert_eq!(warnings.len(), 1, "{format}: {err}");
+            assert!(
+                warnings[0].contains("onehz.bin") && warnings[0].contains("cpu3"),
+                "{err}"
+            );
+        } else {
+            assert!(warnings.is_empty(), "{format}: {err}");
+        }
+    }
 }

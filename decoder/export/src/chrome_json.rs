@@ -161,6 +161,71 @@ impl<W: Write> ChromeJson<W> {
             .unwrap_or_else(|| format!("{func:#x}"))
     }
 
+    /// A kernel exit: the slices it closes ended, or an instant when there is none.
+    fn kernel_exit(&mut self, r: usize, ns: u64, d: ExitDuration) -> std::io::Result<()> {
+        match self.nesting[r].close_kernel() {
+            Close::Ends(n) => self.ends(r, ns, n, Some(d)),
+            Close::Orphan => {
+                let mut args = Vec::new();
+                duration_args(&mut args, d, &self.rings[r]);
+                let args = String::from_utf8_lossy(&args).into_owned();
+                self.instant(r, ns, "Kernel exit without entry", "kernel", &args)
+            }
+        }
+    }
+
+    /// A function entry: a slice begun (an instant past the nesting bound).
+    fn function_entry(&mut self, r: usize, ns: u64, func: u64) -> std::io::Result<()> {
+        let name = self.func_name(func);
+        let ph = if self.nesting[r].open(Open::Function(func)) {
+            "B"
+        } else {
+            "i"
+        };
+        self.start(ph, r, ns);
+        if ph == "i" {
+            self.buf.extend_from_slice(b",\"s\":\"t\"");
+        }
+        self.name(&name, "function");
+        self.buf.extend_from_slice(b",\"args\":{\"func\":");
+        num(&mut self.buf, func);
+        if let Some(src) = self.sourcer.as_ref().and_then(|f| f(func)) {
+            self.buf.extend_from_slice(b",\"source\":");
+            string(&mut self.buf, &src);
+        }
+        self.buf.push(b'}');
+        self.end_event()
+    }
+
+    /// A function exit: the slices it closes ended, or an instant when there is none.
+    fn function_exit(&mut self, r: usize, ns: u64, func: u64) -> std::io::Result<()> {
+        match self.nesting[r].close_function(func) {
+            Close::Ends(n) => self.ends(r, ns, n, None),
+            Close::Orphan => self.instant(
+                r,
+                ns,
+                "Function exit without entry",
+                "function",
+                &format!("\"func\":{func}"),
+            ),
+        }
+    }
+
+    /// A user event: an instant with its id and payload in hex.
+    fn user(&mut self, r: usize, ns: u64, id: u32, payload: &[u8]) -> std::io::Result<()> {
+        let mut hex = String::with_capacity(2 * payload.len());
+        for b in payload {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        self.instant(
+            r,
+            ns,
+            &format!("User {id}"),
+            "user",
+            &format!("\"id\":{id},\"payload\":\"{hex}\""),
+        )
+    }
+
     fn kernel_entry(&mut self, ring: usize, ns: u64, e: KernelEntry) -> std::io::Result<()> {
         let abi = self.rings[ring].abi;
         let name = match (e.as_syscall(), e.as_other()) {
@@ -171,7 +236,10 @@ impl<W: Write> ChromeJson<W> {
             (None, Some(o)) if e.path() == EntryPath::Interrupt => {
                 format!("Interrupt {}", o.word())
             }
-            _ => e.path().name().to_string(),
+            _ => match crate::linux_syscall(e, abi) {
+                Some((_, n)) => n.to_string(),
+                None => e.path().name().to_string(),
+            },
         };
         let ph = if self.nesting[ring].open(Open::Kernel) {
             "B"
@@ -300,7 +368,9 @@ fn duration_args(b: &mut Vec<u8>, d: ExitDuration, info: &RingInfo) {
 }
 
 impl<W: Write> Sink for ChromeJson<W> {
-    fn begin(&mut self, rings: &[RingInfo]) -> anyhow::Result<()> {
+    type Error = std::io::Error;
+
+    fn begin(&mut self, rings: &[RingInfo]) -> std::io::Result<()> {
         self.rings = rings.to_vec();
         self.nesting = vec![Nesting::default(); rings.len()];
         self.last_ts = vec![0; rings.len()];
@@ -318,8 +388,10 @@ impl<W: Write> Sink for ChromeJson<W> {
                 .extend_from_slice(b",\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
             num(&mut self.buf, u64::from(r.index));
             self.buf
-                .extend_from_slice(b",\"name\":\"thread_name\",\"args\":{\"name\":\"CPU ");
-            num(&mut self.buf, u64::from(r.cpu));
+                .extend_from_slice(b",\"name\":\"thread_name\",\"args\":{\"name\":\"");
+            // Digits, letters, spaces, commas and parentheses: nothing to escape.
+            self.buf
+                .extend_from_slice(crate::track_name(rings, r.index as usize).as_bytes());
             self.buf
                 .extend_from_slice(b"\"}},\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
             num(&mut self.buf, u64::from(r.index));
@@ -331,7 +403,7 @@ impl<W: Write> Sink for ChromeJson<W> {
         Ok(())
     }
 
-    fn record(&mut self, item: &Item) -> anyhow::Result<()> {
+    fn record(&mut self, item: &Item) -> std::io::Result<()> {
         let r = item.ring as usize;
         let ns = self.rings[r].ns(item.ts).max(self.last_ts[r]);
         self.last_ts[r] = ns;
@@ -350,15 +422,7 @@ impl<W: Write> Sink for ChromeJson<W> {
         }
         match item.event {
             Event::KernelEntry(e) => self.kernel_entry(r, ns, e)?,
-            Event::KernelExit(d) => match self.nesting[r].close_kernel() {
-                Close::Ends(n) => self.ends(r, ns, n, Some(d))?,
-                Close::Orphan => {
-                    let mut args = Vec::new();
-                    duration_args(&mut args, d, &self.rings[r]);
-                    let args = String::from_utf8_lossy(&args).into_owned();
-                    self.instant(r, ns, "Kernel exit without entry", "kernel", &args)?;
-                }
-            },
+            Event::KernelExit(d) => self.kernel_exit(r, ns, d)?,
             Event::Interrupt { irq } => self.instant(
                 r,
                 ns,
@@ -366,50 +430,9 @@ impl<W: Write> Sink for ChromeJson<W> {
                 "irq",
                 &format!("\"irq\":{irq}"),
             )?,
-            Event::FunctionEntry { func } => {
-                let name = self.func_name(func);
-                let ph = if self.nesting[r].open(Open::Function(func)) {
-                    "B"
-                } else {
-                    "i"
-                };
-                self.start(ph, r, ns);
-                if ph == "i" {
-                    self.buf.extend_from_slice(b",\"s\":\"t\"");
-                }
-                self.name(&name, "function");
-                self.buf.extend_from_slice(b",\"args\":{\"func\":");
-                num(&mut self.buf, func);
-                if let Some(src) = self.sourcer.as_ref().and_then(|f| f(func)) {
-                    self.buf.extend_from_slice(b",\"source\":");
-                    string(&mut self.buf, &src);
-                }
-                self.buf.push(b'}');
-                self.end_event()?;
-            }
-            Event::FunctionExit { func } => match self.nesting[r].close_function(func) {
-                Close::Ends(n) => self.ends(r, ns, n, None)?,
-                Close::Orphan => self.instant(
-                    r,
-                    ns,
-                    "Function exit without entry",
-                    "function",
-                    &format!("\"func\":{func}"),
-                )?,
-            },
-            Event::User { id, payload } => {
-                let mut hex = String::with_capacity(2 * payload.as_bytes().len());
-                for b in payload.as_bytes() {
-                    hex.push_str(&format!("{b:02x}"));
-                }
-                self.instant(
-                    r,
-                    ns,
-                    &format!("User {id}"),
-                    "user",
-                    &format!("\"id\":{id},\"payload\":\"{hex}\""),
-                )?;
-            }
+            Event::FunctionEntry { func } => self.function_entry(r, ns, func)?,
+            Event::FunctionExit { func } => self.function_exit(r, ns, func)?,
+            Event::User { id, payload } => self.user(r, ns, id, payload.as_bytes())?,
             Event::Image { base, size, id } => self.instant(
                 r,
                 ns,
@@ -433,7 +456,7 @@ impl<W: Write> Sink for ChromeJson<W> {
         Ok(())
     }
 
-    fn finish(&mut self) -> anyhow::Result<()> {
+    fn finish(&mut self) -> std::io::Result<()> {
         for r in 0..self.rings.len() {
             let ns = self.last_ts[r];
             let n = self.nesting[r].drain();

@@ -6,9 +6,10 @@
 //! - `metadata`: the trace (little-endian, a UUID derived from the dump's content
 //!   hash), an `env` naming the producer and the dump id, one clock `tracemark` at the
 //!   rings' frequency (1 GHz when the dump does not know it; the values are then raw
-//!   ticks), one stream class, and one event class per record kind, named as `tracemark
-//!   decode` names the kinds (`KENTRY`, `KEXIT`, `IRQ`, `FENTRY`, `FEXIT`, `USER`,
-//!   `IMAGE`, `LOST`), with the event id equal to the kind's wire code.
+//!   ticks), one stream class, and one event class per event kind of the format crate
+//!   (`Kind::EVENTS`: ten in format version 2), named as `tracemark decode` names the
+//!   kinds (`KENTRY`, `KEXIT`, `IRQ`, `FENTRY`, `FEXIT`, `USER`, `IMAGE`, `LOST`,
+//!   `SWITCH`, `CLOCKBACK`), with the event id equal to the kind's wire code.
 //! - `stream_cpu<N>`: the records of CPU `N` in packets of at most [`PACKET_BYTES`].
 //!   Each packet has a header (magic, trace UUID, stream class id, and the ring index as
 //!   stream instance id) and a context: `timestamp_begin`/`timestamp_end` (first and
@@ -47,7 +48,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use tracemark_format::record::ExitDuration;
-use tracemark_format::{EntryPath, Event, SyscallAbi};
+use tracemark_format::{EntryPath, Event, Kind, SyscallAbi};
 
 use super::{DumpMeta, Sink};
 use tracemark_decoder::merge::Item;
@@ -89,36 +90,54 @@ pub struct CtfSummary {
     pub bytes: u64,
 }
 
-/// A CTF trace being written into a directory.
+/// A CTF trace being written into a directory: written into a temporary directory
+/// beside it (`tempfile::TempDir`), renamed over it by [`CtfWriter::finish`], so that a
+/// reader never sees half a trace and a failed or killed run leaves nothing behind in
+/// it (nor, failing, beside it).
 pub struct CtfWriter {
+    dir: PathBuf,
+    tmp: tempfile::TempDir,
     streams: Vec<CtfStream>,
 }
 
 impl CtfWriter {
-    /// Creates `dir` (if needed) and writes the metadata and empty stream files of the
-    /// trace of `meta`. Fails if the rings have different clock frequencies (a CTF
-    /// trace read by babeltrace2 needs one clock for all streams).
+    /// Starts the trace of `meta` for `dir` (replaced when finished if it holds an
+    /// earlier trace, refused if it holds anything else), with its metadata. Fails if
+    /// the rings have different clock frequencies (a CTF trace read by babeltrace2 needs
+    /// one clock for all streams). Stream files are opened when their ring starts and
+    /// closed when it ends, so that the open files are as many as the rings exported at
+    /// once, not all rings.
     pub fn new(dir: &Path, meta: &DumpMeta) -> io::Result<Self> {
         let hz = clock_hz(meta)?;
-        std::fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
-        clear(dir)?;
+        if dir.exists() {
+            ours(dir)?;
+        }
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(parent).map_err(|e| at(parent, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".tracemark-ctf-")
+            .tempdir_in(parent)
+            .map_err(|e| at(parent, e))?;
         let uuid = uuid(meta.hash);
         let text = metadata(meta, hz, &uuid);
-        let path = dir.join("metadata");
+        let path = tmp.path().join("metadata");
         std::fs::write(&path, text.as_bytes()).map_err(|e| at(&path, e))?;
         let mut streams = Vec::with_capacity(meta.rings.len());
         for (i, r) in meta.rings.iter().enumerate() {
-            let path = if meta.rings[..i].iter().any(|o| o.cpu == r.cpu) {
+            let name = if meta.rings[..i].iter().any(|o| o.cpu == r.cpu) {
                 // Two rings of one CPU (concatenated dumps): one file per ring.
-                dir.join(format!("stream_cpu{}_ring{i}", r.cpu))
+                format!("stream_cpu{}_ring{i}", r.cpu)
             } else {
-                dir.join(format!("stream_cpu{}", r.cpu))
+                format!("stream_cpu{}", r.cpu)
             };
-            let file = File::create(&path).map_err(|e| at(&path, e))?;
             streams.push(CtfStream {
-                path,
-                file,
-                buf: Vec::with_capacity(PACKET_BYTES + MAX_EVENT),
+                path: tmp.path().join(name),
+                file: None,
+                closed: false,
+                buf: Vec::new(),
                 uuid: uuid_bytes(meta.hash),
                 instance: i as u64,
                 cpu: r.cpu,
@@ -136,7 +155,11 @@ impl CtfWriter {
                 bytes: 0,
             });
         }
-        Ok(CtfWriter { streams })
+        Ok(CtfWriter {
+            dir: dir.to_path_buf(),
+            tmp,
+            streams,
+        })
     }
 
     /// The per-ring streams, to feed in parallel (`[i]` takes ring `i`).
@@ -159,16 +182,24 @@ impl CtfWriter {
         }
     }
 
-    /// Closes every stream (last packets, trailing lost counts).
-    pub fn finish(self) -> io::Result<CtfSummary> {
+    /// Closes every stream not closed yet (last packets, trailing lost counts), and
+    /// puts the trace in place: the directory's earlier trace, if any, is removed and
+    /// the temporary directory renamed to it.
+    pub fn finish(mut self) -> io::Result<CtfSummary> {
         let mut sum = CtfSummary::default();
-        for s in self.streams {
-            let (events, packets, discarded, bytes) = s.finish()?;
-            sum.events += events;
-            sum.packets += packets;
-            sum.discarded += discarded;
-            sum.bytes += bytes;
+        for s in &mut self.streams {
+            s.close()?;
+            sum.events += s.events;
+            sum.packets += s.seq;
+            sum.discarded += s.written_discarded;
+            sum.bytes += s.bytes;
         }
+        if self.dir.exists() {
+            clear(&self.dir)?;
+        }
+        std::fs::rename(self.tmp.path(), &self.dir).map_err(|e| at(&self.dir, e))?;
+        // Renamed: nothing left to remove.
+        let _ = self.tmp.keep();
         Ok(sum)
     }
 }
@@ -176,7 +207,9 @@ impl CtfWriter {
 /// The stream file of one ring.
 pub struct CtfStream {
     path: PathBuf,
-    file: File,
+    /// Opened with the first packet, dropped when closed.
+    file: Option<File>,
+    closed: bool,
     /// The packet being filled, header included.
     buf: Vec<u8>,
     uuid: [u8; 16],
@@ -203,6 +236,9 @@ pub struct CtfStream {
 
 impl CtfStream {
     fn start_packet(&mut self, ts: u64) {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(PACKET_BYTES + MAX_EVENT);
+        }
         self.buf.clear();
         self.buf.extend_from_slice(&MAGIC.to_le_bytes());
         self.buf.extend_from_slice(&self.uuid);
@@ -231,9 +267,13 @@ impl CtfStream {
         let seq = self.seq;
         self.patch(AT_SEQ, seq);
         self.patch(AT_DISCARDED, discarded);
-        self.file
-            .write_all(&self.buf)
-            .map_err(|e| at(&self.path, e))?;
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self
+                .file
+                .insert(File::create(&self.path).map_err(|e| at(&self.path, e))?),
+        };
+        file.write_all(&self.buf).map_err(|e| at(&self.path, e))?;
         self.bytes += self.buf.len() as u64;
         self.seq += 1;
         self.written_discarded = discarded;
@@ -252,8 +292,13 @@ impl CtfStream {
         self.write_packet(end, d)
     }
 
-    /// Closes the stream; returns events, packets, discarded and bytes written.
-    fn finish(mut self) -> io::Result<(u64, u64, u64, u64)> {
+    /// Closes the stream (once): its last packets written, its file closed, its buffer
+    /// freed.
+    fn close(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
         match self.first_ts {
             Some(_) => {
                 if self.events_in_packet > 0 {
@@ -266,15 +311,26 @@ impl CtfStream {
             let (ts, d) = (self.last_ts, self.lost_total);
             self.empty_packet(ts, d)?;
         }
-        self.file.flush().map_err(|e| at(&self.path, e))?;
-        Ok((self.events, self.seq, self.written_discarded, self.bytes))
+        if let Some(f) = self.file.take() {
+            // Unbuffered: closing cannot lose data; sync_data is left to the system.
+            drop(f);
+        }
+        self.buf = Vec::new();
+        Ok(())
     }
 }
 
 impl Sink for CtfStream {
+    type Error = io::Error;
+
     #[inline]
-    fn record(&mut self, item: &Item) -> anyhow::Result<()> {
-        Ok(CtfStream::record(self, item)?)
+    fn record(&mut self, item: &Item) -> io::Result<()> {
+        CtfStream::record(self, item)
+    }
+
+    /// Closes the stream's file (see [`CtfWriter::new`]).
+    fn finish(&mut self) -> io::Result<()> {
+        self.close()
     }
 }
 
@@ -310,83 +366,91 @@ impl CtfStream {
             b.extend_from_slice(&ts.to_le_bytes());
         }
         self.clock = ts;
-        match &item.event {
-            Event::KernelEntry(e) => {
-                let mut f = [0u8; 13];
-                f[0] = e.path().into_bits();
-                if let Some(s) = e.as_syscall() {
-                    f[1] = s.syscall();
-                    f[2] = s.cap_type();
-                    f[3..7].copy_from_slice(&s.label().to_le_bytes());
-                    f[7] = u8::from(s.fastpath());
-                } else if let Some(o) = e.as_other() {
-                    f[8] = o.core();
-                    f[9..13].copy_from_slice(&o.word().to_le_bytes());
-                }
-                b.extend_from_slice(&f);
-            }
-            Event::KernelExit(d) => {
-                let (status, dur) = match d {
-                    ExitDuration::Ticks(t) => (0u8, *t),
-                    ExitDuration::NoEntry => (1, 0),
-                    ExitDuration::NestingOverflow => (2, 0),
-                };
-                b.extend_from_slice(&dur.to_le_bytes());
-                let (path, sys) = match item.entry {
-                    Some(e) => (
-                        e.path().into_bits(),
-                        e.as_syscall().map_or(0, |s| s.syscall()),
-                    ),
-                    None => (NO_PATH, 0),
-                };
-                b.extend_from_slice(&[status, path, sys]);
-            }
-            Event::Interrupt { irq } => b.extend_from_slice(&irq.to_le_bytes()),
-            Event::FunctionEntry { func } | Event::FunctionExit { func } => {
-                b.extend_from_slice(&func.to_le_bytes())
-            }
-            Event::User { id, payload } => {
-                b.extend_from_slice(&id.to_le_bytes());
-                let p = payload.as_bytes();
-                b.push(p.len() as u8);
-                b.extend_from_slice(p);
-            }
-            Event::Image { base, size, id } => {
-                b.extend_from_slice(&base.to_le_bytes());
-                b.extend_from_slice(&size.to_le_bytes());
-                b.extend_from_slice(&id.to_le_bytes());
-            }
-            Event::Lost { count, since } => {
-                b.extend_from_slice(&count.to_le_bytes());
-                b.extend_from_slice(&since.to_le_bytes());
-                self.reported = self.reported.saturating_add(*count);
-                self.discarded = self
-                    .overwritten
-                    .saturating_add(self.reported)
-                    .min(self.lost_total);
-            }
-            Event::ThreadSwitch { thread } => b.extend_from_slice(&thread.to_le_bytes()),
-            // The event's own time is the stepped-back reading only in the `ts` of
-            // `tracemark decode`; here it keeps the previous time (see above).
-            Event::ClockBack { back } => b.extend_from_slice(&back.to_le_bytes()),
+        put_fields(b, item);
+        if let Event::Lost { count, .. } = item.event {
+            self.reported = self.reported.saturating_add(count);
+            self.discarded = self
+                .overwritten
+                .saturating_add(self.reported)
+                .min(self.lost_total);
         }
         Ok(())
     }
 }
 
-/// Empties `dir` of an earlier trace (whose stale streams a reader would mix in);
-/// refuses a directory holding anything else.
-fn clear(dir: &Path) -> io::Result<()> {
+/// Writes the fields of `item`'s event (after its event header), as the metadata's
+/// event class of its kind lays them out.
+fn put_fields(b: &mut Vec<u8>, item: &Item) {
+    match &item.event {
+        Event::KernelEntry(e) => {
+            let mut f = [0u8; 13];
+            f[0] = e.path().into_bits();
+            if let Some(s) = e.as_syscall() {
+                f[1] = s.syscall();
+                f[2] = s.cap_type();
+                f[3..7].copy_from_slice(&s.label().to_le_bytes());
+                f[7] = u8::from(s.fastpath());
+            } else if let Some(o) = e.as_other() {
+                f[8] = o.core();
+                f[9..13].copy_from_slice(&o.word().to_le_bytes());
+            }
+            b.extend_from_slice(&f);
+        }
+        Event::KernelExit(d) => {
+            let (status, dur) = match d {
+                ExitDuration::Ticks(t) => (0u8, *t),
+                ExitDuration::NoEntry => (1, 0),
+                ExitDuration::NestingOverflow => (2, 0),
+            };
+            b.extend_from_slice(&dur.to_le_bytes());
+            let (path, sys) = match item.entry {
+                Some(e) => (
+                    e.path().into_bits(),
+                    e.as_syscall().map_or(0, |s| s.syscall()),
+                ),
+                None => (NO_PATH, 0),
+            };
+            b.extend_from_slice(&[status, path, sys]);
+        }
+        Event::Interrupt { irq } => b.extend_from_slice(&irq.to_le_bytes()),
+        Event::FunctionEntry { func } | Event::FunctionExit { func } => {
+            b.extend_from_slice(&func.to_le_bytes())
+        }
+        Event::User { id, payload } => {
+            b.extend_from_slice(&id.to_le_bytes());
+            let p = payload.as_bytes();
+            b.push(p.len() as u8);
+            b.extend_from_slice(p);
+        }
+        Event::Image { base, size, id } => {
+            b.extend_from_slice(&base.to_le_bytes());
+            b.extend_from_slice(&size.to_le_bytes());
+            b.extend_from_slice(&id.to_le_bytes());
+        }
+        Event::Lost { count, since } => {
+            b.extend_from_slice(&count.to_le_bytes());
+            b.extend_from_slice(&since.to_le_bytes());
+        }
+        Event::ThreadSwitch { thread } => b.extend_from_slice(&thread.to_le_bytes()),
+        // The event's own time is the stepped-back reading only in the `ts` of
+        // `tracemark decode`; here it keeps the previous time (see above).
+        Event::ClockBack { back } => b.extend_from_slice(&back.to_le_bytes()),
+    }
+}
+
+/// The names in `dir`, if every one is a file of a trace written by tracemark; refuses
+/// a directory holding anything else.
+fn ours(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
     let names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
         .map_err(|e| at(dir, e))?
         .map(|e| e.map(|e| e.file_name()))
         .collect::<io::Result<_>>()
         .map_err(|e| at(dir, e))?;
-    let ours = |n: &std::ffi::OsString| {
+    let trace_file = |n: &std::ffi::OsString| {
         n.to_str()
             .is_some_and(|n| n == "metadata" || n.starts_with("stream_cpu"))
     };
-    if let Some(other) = names.iter().find(|n| !ours(n)) {
+    if let Some(other) = names.iter().find(|n| !trace_file(n)) {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             format!(
@@ -397,7 +461,13 @@ fn clear(dir: &Path) -> io::Result<()> {
             ),
         ));
     }
-    for n in &names {
+    Ok(names)
+}
+
+/// Empties `dir` of an earlier trace (whose stale streams a reader would mix in);
+/// refuses a directory holding anything else.
+fn clear(dir: &Path) -> io::Result<()> {
+    for n in &ours(dir)? {
         let p = dir.join(n);
         std::fs::remove_file(&p).map_err(|e| at(&p, e))?;
     }
@@ -479,6 +549,18 @@ fn metadata(meta: &DumpMeta, hz: u64, uuid: &str) -> String {
         )
     } else {
         (hz, "the rings' clock")
+    };
+    // A Linux ring's syscall entries (UnknownSyscall, the number in `word`): `word`
+    // names them, as `tracemark decode` does (`linux=brk`).
+    let word_type = if abi == SyscallAbi::LinuxArm {
+        use tracemark_decoder::syscalls::{name, ARM_PRIVATE_BASE, TABLE_END};
+        let labels: Vec<String> = (0..TABLE_END)
+            .chain(ARM_PRIVATE_BASE..ARM_PRIVATE_BASE + 16)
+            .filter_map(|n| name(n).map(|s| format!("\"{s}\" = {n}")))
+            .collect();
+        format!("enum : uint32_t {{ {} }}", labels.join(", "))
+    } else {
+        "uint32_t".to_string()
     };
     let abi_name = match abi {
         SyscallAbi::Raw => "raw",
@@ -564,7 +646,7 @@ stream {{
 
 event {{
 	name = "KENTRY";
-	id = 0;
+	id = {id_kentry};
 	stream_id = 0;
 	fields := struct {{
 		path_t path;
@@ -573,13 +655,13 @@ event {{
 		uint32_t label;
 		uint8_t fastpath;
 		uint8_t core;
-		uint32_t word;
+		{word_type} word;
 	}};
 }};
 
 event {{
 	name = "KEXIT";
-	id = 1;
+	id = {id_kexit};
 	stream_id = 0;
 	fields := struct {{
 		uint64_t duration;
@@ -591,7 +673,7 @@ event {{
 
 event {{
 	name = "IRQ";
-	id = 2;
+	id = {id_irq};
 	stream_id = 0;
 	fields := struct {{
 		uint32_t irq;
@@ -600,7 +682,7 @@ event {{
 
 event {{
 	name = "FENTRY";
-	id = 3;
+	id = {id_fentry};
 	stream_id = 0;
 	fields := struct {{
 		uint64_hex_t func;
@@ -609,7 +691,7 @@ event {{
 
 event {{
 	name = "FEXIT";
-	id = 4;
+	id = {id_fexit};
 	stream_id = 0;
 	fields := struct {{
 		uint64_hex_t func;
@@ -618,7 +700,7 @@ event {{
 
 event {{
 	name = "USER";
-	id = 5;
+	id = {id_user};
 	stream_id = 0;
 	fields := struct {{
 		uint32_t id;
@@ -629,7 +711,7 @@ event {{
 
 event {{
 	name = "IMAGE";
-	id = 6;
+	id = {id_image};
 	stream_id = 0;
 	fields := struct {{
 		uint64_hex_t base;
@@ -640,7 +722,7 @@ event {{
 
 event {{
 	name = "LOST";
-	id = 7;
+	id = {id_lost};
 	stream_id = 0;
 	fields := struct {{
 		uint64_t count;
@@ -650,7 +732,7 @@ event {{
 
 event {{
 	name = "SWITCH";
-	id = 8;
+	id = {id_switch};
 	stream_id = 0;
 	fields := struct {{
 		uint64_hex_t thread;
@@ -659,7 +741,7 @@ event {{
 
 event {{
 	name = "CLOCKBACK";
-	id = 11;
+	id = {id_clockback};
 	stream_id = 0;
 	fields := struct {{
 		uint64_t back;
@@ -668,6 +750,18 @@ event {{
 "#,
         id = meta.id,
         rings = meta.rings.len(),
+        // Event ids are the format crate's kind codes (the stream writes
+        // `item.event.kind() as u8`); tied by `event_classes_are_the_format_kinds`.
+        id_kentry = Kind::KernelEntry as u8,
+        id_kexit = Kind::KernelExit as u8,
+        id_irq = Kind::Interrupt as u8,
+        id_fentry = Kind::FunctionEntry as u8,
+        id_fexit = Kind::FunctionExit as u8,
+        id_user = Kind::User as u8,
+        id_image = Kind::Image as u8,
+        id_lost = Kind::Lost as u8,
+        id_switch = Kind::ThreadSwitch as u8,
+        id_clockback = Kind::ClockBack as u8,
     );
     s
 }
@@ -675,7 +769,35 @@ event {{
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracemark_format::Kind;
+
+    /// Issue 19.9: one event class per event kind of the format crate, named as
+    /// `tracemark decode` names it, with the kind's wire code as its id (what the
+    /// stream writes in event headers), and none else.
+    #[test]
+    fn event_classes_are_the_format_kinds() {
+        let r = super::super::RingInfo::for_test(0, 1000, SyscallAbi::Sel4);
+        let text = metadata(&DumpMeta::for_test(vec![r], "x", 1), 1000, "u");
+        let classes: Vec<(String, u8)> = text
+            .split("event {")
+            .skip(1)
+            .map(|body| {
+                let field = |key: &str| {
+                    let at = body.find(&format!("\t{key} = ")).unwrap() + key.len() + 4;
+                    body[at..body[at..].find(';').unwrap() + at].to_string()
+                };
+                (
+                    field("name").trim_matches('"').to_string(),
+                    field("id").parse().unwrap(),
+                )
+            })
+            .collect();
+        let kinds: Vec<(String, u8)> = Kind::EVENTS
+            .iter()
+            .map(|k| (k.name().to_string(), *k as u8))
+            .collect();
+        assert_eq!(classes, kinds);
+        assert!(Kind::EVENTS.iter().all(|k| (*k as u8) < EXTENDED));
+    }
 
     #[test]
     fn uuid_is_stable_and_well_formed() {

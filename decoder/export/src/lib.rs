@@ -27,12 +27,21 @@
 //!
 //! A format whose rings are independent (one packet sequence, stream file or partition
 //! per ring) instead runs one sink per ring with [`for_each_ring`] (one dump) or
-//! [`feed`] (the rings of many dumps, largest first, on one pool of threads): each sink
+//! [`feed`] (the rings of many dumps, in the order given, on one pool of threads): each sink
 //! sees `begin` with every ring of its dump, then only its own ring's records, in ring
-//! order, then `finish`, on a thread of the pool. Sinks that write one file send their
-//! output in whole-record chunks through a [`ChunkWriter`] to one writing thread; sinks
-//! that write a file per ring (CTF streams, Parquet partitions) belong to a writer that
-//! finishes the directory once every ring is done.
+//! order, then `finish`, on a thread of a rayon pool. Sinks that write one file send
+//! their output in whole-record chunks through an [`ordered::RingWriter`] to one writing
+//! thread, which writes the rings in ring order (the same bytes with any number of
+//! threads); sinks that write a file per ring (CTF streams, Parquet partitions) belong
+//! to a writer that finishes the directory once every ring is done. A sink waiting for
+//! its turn holds no buffer and no open file, so memory and open files grow with the
+//! number of threads, not of rings.
+//!
+//! # Errors
+//!
+//! Each sink chooses its error type ([`Sink::Error`], a [`SinkError`]; every sink here
+//! returns [`std::io::Error`] naming the file); [`run`] and [`feed`] return it as is.
+//! Context (which input, which command) is the binary's to add.
 //!
 //! # What a sink knows of a dump
 //!
@@ -51,6 +60,7 @@
 pub mod chrome_json;
 pub mod ctf;
 pub mod nesting;
+pub mod ordered;
 pub mod parquet;
 mod parquet_chunk;
 pub mod perfetto;
@@ -101,6 +111,25 @@ impl RingInfo {
             records: 0,
             producer_id: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_exact_ticks_is_where_nanoseconds_stop_fitting() {
+        for hz in [1, 3, 32_768, 48_000_000, 2_500_000_000] {
+            let max = max_exact_ticks(hz);
+            let ns = u128::from(max) * 1_000_000_000 / u128::from(hz);
+            assert!(ns <= u128::from(u64::MAX), "{hz}");
+            if max < u64::MAX {
+                let next = u128::from(max + 1) * 1_000_000_000 / u128::from(hz);
+                assert!(next > u128::from(u64::MAX), "{hz}");
+            }
+        }
+        assert_eq!(max_exact_ticks(0), u64::MAX);
     }
 }
 
@@ -169,12 +198,29 @@ pub fn dump_id(producer_id: u64, hash: u64) -> String {
     format!("{producer_id:016x}-{hash:016x}")
 }
 
+/// An error a [`Sink`] can fail with (ripgrep's `SinkError`): each sink picks its own
+/// typed error, and only the binary adds context to it. Implemented for
+/// [`std::io::Error`], which is what every sink of this crate returns.
+pub trait SinkError: std::error::Error + Send + Sync + Sized + 'static {
+    /// An error made from a message (a sink's own check, no underlying error).
+    fn error_message<T: std::fmt::Display>(message: T) -> Self;
+}
+
+impl SinkError for std::io::Error {
+    fn error_message<T: std::fmt::Display>(message: T) -> Self {
+        std::io::Error::other(message.to_string())
+    }
+}
+
 /// An output format, fed the records of a dump in time order (see the module
 /// documentation for the order and the memory contract).
 pub trait Sink {
+    /// What the sink fails with.
+    type Error: SinkError;
+
     /// Called once, before any record, with every ring of the dump in file order. The
     /// default does nothing (sinks made knowing their ring already).
-    fn begin(&mut self, rings: &[RingInfo]) -> anyhow::Result<()> {
+    fn begin(&mut self, rings: &[RingInfo]) -> Result<(), Self::Error> {
         let _ = rings;
         Ok(())
     }
@@ -182,14 +228,74 @@ pub trait Sink {
     /// Called once per decoded record (`LOST` records included), in time order across
     /// rings. `item.entry` is, for a kernel exit, the entry it closes when the decoder
     /// saw it.
-    fn record(&mut self, item: &Item) -> anyhow::Result<()>;
+    fn record(&mut self, item: &Item) -> Result<(), Self::Error>;
 
     /// Called once after the last record: close what is open, flush, and finish the
     /// output. An error here (or from the other methods) fails the export. The default
     /// does nothing (sinks finished by the writer that owns them).
-    fn finish(&mut self) -> anyhow::Result<()> {
+    fn finish(&mut self) -> Result<(), Self::Error> {
         Ok(())
     }
+}
+
+/// The name of ring `ring`'s track (Perfetto) or thread (Chrome JSON): "CPU n", and, when another ring of the dump is of
+/// the same CPU (concatenated dumps), the ring and its producer, so that the tracks can
+/// be told apart: "CPU 0 (ring 1, producer 0x...)".
+pub fn track_name(rings: &[RingInfo], ring: usize) -> String {
+    let r = &rings[ring];
+    if rings.iter().filter(|o| o.cpu == r.cpu).count() > 1 {
+        format!(
+            "CPU {} (ring {}, producer {:#x})",
+            r.cpu, r.index, r.producer_id
+        )
+    } else {
+        format!("CPU {}", r.cpu)
+    }
+}
+
+/// The Linux syscall a kernel entry of ring ABI `abi` stands for, by number and name, as
+/// `tracemark decode` shows it (`linux=brk`): a [`SyscallAbi::LinuxArm`] ring
+/// (`tracemark import qemu`) records a Linux syscall as an `UnknownSyscall` entry with
+/// the number in its word. `None` for any other entry or ABI, or a number without a
+/// name.
+pub fn linux_syscall(
+    e: tracemark_format::KernelEntry,
+    abi: SyscallAbi,
+) -> Option<(u32, &'static str)> {
+    match (abi, e.path(), e.as_other()) {
+        (SyscallAbi::LinuxArm, tracemark_format::EntryPath::UnknownSyscall, Some(o)) => {
+            tracemark_decoder::syscalls::name(o.word()).map(|n| (o.word(), n))
+        }
+        _ => None,
+    }
+}
+
+/// The largest time in ticks of a `hz` clock whose nanoseconds fit in 64 bits (times
+/// past it are clamped to `u64::MAX` ns by [`ticks_to_ns`]).
+pub fn max_exact_ticks(hz: u64) -> u64 {
+    match hz {
+        0 | 1_000_000_000 => u64::MAX,
+        _ => {
+            u64::try_from(u128::from(u64::MAX) * u128::from(hz) / 1_000_000_000).unwrap_or(u64::MAX)
+        }
+    }
+}
+
+/// The rings of `dump` (by index) whose times, as their block headers give them, pass
+/// [`max_exact_ticks`]: their records are exported at clamped times (a 1 Hz clock past
+/// 2^64 / 10^9 ticks puts them all at one time), which the caller must say. Checked on
+/// each block's base time: records past the limit after the base time of their ring's
+/// last block are clamped without being reported here.
+pub fn ns_overflows(dump: &Dump<'_>) -> Vec<u32> {
+    dump.rings
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            let max = max_exact_ticks(r.clock_hz);
+            r.blocks.iter().any(|b| b.base_ts > max)
+        })
+        .map(|(i, _)| i as u32)
+        .collect()
 }
 
 /// What [`run`] reports.
@@ -226,17 +332,17 @@ pub fn ring_infos(dump: &Dump<'_>) -> Vec<RingInfo> {
 
 /// Feeds every record of `dump` to `sink` (see the module documentation), telling
 /// `progress` how many records were handed over, batch by batch.
-pub fn run(
+pub fn run<S: Sink + ?Sized>(
     dump: &Dump<'_>,
-    sink: &mut dyn Sink,
+    sink: &mut S,
     progress: &dyn Fn(u64),
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, S::Error> {
     let infos = ring_infos(dump);
     sink.begin(&infos)?;
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(AHEAD);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<Item>>();
     let mut records = 0u64;
-    let warnings = std::thread::scope(|s| -> anyhow::Result<Vec<Warning>> {
+    let warnings = std::thread::scope(|s| -> Result<Vec<Warning>, S::Error> {
         // Owned here so that an early return closes the channel and the decoding
         // thread, blocked on a full channel, stops.
         let full_rx = full_rx;
@@ -274,9 +380,11 @@ pub fn run(
             // The decoder may be gone already; the batch is then dropped here.
             let _ = empty_tx.send(batch);
         }
-        decoder
+        // A panic of the decoding thread is a bug: passed on as a panic, not made
+        // into an error.
+        Ok(decoder
             .join()
-            .map_err(|_| anyhow::anyhow!("the decoding thread panicked"))
+            .unwrap_or_else(|p| std::panic::resume_unwind(p)))
     })?;
     sink.finish()?;
     Ok(Outcome { records, warnings })
@@ -297,14 +405,15 @@ pub struct Job<'a, 'd, S> {
 }
 
 /// Feeds every ring of `dump` to its sink (`sinks[i]` gets ring `i`), rings in
-/// parallel on up to `threads` threads (see the module documentation).
+/// parallel on up to `threads` threads, started in ring order (see the module
+/// documentation).
 pub fn for_each_ring<S: Sink + Send>(
     dump: &Dump<'_>,
     rings: &[RingInfo],
     sinks: &mut [S],
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, S::Error> {
     let jobs = sinks
         .iter_mut()
         .enumerate()
@@ -322,95 +431,89 @@ pub fn for_each_ring<S: Sink + Send>(
     Ok(Outcome { records, warnings })
 }
 
-/// Runs every job: [`Sink::begin`] with the job's dump's rings, its ring's records in
-/// ring order, [`Sink::finish`]; one job per thread at a time, at most `threads`
-/// threads, largest rings first, so that many dumps share one pool. `progress` is told
-/// how many records were handled. Returns the records handled and the decoding
-/// warnings (corrupt blocks) with their job's tag. The first error stops the others.
-pub fn feed<S: Sink + Send>(
-    mut jobs: Vec<Job<'_, '_, S>>,
-    threads: usize,
+/// What [`run_job`] and [`feed`] return: the records handled and the decoding warnings
+/// (corrupt blocks), each with its job's tag.
+pub type Handled = (u64, Vec<(usize, Warning)>);
+
+/// Runs one job: [`Sink::begin`] with the job's dump's rings, its ring's records in ring
+/// order, [`Sink::finish`]. `progress` is told how many records were handled, every
+/// 2^16 and at the end. Returns the records handled and the decoding warnings with the
+/// job's tag.
+pub fn run_job<S: Sink>(
+    job: Job<'_, '_, S>,
     progress: &(dyn Fn(u64) + Sync),
-) -> anyhow::Result<(u64, Vec<(usize, Warning)>)> {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+) -> Result<Handled, S::Error> {
     const TICK: u64 = 1 << 16;
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.dump.rings[j.ring as usize].record_bytes()));
-    let n = jobs.len();
-    let next = std::sync::Mutex::new(jobs.into_iter());
-    let failed = AtomicBool::new(false);
-    let records = AtomicU64::new(0);
-    let work = || -> anyhow::Result<Vec<(usize, Warning)>> {
-        let mut warnings = Vec::new();
-        loop {
-            if failed.load(Ordering::Relaxed) {
-                return Ok(warnings);
-            }
-            let Some(job) = next.lock().ok().and_then(|mut it| it.next()) else {
-                return Ok(warnings);
-            };
-            let mut one = || -> anyhow::Result<()> {
-                job.sink.begin(job.rings)?;
-                let mut cursor = RingCursor::new(job.dump, job.ring, 0);
-                let mut pending = 0u64;
-                for item in cursor.by_ref() {
-                    job.sink.record(&item)?;
-                    pending += 1;
-                    if pending == TICK {
-                        progress(pending);
-                        records.fetch_add(pending, Ordering::Relaxed);
-                        pending = 0;
-                    }
-                }
-                progress(pending);
-                records.fetch_add(pending, Ordering::Relaxed);
-                job.sink.finish()?;
-                warnings.extend(cursor.warnings.drain(..).map(|w| (job.tag, w)));
-                Ok(())
-            };
-            if let Err(e) = one() {
-                failed.store(true, Ordering::Relaxed);
-                return Err(e);
-            }
+    job.sink.begin(job.rings)?;
+    let mut cursor = RingCursor::new(job.dump, job.ring, 0);
+    let (mut pending, mut total) = (0u64, 0u64);
+    for item in cursor.by_ref() {
+        job.sink.record(&item)?;
+        pending += 1;
+        if pending == TICK {
+            progress(pending);
+            total += pending;
+            pending = 0;
         }
-    };
-    let threads = threads.clamp(1, n.max(1));
-    let mut warnings = Vec::new();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-        let mine = work();
-        let mut first_err = None;
-        for h in handles {
-            match h.join() {
-                Ok(Ok(w)) => warnings.extend(w),
-                Ok(Err(e)) => first_err = first_err.or(Some(e)),
-                Err(_) => {
-                    first_err = first_err.or(Some(anyhow::anyhow!("an export thread panicked")))
-                }
-            }
-        }
-        match mine {
-            Ok(w) => warnings.extend(w),
-            Err(e) => first_err = first_err.or(Some(e)),
-        }
-        first_err.map_or(Ok(()), Err)
-    })?;
-    Ok((records.into_inner(), warnings))
+    }
+    progress(pending);
+    total += pending;
+    job.sink.finish()?;
+    let tag = job.tag;
+    Ok((total, cursor.warnings.drain(..).map(|w| (tag, w)).collect()))
 }
 
-/// A [`std::io::Write`] that sends every write, as one chunk, to a channel: sinks
-/// running per ring ([`for_each_ring`]) that write whole records per write share one
-/// output file this way, its writing thread receiving the chunks.
-pub struct ChunkWriter(pub std::sync::mpsc::SyncSender<Vec<u8>>);
-
-impl std::io::Write for ChunkWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.send(buf.to_vec()).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the output writer stopped")
-        })?;
-        Ok(buf.len())
+/// Runs every job ([`run_job`]) on a rayon pool of `threads` threads, started in the
+/// order given (callers that want the largest first sort them), so that many dumps
+/// share one pool. `progress` is told how many records were handled. Returns the
+/// records handled and the decoding warnings (corrupt blocks) with their job's tag, in
+/// job order. The first error (in job order) is returned, and stops the jobs not yet
+/// started.
+pub fn feed<S: Sink + Send>(
+    jobs: Vec<Job<'_, '_, S>>,
+    threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Handled, S::Error> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    type Done<E> = Mutex<Option<Result<Handled, E>>>;
+    let n = jobs.len();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.clamp(1, n.max(1)))
+        .thread_name(|i| format!("tracemark-export-{i}"))
+        .build()
+        .unwrap_or_else(|e| panic!("cannot start the export threads: {e}"));
+    let failed = AtomicBool::new(false);
+    // One slot per job, filled by its thread: the results in job order whatever the
+    // order the jobs end in.
+    let results: Vec<Done<S::Error>> = (0..n).map(|_| Mutex::new(None)).collect();
+    pool.scope_fifo(|scope| {
+        for (job, slot) in jobs.into_iter().zip(&results) {
+            let failed = &failed;
+            scope.spawn_fifo(move |_| {
+                if failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let r = run_job(job, progress);
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            });
+        }
+    });
+    let mut records = 0;
+    let mut warnings = Vec::new();
+    for slot in results {
+        match slot.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(Ok((r, w))) => {
+                records += r;
+                warnings.extend(w);
+            }
+            Some(Err(e)) => return Err(e),
+            // Not started: an earlier or later job failed; its error is in its slot.
+            None => {}
+        }
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    Ok((records, warnings))
 }

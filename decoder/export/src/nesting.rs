@@ -5,11 +5,18 @@
 //! above it (a function whose exit was lost); a function exit never closes a kernel
 //! slice; an exit with nothing to close is an orphan (shown as an instant). Slices
 //! still open at the end are closed by the sink at the ring's last time. The stack is
-//! at most [`MAX_DEPTH`] deep: deeper entries become instants, and so do their exits,
-//! so memory stays bounded on hostile input.
+//! at most [`MAX_DEPTH`] deep, and holds at most [`MAX_FUNCTION_DEPTH`] function
+//! slices: deeper entries become instants, and so do their exits, so memory stays
+//! bounded on hostile input, and function entries whose exits were never recorded (a
+//! `tracemark import qemu` dump records calls, not returns) make a staircase at most
+//! [`MAX_FUNCTION_DEPTH`] deep rather than one level per call.
 
 /// Deepest slice nesting kept per ring.
 pub const MAX_DEPTH: usize = 1024;
+
+/// Most function slices open at once on a ring (the 65th nested function entry is an
+/// instant). Deeper real call chains lose their slices beyond it, shown as instants.
+pub const MAX_FUNCTION_DEPTH: usize = 64;
 
 /// A slice open on a ring's track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +40,8 @@ pub enum Close {
 #[derive(Debug, Clone, Default)]
 pub struct Nesting {
     stack: Vec<Open>,
+    /// Function slices in `stack`.
+    functions: usize,
     kernel_overflow: u64,
     function_overflow: u64,
 }
@@ -41,15 +50,31 @@ impl Nesting {
     /// Opens `o`: `true` if it is a slice, `false` if it is too deep and must be shown
     /// as an instant.
     pub fn open(&mut self, o: Open) -> bool {
-        if self.stack.len() >= MAX_DEPTH {
+        let too_many_functions =
+            matches!(o, Open::Function(_)) && self.functions >= MAX_FUNCTION_DEPTH;
+        if self.stack.len() >= MAX_DEPTH || too_many_functions {
             match o {
                 Open::Kernel => self.kernel_overflow += 1,
                 Open::Function(_) => self.function_overflow += 1,
             }
             return false;
         }
+        if matches!(o, Open::Function(_)) {
+            self.functions += 1;
+        }
         self.stack.push(o);
         true
+    }
+
+    /// Pops the slices from `at` up.
+    fn close_from(&mut self, at: usize) -> Close {
+        let n = self.stack.len() - at;
+        self.functions -= self.stack[at..]
+            .iter()
+            .filter(|o| matches!(o, Open::Function(_)))
+            .count();
+        self.stack.truncate(at);
+        Close::Ends(n)
     }
 
     /// A kernel exit.
@@ -59,11 +84,7 @@ impl Nesting {
             return Close::Orphan;
         }
         match self.stack.iter().rposition(|o| *o == Open::Kernel) {
-            Some(at) => {
-                let n = self.stack.len() - at;
-                self.stack.truncate(at);
-                Close::Ends(n)
-            }
+            Some(at) => self.close_from(at),
             None => Close::Orphan,
         }
     }
@@ -76,11 +97,7 @@ impl Nesting {
             .rposition(|o| *o == Open::Function(func))
             .filter(|&p| self.stack[p + 1..].iter().all(|o| *o != Open::Kernel));
         match pos {
-            Some(at) => {
-                let n = self.stack.len() - at;
-                self.stack.truncate(at);
-                Close::Ends(n)
-            }
+            Some(at) => self.close_from(at),
             None => {
                 self.function_overflow = self.function_overflow.saturating_sub(1);
                 Close::Orphan
@@ -92,6 +109,7 @@ impl Nesting {
     pub fn drain(&mut self) -> usize {
         let n = self.stack.len();
         self.stack.clear();
+        self.functions = 0;
         n
     }
 
@@ -120,6 +138,22 @@ mod tests {
         assert_eq!(n.close_kernel(), Close::Orphan);
         assert_eq!(n.close_function(1), Close::Ends(1));
         assert_eq!(n.depth(), 0);
+    }
+
+    /// Function entries without exits (an imported dump's calls): at most
+    /// MAX_FUNCTION_DEPTH slices, the rest instants; kernel slices still open above
+    /// them, and closing the outer ones makes room again.
+    #[test]
+    fn function_entries_without_exits_stop_at_the_function_depth() {
+        let mut n = Nesting::default();
+        assert!(n.open(Open::Function(0)));
+        let opened = (1..170u64).filter(|f| n.open(Open::Function(*f))).count();
+        assert_eq!(opened + 1, MAX_FUNCTION_DEPTH);
+        assert!(n.open(Open::Kernel));
+        assert_eq!(n.close_kernel(), Close::Ends(1));
+        assert_eq!(n.close_function(0), Close::Ends(MAX_FUNCTION_DEPTH));
+        assert!(n.open(Open::Function(1)));
+        assert_eq!(n.depth(), 1);
     }
 
     #[test]

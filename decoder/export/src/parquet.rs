@@ -26,24 +26,49 @@
 //!
 //! | column | type | for |
 //! |---|---|---|
-//! | `ts` | uint64 | every record: time in ticks |
-//! | `time_ns` | int64, null if the clock frequency is unknown | time in ns |
-//! | `n` | uint64, null for LOST | the record number on its CPU |
+//! | `ts` | int64 | every record: time in ticks |
+//! | `time_ns` | int64, null if the clock frequency is unknown or the time past 2^63 ns | time in ns |
+//! | `n` | int64, null for LOST | the record number on its CPU |
 //! | `kind` | string | `KENTRY`, `KEXIT`, `IRQ`, `FENTRY`, `FEXIT`, `USER`, `IMAGE`, `LOST`, `SWITCH`, `CLOCKBACK` |
 //! | `path` | string | KENTRY; KEXIT whose entry is known |
 //! | `syscall`, `syscall_name` | uint8, string | syscall KENTRY; KEXIT closing one |
 //! | `cap`, `cap_name`, `label`, `fastpath` | uint8, string, uint32, bool | syscall KENTRY |
 //! | `core`, `word` | uint8, uint32 | other KENTRY (`word`: IRQ number, fault type) |
-//! | `duration_ticks`, `duration_ns` | uint64, int64 | KEXIT with a measured duration |
+//! | `duration_ticks`, `duration_ns` | int64, int64 | KEXIT with a measured duration |
 //! | `exit_note` | string | KEXIT without one: `no entry`, `nesting overflow` |
 //! | `irq` | uint32 | IRQ |
-//! | `func`, `symbol` | uint64, string | FENTRY, FEXIT (`symbol` when a [`Symbols`] is given) |
+//! | `func`, `symbol` | uint64, string | FENTRY, FEXIT (`symbol` when a [`FunctionNames`] is given) |
 //! | `user_id`, `payload` | uint32, binary | USER |
 //! | `thread` | uint64 | SWITCH: the thread that runs next (seL4: its TCB address) |
-//! | `back` | uint64 | CLOCKBACK: ticks the clock stepped back (`ts` is the new reading) |
+//! | `back` | int64 | CLOCKBACK: ticks the clock stepped back (`ts` is the new reading) |
 //!
 //! Names (`syscall_name`, `cap_name`) follow the ring header's syscall ABI and are null
-//! where it has none.
+//! where it has none. A Linux ring (`tracemark import qemu`) names its syscalls in
+//! `syscall_name` (`brk`), as `tracemark decode` does (`linux=brk`); their numbers are in
+//! `word`.
+//!
+//! # Signed and unsigned columns
+//!
+//! Times, record numbers, durations, clock steps and counts are signed 64-bit
+//! (`int64`, no unsigned annotation), so that SQL arithmetic on them (`ts - lag(ts)`)
+//! does not overflow in DuckDB and Spark reads them as `bigint`, not `decimal(20,0)`
+//! (a value of 2^63 or more, which no real clock reaches, would read negative).
+//! Identifiers and addresses (`func`, `thread`, `base`, `image_id`, `producer_id`)
+//! stay unsigned. Files written before this change (without the `tracemark.schema`
+//! key, see [`SCHEMA_VERSION`]) had every integer unsigned: a query that casts them
+//! (`CAST(ts AS BIGINT)`) reads both.
+//!
+//! # A CPU with two rings
+//!
+//! Concatenated dumps can hold two rings of one CPU: both are under `cpu=<n>`, the
+//! second one's files named `ring<i>-part-<k>.parquet` (`i`: its ring index), so that
+//! every file is at the same depth and `hive_partitioning` reads them all.
+//!
+//! # Empty tables
+//!
+//! A dump with no IMAGE (or no LOST) record still gets one `images` (`lost`) file,
+//! with no rows, under its first ring's CPU, so that a query of the table finds it
+//! rather than failing with "No files found".
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -63,7 +88,7 @@ use parquet::schema::types::{ColumnPath, Type};
 use tracemark_format::record::ExitDuration;
 use tracemark_format::{EntryPath, Event, KernelEntry, Kind, SyscallAbi};
 
-use super::parquet_chunk::{Bitmap, ChunkWriter, Values};
+use super::parquet_chunk::{Bitmap, ColumnChunkEncoder, Values};
 use super::{DumpMeta, RingInfo, Sink};
 use tracemark_decoder::merge::Item;
 
@@ -73,16 +98,16 @@ pub const ROW_GROUP_ROWS: usize = 256 << 10;
 pub const PART_ROWS: u64 = 16 << 20;
 
 /// Function names for the `symbol` column (the `--elf` resolver implements it).
-pub trait Symbols: Send + Sync {
+pub trait FunctionNames: Send + Sync {
     /// The name of function id or address `func`, if known.
     fn name(&self, func: u64) -> Option<String>;
 }
 
 const RECORDS_SCHEMA: &str = "
 message records {
-  required int64 ts (INTEGER(64,false));
+  required int64 ts;
   optional int64 time_ns;
-  optional int64 n (INTEGER(64,false));
+  optional int64 n;
   required binary kind (STRING);
   optional binary path (STRING);
   optional int32 syscall (INTEGER(8,false));
@@ -93,7 +118,7 @@ message records {
   optional boolean fastpath;
   optional int32 core (INTEGER(8,false));
   optional int32 word (INTEGER(32,false));
-  optional int64 duration_ticks (INTEGER(64,false));
+  optional int64 duration_ticks;
   optional int64 duration_ns;
   optional binary exit_note (STRING);
   optional int32 irq (INTEGER(32,false));
@@ -102,36 +127,36 @@ message records {
   optional int32 user_id (INTEGER(32,false));
   optional binary payload;
   optional int64 thread (INTEGER(64,false));
-  optional int64 back (INTEGER(64,false));
+  optional int64 back;
 }";
 
 const IMAGES_SCHEMA: &str = "
 message images {
-  required int64 ts (INTEGER(64,false));
+  required int64 ts;
   optional int64 time_ns;
   required int64 base (INTEGER(64,false));
-  required int64 size (INTEGER(64,false));
+  required int64 size;
   required int64 image_id (INTEGER(64,false));
 }";
 
 const LOST_SCHEMA: &str = "
 message lost {
-  required int64 ts (INTEGER(64,false));
+  required int64 ts;
   optional int64 time_ns;
-  required int64 count (INTEGER(64,false));
-  required int64 since (INTEGER(64,false));
+  required int64 count;
+  required int64 since;
 }";
 
 const RINGS_SCHEMA: &str = "
 message rings {
-  required int32 ring (INTEGER(32,false));
-  required int32 cpu (INTEGER(32,false));
-  required int64 clock_hz (INTEGER(64,false));
+  required int32 ring;
+  required int32 cpu;
+  required int64 clock_hz;
   required int64 producer_id (INTEGER(64,false));
   required binary syscall_abi (STRING);
-  required int64 overwritten (INTEGER(64,false));
-  required int64 dropped (INTEGER(64,false));
-  required int64 records (INTEGER(64,false));
+  required int64 overwritten;
+  required int64 dropped;
+  required int64 records;
 }";
 
 fn perr(path: &Path, e: ParquetError) -> io::Error {
@@ -147,8 +172,16 @@ fn schema(text: &str) -> Arc<Type> {
     Arc::new(parse_message_type(text).unwrap_or_else(|e| panic!("bad built-in schema: {e}")))
 }
 
+/// The schema version, in every file's key-value metadata as `tracemark.schema`: 2
+/// since times, numbers, durations and counts are signed (1, without the key, before).
+pub const SCHEMA_VERSION: &str = "2";
+
 fn properties() -> Arc<WriterProperties> {
     let mut b = WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+            "tracemark.schema".to_string(),
+            SCHEMA_VERSION.to_string(),
+        )]))
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_statistics_enabled(EnabledStatistics::None)
         .set_write_batch_size(WRITE_BATCH)
@@ -249,6 +282,11 @@ struct Names {
     syscalls: Dict,
     caps: Dict,
     notes: Dict,
+    /// A `LinuxArm` ring (`tracemark import qemu`): `syscall_name` holds the Linux
+    /// names of its entries ([`crate::linux_syscall`]; hundreds, more than a byte of
+    /// dictionary codes), as plain strings, and `syscall` stays null (the number is in
+    /// `word`).
+    linux: bool,
 }
 
 /// Codes of `exit_note`.
@@ -270,6 +308,7 @@ impl Names {
             syscalls: Dict::new((0..16).map(|i| abi.syscall_name(i))),
             caps: Dict::new((0..32).map(|i| abi.cap_name(i))),
             notes: Dict::new([Some("no entry"), Some("nesting overflow")]),
+            linux: abi == SyscallAbi::LinuxArm,
         }
     }
 }
@@ -324,7 +363,7 @@ impl Sparse {
 
 /// The columns of a row group of the records table, being filled. `ts`, `time_ns` and
 /// `n` go through `parquet`'s column writers (delta encoding, statistics); the others
-/// are encoded by [`ChunkWriter`].
+/// are encoded by [`ColumnChunkEncoder`].
 #[derive(Default)]
 struct Records {
     ts: Vec<i64>,
@@ -395,14 +434,14 @@ impl Records {
     fn write(
         &self,
         w: &mut SerializedFileWriter<File>,
-        chunks: &mut ChunkWriter,
+        chunks: &mut ColumnChunkEncoder,
         names: &Names,
     ) -> Result<(), ParquetError> {
         let n = self.ts.len();
         let descr = w.schema_descr().columns().to_vec();
         let mut rg = w.next_row_group()?;
         // Chunk statistics of the time and number columns, for readers to skip row
-        // groups by time (`ts` and `n` are unsigned, `time_ns` signed).
+        // groups by time (all three signed).
         let stats = |v: &[i64], unsigned: bool| {
             let flip = if unsigned { i64::MIN } else { 0 };
             let (lo, hi) = v.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &x| {
@@ -415,9 +454,9 @@ impl Records {
             }
         };
         let mut stats = [
-            Some(stats(&self.ts, true)),
+            Some(stats(&self.ts, false)),
             Some(stats(&self.time_ns.values, false)),
-            Some(stats(&self.n.values, true)),
+            Some(stats(&self.n.values, false)),
         ]
         .into_iter();
         fn dict<'a>(d: &'a Dict, codes: &'a [u8]) -> Values<'a> {
@@ -442,7 +481,11 @@ impl Records {
             (None, dict(&names.kinds, &self.kind)),
             coded(&self.path, &names.paths),
             plain(&self.syscall),
-            coded(&self.syscall_name, &names.syscalls),
+            if names.linux {
+                plain(&self.syscall_name)
+            } else {
+                coded(&self.syscall_name, &names.syscalls)
+            },
             plain(&self.cap),
             coded(&self.cap_name, &names.caps),
             plain(&self.label),
@@ -487,13 +530,12 @@ impl Records {
 
 /// `ticks` in ns at `hz` (`None` if `hz` is 0; saturating).
 #[inline(always)]
+/// `ticks` in ns; `None` (null) when the clock is unknown or the time does not fit in
+/// an `int64` (never clamped: a clamped time would be a wrong one).
 fn ns(ticks: u64, hz: u64) -> Option<i64> {
     match hz {
         0 => None,
-        1_000_000_000 => Some(ticks as i64),
-        _ => {
-            Some((u128::from(ticks) * 1_000_000_000 / u128::from(hz)).min(i64::MAX as u128) as i64)
-        }
+        _ => i64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(hz)).ok(),
     }
 }
 
@@ -565,8 +607,9 @@ impl Side {
         Ok(())
     }
 
-    /// Writes the last rows and closes the file; returns its size (0: no rows).
-    fn finish(mut self) -> io::Result<u64> {
+    /// Writes the last rows and closes the file; returns its size (0: no rows). Called
+    /// once.
+    fn finish(&mut self) -> io::Result<u64> {
         let path = self.path.clone();
         let mut done = || -> Result<(), ParquetError> {
             self.flush()?;
@@ -576,6 +619,7 @@ impl Side {
             Ok(())
         };
         done().map_err(|e| perr(&path, e))?;
+        self.rows = Vec::new();
         Ok(std::fs::metadata(&path).map_or(0, |m| m.len()))
     }
 }
@@ -597,11 +641,17 @@ pub struct ParquetPartition {
     dir: PathBuf,
     meta: RingInfo,
     names: Names,
-    symbols: Option<Arc<dyn Symbols>>,
+    symbols: Option<Arc<dyn FunctionNames>>,
     symbol_cache: HashMap<u64, Option<Box<str>>>,
-    chunks: ChunkWriter,
-    cols: Records,
+    /// Made at the first rows and dropped when the ring is done (about 0.6 MB: a
+    /// partition waiting for its turn, or done, holds none of it).
+    chunks: Option<ColumnChunkEncoder>,
+    cols: Option<Box<Records>>,
+    /// File names of the records table: `part-<k>.parquet`, or
+    /// `ring<i>-part-<k>.parquet` for the second ring of a CPU.
+    prefix: String,
     writer: Option<(PathBuf, SerializedFileWriter<File>)>,
+    closed: bool,
     rows_in_part: u64,
     summary: PartitionSummary,
     images: Side,
@@ -612,9 +662,10 @@ pub struct ParquetPartition {
 
 impl ParquetPartition {
     fn open_part(&mut self) -> io::Result<()> {
-        let path = self
-            .dir
-            .join(format!("part-{}.parquet", self.summary.parts));
+        let path = self.dir.join(format!(
+            "{}part-{}.parquet",
+            self.prefix, self.summary.parts
+        ));
         let file = File::create(&path).map_err(|e| ioerr(&path, e))?;
         let w = SerializedFileWriter::new(file, self.schema.clone(), self.props.clone())
             .map_err(|e| perr(&path, e))?;
@@ -633,39 +684,64 @@ impl ParquetPartition {
     }
 
     fn flush_rows(&mut self) -> io::Result<()> {
-        if self.cols.len() == 0 {
+        let rows = self.cols.as_ref().map_or(0, |c| c.len());
+        if rows == 0 {
             return Ok(());
         }
         if self.writer.is_none() {
             self.open_part()?;
         }
-        if let Some((path, w)) = &mut self.writer {
-            self.cols
-                .write(w, &mut self.chunks, &self.names)
+        if let (Some((path, w)), Some(cols)) = (&mut self.writer, &mut self.cols) {
+            let chunks = match &mut self.chunks {
+                Some(c) => c,
+                None => self
+                    .chunks
+                    .insert(ColumnChunkEncoder::new().map_err(|e| perr(path, e))?),
+            };
+            cols.write(w, chunks, &self.names)
                 .map_err(|e| perr(path, e))?;
+            cols.clear();
         }
-        self.rows_in_part += self.cols.len() as u64;
-        self.cols.clear();
+        self.rows_in_part += rows as u64;
         if self.rows_in_part >= PART_ROWS {
             self.close_part()?;
         }
         Ok(())
     }
 
-    /// Writes the last row group and the side tables; returns what was written.
-    pub fn finish(mut self) -> io::Result<PartitionSummary> {
+    /// Writes the last row group and the side tables (once), and frees the buffers.
+    fn close(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
         self.flush_rows()?;
         self.close_part()?;
         self.summary.bytes += self.images.finish()?;
         self.summary.bytes += self.lost.finish()?;
+        self.cols = None;
+        self.chunks = None;
+        Ok(())
+    }
+
+    /// Writes the last row group and the side tables; returns what was written.
+    pub fn finish(mut self) -> io::Result<PartitionSummary> {
+        self.close()?;
         Ok(self.summary)
     }
 }
 
 impl Sink for ParquetPartition {
+    type Error = io::Error;
+
     #[inline]
-    fn record(&mut self, item: &Item) -> anyhow::Result<()> {
-        Ok(ParquetPartition::record(self, item)?)
+    fn record(&mut self, item: &Item) -> io::Result<()> {
+        ParquetPartition::record(self, item)
+    }
+
+    /// Closes the ring's files (last row group, side tables) and frees its buffers.
+    fn finish(&mut self) -> io::Result<()> {
+        self.close()
     }
 }
 
@@ -675,7 +751,7 @@ impl ParquetPartition {
     pub fn record(&mut self, item: &Item) -> io::Result<()> {
         let hz = self.meta.clock_hz;
         let names = &self.names;
-        let c = &mut self.cols;
+        let c = self.cols.get_or_insert_with(Box::default);
         let row = c.ts.len();
         c.ts.push(item.ts as i64);
         c.time_ns.opt(row, ns(item.ts, hz));
@@ -693,6 +769,12 @@ impl ParquetPartition {
                 }
                 Some(s)
             } else {
+                if names.linux {
+                    // The column is plain strings for a LinuxArm ring (see `Names`).
+                    if let Some((_, name)) = super::linux_syscall(e, SyscallAbi::LinuxArm) {
+                        c.syscall_name.binary(row, name.as_bytes());
+                    }
+                }
                 None
             }
         };
@@ -733,7 +815,7 @@ impl ParquetPartition {
                         .entry(*func)
                         .or_insert_with(|| symbols.name(*func).map(String::into_boxed_str));
                     if let Some(name) = name {
-                        self.cols.symbol.binary(row, name.as_bytes());
+                        c.symbol.binary(row, name.as_bytes());
                     }
                 }
             }
@@ -747,7 +829,11 @@ impl ParquetPartition {
             Event::ClockBack { back } => c.back.opt(row, Some(*back as i64)),
         }
         self.summary.rows += 1;
-        if self.cols.len() >= ROW_GROUP_ROWS {
+        if self
+            .cols
+            .as_ref()
+            .is_some_and(|c| c.len() >= ROW_GROUP_ROWS)
+        {
             self.flush_rows()?;
         }
         Ok(())
@@ -757,6 +843,12 @@ impl ParquetPartition {
 /// The Parquet tables of one dump under `DIR`: one [`ParquetPartition`] per ring.
 pub struct ParquetDump {
     parts: Vec<ParquetPartition>,
+    /// The output directory, and the temporary one the dump's tables are written in.
+    out: PathBuf,
+    tmp: tempfile::TempDir,
+    /// `tmp`'s path and the dump id, for the empty side tables.
+    dir: PathBuf,
+    id: String,
     rings_path: PathBuf,
     rings: Vec<RingInfo>,
 }
@@ -767,36 +859,43 @@ pub fn dump_dir(dir: &Path, table: &str, id: &str) -> PathBuf {
 }
 
 impl ParquetDump {
-    /// Prepares the partitions of the dump of `meta` under `dir`, replacing the files
-    /// an earlier export of the same dump left there. `symbols` fills the `symbol`
-    /// column.
-    pub fn new(dir: &Path, meta: &DumpMeta, symbols: Option<Arc<dyn Symbols>>) -> io::Result<Self> {
-        for table in ["records", "images", "lost", "rings"] {
-            let d = dump_dir(dir, table, &meta.id);
-            match std::fs::remove_dir_all(&d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(ioerr(&d, e)),
-            }
-        }
+    /// Prepares the partitions of the dump of `meta` under `dir`. They are written into
+    /// a temporary directory in `dir` (`tempfile::TempDir`, `.tracemark-parquet-*`, which
+    /// the tables' globs do not reach) and moved into place by [`ParquetDump::finish`],
+    /// replacing the files an earlier export of the same dump left there: a failed or
+    /// killed export leaves the earlier one whole and no partial partition behind.
+    /// `symbols` fills the `symbol` column.
+    pub fn new(
+        out: &Path,
+        meta: &DumpMeta,
+        symbols: Option<Arc<dyn FunctionNames>>,
+    ) -> io::Result<Self> {
+        std::fs::create_dir_all(out).map_err(|e| ioerr(out, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".tracemark-parquet-")
+            .tempdir_in(out)
+            .map_err(|e| ioerr(out, e))?;
+        let tmp_path = tmp.path().to_path_buf();
+        let dir = tmp_path.as_path();
         let props = properties();
         let schema = schema(RECORDS_SCHEMA);
         let mut parts = Vec::with_capacity(meta.rings.len());
         for (i, r) in meta.rings.iter().enumerate() {
-            // Two rings of one CPU (concatenated dumps) would share a partition: the
-            // second one gets its own part numbers through a separate directory name.
-            let cpu_dir = if meta.rings[..i].iter().any(|o| o.cpu == r.cpu) {
-                format!("cpu={}/ring{i}", r.cpu)
+            // Two rings of one CPU (concatenated dumps) share the CPU's partition
+            // directory (every file at the same depth, for hive partitioning); the
+            // second one's files are named after its ring.
+            let cpu_dir = format!("cpu={}", r.cpu);
+            let prefix = if meta.rings[..i].iter().any(|o| o.cpu == r.cpu) {
+                format!("ring{i}-")
             } else {
-                format!("cpu={}", r.cpu)
+                String::new()
             };
             let d = dump_dir(dir, "records", &meta.id).join(&cpu_dir);
             std::fs::create_dir_all(&d).map_err(|e| ioerr(&d, e))?;
-            let chunks = ChunkWriter::new().map_err(|e| perr(&d, e))?;
             let side = |table: &str, schema: &'static str, values: usize| {
                 let path = dump_dir(dir, table, &meta.id)
                     .join(&cpu_dir)
-                    .join("part-0.parquet");
+                    .join(format!("{prefix}part-0.parquet"));
                 Side::new(path, schema, values, r.clock_hz)
             };
             parts.push(ParquetPartition {
@@ -805,19 +904,25 @@ impl ParquetDump {
                 names: Names::new(r.abi),
                 symbols: symbols.clone(),
                 symbol_cache: HashMap::new(),
-                chunks,
-                cols: Records::default(),
+                chunks: None,
+                cols: None,
                 writer: None,
+                closed: false,
                 rows_in_part: 0,
                 summary: PartitionSummary::default(),
                 images: side("images", IMAGES_SCHEMA, 3),
                 lost: side("lost", LOST_SCHEMA, 2),
+                prefix,
                 props: props.clone(),
                 schema: schema.clone(),
             });
         }
         Ok(ParquetDump {
             parts,
+            out: out.to_path_buf(),
+            tmp,
+            dir: dir.to_path_buf(),
+            id: meta.id.clone(),
             rings_path: dump_dir(dir, "rings", &meta.id).join("part-0.parquet"),
             rings: meta.rings.clone(),
         })
@@ -850,6 +955,15 @@ impl ParquetDump {
             sum.rows += s.rows;
             sum.parts += s.parts;
             sum.bytes += s.bytes;
+        }
+        // Side tables with no rows exist all the same (see the module documentation).
+        let first_cpu = self.rings.first().map_or(0, |r| r.cpu);
+        for (table, text) in [("images", IMAGES_SCHEMA), ("lost", LOST_SCHEMA)] {
+            let d = dump_dir(&self.dir, table, &self.id);
+            if !d.exists() {
+                let path = d.join(format!("cpu={first_cpu}")).join("part-0.parquet");
+                sum.bytes += empty_table(&path, text)?;
+            }
         }
         let path = &self.rings_path;
         if let Some(d) = path.parent() {
@@ -891,8 +1005,39 @@ impl ParquetDump {
         };
         write().map_err(|e| perr(path, e))?;
         sum.bytes += std::fs::metadata(path).map_or(0, |m| m.len());
+        // In place: each table's `dump=<id>` directory replaces the earlier export's.
+        for table in ["records", "images", "lost", "rings"] {
+            let from = dump_dir(&self.dir, table, &self.id);
+            let to = dump_dir(&self.out, table, &self.id);
+            match std::fs::remove_dir_all(&to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ioerr(&to, e)),
+            }
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| ioerr(parent, e))?;
+            }
+            std::fs::rename(&from, &to).map_err(|e| ioerr(&to, e))?;
+        }
+        // What is left of the temporary directory (its emptied table directories) goes
+        // with it.
+        drop(self.tmp);
         Ok(sum)
     }
+}
+
+/// Writes a file of table `schema` with no rows at `path`; returns its size.
+fn empty_table(path: &Path, schema_text: &'static str) -> io::Result<u64> {
+    let write = || -> Result<(), ParquetError> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let file = File::create(path)?;
+        SerializedFileWriter::new(file, schema(schema_text), properties())?.close()?;
+        Ok(())
+    };
+    write().map_err(|e| perr(path, e))?;
+    Ok(std::fs::metadata(path).map_or(0, |m| m.len()))
 }
 
 #[cfg(test)]
@@ -1046,7 +1191,10 @@ mod tests {
             let has = |f: String| assert!(row.contains(&f), "{f} not in {row:?}");
             has(format!("ts={ts}"));
             has(format!("func={func}"));
-            has(format!("time_ns={}", ns(*ts, 3).unwrap()));
+            match ns(*ts, 3) {
+                Some(t) => has(format!("time_ns={t}")),
+                None => has("time_ns=null".into()),
+            }
             if i % 100 == 7 {
                 has("n=null".into());
             } else {
@@ -1097,12 +1245,121 @@ mod tests {
         }
     }
 
+    /// Issue 20.10: two rings of CPU 0 both under `cpu=0` (the second's files named
+    /// after its ring), computed columns signed (no unsigned annotation, a reader sees
+    /// `bigint`), the schema version in the metadata, and `images`/`lost` present with
+    /// no rows.
+    #[test]
+    fn a_repeated_cpu_shares_its_partition_and_times_are_signed() {
+        use parquet::basic::LogicalType;
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let dir = tempfile::tempdir().unwrap();
+        let r0 = RingInfo::for_test(0, 1_000_000, SyscallAbi::Raw);
+        let r1 = RingInfo { index: 1, ..r0 };
+        let meta = DumpMeta::for_test(vec![r0, r1], "two", 2);
+        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+        for ring in 0..2u32 {
+            for i in 0..3u64 {
+                d.record(&Item {
+                    ts: 100 * i + u64::from(ring),
+                    number: Some(i),
+                    ring,
+                    event: Event::Interrupt { irq: 1 },
+                    entry: None,
+                })
+                .unwrap();
+            }
+        }
+        d.finish().unwrap();
+        let cpu0 = dir.path().join("records/dump=two/cpu=0");
+        let mut names: Vec<String> = std::fs::read_dir(&cpu0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["part-0.parquet", "ring1-part-0.parquet"]);
+        let second = rows(&cpu0.join("ring1-part-0.parquet"));
+        assert_eq!(second.len(), 3);
+        assert!(second[2].contains(&"ts=201".to_string()), "{second:?}");
+        let file =
+            SerializedFileReader::new(File::open(cpu0.join("part-0.parquet")).unwrap()).unwrap();
+        let schema = file.metadata().file_metadata().schema_descr();
+        for col in ["ts", "n", "duration_ticks", "back"] {
+            let c = schema.columns().iter().find(|c| c.name() == col).unwrap();
+            let unsigned = matches!(
+                c.logical_type_ref(),
+                Some(LogicalType::Integer(i)) if !i.is_signed
+            );
+            assert!(!unsigned, "{col} is unsigned");
+        }
+        let kv = file
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap();
+        assert!(kv
+            .iter()
+            .any(|k| k.key == "tracemark.schema" && k.value.as_deref() == Some(SCHEMA_VERSION)));
+        for table in ["images", "lost"] {
+            let p = dir.path().join(table).join("dump=two/cpu=0/part-0.parquet");
+            assert!(rows(&p).is_empty(), "{table}");
+        }
+    }
+
+    /// Issue 19.8: a dump's tables are written in a temporary directory and moved into
+    /// place at the end, replacing the earlier export's; an export dropped unfinished
+    /// (a failure) leaves the earlier export whole and nothing else.
+    #[test]
+    fn an_export_replaces_the_earlier_one_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = RingInfo::for_test(0, 1000, SyscallAbi::Raw);
+        let meta = DumpMeta::for_test(vec![ring], "t", 3);
+        let export = |n: u64, finish: bool| {
+            let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+            for i in 0..n {
+                d.record(&Item {
+                    ts: i,
+                    number: Some(i),
+                    ring: 0,
+                    event: Event::Interrupt { irq: 2 },
+                    entry: None,
+                })
+                .unwrap();
+            }
+            if finish {
+                d.finish().unwrap();
+            }
+        };
+        let part = dir.path().join("records/dump=t/cpu=0/part-0.parquet");
+        let stale = dir.path().join("records/dump=t/cpu=0/part-9.parquet");
+        export(5, true);
+        std::fs::write(&stale, b"from an older export").unwrap();
+        export(7, false);
+        assert_eq!(
+            rows(&part).len(),
+            5,
+            "an unfinished export replaced the earlier one"
+        );
+        export(7, true);
+        assert_eq!(rows(&part).len(), 7);
+        assert!(!stale.exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
     #[test]
     fn ns_conversion() {
         assert_eq!(ns(5, 0), None);
         assert_eq!(ns(7, 1_000_000_000), Some(7));
         assert_eq!(ns(3, 4), Some(750_000_000));
-        assert_eq!(ns(u64::MAX, 1), Some(i64::MAX));
+        // Past i64::MAX ns: null, not clamped (issue 20.11).
+        assert_eq!(ns(u64::MAX, 1), None);
+        assert_eq!(ns(1 << 63, 1_000_000_000), None);
+        assert_eq!(ns((1 << 63) - 1, 1_000_000_000), Some(i64::MAX));
     }
     /// SWITCH (kind 8) and CLOCKBACK (kind 11) keep their names next to the kinds
     /// whose codes they would alias under `& 7` (KENTRY 0, FENTRY 3), and their

@@ -174,17 +174,17 @@ pub enum Values<'a> {
 }
 
 /// Encodes column chunks; keeps its buffers and zstd context from one to the next.
-pub struct ChunkWriter {
+pub struct ColumnChunkEncoder {
     zstd: zstd::bulk::Compressor<'static>,
     page: Vec<u8>,
 }
 
-impl ChunkWriter {
+impl ColumnChunkEncoder {
     /// A writer compressing at [`ZSTD_LEVEL`].
     pub fn new() -> Result<Self, ParquetError> {
         let zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL)
             .map_err(|e| ParquetError::External(Box::new(e)))?;
-        Ok(ChunkWriter {
+        Ok(ColumnChunkEncoder {
             zstd,
             page: Vec::new(),
         })
@@ -224,10 +224,7 @@ impl ChunkWriter {
         }
         if let Values::Dict { dict, .. } = values {
             self.page.clear();
-            for s in dict {
-                self.page.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                self.page.extend_from_slice(s.as_bytes());
-            }
+            put_strings(&mut self.page, dict);
             let buf = self.compress()?;
             let spec = pages.write_page(CompressedPage::new(
                 Page::DictionaryPage {
@@ -247,40 +244,7 @@ impl ChunkWriter {
         if let Some(p) = present {
             p.put_levels(rows, &mut self.page);
         }
-        let encoding = match values {
-            Values::Delta(v) => {
-                put_delta(&mut self.page, v);
-                Encoding::DELTA_BINARY_PACKED
-            }
-            Values::Plain(b) => {
-                self.page.extend_from_slice(b);
-                Encoding::PLAIN
-            }
-            Values::Bools(b) => {
-                for g in b.chunks(8) {
-                    let byte = g
-                        .iter()
-                        .enumerate()
-                        .fold(0u8, |a, (i, &v)| a | (v & 1) << i);
-                    self.page.push(byte);
-                }
-                Encoding::PLAIN
-            }
-            Values::Dict { dict, codes } => {
-                let width = (usize::BITS - dict.len().saturating_sub(1).leading_zeros()).max(1);
-                self.page.push(width as u8);
-                varint(&mut self.page, ((codes.len().div_ceil(8) as u64) << 1) | 1);
-                for g in codes.chunks(8) {
-                    let v = g
-                        .iter()
-                        .enumerate()
-                        .fold(0u64, |a, (i, &c)| a | u64::from(c) << (i as u32 * width));
-                    self.page
-                        .extend_from_slice(&v.to_le_bytes()[..width as usize]);
-                }
-                Encoding::RLE_DICTIONARY
-            }
-        };
+        let encoding = put_values(&mut self.page, values);
         let buf = self.compress()?;
         let spec = pages.write_page(CompressedPage::new(
             Page::DataPage {
@@ -326,9 +290,91 @@ impl ChunkWriter {
     }
 }
 
+/// Writes the PLAIN encoding of `strings` (a dictionary page's values) to `page`.
+fn put_strings(page: &mut Vec<u8>, strings: &[&str]) {
+    for s in strings {
+        page.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        page.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Writes the encoded `values` of a data page (after its definition levels) to `page`;
+/// returns their encoding.
+fn put_values(page: &mut Vec<u8>, values: Values<'_>) -> Encoding {
+    match values {
+        Values::Delta(v) => {
+            put_delta(page, v);
+            Encoding::DELTA_BINARY_PACKED
+        }
+        Values::Plain(b) => {
+            page.extend_from_slice(b);
+            Encoding::PLAIN
+        }
+        Values::Bools(b) => {
+            for g in b.chunks(8) {
+                let byte = g
+                    .iter()
+                    .enumerate()
+                    .fold(0u8, |a, (i, &v)| a | (v & 1) << i);
+                page.push(byte);
+            }
+            Encoding::PLAIN
+        }
+        Values::Dict { dict, codes } => {
+            let width = (usize::BITS - dict.len().saturating_sub(1).leading_zeros()).max(1);
+            page.push(width as u8);
+            varint(page, ((codes.len().div_ceil(8) as u64) << 1) | 1);
+            for g in codes.chunks(8) {
+                let v = g
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |a, (i, &c)| a | u64::from(c) << (i as u32 * width));
+                page.extend_from_slice(&v.to_le_bytes()[..width as usize]);
+            }
+            Encoding::RLE_DICTIONARY
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The value encodings a data page holds, without a file or a compressor: booleans
+    /// bit-packed LSB first; dictionary codes RLE/bit-packed (width, run header, eight
+    /// codes in `width` bytes); PLAIN bytes as they are.
+    #[test]
+    fn values_encode_as_parquet_specifies() {
+        let mut page = Vec::new();
+        let bools = [1, 0, 1, 1, 0, 0, 0, 0, 1];
+        assert_eq!(
+            put_values(&mut page, Values::Bools(&bools)),
+            Encoding::PLAIN
+        );
+        assert_eq!(page, [0b0000_1101, 0b1]);
+        page.clear();
+        let dict = ["a", "b", "c"];
+        let codes = [0, 1, 2, 1, 0, 2, 2, 1, 1];
+        let e = put_values(
+            &mut page,
+            Values::Dict {
+                dict: &dict,
+                codes: &codes,
+            },
+        );
+        assert_eq!(e, Encoding::RLE_DICTIONARY);
+        // Width 2; two groups of eight ((2 << 1) | 1 = 5); codes 2 bits each, LSB first.
+        let first = codes[..8]
+            .iter()
+            .enumerate()
+            .fold(0u16, |a, (i, &c)| a | u16::from(c) << (2 * i));
+        assert_eq!(page[..2], [2, 5]);
+        assert_eq!(page[2..4], first.to_le_bytes());
+        assert_eq!(page[4..], [1, 0]);
+        page.clear();
+        put_strings(&mut page, &dict[..2]);
+        assert_eq!(page, [1, 0, 0, 0, b'a', 1, 0, 0, 0, b'b']);
+    }
 
     #[test]
     fn levels_are_the_bitmap_bytes() {

@@ -73,53 +73,51 @@ pub struct Cmd {
     threads: super::ThreadsArg,
 }
 
-/// The output file: a temporary file renamed over `path` once complete (readers never
-/// see half a trace), or `path` itself when it exists and is not a regular file
+/// The output file: a `tempfile::NamedTempFile` beside `path`, persisted over it once
+/// complete (readers never see half a trace; a failed run removes it, and two runs do
+/// not share it), or `path` itself when it exists and is not a regular file
 /// (`/dev/null`, a FIFO).
-struct Output {
-    path: PathBuf,
-    tmp: Option<PathBuf>,
+enum Output {
+    Temp(tempfile::NamedTempFile, PathBuf),
+    Special(File),
 }
 
 impl Output {
-    fn create(path: &Path) -> anyhow::Result<(Output, File)> {
-        let special = std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
-        let (tmp, open) = if special {
-            (None, path.to_path_buf())
-        } else {
-            let mut t = path.as_os_str().to_owned();
-            t.push(".tmp");
-            let t = PathBuf::from(t);
-            (Some(t.clone()), t)
-        };
-        let f = if special {
-            std::fs::OpenOptions::new().write(true).open(&open)
-        } else {
-            File::create(&open)
+    fn create(path: &Path) -> anyhow::Result<Output> {
+        let name = || path.display().to_string();
+        if std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file()) {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(name)?;
+            return Ok(Output::Special(f));
         }
-        .with_context(|| open.display().to_string())?;
-        Ok((
-            Output {
-                path: path.to_path_buf(),
-                tmp,
-            },
-            f,
-        ))
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let t = tempfile::Builder::new()
+            .prefix(".tracemark-export-")
+            .tempfile_in(dir)
+            .with_context(name)?;
+        Ok(Output::Temp(t, path.to_path_buf()))
     }
 
-    fn commit(mut self) -> anyhow::Result<()> {
-        if let Some(t) = self.tmp.take() {
-            std::fs::rename(&t, &self.path).with_context(|| self.path.display().to_string())?;
+    /// The file to write.
+    fn file(&self) -> anyhow::Result<File> {
+        match self {
+            Output::Temp(t, p) => t.reopen().with_context(|| p.display().to_string()),
+            Output::Special(f) => f.try_clone().context("the output"),
+        }
+    }
+
+    fn commit(self) -> anyhow::Result<()> {
+        if let Output::Temp(t, path) = self {
+            t.persist(&path)
+                .map_err(|e| e.error)
+                .with_context(|| path.display().to_string())?;
         }
         Ok(())
-    }
-}
-
-impl Drop for Output {
-    fn drop(&mut self) {
-        if let Some(t) = &self.tmp {
-            let _ = std::fs::remove_file(t);
-        }
     }
 }
 
@@ -141,7 +139,7 @@ fn tables(
 /// The `--elf` names as Parquet's `symbol` column source.
 struct Names(Table);
 
-impl parquet::Symbols for Names {
+impl parquet::FunctionNames for Names {
     fn name(&self, func: u64) -> Option<String> {
         self.0.get(&func).cloned()
     }
@@ -151,16 +149,7 @@ impl Cmd {
     /// Runs the command.
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
         let threads = self.threads.get();
-        if self.format != ExportFormat::Parquet && self.files.len() != 1 {
-            let name = clap::ValueEnum::to_possible_value(&self.format)
-                .map(|v| v.get_name().to_string())
-                .unwrap_or_default();
-            bail!(
-                "--format {name} takes one input file (one trace per dump); {} given \
-                 (--format parquet takes many)",
-                self.files.len()
-            );
-        }
+        self.check_input_count()?;
         let sources = self
             .files
             .iter()
@@ -172,14 +161,7 @@ impl Cmd {
             .map(|(s, f)| s.dump(f))
             .collect::<anyhow::Result<Vec<_>>>()?;
         for (f, dump) in self.files.iter().zip(&dumps) {
-            for r in dump.rings.iter().filter(|r| r.clock_hz == 0) {
-                eprintln!(
-                    "tracemark: {}: note: cpu{}: clock frequency unknown; times are raw ticks \
-                     shown as ns",
-                    f.display(),
-                    r.cpu
-                );
-            }
+            self.note_clocks(f, dump);
         }
         let total: u64 = dumps
             .iter()
@@ -192,103 +174,24 @@ impl Cmd {
                 b.inc(n);
             }
         };
+        let done = || {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+        };
         let mut decode_warnings: Vec<Vec<Warning>> = vec![Vec::new(); dumps.len()];
         match self.format {
             ExportFormat::Perfetto | ExportFormat::ChromeJson => {
                 decode_warnings[0] = self.one_file(&dumps[0], threads, &inc)?;
             }
             ExportFormat::Ctf => {
-                let dump = &dumps[0];
-                let meta = DumpMeta::of(dump);
-                let mut w = CtfWriter::new(&self.output, &meta)
-                    .with_context(|| self.output.display().to_string())?;
-                let outcome = tracemark_export::for_each_ring(
-                    dump,
-                    &meta.rings,
-                    w.streams_mut(),
-                    threads,
-                    &inc,
-                )
-                .map_err(|e| e.context(self.output.display().to_string()))?;
-                decode_warnings[0] = outcome.warnings;
-                let sum = w
-                    .finish()
-                    .with_context(|| self.output.display().to_string())?;
-                if let Some(b) = &bar {
-                    b.finish_and_clear();
-                }
-                writeln!(
-                    out,
-                    "{}: {} events in {} packets, {} records reported discarded, {} bytes (trace {})",
-                    self.output.display(),
-                    sum.events,
-                    sum.packets,
-                    sum.discarded,
-                    sum.bytes,
-                    meta.id
-                )?;
+                decode_warnings[0] = self.ctf(&dumps[0], threads, &inc, &done, out)?;
             }
             ExportFormat::Parquet => {
-                let metas: Vec<DumpMeta> = dumps.iter().map(DumpMeta::of).collect();
-                check_distinct(&self.files, &metas)?;
-                let mut writers = Vec::with_capacity(dumps.len());
-                for (m, d) in metas.iter().zip(&dumps) {
-                    let (names, _) = tables(d, &self.elfs, self.elf_ignore_build_id)?;
-                    let symbols: Option<Arc<dyn parquet::Symbols>> = if names.is_empty() {
-                        None
-                    } else {
-                        Some(Arc::new(Names(names)))
-                    };
-                    writers.push(
-                        ParquetDump::new(&self.output, m, symbols)
-                            .with_context(|| self.output.display().to_string())?,
-                    );
-                }
-                let jobs: Vec<Job<'_, '_, _>> = writers
-                    .iter_mut()
-                    .zip(&dumps)
-                    .zip(&metas)
-                    .enumerate()
-                    .flat_map(|(tag, ((w, dump), meta))| {
-                        w.partitions_mut()
-                            .iter_mut()
-                            .enumerate()
-                            .map(move |(ring, sink)| Job {
-                                dump,
-                                rings: &meta.rings,
-                                ring: ring as u32,
-                                sink,
-                                tag,
-                            })
-                    })
-                    .collect();
-                let (_, warnings) = tracemark_export::feed(jobs, threads, &inc)
-                    .map_err(|e| e.context(self.output.display().to_string()))?;
-                for (tag, w) in warnings {
-                    decode_warnings[tag].push(w);
-                }
-                if let Some(b) = &bar {
-                    b.finish_and_clear();
-                }
-                for ((w, m), f) in writers.into_iter().zip(&metas).zip(&self.files) {
-                    let sum = w
-                        .finish()
-                        .with_context(|| self.output.display().to_string())?;
-                    writeln!(
-                        out,
-                        "{}: dump={} {} rows in {} files, {} bytes",
-                        f.display(),
-                        m.id,
-                        sum.rows,
-                        sum.parts,
-                        sum.bytes
-                    )?;
-                }
+                decode_warnings = self.parquet(&dumps, threads, &inc, &done, out)?;
             }
         }
-        if let Some(b) = &bar {
-            b.finish_and_clear();
-        }
+        done();
         out.flush()?;
         report_all(
             &self.files,
@@ -299,6 +202,156 @@ impl Cmd {
         )
     }
 
+    /// Perfetto, Chrome JSON and CTF take one input.
+    fn check_input_count(&self) -> anyhow::Result<()> {
+        if self.format != ExportFormat::Parquet && self.files.len() != 1 {
+            let name = clap::ValueEnum::to_possible_value(&self.format)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default();
+            bail!(
+                "--format {name} takes one input file (one trace per dump); {} given \
+                 (--format parquet takes many)",
+                self.files.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// What the user must know of `dump`'s clocks before its times are exported.
+    fn note_clocks(&self, f: &Path, dump: &Dump<'_>) {
+        // Perfetto and Chrome JSON have times in ns only (CTF keeps ticks; Parquet's
+        // time_ns is null where it does not fit).
+        if matches!(
+            self.format,
+            ExportFormat::Perfetto | ExportFormat::ChromeJson
+        ) {
+            for i in tracemark_export::ns_overflows(dump) {
+                let r = &dump.rings[i as usize];
+                eprintln!(
+                    "tracemark: {}: warning: cpu{} (ring {i}): times past {} ticks do not fit \
+                     in 64-bit nanoseconds at {} Hz: they are exported at the largest time, \
+                     not in their order (decode and stats show the ticks)",
+                    f.display(),
+                    r.cpu,
+                    tracemark_export::max_exact_ticks(r.clock_hz),
+                    r.clock_hz
+                );
+            }
+        }
+        for r in dump.rings.iter().filter(|r| r.clock_hz == 0) {
+            eprintln!(
+                "tracemark: {}: note: cpu{}: clock frequency unknown; times are raw ticks \
+                 shown as ns",
+                f.display(),
+                r.cpu
+            );
+        }
+    }
+
+    /// CTF: one trace directory from one dump, its summary line on `out`. Returns the
+    /// decoding warnings.
+    fn ctf(
+        &self,
+        dump: &Dump<'_>,
+        threads: usize,
+        inc: &(dyn Fn(u64) + Sync),
+        done: &dyn Fn(),
+        out: &mut dyn Write,
+    ) -> anyhow::Result<Vec<Warning>> {
+        let meta = DumpMeta::of(dump);
+        let mut w = CtfWriter::new(&self.output, &meta)
+            .with_context(|| self.output.display().to_string())?;
+        let outcome =
+            tracemark_export::for_each_ring(dump, &meta.rings, w.streams_mut(), threads, inc)
+                .with_context(|| self.output.display().to_string())?;
+        let warnings = outcome.warnings;
+        let sum = w
+            .finish()
+            .with_context(|| self.output.display().to_string())?;
+        done();
+        writeln!(
+            out,
+            "{}: {} events in {} packets, {} records reported discarded, {} bytes (trace {})",
+            self.output.display(),
+            sum.events,
+            sum.packets,
+            sum.discarded,
+            sum.bytes,
+            meta.id
+        )?;
+        Ok(warnings)
+    }
+
+    /// Parquet: the tables of every dump, a summary line per input on `out`. Returns
+    /// each input's decoding warnings.
+    fn parquet(
+        &self,
+        dumps: &[Dump<'_>],
+        threads: usize,
+        inc: &(dyn Fn(u64) + Sync),
+        done: &dyn Fn(),
+        out: &mut dyn Write,
+    ) -> anyhow::Result<Vec<Vec<Warning>>> {
+        let mut decode_warnings: Vec<Vec<Warning>> = vec![Vec::new(); dumps.len()];
+        let metas: Vec<DumpMeta> = dumps.iter().map(DumpMeta::of).collect();
+        check_distinct(&self.files, &metas)?;
+        let mut writers = Vec::with_capacity(dumps.len());
+        for (m, d) in metas.iter().zip(dumps) {
+            let (names, _) = tables(d, &self.elfs, self.elf_ignore_build_id)?;
+            let symbols: Option<Arc<dyn parquet::FunctionNames>> = if names.is_empty() {
+                None
+            } else {
+                Some(Arc::new(Names(names)))
+            };
+            writers.push(
+                ParquetDump::new(&self.output, m, symbols)
+                    .with_context(|| self.output.display().to_string())?,
+            );
+        }
+        let mut jobs: Vec<Job<'_, '_, _>> = writers
+            .iter_mut()
+            .zip(dumps)
+            .zip(&metas)
+            .enumerate()
+            .flat_map(|(tag, ((w, dump), meta))| {
+                w.partitions_mut()
+                    .iter_mut()
+                    .enumerate()
+                    .map(move |(ring, sink)| Job {
+                        dump,
+                        rings: &meta.rings,
+                        ring: ring as u32,
+                        sink,
+                        tag,
+                    })
+            })
+            .collect();
+        // Largest rings first: the pool's threads finish together. Partitions are
+        // files of their own, so the order changes no byte.
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.dump.rings[j.ring as usize].record_bytes()));
+        let (_, warnings) = tracemark_export::feed(jobs, threads, inc)
+            .with_context(|| self.output.display().to_string())?;
+        for (tag, w) in warnings {
+            decode_warnings[tag].push(w);
+        }
+        done();
+        for ((w, m), f) in writers.into_iter().zip(&metas).zip(&self.files) {
+            let sum = w
+                .finish()
+                .with_context(|| self.output.display().to_string())?;
+            writeln!(
+                out,
+                "{}: dump={} {} rows in {} files, {} bytes",
+                f.display(),
+                m.id,
+                sum.rows,
+                sum.parts,
+                sum.bytes
+            )?;
+        }
+        Ok(decode_warnings)
+    }
+
     /// Perfetto or Chrome JSON: one file from one dump. Returns the decoding warnings.
     fn one_file(
         &self,
@@ -307,84 +360,67 @@ impl Cmd {
         inc: &(dyn Fn(u64) + Sync),
     ) -> anyhow::Result<Vec<Warning>> {
         let (names, sources) = tables(dump, &self.elfs, self.elf_ignore_build_id)?;
+        let output = Output::create(&self.output)?;
+        let file = output.file()?;
+        let out_name = || self.output.display().to_string();
+        let outcome = match self.format {
+            ExportFormat::Perfetto => {
+                // Without --elf, no lookup per function record.
+                let shared = |t: &Table| -> Option<perfetto::SharedNamer> {
+                    let t = t.clone();
+                    (!t.is_empty())
+                        .then(|| -> perfetto::SharedNamer { Arc::new(move |f| t.get(&f).cloned()) })
+                };
+                let (o, _) = perfetto::write_trace(
+                    dump,
+                    file,
+                    threads,
+                    shared(&names),
+                    shared(&sources),
+                    inc,
+                )
+                .with_context(out_name)?;
+                o
+            }
+            _ => self.chrome_json(dump, file, &names, &sources, inc)?,
+        };
+        output.commit()?;
+        Ok(outcome.warnings)
+    }
+
+    /// Chrome JSON into `file`.
+    fn chrome_json(
+        &self,
+        dump: &Dump<'_>,
+        file: File,
+        names: &Table,
+        sources: &Table,
+        inc: &(dyn Fn(u64) + Sync),
+    ) -> anyhow::Result<tracemark_export::Outcome> {
         let namer = |names: &Table| {
             let names = names.clone();
             Box::new(move |f: u64| names.get(&f).cloned())
         };
-        let (output, file) = Output::create(&self.output)?;
-        let out_name = self.output.display().to_string();
-        let with_path = |e: anyhow::Error| e.context(out_name.clone());
-        let outcome = match self.format {
-            ExportFormat::Perfetto => {
-                // The rings are independent packet sequences: one sink per ring, in
-                // parallel, their output written here in whole-packet chunks after
-                // the header.
-                let infos = tracemark_export::ring_infos(dump);
-                let header = perfetto::header(&infos);
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
-                std::thread::scope(|s| -> anyhow::Result<tracemark_export::Outcome> {
-                    let writer = s.spawn(move || -> std::io::Result<()> {
-                        let mut f = file;
-                        f.write_all(&header)?;
-                        for chunk in rx {
-                            f.write_all(&chunk)?;
-                        }
-                        finish_file(f)
-                    });
-                    let mut sinks: Vec<_> = (0..infos.len() as u32)
-                        .map(|ring| {
-                            let mut sink =
-                                perfetto::Perfetto::new(tracemark_export::ChunkWriter(tx.clone()))
-                                    .per_ring(ring);
-                            // Without --elf, no lookup per function record.
-                            if !names.is_empty() {
-                                sink = sink.with_function_names(namer(&names));
-                            }
-                            if !sources.is_empty() {
-                                sink = sink.with_function_sources(namer(&sources));
-                            }
-                            sink
-                        })
-                        .collect();
-                    drop(tx);
-                    let result =
-                        tracemark_export::for_each_ring(dump, &infos, &mut sinks, threads, inc);
-                    // The sinks hold the last senders: dropped here, so that the
-                    // writer sees the end of the channel.
-                    drop(sinks);
-                    let written = writer
-                        .join()
-                        .map_err(|_| anyhow::anyhow!("the writing thread panicked"))?;
-                    // A write error first: it is why the sinks failed, if they did.
-                    written.map_err(|e| with_path(e.into()))?;
-                    result.map_err(with_path)
-                })?
-            }
-            _ => {
-                let mut sink = chrome_json::ChromeJson::new(file);
-                if !names.is_empty() {
-                    sink = sink.with_function_names(namer(&names));
-                }
-                if !sources.is_empty() {
-                    sink = sink.with_function_sources(namer(&sources));
-                }
-                let o = tracemark_export::run(dump, &mut sink, inc).map_err(with_path)?;
-                if sink.written > chrome_json::LARGE {
-                    eprintln!(
-                        "tracemark: warning: {} is {} MiB: chrome://tracing and most JSON \
-                         viewers fail or crawl above {} MiB; prefer --format perfetto \
-                         (ui.perfetto.dev streams it)",
-                        self.output.display(),
-                        sink.written >> 20,
-                        chrome_json::LARGE >> 20
-                    );
-                }
-                finish_file(sink.into_inner())?;
-                o
-            }
-        };
-        output.commit()?;
-        Ok(outcome.warnings)
+        let mut sink = chrome_json::ChromeJson::new(file);
+        if !names.is_empty() {
+            sink = sink.with_function_names(namer(names));
+        }
+        if !sources.is_empty() {
+            sink = sink.with_function_sources(namer(sources));
+        }
+        let o = tracemark_export::run(dump, &mut sink, inc)
+            .with_context(|| self.output.display().to_string())?;
+        if sink.written > chrome_json::LARGE {
+            eprintln!(
+                "tracemark: warning: {} is {} MiB: chrome://tracing and most JSON \
+                 viewers fail or crawl above {} MiB; prefer --format perfetto \
+                 (ui.perfetto.dev streams it)",
+                self.output.display(),
+                sink.written >> 20,
+                chrome_json::LARGE >> 20
+            );
+        }
+        Ok(o)
     }
 }
 
@@ -426,10 +462,4 @@ fn report_all(
         }
     }
     first_err.map_or(Ok(()), Err)
-}
-
-/// Closes the output (the sinks write in large chunks of their own, unbuffered).
-fn finish_file(f: File) -> std::io::Result<()> {
-    drop(f);
-    Ok(())
 }

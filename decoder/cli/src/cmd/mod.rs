@@ -37,13 +37,26 @@ impl<W: std::io::Write> std::io::Write for Stdout<W> {
 }
 
 fn stdout_error(e: std::io::Error) -> std::io::Error {
-    std::io::Error::new(
-        e.kind(),
-        format!(
-            "writing to standard output: {e} (check the disk, file or pipe it goes to, or use -o where the command has it)"
-        ),
-    )
+    std::io::Error::new(e.kind(), StdoutError(e))
 }
+
+/// An error writing to standard output: the only broken pipe that ends a command
+/// quietly with success (`tracemark decode ... | head`); a broken pipe anywhere else
+/// (an export's `-o` FIFO whose reader left) is a failure.
+#[derive(Debug)]
+pub struct StdoutError(std::io::Error);
+
+impl std::fmt::Display for StdoutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "writing to standard output: {} (check the disk, file or pipe it goes to, or use -o where the command has it)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for StdoutError {}
 
 /// `text` with control characters (NUL, line ends, escapes...) written as Rust escapes
 /// (`\0`, `\n`, `\u{1b}`), so that bytes from an untrusted dump or index can neither

@@ -64,7 +64,7 @@ fn annotation(out: &mut Vec<u8>, a: &DebugAnnotation) {
 
 /// A track event's fields, for [`Encoder::packet`].
 #[derive(Debug, Clone, Copy)]
-pub struct Event<'a> {
+pub struct EventPacket<'a> {
     /// `TracePacket.timestamp`.
     pub ts: u64,
     /// `TracePacket.trusted_packet_sequence_id`.
@@ -97,7 +97,7 @@ pub struct Encoder {
 
 impl Encoder {
     /// Appends `Trace.packet` (tag, length, packet) for `e` to `out`.
-    pub fn packet(&mut self, out: &mut Vec<u8>, e: &Event<'_>) {
+    pub fn packet(&mut self, out: &mut Vec<u8>, e: &EventPacket<'_>) {
         let te = &mut self.te;
         te.clear();
         if let Some(c) = e.cat {
@@ -173,7 +173,7 @@ impl Encoder {
 
 /// The same packet as `prost` encodes it (the reference for the tests).
 #[cfg(test)]
-fn reference(e: &Event<'_>) -> Vec<u8> {
+fn reference(e: &EventPacket<'_>) -> Vec<u8> {
     let p = TracePacket {
         timestamp: Some(e.ts),
         trusted_packet_sequence_id: Some(e.seq),
@@ -259,7 +259,7 @@ mod tests {
                     (Some(7), Some(1), Some(&interned), None, Some(1001)),
                     (Some(1 << 40), Some(300), None, Some(1 << 50), Some(300)),
                 ] {
-                    let e = Event {
+                    let e = EventPacket {
                         ts,
                         seq: 3,
                         flags: 3,

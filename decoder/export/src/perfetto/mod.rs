@@ -160,6 +160,8 @@ enum NameKey {
     Syscall(u8),
     /// An interrupt-path kernel entry, by IRQ.
     InterruptPath(u32),
+    /// A Linux syscall of a `LinuxArm` ring, by number ([`crate::linux_syscall`]).
+    Linux(u32),
     /// Another entry path.
     Path(u8),
     /// An IRQ record.
@@ -269,7 +271,11 @@ pub type FunctionNamer = dyn Fn(u64) -> Option<String> + Send;
 /// The Perfetto sink: writes packets to `out` as records arrive.
 pub struct Perfetto<W: Write> {
     out: W,
+    /// Packets not yet written; allocated by [`Sink::begin`], so that sinks made ahead
+    /// for many rings cost little until they run.
     buf: Vec<u8>,
+    /// The sequences: one per ring, or, per ring ([`Perfetto::per_ring`]), only that
+    /// ring's (so that N sinks of N rings keep N sequences, not N^2).
     seqs: Vec<Seq>,
     /// Interned data of the packet being built.
     interned: InternedData,
@@ -289,7 +295,7 @@ impl<W: Write> Perfetto<W> {
     pub fn new(out: W) -> Self {
         Perfetto {
             out,
-            buf: Vec::with_capacity(FLUSH_AT + (64 << 10)),
+            buf: Vec::new(),
             seqs: Vec::new(),
             interned: InternedData::default(),
             annots: Vec::with_capacity(8),
@@ -418,6 +424,8 @@ impl<W: Write> Perfetto<W> {
                 None => format!("Syscall #{n}"),
             },
             NameKey::InterruptPath(irq) => format!("Interrupt {irq}"),
+            NameKey::Linux(n) => tracemark_decoder::syscalls::name(n)
+                .map_or_else(|| format!("Linux syscall {n}"), str::to_string),
             NameKey::Path(p) => EntryPath::from_bits(p).name().to_string(),
             NameKey::Irq(irq) => format!("IRQ {irq}"),
             NameKey::Func(f) => self
@@ -550,7 +558,7 @@ impl<W: Write> Perfetto<W> {
         let interned = (!self.interned.is_empty()).then_some(&self.interned);
         self.enc.packet(
             &mut self.buf,
-            &fast::Event {
+            &fast::EventPacket {
                 ts: ns,
                 seq: seq.id,
                 flags,
@@ -656,7 +664,10 @@ impl<W: Write> Perfetto<W> {
         let key = match (e.as_syscall(), e.as_other()) {
             (Some(sc), _) => NameKey::Syscall(sc.syscall()),
             (None, Some(o)) if e.path() == EntryPath::Interrupt => NameKey::InterruptPath(o.word()),
-            _ => NameKey::Path(e.path().into_bits()),
+            _ => match super::linux_syscall(e, self.seqs[s].info.abi) {
+                Some((n, _)) => NameKey::Linux(n),
+                None => NameKey::Path(e.path().into_bits()),
+            },
         };
         let name = self.name_iid(s, key);
         let cat = self.cat_iid(s, Cat::Kernel);
@@ -801,21 +812,30 @@ fn hex_string(bytes: &[u8]) -> String {
 }
 
 impl<W: Write> Sink for Perfetto<W> {
-    fn begin(&mut self, rings: &[RingInfo]) -> anyhow::Result<()> {
-        self.seqs = rings.iter().cloned().map(Seq::new).collect();
+    type Error = std::io::Error;
+
+    fn begin(&mut self, rings: &[RingInfo]) -> std::io::Result<()> {
+        self.buf = Vec::with_capacity(FLUSH_AT + (64 << 10));
+        self.seqs = match self.only {
+            Some(o) => {
+                let info = rings.get(o as usize).copied().ok_or_else(|| {
+                    std::io::Error::other(format!("ring {o} of a dump of {}", rings.len()))
+                })?;
+                vec![Seq::new(info)]
+            }
+            None => rings.iter().copied().map(Seq::new).collect(),
+        };
         if self.only.is_none() {
             let h = header(rings);
             self.buf.extend_from_slice(&h);
         }
-        for (s, r) in rings.iter().enumerate() {
-            if self.only.is_some_and(|o| o != r.index) {
-                continue;
-            }
+        for s in 0..self.seqs.len() {
+            let r = self.seqs[s].info;
             let p = TracePacket {
                 trusted_packet_sequence_id: Some(self.seqs[s].id),
                 track_descriptor: Some(TrackDescriptor {
                     uuid: Some(cpu_uuid(r.index)),
-                    name: Some(format!("CPU {}", r.cpu)),
+                    name: Some(super::track_name(rings, r.index as usize)),
                     parent_uuid: Some(CPUS_UUID),
                     sibling_order_rank: Some(i32::try_from(r.cpu).unwrap_or(i32::MAX)),
                     ..Default::default()
@@ -831,8 +851,12 @@ impl<W: Write> Sink for Perfetto<W> {
         Ok(())
     }
 
-    fn record(&mut self, item: &Item) -> anyhow::Result<()> {
-        let s = item.ring as usize;
+    fn record(&mut self, item: &Item) -> std::io::Result<()> {
+        let s = if self.only.is_some() {
+            0
+        } else {
+            item.ring as usize
+        };
         let ns = self.seqs[s].info.ns(item.ts);
         {
             let seq = &mut self.seqs[s];
@@ -892,7 +916,7 @@ impl<W: Write> Sink for Perfetto<W> {
         Ok(())
     }
 
-    fn finish(&mut self) -> anyhow::Result<()> {
+    fn finish(&mut self) -> std::io::Result<()> {
         for s in 0..self.seqs.len() {
             let ns = self.seqs[s].last_ns;
             // Slices still open: the trace ended inside them.
@@ -913,7 +937,84 @@ impl<W: Write> Sink for Perfetto<W> {
         }
         self.flush_buf()?;
         self.out.flush()?;
+        // Done: give the memory back (a per-ring sink may wait for the others).
+        self.buf = Vec::new();
+        self.seqs = Vec::new();
         Ok(())
+    }
+}
+
+/// A function id's name or source location, shared by the rings' sinks.
+pub type SharedNamer = std::sync::Arc<dyn Fn(u64) -> Option<String> + Send + Sync>;
+
+/// Writes the Perfetto trace of `dump` to `out`: its rings (independent packet
+/// sequences) exported in parallel on `threads` threads, their packets written after the
+/// [`header`] in ring order ([`crate::ordered`]), so that the bytes do not depend on the
+/// number of threads. A ring's sink exists only while its ring is exported. `names` and
+/// `sources` name functions ([`Perfetto::with_function_names`],
+/// [`Perfetto::with_function_sources`]). Returns the outcome and the output.
+pub fn write_trace<W: Write + Send>(
+    dump: &tracemark_decoder::dump::Dump<'_>,
+    out: W,
+    threads: usize,
+    names: Option<SharedNamer>,
+    sources: Option<SharedNamer>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(super::Outcome, W), crate::ordered::OrderedError<std::io::Error>> {
+    let infos = super::ring_infos(dump);
+    let head = header(&infos);
+    crate::ordered::write(out, &head, infos.len() as u32, |rings| {
+        let make = |ring: u32| {
+            let mut sink = Perfetto::new(rings.writer(ring)).per_ring(ring);
+            if let Some(n) = &names {
+                let n = n.clone();
+                sink = sink.with_function_names(Box::new(move |f| n(f)));
+            }
+            if let Some(n) = &sources {
+                let n = n.clone();
+                sink = sink.with_function_sources(Box::new(move |f| n(f)));
+            }
+            sink
+        };
+        let mut lazy: Vec<Lazy<'_, _>> = (0..infos.len() as u32)
+            .map(|ring| Lazy {
+                ring,
+                make: &make,
+                sink: None,
+            })
+            .collect();
+        super::for_each_ring(dump, &infos, &mut lazy, threads, progress)
+    })
+}
+
+/// A ring's sink made when the ring starts and dropped when it ends (its
+/// [`crate::ordered::RingWriter`] then tells the writing thread the ring is done).
+struct Lazy<'a, F> {
+    ring: u32,
+    make: &'a F,
+    sink: Option<Perfetto<crate::ordered::RingWriter>>,
+}
+
+impl<F: Fn(u32) -> Perfetto<crate::ordered::RingWriter> + Sync> Sink for Lazy<'_, F> {
+    type Error = std::io::Error;
+
+    fn begin(&mut self, rings: &[RingInfo]) -> std::io::Result<()> {
+        self.sink.insert((self.make)(self.ring)).begin(rings)
+    }
+
+    #[inline]
+    fn record(&mut self, item: &Item) -> std::io::Result<()> {
+        match &mut self.sink {
+            Some(s) => s.record(item),
+            None => Err(std::io::Error::other("a record before begin")),
+        }
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        match self.sink.take() {
+            Some(mut s) => s.finish(),
+            None => Ok(()),
+        }
     }
 }
 
