@@ -81,7 +81,7 @@ impl Meter {
             Some(_) => format!("last input {:.1} s ago", silent.as_secs_f64()),
         };
         format!(
-            "tracemark capture: {} in {}/s {:.0} lines/s (total {}, {} lines) | {input} | dumps {} saved, {} damaged{}, {} chunk errors | {extra}",
+            "{} in {}/s {:.0} lines/s (total {}, {} lines) | {input} | dumps {} saved, {} damaged{}{}, {} chunk errors | {extra}",
             humantime::format_rfc3339_seconds(SystemTime::now()),
             size(bps as u64),
             lps,
@@ -90,6 +90,10 @@ impl Meter {
             framing.complete,
             framing.damaged,
             if framing.in_progress { ", 1 in progress" } else { "" },
+            match framing.unsaved {
+                0 => String::new(),
+                n => format!(", {n} not saved"),
+            },
             framing.chunk_errors,
         )
     }

@@ -20,6 +20,8 @@ use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Duration;
 
+use crate::Error;
+
 /// Size of one read buffer.
 pub const BUF_LEN: usize = 256 << 10;
 
@@ -70,6 +72,17 @@ impl Source {
         })
     }
 
+    /// Parses the argument of `--tcp`: `HOST:PORT` with a port number (the host is
+    /// resolved at each connection, so a server not up yet is waited for).
+    pub fn tcp(arg: &str) -> Result<Self, Error> {
+        match arg.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(Source::Tcp(arg.to_string()))
+            }
+            _ => Err(Error::TcpAddress(arg.to_string())),
+        }
+    }
+
     /// What the source is, for messages.
     pub fn describe(&self) -> String {
         match self {
@@ -94,8 +107,27 @@ pub enum Event {
     Exited(ExitStatus),
     /// Reading failed for good.
     Failed(io::Error),
-    /// A signal arrived (`SIGINT`, `SIGTERM`, `SIGUSR1`).
-    Signal(i32),
+    /// The user asked for something ([`crate::Control`]).
+    Request(Request),
+}
+
+/// What the user can ask of a running capture (the binary maps signals to these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Write `NAME.snapshot` (`SIGUSR1`).
+    Snapshot,
+    /// Stop (`SIGINT`, `SIGTERM`): a producer run by the capture is passed the same
+    /// request and captured while it winds down; a second stop ends the capture at once.
+    Stop(Stop),
+}
+
+/// How to stop: which signal a producer is passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// `SIGINT`.
+    Interrupt,
+    /// `SIGTERM`.
+    Terminate,
 }
 
 /// Empty buffers handed back by the capture loop, reused by the source thread.
@@ -121,7 +153,22 @@ pub struct Started {
 }
 
 /// Starts the thread(s) reading `source`.
-pub fn start(source: &Source, tx: SyncSender<Event>, free: Buffers) -> io::Result<Started> {
+///
+/// A serial device missing at the start is an error (a typo waits for nothing); one
+/// that goes away later is waited for.
+pub fn start(source: &Source, tx: SyncSender<Event>, free: Buffers) -> Result<Started, Error> {
+    if let Source::Serial { path, .. } = source {
+        if !path.exists() {
+            return Err(Error::NoSuchDevice(path.clone()));
+        }
+    }
+    start_io(source, tx, free).map_err(|e| Error::Source {
+        what: source.describe(),
+        source: e,
+    })
+}
+
+fn start_io(source: &Source, tx: SyncSender<Event>, free: Buffers) -> io::Result<Started> {
     match source {
         Source::Stdin => {
             grow_pipe(io::stdin().as_raw_fd());
