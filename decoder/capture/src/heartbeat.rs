@@ -1,4 +1,4 @@
-//! The heartbeat: one line on stderr every few seconds saying whether input arrives
+//! The heartbeat: one line for the user (the binary prints it on stderr) every few seconds saying whether input arrives
 //! (bytes and lines per second since the last beat), how long ago the producer last
 //! wrote, and what the live framing found. "The simulator froze" shows as a growing
 //! `last input` with zero rates; "the firmware is stuck but printing" as input that

@@ -121,8 +121,8 @@ pub struct Outcome {
     pub framing: FramingStats,
     /// The producer's exit status (`--exec`).
     pub status: Option<ExitStatus>,
-    /// The capture was stopped by `SIGINT` or `SIGTERM`.
-    pub signalled: bool,
+    /// The capture was stopped by a [`Request::Stop`].
+    pub stopped: bool,
 }
 
 impl Outcome {
@@ -263,7 +263,7 @@ pub fn drive(
 ) -> Result<Outcome, Error> {
     let mut eof = false;
     let mut status: Option<ExitStatus> = None;
-    let mut signalled = false;
+    let mut stopped = false;
     // With --exec: when to stop waiting for the producer (after it exited, or after
     // it was passed a stop request).
     let mut deadline: Option<Instant> = None;
@@ -322,13 +322,13 @@ pub fn drive(
             }
             Event::Request(Request::Snapshot) => session.snapshot(notify),
             Event::Request(Request::Stop(stop)) => {
-                if signalled || !producer.exec || status.is_some() {
-                    signalled = true;
+                if stopped || !producer.exec || status.is_some() {
+                    stopped = true;
                     break Ok(());
                 }
                 // Pass the stop on to the producer and keep capturing what it prints
                 // while it winds down.
-                signalled = true;
+                stopped = true;
                 (producer.kill)(Some(stop));
                 deadline = Some((io.now)() + GRACE);
             }
@@ -357,7 +357,7 @@ pub fn drive(
         bytes,
         framing,
         status,
-        signalled,
+        stopped,
     };
     if let Some(last) = session.last_beat((io.now)(), &outcome) {
         notify(Notice::Stopped(last));
@@ -526,7 +526,7 @@ impl<'a> Session<'a> {
             self.meter.beat(now, outcome.framing, &extra),
             match outcome.status {
                 Some(s) => format!(", producer {s}"),
-                None if outcome.signalled => " by request".into(),
+                None if outcome.stopped => " by request".into(),
                 None => String::new(),
             }
         ))
@@ -724,7 +724,7 @@ mod tests {
             Some(Event::Request(Request::Stop(Stop::Interrupt))),
         ];
         let (outcome, _, kills) = run(&mut s, false, events, t0);
-        assert!(outcome.unwrap().signalled);
+        assert!(outcome.unwrap().stopped);
         assert!(kills.is_empty());
         let slot = std::fs::read(dir.path().join("c.0")).unwrap();
         assert_eq!(slot, b"whole line\ncut sh\nnext connection\n");

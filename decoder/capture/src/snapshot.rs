@@ -1,7 +1,7 @@
 //! `NAME.snapshot`: every slot still on disk, oldest to newest, as one file, as it was
-//! when `SIGUSR1` arrived.
+//! when it was asked for ([`crate::source::Request::Snapshot`]; `SIGUSR1` in the binary).
 //!
-//! The slots are opened and their lengths taken when the signal is handled; a thread
+//! The slots are opened and their lengths taken when the request is handled; a thread
 //! then copies exactly those bytes (`std::io::copy` between files, which Linux turns
 //! into `copy_file_range`: no round trip through user space). The capture goes on
 //! meanwhile: appending to the current slot does not change what is copied, and
@@ -102,7 +102,7 @@ mod tests {
         std::fs::write(p("a"), b"old\n").unwrap();
         std::fs::write(p("b"), b"new\n").unwrap();
         let snap = Snapshot::start(&[p("a"), p("gone"), p("b")], &p("snap")).unwrap();
-        // Appended after the signal: not part of the snapshot.
+        // Appended after the request: not part of the snapshot.
         let mut b = std::fs::OpenOptions::new()
             .append(true)
             .open(p("b"))

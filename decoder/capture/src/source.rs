@@ -3,7 +3,7 @@
 //! reconnect whenever the device or the server goes away and comes back.
 //!
 //! Each source runs on a thread of its own that sends [`Event`]s to the capture loop,
-//! so that the loop keeps beating, snapshotting and answering signals while a read
+//! so that the loop keeps beating, snapshotting and answering requests while a read
 //! blocks. Buffers go back and forth between the two ([`Buffers`]) instead of being
 //! allocated per read.
 //!
@@ -145,7 +145,7 @@ impl Buffers {
     }
 }
 
-/// A started source: the producer's pid for `--exec` (to pass signals on).
+/// A started source: the producer's pid for `--exec` (to pass a stop on).
 #[derive(Debug, Default)]
 pub struct Started {
     /// The process id of the producer.
