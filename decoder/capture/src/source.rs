@@ -181,9 +181,8 @@ fn start_io(source: &Source, tx: SyncSender<Event>, free: Buffers) -> io::Result
             let writer2 = writer.try_clone()?;
             let mut cmd = Command::new("sh");
             cmd.arg("-c").arg(command).stdout(writer).stderr(writer2);
-            let child = cmd.spawn().map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot run `sh -c {command}`: {e}"))
-            })?;
+            // A failure is reported with the command ([`Source::describe`]) by `start`.
+            let child = cmd.spawn()?;
             // The parent's copies of the write end must go, or the pipe never ends.
             drop(cmd);
             let pid = child.id();
