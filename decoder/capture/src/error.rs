@@ -26,6 +26,14 @@ pub enum Error {
         /// What failed.
         source: io::Error,
     },
+    /// `--serial` was not given `PATH[:BAUD]`.
+    #[error("--serial {arg}: {why}")]
+    SerialArgument {
+        /// The argument.
+        arg: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// `--tcp` was not given `HOST:PORT`.
     #[error("--tcp {0}: not HOST:PORT with a port number (e.g. localhost:4321)")]
     TcpAddress(String),

@@ -53,18 +53,20 @@ pub enum Source {
 
 impl Source {
     /// Parses the argument of `--serial`: `PATH` or `PATH:BAUD` (default 115200).
-    pub fn serial(arg: &str) -> Result<Self, String> {
+    pub fn serial(arg: &str) -> Result<Self, Error> {
+        let bad = |why| Error::SerialArgument {
+            arg: arg.to_string(),
+            why,
+        };
         let (path, baud) = match arg.rsplit_once(':') {
             Some((path, baud)) if !baud.is_empty() && baud.bytes().all(|b| b.is_ascii_digit()) => {
-                let baud = baud
-                    .parse()
-                    .map_err(|_| format!("{arg}: baud rate {baud} out of range"))?;
+                let baud = baud.parse().map_err(|_| bad("baud rate out of range"))?;
                 (path, baud)
             }
             _ => (arg, 115_200),
         };
         if path.is_empty() {
-            return Err(format!("{arg}: no device path"));
+            return Err(bad("no device path"));
         }
         Ok(Source::Serial {
             path: path.into(),
@@ -320,18 +322,18 @@ mod tests {
     #[test]
     fn serial_argument() {
         assert_eq!(
-            Source::serial("/dev/ttyUSB0:921600"),
-            Ok(Source::Serial {
+            Source::serial("/dev/ttyUSB0:921600").unwrap(),
+            Source::Serial {
                 path: "/dev/ttyUSB0".into(),
                 baud: 921_600
-            })
+            }
         );
         assert_eq!(
-            Source::serial("/dev/serial/by-id/usb-FTDI:x"),
-            Ok(Source::Serial {
+            Source::serial("/dev/serial/by-id/usb-FTDI:x").unwrap(),
+            Source::Serial {
                 path: "/dev/serial/by-id/usb-FTDI:x".into(),
                 baud: 115_200
-            })
+            }
         );
         assert!(Source::serial(":9600").is_err());
         assert!(Source::serial("/dev/ttyS0:99999999999").is_err());

@@ -64,7 +64,7 @@ impl Cmd {
         let source = if let Some(cmd) = self.exec {
             Source::Exec(cmd)
         } else if let Some(serial) = self.serial {
-            Source::serial(&serial).map_err(anyhow::Error::msg)?
+            Source::serial(&serial)?
         } else if let Some(tcp) = self.tcp {
             Source::tcp(&tcp)?
         } else {
