@@ -11,12 +11,18 @@
 //! one of which no chunk could be verified is only counted.
 //! So a dump is saved as soon as it completes, even if its text later rotates away.
 //!
+//! Files are written through a [`Store`] ([`DirStore`] on disk): a dump that cannot be
+//! saved (the disk is full) is counted and reported ([`LiveFramer::take_failures`]),
+//! and the capture goes on.
+//!
 //! Memory: the framing text of one dump, at most its declared number of lines at the
 //! longest a framing line can be, and never more than [`MAX_DUMP_TEXT`]; a partial line
 //! of at most [`MAX_LINE`] bytes.
 
-use std::io;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use crate::Error;
 
 use memchr::memmem;
 use tracemark_format::uart::{self, Line, MARKER};
@@ -45,8 +51,40 @@ pub struct FramingStats {
     /// Chunks missing, corrupt or in conflict in all dumps, plus framing lines that
     /// belonged to no dump.
     pub chunk_errors: u64,
+    /// Dumps that could not be saved (the [`Store`] failed).
+    pub unsaved: u64,
     /// A dump's begin line was seen and its end not yet.
     pub in_progress: bool,
+}
+
+/// Where the framer saves dump files.
+pub trait Store: Send {
+    /// Saves `bytes` as the file `name`; returns its path.
+    fn save(&mut self, name: &str, bytes: &[u8]) -> Result<PathBuf, Error>;
+}
+
+/// Dump files in a directory (created when the first dump is saved), each written to a
+/// temporary file there and renamed over its name once complete (a reader never sees
+/// half a dump; a crash leaves at most a `.tmp` file of a random name, never one in the
+/// way of the next run).
+#[derive(Debug)]
+pub struct DirStore(pub PathBuf);
+
+impl Store for DirStore {
+    fn save(&mut self, name: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
+        let path = self.0.join(name);
+        std::fs::create_dir_all(&self.0).map_err(Error::io(&self.0))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".")
+            .suffix(".tmp")
+            .tempfile_in(&self.0)
+            .map_err(Error::io(&self.0))?;
+        tmp.write_all(bytes)
+            .and_then(|()| tmp.flush())
+            .map_err(Error::io(&path))?;
+        tmp.persist(&path).map_err(|e| Error::io(&path)(e.error))?;
+        Ok(path)
+    }
 }
 
 /// The framing text of the dump being received.
@@ -63,7 +101,7 @@ struct Open {
 /// complete.
 #[derive(Debug)]
 pub struct LiveFramer {
-    dir: PathBuf,
+    store: Box<dyn Store>,
     prefix: String,
     finder: memmem::Finder<'static>,
     /// The end of the stream after its last `\n` (at most [`MAX_LINE`] bytes).
@@ -73,14 +111,27 @@ pub struct LiveFramer {
     stats: FramingStats,
     /// Paths of the dumps saved, in order.
     files: Vec<PathBuf>,
+    /// Saves that failed since [`LiveFramer::take_failures`] was last called.
+    failures: Vec<Error>,
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
 }
 
 impl LiveFramer {
     /// A framer saving dumps into `dir` (created when the first dump is saved) with
     /// file names starting with `prefix`.
     pub fn new(dir: &Path, prefix: &str) -> Self {
+        Self::with_store(Box::new(DirStore(dir.to_path_buf())), prefix)
+    }
+
+    /// A framer saving dumps through `store`.
+    pub fn with_store(store: Box<dyn Store>, prefix: &str) -> Self {
         Self {
-            dir: dir.to_path_buf(),
+            store,
             prefix: prefix.to_string(),
             finder: memmem::Finder::new(MARKER),
             partial: Vec::new(),
@@ -88,7 +139,14 @@ impl LiveFramer {
             saved: 0,
             stats: FramingStats::default(),
             files: Vec::new(),
+            failures: Vec::new(),
         }
+    }
+
+    /// The saves that failed since the last call (each also counted in
+    /// [`FramingStats::unsaved`]).
+    pub fn take_failures(&mut self) -> Vec<Error> {
+        std::mem::take(&mut self.failures)
     }
 
     /// The counts so far.
@@ -105,10 +163,10 @@ impl LiveFramer {
     }
 
     /// Looks at the next bytes of the stream.
-    pub fn push(&mut self, data: &[u8]) -> io::Result<()> {
+    pub fn push(&mut self, data: &[u8]) {
         let Some(last_nl) = memchr::memrchr(b'\n', data) else {
             self.keep_partial(data);
-            return Ok(());
+            return;
         };
         // The line begun in an earlier read.
         let first_nl = memchr::memchr(b'\n', data).unwrap_or(last_nl);
@@ -116,10 +174,10 @@ impl LiveFramer {
             let mut line = std::mem::take(&mut self.partial);
             line.extend_from_slice(&data[..=first_nl]);
             if self.finder.find(&line).is_some() {
-                self.line(&line)?;
+                self.line(&line);
             }
         } else if self.finder.find(&data[..=first_nl]).is_some() {
-            self.line(&data[..=first_nl])?;
+            self.line(&data[..=first_nl]);
         }
         // Whole lines: only those with a marker are looked at.
         let whole = &data[first_nl + 1..=last_nl];
@@ -129,11 +187,10 @@ impl LiveFramer {
             let start = memchr::memrchr(b'\n', &whole[..marker]).map_or(0, |i| i + 1);
             let end =
                 memchr::memchr(b'\n', &whole[marker..]).map_or(whole.len(), |i| marker + i + 1);
-            self.line(&whole[start..end])?;
+            self.line(&whole[start..end]);
             from = end;
         }
         self.keep_partial(&data[last_nl + 1..]);
-        Ok(())
     }
 
     fn keep_partial(&mut self, tail: &[u8]) {
@@ -153,7 +210,7 @@ impl LiveFramer {
 
     /// One line holding at least one marker; each marker starts a framing line of its
     /// own (a line cut short by another keeps its damage, which extraction reports).
-    fn line(&mut self, line: &[u8]) -> io::Result<()> {
+    fn line(&mut self, line: &[u8]) {
         let mut markers: Vec<usize> = self.finder.find_iter(line).collect();
         if markers.len() > 16 {
             // Marker soup: only the last ones can be framing lines worth keeping.
@@ -163,15 +220,14 @@ impl LiveFramer {
             let end = markers.get(i + 1).copied().unwrap_or(line.len());
             let fragment = &line[m..end];
             let fragment = &fragment[..fragment.len().min(MAX_LINE)];
-            self.fragment(fragment)?;
+            self.fragment(fragment);
         }
-        Ok(())
     }
 
-    fn fragment(&mut self, text: &[u8]) -> io::Result<()> {
+    fn fragment(&mut self, text: &[u8]) {
         match uart::parse_line(text) {
             Ok(Some(Line::Begin(b))) => {
-                self.close()?;
+                self.close();
                 // Room for every line of the dump at the longest a line can be (with a
                 // `\r`), whatever the chunk length.
                 let lines = b.chunk_count().saturating_add(2);
@@ -189,7 +245,7 @@ impl LiveFramer {
             }
             Ok(Some(Line::End(e))) => {
                 if self.open.as_ref().is_some_and(|o| o.dump_id != e.dump_id) {
-                    self.close()?;
+                    self.close();
                 }
                 if self.open.is_none() {
                     self.open = Some(Open {
@@ -200,7 +256,7 @@ impl LiveFramer {
                     });
                 }
                 self.append(text);
-                self.close()?;
+                self.close();
             }
             Ok(Some(Line::Data(d))) => {
                 if self.open.is_none() {
@@ -223,7 +279,6 @@ impl LiveFramer {
                 }
             }
         }
-        Ok(())
     }
 
     fn append(&mut self, text: &[u8]) {
@@ -237,22 +292,22 @@ impl LiveFramer {
     }
 
     /// Verifies and saves the dump being received, if any.
-    fn close(&mut self) -> io::Result<()> {
+    fn close(&mut self) {
         let Some(open) = self.open.take() else {
-            return Ok(());
+            return;
         };
         let report = extract::extract(&open.text);
         if report.dumps.is_empty() {
             // Data lines without begin or end line: nothing can be reassembled.
             self.stats.chunk_errors += report.framing_lines.max(1) as u64;
-            return Ok(());
+            return;
         }
         for dump in &report.dumps {
             self.saved += 1;
             let name = format!("{}-{:04}-{:08x}", self.prefix, self.saved, dump.dump_id);
-            let (path, bytes) = if dump.is_complete() {
+            let (file, bytes) = if dump.is_complete() {
                 self.stats.complete += 1;
-                (self.dir.join(format!("{name}.bin")), &dump.data[..])
+                (format!("{name}.bin"), &dump.data[..])
             } else {
                 self.stats.damaged += 1;
                 let lost = dump.missing.len() + dump.corrupt.len() + dump.conflicting.len();
@@ -262,37 +317,30 @@ impl LiveFramer {
                     // decode, so no file; the heartbeat counts it.
                     continue;
                 }
-                (self.dir.join(format!("{name}.partial.log")), &open.text[..])
+                (format!("{name}.partial.log"), &open.text[..])
             };
-            save(&path, bytes)?;
-            self.files.push(path);
+            match self.store.save(&file, bytes) {
+                Ok(path) => self.files.push(path),
+                Err(e) => {
+                    self.stats.unsaved += 1;
+                    self.failures.push(e);
+                }
+            }
         }
-        Ok(())
     }
 
     /// The end of the stream: the last partial line is looked at and a dump still
     /// being received is saved as it is (damaged).
-    pub fn finish(&mut self) -> io::Result<()> {
+    pub fn finish(&mut self) {
         if !self.partial.is_empty() {
             let mut line = std::mem::take(&mut self.partial);
             line.push(b'\n');
             if self.finder.find(&line).is_some() {
-                self.line(&line)?;
+                self.line(&line);
             }
         }
         self.close()
     }
-}
-
-/// Writes a file through a temporary renamed over it: a reader never sees half a dump.
-fn save(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -326,7 +374,7 @@ mod tests {
             .collect();
         let dir = tempfile::tempdir().unwrap();
         let mut f = LiveFramer::new(dir.path(), "c");
-        f.push(&stream).unwrap();
+        f.push(&stream);
         assert_eq!(f.stats().complete, 1, "{:?}", f.stats());
         assert_eq!(std::fs::read(&f.files()[0]).unwrap(), payload);
     }
@@ -347,9 +395,9 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let mut f = LiveFramer::new(dir.path(), "c");
             for piece in stream.chunks(read) {
-                f.push(piece).unwrap();
+                f.push(piece);
             }
-            f.finish().unwrap();
+            f.finish();
             assert_eq!(f.stats().complete, 2, "read size {read}");
             assert_eq!(f.stats().chunk_errors, 0);
             assert_eq!(std::fs::read(&f.files()[0]).unwrap(), payload);
@@ -368,10 +416,10 @@ mod tests {
         stream.extend(second[..4].concat()); // cut off: no end line
         let dir = tempfile::tempdir().unwrap();
         let mut f = LiveFramer::new(dir.path(), "c");
-        f.push(&stream).unwrap();
+        f.push(&stream);
         assert_eq!(f.stats().damaged, 1);
         assert!(f.stats().in_progress);
-        f.finish().unwrap();
+        f.finish();
         let s = f.stats();
         assert_eq!((s.complete, s.damaged), (0, 2));
         assert_eq!(s.chunk_errors, 2 + 7, "{s:?}");
@@ -401,8 +449,8 @@ mod tests {
         stream.extend(framed(0x42, b"payload").concat());
         let dir = tempfile::tempdir().unwrap();
         let mut f = LiveFramer::new(dir.path(), "c");
-        f.push(&stream).unwrap();
-        f.finish().unwrap();
+        f.push(&stream);
+        f.finish();
         let s = f.stats();
         assert_eq!((s.complete, s.damaged), (1, 1000));
         assert_eq!(f.files().len(), 1);

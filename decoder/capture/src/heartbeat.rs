@@ -1,4 +1,4 @@
-//! The heartbeat: one line on stderr every few seconds saying whether input arrives
+//! The heartbeat: one line for the user (the binary prints it on stderr) every few seconds saying whether input arrives
 //! (bytes and lines per second since the last beat), how long ago the producer last
 //! wrote, and what the live framing found. "The simulator froze" shows as a growing
 //! `last input` with zero rates; "the firmware is stuck but printing" as input that
@@ -81,7 +81,7 @@ impl Meter {
             Some(_) => format!("last input {:.1} s ago", silent.as_secs_f64()),
         };
         format!(
-            "tracemark capture: {} in {}/s {:.0} lines/s (total {}, {} lines) | {input} | dumps {} saved, {} damaged{}, {} chunk errors | {extra}",
+            "{} in {}/s {:.0} lines/s (total {}, {} lines) | {input} | dumps {} saved, {} damaged{}{}, {} chunk errors | {extra}",
             humantime::format_rfc3339_seconds(SystemTime::now()),
             size(bps as u64),
             lps,
@@ -90,6 +90,10 @@ impl Meter {
             framing.complete,
             framing.damaged,
             if framing.in_progress { ", 1 in progress" } else { "" },
+            match framing.unsaved {
+                0 => String::new(),
+                n => format!(", {n} not saved"),
+            },
             framing.chunk_errors,
         )
     }

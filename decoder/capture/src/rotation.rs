@@ -14,6 +14,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::Error;
+
 /// The longest partial line moved to the next slot at a rotation; a longer one is cut.
 pub const MAX_CARRY: u64 = 1 << 20;
 
@@ -40,18 +42,22 @@ pub struct Rotator {
 impl Rotator {
     /// Creates the ring in `dir` (created if needed). Slot files of an earlier capture
     /// with the same prefix are removed, so that a snapshot never mixes two captures.
-    pub fn create(dir: &Path, prefix: &str, slot_size: u64, slots: usize) -> io::Result<Self> {
-        if slot_size == 0 || slots == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the slot size and the number of slots must be at least 1",
-            ));
+    ///
+    /// # Panics
+    /// If `slot_size` or `slots` is 0.
+    pub fn create(dir: &Path, prefix: &str, slot_size: u64, slots: usize) -> Result<Self, Error> {
+        assert!(
+            slot_size > 0 && slots > 0,
+            "the slot size and the number of slots must be at least 1"
+        );
+        if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+            return Err(Error::NotADirectory(dir.to_path_buf()));
         }
-        std::fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
         for k in 0..slots {
             let path = slot_path(dir, prefix, k);
             match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(at(&path, e)),
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(Error::io(path)(e)),
                 _ => {}
             }
         }
@@ -76,7 +82,7 @@ impl Rotator {
 
     /// Appends `data`, rotating to the next slot (at a line boundary) whenever the
     /// current one is full.
-    pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+    pub fn write(&mut self, mut data: &[u8]) -> Result<(), Error> {
         while !data.is_empty() {
             let room = self.slot_size - self.written;
             if data.len() as u64 <= room {
@@ -109,10 +115,10 @@ impl Rotator {
         self.written + len as u64 > self.slot_size
     }
 
-    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+    fn append(&mut self, data: &[u8]) -> Result<(), Error> {
         self.file
             .write_all(data)
-            .map_err(|e| at(&self.current_path(), e))?;
+            .map_err(Error::io(self.current_path()))?;
         if let Some(nl) = memchr::memrchr(b'\n', data) {
             self.line_start = self.written + nl as u64 + 1;
         }
@@ -122,7 +128,7 @@ impl Rotator {
 
     /// Starts writing the next slot (truncating it); with `carry`, the partial line at
     /// the end of the current slot is moved there.
-    fn rotate(&mut self, carry: bool) -> io::Result<()> {
+    fn rotate(&mut self, carry: bool) -> Result<(), Error> {
         let old = self.current_path();
         let mut tail = Vec::new();
         if carry && self.line_start < self.written {
@@ -130,7 +136,7 @@ impl Rotator {
             self.file
                 .read_exact_at(&mut tail, self.line_start)
                 .and_then(|()| self.file.set_len(self.line_start))
-                .map_err(|e| at(&old, e))?;
+                .map_err(Error::io(old))?;
         }
         self.current = (self.current + 1) % self.slots;
         let path = self.current_path();
@@ -147,15 +153,17 @@ impl Rotator {
         Ok(())
     }
 
-    /// Replaces `NAME.current` atomically: a new symlink renamed over the old one.
-    fn point_current(&self) -> io::Result<()> {
+    /// Replaces `NAME.current` atomically: a new symlink (of a random temporary name, so
+    /// that two captures in one directory cannot collide) renamed over the old one.
+    fn point_current(&self) -> Result<(), Error> {
         let link = self.dir.join(format!("{}.current", self.prefix));
-        let tmp = self.dir.join(format!("{}.current.tmp", self.prefix));
         let target = format!("{}.{}", self.prefix, self.current);
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&target, &tmp)
-            .and_then(|()| std::fs::rename(&tmp, &link))
-            .map_err(|e| at(&link, e))
+        tempfile::Builder::new()
+            .prefix(".")
+            .suffix(".tmp")
+            .make_in(&self.dir, |tmp| std::os::unix::fs::symlink(&target, tmp))
+            .and_then(|tmp| tmp.persist(&link).map(drop).map_err(|e| e.error))
+            .map_err(Error::io(link))
     }
 
     /// The slots holding data of this capture, oldest first (the current one last).
@@ -188,10 +196,10 @@ impl Rotator {
     }
 
     /// Writes the current slot's data through to the device (at the end of a capture).
-    pub fn sync(&self) -> io::Result<()> {
+    pub fn sync(&self) -> Result<(), Error> {
         self.file
             .sync_data()
-            .map_err(|e| at(&self.current_path(), e))
+            .map_err(Error::io(self.current_path()))
     }
 }
 
@@ -200,19 +208,14 @@ pub fn slot_path(dir: &Path, prefix: &str, k: usize) -> PathBuf {
     dir.join(format!("{prefix}.{k}"))
 }
 
-fn open_slot(path: &Path) -> io::Result<File> {
+fn open_slot(path: &Path) -> Result<File, Error> {
     OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
         .open(path)
-        .map_err(|e| at(path, e))
-}
-
-/// An I/O error that names its file.
-fn at(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        .map_err(Error::io(path))
 }
 
 #[cfg(test)]

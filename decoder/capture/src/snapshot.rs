@@ -1,7 +1,7 @@
 //! `NAME.snapshot`: every slot still on disk, oldest to newest, as one file, as it was
-//! when `SIGUSR1` arrived.
+//! when it was asked for ([`crate::source::Request::Snapshot`]; `SIGUSR1` in the binary).
 //!
-//! The slots are opened and their lengths taken when the signal is handled; a thread
+//! The slots are opened and their lengths taken when the request is handled; a thread
 //! then copies exactly those bytes (`std::io::copy` between files, which Linux turns
 //! into `copy_file_range`: no round trip through user space). The capture goes on
 //! meanwhile: appending to the current slot does not change what is copied, and
@@ -15,27 +15,29 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
+use crate::Error;
+
 /// A snapshot being written.
 #[derive(Debug)]
 pub struct Snapshot {
     dest: PathBuf,
     slots: usize,
-    thread: JoinHandle<io::Result<u64>>,
+    thread: JoinHandle<Result<u64, Error>>,
 }
 
 impl Snapshot {
     /// Starts copying `slots` (oldest first; missing ones are skipped) as they are now
-    /// to `dest`, through a temporary file renamed over it.
-    pub fn start(slots: &[PathBuf], dest: &Path) -> io::Result<Self> {
+    /// to `dest`, through a temporary file (of a random name) renamed over it.
+    pub fn start(slots: &[PathBuf], dest: &Path) -> Result<Self, Error> {
         let mut inputs = Vec::new();
         for slot in slots {
             match File::open(slot) {
                 Ok(f) => {
-                    let len = f.metadata().map_err(|e| named(slot, e))?.len();
+                    let len = f.metadata().map_err(Error::io(slot))?.len();
                     inputs.push((slot.clone(), f, len));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(named(slot, e)),
+                Err(e) => return Err(Error::io(slot)(e)),
             }
         }
         let dest = dest.to_path_buf();
@@ -64,28 +66,28 @@ impl Snapshot {
                 self.slots,
                 if self.slots == 1 { "" } else { "s" }
             ),
-            Ok(Err(e)) => format!("snapshot failed: {e}"),
+            Ok(Err(e)) => format!("snapshot failed: {}", e.chain()),
             Err(_) => "snapshot failed: the copy thread panicked".into(),
         }
     }
 }
 
-fn copy(inputs: Vec<(PathBuf, File, u64)>, dest: &Path) -> io::Result<u64> {
-    let mut tmp = dest.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut out = File::create(&tmp).map_err(|e| named(&tmp, e))?;
+fn copy(inputs: Vec<(PathBuf, File, u64)>, dest: &Path) -> Result<u64, Error> {
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut out = tempfile::Builder::new()
+        .prefix(".")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(Error::io(dir))?;
     let mut total = 0;
     for (path, file, len) in inputs {
-        total += io::copy(&mut file.take(len), &mut out).map_err(|e| named(&path, e))?;
+        total += io::copy(&mut file.take(len), &mut out).map_err(Error::io(path))?;
     }
-    drop(out);
-    std::fs::rename(&tmp, dest).map_err(|e| named(dest, e))?;
+    out.persist(dest).map_err(|e| Error::io(dest)(e.error))?;
     Ok(total)
-}
-
-fn named(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -100,7 +102,7 @@ mod tests {
         std::fs::write(p("a"), b"old\n").unwrap();
         std::fs::write(p("b"), b"new\n").unwrap();
         let snap = Snapshot::start(&[p("a"), p("gone"), p("b")], &p("snap")).unwrap();
-        // Appended after the signal: not part of the snapshot.
+        // Appended after the request: not part of the snapshot.
         let mut b = std::fs::OpenOptions::new()
             .append(true)
             .open(p("b"))
@@ -109,6 +111,7 @@ mod tests {
         let msg = snap.wait();
         assert!(msg.contains("(8 B from 2 slots)"), "{msg}");
         assert_eq!(std::fs::read(p("snap")).unwrap(), b"old\nnew\n");
-        assert!(!p("snap.tmp").exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 3, "a temporary file left behind: {left:?}");
     }
 }

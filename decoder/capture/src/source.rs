@@ -3,7 +3,7 @@
 //! reconnect whenever the device or the server goes away and comes back.
 //!
 //! Each source runs on a thread of its own that sends [`Event`]s to the capture loop,
-//! so that the loop keeps beating, snapshotting and answering signals while a read
+//! so that the loop keeps beating, snapshotting and answering requests while a read
 //! blocks. Buffers go back and forth between the two ([`Buffers`]) instead of being
 //! allocated per read.
 //!
@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Duration;
+
+use crate::Error;
 
 /// Size of one read buffer.
 pub const BUF_LEN: usize = 256 << 10;
@@ -51,23 +53,36 @@ pub enum Source {
 
 impl Source {
     /// Parses the argument of `--serial`: `PATH` or `PATH:BAUD` (default 115200).
-    pub fn serial(arg: &str) -> Result<Self, String> {
+    pub fn serial(arg: &str) -> Result<Self, Error> {
+        let bad = |why| Error::SerialArgument {
+            arg: arg.to_string(),
+            why,
+        };
         let (path, baud) = match arg.rsplit_once(':') {
             Some((path, baud)) if !baud.is_empty() && baud.bytes().all(|b| b.is_ascii_digit()) => {
-                let baud = baud
-                    .parse()
-                    .map_err(|_| format!("{arg}: baud rate {baud} out of range"))?;
+                let baud = baud.parse().map_err(|_| bad("baud rate out of range"))?;
                 (path, baud)
             }
             _ => (arg, 115_200),
         };
         if path.is_empty() {
-            return Err(format!("{arg}: no device path"));
+            return Err(bad("no device path"));
         }
         Ok(Source::Serial {
             path: path.into(),
             baud,
         })
+    }
+
+    /// Parses the argument of `--tcp`: `HOST:PORT` with a port number (the host is
+    /// resolved at each connection, so a server not up yet is waited for).
+    pub fn tcp(arg: &str) -> Result<Self, Error> {
+        match arg.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(Source::Tcp(arg.to_string()))
+            }
+            _ => Err(Error::TcpAddress(arg.to_string())),
+        }
     }
 
     /// What the source is, for messages.
@@ -94,8 +109,27 @@ pub enum Event {
     Exited(ExitStatus),
     /// Reading failed for good.
     Failed(io::Error),
-    /// A signal arrived (`SIGINT`, `SIGTERM`, `SIGUSR1`).
-    Signal(i32),
+    /// The user asked for something ([`crate::Control`]).
+    Request(Request),
+}
+
+/// What the user can ask of a running capture (the binary maps signals to these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Write `NAME.snapshot` (`SIGUSR1`).
+    Snapshot,
+    /// Stop (`SIGINT`, `SIGTERM`): a producer run by the capture is passed the same
+    /// request and captured while it winds down; a second stop ends the capture at once.
+    Stop(Stop),
+}
+
+/// How to stop: which signal a producer is passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// `SIGINT`.
+    Interrupt,
+    /// `SIGTERM`.
+    Terminate,
 }
 
 /// Empty buffers handed back by the capture loop, reused by the source thread.
@@ -113,7 +147,7 @@ impl Buffers {
     }
 }
 
-/// A started source: the producer's pid for `--exec` (to pass signals on).
+/// A started source: the producer's pid for `--exec` (to pass a stop on).
 #[derive(Debug, Default)]
 pub struct Started {
     /// The process id of the producer.
@@ -121,7 +155,22 @@ pub struct Started {
 }
 
 /// Starts the thread(s) reading `source`.
-pub fn start(source: &Source, tx: SyncSender<Event>, free: Buffers) -> io::Result<Started> {
+///
+/// A serial device missing at the start is an error (a typo waits for nothing); one
+/// that goes away later is waited for.
+pub fn start(source: &Source, tx: SyncSender<Event>, free: Buffers) -> Result<Started, Error> {
+    if let Source::Serial { path, .. } = source {
+        if !path.exists() {
+            return Err(Error::NoSuchDevice(path.clone()));
+        }
+    }
+    start_io(source, tx, free).map_err(|e| Error::Source {
+        what: source.describe(),
+        source: e,
+    })
+}
+
+fn start_io(source: &Source, tx: SyncSender<Event>, free: Buffers) -> io::Result<Started> {
     match source {
         Source::Stdin => {
             grow_pipe(io::stdin().as_raw_fd());
@@ -134,9 +183,8 @@ pub fn start(source: &Source, tx: SyncSender<Event>, free: Buffers) -> io::Resul
             let writer2 = writer.try_clone()?;
             let mut cmd = Command::new("sh");
             cmd.arg("-c").arg(command).stdout(writer).stderr(writer2);
-            let child = cmd.spawn().map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot run `sh -c {command}`: {e}"))
-            })?;
+            // A failure is reported with the command ([`Source::describe`]) by `start`.
+            let child = cmd.spawn()?;
             // The parent's copies of the write end must go, or the pipe never ends.
             drop(cmd);
             let pid = child.id();
@@ -274,18 +322,18 @@ mod tests {
     #[test]
     fn serial_argument() {
         assert_eq!(
-            Source::serial("/dev/ttyUSB0:921600"),
-            Ok(Source::Serial {
+            Source::serial("/dev/ttyUSB0:921600").unwrap(),
+            Source::Serial {
                 path: "/dev/ttyUSB0".into(),
                 baud: 921_600
-            })
+            }
         );
         assert_eq!(
-            Source::serial("/dev/serial/by-id/usb-FTDI:x"),
-            Ok(Source::Serial {
+            Source::serial("/dev/serial/by-id/usb-FTDI:x").unwrap(),
+            Source::Serial {
                 path: "/dev/serial/by-id/usb-FTDI:x".into(),
                 baud: 115_200
-            })
+            }
         );
         assert!(Source::serial(":9600").is_err());
         assert!(Source::serial("/dev/ttyS0:99999999999").is_err());

@@ -585,7 +585,7 @@ fn sigint_stops_a_capture_of_stdin_that_never_ends() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains(", 1000 lines)"), "{stderr}");
     assert!(
-        stderr.trim_end().ends_with("| stopped by signal"),
+        stderr.trim_end().ends_with("| stopped by request"),
         "{stderr}"
     );
 }
@@ -632,4 +632,41 @@ fn tee_copies_the_stream_to_stdout_until_stdout_goes_away() {
     assert!(out.status.success());
     assert_eq!(read(&slot(&d, 0)).len(), 2 * 108_894);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tee stopped"));
+}
+
+/// Mistakes in the arguments fail at once with one line saying what is wrong, instead
+/// of waiting forever for a source that cannot come (or saying only "File exists").
+#[test]
+fn a_source_or_directory_that_cannot_work_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cap");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let missing = dir.path().join("ttyNOTHERE");
+    let cases: [(Vec<&str>, String); 3] = [
+        (
+            vec!["--dir", d.to_str().unwrap(), "--tcp", "notaport"],
+            "tracemark: capture: --tcp notaport: not HOST:PORT".to_string(),
+        ),
+        (
+            vec![
+                "--dir",
+                d.to_str().unwrap(),
+                "--serial",
+                missing.to_str().unwrap(),
+            ],
+            format!("tracemark: capture: {}: no such device", missing.display()),
+        ),
+        (
+            vec!["--dir", file.to_str().unwrap()],
+            format!("tracemark: capture: {}: not a directory", file.display()),
+        ),
+    ];
+    for (args, want) in cases {
+        let cap = Capture::start(&args, Stdio::null());
+        let (code, stderr) = cap.finish();
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with(&want), "{args:?}: {stderr}");
+    }
 }

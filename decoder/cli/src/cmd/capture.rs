@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
-use tracemark_capture::{source::Source, Config};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use tracemark_capture::source::{Request, Source, Stop};
+use tracemark_capture::{Capture, Config, Notice, Outcome};
 
 /// Record an endless stream (a simulator's or a board's console) in DIR/NAME.0 ..
 /// NAME.(N-1), rotated in place so that disk use never exceeds slots x slot size.
@@ -62,9 +64,9 @@ impl Cmd {
         let source = if let Some(cmd) = self.exec {
             Source::Exec(cmd)
         } else if let Some(serial) = self.serial {
-            Source::serial(&serial).map_err(anyhow::Error::msg)?
+            Source::serial(&serial)?
         } else if let Some(tcp) = self.tcp {
-            Source::Tcp(tcp)
+            Source::tcp(&tcp)?
         } else {
             match self.stdin.as_deref() {
                 None | Some("-") => Source::Stdin,
@@ -83,13 +85,43 @@ impl Cmd {
             slot_size: self.slot_size,
             slots: self.slots as usize,
             heartbeat: (!self.heartbeat.is_zero()).then_some(self.heartbeat),
-            tee: self.tee,
         })
+    }
+
+    /// The binary's part: signals become requests, notices lines on stderr, `--tee`
+    /// a copy on stdout.
+    fn capture(self) -> anyhow::Result<Outcome> {
+        let tee = self.tee;
+        let config = self.config()?;
+        let capture = Capture::new(config);
+        let control = capture.control();
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1])?;
+        let handle = signals.handle();
+        std::thread::spawn(move || {
+            for sig in signals.forever() {
+                let request = match sig {
+                    SIGUSR1 => Request::Snapshot,
+                    SIGINT => Request::Stop(Stop::Interrupt),
+                    _ => Request::Stop(Stop::Terminate),
+                };
+                if !control.request(request) {
+                    return;
+                }
+            }
+        });
+        let mut stdout = std::io::stdout();
+        let tee: Option<&mut dyn Write> = if tee { Some(&mut stdout) } else { None };
+        let result = capture.run(tee, &mut |notice: Notice| {
+            // Not eprintln!: a closed stderr must not stop the capture.
+            let _ = writeln!(std::io::stderr().lock(), "tracemark capture: {notice}");
+        });
+        handle.close();
+        Ok(result?)
     }
 
     /// Runs the command; its exit code is the producer's with `--exec`.
     pub fn main(self) -> ExitCode {
-        match self.config().and_then(|c| tracemark_capture::run(&c)) {
+        match self.capture() {
             Ok(outcome) => ExitCode::from(outcome.exit_code()),
             Err(e) => {
                 // Not eprintln!: a closed stderr must not turn the error into a panic.

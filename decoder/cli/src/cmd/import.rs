@@ -11,11 +11,12 @@ use tracemark_import::qemu::{symbols::Symbols, writer::RING_LEN, Importer, Repor
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
     #[command(subcommand)]
-    source: Source,
+    tool: Tool,
 }
 
+/// The tool whose trace is imported.
 #[derive(Debug, clap::Subcommand)]
-enum Source {
+enum Tool {
     /// A QEMU execution log (`-d exec,cpu,in_asm,nochain -D LOG`): syscalls with their
     /// numbers, functions in first-run order.
     Qemu(Qemu),
@@ -55,8 +56,8 @@ struct Qemu {
 impl Cmd {
     /// Runs the command.
     pub fn run(self, out: &mut dyn Write) -> anyhow::Result<()> {
-        match self.source {
-            Source::Qemu(q) => q.run(out),
+        match self.tool {
+            Tool::Qemu(q) => q.run(out),
         }
     }
 }
@@ -71,27 +72,28 @@ impl Qemu {
         } else {
             Box::new(std::fs::File::open(&self.log).with_context(|| name.clone())?)
         };
-        let tmp = tmp_path(&self.output);
-        let file = std::fs::File::create(&tmp).with_context(|| tmp.display().to_string())?;
+        // The dump is written beside its destination and renamed over it once
+        // complete: a reader never sees half a dump, a failure leaves nothing behind.
+        let dir = match self.output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let output = self.output.display().to_string();
+        let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| output.clone())?;
         let mut importer = Importer::new(
-            std::io::BufWriter::with_capacity(1 << 20, file),
+            std::io::BufWriter::with_capacity(1 << 20, tmp),
             symbols,
             RING_LEN,
         );
-        let result = importer.read(&mut input, &name);
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        let (report, dump) = match importer.finish() {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e).with_context(|| self.output.display().to_string());
-            }
-        };
-        drop(dump);
-        std::fs::rename(&tmp, &self.output).with_context(|| self.output.display().to_string())?;
+        importer.read(&mut input, &name)?;
+        let (report, dump) = importer.finish().with_context(|| output.clone())?;
+        let tmp = dump
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| output.clone())?;
+        tmp.persist(&self.output)
+            .map_err(|e| e.error)
+            .with_context(|| output.clone())?;
         if let Some(p) = &self.syscalls {
             let mut csv = Vec::new();
             report.syscalls.write_csv(&mut csv)?;
@@ -109,12 +111,6 @@ impl Qemu {
         }
         Ok(())
     }
-}
-
-fn tmp_path(p: &Path) -> PathBuf {
-    let mut s = p.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
 }
 
 fn summary(out: &mut dyn Write, name: &str, r: &Report, dump: &Path) -> anyhow::Result<()> {
@@ -139,6 +135,13 @@ fn summary(out: &mut dyn Write, name: &str, r: &Report, dump: &Path) -> anyhow::
         r.syscalls.corrected,
         r.functions.names.len()
     )?;
+    if r.returns + r.unreturned > 0 {
+        writeln!(
+            out,
+            "{} function returns seen, {} entries without a return in the log",
+            r.returns, r.unreturned
+        )?;
+    }
     r.syscalls.write_summary(out)?;
     writeln!(
         out,

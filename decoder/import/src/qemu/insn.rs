@@ -43,6 +43,10 @@ pub struct Block {
     pub svc: Option<u32>,
     /// R7 at that `svc`.
     pub r7: R7,
+    /// The address of the call (`bl`, `blx`, with or without a condition) that ends it,
+    /// if it does: the callee returns 2 or 4 bytes after it (Thumb `blx rN` is 2 bytes
+    /// long, every other call 4).
+    pub call: Option<u32>,
 }
 
 /// Builds a [`Block`] from its instructions, fed in order.
@@ -53,6 +57,8 @@ pub struct BlockBuilder {
     r7: R7,
     /// Registers the block may have written so far.
     written: u16,
+    /// The last instruction is a call, at this address.
+    call: Option<u32>,
 }
 
 impl Default for BlockBuilder {
@@ -69,12 +75,14 @@ impl BlockBuilder {
             svc: None,
             r7: R7::Unchanged,
             written: 0,
+            call: None,
         }
     }
 
     /// Adds the instruction at `pc`, `text` as QEMU prints it (`mov.w    r7, #0x7d`).
     pub fn push(&mut self, pc: u32, text: &[u8]) {
         self.insns = self.insns.saturating_add(1);
+        self.call = is_call(split(text).0).then_some(pc);
         if self.svc.is_some() {
             // QEMU ends a block at its `svc`; anything after belongs to no syscall.
             return;
@@ -125,8 +133,28 @@ impl BlockBuilder {
             insns: self.insns,
             svc: self.svc,
             r7: self.r7,
+            call: self.call,
         }
     }
+}
+
+/// `bl`, `blx`, either with a condition code (`blne`), or a `.w`/`.n` width suffix;
+/// not the conditional branches `bls`, `blt`, `ble` that look alike.
+fn is_call(mnemonic: &[u8]) -> bool {
+    const CONDS: [&[u8]; 17] = [
+        b"eq", b"ne", b"cs", b"hs", b"cc", b"lo", b"mi", b"pl", b"vs", b"vc", b"hi", b"ls", b"ge",
+        b"lt", b"gt", b"le", b"al",
+    ];
+    let m = mnemonic;
+    let m = m
+        .strip_suffix(b".w")
+        .or_else(|| m.strip_suffix(b".n"))
+        .unwrap_or(m);
+    let Some(rest) = m.strip_prefix(b"bl") else {
+        return false;
+    };
+    let rest = rest.strip_prefix(b"x").unwrap_or(rest);
+    rest.is_empty() || CONDS.contains(&rest)
 }
 
 fn split(text: &[u8]) -> (&[u8], &[u8]) {
@@ -341,6 +369,29 @@ mod tests {
         assert_eq!(b.r7, R7::Imm(248));
         let b = block(&["movw     r7, #5", "movt     r7, #0xf", "svc      #0"]);
         assert_eq!(b.r7, R7::Imm(0xf0005));
+    }
+
+    #[test]
+    fn a_call_that_ends_the_block_is_noted_and_look_alike_branches_are_not() {
+        for call in [
+            "bl       #0x2000",
+            "blx      r3",
+            "blne     #0x2000",
+            "bl.w     #0x2000",
+        ] {
+            let b = block(&["push     {r4, lr}", call]);
+            assert_eq!(b.call, Some(0x1004), "{call}");
+        }
+        for not in [
+            "bls      #0x2000",
+            "blt      #0x2000",
+            "ble      #0x2000",
+            "bx       lr",
+        ] {
+            assert_eq!(block(&["push     {r4, lr}", not]).call, None, "{not}");
+        }
+        // Only the last instruction counts.
+        assert_eq!(block(&["bl       #0x2000", "mov      r0, r1"]).call, None);
     }
 
     #[test]

@@ -20,6 +20,19 @@
 //! UnknownSyscall, number in the word) at its `svc`, and an exit at the start of the
 //! next block; a block that starts a function (with `--elf`) is a function entry; an
 //! `svc` whose number is not known is user event [`writer::USER_SVC_UNKNOWN`].
+//!
+//! Function returns: a function entry is written with its exit where the log shows the
+//! return, so that exports draw slices of the depth the program really had. The block
+//! before a function's first block ends with the call (`bl`, `blx`: QEMU ends a block
+//! there); the function returns when its CPU next runs a block at the address after
+//! that call (2 or 4 bytes on), whatever the instruction that returns (`bx lr`,
+//! `pop {pc}`, `ldm`), and the exit is written at the start of that block, popping
+//! whatever was entered since (tail calls, which share their caller's return, and
+//! `longjmp`). A function entered without a call just before it (a tail call) returns
+//! with the function it replaced. Entries with no return in the log (`main` and
+//! `_start` when the process ends with `exit_group`, a function still running at the
+//! end, or one left by an exception handler in a system-mode log, which this reads as
+//! a tail call) have no exit: they stay open to the end of the dump.
 
 pub mod binder;
 pub mod insn;
@@ -48,6 +61,55 @@ pub const MAX_BLOCKS: usize = 1 << 21;
 pub const MAX_CPUS: usize = 64;
 /// Longest symbol name kept from a `Trace` line (the order file without `--elf`).
 pub const MAX_NAME: usize = 512;
+/// Calls remembered per CPU waiting for their return; past it the oldest is forgotten
+/// (its entry then has no exit, counted in [`Report::unreturned`]).
+pub const MAX_FRAMES: usize = 4096;
+
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading the log failed.
+    #[error("{name}: at byte {at}")]
+    Read {
+        /// The log's name.
+        name: String,
+        /// Offset in the log.
+        at: u64,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Writing the dump failed.
+    #[error("writing the dump")]
+    Write(#[source] std::io::Error),
+    /// The log holds another architecture's register dumps.
+    #[error(
+        "{name}: at byte {at}: register dump of another architecture; \
+         only --arch arm (32-bit ARM: R00..R15, PSR) is supported"
+    )]
+    ForeignArch {
+        /// The log's name.
+        name: String,
+        /// Offset of the first such line.
+        at: u64,
+    },
+    /// More than [`MAX_CPUS`] CPUs.
+    #[error("{name}: at byte {at}: more than {MAX_CPUS} CPUs")]
+    TooManyCpus {
+        /// The log's name.
+        name: String,
+        /// Offset of the first `Trace` line of the CPU past the limit.
+        at: u64,
+    },
+    /// No `Trace` line at all.
+    #[error(
+        "{name}: at byte 0: no block executions ('Trace' lines): not a QEMU \
+         -d exec,cpu,in_asm log"
+    )]
+    NotAQemuLog {
+        /// The log's name.
+        name: String,
+    },
+}
 
 /// What the import found.
 #[derive(Debug, Default)]
@@ -76,6 +138,10 @@ pub struct Report {
     pub syscalls: SyscallTable,
     /// Functions in first-execution order.
     pub functions: FunctionOrder,
+    /// Function returns written (see the module's documentation).
+    pub returns: u64,
+    /// Function entries still waiting for their return at the end of the log.
+    pub unreturned: u64,
     /// Rings and records written.
     pub rings: u64,
     /// Records written.
@@ -107,6 +173,34 @@ struct CpuClock {
     pending: Option<(u64, u64)>,
     /// Events that happened after a pending syscall, written once it is resolved.
     held: Vec<(u64, Event)>,
+    /// Functions entered and not yet returned from, innermost last.
+    frames: Vec<Frame>,
+    /// The call that ended the last block run, not yet matched to an entry or a return.
+    last_call: Option<u32>,
+}
+
+/// A function waiting for its return.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    /// The function's address.
+    function: u32,
+    /// The address of its call (`None`: not known, it never returns in the dump).
+    call: Option<u32>,
+    /// Entered by a tail call: it returns with the frame below it.
+    tail: bool,
+}
+
+impl Frame {
+    /// Whether a block at `pc` is where this function returns to.
+    fn returns_to(&self, pc: u32) -> bool {
+        self.call.is_some_and(|c| returns_to(c, pc))
+    }
+}
+
+/// Whether a block at `pc` is the return from the call at `call` (a call is 2 or 4
+/// bytes long; a block never starts inside an instruction).
+fn returns_to(call: u32, pc: u32) -> bool {
+    pc == call.wrapping_add(2) || pc == call.wrapping_add(4)
 }
 
 /// The importer: feed it the log with [`Importer::read`], then [`Importer::finish`].
@@ -147,7 +241,7 @@ impl<W: Write> Importer<W> {
 
     /// Reads a whole log from `input`, in chunks of [`CHUNK`] bytes. `name` is used in
     /// messages.
-    pub fn read(&mut self, input: &mut dyn Read, name: &str) -> anyhow::Result<()> {
+    pub fn read(&mut self, input: &mut dyn Read, name: &str) -> Result<(), Error> {
         let mut buf = vec![0u8; CHUNK];
         let (mut start, mut end) = (0usize, 0usize);
         let mut base = 0u64; // log offset of buf[0]
@@ -170,11 +264,18 @@ impl<W: Write> Importer<W> {
             let n = match input.read(&mut buf[end..]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => anyhow::bail!("{name}: at byte {}: {e}", base + end as u64),
+                Err(source) => {
+                    return Err(Error::Read {
+                        name: name.to_string(),
+                        at: base + end as u64,
+                        source,
+                    })
+                }
             };
             if n == 0 {
                 if end > start && !skipping {
-                    self.line(&buf[start..end], base + start as u64)?;
+                    self.line(&buf[start..end], base + start as u64)
+                        .map_err(Error::Write)?;
                 }
                 self.report.bytes = base + end as u64;
                 break;
@@ -186,25 +287,23 @@ impl<W: Write> Importer<W> {
                 if skipping {
                     skipping = false;
                 } else {
-                    self.line(&buf[start..nl], base + start as u64)?;
+                    self.line(&buf[start..nl], base + start as u64)
+                        .map_err(Error::Write)?;
                 }
                 start = nl + 1;
             }
             if let Some(at) = self.foreign {
-                anyhow::bail!(
-                    "{name}: at byte {at}: register dump of another architecture; \
-                     only --arch arm (32-bit ARM: R00..R15, PSR) is supported"
-                );
+                let name = name.to_string();
+                return Err(Error::ForeignArch { name, at });
             }
             if let Some(at) = self.too_many_cpus {
-                anyhow::bail!("{name}: at byte {at}: more than {MAX_CPUS} CPUs");
+                let name = name.to_string();
+                return Err(Error::TooManyCpus { name, at });
             }
         }
         if self.report.execs == 0 {
-            anyhow::bail!(
-                "{name}: at byte 0: no block executions ('Trace' lines): not a QEMU \
-                 -d exec,cpu,in_asm log"
-            );
+            let name = name.to_string();
+            return Err(Error::NotAQemuLog { name });
         }
         Ok(())
     }
@@ -334,11 +433,58 @@ impl<W: Write> Importer<W> {
         // Syscalls the binder resolves now belong to its previous pending svc.
         self.binder.exec(cpu, pc, block.as_ref(), &mut self.out);
         self.resolved()?;
+        self.returns(i, pc, start)?;
         if let Some(f) = function {
             self.emit(i, start, Event::Function(f))?;
+            let c = &mut self.cpus[i];
+            // Called just now, or a tail call that returns where its caller would.
+            let frame = match c.last_call.take() {
+                Some(call) => Frame {
+                    function: f,
+                    call: Some(call),
+                    tail: false,
+                },
+                None => Frame {
+                    function: f,
+                    call: c.frames.last().and_then(|f| f.call),
+                    tail: !c.frames.is_empty(),
+                },
+            };
+            if c.frames.len() == MAX_FRAMES {
+                c.frames.remove(0);
+                self.report.unreturned += 1;
+            }
+            c.frames.push(frame);
+        }
+        if let Some(call) = block.and_then(|b| b.call) {
+            self.cpus[i].last_call = Some(call);
         }
         if block.is_some_and(|b| b.svc.is_some()) && self.binder.is_pending(cpu) {
             self.cpus[i].pending = Some((start + insns - 1, start + insns));
+        }
+        Ok(())
+    }
+
+    /// Writes the exits of the functions of CPU index `i` that a block at `pc`, run at
+    /// `ts`, returns from: the innermost one returning there and all entered since.
+    fn returns(&mut self, i: usize, pc: u32, ts: u64) -> std::io::Result<()> {
+        let c = &mut self.cpus[i];
+        if c.last_call.is_some_and(|call| returns_to(call, pc)) {
+            // A call to code without a symbol came back.
+            c.last_call = None;
+        }
+        let Some(mut k) = c.frames.iter().rposition(|f| f.returns_to(pc)) else {
+            return Ok(());
+        };
+        // A function entered by a tail call returns with the one it replaced (not with
+        // a recursive call from the same place, which has a frame of its own).
+        while k > 0 && c.frames[k].tail {
+            k -= 1;
+        }
+        let popped: Vec<Frame> = c.frames.drain(k..).rev().collect();
+        for f in popped {
+            self.report.returns += 1;
+            self.emit(i, ts, Event::FunctionExit(f.function))?;
         }
         Ok(())
     }
@@ -407,6 +553,7 @@ impl<W: Write> Importer<W> {
         self.binder.finish(&mut self.out);
         self.resolved()?;
         let mut r = self.report;
+        r.unreturned += self.cpus.iter().map(|c| c.frames.len() as u64).sum::<u64>();
         r.layout = self.binder.layout();
         r.never_executed = self.blocks.values().filter(|k| !k.executed).count() as u64;
         let (out, rings, records) = self.writer.finish()?;
@@ -671,6 +818,52 @@ mod tests {
              4,write,1,0x00001204\n\
              983045,set_tls,1,0x00001004\n\
              999,unknown,1,0x00001104\n"
+        );
+    }
+
+    #[test]
+    fn function_returns_are_written_where_the_caller_resumes() {
+        // main calls f twice; f tail-calls g each time (`b`, not a call), so f and g
+        // both return when main resumes after its call. main never returns.
+        let log = tb(0x1000, &["push     {r4, lr}", "bl       #0x2000"])
+            + &tb(0x2000, &["push     {lr}", "b        #0x3000"])
+            + &tb(0x3000, &["bx       lr"])
+            + &tb(0x1008, &["mov      r0, r1", "bl       #0x2000"])
+            + &tb(0x1010, &["pop      {r4, pc}"])
+            + &trace(0x1000)
+            + &trace(0x2000)
+            + &trace(0x3000)
+            + &trace(0x1008)
+            + &trace(0x2000)
+            + &trace(0x3000)
+            + &trace(0x1010);
+        let symbols = Symbols::from_functions([
+            (0x1000, "main".to_string()),
+            (0x2000, "f".to_string()),
+            (0x3000, "g".to_string()),
+        ]);
+        let mut imp = Importer::new(Vec::new(), Some(symbols), writer::MIN_RING_LEN);
+        imp.read(&mut log.as_bytes(), "calls.log").unwrap();
+        let (report, dump) = imp.finish().unwrap();
+        assert_eq!((report.returns, report.unreturned), (4, 1));
+        let text = decode(&dump);
+        let kinds: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('F')))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "FENTRY", "FENTRY", "FENTRY", "FEXIT", "FEXIT", "FENTRY", "FENTRY", "FEXIT",
+                "FEXIT"
+            ],
+            "{text}"
+        );
+        // The exits are at the start of the block main resumes at: g (0x3000) first.
+        let exits: Vec<&str> = text.lines().filter(|l| l.contains("FEXIT")).collect();
+        assert!(
+            exits[0].contains("3000") && exits[1].contains("2000"),
+            "{text}"
         );
     }
 

@@ -9,8 +9,35 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{bail, Context};
 use object::{Object, ObjectSymbol, SymbolKind};
+
+/// Why an ELF file gave no symbols. Each variant's message says what it adds; the
+/// cause is its [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+pub enum SymbolsError {
+    /// The file could not be read.
+    #[error("{}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Not an ELF file `object` can read.
+    #[error("at byte 0: not a readable ELF file")]
+    NotElf(#[source] object::Error),
+    /// An ELF file for another architecture.
+    #[error("at byte 0: ELF for {0:?}, not 32-bit ARM")]
+    NotArm(object::Architecture),
+    /// One of the above, in the file at `path`.
+    #[error("{}", path.display())]
+    In {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What was wrong with it.
+        source: Box<SymbolsError>,
+    },
+}
 
 /// Function names by start address.
 #[derive(Debug, Default, Clone)]
@@ -20,20 +47,22 @@ pub struct Symbols {
 
 impl Symbols {
     /// Reads the function symbols of the ELF file at `path`.
-    pub fn read(path: &Path) -> anyhow::Result<Symbols> {
-        let data = std::fs::read(path).with_context(|| path.display().to_string())?;
-        Self::parse(&data).with_context(|| path.display().to_string())
+    pub fn read(path: &Path) -> Result<Symbols, SymbolsError> {
+        let data = std::fs::read(path).map_err(|source| SymbolsError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&data).map_err(|e| SymbolsError::In {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
     }
 
     /// Reads the function symbols of an ELF image.
-    pub fn parse(data: &[u8]) -> anyhow::Result<Symbols> {
-        let file = object::File::parse(data)
-            .map_err(|e| anyhow::anyhow!("at byte 0: not a readable ELF file ({e})"))?;
+    pub fn parse(data: &[u8]) -> Result<Symbols, SymbolsError> {
+        let file = object::File::parse(data).map_err(SymbolsError::NotElf)?;
         if file.architecture() != object::Architecture::Arm {
-            bail!(
-                "at byte 0: ELF for {:?}, not 32-bit ARM",
-                file.architecture()
-            );
+            return Err(SymbolsError::NotArm(file.architecture()));
         }
         let mut best: HashMap<u32, (u8, String)> = HashMap::new();
         for sym in file.symbols() {
@@ -68,6 +97,13 @@ impl Symbols {
         Ok(Symbols {
             by_addr: best.into_iter().map(|(a, (_, n))| (a, n)).collect(),
         })
+    }
+
+    /// Function names by start address, as given (bit 0 of an address is ignored).
+    pub fn from_functions(functions: impl IntoIterator<Item = (u32, String)>) -> Self {
+        Symbols {
+            by_addr: functions.into_iter().map(|(a, n)| (a & !1, n)).collect(),
+        }
     }
 
     /// The function starting at `addr` (bit 0 ignored).

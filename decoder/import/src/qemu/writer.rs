@@ -15,15 +15,18 @@ use std::cell::Cell;
 use std::io::Write;
 
 use tracemark::{Config, KernelEntry, Mode, SyscallAbi, Tracer};
-use tracemark_format::ring::offsets;
+use tracemark_format::ring::{offsets, RING_HEADER_LEN};
 use tracemark_format::EntryPath;
 use zerocopy::IntoBytes;
 
 /// Bytes of each ring written.
 pub const RING_LEN: usize = 4 << 20;
 
+/// Bytes of each block of the rings written.
+pub const BLOCK_SIZE: u32 = 4096;
+
 /// The smallest ring accepted: the header and four blocks.
-pub const MIN_RING_LEN: usize = 192 + 4 * 4096;
+pub const MIN_RING_LEN: usize = RING_HEADER_LEN + 4 * BLOCK_SIZE as usize;
 
 /// User-event id: an `svc` whose number could not be found (payload: its address, u32 LE).
 pub const USER_SVC_UNKNOWN: u32 = 1;
@@ -32,13 +35,15 @@ pub const USER_SVC_UNKNOWN: u32 = 1;
 pub const USER_SVC_WIDE: u32 = 2;
 
 /// Largest number a kernel-entry word holds.
-pub const MAX_ENTRY_WORD: u32 = (1 << 26) - 1;
+pub const MAX_ENTRY_WORD: u32 = KernelEntry::MAX_WORD;
 
 /// One event to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// A block that starts a function.
     Function(u32),
+    /// The return from that function (to the address after its call).
+    FunctionExit(u32),
     /// A Linux syscall entry.
     Syscall(u32),
     /// Return from the syscall.
@@ -73,8 +78,8 @@ pub struct Writer<W: Write> {
 }
 
 impl<W: Write> Writer<W> {
-    /// A writer of rings of `ring_len` bytes (a multiple of 4096, at least 3 blocks
-    /// after the 192-byte header).
+    /// A writer of rings of `ring_len` bytes (a multiple of [`BLOCK_SIZE`], at least
+    /// [`MIN_RING_LEN`]).
     pub fn new(out: W, ring_len: usize) -> Self {
         let ring_len = ring_len.max(MIN_RING_LEN);
         Writer {
@@ -131,7 +136,7 @@ impl<W: Write> Writer<W> {
         let mem = self.mem.as_mut_bytes();
         mem.fill(0);
         let config = Config {
-            block_size: 4096,
+            block_size: BLOCK_SIZE,
             mode: Mode::Drop,
             clock_hz: 0,
             cpu_id: c.cpu,
@@ -160,6 +165,7 @@ impl<W: Write> Writer<W> {
             now.set(ts);
             let outcome = match ev {
                 Event::Function(f) => tracer.function_entry(u64::from(f)),
+                Event::FunctionExit(f) => tracer.function_exit(u64::from(f)),
                 Event::Syscall(nr) => tracer.kernel_entry(KernelEntry::other(
                     EntryPath::UnknownSyscall,
                     0,
