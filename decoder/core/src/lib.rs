@@ -37,4 +37,5 @@ pub mod render;
 pub mod stats;
 pub mod symbols;
 pub mod syscalls;
+pub mod threads;
 pub mod time;

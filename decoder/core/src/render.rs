@@ -42,6 +42,22 @@ pub fn set_function_names(names: std::collections::HashMap<u64, String>) {
     let _ = FUNCTION_NAMES.set(names);
 }
 
+/// Thread names from the dump's THREAD records (issue 17), set once by the command
+/// before any record is formatted, as [`set_function_names`]: a SWITCH then shows
+/// `to=<name>` (text, CSV) or `name` (JSON).
+static THREAD_NAMES: std::sync::OnceLock<std::collections::HashMap<u64, String>> =
+    std::sync::OnceLock::new();
+
+/// Sets the thread names shown by every later formatting (the first call wins).
+pub fn set_thread_names(names: std::collections::HashMap<u64, String>) {
+    let _ = THREAD_NAMES.set(names);
+}
+
+#[inline]
+fn thread_name(thread: u64) -> Option<&'static str> {
+    THREAD_NAMES.get()?.get(&thread).map(String::as_str)
+}
+
 #[inline]
 fn function_name(func: u64) -> Option<&'static str> {
     FUNCTION_NAMES.get()?.get(&func).map(String::as_str)
@@ -336,6 +352,18 @@ pub fn details(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
         Event::ThreadSwitch { thread } => {
             out.extend_from_slice(b"thread=");
             hex(out, *thread);
+            if let Some(name) = thread_name(*thread) {
+                out.extend_from_slice(b" to=");
+                out.extend_from_slice(name.as_bytes());
+            }
+        }
+        Event::ThreadName { thread, prio, name } => {
+            out.extend_from_slice(b"thread=");
+            hex(out, *thread);
+            out.extend_from_slice(b" prio=");
+            num(out, *prio);
+            out.extend_from_slice(b" name=");
+            out.extend_from_slice(String::from_utf8_lossy(name.as_bytes()).as_bytes());
         }
         Event::User { id, payload } => {
             out.extend_from_slice(b"id=");
@@ -536,7 +564,19 @@ pub fn json(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
                 let _ = serde_json::to_writer(&mut *out, name);
             }
         }
-        Event::ThreadSwitch { thread } => key_num(out, b"thread", *thread),
+        Event::ThreadSwitch { thread } => {
+            key_num(out, b"thread", *thread);
+            if let Some(name) = thread_name(*thread) {
+                key(out, b"name");
+                let _ = serde_json::to_writer(&mut *out, name);
+            }
+        }
+        Event::ThreadName { thread, prio, name } => {
+            key_num(out, b"thread", *thread);
+            key_num(out, b"prio", *prio);
+            key(out, b"name");
+            let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(name.as_bytes()));
+        }
         Event::User { id, payload } => {
             key_num(out, b"id", *id);
             key(out, b"data");

@@ -16,7 +16,7 @@ pub struct Cmd {
     /// Only this CPU (repeatable).
     #[arg(long = "cpu")]
     cpus: Vec<u32>,
-    /// Only these kinds (comma-separated: KENTRY,KEXIT,IRQ,FENTRY,FEXIT,USER,IMAGE,LOST,SWITCH,CLOCKBACK).
+    /// Only these kinds (comma-separated: KENTRY,KEXIT,IRQ,FENTRY,FEXIT,USER,IMAGE,LOST,SWITCH,THREAD,CLOCKBACK).
     #[arg(long, value_parser = parse_kinds)]
     kind: Option<Kinds>,
     /// Not before this time (seconds like 12.5, or ticks like 1000t).
@@ -57,6 +57,12 @@ impl Cmd {
             .with_dump(wanted, 4 << 20, false, |dump, progress| {
                 if let Some(s) = super::symbols(dump, &self.elfs)? {
                     render::set_function_names(s.names());
+                }
+                let names = tracemark_decoder::threads::names(dump);
+                if !names.is_empty() {
+                    render::set_thread_names(
+                        names.into_iter().map(|(id, n)| (id, n.name)).collect(),
+                    );
                 }
                 let warnings = write_records(dump, &filter, format, threads, out, progress)?;
                 out.flush()?;
