@@ -368,6 +368,10 @@ pub fn details(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
         Event::User { id, payload } => {
             out.extend_from_slice(b"id=");
             num(out, *id);
+            if let Some(e) = tracemark_format::freertos::event(*id) {
+                out.extend_from_slice(b" freertos=");
+                out.extend_from_slice(e.name.as_bytes());
+            }
             out.extend_from_slice(b" data=");
             hex_bytes(out, payload.as_bytes());
         }
@@ -579,6 +583,9 @@ pub fn json(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
         }
         Event::User { id, payload } => {
             key_num(out, b"id", *id);
+            if let Some(e) = tracemark_format::freertos::event(*id) {
+                key_str(out, b"freertos", e.name);
+            }
             key(out, b"data");
             out.push(b'"');
             hex_bytes(out, payload.as_bytes());
