@@ -21,9 +21,8 @@ static inline uint32_t tm_ipsr(void)
 #endif
 }
 
-/* Interrupt entries are seL4-style "other" kernel entries: path 1 (Interrupt), core 0,
- * the exception number as the word (FORMAT.md section 9). */
-#define TM_PATH_INTERRUPT 1u
+/* Interrupt entries are "other" kernel entries (FORMAT.md section 9): path
+ * TM_PATH_INTERRUPT, core 0, the exception number as the word. */
 
 int tm_freertos_init(void *mem, size_t len, tm_clock_fn clock, uint64_t clock_hz,
                      uint32_t mode)
