@@ -18,14 +18,16 @@
 //! | `task_new_stackless(id, ..)`  | the same                                                  |
 //! | `task_exec_begin(id)`         | switch to thread `id` (a poll of the task)               |
 //! | `task_exec_end()`             | switch to [`EXECUTOR_THREAD`] (`executor`, scheduling)   |
-//! | `system_idle()`               | switch to [`IDLE_THREAD`] (`IDLE`, waiting for an event) |
+//! | `system_idle()`               | switch to [`IDLE_THREAD`] (`IDLE`, waiting for an event), unless already idle |
 //! | `marker(id)`                  | USER event `id`, empty payload                           |
 //! | `start()` / `stop()`          | resume / pause recording                                 |
 //!
 //! So a task's "times switched in" in `tracemark stats` is its poll count, its running
 //! time is the time spent in its polls, the executor's own scheduling time is the
 //! `executor` thread's, and the time between `system_idle` and the next poll (the
-//! executor's `WFE`) is idle time. Every switch re-emits the thread's name once per
+//! executor's `WFE`, and the scheduling after a wake-up, which `rtos-trace` does not
+//! report) is idle time. A `system_idle` while idle (a wake-up that readied no task) is
+//! not recorded. Every switch re-emits the thread's name once per
 //! block ([`Tracer::thread_switch_named`]), so an overwritten ring still names its tasks;
 //! names are remembered for the first [`MAX_NAMED`] tasks (later ones are switched to
 //! but named only by their `task_send_info` record).
@@ -164,6 +166,10 @@ const FREE: Slot = Slot {
 
 static NAMES: [Slot; MAX_NAMED] = [FREE; MAX_NAMED];
 static EXECUTOR_STAMP: AtomicU32 = AtomicU32::new(0);
+/// Whether the last switch recorded was to [`IDLE_THREAD`]: an executor woken by an
+/// event that readied no task calls `system_idle` again (under QEMU, whose `WFE` does
+/// not sleep, thousands of times), and idle to idle is no switch.
+static IN_IDLE: AtomicU8 = AtomicU8::new(0);
 static IDLE_STAMP: AtomicU32 = AtomicU32::new(0);
 
 fn remember(id: u32, name: &'static [u8]) {
@@ -223,6 +229,7 @@ pub struct Embassy;
 
 impl rtos_trace::RtosTrace for Embassy {
     fn start() {
+        IN_IDLE.store(0, Ordering::Relaxed);
         GLOBAL.enabled.store(1, Ordering::Relaxed);
     }
     fn stop() {
@@ -238,6 +245,7 @@ impl rtos_trace::RtosTrace for Embassy {
     fn task_terminate(_id: u32) {}
     fn task_exec_begin(id: u32) {
         let Some(sink) = sink() else { return };
+        IN_IDLE.store(0, Ordering::Relaxed);
         match lookup(id) {
             Some((slot, name)) => {
                 let mut s = slot.stamp.load(Ordering::Relaxed);
@@ -258,7 +266,9 @@ impl rtos_trace::RtosTrace for Embassy {
     fn task_ready_end(_id: u32) {}
     fn system_idle() {
         if let Some(sink) = sink() {
-            switch_pseudo(sink, IDLE_THREAD, b"IDLE", &IDLE_STAMP);
+            if IN_IDLE.swap(1, Ordering::Relaxed) == 0 {
+                switch_pseudo(sink, IDLE_THREAD, b"IDLE", &IDLE_STAMP);
+            }
         }
     }
     fn isr_enter() {}

@@ -101,6 +101,10 @@ fn embassy_polls_become_named_switches_with_exact_times() {
         advance(2);
         Embassy::system_idle();
         advance(100 + round % 17);
+        // A wake-up that readied no task: the executor polls and idles again, which
+        // is no switch (idle time goes on).
+        Embassy::system_idle();
+        advance(40);
     }
     assert!(paused_polls > 0);
 
@@ -180,7 +184,7 @@ fn embassy_polls_become_named_switches_with_exact_times() {
         );
     }
     // The executor runs between every poll and the next switch; idle once per round
-    // (the paused rounds' idles are not recorded).
+    // (the paused rounds' idles are not recorded, a second idle in a row is no switch).
     assert_eq!(seen_polls[&IDLE_THREAD], 190);
     assert_eq!(seen_polls[&EXECUTOR_THREAD], polls.values().sum::<u64>());
 }
