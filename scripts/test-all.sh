@@ -66,6 +66,9 @@ step "C library as shipped: lean build, global symbols, link with --gc-sections"
 step "Cortex-M firmware under QEMU, decoded on the host"
 examples/firmware-qemu/check.sh
 
+step "embassy firmware under QEMU, traced through rtos-trace: task and poll counts, names (issue 17)"
+examples/firmware-qemu/check-embassy.sh
+
 step "tracemark import qemu: real qemu-arm logs against qemu-arm -strace"; scripts/test-import.sh
 step "tracemark capture: the QEMU firmware under --exec and over --tcp"; scripts/test-capture.sh
 scripts/test-sel4.sh # the seL4 kernel traced under QEMU (x86_64, aarch64): examples/sel4
