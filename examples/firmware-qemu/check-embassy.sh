@@ -9,7 +9,8 @@
 #   - `export --format perfetto`, read back with Perfetto's own schema (PyPI `perfetto`,
 #     the venv scripts/test-export.sh uses): a thread track per task with as many
 #     running slices as polls, named by the task's name (see PERFETTO_NAMES below);
-#   - the cost on the target: flash and RAM of tracemark's symbols in the image.
+#   - the cost on the target: flash and RAM of tracemark's symbols in the image, and the
+#     whole image against the same firmware built without tracing (`embassy-untraced`).
 #
 # Usage: examples/firmware-qemu/check-embassy.sh
 # Env:   PERFETTO_NAMES  `require` (default: `report`): fail if the Perfetto thread
@@ -21,6 +22,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$here/../.."
 mkdir -p "$here/target"
 log="$here/target/embassy-uart.log"
+elf="$here/target/thumbv7m-none-eabi/release/embassy_demo"
+# The same firmware without tracing, for the cost (the traced build below overwrites the
+# ELF: keep a copy).
+(cd "$here" && unset CARGO_TARGET_DIR && cargo build -q --release --bin embassy_demo --features embassy-untraced)
+cp "$elf" "$elf-untraced"
 FEATURES=embassy "$here/run.sh" embassy_demo > "$log"
 grep -v '^@TM:' "$log"
 
@@ -121,7 +127,6 @@ PY
 # tracemark's code and data take in the embassy image. With LTO, tracemark code inlined
 # into embassy-executor's functions is not counted; the `_rtos_trace_*` entry points
 # are what embassy calls.
-elf="$here/target/thumbv7m-none-eabi/release/embassy_demo"
 nm -C --size-sort -S "$elf" | python3 -c '
 import sys
 flash = ram = 0
@@ -140,5 +145,9 @@ for size, kind, name in sorted(rows, reverse=True)[:12]:
     print(f"  {size:6} {kind} {name}")
 print(f"check-embassy.sh: tracemark in embassy_demo: {flash} bytes of flash, {ram} bytes of RAM (by symbol, ring included)")
 '
-size "$elf" | sed 's/^/  /'
+# The whole image with and without tracing: tracemark, embassy-executor's rtos-trace
+# support (task names, the task list, the time driver it requires) and the demo's dump.
+size "$elf" "$elf-untraced" | sed 's/^/  /'
+size "$elf" "$elf-untraced" | awk 'NR == 2 { t = $1; d = $2; b = $3 } NR == 3 {
+    printf "check-embassy.sh: tracing adds %d bytes of flash (text+data), %d bytes of RAM (data+bss) to embassy_demo\n", t + d - $1 - $2, d + b - $2 - $3 }'
 echo "check-embassy.sh: embassy_demo PASS"

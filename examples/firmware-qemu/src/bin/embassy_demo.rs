@@ -13,6 +13,10 @@
 //! exactly once per executor poll of the task), items sent and received, ticks seen. It
 //! is printed as `truth: key=value` lines and written to `target/embassy-truth.txt`.
 //! `examples/firmware-qemu/check-embassy.sh` checks `tracemark stats` against it.
+//!
+//! Built with the feature `embassy-untraced` instead of `embassy`, the same firmware
+//! runs without tracing (no `rtos-trace`, no tracer, no dump): the check compares the
+//! two images' sizes.
 
 #![no_std]
 #![no_main]
@@ -21,7 +25,9 @@ use core::fmt::Write as _;
 use core::future::Future;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicU32, Ordering};
-use core::task::{Context, Poll, Waker};
+#[cfg(feature = "embassy")]
+use core::task::Waker;
+use core::task::{Context, Poll};
 
 use cortex_m_rt::entry;
 use embassy_executor::{Executor, Spawner};
@@ -29,6 +35,7 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::channel::Channel;
 use embassy_sync::signal::Signal;
 use firmware_qemu::platform::{self, Uart};
+#[cfg(feature = "embassy")]
 use tracemark::{Clock, Config, Mode, RingMemory, Tracer};
 
 /// Items the producer sends.
@@ -41,15 +48,20 @@ const TICKS: u32 = 20;
 const TICK_EVERY: u32 = 2;
 /// SysTick reload: 5000 cycles (400 µs at 12.5 MHz) per interrupt.
 const RELOAD: u32 = 4_999;
+#[cfg(feature = "embassy")]
 const DUMP_ID: u32 = 0xe1;
 const TRUTH_PATH: &str = "target/embassy-truth.txt";
 
 /// 192-byte header + 16 blocks of 1 KiB: the whole run fits (drop mode, checked).
+#[cfg(feature = "embassy")]
 static RING: RingMemory<{ 192 + 16 * 1024 }> = RingMemory::new();
 
+#[cfg(feature = "embassy")]
 /// The tracer's clock: the SysTick-based 64-bit tick counter ([`platform::TICK_HZ`]).
+#[cfg(feature = "embassy")]
 struct SysTickClock;
 
+#[cfg(feature = "embassy")]
 impl Clock for SysTickClock {
     #[inline(always)]
     fn now(&self) -> u64 {
@@ -57,8 +69,10 @@ impl Clock for SysTickClock {
     }
 }
 
+#[cfg(feature = "embassy")]
 rtos_trace::global_trace!(TraceImpl);
 /// `global_trace!` wants a local name.
+#[cfg(feature = "embassy")]
 type TraceImpl = tracemark::rtos_trace::Embassy;
 
 /// embassy-executor's `rtos-trace` feature needs a time driver (its `time()` callback);
@@ -66,15 +80,22 @@ type TraceImpl = tracemark::rtos_trace::Embassy;
 /// is complete: a wake-up is kept in one slot and fired from SysTick when due (a second
 /// wake-up wakes the first early, which embassy-time allows: timers re-check and
 /// re-arm).
+#[cfg(feature = "embassy")]
 struct SysTickDriver;
 
+#[cfg(feature = "embassy")]
 static ALARM: critical_section::Mutex<core::cell::RefCell<Option<(u64, Waker)>>> =
     critical_section::Mutex::new(core::cell::RefCell::new(None));
 
+#[cfg(feature = "embassy")]
 impl embassy_time_driver::Driver for SysTickDriver {
     fn now(&self) -> u64 {
-        let ticks = u128::from(platform::now());
-        (ticks * u128::from(embassy_time_driver::TICK_HZ) / u128::from(platform::TICK_HZ)) as u64
+        // ticks * TICK_HZ / platform::TICK_HZ without overflow and without u128
+        // arithmetic (which pulls in a large division routine): the remainder's
+        // product stays below 2^64 for any tick rate below 1.4 THz.
+        let (hz, ticks) = (u64::from(platform::TICK_HZ), platform::now());
+        let t = embassy_time_driver::TICK_HZ;
+        ticks / hz * t + ticks % hz * t / hz
     }
     fn schedule_wake(&self, at: u64, waker: &Waker) {
         if at <= self.now() {
@@ -90,6 +111,7 @@ impl embassy_time_driver::Driver for SysTickDriver {
     }
 }
 
+#[cfg(feature = "embassy")]
 embassy_time_driver::time_driver_impl!(static DRIVER: SysTickDriver = SysTickDriver);
 
 static ITEMS_CH: Channel<CriticalSectionRawMutex, u32, 4> = Channel::new();
@@ -106,6 +128,13 @@ fn on_tick() {
     if n % TICK_EVERY == 0 {
         TICK.signal(n);
     }
+    #[cfg(feature = "embassy")]
+    fire_alarm();
+}
+
+/// Wakes a due time-driver wake-up.
+#[cfg(feature = "embassy")]
+fn fire_alarm() {
     let now = embassy_time_driver::Driver::now(&DRIVER);
     let due = critical_section::with(|cs| {
         let mut alarm = ALARM.borrow(cs).borrow_mut();
@@ -208,7 +237,7 @@ async fn ticker() {
 }
 
 #[embassy_executor::task]
-async fn finish(tracer: &'static DemoTracer) {
+async fn finish(tracer: Trace) {
     counted(&FINISH, async {
         let mut done = 0;
         while done < 3 {
@@ -247,14 +276,24 @@ async fn embassy_futures_select<A: Future, B: Future>(a: A, b: B) -> Either<A::O
     .await
 }
 
+#[cfg(feature = "embassy")]
 type DemoTracer = Tracer<'static, SysTickClock>;
+/// What `finish` needs to dump the trace: the tracer, or nothing when untraced.
+#[cfg(feature = "embassy")]
+type Trace = &'static DemoTracer;
+#[cfg(not(feature = "embassy"))]
+type Trace = ();
 
 /// Stops tracing, prints and writes the truth, dumps the ring, exits QEMU.
-fn report(tracer: &'static DemoTracer) -> ! {
+fn report(tracer: Trace) -> ! {
     // Nothing after this poll's start is recorded: the truth below counts this poll.
+    #[cfg(feature = "embassy")]
     rtos_trace::trace::stop();
     platform::set_tick_hook(None);
+    #[cfg(feature = "embassy")]
     let (overwritten, dropped) = tracer.ring().lost();
+    #[cfg(not(feature = "embassy"))]
+    let (overwritten, dropped, ()) = (0, 0, tracer);
 
     let mut truth = heapless_buf::Buf::new();
     let tasks = [
@@ -290,6 +329,14 @@ fn report(tracer: &'static DemoTracer) -> ! {
     }
     let written = platform::semihosting_write_file(TRUTH_PATH, truth.as_str().as_bytes());
 
+    #[cfg(feature = "embassy")]
+    dump(tracer);
+    platform::exit(if ok && written.is_ok() { 0 } else { 1 })
+}
+
+/// The ring, framed over UART0.
+#[cfg(feature = "embassy")]
+fn dump(tracer: &'static DemoTracer) {
     let _ = writeln!(Uart, "embassy_demo: ring dump over UART0 follows");
     let ring = tracer.ring();
     let _ = tracemark::format::uart::write_framed_with(
@@ -303,7 +350,6 @@ fn report(tracer: &'static DemoTracer) -> ! {
         },
     );
     let _ = writeln!(Uart, "embassy_demo: ring dump done");
-    platform::exit(if ok && written.is_ok() { 0 } else { 1 })
 }
 
 /// A fixed-capacity text buffer for the truth.
@@ -342,7 +388,10 @@ mod heapless_buf {
 /// Spawns a task named `name` (embassy's task metadata, which its `rtos-trace` feature
 /// passes to `task_send_info`; NUL-terminated as SystemView wants, tracemark drops it).
 fn spawn_named<S>(spawner: &Spawner, token: embassy_executor::SpawnToken<S>, name: &'static str) {
+    #[cfg(feature = "embassy")]
     token.metadata().set_name(name);
+    #[cfg(not(feature = "embassy"))]
+    let _ = name;
     spawner.spawn(token);
 }
 
@@ -352,6 +401,27 @@ fn main() -> ! {
     platform::uart_init();
     let _ = writeln!(Uart, "embassy_demo: booting");
 
+    #[cfg(feature = "embassy")]
+    let tracer = start_tracing();
+    #[cfg(not(feature = "embassy"))]
+    let tracer = ();
+
+    platform::set_tick_hook(Some(on_tick));
+    platform::start_tick_clock(cp.SYST, RELOAD);
+
+    let executor: &'static mut Executor =
+        cortex_m::singleton!(: Executor = Executor::new()).expect("executor created once");
+    executor.run(|spawner| {
+        spawn_named(&spawner, producer().expect("spawned once"), "producer\0");
+        spawn_named(&spawner, consumer().expect("spawned once"), "consumer\0");
+        spawn_named(&spawner, ticker().expect("spawned once"), "ticker\0");
+        spawn_named(&spawner, finish(tracer).expect("spawned once"), "finish\0");
+    })
+}
+
+/// Sets up the ring and the tracer, and publishes it for the executor's callbacks.
+#[cfg(feature = "embassy")]
+fn start_tracing() -> &'static DemoTracer {
     let memory = RING.take().expect("ring memory taken once");
     let config = Config {
         block_size: 1024,
@@ -366,16 +436,5 @@ fn main() -> ! {
     )
     .expect("tracer created once");
     tracemark::rtos_trace::set_tracer(tracer).expect("the only tracer");
-
-    platform::set_tick_hook(Some(on_tick));
-    platform::start_tick_clock(cp.SYST, RELOAD);
-
-    let executor: &'static mut Executor =
-        cortex_m::singleton!(: Executor = Executor::new()).expect("executor created once");
-    executor.run(|spawner| {
-        spawn_named(&spawner, producer().expect("spawned once"), "producer\0");
-        spawn_named(&spawner, consumer().expect("spawned once"), "consumer\0");
-        spawn_named(&spawner, ticker().expect("spawned once"), "ticker\0");
-        spawn_named(&spawner, finish(tracer).expect("spawned once"), "finish\0");
-    })
+    tracer
 }
