@@ -130,28 +130,15 @@ fn main() -> ! {
     cp.SYST.enable_counter();
     while SYST::get_current() == 0 {}
 
-    let per = |ticks: u64, base: u64, n: u32| {
-        ticks.saturating_sub(base) * INSNS_PER_TICK * 10 / u64::from(n)
-    };
+    let per = |ticks: u64, base: u64, n: u32| ticks.saturating_sub(base) * INSNS_PER_TICK * 10 / u64::from(n);
     let base = measure(CALLS, |_| {
         black_box(bc_baseline(black_box(block)));
     });
     let mut sink = 0u32;
     let checks: [(&str, u64); 3] = [
-        (
-            "sum32",
-            measure(CALLS, |_| sink ^= black_box(bc_sum32(black_box(block)))),
-        ),
-        (
-            "fletcher32",
-            measure(CALLS, |_| {
-                sink ^= black_box(bc_fletcher32(black_box(block)))
-            }),
-        ),
-        (
-            "crc32",
-            measure(CALLS, |_| sink ^= black_box(bc_crc32(black_box(block)))),
-        ),
+        ("sum32", measure(CALLS, |_| sink ^= black_box(bc_sum32(black_box(block))))),
+        ("fletcher32", measure(CALLS, |_| sink ^= black_box(bc_fletcher32(black_box(block))))),
+        ("crc32", measure(CALLS, |_| sink ^= black_box(bc_crc32(black_box(block))))),
     ];
     for (name, ticks) in checks {
         let tenths = per(ticks, base, CALLS);
