@@ -5,9 +5,11 @@
 //! global trace implementation:
 //!
 //! ```ignore
-//! rtos_trace::global_trace!(tracemark::rtos_trace::Embassy);
-//! // in main, once the tracer exists (a `&'static Tracer<'static, C>`):
-//! tracemark::rtos_trace::set_tracer(tracer);
+//! // `global_trace!` takes an identifier, not a path: name the type locally.
+//! rtos_trace::global_trace!(TraceImpl);
+//! type TraceImpl = tracemark::rtos_trace::Embassy;
+//! // in main, once the tracer exists (a `&'static Tracer<'static, C>`), before spawning:
+//! tracemark::rtos_trace::set_tracer(tracer).unwrap();
 //! ```
 //!
 //! What the executor reports, and what it becomes in the ring:
@@ -34,7 +36,9 @@
 //!
 //! Task ids are the executor's (`TaskRef::id()`, the task header's address): 4-aligned,
 //! so they never equal the two pseudo-thread ids 1 and 2. embassy-executor gives every
-//! task priority 0 and names it after its `#[embassy_executor::task]` function.
+//! task priority 0, and the name the firmware set in the task's metadata
+//! (`SpawnToken::metadata().set_name("name\0")` before spawning; `unnamed task`
+//! without one).
 //!
 //! Not recorded: `task_new` (the name record follows it), `task_ready_begin`/`_end`,
 //! `task_terminate`, `isr_*` (embassy does not call them; interrupts are the firmware's
@@ -45,9 +49,9 @@
 
 use core::cell::UnsafeCell;
 
+use crate::{Clock, Outcome, Tracer};
 // Not `crate::sync`: these statics need `const` constructors, which its test doubles lack,
 // and no test injects preemption here (the tracer's own calls have that coverage).
-use crate::{Clock, Outcome, Tracer};
 #[cfg(target_has_atomic = "32")]
 use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(target_has_atomic = "32"))]
@@ -143,8 +147,12 @@ fn sink() -> Option<&'static dyn Sink> {
     unsafe { *GLOBAL.sink.get() }
 }
 
-/// A remembered task name: `id` 0 is a free slot. Claimed by a compare-exchange on `id`,
-/// then `name`/`len` written and published by `ready` (Release).
+/// A remembered task name. `id` 0 is a free slot; a slot is claimed by a
+/// compare-exchange on `id`, then `name`/`len` are written and published by `ready`
+/// (Release).
+// INVARIANTS: once `ready` is 1, `name` and `len` never change (a slot is written once):
+// they hold a `&'static [u8]`. A task re-named (re-spawned at the same address with
+// another name) gets a new slot, and its old slot's `id` becomes `RETIRED`.
 struct Slot {
     id: AtomicU32,
     name: AtomicUsize,
@@ -172,14 +180,23 @@ static EXECUTOR_STAMP: AtomicU32 = AtomicU32::new(0);
 static IN_IDLE: AtomicU8 = AtomicU8::new(0);
 static IDLE_STAMP: AtomicU32 = AtomicU32::new(0);
 
+/// The `id` of a slot whose name was replaced. Task ids are 4-aligned addresses: never
+/// this.
+const RETIRED: u32 = u32::MAX;
+
 fn remember(id: u32, name: &'static [u8]) {
+    if let Some((slot, old)) = lookup(id) {
+        if core::ptr::eq(old, name) {
+            return;
+        }
+        slot.id.store(RETIRED, Ordering::Relaxed);
+    }
     for slot in &NAMES {
         let claimed = slot
             .id
             .compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok();
-        if claimed || slot.id.load(Ordering::Relaxed) == id {
-            slot.ready.store(0, Ordering::Relaxed);
+        if claimed {
             slot.name.store(name.as_ptr() as usize, Ordering::Relaxed);
             slot.len.store(name.len(), Ordering::Relaxed);
             slot.stamp.store(0, Ordering::Relaxed);
@@ -195,8 +212,9 @@ fn lookup(id: u32) -> Option<(&'static Slot, &'static [u8])> {
         .find(|s| s.id.load(Ordering::Relaxed) == id && s.ready.load(Ordering::Acquire) == 1)?;
     let ptr = slot.name.load(Ordering::Relaxed) as *const u8;
     let len = slot.len.load(Ordering::Relaxed);
-    // SAFETY: `ptr`/`len` were stored (before `ready`'s Release, seen by the Acquire
-    // above) from a `&'static [u8]` in `remember`: valid, immutable and live forever.
+    // SAFETY: `ptr`/`len` were stored from one `&'static [u8]` in `remember` before
+    // `ready`'s Release, which the Acquire above saw, and are never written again (the
+    // invariant of `Slot`): they make that slice, valid and immutable forever.
     Some((slot, unsafe { core::slice::from_raw_parts(ptr, len) }))
 }
 

@@ -187,4 +187,55 @@ fn embassy_polls_become_named_switches_with_exact_times() {
     // (the paused rounds' idles are not recorded, a second idle in a row is no switch).
     assert_eq!(seen_polls[&IDLE_THREAD], 190);
     assert_eq!(seen_polls[&EXECUTOR_THREAD], polls.values().sum::<u64>());
+
+    // A task ends and another is spawned at the same address, with another name: the
+    // switches to it from then on carry the new name, in this block and the next ones.
+    let (id, _) = TASKS[0];
+    for round in 0..40 {
+        if round == 0 {
+            Embassy::task_new(id);
+            Embassy::task_send_info(
+                id,
+                TaskInfo {
+                    name: "respawned\0",
+                    priority: 0,
+                    stack_base: 0,
+                    stack_size: 0,
+                },
+            );
+        }
+        advance(5);
+        Embassy::task_exec_begin(id);
+        advance(20);
+        Embassy::task_exec_end();
+        Embassy::system_idle();
+    }
+    let mut dump = Vec::new();
+    tracer
+        .ring()
+        .dump(|chunk| {
+            dump.extend_from_slice(chunk);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+    let view = RingView::parse(&dump).expect("ring header");
+    let mut names_after = Vec::new();
+    for block in view.blocks().filter(|b| b.state == BlockState::Valid) {
+        for r in block.decode() {
+            if let Event::ThreadName { thread, name, .. } = r.unwrap().event {
+                if thread == u64::from(id) {
+                    names_after.push(String::from_utf8(name.as_bytes().to_vec()).unwrap());
+                }
+            }
+        }
+    }
+    let first_new = names_after.iter().position(|n| n == "respawned").unwrap();
+    assert!(
+        names_after[first_new..].iter().all(|n| n == "respawned"),
+        "{names_after:?}"
+    );
+    assert!(
+        names_after.len() - first_new > 1,
+        "re-emitted in later blocks"
+    );
 }
