@@ -40,9 +40,13 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # Public items are documented, and the docs' links resolve.
 RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --workspace
+# The encoder's optional embassy adapter (feature rtos-trace).
+cargo clippy -p tracemark --features rtos-trace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p tracemark --features rtos-trace
 
 step "workspace tests (unit, property, stress, CLI, C kernel)"
 cargo test --workspace
+cargo test -p tracemark --features rtos-trace --test rtos_trace
 
 step "loom models of reserve/commit"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$root/target/loom" \
