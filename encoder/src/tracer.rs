@@ -490,6 +490,73 @@ impl<'a, C: Clock> Tracer<'a, C> {
         self.record(Event::Image { base, size, id })
     }
 
+    /// Names thread `thread` (the id [`Tracer::thread_switch`] records for it): a
+    /// THREAD record (format version 3) with its priority `prio` and the first 32 bytes
+    /// of `name`. Call it when the thread is created (or when tracing starts, for
+    /// threads that exist); [`Tracer::thread_switch_named`] re-emits it so that an
+    /// overwrite-mode ring that lost the creation still names the thread.
+    #[inline]
+    pub fn thread_name(&self, thread: u64, prio: u32, name: &[u8]) -> Outcome {
+        // The general path only: a thread is named at creation and at most once per
+        // block, never on a hot path worth the inlined fast path's code.
+        self.ring
+            .write_small(
+                self.now_fn(),
+                |_| None,
+                move || Fields::thread_name(thread, prio, name),
+            )
+            .0
+    }
+
+    /// The sequence number of the block the next record goes to, plus one (so never 0):
+    /// a stamp for [`Tracer::thread_switch_named`], which compares it with the one it
+    /// last named a thread in. 0 is never returned, so a stamp initialised to 0 means
+    /// "never named".
+    #[inline]
+    pub fn block_stamp(&self) -> u32 {
+        let pos = self
+            .ring
+            .mem()
+            .hdr(offsets::WRITE_POS)
+            .load(Ordering::Relaxed);
+        // Sequence numbers have at most 24 bits: the `+ 1` cannot wrap.
+        self.ring.geometry().split(pos).seq + 1
+    }
+
+    /// Records a switch to `thread`, with a THREAD record naming it (priority `prio`,
+    /// `name`) in the same block if it was not named in that block yet: `named_in` is
+    /// the thread's own stamp ([`Tracer::block_stamp`] of the block it was last named
+    /// in), kept by the caller per thread (0 before the first call; the FreeRTOS
+    /// integration keeps it in the TCB's `uxTaskNumber`) and updated here. See FORMAT.md
+    /// section 8.4.1.
+    ///
+    /// The THREAD record goes before the SWITCH; if the SWITCH then opens a new block
+    /// (it did not fit), a second THREAD record follows it there. So every block holding
+    /// a SWITCH to the thread names it, and a thread is named at most once per block
+    /// (more only if interrupts open blocks in between: each check sees the block the
+    /// next record goes to, and a nested writer can only move that forward).
+    #[inline]
+    pub fn thread_switch_named(
+        &self,
+        thread: u64,
+        prio: u32,
+        name: &[u8],
+        named_in: &mut u32,
+    ) -> Outcome {
+        if *named_in != self.block_stamp() {
+            self.thread_name(thread, prio, name);
+            // The block the name landed in (a record never ends at a block's last byte,
+            // so `write_pos` is still in it, unless a nested writer opened another).
+            *named_in = self.block_stamp();
+        }
+        let out = self.thread_switch(thread);
+        if *named_in != self.block_stamp() {
+            self.thread_name(thread, prio, name);
+            *named_in = self.block_stamp();
+        }
+        out
+    }
+
     /// Open kernel entries on this CPU (including overflowed ones).
     pub fn entry_depth(&self) -> u32 {
         self.ring
