@@ -6,7 +6,7 @@
 # Usage: examples/freertos/check.sh        (from anywhere; needs arm-none-eabi-gcc with
 #        newlib and qemu-system-arm; installs gcc-arm-none-eabi libnewlib-arm-none-eabi
 #        when run as root and they are missing)
-# Env:   TRACEMARK  the tracemark binary (default: target/debug/tracemark, built if absent)
+# Env:   TRACEMARK  the tracemark binary (default: target/debug/tracemark, built first)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,9 +33,12 @@ kernel="$out/FreeRTOS-Kernel-V11.3.0"
 [ -d "$kernel" ] || tar -xzf "$tarball" -C "$out"
 
 # The tracemark C library, lean, for thumbv7m.
-lib="$("$repo/encoder/c-api/build-lean.sh" --target thumbv7m-none-eabi --no-default-features --features panic-handler | tail -1)"
+lib="$("$repo/encoder/c-api/build-lean.sh" --target thumbv7m-none-eabi --no-default-features \
+    --features panic-handler 2>/dev/null | tail -1)"
+if [ -z "${TRACEMARK:-}" ]; then
+    cargo build --quiet --manifest-path "$repo/Cargo.toml" -p tracemark-cli
+fi
 tracemark="${TRACEMARK:-$repo/target/debug/tracemark}"
-[ -x "$tracemark" ] || cargo build --quiet --manifest-path "$repo/Cargo.toml" -p tracemark-cli
 
 cflags=(-mcpu=cortex-m3 -mthumb -Os -g -ffunction-sections -fdata-sections -Wall -Wextra
     -Wno-unused-parameter -I"$here" -I"$repo/encoder/include" -I"$repo/encoder/c-api/freertos"
