@@ -66,6 +66,9 @@ step "C library as shipped: lean build, global symbols, link with --gc-sections"
 step "Cortex-M firmware under QEMU, decoded on the host"
 examples/firmware-qemu/check.sh
 
+step "FreeRTOS traced under QEMU (mps2-an385) against its own truth and QEMU's -d int log (issue 17)"
+examples/freertos/check.sh
+
 step "tracemark import qemu: real qemu-arm logs against qemu-arm -strace"; scripts/test-import.sh
 step "tracemark capture: the QEMU firmware under --exec and over --tcp"; scripts/test-capture.sh
 scripts/test-sel4.sh # the seL4 kernel traced under QEMU (x86_64, aarch64): examples/sel4

@@ -15,10 +15,13 @@ out="$repo/target/freertos"
 mkdir -p "$out"
 
 if ! command -v arm-none-eabi-gcc >/dev/null || [ ! -d /usr/lib/arm-none-eabi/newlib ]; then
-    if [ "$(id -u)" = 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            gcc-arm-none-eabi libnewlib-arm-none-eabi >/dev/null
+        # One package per call (combinations can fail with "Resolve generated breaks");
+        # without recommends: ~100 MB instead of 416 MB.
+        for p in gcc-arm-none-eabi libnewlib-arm-none-eabi; do
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null
+        done
     else
         echo "check.sh: arm-none-eabi-gcc and newlib are missing; install gcc-arm-none-eabi libnewlib-arm-none-eabi" >&2
         exit 2
