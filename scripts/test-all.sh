@@ -63,6 +63,9 @@ step "C library as shipped: lean build, global symbols, link with --gc-sections"
 step "Cortex-M firmware under QEMU, decoded on the host"
 examples/firmware-qemu/check.sh
 
+step "FreeRTOS traced under QEMU (mps2-an385) against its own truth and QEMU's -d int log (issue 17)"
+examples/freertos/check.sh
+
 step "embassy firmware under QEMU, traced through rtos-trace: task and poll counts, names (issue 17)"
 examples/firmware-qemu/check-embassy.sh
 

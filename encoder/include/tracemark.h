@@ -689,8 +689,8 @@ size_t tm_slot_size(void);
 int tm_thread_name(uint32_t cpu, uint64_t thread, const char *name, size_t len, uint32_t prio);
 
 /**
- * Records a switch to `thread`, naming it (as `tm_thread_name`) in the same block if it
- * was not named there yet. `*named_in` is the thread's stamp, kept per thread by the
+ * Records a switch to `thread`, then names it (as `tm_thread_name`) in the same block if
+ * it was not named there yet. `*named_in` is the thread's stamp, kept per thread by the
  * caller (0 at creation; FreeRTOS: the TCB's `uxTaskNumber`) and updated by this call;
  * see FORMAT.md section 8.4.1. NULL `named_in`, or NULL `name` with a non-zero `len`,
  * returns `TM_ERR_BAD_ARG` and records nothing.

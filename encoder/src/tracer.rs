@@ -523,18 +523,20 @@ impl<'a, C: Clock> Tracer<'a, C> {
         self.ring.geometry().split(pos).seq + 1
     }
 
-    /// Records a switch to `thread`, with a THREAD record naming it (priority `prio`,
-    /// `name`) in the same block if it was not named in that block yet: `named_in` is
+    /// Records a switch to `thread`, then a THREAD record naming it (priority `prio`,
+    /// `name`) if it is not named in the block the switch landed in yet: `named_in` is
     /// the thread's own stamp ([`Tracer::block_stamp`] of the block it was last named
     /// in), kept by the caller per thread (0 before the first call; the FreeRTOS
     /// integration keeps it in the TCB's `uxTaskNumber`) and updated here. See FORMAT.md
     /// section 8.4.1.
     ///
-    /// The THREAD record goes before the SWITCH; if the SWITCH then opens a new block
-    /// (it did not fit), a second THREAD record follows it there. So every block holding
-    /// a SWITCH to the thread names it, and a thread is named at most once per block
-    /// (more only if interrupts open blocks in between: each check sees the block the
-    /// next record goes to, and a nested writer can only move that forward).
+    /// The SWITCH goes first so that its time is the switch's, not delayed by the THREAD
+    /// record (an RTOS's own run-time statistics read their counter before the switch
+    /// hook, and a task's slice can be a few microseconds). So every block holding a
+    /// SWITCH to the thread names it, and a thread is named at most once per block
+    /// (more only if an interrupt opens a block between the SWITCH and the check: the
+    /// check sees the block the next record goes to, which a nested writer can only
+    /// move forward).
     #[inline]
     pub fn thread_switch_named(
         &self,
@@ -543,15 +545,11 @@ impl<'a, C: Clock> Tracer<'a, C> {
         name: &[u8],
         named_in: &mut u32,
     ) -> Outcome {
+        let out = self.thread_switch(thread);
         if *named_in != self.block_stamp() {
             self.thread_name(thread, prio, name);
             // The block the name landed in (a record never ends at a block's last byte,
             // so `write_pos` is still in it, unless a nested writer opened another).
-            *named_in = self.block_stamp();
-        }
-        let out = self.thread_switch(thread);
-        if *named_in != self.block_stamp() {
-            self.thread_name(thread, prio, name);
             *named_in = self.block_stamp();
         }
         out

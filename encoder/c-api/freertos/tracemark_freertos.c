@@ -47,14 +47,33 @@ int tm_freertos_dump_uart(uint32_t dump_id, tm_sink_fn sink, void *ctx)
     return r;
 }
 
-void tm_freertos_isr_enter(void)
+/* Interrupt handlers open and not yet exited. A nested handler returns with it as it
+ * found it, so the read-modify-writes need no lock. */
+static volatile uint32_t tm_isr_depth;
+
+uint32_t tm_freertos_isr_enter(void)
 {
+    uint32_t depth = tm_isr_depth;
+    tm_isr_depth = depth + 1u;
     (void)tm_kernel_entry_other(TM_FREERTOS_CPU, TM_PATH_INTERRUPT, 0u, tm_ipsr());
+    return depth;
 }
 
 void tm_freertos_isr_exit(void)
 {
+    uint32_t depth = tm_isr_depth;
+    if (depth == 0u) {
+        return;
+    }
+    tm_isr_depth = depth - 1u;
     (void)tm_kernel_exit(TM_FREERTOS_CPU);
+}
+
+void tm_freertos_isr_exit_to(uint32_t depth)
+{
+    if (tm_isr_depth > depth) {
+        tm_freertos_isr_exit();
+    }
 }
 
 static size_t tm_name_len(const char *name)

@@ -96,8 +96,9 @@ int tm_freertos_init(void *mem, size_t len, tm_clock_fn clock, uint64_t clock_hz
 int tm_freertos_dump_uart(uint32_t dump_id, tm_sink_fn sink, void *ctx);
 
 /* Hooks called by the macros below (not for direct use). */
-void tm_freertos_isr_enter(void);
+uint32_t tm_freertos_isr_enter(void);
 void tm_freertos_isr_exit(void);
+void tm_freertos_isr_exit_to(uint32_t depth);
 void tm_freertos_task_switched_in(void *tcb, const char *name, uint32_t prio,
                                   uint32_t *stamp);
 void tm_freertos_task_create(void *tcb, const char *name, uint32_t prio);
@@ -112,16 +113,17 @@ void tm_freertos_index(uint32_t id, uint32_t index);
  * write
  *     TM_FREERTOS_ISR(TIMER0_Handler) { ...body... }
  * The handler's entry and exit are recorded (its exception number from IPSR), with the
- * body's duration.
+ * body's duration. A body that ends with portYIELD_FROM_ISR() already records the exit
+ * (FreeRTOS calls traceISR_EXIT there); the macro then records none.
  */
 #define TM_FREERTOS_ISR(handler)                                                        \
     static void handler##_tm_body(void);                                                \
     void handler(void);                                                                 \
     void handler(void)                                                                  \
     {                                                                                   \
-        tm_freertos_isr_enter();                                                        \
+        uint32_t tm_depth_ = tm_freertos_isr_enter();                                   \
         handler##_tm_body();                                                            \
-        tm_freertos_isr_exit();                                                         \
+        tm_freertos_isr_exit_to(tm_depth_);                                             \
     }                                                                                   \
     static void handler##_tm_body(void)
 
@@ -131,7 +133,7 @@ void tm_freertos_index(uint32_t id, uint32_t index);
 
 /* FreeRTOS's trace macros. They expand inside tasks.c, queue.c and timers.c, where the
  * TCB and queue fields are visible. */
-#define traceISR_ENTER() tm_freertos_isr_enter()
+#define traceISR_ENTER() (void)tm_freertos_isr_enter()
 #define traceISR_EXIT() tm_freertos_isr_exit()
 #define traceISR_EXIT_TO_SCHEDULER() tm_freertos_isr_exit()
 

@@ -1227,8 +1227,8 @@ pub unsafe extern "C" fn tm_thread_name(
     with(cpu, |t| t.thread_name(thread, prio, name))
 }
 
-/// Records a switch to `thread`, naming it (as `tm_thread_name`) in the same block if it
-/// was not named there yet. `*named_in` is the thread's stamp, kept per thread by the
+/// Records a switch to `thread`, then names it (as `tm_thread_name`) in the same block if
+/// it was not named there yet. `*named_in` is the thread's stamp, kept per thread by the
 /// caller (0 at creation; FreeRTOS: the TCB's `uxTaskNumber`) and updated by this call;
 /// see FORMAT.md section 8.4.1. NULL `named_in`, or NULL `name` with a non-zero `len`,
 /// returns `TM_ERR_BAD_ARG` and records nothing.

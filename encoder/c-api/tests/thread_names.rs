@@ -82,9 +82,9 @@ fn thread_names_through_the_c_abi() {
             named(0x100, 2, b"consumer"),
             named(0x200, 7, &[b'L'; 32]),
             named(0x300, 0, b""),
-            // Named once in the block, then three switches.
-            named(0x100, 2, b"consumer"),
+            // Three switches, named once in the block, after the first.
             Event::ThreadSwitch { thread: 0x100 },
+            named(0x100, 2, b"consumer"),
             Event::ThreadSwitch { thread: 0x100 },
             Event::ThreadSwitch { thread: 0x100 },
         ]
