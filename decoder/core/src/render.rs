@@ -685,6 +685,7 @@ mod tests {
             clock_hz: 1_000_000_000,
             abi: SyscallAbi::Sel4,
             names: None,
+            thread_names: None,
         };
         assert_eq!(
             s(|o| text(o, &item, &ctx)),
@@ -705,5 +706,49 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["duration_ticks"], 1234);
         assert_eq!(v["syscall_name"], "Call");
+    }
+
+    /// Thread names are the context's own (issue 19's habit, applied to issue 17's
+    /// names): two contexts in one process show their own names for the same thread id,
+    /// and a context without names shows the id only. rtos's process-wide table set once
+    /// would have given the first map's names to both.
+    #[test]
+    fn switch_names_come_from_the_context() {
+        let item = Item {
+            ts: 1_000,
+            number: Some(7),
+            ring: 0,
+            event: Event::ThreadSwitch {
+                thread: 0x2000_0400,
+            },
+            entry: None,
+        };
+        let base = RingCtx {
+            cpu: 0,
+            clock_hz: 1_000_000_000,
+            abi: SyscallAbi::Raw,
+            names: None,
+            thread_names: None,
+        };
+        let a: ThreadNames = [(0x2000_0400, "consumer".into())].into();
+        let b: ThreadNames = [(0x2000_0400, "logger".into())].into();
+        let ctx_a = base.with_thread_names(Some(&a));
+        let ctx_b = base.with_thread_names(Some(&b));
+        assert_eq!(
+            s(|o| text(o, &item, &ctx_a)),
+            "cpu0 #7 0.000001000 SWITCH thread=0x20000400 to=consumer\n"
+        );
+        assert_eq!(
+            s(|o| text(o, &item, &ctx_b)),
+            "cpu0 #7 0.000001000 SWITCH thread=0x20000400 to=logger\n"
+        );
+        assert_eq!(
+            s(|o| text(o, &item, &base)),
+            "cpu0 #7 0.000001000 SWITCH thread=0x20000400\n"
+        );
+        let j: serde_json::Value = serde_json::from_str(&s(|o| json(o, &item, &ctx_b))).unwrap();
+        assert_eq!(j["name"], "logger");
+        let j: serde_json::Value = serde_json::from_str(&s(|o| json(o, &item, &base))).unwrap();
+        assert!(j.get("name").is_none(), "{j}");
     }
 }
