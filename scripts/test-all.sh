@@ -33,9 +33,13 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # Public items are documented, and the docs' links resolve.
 RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --workspace
+# The encoder's optional embassy adapter (feature rtos-trace).
+cargo clippy -p tracemark --features rtos-trace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p tracemark --features rtos-trace
 
 step "workspace tests (unit, property, stress, CLI, C kernel)"
 cargo test --workspace
+cargo test -p tracemark --features rtos-trace --test rtos_trace
 
 step "loom models of reserve/commit"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$root/target/loom" \
@@ -58,6 +62,12 @@ step "C library as shipped: lean build, global symbols, link with --gc-sections"
 
 step "Cortex-M firmware under QEMU, decoded on the host"
 examples/firmware-qemu/check.sh
+
+step "FreeRTOS traced under QEMU (mps2-an385) against its own truth and QEMU's -d int log (issue 17)"
+examples/freertos/check.sh
+
+step "embassy firmware under QEMU, traced through rtos-trace: task and poll counts, names (issue 17)"
+examples/firmware-qemu/check-embassy.sh
 
 step "tracemark import qemu: real qemu-arm logs against qemu-arm -strace"; scripts/test-import.sh
 step "tracemark capture: the QEMU firmware under --exec and over --tcp"; scripts/test-capture.sh

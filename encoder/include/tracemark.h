@@ -676,6 +676,37 @@ int tm_snapshot(uint32_t cpu, uint8_t *out, size_t cap, size_t *len);
  */
 size_t tm_slot_size(void);
 
+/**
+ * Names thread `thread` (the id `tm_thread_switch` records for it): its priority `prio`
+ * and `len` bytes of `name` (cut to 32; not NUL-terminated, `name` may be NULL when
+ * `len` is 0). Call it when the thread is created. NULL `name` with a non-zero `len`
+ * returns `TM_ERR_BAD_ARG` and records nothing.
+ *
+ * # Safety
+ *
+ * `name` must be valid for reads of `len` bytes, or `len` must be 0.
+ */
+int tm_thread_name(uint32_t cpu, uint64_t thread, const char *name, size_t len, uint32_t prio);
+
+/**
+ * Records a switch to `thread`, then names it (as `tm_thread_name`) in the same block if
+ * it was not named there yet. `*named_in` is the thread's stamp, kept per thread by the
+ * caller (0 at creation; FreeRTOS: the TCB's `uxTaskNumber`) and updated by this call;
+ * see FORMAT.md section 8.4.1. NULL `named_in`, or NULL `name` with a non-zero `len`,
+ * returns `TM_ERR_BAD_ARG` and records nothing.
+ *
+ * # Safety
+ *
+ * `name` must be valid for reads of `len` bytes (or `len` 0), and `named_in` valid for
+ * reads and writes of a `uint32_t`, not accessed by another writer during the call.
+ */
+int tm_thread_switch_named(uint32_t cpu,
+                           uint64_t thread,
+                           const char *name,
+                           size_t len,
+                           uint32_t prio,
+                           uint32_t *named_in);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -28,6 +28,8 @@ mod live;
 mod mem;
 mod pos;
 mod ring;
+#[cfg(all(feature = "rtos-trace", not(loom)))]
+pub mod rtos_trace;
 mod snapshot;
 mod static_mem;
 pub(crate) mod sync;

@@ -491,3 +491,44 @@ fn fill_entry_info_tells_lost_from_not_pending() {
     assert_eq!(t.fill_entry_info(word), crate::EntryInfo::Lost);
     assert_eq!(t.fill_entry_info(word), crate::EntryInfo::NotPending);
 }
+
+/// A THREAD record (the general path only) with a nested writer at every point, in
+/// overwrite mode across a block switch: both records land whole, once.
+#[test]
+fn nested_write_at_every_point_of_a_thread_name() {
+    let name = tracemark_format::UserPayload::new(b"consumer-task").unwrap();
+    let thread = Event::ThreadName {
+        thread: 0x2000_0400,
+        prio: 4,
+        name,
+    };
+    let points = for_every_point(
+        Mode::Overwrite,
+        3,
+        fill_block,
+        |t| {
+            t.thread_name(0x2000_0400, 4, b"consumer-task");
+        },
+        |t| {
+            t.thread_switch(0x2000_0800);
+        },
+        |records, overwritten, fired| {
+            let n = (256 - 32 - 1) / 2;
+            assert_eq!(
+                records.len() as u64 + overwritten,
+                (n + 1 + usize::from(fired)) as u64
+            );
+            let tail = kinds(&records[records.len() - 1 - usize::from(fired)..]);
+            assert!(tail.contains(&thread), "{tail:?}");
+            assert_eq!(
+                tail.contains(&Event::ThreadSwitch {
+                    thread: 0x2000_0800
+                }),
+                fired,
+                "{tail:?}"
+            );
+            assert_times_increase(records);
+        },
+    );
+    assert!(points >= 12, "only {points} preemption points");
+}

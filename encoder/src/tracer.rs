@@ -490,6 +490,71 @@ impl<'a, C: Clock> Tracer<'a, C> {
         self.record(Event::Image { base, size, id })
     }
 
+    /// Names thread `thread` (the id [`Tracer::thread_switch`] records for it): a
+    /// THREAD record (format version 3) with its priority `prio` and the first 32 bytes
+    /// of `name`. Call it when the thread is created (or when tracing starts, for
+    /// threads that exist); [`Tracer::thread_switch_named`] re-emits it so that an
+    /// overwrite-mode ring that lost the creation still names the thread.
+    #[inline]
+    pub fn thread_name(&self, thread: u64, prio: u32, name: &[u8]) -> Outcome {
+        // The general path only: a thread is named at creation and at most once per
+        // block, never on a hot path worth the inlined fast path's code.
+        self.ring
+            .write_small(
+                self.now_fn(),
+                |_| None,
+                move || Fields::thread_name(thread, prio, name),
+            )
+            .0
+    }
+
+    /// The sequence number of the block the next record goes to, plus one (so never 0):
+    /// a stamp for [`Tracer::thread_switch_named`], which compares it with the one it
+    /// last named a thread in. 0 is never returned, so a stamp initialised to 0 means
+    /// "never named".
+    #[inline]
+    pub fn block_stamp(&self) -> u32 {
+        let pos = self
+            .ring
+            .mem()
+            .hdr(offsets::WRITE_POS)
+            .load(Ordering::Relaxed);
+        // Sequence numbers have at most 24 bits: the `+ 1` cannot wrap.
+        self.ring.geometry().split(pos).seq + 1
+    }
+
+    /// Records a switch to `thread`, then a THREAD record naming it (priority `prio`,
+    /// `name`) if it is not named in the block the switch landed in yet: `named_in` is
+    /// the thread's own stamp ([`Tracer::block_stamp`] of the block it was last named
+    /// in), kept by the caller per thread (0 before the first call; the FreeRTOS
+    /// integration keeps it in the TCB's `uxTaskNumber`) and updated here. See FORMAT.md
+    /// section 8.4.1.
+    ///
+    /// The SWITCH goes first so that its time is the switch's, not delayed by the THREAD
+    /// record (an RTOS's own run-time statistics read their counter before the switch
+    /// hook, and a task's slice can be a few microseconds). So every block holding a
+    /// SWITCH to the thread names it, and a thread is named at most once per block
+    /// (more only if an interrupt opens a block between the SWITCH and the check: the
+    /// check sees the block the next record goes to, which a nested writer can only
+    /// move forward).
+    #[inline]
+    pub fn thread_switch_named(
+        &self,
+        thread: u64,
+        prio: u32,
+        name: &[u8],
+        named_in: &mut u32,
+    ) -> Outcome {
+        let out = self.thread_switch(thread);
+        if *named_in != self.block_stamp() {
+            self.thread_name(thread, prio, name);
+            // The block the name landed in (a record never ends at a block's last byte,
+            // so `write_pos` is still in it, unless a nested writer opened another).
+            *named_in = self.block_stamp();
+        }
+        out
+    }
+
     /// Open kernel entries on this CPU (including overflowed ones).
     pub fn entry_depth(&self) -> u32 {
         self.ring

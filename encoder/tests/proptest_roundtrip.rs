@@ -24,6 +24,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Deferred),
         2 => any::<u32>().prop_map(Op::Info),
         1 => any::<u64>().prop_map(Op::Switch),
+        1 => (any::<u64>(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(t, p, n)| Op::Name(t, p, n)),
     ]
 }
 

@@ -219,7 +219,7 @@ fn deferred_entries_keep_their_time_and_get_their_word() {
     let (records, view) = decode(&mem);
     let got: Vec<_> = records.iter().map(|r| (r.ts, r.event)).collect();
     assert_eq!(got, expect);
-    assert_eq!(view.header.version.get(), 2);
+    assert_eq!(view.header.version.get(), 3);
 }
 
 #[test]
@@ -413,4 +413,72 @@ fn an_earlier_sessions_ring_is_recovered() {
         now.iter().map(|r| r.event).collect::<Vec<_>>(),
         vec![Event::Interrupt { irq: 999 }]
     );
+}
+
+/// THREAD records (format version 3) round-trip with their id, priority and name (cut to
+/// 32 bytes), and `thread_switch_named` names a thread once per block: in an
+/// overwrite-mode ring that lost the creations, every block holding a SWITCH to a thread
+/// still names it (FORMAT.md 8.4.1).
+#[test]
+fn thread_names_round_trip_and_are_re_emitted_once_per_block() {
+    let clock = TestClock::default();
+    let mut mem = memory(192 + 4 * 256);
+    let t = Tracer::new(&mut mem, &config(Mode::Overwrite, 256), &clock).unwrap();
+    let long = [b'n'; 40];
+    let threads: [(u64, u32, &[u8]); 3] = [
+        (0x2000_0100, 1, b"IDLE"),
+        (0x2000_0400, 3, b"producer"),
+        (0x2000_0800, u32::MAX, &long),
+    ];
+    let mut stamps = [0u32; 3];
+    for (id, prio, name) in threads {
+        clock.advance(5);
+        assert_eq!(t.thread_name(id, prio, name), Outcome::Written);
+    }
+    // Many switches: the creations are overwritten long before the end.
+    for i in 0..600usize {
+        clock.advance(11);
+        let k = i * 7 % 3;
+        let (id, prio, name) = threads[k];
+        t.thread_switch_named(id, prio, name, &mut stamps[k]);
+        t.interrupt(15);
+    }
+    let over = t.ring().lost().0;
+    drop(t);
+    assert!(over > 0, "the ring wrapped");
+    let view = tracemark::format::ring::RingView::parse(&mem).unwrap();
+    let mut blocks_checked = 0;
+    for block in view.blocks() {
+        if block.state != tracemark::format::ring::BlockState::Valid {
+            continue;
+        }
+        let mut named = std::collections::HashMap::new();
+        let mut names_in_block = 0;
+        let mut switched = Vec::new();
+        for r in block.decode() {
+            match r.unwrap().event {
+                Event::ThreadName { thread, prio, name } => {
+                    let (_, p, n) = threads.iter().find(|x| x.0 == thread).unwrap();
+                    assert_eq!(prio, *p);
+                    assert_eq!(name.as_bytes(), &n[..n.len().min(32)]);
+                    assert!(named.insert(thread, ()).is_none(), "named twice in a block");
+                    names_in_block += 1;
+                }
+                Event::ThreadSwitch { thread } => {
+                    switched.push(thread);
+                }
+                _ => {}
+            }
+        }
+        for thread in switched {
+            assert!(
+                named.contains_key(&thread),
+                "switch to {thread:#x} in block {} with no name in the block",
+                block.seq
+            );
+        }
+        assert!(names_in_block <= 3);
+        blocks_checked += 1;
+    }
+    assert!(blocks_checked >= 3);
 }

@@ -22,7 +22,7 @@ fn take<const N: usize>(data: &mut &[u8]) -> Option<[u8; N]> {
 
 fn next_op(data: &mut &[u8]) -> Option<Op> {
     let [tag] = take::<1>(data)?;
-    Some(match tag % 13 {
+    Some(match tag % 14 {
         0 => Op::Advance(u64::from(u16::from_le_bytes(take(data)?))),
         1 => Op::Advance(u64::from_le_bytes(take(data)?) >> (tag >> 4)),
         2 => Op::Entry(u32::from_le_bytes(take(data)?)),
@@ -46,6 +46,15 @@ fn next_op(data: &mut &[u8]) -> Option<Op> {
         9 => Op::Deferred,
         10 => Op::Info(u32::from_le_bytes(take(data)?)),
         11 => Op::Switch(u64::from_le_bytes(take(data)?)),
+        12 => {
+            let thread = u64::from_le_bytes(take(data)?);
+            let prio = u32::from_le_bytes(take(data)?);
+            let [len] = take::<1>(data)?;
+            let len = usize::from(len % 40).min(data.len());
+            let (name, rest) = data.split_at(len);
+            *data = rest;
+            Op::Name(thread, prio, name.to_vec())
+        }
         _ => Op::Exit,
     })
 }

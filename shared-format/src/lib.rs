@@ -6,11 +6,13 @@
 //! - [`numbering`]: the record-numbering rule every reader uses;
 //! - [`varint`]: the LEB128 integers records are made of;
 //! - [`scan`]: a fast pass over records for summaries, without building events;
-//! - [`uart`]: framing of a dump over a text console.
+//! - [`uart`]: framing of a dump over a text console;
+//! - [`freertos`]: the USER event ids of the FreeRTOS integration.
 //!
 //! `FORMAT.md` at the repository root describes all of it byte by byte.
 #![cfg_attr(not(test), no_std)]
 
+pub mod freertos;
 pub mod numbering;
 pub mod record;
 pub mod ring;

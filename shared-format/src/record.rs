@@ -10,7 +10,8 @@
 use crate::sel4::KernelEntry;
 use crate::varint::{self, VarintError};
 
-/// The longest record, timestamp marker included (the longest possible is 50 bytes).
+/// The longest record, timestamp marker included (the longest possible is 60 bytes, a
+/// THREAD record with a 32-byte name).
 pub const MAX_RECORD_LEN: usize = 64;
 /// The largest user-event payload, in bytes.
 pub const MAX_USER_PAYLOAD: usize = 32;
@@ -42,6 +43,11 @@ pub enum Kind {
     /// Thread switch (format version 2): payload is a varint thread id (seL4: the TCB
     /// address) of the thread the kernel runs next.
     ThreadSwitch = 8,
+    /// Thread name (format version 3): varint thread id (the id SWITCH records carry),
+    /// varint `prio << 6 | len`, then `len` (at most 32) bytes of name (UTF-8, not
+    /// NUL-terminated). Written when a thread is created and re-emitted (see FORMAT.md
+    /// section 8.4.1) so that a ring that lost the creation still names its threads.
+    ThreadName = 9,
     /// The clock stepped back (format version 2): varint `back`, how many ticks this
     /// record's time is below the previous record's on the same CPU. The writer puts it
     /// just before the first record read after the step.
@@ -54,7 +60,7 @@ pub enum Kind {
 
 impl Kind {
     /// The event kinds (markers excluded), in wire order.
-    pub const EVENTS: [Kind; 10] = [
+    pub const EVENTS: [Kind; 11] = [
         Kind::KernelEntry,
         Kind::KernelExit,
         Kind::Interrupt,
@@ -64,6 +70,7 @@ impl Kind {
         Kind::Image,
         Kind::Lost,
         Kind::ThreadSwitch,
+        Kind::ThreadName,
         Kind::ClockBack,
     ];
 
@@ -79,6 +86,7 @@ impl Kind {
             6 => Some(Kind::Image),
             7 => Some(Kind::Lost),
             8 => Some(Kind::ThreadSwitch),
+            9 => Some(Kind::ThreadName),
             11 => Some(Kind::ClockBack),
             14 => Some(Kind::End),
             15 => Some(Kind::Timestamp),
@@ -98,6 +106,7 @@ impl Kind {
             Kind::Image => "IMAGE",
             Kind::Lost => "LOST",
             Kind::ThreadSwitch => "SWITCH",
+            Kind::ThreadName => "THREAD",
             Kind::ClockBack => "CLOCKBACK",
             Kind::End => "END",
             Kind::Timestamp => "TIMESTAMP",
@@ -260,6 +269,19 @@ pub enum Event {
         /// The thread that runs next (seL4: its TCB address).
         thread: u64,
     },
+    /// A thread's name and priority (format version 3): an RTOS task, a seL4 TCB, a host
+    /// thread. Written when the thread is created and re-emitted by the writer, so the
+    /// latest one before a switch names the thread.
+    ThreadName {
+        /// The thread's id, as [`Event::ThreadSwitch`] carries it.
+        thread: u64,
+        /// The thread's priority, in the RTOS's own numbering (FreeRTOS: higher runs
+        /// first); 0 where there is none.
+        prio: u32,
+        /// Up to [`MAX_USER_PAYLOAD`] bytes of name, UTF-8 by convention (decoders
+        /// replace invalid sequences).
+        name: UserPayload,
+    },
 }
 
 impl Event {
@@ -276,6 +298,7 @@ impl Event {
             Event::Image { .. } => Kind::Image,
             Event::Lost { .. } => Kind::Lost,
             Event::ThreadSwitch { .. } => Kind::ThreadSwitch,
+            Event::ThreadName { .. } => Kind::ThreadName,
             Event::ClockBack { .. } => Kind::ClockBack,
         }
     }
@@ -325,6 +348,10 @@ pub fn encoded_len(time: Time, ts: u64, event: &Event) -> usize {
             let n = payload.as_bytes().len();
             varint::encoded_len(user_head(id, n)) + n
         }
+        Event::ThreadName { thread, prio, name } => {
+            let n = name.as_bytes().len();
+            varint::encoded_len(thread) + varint::encoded_len(user_head(prio, n)) + n
+        }
         Event::ClockBack { back } => varint::encoded_len(back),
         Event::Image { base, size, id } => {
             varint::encoded_len(base) + varint::encoded_len(size) + varint::encoded_len(id)
@@ -363,6 +390,18 @@ pub fn encode_with(time: Time, ts: u64, event: &Event, put: &mut impl FnMut(u8))
         Event::User { id, ref payload } => {
             let data = payload.as_bytes();
             varint::write_with(put, user_head(id, data.len()));
+            for b in data {
+                put(*b);
+            }
+        }
+        Event::ThreadName {
+            thread,
+            prio,
+            ref name,
+        } => {
+            let data = name.as_bytes();
+            varint::write_with(put, thread);
+            varint::write_with(put, user_head(prio, data.len()));
             for b in data {
                 put(*b);
             }
@@ -447,6 +486,20 @@ impl<'d> Fields<'d> {
             values: [user_head(id, data.len()), 0, 0],
             since: u64::MAX,
             data,
+        }
+    }
+
+    /// A THREAD record: thread `thread`, priority `prio`, the first [`MAX_USER_PAYLOAD`]
+    /// bytes of `name`.
+    #[inline(always)]
+    pub fn thread_name(thread: u64, prio: u32, name: &'d [u8]) -> Self {
+        let name = name.get(..MAX_USER_PAYLOAD).unwrap_or(name);
+        Fields {
+            kind: Kind::ThreadName,
+            count: 2,
+            values: [thread, user_head(prio, name.len()), 0],
+            since: u64::MAX,
+            data: name,
         }
     }
 
@@ -562,6 +615,11 @@ impl Event {
             Event::ThreadSwitch { thread } => Fields::varint(Kind::ThreadSwitch, thread),
             Event::ClockBack { back } => Fields::varint(Kind::ClockBack, back),
             Event::User { id, ref payload } => Fields::user(id, payload.as_bytes()),
+            Event::ThreadName {
+                thread,
+                prio,
+                ref name,
+            } => Fields::thread_name(thread, prio, name.as_bytes()),
             Event::Image { base, size, id } => Fields::image(base, size, id),
             Event::Lost { count, since } => Fields::lost(count, since),
         }
@@ -591,6 +649,21 @@ pub const fn split_user_head(v: u64) -> Result<(u32, usize), DecodeErrorReason> 
         return Err(DecodeErrorReason::BadField("user payload length"));
     }
     Ok((id as u32, len))
+}
+
+/// The priority and name length a THREAD record's second varint `v` holds (the layout
+/// of a USER record's first varint, [`user_head`]), or the field that is out of range.
+#[inline(always)]
+pub const fn split_thread_head(v: u64) -> Result<(u32, usize), DecodeErrorReason> {
+    let len = (v & ((1 << USER_LEN_BITS) - 1)) as usize;
+    let prio = v >> USER_LEN_BITS;
+    if prio > u32::MAX as u64 {
+        return Err(DecodeErrorReason::BadField("thread priority"));
+    }
+    if len > MAX_USER_PAYLOAD {
+        return Err(DecodeErrorReason::BadField("thread name length"));
+    }
+    Ok((prio as u32, len))
 }
 
 /// The header varint of a record of kind code `kind` written `delta` ticks after the
@@ -786,6 +859,19 @@ impl<'a> BlockRecords<'a> {
                     at = next;
                     Event::ThreadSwitch { thread }
                 }
+                Kind::ThreadName => {
+                    let (thread, a) = self.varint(at)?;
+                    let (v, next) = self.varint(a)?;
+                    let (prio, len) = split_thread_head(v)?;
+                    let data = self
+                        .bytes
+                        .get(next..next + len)
+                        .ok_or(DecodeErrorReason::Truncated)?;
+                    at = next + len;
+                    let name =
+                        UserPayload::new(data).ok_or(DecodeErrorReason::BadField("thread name"))?;
+                    Event::ThreadName { thread, prio, name }
+                }
                 Kind::ClockBack => {
                     let (back, next) = self.varint(at)?;
                     at = next;
@@ -876,6 +962,13 @@ mod defmt_impls {
                     defmt::write!(f, "LOST {=u64} since {=u64}", count, since)
                 }
                 Event::ThreadSwitch { thread } => defmt::write!(f, "SWITCH {=u64:#x}", thread),
+                Event::ThreadName { thread, prio, name } => defmt::write!(
+                    f,
+                    "THREAD {=u64:#x} prio={=u32} name={=[u8]:a}",
+                    thread,
+                    prio,
+                    name.as_bytes()
+                ),
                 Event::ClockBack { back } => defmt::write!(f, "CLOCKBACK back={=u64}", back),
             }
         }
@@ -893,7 +986,7 @@ mod tests {
     use super::*;
     use crate::sel4::EntryPath;
 
-    fn one_of_each() -> [Event; 11] {
+    fn one_of_each() -> [Event; 13] {
         [
             Event::KernelEntry(KernelEntry::syscall(1, 10, true, 42)),
             Event::KernelEntry(KernelEntry::other(EntryPath::Interrupt, 3, 77)),
@@ -913,6 +1006,16 @@ mod tests {
                 id: 0xdead_beef,
             },
             Event::ClockBack { back: u64::MAX },
+            Event::ThreadName {
+                thread: u64::MAX,
+                prio: u32::MAX,
+                name: UserPayload::new(&[b'x'; MAX_USER_PAYLOAD]).unwrap(),
+            },
+            Event::ThreadName {
+                thread: 0x2000_0400,
+                prio: 3,
+                name: UserPayload::new(b"producer").unwrap(),
+            },
         ]
     }
 

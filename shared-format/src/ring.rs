@@ -18,9 +18,9 @@ use crate::record::BlockRecords;
 /// The first eight bytes of a ring: `TRACEMRK`.
 pub const RING_MAGIC: [u8; 8] = *b"TRACEMRK";
 /// The format version this crate writes.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The format versions this crate reads.
-pub const SUPPORTED_VERSIONS: &[u16] = &[1, 2];
+pub const SUPPORTED_VERSIONS: &[u16] = &[1, 2, 3];
 /// Size of [`RingHeader`]; blocks start right after it.
 pub const RING_HEADER_LEN: usize = 192;
 /// Size of [`BlockHeader`]; records start right after it.

@@ -7,7 +7,7 @@
 //! touches every record, and an `Event` (with its inline user payload) costs more to
 //! build and move than the few fields a summary reads.
 
-use crate::record::{split_user_head, DecodeError, DecodeErrorReason, Kind};
+use crate::record::{split_thread_head, split_user_head, DecodeError, DecodeErrorReason, Kind};
 use crate::varint::{self, VarintError};
 
 /// Receives the records of a block, in order. Every method has a default that ignores
@@ -59,6 +59,11 @@ pub trait Visitor {
     fn thread_switch(&mut self, ts: u64, thread: u64) {
         let _ = (ts, thread);
     }
+    /// A thread name (format version 3): `thread` is called `name`, priority `prio`.
+    #[inline(always)]
+    fn thread_name(&mut self, ts: u64, thread: u64, prio: u32, name: &[u8]) {
+        let _ = (ts, thread, prio, name);
+    }
     /// A `ClockBack` record: the clock read `back` ticks less than at the previous record.
     #[inline(always)]
     fn clock_back(&mut self, ts: u64, back: u64) {
@@ -88,7 +93,7 @@ pub trait Visitor {
 pub trait KindVisitor {
     /// A record of code 0 to 4 with its value (see [`Visitor::simple`]).
     fn simple(&mut self, ts: u64, code: u8, value: u64);
-    /// A user, image, `Lost`, thread-switch or clock-back record.
+    /// A user, image, `Lost`, thread-switch, thread-name or clock-back record.
     #[inline(always)]
     fn other(&mut self, ts: u64, kind: crate::Kind) {
         let _ = (ts, kind);
@@ -140,6 +145,10 @@ impl<V: KindVisitor> Visitor for ByKind<'_, V> {
     #[inline(always)]
     fn thread_switch(&mut self, ts: u64, _thread: u64) {
         self.0.other(ts, crate::Kind::ThreadSwitch);
+    }
+    #[inline(always)]
+    fn thread_name(&mut self, ts: u64, _thread: u64, _prio: u32, _name: &[u8]) {
+        self.0.other(ts, crate::Kind::ThreadName);
     }
     #[inline(always)]
     fn clock_back(&mut self, ts: u64, _back: u64) {
@@ -543,7 +552,7 @@ fn step<V: Visitor>(
             *at = bytes.len();
             return Ok(false);
         }
-        if code > Kind::ThreadSwitch as u8 && code != Kind::ClockBack as u8 {
+        if code > Kind::ThreadName as u8 && code != Kind::ClockBack as u8 {
             return Err(DecodeErrorReason::UnknownKind(code));
         }
         let ts = prev
@@ -596,6 +605,14 @@ fn step<V: Visitor>(
                 let (thread, n) = read(bytes, p)?;
                 p = n;
                 v.thread_switch(ts, thread);
+            }
+            9 => {
+                let (thread, a) = read(bytes, p)?;
+                let (x, n) = read(bytes, a)?;
+                let (prio, len) = split_thread_head(x)?;
+                let name = bytes.get(n..n + len).ok_or(DecodeErrorReason::Truncated)?;
+                p = n + len;
+                v.thread_name(ts, thread, prio, name);
             }
             11 => {
                 let (back, n) = read(bytes, p)?;
@@ -694,6 +711,13 @@ mod tests {
             self.0.push(Record {
                 ts,
                 event: Event::ClockBack { back },
+            });
+        }
+        fn thread_name(&mut self, ts: u64, thread: u64, prio: u32, name: &[u8]) {
+            let name = UserPayload::new(name).unwrap();
+            self.0.push(Record {
+                ts,
+                event: Event::ThreadName { thread, prio, name },
             });
         }
     }
@@ -796,6 +820,11 @@ mod tests {
             },
             Event::KernelEntry(KernelEntry::PENDING),
             Event::ClockBack { back: 77 },
+            Event::ThreadName {
+                thread: 0x2000_1000,
+                prio: 300,
+                name: UserPayload::new(b"consumer").unwrap(),
+            },
         ];
         let mut bytes = Vec::new();
         let mut ts = 100;
@@ -895,6 +924,11 @@ mod tests {
                         payload: UserPayload::new(&[kind; 3]).unwrap(),
                     },
                     14 => Event::ThreadSwitch { thread: value },
+                    15 if bits % 2 == 0 => Event::ThreadName {
+                        thread: value,
+                        prio: bits,
+                        name: UserPayload::truncating(&raw.to_le_bytes()[..(bits as usize % 9)]),
+                    },
                     _ => Event::ClockBack { back: value },
                 };
                 let delta = raw.rotate_left(bits).checked_shr(64 - bits.min(40)).unwrap_or(0);

@@ -561,6 +561,14 @@ fn render(e: &Event) -> String {
         }
         Event::Lost { count, since } => format!("{name} count={count} since={since}"),
         Event::ThreadSwitch { thread } => format!("{name} thread={thread:#x}"),
+        Event::ThreadName {
+            thread,
+            prio,
+            name: n,
+        } => format!(
+            "{name} thread={thread:#x} prio={prio} name={}",
+            String::from_utf8_lossy(n.as_bytes())
+        ),
         Event::ClockBack { back } => format!("{name} back={back}"),
     }
 }
@@ -1271,6 +1279,11 @@ fn record_length_range() -> (usize, usize) {
         },
         Event::Lost { count: 0, since: 0 },
         Event::ThreadSwitch { thread: 0 },
+        Event::ThreadName {
+            thread: 0,
+            prio: 0,
+            name: UserPayload::new(&[]).unwrap(),
+        },
     ];
     let large = [
         Event::KernelEntry(KernelEntry(u32::MAX)),
@@ -1292,6 +1305,11 @@ fn record_length_range() -> (usize, usize) {
             since: 0,
         },
         Event::ThreadSwitch { thread: u64::MAX },
+        Event::ThreadName {
+            thread: u64::MAX,
+            prio: u32::MAX,
+            name: UserPayload::new(&[0xff; MAX_USER_PAYLOAD]).unwrap(),
+        },
     ];
     let mut buf = [0u8; MAX_RECORD_LEN];
     let min = small

@@ -42,6 +42,9 @@ impl Visitor for Collect {
     fn thread_switch(&mut self, ts: u64, thread: u64) {
         self.0.push((ts, 8, thread));
     }
+    fn thread_name(&mut self, ts: u64, thread: u64, prio: u32, _name: &[u8]) {
+        self.0.push((ts, 9, thread ^ u64::from(prio) << 48));
+    }
     fn clock_back(&mut self, ts: u64, back: u64) {
         self.0.push((ts, 11, back));
     }
@@ -67,6 +70,7 @@ fn reference(records: &[u8], base: u64) -> (Vec<(u64, u8, u64)>, usize) {
             Event::Lost { count, .. } => (7, count),
             Event::ThreadSwitch { thread } => (8, thread),
             Event::ClockBack { back } => (11, back),
+            Event::ThreadName { thread, prio, .. } => (9, thread ^ u64::from(prio) << 48),
         };
         out.push((r.ts, code, value));
     }

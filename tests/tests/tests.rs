@@ -10,6 +10,7 @@ mod cli_hostile;
 mod cli_index_query;
 mod cli_sel4_records;
 mod cli_symbols;
+mod cli_threads;
 mod cli_truth;
 mod cli_uart;
 mod roundtrip_prop;

@@ -637,6 +637,7 @@ impl<'a> Index<'a> {
                     clock_hz: h.clock_hz.get(),
                     abi: SyscallAbi::from_u8(h.syscall_abi).unwrap_or(SyscallAbi::Raw),
                     names: None,
+                    thread_names: None,
                 })
             })
             .collect()

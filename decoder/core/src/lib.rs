@@ -93,4 +93,5 @@ pub mod stats;
 #[cfg(feature = "symbols")]
 pub mod symbols;
 pub mod syscalls;
+pub mod threads;
 pub mod time;

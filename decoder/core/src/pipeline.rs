@@ -26,7 +26,7 @@ use crate::dump::{count_warning, Dump, Warning};
 use crate::filter::RingFilter;
 use crate::merge::{block_warning, BlockItems, EntryStack};
 use crate::par::{self, Carry, Unit, UnitStack};
-use crate::render::{self, Format, FunctionNames, RingCtx};
+use crate::render::{self, Format, FunctionNames, RingCtx, ThreadNames};
 
 /// Runs of blocks each ring may have formatted ahead of the writer.
 pub const LOOKAHEAD: usize = 3;
@@ -277,11 +277,13 @@ pub struct Selection<'a> {
     pub format: Format,
     /// Function names for FENTRY/FEXIT (`None`: addresses only).
     pub names: Option<&'a FunctionNames>,
+    /// Thread names for SWITCH (`None`: ids only).
+    pub thread_names: Option<&'a ThreadNames>,
 }
 
 /// Writes the records of `rings` (indices into `dump.rings`) that `filters` (one per
 /// ring of the dump) want, in `format`, in time order, with up to `threads` workers and
-/// no function names ([`write()`] with a [`Selection`] has them). `progress` is told how
+/// no function or thread names ([`write()`] with a [`Selection`] has them). `progress` is told how
 /// many records were handled. Returns the decoding warnings.
 pub fn write_records(
     dump: &Dump<'_>,
@@ -297,6 +299,7 @@ pub fn write_records(
         filters,
         format,
         names: None,
+        thread_names: None,
     };
     write(dump, &selection, threads, out, progress)
 }
@@ -314,7 +317,11 @@ pub fn write(
     let ctxs: Vec<RingCtx> = dump
         .rings
         .iter()
-        .map(|r| RingCtx::of(r).with_names(selection.names))
+        .map(|r| {
+            RingCtx::of(r)
+                .with_names(selection.names)
+                .with_thread_names(selection.thread_names)
+        })
         .collect();
     let (starts, warnings) = open_entries(dump, &units, threads);
     let filters = selection.filters;

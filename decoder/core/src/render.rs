@@ -35,6 +35,11 @@ pub enum Format {
 /// CSV) or as `symbol` (JSON).
 pub type FunctionNames = std::collections::HashMap<u64, String>;
 
+/// Thread names by thread id, for instance from the dump's THREAD records
+/// (`threads::names`, issue 17): a SWITCH shows `to=<name>` (text, CSV) or `name`
+/// (JSON). Passed in as a value beside [`FunctionNames`], not process-wide state.
+pub type ThreadNames = std::collections::HashMap<u64, String>;
+
 /// What the formatter needs to know about a ring.
 #[derive(Debug, Clone, Copy)]
 pub struct RingCtx<'a> {
@@ -47,6 +52,8 @@ pub struct RingCtx<'a> {
     /// Function names (`None`: addresses only). Each dump has its own: a value passed
     /// in, not process-wide state.
     pub names: Option<&'a FunctionNames>,
+    /// Thread names for SWITCH (`None`: ids only). Each dump has its own, as `names`.
+    pub thread_names: Option<&'a ThreadNames>,
 }
 
 impl<'a> RingCtx<'a> {
@@ -57,6 +64,7 @@ impl<'a> RingCtx<'a> {
             clock_hz: ring.clock_hz,
             abi: ring.abi,
             names: None,
+            thread_names: None,
         }
     }
 
@@ -65,9 +73,22 @@ impl<'a> RingCtx<'a> {
         RingCtx { names, ..self }
     }
 
+    /// The same context with thread names.
+    pub fn with_thread_names(self, thread_names: Option<&'a ThreadNames>) -> Self {
+        RingCtx {
+            thread_names,
+            ..self
+        }
+    }
+
     #[inline]
     fn function_name(&self, func: u64) -> Option<&'a str> {
         self.names?.get(&func).map(String::as_str)
+    }
+
+    #[inline]
+    fn thread_name(&self, thread: u64) -> Option<&'a str> {
+        self.thread_names?.get(&thread).map(String::as_str)
     }
 }
 
@@ -338,10 +359,26 @@ pub fn details(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
         Event::ThreadSwitch { thread } => {
             out.extend_from_slice(b"thread=");
             hex(out, *thread);
+            if let Some(name) = ctx.thread_name(*thread) {
+                out.extend_from_slice(b" to=");
+                out.extend_from_slice(name.as_bytes());
+            }
+        }
+        Event::ThreadName { thread, prio, name } => {
+            out.extend_from_slice(b"thread=");
+            hex(out, *thread);
+            out.extend_from_slice(b" prio=");
+            num(out, *prio);
+            out.extend_from_slice(b" name=");
+            out.extend_from_slice(String::from_utf8_lossy(name.as_bytes()).as_bytes());
         }
         Event::User { id, payload } => {
             out.extend_from_slice(b"id=");
             num(out, *id);
+            if let Some(e) = tracemark_format::freertos::event(*id) {
+                out.extend_from_slice(b" freertos=");
+                out.extend_from_slice(e.name.as_bytes());
+            }
             out.extend_from_slice(b" data=");
             hex_bytes(out, payload.as_bytes());
         }
@@ -538,9 +575,24 @@ pub fn json(out: &mut Vec<u8>, item: &Item, ctx: &RingCtx) {
                 let _ = serde_json::to_writer(&mut *out, name);
             }
         }
-        Event::ThreadSwitch { thread } => key_num(out, b"thread", *thread),
+        Event::ThreadSwitch { thread } => {
+            key_num(out, b"thread", *thread);
+            if let Some(name) = ctx.thread_name(*thread) {
+                key(out, b"name");
+                let _ = serde_json::to_writer(&mut *out, name);
+            }
+        }
+        Event::ThreadName { thread, prio, name } => {
+            key_num(out, b"thread", *thread);
+            key_num(out, b"prio", *prio);
+            key(out, b"name");
+            let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(name.as_bytes()));
+        }
         Event::User { id, payload } => {
             key_num(out, b"id", *id);
+            if let Some(e) = tracemark_format::freertos::event(*id) {
+                key_str(out, b"freertos", e.name);
+            }
             key(out, b"data");
             out.push(b'"');
             hex_bytes(out, payload.as_bytes());
@@ -633,6 +685,7 @@ mod tests {
             clock_hz: 1_000_000_000,
             abi: SyscallAbi::Sel4,
             names: None,
+            thread_names: None,
         };
         assert_eq!(
             s(|o| text(o, &item, &ctx)),
@@ -653,5 +706,49 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["duration_ticks"], 1234);
         assert_eq!(v["syscall_name"], "Call");
+    }
+
+    /// Thread names are the context's own (issue 19's habit, applied to issue 17's
+    /// names): two contexts in one process show their own names for the same thread id,
+    /// and a context without names shows the id only. rtos's process-wide table set once
+    /// would have given the first map's names to both.
+    #[test]
+    fn switch_names_come_from_the_context() {
+        let item = Item {
+            ts: 1_000,
+            number: Some(7),
+            ring: 0,
+            event: Event::ThreadSwitch {
+                thread: 0x2000_0400,
+            },
+            entry: None,
+        };
+        let base = RingCtx {
+            cpu: 0,
+            clock_hz: 1_000_000_000,
+            abi: SyscallAbi::Raw,
+            names: None,
+            thread_names: None,
+        };
+        let a: ThreadNames = [(0x2000_0400, "consumer".into())].into();
+        let b: ThreadNames = [(0x2000_0400, "logger".into())].into();
+        let ctx_a = base.with_thread_names(Some(&a));
+        let ctx_b = base.with_thread_names(Some(&b));
+        assert_eq!(
+            s(|o| text(o, &item, &ctx_a)),
+            "cpu0 #7 0.000001000 SWITCH thread=0x20000400 to=consumer\n"
+        );
+        assert_eq!(
+            s(|o| text(o, &item, &ctx_b)),
+            "cpu0 #7 0.000001000 SWITCH thread=0x20000400 to=logger\n"
+        );
+        assert_eq!(
+            s(|o| text(o, &item, &base)),
+            "cpu0 #7 0.000001000 SWITCH thread=0x20000400\n"
+        );
+        let j: serde_json::Value = serde_json::from_str(&s(|o| json(o, &item, &ctx_b))).unwrap();
+        assert_eq!(j["name"], "logger");
+        let j: serde_json::Value = serde_json::from_str(&s(|o| json(o, &item, &base))).unwrap();
+        assert!(j.get("name").is_none(), "{j}");
     }
 }

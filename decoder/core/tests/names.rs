@@ -33,6 +33,7 @@ fn decode(image: &[u8], format: Format, names: Option<&FunctionNames>) -> String
         filters: &filters,
         format,
         names,
+        thread_names: None,
     };
     let mut out = Vec::new();
     let warnings = pipeline::write(&dump, &selection, 2, &mut out, &|_| {}).unwrap();

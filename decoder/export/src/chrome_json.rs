@@ -445,6 +445,8 @@ impl<W: Write> Sink for ChromeJson<W> {
                 self.instant(r, ns, "Lost records", "lost", &format!("\"count\":{count}"))?;
             }
             Event::ThreadSwitch { thread } => self.thread_switch(r, ns, thread)?,
+            // Issue 17: thread-name metadata is the export crate's to add.
+            Event::ThreadName { .. } => {}
             Event::ClockBack { back } => self.instant(
                 r,
                 ns,

@@ -827,6 +827,9 @@ impl ParquetPartition {
             Event::Lost { count, since } => self.lost.push([item.ts, *count, *since, 0])?,
             Event::ThreadSwitch { thread } => c.thread.opt(row, Some(*thread as i64)),
             Event::ClockBack { back } => c.back.opt(row, Some(*back as i64)),
+            // Issue 17: a threads table is the export crate's to add; the row keeps its
+            // kind and time.
+            Event::ThreadName { thread, .. } => c.thread.opt(row, Some(*thread as i64)),
         }
         self.summary.rows += 1;
         if self

@@ -172,6 +172,11 @@ fn main() -> ExitCode {
                 }
                 Event::Lost { count, since } => writeln!(out, "LOST count={count} since={since}"),
                 Event::ThreadSwitch { thread } => writeln!(out, "SWITCH thread={thread}"),
+                Event::ThreadName { thread, prio, name } => writeln!(
+                    out,
+                    "THREAD thread={thread} prio={prio} name={}",
+                    String::from_utf8_lossy(name.as_bytes())
+                ),
                 Event::ClockBack { back } => writeln!(out, "CLOCKBACK back={back}"),
             };
         }

@@ -1177,3 +1177,84 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
         core::hint::spin_loop();
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Thread names (format version 3)
+// ---------------------------------------------------------------------------------------
+
+/// The first `len` bytes at `name` (at most 32), or `None` for NULL with a non-zero `len`.
+///
+/// # Safety
+///
+/// `name` must be valid for reads of `len` bytes, or `len` must be 0.
+unsafe fn name_bytes<'n>(name: *const core::ffi::c_char, len: usize) -> Option<&'n [u8]> {
+    if len == 0 {
+        Some(&[])
+    } else if name.is_null() {
+        None
+    } else {
+        // SAFETY: the caller guarantees `name` is valid for `len` bytes; we read at most
+        // 32 of them and only during the call that borrowed them.
+        Some(unsafe {
+            core::slice::from_raw_parts(
+                name.cast::<u8>(),
+                len.min(tracemark::format::record::MAX_USER_PAYLOAD),
+            )
+        })
+    }
+}
+
+/// Names thread `thread` (the id `tm_thread_switch` records for it): its priority `prio`
+/// and `len` bytes of `name` (cut to 32; not NUL-terminated, `name` may be NULL when
+/// `len` is 0). Call it when the thread is created. NULL `name` with a non-zero `len`
+/// returns `TM_ERR_BAD_ARG` and records nothing.
+///
+/// # Safety
+///
+/// `name` must be valid for reads of `len` bytes, or `len` must be 0.
+#[no_mangle]
+pub unsafe extern "C" fn tm_thread_name(
+    cpu: u32,
+    thread: u64,
+    name: *const core::ffi::c_char,
+    len: usize,
+    prio: u32,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    let Some(name) = (unsafe { name_bytes(name, len) }) else {
+        return checked_cpu(cpu, TM_ERR_BAD_ARG);
+    };
+    with(cpu, |t| t.thread_name(thread, prio, name))
+}
+
+/// Records a switch to `thread`, then names it (as `tm_thread_name`) in the same block if
+/// it was not named there yet. `*named_in` is the thread's stamp, kept per thread by the
+/// caller (0 at creation; FreeRTOS: the TCB's `uxTaskNumber`) and updated by this call;
+/// see FORMAT.md section 8.4.1. NULL `named_in`, or NULL `name` with a non-zero `len`,
+/// returns `TM_ERR_BAD_ARG` and records nothing.
+///
+/// # Safety
+///
+/// `name` must be valid for reads of `len` bytes (or `len` 0), and `named_in` valid for
+/// reads and writes of a `uint32_t`, not accessed by another writer during the call.
+#[no_mangle]
+pub unsafe extern "C" fn tm_thread_switch_named(
+    cpu: u32,
+    thread: u64,
+    name: *const core::ffi::c_char,
+    len: usize,
+    prio: u32,
+    named_in: *mut u32,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    let Some(name) = (unsafe { name_bytes(name, len) }) else {
+        return checked_cpu(cpu, TM_ERR_BAD_ARG);
+    };
+    if named_in.is_null() {
+        return checked_cpu(cpu, TM_ERR_BAD_ARG);
+    }
+    // SAFETY: non-null, and the caller guarantees it is valid and not shared during the
+    // call; the reference lives only for this call.
+    let named_in = unsafe { &mut *named_in };
+    with(cpu, |t| t.thread_switch_named(thread, prio, name, named_in))
+}

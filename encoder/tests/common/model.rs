@@ -34,6 +34,8 @@ pub enum Op {
     Info(u32),
     /// `thread_switch`.
     Switch(u64),
+    /// `thread_name(thread, prio, name)` (format version 3; `name` cut to 32 bytes).
+    Name(u64, u32, Vec<u8>),
 }
 
 /// Expected state.
@@ -120,6 +122,14 @@ impl Model {
             Op::Switch(thread) => (
                 t.thread_switch(*thread),
                 Event::ThreadSwitch { thread: *thread },
+            ),
+            Op::Name(thread, prio, name) => (
+                t.thread_name(*thread, *prio, name),
+                Event::ThreadName {
+                    thread: *thread,
+                    prio: *prio,
+                    name: UserPayload::truncating(name),
+                },
             ),
             Op::Image(b, s, i) => (
                 t.image(*b, *s, *i),

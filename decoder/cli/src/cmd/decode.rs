@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use tracemark_decoder::dump::{Dump, Warning};
 use tracemark_decoder::filter::{parse_kinds, Filter, Kinds, TimeSpec};
 use tracemark_decoder::pipeline;
-use tracemark_decoder::render::{self, Format, FunctionNames};
+use tracemark_decoder::render::{self, Format, FunctionNames, ThreadNames};
 
 /// Print records in time order across CPUs.
 #[derive(Debug, clap::Args)]
@@ -16,7 +16,7 @@ pub struct Cmd {
     /// Only this CPU (repeatable).
     #[arg(long = "cpu")]
     cpus: Vec<u32>,
-    /// Only these kinds (comma-separated: KENTRY,KEXIT,IRQ,FENTRY,FEXIT,USER,IMAGE,LOST,SWITCH,CLOCKBACK).
+    /// Only these kinds (comma-separated: KENTRY,KEXIT,IRQ,FENTRY,FEXIT,USER,IMAGE,LOST,SWITCH,THREAD,CLOCKBACK).
     #[arg(long, value_parser = parse_kinds)]
     kind: Option<Kinds>,
     /// Not before this time (seconds like 12.5, or ticks like 1000t).
@@ -61,11 +61,18 @@ impl Cmd {
             .with_dump(wanted, 4 << 20, false, |dump, progress| {
                 let names =
                     super::symbols(dump, &self.elfs, self.elf_ignore_build_id)?.map(|s| s.names());
+                let thread_names: ThreadNames = tracemark_decoder::threads::names(dump)
+                    .into_iter()
+                    .map(|(id, n)| (id, n.name))
+                    .collect();
                 let warnings = write_records(
                     dump,
                     &filter,
                     format,
-                    names.as_ref(),
+                    Names {
+                        functions: names.as_ref(),
+                        threads: Some(&thread_names),
+                    },
                     threads,
                     out,
                     progress,
@@ -76,12 +83,18 @@ impl Cmd {
     }
 }
 
+/// The names decode shows: functions from `--elf`, threads from THREAD records.
+struct Names<'a> {
+    functions: Option<&'a FunctionNames>,
+    threads: Option<&'a ThreadNames>,
+}
+
 /// Writes the wanted records with the parallel engine of [`pipeline`].
 fn write_records(
     dump: &Dump<'_>,
     filter: &Filter,
     format: Format,
-    names: Option<&FunctionNames>,
+    names: Names<'_>,
     threads: usize,
     out: &mut dyn Write,
     progress: &(dyn Fn(u64) + Sync),
@@ -103,7 +116,8 @@ fn write_records(
         rings: &selected,
         filters: &ring_filters,
         format,
-        names,
+        names: names.functions,
+        thread_names: names.threads,
     };
     Ok(pipeline::write(dump, &selection, threads, out, progress)?)
 }

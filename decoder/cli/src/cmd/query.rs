@@ -405,7 +405,7 @@ fn summary(index: &Index<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     if other > 0 {
         // One count for both: the index does not tell them apart.
-        writeln!(out, "  {:<8} {:>12}", "SWITCH/CLOCKBACK", other)?;
+        writeln!(out, "  {:<8} {:>12}", "SWITCH/THREAD/CLOCKBACK", other)?;
     }
     let hz = index.rings.first().map_or(0, |r| r.clock_hz.get());
     let mut span = Vec::new();

@@ -49,11 +49,15 @@ impl Cmd {
             |dump, inc| {
                 let (stats, warnings) = stats::compute(dump, threads, inc);
                 let hot = self.hot_functions(dump, &stats, threads)?;
+                // Issue 17: per-thread CPU time and interrupt time (a sequential pass
+                // over the rings; see `tracemark_decoder::threads`).
+                let thread_report = tracemark_decoder::threads::compute(dump);
                 match format {
                     Format::Json => {
                         let mut v = serde_json::to_value(&stats)?;
                         if let Some(m) = v.as_object_mut() {
                             m.insert("hot_functions".into(), serde_json::to_value(&hot)?);
+                            m.insert("threads".into(), serde_json::to_value(&thread_report)?);
                         }
                         serde_json::to_writer_pretty(&mut *out, &v)?;
                         writeln!(out)?;
@@ -62,6 +66,7 @@ impl Cmd {
                     Format::Text => {
                         stats.write_text(out)?;
                         hot.write_text(out)?;
+                        thread_report.write_text(out)?;
                     }
                 }
                 out.flush()?;

@@ -908,6 +908,8 @@ impl<W: Write> Sink for Perfetto<W> {
                 self.loss(s, ns, "Lost records", count)?;
             }
             Event::ThreadSwitch { thread } => self.thread_switch(s, ns, thread)?,
+            // Issue 17: named thread tracks are the export crate's to add.
+            Event::ThreadName { .. } => {}
             Event::ClockBack { back } => {
                 self.arg_uint(s, Arg::Back, back);
                 self.instant(s, ns, NameKey::ClockBack, Cat::Clock)?;
