@@ -14,8 +14,9 @@
 #    equal the truth, every exit has its entry's duration, interrupts, the fault, thread
 #    switches by name, function entries and exits balance, the ring at most half full),
 #    checks that a second run of the trace image gives the same console byte for byte,
-#    that a wrong truth and a ring fuller than allowed are caught, and checks the format
-#    crate's seL4 tables against the kernel build.
+#    that a wrong truth and a ring fuller than allowed are caught, that a multicore
+#    configuration (KernelMaxNumNodes=2) is refused by the kernel's CMake, and checks the
+#    format crate's seL4 tables against the kernel build.
 # Exits non-zero on any mismatch. Installs what it needs first (setup.sh: Debian
 # packages when run as root, a Python environment under target/, Rust targets).
 set -euo pipefail
@@ -69,6 +70,24 @@ if python3 "$here/check_trace.py" "$tool" "$out/console.log" --max-fill=0.005 2>
 fi
 grep -q "the ring is .* full" "$out/full-ring.err"
 echo "check.sh: rejected as expected: $(grep -o 'the ring is [^(]* full ([^)]*)' "$out/full-ring.err")"
+
+echo "== $arch: a multicore kernel is refused at configuration"
+# The hooks have one ring and one state, for one core (README, Tracing seL4): CMake must
+# stop a KernelMaxNumNodes=2 build with a message saying so, not build a kernel whose
+# cores would write one ring at once.
+rm -rf "$out/smp-refused"
+if OUT_NAME=smp-refused SEL4_CMAKE_OPTS=-DKernelMaxNumNodes=2 "$here/build.sh" "$arch" trace \
+    >"$out/smp-refused.log" 2>&1; then
+    echo "check.sh: a KernelTracemark kernel with KernelMaxNumNodes=2 was configured and built" >&2
+    exit 1
+fi
+if ! grep -q "KernelTracemark does not support SMP yet" "$out/smp-refused.log"; then
+    echo "check.sh: the SMP build failed, but not with KernelTracemark's message:" >&2
+    tail -n 20 "$out/smp-refused.log" >&2
+    exit 1
+fi
+echo "check.sh: refused as expected: $(grep -o 'KernelTracemark does not support SMP yet[^.]*' "$out/smp-refused.log" | head -n 1)"
+rm -rf "$out/smp-refused"
 
 echo "== $arch: the format crate's seL4 tables against this kernel build"
 kernel_build="$out/trace/kernel"
