@@ -86,8 +86,25 @@ if ! grep -q "KernelTracemark does not support SMP yet" "$out/smp-refused.log"; 
     tail -n 20 "$out/smp-refused.log" >&2
     exit 1
 fi
-echo "check.sh: refused as expected: $(grep -o 'KernelTracemark does not support SMP yet[^.]*' "$out/smp-refused.log" | head -n 1)"
+echo "check.sh: refused as expected: $(grep -m 1 -o 'KernelTracemark does not support SMP yet.*' "$out/smp-refused.log")"
 rm -rf "$out/smp-refused"
+
+if [ "$arch" = x86_64 ]; then
+    echo "== x86_64: the clock's frequency is the one the boot measured, not measured again"
+    # The boot calibrates the TSC against the PIT once (tsc_init, for the boot info); the
+    # tracer takes that value (TRACEMARK_TSC_MHZ) instead of calling tsc_init a second time.
+    calls="$(objdump -d "$out/trace/kernel/kernel.elf" | grep -c 'call.*<tsc_init>' || true)"
+    if [ "$calls" != 1 ]; then
+        echo "check.sh: the traced x86_64 kernel calls tsc_init from $calls places, not 1 (the boot's): the PIT calibration runs again" >&2
+        exit 1
+    fi
+    hz="$(grep -a -m 1 -o 'tracemark: recording, .* clock [0-9]* Hz' "$out/console.log" | grep -o '[0-9]* Hz$' | cut -d' ' -f1)"
+    if [ -z "$hz" ] || [ "$hz" -eq 0 ] || [ $((hz % 1000000)) -ne 0 ]; then
+        echo "check.sh: the tracer's clock is '${hz:-missing}' Hz, not the boot's TSC MHz in Hz" >&2
+        exit 1
+    fi
+    echo "check.sh: one tsc_init call (the boot's); clock $hz Hz"
+fi
 
 echo "== $arch: the format crate's seL4 tables against this kernel build"
 kernel_build="$out/trace/kernel"
