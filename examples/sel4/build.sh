@@ -13,7 +13,8 @@
 #                       Yield benchmark of examples/sel4/bench.sh)
 #          OUT_NAME     build folder name under target/ARCH/ (default: VARIANT)
 #          SEL4_CMAKE_OPTS  extra kernel CMake options, split at spaces (e.g.
-#                       -DKernelMaxNumNodes=2, which check.sh uses to see SMP refused);
+#                       -DKernelMaxNumNodes=2, which check.sh uses to see SMP refused,
+#                       or -DKernelTracemarkClock=cycles);
 #                       read when the build folder is configured, so give such a build
 #                       its own OUT_NAME
 #

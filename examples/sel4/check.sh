@@ -106,6 +106,37 @@ if [ "$arch" = x86_64 ]; then
     echo "check.sh: one tsc_init call (the boot's); clock $hz Hz"
 fi
 
+if [ "$arch" = aarch64 ]; then
+    echo "== aarch64: the cycle counter as the clock (KernelTracemarkClock=cycles)"
+    # seL4's own tracking times with pmccntr; the tracer can too, a build-time choice.
+    # QEMU's cycle counter runs at 1 GHz of emulated time: the same run must span the same
+    # time in seconds as the generic-timer run (62.5 MHz), its ticks 16 times as many.
+    OUT_NAME=cycles SEL4_CMAKE_OPTS="-DKernelTracemarkClock=cycles -DKernelTracemarkCycleHz=1000000000" \
+        "$here/build.sh" aarch64 trace
+    "$here/run.sh" aarch64 cycles
+    if ! grep -aq 'tracemark: recording, .* clock 1000000000 Hz' "$out/cycles/console.log"; then
+        echo "check.sh: the cycle-counter kernel does not say it records at 1000000000 Hz" >&2
+        exit 1
+    fi
+    python3 "$here/check_trace.py" "$tool" "$out/cycles/console.log"
+    python3 - "$tool" "$out/console.log" "$out/cycles/console.log" <<'PY'
+import json, subprocess, sys
+tool, timer_log, cycles_log = sys.argv[1:]
+def span(log):
+    out = subprocess.run([tool, "decode", "--format", "json", log], check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    first, last = json.loads(out[0]), json.loads(out[-1])
+    return last["ts"] - first["ts"], float(last["time"]) - float(first["time"])
+(timer_ticks, timer_s), (cycle_ticks, cycle_s) = span(timer_log), span(cycles_log)
+ratio = cycle_s / timer_s
+print(f"check.sh: first to last record: generic timer {timer_ticks} ticks = {timer_s:.6f} s, "
+      f"cycle counter {cycle_ticks} ticks = {cycle_s:.6f} s (ratio {ratio:.4f})")
+if not 0.99 <= ratio <= 1.01 or cycle_ticks < 10 * timer_ticks:
+    sys.exit("check.sh: the cycle-counter run does not span the generic-timer run's time "
+             "with more ticks: is pmccntr counting, at KernelTracemarkCycleHz?")
+PY
+fi
+
 echo "== $arch: the format crate's seL4 tables against this kernel build"
 kernel_build="$out/trace/kernel"
 libsel4_build="$kernel_build/libsel4"
