@@ -15,8 +15,10 @@
 #    switches by name, function entries and exits balance, the ring at most half full),
 #    checks that a second run of the trace image gives the same console byte for byte,
 #    that a wrong truth and a ring fuller than allowed are caught, that a multicore
-#    configuration (KernelMaxNumNodes=2) is refused by the kernel's CMake, and checks the
-#    format crate's seL4 tables against the kernel build.
+#    configuration (KernelMaxNumNodes=2) is refused by the kernel's CMake, on x86_64 that
+#    the TSC is calibrated once (one tsc_init call), on aarch64 that the cycle-counter
+#    clock (KernelTracemarkClock=cycles) times the run as the generic timer does, and
+#    checks the format crate's seL4 tables against the kernel build.
 # Exits non-zero on any mismatch. Installs what it needs first (setup.sh: Debian
 # packages when run as root, a Python environment under target/, Rust targets).
 set -euo pipefail
