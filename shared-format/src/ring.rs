@@ -392,7 +392,7 @@ pub fn new_header(
     h.cpu_id = U32::new(cpu_id);
     h.mode = mode as u8;
     h.syscall_abi = syscall_abi as u8;
-    h.static_crc = U32::new(HEADER_CRC.checksum(&h.as_bytes()[..STATIC_HEADER_LEN]));
+    h.static_crc = U32::new(crate::crc32::crc_of(&h.as_bytes()[..STATIC_HEADER_LEN]));
     h
 }
 
@@ -557,7 +557,7 @@ impl<'a> RingView<'a> {
         if !SUPPORTED_VERSIONS.contains(&version) {
             return Err(RingError::UnsupportedVersion { found: version });
         }
-        let computed = HEADER_CRC.checksum(&bytes[..STATIC_HEADER_LEN]);
+        let computed = crate::crc32::crc_of(&bytes[..STATIC_HEADER_LEN]);
         if computed != header.static_crc.get() {
             return Err(RingError::BadHeaderCrc {
                 stored: header.static_crc.get(),

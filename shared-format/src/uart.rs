@@ -30,10 +30,10 @@
 
 #![forbid(unsafe_code)]
 
+use crate::crc32::{crc_of, Crc32};
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::{DecodeError, DecodeSliceError, Engine as _};
 use core::fmt;
-use crc::{Crc, CRC_32_ISO_HDLC};
 
 /// The four bytes that start every framing line. Anything in a log line before
 /// the last occurrence of the marker is ignored.
@@ -88,21 +88,18 @@ const fn base64_len(n: usize) -> usize {
     (n * 4).div_ceil(3)
 }
 
-/// CRC-32/ISO-HDLC: poly 0x04C11DB7 reflected, init and xorout 0xFFFFFFFF.
-static CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
-
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// CRC-32/ISO-HDLC (the zlib `crc32`) of a whole payload, as carried in begin
 /// and end lines. The CRC of an empty payload is `0`.
 pub fn payload_crc(payload: &[u8]) -> u32 {
-    CRC32.checksum(payload)
+    crc_of(payload)
 }
 
 /// The CRC carried by a data line: CRC-32/ISO-HDLC over `dump_id` as 4
 /// little-endian bytes, `seq` as 8 little-endian bytes, then the raw chunk.
 pub fn chunk_crc(dump_id: u32, seq: u64, chunk: &[u8]) -> u32 {
-    let mut digest = CRC32.digest();
+    let mut digest = Crc32::new();
     digest.update(&dump_id.to_le_bytes());
     digest.update(&seq.to_le_bytes());
     digest.update(chunk);
@@ -191,7 +188,7 @@ impl<'a> LineWriter<'a> {
 
     /// Appends the line CRC of everything written so far, then `\n`.
     fn finish_with_line_crc(mut self) -> usize {
-        let crc = CRC32.checksum(self.buf.get(..self.len).unwrap_or_default());
+        let crc = crc_of(self.buf.get(..self.len).unwrap_or_default());
         self.push_hex32(crc);
         self.push(b"\n");
         self.len
@@ -279,7 +276,7 @@ pub fn write_framed_with<E>(
     let mut line = [0u8; MAX_LINE_LEN];
 
     // Pass 1: payload CRC for the begin line.
-    let mut digest = CRC32.digest();
+    let mut digest = Crc32::new();
     let mut offset = 0;
     while offset < total_len {
         let n = MAX_CHUNK_LEN.min(total_len - offset);
@@ -297,7 +294,7 @@ pub fn write_framed_with<E>(
     sink(line.get(..n).unwrap_or_default())?;
 
     // Pass 2: data lines, and the CRC of what was actually sent.
-    let mut digest = CRC32.digest();
+    let mut digest = Crc32::new();
     let mut offset = 0;
     let mut seq: u64 = 0;
     while offset < total_len {
@@ -805,7 +802,7 @@ fn parse_chunk_len(field: &[u8]) -> Result<u32, LineError> {
 fn check_line_crc(text: &[u8], crc_field: &[u8]) -> Result<(), LineError> {
     let stated = parse_hex32(crc_field, Field::LineCrc)?;
     let covered = &text[..text.len() - crc_field.len()];
-    let computed = CRC32.checksum(covered);
+    let computed = crc_of(covered);
     if computed != stated {
         return Err(LineError::LineCrcMismatch { stated, computed });
     }
@@ -934,6 +931,40 @@ pub fn peek_data_header(line: &[u8]) -> Option<(u32, u64)> {
 #[cfg(test)]
 mod tests {
     extern crate std;
+
+    /// The bare-metal targets' table-free CRC (`crc32_bitwise`) and the `crc` crate's
+    /// give the same values (and the catalogue's check value), chunk CRCs included.
+    #[test]
+    fn crc_impls_agree() {
+        use super::{chunk_crc, payload_crc};
+        use crate::crc32::crc32_bitwise;
+        use crc::CRC_32_ISO_HDLC;
+        let bitwise = |d: &[u8]| !crc32_bitwise(!0, d);
+        let table = crc::Crc::<u32>::new(&CRC_32_ISO_HDLC);
+        assert_eq!(bitwise(b"123456789"), 0xcbf4_3926);
+        let mut x = 0x2545_f491_u32;
+        let data: std::vec::Vec<u8> = (0..4099)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        for n in [0, 1, 2, 3, 7, 8, 9, 96, 1000, 4099] {
+            let d = &data[..n];
+            assert_eq!(bitwise(d), table.checksum(d), "{n} bytes");
+            assert_eq!(payload_crc(d), table.checksum(d), "{n} bytes");
+            // In pieces, as a dump feeds it.
+            let head = [
+                &0xdead_beef_u32.to_le_bytes()[..],
+                &(n as u64).to_le_bytes(),
+            ]
+            .concat();
+            let pieces = !crc32_bitwise(crc32_bitwise(!0, &head), d);
+            assert_eq!(pieces, chunk_crc(0xdead_beef, n as u64, d), "{n} bytes");
+        }
+    }
 
     #[test]
     fn framing_line_heads_are_the_line_kinds() {
