@@ -90,6 +90,30 @@ const fn base64_len(n: usize) -> usize {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// `(n / 10, n % 10)`. On 64-bit targets the compiler's own (a multiply); elsewhere
+/// [`div10_limbs`], so that the dump links no 64-bit division routine (866 B on
+/// thumbv7m, issue 15).
+#[inline]
+fn div10(n: u64) -> (u64, u8) {
+    #[cfg(target_pointer_width = "64")]
+    return (n / 10, (n % 10) as u8);
+    #[cfg(not(target_pointer_width = "64"))]
+    div10_limbs(n)
+}
+
+/// `(n / 10, n % 10)` by schoolbook division in 16-bit limbs: every step divides a
+/// value below `10 * 2^16` by the constant 10, a 32-bit multiply.
+#[cfg_attr(all(target_pointer_width = "64", not(test)), allow(dead_code))]
+fn div10_limbs(n: u64) -> (u64, u8) {
+    let (mut q, mut r) = (0u64, 0u32);
+    for shift in [48, 32, 16, 0] {
+        let cur = r << 16 | ((n >> shift) as u32 & 0xffff);
+        q |= u64::from(cur / 10) << shift;
+        r = cur % 10;
+    }
+    (q, r as u8)
+}
+
 /// CRC-32/ISO-HDLC (the zlib `crc32`) of a whole payload, as carried in begin
 /// and end lines. The CRC of an empty payload is `0`.
 pub fn payload_crc(payload: &[u8]) -> u32 {
@@ -168,8 +192,9 @@ impl<'a> LineWriter<'a> {
         let mut start = U64_DIGITS;
         // `U64_DIGITS` digits hold any `u64`: the loop stops at the value's last digit.
         for (i, digit) in digits.iter_mut().enumerate().rev() {
-            *digit = b'0' + (value % 10) as u8;
-            value /= 10;
+            let (q, r) = div10(value);
+            *digit = b'0' + r;
+            value = q;
             start = i;
             if value == 0 {
                 break;
@@ -931,6 +956,25 @@ pub fn peek_data_header(line: &[u8]) -> Option<(u32, u64)> {
 #[cfg(test)]
 mod tests {
     extern crate std;
+
+    /// The 32-bit targets' division by 10 gives the 64-bit one's quotient and remainder.
+    #[test]
+    fn div10_limbs_is_the_64_bit_division() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let edges = [0, 9, 10, 11, 65535, 65536, 655359, 655360, u32::MAX as u64];
+        let edges = edges
+            .into_iter()
+            .chain([u64::MAX, u64::MAX - 5, 1 << 63, (1 << 48) - 1]);
+        let random = (0..100_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x >> (x % 64)
+        });
+        for n in edges.chain(random) {
+            assert_eq!(super::div10_limbs(n), (n / 10, (n % 10) as u8), "{n}");
+        }
+    }
 
     /// The bare-metal targets' table-free CRC (`crc32_bitwise`) and the `crc` crate's
     /// give the same values (and the catalogue's check value), chunk CRCs included.
