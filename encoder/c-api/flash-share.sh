@@ -55,7 +55,7 @@ print(f"== {variant}: tracemark's input sections in the firmware, by size")
 for n, s in sorted(flash.items(), key=lambda x: -x[1]):
     print(f"  {s:6d}  {n}")
 print(f"  flash (.text + .rodata): {sum(flash.values())} bytes; RAM (.data + .bss): {sum(ram.values())} bytes")
-bad = [n for n in flash if re.search(r"panic|fmt|core\.\.fmt|u64_div_rem|udivmoddi|aeabi_uldivmod|divdi3", n)]
+bad = [n for n in flash if re.search(r"panic|slice_index_fail|fmt|core\.\.fmt|u64_div_rem|udivmoddi|aeabi_uldivmod|divdi3", n)]
 if bad:
     print(f"  panic, formatting or 64-bit division code linked: {len(bad)} sections, {sum(flash[n] for n in bad)} bytes")
 PY
