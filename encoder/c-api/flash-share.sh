@@ -24,7 +24,7 @@ for variant in hooks hooks+dump; do
     arm-none-eabi-gcc -mcpu=cortex-m3 -mthumb -Os -ffreestanding -nostdlib -nostartfiles \
         -ffunction-sections -fdata-sections "${defs[@]}" -I "$repo/encoder/include" \
         "$repo/encoder/c-api/tests/c/flash_share.c" "$lib" -lgcc \
-        -Wl,--gc-sections -Wl,-Ttext=0x0 -Wl,-Tdata=0x20000000 -Wl,-e,Reset_Handler \
+        -Wl,--gc-sections -Wl,-z,noexecstack -Wl,-Ttext=0x0 -Wl,-Tdata=0x20000000 -Wl,-e,Reset_Handler \
         -Wl,-Map="$work/$variant.map" -o "$work/$variant.elf"
     python3 - "$work/$variant.map" "$variant" <<'PY'
 import re, sys
