@@ -90,6 +90,20 @@ const fn base64_len(n: usize) -> usize {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The standard base64 alphabet.
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// The four base64 characters of three bytes (the first `n` are used).
+fn base64_group(bytes: [u8; 3], n: usize) -> [u8; 4] {
+    let v = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
+    let mut out = [0u8; 4];
+    for (i, c) in out.iter_mut().enumerate().take(n) {
+        // The index is 6 bits: below 64.
+        *c = BASE64[((v >> (18 - 6 * i)) & 0x3f) as usize];
+    }
+    out
+}
+
 /// `(n / 10, n % 10)`. On 64-bit targets the compiler's own (a multiply); elsewhere
 /// [`div10_limbs`], so that the dump links no 64-bit division routine (866 B on
 /// thumbv7m, issue 15).
@@ -203,11 +217,24 @@ impl<'a> LineWriter<'a> {
         self.push(digits.get(start..).unwrap_or_default());
     }
 
+    /// Appends `chunk` in unpadded standard base64, three bytes to four characters
+    /// pushed at a time. Written here rather than with the `base64` crate's
+    /// `encode_slice` (the decoder's side still uses the crate): the crate's encoder
+    /// keeps bounds checks, hence panic machinery, in every target's dump (54 B on
+    /// thumbv7m, and std's panic hook, backtrace printer and DWARF reader, about
+    /// 270 KB, in a hosted C program; issue 15). `base64_encoder_matches_the_crate`
+    /// checks the text against the crate's for every chunk length.
     fn push_base64(&mut self, chunk: &[u8]) {
-        // The callers never pass more than MAX_CHUNK_LEN bytes, so this fits.
-        let rest = self.buf.get_mut(self.len..).unwrap_or_default();
-        if let Ok(written) = STANDARD_NO_PAD.encode_slice(chunk, rest) {
-            self.len += written;
+        let mut groups = chunk.chunks_exact(3);
+        for g in &mut groups {
+            if let [a, b, c] = *g {
+                self.push(&base64_group([a, b, c], 4));
+            }
+        }
+        match *groups.remainder() {
+            [a] => self.push(&base64_group([a, 0, 0], 2)[..2]),
+            [a, b] => self.push(&base64_group([a, b, 0], 3)[..3]),
+            _ => {}
         }
     }
 
@@ -956,6 +983,28 @@ pub fn peek_data_header(line: &[u8]) -> Option<(u32, u64)> {
 #[cfg(test)]
 mod tests {
     extern crate std;
+
+    /// The dump's own base64 encoder writes what the `base64` crate writes (unpadded,
+    /// standard alphabet), for every chunk length and every byte value.
+    #[test]
+    fn base64_encoder_matches_the_crate() {
+        use base64::Engine as _;
+        let data: std::vec::Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+        for start in [0, 1, 2, 100, 200, 255, 400] {
+            for len in 0..=super::MAX_CHUNK_LEN.min(data.len() - start) {
+                let chunk = &data[start..start + len];
+                let mut buf = [0u8; super::MAX_LINE_LEN];
+                let mut w = super::LineWriter::new(&mut buf);
+                w.push_base64(chunk);
+                let got = w.len;
+                let mut want = [0u8; super::MAX_LINE_LEN];
+                let n = base64::engine::general_purpose::STANDARD_NO_PAD
+                    .encode_slice(chunk, &mut want)
+                    .unwrap();
+                assert_eq!(&buf[..got], &want[..n], "{len} bytes from {start}");
+            }
+        }
+    }
 
     /// The 32-bit targets' division by 10 gives the 64-bit one's quotient and remainder.
     #[test]
