@@ -145,7 +145,7 @@ fn loom_nested_producer_at_every_access_of_the_outer_write() {
 #[test]
 fn loom_deferred_entry_with_a_nested_write_at_every_access() {
     use tracemark_format::KernelEntry;
-    let word = KernelEntry::syscall(2, 3, false, 4);
+    let info = KernelEntry::syscall(2, 3, false, 4);
     let mut k = 0u64;
     loop {
         let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -184,7 +184,7 @@ fn loom_deferred_entry_with_a_nested_write_at_every_access() {
             })));
             t.kernel_entry_deferred();
             preempt::set(None);
-            assert_eq!(t.fill_entry_info(word), crate::EntryInfo::Filled);
+            assert_eq!(t.fill_entry_info(info), crate::EntryInfo::Filled);
             reader.join().unwrap();
         });
         if !reached.load(std::sync::atomic::Ordering::Relaxed) {

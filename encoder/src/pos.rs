@@ -39,8 +39,11 @@ impl SlotDivisor {
         }
         let l = 32 - (d - 1).leading_zeros(); // ceil(log2 d); 0 for d == 1
         let k = SEQ_BITS + l;
-        let m = (1u64 << k) / d as u64 + 1;
-        Some(SlotDivisor { d, m: m as u32, k })
+        Some(SlotDivisor {
+            d,
+            m: pow2_div(k, d) + 1,
+            k,
+        })
     }
 
     /// `seq % d` for `seq < 2^24` (no division, no panic path).
@@ -49,6 +52,26 @@ impl SlotDivisor {
         let q = ((seq as u64 * self.m as u64) >> self.k) as u32;
         seq.wrapping_sub(q.wrapping_mul(self.d))
     }
+}
+
+/// `floor(2^k / d)` by long division, one quotient bit per step, in 32-bit registers:
+/// `2^k` needs 48 bits, and a `u64` division would link a 64-bit division routine
+/// (866 B on thumbv7m) into every firmware's initialisation (issue 15). Needs `d >= 1`
+/// and a quotient below `2^32` (here at most `2^25`: `d > 2^(k - 25)`); the remainder
+/// stays below `d <= 2^23`, so `r << 1 | 1` fits.
+const fn pow2_div(k: u32, d: u32) -> u32 {
+    let (mut q, mut r) = (0u32, 0u32);
+    let mut bit = k + 1;
+    while bit > 0 {
+        bit -= 1;
+        r = r << 1 | (bit == k) as u32;
+        q <<= 1;
+        if r >= d {
+            r -= d;
+            q |= 1;
+        }
+    }
+    q
 }
 
 /// The lap word for sequence number `seq` in slot `slot` (see `Ring::lap`):
@@ -88,6 +111,21 @@ pub(crate) const fn slot_before(g: &Geometry, slot: u32) -> u32 {
 mod tests {
     use super::*;
     use tracemark_format::ring::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
+
+    /// The long division gives the multiplier the 64-bit division gave.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn multiplier_is_the_64_bit_quotient_plus_one() {
+        let top = 1u32 << (SEQ_BITS - 1);
+        let ds = (1..=70_000u32)
+            .chain((0..2000).map(|i| top - i * 4093))
+            .chain([top]);
+        for d in ds {
+            let s = SlotDivisor::new(d).unwrap();
+            assert_eq!(u64::from(s.m), (1u64 << s.k) / u64::from(d) + 1, "d = {d}");
+        }
+        assert_eq!(SlotDivisor::new(top + 1), None);
+    }
 
     /// Every divisor against every sequence number of the largest space (`2^24`,
     /// 256-byte blocks) would be 2^47 checks. The error of the method grows with `n`, so:

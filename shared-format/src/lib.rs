@@ -12,6 +12,7 @@
 //! `FORMAT.md` at the repository root describes all of it byte by byte.
 #![cfg_attr(not(test), no_std)]
 
+mod crc32;
 pub mod freertos;
 pub mod numbering;
 pub mod record;

@@ -271,11 +271,14 @@ impl Geometry {
         let shift = block_size.trailing_zeros();
         // Sequence numbers have 32 - shift bits (at least 16). Keep a window of at least
         // two rings' worth so that sequence distances are unambiguous.
-        let seq_space = 1u64 << (32 - shift);
-        if block_count < MIN_BLOCK_COUNT || (block_count as u64) * 2 > seq_space {
+        // `shift >= 8` (`MIN_BLOCK_SIZE`), so the space fits a `u32`, and the modulus is
+        // computed with a 32-bit division: firmware then links no 64-bit division
+        // routine for it (issue 15).
+        let seq_space = 1u32 << (32 - shift);
+        if block_count < MIN_BLOCK_COUNT || block_count > seq_space / 2 {
             return Err(GeometryError::BlockCount(block_count));
         }
-        let seq_modulus = (seq_space / block_count as u64 * block_count as u64) as u32;
+        let seq_modulus = seq_space / block_count * block_count;
         Ok(Geometry {
             shift,
             block_count,
@@ -392,7 +395,7 @@ pub fn new_header(
     h.cpu_id = U32::new(cpu_id);
     h.mode = mode as u8;
     h.syscall_abi = syscall_abi as u8;
-    h.static_crc = U32::new(HEADER_CRC.checksum(&h.as_bytes()[..STATIC_HEADER_LEN]));
+    h.static_crc = U32::new(crate::crc32::crc_of(&h.as_bytes()[..STATIC_HEADER_LEN]));
     h
 }
 
@@ -557,7 +560,7 @@ impl<'a> RingView<'a> {
         if !SUPPORTED_VERSIONS.contains(&version) {
             return Err(RingError::UnsupportedVersion { found: version });
         }
-        let computed = HEADER_CRC.checksum(&bytes[..STATIC_HEADER_LEN]);
+        let computed = crate::crc32::crc_of(&bytes[..STATIC_HEADER_LEN]);
         if computed != header.static_crc.get() {
             return Err(RingError::BadHeaderCrc {
                 stored: header.static_crc.get(),
@@ -903,6 +906,27 @@ mod tests {
             Geometry::new(65536, 40_000),
             Err(GeometryError::BlockCount(40_000))
         );
+    }
+
+    /// The 32-bit computation of the geometry (no 64-bit division on firmware) accepts
+    /// and refuses the same block counts, with the same modulus, as the 64-bit formula.
+    #[test]
+    fn geometry_matches_the_64_bit_formula() {
+        for shift in 8..=16u32 {
+            let space = 1u64 << (32 - shift);
+            let counts = (0..70u32)
+                .chain([1000, 4099, 65535])
+                .chain([space / 2 - 1, space / 2, space / 2 + 1].map(|c| c as u32));
+            for count in counts {
+                let want = if count < MIN_BLOCK_COUNT || u64::from(count) * 2 > space {
+                    Err(GeometryError::BlockCount(count))
+                } else {
+                    Ok((space / u64::from(count) * u64::from(count)) as u32)
+                };
+                let got = Geometry::new(1 << shift, count).map(|g| g.seq_modulus);
+                assert_eq!(got, want, "block size 2^{shift}, {count} blocks");
+            }
+        }
     }
 
     #[test]

@@ -30,10 +30,10 @@
 
 #![forbid(unsafe_code)]
 
+use crate::crc32::{crc_of, Crc32};
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::{DecodeError, DecodeSliceError, Engine as _};
 use core::fmt;
-use crc::{Crc, CRC_32_ISO_HDLC};
 
 /// The four bytes that start every framing line. Anything in a log line before
 /// the last occurrence of the marker is ignored.
@@ -88,21 +88,56 @@ const fn base64_len(n: usize) -> usize {
     (n * 4).div_ceil(3)
 }
 
-/// CRC-32/ISO-HDLC: poly 0x04C11DB7 reflected, init and xorout 0xFFFFFFFF.
-static CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
-
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The standard base64 alphabet.
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// The four base64 characters of three bytes (the first `n` are used).
+fn base64_group(bytes: [u8; 3], n: usize) -> [u8; 4] {
+    let v = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
+    let mut out = [0u8; 4];
+    for (i, c) in out.iter_mut().enumerate().take(n) {
+        // The index is 6 bits: below 64.
+        *c = BASE64[((v >> (18 - 6 * i)) & 0x3f) as usize];
+    }
+    out
+}
+
+/// `(n / 10, n % 10)`. On 64-bit targets the compiler's own (a multiply); elsewhere
+/// [`div10_limbs`], so that the dump links no 64-bit division routine (866 B on
+/// thumbv7m, issue 15).
+#[inline]
+fn div10(n: u64) -> (u64, u8) {
+    #[cfg(target_pointer_width = "64")]
+    return (n / 10, (n % 10) as u8);
+    #[cfg(not(target_pointer_width = "64"))]
+    div10_limbs(n)
+}
+
+/// `(n / 10, n % 10)` by schoolbook division in 16-bit limbs: every step divides a
+/// value below `10 * 2^16` by the constant 10, a 32-bit multiply.
+#[cfg_attr(all(target_pointer_width = "64", not(test)), allow(dead_code))]
+fn div10_limbs(n: u64) -> (u64, u8) {
+    let (mut q, mut r) = (0u64, 0u32);
+    for shift in [48, 32, 16, 0] {
+        let cur = r << 16 | ((n >> shift) as u32 & 0xffff);
+        q |= u64::from(cur / 10) << shift;
+        r = cur % 10;
+    }
+    (q, r as u8)
+}
 
 /// CRC-32/ISO-HDLC (the zlib `crc32`) of a whole payload, as carried in begin
 /// and end lines. The CRC of an empty payload is `0`.
 pub fn payload_crc(payload: &[u8]) -> u32 {
-    CRC32.checksum(payload)
+    crc_of(payload)
 }
 
 /// The CRC carried by a data line: CRC-32/ISO-HDLC over `dump_id` as 4
 /// little-endian bytes, `seq` as 8 little-endian bytes, then the raw chunk.
 pub fn chunk_crc(dump_id: u32, seq: u64, chunk: &[u8]) -> u32 {
-    let mut digest = CRC32.digest();
+    let mut digest = Crc32::new();
     digest.update(&dump_id.to_le_bytes());
     digest.update(&seq.to_le_bytes());
     digest.update(chunk);
@@ -171,8 +206,9 @@ impl<'a> LineWriter<'a> {
         let mut start = U64_DIGITS;
         // `U64_DIGITS` digits hold any `u64`: the loop stops at the value's last digit.
         for (i, digit) in digits.iter_mut().enumerate().rev() {
-            *digit = b'0' + (value % 10) as u8;
-            value /= 10;
+            let (q, r) = div10(value);
+            *digit = b'0' + r;
+            value = q;
             start = i;
             if value == 0 {
                 break;
@@ -181,17 +217,30 @@ impl<'a> LineWriter<'a> {
         self.push(digits.get(start..).unwrap_or_default());
     }
 
+    /// Appends `chunk` in unpadded standard base64, three bytes to four characters
+    /// pushed at a time. Written here rather than with the `base64` crate's
+    /// `encode_slice` (the decoder's side still uses the crate): the crate's encoder
+    /// keeps bounds checks, hence panic machinery, in every target's dump (54 B on
+    /// thumbv7m, and std's panic hook, backtrace printer and DWARF reader, about
+    /// 270 KB, in a hosted C program; issue 15). `base64_encoder_matches_the_crate`
+    /// checks the text against the crate's for every chunk length.
     fn push_base64(&mut self, chunk: &[u8]) {
-        // The callers never pass more than MAX_CHUNK_LEN bytes, so this fits.
-        let rest = self.buf.get_mut(self.len..).unwrap_or_default();
-        if let Ok(written) = STANDARD_NO_PAD.encode_slice(chunk, rest) {
-            self.len += written;
+        let mut groups = chunk.chunks_exact(3);
+        for g in &mut groups {
+            if let [a, b, c] = *g {
+                self.push(&base64_group([a, b, c], 4));
+            }
+        }
+        match *groups.remainder() {
+            [a] => self.push(&base64_group([a, 0, 0], 2)[..2]),
+            [a, b] => self.push(&base64_group([a, b, 0], 3)[..3]),
+            _ => {}
         }
     }
 
     /// Appends the line CRC of everything written so far, then `\n`.
     fn finish_with_line_crc(mut self) -> usize {
-        let crc = CRC32.checksum(self.buf.get(..self.len).unwrap_or_default());
+        let crc = crc_of(self.buf.get(..self.len).unwrap_or_default());
         self.push_hex32(crc);
         self.push(b"\n");
         self.len
@@ -279,7 +328,7 @@ pub fn write_framed_with<E>(
     let mut line = [0u8; MAX_LINE_LEN];
 
     // Pass 1: payload CRC for the begin line.
-    let mut digest = CRC32.digest();
+    let mut digest = Crc32::new();
     let mut offset = 0;
     while offset < total_len {
         let n = MAX_CHUNK_LEN.min(total_len - offset);
@@ -297,7 +346,7 @@ pub fn write_framed_with<E>(
     sink(line.get(..n).unwrap_or_default())?;
 
     // Pass 2: data lines, and the CRC of what was actually sent.
-    let mut digest = CRC32.digest();
+    let mut digest = Crc32::new();
     let mut offset = 0;
     let mut seq: u64 = 0;
     while offset < total_len {
@@ -805,7 +854,7 @@ fn parse_chunk_len(field: &[u8]) -> Result<u32, LineError> {
 fn check_line_crc(text: &[u8], crc_field: &[u8]) -> Result<(), LineError> {
     let stated = parse_hex32(crc_field, Field::LineCrc)?;
     let covered = &text[..text.len() - crc_field.len()];
-    let computed = CRC32.checksum(covered);
+    let computed = crc_of(covered);
     if computed != stated {
         return Err(LineError::LineCrcMismatch { stated, computed });
     }
@@ -934,6 +983,81 @@ pub fn peek_data_header(line: &[u8]) -> Option<(u32, u64)> {
 #[cfg(test)]
 mod tests {
     extern crate std;
+
+    /// The dump's own base64 encoder writes what the `base64` crate writes (unpadded,
+    /// standard alphabet), for every chunk length and every byte value.
+    #[test]
+    fn base64_encoder_matches_the_crate() {
+        use base64::Engine as _;
+        let data: std::vec::Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+        for start in [0, 1, 2, 100, 200, 255, 400] {
+            for len in 0..=super::MAX_CHUNK_LEN.min(data.len() - start) {
+                let chunk = &data[start..start + len];
+                let mut buf = [0u8; super::MAX_LINE_LEN];
+                let mut w = super::LineWriter::new(&mut buf);
+                w.push_base64(chunk);
+                let got = w.len;
+                let mut want = [0u8; super::MAX_LINE_LEN];
+                let n = base64::engine::general_purpose::STANDARD_NO_PAD
+                    .encode_slice(chunk, &mut want)
+                    .unwrap();
+                assert_eq!(&buf[..got], &want[..n], "{len} bytes from {start}");
+            }
+        }
+    }
+
+    /// The 32-bit targets' division by 10 gives the 64-bit one's quotient and remainder.
+    #[test]
+    fn div10_limbs_is_the_64_bit_division() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let edges = [0, 9, 10, 11, 65535, 65536, 655359, 655360, u32::MAX as u64];
+        let edges = edges
+            .into_iter()
+            .chain([u64::MAX, u64::MAX - 5, 1 << 63, (1 << 48) - 1]);
+        let random = (0..100_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x >> (x % 64)
+        });
+        for n in edges.chain(random) {
+            assert_eq!(super::div10_limbs(n), (n / 10, (n % 10) as u8), "{n}");
+        }
+    }
+
+    /// The bare-metal targets' table-free CRC (`crc32_bitwise`) and the `crc` crate's
+    /// give the same values (and the catalogue's check value), chunk CRCs included.
+    #[test]
+    fn crc_impls_agree() {
+        use super::{chunk_crc, payload_crc};
+        use crate::crc32::crc32_bitwise;
+        use crc::CRC_32_ISO_HDLC;
+        let bitwise = |d: &[u8]| !crc32_bitwise(!0, d);
+        let table = crc::Crc::<u32>::new(&CRC_32_ISO_HDLC);
+        assert_eq!(bitwise(b"123456789"), 0xcbf4_3926);
+        let mut x = 0x2545_f491_u32;
+        let data: std::vec::Vec<u8> = (0..4099)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        for n in [0, 1, 2, 3, 7, 8, 9, 96, 1000, 4099] {
+            let d = &data[..n];
+            assert_eq!(bitwise(d), table.checksum(d), "{n} bytes");
+            assert_eq!(payload_crc(d), table.checksum(d), "{n} bytes");
+            // In pieces, as a dump feeds it.
+            let head = [
+                &0xdead_beef_u32.to_le_bytes()[..],
+                &(n as u64).to_le_bytes(),
+            ]
+            .concat();
+            let pieces = !crc32_bitwise(crc32_bitwise(!0, &head), d);
+            assert_eq!(pieces, chunk_crc(0xdead_beef, n as u64, d), "{n} bytes");
+        }
+    }
 
     #[test]
     fn framing_line_heads_are_the_line_kinds() {
