@@ -11,6 +11,7 @@
 //! `FORMAT.md` at the repository root describes all of it byte by byte.
 #![cfg_attr(not(test), no_std)]
 
+pub mod live;
 pub mod numbering;
 pub mod record;
 pub mod ring;
