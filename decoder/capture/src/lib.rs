@@ -15,7 +15,10 @@
 
 pub mod error;
 pub mod framing;
+pub mod gdb;
 pub mod heartbeat;
+pub mod live;
+pub mod memory;
 pub mod rotation;
 pub mod snapshot;
 pub mod source;
