@@ -36,6 +36,25 @@ pub const fn block_survives(g: &Geometry, seq: u32, commit_pos: u32, write_pos_a
     g.distance(seq, w_seq) < g.block_count
 }
 
+/// Records lost between two ring images of the same CPU and producer stored one after
+/// the other (a live capture's polls, or a firmware dumping its ring again): if the
+/// later image's records start at or after the earlier one's end (`prev_end`: the
+/// number after its last record), the later image's losses are the gap in the record
+/// numbers and the drops since the earlier image, not its whole `overwritten` and
+/// `dropped`. Returns `(overwritten, dropped)` lost since the earlier image, or `None`
+/// if the images do not follow each other (another session: count them in full).
+pub const fn chained_losses(
+    prev_end: u64,
+    prev_dropped: u64,
+    overwritten: u64,
+    dropped: u64,
+) -> Option<(u64, u64)> {
+    if overwritten < prev_end || dropped < prev_dropped {
+        return None;
+    }
+    Some((overwritten - prev_end, dropped - prev_dropped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +81,17 @@ mod tests {
         assert!(!block_survives(&g, 9, c, pos(14, 40)));
         assert!(!block_survives(&g, 9, c, pos(3, 40)));
         assert!(!block_survives(&g, 9, 0, pos(10, 40)));
+    }
+
+    #[test]
+    fn chained_images_lose_only_the_gap() {
+        // Image 2 starts where image 1 ended: nothing lost between them.
+        assert_eq!(chained_losses(500, 3, 500, 3), Some((0, 0)));
+        // 40 records overwritten between the two reads, 2 more drops.
+        assert_eq!(chained_losses(500, 3, 540, 5), Some((40, 2)));
+        // A new session (numbers start again): not a continuation.
+        assert_eq!(chained_losses(500, 3, 100, 3), None);
+        assert_eq!(chained_losses(500, 3, 600, 0), None);
     }
 
     #[test]

@@ -206,7 +206,10 @@ impl<S: Read + Write> Gdb<S> {
                     break;
                 }
                 if matches!(reply.first(), Some(b'W' | b'X')) {
-                    return Err(bad("the target exited"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the target exited",
+                    ));
                 }
             }
             self.running = false;

@@ -405,6 +405,249 @@ struct Copied {
     blocks: Vec<(u32, Vec<u8>)>,
 }
 
+/// Where the rings are in target memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rings {
+    /// One ring at this address (`--addr`, or an ELF symbol's address).
+    At(u64),
+    /// Every ring whose header is in `start..start + len` (`--addr --len`: a scan).
+    Scan {
+        /// First address.
+        start: u64,
+        /// Bytes to scan.
+        len: u64,
+    },
+}
+
+/// A live capture through a GDB remote-protocol stub ([`crate::source::Source::Gdb`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GdbSource {
+    /// The stub, `HOST:PORT`.
+    pub stub: String,
+    /// Where the rings are.
+    pub rings: Rings,
+    /// Time between polls.
+    pub interval: Duration,
+}
+
+/// The most memory a ring scan reads (a RAM range of a microcontroller or a board).
+pub const MAX_SCAN: u64 = 256 << 20;
+
+/// Finds and attaches the rings of `rings`.
+pub fn attach_all(mem: &mut dyn TargetMemory, rings: &Rings) -> Result<Vec<LiveRing>, LiveError> {
+    match *rings {
+        Rings::At(addr) => Ok(vec![LiveRing::attach(mem, addr)?]),
+        Rings::Scan { start, len } => {
+            let too_big = || LiveError::NoRing {
+                addr: start,
+                why: format!("a scan of {len} bytes is more than {MAX_SCAN}"),
+            };
+            let n = usize::try_from(len)
+                .ok()
+                .filter(|_| len <= MAX_SCAN)
+                .ok_or_else(too_big)?;
+            let mut bytes = vec![0u8; n];
+            mem.halt().map_err(|source| LiveError::Read {
+                addr: start,
+                source,
+            })?;
+            let r = read(mem, start, &mut bytes);
+            resumed(mem, start, r)?;
+            let found: Vec<u64> = tracemark_format::ring::find_rings(&bytes)
+                .map(|o| start + o as u64)
+                .collect();
+            if found.is_empty() {
+                return Err(LiveError::NoRing {
+                    addr: start,
+                    why: format!("no ring header in the {len} bytes scanned"),
+                });
+            }
+            found
+                .into_iter()
+                .map(|a| LiveRing::attach(mem, a))
+                .collect()
+        }
+    }
+}
+
+/// One line of counters for the user: the sum over `rings`.
+pub fn summary(rings: &[LiveRing]) -> String {
+    let mut t = LiveStats::default();
+    for r in rings {
+        let s = r.stats();
+        t.polls = t.polls.max(s.polls);
+        t.blocks += s.blocks;
+        t.records += s.records;
+        t.rejected += s.rejected;
+        t.missed += s.missed;
+        t.lost_records += s.lost_records;
+        t.retried += s.retried;
+        t.dropped += s.dropped;
+        t.paused += s.paused;
+        t.max_pause = t.max_pause.max(s.max_pause);
+    }
+    let avg = t
+        .paused
+        .checked_div(t.polls.max(1) as u32)
+        .unwrap_or_default();
+    format!(
+        "{} polls, {} blocks, {} records kept; lost {} records ({} blocks overwritten \
+         between polls, {} rejected as reclaimed during the copy, {} polls retried), \
+         {} dropped by the target; pause per poll {:.3} ms avg, {:.3} ms max",
+        t.polls,
+        t.blocks,
+        t.records,
+        t.lost_records,
+        t.missed,
+        t.rejected,
+        t.retried,
+        t.dropped,
+        avg.as_secs_f64() * 1e3,
+        t.max_pause.as_secs_f64() * 1e3,
+    )
+}
+
+/// Frames `image` as UART dump `dump_id` (FORMAT.md section 17) into `out`: the form
+/// a live capture stores, so that the capture directory holds what a console capture
+/// holds and the framer saves each image to `dumps/`.
+pub fn frame(dump_id: u32, image: &[u8], out: &mut Vec<u8>) {
+    let _ = tracemark_format::uart::write_framed(dump_id, image, 0, &mut |line: &[u8]| {
+        out.extend_from_slice(line);
+        Ok::<(), ()>(())
+    });
+}
+
+/// The source thread of `--gdb`: connects, attaches, then polls every `interval` and
+/// sends the framed images as data. Ends when the capture stops listening.
+pub(crate) fn run_gdb(src: &GdbSource, tx: &std::sync::mpsc::SyncSender<crate::source::Event>) {
+    use crate::source::Event;
+    let fail = |e: String| {
+        let _ = tx.send(Event::Failed(io::Error::other(e)));
+    };
+    let mut gdb = match crate::gdb::Gdb::connect(&src.stub, Duration::from_secs(10)) {
+        Ok(g) => g,
+        Err(e) => return fail(e.to_string()),
+    };
+    // An all-stop stub halts the target when a client connects: let it run.
+    if let Err(e) = gdb.resume() {
+        return fail(e.to_string());
+    }
+    // A firmware sets its ring up after it starts: wait for a valid header.
+    let mut waiting = false;
+    let mut rings = loop {
+        match attach_all(&mut gdb, &src.rings) {
+            Ok(r) => break r,
+            Err(e @ LiveError::NoRing { .. }) => {
+                if !waiting {
+                    waiting = true;
+                    let line = format!("gdb {}: waiting for a ring ({})", src.stub, chain(&e));
+                    if tx.send(Event::Status(line, true)).is_err() {
+                        return;
+                    }
+                }
+                std::thread::sleep(src.interval);
+            }
+            Err(LiveError::Read { source, .. }) if gone(&source) => {
+                let _ = tx.send(Event::Eof);
+                return;
+            }
+            Err(e) => return fail(chain(&e)),
+        }
+    };
+    let where_ = rings
+        .iter()
+        .map(|r| format!("cpu{} at {:#x}", r.cpu(), r.addr))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if tx
+        .send(Event::Status(
+            format!("gdb {}: reading {where_}", src.stub),
+            true,
+        ))
+        .is_err()
+    {
+        return;
+    }
+    let mut dump_id = 0u32;
+    let mut last_report = Instant::now();
+    let mut last_lost = 0;
+    loop {
+        let started = Instant::now();
+        let mut out = Vec::new();
+        for ring in &mut rings {
+            match ring.poll(&mut gdb) {
+                Ok(poll) => {
+                    for image in poll.images {
+                        dump_id = dump_id.wrapping_add(1);
+                        frame(dump_id, &image, &mut out);
+                    }
+                }
+                Err(LiveError::Read { source, .. }) if gone(&source) => {
+                    // The target exited (QEMU quits with its firmware): the end of
+                    // the stream, like the end of standard input.
+                    let _ = tx.send(Event::Status(
+                        format!(
+                            "gdb {}: the stub closed the connection; {}",
+                            src.stub,
+                            summary(&rings)
+                        ),
+                        false,
+                    ));
+                    let _ = tx.send(Event::Eof);
+                    return;
+                }
+                Err(e) => return fail(chain(&e)),
+            }
+        }
+        if !out.is_empty() {
+            let n = out.len();
+            if tx.send(Event::Data(out, n)).is_err() {
+                return;
+            }
+        }
+        let lost: u64 = rings.iter().map(|r| r.stats().lost_records).sum();
+        if lost != last_lost || last_report.elapsed() >= Duration::from_secs(5) {
+            last_lost = lost;
+            last_report = Instant::now();
+            let line = format!("gdb {}: {}", src.stub, summary(&rings));
+            if tx.send(Event::Status(line, true)).is_err() {
+                return;
+            }
+        }
+        std::thread::sleep(src.interval.saturating_sub(started.elapsed()));
+    }
+}
+
+/// The address of symbol `name` in the ELF file `elf` (`--elf --symbol`).
+pub fn symbol_address(elf: &std::path::Path, name: &str) -> Result<u64, String> {
+    use object::{Object, ObjectSymbol};
+    let data = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", elf.display()))?;
+    file.symbols()
+        .chain(file.dynamic_symbols())
+        .find(|s| s.name() == Ok(name) && s.address() != 0)
+        .map(|s| s.address())
+        .ok_or_else(|| format!("{}: no symbol {name:?} with an address", elf.display()))
+}
+
+fn gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,6 +723,13 @@ mod tests {
         seen
     }
 
+    /// What `tracemark stats` says the images, stored end to end, lost.
+    fn stats_lost(images: &[Vec<u8>]) -> u64 {
+        let all = images.concat();
+        let dump = Dump::parse(&all).expect("images end to end are a dump");
+        tracemark_decoder::stats::compute(&dump, 1, &|_| ()).0.lost
+    }
+
     fn capture(
         per_read: u32,
         per_resume: u32,
@@ -511,7 +761,15 @@ mod tests {
             images.extend(ring.poll(&mut target).unwrap().images);
         }
         let counter = target.counter;
-        (check_images(&images), ring.stats(), counter)
+        let stats = ring.stats();
+        if !images.is_empty() {
+            // Stats of the stored capture count exactly the losses the capture counted
+            // after its first kept block (the first image's own `overwritten` is what
+            // was lost before the capture started).
+            let first = Dump::parse(&images[0]).unwrap().rings[0].overwritten;
+            assert_eq!(stats_lost(&images), first + stats.lost_records, "{stats:?}");
+        }
+        (check_images(&images), stats, counter)
     }
 
     #[test]
