@@ -21,6 +21,9 @@ const RING_LEN: usize = 192 + 16 * 1024;
 const EVENTS: u32 = 60_000;
 /// Busy-loop iterations between two events: sets the write rate.
 const SPIN: u32 = 1_500;
+/// Busy-loop iterations after the last event (about half a second), so that the
+/// capture polls at least once more and its records overlap the final dump.
+const END_SPIN: u32 = 50_000_000;
 
 /// The ring memory, read by the debugger while the firmware runs.
 #[no_mangle]
@@ -56,6 +59,9 @@ fn main() -> ! {
         for _ in 0..SPIN {
             cortex_m::asm::nop();
         }
+    }
+    for _ in 0..END_SPIN {
+        cortex_m::asm::nop();
     }
     let ring = tracer.ring();
     let _ = writeln!(Uart, "live_demo: the final ring follows");
