@@ -41,6 +41,8 @@ done
     fail "capture failed: $(cat "$work/capture.err")"
 wait "$qemu" || fail "QEMU failed: $(cat "$work/qemu.err")"
 grep -q '^live_demo: done' "$work/uart.log" || fail "the firmware did not finish"
+# Every poll is a dump already in the slots: none is saved again in dumps/ (bounded disk).
+[ ! -e "$work/cap/dumps" ] || fail "a live capture saved files in dumps/"
 reported="$(grep -o 'closed the connection; .*' "$work/capture.err" | grep -o 'lost [0-9]* records' | grep -o '[0-9]*')"
 [ -n "$reported" ] || fail "capture did not report its losses: $(cat "$work/capture.err")"
 
