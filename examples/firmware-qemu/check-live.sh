@@ -10,14 +10,16 @@
 #      poll, which the first image's numbers say);
 #   3. the records both the capture and the firmware's final UART dump hold are
 #      identical (number, time stamp, payload), and there are some.
+# Then the same with a racy back end: QEMU's QMP `pmemsave` reading guest memory while
+# the guest runs, polled about a ring's worth of writing apart, where blocks
+# are reclaimed under the copy: the same checks hold (no kept block holds a counter
+# jump), and the rejected blocks are reported.
 #
 # Usage: examples/firmware-qemu/check-live.sh   (needs qemu-system-arm, python3)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work="$here/target/live-check"
-rm -rf "$work"
-mkdir -p "$work"
 fail() { echo "check-live.sh: $*" >&2; exit 1; }
 
 (cd "$here" && unset CARGO_TARGET_DIR &&
@@ -26,18 +28,36 @@ fail() { echo "check-live.sh: $*" >&2; exit 1; }
 tm="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
 elf="$here/target/thumbv7m-none-eabi/release/live_demo"
 
+check() {
+mode="$1"
+work="$here/target/live-check-$mode"
+rm -rf "$work"
+mkdir -p "$work"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-# -S: the firmware waits for the debugger (capture lets it run when it connects).
-timeout 120 qemu-system-arm -cpu cortex-m3 -machine lm3s6965evb -nographic \
-    -semihosting-config enable=on,target=native -icount shift=4 \
-    -gdb "tcp:127.0.0.1:$port" -S -kernel "$elf" > "$work/uart.log" 2> "$work/qemu.err" &
-qemu=$!
-for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-done
-"$tm" capture --gdb "127.0.0.1:$port" --elf "$elf" --symbol TRACEMARK_LIVE_RING \
-    --interval 20ms --heartbeat 0 --slot-size 50M --slots 2 --dir "$work/cap" 2> "$work/capture.err" ||
+if [ "$mode" = gdb ]; then
+    # -S: the firmware waits for the debugger (capture lets it run when it connects).
+    timeout 60 qemu-system-arm -cpu cortex-m3 -machine lm3s6965evb -nographic \
+        -semihosting-config enable=on,target=native -icount shift=4 \
+        -gdb "tcp:127.0.0.1:$port" -S -kernel "$elf" > "$work/uart.log" 2> "$work/qemu.err" &
+    qemu=$!
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+    backend=(--gdb "127.0.0.1:$port" --interval 20ms)
+else
+    # Stopped (-S) until the capture is connected, which lets it run (`cont`).
+    timeout 60 qemu-system-arm -cpu cortex-m3 -machine lm3s6965evb -nographic \
+        -semihosting-config enable=on,target=native -icount shift=4 -S \
+        -qmp "unix:$work/qmp.sock,server,wait=off" -kernel "$elf" > "$work/uart.log" 2> "$work/qemu.err" &
+    qemu=$!
+    for _ in $(seq 50); do [ -S "$work/qmp.sock" ] && break; sleep 0.1; done
+    # Polls about a ring's worth of writing apart: the oldest blocks of the window are
+    # being reclaimed while they are copied.
+    backend=(--qmp "$work/qmp.sock" --interval 30ms)
+fi
+"$tm" capture "${backend[@]}" --elf "$elf" --symbol TRACEMARK_LIVE_RING \
+    --heartbeat 0 --slot-size 50M --slots 2 --dir "$work/cap" 2> "$work/capture.err" ||
     fail "capture failed: $(cat "$work/capture.err")"
 wait "$qemu" || fail "QEMU failed: $(cat "$work/qemu.err")"
 grep -q '^live_demo: done' "$work/uart.log" || fail "the firmware did not finish"
@@ -50,7 +70,7 @@ reported="$(grep -o 'closed the connection; .*' "$work/capture.err" | grep -o 'l
 "$tm" decode --format json "$work/uart.log" > "$work/final.jsonl"
 stats_lost="$("$tm" stats "$work/cap/capture.0" | sed -n 's/^lost: \([0-9]*\) records.*/\1/p')"
 
-python3 - "$work/capture.jsonl" "$work/final.jsonl" "$reported" "$stats_lost" <<'PY'
+python3 - "$work/capture.jsonl" "$work/final.jsonl" "$reported" "$stats_lost" "$mode" <<'PY'
 import json, sys
 cap_path, final_path, reported, stats_lost = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 def load(path):
@@ -80,8 +100,12 @@ if not overlap:
 bad = [n for n in overlap if cap[n] != final[n]]
 if bad:
     sys.exit(f"{len(bad)} records differ from the final dump, first #{bad[0]}")
-print(f"ok   {len(cap)} records captured live, counters {seen[0]}..{seen[-1]}, "
+print(f"ok   {sys.argv[5]}: {len(cap)} records captured live, counters {seen[0]}..{seen[-1]}, "
       f"{gaps} lost in {sum(1 for a, b in zip(seen, seen[1:]) if b != a + 1)} reported gaps; "
       f"{len(overlap)} identical to the firmware's final dump")
 PY
-grep -o 'closed the connection; .*' "$work/capture.err" | sed 's/^/ok   capture: /'
+grep -o 'closed the connection; .*' "$work/capture.err" | sed "s/^/ok   $mode: /"
+}
+
+check gdb
+check qmp

@@ -419,11 +419,29 @@ pub enum Rings {
     },
 }
 
-/// A live capture through a GDB remote-protocol stub ([`crate::source::Source::Gdb`]).
+/// How target memory is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stub {
+    /// A GDB remote-protocol stub, `HOST:PORT`.
+    Gdb(String),
+    /// QEMU's QMP socket (`pmemsave` while the guest runs: the racy test back end).
+    Qmp(std::path::PathBuf),
+}
+
+impl std::fmt::Display for Stub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stub::Gdb(a) => write!(f, "gdb {a}"),
+            Stub::Qmp(p) => write!(f, "qmp {}", p.display()),
+        }
+    }
+}
+
+/// A live capture of rings in target memory ([`crate::source::Source::Gdb`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GdbSource {
-    /// The stub, `HOST:PORT`.
-    pub stub: String,
+    /// The back end.
+    pub stub: Stub,
     /// Where the rings are.
     pub rings: Rings,
     /// Time between polls.
@@ -524,23 +542,32 @@ pub(crate) fn run_gdb(src: &GdbSource, tx: &std::sync::mpsc::SyncSender<crate::s
     let fail = |e: String| {
         let _ = tx.send(Event::Failed(io::Error::other(e)));
     };
-    let mut gdb = match crate::gdb::Gdb::connect(&src.stub, Duration::from_secs(10)) {
+    let connected = match &src.stub {
+        Stub::Gdb(addr) => {
+            crate::gdb::Gdb::connect(addr, Duration::from_secs(10)).and_then(|mut g| {
+                // An all-stop stub halts the target when a client connects: let it run.
+                g.resume()?;
+                Ok(Box::new(g) as Box<dyn TargetMemory>)
+            })
+        }
+        Stub::Qmp(path) => {
+            crate::qmp::Qmp::connect(path).map(|q| Box::new(q) as Box<dyn TargetMemory>)
+        }
+    };
+    let mut gdb = match connected {
         Ok(g) => g,
         Err(e) => return fail(e.to_string()),
     };
-    // An all-stop stub halts the target when a client connects: let it run.
-    if let Err(e) = gdb.resume() {
-        return fail(e.to_string());
-    }
+    let gdb = &mut *gdb;
     // A firmware sets its ring up after it starts: wait for a valid header.
     let mut waiting = false;
     let mut rings = loop {
-        match attach_all(&mut gdb, &src.rings) {
+        match attach_all(gdb, &src.rings) {
             Ok(r) => break r,
             Err(e @ LiveError::NoRing { .. }) => {
                 if !waiting {
                     waiting = true;
-                    let line = format!("gdb {}: waiting for a ring ({})", src.stub, chain(&e));
+                    let line = format!("{}: waiting for a ring ({})", src.stub, chain(&e));
                     if tx.send(Event::Status(line, true)).is_err() {
                         return;
                     }
@@ -561,7 +588,7 @@ pub(crate) fn run_gdb(src: &GdbSource, tx: &std::sync::mpsc::SyncSender<crate::s
         .join(", ");
     if tx
         .send(Event::Status(
-            format!("gdb {}: reading {where_}", src.stub),
+            format!("{}: reading {where_}", src.stub),
             true,
         ))
         .is_err()
@@ -575,7 +602,7 @@ pub(crate) fn run_gdb(src: &GdbSource, tx: &std::sync::mpsc::SyncSender<crate::s
         let started = Instant::now();
         let mut out = Vec::new();
         for ring in &mut rings {
-            match ring.poll(&mut gdb) {
+            match ring.poll(gdb) {
                 Ok(poll) => {
                     for image in poll.images {
                         dump_id = dump_id.wrapping_add(1);
@@ -587,7 +614,7 @@ pub(crate) fn run_gdb(src: &GdbSource, tx: &std::sync::mpsc::SyncSender<crate::s
                     // the stream, like the end of standard input.
                     let _ = tx.send(Event::Status(
                         format!(
-                            "gdb {}: the stub closed the connection; {}",
+                            "{}: the stub closed the connection; {}",
                             src.stub,
                             summary(&rings)
                         ),
@@ -609,7 +636,7 @@ pub(crate) fn run_gdb(src: &GdbSource, tx: &std::sync::mpsc::SyncSender<crate::s
         if lost != last_lost || last_report.elapsed() >= Duration::from_secs(5) {
             last_lost = lost;
             last_report = Instant::now();
-            let line = format!("gdb {}: {}", src.stub, summary(&rings));
+            let line = format!("{}: {}", src.stub, summary(&rings));
             if tx.send(Event::Status(line, true)).is_err() {
                 return;
             }

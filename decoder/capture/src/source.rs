@@ -94,7 +94,7 @@ impl Source {
             Source::Exec(cmd) => format!("`{cmd}`"),
             Source::Serial { path, baud } => format!("serial {} at {baud} Bd", path.display()),
             Source::Tcp(addr) => format!("tcp {addr}"),
-            Source::Gdb(g) => format!("gdb {}", g.stub),
+            Source::Gdb(g) => g.stub.to_string(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
-use tracemark_capture::live::{self, GdbSource, Rings};
+use tracemark_capture::live::{self, GdbSource, Rings, Stub};
 use tracemark_capture::source::{Request, Source, Stop};
 use tracemark_capture::{Capture, Config, Notice, Outcome};
 
@@ -22,7 +22,7 @@ use tracemark_capture::{Capture, Config, Notice, Outcome};
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
     /// `-` (the default): standard input.
-    #[arg(value_name = "SOURCE", conflicts_with_all = ["exec", "serial", "tcp", "gdb"])]
+    #[arg(value_name = "SOURCE", conflicts_with_all = ["exec", "serial", "tcp", "gdb", "qmp"])]
     stdin: Option<String>,
     /// Run this shell command and capture its stdout and stderr, interleaved by arrival.
     #[arg(long, value_name = "CMD", conflicts_with_all = ["serial", "tcp", "gdb"])]
@@ -37,17 +37,22 @@ pub struct Cmd {
     /// stub (QEMU `-gdb tcp::PORT`, OpenOCD, pyOCD, J-Link GDB server) every
     /// --interval; each poll's new blocks are stored as framed dumps. Needs --addr or
     /// --elf with --symbol.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", group = "live")]
     gdb: Option<String>,
+    /// Like --gdb, through QEMU's QMP socket (`-qmp unix:SOCKET,server,wait=off`):
+    /// `pmemsave` reads guest memory while the guest runs, racing its writer (the test
+    /// back end for targets read while running).
+    #[arg(long, value_name = "SOCKET", group = "live", conflicts_with_all = ["gdb", "tcp", "serial", "exec"])]
+    qmp: Option<PathBuf>,
     /// The ring's address (hex with 0x, or decimal); with --len, the start of a range
     /// scanned for ring headers.
-    #[arg(long, value_name = "ADDR", requires = "gdb", value_parser = parse_addr)]
+    #[arg(long, value_name = "ADDR", requires = "live", value_parser = parse_addr)]
     addr: Option<u64>,
     /// With --addr: scan this many bytes for ring headers (K, M suffixes).
     #[arg(long, value_name = "LEN", requires = "addr", value_parser = tracemark_capture::parse_size)]
     len: Option<u64>,
     /// The firmware, whose symbol table gives --symbol's address.
-    #[arg(long, value_name = "FW.elf", requires_all = ["gdb", "symbol"], conflicts_with = "addr")]
+    #[arg(long, value_name = "FW.elf", requires_all = ["live", "symbol"], conflicts_with = "addr")]
     elf: Option<PathBuf>,
     /// The symbol of the ring's memory in --elf.
     #[arg(long, value_name = "NAME", requires = "elf")]
@@ -98,7 +103,12 @@ impl Cmd {
             Source::serial(&serial)?
         } else if let Some(tcp) = self.tcp {
             Source::tcp(&tcp)?
-        } else if let Some(stub) = self.gdb {
+        } else if self.gdb.is_some() || self.qmp.is_some() {
+            let stub = match (self.gdb, self.qmp) {
+                (Some(addr), _) => Stub::Gdb(addr),
+                (None, Some(path)) => Stub::Qmp(path),
+                (None, None) => unreachable!("one of them is given"),
+            };
             let rings = match (self.addr, self.len, &self.elf, &self.symbol) {
                 (Some(start), Some(len), ..) => Rings::Scan { start, len },
                 (Some(addr), None, ..) => Rings::At(addr),
