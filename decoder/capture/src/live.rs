@@ -859,4 +859,50 @@ mod tests {
         }
         assert!(rejected > 0);
     }
+
+    #[test]
+    fn a_scan_finds_every_ring_in_the_range() {
+        let config = |cpu| Config {
+            block_size: 256,
+            cpu_id: cpu,
+            ..Config::new()
+        };
+        let ring = |cpu| {
+            tracemark_tests::ring_image(&config(cpu), 4, 10, |t, _| {
+                for i in 0u32..50 {
+                    t.user(1, &i.to_le_bytes());
+                }
+            })
+        };
+        // Two rings in RAM among other data, 8-byte aligned.
+        let mut bytes = vec![0x55u8; 4096];
+        bytes.extend(ring(0));
+        bytes.extend(vec![0xaa; 64]);
+        let second = bytes.len() as u64;
+        bytes.extend(ring(1));
+        let mut mem = crate::memory::Buffer {
+            base: BASE,
+            bytes,
+            latency: Duration::ZERO,
+        };
+        let len = mem.bytes.len() as u64;
+        let rings = attach_all(&mut mem, &Rings::Scan { start: BASE, len }).unwrap();
+        let found: Vec<(u32, u64)> = rings.iter().map(|r| (r.cpu(), r.addr)).collect();
+        assert_eq!(found, [(0, BASE + 4096), (1, BASE + second)]);
+        // Nothing there: an error naming the range.
+        let e = attach_all(
+            &mut mem,
+            &Rings::Scan {
+                start: BASE,
+                len: 4096,
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("0x20000000"), "{e}");
+        // A ring read at its address gives its blocks.
+        let mut r = LiveRing::attach(&mut mem, BASE + 4096).unwrap();
+        let poll = r.poll(&mut mem).unwrap();
+        assert_eq!(check_images(&poll.images).len() as u64, r.stats().records);
+        assert!(r.stats().records > 0);
+    }
 }
