@@ -410,6 +410,41 @@ mod tests {
     }
 
     #[test]
+    fn a_poll_halts_reads_and_resumes_and_measures_the_pause() {
+        let config = tracemark::Config {
+            block_size: 256,
+            ..tracemark::Config::new()
+        };
+        let image = tracemark_tests::ring_image(&config, 4, 10, |t, _| {
+            for i in 0u32..60 {
+                t.user(1, &i.to_le_bytes());
+            }
+        });
+        let base = 0x2000_0000;
+        let (addr, stub) = fake_stub(image, base);
+        let mut gdb = Gdb::connect(&addr, Duration::from_secs(5)).unwrap();
+        gdb.resume().unwrap();
+        let mut ring = crate::live::LiveRing::attach(&mut gdb, base).unwrap();
+        let poll = ring.poll(&mut gdb).unwrap();
+        assert!(!poll.images.is_empty());
+        assert!(poll.pause > Duration::ZERO);
+        assert_eq!(ring.stats().paused, poll.pause);
+        gdb.detach().unwrap();
+        let log = stub.join().unwrap();
+        // Every read inside a halt: each `m` run is preceded by ^C and followed by c.
+        let mut halted = false;
+        for l in &log {
+            match l.as_str() {
+                "^C" => halted = true,
+                "c" => halted = false,
+                m if m.starts_with('m') => assert!(halted, "{log:?}"),
+                _ => {}
+            }
+        }
+        assert_eq!(log.iter().filter(|l| *l == "^C").count(), 3, "{log:?}");
+    }
+
+    #[test]
     fn run_length_encoding_expands() {
         assert_eq!(expand(b"0* ").unwrap(), b"0000");
         assert_eq!(expand(b"ab*!c").unwrap(), b"abbbbbc");

@@ -103,12 +103,7 @@ impl Cmd {
             Source::serial(&serial)?
         } else if let Some(tcp) = self.tcp {
             Source::tcp(&tcp)?
-        } else if self.gdb.is_some() || self.qmp.is_some() {
-            let stub = match (self.gdb, self.qmp) {
-                (Some(addr), _) => Stub::Gdb(addr),
-                (None, Some(path)) => Stub::Qmp(path),
-                (None, None) => unreachable!("one of them is given"),
-            };
+        } else if let Some(stub) = self.gdb.map(Stub::Gdb).or(self.qmp.map(Stub::Qmp)) {
             let rings = match (self.addr, self.len, &self.elf, &self.symbol) {
                 (Some(start), Some(len), ..) => Rings::Scan { start, len },
                 (Some(addr), None, ..) => Rings::At(addr),
