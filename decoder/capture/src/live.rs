@@ -880,11 +880,7 @@ mod tests {
         bytes.extend(vec![0xaa; 64]);
         let second = bytes.len() as u64;
         bytes.extend(ring(1));
-        let mut mem = crate::memory::Buffer {
-            base: BASE,
-            bytes,
-            latency: Duration::ZERO,
-        };
+        let mut mem = crate::memory::Buffer { base: BASE, bytes };
         let len = mem.bytes.len() as u64;
         let rings = attach_all(&mut mem, &Rings::Scan { start: BASE, len }).unwrap();
         let found: Vec<(u32, u64)> = rings.iter().map(|r| (r.cpu(), r.addr)).collect();

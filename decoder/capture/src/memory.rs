@@ -3,7 +3,6 @@
 //! hardware.
 
 use std::io;
-use std::time::Duration;
 
 /// Target memory that can be read, perhaps while the target runs.
 pub trait TargetMemory {
@@ -34,8 +33,6 @@ pub struct Buffer {
     pub base: u64,
     /// The memory.
     pub bytes: Vec<u8>,
-    /// Total time reads would have taken (unused by the buffer itself).
-    pub latency: Duration,
 }
 
 impl TargetMemory for Buffer {
