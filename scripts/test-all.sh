@@ -71,6 +71,7 @@ examples/firmware-qemu/check-embassy.sh
 
 step "tracemark import qemu: real qemu-arm logs against qemu-arm -strace"; scripts/test-import.sh
 step "tracemark capture: the QEMU firmware under --exec and over --tcp"; scripts/test-capture.sh
+step "tracemark capture --gdb: live capture of a running QEMU firmware against truth"; examples/firmware-qemu/check-live.sh
 scripts/test-sel4.sh # the seL4 kernel traced under QEMU (x86_64, aarch64): examples/sel4
 scripts/test-export.sh  # export formats read back by independent readers, --elf names, seL4's SWITCH records (issue 10)
 scripts/test-encoder-speed.sh # the recording path: no panic, no division (issue 9)

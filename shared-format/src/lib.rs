@@ -14,6 +14,7 @@
 
 mod crc32;
 pub mod freertos;
+pub mod live;
 pub mod numbering;
 pub mod record;
 pub mod ring;

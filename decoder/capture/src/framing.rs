@@ -87,6 +87,18 @@ impl Store for DirStore {
     }
 }
 
+/// A store that keeps no file: a live capture (`--gdb`), whose every poll is a dump
+/// already in the slots, would otherwise fill `dumps/` without bound. Dumps are still
+/// verified and counted.
+#[derive(Debug)]
+pub struct NoStore;
+
+impl Store for NoStore {
+    fn save(&mut self, _name: &str, _bytes: &[u8]) -> Result<PathBuf, Error> {
+        Ok(PathBuf::new())
+    }
+}
+
 /// The framing text of the dump being received.
 #[derive(Debug)]
 struct Open {
@@ -320,6 +332,8 @@ impl LiveFramer {
                 (format!("{name}.partial.log"), &open.text[..])
             };
             match self.store.save(&file, bytes) {
+                // An empty path: the store keeps no file ([`NoStore`]).
+                Ok(path) if path.as_os_str().is_empty() => {}
                 Ok(path) => self.files.push(path),
                 Err(e) => {
                     self.stats.unsaved += 1;

@@ -15,7 +15,11 @@
 
 pub mod error;
 pub mod framing;
+pub mod gdb;
 pub mod heartbeat;
+pub mod live;
+pub mod memory;
+pub mod qmp;
 pub mod rotation;
 pub mod snapshot;
 pub mod source;
@@ -387,8 +391,12 @@ impl<'a> Session<'a> {
     /// Opens the slots of `config` (removing an earlier capture's) and saves dumps
     /// under `DIR/dumps`.
     pub fn new(config: &Config, tee: Option<&'a mut dyn Write>) -> Result<Self, Error> {
-        let store = framing::DirStore(config.dir.join("dumps"));
-        Self::with_store(config, tee, Box::new(store), Instant::now())
+        let store: Box<dyn Store> = if matches!(config.source, Source::Gdb(_)) {
+            Box::new(framing::NoStore)
+        } else {
+            Box::new(framing::DirStore(config.dir.join("dumps")))
+        };
+        Self::with_store(config, tee, store, Instant::now())
     }
 
     /// Like [`Session::new`], saving dumps through `store`, starting at `now`.

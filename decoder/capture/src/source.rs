@@ -49,6 +49,8 @@ pub enum Source {
     },
     /// A TCP server (`HOST:PORT`), reconnected after it closes.
     Tcp(String),
+    /// Rings read from a running target's memory through a GDB stub (`--gdb`).
+    Gdb(crate::live::GdbSource),
 }
 
 impl Source {
@@ -92,6 +94,7 @@ impl Source {
             Source::Exec(cmd) => format!("`{cmd}`"),
             Source::Serial { path, baud } => format!("serial {} at {baud} Bd", path.display()),
             Source::Tcp(addr) => format!("tcp {addr}"),
+            Source::Gdb(g) => g.stub.to_string(),
         }
     }
 }
@@ -210,6 +213,11 @@ fn start_io(source: &Source, tx: SyncSender<Event>, free: Buffers) -> io::Result
             std::thread::spawn(move || {
                 reconnecting(&tx, &free, &addr.clone(), || TcpStream::connect(&addr))
             });
+            Ok(Started::default())
+        }
+        Source::Gdb(g) => {
+            let g = g.clone();
+            std::thread::spawn(move || crate::live::run_gdb(&g, &tx));
             Ok(Started::default())
         }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use tracemark_capture::live::{self, GdbSource, Rings, Stub};
 use tracemark_capture::source::{Request, Source, Stop};
 use tracemark_capture::{Capture, Config, Notice, Outcome};
 
@@ -21,17 +22,44 @@ use tracemark_capture::{Capture, Config, Notice, Outcome};
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
     /// `-` (the default): standard input.
-    #[arg(value_name = "SOURCE", conflicts_with_all = ["exec", "serial", "tcp"])]
+    #[arg(value_name = "SOURCE", conflicts_with_all = ["exec", "serial", "tcp", "gdb", "qmp"])]
     stdin: Option<String>,
     /// Run this shell command and capture its stdout and stderr, interleaved by arrival.
-    #[arg(long, value_name = "CMD", conflicts_with_all = ["serial", "tcp"])]
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["serial", "tcp", "gdb"])]
     exec: Option<String>,
     /// Read a serial port (default 115200 Bd); reopened when it disappears and comes back.
-    #[arg(long, value_name = "PATH[:BAUD]", conflicts_with = "tcp")]
+    #[arg(long, value_name = "PATH[:BAUD]", conflicts_with_all = ["tcp", "gdb"])]
     serial: Option<String>,
     /// Read a TCP port (QEMU `-serial tcp:...`, a J-Link RTT telnet port); reconnects.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "gdb")]
     tcp: Option<String>,
+    /// Read the rings from a running target's memory through a GDB remote-protocol
+    /// stub (QEMU `-gdb tcp::PORT`, OpenOCD, pyOCD, J-Link GDB server) every
+    /// --interval; each poll's new blocks are stored as framed dumps. Needs --addr or
+    /// --elf with --symbol.
+    #[arg(long, value_name = "HOST:PORT", group = "live")]
+    gdb: Option<String>,
+    /// Like --gdb, through QEMU's QMP socket (`-qmp unix:SOCKET,server,wait=off`):
+    /// `pmemsave` reads guest memory while the guest runs, racing its writer (the test
+    /// back end for targets read while running).
+    #[arg(long, value_name = "SOCKET", group = "live", conflicts_with_all = ["gdb", "tcp", "serial", "exec"])]
+    qmp: Option<PathBuf>,
+    /// The ring's address (hex with 0x, or decimal); with --len, the start of a range
+    /// scanned for ring headers.
+    #[arg(long, value_name = "ADDR", requires = "live", value_parser = parse_addr)]
+    addr: Option<u64>,
+    /// With --addr: scan this many bytes for ring headers (K, M suffixes).
+    #[arg(long, value_name = "LEN", requires = "addr", value_parser = tracemark_capture::parse_size)]
+    len: Option<u64>,
+    /// The firmware, whose symbol table gives --symbol's address.
+    #[arg(long, value_name = "FW.elf", requires_all = ["live", "symbol"], conflicts_with = "addr")]
+    elf: Option<PathBuf>,
+    /// The symbol of the ring's memory in --elf.
+    #[arg(long, value_name = "NAME", requires = "elf")]
+    symbol: Option<String>,
+    /// Time between two polls of the target with --gdb.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_interval)]
+    interval: Duration,
     /// Directory of the slot files (created if needed).
     #[arg(long)]
     dir: PathBuf,
@@ -52,6 +80,14 @@ pub struct Cmd {
     tee: bool,
 }
 
+fn parse_addr(text: &str) -> Result<u64, String> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|e| format!("{text}: {e}"))
+}
+
 fn parse_interval(text: &str) -> Result<Duration, String> {
     if text == "0" {
         return Ok(Duration::ZERO);
@@ -67,6 +103,20 @@ impl Cmd {
             Source::serial(&serial)?
         } else if let Some(tcp) = self.tcp {
             Source::tcp(&tcp)?
+        } else if let Some(stub) = self.gdb.map(Stub::Gdb).or(self.qmp.map(Stub::Qmp)) {
+            let rings = match (self.addr, self.len, &self.elf, &self.symbol) {
+                (Some(start), Some(len), ..) => Rings::Scan { start, len },
+                (Some(addr), None, ..) => Rings::At(addr),
+                (None, _, Some(elf), Some(symbol)) => {
+                    Rings::At(live::symbol_address(elf, symbol).map_err(anyhow::Error::msg)?)
+                }
+                _ => bail!("--gdb needs --addr ADDR [--len LEN] or --elf FW.elf --symbol NAME"),
+            };
+            Source::Gdb(GdbSource {
+                stub,
+                rings,
+                interval: self.interval,
+            })
         } else {
             match self.stdin.as_deref() {
                 None | Some("-") => Source::Stdin,

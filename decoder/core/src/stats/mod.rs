@@ -278,6 +278,27 @@ pub fn compute(
             clock_hz: ring.clock_hz,
         })
         .collect();
+    // Images of one ring stored one after the other (a live capture's polls): each
+    // loses only what its predecessor does not hold (FORMAT.md section 7.2).
+    let mut last: Vec<(u32, u64, u64, u64)> = Vec::new();
+    for (c, ring) in cpus.iter_mut().zip(&dump.rings) {
+        let producer = ring.view.header.producer_id.get();
+        let end = ring.blocks.last().map_or(ring.overwritten, |b| {
+            b.first_record + u64::from(b.header_records)
+        });
+        let prev = last.iter_mut().find(|p| p.0 == ring.cpu && p.1 == producer);
+        if let Some(p) = prev {
+            if let Some((o, d)) =
+                tracemark_format::live::chained_losses(p.2, p.3, c.overwritten, c.dropped)
+            {
+                c.overwritten = o;
+                c.dropped = d;
+            }
+            *p = (ring.cpu, producer, end, ring.dropped);
+        } else {
+            last.push((ring.cpu, producer, end, ring.dropped));
+        }
+    }
     let mut warnings = Vec::new();
     let mut carries: Vec<Carry> = vec![Carry::default(); dump.rings.len()];
     let mut firsts: Vec<Option<u64>> = vec![None; dump.rings.len()];
