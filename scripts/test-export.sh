@@ -104,14 +104,16 @@ done
 step "export: perfetto + chrome-json: the C kernel example's dump"
 # Linked at a fixed address (-no-pie) so that the function addresses it records
 # (-finstrument-functions) are its ELF's own, and its IMAGE record (0x400000) matches
-# the ELF by address.
+# the ELF by address. Linked without a build id: its IMAGE record carries a made-up id
+# (0xfeedf00d), and an ELF whose build id no IMAGE record carries is refused (issue 20,
+# point 12; `--elf-ignore-build-id` overrides, checked below).
 cc_target="$target/c-kernel-export"
 CARGO_TARGET_DIR="$cc_target" cargo build -q -p tracemark-c
 flags=(-O2 -g -Wall -Wextra -std=c11 -fno-pie)
 cc "${flags[@]}" -I encoder/include -c examples/c-kernel/kernel.c -o "$work/kernel.o"
 cc "${flags[@]}" -finstrument-functions -c examples/c-kernel/instrumented.c -o "$work/instrumented.o"
-cc -no-pie "$work/kernel.o" "$work/instrumented.o" "$cc_target/debug/libtracemark_c.a" \
-    -lpthread -ldl -lm -o "$work/c-kernel"
+cc -no-pie -Wl,--build-id=none "$work/kernel.o" "$work/instrumented.o" \
+    "$cc_target/debug/libtracemark_c.a" -lpthread -ldl -lm -o "$work/c-kernel"
 (cd "$work" && ./c-kernel truth.txt dump >/dev/null)
 cat "$work"/dump.cpu*.bin >"$work/c-kernel.bin"
 validate c-kernel "$work/c-kernel.bin"
@@ -121,6 +123,18 @@ nm "$work/c-kernel" >"$work/c-kernel.nm"
 validate c-kernel-dwarf "$work/c-kernel.bin" "$work/c-kernel" "$work/c-kernel.nm" --sources
 strip --strip-debug -o "$work/c-kernel.nodebug" "$work/c-kernel"
 validate c-kernel-symtab-only "$work/c-kernel.bin" "$work/c-kernel.nodebug" "$work/c-kernel.nm"
+# The same program with a GNU build id its IMAGE record does not carry: refused, with
+# the override named; used by address with --elf-ignore-build-id.
+cc -no-pie -Wl,--build-id "$work/kernel.o" "$work/instrumented.o" \
+    "$cc_target/debug/libtracemark_c.a" -lpthread -ldl -lm -o "$work/c-kernel.id"
+if "$tm" stats "$work/c-kernel.bin" --elf "$work/c-kernel.id" >/dev/null 2>"$work/id.err"; then
+    echo "test-export.sh: an ELF with another build id was used" >&2
+    exit 1
+fi
+grep -q -- '--elf-ignore-build-id' "$work/id.err"
+"$tm" stats "$work/c-kernel.bin" --json --elf "$work/c-kernel.id" --elf-ignore-build-id \
+    2>/dev/null >"$work/hot-id.json"
+echo "ok   another build's ELF refused ($(head -c 120 "$work/id.err")...), used with --elf-ignore-build-id"
 "$tm" stats "$work/c-kernel.bin" --json --elf "$work/c-kernel" >"$work/hot.json"
 "$tm" decode "$work/c-kernel.bin" --format json --kind FENTRY --elf "$work/c-kernel" >"$work/fentry.jsonl"
 "$py" scripts/validate_export.py hot "$work/hot.json" "$work/fentry.jsonl" "$work/c-kernel.nm"
