@@ -12,6 +12,11 @@
 # Env:     ROOT_CFLAGS  extra C flags for the root task (e.g. -DTM_BENCH for the
 #                       Yield benchmark of examples/sel4/bench.sh)
 #          OUT_NAME     build folder name under target/ARCH/ (default: VARIANT)
+#          SEL4_CMAKE_OPTS  extra kernel CMake options, split at spaces (e.g.
+#                       -DKernelMaxNumNodes=2, which check.sh uses to see SMP refused,
+#                       or -DKernelTracemarkClock=cycles);
+#                       read when the build folder is configured, so give such a build
+#                       its own OUT_NAME
 #
 # Everything goes under examples/sel4/target/ARCH/VARIANT/: the unpacked and patched
 # sources (src/), the kernel build (kernel/), the root task (root.elf) and the image QEMU
@@ -83,6 +88,10 @@ off) ;;
 track) opts+=(-DKernelBenchmarks=track_kernel_entries) ;;
 *) echo "build.sh: unknown VARIANT $variant" >&2; exit 2 ;;
 esac
+if [ -n "${SEL4_CMAKE_OPTS:-}" ]; then
+    read -ra extra <<<"$SEL4_CMAKE_OPTS"
+    opts+=("${extra[@]}")
+fi
 
 kbuild="$out/kernel"
 mkdir -p "$kbuild"

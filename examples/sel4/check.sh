@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The real seL4 kernel traced by tracemark under QEMU, checked end to end.
 #
-# Usage: examples/sel4/check.sh ARCH        (ARCH: x86_64 or aarch64)
+# Usage: examples/sel4/check.sh ARCH [--cores 1]   (ARCH: x86_64 or aarch64; more cores
+#                                                  are refused until the hooks have a
+#                                                  ring per core)
 #
 # 1. Builds the kernel from the pinned snapshots with tracemark linked in (build.sh),
 #    twice: "trace" (kernel entries, exits, interrupts, thread switches) and "ftrace"
@@ -14,14 +16,26 @@
 #    equal the truth, every exit has its entry's duration, interrupts, the fault, thread
 #    switches by name, function entries and exits balance, the ring at most half full),
 #    checks that a second run of the trace image gives the same console byte for byte,
-#    that a wrong truth and a ring fuller than allowed are caught, and checks the format
-#    crate's seL4 tables against the kernel build.
+#    that a wrong truth and a ring fuller than allowed are caught, that a multicore
+#    configuration (KernelMaxNumNodes=2) is refused by the kernel's CMake, on x86_64 that
+#    the TSC is calibrated once (one tsc_init call), on aarch64 that the cycle-counter
+#    clock (KernelTracemarkClock=cycles) times the run as the generic timer does, and
+#    checks the format crate's seL4 tables against the kernel build.
 # Exits non-zero on any mismatch. Installs what it needs first (setup.sh: Debian
 # packages when run as root, a Python environment under target/, Rust targets).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-arch="${1:?usage: check.sh x86_64|aarch64}"
+arch="${1:?usage: check.sh x86_64|aarch64 [--cores N]}"
+cores=1
+if [ "${2:-}" = --cores ]; then
+    cores="${3:?usage: check.sh x86_64|aarch64 [--cores N]}"
+fi
+if [ "$cores" != 1 ]; then
+    # The kernel's CMake refuses KernelTracemark with KernelMaxNumNodes > 1 (checked below).
+    echo "check.sh: --cores $cores: not supported yet, the seL4 hooks have one ring for one core (README, Tracing seL4, known limits)" >&2
+    exit 2
+fi
 out="$here/target/$arch"
 mkdir -p "$out"
 
@@ -69,6 +83,72 @@ if python3 "$here/check_trace.py" "$tool" "$out/console.log" --max-fill=0.005 2>
 fi
 grep -q "the ring is .* full" "$out/full-ring.err"
 echo "check.sh: rejected as expected: $(grep -o 'the ring is [^(]* full ([^)]*)' "$out/full-ring.err")"
+
+echo "== $arch: a multicore kernel is refused at configuration"
+# The hooks have one ring and one state, for one core (README, Tracing seL4): CMake must
+# stop a KernelMaxNumNodes=2 build with a message saying so, not build a kernel whose
+# cores would write one ring at once.
+rm -rf "$out/smp-refused"
+if OUT_NAME=smp-refused SEL4_CMAKE_OPTS=-DKernelMaxNumNodes=2 "$here/build.sh" "$arch" trace \
+    >"$out/smp-refused.log" 2>&1; then
+    echo "check.sh: a KernelTracemark kernel with KernelMaxNumNodes=2 was configured and built" >&2
+    exit 1
+fi
+if ! grep -q "KernelTracemark does not support SMP yet" "$out/smp-refused.log"; then
+    echo "check.sh: the SMP build failed, but not with KernelTracemark's message:" >&2
+    tail -n 20 "$out/smp-refused.log" >&2
+    exit 1
+fi
+echo "check.sh: refused as expected: $(grep -m 1 -o 'KernelTracemark does not support SMP yet.*' "$out/smp-refused.log")"
+rm -rf "$out/smp-refused"
+
+if [ "$arch" = x86_64 ]; then
+    echo "== x86_64: the clock's frequency is the one the boot measured, not measured again"
+    # The boot calibrates the TSC against the PIT once (tsc_init, for the boot info); the
+    # tracer takes that value (TRACEMARK_TSC_MHZ) instead of calling tsc_init a second time.
+    calls="$(objdump -d "$out/trace/kernel/kernel.elf" | grep -c 'call.*<tsc_init>' || true)"
+    if [ "$calls" != 1 ]; then
+        echo "check.sh: the traced x86_64 kernel calls tsc_init from $calls places, not 1 (the boot's): the PIT calibration runs again" >&2
+        exit 1
+    fi
+    hz="$(grep -a -m 1 -o 'tracemark: recording, .* clock [0-9]* Hz' "$out/console.log" | grep -o '[0-9]* Hz$' | cut -d' ' -f1)"
+    if [ -z "$hz" ] || [ "$hz" -eq 0 ] || [ $((hz % 1000000)) -ne 0 ]; then
+        echo "check.sh: the tracer's clock is '${hz:-missing}' Hz, not the boot's TSC MHz in Hz" >&2
+        exit 1
+    fi
+    echo "check.sh: one tsc_init call (the boot's); clock $hz Hz"
+fi
+
+if [ "$arch" = aarch64 ]; then
+    echo "== aarch64: the cycle counter as the clock (KernelTracemarkClock=cycles)"
+    # seL4's own tracking times with pmccntr; the tracer can too, a build-time choice.
+    # QEMU's cycle counter runs at 1 GHz of emulated time: the same run must span the same
+    # time in seconds as the generic-timer run (62.5 MHz), its ticks 16 times as many.
+    OUT_NAME=cycles SEL4_CMAKE_OPTS="-DKernelTracemarkClock=cycles -DKernelTracemarkCycleHz=1000000000" \
+        "$here/build.sh" aarch64 trace
+    "$here/run.sh" aarch64 cycles
+    if ! grep -aq 'tracemark: recording, .* clock 1000000000 Hz' "$out/cycles/console.log"; then
+        echo "check.sh: the cycle-counter kernel does not say it records at 1000000000 Hz" >&2
+        exit 1
+    fi
+    python3 "$here/check_trace.py" "$tool" "$out/cycles/console.log"
+    python3 - "$tool" "$out/console.log" "$out/cycles/console.log" <<'PY'
+import json, subprocess, sys
+tool, timer_log, cycles_log = sys.argv[1:]
+def span(log):
+    out = subprocess.run([tool, "decode", "--format", "json", log], check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    first, last = json.loads(out[0]), json.loads(out[-1])
+    return last["ts"] - first["ts"], float(last["time"]) - float(first["time"])
+(timer_ticks, timer_s), (cycle_ticks, cycle_s) = span(timer_log), span(cycles_log)
+ratio = cycle_s / timer_s
+print(f"check.sh: first to last record: generic timer {timer_ticks} ticks = {timer_s:.6f} s, "
+      f"cycle counter {cycle_ticks} ticks = {cycle_s:.6f} s (ratio {ratio:.4f})")
+if not 0.99 <= ratio <= 1.01 or cycle_ticks < 10 * timer_ticks:
+    sys.exit("check.sh: the cycle-counter run does not span the generic-timer run's time "
+             "with more ticks: is pmccntr counting, at KernelTracemarkCycleHz?")
+PY
+fi
 
 echo "== $arch: the format crate's seL4 tables against this kernel build"
 kernel_build="$out/trace/kernel"

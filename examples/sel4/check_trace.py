@@ -23,8 +23,17 @@ on the console log itself) and the root task's `TRUTH` line and the kernel's
 * interrupts appear (IRQ records and Interrupt entries), and the fault (a VMFault entry);
 * every thread switch names a thread the kernel listed, and the root task's threads
   (rootserver, server, faulter) are all switched to;
+* the trace says which thread runs first: a switch to the root task before the first
+  kernel entry (the kernel's first exit to user level, which ends no entry), and no
+  switch names the thread that was already running;
+* seL4_DebugPutChar entries carry no cap and the character as their label: the
+  characters, in order, are the lines the root task printed, TRUTH line included, as
+  the console shows them;
 * with --functions: function entries and exits balance: every exit closes the innermost
-  open entry, and at the dump only the halt path (handleUnknownSyscall) is open.
+  open entry, and at the dump only the halt path (handleUnknownSyscall) is open; the
+  function records outside every kernel entry are the ones the kernel says it made
+  there (its USER record 0x4f5554 "OUT": the rest of the boot, and between an exit
+  record and the next entry), no more, no fewer.
 
 Exits 1 with one line per failed check.
 """
@@ -39,6 +48,9 @@ import tempfile
 
 # The most of the ring a run may fill (see the docstring).
 MAX_FILL = 0.5
+# The USER record id of the kernel's count of function records outside kernel entries
+# (TRACEMARK_SEL4_OUTSIDE_ID in the patch's include/benchmark/tracemark.h).
+OUTSIDE_ID = 0x4F5554
 
 
 def ring_fill(tool, log):
@@ -113,6 +125,11 @@ def main():
     paths = collections.Counter()
     fastpath = 0
     switched_to = collections.Counter()
+    running = None                       # the thread the last switch named
+    first_switch = None                  # (record, kernel entries before it)
+    putchars = []                        # DebugPutChar labels, in order
+    outside = {"boot": 0, "after_exit": 0}   # function records outside kernel entries
+    stated_outside = None                # what the kernel's USER record says
     irqs = 0
     open_entry = None                    # (record, saw an IRQ inside)
     prev_ts = None
@@ -135,6 +152,10 @@ def main():
                 entries[r.get("syscall_name", "?")] += 1
                 if r.get("syscall_name") == "Call":
                     call_caps[r.get("cap_name", str(r.get("cap")))] += 1
+                if r.get("syscall_name") == "DebugPutChar":
+                    check(r.get("cap") == 0, f"record #{r['n']}: DebugPutChar with cap {r.get('cap')} "
+                          f"({r.get('cap_name')}): its cap register holds the character, not a cap")
+                    putchars.append(r.get("label", 0))
         elif kind == "KEXIT":
             exits += 1
             if not check(open_entry is not None, f"record #{r['n']}: kernel exit with no entry"):
@@ -159,10 +180,22 @@ def main():
         elif kind == "SWITCH":
             t = r["thread"]
             check(t in names, f"record #{r['n']}: switch to unnamed thread {t:#x}")
+            check(t != running, f"record #{r['n']}: switch to {names.get(t, hex(t))}, "
+                  f"which was already running")
+            running = t
+            if first_switch is None:
+                first_switch = (r, sum(paths.values()))
             switched_to[names.get(t, hex(t))] += 1
         elif kind == "IMAGE":
             image_base = r["base"]
-        elif kind == "FENTRY":
+        elif kind == "USER" and r["id"] == OUTSIDE_ID:
+            data = bytes.fromhex(r["data"])
+            if check(len(data) == 16, f"record #{r['n']}: USER {OUTSIDE_ID:#x} has {len(data)} bytes, not 16"):
+                boot, after_exit = struct.unpack("<QQ", data)
+                stated_outside = {"boot": boot, "after_exit": after_exit}
+        if kind in ("FENTRY", "FEXIT") and open_entry is None:
+            outside["boot" if first_switch is None else "after_exit"] += 1
+        if kind == "FENTRY":
             fstack.append(r["func"])
         elif kind == "FEXIT":
             if check(fstack and fstack[-1] == r["func"],
@@ -186,6 +219,23 @@ def main():
     check(paths["VMFault"] == int(truth["faults"]), f"VMFault entries {paths['VMFault']}, faults handled {truth['faults']}")
     for t in truth["threads"].split(","):
         check(switched_to[t] > 0, f"no switch to thread {t}")
+    if check(first_switch is not None, "no thread switch at all"):
+        r, before = first_switch
+        check(before == 0 and names.get(r["thread"]) == "rootserver",
+              f"record #{r['n']}: the first switch is to {names.get(r['thread'], hex(r['thread']))} "
+              f"after {before} kernel entries; the root task runs first, from the kernel's first "
+              f"exit to user level, before any entry")
+
+    # What the root task printed, from the DebugPutChar entries' characters, against the
+    # console (the kernel prints nothing of its own while the root task runs).
+    printed = "".join(chr(c) for c in putchars)
+    console_lines = set(text.splitlines())
+    printed_lines = [ln for ln in printed.split("\n") if ln]
+    check(f"TRUTH {m.group(1)}".rstrip("\r") in printed_lines,
+          "the TRUTH line is not among the DebugPutChar characters the trace recorded")
+    missing = [ln for ln in printed_lines if ln not in console_lines]
+    check(not missing, f"{len(missing)} lines spelled by DebugPutChar characters are not on the "
+          f"console, the first: {missing[0][:60]!r}" if missing else "")
     check(exits == sum(paths.values()), f"{exits} exits for {sum(paths.values())} entries")
     # The Calls to the server and its ReplyRecvs go through seL4's IPC fastpath, whose
     # exit (fastpath_restore) has its own call of the exit hook.
@@ -199,12 +249,19 @@ def main():
         # one function the trace cannot close.
         check(len(fstack) == 1, f"{len(fstack)} functions open at the dump (expected 1: the halt path)")
         check(stats["records_per_kind"]["FEXIT"] == fentries - len(fstack), "function entries and exits do not balance")
+        check(stated_outside == outside,
+              f"function records outside kernel entries: the trace has {outside}, the kernel "
+              f"says it made {stated_outside} (USER record {OUTSIDE_ID:#x})")
 
     summary = (f"{len(records)} records, {sum(paths.values())} kernel entries "
                f"({', '.join(f'{k} {v}' for k, v in sorted(paths.items()))}), "
                f"{sum(preempted.values())} preempted, {fastpath} fastpath, {irqs} IRQs, "
                f"{sum(switched_to.values())} switches, "
                f"{stats['records_per_kind']['FENTRY']} function entries, "
+               + (f"function records outside kernel entries: {outside['boot']} in the rest of "
+                  f"the boot, {outside['after_exit']} between an exit and the next entry, "
+                  if functions else "")
+               + f"{len(putchars)} DebugPutChar characters, "
                f"{stats['mean_bytes_per_record']:.2f} bytes/record, "
                f"ring {fill:.1%} full ({used} of {capacity} bytes, at most {max_fill:.1%} allowed)")
     if failures:
