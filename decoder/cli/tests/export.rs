@@ -416,6 +416,9 @@ fn ctf_events(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
                 k if k == Kind::User as u8 => 5 + usize::from(packet[fields + 4]),
                 k if k == Kind::Image as u8 => 24,
                 k if k == Kind::Lost as u8 => 16,
+                k if k == Kind::ThreadName as u8 => {
+                    13 + packet[fields + 12..].iter().position(|&c| c == 0).unwrap()
+                }
                 _ => 8,
             };
             events.push((id, packet[fields..fields + len].to_vec()));
@@ -809,4 +812,29 @@ fn timeline_exports_name_threads_and_freertos_events() {
     }
     assert_eq!(count("i", "freertos:QUEUE_SEND"), 100);
     assert_eq!(count("i", "freertos:QUEUE_RECEIVE"), 100);
+
+    // CTF: one THREAD event per THREAD record, with id, priority and name.
+    let ctf = dir.path().join("ctf");
+    export("ctf", &ctf);
+    let mut named = std::collections::BTreeSet::new();
+    for stream in ["stream_cpu0", "stream_cpu1"] {
+        for (kind, p) in ctf_events(&std::fs::read(ctf.join(stream)).unwrap()) {
+            if kind == tracemark_format::Kind::ThreadName as u8 {
+                let id = u64::from_le_bytes(p[..8].try_into().unwrap());
+                let prio = u32::from_le_bytes(p[8..12].try_into().unwrap());
+                let name = String::from_utf8(p[12..p.len() - 1].to_vec()).unwrap();
+                named.insert((id, prio, name));
+            }
+        }
+    }
+    let want: std::collections::BTreeSet<(u64, u32, String)> = [
+        (0x2000_0100, 3, "producer"),
+        (0x2000_0200, 2, "consumer"),
+        (0x2000_0200, 2, "sink"),
+        (0x2000_0300, 0, "IDLE"),
+    ]
+    .into_iter()
+    .map(|(i, p, n)| (i, p, n.to_string()))
+    .collect();
+    assert_eq!(named, want);
 }
