@@ -201,9 +201,10 @@ fi
 grep -q 'different clock frequencies' "$work/err" && [ "$(wc -l <"$work/err")" = 1 ]
 
 "$tm" export "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin" \
-    "$work/threads.bin" --format parquet -o "$work/pq"
+    "$work/threads.bin" "$work/named.bin" --format parquet -o "$work/pq"
 "$venv/bin/python" scripts/export/check_parquet.py "$tm" "$work/pq" \
-    "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin" "$work/threads.bin"
+    "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin" "$work/threads.bin" \
+    "$work/named.bin"
 
 step "parquet: two dumps concatenated (a CPU with two rings), README's query, signed times, empty tables"
 # Issue 20.10: the second ring of a CPU was under cpu=0/ring1/, which README's glob
