@@ -82,6 +82,19 @@ step "export: perfetto + chrome-json: thread switches and clock steps (encoder-w
 # CPUs, CLOCKBACK): written by the real encoder in decoder/cli/tests/export.rs.
 TRACEMARK_EXPORT_FIXTURES="$work" cargo test -q -p tracemark-cli --test export >/dev/null
 validate encoder-threads "$work/threads.bin"
+# named.bin: THREAD records (format 3) naming three of four threads, one renamed, and
+# FreeRTOS queue events: the tracks and slices carry the names (validate_export.py).
+validate encoder-named "$work/named.bin"
+"$py" - "$work/encoder-named.perfetto-trace" <<'PY'
+import sys
+from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+t = pb.Trace()
+t.ParseFromString(open(sys.argv[1], "rb").read())
+names = {p.track_descriptor.name for p in t.packet if p.HasField("track_descriptor")}
+want = {"producer (0x20000100)", "sink (0x20000200)", "IDLE (0x20000300)", "Thread 0x20000400"}
+assert want <= names, f"thread tracks {sorted(names)} lack {sorted(want - names)}"
+print(f"ok   Perfetto thread tracks named by THREAD records: {sorted(want)}")
+PY
 
 step "export: perfetto + chrome-json: a damaged dump (what decodes is exported, exit 1, one line)"
 python3 - "$work/sim-ow.bin" "$work/damaged.bin" <<'PY'
@@ -166,7 +179,7 @@ step "export: ctf + parquet: kernel-sim dumps and an encoder-written dump with l
 "$sim" --events 100000 --cpus 3 --buffer 1M --mode drop --seed 3 \
     -o "$work/three.bin" --truth "$work/three.json" 2>/dev/null
 
-for d in over drop three gaps threads; do
+for d in over drop three gaps threads named; do
     "$tm" export "$work/$d.bin" --format ctf -o "$work/ctf-$d" >/dev/null
     babeltrace2 "$work/ctf-$d" >"$work/bt.out" 2>"$work/bt.err"
     # babeltrace2 prints its discarded-event reports on stderr; nothing else may be there.
@@ -202,9 +215,10 @@ fi
 grep -q 'different clock frequencies' "$work/err" && [ "$(wc -l <"$work/err")" = 1 ]
 
 "$tm" export "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin" \
-    "$work/threads.bin" --format parquet -o "$work/pq"
+    "$work/threads.bin" "$work/named.bin" --format parquet -o "$work/pq"
 "$venv/bin/python" scripts/export/check_parquet.py "$tm" "$work/pq" \
-    "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin" "$work/threads.bin"
+    "$work/over.bin" "$work/drop.bin" "$work/three.bin" "$work/gaps.bin" "$work/threads.bin" \
+    "$work/named.bin"
 
 step "parquet: two dumps concatenated (a CPU with two rings), README's query, signed times, empty tables"
 # Issue 20.10: the second ring of a CPU was under cpu=0/ring1/, which README's glob

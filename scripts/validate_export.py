@@ -30,9 +30,13 @@ package `perfetto`) and checks that
     exits without an entry, and an "Overwritten records" instant per ring that lost
     records to overwriting; a thread-switch instant and a running slice (category
     `thread`) per SWITCH record, each slice on a thread track named as the slice
-    ("Thread 0x...", a child of a CPU track); a `clock` instant per CLOCKBACK record.
+    ("Thread 0x...", a child of a CPU track; a thread named by THREAD records: slices
+    "name" on a track "name (0x...)"); a "Thread named" instant per THREAD record; a
+    `clock` instant per CLOCKBACK record.
 chrome-json: the same counts from the JSON, B/E balanced per tid, times monotonic per
-tid, running slices on a tid named "Thread 0x... (CPU n)".
+tid, running slices on a tid named "Thread 0x... (CPU n)" (a thread named by THREAD
+records: slices "name" on a tid named "name (0x...) (CPU n)"; a "Thread named" instant
+per THREAD record).
 
 Prints one line per check group and exits non-zero on the first failure.
 """
@@ -130,7 +134,8 @@ def compare(counts, stats):
         "user instants = USER": (instants("user"), kinds["USER"]),
         "image instants = IMAGE": (instants("image"), kinds["IMAGE"]),
         "lost-record instants = LOST": (instants("lost", "Lost records"), kinds["LOST"]),
-        "thread-switch instants = SWITCH": (instants("thread"), kinds.get("SWITCH", 0)),
+        "thread-switch instants = SWITCH": (instants("thread", "Thread switch"), kinds.get("SWITCH", 0)),
+        "thread-named instants = THREAD": (instants("thread", "Thread named"), kinds.get("THREAD", 0)),
         "running slices on thread tracks = SWITCH": (counts.begins["thread"], kinds.get("SWITCH", 0)),
         "clock-back instants = CLOCKBACK": (instants("clock"), kinds.get("CLOCKBACK", 0)),
         "overwritten instants = rings with overwritten records": (
@@ -252,7 +257,11 @@ def validate_perfetto(path, stats, names):
             if cat == "kernel":
                 counts.syscall_begins[name] += 1
             if cat == "thread":
-                check(tracks[track] == name, f"{where}: running slice {name} on track {tracks[track]}")
+                # A named thread's track is "name (0x...)", its slices "name".
+                check(
+                    tracks[track] == name or tracks[track].startswith(name + " (0x"),
+                    f"{where}: running slice {name} on track {tracks[track]}",
+                )
                 check(track_parent.get(track) in cpu_tracks, f"{where}: thread track {track} not under a CPU")
         elif e.type == TE.TYPE_SLICE_END:
             check(stack, f"{where}: END with no open slice on track {track}")
@@ -307,7 +316,11 @@ def validate_chrome(path, stats, fnames):
             if e["cat"] == "kernel":
                 counts.syscall_begins[e["name"]] += 1
             if e["cat"] == "thread":
-                check(names[tid].startswith(e["name"] + " (CPU "), f"{where}: running slice {e['name']} on {names[tid]}")
+                # A named thread's tid is "name (0x...) (CPU n)", its slices "name".
+                check(
+                    names[tid].startswith(e["name"] + " (CPU ") or names[tid].startswith(e["name"] + " (0x"),
+                    f"{where}: running slice {e['name']} on {names[tid]}",
+                )
         elif ph == "E":
             check(stacks[tid], f"{where}: E with no open B on thread {tid}")
             bname, bcat, _ = stacks[tid].pop()

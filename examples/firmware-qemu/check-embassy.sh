@@ -8,15 +8,14 @@
 #   - `decode`: one THREAD record per task at least, naming it;
 #   - `export --format perfetto`, read back with Perfetto's own schema (PyPI `perfetto`,
 #     the venv scripts/test-export.sh uses): a thread track per task with as many
-#     running slices as polls, named by the task's name (see PERFETTO_NAMES below);
+#     running slices as polls, the track named `<task> (0x<id>)` (see PERFETTO_NAMES);
 #   - the cost on the target: flash and RAM of tracemark's symbols in the image, and the
 #     whole image against the same firmware built without tracing (`embassy-untraced`).
 #
 # Usage: examples/firmware-qemu/check-embassy.sh
-# Env:   PERFETTO_NAMES  `require` (default: `report`): fail if the Perfetto thread
-#                        tracks are not named after the tasks. The Perfetto export names
-#                        threads `Thread 0x...` until it reads THREAD records (issue 17
-#                        point 4, decoder/export); set `require` once it does.
+# Env:   PERFETTO_NAMES  `require` (the default): fail if the Perfetto thread tracks
+#                        are not named after the tasks (the export names them from
+#                        THREAD records); `report` only prints how many are.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$here/../.."
@@ -84,7 +83,7 @@ if ! "$venv/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace
     "$venv/bin/pip" install -q perfetto protobuf
 fi
 "$TRACEMARK" export --format perfetto -o "$here/target/embassy.perfetto-trace" "$log"
-PERFETTO_NAMES="${PERFETTO_NAMES:-report}" "$venv/bin/python" - \
+PERFETTO_NAMES="${PERFETTO_NAMES:-require}" "$venv/bin/python" - \
     "$here/target/embassy.perfetto-trace" "$here/target/embassy-stats.json.tasks" <<'PY'
 import collections, json, os, sys
 from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
@@ -108,17 +107,17 @@ def check(cond, what):
 named = 0
 for name, polls in sorted(info["polls"].items()):
     tid = info["ids"][name]
-    track = next((t for t in (name, f"Thread {tid:#x}") if t in by_name), None)
+    track = next((t for t in (f"{name} ({tid:#x})", f"Thread {tid:#x}") if t in by_name), None)
     check(track is not None and by_name[track] == polls,
           f"perfetto: {polls} running slices of {name} on track {track!r}")
-    named += track == name
+    named += track == f"{name} ({tid:#x})"
 if named == len(info["polls"]):
     print(f"ok   perfetto: the {named} task tracks are named after the tasks")
 elif os.environ["PERFETTO_NAMES"] == "require":
     check(False, f"perfetto: only {named} of {len(info['polls'])} task tracks named after the tasks")
 else:
-    print(f"NOTE perfetto: {named} of {len(info['polls'])} task tracks named after the tasks: the export "
-          "does not read THREAD records yet (PERFETTO_NAMES=require makes this fail)")
+    print(f"NOTE perfetto: {named} of {len(info['polls'])} task tracks named after the tasks "
+          "(PERFETTO_NAMES=report; the default, require, fails)")
 if fail:
     print(f"check-embassy.sh: {len(fail)} Perfetto check(s) failed"); sys.exit(1)
 PY

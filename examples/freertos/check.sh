@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the FreeRTOS example for QEMU's mps2-an385 (Cortex-M3), runs it with -icount
 # and -d int, and checks the trace against the firmware's own truth and QEMU's log of
-# exceptions (issue 17, points 1, 5, 7). Prints what tracemark adds to the image.
+# exceptions (issue 17, points 1, 5, 7), and that the Perfetto export names every task
+# (check_perfetto.py). Prints what tracemark adds to the image.
 #
 # Usage: examples/freertos/check.sh        (from anywhere; needs arm-none-eabi-gcc with
 #        newlib and qemu-system-arm; installs gcc-arm-none-eabi libnewlib-arm-none-eabi
@@ -75,3 +76,15 @@ timeout 120 qemu-system-arm -M mps2-an385 -cpu cortex-m3 -nographic -monitor non
 grep -E '^(TRUTH|TASK|COST|ASSERT)' "$out/uart.log"
 
 python3 "$here/check.py" --tracemark "$tracemark" --out "$out" --lib "$lib"
+
+# Every task named in the Perfetto export (issue 17 point 5), read back with Perfetto's
+# own schema (PyPI `perfetto`, in the venv scripts/test-export.sh uses).
+venv="${CARGO_TARGET_DIR:-$repo/target}/export-venv"
+if ! "$venv/bin/python" -c 'import perfetto.protos.perfetto.trace.perfetto_trace_pb2' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q perfetto protobuf
+fi
+"$tracemark" export --format perfetto -o "$out/freertos.perfetto-trace" "$out/uart.log"
+"$tracemark" stats --json "$out/uart.log" >"$out/stats.json"
+"$venv/bin/python" "$here/check_perfetto.py" "$out/freertos.perfetto-trace" "$out/uart.log" \
+    "$out/stats.json"

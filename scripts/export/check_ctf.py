@@ -62,6 +62,8 @@ def expected(r):
         f.update(count=r["count"], since=r["since"])
     elif k == "SWITCH":
         f["thread"] = r["thread"]
+    elif k == "THREAD":
+        f.update(thread=r["thread"], prio=r["prio"], name=r["name"])
     elif k == "CLOCKBACK":
         f["back"] = r["back"]
     return (k, r["ts"], f)
@@ -109,6 +111,8 @@ def actual(ev, ts):
         f.update(count=int(p["count"]), since=int(p["since"]))
     elif k == "SWITCH":
         f["thread"] = int(p["thread"])
+    elif k == "THREAD":
+        f.update(thread=int(p["thread"]), prio=int(p["prio"]), name=str(p["name"]))
     elif k == "CLOCKBACK":
         f["back"] = int(p["back"])
     return (k, ts, f)

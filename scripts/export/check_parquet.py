@@ -75,7 +75,7 @@ def main():
         assert lost == st["lost"], (lost, st["lost"])
         # Thread switches: the thread column only on SWITCH rows, equal to decode's.
         switches = q("""SELECT cpu, ts, thread FROM records
-                        WHERE dump = ? AND (kind = 'SWITCH' OR thread IS NOT NULL)
+                        WHERE dump = ? AND (kind = 'SWITCH' OR (thread IS NOT NULL AND kind <> 'THREAD'))
                         ORDER BY cpu, n""")
         out = subprocess.run([tracemark, "decode", "--format", "json", "--kind", "SWITCH", d],
                              check=True, capture_output=True, text=True).stdout
@@ -83,6 +83,27 @@ def main():
                      key=lambda r: r[:2])
         got = sorted(((int(c), t, th) for c, t, th in switches), key=lambda r: r[:2])
         assert got == dec, f"{d}: SWITCH rows differ from decode ({len(got)} vs {len(dec)})"
+        # Threads: one `threads` row per (CPU, thread) named by THREAD records, with the
+        # latest name and priority, the first record's time and the count, as decode
+        # shows the THREAD records; and the README's join by id names the SWITCH rows.
+        out = subprocess.run([tracemark, "decode", "--format", "json", "--kind", "THREAD", d],
+                             check=True, capture_output=True, text=True).stdout
+        want_threads = {}
+        for r in map(json.loads, out.splitlines()):
+            key = (r["cpu"], r["thread"])
+            first, _, _, n = want_threads.get(key, (r["ts"], None, None, 0))
+            want_threads[key] = (first, r["name"], r["prio"], n + 1)
+        got_threads = {(int(c), t): (f, nm, p, n) for c, t, f, nm, p, n in q(
+            """SELECT cpu, thread, first_ts, name, prio, thread_records FROM read_parquet(
+                   '""" + out_dir + """/threads/*/*/*.parquet', hive_partitioning=true)
+               WHERE dump = ?""")}
+        assert got_threads == want_threads, f"{d}: threads\n SQL    {got_threads}\n decode {want_threads}"
+        named = q("""SELECT count(*) FROM records r JOIN read_parquet(
+                         '""" + out_dir + """/threads/*/*/*.parquet', hive_partitioning=true) t
+                       ON r.dump = t.dump AND r.cpu = t.cpu AND r.thread = t.thread
+                     WHERE r.dump = ? AND r.kind = 'SWITCH'""")[0][0]
+        want_named = sum(1 for c, _, th in dec if (c, th) in want_threads)
+        assert named == want_named, f"{d}: {named} SWITCH rows join a thread, want {want_named}"
         # Clock steps back: `back` only on CLOCKBACK rows, the previous row's time minus
         # this one's.
         backs = q("""SELECT count(*), count(*) FILTER (WHERE back = prev - ts OR prev IS NULL)
@@ -114,7 +135,9 @@ def main():
             assert span == st["time_span_ticks"], (span, st["time_span_ticks"])
         print(f"ok   Parquet dump={dump_id} ({d}): {sum(kinds.values())} rows; kinds, "
               f"CPUs, {len(want)} syscalls (counts, exits, duration sums), IRQs, lost "
-              f"= stats; {len(got)} SWITCH threads = decode, {backs[0]} CLOCKBACK steps")
+              f"= stats; {len(got)} SWITCH threads = decode, {len(got_threads)} threads "
+              f"(= decode's THREAD records, {named} switches named by join), "
+              f"{backs[0]} CLOCKBACK steps")
 
 
 if __name__ == "__main__":

@@ -416,6 +416,9 @@ fn ctf_events(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
                 k if k == Kind::User as u8 => 5 + usize::from(packet[fields + 4]),
                 k if k == Kind::Image as u8 => 24,
                 k if k == Kind::Lost as u8 => 16,
+                k if k == Kind::ThreadName as u8 => {
+                    13 + packet[fields + 12..].iter().position(|&c| c == 0).unwrap()
+                }
                 _ => 8,
             };
             events.push((id, packet[fields..fields + len].to_vec()));
@@ -672,4 +675,166 @@ fn times_that_overflow_nanoseconds_are_reported() {
             assert!(warnings.is_empty(), "{format}: {err}");
         }
     }
+}
+
+/// An RTOS on two CPUs: three named tasks (one renamed midway) and one never named,
+/// switching; a FreeRTOS queue sent to and received from.
+fn named_threads_dump() -> Vec<u8> {
+    use tracemark_format::freertos;
+    let mut d = Vec::new();
+    for cpu in 0..2u32 {
+        d.extend(ring(cpu, Mode::Drop, 64, |t, c| {
+            t.thread_name(0x2000_0100, 3, b"producer");
+            t.thread_name(0x2000_0200, 2, b"consumer");
+            t.thread_name(0x2000_0300, 0, b"IDLE");
+            for i in 0..200u64 {
+                c.set(c.get() + 100 + i % 13);
+                if i == 100 {
+                    // Renamed: the latest name names the track.
+                    t.thread_name(0x2000_0200, 2, b"sink");
+                }
+                t.thread_switch(0x2000_0100 + (i % 4) * 0x100);
+                c.set(c.get() + 10);
+                let queue = 0x2000_1000u32.to_le_bytes();
+                match i % 4 {
+                    0 => t.user(freertos::QUEUE_SEND, &queue),
+                    1 => t.user(freertos::QUEUE_RECEIVE, &queue),
+                    _ => tracemark::Outcome::Written,
+                };
+            }
+        }));
+    }
+    d
+}
+
+#[test]
+fn timeline_exports_name_threads_and_freertos_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("named.bin");
+    std::fs::write(&dump, named_threads_dump()).unwrap();
+    if let Some(fixtures) = std::env::var_os("TRACEMARK_EXPORT_FIXTURES") {
+        std::fs::write(
+            std::path::Path::new(&fixtures).join("named.bin"),
+            named_threads_dump(),
+        )
+        .unwrap();
+    }
+    // Per CPU: 50 switches to each of the four threads, 50 sends, 50 receives.
+    let export = |format: &str, out: &std::path::Path| {
+        let o = tm()
+            .args(["export", "--format", format, "-o"])
+            .arg(out)
+            .arg(&dump)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+
+    // Perfetto: the thread tracks and running slices named by the THREAD records.
+    let trace = dir.path().join("t.perfetto-trace");
+    export("perfetto", &trace);
+    let packets = perfetto_packets(&std::fs::read(&trace).unwrap());
+    let mut tracks: Vec<String> = packets
+        .iter()
+        .filter_map(|p| p.track_descriptor.as_ref())
+        .filter(|t| t.parent_uuid.is_some_and(|p| p != 1))
+        .filter_map(|t| t.name.clone())
+        .collect();
+    tracks.sort();
+    let expect = [
+        "IDLE (0x20000300)",
+        "Thread 0x20000400",
+        "producer (0x20000100)",
+        "sink (0x20000200)",
+    ];
+    let mut both: Vec<String> = expect
+        .iter()
+        .flat_map(|n| [n.to_string(), n.to_string()])
+        .collect();
+    both.sort();
+    assert_eq!(tracks, both);
+    let mut names = std::collections::HashMap::<(u32, u64), String>::new();
+    let mut per_name = std::collections::BTreeMap::<(i32, String), u64>::new();
+    for p in &packets {
+        let seq = p.trusted_packet_sequence_id.unwrap_or(0);
+        if p.sequence_flags.unwrap_or(0) & proto::SEQ_INCREMENTAL_STATE_CLEARED != 0 {
+            names.retain(|(s, _), _| *s != seq);
+        }
+        for n in p.interned_data.iter().flat_map(|i| &i.event_names) {
+            names.insert((seq, n.iid.unwrap()), n.name.clone().unwrap());
+        }
+        let Some(e) = &p.track_event else { continue };
+        if let Some(n) = e.name_iid.and_then(|i| names.get(&(seq, i))) {
+            *per_name
+                .entry((e.r#type.unwrap_or(0), n.clone()))
+                .or_default() += 1;
+        }
+    }
+    let got = |ty: i32, n: &str| per_name.get(&(ty, n.to_string())).copied().unwrap_or(0);
+    for n in ["producer", "sink", "IDLE", "Thread 0x20000400"] {
+        assert_eq!(got(proto::TYPE_SLICE_BEGIN, n), 100, "{n}: {per_name:?}");
+    }
+    assert_eq!(got(proto::TYPE_INSTANT, "freertos:QUEUE_SEND"), 100);
+    assert_eq!(got(proto::TYPE_INSTANT, "freertos:QUEUE_RECEIVE"), 100);
+    // Each THREAD record an instant (three at start and one renaming, per CPU; the
+    // writer re-emits none: every block's threads were named in it or none switched).
+    assert!(
+        got(proto::TYPE_INSTANT, "Thread named") >= 8,
+        "{per_name:?}"
+    );
+
+    // Chrome JSON: thread_name metadata and running slices named likewise.
+    let json = dir.path().join("t.json");
+    export("chrome-json", &json);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let mut meta: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .filter(|n| !n.starts_with("CPU "))
+        .collect();
+    meta.sort();
+    let mut want: Vec<String> = expect
+        .iter()
+        .flat_map(|n| [format!("{n} (CPU 0)"), format!("{n} (CPU 1)")])
+        .collect();
+    want.sort();
+    assert_eq!(meta, want);
+    let count = |ph: &str, name: &str| {
+        events
+            .iter()
+            .filter(|e| e["ph"] == ph && e["name"] == name)
+            .count()
+    };
+    for n in ["producer", "sink", "IDLE", "Thread 0x20000400"] {
+        assert_eq!(count("B", n), 100, "{n}");
+    }
+    assert_eq!(count("i", "freertos:QUEUE_SEND"), 100);
+    assert_eq!(count("i", "freertos:QUEUE_RECEIVE"), 100);
+
+    // CTF: one THREAD event per THREAD record, with id, priority and name.
+    let ctf = dir.path().join("ctf");
+    export("ctf", &ctf);
+    let mut named = std::collections::BTreeSet::new();
+    for stream in ["stream_cpu0", "stream_cpu1"] {
+        for (kind, p) in ctf_events(&std::fs::read(ctf.join(stream)).unwrap()) {
+            if kind == tracemark_format::Kind::ThreadName as u8 {
+                let id = u64::from_le_bytes(p[..8].try_into().unwrap());
+                let prio = u32::from_le_bytes(p[8..12].try_into().unwrap());
+                let name = String::from_utf8(p[12..p.len() - 1].to_vec()).unwrap();
+                named.insert((id, prio, name));
+            }
+        }
+    }
+    let want: std::collections::BTreeSet<(u64, u32, String)> = [
+        (0x2000_0100, 3, "producer"),
+        (0x2000_0200, 2, "consumer"),
+        (0x2000_0200, 2, "sink"),
+        (0x2000_0300, 0, "IDLE"),
+    ]
+    .into_iter()
+    .map(|(i, p, n)| (i, p, n.to_string()))
+    .collect();
+    assert_eq!(named, want);
 }

@@ -9,7 +9,11 @@
 //! (`SWITCH` records, format version 2) gets a thread of its own, `tid` from the
 //! number of rings up, named "Thread 0x... (CPU n)" when first seen, on which its time
 //! running on that CPU is a `B`/`E` slice (category `thread`); the switch is also an
-//! instant on the CPU's thread. Times are microseconds with
+//! instant on the CPU's thread. A THREAD record (format version 3) names the thread:
+//! its `thread_name` is then "name (0x...) (CPU n)" and its slices "name" (the latest
+//! name of the id in the dump, see [`super::thread_names`]), and the record itself is
+//! an instant "Thread named". FreeRTOS USER events are named `freertos:QUEUE_SEND` and
+//! so on. Times are microseconds with
 //! three decimals (nanosecond resolution). Categories (`cat`) and names are those of
 //! the Perfetto export.
 //!
@@ -46,6 +50,8 @@ pub struct ChromeJson<W: Write> {
     running: Vec<Option<u64>>,
     namer: Option<Box<super::perfetto::FunctionNamer>>,
     sourcer: Option<Box<super::perfetto::FunctionNamer>>,
+    /// Thread names, for the `thread_name` metadata and the running slices.
+    thread_names: Option<super::ThreadNames>,
     first: bool,
     /// Bytes written so far.
     pub written: u64,
@@ -66,9 +72,18 @@ impl<W: Write> ChromeJson<W> {
             running: Vec::new(),
             namer: None,
             sourcer: None,
+            thread_names: None,
             first: true,
             written: 0,
         }
+    }
+
+    /// Names threads from `names` (see [`super::thread_names`]): the `thread_name`
+    /// metadata of a thread's `tid` and its running slices; unnamed threads show as
+    /// `Thread 0x...`.
+    pub fn with_thread_names(mut self, names: super::ThreadNames) -> Self {
+        self.thread_names = Some(names);
+        self
     }
 
     /// Names functions with `namer`; unnamed ones show as `0x...`.
@@ -220,7 +235,7 @@ impl<W: Write> ChromeJson<W> {
         self.instant(
             r,
             ns,
-            &format!("User {id}"),
+            &super::user_event_name(id),
             "user",
             &format!("\"id\":{id},\"payload\":\"{hex}\""),
         )
@@ -291,7 +306,11 @@ impl<W: Write> ChromeJson<W> {
             self.start("E", tid as usize, ns);
             self.end_event()?;
         }
-        let name = format!("Thread {thread:#x}");
+        let label = super::thread_label(self.thread_names.as_ref(), thread);
+        let name = match self.thread_names.as_ref().and_then(|n| n.get(&thread)) {
+            Some(n) => n.clone(),
+            None => label.clone(),
+        };
         let tid = match self.threads.get(&(r, thread)) {
             Some(&tid) => tid,
             None => {
@@ -301,7 +320,7 @@ impl<W: Write> ChromeJson<W> {
                 b.extend_from_slice(b",\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
                 num(b, tid);
                 b.extend_from_slice(b",\"name\":\"thread_name\",\"args\":{\"name\":");
-                string(b, &format!("{name} (CPU {})", self.rings[r].cpu));
+                string(b, &format!("{label} (CPU {})", self.rings[r].cpu));
                 b.extend_from_slice(b"}},\n{\"ph\":\"M\",\"pid\":1,\"tid\":");
                 num(b, tid);
                 b.extend_from_slice(b",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":");
@@ -445,8 +464,13 @@ impl<W: Write> Sink for ChromeJson<W> {
                 self.instant(r, ns, "Lost records", "lost", &format!("\"count\":{count}"))?;
             }
             Event::ThreadSwitch { thread } => self.thread_switch(r, ns, thread)?,
-            // Issue 17: thread-name metadata is the export crate's to add.
-            Event::ThreadName { .. } => {}
+            Event::ThreadName { thread, prio, name } => {
+                let mut args = format!("\"thread\":{thread},\"prio\":{prio},\"name\":");
+                let mut b = Vec::new();
+                string(&mut b, &String::from_utf8_lossy(name.as_bytes()));
+                args.push_str(&String::from_utf8_lossy(&b));
+                self.instant(r, ns, "Thread named", "thread", &args)?;
+            }
             Event::ClockBack { back } => self.instant(
                 r,
                 ns,

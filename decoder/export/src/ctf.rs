@@ -7,9 +7,12 @@
 //!   hash), an `env` naming the producer and the dump id, one clock `tracemark` at the
 //!   rings' frequency (1 GHz when the dump does not know it; the values are then raw
 //!   ticks), one stream class, and one event class per event kind of the format crate
-//!   (`Kind::EVENTS`: ten in format version 2), named as `tracemark decode` names the
+//!   (`Kind::EVENTS`: eleven in format version 3), named as `tracemark decode` names the
 //!   kinds (`KENTRY`, `KEXIT`, `IRQ`, `FENTRY`, `FEXIT`, `USER`, `IMAGE`, `LOST`,
-//!   `SWITCH`, `CLOCKBACK`), with the event id equal to the kind's wire code.
+//!   `SWITCH`, `THREAD`, `CLOCKBACK`), with the event id equal to the kind's wire code.
+//!   A `THREAD` event has the thread's id (`thread`, as `SWITCH` carries it), `prio`
+//!   and `name` (a CTF string: invalid UTF-8 as `?`, NULs dropped); threads are joined
+//!   to switches by id.
 //! - `stream_cpu<N>`: the records of CPU `N` in packets of at most [`PACKET_BYTES`].
 //!   Each packet has a header (magic, trace UUID, stream class id, and the ring index as
 //!   stream instance id) and a context: `timestamp_begin`/`timestamp_end` (first and
@@ -65,7 +68,8 @@ const AT_CONTENT: usize = 48;
 const AT_SIZE: usize = 56;
 const AT_SEQ: usize = 64;
 const AT_DISCARDED: usize = 72;
-/// Largest event (a user event with 32 payload bytes, extended header).
+/// Largest event (a THREAD record with a 32-byte name, extended header: 10 + 8 + 4 + 33
+/// bytes; a user event with 32 payload bytes is 47).
 const MAX_EVENT: usize = 64;
 
 /// Event header `id` of an extended header (id and 64-bit time follow); ids below it
@@ -338,11 +342,6 @@ impl CtfStream {
     /// Takes the next record of the ring (in ring order).
     #[inline]
     pub fn record(&mut self, item: &Item) -> io::Result<()> {
-        // THREAD records (format version 3) have no CTF event class yet (issue 17: the
-        // export crate names threads later); skipped.
-        if matches!(item.event, Event::ThreadName { .. }) {
-            return Ok(());
-        }
         // A clock going backwards within a ring cannot be expressed in CTF (babeltrace2
         // refuses it); such a record keeps the previous time.
         let ts = item.ts.max(self.last_ts);
@@ -440,9 +439,26 @@ fn put_fields(b: &mut Vec<u8>, item: &Item) {
         // The event's own time is the stepped-back reading only in the `ts` of
         // `tracemark decode`; here it keeps the previous time (see above).
         Event::ClockBack { back } => b.extend_from_slice(&back.to_le_bytes()),
-        // Skipped before a THREAD record reaches here (`CtfStream::record`).
-        Event::ThreadName { .. } => {}
+        Event::ThreadName { thread, prio, name } => {
+            b.extend_from_slice(&thread.to_le_bytes());
+            b.extend_from_slice(&prio.to_le_bytes());
+            put_name(b, name.as_bytes());
+        }
     }
+}
+
+/// A THREAD record's name as a CTF `string`: UTF-8 and NUL-terminated, so each invalid
+/// sequence becomes one `?` and NULs are dropped (never longer than the record's name,
+/// so the event stays within [`MAX_EVENT`]).
+fn put_name(b: &mut Vec<u8>, name: &[u8]) {
+    for c in String::from_utf8_lossy(name).chars() {
+        match c {
+            '\0' => {}
+            char::REPLACEMENT_CHARACTER => b.push(b'?'),
+            c => b.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    b.push(0);
 }
 
 /// The names in `dir`, if every one is a file of a trace written by tracemark; refuses
@@ -747,6 +763,17 @@ event {{
 }};
 
 event {{
+	name = "THREAD";
+	id = {id_thread};
+	stream_id = 0;
+	fields := struct {{
+		uint64_hex_t thread;
+		uint32_t prio;
+		string name;
+	}};
+}};
+
+event {{
 	name = "CLOCKBACK";
 	id = {id_clockback};
 	stream_id = 0;
@@ -768,6 +795,7 @@ event {{
         id_image = Kind::Image as u8,
         id_lost = Kind::Lost as u8,
         id_switch = Kind::ThreadSwitch as u8,
+        id_thread = Kind::ThreadName as u8,
         id_clockback = Kind::ClockBack as u8,
     );
     s

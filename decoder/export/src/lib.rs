@@ -253,6 +253,54 @@ pub fn track_name(rings: &[RingInfo], ring: usize) -> String {
     }
 }
 
+/// Thread names of a dump, by the id SWITCH records carry: the latest THREAD record of
+/// each id (`tracemark_decoder::threads::names`), for the timeline exports to name
+/// thread tracks with. Shared by the per-ring sinks, which run in parallel.
+pub type ThreadNames = std::sync::Arc<std::collections::HashMap<u64, String>>;
+
+/// At most this many threads are named (the others keep `Thread 0x...`): the map is
+/// built once per dump and bounded by the number of THREAD ids, which a corrupt or
+/// hostile dump could make large.
+pub const MAX_THREAD_NAMES: usize = 1 << 16;
+
+/// The names of `dump`'s threads ([`ThreadNames`]), at most [`MAX_THREAD_NAMES`] (the
+/// lowest ids kept, so that the choice is deterministic). One scan of the dump's
+/// blocks (the fast scanner, as `tracemark stats` does), skipped for a dump whose rings
+/// are all of a format version before THREAD records (3).
+pub fn thread_names(dump: &Dump<'_>) -> ThreadNames {
+    // THREAD records exist from format version 3: older dumps (the seL4 and bare-metal
+    // traces so far) skip the extra scan of every block.
+    if dump.rings.iter().all(|r| r.view.header.version.get() < 3) {
+        return ThreadNames::default();
+    }
+    let mut all: Vec<(u64, String)> = tracemark_decoder::threads::names(dump)
+        .into_iter()
+        .map(|(id, t)| (id, t.name))
+        .collect();
+    all.sort_unstable_by_key(|(id, _)| *id);
+    all.truncate(MAX_THREAD_NAMES);
+    std::sync::Arc::new(all.into_iter().collect())
+}
+
+/// The display name of thread `thread`: its name with its id (`consumer (0x20000400)`),
+/// or `Thread 0x...` when no THREAD record names it.
+pub fn thread_label(names: Option<&ThreadNames>, thread: u64) -> String {
+    match names.and_then(|n| n.get(&thread)) {
+        Some(name) => format!("{name} ({thread:#x})"),
+        None => format!("Thread {thread:#x}"),
+    }
+}
+
+/// The name of a USER event: `freertos:QUEUE_SEND` for an id of the FreeRTOS
+/// integration (`tracemark_format::freertos`), as `tracemark decode` names it, else
+/// `User <id>`.
+pub fn user_event_name(id: u32) -> String {
+    match tracemark_format::freertos::event(id) {
+        Some(e) => format!("freertos:{}", e.name),
+        None => format!("User {id}"),
+    }
+}
+
 /// The Linux syscall a kernel entry of ring ABI `abi` stands for, by number and name, as
 /// `tracemark decode` shows it (`linux=brk`): a [`SyscallAbi::LinuxArm`] ring
 /// (`tracemark import qemu`) records a Linux syscall as an `UnknownSyscall` entry with

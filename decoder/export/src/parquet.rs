@@ -7,6 +7,7 @@
 //! DIR/records/dump=<id>/cpu=<n>/part-<k>.parquet   one row per record
 //! DIR/images/dump=<id>/cpu=<n>/part-0.parquet      one row per IMAGE record
 //! DIR/lost/dump=<id>/cpu=<n>/part-0.parquet        one row per LOST record
+//! DIR/threads/dump=<id>/cpu=<n>/part-0.parquet     one row per thread named on the CPU
 //! DIR/rings/dump=<id>/part-0.parquet               one row per ring (header counters)
 //! ```
 //!
@@ -46,6 +47,22 @@
 //! where it has none. A Linux ring (`tracemark import qemu`) names its syscalls in
 //! `syscall_name` (`brk`), as `tracemark decode` does (`linux=brk`); their numbers are in
 //! `word`.
+//!
+//! # The `threads` table
+//!
+//! | column | type | for |
+//! |---|---|---|
+//! | `thread` | uint64 | the id SWITCH records carry (`records.thread`): join on it |
+//! | `name` | string | the latest THREAD record's name on the CPU (invalid UTF-8 replaced) |
+//! | `prio` | uint32 | the latest THREAD record's priority |
+//! | `first_ts`, `first_time_ns` | int64, int64 (null as `time_ns`) | the first THREAD record of the thread on the CPU |
+//! | `thread_records` | int64 | THREAD records of the thread on the CPU (creation and re-emissions) |
+//!
+//! One row per (CPU, thread) from the THREAD records (format version 3) of that CPU's
+//! ring, sorted by `thread`; the CPU is the `cpu` partition column. A thread renamed
+//! later has its latest name (the THREAD rows of `records` keep every one, with `ts`).
+//! At most [`super::MAX_THREAD_NAMES`] threads per ring are kept (the first ones
+//! seen); the THREAD rows of `records` are all there regardless.
 //!
 //! # Signed and unsigned columns
 //!
@@ -147,6 +164,16 @@ message lost {
   required int64 since;
 }";
 
+const THREADS_SCHEMA: &str = "
+message threads {
+  required int64 thread (INTEGER(64,false));
+  required binary name (STRING);
+  required int32 prio (INTEGER(32,false));
+  required int64 first_ts;
+  optional int64 first_time_ns;
+  required int64 thread_records;
+}";
+
 const RINGS_SCHEMA: &str = "
 message rings {
   required int32 ring;
@@ -172,9 +199,10 @@ fn schema(text: &str) -> Arc<Type> {
     Arc::new(parse_message_type(text).unwrap_or_else(|e| panic!("bad built-in schema: {e}")))
 }
 
-/// The schema version, in every file's key-value metadata as `tracemark.schema`: 2
-/// since times, numbers, durations and counts are signed (1, without the key, before).
-pub const SCHEMA_VERSION: &str = "2";
+/// The schema version, in every file's key-value metadata as `tracemark.schema`: 3
+/// since the `threads` table (the other tables unchanged from 2); 2 since times,
+/// numbers, durations and counts are signed (1, without the key, before).
+pub const SCHEMA_VERSION: &str = "3";
 
 fn properties() -> Arc<WriterProperties> {
     let mut b = WriterProperties::builder()
@@ -624,6 +652,61 @@ impl Side {
     }
 }
 
+/// A thread of the `threads` table, as the ring names it.
+struct ThreadRow {
+    name: Box<str>,
+    prio: u32,
+    first_ts: u64,
+    records: u64,
+}
+
+/// Writes the `threads` file of one ring at `path` (nothing when `threads` is empty);
+/// returns its size.
+fn write_threads(
+    path: &Path,
+    threads: &std::collections::BTreeMap<u64, ThreadRow>,
+    hz: u64,
+) -> io::Result<u64> {
+    if threads.is_empty() {
+        return Ok(0);
+    }
+    let write = || -> Result<(), ParquetError> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let file = File::create(path)?;
+        let mut w = SerializedFileWriter::new(file, schema(THREADS_SCHEMA), properties())?;
+        let mut rg = w.next_row_group()?;
+        let ids: Vec<i64> = threads.keys().map(|&t| t as i64).collect();
+        put::<Int64Type>(&mut rg, &ids, None)?;
+        let names: Vec<ByteArray> = threads
+            .values()
+            .map(|t| ByteArray::from(t.name.as_bytes().to_vec()))
+            .collect();
+        put::<ByteArrayType>(&mut rg, &names, None)?;
+        let prios: Vec<i32> = threads.values().map(|t| t.prio as i32).collect();
+        put::<Int32Type>(&mut rg, &prios, None)?;
+        let firsts: Vec<i64> = threads.values().map(|t| t.first_ts as i64).collect();
+        put::<Int64Type>(&mut rg, &firsts, None)?;
+        let times: Vec<i64> = threads
+            .values()
+            .filter_map(|t| ns(t.first_ts, hz))
+            .collect();
+        let defs: Vec<i16> = threads
+            .values()
+            .map(|t| i16::from(ns(t.first_ts, hz).is_some()))
+            .collect();
+        put::<Int64Type>(&mut rg, &times, Some(&defs))?;
+        let counts: Vec<i64> = threads.values().map(|t| t.records as i64).collect();
+        put::<Int64Type>(&mut rg, &counts, None)?;
+        rg.close()?;
+        w.close()?;
+        Ok(())
+    };
+    write().map_err(|e| perr(path, e))?;
+    Ok(std::fs::metadata(path).map_or(0, |m| m.len()))
+}
+
 /// What was written for one ring.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionSummary {
@@ -656,6 +739,10 @@ pub struct ParquetPartition {
     summary: PartitionSummary,
     images: Side,
     lost: Side,
+    /// The `threads` table's rows of this ring, by thread (at most
+    /// [`super::MAX_THREAD_NAMES`]), and where they go.
+    threads: std::collections::BTreeMap<u64, ThreadRow>,
+    threads_path: PathBuf,
     props: Arc<WriterProperties>,
     schema: Arc<Type>,
 }
@@ -719,6 +806,8 @@ impl ParquetPartition {
         self.close_part()?;
         self.summary.bytes += self.images.finish()?;
         self.summary.bytes += self.lost.finish()?;
+        self.summary.bytes += write_threads(&self.threads_path, &self.threads, self.meta.clock_hz)?;
+        self.threads = std::collections::BTreeMap::new();
         self.cols = None;
         self.chunks = None;
         Ok(())
@@ -827,9 +916,28 @@ impl ParquetPartition {
             Event::Lost { count, since } => self.lost.push([item.ts, *count, *since, 0])?,
             Event::ThreadSwitch { thread } => c.thread.opt(row, Some(*thread as i64)),
             Event::ClockBack { back } => c.back.opt(row, Some(*back as i64)),
-            // Issue 17: a threads table is the export crate's to add; the row keeps its
-            // kind and time.
-            Event::ThreadName { thread, .. } => c.thread.opt(row, Some(*thread as i64)),
+            Event::ThreadName { thread, prio, name } => {
+                c.thread.opt(row, Some(*thread as i64));
+                let full = self.threads.len() >= super::MAX_THREAD_NAMES;
+                let name = || String::from_utf8_lossy(name.as_bytes()).into();
+                match self.threads.entry(*thread) {
+                    std::collections::btree_map::Entry::Occupied(mut e) => {
+                        let t = e.get_mut();
+                        t.name = name();
+                        t.prio = *prio;
+                        t.records += 1;
+                    }
+                    std::collections::btree_map::Entry::Vacant(e) if !full => {
+                        e.insert(ThreadRow {
+                            name: name(),
+                            prio: *prio,
+                            first_ts: item.ts,
+                            records: 1,
+                        });
+                    }
+                    std::collections::btree_map::Entry::Vacant(_) => {}
+                }
+            }
         }
         self.summary.rows += 1;
         if self
@@ -915,6 +1023,10 @@ impl ParquetDump {
                 summary: PartitionSummary::default(),
                 images: side("images", IMAGES_SCHEMA, 3),
                 lost: side("lost", LOST_SCHEMA, 2),
+                threads: std::collections::BTreeMap::new(),
+                threads_path: dump_dir(dir, "threads", &meta.id)
+                    .join(&cpu_dir)
+                    .join(format!("{prefix}part-0.parquet")),
                 prefix,
                 props: props.clone(),
                 schema: schema.clone(),
@@ -961,7 +1073,11 @@ impl ParquetDump {
         }
         // Side tables with no rows exist all the same (see the module documentation).
         let first_cpu = self.rings.first().map_or(0, |r| r.cpu);
-        for (table, text) in [("images", IMAGES_SCHEMA), ("lost", LOST_SCHEMA)] {
+        for (table, text) in [
+            ("images", IMAGES_SCHEMA),
+            ("lost", LOST_SCHEMA),
+            ("threads", THREADS_SCHEMA),
+        ] {
             let d = dump_dir(&self.dir, table, &self.id);
             if !d.exists() {
                 let path = d.join(format!("cpu={first_cpu}")).join("part-0.parquet");
@@ -1009,7 +1125,7 @@ impl ParquetDump {
         write().map_err(|e| perr(path, e))?;
         sum.bytes += std::fs::metadata(path).map_or(0, |m| m.len());
         // In place: each table's `dump=<id>` directory replaces the earlier export's.
-        for table in ["records", "images", "lost", "rings"] {
+        for table in ["records", "images", "lost", "threads", "rings"] {
             let from = dump_dir(&self.dir, table, &self.id);
             let to = dump_dir(&self.out, table, &self.id);
             match std::fs::remove_dir_all(&to) {
@@ -1049,7 +1165,13 @@ mod tests {
 
     #[test]
     fn built_in_schemas_parse() {
-        for t in [RECORDS_SCHEMA, IMAGES_SCHEMA, LOST_SCHEMA, RINGS_SCHEMA] {
+        for t in [
+            RECORDS_SCHEMA,
+            IMAGES_SCHEMA,
+            LOST_SCHEMA,
+            THREADS_SCHEMA,
+            RINGS_SCHEMA,
+        ] {
             assert!(parse_message_type(t).is_ok(), "{t}");
         }
         assert_eq!(schema(RECORDS_SCHEMA).get_fields().len(), 23);
@@ -1303,7 +1425,7 @@ mod tests {
         assert!(kv
             .iter()
             .any(|k| k.key == "tracemark.schema" && k.value.as_deref() == Some(SCHEMA_VERSION)));
-        for table in ["images", "lost"] {
+        for table in ["images", "lost", "threads"] {
             let p = dir.path().join(table).join("dump=two/cpu=0/part-0.parquet");
             assert!(rows(&p).is_empty(), "{table}");
         }
@@ -1410,5 +1532,65 @@ mod tests {
             has(format!("thread={thread}"));
             has(format!("back={back}"));
         }
+    }
+
+    /// Issue 17: one `threads` row per thread a ring names, with its latest name and
+    /// priority, the time of its first THREAD record and their count; on the ring's CPU.
+    #[test]
+    fn threads_table_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let r0 = RingInfo::for_test(0, 1_000_000_000, SyscallAbi::Raw);
+        let r1 = RingInfo {
+            index: 1,
+            cpu: 1,
+            ..r0
+        };
+        let meta = DumpMeta::for_test(vec![r0, r1], "th", 4);
+        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+        let named = |ring: u32, ts: u64, thread: u64, prio: u32, name: &'static [u8]| Item {
+            ts,
+            number: Some(ts),
+            ring,
+            event: Event::ThreadName {
+                thread,
+                prio,
+                name: tracemark_format::record::UserPayload::new(name).unwrap(),
+            },
+            entry: None,
+        };
+        for item in [
+            named(0, 10, 0x300, 1, b"consumer"),
+            named(0, 11, 0x200, 3, b"producer"),
+            named(0, 50, 0x300, 2, b"sink"),
+            named(1, 12, 0x200, 3, b"producer"),
+        ] {
+            d.record(&item).unwrap();
+        }
+        d.finish().unwrap();
+        let cpu0 = rows(&dir.path().join("threads/dump=th/cpu=0/part-0.parquet"));
+        assert_eq!(
+            cpu0,
+            [
+                [
+                    "thread=512",
+                    "name=\"producer\"",
+                    "prio=3",
+                    "first_ts=11",
+                    "first_time_ns=11",
+                    "thread_records=1"
+                ],
+                [
+                    "thread=768",
+                    "name=\"sink\"",
+                    "prio=2",
+                    "first_ts=10",
+                    "first_time_ns=10",
+                    "thread_records=2"
+                ],
+            ]
+        );
+        let cpu1 = rows(&dir.path().join("threads/dump=th/cpu=1/part-0.parquet"));
+        assert_eq!(cpu1.len(), 1);
+        assert_eq!(cpu1[0][1], "name=\"producer\"");
     }
 }

@@ -401,7 +401,8 @@ impl Cmd {
             let names = names.clone();
             Box::new(move |f: u64| names.get(&f).cloned())
         };
-        let mut sink = chrome_json::ChromeJson::new(file);
+        let mut sink = chrome_json::ChromeJson::new(file)
+            .with_thread_names(tracemark_export::thread_names(dump));
         if !names.is_empty() {
             sink = sink.with_function_names(namer(names));
         }

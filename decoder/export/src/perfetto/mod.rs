@@ -21,6 +21,17 @@
 //!   switch, is one slice (category `thread`); the switch itself is also an instant on
 //!   the CPU's track (with the `thread` annotation). A clock that stepped back
 //!   (`CLOCKBACK`) is an instant (category `clock`, with `back_ticks`).
+//! - thread names (format version 3, `THREAD` records): a thread track is named
+//!   `name (0x...)` and its running slices `name`, from [`super::thread_names`] (the
+//!   latest THREAD record of the id in the whole dump, computed before the rings are
+//!   exported in parallel, so a track is named even where its THREAD record comes after
+//!   the first switch). A thread renamed later shows its latest name on every track;
+//!   each THREAD record is also an instant "Thread named" (category `thread`, with
+//!   `thread`, `prio` and `name`), so the earlier names stay visible where they were
+//!   given. Unnamed threads stay `Thread 0x...`.
+//! - FreeRTOS USER events (ids in `tracemark_format::freertos`) are instants named as
+//!   `tracemark decode` names them (`freertos:QUEUE_SEND`), with the queue, semaphore,
+//!   task or timer address as the `object` annotation.
 //!
 //! Every event carries an interned category (`kernel`, `function`, `irq`, `user`,
 //! `image`, `lost`, `thread`, `clock`) so that a reader can count them.
@@ -129,9 +140,12 @@ enum Arg {
     Source = 16,
     Thread = 17,
     Back = 18,
+    Name = 19,
+    Prio = 20,
+    Object = 21,
 }
 
-const ARG_NAMES: [&str; 19] = [
+const ARG_NAMES: [&str; 22] = [
     "cap",
     "label",
     "fastpath",
@@ -151,6 +165,9 @@ const ARG_NAMES: [&str; 19] = [
     "source",
     "thread",
     "back_ticks",
+    "name",
+    "prio",
+    "object",
 ];
 
 /// What an event is named after (the key of the name intern table).
@@ -182,6 +199,8 @@ enum NameKey {
     ClockBack,
     /// A thread's time running on a CPU (slice on its thread track).
     Running(u64),
+    /// A THREAD record (a thread named).
+    ThreadName,
 }
 
 /// One ring's sequence: its intern tables and open slices.
@@ -283,6 +302,8 @@ pub struct Perfetto<W: Write> {
     annots: Vec<DebugAnnotation>,
     namer: Option<Box<FunctionNamer>>,
     sourcer: Option<Box<FunctionNamer>>,
+    /// Thread names, for thread tracks and running slices.
+    thread_names: Option<super::ThreadNames>,
     enc: fast::Encoder,
     /// Per-ring mode: the only ring this sink handles.
     only: Option<u32>,
@@ -301,6 +322,7 @@ impl<W: Write> Perfetto<W> {
             annots: Vec::with_capacity(8),
             namer: None,
             sourcer: None,
+            thread_names: None,
             enc: fast::Encoder::default(),
             only: None,
             written: 0,
@@ -327,6 +349,13 @@ impl<W: Write> Perfetto<W> {
     /// Gives function slices a `source` annotation (`file:line`) from `sourcer`.
     pub fn with_function_sources(mut self, sourcer: Box<FunctionNamer>) -> Self {
         self.sourcer = Some(sourcer);
+        self
+    }
+
+    /// Names thread tracks and running slices from `names` (see
+    /// [`super::thread_names`]); unnamed threads show as `Thread 0x...`.
+    pub fn with_thread_names(mut self, names: super::ThreadNames) -> Self {
+        self.thread_names = Some(names);
         self
     }
 
@@ -433,13 +462,17 @@ impl<W: Write> Perfetto<W> {
                 .as_ref()
                 .and_then(|n| n(f))
                 .unwrap_or_else(|| format!("{f:#x}")),
-            NameKey::User(id) => format!("User {id}"),
+            NameKey::User(id) => super::user_event_name(id),
             NameKey::Image => "Image".to_string(),
             NameKey::OrphanKernelExit => "Kernel exit without entry".to_string(),
             NameKey::OrphanFunctionExit => "Function exit without entry".to_string(),
             NameKey::Switch => "Thread switch".to_string(),
             NameKey::ClockBack => "Clock stepped back".to_string(),
-            NameKey::Running(t) => format!("Thread {t:#x}"),
+            NameKey::Running(t) => match self.thread_names.as_ref().and_then(|n| n.get(&t)) {
+                Some(name) => name.clone(),
+                None => format!("Thread {t:#x}"),
+            },
+            NameKey::ThreadName => "Thread named".to_string(),
         };
         self.interned.event_names.push(EventName {
             iid: Some(iid),
@@ -636,7 +669,7 @@ impl<W: Write> Perfetto<W> {
                     trusted_packet_sequence_id: Some(seq.id),
                     track_descriptor: Some(TrackDescriptor {
                         uuid: Some(track),
-                        name: Some(format!("Thread {thread:#x}")),
+                        name: Some(super::thread_label(self.thread_names.as_ref(), thread)),
                         parent_uuid: Some(cpu_uuid(seq.info.index)),
                         ..Default::default()
                     }),
@@ -894,6 +927,11 @@ impl<W: Write> Sink for Perfetto<W> {
             Event::FunctionExit { func } => self.function_exit(s, ns, func)?,
             Event::User { id, payload } => {
                 self.arg_uint(s, Arg::Id, u64::from(id));
+                if tracemark_format::freertos::event(id).is_some() {
+                    if let Some(obj) = tracemark_format::freertos::object(payload.as_bytes()) {
+                        self.arg_uint(s, Arg::Object, u64::from(obj));
+                    }
+                }
                 self.arg_str(s, Arg::Payload, hex_string(payload.as_bytes()));
                 self.instant(s, ns, NameKey::User(id), Cat::User)?;
             }
@@ -908,8 +946,16 @@ impl<W: Write> Sink for Perfetto<W> {
                 self.loss(s, ns, "Lost records", count)?;
             }
             Event::ThreadSwitch { thread } => self.thread_switch(s, ns, thread)?,
-            // Issue 17: named thread tracks are the export crate's to add.
-            Event::ThreadName { .. } => {}
+            Event::ThreadName { thread, prio, name } => {
+                self.arg_uint(s, Arg::Thread, thread);
+                self.arg_uint(s, Arg::Prio, u64::from(prio));
+                self.arg_str(
+                    s,
+                    Arg::Name,
+                    String::from_utf8_lossy(name.as_bytes()).into_owned(),
+                );
+                self.instant(s, ns, NameKey::ThreadName, Cat::Thread)?;
+            }
             Event::ClockBack { back } => {
                 self.arg_uint(s, Arg::Back, back);
                 self.instant(s, ns, NameKey::ClockBack, Cat::Clock)?;
@@ -964,10 +1010,13 @@ pub fn write_trace<W: Write + Send>(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(super::Outcome, W), crate::ordered::OrderedError<std::io::Error>> {
     let infos = super::ring_infos(dump);
+    let thread_names = super::thread_names(dump);
     let head = header(&infos);
     crate::ordered::write(out, &head, infos.len() as u32, |rings| {
         let make = |ring: u32| {
-            let mut sink = Perfetto::new(rings.writer(ring)).per_ring(ring);
+            let mut sink = Perfetto::new(rings.writer(ring))
+                .per_ring(ring)
+                .with_thread_names(thread_names.clone());
             if let Some(n) = &names {
                 let n = n.clone();
                 sink = sink.with_function_names(Box::new(move |f| n(f)));
