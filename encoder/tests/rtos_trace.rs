@@ -10,17 +10,18 @@ use rtos_trace::{RtosTrace, TaskInfo};
 use tracemark::format::ring::{BlockState, RingView};
 use tracemark::format::Event;
 use tracemark::rtos_trace::{set_tracer, AlreadySet, Embassy, EXECUTOR_THREAD, IDLE_THREAD};
-use tracemark::{Clock, Config, Mode, Tracer};
+use tracemark::{Config, Mode, Tracer};
 
 mod common;
 
 static NOW: AtomicU64 = AtomicU64::new(0);
 
-struct TestClock;
-impl Clock for TestClock {
-    fn now(&self) -> u64 {
-        NOW.load(Ordering::Relaxed)
-    }
+/// The test's clock (a plain function: the tracer is a `'static` global, so its clock
+/// type must be nameable and `Sync`).
+type TestClock = fn() -> u64;
+
+fn now() -> u64 {
+    NOW.load(Ordering::Relaxed)
 }
 
 fn advance(ticks: u64) {
@@ -47,8 +48,9 @@ fn embassy_polls_become_named_switches_with_exact_times() {
         clock_hz: 1_000_000,
         ..Config::new()
     };
-    let tracer: &'static Tracer<'static, TestClock> =
-        Box::leak(Box::new(Tracer::new(image, &config, TestClock).unwrap()));
+    let tracer: &'static Tracer<'static, TestClock> = Box::leak(Box::new(
+        Tracer::new(image, &config, now as TestClock).unwrap(),
+    ));
     set_tracer(tracer).unwrap();
     let other: &'static Tracer<'static, TestClock> = tracer;
     assert_eq!(

@@ -5,7 +5,7 @@
 
 use std::cell::Cell;
 
-use tracemark::{Config, Tracer};
+use tracemark::{Config, Mode, Tracer};
 use tracemark_format::ring::RING_HEADER_LEN;
 use zerocopy::IntoBytes;
 
@@ -63,6 +63,25 @@ pub fn ring_image(
         script(&t, &clock);
     }
     bytes[..len].to_vec()
+}
+
+/// The ring most CLI tests use: CPU `cpu`, `mode`, `blocks` blocks of `block_size`
+/// bytes, a 1 GHz clock at 1000 ticks when `script` starts (see [`ring_image`]).
+pub fn cpu_ring(
+    cpu: u32,
+    mode: Mode,
+    block_size: u32,
+    blocks: usize,
+    script: impl FnOnce(&TestTracer<'_, '_>, &TestClock),
+) -> Vec<u8> {
+    let config = Config {
+        mode,
+        block_size,
+        clock_hz: 1_000_000_000,
+        cpu_id: cpu,
+        ..Config::new()
+    };
+    ring_image(&config, blocks, 1000, script)
 }
 
 /// A console log with `payload` framed as dump `dump_id` (`@TM:` lines, see

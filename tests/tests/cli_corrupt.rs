@@ -7,48 +7,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::process::Output;
 
-use crate::common::{json_lines, kernel_sim, tracemark, Sim};
+use crate::common::{json_lines, kernel_sim, tracemark, valid_blocks, Sim};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use tracemark_format::ring::{BlockState, RingView, RING_HEADER_LEN};
+use tracemark_format::ring::RING_HEADER_LEN;
 use tracemark_tests::set_version;
-
-/// One valid block of the original dump: where it is and what it holds.
-struct BlockInfo {
-    start: usize,
-    end: usize,
-    /// (cpu, ts, kind) of its records.
-    records: Vec<(u64, u64, String)>,
-}
-
-/// The valid blocks of a dump of rings laid end to end.
-fn blocks(bytes: &[u8]) -> Vec<BlockInfo> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < bytes.len() {
-        let view = RingView::parse(&bytes[at..]).expect("a ring");
-        let cpu = u64::from(view.header.cpu_id.get());
-        let bs = view.geometry.block_size() as usize;
-        for b in view.blocks() {
-            if b.state != BlockState::Valid {
-                continue;
-            }
-            out.push(BlockInfo {
-                start: at + b.offset,
-                end: at + b.offset + bs,
-                records: b
-                    .decode()
-                    .map(|r| {
-                        let r = r.expect("the original dump decodes");
-                        (cpu, r.ts, r.event.kind().name().to_string())
-                    })
-                    .collect(),
-            });
-        }
-        at += view.ring_len();
-    }
-    out
-}
 
 fn decode(path: &Path) -> Output {
     tracemark(&["decode", path.to_str().unwrap(), "--format", "json"])
@@ -109,7 +72,7 @@ fn write(sim: &Sim, name: &str, bytes: &[u8]) -> std::path::PathBuf {
 fn truncation_at_every_block_boundary_and_inside_blocks() {
     for (mode, seed) in [("overwrite", 31), ("drop", 32)] {
         let (sim, bytes) = sample(mode, seed);
-        let info = blocks(&bytes);
+        let info = valid_blocks(&bytes);
         let ring_len = bytes.len() / 2;
         let mut cuts = BTreeSet::new();
         for ring in [0, ring_len] {
@@ -168,7 +131,7 @@ fn triples(out: &Output) -> HashMap<(u64, u64, String), usize> {
 #[test]
 fn bit_flips_in_block_headers_lose_only_that_block() {
     let (sim, bytes) = sample("overwrite", 33);
-    let info = blocks(&bytes);
+    let info = valid_blocks(&bytes);
     for (bi, b) in info.iter().enumerate().step_by(2) {
         for field in (0..32).step_by(4) {
             for bit in [0, 7] {

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use crate::common::{json_lines, kernel_sim, tracemark, u, Sim};
+use crate::common::{json_lines, kernel_sim, tracemark, u, valid_blocks, Sim};
 use serde_json::Value;
-use tracemark_format::ring::{BlockState, RingView, RING_HEADER_LEN};
+use tracemark_format::ring::RING_HEADER_LEN;
 use tracemark_format::uart::write_framed;
 
 const CHUNK: usize = 48;
@@ -37,34 +37,6 @@ fn log_without_chunk(dump: &[u8], lost: Option<u64>) -> Vec<u8> {
     }
     log.extend_from_slice(b"login: \n");
     log
-}
-
-/// A valid block: its byte range in the dump and (cpu, ts, kind) of its records.
-type BlockRecords = (std::ops::Range<usize>, Vec<(u64, u64, String)>);
-
-/// Every valid block of the dump.
-fn blocks(bytes: &[u8]) -> Vec<BlockRecords> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < bytes.len() {
-        let view = RingView::parse(&bytes[at..]).expect("a ring");
-        let cpu = u64::from(view.header.cpu_id.get());
-        let bs = view.geometry.block_size() as usize;
-        for b in view.blocks() {
-            if b.state == BlockState::Valid {
-                let recs = b
-                    .decode()
-                    .map(|r| {
-                        let r = r.unwrap();
-                        (cpu, r.ts, r.event.kind().name().to_string())
-                    })
-                    .collect();
-                out.push((at + b.offset..at + b.offset + bs, recs));
-            }
-        }
-        at += view.ring_len();
-    }
-    out
 }
 
 fn triples(lines: &[Value]) -> HashMap<(u64, u64, String), usize> {
@@ -120,10 +92,10 @@ fn a_clean_log_decodes_like_the_dump() {
 #[test]
 fn a_lost_data_line_costs_only_the_blocks_it_touches() {
     let (sim, bytes) = sim();
-    let info = blocks(&bytes);
+    let info = valid_blocks(&bytes);
     // A chunk in the middle of a valid block of the second ring.
-    let (range, _) = &info[info.len() - 3];
-    let lost = ((range.start + 200) / CHUNK) as u64;
+    let block = &info[info.len() - 3];
+    let lost = ((block.start + 200) / CHUNK) as u64;
     let chunk = lost as usize * CHUNK..(lost as usize + 1) * CHUNK;
     let log = sim.dir.path().join("uart.log");
     std::fs::write(&log, log_without_chunk(&bytes, Some(lost))).unwrap();
@@ -149,7 +121,7 @@ fn a_lost_data_line_costs_only_the_blocks_it_touches() {
     let touched: Vec<usize> = info
         .iter()
         .enumerate()
-        .filter(|(_, (r, _))| r.start < chunk.end && chunk.start < r.end)
+        .filter(|(_, b)| b.start < chunk.end && chunk.start < b.end)
         .map(|(i, _)| i)
         .collect();
     assert_eq!(touched.len(), 1, "the chunk lies inside one block");
@@ -160,9 +132,9 @@ fn a_lost_data_line_costs_only_the_blocks_it_touches() {
     assert!(err.contains(logs) && err.contains("at byte "), "{err}");
     let got = triples(&json_lines(&String::from_utf8_lossy(&out.stdout)));
     let mut want: HashMap<(u64, u64, String), usize> = HashMap::new();
-    for (i, (_, recs)) in info.iter().enumerate() {
+    for (i, b) in info.iter().enumerate() {
         if !touched.contains(&i) {
-            for r in recs {
+            for r in &b.records {
                 *want.entry(r.clone()).or_default() += 1;
             }
         }
@@ -185,7 +157,7 @@ fn a_lost_data_line_costs_only_the_blocks_it_touches() {
     assert!(damaged.iter().all(|l| full_keys.contains(&key(l))));
 
     // stats: the truth minus the records of the damaged block.
-    let lost_records = info[touched[0]].1.len() as u64;
+    let lost_records = info[touched[0]].records.len() as u64;
     let s: Value = serde_json::from_slice(&tracemark(&["stats", logs, "--json"]).stdout).unwrap();
     let t: Value =
         serde_json::from_slice(&tracemark(&["stats", sim.dump_str(), "--json"]).stdout).unwrap();
@@ -194,7 +166,7 @@ fn a_lost_data_line_costs_only_the_blocks_it_touches() {
         u(&t, "total_records")
     );
     let mut per_kind = HashMap::new();
-    for r in &info[touched[0]].1 {
+    for r in &info[touched[0]].records {
         *per_kind.entry(r.2.clone()).or_insert(0u64) += 1;
     }
     for (k, n) in per_kind {

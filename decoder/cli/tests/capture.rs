@@ -4,7 +4,6 @@
 //! of `--tcp` (loopback) and `--serial` (a pty pair whose device goes away and comes
 //! back, as a UART does when the target resets).
 
-use std::cell::Cell;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -14,10 +13,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tracemark::{Config, KernelEntry, Mode, Tracer};
-use tracemark_format::ring::RING_HEADER_LEN;
+use tracemark::{Config, KernelEntry, Mode};
 use tracemark_format::uart;
-use zerocopy::IntoBytes;
+use tracemark_tests::ring_image;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tracemark");
 
@@ -209,24 +207,13 @@ fn disk_bound_snapshot_order_and_symlink() {
 
 /// A two-CPU-free ring written by the real encoder: `n` syscalls with interrupts.
 fn ring(n: u64) -> Vec<u8> {
-    struct Clock<'a>(&'a Cell<u64>);
-    impl tracemark::Clock for Clock<'_> {
-        fn now(&self) -> u64 {
-            self.0.get()
-        }
-    }
-    let len = RING_HEADER_LEN + 16 * 256;
-    let mut words = vec![0u64; len.div_ceil(8)];
-    let bytes = words.as_mut_bytes();
-    let clock = Cell::new(1000);
     let config = Config {
         mode: Mode::Overwrite,
         block_size: 256,
         clock_hz: 1_000_000,
         ..Config::new()
     };
-    {
-        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
+    ring_image(&config, 16, 1000, |t, clock| {
         for i in 0..n {
             t.kernel_entry(KernelEntry::syscall(3, 10, true, i as u32));
             clock.set(clock.get() + 50);
@@ -234,8 +221,7 @@ fn ring(n: u64) -> Vec<u8> {
             clock.set(clock.get() + 50);
             t.kernel_exit();
         }
-    }
-    bytes[..len].to_vec()
+    })
 }
 
 fn framed(dump_id: u32, payload: &[u8]) -> Vec<u8> {

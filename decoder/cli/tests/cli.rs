@@ -1,29 +1,11 @@
 //! The `tracemark` binary on ring images written by the real encoder.
 
-use tracemark::{Config, KernelEntry, Mode};
-use tracemark_tests::{ring_image, set_version, TestClock, TestTracer};
+use tracemark::{KernelEntry, Mode};
+use tracemark_tests::{cpu_ring, set_version, TestClock, TestTracer};
 
 use tracemark_format::ring::RING_HEADER_LEN;
 
 use crate::util::{run, write};
-
-/// Writes a ring of `blocks` blocks of `block_size` bytes for `cpu` with `f`, returns its bytes.
-fn ring(
-    cpu: u32,
-    mode: Mode,
-    block_size: u32,
-    blocks: usize,
-    f: impl FnOnce(&TestTracer<'_, '_>, &TestClock),
-) -> Vec<u8> {
-    let config = Config {
-        mode,
-        block_size,
-        clock_hz: 1_000_000_000,
-        cpu_id: cpu,
-        ..Config::new()
-    };
-    ring_image(&config, blocks, 1000, f)
-}
 
 /// A deterministic workload: `n` rounds of syscall, interrupt, function call, user event.
 fn workload(n: u64, seed: u64) -> impl FnOnce(&TestTracer<'_, '_>, &TestClock) {
@@ -55,8 +37,8 @@ fn workload(n: u64, seed: u64) -> impl FnOnce(&TestTracer<'_, '_>, &TestClock) {
 }
 
 fn two_cpu_dump() -> Vec<u8> {
-    let mut d = ring(0, Mode::Drop, 1024, 16, workload(150, 1));
-    d.extend(ring(1, Mode::Drop, 1024, 16, workload(120, 2)));
+    let mut d = cpu_ring(0, Mode::Drop, 1024, 16, workload(150, 1));
+    d.extend(cpu_ring(1, Mode::Drop, 1024, 16, workload(120, 2)));
     d
 }
 
@@ -96,8 +78,8 @@ fn stats_counts_equal_what_was_written() {
 fn every_record_from_the_index_equals_the_linear_decode() {
     let dir = tempfile::tempdir().unwrap();
     // A wrapped overwrite ring (small blocks) and a drop-mode ring.
-    let mut d = ring(0, Mode::Overwrite, 256, 8, workload(300, 3));
-    d.extend(ring(1, Mode::Drop, 512, 8, workload(40, 4)));
+    let mut d = cpu_ring(0, Mode::Overwrite, 256, 8, workload(300, 3));
+    d.extend(cpu_ring(1, Mode::Drop, 512, 8, workload(40, 4)));
     let f = write(dir.path(), "w.bin", &d);
     let fs = f.to_str().unwrap();
     let (code, _, err) = run(&["index", fs]);
@@ -132,7 +114,7 @@ fn every_record_from_the_index_equals_the_linear_decode() {
 #[test]
 fn text_output_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let d = ring(0, Mode::Drop, 1024, 4, |t, c| {
+    let d = cpu_ring(0, Mode::Drop, 1024, 4, |t, c| {
         t.kernel_entry(KernelEntry::syscall(1, 10, true, 42));
         c.set(c.get() + 1234);
         t.interrupt(27);
@@ -253,7 +235,7 @@ fn damaged_inputs_give_clean_errors_or_partial_output() {
         }
     }
     // An unsupported version in the only ring: refused with the version named.
-    let one = ring(0, Mode::Drop, 1024, 4, workload(10, 1));
+    let one = cpu_ring(0, Mode::Drop, 1024, 4, workload(10, 1));
     let mut d = one.clone();
     set_version(&mut d, UNSUPPORTED_VERSION);
     let f = write(dir.path(), "v2.bin", &d);
@@ -282,9 +264,9 @@ fn damaged_inputs_give_clean_errors_or_partial_output() {
 fn raw_memory_image_rings_are_found_by_scanning() {
     let dir = tempfile::tempdir().unwrap();
     let mut img = vec![0xeeu8; 4096];
-    img.extend(ring(0, Mode::Drop, 1024, 4, workload(20, 1)));
+    img.extend(cpu_ring(0, Mode::Drop, 1024, 4, workload(20, 1)));
     img.extend(vec![0u8; 808]);
-    img.extend(ring(5, Mode::Drop, 1024, 4, workload(20, 1)));
+    img.extend(cpu_ring(5, Mode::Drop, 1024, 4, workload(20, 1)));
     img.extend(vec![0x11u8; 3000]);
     let f = write(dir.path(), "core", &img);
     let (code, out, err) = check_clean(&["stats", f.to_str().unwrap(), "--json"]);

@@ -15,39 +15,18 @@ use std::cell::Cell;
 use assert_cmd::Command;
 use tracemark::{Config, KernelEntry, Mode, Tracer};
 use tracemark_format::EntryPath;
+use tracemark_tests::{cpu_ring, TestClock, TestTracer};
 use zerocopy::IntoBytes;
 
-struct Clock<'a>(&'a Cell<u64>);
-
-impl tracemark::Clock for Clock<'_> {
-    fn now(&self) -> u64 {
-        self.0.get()
-    }
-}
-
+/// A ring of `blocks` blocks of 512 bytes of CPU `cpu` written by the real encoder,
+/// its clock at 1000 ticks of 1 ns when `f` starts.
 fn ring(
     cpu: u32,
     mode: Mode,
     blocks: usize,
-    f: impl FnOnce(&Tracer<'_, Clock<'_>>, &Cell<u64>),
+    f: impl FnOnce(&TestTracer<'_, '_>, &TestClock),
 ) -> Vec<u8> {
-    let block_size = 512u32;
-    let len = tracemark_format::ring::RING_HEADER_LEN + blocks * block_size as usize;
-    let mut words = vec![0u64; len.div_ceil(8)];
-    let bytes = words.as_mut_bytes();
-    let clock = Cell::new(1000);
-    let config = Config {
-        mode,
-        block_size,
-        clock_hz: 1_000_000_000,
-        cpu_id: cpu,
-        ..Config::new()
-    };
-    {
-        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
-        f(&t, &clock);
-    }
-    bytes[..len].to_vec()
+    cpu_ring(cpu, mode, 512, blocks, f)
 }
 
 fn gaps_dump() -> Vec<u8> {
@@ -531,7 +510,7 @@ fn linux_dump() -> Vec<u8> {
         ..Config::new()
     };
     {
-        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
+        let t = Tracer::new(&mut bytes[..len], &config, || clock.get()).unwrap();
         for i in 0..170u64 {
             clock.set(clock.get() + 10);
             t.function_entry(0x1_0000 + 4 * i);
@@ -646,7 +625,7 @@ fn times_that_overflow_nanoseconds_are_reported() {
         ..Config::new()
     };
     {
-        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
+        let t = Tracer::new(&mut bytes[..len], &config, || clock.get()).unwrap();
         for i in 0..400 {
             clock.set(clock.get() + 1);
             t.interrupt(i);

@@ -6,12 +6,11 @@
 //! the largest of this process's children, which another test's children would blur.
 //! The bound does not depend on the machine's speed or load.
 
-use std::cell::Cell;
 use std::path::Path;
 use std::process::Command;
 
-use tracemark::{Config, KernelEntry, Mode, Tracer};
-use zerocopy::IntoBytes;
+use tracemark::{Config, KernelEntry, Mode};
+use tracemark_tests::ring_image;
 
 /// Rings in the dump. Before the fix, Perfetto kept one sequence per ring in each of the
 /// rings' sinks (N^2: about 3.7 GB here), Parquet about 0.6 MB per ring (1.2 GB), and CTF
@@ -23,31 +22,17 @@ const MAX_RSS_KIB: i64 = 128 << 10;
 /// Open files allowed (`ulimit -n`).
 const MAX_FILES: u32 = 64;
 
-struct Clock<'a>(&'a Cell<u64>);
-
-impl tracemark::Clock for Clock<'_> {
-    fn now(&self) -> u64 {
-        self.0.get()
-    }
-}
-
 /// One small ring of CPU `cpu`: kernel entries and exits around function calls, and
 /// one function entry left without its exit.
 fn ring(cpu: u32) -> Vec<u8> {
-    let block_size = 512u32;
-    let len = tracemark_format::ring::RING_HEADER_LEN + 2 * block_size as usize;
-    let mut words = vec![0u64; len.div_ceil(8)];
-    let bytes = words.as_mut_bytes();
-    let clock = Cell::new(1000 + u64::from(cpu));
     let config = Config {
         mode: Mode::Overwrite,
-        block_size,
+        block_size: 512,
         clock_hz: 1_000_000_000,
         cpu_id: cpu,
         ..Config::new()
     };
-    {
-        let t = Tracer::new(&mut bytes[..len], &config, Clock(&clock)).unwrap();
+    ring_image(&config, 2, 1000 + u64::from(cpu), |t, clock| {
         for i in 0..6u32 {
             clock.set(clock.get() + 100);
             t.kernel_entry(KernelEntry::syscall(1 + (i % 3) as u8, 4, i % 2 == 0, i));
@@ -57,8 +42,7 @@ fn ring(cpu: u32) -> Vec<u8> {
             t.kernel_exit();
         }
         t.function_entry(0x8000_0200);
-    }
-    bytes[..len].to_vec()
+    })
 }
 
 /// `tracemark export DUMP --format FORMAT -o OUT ARGS...` under `ulimit -n`; its

@@ -144,3 +144,43 @@ pub fn u(v: &Value, key: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("{key} is not a u64 in {v}"))
 }
+
+/// One valid block of a dump: where it is and what it holds.
+pub struct ValidBlock {
+    /// Its first byte in the dump.
+    pub start: usize,
+    /// One past its last byte in the dump.
+    pub end: usize,
+    /// (cpu, ts, kind) of its records.
+    pub records: Vec<(u64, u64, String)>,
+}
+
+/// The valid blocks of a dump of rings laid end to end, in the dump's order.
+pub fn valid_blocks(bytes: &[u8]) -> Vec<ValidBlock> {
+    use tracemark_format::ring::{BlockState, RingView};
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let view = RingView::parse(&bytes[at..]).expect("a ring");
+        let cpu = u64::from(view.header.cpu_id.get());
+        let bs = view.geometry.block_size() as usize;
+        for b in view.blocks() {
+            if b.state != BlockState::Valid {
+                continue;
+            }
+            out.push(ValidBlock {
+                start: at + b.offset,
+                end: at + b.offset + bs,
+                records: b
+                    .decode()
+                    .map(|r| {
+                        let r = r.expect("the original dump decodes");
+                        (cpu, r.ts, r.event.kind().name().to_string())
+                    })
+                    .collect(),
+            });
+        }
+        at += view.ring_len();
+    }
+    out
+}
