@@ -26,32 +26,23 @@ impl<'a> Ring<'a> {
     pub(super) fn write_slow(
         &self,
         nest: u32,
-        ts: u64,
         now: &dyn Fn() -> u64,
         fields: &Fields<'_>,
     ) -> Wrote {
-        let result = self.write_general_loop(Some(ts), now, fields, true);
+        let result = self.write_general_loop(now, fields, true);
         exit(&self.mem, nest);
         result
     }
 
     /// The general writer: any record, retried with a fresh clock reading until it is
     /// written or dropped. One shared copy (the slow path and the drop reporter).
-    ///
-    /// `first` is a clock reading the caller already took (the fast path's): the record
-    /// is written at it, without reading the clock again, unless a nested writer has
-    /// published a later time since (the reading would then look like a step back) or
-    /// raced this write's reservation; only then is the clock read again. So a record
-    /// reads the clock once, whichever path writes it (issue 15).
     #[inline(never)]
     pub(super) fn write_general_loop(
         &self,
-        first: Option<u64>,
         now: &dyn Fn() -> u64,
         fields: &Fields<'_>,
         count_drop: bool,
     ) -> Wrote {
-        let mut first = first;
         // A held deferred entry goes first (its `last_pos` sent this write here).
         if super::held::is_held(self.hdr(offsets::PENDING_POS).load(Ordering::Relaxed)) {
             self.write_held_entry();
@@ -63,18 +54,11 @@ impl<'a> Ring<'a> {
             let last_pos = self.hdr(offsets::LAST_POS).load(Ordering::Relaxed);
             let last_ts = self.mem.load_last_ts();
             compiler_fence();
-            // A reading taken before `last_ts` was loaded is kept only if it is not below
-            // it: a nested writer may have published a later time in between.
-            let ts = match first.take() {
-                Some(ts) if ts >= last_ts => ts,
-                _ => now(),
-            };
-            // `last_ts` was read before the clock (or the kept reading is not below it),
-            // and every writer nested since stored a later reading (or made our
-            // reservation fail), so a reading below it means the clock itself went back:
-            // say so first (once per write; a record that does not fit is not counted as
-            // dropped), then write the record at the same reading (the CLOCKBACK record
-            // published it as the last time).
+            let ts = now();
+            // `last_ts` was read before the clock, and every writer nested since stored a
+            // later reading (or made our reservation fail), so a reading below it means
+            // the clock itself went back: say so first (once per write; a record that
+            // does not fit is not counted as dropped), then write from a fresh reading.
             // One call of the one-attempt writer for both records: it is inlined here.
             let back;
             let (record, is_back) = if ts < last_ts && !stepped_back {
@@ -96,9 +80,6 @@ impl<'a> Ring<'a> {
             };
             if is_back {
                 stepped_back = true;
-                // (If the CLOCKBACK was dropped, `last_ts` is unchanged and the reading
-                // is not kept.)
-                first = Some(ts);
                 continue;
             }
             return (outcome, ts, end);
