@@ -25,11 +25,16 @@ need_pkg() {
     fi
 }
 
-# need_debs PACKAGE...: installs the Debian packages that are not installed ("install ok
-# installed", not merely known to dpkg), one per apt-get call, when running as root with
-# apt-get; else names the missing ones and fails. Quick when nothing is missing.
+# need_debs [--no-install-recommends] PACKAGE...: installs the Debian packages that are
+# not installed ("install ok installed", not merely known to dpkg), one per apt-get call,
+# when running as root with apt-get; else names the missing ones and fails. Quick when
+# nothing is missing.
 need_debs() {
-    local p missing=()
+    local p missing=() opts=()
+    if [ "${1:-}" = --no-install-recommends ]; then
+        opts=(--no-install-recommends)
+        shift
+    fi
     for p in "$@"; do
         [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
     done
@@ -44,7 +49,7 @@ need_debs() {
         TRACEMARK_APT_UPDATED=1
     fi
     for p in "${missing[@]}"; do
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${opts[@]}" "$p" >/dev/null
     done
 }
 

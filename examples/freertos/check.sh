@@ -7,7 +7,8 @@
 # Usage: examples/freertos/check.sh        (from anywhere; needs arm-none-eabi-gcc with
 #        newlib and qemu-system-arm; installs gcc-arm-none-eabi libnewlib-arm-none-eabi
 #        when run as root and they are missing)
-# Env:   TRACEMARK  the tracemark binary (default: target/debug/tracemark, built first)
+# Env:   TRACEMARK  the tracemark binary (default: built with cargo, under $CARGO_TARGET_DIR)
+#        TRACEMARK_THIRD_PARTY  the folder of the pinned snapshots (default ../shared/third-party)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,34 +16,26 @@ repo="$(cd "$here/../.." && pwd)"
 out="$repo/target/freertos"
 mkdir -p "$out"
 
-if ! command -v arm-none-eabi-gcc >/dev/null || [ ! -d /usr/lib/arm-none-eabi/newlib ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq
-        # One package per call (combinations can fail with "Resolve generated breaks");
-        # without recommends: ~100 MB instead of 416 MB.
-        for p in gcc-arm-none-eabi libnewlib-arm-none-eabi; do
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null
-        done
-    else
-        echo "check.sh: arm-none-eabi-gcc and newlib are missing; install gcc-arm-none-eabi libnewlib-arm-none-eabi" >&2
-        exit 2
-    fi
-fi
+root="$repo"
+. "$repo/scripts/lib.sh"
+# Without recommends: ~100 MB instead of 416 MB.
+need_debs --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi
 command -v qemu-system-arm >/dev/null || { echo "check.sh: qemu-system-arm is missing" >&2; exit 2; }
 
 # FreeRTOS V11.3.0, pinned and unmodified, unpacked at build time (never committed).
-tarball="$repo/../shared/third-party/FreeRTOS-Kernel-9b777ae5.tar.gz"
-[ -f "$tarball" ] || tarball="/work/shared/third-party/FreeRTOS-Kernel-9b777ae5.tar.gz"
+third="${TRACEMARK_THIRD_PARTY:-$repo/../shared/third-party}"
+tarball="$third/FreeRTOS-Kernel-9b777ae5.tar.gz"
+if [ ! -f "$tarball" ]; then
+    echo "check.sh: no FreeRTOS snapshot at $tarball: set TRACEMARK_THIRD_PARTY to the folder holding FreeRTOS-Kernel-*.tar.gz" >&2
+    exit 2
+fi
 kernel="$out/FreeRTOS-Kernel-V11.3.0"
 [ -d "$kernel" ] || tar -xzf "$tarball" -C "$out"
 
 # The tracemark C library, lean, for thumbv7m.
 lib="$("$repo/encoder/c-api/build-lean.sh" --target thumbv7m-none-eabi --no-default-features \
     --features panic-handler 2>/dev/null | tail -1)"
-if [ -z "${TRACEMARK:-}" ]; then
-    cargo build --quiet --manifest-path "$repo/Cargo.toml" -p tracemark-cli
-fi
-tracemark="${TRACEMARK:-$repo/target/debug/tracemark}"
+tracemark="${TRACEMARK:-$(tracemark_bin)}"
 
 cflags=(-mcpu=cortex-m3 -mthumb -Os -g -ffunction-sections -fdata-sections -Wall -Wextra
     -Wno-unused-parameter -I"$here" -I"$repo/encoder/include" -I"$repo/encoder/c-api/freertos"
