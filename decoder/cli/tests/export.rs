@@ -111,18 +111,21 @@ fn tm() -> Command {
     Command::cargo_bin("tracemark").unwrap()
 }
 
+/// Writes `bytes` as `dir/name`, and as `$TRACEMARK_EXPORT_FIXTURES/name` when that is
+/// set (the fixtures `scripts/test-export.sh` reads); returns the path in `dir`.
+fn write_dump(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dump = dir.join(name);
+    std::fs::write(&dump, bytes).unwrap();
+    if let Some(fixtures) = std::env::var_os("TRACEMARK_EXPORT_FIXTURES") {
+        std::fs::write(std::path::Path::new(&fixtures).join(name), bytes).unwrap();
+    }
+    dump
+}
+
 #[test]
 fn ctf_and_parquet_of_a_dump_with_long_gaps_and_drops() {
     let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("gaps.bin");
-    std::fs::write(&dump, gaps_dump()).unwrap();
-    if let Some(fixtures) = std::env::var_os("TRACEMARK_EXPORT_FIXTURES") {
-        std::fs::write(
-            std::path::Path::new(&fixtures).join("gaps.bin"),
-            gaps_dump(),
-        )
-        .unwrap();
-    }
+    let dump = write_dump(dir.path(), "gaps.bin", &gaps_dump());
     let stats = tm().args(["stats", "--json"]).arg(&dump).output().unwrap();
     let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
     assert!(stats["cpus"][1]["dropped"].as_u64().unwrap() > 0);
@@ -196,15 +199,7 @@ fn ctf_and_parquet_of_a_dump_with_long_gaps_and_drops() {
 #[test]
 fn every_format_exports_thread_switches_and_clock_steps() {
     let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("threads.bin");
-    std::fs::write(&dump, threads_dump()).unwrap();
-    if let Some(fixtures) = std::env::var_os("TRACEMARK_EXPORT_FIXTURES") {
-        std::fs::write(
-            std::path::Path::new(&fixtures).join("threads.bin"),
-            threads_dump(),
-        )
-        .unwrap();
-    }
+    let dump = write_dump(dir.path(), "threads.bin", &threads_dump());
     let stats = tm().args(["stats", "--json"]).arg(&dump).output().unwrap();
     let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
     let kinds = &stats["records_per_kind"];
@@ -689,15 +684,7 @@ fn named_threads_dump() -> Vec<u8> {
 #[test]
 fn timeline_exports_name_threads_and_freertos_events() {
     let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("named.bin");
-    std::fs::write(&dump, named_threads_dump()).unwrap();
-    if let Some(fixtures) = std::env::var_os("TRACEMARK_EXPORT_FIXTURES") {
-        std::fs::write(
-            std::path::Path::new(&fixtures).join("named.bin"),
-            named_threads_dump(),
-        )
-        .unwrap();
-    }
+    let dump = write_dump(dir.path(), "named.bin", &named_threads_dump());
     // Per CPU: 50 switches to each of the four threads, 50 sends, 50 receives.
     let export = |format: &str, out: &std::path::Path| {
         let o = tm()
