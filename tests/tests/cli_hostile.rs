@@ -739,18 +739,25 @@ fn damage_is_reported(
     lines
 }
 
-#[test]
-fn a_zeroed_block_magic_between_written_blocks_is_damage() {
-    // Point 1: the block vanished with "torn 0" and exit 0.
+/// A two-CPU overwrite-mode kernel-sim dump (16 KiB rings of 1 KiB blocks, so blocks were
+/// overwritten) to damage, and its bytes.
+fn overwritten_sim(events: u64, seed: u64) -> (Sim, Vec<u8>) {
     let sim = kernel_sim(
-        20_000,
+        events,
         2,
         RING_HEADER_LEN + 16 * 1024,
         "overwrite",
         1024,
-        61,
+        seed,
     );
     let bytes = std::fs::read(&sim.dump).unwrap();
+    (sim, bytes)
+}
+
+#[test]
+fn a_zeroed_block_magic_between_written_blocks_is_damage() {
+    // Point 1: the block vanished with "torn 0" and exit 0.
+    let (sim, bytes) = overwritten_sim(20_000, 61);
     let full = json_lines(&tracemark_ok(&[
         "decode",
         sim.dump_str(),
@@ -792,15 +799,7 @@ fn a_zero_commit_position_on_a_first_lap_ring_is_damage() {
     // Point 2: a ring on its first lap (block 0 and a few more, or block 0 alone) with
     // its commit position zeroed was dropped without a word.
     for events in [100u64, 3_000] {
-        let sim = kernel_sim(
-            events,
-            2,
-            RING_HEADER_LEN + 16 * 1024,
-            "overwrite",
-            1024,
-            63,
-        );
-        let bytes = std::fs::read(&sim.dump).unwrap();
+        let (sim, bytes) = overwritten_sim(events, 63);
         let full = json_lines(&tracemark_ok(&[
             "decode",
             sim.dump_str(),
@@ -820,15 +819,7 @@ fn a_zero_commit_position_on_a_first_lap_ring_is_damage() {
 fn a_block_count_that_disagrees_with_its_records_is_damage() {
     // Point 3: a closed block's header count off by one (numbers repeat or skip), and
     // record bytes zeroed (zeros decode as clean kernel entries).
-    let sim = kernel_sim(
-        20_000,
-        2,
-        RING_HEADER_LEN + 16 * 1024,
-        "overwrite",
-        1024,
-        64,
-    );
-    let bytes = std::fs::read(&sim.dump).unwrap();
+    let (sim, bytes) = overwritten_sim(20_000, 64);
     let full = json_lines(&tracemark_ok(&[
         "decode",
         sim.dump_str(),
@@ -858,15 +849,7 @@ fn a_block_count_that_disagrees_with_its_records_is_damage() {
 fn lost_counts_that_contradict_the_blocks_are_damage() {
     // Point 4: `overwritten` zeroed while the blocks say thousands were lost; `dropped`
     // of 2^63 on two rings, whose sum wrapped to "lost: 0".
-    let sim = kernel_sim(
-        20_000,
-        2,
-        RING_HEADER_LEN + 16 * 1024,
-        "overwrite",
-        1024,
-        65,
-    );
-    let bytes = std::fs::read(&sim.dump).unwrap();
+    let (sim, bytes) = overwritten_sim(20_000, 65);
     let rings = ring_offsets(&bytes);
     let mut bad = bytes.clone();
     set_u64(&mut bad, rings[0] + offsets::OVERWRITTEN, 0);
@@ -903,15 +886,7 @@ fn lost_counts_that_contradict_the_blocks_are_damage() {
 fn a_block_moved_back_in_time_is_damage_and_decode_and_query_agree() {
     // Point 5: a damaged base_ts moved a block back in time silently, and decode
     // --from/--to and query --from/--to answered differently.
-    let sim = kernel_sim(
-        20_000,
-        2,
-        RING_HEADER_LEN + 16 * 1024,
-        "overwrite",
-        1024,
-        66,
-    );
-    let bytes = std::fs::read(&sim.dump).unwrap();
+    let (sim, bytes) = overwritten_sim(20_000, 66);
     let rings = ring_offsets(&bytes);
     let blocks = closed_blocks(&bytes, rings[0]);
     let base = |b: usize| {
