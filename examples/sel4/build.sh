@@ -43,16 +43,20 @@ aarch64) rust_target=aarch64-unknown-none-softfloat ;;
 *) echo "build.sh: unknown ARCH $arch" >&2; exit 2 ;;
 esac
 
-# 1. Sources: unpack the snapshots (once per build folder) and apply our patch.
+# 1. Sources: unpack the snapshots (once per build folder), apply our patch to the
+#    kernel's own files and add our new ones (kernel/files/, laid out as in the seL4 tree).
 stamp="$src/.tracemark-patched"
 patch_file="$here/kernel/tracemark.patch"
-if [ ! -f "$stamp" ] || [ "$patch_file" -nt "$stamp" ]; then
+new_files="$here/kernel/files"
+if [ ! -f "$stamp" ] || [ "$patch_file" -nt "$stamp" ] ||
+    [ -n "$(find "$new_files" -newer "$stamp" -print -quit)" ]; then
     rm -rf "$src"
     mkdir -p "$src"
     tar xzf "$third"/seL4-*.tar.gz -C "$src"
     tar xzf "$third"/seL4_tools-*.tar.gz -C "$src"
     tar xzf "$third"/util_libs-libcpio-*.tar.gz -C "$src"
     (cd "$src/seL4" && patch -s -p1 <"$patch_file")
+    cp -R "$new_files/." "$src/seL4/"
     touch "$stamp"
 fi
 

@@ -44,9 +44,10 @@
 //! [`tm_thread_switch`] if the scheduler picked another thread, and [`tm_kernel_exit`]
 //! (FORMAT.md section 9.5). A kernel built with `-nostdinc` includes `tracemark.h` with
 //! `TM_NO_STDINC` defined (the header then includes nothing and uses the kernel's own
-//! exact-width types), as `examples/sel4/kernel/tracemark.patch` does; such a kernel
-//! also defines the `-finstrument-functions` hooks itself (build without the
-//! `cyg-profile` feature) so that they can skip its own tracing code.
+//! exact-width types), as the seL4 example's
+//! `examples/sel4/kernel/files/include/benchmark/tracemark.h` does; such a kernel also
+//! defines the `-finstrument-functions` hooks itself (build without the `cyg-profile`
+//! feature) so that they can skip its own tracing code.
 #![cfg_attr(target_os = "none", no_std)]
 
 use core::cell::UnsafeCell;

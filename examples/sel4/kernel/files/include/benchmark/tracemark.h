@@ -1,0 +1,70 @@
+/*
+ * Copyright 2026, the tracemark authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-only
+ */
+
+/* Tracing the kernel with tracemark: kernel entries and
+ * exits with their durations, interrupts, thread switches and, optionally, the kernel's
+ * own functions (-finstrument-functions), recorded into a ring in the kernel's BSS and
+ * dumped over the serial console at seL4_DebugHalt in tracemark's UART framing.
+ *
+ * Enabled by KernelTracemark (off by default); every hook below compiles to nothing
+ * when it is off. */
+
+#pragma once
+
+#include <config.h>
+#include <types.h>
+
+#ifdef CONFIG_KERNEL_TRACEMARK
+
+/* The tracemark C ABI (libtracemark_c.a), declared by tracemark's own header
+ * (KernelTracemarkInclude is its folder). The kernel is built with -nostdinc:
+ * TM_NO_STDINC makes tracemark.h include nothing and use the kernel's uint8_t,
+ * uint32_t and uint64_t (from types.h above). */
+#define TM_NO_STDINC
+#include <tracemark.h>
+
+/* The kernel's hooks. */
+void tracemark_sel4_init(void);
+void tracemark_sel4_entry(void);
+void tracemark_sel4_exit(void);
+void tracemark_sel4_interrupt(word_t irq);
+void tracemark_sel4_dump(void);
+
+/* The syscall number of the current entry as the entry code saw it (seL4 keeps only 4
+ * bits of it in ksKernelEntry); 0 when the entry is not a syscall. */
+extern word_t tracemark_sel4_syscall;
+
+/* The id of the USER record the dump adds with KernelTracemarkFunctions ("OUT" in
+ * ASCII): its 16 bytes are two little-endian uint64_t, the function records made outside
+ * every kernel entry during the rest of the boot, and between an exit record and the
+ * next entry record (the way out after c_exit_hook's exit record; x86's
+ * pending-interrupt service), see tm_outside in src/benchmark/tracemark.c. */
+#define TRACEMARK_SEL4_OUTSIDE_ID 0x4f5554u
+
+#ifdef CONFIG_ARCH_X86
+/* The TSC frequency in MHz that the boot measures once (tsc_init, for the boot info's
+ * X86_TSC_FREQ): the tracer's clock frequency, so that the PIT calibration does not
+ * run a second time. */
+extern uint32_t tracemark_sel4_tsc_mhz;
+#define TRACEMARK_TSC_MHZ(mhz) (tracemark_sel4_tsc_mhz = (mhz))
+#else
+#define TRACEMARK_TSC_MHZ(mhz) do {} while (0)
+#endif
+
+#define TRACEMARK_SYSCALL(n) (tracemark_sel4_syscall = (word_t)(n))
+#define TRACEMARK_ENTRY() tracemark_sel4_entry()
+#define TRACEMARK_EXIT() tracemark_sel4_exit()
+#define TRACEMARK_INTERRUPT(irq) tracemark_sel4_interrupt(irq)
+
+#else
+
+#define TRACEMARK_TSC_MHZ(mhz) do {} while (0)
+#define TRACEMARK_SYSCALL(n) do {} while (0)
+#define TRACEMARK_ENTRY() do {} while (0)
+#define TRACEMARK_EXIT() do {} while (0)
+#define TRACEMARK_INTERRUPT(irq) do {} while (0)
+
+#endif /* CONFIG_KERNEL_TRACEMARK */
