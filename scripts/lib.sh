@@ -4,8 +4,9 @@
 #   . "$root/scripts/lib.sh"
 # It defines no other variable and changes no option of the caller.
 
-# A step banner: `==> what`.
-step() { printf '\n==> %s\n' "$*"; }
+# step TEXT: a step banner, `==> [SECONDS] TEXT`, SECONDS since this script started
+# (bash's SECONDS), so that a CI log shows where its time goes.
+step() { printf '\n==> [%4ds] %s\n' "$SECONDS" "$*"; }
 
 # need_pkg COMMAND DEBIAN-PACKAGE: when COMMAND (a name on PATH or a path) is missing,
 # installs the package if running as root with apt-get (one package per call: some
