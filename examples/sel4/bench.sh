@@ -64,7 +64,7 @@ base = None
 for v in variants:
     t, hz = bench(v)
     base = base if base is not None else t
-    name = {"off": "tracing compiled out", "trace": "tracemark (KernelTracemark)",
+    name = {"off": "tracing compiled out", "trace": "tracemark (KernelBenchmarksTracemark)",
             "track": "seL4 track_kernel_entries"}[v]
     print(f"| {name} | {t:.2f} | {t * 1e9 / hz:.0f} | {(t - base) * 1e9 / hz:+.0f} instructions |")
 print(f"\n(counter: {hz} Hz)\n")

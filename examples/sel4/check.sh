@@ -32,7 +32,7 @@ if [ "${2:-}" = --cores ]; then
     cores="${3:?usage: check.sh x86_64|aarch64 [--cores N]}"
 fi
 if [ "$cores" != 1 ]; then
-    # The kernel's CMake refuses KernelTracemark with KernelMaxNumNodes > 1 (checked below).
+    # The kernel's CMake refuses KernelBenchmarksTracemark with KernelMaxNumNodes > 1 (checked below).
     echo "check.sh: --cores $cores: not supported yet, the seL4 hooks have one ring for one core (README, Tracing seL4, known limits)" >&2
     exit 2
 fi
@@ -91,15 +91,15 @@ echo "== $arch: a multicore kernel is refused at configuration"
 rm -rf "$out/smp-refused"
 if OUT_NAME=smp-refused SEL4_CMAKE_OPTS=-DKernelMaxNumNodes=2 "$here/build.sh" "$arch" trace \
     >"$out/smp-refused.log" 2>&1; then
-    echo "check.sh: a KernelTracemark kernel with KernelMaxNumNodes=2 was configured and built" >&2
+    echo "check.sh: a KernelBenchmarksTracemark kernel with KernelMaxNumNodes=2 was configured and built" >&2
     exit 1
 fi
-if ! grep -q "KernelTracemark does not support SMP yet" "$out/smp-refused.log"; then
-    echo "check.sh: the SMP build failed, but not with KernelTracemark's message:" >&2
+if ! grep -q "KernelBenchmarksTracemark does not support SMP yet" "$out/smp-refused.log"; then
+    echo "check.sh: the SMP build failed, but not with KernelBenchmarksTracemark's message:" >&2
     tail -n 20 "$out/smp-refused.log" >&2
     exit 1
 fi
-echo "check.sh: refused as expected: $(grep -m 1 -o 'KernelTracemark does not support SMP yet.*' "$out/smp-refused.log")"
+echo "check.sh: refused as expected: $(grep -m 1 -o 'KernelBenchmarksTracemark does not support SMP yet.*' "$out/smp-refused.log")"
 rm -rf "$out/smp-refused"
 
 if [ "$arch" = x86_64 ]; then

@@ -9,18 +9,20 @@
  * own functions (-finstrument-functions), recorded into a ring in the kernel's BSS and
  * dumped over the serial console at seL4_DebugHalt in tracemark's UART framing.
  *
- * Enabled by KernelTracemark (off by default); every hook below compiles to nothing
- * when it is off. */
+ * Enabled by KernelBenchmarksTracemark (off by default), an option of seL4's benchmark
+ * family. seL4's own files call the tracer only through the TRACEMARK_* macros below,
+ * each where seL4 calls its own benchmark hooks or at the end of the boot; every one
+ * compiles to nothing when the option is off. */
 
 #pragma once
 
 #include <config.h>
 #include <types.h>
 
-#ifdef CONFIG_KERNEL_TRACEMARK
+#ifdef CONFIG_BENCHMARK_TRACEMARK
 
 /* The tracemark C ABI (libtracemark_c.a), declared by tracemark's own header
- * (KernelTracemarkInclude is its folder). The kernel is built with -nostdinc:
+ * (TRACEMARK_DIR/include, found by the kernel's CMake). The kernel is built with -nostdinc:
  * TM_NO_STDINC makes tracemark.h include nothing and use the kernel's uint8_t,
  * uint32_t and uint64_t (from types.h above). */
 #define TM_NO_STDINC
@@ -54,6 +56,10 @@ extern uint32_t tracemark_sel4_tsc_mhz;
 #define TRACEMARK_TSC_MHZ(mhz) do {} while (0)
 #endif
 
+/* The end of the boot, just before the first exit to user level. */
+#define TRACEMARK_BOOT_DONE() tracemark_sel4_init()
+/* seL4_DebugHalt: the ring goes out over the serial console. */
+#define TRACEMARK_DUMP() tracemark_sel4_dump()
 #define TRACEMARK_SYSCALL(n) (tracemark_sel4_syscall = (word_t)(n))
 #define TRACEMARK_ENTRY() tracemark_sel4_entry()
 #define TRACEMARK_EXIT() tracemark_sel4_exit()
@@ -62,9 +68,11 @@ extern uint32_t tracemark_sel4_tsc_mhz;
 #else
 
 #define TRACEMARK_TSC_MHZ(mhz) do {} while (0)
+#define TRACEMARK_BOOT_DONE() do {} while (0)
+#define TRACEMARK_DUMP() do {} while (0)
 #define TRACEMARK_SYSCALL(n) do {} while (0)
 #define TRACEMARK_ENTRY() do {} while (0)
 #define TRACEMARK_EXIT() do {} while (0)
 #define TRACEMARK_INTERRUPT(irq) do {} while (0)
 
-#endif /* CONFIG_KERNEL_TRACEMARK */
+#endif /* CONFIG_BENCHMARK_TRACEMARK */

@@ -6,7 +6,7 @@
 
 #include <config.h>
 
-#ifdef CONFIG_KERNEL_TRACEMARK
+#ifdef CONFIG_BENCHMARK_TRACEMARK
 
 #include <types.h>
 #include <assert.h>
@@ -85,7 +85,7 @@ static inline TM_NOTRACE uint64_t tm_now(void)
     asm volatile("mrs %0, cntvct_el0" : "=r"(v));
     return v;
 #else
-#error "KernelTracemark supports x86_64 and aarch64"
+#error "KernelBenchmarksTracemark supports x86_64 and aarch64"
 #endif
 }
 
@@ -343,4 +343,4 @@ TM_NOTRACE void tracemark_sel4_dump(void)
     printf("tracemark: dump done (%d)\n", r);
 }
 
-#endif /* CONFIG_KERNEL_TRACEMARK */
+#endif /* CONFIG_BENCHMARK_TRACEMARK */
