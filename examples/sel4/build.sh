@@ -2,16 +2,20 @@
 # Builds the seL4 kernel from the pinned snapshots (shared/third-party beside the
 # checkout, or $SEL4_THIRD_PARTY) with tracemark linked in, and the root task of this example.
 #
-# Usage: examples/sel4/build.sh ARCH VARIANT
+# Usage: examples/sel4/build.sh ARCH VARIANT [--release]
 #   ARCH     x86_64 (pc99, standalone kernel + root task as a multiboot module) or
 #            aarch64 (qemu-arm-virt, kernel and root task in one elfloader image)
 #   VARIANT  trace   KernelBenchmarksTracemark=ON: entries, exits, interrupts, thread switches
 #            ftrace  trace + KernelTracemarkFunctions=ON (-finstrument-functions)
 #            off     the same kernel and root task with tracing compiled out
 #            track   off + seL4's own KernelBenchmarks=track_kernel_entries (aarch64)
+#   --release  a release kernel (KernelDebugBuild=OFF, KernelPrinting=OFF), in
+#            target/ARCH/VARIANT-release: the tracer dumps at seL4_BenchmarkFinalizeLog
+#            over the serial port itself, the root task ships its TRUTH line in the trace
 # Env:     ROOT_CFLAGS  extra C flags for the root task (e.g. -DTM_BENCH for the
 #                       Yield benchmark of examples/sel4/bench.sh)
-#          OUT_NAME     build folder name under target/ARCH/ (default: VARIANT)
+#          OUT_NAME     build folder name under target/ARCH/ (default: VARIANT, or
+#                       VARIANT-release)
 #          SEL4_CMAKE_OPTS  extra kernel CMake options, split at spaces (e.g.
 #                       -DKernelMaxNumNodes=2, which check.sh uses to see SMP refused,
 #                       or -DKernelTracemarkClock=cycles);
@@ -25,14 +29,20 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-arch="${1:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track}"
-variant="${2:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track}"
+arch="${1:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track [--release]}"
+variant="${2:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track [--release]}"
+release=""
+case "${3:-}" in
+"") ;;
+--release) release=1 ;;
+*) echo "build.sh: unknown option $3" >&2; exit 2 ;;
+esac
 third="${SEL4_THIRD_PARTY:-$root/../shared/third-party}"
 if [ ! -d "$third" ]; then
     echo "build.sh: no seL4 snapshots at $third: set SEL4_THIRD_PARTY to the folder holding seL4-*.tar.gz" >&2
     exit 1
 fi
-out="$here/target/$arch/${OUT_NAME:-$variant}"
+out="$here/target/$arch/${OUT_NAME:-$variant${release:+-release}}"
 src="$out/src"
 venv="$root/target/sel4-venv"
 export PATH="$venv/bin:$PATH"
@@ -117,8 +127,14 @@ lean_tracemark() {
 }
 
 # 3. Kernel configuration.
-opts=(-DKernelDebugBuild=ON -DKernelPrinting=ON -DKernelVerificationBuild=OFF
-    -DLibSel4UseThreadLocals=OFF)
+if [ -n "$release" ]; then
+    # A release kernel: no debug build, no printing (SEL4_CMAKE_OPTS may turn printing
+    # back on, as bench.sh does for the root task's BENCH lines).
+    opts=(-DKernelDebugBuild=OFF -DKernelPrinting=OFF)
+else
+    opts=(-DKernelDebugBuild=ON -DKernelPrinting=ON)
+fi
+opts+=(-DKernelVerificationBuild=OFF -DLibSel4UseThreadLocals=OFF)
 case "$variant" in
 trace) opts+=(-DKernelBenchmarksTracemark=ON -DTRACEMARK_DIR=tracemark) ;;
 # A 2 MiB ring: the counted workload's function records fill 45% of it (x86_64) under
@@ -186,4 +202,7 @@ else
     cp "$kbuild/images/root-image-arm-qemu-arm-virt" "$out/image.elf"
     cp "$kbuild/root" "$out/root.elf"
 fi
-echo "build.sh: $arch $variant -> $out"
+# run.sh stops QEMU at the end of the run: "halting..." of seL4_DebugHalt on a debug kernel;
+# a release kernel has none (release-run marks it).
+if [ -n "$release" ]; then touch "$out/release-run"; else rm -f "$out/release-run"; fi
+echo "build.sh: $arch $variant${release:+ (release)} -> $out"

@@ -34,6 +34,7 @@ void tracemark_sel4_entry(void);
 void tracemark_sel4_exit(void);
 void tracemark_sel4_interrupt(word_t irq);
 void tracemark_sel4_dump(void);
+void tracemark_sel4_finalize(void);
 
 /* The syscall number of the current entry as the entry code saw it (seL4 keeps only 4
  * bits of it in ksKernelEntry); 0 when the entry is not a syscall. */
@@ -45,6 +46,10 @@ extern word_t tracemark_sel4_syscall;
  * next entry record (the way out after c_exit_hook's exit record; x86's
  * pending-interrupt service), see tm_outside in src/benchmark/tracemark.c. */
 #define TRACEMARK_SEL4_OUTSIDE_ID 0x4f5554u
+
+/* The id of the USER records that carry the note of seL4_BenchmarkFinalizeLog's caller
+ * ("NOT" in ASCII): its bytes, 32 per record, in order (tracemark_sel4_finalize). */
+#define TRACEMARK_SEL4_NOTE_ID 0x4e4f54u
 
 #ifdef CONFIG_ARCH_X86
 /* The TSC frequency in MHz that the boot measures once (tsc_init, for the boot info's
@@ -60,6 +65,9 @@ extern uint32_t tracemark_sel4_tsc_mhz;
 #define TRACEMARK_BOOT_DONE() tracemark_sel4_init()
 /* seL4_DebugHalt: the ring goes out over the serial console. */
 #define TRACEMARK_DUMP() tracemark_sel4_dump()
+/* seL4_BenchmarkFinalizeLog: the caller's note, then the ring, go out (release kernels
+ * have no seL4_DebugHalt). */
+#define TRACEMARK_FINALIZE() tracemark_sel4_finalize()
 #define TRACEMARK_SYSCALL(n) (tracemark_sel4_syscall = (word_t)(n))
 #define TRACEMARK_ENTRY() tracemark_sel4_entry()
 #define TRACEMARK_EXIT() tracemark_sel4_exit()
@@ -70,6 +78,7 @@ extern uint32_t tracemark_sel4_tsc_mhz;
 #define TRACEMARK_TSC_MHZ(mhz) do {} while (0)
 #define TRACEMARK_BOOT_DONE() do {} while (0)
 #define TRACEMARK_DUMP() do {} while (0)
+#define TRACEMARK_FINALIZE() do {} while (0)
 #define TRACEMARK_SYSCALL(n) do {} while (0)
 #define TRACEMARK_ENTRY() do {} while (0)
 #define TRACEMARK_EXIT() do {} while (0)
