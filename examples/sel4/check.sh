@@ -26,11 +26,18 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-arch="${1:?usage: check.sh x86_64|aarch64 [--cores N]}"
+usage="usage: check.sh x86_64|aarch64 [--cores N] [--release]"
+arch="${1:?$usage}"
+shift
 cores=1
-if [ "${2:-}" = --cores ]; then
-    cores="${3:?usage: check.sh x86_64|aarch64 [--cores N]}"
-fi
+release=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --cores) cores="${2:?$usage}"; shift 2 ;;
+    --release) release=1; shift ;;
+    *) echo "check.sh: unknown argument $1; $usage" >&2; exit 2 ;;
+    esac
+done
 if [ "$cores" != 1 ]; then
     # The kernel's CMake refuses KernelBenchmarksTracemark with KernelMaxNumNodes > 1 (checked below).
     echo "check.sh: --cores $cores: not supported yet, the seL4 hooks have one ring for one core (README, Tracing seL4, known limits)" >&2
@@ -43,6 +50,67 @@ mkdir -p "$out"
 
 . "$root/scripts/lib.sh"
 tool="$(tracemark_bin)"
+
+if [ -n "$release" ]; then
+    # A release kernel (KernelDebugBuild=OFF, KernelPrinting=OFF): no debug syscalls, no
+    # console for the root task, no thread names. The tracer dumps at
+    # seL4_BenchmarkFinalizeLog over the serial port itself; the root task ships its TRUTH
+    # line in the trace (the call's note), and it must be the truth of the debug run for
+    # every syscall both kernels have: the same workload, traced the same.
+    echo "== $arch release: kernel entries, exits, interrupts, thread switches"
+    # The debug run, for its truth (below).
+    if [ ! -f "$out/trace/console.log" ]; then
+        "$here/build.sh" "$arch" trace
+        "$here/run.sh" "$arch" trace
+    fi
+    "$here/build.sh" "$arch" trace --release
+    "$here/run.sh" "$arch" trace-release
+    rel="$out/trace-release"
+    kelf="$rel/kernel/kernel.elf"
+    gen="$rel/kernel/gen_config/kernel/gen_config.h"
+    if [ "$arch" = aarch64 ]; then
+        kelf="$rel/kernel/kernel/kernel.elf"
+        gen="$rel/kernel/kernel/gen_config/kernel/gen_config.h"
+    fi
+    for c in CONFIG_DEBUG_BUILD CONFIG_PRINTING; do
+        if ! grep -q "disabled: $c\b" "$gen"; then
+            echo "check.sh: the release kernel is built with $c" >&2
+            exit 1
+        fi
+    done
+    if nm "$kelf" | grep -qw printf; then
+        echo "check.sh: the release kernel has printf: it is not a kernel without printing" >&2
+        exit 1
+    fi
+    python3 "$here/check_trace.py" "$tool" "$rel/console.log" --release
+    # The release check reads the truth from the trace alone: a console with a TRUTH line
+    # (the debug run's) is refused, not silently read instead.
+    if python3 "$here/check_trace.py" "$tool" "$out/trace/console.log" --release 2>"$rel/wrong-mode.err"; then
+        echo "check.sh: check_trace.py --release accepted a debug run's console" >&2
+        exit 1
+    fi
+    grep -q "a TRUTH line on the console of a release run" "$rel/wrong-mode.err"
+    # The same truth as the debug kernel's run, for the syscalls both have.
+    python3 - "$tool" "$out/trace/console.log" "$rel/console.log" <<'PY'
+import json, re, subprocess, sys
+tool, debug_log, release_log = sys.argv[1:]
+debug = re.search(r"^TRUTH (.*)$", open(debug_log, errors="replace").read(), re.M).group(1)
+debug = dict(kv.split("=", 1) for kv in debug.split())
+note = b"".join(bytes.fromhex(r["data"]) for r in map(json.loads, subprocess.run(
+    [tool, "decode", "--format", "json", release_log], check=True, capture_output=True,
+    text=True).stdout.splitlines()) if r["kind"] == "USER" and r["id"] == 0x4E4F54)
+release = dict(kv.split("=", 1) for kv in re.search(r"^TRUTH (.*)$", note.decode(), re.M).group(1).split())
+differ = {k: (debug.get(k), v) for k, v in release.items() if debug.get(k) != v}
+missing = set(debug) - set(release) - {"sys.DebugPutChar", "sys.DebugNameThread", "sys.DebugHalt"}
+if differ or missing:
+    sys.exit(f"check.sh: the release run's truth differs from the debug run's: {differ}, "
+             f"missing {sorted(missing)}")
+print(f"check.sh: the release truth equals the debug run's in its {len(release)} counts "
+      f"(the debug syscalls aside)")
+PY
+    echo "check.sh: $arch release ok"
+    exit 0
+fi
 
 for variant in trace ftrace; do
     "$here/build.sh" "$arch" "$variant"
