@@ -16,6 +16,8 @@
 #                       Yield benchmark of examples/sel4/bench.sh)
 #          OUT_NAME     build folder name under target/ARCH/ (default: VARIANT, or
 #                       VARIANT-release)
+#          SEL4_VANILLA=1  the snapshots as they are, without the patch and the new files
+#                       (VARIANT off; check.sh compares it with the patched off build)
 #          SEL4_CMAKE_OPTS  extra kernel CMake options, split at spaces (e.g.
 #                       -DKernelMaxNumNodes=2, which check.sh uses to see SMP refused,
 #                       or -DKernelTracemarkClock=cycles);
@@ -65,8 +67,10 @@ if [ ! -f "$stamp" ] || [ "$patch_file" -nt "$stamp" ] ||
     tar xzf "$third"/seL4-*.tar.gz -C "$src"
     tar xzf "$third"/seL4_tools-*.tar.gz -C "$src"
     tar xzf "$third"/util_libs-libcpio-*.tar.gz -C "$src"
-    (cd "$src/seL4" && patch -s -p1 <"$patch_file")
-    cp -R "$new_files/." "$src/seL4/"
+    if [ "${SEL4_VANILLA:-0}" != 1 ]; then
+        (cd "$src/seL4" && patch -s -p1 <"$patch_file")
+        cp -R "$new_files/." "$src/seL4/"
+    fi
     touch "$stamp"
 fi
 

@@ -218,6 +218,37 @@ if not 0.99 <= ratio <= 1.01 or cycle_ticks < 10 * timer_ticks:
 PY
 fi
 
+echo "== $arch: compiled out, the patched kernel is the unpatched one"
+# KernelBenchmarksTracemark off: every hook is an empty macro and c_entry_hook/c_exit_hook
+# stay inlined as in the unpatched kernel. The patched kernel must have the unpatched
+# snapshot's functions, each of the same size, and the same .text and .boot sizes
+# (.rodata differs: assertion messages carry the build folder's paths).
+"$here/build.sh" "$arch" off
+SEL4_VANILLA=1 OUT_NAME=vanilla "$here/build.sh" "$arch" off
+python3 - "$out/off" "$out/vanilla" "$arch" <<'PY'
+import subprocess, sys
+off, vanilla, arch = sys.argv[1:]
+def kernel(d):
+    return f"{d}/kernel/kernel/kernel.elf" if arch == "aarch64" else f"{d}/kernel/kernel.elf"
+def functions(d):
+    out = subprocess.run(["nm", "-S", kernel(d)], check=True, capture_output=True, text=True).stdout
+    return sorted((p[3], p[1]) for p in (l.split() for l in out.splitlines()) if len(p) == 4 and p[2] in "tT")
+def sections(d):
+    out = subprocess.run(["size", "-A", kernel(d)], check=True, capture_output=True, text=True).stdout
+    return {p[0]: p[1] for p in (l.split() for l in out.splitlines()) if len(p) == 3 and p[0] in (".text", ".boot")}
+f_off, f_van = functions(off), functions(vanilla)
+if f_off != f_van:
+    diff = sorted(set(f_off) ^ set(f_van))[:10]
+    sys.exit(f"check.sh: compiled out, the patched kernel's functions differ from the unpatched one's: {diff}")
+if sections(off) != sections(vanilla) or not sections(off):
+    sys.exit(f"check.sh: compiled out, sections differ: patched {sections(off)}, unpatched {sections(vanilla)}")
+# c_entry_hook and c_exit_hook are then inlined exactly where the unpatched kernel inlines
+# them (GCC outlines the debug kernel's c_exit_hook in both).
+hooks = sorted(n for n, _ in f_off if n in ("c_entry_hook", "c_exit_hook"))
+print(f"check.sh: identical: {len(f_off)} functions of the same sizes, {sections(off)}; "
+      f"out of line in both: {hooks or 'none'}")
+PY
+
 echo "== $arch: the format crate's seL4 tables against this kernel build"
 kernel_build="$out/trace/kernel"
 libsel4_build="$kernel_build/libsel4"
