@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The real seL4 kernel traced by tracemark under QEMU, checked end to end.
 #
-# Usage: examples/sel4/check.sh ARCH [--cores 1]   (ARCH: x86_64 or aarch64; more cores
-#                                                  are refused until the hooks have a
-#                                                  ring per core)
+# Usage: examples/sel4/check.sh ARCH [--cores 1] [--release]
+#   ARCH       x86_64 or aarch64; more cores are refused until the hooks have a ring per
+#              core
+#   --release  instead of the checks below: a release kernel (KernelDebugBuild=OFF,
+#              KernelPrinting=OFF) traced, its trace checked against the TRUTH the root
+#              task ships in it, that truth against the debug run's (README, Tracing
+#              seL4, Release kernels)
 #
 # 1. Builds the kernel from the pinned snapshots with tracemark linked in (build.sh),
 #    twice: "trace" (kernel entries, exits, interrupts, thread switches) and "ftrace"
@@ -19,8 +23,10 @@
 #    that a wrong truth and a ring fuller than allowed are caught, that a multicore
 #    configuration (KernelMaxNumNodes=2) is refused by the kernel's CMake, on x86_64 that
 #    the TSC is calibrated once (one tsc_init call), on aarch64 that the cycle-counter
-#    clock (KernelTracemarkClock=cycles) times the run as the generic timer does, and
-#    checks the format crate's seL4 tables against the kernel build.
+#    clock (KernelTracemarkClock=cycles) times the run as the generic timer does, that
+#    with tracing compiled out the patched kernel equals the unpatched snapshot (the
+#    same functions of the same sizes, the same .text and .boot), and checks the format
+#    crate's seL4 tables against the kernel build.
 # Exits non-zero on any mismatch. Installs what it needs first (setup.sh: Debian
 # packages when run as root, a Python environment under target/, Rust targets).
 set -euo pipefail
