@@ -11,7 +11,14 @@
 #   of examples/sel4/check.sh (the counted workload with -finstrument-functions);
 # * code and data tracemark adds to the kernel image: `size` of kernel.elf, trace vs off.
 #
-# Usage: examples/sel4/bench.sh [ARCH...]   (default: x86_64 aarch64)
+# * the tracemark library's share of the traced kernel: the kernel's symbols that the
+#   library build.sh links (kernel/tracemark/lib/libtracemark_c.a) defines, by size.
+#
+# Usage: examples/sel4/bench.sh [--release] [ARCH...]   (default: x86_64 aarch64)
+#   --release  release kernels (build.sh --release: KernelDebugBuild=OFF), with
+#              KernelPrinting=ON for the root task's BENCH lines (printing is not on the
+#              Yield path), in target/ARCH/bench-VARIANT-release; the function-tracing
+#              figures are the debug ftrace run's either way
 # Every run uses QEMU's -icount shift=0 (run.sh's default): the emulated counters
 # advance by 1 ns per guest instruction, so "ns" below are guest instructions,
 # deterministic and independent of the host's load. They are not a real CPU's cycles
@@ -19,6 +26,11 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+release=""
+if [ "${1:-}" = --release ]; then
+    release=1
+    shift
+fi
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(x86_64 aarch64)
 cargo build -q --manifest-path "$root/Cargo.toml" -p tracemark-cli --bin tracemark
@@ -28,24 +40,30 @@ for arch in "${archs[@]}"; do
     variants=(off trace)
     [ "$arch" = aarch64 ] && variants+=(track)
     for v in "${variants[@]}"; do
-        OUT_NAME="bench-$v" ROOT_CFLAGS=-DTM_BENCH "$here/build.sh" "$arch" "$v" >/dev/null
-        "$here/run.sh" "$arch" "bench-$v" >/dev/null 2>&1
+        if [ -n "$release" ]; then
+            OUT_NAME="bench-$v-release" ROOT_CFLAGS=-DTM_BENCH SEL4_CMAKE_OPTS=-DKernelPrinting=ON \
+                "$here/build.sh" "$arch" "$v" --release >/dev/null
+            "$here/run.sh" "$arch" "bench-$v-release" >/dev/null 2>&1
+        else
+            OUT_NAME="bench-$v" ROOT_CFLAGS=-DTM_BENCH "$here/build.sh" "$arch" "$v" >/dev/null
+            "$here/run.sh" "$arch" "bench-$v" >/dev/null 2>&1
+        fi
     done
     if [ ! -f "$here/target/$arch/ftrace/console.log" ]; then
         "$here/build.sh" "$arch" ftrace >/dev/null
         "$here/run.sh" "$arch" ftrace >/dev/null 2>&1
     fi
-    python3 - "$tool" "$here/target/$arch" "$arch" "${variants[@]}" <<'EOF'
+    python3 - "$tool" "$here/target/$arch" "$arch" "${release:+-release}" "${variants[@]}" <<'EOF'
 import json, re, subprocess, sys
-tool, out, arch, *variants = sys.argv[1:]
+tool, out, arch, suffix, *variants = sys.argv[1:]
 
 def bench(v):
-    text = open(f"{out}/bench-{v}/console.log", errors="replace").read()
+    text = open(f"{out}/bench-{v}{suffix}/console.log", errors="replace").read()
     yields = int(re.search(r"^BENCH yields=(\d+)", text, re.M).group(1))
     ticks = int(re.search(r"^BENCH ticks=(\d+)", text, re.M).group(1))
     hz = int(re.search(r"^BENCH counter_hz=(\d+)", text, re.M).group(1))
     if hz == 0:  # x86_64: the TSC rate the kernel measured
-        hz = int(re.search(r"clock (\d+) Hz", open(f"{out}/bench-trace/console.log").read()).group(1))
+        hz = int(re.search(r"clock (\d+) Hz", open(f"{out}/bench-trace{suffix}/console.log").read()).group(1))
     return ticks / yields, hz
 
 def size(path):
@@ -57,19 +75,19 @@ def size(path):
             secs[p[0]] = int(p[1])
     return secs
 
-print(f"### {arch}\n")
+print(f"### {arch}{' (release kernels)' if suffix else ''}\n")
 print("| kernel | counter ticks per seL4_Yield (entry + exit) | instructions per Yield (icount ns) | added per kernel entry |")
 print("| --- | --- | --- | --- |")
 base = None
 for v in variants:
     t, hz = bench(v)
     base = base if base is not None else t
-    name = {"off": "tracing compiled out", "trace": "tracemark (KernelTracemark)",
+    name = {"off": "tracing compiled out", "trace": "tracemark (KernelBenchmarksTracemark)",
             "track": "seL4 track_kernel_entries"}[v]
     print(f"| {name} | {t:.2f} | {t * 1e9 / hz:.0f} | {(t - base) * 1e9 / hz:+.0f} instructions |")
 print(f"\n(counter: {hz} Hz)\n")
 
-stats = json.loads(subprocess.run([tool, "stats", "--json", f"{out}/bench-trace/console.log"],
+stats = json.loads(subprocess.run([tool, "stats", "--json", f"{out}/bench-trace{suffix}/console.log"],
                                   capture_output=True, text=True, check=True).stdout)
 k = stats["records_per_kind"]
 entries = k["KENTRY"]
@@ -87,8 +105,8 @@ print(f"Function tracing (ftrace run of check.sh, the counted workload): {f['tot
       f"{secs * 1e3:.1f} ms of emulated time: **{f['mean_bytes_per_record']:.2f} bytes per record, "
       f"{f['total_records'] / secs / 1e6:.2f} M records/s**.\n")
 
-off, tr = size(f"{out}/bench-off/kernel/" + ("kernel/" if arch == "aarch64" else "") + "kernel.elf"), \
-    size(f"{out}/bench-trace/kernel/" + ("kernel/" if arch == "aarch64" else "") + "kernel.elf")
+def kelf(v): return f"{out}/bench-{v}{suffix}/kernel/" + ("kernel/" if arch == "aarch64" else "") + "kernel.elf"
+off, tr = size(kelf("off")), size(kelf("trace"))
 ring = 1048576
 def tot(s, names): return sum(v for n, v in s.items() if any(n == x or n.startswith(x + ".") for x in names))
 text = tot(tr, [".text", ".boot"]) - tot(off, [".text", ".boot"])
@@ -97,5 +115,19 @@ data = tot(tr, [".data"]) - tot(off, [".data"])
 bss = tot(tr, [".bss"]) - tot(off, [".bss"])
 print(f"Kernel image, trace vs off: code +{text} bytes, read-only data +{rodata} bytes, "
       f"data +{data} bytes, BSS +{bss} bytes (of which {ring} are the ring).\n")
+
+# The library's share: the traced kernel's symbols that the library build.sh linked defines.
+lib = f"{out}/bench-trace{suffix}/kernel/tracemark/lib/libtracemark_c.a"
+defined = {p[2] for p in (l.split() for l in subprocess.run(["nm", "--defined-only", lib],
+           capture_output=True, text=True).stdout.splitlines()) if len(p) == 3}
+code = rod = n = 0
+for p in (l.split() for l in subprocess.run(["nm", "-S", "--defined-only", kelf("trace")],
+                                            capture_output=True, text=True).stdout.splitlines()):
+    if len(p) == 4 and p[3] in defined:
+        n += 1
+        code += int(p[1], 16) if p[2] in "tT" else 0
+        rod += int(p[1], 16) if p[2] in "rR" else 0
+print(f"tracemark library in the traced kernel: {n} symbols, **code {code} bytes**, read-only "
+      f"data {rod} bytes (the tm_* functions the hooks call and what they reach).\n")
 EOF
 done

@@ -2,16 +2,22 @@
 # Builds the seL4 kernel from the pinned snapshots (shared/third-party beside the
 # checkout, or $SEL4_THIRD_PARTY) with tracemark linked in, and the root task of this example.
 #
-# Usage: examples/sel4/build.sh ARCH VARIANT
+# Usage: examples/sel4/build.sh ARCH VARIANT [--release]
 #   ARCH     x86_64 (pc99, standalone kernel + root task as a multiboot module) or
 #            aarch64 (qemu-arm-virt, kernel and root task in one elfloader image)
-#   VARIANT  trace   KernelTracemark=ON: entries, exits, interrupts, thread switches
+#   VARIANT  trace   KernelBenchmarksTracemark=ON: entries, exits, interrupts, thread switches
 #            ftrace  trace + KernelTracemarkFunctions=ON (-finstrument-functions)
 #            off     the same kernel and root task with tracing compiled out
 #            track   off + seL4's own KernelBenchmarks=track_kernel_entries (aarch64)
+#   --release  a release kernel (KernelDebugBuild=OFF, KernelPrinting=OFF), in
+#            target/ARCH/VARIANT-release: the tracer dumps at seL4_BenchmarkFinalizeLog
+#            over the serial port itself, the root task ships its TRUTH line in the trace
 # Env:     ROOT_CFLAGS  extra C flags for the root task (e.g. -DTM_BENCH for the
 #                       Yield benchmark of examples/sel4/bench.sh)
-#          OUT_NAME     build folder name under target/ARCH/ (default: VARIANT)
+#          OUT_NAME     build folder name under target/ARCH/ (default: VARIANT, or
+#                       VARIANT-release)
+#          SEL4_VANILLA=1  the snapshots as they are, without the patch and the new files
+#                       (VARIANT off; check.sh compares it with the patched off build)
 #          SEL4_CMAKE_OPTS  extra kernel CMake options, split at spaces (e.g.
 #                       -DKernelMaxNumNodes=2, which check.sh uses to see SMP refused,
 #                       or -DKernelTracemarkClock=cycles);
@@ -25,14 +31,20 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-arch="${1:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track}"
-variant="${2:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track}"
+arch="${1:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track [--release]}"
+variant="${2:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track [--release]}"
+release=""
+case "${3:-}" in
+"") ;;
+--release) release=1 ;;
+*) echo "build.sh: unknown option $3" >&2; exit 2 ;;
+esac
 third="${SEL4_THIRD_PARTY:-$root/../shared/third-party}"
 if [ ! -d "$third" ]; then
     echo "build.sh: no seL4 snapshots at $third: set SEL4_THIRD_PARTY to the folder holding seL4-*.tar.gz" >&2
     exit 1
 fi
-out="$here/target/$arch/${OUT_NAME:-$variant}"
+out="$here/target/$arch/${OUT_NAME:-$variant${release:+-release}}"
 src="$out/src"
 venv="$root/target/sel4-venv"
 export PATH="$venv/bin:$PATH"
@@ -55,14 +67,20 @@ if [ ! -f "$stamp" ] || [ "$patch_file" -nt "$stamp" ] ||
     tar xzf "$third"/seL4-*.tar.gz -C "$src"
     tar xzf "$third"/seL4_tools-*.tar.gz -C "$src"
     tar xzf "$third"/util_libs-libcpio-*.tar.gz -C "$src"
-    (cd "$src/seL4" && patch -s -p1 <"$patch_file")
-    cp -R "$new_files/." "$src/seL4/"
+    if [ "${SEL4_VANILLA:-0}" != 1 ]; then
+        (cd "$src/seL4" && patch -s -p1 <"$patch_file")
+        cp -R "$new_files/." "$src/seL4/"
+    fi
     touch "$stamp"
 fi
 
-# 2. The tracemark C ABI as a static library for the kernel's target.
-lib=""
+# 2. The tracemark C ABI as a static library for the kernel's target, installed where the
+#    kernel's CMake finds it: TRACEMARK_DIR (include/tracemark.h, lib/libtracemark_c.a),
+#    here tracemark/ in the kernel build folder, given relative to it.
+tm_dir="$out/kernel/tracemark"
+tm_dir_used=""
 if [ "$variant" = trace ] || [ "$variant" = ftrace ]; then
+    tm_dir_used=1
     rust_dir="$root/target/sel4-rust"
     # Fat LTO, with the static library as the only crate type (the package also builds
     # an rlib, and rustc skips LTO when it does): the library then holds only what the
@@ -75,19 +93,58 @@ if [ "$variant" = trace ] || [ "$variant" = ftrace ]; then
         CARGO_PROFILE_RELEASE_DEBUG=0 cargo rustc -q --release \
         --manifest-path "$root/Cargo.toml" -p tracemark-c --no-default-features \
         --features panic-handler --target "$rust_target" --crate-type staticlib
-    lib="$rust_dir/$rust_target/release/libtracemark_c.a"
+    full="$rust_dir/$rust_target/release/libtracemark_c.a"
+    mkdir -p "$tm_dir/include" "$tm_dir/lib"
+    # Copied only when it changed, so that the kernel is not recompiled for nothing.
+    cmp -s "$root/encoder/include/tracemark.h" "$tm_dir/include/tracemark.h" ||
+        cp "$root/encoder/include/tracemark.h" "$tm_dir/include/"
+    # The kernel's CMake needs the library to exist when it configures; lean_tracemark
+    # below replaces it with what the kernel calls before the kernel is linked.
+    [ -f "$tm_dir/lib/libtracemark_c.a" ] || cp "$full" "$tm_dir/lib/libtracemark_c.a"
 fi
 
+# Only what the kernel calls: every exported tm_* function stays in a static library (the
+# whole C ABI, 65 functions, 31.8 KB of code on x86_64), and the kernel's linker does not
+# collect garbage. A relocatable link with --gc-sections, rooted at the tm_* functions the
+# compiled kernel (its single object, $1) leaves undefined, keeps those and what they
+# reach; the kernel links against that. Called between compiling and linking the kernel.
+lean_tracemark() {
+    local obj="$1" binutils="" roots
+    [ "$arch" = aarch64 ] && binutils=aarch64-linux-gnu-
+    mapfile -t roots < <(nm -u "$obj" | awk '$2 ~ /^tm_/ { print $2 }')
+    if [ "${#roots[@]}" = 0 ]; then
+        echo "build.sh: the kernel object $obj calls no tm_* function" >&2
+        exit 1
+    fi
+    # No debug information, and not the LLVM bitcode that compiler_builtins' objects embed
+    # (.llvmbc: binutils' ar would hand it to the LLVM plugin, which rejects it).
+    "${binutils}ld" -r --gc-sections --strip-debug "${roots[@]/#/-u}" \
+        -o "$tm_dir/lib/tracemark.o" "$full"
+    "${binutils}objcopy" -R .llvmbc -R .llvmcmd "$tm_dir/lib/tracemark.o"
+    rm -f "$tm_dir/lib/libtracemark_c.a.new"
+    "${binutils}ar" rcs "$tm_dir/lib/libtracemark_c.a.new" "$tm_dir/lib/tracemark.o"
+    # Replaced only when it changed: the kernel relinks when the library is newer.
+    if ! cmp -s "$tm_dir/lib/libtracemark_c.a.new" "$tm_dir/lib/libtracemark_c.a"; then
+        mv "$tm_dir/lib/libtracemark_c.a.new" "$tm_dir/lib/libtracemark_c.a"
+    fi
+    rm -f "$tm_dir/lib/tracemark.o" "$tm_dir/lib/libtracemark_c.a.new"
+}
+
 # 3. Kernel configuration.
-opts=(-DKernelDebugBuild=ON -DKernelPrinting=ON -DKernelVerificationBuild=OFF
-    -DLibSel4UseThreadLocals=OFF)
+if [ -n "$release" ]; then
+    # A release kernel: no debug build, no printing (SEL4_CMAKE_OPTS may turn printing
+    # back on, as bench.sh does for the root task's BENCH lines).
+    opts=(-DKernelDebugBuild=OFF -DKernelPrinting=OFF)
+else
+    opts=(-DKernelDebugBuild=ON -DKernelPrinting=ON)
+fi
+opts+=(-DKernelVerificationBuild=OFF -DLibSel4UseThreadLocals=OFF)
 case "$variant" in
-trace) opts+=(-DKernelTracemark=ON "-DKernelTracemarkLibrary=$lib"
-    "-DKernelTracemarkInclude=$root/encoder/include") ;;
+trace) opts+=(-DKernelBenchmarksTracemark=ON -DTRACEMARK_DIR=tracemark) ;;
 # A 2 MiB ring: the counted workload's function records fill 45% of it (x86_64) under
 # run.sh's -icount, below the half that check_trace.py --functions allows.
-ftrace) opts+=(-DKernelTracemark=ON -DKernelTracemarkFunctions=ON "-DKernelTracemarkLibrary=$lib"
-    "-DKernelTracemarkInclude=$root/encoder/include" -DKernelTracemarkRingBytes=2097152) ;;
+ftrace) opts+=(-DKernelBenchmarksTracemark=ON -DTRACEMARK_DIR=tracemark -DKernelTracemarkFunctions=ON
+    -DKernelTracemarkRingBytes=2097152) ;;
 off) ;;
 track) opts+=(-DKernelBenchmarks=track_kernel_entries) ;;
 *) echo "build.sh: unknown VARIANT $variant" >&2; exit 2 ;;
@@ -110,7 +167,12 @@ if [ "$arch" = x86_64 ]; then
             -DKernelIOMMU=OFF -DKernelFPU=FXSAVE -DKernelFSGSBase=msr "${opts[@]}" \
             "$src/seL4" >cmake.log) || { cat "$kbuild/cmake.log"; exit 1; }
     fi
-    ninja -C "$kbuild" kernel.elf sel4_generated >"$kbuild/ninja.log" ||
+    if [ -n "$tm_dir_used" ]; then
+        ninja -C "$kbuild" CMakeFiles/kernel.elf.dir/kernel_all.c.obj >"$kbuild/ninja.log" ||
+            { tail -n 40 "$kbuild/ninja.log"; exit 1; }
+        lean_tracemark "$kbuild/CMakeFiles/kernel.elf.dir/kernel_all.c.obj"
+    fi
+    ninja -C "$kbuild" kernel.elf sel4_generated >>"$kbuild/ninja.log" ||
         { tail -n 40 "$kbuild/ninja.log"; exit 1; }
     objcopy -O elf32-i386 "$kbuild/kernel.elf" "$out/image.elf"
     k="$src/seL4"
@@ -135,8 +197,16 @@ else
             "-DROOT_CFLAGS=${ROOT_CFLAGS:-}" "${opts[@]}" "$here/aarch64" >cmake.log) ||
             { cat "$kbuild/cmake.log"; exit 1; }
     fi
-    ninja -C "$kbuild" >"$kbuild/ninja.log" || { tail -n 40 "$kbuild/ninja.log"; exit 1; }
+    if [ -n "$tm_dir_used" ]; then
+        ninja -C "$kbuild" kernel/CMakeFiles/kernel.elf.dir/kernel_all.c.obj >"$kbuild/ninja.log" ||
+            { tail -n 40 "$kbuild/ninja.log"; exit 1; }
+        lean_tracemark "$kbuild/kernel/CMakeFiles/kernel.elf.dir/kernel_all.c.obj"
+    fi
+    ninja -C "$kbuild" >>"$kbuild/ninja.log" || { tail -n 40 "$kbuild/ninja.log"; exit 1; }
     cp "$kbuild/images/root-image-arm-qemu-arm-virt" "$out/image.elf"
     cp "$kbuild/root" "$out/root.elf"
 fi
-echo "build.sh: $arch $variant -> $out"
+# run.sh stops QEMU at the end of the run: "halting..." of seL4_DebugHalt on a debug kernel;
+# a release kernel has none (release-run marks it).
+if [ -n "$release" ]; then touch "$out/release-run"; else rm -f "$out/release-run"; fi
+echo "build.sh: $arch $variant${release:+ (release)} -> $out"

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The real seL4 kernel traced by tracemark under QEMU, checked end to end.
 #
-# Usage: examples/sel4/check.sh ARCH [--cores 1]   (ARCH: x86_64 or aarch64; more cores
-#                                                  are refused until the hooks have a
-#                                                  ring per core)
+# Usage: examples/sel4/check.sh ARCH [--cores 1] [--release]
+#   ARCH       x86_64 or aarch64; more cores are refused until the hooks have a ring per
+#              core
+#   --release  instead of the checks below: a release kernel (KernelDebugBuild=OFF,
+#              KernelPrinting=OFF) traced, its trace checked against the TRUTH the root
+#              task ships in it, that truth against the debug run's (README, Tracing
+#              seL4, Release kernels)
 #
 # 1. Builds the kernel from the pinned snapshots with tracemark linked in (build.sh),
 #    twice: "trace" (kernel entries, exits, interrupts, thread switches) and "ftrace"
@@ -19,20 +23,29 @@
 #    that a wrong truth and a ring fuller than allowed are caught, that a multicore
 #    configuration (KernelMaxNumNodes=2) is refused by the kernel's CMake, on x86_64 that
 #    the TSC is calibrated once (one tsc_init call), on aarch64 that the cycle-counter
-#    clock (KernelTracemarkClock=cycles) times the run as the generic timer does, and
-#    checks the format crate's seL4 tables against the kernel build.
+#    clock (KernelTracemarkClock=cycles) times the run as the generic timer does, that
+#    with tracing compiled out the patched kernel equals the unpatched snapshot (the
+#    same functions of the same sizes, the same .text and .boot), and checks the format
+#    crate's seL4 tables against the kernel build.
 # Exits non-zero on any mismatch. Installs what it needs first (setup.sh: Debian
 # packages when run as root, a Python environment under target/, Rust targets).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-arch="${1:?usage: check.sh x86_64|aarch64 [--cores N]}"
+usage="usage: check.sh x86_64|aarch64 [--cores N] [--release]"
+arch="${1:?$usage}"
+shift
 cores=1
-if [ "${2:-}" = --cores ]; then
-    cores="${3:?usage: check.sh x86_64|aarch64 [--cores N]}"
-fi
+release=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --cores) cores="${2:?$usage}"; shift 2 ;;
+    --release) release=1; shift ;;
+    *) echo "check.sh: unknown argument $1; $usage" >&2; exit 2 ;;
+    esac
+done
 if [ "$cores" != 1 ]; then
-    # The kernel's CMake refuses KernelTracemark with KernelMaxNumNodes > 1 (checked below).
+    # The kernel's CMake refuses KernelBenchmarksTracemark with KernelMaxNumNodes > 1 (checked below).
     echo "check.sh: --cores $cores: not supported yet, the seL4 hooks have one ring for one core (README, Tracing seL4, known limits)" >&2
     exit 2
 fi
@@ -43,6 +56,67 @@ mkdir -p "$out"
 
 . "$root/scripts/lib.sh"
 tool="$(tracemark_bin)"
+
+if [ -n "$release" ]; then
+    # A release kernel (KernelDebugBuild=OFF, KernelPrinting=OFF): no debug syscalls, no
+    # console for the root task, no thread names. The tracer dumps at
+    # seL4_BenchmarkFinalizeLog over the serial port itself; the root task ships its TRUTH
+    # line in the trace (the call's note), and it must be the truth of the debug run for
+    # every syscall both kernels have: the same workload, traced the same.
+    echo "== $arch release: kernel entries, exits, interrupts, thread switches"
+    # The debug run, for its truth (below).
+    if [ ! -f "$out/trace/console.log" ]; then
+        "$here/build.sh" "$arch" trace
+        "$here/run.sh" "$arch" trace
+    fi
+    "$here/build.sh" "$arch" trace --release
+    "$here/run.sh" "$arch" trace-release
+    rel="$out/trace-release"
+    kelf="$rel/kernel/kernel.elf"
+    gen="$rel/kernel/gen_config/kernel/gen_config.h"
+    if [ "$arch" = aarch64 ]; then
+        kelf="$rel/kernel/kernel/kernel.elf"
+        gen="$rel/kernel/kernel/gen_config/kernel/gen_config.h"
+    fi
+    for c in CONFIG_DEBUG_BUILD CONFIG_PRINTING; do
+        if ! grep -q "disabled: $c\b" "$gen"; then
+            echo "check.sh: the release kernel is built with $c" >&2
+            exit 1
+        fi
+    done
+    if nm "$kelf" | grep -qw printf; then
+        echo "check.sh: the release kernel has printf: it is not a kernel without printing" >&2
+        exit 1
+    fi
+    python3 "$here/check_trace.py" "$tool" "$rel/console.log" --release
+    # The release check reads the truth from the trace alone: a console with a TRUTH line
+    # (the debug run's) is refused, not silently read instead.
+    if python3 "$here/check_trace.py" "$tool" "$out/trace/console.log" --release 2>"$rel/wrong-mode.err"; then
+        echo "check.sh: check_trace.py --release accepted a debug run's console" >&2
+        exit 1
+    fi
+    grep -q "a TRUTH line on the console of a release run" "$rel/wrong-mode.err"
+    # The same truth as the debug kernel's run, for the syscalls both have.
+    python3 - "$tool" "$out/trace/console.log" "$rel/console.log" <<'PY'
+import json, re, subprocess, sys
+tool, debug_log, release_log = sys.argv[1:]
+debug = re.search(r"^TRUTH (.*)$", open(debug_log, errors="replace").read(), re.M).group(1)
+debug = dict(kv.split("=", 1) for kv in debug.split())
+note = b"".join(bytes.fromhex(r["data"]) for r in map(json.loads, subprocess.run(
+    [tool, "decode", "--format", "json", release_log], check=True, capture_output=True,
+    text=True).stdout.splitlines()) if r["kind"] == "USER" and r["id"] == 0x4E4F54)
+release = dict(kv.split("=", 1) for kv in re.search(r"^TRUTH (.*)$", note.decode(), re.M).group(1).split())
+differ = {k: (debug.get(k), v) for k, v in release.items() if debug.get(k) != v}
+missing = set(debug) - set(release) - {"sys.DebugPutChar", "sys.DebugNameThread", "sys.DebugHalt"}
+if differ or missing:
+    sys.exit(f"check.sh: the release run's truth differs from the debug run's: {differ}, "
+             f"missing {sorted(missing)}")
+print(f"check.sh: the release truth equals the debug run's in its {len(release)} counts "
+      f"(the debug syscalls aside)")
+PY
+    echo "check.sh: $arch release ok"
+    exit 0
+fi
 
 for variant in trace ftrace; do
     "$here/build.sh" "$arch" "$variant"
@@ -91,15 +165,15 @@ echo "== $arch: a multicore kernel is refused at configuration"
 rm -rf "$out/smp-refused"
 if OUT_NAME=smp-refused SEL4_CMAKE_OPTS=-DKernelMaxNumNodes=2 "$here/build.sh" "$arch" trace \
     >"$out/smp-refused.log" 2>&1; then
-    echo "check.sh: a KernelTracemark kernel with KernelMaxNumNodes=2 was configured and built" >&2
+    echo "check.sh: a KernelBenchmarksTracemark kernel with KernelMaxNumNodes=2 was configured and built" >&2
     exit 1
 fi
-if ! grep -q "KernelTracemark does not support SMP yet" "$out/smp-refused.log"; then
-    echo "check.sh: the SMP build failed, but not with KernelTracemark's message:" >&2
+if ! grep -q "KernelBenchmarksTracemark does not support SMP yet" "$out/smp-refused.log"; then
+    echo "check.sh: the SMP build failed, but not with KernelBenchmarksTracemark's message:" >&2
     tail -n 20 "$out/smp-refused.log" >&2
     exit 1
 fi
-echo "check.sh: refused as expected: $(grep -m 1 -o 'KernelTracemark does not support SMP yet.*' "$out/smp-refused.log")"
+echo "check.sh: refused as expected: $(grep -m 1 -o 'KernelBenchmarksTracemark does not support SMP yet.*' "$out/smp-refused.log")"
 rm -rf "$out/smp-refused"
 
 if [ "$arch" = x86_64 ]; then
@@ -149,6 +223,37 @@ if not 0.99 <= ratio <= 1.01 or cycle_ticks < 10 * timer_ticks:
              "with more ticks: is pmccntr counting, at KernelTracemarkCycleHz?")
 PY
 fi
+
+echo "== $arch: compiled out, the patched kernel is the unpatched one"
+# KernelBenchmarksTracemark off: every hook is an empty macro and c_entry_hook/c_exit_hook
+# stay inlined as in the unpatched kernel. The patched kernel must have the unpatched
+# snapshot's functions, each of the same size, and the same .text and .boot sizes
+# (.rodata differs: assertion messages carry the build folder's paths).
+"$here/build.sh" "$arch" off
+SEL4_VANILLA=1 OUT_NAME=vanilla "$here/build.sh" "$arch" off
+python3 - "$out/off" "$out/vanilla" "$arch" <<'PY'
+import subprocess, sys
+off, vanilla, arch = sys.argv[1:]
+def kernel(d):
+    return f"{d}/kernel/kernel/kernel.elf" if arch == "aarch64" else f"{d}/kernel/kernel.elf"
+def functions(d):
+    out = subprocess.run(["nm", "-S", kernel(d)], check=True, capture_output=True, text=True).stdout
+    return sorted((p[3], p[1]) for p in (l.split() for l in out.splitlines()) if len(p) == 4 and p[2] in "tT")
+def sections(d):
+    out = subprocess.run(["size", "-A", kernel(d)], check=True, capture_output=True, text=True).stdout
+    return {p[0]: p[1] for p in (l.split() for l in out.splitlines()) if len(p) == 3 and p[0] in (".text", ".boot")}
+f_off, f_van = functions(off), functions(vanilla)
+if f_off != f_van:
+    diff = sorted(set(f_off) ^ set(f_van))[:10]
+    sys.exit(f"check.sh: compiled out, the patched kernel's functions differ from the unpatched one's: {diff}")
+if sections(off) != sections(vanilla) or not sections(off):
+    sys.exit(f"check.sh: compiled out, sections differ: patched {sections(off)}, unpatched {sections(vanilla)}")
+# c_entry_hook and c_exit_hook are then inlined exactly where the unpatched kernel inlines
+# them (GCC outlines the debug kernel's c_exit_hook in both).
+hooks = sorted(n for n, _ in f_off if n in ("c_entry_hook", "c_exit_hook"))
+print(f"check.sh: identical: {len(f_off)} functions of the same sizes, {sections(off)}; "
+      f"out of line in both: {hooks or 'none'}")
+PY
 
 echo "== $arch: the format crate's seL4 tables against this kernel build"
 kernel_build="$out/trace/kernel"

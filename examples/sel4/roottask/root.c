@@ -73,10 +73,16 @@ char *strcpy(char *d, const char *s)
     return d;
 }
 
+/* A kernel without KernelPrinting (release) has no seL4_DebugPutChar: the root task has
+ * no console there, and ships its TRUTH line in the trace instead (finish). */
 static void put(char c)
 {
+#ifdef CONFIG_PRINTING
     COUNT_SYS(seL4_SysDebugPutChar);
     seL4_DebugPutChar(c);
+#else
+    (void)c;
+#endif
 }
 
 static void puts_(const char *s)
@@ -192,20 +198,60 @@ static int start_thread(seL4_CPtr tcb, seL4_CPtr fault_ep, void (*entry)(void), 
     if (err) {
         return err;
     }
+#ifdef CONFIG_DEBUG_BUILD
     COUNT_SYS(seL4_SysDebugNameThread);
     seL4_DebugNameThread(tcb, name);
+#else
+    (void)name; /* release kernels keep no thread names */
+#endif
     return INVOKE(CAP_THREAD, seL4_TCB_Resume(tcb));
 }
 
 /* ---- main --------------------------------------------------------------------------- */
 
-static void fail(const char *what, unsigned long err)
+/* The end of the run, `last` the last line the root task prints: the kernel dumps its
+ * ring. A debug kernel dumps at seL4_DebugHalt and halts. A release kernel has no
+ * seL4_DebugHalt: the tracer dumps at seL4_BenchmarkFinalizeLog (KernelBenchmarksTracemark
+ * enables the benchmark syscalls), and without KernelPrinting, where the root task has no
+ * console, `last` goes into the trace as the call's note: message word 0 its length in
+ * bytes, the next words its bytes (the tracer records them as USER records). The root
+ * task then prints "root: done" where it can, and suspends itself. */
+static void finish(const char *last)
 {
-    puts_("root: FAILED ");
-    puts_(what);
-    print_num(" error ", err);
+    puts_(last);
+#ifdef CONFIG_DEBUG_BUILD
     COUNT_SYS(seL4_SysDebugHalt);
     seL4_DebugHalt();
+#else
+#ifndef CONFIG_PRINTING
+    seL4_IPCBuffer *ipc = seL4_GetIPCBuffer();
+    unsigned long len = 0;
+    while (last[len] && len < (seL4_MsgMaxLength - 1) * sizeof(seL4_Word)) {
+        len++;
+    }
+    ipc->msg[0] = len;
+    memcpy(&ipc->msg[1], last, len);
+#endif
+#ifdef CONFIG_ENABLE_BENCHMARKS
+    (void)seL4_BenchmarkFinalizeLog();
+#endif
+    puts_("root: done\n");
+    seL4_TCB_Suspend(seL4_CapInitThreadTCB);
+#endif
+    for (;;) {
+    }
+}
+
+static void fail(const char *what, unsigned long err)
+{
+    static char line[160];
+    char *e = fmt_str(line, "root: FAILED ");
+    e = fmt_str(e, what);
+    e = fmt_str(e, " error ");
+    e = fmt_num(e, err, 1);
+    *e++ = '\n';
+    *e = 0;
+    finish(line);
 }
 
 #ifdef TM_BENCH
@@ -293,7 +339,7 @@ static void bench(seL4_BootInfo *bi)
     print_num("BENCH ticks=", batch[n / 2]);
     print_num("BENCH min_ticks=", batch[0]);
     print_num("BENCH counter_hz=", counter_hz());
-    seL4_DebugHalt();
+    finish("");
 }
 #endif
 
@@ -423,9 +469,13 @@ void root_main(seL4_BootInfo *bi)
         {"Send", -seL4_SysSend},       {"NBSend", -seL4_SysNBSend},
         {"Recv", -seL4_SysRecv},       {"Reply", -seL4_SysReply},
         {"Yield", -seL4_SysYield},     {"NBRecv", -seL4_SysNBRecv},
+#ifdef CONFIG_PRINTING
         {"DebugPutChar", -seL4_SysDebugPutChar},
+#endif
+#ifdef CONFIG_DEBUG_BUILD
         {"DebugNameThread", -seL4_SysDebugNameThread},
         {"DebugHalt", -seL4_SysDebugHalt},
+#endif
     };
     static const struct {
         const char *name;
@@ -437,11 +487,16 @@ void root_main(seL4_BootInfo *bi)
         char *e = fmt_str(line, "TRUTH");
         for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
             unsigned long v = sys_count[names[i].sys];
+#ifdef CONFIG_PRINTING
             if (names[i].sys == -seL4_SysDebugPutChar) {
                 v += extra_putchar;
-            } else if (names[i].sys == -seL4_SysDebugHalt) {
+            }
+#endif
+#ifdef CONFIG_DEBUG_BUILD
+            if (names[i].sys == -seL4_SysDebugHalt) {
                 v += 1;
             }
+#endif
             e = fmt_str(e, " sys.");
             e = fmt_str(e, names[i].name);
             e = fmt_str(e, "=");
@@ -461,7 +516,6 @@ void root_main(seL4_BootInfo *bi)
         *e = 0;
         extra_putchar = (unsigned long)(e - line);
     }
-    puts_(line);
-    COUNT_SYS(seL4_SysDebugHalt);
-    seL4_DebugHalt();
+    (void)extra_putchar;
+    finish(line);
 }

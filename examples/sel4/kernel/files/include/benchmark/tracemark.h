@@ -9,18 +9,20 @@
  * own functions (-finstrument-functions), recorded into a ring in the kernel's BSS and
  * dumped over the serial console at seL4_DebugHalt in tracemark's UART framing.
  *
- * Enabled by KernelTracemark (off by default); every hook below compiles to nothing
- * when it is off. */
+ * Enabled by KernelBenchmarksTracemark (off by default), an option of seL4's benchmark
+ * family. seL4's own files call the tracer only through the TRACEMARK_* macros below,
+ * each where seL4 calls its own benchmark hooks or at the end of the boot; every one
+ * compiles to nothing when the option is off. */
 
 #pragma once
 
 #include <config.h>
 #include <types.h>
 
-#ifdef CONFIG_KERNEL_TRACEMARK
+#ifdef CONFIG_BENCHMARK_TRACEMARK
 
 /* The tracemark C ABI (libtracemark_c.a), declared by tracemark's own header
- * (KernelTracemarkInclude is its folder). The kernel is built with -nostdinc:
+ * (TRACEMARK_DIR/include, found by the kernel's CMake). The kernel is built with -nostdinc:
  * TM_NO_STDINC makes tracemark.h include nothing and use the kernel's uint8_t,
  * uint32_t and uint64_t (from types.h above). */
 #define TM_NO_STDINC
@@ -32,6 +34,7 @@ void tracemark_sel4_entry(void);
 void tracemark_sel4_exit(void);
 void tracemark_sel4_interrupt(word_t irq);
 void tracemark_sel4_dump(void);
+void tracemark_sel4_finalize(void);
 
 /* The syscall number of the current entry as the entry code saw it (seL4 keeps only 4
  * bits of it in ksKernelEntry); 0 when the entry is not a syscall. */
@@ -44,6 +47,10 @@ extern word_t tracemark_sel4_syscall;
  * pending-interrupt service), see tm_outside in src/benchmark/tracemark.c. */
 #define TRACEMARK_SEL4_OUTSIDE_ID 0x4f5554u
 
+/* The id of the USER records that carry the note of seL4_BenchmarkFinalizeLog's caller
+ * ("NOT" in ASCII): its bytes, 32 per record, in order (tracemark_sel4_finalize). */
+#define TRACEMARK_SEL4_NOTE_ID 0x4e4f54u
+
 #ifdef CONFIG_ARCH_X86
 /* The TSC frequency in MHz that the boot measures once (tsc_init, for the boot info's
  * X86_TSC_FREQ): the tracer's clock frequency, so that the PIT calibration does not
@@ -54,6 +61,13 @@ extern uint32_t tracemark_sel4_tsc_mhz;
 #define TRACEMARK_TSC_MHZ(mhz) do {} while (0)
 #endif
 
+/* The end of the boot, just before the first exit to user level. */
+#define TRACEMARK_BOOT_DONE() tracemark_sel4_init()
+/* seL4_DebugHalt: the ring goes out over the serial console. */
+#define TRACEMARK_DUMP() tracemark_sel4_dump()
+/* seL4_BenchmarkFinalizeLog: the caller's note, then the ring, go out (release kernels
+ * have no seL4_DebugHalt). */
+#define TRACEMARK_FINALIZE() tracemark_sel4_finalize()
 #define TRACEMARK_SYSCALL(n) (tracemark_sel4_syscall = (word_t)(n))
 #define TRACEMARK_ENTRY() tracemark_sel4_entry()
 #define TRACEMARK_EXIT() tracemark_sel4_exit()
@@ -62,9 +76,12 @@ extern uint32_t tracemark_sel4_tsc_mhz;
 #else
 
 #define TRACEMARK_TSC_MHZ(mhz) do {} while (0)
+#define TRACEMARK_BOOT_DONE() do {} while (0)
+#define TRACEMARK_DUMP() do {} while (0)
+#define TRACEMARK_FINALIZE() do {} while (0)
 #define TRACEMARK_SYSCALL(n) do {} while (0)
 #define TRACEMARK_ENTRY() do {} while (0)
 #define TRACEMARK_EXIT() do {} while (0)
 #define TRACEMARK_INTERRUPT(irq) do {} while (0)
 
-#endif /* CONFIG_KERNEL_TRACEMARK */
+#endif /* CONFIG_BENCHMARK_TRACEMARK */

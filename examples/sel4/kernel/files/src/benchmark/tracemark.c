@@ -6,7 +6,7 @@
 
 #include <config.h>
 
-#ifdef CONFIG_KERNEL_TRACEMARK
+#ifdef CONFIG_BENCHMARK_TRACEMARK
 
 #include <types.h>
 #include <assert.h>
@@ -17,9 +17,13 @@
 #include <machine/io.h>
 #include <object/structures.h>
 #include <hardware.h>
+#include <arch/kernel/vspace.h>
 #ifdef CONFIG_ARCH_X86
 #include <arch/model/statedata.h>
 #include <arch/machine/timer.h>
+#include <plat/machine/io.h>
+#else
+#include <plat/machine/devices_gen.h>
 #endif
 
 /* The kernel runs with interrupts masked and this ring is CPU 0's only (the hooks
@@ -85,7 +89,7 @@ static inline TM_NOTRACE uint64_t tm_now(void)
     asm volatile("mrs %0, cntvct_el0" : "=r"(v));
     return v;
 #else
-#error "KernelTracemark supports x86_64 and aarch64"
+#error "KernelBenchmarksTracemark supports x86_64 and aarch64"
 #endif
 }
 
@@ -120,6 +124,60 @@ static BOOT_CODE TM_NOTRACE uint64_t tm_clock_hz(void)
 #endif
 }
 
+/* The tracer's serial output. With KernelPrinting it is the kernel's console
+ * (kernel_putDebugChar). A release kernel without it has no console: the tracer then
+ * writes the UART itself, x86's COM1 (I/O port 0x3f8, the port seL4's console uses by
+ * default, left set up by the firmware) or the UART the kernel maps at UART_PPTR on ARM
+ * (mapped for tracemark too: KernelMapSerial in config.cmake). */
+#ifdef CONFIG_PRINTING
+static inline TM_NOTRACE void tm_putc(uint8_t c)
+{
+    kernel_putDebugChar(c);
+}
+#elif defined(CONFIG_ARCH_X86)
+#define TM_COM1 0x3f8
+static inline TM_NOTRACE void tm_putc(uint8_t c)
+{
+    /* Wait for the transmit holding register to empty (LSR bit 5). */
+    while ((in8(TM_COM1 + 5) & 0x20) == 0) {
+    }
+    out8(TM_COM1, c);
+}
+#elif defined(CONFIG_PLAT_QEMU_ARM_VIRT)
+/* The PL011 of QEMU's virt board, as seL4's pl011.c writes it. */
+static inline TM_NOTRACE void tm_putc(uint8_t c)
+{
+    volatile uint32_t *uart = (volatile uint32_t *)UART_PPTR;
+    while ((uart[0x18 / 4] & BIT(5)) != 0) {
+    }
+    uart[0] = c;
+}
+#else
+#error "KernelBenchmarksTracemark without KernelPrinting: no serial output for this platform"
+#endif
+
+#ifndef CONFIG_PRINTING
+/* Text lines of the release dump (no printf without KernelPrinting). */
+static TM_NOTRACE void tm_puts(const char *s)
+{
+    while (*s) {
+        tm_putc((uint8_t)*s++);
+    }
+}
+
+static TM_NOTRACE void tm_putu(uint64_t v)
+{
+    char buf[21];
+    int i = sizeof(buf) - 1;
+    buf[i] = 0;
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    tm_puts(&buf[i]);
+}
+#endif
+
 BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
 {
     tm_config config = {
@@ -144,9 +202,17 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
 #endif
     /* The tracer's own message: not kernel work, not recorded. */
     tm_busy = 1;
+#ifdef CONFIG_PRINTING
     printf("tracemark: %s, ring of %lu bytes at %p, clock %llu Hz\n",
            tm_on ? "recording" : "tm_init failed", (unsigned long)sizeof(tm_ring), tm_ring,
            (unsigned long long)config.clock_hz);
+#else
+    tm_puts(tm_on ? "tracemark: recording, ring of " : "tracemark: tm_init failed, ring of ");
+    tm_putu(sizeof(tm_ring));
+    tm_puts(" bytes, clock ");
+    tm_putu(config.clock_hz);
+    tm_puts(" Hz\n");
+#endif
     tm_busy = 0;
 }
 
@@ -180,6 +246,15 @@ compile_assert(tm_path_syscall, Entry_Syscall == TM_PATH_SYSCALL)
  * the number (negated, as seL4 stores syscalls) in its word. Every field is within its
  * bits (seL4's own bit-fields, or masked below), so the helpers cannot refuse one; if
  * one did, the entry would say Unknown rather than carry a wrong word. */
+#if defined(CONFIG_DEBUG_BUILD)
+#define TM_LAST_DEBUG_SYSCALL SysDebugNameThread
+#elif defined(CONFIG_PRINTING)
+/* A release kernel with KernelPrinting numbers its two printing syscalls as a debug
+ * kernel does; the benchmark syscalls that follow have other numbers than in a debug
+ * kernel, and stay UnknownSyscall entries with their number. */
+#define TM_LAST_DEBUG_SYSCALL SysDebugDumpScheduler
+#endif
+
 static inline TM_NOTRACE uint32_t tm_entry_word(void)
 {
     uint32_t word = TM_PATH_UNKNOWN;
@@ -190,10 +265,13 @@ static inline TM_NOTRACE uint32_t tm_entry_word(void)
     bool_t fastpath = ksKernelEntry.is_fastpath;
     if (path == TM_PATH_UNKNOWN_SYSCALL && tracemark_sel4_syscall != 0) {
         word_t n = -tracemark_sel4_syscall;
-        if (n >= 1 && n <= (word_t) - SysDebugNameThread) {
+#ifdef TM_LAST_DEBUG_SYSCALL
+        if (n >= 1 && n <= (word_t) - TM_LAST_DEBUG_SYSCALL) {
             path = TM_PATH_SYSCALL;
             fastpath = 0;
-        } else {
+        } else
+#endif
+        {
             (void)tm_entry_word_other(path, core, (uint32_t)(n & TM_ENTRY_MAX_WORD), &word);
             return word;
         }
@@ -205,10 +283,12 @@ static inline TM_NOTRACE uint32_t tm_entry_word(void)
          * looked a capability up from it anyway (any cap type, most often Untyped).
          * Record no cap, and the character as the label. The caller is still current:
          * the unknown-syscall path does not reschedule. */
+#ifdef CONFIG_PRINTING
         if (ksKernelEntry.syscall_no == (word_t)(-SysDebugPutChar)) {
             cap_type = 0;
             label = (uint32_t)(getRegister(NODE_STATE(ksCurThread), capRegister) & 0xff);
         }
+#endif
         /* seL4_Yield takes no cap and no message, but seL4 still copies whatever the
          * caller left in its cptr and message-info registers: record 0 for both (a
          * meaningless label would also cost up to 3 bytes per Yield). */
@@ -316,7 +396,7 @@ TM_NOTRACE void __cyg_profile_func_exit(void *func, void *call_site)
 static TM_NOTRACE int tm_sink(void *ctx, const uint8_t *data, word_t len)
 {
     for (word_t i = 0; i < len; i++) {
-        kernel_putDebugChar(data[i]);
+        tm_putc(data[i]);
     }
     return 0;
 }
@@ -335,12 +415,52 @@ TM_NOTRACE void tracemark_sel4_dump(void)
     (void)tm_user(0, TRACEMARK_SEL4_OUTSIDE_ID, &tm_outside, sizeof(tm_outside));
 #endif
     tm_on = 0;
+#if defined(CONFIG_DEBUG_BUILD) && defined(CONFIG_PRINTING)
+    /* Thread names exist in debug kernels only (seL4_DebugNameThread). */
     for (tcb_t *t = NODE_STATE(ksDebugTCBs); t != NULL; t = TCB_PTR_DEBUG_PTR(t)->tcbDebugNext) {
         printf("tracemark: thread 0x%lx \"%s\"\n", (unsigned long)(word_t)t, TCB_PTR_DEBUG_PTR(t)->tcbName);
     }
+#endif
+#ifdef CONFIG_PRINTING
     printf("tracemark: dumping the ring\n");
     int r = tm_dump_uart(0, 0x73654c34, tm_sink, NULL);
     printf("tracemark: dump done (%d)\n", r);
+#else
+    tm_puts("tracemark: dumping the ring\n");
+    int r = tm_dump_uart(0, 0x73654c34, tm_sink, NULL);
+    tm_puts(r < 0 ? "tracemark: dump failed\n" : "tracemark: dump done (0)\n");
+#endif
 }
 
-#endif /* CONFIG_KERNEL_TRACEMARK */
+/* seL4_BenchmarkFinalizeLog: the way out of a kernel without seL4_DebugHalt (release).
+ * The caller's note, if any, goes into the trace first: its IPC buffer's message word 0
+ * is a length in bytes (at most the rest of the message), message words 1... the bytes,
+ * recorded as USER records of TRACEMARK_SEL4_NOTE_ID with up to 32 bytes each, in order
+ * (a root task without a console ships what it would print this way). Then the ring is
+ * dumped, as at seL4_DebugHalt; nothing is recorded after it. The syscall returns. */
+TM_NOTRACE void tracemark_sel4_finalize(void)
+{
+    if (!tm_on) {
+        return;
+    }
+    word_t *ipc = lookupIPCBuffer(false, NODE_STATE(ksCurThread));
+    if (ipc != NULL) {
+        /* The message registers start at word 1 of seL4_IPCBuffer (word 0 is the tag). */
+        const word_t *msg = &ipc[1];
+        word_t len = msg[0];
+        word_t max = (seL4_MsgMaxLength - 1) * sizeof(word_t);
+        const uint8_t *bytes = (const uint8_t *)&msg[1];
+        if (len > max) {
+            len = max;
+        }
+        tm_busy = 1;
+        for (word_t off = 0; off < len; off += 32) {
+            word_t n = len - off < 32 ? len - off : 32;
+            (void)tm_user(0, TRACEMARK_SEL4_NOTE_ID, bytes + off, n);
+        }
+        tm_busy = 0;
+    }
+    tracemark_sel4_dump();
+}
+
+#endif /* CONFIG_BENCHMARK_TRACEMARK */
