@@ -33,9 +33,9 @@ void tracemark_sel4_exit(void);
 void tracemark_sel4_interrupt(word_t irq);
 void tracemark_sel4_dump(void);
 
-/* The syscall number of the current entry as the entry code saw it (seL4 keeps only 4
- * bits of it in ksKernelEntry); 0 when the entry is not a syscall. */
-extern word_t tracemark_sel4_syscall;
+/* Per node: the syscall number of the node's current entry as the entry code saw it
+ * (seL4 keeps only 4 bits of it in ksKernelEntry); 0 when the entry is not a syscall. */
+extern word_t tracemark_sel4_syscall[CONFIG_MAX_NUM_NODES];
 
 /* The id of the USER record the dump adds with KernelTracemarkFunctions ("OUT" in
  * ASCII): its 16 bytes are two little-endian uint64_t, the function records made outside
@@ -54,7 +54,7 @@ extern uint32_t tracemark_sel4_tsc_mhz;
 #define TRACEMARK_TSC_MHZ(mhz) do {} while (0)
 #endif
 
-#define TRACEMARK_SYSCALL(n) (tracemark_sel4_syscall = (word_t)(n))
+#define TRACEMARK_SYSCALL(n) (tracemark_sel4_syscall[CURRENT_CPU_INDEX()] = (word_t)(n))
 #define TRACEMARK_ENTRY() tracemark_sel4_entry()
 #define TRACEMARK_EXIT() tracemark_sel4_exit()
 #define TRACEMARK_INTERRUPT(irq) tracemark_sel4_interrupt(irq)
