@@ -18,6 +18,11 @@
 #                       VARIANT-release)
 #          SEL4_VANILLA=1  the snapshots as they are, without the patch and the new files
 #                       (VARIANT off; check.sh compares it with the patched off build)
+#          SEL4_CORES   number of cores (default 1): KernelMaxNumNodes, and on aarch64 the
+#                       device tree of a QEMU virt machine with that many cores and PSCI
+#                       through HVC (virtualization=on, which run.sh then boots); written
+#                       to the build folder's `cores` file, which run.sh reads for -smp.
+#                       Read when the build folder is configured: give it its own OUT_NAME
 #          SEL4_CMAKE_OPTS  extra kernel CMake options, split at spaces (e.g.
 #                       -DKernelMaxNumNodes=2, which check.sh uses to see SMP refused,
 #                       or -DKernelTracemarkClock=cycles);
@@ -149,6 +154,14 @@ off) ;;
 track) opts+=(-DKernelBenchmarks=track_kernel_entries) ;;
 *) echo "build.sh: unknown VARIANT $variant" >&2; exit 2 ;;
 esac
+cores="${SEL4_CORES:-1}"
+if ! [[ "$cores" =~ ^[1-8]$ ]]; then
+    echo "build.sh: SEL4_CORES=$cores: give 1 to 8 (tracemark's C ABI has 8 CPU slots)" >&2
+    exit 2
+fi
+if [ "$cores" != 1 ]; then
+    opts+=("-DKernelMaxNumNodes=$cores")
+fi
 if [ -n "${SEL4_CMAKE_OPTS:-}" ]; then
     read -ra extra <<<"$SEL4_CMAKE_OPTS"
     opts+=("${extra[@]}")
@@ -156,6 +169,10 @@ fi
 
 kbuild="$out/kernel"
 mkdir -p "$kbuild"
+# A build folder configured for another number of cores is configured again.
+if [ -f "$out/cores" ] && [ "$(cat "$out/cores")" != "$cores" ]; then
+    rm -f "$kbuild/build.ninja" "$kbuild/CMakeCache.txt"
+fi
 # Configure again when the sources were patched anew (the options may have changed).
 if [ -f "$kbuild/build.ninja" ] && [ "$stamp" -nt "$kbuild/build.ninja" ]; then
     rm -f "$kbuild/build.ninja" "$kbuild/CMakeCache.txt"
@@ -188,6 +205,12 @@ if [ "$arch" = x86_64 ]; then
         -Wl,--build-id=none -Wl,-Ttext-segment=0x400000 -Wl,-z,noexecstack \
         -o "$out/root.elf" "$here/roottask/start_x86_64.S" "$here/roottask/root.c"
 else
+    if [ "$cores" != 1 ]; then
+        # seL4 boots the other cores through PSCI, which the elfloader calls with HVC:
+        # QEMU's virt machine takes it only with virtualization=on (run.sh), and the
+        # device tree must be that machine's (else "HVC is not supported for PSCI!").
+        opts+=("-DQEMU_MACHINE=virt,secure=off,virtualization=on,gic-version=2,dumpdtb=$kbuild/qemu-arm-virt.dtb")
+    fi
     if [ ! -f "$kbuild/build.ninja" ]; then
         (cd "$kbuild" && cmake -G Ninja -DCMAKE_TOOLCHAIN_FILE="$src/seL4/gcc.cmake" \
             -DCROSS_COMPILER_PREFIX=aarch64-linux-gnu- -DKernelPlatform=qemu-arm-virt \
@@ -209,4 +232,5 @@ fi
 # run.sh stops QEMU at the end of the run: "halting..." of seL4_DebugHalt on a debug kernel;
 # a release kernel has none (release-run marks it).
 if [ -n "$release" ]; then touch "$out/release-run"; else rm -f "$out/release-run"; fi
-echo "build.sh: $arch $variant${release:+ (release)} -> $out"
+echo "$cores" >"$out/cores"
+echo "build.sh: $arch $variant${release:+ (release)} ($cores core(s)) -> $out"

@@ -2,6 +2,7 @@
 """Checks a traced seL4 boot against the root task's truth.
 
 Usage: check_trace.py TRACEMARK CONSOLE_LOG [--functions] [--max-fill=F] [--release]
+       [--cores=N]
 
 --release: a release kernel without KernelPrinting. The root task has no console there:
 its TRUTH line comes from the trace (the note of seL4_BenchmarkFinalizeLog, USER records
@@ -35,6 +36,16 @@ on the console log itself) and the root task's `TRUTH` line and the kernel's
 * seL4_DebugPutChar entries carry no cap and the character as their label: the
   characters, in order, are the lines the root task printed, TRUTH line included, as
   the console shows them;
+* with --cores=N (a kernel of N cores, N > 1; the checks above then hold per CPU: each
+  core's entries, exits, interrupts and switches are checked in its own ring): the dump
+  has one ring per core, CPU ids 0..N-1; per core, the syscalls its threads made (the
+  root task's `TRUTH_CORE c` lines for cores c > 0, the TRUTH line minus those for core
+  0), the thread switches (cores c > 0), the reschedule and remote-call IPIs (IRQ
+  records with the numbers the kernel printed; `ipi.resched_extra` allows IPIs seL4 may
+  or may not send) and the core's threads switched to; and
+  that `decode` merged the cores in time order (records in time order across CPUs,
+  each ring's records in its own order, and the CPUs alternating at least twice per
+  cross-core round trip);
 * with --functions: function entries and exits balance: every exit closes the innermost
   open entry, and at the dump only the halt path (handleUnknownSyscall) is open; the
   function records outside every kernel entry are the ones the kernel says it made
@@ -62,8 +73,9 @@ OUTSIDE_ID = 0x4F5554
 NOTE_ID = 0x4E4F54
 
 
-def ring_fill(tool, log):
-    """Bytes the dumped ring holds and its capacity, from its header (FORMAT.md 4.1, 6.1).
+def ring_fills(tool, log):
+    """Per dumped ring (one per CPU, laid end to end): its CPU id, the bytes it holds and
+    its capacity, from its header (FORMAT.md 4.1, 6.1).
 
     The writer opens blocks in sequence order from 0, so until the ring wraps the bytes
     written are commit_pos's block sequence times the block size plus its offset; a
@@ -73,12 +85,70 @@ def ring_fill(tool, log):
         ring = os.path.join(d, "ring.bin")
         subprocess.run([tool, "extract", log, "-o", ring], check=True, capture_output=True)
         with open(ring, "rb") as f:
-            head = f.read(64)
-    block_size, block_count = struct.unpack_from("<II", head, 12)
-    (commit_pos,) = struct.unpack_from("<I", head, 60)
-    shift = block_size.bit_length() - 1
-    used = (commit_pos >> shift) * block_size + (commit_pos & (block_size - 1))
-    return used, block_count * block_size
+            dump = f.read()
+    rings = []
+    off = 0
+    while off + 64 <= len(dump):
+        (header_len,) = struct.unpack_from("<H", dump, off + 10)
+        block_size, block_count = struct.unpack_from("<II", dump, off + 12)
+        (cpu,) = struct.unpack_from("<I", dump, off + 40)
+        (commit_pos,) = struct.unpack_from("<I", dump, off + 60)
+        shift = block_size.bit_length() - 1
+        used = (commit_pos >> shift) * block_size + (commit_pos & (block_size - 1))
+        rings.append((cpu, used, block_count * block_size))
+        off += header_len + block_count * block_size
+    return rings
+
+
+def check_cores(check, text, truth, cores, cpu_entries, cpu_preempted, cpu_switches,
+                cpu_irqs, cpu_switched_to, cpu_changes):
+    """The per-core truth of a multicore run (see the docstring, --cores)."""
+    m = re.search(r"^tracemark: (\d+) nodes, one ring each; IPI irqs: remote call (\d+), "
+                  r"reschedule (\d+)", text, re.M)
+    if not check(m is not None, "no 'tracemark: N nodes ... IPI irqs' line from the kernel"):
+        return
+    nodes, ipi_call, ipi_resched = (int(g) for g in m.groups())
+    check(nodes == cores, f"the kernel has {nodes} nodes, not {cores}")
+    per_core = {}
+    for c, fields in re.findall(r"^TRUTH_CORE (\d+) (.*)$", text, re.M):
+        per_core[int(c)] = dict(kv.split("=", 1) for kv in fields.split())
+    if not check(sorted(per_core) == list(range(cores)),
+                 f"TRUTH_CORE lines for cores {sorted(per_core)}, not 0..{cores - 1}"):
+        return
+    # Core 0's syscalls: the TRUTH line's minus the other cores'.
+    sys_names = [k[4:] for k in truth if k.startswith("sys.")]
+    want = {c: collections.Counter() for c in range(cores)}
+    for c in range(1, cores):
+        for k, v in per_core[c].items():
+            if k.startswith("sys."):
+                want[c][k[4:]] = int(v)
+    for name in sys_names:
+        want[0][name] = int(truth["sys." + name]) - sum(want[c][name] for c in range(1, cores))
+    for c in range(cores):
+        for name in set(sys_names) | set(want[c]):
+            got = cpu_entries[c, name] - cpu_preempted[c, name]
+            check(got == want[c][name], f"CPU {c}: syscall {name}: trace {cpu_entries[c, name]} entries"
+                  f" - {cpu_preempted[c, name]} preempted = {got}, its threads made {want[c][name]}")
+        t = per_core[c]
+        if "switches" in t:
+            check(cpu_switches[c] == int(t["switches"]),
+                  f"CPU {c}: {cpu_switches[c]} thread switches, the root task counts {int(t['switches'])}")
+        for key, irq in (("ipi.resched", ipi_resched), ("ipi.call", ipi_call)):
+            got = cpu_irqs[c, irq]
+            # IPIs seL4 may or may not send (see root.c, ipi.resched_extra).
+            extra = int(t.get(key + "_extra", 0))
+            check(int(t[key]) <= got <= int(t[key]) + extra,
+                  f"CPU {c}: {got} IRQ records of IPI {irq} ({key}), the root task counts "
+                  f"{int(t[key])}" + (f" (and at most {extra} more)" if extra else ""))
+        for name in t.get("threads", "").split(","):
+            if name:
+                check(name in cpu_switched_to[c], f"CPU {c}: no switch to its thread {name}")
+    # decode's merge: each cross-core round trip (a Call from core 0, answered on core
+    # c) shows in the merged output as core 0, core c, core 0 again.
+    round_trips = int(per_core[0]["ipi.resched"])
+    check(cpu_changes >= 2 * round_trips,
+          f"the merged records change CPU {cpu_changes} times, fewer than twice the "
+          f"{round_trips} cross-core round trips: decode did not interleave the cores")
 
 
 def main():
@@ -86,9 +156,12 @@ def main():
     functions = "--functions" in sys.argv
     release = "--release" in sys.argv
     max_fill = MAX_FILL
+    cores = 1
     for a in sys.argv[1:]:
         if a.startswith("--max-fill="):
             max_fill = float(a.split("=", 1)[1])
+        if a.startswith("--cores="):
+            cores = int(a.split("=", 1)[1])
     if len(args) != 2:
         print(__doc__, file=sys.stderr)
         return 2
@@ -127,7 +200,10 @@ def main():
 
     stats = json.loads(subprocess.run([tool, "stats", "--json", log], check=True,
                                       capture_output=True, text=True).stdout)
-    used, capacity = ring_fill(tool, log)
+    rings = ring_fills(tool, log)
+    check([r[0] for r in rings] == list(range(cores)),
+          f"the dump has rings for CPUs {[r[0] for r in rings]}, not one for each of the {cores} cores")
+    _, used, capacity = max(rings, key=lambda r: r[1] / r[2])
     fill = used / capacity
     check(stats["lost"] == 0, f"lost records: {stats['lost']} (the ring of {capacity} bytes wrapped)")
     check(fill <= max_fill,
@@ -144,36 +220,55 @@ def main():
 
     entries = collections.Counter()      # syscall name -> kernel entries
     preempted = collections.Counter()    # syscall name -> entries with an interrupt inside
+    cpu_entries = collections.Counter()  # (cpu, syscall name) -> kernel entries
+    cpu_preempted = collections.Counter()
+    cpu_kentries = collections.Counter()  # cpu -> kernel entries (every path)
+    cpu_switches = collections.Counter()  # cpu -> SWITCH records
+    cpu_irqs = collections.Counter()      # (cpu, irq) -> IRQ records
+    cpu_switched_to = collections.defaultdict(set)   # cpu -> names switched to
+    last_n = {}                           # cpu -> its last record's number
+    cpu_changes = 0                       # records whose CPU is not the previous one's
+    prev_cpu = None
     call_caps = collections.Counter()    # cap name -> Call entries
     call_caps_preempted = collections.Counter()
     paths = collections.Counter()
     fastpath = 0
     switched_to = collections.Counter()
-    running = None                       # the thread the last switch named
+    running = {}                         # cpu -> the thread its last switch named
     first_switch = None                  # (record, kernel entries before it)
     putchars = []                        # DebugPutChar labels, in order
     outside = {"boot": 0, "after_exit": 0}   # function records outside kernel entries
     stated_outside = None                # what the kernel's USER record says
     irqs = 0
-    open_entry = None                    # (record, saw an IRQ inside)
+    open_entries = {}                    # cpu -> (record, saw an IRQ inside) or None
     prev_ts = None
-    fstack = []
+    fstacks = collections.defaultdict(list)   # cpu -> open functions
     image_base = None
     exits = 0
     for r in records:
         ts = r["ts"]
+        cpu = r["cpu"]
         if prev_ts is not None and ts < prev_ts:
             check(False, f"record #{r['n']} at {ts} is earlier than the one before ({prev_ts})")
         prev_ts = ts
+        check(cpu < cores, f"record #{r['n']} of CPU {cpu}, on a kernel of {cores} cores")
+        check(last_n.get(cpu, -1) < r["n"], f"CPU {cpu}'s record #{r['n']} comes after its #{last_n.get(cpu)}")
+        last_n[cpu] = r["n"]
+        cpu_changes += prev_cpu is not None and cpu != prev_cpu
+        prev_cpu = cpu
+        open_entry = open_entries.get(cpu)
+        fstack = fstacks[cpu]
         kind = r["kind"]
         if kind == "KENTRY":
             check(open_entry is None, f"record #{r['n']}: kernel entry inside an open entry")
-            open_entry = [r, False]
+            open_entry = open_entries[cpu] = [r, False]
+            cpu_kentries[cpu] += 1
             paths[r["path"]] += 1
             if r["path"] == "Syscall":
                 fastpath += bool(r.get("fastpath"))
                 check("syscall_name" in r, f"record #{r['n']}: syscall {r.get('syscall')} has no name")
                 entries[r.get("syscall_name", "?")] += 1
+                cpu_entries[cpu, r.get("syscall_name", "?")] += 1
                 if r.get("syscall_name") == "Call":
                     call_caps[r.get("cap_name", str(r.get("cap")))] += 1
                 if r.get("syscall_name") == "DebugPutChar":
@@ -193,23 +288,29 @@ def main():
                   f"record #{r['n']}: exit not named after its entry #{e['n']}")
             if irq_inside and e["path"] == "Syscall":
                 preempted[e["syscall_name"]] += 1
+                cpu_preempted[cpu, e["syscall_name"]] += 1
                 if e["syscall_name"] == "Call":
                     call_caps_preempted[e.get("cap_name", str(e.get("cap")))] += 1
-            open_entry = None
+            open_entries[cpu] = None
         elif kind == "IRQ":
             irqs += 1
+            cpu_irqs[cpu, r["irq"]] += 1
             check(open_entry is not None, f"record #{r['n']}: interrupt outside a kernel entry")
             if open_entry is not None:
                 open_entry[1] = True
         elif kind == "SWITCH":
             t = r["thread"]
             check(release or t in names, f"record #{r['n']}: switch to unnamed thread {t:#x}")
-            check(t != running, f"record #{r['n']}: switch to {names.get(t, hex(t))}, "
-                  f"which was already running")
-            running = t
-            if first_switch is None:
-                first_switch = (r, sum(paths.values()))
+            check(t != running.get(cpu), f"record #{r['n']}: switch to {names.get(t, hex(t))}, "
+                  f"which was already running on CPU {cpu}")
+            running[cpu] = t
+            # The boot CPU's first thread is the root task; the other cores' first is
+            # their idle thread, current since boot.
+            if first_switch is None and cpu == 0:
+                first_switch = (r, cpu_kentries[0])
             switched_to[names.get(t, hex(t))] += 1
+            cpu_switches[cpu] += 1
+            cpu_switched_to[cpu].add(names.get(t, hex(t)))
         elif kind == "IMAGE":
             image_base = r["base"]
         elif kind == "USER" and r["id"] == OUTSIDE_ID:
@@ -217,7 +318,7 @@ def main():
             if check(len(data) == 16, f"record #{r['n']}: USER {OUTSIDE_ID:#x} has {len(data)} bytes, not 16"):
                 boot, after_exit = struct.unpack("<QQ", data)
                 stated_outside = {"boot": boot, "after_exit": after_exit}
-        if kind in ("FENTRY", "FEXIT") and open_entry is None:
+        if kind in ("FENTRY", "FEXIT") and open_entries.get(cpu) is None:
             outside["boot" if first_switch is None else "after_exit"] += 1
         if kind == "FENTRY":
             fstack.append(r["func"])
@@ -225,7 +326,9 @@ def main():
             if check(fstack and fstack[-1] == r["func"],
                      f"record #{r['n']}: function exit {r['func']:#x} does not close the innermost entry"):
                 fstack.pop()
-    check(open_entry is None, "a kernel entry is still open at the end of the trace")
+    for cpu, e in open_entries.items():
+        check(e is None, f"a kernel entry of CPU {cpu} is still open at the end of the trace")
+    fstack = fstacks[0]
 
     for key, want in truth.items():
         if key.startswith("sys."):
@@ -249,7 +352,7 @@ def main():
         check(len(switched_to) >= len(threads),
               f"switches to {len(switched_to)} distinct threads, the root task ran {len(threads)}")
         if first_switch is not None:
-            names[first_switch[0]["thread"]] = "rootserver" if running == first_switch[0]["thread"] else "?"
+            names[first_switch[0]["thread"]] = "rootserver" if running.get(0) == first_switch[0]["thread"] else "?"
     else:
         for t in truth["threads"].split(","):
             check(switched_to[t] > 0, f"no switch to thread {t}")
@@ -259,6 +362,10 @@ def main():
               f"record #{r['n']}: the first switch is to {names.get(r['thread'], hex(r['thread']))} "
               f"after {before} kernel entries; the root task runs first, from the kernel's first "
               f"exit to user level, before any entry")
+
+    if cores > 1:
+        check_cores(check, text, truth, cores, cpu_entries, cpu_preempted, cpu_switches,
+                    cpu_irqs, cpu_switched_to, cpu_changes)
 
     # What the root task printed, from the DebugPutChar entries' characters, against the
     # console (the kernel prints nothing of its own while the root task runs).
@@ -298,6 +405,11 @@ def main():
                + (f"function records outside kernel entries: {outside['boot']} in the rest of "
                   f"the boot, {outside['after_exit']} between an exit and the next entry, "
                   if functions else "")
+               + (f"per CPU (entries/switches/IRQs): "
+                  + ", ".join(f"{c}: {cpu_kentries[c]}/{cpu_switches[c]}/"
+                              f"{sum(v for (cc, _), v in cpu_irqs.items() if cc == c)}"
+                              for c in range(cores))
+                  + f", CPU changes in the merged records {cpu_changes}, " if cores > 1 else "")
                + f"{len(putchars)} DebugPutChar characters, "
                f"{stats['mean_bytes_per_record']:.2f} bytes/record, "
                f"ring {fill:.1%} full ({used} of {capacity} bytes, at most {max_fill:.1%} allowed)")

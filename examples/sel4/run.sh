@@ -3,6 +3,9 @@
 #
 # Usage: examples/sel4/run.sh ARCH VARIANT [LOG]
 #   LOG defaults to examples/sel4/target/ARCH/VARIANT/console.log
+#   VARIANT is the build folder's name (build.sh's OUT_NAME). The number of cores is the
+#   build's (its `cores` file, from build.sh's SEL4_CORES): QEMU gets -smp N, and on
+#   aarch64 with N > 1 virtualization=on (PSCI through HVC, as the build's device tree).
 # QEMU is stopped once the kernel halts (after the ring dump, if tracing is on), or
 # after $SEL4_RUN_TIMEOUT seconds of wall time (default 600, some 10 times what a run
 # takes on a loaded 2-core host: a bound for a hung guest, not a timing), which is an error.
@@ -23,22 +26,40 @@ variant="${2:?usage: run.sh x86_64|aarch64 VARIANT [LOG]}"
 out="$here/target/$arch/$variant"
 log="${3:-$out/console.log}"
 timeout_s="${SEL4_RUN_TIMEOUT:-600}"
+cores=1
+if [ -f "$out/cores" ]; then
+    cores="$(cat "$out/cores")"
+fi
 
 case "$arch" in
 x86_64)
     cmd=(qemu-system-x86_64 -machine q35,accel=tcg
         -cpu Nehalem,-vme,+pdpe1gb,-xsave,-xsaveopt,-xsavec,-fsgsbase,-invpcid,+syscall,+lm,enforce
         -m 512 -display none -serial "file:$log" -monitor none
-        -kernel "$out/image.elf" -initrd "$out/root.elf")
+        -kernel "$out/image.elf" -initrd "$out/root.elf" -smp "$cores")
     ;;
 aarch64)
-    cmd=(qemu-system-aarch64 -machine virt,accel=tcg -cpu cortex-a53 -m size=1024M
-        -display none -serial "file:$log" -monitor none -kernel "$out/image.elf")
+    machine=virt,accel=tcg
+    if [ "$cores" != 1 ]; then
+        machine="$machine,virtualization=on"
+    fi
+    cmd=(qemu-system-aarch64 -machine "$machine" -cpu cortex-a53 -m size=1024M
+        -display none -serial "file:$log" -monitor none -kernel "$out/image.elf" -smp "$cores")
     ;;
 *) echo "run.sh: unknown ARCH $arch" >&2; exit 2 ;;
 esac
 
-if [ "${SEL4_ICOUNT:-1}" != 0 ]; then
+# aarch64 with several cores boots only on host time: under -icount (QEMU 7.2) the boot
+# stops after the kernel's "Reserved virt address space regions" lines, where the boot
+# core waits for the others to initialise (release_secondary_cpus), and makes no
+# progress in 10 minutes. Such a run's records then follow the host's clock (the
+# per-core truth does not: check.sh compares counts only), and two runs differ.
+icount="${SEL4_ICOUNT:-1}"
+if [ "$arch" = aarch64 ] && [ "$cores" != 1 ] && [ -z "${SEL4_ICOUNT:-}" ]; then
+    echo "run.sh: aarch64 with $cores cores runs on host time (no -icount: the SMP boot does not progress under it)" >&2
+    icount=0
+fi
+if [ "$icount" != 0 ]; then
     cmd+=(-icount shift=0,sleep=off,align=off)
 fi
 rm -f "$log"

@@ -254,6 +254,214 @@ static void fail(const char *what, unsigned long err)
     finish(line);
 }
 
+#if CONFIG_MAX_NUM_NODES > 1
+/* ---- multicore (a kernel built with KernelMaxNumNodes > 1, check.sh --cores N) ------ *
+ *
+ * One `worker<c>` thread for each core c > 0, with an endpoint of its own. Every step is
+ * ordered by seL4's own blocking, never by timing, so that the per-core counts below
+ * follow from this code (a core spinning on another's progress is no ordering: under
+ * QEMU's -icount the spinning core may hold the other back for good):
+ * 1. started on core 0 (a new TCB's core is its creator's), at the root task's priority,
+ *    the worker runs when the root task Yields, and blocks in Recv on its endpoint;
+ * 2. blocked, it is moved to core c (seL4_TCB_SetAffinity: no IPI, it is not runnable);
+ * 3. the root task Calls it SMP_CALL times (cross-core IPC); at the first Call the
+ *    worker makes SMP_YIELD Yields on core c (alone there: no switch) before it replies;
+ *    it replies with ReplyRecv, which blocks it again;
+ * 4. a last Call (LABEL_SPIN) the worker answers with Reply, which does not block it: it
+ *    stays core c's current thread and spins in user mode. The root task then suspends
+ *    it: seL4 first stalls core c with a remote-call IPI (remoteTCBStall: a TCB
+ *    invocation on a thread current on another core), which core c takes without the
+ *    big kernel lock, while core 0 holds it in the middle of its own Suspend entry (the
+ *    case per-node kernel-entry information is for), and core c drops to its idle
+ *    thread.
+ * Each thread counts its syscalls in its core's row of smp_sys (the worker's first Recv
+ * in core 0's row, sys_count), and the root task prints one `TRUTH_CORE c` line per
+ * core c > 0, and one for core 0 with what it knows of core 0 beyond syscalls (core 0's
+ * syscalls are the TRUTH line's minus the other cores'):
+ * - sys.*: the syscalls the core's threads made;
+ * - switches: the thread switches on core c: to the worker at each Call, back to the
+ *   idle thread at each ReplyRecv and at the stall;
+ * - ipi.resched: the reschedule IPIs the core receives: seL4 sends one whenever it makes
+ *   a thread runnable on another core whose current thread is the idle thread
+ *   (remoteQueueUpdate), and here every wake-up finds its core idle: the worker's core at
+ *   each Call (the worker blocked in Recv), core 0 at each reply (the root task blocked
+ *   in Call, the server in Recv, the faulter suspended); ipi.resched_extra: at most one
+ *   more on core c: remoteTCBStall also asks for a reschedule IPI to the stalled core
+ *   (ipiReschedulePending); the x86_64 runs under QEMU show none arrive, and it is
+ *   not counted as certain;
+ * - ipi.call: remote-call IPIs: the one stall of step 4 on each core c > 0. */
+#define SMP_YIELD 20
+#define SMP_CALL 30
+
+static volatile unsigned long smp_sys[CONFIG_MAX_NUM_NODES][16];
+static seL4_CPtr smp_ep[CONFIG_MAX_NUM_NODES];
+static seL4_CPtr smp_tcb[CONFIG_MAX_NUM_NODES];
+enum { LABEL_SPIN = 3 };
+static char smp_stack[CONFIG_MAX_NUM_NODES][STACK_BYTES] __attribute__((aligned(16)));
+
+#define SMP_COUNT(core, s) (smp_sys[(core)][-(s)]++)
+
+/* A worker; `core` is the core it moves to (its first argument register, set by
+ * smp_start). */
+static void smp_worker(seL4_Word core)
+{
+    seL4_CPtr ep = smp_ep[core];
+    seL4_Word badge = 0, mr0 = 0;
+    /* On core 0, with the root task in Yield: core 0's count. */
+    COUNT_SYS(seL4_SysRecv);
+    seL4_RecvWithMRs(ep, &badge, &mr0, seL4_Null, seL4_Null, seL4_Null);
+    for (int i = 0;; i++) {
+        if (i == SMP_CALL) {
+            /* Step 4: reply without blocking, then run until suspended. */
+            SMP_COUNT(core, seL4_SysReply);
+            seL4_ReplyWithMRs(seL4_MessageInfo_new(0, 0, 0, 0), seL4_Null, seL4_Null, seL4_Null,
+                              seL4_Null);
+            for (;;) {
+            }
+        }
+        if (i == 0) {
+            for (int y = 0; y < SMP_YIELD; y++) {
+                SMP_COUNT(core, seL4_SysYield);
+                seL4_Yield();
+            }
+        }
+        seL4_Word reply = mr0 * 2;
+        SMP_COUNT(core, seL4_SysReplyRecv);
+        seL4_ReplyRecvWithMRs(ep, seL4_MessageInfo_new(0, 0, 0, 1), &badge, &reply, seL4_Null,
+                              seL4_Null, seL4_Null);
+        mr0 = reply;
+    }
+}
+
+/* Creates and starts the worker of core `core` in slots `slot` (endpoint) and `slot + 1`
+ * (TCB), from untyped `ut`; returns once it is blocked in Recv on core `core`. */
+static int smp_start(seL4_CPtr ut, seL4_CPtr slot, seL4_Word core)
+{
+    static char name[] = "worker0";
+    seL4_CPtr tcb = slot + 1;
+    smp_ep[core] = slot;
+    smp_tcb[core] = tcb;
+    seL4_Error err = INVOKE(CAP_UNTYPED, seL4_Untyped_Retype(ut, seL4_EndpointObject, 0,
+                                                             seL4_CapInitThreadCNode, 0, 0, slot, 1));
+    if (!err) {
+        err = INVOKE(CAP_UNTYPED, seL4_Untyped_Retype(ut, seL4_TCBObject, 0, seL4_CapInitThreadCNode,
+                                                      0, 0, tcb, 1));
+    }
+    if (!err) {
+        err = INVOKE(CAP_THREAD, seL4_TCB_Configure(tcb, seL4_CapNull, seL4_CapInitThreadCNode, 0,
+                                                    seL4_CapInitThreadVSpace, 0, 0, 0));
+    }
+    if (!err) {
+        err = INVOKE(CAP_THREAD, seL4_TCB_SetPriority(tcb, seL4_CapInitThreadTCB, 255));
+    }
+    if (err) {
+        return err;
+    }
+    seL4_UserContext regs;
+    memset(&regs, 0, sizeof regs);
+    char *stack_top = smp_stack[core] + STACK_BYTES;
+#if defined(CONFIG_ARCH_X86_64)
+    regs.rip = (seL4_Word)smp_worker;
+    regs.rsp = (seL4_Word)stack_top - 8;
+    regs.rdi = core;
+#else
+    regs.pc = (seL4_Word)smp_worker;
+    regs.sp = (seL4_Word)stack_top;
+    regs.x0 = core;
+#endif
+    err = INVOKE(CAP_THREAD, seL4_TCB_WriteRegisters(tcb, 0, 0, sizeof regs / sizeof(seL4_Word), &regs));
+    if (err) {
+        return err;
+    }
+    name[6] = (char)('0' + core);
+    COUNT_SYS(seL4_SysDebugNameThread);
+    seL4_DebugNameThread(tcb, name);
+    err = INVOKE(CAP_THREAD, seL4_TCB_Resume(tcb));
+    if (err) {
+        return err;
+    }
+    /* The worker, queued behind the root task on core 0, runs until it blocks in Recv. */
+    COUNT_SYS(seL4_SysYield);
+    seL4_Yield();
+    return INVOKE(CAP_THREAD, seL4_TCB_SetAffinity(tcb, core));
+}
+
+/* The multicore part of the workload, from the root task on core 0; `slot` is the first
+ * of 2 * (CONFIG_MAX_NUM_NODES - 1) free slots. */
+static void smp_workload(seL4_CPtr ut, seL4_CPtr slot)
+{
+    for (seL4_Word c = 1; c < CONFIG_MAX_NUM_NODES; c++) {
+        int err = smp_start(ut, slot + 2 * (c - 1), c);
+        if (err) {
+            fail("start worker", err);
+        }
+    }
+    unsigned long sum = 0;
+    for (int i = 0; i < SMP_CALL; i++) {
+        for (seL4_Word c = 1; c < CONFIG_MAX_NUM_NODES; c++) {
+            seL4_Word mr0 = (seL4_Word)i;
+            seL4_MessageInfo_t r = INVOKE(CAP_ENDPOINT, seL4_CallWithMRs(smp_ep[c], seL4_MessageInfo_new(LABEL_CALL, 0, 0, 1),
+                                                                         &mr0, seL4_Null, seL4_Null, seL4_Null));
+            (void)r;
+            sum += mr0;
+        }
+    }
+    if (sum != (unsigned long)(CONFIG_MAX_NUM_NODES - 1) * SMP_CALL * (SMP_CALL - 1)) {
+        fail("worker replies", sum);
+    }
+    for (seL4_Word c = 1; c < CONFIG_MAX_NUM_NODES; c++) {
+        seL4_Word mr0 = 0;
+        seL4_MessageInfo_t r = INVOKE(CAP_ENDPOINT, seL4_CallWithMRs(smp_ep[c], seL4_MessageInfo_new(LABEL_SPIN, 0, 0, 1),
+                                                                     &mr0, seL4_Null, seL4_Null, seL4_Null));
+        (void)r;
+        seL4_Error err = INVOKE(CAP_THREAD, seL4_TCB_Suspend(smp_tcb[c]));
+        if (err) {
+            fail("suspend worker", err);
+        }
+    }
+}
+
+/* The per-core truth lines (see above); printed before the TRUTH line. */
+static void smp_print_truth(void)
+{
+    static const struct {
+        const char *name;
+        int sys;
+    } names[] = {{"Yield", -seL4_SysYield}, {"ReplyRecv", -seL4_SysReplyRecv}, {"Reply", -seL4_SysReply}};
+    char line[256];
+    char *e = fmt_str(line, "TRUTH_CORE 0 ipi.resched=");
+    e = fmt_num(e, (unsigned long)(CONFIG_MAX_NUM_NODES - 1) * (SMP_CALL + 1), 8);
+    e = fmt_str(e, " ipi.call=");
+    e = fmt_num(e, 0, 8);
+    e = fmt_str(e, "\n");
+    *e = 0;
+    puts_(line);
+    for (unsigned c = 1; c < CONFIG_MAX_NUM_NODES; c++) {
+        e = fmt_str(line, "TRUTH_CORE ");
+        e = fmt_num(e, c, 1);
+        for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+            e = fmt_str(e, " sys.");
+            e = fmt_str(e, names[i].name);
+            e = fmt_str(e, "=");
+            e = fmt_num(e, smp_sys[c][names[i].sys], 8);
+        }
+        e = fmt_str(e, " switches=");
+        e = fmt_num(e, 2 * SMP_CALL + 2, 8);
+        e = fmt_str(e, " ipi.resched=");
+        e = fmt_num(e, SMP_CALL + 1, 8);
+        e = fmt_str(e, " ipi.resched_extra=");
+        e = fmt_num(e, 1, 8);
+        e = fmt_str(e, " ipi.call=");
+        e = fmt_num(e, 1, 8);
+        e = fmt_str(e, " threads=worker");
+        e = fmt_num(e, c, 1);
+        e = fmt_str(e, "\n");
+        *e = 0;
+        puts_(line);
+    }
+}
+#endif
+
 #ifdef TM_BENCH
 /* ---- benchmark (examples/sel4/bench.sh builds with -DTM_BENCH) -------------------- */
 
@@ -447,6 +655,10 @@ void root_main(seL4_BootInfo *bi)
         fail("suspend faulter", err);
     }
 
+#if CONFIG_MAX_NUM_NODES > 1
+    smp_workload(ut, free + 6);
+#endif
+
     /* Work long enough for timer interrupts to arrive. */
     volatile unsigned long spin = 0;
     for (int r = 0; r < SPIN_ROUNDS; r++) {
@@ -457,6 +669,9 @@ void root_main(seL4_BootInfo *bi)
     }
 
     print_num("root: server received ", server_received);
+#if CONFIG_MAX_NUM_NODES > 1
+    smp_print_truth();
+#endif
 
     /* The truth line. Every number has a fixed width, so the line's length is known
      * before it is printed and the count of DebugPutChar can include the line itself
@@ -487,6 +702,11 @@ void root_main(seL4_BootInfo *bi)
         char *e = fmt_str(line, "TRUTH");
         for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
             unsigned long v = sys_count[names[i].sys];
+#if CONFIG_MAX_NUM_NODES > 1
+            for (unsigned c = 1; c < CONFIG_MAX_NUM_NODES; c++) {
+                v += smp_sys[c][names[i].sys];
+            }
+#endif
 #ifdef CONFIG_PRINTING
             if (names[i].sys == -seL4_SysDebugPutChar) {
                 v += extra_putchar;
@@ -512,7 +732,14 @@ void root_main(seL4_BootInfo *bi)
         e = fmt_num(e, failed_invocations, 8);
         e = fmt_str(e, " faults=");
         e = fmt_num(e, faults_handled, 8);
-        e = fmt_str(e, " threads=rootserver,server,faulter\n");
+        e = fmt_str(e, " threads=rootserver,server,faulter");
+#if CONFIG_MAX_NUM_NODES > 1
+        for (unsigned c = 1; c < CONFIG_MAX_NUM_NODES; c++) {
+            e = fmt_str(e, ",worker");
+            e = fmt_num(e, c, 1);
+        }
+#endif
+        e = fmt_str(e, "\n");
         *e = 0;
         extra_putchar = (unsigned long)(e - line);
     }

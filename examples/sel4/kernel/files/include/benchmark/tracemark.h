@@ -36,9 +36,9 @@ void tracemark_sel4_interrupt(word_t irq);
 void tracemark_sel4_dump(void);
 void tracemark_sel4_finalize(void);
 
-/* The syscall number of the current entry as the entry code saw it (seL4 keeps only 4
- * bits of it in ksKernelEntry); 0 when the entry is not a syscall. */
-extern word_t tracemark_sel4_syscall;
+/* Per node: the syscall number of the node's current entry as the entry code saw it
+ * (seL4 keeps only 4 bits of it in ksKernelEntry); 0 when the entry is not a syscall. */
+extern word_t tracemark_sel4_syscall[CONFIG_MAX_NUM_NODES];
 
 /* The id of the USER record the dump adds with KernelTracemarkFunctions ("OUT" in
  * ASCII): its 16 bytes are two little-endian uint64_t, the function records made outside
@@ -68,7 +68,7 @@ extern uint32_t tracemark_sel4_tsc_mhz;
 /* seL4_BenchmarkFinalizeLog: the caller's note, then the ring, go out (release kernels
  * have no seL4_DebugHalt). */
 #define TRACEMARK_FINALIZE() tracemark_sel4_finalize()
-#define TRACEMARK_SYSCALL(n) (tracemark_sel4_syscall = (word_t)(n))
+#define TRACEMARK_SYSCALL(n) (tracemark_sel4_syscall[CURRENT_CPU_INDEX()] = (word_t)(n))
 #define TRACEMARK_ENTRY() tracemark_sel4_entry()
 #define TRACEMARK_EXIT() tracemark_sel4_exit()
 #define TRACEMARK_INTERRUPT(irq) tracemark_sel4_interrupt(irq)

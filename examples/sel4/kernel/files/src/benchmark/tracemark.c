@@ -26,31 +26,57 @@
 #include <plat/machine/devices_gen.h>
 #endif
 
-/* The kernel runs with interrupts masked and this ring is CPU 0's only (the hooks
- * record on CPU 0), and the -finstrument-functions hooks below record nothing while
- * another hook of this file runs (tm_busy): no record is ever written while another is
- * being written. The entry, exit and interrupt hooks therefore use tracemark's
+/* One ring and one hook state per node (core), each written by its own node only: the
+ * hooks index everything by CURRENT_CPU_INDEX() (0 on a single-core kernel), and
+ * tm_init(node, ...) gives tracemark slot `node` its own ring. The kernel runs with
+ * interrupts masked, and the -finstrument-functions hooks below record nothing while
+ * another hook of this file runs on the same node (its `busy`): no record is ever written
+ * into a ring while another is being written into it. That holds on SMP too, and
+ * without the big kernel lock: a remote-call IPI entry runs c_entry_hook before (and
+ * without) taking the lock, but it writes its own node's ring and state, which no other
+ * node writes. The entry, exit and interrupt hooks therefore use tracemark's
  * single-context calls (tm_masked_*), which skip what nesting safety costs.
+ *
+ * What one node reads of another's: the dump (on the node that called seL4_DebugHalt,
+ * holding the big kernel lock) sends every node's ring. The other nodes are then in user
+ * mode, or spin for the lock before their entry hook (every locked entry takes the lock
+ * before c_entry_hook, and c_exit_hook runs before the unlock), or in a remote-call IPI,
+ * which only the lock holder sends and the halting node sends none: no ring changes
+ * while it is read.
  *
  * Nothing in this file is instrumented: it is the tracer (the function hooks below would
  * otherwise recurse, and the clock must not record). Only static inline kernel helpers
  * that are not instrumented either are called from the hooks. */
 #define TM_NOTRACE __attribute__((no_instrument_function))
 
-/* The ring: a static array in the kernel's BSS. */
-static uint8_t tm_ring[CONFIG_KERNEL_TRACEMARK_RING_BYTES] ALIGN(8);
+/* This node's index: 0 on a single-core kernel (a constant), else the kernel's own
+ * per-core register read (x86_64: gs, aarch64: tpidr_el1). The CMake refuses
+ * KernelTracemarkFunctions with KernelMaxNumNodes > 1: getCurrentCPUIndex is an
+ * instrumented inline function, which the function hooks would call to find their node
+ * before they can tell they are busy. */
+#define TM_NODE() ((uint32_t)CURRENT_CPU_INDEX())
 
-/* 1 while a hook of this file runs: the -finstrument-functions hooks then record nothing
- * (a kernel function the tracer calls, such as memcpy, is not traced). */
-static int tm_busy;
-/* 1 once tm_init succeeded and until the dump starts. */
-static int tm_on;
-/* 1 between a recorded entry and its exit: the exit to the first user thread after boot
- * is not the end of a kernel entry. */
-static int tm_open;
-word_t tracemark_sel4_syscall;
-/* The thread that ran when the kernel was last left. */
-static tcb_t *tm_last_thread;
+/* The rings: one per node, static arrays in the kernel's BSS. */
+static uint8_t tm_ring[CONFIG_MAX_NUM_NODES][CONFIG_KERNEL_TRACEMARK_RING_BYTES] ALIGN(8);
+
+/* The hook state of one node, written by that node's hooks only (and by the boot node's
+ * tracemark_sel4_init, before any hook of another node runs on it, see there). */
+typedef struct tm_node_state {
+    /* 1 while a hook of this file runs on this node: the -finstrument-functions hooks
+     * then record nothing (a kernel function the tracer calls, such as memcpy, is not
+     * traced). */
+    int busy;
+    /* 1 once this node's ring is initialised and until the dump starts. */
+    int on;
+    /* 1 between a recorded entry and its exit: the exit to the first user thread after
+     * boot is not the end of a kernel entry. */
+    int open;
+    /* The thread that ran when the kernel was last left on this node. */
+    tcb_t *last_thread;
+} tm_node_state_t;
+
+static tm_node_state_t tm_node[CONFIG_MAX_NUM_NODES];
+word_t tracemark_sel4_syscall[CONFIG_MAX_NUM_NODES];
 
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
 /* Function records outside every kernel entry, counted by where they were made, and
@@ -188,44 +214,68 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
         .producer_id = 0x73654c34, /* "seL4" */
         .syscall_abi = config_set(CONFIG_KERNEL_MCS) ? TM_ABI_SEL4_MCS : TM_ABI_SEL4,
     };
-    tm_busy = 1;
-    int r = tm_init(0, tm_ring, sizeof(tm_ring), &config);
-    tm_busy = 0;
-    tm_on = (r == TM_OK);
-    tm_last_thread = NODE_STATE(ksCurThread);
+    /* Every node's ring, from the boot node, which holds the big kernel lock here: the
+     * other nodes have booted (on SMP) but their hooks do nothing until their `on` is
+     * set, and they read it only after they take the lock this node holds, or in a
+     * remote-call IPI entry, which a lock holder sends after taking the lock: either way
+     * after this node's release of the lock, which orders these writes before. */
+    tm_node_state_t *self = &tm_node[TM_NODE()];
+    self->busy = 1;
+    int r = TM_OK;
+    for (word_t n = 0; n < CONFIG_MAX_NUM_NODES; n++) {
+        int rn = tm_init((uint32_t)n, tm_ring[n], sizeof(tm_ring[n]), &config);
+        tm_node[n].on = (rn == TM_OK);
+        tm_node[n].last_thread = NODE_STATE_ON_CORE(ksCurThread, n);
+        if (rn != TM_OK) {
+            r = rn;
+        }
+    }
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
     /* Function records carry the address minus KERNEL_ELF_BASE (3 bytes instead of 10
      * for a kernel address); the IMAGE record says where the kernel image lies. */
-    tm_busy = 1;
-    (void)tm_image(0, KERNEL_ELF_BASE, (word_t)ki_end - KERNEL_ELF_BASE, 0x73654c34);
-    tm_busy = 0;
+    (void)tm_image(TM_NODE(), KERNEL_ELF_BASE, (word_t)ki_end - KERNEL_ELF_BASE, 0x73654c34);
 #endif
     /* The tracer's own message: not kernel work, not recorded. */
-    tm_busy = 1;
 #ifdef CONFIG_PRINTING
     printf("tracemark: %s, ring of %lu bytes at %p, clock %llu Hz\n",
-           tm_on ? "recording" : "tm_init failed", (unsigned long)sizeof(tm_ring), tm_ring,
-           (unsigned long long)config.clock_hz);
+           r == TM_OK ? "recording" : "tm_init failed", (unsigned long)sizeof(tm_ring[0]),
+           tm_ring[0], (unsigned long long)config.clock_hz);
+#ifdef ENABLE_SMP_SUPPORT
+    /* What a reader needs to tell the cores' IPIs among their IRQ records. */
+    printf("tracemark: %lu nodes, one ring each; IPI irqs: remote call %lu, reschedule %lu\n",
+           (unsigned long)CONFIG_MAX_NUM_NODES, (unsigned long)irq_remote_call_ipi,
+           (unsigned long)irq_reschedule_ipi);
+#endif
 #else
-    tm_puts(tm_on ? "tracemark: recording, ring of " : "tracemark: tm_init failed, ring of ");
-    tm_putu(sizeof(tm_ring));
+    tm_puts(r == TM_OK ? "tracemark: recording, ring of " : "tracemark: tm_init failed, ring of ");
+    tm_putu(sizeof(tm_ring[0]));
     tm_puts(" bytes, clock ");
     tm_putu(config.clock_hz);
     tm_puts(" Hz\n");
+#ifdef ENABLE_SMP_SUPPORT
+    tm_putu(CONFIG_MAX_NUM_NODES);
+    tm_puts(" nodes, one ring each; IPI irqs: remote call ");
+    tm_putu(irq_remote_call_ipi);
+    tm_puts(", reschedule ");
+    tm_putu(irq_reschedule_ipi);
+    tm_puts("\n");
 #endif
-    tm_busy = 0;
+#endif
+    self->busy = 0;
 }
 
 TM_NOTRACE void tracemark_sel4_entry(void)
 {
-    if (!tm_on) {
+    uint32_t node = TM_NODE();
+    tm_node_state_t *st = &tm_node[node];
+    if (!st->on) {
         return;
     }
-    tm_busy = 1;
-    tracemark_sel4_syscall = 0;
-    (void)tm_masked_kernel_entry_deferred(0);
-    tm_open = 1;
-    tm_busy = 0;
+    st->busy = 1;
+    tracemark_sel4_syscall[node] = 0;
+    (void)tm_masked_kernel_entry_deferred(node);
+    st->open = 1;
+    st->busy = 0;
 }
 
 /* At this commit seL4's entry_type_t numbers the paths as tracemark's entry word does
@@ -255,7 +305,7 @@ compile_assert(tm_path_syscall, Entry_Syscall == TM_PATH_SYSCALL)
 #define TM_LAST_DEBUG_SYSCALL SysDebugDumpScheduler
 #endif
 
-static inline TM_NOTRACE uint32_t tm_entry_word(void)
+static inline TM_NOTRACE uint32_t tm_entry_word(uint32_t node)
 {
     uint32_t word = TM_PATH_UNKNOWN;
     uint32_t path = ksKernelEntry.path;
@@ -263,8 +313,8 @@ static inline TM_NOTRACE uint32_t tm_entry_word(void)
     /* seL4 sets is_fastpath before it knows; the unknown-syscall path is never the
      * fastpath. */
     bool_t fastpath = ksKernelEntry.is_fastpath;
-    if (path == TM_PATH_UNKNOWN_SYSCALL && tracemark_sel4_syscall != 0) {
-        word_t n = -tracemark_sel4_syscall;
+    if (path == TM_PATH_UNKNOWN_SYSCALL && tracemark_sel4_syscall[node] != 0) {
+        word_t n = -tracemark_sel4_syscall[node];
 #ifdef TM_LAST_DEBUG_SYSCALL
         if (n >= 1 && n <= (word_t) - TM_LAST_DEBUG_SYSCALL) {
             path = TM_PATH_SYSCALL;
@@ -308,47 +358,51 @@ static inline TM_NOTRACE uint32_t tm_entry_word(void)
 
 TM_NOTRACE void tracemark_sel4_exit(void)
 {
-    if (!tm_on) {
+    uint32_t node = TM_NODE();
+    tm_node_state_t *st = &tm_node[node];
+    if (!st->on) {
         return;
     }
-    if (!tm_open) {
-        /* The first exit to user level after boot ends no kernel entry, but from here
-         * the root task runs: say so with a switch record of its own (tm_last_thread
-         * is the idle thread, current during boot), so that the first entry does not
-         * carry a switch that did not happen there. */
+    if (!st->open) {
+        /* The node's first exit to user level after boot ends no kernel entry, but from
+         * here its first thread runs (the root task on the boot node): say so with a
+         * switch record of its own (last_thread is the thread current during boot), so
+         * that the first entry does not carry a switch that did not happen there. */
         tcb_t *first = NODE_STATE(ksCurThread);
-        tm_busy = 1;
-        if (first != tm_last_thread) {
-            (void)tm_thread_switch(0, (uint64_t)(word_t)first);
-            tm_last_thread = first;
+        st->busy = 1;
+        if (first != st->last_thread) {
+            (void)tm_thread_switch(node, (uint64_t)(word_t)first);
+            st->last_thread = first;
         }
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
         tm_booted = 1;
 #endif
-        tm_busy = 0;
+        st->busy = 0;
         return;
     }
-    tm_busy = 1;
+    st->busy = 1;
     tcb_t *next = NODE_STATE(ksCurThread);
     uint64_t switch_to = 0;
-    if (next != tm_last_thread) {
+    if (next != st->last_thread) {
         switch_to = (uint64_t)(word_t)next;
-        tm_last_thread = next;
+        st->last_thread = next;
     }
     /* Entry word, thread switch and exit in one call. */
-    (void)tm_masked_kernel_exit_deferred(0, tm_entry_word(), switch_to);
-    tm_open = 0;
-    tm_busy = 0;
+    (void)tm_masked_kernel_exit_deferred(node, tm_entry_word(node), switch_to);
+    st->open = 0;
+    st->busy = 0;
 }
 
 TM_NOTRACE void tracemark_sel4_interrupt(word_t irq)
 {
-    if (!tm_on) {
+    uint32_t node = TM_NODE();
+    tm_node_state_t *st = &tm_node[node];
+    if (!st->on) {
         return;
     }
-    tm_busy = 1;
-    (void)tm_masked_interrupt(0, (uint32_t)irq);
-    tm_busy = 0;
+    st->busy = 1;
+    (void)tm_masked_interrupt(node, (uint32_t)irq);
+    st->busy = 0;
 }
 
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
@@ -360,7 +414,7 @@ void __cyg_profile_func_exit(void *func, void *call_site);
 /* Counts a function record made outside every kernel entry (see tm_outside). */
 static inline TM_NOTRACE void tm_count_outside(void)
 {
-    if (tm_open) {
+    if (tm_node[TM_NODE()].open) {
         return;
     }
     if (tm_booted) {
@@ -372,24 +426,28 @@ static inline TM_NOTRACE void tm_count_outside(void)
 
 TM_NOTRACE void __cyg_profile_func_enter(void *func, void *call_site)
 {
-    if (!tm_on || tm_busy) {
+    uint32_t node = TM_NODE();
+    tm_node_state_t *st = &tm_node[node];
+    if (!st->on || st->busy) {
         return;
     }
-    tm_busy = 1;
+    st->busy = 1;
     tm_count_outside();
-    (void)tm_function_entry(0, (uint64_t)((word_t)func - KERNEL_ELF_BASE));
-    tm_busy = 0;
+    (void)tm_function_entry(node, (uint64_t)((word_t)func - KERNEL_ELF_BASE));
+    st->busy = 0;
 }
 
 TM_NOTRACE void __cyg_profile_func_exit(void *func, void *call_site)
 {
-    if (!tm_on || tm_busy) {
+    uint32_t node = TM_NODE();
+    tm_node_state_t *st = &tm_node[node];
+    if (!st->on || st->busy) {
         return;
     }
-    tm_busy = 1;
+    st->busy = 1;
     tm_count_outside();
-    (void)tm_function_exit(0, (uint64_t)((word_t)func - KERNEL_ELF_BASE));
-    tm_busy = 0;
+    (void)tm_function_exit(node, (uint64_t)((word_t)func - KERNEL_ELF_BASE));
+    st->busy = 0;
 }
 #endif
 
@@ -402,34 +460,57 @@ static TM_NOTRACE int tm_sink(void *ctx, const uint8_t *data, word_t len)
 }
 
 /* Called on seL4_DebugHalt: completes the halting entry (its information is known, and
- * the kernel is left for good), names the threads, then sends the ring over the serial
- * console. Nothing is recorded once the dump starts. */
+ * the kernel is left for good), names the threads of every node, then sends every
+ * node's ring over the serial console, each as a UART dump of its own (dump id "seL4"
+ * plus the node: 0x73654c34 for node 0), which the decoder puts together as one dump of
+ * several rings. Nothing is recorded once the dump starts; see the top of this file for
+ * why the other nodes' rings do not change while they are read. */
 TM_NOTRACE void tracemark_sel4_dump(void)
 {
-    if (!tm_on) {
+    uint32_t node = TM_NODE();
+    tm_node_state_t *st = &tm_node[node];
+    if (!st->on) {
         return;
     }
     tracemark_sel4_exit();
-    tm_busy = 1;
+    st->busy = 1;
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
-    (void)tm_user(0, TRACEMARK_SEL4_OUTSIDE_ID, &tm_outside, sizeof(tm_outside));
+    (void)tm_user(node, TRACEMARK_SEL4_OUTSIDE_ID, &tm_outside, sizeof(tm_outside));
 #endif
-    tm_on = 0;
+    for (word_t n = 0; n < CONFIG_MAX_NUM_NODES; n++) {
+        tm_node[n].on = 0;
+    }
 #if defined(CONFIG_DEBUG_BUILD) && defined(CONFIG_PRINTING)
     /* Thread names exist in debug kernels only (seL4_DebugNameThread). */
-    for (tcb_t *t = NODE_STATE(ksDebugTCBs); t != NULL; t = TCB_PTR_DEBUG_PTR(t)->tcbDebugNext) {
-        printf("tracemark: thread 0x%lx \"%s\"\n", (unsigned long)(word_t)t, TCB_PTR_DEBUG_PTR(t)->tcbName);
+    for (word_t n = 0; n < CONFIG_MAX_NUM_NODES; n++) {
+        for (tcb_t *t = NODE_STATE_ON_CORE(ksDebugTCBs, n); t != NULL;
+             t = TCB_PTR_DEBUG_PTR(t)->tcbDebugNext) {
+            printf("tracemark: thread 0x%lx \"%s\"\n", (unsigned long)(word_t)t,
+                   TCB_PTR_DEBUG_PTR(t)->tcbName);
+        }
     }
 #endif
+    for (word_t n = 0; n < CONFIG_MAX_NUM_NODES; n++) {
 #ifdef CONFIG_PRINTING
-    printf("tracemark: dumping the ring\n");
-    int r = tm_dump_uart(0, 0x73654c34, tm_sink, NULL);
-    printf("tracemark: dump done (%d)\n", r);
+        if (CONFIG_MAX_NUM_NODES > 1) {
+            printf("tracemark: dumping the ring of node %lu\n", (unsigned long)n);
+        } else {
+            printf("tracemark: dumping the ring\n");
+        }
+        int r = tm_dump_uart((uint32_t)n, 0x73654c34 + (uint32_t)n, tm_sink, NULL);
+        printf("tracemark: dump done (%d)\n", r);
 #else
-    tm_puts("tracemark: dumping the ring\n");
-    int r = tm_dump_uart(0, 0x73654c34, tm_sink, NULL);
-    tm_puts(r < 0 ? "tracemark: dump failed\n" : "tracemark: dump done (0)\n");
+        if (CONFIG_MAX_NUM_NODES > 1) {
+            tm_puts("tracemark: dumping the ring of node ");
+            tm_putu(n);
+            tm_puts("\n");
+        } else {
+            tm_puts("tracemark: dumping the ring\n");
+        }
+        int r = tm_dump_uart((uint32_t)n, 0x73654c34 + (uint32_t)n, tm_sink, NULL);
+        tm_puts(r < 0 ? "tracemark: dump failed\n" : "tracemark: dump done (0)\n");
 #endif
+    }
 }
 
 /* seL4_BenchmarkFinalizeLog: the way out of a kernel without seL4_DebugHalt (release).
@@ -440,7 +521,9 @@ TM_NOTRACE void tracemark_sel4_dump(void)
  * dumped, as at seL4_DebugHalt; nothing is recorded after it. The syscall returns. */
 TM_NOTRACE void tracemark_sel4_finalize(void)
 {
-    if (!tm_on) {
+    uint32_t node = TM_NODE();
+    tm_node_state_t *st = &tm_node[node];
+    if (!st->on) {
         return;
     }
     word_t *ipc = lookupIPCBuffer(false, NODE_STATE(ksCurThread));
@@ -453,12 +536,12 @@ TM_NOTRACE void tracemark_sel4_finalize(void)
         if (len > max) {
             len = max;
         }
-        tm_busy = 1;
+        st->busy = 1;
         for (word_t off = 0; off < len; off += 32) {
             word_t n = len - off < 32 ? len - off : 32;
-            (void)tm_user(0, TRACEMARK_SEL4_NOTE_ID, bytes + off, n);
+            (void)tm_user(node, TRACEMARK_SEL4_NOTE_ID, bytes + off, n);
         }
-        tm_busy = 0;
+        st->busy = 0;
     }
     tracemark_sel4_dump();
 }
