@@ -770,6 +770,25 @@ impl<'a> RingView<'a> {
         self.geometry.ring_len()
     }
 
+    /// Length of the ring's *used part*: the header and the blocks up to the newest one
+    /// the writer opened, on the ring's first lap (nothing overwritten, the write
+    /// position's block number below `block_count`); the whole ring once it has wrapped.
+    /// The slots after the used part have never been written: an image cut there holds
+    /// every record (FORMAT.md 17.10), and a dump may send only this much.
+    pub fn used_len(&self) -> usize {
+        let g = self.geometry;
+        let write = g.split(self.header.write_pos.get());
+        let newest = if write.seq >= self.commit.seq {
+            write.seq
+        } else {
+            self.commit.seq
+        };
+        if self.header.overwritten.get() != 0 || newest >= g.block_count - 1 {
+            return g.ring_len();
+        }
+        g.block_offset(newest + 1)
+    }
+
     /// Whether nothing was ever committed.
     pub fn is_empty(&self) -> bool {
         self.commit.offset == 0 && self.commit.seq == 0

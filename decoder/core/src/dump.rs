@@ -246,7 +246,24 @@ impl<'a> Dump<'a> {
             let rest = &bytes[at..];
             match RingView::parse_recovering(rest) {
                 Ok((view, replaced)) => {
-                    let ring_len = view.ring_len();
+                    // An image of the ring's used part only (FORMAT.md 17.10) ends where
+                    // the used part does: the bytes end before the whole ring would, or
+                    // the next ring starts there.
+                    let used = view.used_len();
+                    let used_only = used < view.ring_len()
+                        && rest.len() >= used
+                        && (rest.len() < view.ring_len() || rest[used..].starts_with(&RING_MAGIC));
+                    let (view, ring_len) = if used_only {
+                        (
+                            RingView {
+                                bytes: &rest[..used],
+                                ..view
+                            },
+                            used,
+                        )
+                    } else {
+                        (view, view.ring_len())
+                    };
                     if let Some(stored) = replaced {
                         warnings.push(commit_warning(at, &view, stored));
                     }
@@ -567,6 +584,10 @@ fn read_ring<'a>(
                     },
                 });
             }
+            // A slot after the used part of an image that holds only that (FORMAT.md
+            // 17.10) was never written: empty, not missing.
+            BlockState::Missing
+                if view.may_be_unused(b.seq) && view.bytes.len() >= view.used_len() => {}
             BlockState::Missing => {
                 missing += 1;
                 unknown_gap = true;
