@@ -707,6 +707,24 @@ int tm_thread_switch_named(uint32_t cpu,
                            uint32_t prio,
                            uint32_t *named_in);
 
+/**
+ * Calls `sink` with the *used part* (FORMAT.md 17.10) of the ring image at `image`
+ * (`len` bytes: a snapshot another component took, such as the one seL4's
+ * `seL4_TracemarkSnapshot` writes into a frame) framed as `tm_dump_uart` frames a ring:
+ * printable `@TM:` lines with CRCs, named `dump_id`. Needs no `tm_init`: the image is
+ * only read. A ring on its first lap goes out without its never-written slots.
+ *
+ * Returns `TM_OK`, `TM_ERR_SINK` if the sink returned non-zero, or `TM_ERR_BAD_ARG` if
+ * `image` is NULL, `sink` is NULL, or the bytes do not start with a ring header this
+ * library can read.
+ *
+ * # Safety
+ *
+ * `image` must be valid for reads of `len` bytes, not written during the call, and
+ * `sink` safe to call with `ctx` and a valid buffer.
+ */
+int tm_frame_uart(const uint8_t *image, size_t len, uint32_t dump_id, tm_sink_fn sink, void *ctx);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
