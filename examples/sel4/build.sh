@@ -78,6 +78,11 @@ if [ "$variant" = trace ] || [ "$variant" = ftrace ]; then
     lib="$rust_dir/$rust_target/release/libtracemark_c.a"
 fi
 
+# The root task of the trace variant ships snapshots of the ring itself (root.c,
+# TM_SNAPSHOTS): it links the same library for tm_frame_uart, which only reads memory.
+root_lib=""
+[ "$variant" = trace ] && root_lib="$lib"
+
 # 3. Kernel configuration.
 opts=(-DKernelDebugBuild=ON -DKernelPrinting=ON -DKernelVerificationBuild=OFF
     -DLibSel4UseThreadLocals=OFF)
@@ -124,7 +129,8 @@ if [ "$arch" = x86_64 ]; then
     gcc -O2 -Wall -Werror -ffreestanding -fno-builtin -nostdlib -static -fno-pic -no-pie \
         -fno-stack-protector -mno-red-zone -mgeneral-regs-only "${inc[@]}" ${ROOT_CFLAGS:-} \
         -Wl,--build-id=none -Wl,-Ttext-segment=0x400000 -Wl,-z,noexecstack \
-        -o "$out/root.elf" "$here/roottask/start_x86_64.S" "$here/roottask/root.c"
+        -I"$root/encoder/include" \
+        -o "$out/root.elf" "$here/roottask/start_x86_64.S" "$here/roottask/root.c" ${root_lib}
 else
     if [ ! -f "$kbuild/build.ninja" ]; then
         (cd "$kbuild" && cmake -G Ninja -DCMAKE_TOOLCHAIN_FILE="$src/seL4/gcc.cmake" \
@@ -132,7 +138,8 @@ else
             -DKernelSel4Arch=aarch64 -DKernelArmCPU=cortex-a53 -DQEMU_MEMORY=1024 \
             -DKernelArmExportVCNTUser=ON \
             -DElfloaderImage=elf "-DSEL4_SRC=$src" "-DROOT_DIR=$here/roottask" \
-            "-DROOT_CFLAGS=${ROOT_CFLAGS:-}" "${opts[@]}" "$here/aarch64" >cmake.log) ||
+            "-DROOT_CFLAGS=${ROOT_CFLAGS:-}" "-DROOT_LIBS=$root_lib" \
+            "-DROOT_INCLUDE=$root/encoder/include" "${opts[@]}" "$here/aarch64" >cmake.log) ||
             { cat "$kbuild/cmake.log"; exit 1; }
     fi
     ninja -C "$kbuild" >"$kbuild/ninja.log" || { tail -n 40 "$kbuild/ninja.log"; exit 1; }

@@ -12,7 +12,9 @@
 #    the runs do not depend on the host's speed or load, see run.sh); the root task runs
 #    its counted workload, prints its TRUTH line and halts; the kernel dumps its ring over
 #    the serial console. The trace run's console is examples/sel4/target/ARCH/console.log.
-# 3. Checks both consoles with the tracemark tool (check_trace.py: per-syscall counts
+# 3. Checks both consoles with the tracemark tool (check_trace.py; the trace run's three
+#    dumps each against its interval's truth: the root task's two snapshots, taken and
+#    shipped while it runs, and the kernel's halt dump; per-syscall counts
 #    equal the truth, every exit has its entry's duration, interrupts, the fault, thread
 #    switches by name, function entries and exits balance, the ring at most half full),
 #    checks that a second run of the trace image gives the same console byte for byte,
@@ -51,6 +53,15 @@ done
 cp "$out/trace/console.log" "$out/console.log"
 
 echo "== $arch: kernel entries, exits, interrupts, thread switches"
+# The root task snapshots the ring twice while it runs (seL4_TracemarkSnapshot, with a
+# reset) and ships each image over the console itself (dumps 1 and 2); the kernel's halt
+# dump holds what follows the last reset. Each is checked against its interval's truth
+# (TRUTH1, TRUTH2, TRUTH): together they cover the run, no record lost or counted twice.
+echo "-- snapshot 1 (boot to the first snapshot), shipped by the root task"
+python3 "$here/check_trace.py" "$tool" "$out/console.log" --dump-id=1 --truth=TRUTH1
+echo "-- snapshot 2 (the first reset to the second snapshot), shipped by the root task"
+python3 "$here/check_trace.py" "$tool" "$out/console.log" --dump-id=2 --truth=TRUTH2
+echo "-- the kernel's halt dump (the last reset to the halt)"
 python3 "$here/check_trace.py" "$tool" "$out/console.log"
 echo "== $arch: with the kernel's functions"
 python3 "$here/check_trace.py" "$tool" "$out/ftrace/console.log" --functions
@@ -75,9 +86,20 @@ fi
 grep -q "syscall Yield" "$out/wrong-truth.err"
 echo "check.sh: rejected as expected: $(grep 'syscall Yield' "$out/wrong-truth.err")"
 
+echo "== $arch: a snapshot checked against the other interval's truth is caught"
+# Snapshot 2 holds interval 2 only: TRUTH1's counts (interval 1) must not match it.
+if python3 "$here/check_trace.py" "$tool" "$out/console.log" --dump-id=2 --truth=TRUTH1 \
+    2>"$out/wrong-interval.err"; then
+    echo "check.sh: snapshot 2 passed against interval 1's truth" >&2
+    exit 1
+fi
+grep -q "syscall Yield" "$out/wrong-interval.err"
+echo "check.sh: rejected as expected: $(grep -m 1 'syscall Yield' "$out/wrong-interval.err")"
+
 echo "== $arch: a ring fuller than allowed is caught"
-# The trace run fills about 1% of its ring: a limit of 0.5% must fail, naming the fill.
-if python3 "$here/check_trace.py" "$tool" "$out/console.log" --max-fill=0.005 2>"$out/full-ring.err"; then
+# Snapshot 1 fills about 1% of its ring: a limit of 0.5% must fail, naming the fill.
+if python3 "$here/check_trace.py" "$tool" "$out/console.log" --dump-id=1 --truth=TRUTH1 \
+    --max-fill=0.005 2>"$out/full-ring.err"; then
     echo "check.sh: check_trace.py accepted a ring fuller than its limit" >&2
     exit 1
 fi

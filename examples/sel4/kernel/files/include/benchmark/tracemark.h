@@ -16,6 +16,7 @@
 
 #include <config.h>
 #include <types.h>
+#include <api/failures.h>
 
 #ifdef CONFIG_KERNEL_TRACEMARK
 
@@ -32,6 +33,11 @@ void tracemark_sel4_entry(void);
 void tracemark_sel4_exit(void);
 void tracemark_sel4_interrupt(word_t irq);
 void tracemark_sel4_dump(void);
+/* seL4_DebugNameThread named `tcb`: records its name (a THREAD record). */
+struct tcb;
+void tracemark_sel4_thread_named(struct tcb *tcb);
+/* The seL4_TracemarkSnapshot syscall (libsel4: seL4_TracemarkSnapshot). */
+exception_t tracemark_sel4_snapshot(void);
 
 /* The syscall number of the current entry as the entry code saw it (seL4 keeps only 4
  * bits of it in ksKernelEntry); 0 when the entry is not a syscall. */
@@ -58,6 +64,7 @@ extern uint32_t tracemark_sel4_tsc_mhz;
 #define TRACEMARK_ENTRY() tracemark_sel4_entry()
 #define TRACEMARK_EXIT() tracemark_sel4_exit()
 #define TRACEMARK_INTERRUPT(irq) tracemark_sel4_interrupt(irq)
+#define TRACEMARK_THREAD_NAMED(tcb) tracemark_sel4_thread_named(tcb)
 
 #else
 
@@ -66,5 +73,6 @@ extern uint32_t tracemark_sel4_tsc_mhz;
 #define TRACEMARK_ENTRY() do {} while (0)
 #define TRACEMARK_EXIT() do {} while (0)
 #define TRACEMARK_INTERRUPT(irq) do {} while (0)
+#define TRACEMARK_THREAD_NAMED(tcb) do {} while (0)
 
 #endif /* CONFIG_KERNEL_TRACEMARK */

@@ -120,6 +120,12 @@ static BOOT_CODE TM_NOTRACE uint64_t tm_clock_hz(void)
 #endif
 }
 
+/* The configuration of tm_init, kept for the re-initialisation of a reset
+ * (tracemark_sel4_snapshot): tm_clock_hz is boot code, gone after the boot. */
+static tm_config tm_saved_config;
+
+static TM_NOTRACE void tm_name_threads(void);
+
 BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
 {
     tm_config config = {
@@ -130,11 +136,14 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
         .producer_id = 0x73654c34, /* "seL4" */
         .syscall_abi = config_set(CONFIG_KERNEL_MCS) ? TM_ABI_SEL4_MCS : TM_ABI_SEL4,
     };
+    tm_saved_config = config;
     tm_busy = 1;
     int r = tm_init(0, tm_ring, sizeof(tm_ring), &config);
     tm_busy = 0;
     tm_on = (r == TM_OK);
     tm_last_thread = NODE_STATE(ksCurThread);
+    /* The threads the boot created and named (the idle thread, the root task). */
+    tm_name_threads();
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
     /* Function records carry the address minus KERNEL_ELF_BASE (3 bytes instead of 10
      * for a kernel address); the IMAGE record says where the kernel image lies. */
@@ -334,6 +343,9 @@ TM_NOTRACE void tracemark_sel4_dump(void)
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
     (void)tm_user(0, TRACEMARK_SEL4_OUTSIDE_ID, &tm_outside, sizeof(tm_outside));
 #endif
+    /* Every thread's name once more, at the end: an overwrite ring that lost the records
+     * of its creation still names its threads (FORMAT.md 8.4.1). */
+    tm_name_threads();
     tm_on = 0;
     for (tcb_t *t = NODE_STATE(ksDebugTCBs); t != NULL; t = TCB_PTR_DEBUG_PTR(t)->tcbDebugNext) {
         printf("tracemark: thread 0x%lx \"%s\"\n", (unsigned long)(word_t)t, TCB_PTR_DEBUG_PTR(t)->tcbName);
@@ -341,6 +353,113 @@ TM_NOTRACE void tracemark_sel4_dump(void)
     printf("tracemark: dumping the ring\n");
     int r = tm_dump_uart(0, 0x73654c34, tm_sink, NULL);
     printf("tracemark: dump done (%d)\n", r);
+}
+
+/* ---- Thread names ------------------------------------------------------------------
+ *
+ * A THREAD record (tm_thread_name) names a TCB by the id the switch records carry (its
+ * address) with its name and priority: when seL4_DebugNameThread sets a name
+ * (tracemark_sel4_thread_named), for every thread the kernel knows at tm_init (the idle
+ * thread and the root task, named by the boot), after a reset and before the dump. The
+ * records at the reset and the dump are the re-emission FORMAT.md 8.4.1 asks of an
+ * overwrite ring: whatever the ring lost, it ends with every thread's name. */
+
+static TM_NOTRACE void tm_name_thread(tcb_t *tcb)
+{
+    const char *name = TCB_PTR_DEBUG_PTR(tcb)->tcbName;
+    (void)tm_thread_name(0, (uint64_t)(word_t)tcb, name, strnlen(name, TCB_NAME_LENGTH),
+                         (uint32_t)tcb->tcbPriority);
+}
+
+static TM_NOTRACE void tm_name_threads(void)
+{
+    if (!tm_on) {
+        return;
+    }
+    int busy = tm_busy;
+    tm_busy = 1;
+    for (tcb_t *t = NODE_STATE(ksDebugTCBs); t != NULL; t = TCB_PTR_DEBUG_PTR(t)->tcbDebugNext) {
+        tm_name_thread(t);
+    }
+    tm_busy = busy;
+}
+
+TM_NOTRACE void tracemark_sel4_thread_named(tcb_t *tcb)
+{
+    if (!tm_on) {
+        return;
+    }
+    tm_busy = 1;
+    tm_name_thread(tcb);
+    tm_busy = 0;
+}
+
+/* ---- User-level access: seL4_TracemarkSnapshot -------------------------------------
+ *
+ * seL4_TracemarkSnapshot(frame, flags) copies the ring into a frame the caller owns (and
+ * maps, read-only is enough: the kernel writes it through its own window, as seL4's
+ * benchmark log buffer), returns the image's length in the message-info register, and
+ * with seL4_TracemarkSnapshotReset starts a new, empty ring in the same call.
+ *
+ * The image is consistent by construction: the copy runs inside this syscall, with
+ * interrupts masked and, on one core, nothing else recording (tm_busy keeps the
+ * function hooks quiet). It is taken with tm_snapshot, which would also cope with a
+ * writer racing it (FORMAT.md 7.2's reclaim rule), but needs not here. The snapshot
+ * syscall's own entry is completed before the copy (its exit record's time is the
+ * snapshot's start), so the image ends with the entry that took it; with the reset, the
+ * new ring begins with every thread's name and a switch to the caller, and nothing
+ * between the two rings is lost or counted twice. */
+TM_NOTRACE exception_t tracemark_sel4_snapshot(void)
+{
+    tcb_t *caller = NODE_STATE(ksCurThread);
+    word_t cptr = getRegister(caller, capRegister);
+    word_t flags = getRegister(caller, msgInfoRegister);
+    word_t err = seL4_NoError;
+    word_t len = 0;
+
+    lookupCapAndSlot_ret_t lu = lookupCapAndSlot(caller, cptr);
+    if (!tm_on) {
+        userError("seL4_TracemarkSnapshot: tracemark is not recording");
+        err = seL4_IllegalOperation;
+    } else if (lu.status != EXCEPTION_NONE || cap_get_capType(lu.cap) != cap_frame_cap) {
+        userError("seL4_TracemarkSnapshot: cap #%lu is not a frame", (unsigned long)cptr);
+        err = seL4_InvalidCapability;
+    } else if (cap_frame_cap_get_capFIsDevice(lu.cap)) {
+        userError("seL4_TracemarkSnapshot: the frame is device memory");
+        err = seL4_InvalidCapability;
+    } else if (flags & ~(word_t)seL4_TracemarkSnapshotReset) {
+        userError("seL4_TracemarkSnapshot: unknown flags %lx", (unsigned long)flags);
+        err = seL4_InvalidArgument;
+    } else {
+        uint8_t *dst = (uint8_t *)cap_frame_cap_get_capFBasePtr(lu.cap);
+        word_t cap = BIT(pageBitsForSize(cap_frame_cap_get_capFSize(lu.cap)));
+        /* This entry ends here, in the image. */
+        tracemark_sel4_exit();
+        tm_busy = 1;
+        int r = tm_snapshot(0, dst, cap, &len);
+        if (r != TM_OK) {
+            userError("seL4_TracemarkSnapshot: the frame holds %lu bytes, the ring needs %lu (%d)",
+                      (unsigned long)cap, (unsigned long)len, r);
+            err = seL4_NotEnoughMemory;
+            len = 0;
+        } else if (flags & seL4_TracemarkSnapshotReset) {
+            (void)tm_release(0);
+            r = tm_init_recover(0, tm_ring, sizeof(tm_ring), &tm_saved_config, NULL, NULL);
+            tm_on = (r == TM_OK || r == TM_RECOVERED);
+#ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
+            (void)tm_image(0, KERNEL_ELF_BASE, (word_t)ki_end - KERNEL_ELF_BASE, 0x73654c34);
+#endif
+            tm_name_threads();
+            if (tm_on) {
+                (void)tm_thread_switch(0, (uint64_t)(word_t)caller);
+            }
+            tm_last_thread = caller;
+        }
+        tm_busy = 0;
+    }
+    setRegister(caller, msgInfoRegister, (word_t)len);
+    setRegister(caller, capRegister, err);
+    return EXCEPTION_NONE;
 }
 
 #endif /* CONFIG_KERNEL_TRACEMARK */
