@@ -9,6 +9,8 @@
 #            ftrace  trace + KernelTracemarkFunctions=ON (-finstrument-functions)
 #            off     the same kernel and root task with tracing compiled out
 #            track   off + seL4's own KernelBenchmarks=track_kernel_entries (aarch64)
+#            util    trace + seL4's own KernelBenchmarks=track_utilisation (per-thread
+#                    utilisation, for check.sh's cross-check of tracemark stats)
 # Env:     ROOT_CFLAGS  extra C flags for the root task (e.g. -DTM_BENCH for the
 #                       Yield benchmark of examples/sel4/bench.sh)
 #          OUT_NAME     build folder name under target/ARCH/ (default: VARIANT)
@@ -25,8 +27,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-arch="${1:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track}"
-variant="${2:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track}"
+arch="${1:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track|util}"
+variant="${2:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track|util}"
 third="${SEL4_THIRD_PARTY:-$root/../shared/third-party}"
 if [ ! -d "$third" ]; then
     echo "build.sh: no seL4 snapshots at $third: set SEL4_THIRD_PARTY to the folder holding seL4-*.tar.gz" >&2
@@ -62,7 +64,7 @@ fi
 
 # 2. The tracemark C ABI as a static library for the kernel's target.
 lib=""
-if [ "$variant" = trace ] || [ "$variant" = ftrace ]; then
+if [ "$variant" = trace ] || [ "$variant" = ftrace ] || [ "$variant" = util ]; then
     rust_dir="$root/target/sel4-rust"
     # Fat LTO, with the static library as the only crate type (the package also builds
     # an rlib, and rustc skips LTO when it does): the library then holds only what the
@@ -81,7 +83,7 @@ fi
 # The root task of the trace variant ships snapshots of the ring itself (root.c,
 # TM_SNAPSHOTS): it links the same library for tm_frame_uart, which only reads memory.
 root_lib=""
-[ "$variant" = trace ] && root_lib="$lib"
+case "$variant" in trace | util) root_lib="$lib" ;; esac
 
 # 3. Kernel configuration.
 opts=(-DKernelDebugBuild=ON -DKernelPrinting=ON -DKernelVerificationBuild=OFF
@@ -93,6 +95,8 @@ trace) opts+=(-DKernelTracemark=ON "-DKernelTracemarkLibrary=$lib"
 # run.sh's -icount, below the half that check_trace.py --functions allows.
 ftrace) opts+=(-DKernelTracemark=ON -DKernelTracemarkFunctions=ON "-DKernelTracemarkLibrary=$lib"
     "-DKernelTracemarkInclude=$root/encoder/include" -DKernelTracemarkRingBytes=2097152) ;;
+util) opts+=(-DKernelTracemark=ON "-DKernelTracemarkLibrary=$lib"
+    "-DKernelTracemarkInclude=$root/encoder/include" -DKernelBenchmarks=track_utilisation) ;;
 off) ;;
 track) opts+=(-DKernelBenchmarks=track_kernel_entries) ;;
 *) echo "build.sh: unknown VARIANT $variant" >&2; exit 2 ;;

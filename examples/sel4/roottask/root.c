@@ -338,6 +338,46 @@ static void truth_reset(void)
 }
 #endif
 
+#if defined(TM_SNAPSHOTS) && defined(CONFIG_BENCHMARK_TRACK_UTILISATION)
+/* ---- seL4's own utilisation tracking, for the cross-check (build.sh VARIANT util) -- *
+ *
+ * seL4_BenchmarkResetLog starts seL4's per-thread accounting right after snapshot 1, and
+ * seL4_BenchmarkFinalizeLog stops it right before snapshot 2: its window is snapshot 2's
+ * but for the syscalls at both ends. The figures are printed after snapshot 2, as
+ * `UTIL name util=... kernel=... schedules=... entries=...` lines (seL4's timestamp()
+ * ticks), for check.sh to compare with `tracemark stats` of snapshot 2. */
+#include <sel4/benchmark_utilisation_types.h>
+
+static void util_print(const char *name, seL4_CPtr tcb)
+{
+    seL4_BenchmarkGetThreadUtilisation(tcb);
+    uint64_t *b = (uint64_t *)&seL4_GetIPCBuffer()->msg[0];
+    unsigned long util = b[BENCHMARK_TCB_UTILISATION], kernel = b[BENCHMARK_TCB_KERNEL_UTILISATION];
+    unsigned long schedules = b[BENCHMARK_TCB_NUMBER_SCHEDULES], entries = b[BENCHMARK_TCB_NUMBER_KERNEL_ENTRIES];
+    char line[160];
+    char *e = fmt_str(line, "UTIL ");
+    e = fmt_str(e, name);
+    e = fmt_str(e, " util=");
+    e = fmt_num(e, util, 1);
+    e = fmt_str(e, " kernel=");
+    e = fmt_num(e, kernel, 1);
+    e = fmt_str(e, " schedules=");
+    e = fmt_num(e, schedules, 1);
+    e = fmt_str(e, " entries=");
+    e = fmt_num(e, entries, 1);
+    *e++ = '\n';
+    *e = 0;
+    puts_(line);
+}
+#define UTIL_START() ((void)seL4_BenchmarkResetLog())
+#define UTIL_STOP() ((void)seL4_BenchmarkFinalizeLog())
+#define UTIL_PRINT(server_tcb) (util_print("rootserver", seL4_CapInitThreadTCB), util_print("server", (server_tcb)))
+#else
+#define UTIL_START() ((void)0)
+#define UTIL_STOP() ((void)0)
+#define UTIL_PRINT(server_tcb) ((void)(server_tcb))
+#endif
+
 #ifdef TM_BENCH
 /* ---- benchmark (examples/sel4/bench.sh builds with -DTM_BENCH) -------------------- */
 
@@ -617,6 +657,7 @@ void root_main(seL4_BootInfo *bi)
     /* Snapshot 1: the interval from the boot to here. */
     print_truth("TRUTH1", "rootserver,server,faulter", 0);
     seL4_Word len = snapshot_take();
+    UTIL_START();
     truth_reset();
     snapshot_ship(len, 1);
     /* Interval 2: shipping snapshot 1 (above), and more work. */
@@ -640,9 +681,11 @@ void root_main(seL4_BootInfo *bi)
     spins++;
     puts_("root: phase 2 done\n");
     print_truth("TRUTH2", "rootserver,server", 0);
+    UTIL_STOP();
     len = snapshot_take();
     truth_reset();
     snapshot_ship(len, 2);
+    UTIL_PRINT(server_tcb);
     /* Shipping costs a traced seL4_DebugPutChar per character, about 2 characters per
      * image byte, and each DebugPutChar's entry and exit take about 9 bytes of ring:
      * shipping snapshot 2 (some 220 KB) would wrap the 1 MiB ring. Start afresh once more without shipping; the halt dump then holds the last
