@@ -1,7 +1,7 @@
-//! Ring images of the used part only (FORMAT.md 17.10; issue 16 point 3): a ring on its
-//! first lap shipped without its never-written slots, as `tm_frame_uart` sends a seL4
-//! snapshot, decodes completely and without a truncation warning, alone or followed by
-//! another such ring; an image cut inside its used part is still truncation (damage).
+//! Ring images of the used part only (FORMAT.md 7.3; issue 16 point 3), through the CLI:
+//! two rings not yet round their blocks, each cut at its write position as
+//! `tm_frame_uart` ships a seL4 snapshot, laid end to end, decode completely and without
+//! a truncation warning; an image cut inside its used part is still truncation (damage).
 
 use std::path::Path;
 use std::process::Output;

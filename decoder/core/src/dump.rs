@@ -244,25 +244,20 @@ impl<'a> Dump<'a> {
         let mut at = 0usize;
         while at < bytes.len() {
             let rest = &bytes[at..];
-            match RingView::parse_recovering(rest) {
+            // A dump of a ring's used prefix (FORMAT.md 7.3) followed by another ring:
+            // the ring is those bytes alone.
+            let parsed = match RingView::parse_recovering(rest) {
+                Ok((view, _)) if prefix_then_ring(&view, rest) => {
+                    RingView::parse_recovering(&rest[..view.used_len()])
+                }
+                r => r,
+            };
+            match parsed {
                 Ok((view, replaced)) => {
-                    // An image of the ring's used part only (FORMAT.md 17.10) ends where
-                    // the used part does: the bytes end before the whole ring would, or
-                    // the next ring starts there.
-                    let used = view.used_len();
-                    let used_only = used < view.ring_len()
-                        && rest.len() >= used
-                        && (rest.len() < view.ring_len() || rest[used..].starts_with(&RING_MAGIC));
-                    let (view, ring_len) = if used_only {
-                        (
-                            RingView {
-                                bytes: &rest[..used],
-                                ..view
-                            },
-                            used,
-                        )
+                    let ring_len = if view.is_used_prefix() {
+                        view.bytes.len()
                     } else {
-                        (view, view.ring_len())
+                        view.ring_len()
                     };
                     if let Some(stored) = replaced {
                         warnings.push(commit_warning(at, &view, stored));
@@ -584,10 +579,6 @@ fn read_ring<'a>(
                     },
                 });
             }
-            // A slot after the used part of an image that holds only that (FORMAT.md
-            // 17.10) was never written: empty, not missing.
-            BlockState::Missing
-                if view.may_be_unused(b.seq) && view.bytes.len() >= view.used_len() => {}
             BlockState::Missing => {
                 missing += 1;
                 unknown_gap = true;
@@ -764,4 +755,13 @@ fn clock_stepped_back(
     });
     holds_clock_back(records, base_ts)
         || prev.is_some_and(|(bytes, base)| holds_clock_back(bytes, base))
+}
+
+/// Whether `rest` starts with a ring dumped up to its used length (FORMAT.md 7.3) and
+/// another ring's header follows right there.
+fn prefix_then_ring(view: &RingView<'_>, rest: &[u8]) -> bool {
+    let used = view.used_len();
+    used < view.ring_len()
+        && view.header.overwritten.get() == 0
+        && rest.get(used..).is_some_and(|r| r.starts_with(&RING_MAGIC))
 }
