@@ -31,9 +31,9 @@ read rdtsc) over nearly the same interval, but they cut time differently:
   record to its exit record's clock read, before the record is encoded. seL4 counts the
   exit record's encoding as kernel time: TRACER_TICKS per entry at most. Under QEMU's
   -icount the TSC advances about one tick per guest instruction; measured on the
-  x86_64 run (README, Tracing seL4), seL4's kernel time exceeds tracemark's by 144
-  ticks per entry on average (3561167 ticks over 24699 entries), nearly all of them
-  DebugPutChar entries whose exit records are alike; 200 leaves a third of margin.
+  x86_64 run (BENCHMARKS.md), seL4's kernel time exceeds tracemark's by 144 to 151
+  ticks per entry on average (3399041 ticks over 22553 entries), nearly all of them
+  DebugPutChar entries whose exit records are alike; 200 leaves a quarter of margin.
 
 Exits 1 with one line per failed check.
 """
