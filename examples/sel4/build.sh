@@ -9,6 +9,8 @@
 #            ftrace  trace + KernelTracemarkFunctions=ON (-finstrument-functions)
 #            off     the same kernel and root task with tracing compiled out
 #            track   off + seL4's own KernelBenchmarks=track_kernel_entries (aarch64)
+#            util    trace + seL4's own KernelBenchmarks=track_utilisation (per-thread
+#                    utilisation, for check.sh's cross-check of tracemark stats)
 #   --release  a release kernel (KernelDebugBuild=OFF, KernelPrinting=OFF), in
 #            target/ARCH/VARIANT-release: the tracer dumps at seL4_BenchmarkFinalizeLog
 #            over the serial port itself, the root task ships its TRUTH line in the trace
@@ -36,8 +38,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-arch="${1:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track [--release]}"
-variant="${2:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track [--release]}"
+arch="${1:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track|util [--release]}"
+variant="${2:?usage: build.sh x86_64|aarch64 trace|ftrace|off|track|util [--release]}"
 release=""
 case "${3:-}" in
 "") ;;
@@ -84,7 +86,7 @@ fi
 #    here tracemark/ in the kernel build folder, given relative to it.
 tm_dir="$out/kernel/tracemark"
 tm_dir_used=""
-if [ "$variant" = trace ] || [ "$variant" = ftrace ]; then
+if [ "$variant" = trace ] || [ "$variant" = ftrace ] || [ "$variant" = util ]; then
     tm_dir_used=1
     rust_dir="$root/target/sel4-rust"
     # Fat LTO, with the static library as the only crate type (the package also builds
@@ -135,6 +137,11 @@ lean_tracemark() {
     rm -f "$tm_dir/lib/tracemark.o" "$tm_dir/lib/libtracemark_c.a.new"
 }
 
+# The root task of the trace variant ships snapshots of the ring itself (root.c,
+# TM_SNAPSHOTS): it links the same library for tm_frame_uart, which only reads memory.
+root_lib=""
+case "$variant" in trace | util) root_lib="$full" ;; esac
+
 # 3. Kernel configuration.
 if [ -n "$release" ]; then
     # A release kernel: no debug build, no printing (SEL4_CMAKE_OPTS may turn printing
@@ -150,6 +157,7 @@ trace) opts+=(-DKernelBenchmarksTracemark=ON -DTRACEMARK_DIR=tracemark) ;;
 # run.sh's -icount, below the half that check_trace.py --functions allows.
 ftrace) opts+=(-DKernelBenchmarksTracemark=ON -DTRACEMARK_DIR=tracemark -DKernelTracemarkFunctions=ON
     -DKernelTracemarkRingBytes=2097152) ;;
+util) opts+=(-DKernelBenchmarksTracemark=ON -DTRACEMARK_DIR=tracemark -DKernelBenchmarks=track_utilisation) ;;
 off) ;;
 track) opts+=(-DKernelBenchmarks=track_kernel_entries) ;;
 *) echo "build.sh: unknown VARIANT $variant" >&2; exit 2 ;;
@@ -203,7 +211,8 @@ if [ "$arch" = x86_64 ]; then
     gcc -O2 -Wall -Werror -ffreestanding -fno-builtin -nostdlib -static -fno-pic -no-pie \
         -fno-stack-protector -mno-red-zone -mgeneral-regs-only "${inc[@]}" ${ROOT_CFLAGS:-} \
         -Wl,--build-id=none -Wl,-Ttext-segment=0x400000 -Wl,-z,noexecstack \
-        -o "$out/root.elf" "$here/roottask/start_x86_64.S" "$here/roottask/root.c"
+        -I"$root/encoder/include" \
+        -o "$out/root.elf" "$here/roottask/start_x86_64.S" "$here/roottask/root.c" ${root_lib}
 else
     if [ "$cores" != 1 ]; then
         # seL4 boots the other cores through PSCI, which the elfloader calls with HVC:
@@ -217,7 +226,8 @@ else
             -DKernelSel4Arch=aarch64 -DKernelArmCPU=cortex-a53 -DQEMU_MEMORY=1024 \
             -DKernelArmExportVCNTUser=ON \
             -DElfloaderImage=elf "-DSEL4_SRC=$src" "-DROOT_DIR=$here/roottask" \
-            "-DROOT_CFLAGS=${ROOT_CFLAGS:-}" "${opts[@]}" "$here/aarch64" >cmake.log) ||
+            "-DROOT_CFLAGS=${ROOT_CFLAGS:-}" "-DROOT_LIBS=$root_lib" \
+            "-DROOT_INCLUDE=$root/encoder/include" "${opts[@]}" "$here/aarch64" >cmake.log) ||
             { cat "$kbuild/cmake.log"; exit 1; }
     fi
     if [ -n "$tm_dir_used" ]; then

@@ -17,7 +17,11 @@
 #    the runs do not depend on the host's speed or load, see run.sh); the root task runs
 #    its counted workload, prints its TRUTH line and halts; the kernel dumps its ring over
 #    the serial console. The trace run's console is examples/sel4/target/ARCH/console.log.
-# 3. Checks both consoles with the tracemark tool (check_trace.py: per-syscall counts
+# 3. Checks both consoles with the tracemark tool (check_trace.py; the trace run's three
+#    dumps each against its interval's truth: the root task's two snapshots, taken and
+#    shipped while it runs, and the kernel's halt dump; thread names in stats and
+#    Perfetto, and on x86_64 per-thread time against seL4's track_utilisation
+#    (check_threads.py, a third kernel build, util); per-syscall counts
 #    equal the truth, every exit has its entry's duration, interrupts, the fault, thread
 #    switches by name, function entries and exits balance, the ring at most half full),
 #    checks that a second run of the trace image gives the same console byte for byte,
@@ -79,10 +83,13 @@ if [ -n "$release" ]; then
     # line in the trace (the call's note), and it must be the truth of the debug run for
     # every syscall both kernels have: the same workload, traced the same.
     echo "== $arch release: kernel entries, exits, interrupts, thread switches"
-    # The debug run, for its truth (below).
-    if [ ! -f "$out/trace/console.log" ]; then
-        "$here/build.sh" "$arch" trace
-        "$here/run.sh" "$arch" trace
+    # The debug run, for its truth (below): the root task without its mid-run snapshots
+    # (TM_NO_SNAPSHOTS), which a release kernel's root task does not take (no console to
+    # ship them on), so that both TRUTH lines count the same whole run.
+    dbg="$out/trace-whole"
+    if [ ! -f "$dbg/console.log" ]; then
+        ROOT_CFLAGS=-DTM_NO_SNAPSHOTS OUT_NAME=trace-whole "$here/build.sh" "$arch" trace
+        "$here/run.sh" "$arch" trace-whole
     fi
     "$here/build.sh" "$arch" trace --release
     "$here/run.sh" "$arch" trace-release
@@ -106,13 +113,13 @@ if [ -n "$release" ]; then
     python3 "$here/check_trace.py" "$tool" "$rel/console.log" --release
     # The release check reads the truth from the trace alone: a console with a TRUTH line
     # (the debug run's) is refused, not silently read instead.
-    if python3 "$here/check_trace.py" "$tool" "$out/trace/console.log" --release 2>"$rel/wrong-mode.err"; then
+    if python3 "$here/check_trace.py" "$tool" "$dbg/console.log" --release 2>"$rel/wrong-mode.err"; then
         echo "check.sh: check_trace.py --release accepted a debug run's console" >&2
         exit 1
     fi
     grep -q "a TRUTH line on the console of a release run" "$rel/wrong-mode.err"
     # The same truth as the debug kernel's run, for the syscalls both have.
-    python3 - "$tool" "$out/trace/console.log" "$rel/console.log" <<'PY'
+    python3 - "$tool" "$dbg/console.log" "$rel/console.log" <<'PY'
 import json, re, subprocess, sys
 tool, debug_log, release_log = sys.argv[1:]
 debug = re.search(r"^TRUTH (.*)$", open(debug_log, errors="replace").read(), re.M).group(1)
@@ -176,7 +183,31 @@ done
 cp "$out/trace/console.log" "$out/console.log"
 
 echo "== $arch: kernel entries, exits, interrupts, thread switches"
+# The root task snapshots the ring twice while it runs (seL4_TracemarkSnapshot, with a
+# reset) and ships each image over the console itself (dumps 1 and 2); the kernel's halt
+# dump holds what follows the last reset. Each is checked against its interval's truth
+# (TRUTH1, TRUTH2, TRUTH): together they cover the run, no record lost or counted twice.
+echo "-- snapshot 1 (boot to the first snapshot), shipped by the root task"
+python3 "$here/check_trace.py" "$tool" "$out/console.log" --dump-id=1 --truth=TRUTH1
+echo "-- snapshot 2 (the first reset to the second snapshot), shipped by the root task"
+python3 "$here/check_trace.py" "$tool" "$out/console.log" --dump-id=2 --truth=TRUTH2
+echo "-- the kernel's halt dump (the last reset to the halt)"
 python3 "$here/check_trace.py" "$tool" "$out/console.log"
+echo "== $arch: thread names (THREAD records) in stats and in the Perfetto export"
+python3 "$here/check_threads.py" "$tool" "$out/console.log" --dump-id=1 rootserver server faulter
+
+if [ "$arch" = x86_64 ]; then
+    echo "== x86_64: per-thread time against seL4's own track_utilisation"
+    # The same kernel with KernelBenchmarks=track_utilisation: the root task brackets
+    # interval 2 with seL4_BenchmarkResetLog/FinalizeLog and prints seL4's
+    # GetThreadUtilisation figures; check_threads.py holds tracemark stats of snapshot 2
+    # to them within a bound the trace gives (its docstring).
+    "$here/build.sh" x86_64 util
+    "$here/run.sh" x86_64 util
+    python3 "$here/check_trace.py" "$tool" "$out/util/console.log" --dump-id=2 --truth=TRUTH2
+    python3 "$here/check_threads.py" "$tool" "$out/util/console.log" --dump-id=2 rootserver server
+fi
+
 echo "== $arch: with the kernel's functions"
 python3 "$here/check_trace.py" "$tool" "$out/ftrace/console.log" --functions
 
@@ -200,9 +231,20 @@ fi
 grep -q "syscall Yield" "$out/wrong-truth.err"
 echo "check.sh: rejected as expected: $(grep 'syscall Yield' "$out/wrong-truth.err")"
 
+echo "== $arch: a snapshot checked against the other interval's truth is caught"
+# Snapshot 2 holds interval 2 only: TRUTH1's counts (interval 1) must not match it.
+if python3 "$here/check_trace.py" "$tool" "$out/console.log" --dump-id=2 --truth=TRUTH1 \
+    2>"$out/wrong-interval.err"; then
+    echo "check.sh: snapshot 2 passed against interval 1's truth" >&2
+    exit 1
+fi
+grep -q "syscall Yield" "$out/wrong-interval.err"
+echo "check.sh: rejected as expected: $(grep -m 1 'syscall Yield' "$out/wrong-interval.err")"
+
 echo "== $arch: a ring fuller than allowed is caught"
-# The trace run fills about 1% of its ring: a limit of 0.5% must fail, naming the fill.
-if python3 "$here/check_trace.py" "$tool" "$out/console.log" --max-fill=0.005 2>"$out/full-ring.err"; then
+# Snapshot 1 fills about 1% of its ring: a limit of 0.5% must fail, naming the fill.
+if python3 "$here/check_trace.py" "$tool" "$out/console.log" --dump-id=1 --truth=TRUTH1 \
+    --max-fill=0.005 2>"$out/full-ring.err"; then
     echo "check.sh: check_trace.py accepted a ring fuller than its limit" >&2
     exit 1
 fi

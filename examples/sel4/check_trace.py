@@ -2,7 +2,7 @@
 """Checks a traced seL4 boot against the root task's truth.
 
 Usage: check_trace.py TRACEMARK CONSOLE_LOG [--functions] [--max-fill=F] [--release]
-       [--cores=N]
+                      [--cores=N] [--dump-id=HEX --truth=LABEL]
 
 --release: a release kernel without KernelPrinting. The root task has no console there:
 its TRUTH line comes from the trace (the note of seL4_BenchmarkFinalizeLog, USER records
@@ -11,8 +11,13 @@ task's threads are distinct TCBs, the first is the one that finalises the log), 
 is no DebugPutChar.
 
 Reads everything through the `tracemark` tool (`stats --json` and `decode --format json`
-on the console log itself) and the root task's `TRUTH` line and the kernel's
-`tracemark: thread 0x... "name"` lines from the log. Asserts:
+on the console log itself) and the root task's `TRUTH` line from the log. With
+--dump-id, only that dump of the log is read (the root task's snapshots are dumps 1 and
+2, the kernel's halt dump is 73654c34) and the truth is the line that starts with LABEL
+(TRUTH1, TRUTH2: the snapshots' intervals); by default the halt dump and `TRUTH`.
+Thread names come from the trace's THREAD records (the kernel writes them when a thread
+is named, and at every reset and dump); the kernel's `tracemark: thread 0x... "name"`
+lines at the halt must agree with them. Asserts:
 
 * the ring was dumped completely: no lost records, no corrupt or torn blocks;
 * the ring is at most half full (MAX_FILL, or F of --max-fill=F): the run could record
@@ -23,13 +28,17 @@ on the console log itself) and the root task's `TRUTH` line and the kernel's
   the entries the kernel preempted (an interrupt handled inside the entry: seL4 restarts
   the syscall, so user space made one syscall and the kernel was entered twice) are
   taken out; the same for Calls per invoked cap type;
-* the IPC fastpath is traced (its entries carry the fastpath flag);
+* the IPC fastpath is traced (its entries carry the fastpath flag), if the interval
+  made ReplyRecvs;
 * every kernel exit has a duration, not 0, equal to the time between its entry record
   and itself (the entry's real span), and every record in between lies inside that span;
 * records are in time order;
-* interrupts appear (IRQ records and Interrupt entries), and the fault (a VMFault entry);
-* every thread switch names a thread the kernel listed, and the root task's threads
-  (rootserver, server, faulter) are all switched to;
+* interrupts appear (IRQ records and Interrupt entries) if the interval spun (its truth's
+  `spins`), and the faults (VMFault entries, its truth's `faults`);
+* the snapshot syscalls the interval made (its truth's `snapshots`) are the UnknownSyscall
+  entries of seL4_TracemarkSnapshot's number, the last of them the interval's last entry;
+* every thread switch names a thread a THREAD record names (with the kernel's name for
+  it), and the truth's threads are all switched to;
 * the trace says which thread runs first: a switch to the root task before the first
   kernel entry (the kernel's first exit to user level, which ends no entry), and no
   switch names the thread that was already running;
@@ -151,22 +160,65 @@ def check_cores(check, text, truth, cores, cpu_entries, cpu_preempted, cpu_switc
           f"{round_trips} cross-core round trips: decode did not interleave the cores")
 
 
+# The dump id of the kernel's own dump at seL4_DebugHalt ("seL4").
+KERNEL_DUMP_ID = 0x73654C34
+
+
+def one_dump(log, dump_ids, out):
+    """Writes `log` to `out` without the framed lines (FORMAT.md 17.2) of dumps whose id
+    is not among `dump_ids`."""
+    keep = []
+    with open(log, "rb") as f:
+        for line in f:
+            if line.startswith(b"@TM:"):
+                fields = line[4:].split(b",")
+                at = 2 if fields[0] in (b"B", b"E") else 1
+                try:
+                    if int(fields[at], 16) not in dump_ids:
+                        continue
+                except (IndexError, ValueError):
+                    pass
+            keep.append(line)
+    with open(out, "wb") as f:
+        f.writelines(keep)
+    return out
+
+
+def snapshot_syscall_number(text):
+    """seL4_TracemarkSnapshot's number as the trace records it (-seL4_SysTracemarkSnapshot),
+    from the root task's `snapshot syscall N` line, or None."""
+    m = re.search(r"^root: snapshot syscall ([0-9]+)\r?$", text, re.M)
+    return int(m.group(1)) if m else None
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     functions = "--functions" in sys.argv
     release = "--release" in sys.argv
     max_fill = MAX_FILL
     cores = 1
+    dump_id = None
+    label = "TRUTH"
     for a in sys.argv[1:]:
         if a.startswith("--max-fill="):
             max_fill = float(a.split("=", 1)[1])
-        if a.startswith("--cores="):
+        elif a.startswith("--cores="):
             cores = int(a.split("=", 1)[1])
+        elif a.startswith("--dump-id="):
+            dump_id = int(a.split("=", 1)[1], 16)
+        elif a.startswith("--truth="):
+            label = a.split("=", 1)[1]
     if len(args) != 2:
         print(__doc__, file=sys.stderr)
         return 2
     tool, log = args
     failures = []
+    tmp = tempfile.TemporaryDirectory()
+    # The kernel's halt dump: one UART dump per node, ids KERNEL_DUMP_ID + node.
+    dump_ids = {dump_id} if dump_id is not None else {KERNEL_DUMP_ID + n for n in range(cores)}
+    # The whole console, for the lines the root task printed (shipped dumps included).
+    console_lines = set(open(log, "rb").read().decode("utf-8", "replace").splitlines())
+    log = one_dump(log, dump_ids, os.path.join(tmp.name, "console.log"))
 
     def check(ok, what):
         if not ok:
@@ -174,12 +226,11 @@ def main():
         return ok
 
     text = open(log, "rb").read().decode("utf-8", "replace")
-    decoded = subprocess.run([tool, "decode", "--format", "json", log], check=True,
-                             capture_output=True, text=True).stdout.splitlines()
-    records = [json.loads(line) for line in decoded]
     if release:
         # The root task's last line, shipped in the trace (no console without KernelPrinting).
-        note = b"".join(bytes.fromhex(r["data"]) for r in records
+        early = subprocess.run([tool, "decode", "--format", "json", log], check=True,
+                               capture_output=True, text=True).stdout.splitlines()
+        note = b"".join(bytes.fromhex(r["data"]) for r in map(json.loads, early)
                         if r["kind"] == "USER" and r["id"] == NOTE_ID)
         truth_text = note.decode("utf-8", "replace")
         if re.search(r"^TRUTH ", text, re.M):
@@ -188,15 +239,16 @@ def main():
             return 1
     else:
         truth_text = text
-    m = re.search(r"^TRUTH (.*)$", truth_text, re.M)
+    m = re.search(rf"^{re.escape(label)} (.*)$", truth_text, re.M)
     if not m:
         where = "in the trace's note (USER 0x4e4f54)" if release else "on the console"
-        print(f"{log}: no TRUTH line {where} (did the root task finish?)", file=sys.stderr)
+        print(f"{log}: no {label} line {where} (did the root task finish?)", file=sys.stderr)
         return 1
     truth = dict(kv.split("=", 1) for kv in m.group(1).split())
-    names = {int(a, 16): n for a, n in re.findall(r'^tracemark: thread 0x([0-9a-f]+) "([^"]*)"', text, re.M)}
+    kernel_names = {int(a, 16): n for a, n in re.findall(r'^tracemark: thread 0x([0-9a-f]+) "([^"]*)"', text, re.M)}
     if release:
-        check(not names, "thread names listed by a release kernel")
+        check(not kernel_names, "thread names listed by a release kernel")
+    snapshot_no = snapshot_syscall_number(text)
 
     stats = json.loads(subprocess.run([tool, "stats", "--json", log], check=True,
                                       capture_output=True, text=True).stdout)
@@ -215,9 +267,18 @@ def main():
           f"corrupt/torn blocks: {stats['corrupt_blocks']}/{stats['torn_blocks']}")
     check(stats["unmatched_exits"] == 0, f"unmatched kernel exits: {stats['unmatched_exits']}")
 
+    decoded = subprocess.run([tool, "decode", "--format", "json", log], check=True,
+                             capture_output=True, text=True).stdout.splitlines()
+    records = [json.loads(line) for line in decoded]
     check(len(records) == stats["total_records"],
           f"decode gave {len(records)} records, stats counted {stats['total_records']}")
 
+    names = {r["thread"]: r["name"] for r in records if r["kind"] == "THREAD"}
+    for t, n in kernel_names.items():
+        if t in names:
+            check(names[t] == n, f"thread {t:#x}: THREAD record names it {names[t]!r}, the kernel {n!r}")
+    check(release or "rootserver" in names.values(), f"no THREAD record names the root task (names: {sorted(names.values())})")
+    snapshot_entries = []                # (record, entries before it) of seL4_TracemarkSnapshot
     entries = collections.Counter()      # syscall name -> kernel entries
     preempted = collections.Counter()    # syscall name -> entries with an interrupt inside
     cpu_entries = collections.Counter()  # (cpu, syscall name) -> kernel entries
@@ -264,6 +325,8 @@ def main():
             open_entry = open_entries[cpu] = [r, False]
             cpu_kentries[cpu] += 1
             paths[r["path"]] += 1
+            if r["path"] == "UnknownSyscall" and snapshot_no is not None and r.get("word") == snapshot_no:
+                snapshot_entries.append(sum(paths.values()))
             if r["path"] == "Syscall":
                 fastpath += bool(r.get("fastpath"))
                 check("syscall_name" in r, f"record #{r['n']}: syscall {r.get('syscall')} has no name")
@@ -342,7 +405,14 @@ def main():
             check(got == int(want), f"Call on {cap}: trace {got} (after preemptions), root task made {int(want)}")
     extra = set(entries) - {k[4:] for k in truth if k.startswith("sys.")}
     check(not extra, f"syscalls in the trace the root task did not count: {sorted(extra)}")
-    check(irqs > 0 and paths["Interrupt"] > 0, f"interrupts: {irqs} IRQ records, {paths['Interrupt']} Interrupt entries")
+    if int(truth.get("spins", "1")) > 0:
+        check(irqs > 0 and paths["Interrupt"] > 0, f"interrupts: {irqs} IRQ records, {paths['Interrupt']} Interrupt entries")
+    want_snaps = int(truth.get("snapshots", "0"))
+    check(len(snapshot_entries) == want_snaps,
+          f"seL4_TracemarkSnapshot entries: trace {len(snapshot_entries)}, root task made {want_snaps}")
+    if want_snaps:
+        check(snapshot_entries[-1] == sum(paths.values()),
+              "the snapshot's image does not end with the entry of seL4_TracemarkSnapshot that took it")
     check(paths["VMFault"] == int(truth["faults"]), f"VMFault entries {paths['VMFault']}, faults handled {truth['faults']}")
     if release:
         # No names: the root task's threads are as many distinct TCBs switched to (the idle
@@ -370,20 +440,20 @@ def main():
     # What the root task printed, from the DebugPutChar entries' characters, against the
     # console (the kernel prints nothing of its own while the root task runs).
     printed = "".join(chr(c) for c in putchars)
-    console_lines = set(text.splitlines())
     printed_lines = [ln for ln in printed.split("\n") if ln]
     if release:
         check(not putchars, f"{len(putchars)} DebugPutChar entries in a release run")
     else:
-        check(f"TRUTH {m.group(1)}".rstrip("\r") in printed_lines,
-              "the TRUTH line is not among the DebugPutChar characters the trace recorded")
+        check(f"{label} {m.group(1)}".rstrip("\r") in printed_lines,
+              f"the {label} line is not among the DebugPutChar characters the trace recorded")
     missing = [ln for ln in printed_lines if ln not in console_lines]
     check(not missing, f"{len(missing)} lines spelled by DebugPutChar characters are not on the "
           f"console, the first: {missing[0][:60]!r}" if missing else "")
     check(exits == sum(paths.values()), f"{exits} exits for {sum(paths.values())} entries")
     # The Calls to the server and its ReplyRecvs go through seL4's IPC fastpath, whose
     # exit (fastpath_restore) has its own call of the exit hook.
-    check(fastpath > 0, "no fastpath entry traced")
+    if int(truth["sys.ReplyRecv"]) > 0:
+        check(fastpath > 0, "no fastpath entry traced")
 
     if functions:
         fentries = stats["records_per_kind"]["FENTRY"]

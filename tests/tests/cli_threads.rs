@@ -26,6 +26,8 @@ struct Truth {
     running: BTreeMap<u64, u64>,
     switched_in: BTreeMap<u64, u64>,
     isr: BTreeMap<u32, Vec<u64>>,
+    /// Ticks in kernel entries (here: interrupts) taken while each thread ran.
+    kernel: BTreeMap<u64, u64>,
     first_ts: u64,
     first_switch: u64,
     last_ts: u64,
@@ -80,6 +82,7 @@ fn simulate(mode: Mode, blocks: usize, steps: u32, seed: u64) -> (Vec<u8>, Truth
                 clock.set(clock.get() + rng.gen_range(20..120));
                 t.kernel_exit();
                 truth.isr.entry(irq).or_default().push(clock.get() - start);
+                *truth.kernel.entry(id).or_default() += clock.get() - start;
             }
         }
         clock.set(clock.get() + 50);
@@ -133,6 +136,14 @@ fn per_thread_time_and_interrupt_time_equal_the_truth() {
         assert_eq!(t["prio"], prio, "{name}");
         assert_eq!(t["running_ticks"], truth.running[&id], "{name} running");
         assert_eq!(t["switched_in"], truth.switched_in[&id], "{name} switches");
+        let kernel = truth.kernel.get(&id).copied().unwrap_or(0);
+        assert!(kernel > 0, "{name}: the simulation interrupted it");
+        assert_eq!(t["kernel_ticks"], kernel, "{name} kernel time");
+        assert_eq!(
+            t["user_ticks"],
+            truth.running[&id] - kernel,
+            "{name} user time"
+        );
         let pct = truth.running[&id] as f64 * 100.0 / observed as f64;
         assert!(
             (t["cpu_percent"].as_f64().unwrap() - pct).abs() < 1e-9,
@@ -140,7 +151,22 @@ fn per_thread_time_and_interrupt_time_equal_the_truth() {
         );
         assert_eq!(t["idle"], name == "IDLE");
         assert!(text.contains(name), "text names {name}");
+        let row = text
+            .lines()
+            .find(|l| {
+                let mut w = l.split_whitespace();
+                w.next() == Some(&format!("{id:#x}")) && w.next() == Some(name)
+            })
+            .unwrap_or_else(|| panic!("no text row for {name}: {text}"));
+        assert!(
+            row.split_whitespace().any(|w| w == kernel.to_string()),
+            "{name}: kernel ticks {kernel} not in {row:?}"
+        );
     }
+    assert!(
+        text.contains("kernel ticks") && text.contains("user ticks"),
+        "{text}"
+    );
     assert_eq!(r["idle_ticks"], truth.running[&THREADS[0].0]);
     let isrs = r["interrupts"].as_array().unwrap();
     assert_eq!(isrs.len(), truth.isr.len());

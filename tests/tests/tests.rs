@@ -13,5 +13,6 @@ mod cli_symbols;
 mod cli_threads;
 mod cli_truth;
 mod cli_uart;
+mod cli_used_part;
 mod roundtrip_prop;
 mod scan_paths;

@@ -14,6 +14,14 @@
 //! given to anyone. Idle time is the running time of threads named `IDLE` (FreeRTOS's
 //! idle task, `IDLE0`, `IDLE1`... on SMP).
 //!
+//! A thread's *kernel time* is the time of the kernel entries it made: the duration each
+//! outermost KEXIT carries, given to the thread that ran when its KENTRY was written (on
+//! seL4, the thread that entered the kernel: its syscall, its fault, or the interrupt
+//! that arrived while it ran; the switch an exit records takes effect after that exit).
+//! Its *user time* is its running time minus its kernel time. Nested entries count in
+//! the outermost one only. An entry whose KENTRY came before the CPU's first SWITCH, or
+//! across a loss, is given to no thread.
+//!
 //! Interrupt time is the duration a KEXIT carries when it closes a KENTRY of path
 //! `Interrupt` (the FreeRTOS integration writes the IRQ number in the entry's word):
 //! measured on the target, nested interrupts counted in the outer one too.
@@ -78,6 +86,10 @@ pub struct ThreadStats {
     pub cpu_percent: f64,
     /// SWITCH records to it.
     pub switched_in: u64,
+    /// Ticks in kernel entries it made (see the module documentation).
+    pub kernel_ticks: u64,
+    /// `running_ticks - kernel_ticks`: ticks it ran outside the kernel.
+    pub user_ticks: u64,
 }
 
 /// One interrupt's count and time.
@@ -139,7 +151,8 @@ pub struct ThreadReport {
 
 #[derive(Default)]
 struct Acc {
-    running: HashMap<u64, (u64, u64)>,
+    /// Running ticks, switches in, kernel ticks.
+    running: HashMap<u64, (u64, u64, u64)>,
     isr: BTreeMap<u32, (u64, Histogram, u64)>,
     unknown: u64,
     lost: u64,
@@ -160,6 +173,8 @@ struct RingWalk<'a> {
     last: u64,
     /// Open kernel entries: the IRQ of interrupt entries, `None` for others.
     entries: Vec<Option<u32>>,
+    /// The thread that ran when the outermost open entry was written, if known.
+    entered_by: Option<u64>,
 }
 
 impl RingWalk<'_> {
@@ -187,6 +202,7 @@ impl RingWalk<'_> {
             *lost |= true;
         }
         self.entries.clear();
+        self.entered_by = None;
     }
 
     fn close_gap(&mut self, to: u64) {
@@ -238,11 +254,22 @@ impl Visitor for RingWalk<'_> {
         if let Some(irq) = irq {
             self.acc.isr.entry(irq).or_default().0 += 1;
         }
+        if self.entries.is_empty() {
+            self.entered_by = self.current.map(|(t, _)| t);
+        }
         self.entries.push(irq);
     }
     fn kernel_exit(&mut self, ts: u64, wire: u64) {
         self.seen(ts);
-        if let Some(Some(irq)) = self.entries.pop() {
+        let open = self.entries.pop();
+        if open.is_some() && self.entries.is_empty() {
+            if let Some(t) = self.entered_by.take() {
+                if wire >= 2 {
+                    self.acc.running.entry(t).or_default().2 += wire - 2;
+                }
+            }
+        }
+        if let Some(Some(irq)) = open {
             if wire >= 2 {
                 let e = self.acc.isr.entry(irq).or_default();
                 e.2 = if e.1.is_empty() {
@@ -295,6 +322,7 @@ pub fn compute(dump: &Dump<'_>) -> ThreadReport {
             first: None,
             last: 0,
             entries: Vec::new(),
+            entered_by: None,
         };
         let mut prev: Option<&crate::dump::Block<'_>> = None;
         for block in &ring.blocks {
@@ -325,7 +353,7 @@ pub fn compute(dump: &Dump<'_>) -> ThreadReport {
     let mut threads: Vec<ThreadStats> = acc
         .running
         .iter()
-        .map(|(&thread, &(running, switched_in))| {
+        .map(|(&thread, &(running, switched_in, kernel))| {
             let n = names.get(&thread);
             ThreadStats {
                 thread,
@@ -335,6 +363,8 @@ pub fn compute(dump: &Dump<'_>) -> ThreadReport {
                 running_ticks: running,
                 cpu_percent: pct(running),
                 switched_in,
+                kernel_ticks: kernel,
+                user_ticks: running.saturating_sub(kernel),
             }
         })
         .collect();
@@ -408,19 +438,28 @@ impl ThreadReport {
             )?;
             writeln!(
                 out,
-                "  {:<18} {:<20} {:>5} {:>14} {:>7} {:>9}",
-                "thread", "name", "prio", "running ticks", "cpu %", "switches"
+                "  {:<18} {:<20} {:>5} {:>14} {:>7} {:>9} {:>14} {:>14}",
+                "thread",
+                "name",
+                "prio",
+                "running ticks",
+                "cpu %",
+                "switches",
+                "kernel ticks",
+                "user ticks"
             )?;
             for t in &self.threads {
                 writeln!(
                     out,
-                    "  {:<#18x} {:<20} {:>5} {:>14} {:>6.2}% {:>9}{}",
+                    "  {:<#18x} {:<20} {:>5} {:>14} {:>6.2}% {:>9} {:>14} {:>14}{}",
                     t.thread,
                     t.name.as_deref().unwrap_or("?"),
                     t.prio.map_or_else(|| "-".into(), |p| p.to_string()),
                     t.running_ticks,
                     t.cpu_percent,
                     t.switched_in,
+                    t.kernel_ticks,
+                    t.user_ticks,
                     if t.idle { "  (idle)" } else { "" }
                 )?;
             }

@@ -1034,8 +1034,10 @@ pub extern "C" fn tm_in_record(cpu: u32) -> c_int {
 }
 
 /// Calls `sink` with CPU `cpu`'s raw ring bytes (header and blocks, in chunks of at most
-/// 256 bytes). The concatenation is a ring image `tracemark` decodes. Meant for a stopped
-/// or quiet ring; while the CPU records, use `tm_snapshot`.
+/// 256 bytes). The concatenation is a ring image `tracemark` decodes: the whole ring, or,
+/// while the ring has not been round its blocks, only up to its last written byte
+/// (FORMAT.md 7.3). Meant for a stopped or quiet ring; while the CPU records, use
+/// `tm_snapshot`.
 ///
 /// Returns `TM_OK`, `TM_ERR_SINK` if the sink returned non-zero, or an error code.
 ///
@@ -1070,7 +1072,8 @@ pub unsafe extern "C" fn tm_dump(cpu: u32, sink: TmSinkFn, ctx: *mut c_void) -> 
 /// Calls `sink` with CPU `cpu`'s ring framed as printable text lines (`@TM:...`, each
 /// ending in `\n`, with per-line CRCs) for a console that also carries log lines;
 /// `tracemark extract` recovers the ring image from the captured log. `dump_id` names
-/// the dump (for example a boot counter and the CPU number).
+/// the dump (for example a boot counter and the CPU number). Sends the bytes `tm_dump`
+/// sends: only the used part of a ring not yet round its blocks.
 ///
 /// Returns `TM_OK`, `TM_ERR_SINK` if the sink returned non-zero, or an error code.
 ///
@@ -1095,7 +1098,7 @@ pub unsafe extern "C" fn tm_dump_uart(
     let r = hooks_quiet(|| {
         tracemark::format::uart::write_framed_with(
             dump_id,
-            ring.len(),
+            ring.used_len(),
             0,
             |offset, buf| ring.read_at(offset, buf),
             &mut |line: &[u8]| {
@@ -1258,4 +1261,68 @@ pub unsafe extern "C" fn tm_thread_switch_named(
     // call; the reference lives only for this call.
     let named_in = unsafe { &mut *named_in };
     with(cpu, |t| t.thread_switch_named(thread, prio, name, named_in))
+}
+
+// ---------------------------------------------------------------------------------------
+// Shipping a ring image taken elsewhere (seL4_TracemarkSnapshot)
+// ---------------------------------------------------------------------------------------
+
+/// Calls `sink` with the *used part* (FORMAT.md 7.3) of the ring image at `image`
+/// (`len` bytes: a snapshot another component took, such as the one seL4's
+/// `seL4_TracemarkSnapshot` writes into a frame) framed as `tm_dump_uart` frames a ring:
+/// printable `@TM:` lines with CRCs, named `dump_id`. Needs no `tm_init`: the image is
+/// only read. A ring not yet round its blocks goes out up to its last written byte
+/// (`RingView::dump_len`, the rule of `tm_dump_uart`), a wrapped one whole.
+///
+/// Returns `TM_OK`, `TM_ERR_SINK` if the sink returned non-zero, or `TM_ERR_BAD_ARG` if
+/// `image` is NULL, `sink` is NULL, or the bytes do not start with a ring header this
+/// library can read.
+///
+/// # Safety
+///
+/// `image` must be valid for reads of `len` bytes, not written during the call, and
+/// `sink` safe to call with `ctx` and a valid buffer.
+#[no_mangle]
+pub unsafe extern "C" fn tm_frame_uart(
+    image: *const u8,
+    len: usize,
+    dump_id: u32,
+    sink: TmSinkFn,
+    ctx: *mut c_void,
+) -> c_int {
+    let Some(sink) = sink else {
+        return TM_ERR_BAD_ARG;
+    };
+    if image.is_null() {
+        return TM_ERR_BAD_ARG;
+    }
+    // SAFETY: the caller guarantees `image` is valid for `len` bytes and not written
+    // during the call; the slice lives only for this call.
+    let image = unsafe { core::slice::from_raw_parts(image, len) };
+    let Ok(view) = tracemark::format::ring::RingView::parse(image) else {
+        return TM_ERR_BAD_ARG;
+    };
+    let used = view.dump_len().min(image.len());
+    let r = tracemark::format::uart::write_framed_with(
+        dump_id,
+        used,
+        0,
+        |offset, buf| {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = image.get(offset + i).copied().unwrap_or(0);
+            }
+        },
+        &mut |line: &[u8]| {
+            // SAFETY: `line` is a valid buffer for the call; the caller vouches for
+            // `sink` and `ctx`.
+            match unsafe { sink(ctx, line.as_ptr(), line.len()) } {
+                0 => Ok(()),
+                _ => Err(()),
+            }
+        },
+    );
+    match r {
+        Ok(()) => TM_OK,
+        Err(()) => TM_ERR_SINK,
+    }
 }

@@ -18,6 +18,7 @@
 
 #include <config.h>
 #include <types.h>
+#include <api/failures.h>
 
 #ifdef CONFIG_BENCHMARK_TRACEMARK
 
@@ -35,6 +36,11 @@ void tracemark_sel4_exit(void);
 void tracemark_sel4_interrupt(word_t irq);
 void tracemark_sel4_dump(void);
 void tracemark_sel4_finalize(void);
+/* seL4_DebugNameThread named `tcb`: records its name (a THREAD record). */
+struct tcb;
+void tracemark_sel4_thread_named(struct tcb *tcb);
+/* The seL4_TracemarkSnapshot syscall (libsel4: seL4_TracemarkSnapshot). */
+exception_t tracemark_sel4_snapshot(void);
 
 /* Per node: the syscall number of the node's current entry as the entry code saw it
  * (seL4 keeps only 4 bits of it in ksKernelEntry); 0 when the entry is not a syscall. */
@@ -66,12 +72,19 @@ extern uint32_t tracemark_sel4_tsc_mhz;
 /* seL4_DebugHalt: the ring goes out over the serial console. */
 #define TRACEMARK_DUMP() tracemark_sel4_dump()
 /* seL4_BenchmarkFinalizeLog: the caller's note, then the ring, go out (release kernels
- * have no seL4_DebugHalt). */
+ * have no seL4_DebugHalt). A debug kernel dumps at seL4_DebugHalt only: there
+ * FinalizeLog is seL4's own (track_utilisation's window, which the root task of the
+ * util variant closes mid-run), and the ring keeps recording. */
+#ifdef CONFIG_DEBUG_BUILD
+#define TRACEMARK_FINALIZE() do {} while (0)
+#else
 #define TRACEMARK_FINALIZE() tracemark_sel4_finalize()
+#endif
 #define TRACEMARK_SYSCALL(n) (tracemark_sel4_syscall[CURRENT_CPU_INDEX()] = (word_t)(n))
 #define TRACEMARK_ENTRY() tracemark_sel4_entry()
 #define TRACEMARK_EXIT() tracemark_sel4_exit()
 #define TRACEMARK_INTERRUPT(irq) tracemark_sel4_interrupt(irq)
+#define TRACEMARK_THREAD_NAMED(tcb) tracemark_sel4_thread_named(tcb)
 
 #else
 
@@ -83,5 +96,6 @@ extern uint32_t tracemark_sel4_tsc_mhz;
 #define TRACEMARK_ENTRY() do {} while (0)
 #define TRACEMARK_EXIT() do {} while (0)
 #define TRACEMARK_INTERRUPT(irq) do {} while (0)
+#define TRACEMARK_THREAD_NAMED(tcb) do {} while (0)
 
 #endif /* CONFIG_BENCHMARK_TRACEMARK */

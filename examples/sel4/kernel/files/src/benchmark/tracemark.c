@@ -204,6 +204,12 @@ static TM_NOTRACE void tm_putu(uint64_t v)
 }
 #endif
 
+/* The configuration of tm_init, kept for the re-initialisation of a reset
+ * (tracemark_sel4_snapshot): tm_clock_hz is boot code, gone after the boot. */
+static tm_config tm_saved_config;
+
+static TM_NOTRACE void tm_name_threads(uint32_t node);
+
 BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
 {
     tm_config config = {
@@ -219,6 +225,7 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
      * set, and they read it only after they take the lock this node holds, or in a
      * remote-call IPI entry, which a lock holder sends after taking the lock: either way
      * after this node's release of the lock, which orders these writes before. */
+    tm_saved_config = config;
     tm_node_state_t *self = &tm_node[TM_NODE()];
     self->busy = 1;
     int r = TM_OK;
@@ -230,6 +237,8 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
             r = rn;
         }
     }
+    /* The threads the boot created and named (the idle threads, the root task). */
+    tm_name_threads(TM_NODE());
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
     /* Function records carry the address minus KERNEL_ELF_BASE (3 bytes instead of 10
      * for a kernel address); the IMAGE record says where the kernel image lies. */
@@ -477,6 +486,9 @@ TM_NOTRACE void tracemark_sel4_dump(void)
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
     (void)tm_user(node, TRACEMARK_SEL4_OUTSIDE_ID, &tm_outside, sizeof(tm_outside));
 #endif
+    /* Every thread's name once more, at the end: an overwrite ring that lost the records
+     * of its creation still names its threads (FORMAT.md 8.4.1). */
+    tm_name_threads(node);
     for (word_t n = 0; n < CONFIG_MAX_NUM_NODES; n++) {
         tm_node[n].on = 0;
     }
@@ -544,6 +556,131 @@ TM_NOTRACE void tracemark_sel4_finalize(void)
         st->busy = 0;
     }
     tracemark_sel4_dump();
+}
+
+/* ---- Thread names ------------------------------------------------------------------
+ *
+ * A THREAD record (tm_thread_name) names a TCB by the id the switch records carry (its
+ * address) with its name and priority: when seL4_DebugNameThread sets a name
+ * (tracemark_sel4_thread_named), for every thread the kernel knows at tm_init (the idle
+ * thread and the root task, named by the boot), after a reset and before the dump. The
+ * records at the reset and the dump are the re-emission FORMAT.md 8.4.1 asks of an
+ * overwrite ring: whatever the ring lost, it ends with every thread's name. */
+
+#ifdef CONFIG_DEBUG_BUILD
+static TM_NOTRACE void tm_name_thread(uint32_t node, tcb_t *tcb)
+{
+    const char *name = TCB_PTR_DEBUG_PTR(tcb)->tcbName;
+    (void)tm_thread_name(node, (uint64_t)(word_t)tcb, name, strnlen(name, TCB_NAME_LENGTH),
+                         (uint32_t)tcb->tcbPriority);
+}
+#endif
+
+/* Names every thread of every node in `node`'s ring (this node's: the caller runs on it,
+ * holding the big kernel lock on SMP). Thread names exist in debug kernels only. */
+static TM_NOTRACE void tm_name_threads(uint32_t node)
+{
+#ifdef CONFIG_DEBUG_BUILD
+    tm_node_state_t *st = &tm_node[node];
+    if (!st->on) {
+        return;
+    }
+    int busy = st->busy;
+    st->busy = 1;
+    for (word_t n = 0; n < CONFIG_MAX_NUM_NODES; n++) {
+        for (tcb_t *t = NODE_STATE_ON_CORE(ksDebugTCBs, n); t != NULL;
+             t = TCB_PTR_DEBUG_PTR(t)->tcbDebugNext) {
+            tm_name_thread(node, t);
+        }
+    }
+    st->busy = busy;
+#endif
+}
+
+TM_NOTRACE void tracemark_sel4_thread_named(tcb_t *tcb)
+{
+#ifdef CONFIG_DEBUG_BUILD
+    uint32_t node = TM_NODE();
+    tm_node_state_t *st = &tm_node[node];
+    if (!st->on) {
+        return;
+    }
+    st->busy = 1;
+    tm_name_thread(node, tcb);
+    st->busy = 0;
+#endif
+}
+
+/* ---- User-level access: seL4_TracemarkSnapshot -------------------------------------
+ *
+ * seL4_TracemarkSnapshot(frame, flags) copies the ring into a frame the caller owns (and
+ * maps, read-only is enough: the kernel writes it through its own window, as seL4's
+ * benchmark log buffer), returns the image's length in the message-info register, and
+ * with seL4_TracemarkSnapshotReset starts a new, empty ring in the same call.
+ *
+ * The image is the ring of the caller's node (on SMP: a snapshot per node, taken by a
+ * thread running there; the other nodes' rings go on). It is consistent by construction:
+ * the copy runs inside this syscall, with interrupts masked, and only this node writes
+ * its ring (its `busy` keeps the function hooks quiet). It is taken with tm_snapshot, which would also cope with a
+ * writer racing it (FORMAT.md 7.2's reclaim rule), but needs not here. The snapshot
+ * syscall's own entry is completed before the copy (its exit record's time is the
+ * snapshot's start), so the image ends with the entry that took it; with the reset, the
+ * new ring begins with every thread's name and a switch to the caller, and nothing
+ * between the two rings is lost or counted twice. */
+TM_NOTRACE exception_t tracemark_sel4_snapshot(void)
+{
+    uint32_t node = TM_NODE();
+    tm_node_state_t *st = &tm_node[node];
+    tcb_t *caller = NODE_STATE(ksCurThread);
+    word_t cptr = getRegister(caller, capRegister);
+    word_t flags = getRegister(caller, msgInfoRegister);
+    word_t err = seL4_NoError;
+    word_t len = 0;
+
+    lookupCapAndSlot_ret_t lu = lookupCapAndSlot(caller, cptr);
+    if (!st->on) {
+        userError("seL4_TracemarkSnapshot: tracemark is not recording");
+        err = seL4_IllegalOperation;
+    } else if (lu.status != EXCEPTION_NONE || cap_get_capType(lu.cap) != cap_frame_cap) {
+        userError("seL4_TracemarkSnapshot: cap #%lu is not a frame", (unsigned long)cptr);
+        err = seL4_InvalidCapability;
+    } else if (cap_frame_cap_get_capFIsDevice(lu.cap)) {
+        userError("seL4_TracemarkSnapshot: the frame is device memory");
+        err = seL4_InvalidCapability;
+    } else if (flags & ~(word_t)seL4_TracemarkSnapshotReset) {
+        userError("seL4_TracemarkSnapshot: unknown flags %lx", (unsigned long)flags);
+        err = seL4_InvalidArgument;
+    } else {
+        uint8_t *dst = (uint8_t *)cap_frame_cap_get_capFBasePtr(lu.cap);
+        word_t cap = BIT(pageBitsForSize(cap_frame_cap_get_capFSize(lu.cap)));
+        /* This entry ends here, in the image. */
+        tracemark_sel4_exit();
+        st->busy = 1;
+        int r = tm_snapshot(node, dst, cap, &len);
+        if (r != TM_OK) {
+            userError("seL4_TracemarkSnapshot: the frame holds %lu bytes, the ring needs %lu (%d)",
+                      (unsigned long)cap, (unsigned long)len, r);
+            err = seL4_NotEnoughMemory;
+            len = 0;
+        } else if (flags & seL4_TracemarkSnapshotReset) {
+            (void)tm_release(node);
+            r = tm_init_recover(node, tm_ring[node], sizeof(tm_ring[node]), &tm_saved_config,
+                                NULL, NULL);
+            st->on = (r == TM_OK || r == TM_RECOVERED);
+#ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
+            (void)tm_image(node, KERNEL_ELF_BASE, (word_t)ki_end - KERNEL_ELF_BASE, 0x73654c34);
+#endif
+            tm_name_threads(node);
+            if (st->on) {
+                (void)tm_thread_switch(node, (uint64_t)(word_t)caller);
+            }
+            st->last_thread = caller;
+        }
+        st->busy = 0;
+    }
+    setRegister(caller, msgInfoRegister, (word_t)len);
+    setRegister(caller, capRegister, err);
+    return EXCEPTION_NONE;
 }
 
 #endif /* CONFIG_BENCHMARK_TRACEMARK */
