@@ -26,7 +26,9 @@
  * record on CPU 0), and the -finstrument-functions hooks below record nothing while
  * another hook of this file runs (tm_busy): no record is ever written while another is
  * being written. The entry, exit and interrupt hooks therefore use tracemark's
- * single-context calls (tm_masked_*), which skip what nesting safety costs.
+ * single-owner calls (tm_owned_*, README "Tracing seL4"): this file keeps the CPU's
+ * writer state (tm_cpu), reads the clock inline and passes the times; the entry hook
+ * writes nothing, and the exit writes the entry and the exit together.
  *
  * Nothing in this file is instrumented: it is the tracer (the function hooks below would
  * otherwise recurse, and the clock must not record). Only static inline kernel helpers
@@ -45,6 +47,19 @@ static int tm_on;
  * is not the end of a kernel entry. */
 static int tm_open;
 word_t tracemark_sel4_syscall;
+
+/* The single-owner writer state of a CPU: the ring's handle (tm_owned_ring) and the
+ * kernel entry in progress, *held* (its time kept here, nothing written: held == 1)
+ * until the exit hook writes it together with the exit (tm_owned_kernel_pair), or
+ * written by tm_flush as soon as anything else is recorded inside it (an interrupt, a
+ * function record), its word then filled in at the exit (tm_owned_kernel_exit). Every
+ * hook takes its CPU's state through tm_state(); only CPU 0 records here. */
+typedef struct tm_cpu_state {
+    const tm_owned *ring;
+    uint64_t entry_ts;
+    int held;
+} tm_cpu_state_t;
+static tm_cpu_state_t tm_cpu;
 /* The thread that ran when the kernel was last left. */
 static tcb_t *tm_last_thread;
 
@@ -94,6 +109,22 @@ static TM_NOTRACE uint64_t tm_clock(void)
     return tm_now();
 }
 
+/* The recording CPU's writer state. */
+static inline TM_NOTRACE tm_cpu_state_t *tm_state(void)
+{
+    return &tm_cpu;
+}
+
+/* Writes the held entry of `c`, if any, before anything else is recorded inside it
+ * (the cold path: an interrupt or a function record inside a kernel entry). */
+static inline TM_NOTRACE void tm_flush(tm_cpu_state_t *c)
+{
+    if (c->held) {
+        c->held = 0;
+        (void)tm_owned_kernel_entry(c->ring, c->entry_ts);
+    }
+}
+
 #ifdef CONFIG_ARCH_X86
 uint32_t tracemark_sel4_tsc_mhz;
 #endif
@@ -133,7 +164,9 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
     tm_busy = 1;
     int r = tm_init(0, tm_ring, sizeof(tm_ring), &config);
     tm_busy = 0;
-    tm_on = (r == TM_OK);
+    tm_cpu.ring = tm_owned_ring(0);
+    tm_cpu.held = 0;
+    tm_on = (r == TM_OK && tm_cpu.ring != NULL);
     tm_last_thread = NODE_STATE(ksCurThread);
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
     /* Function records carry the address minus KERNEL_ELF_BASE (3 bytes instead of 10
@@ -155,11 +188,12 @@ TM_NOTRACE void tracemark_sel4_entry(void)
     if (!tm_on) {
         return;
     }
-    tm_busy = 1;
+    /* Held: only the time, written with the exit (or by tm_flush). */
+    tm_cpu_state_t *c = tm_state();
+    c->entry_ts = tm_now();
+    c->held = 1;
     tracemark_sel4_syscall = 0;
-    (void)tm_masked_kernel_entry_deferred(0);
     tm_open = 1;
-    tm_busy = 0;
 }
 
 /* At this commit seL4's entry_type_t numbers the paths as tracemark's entry word does
@@ -255,8 +289,17 @@ TM_NOTRACE void tracemark_sel4_exit(void)
         switch_to = (uint64_t)(word_t)next;
         tm_last_thread = next;
     }
-    /* Entry word, thread switch and exit in one call. */
-    (void)tm_masked_kernel_exit_deferred(0, tm_entry_word(), switch_to);
+    /* Entry word, thread switch and exit in one call; a held entry and its exit in one
+     * reservation. */
+    tm_cpu_state_t *c = tm_state();
+    uint32_t word = tm_entry_word();
+    uint64_t now = tm_now();
+    if (c->held) {
+        c->held = 0;
+        (void)tm_owned_kernel_pair(c->ring, c->entry_ts, word, switch_to, now);
+    } else {
+        (void)tm_owned_kernel_exit(c->ring, word, switch_to, now);
+    }
     tm_open = 0;
     tm_busy = 0;
 }
@@ -267,7 +310,10 @@ TM_NOTRACE void tracemark_sel4_interrupt(word_t irq)
         return;
     }
     tm_busy = 1;
-    (void)tm_masked_interrupt(0, (uint32_t)irq);
+    tm_cpu_state_t *c = tm_state();
+    uint64_t now = tm_now();
+    tm_flush(c);
+    (void)tm_owned_interrupt(c->ring, (uint32_t)irq, now);
     tm_busy = 0;
 }
 
@@ -297,6 +343,7 @@ TM_NOTRACE void __cyg_profile_func_enter(void *func, void *call_site)
     }
     tm_busy = 1;
     tm_count_outside();
+    tm_flush(tm_state());
     (void)tm_function_entry(0, (uint64_t)((word_t)func - KERNEL_ELF_BASE));
     tm_busy = 0;
 }
@@ -308,6 +355,7 @@ TM_NOTRACE void __cyg_profile_func_exit(void *func, void *call_site)
     }
     tm_busy = 1;
     tm_count_outside();
+    tm_flush(tm_state());
     (void)tm_function_exit(0, (uint64_t)((word_t)func - KERNEL_ELF_BASE));
     tm_busy = 0;
 }
