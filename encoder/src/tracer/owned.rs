@@ -77,7 +77,8 @@ impl<C: Clock> Owned<'_, '_, C> {
             if let Ok(exit) = u32::try_from(exit) {
                 // SAFETY: the contract of `Tracer::owned`, which made `self`.
                 let fused = unsafe {
-                    t.ring.try_fast_pair_masked(
+                    t.ring.try_short_pair_owned(entry.0, entry_ts, exit, exit_ts)
+                        || t.ring.try_fast_pair_masked(
                         Small::varint(Kind::KernelEntry, entry.0),
                         entry_ts,
                         Small::varint(Kind::KernelExit, exit),
