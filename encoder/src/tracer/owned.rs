@@ -77,13 +77,14 @@ impl<C: Clock> Owned<'_, '_, C> {
             if let Ok(exit) = u32::try_from(exit) {
                 // SAFETY: the contract of `Tracer::owned`, which made `self`.
                 let fused = unsafe {
-                    t.ring.try_short_pair_owned(entry.0, entry_ts, exit, exit_ts)
+                    t.ring
+                        .try_short_pair_owned(entry.0, entry_ts, exit, exit_ts)
                         || t.ring.try_fast_pair_masked(
-                        Small::varint(Kind::KernelEntry, entry.0),
-                        entry_ts,
-                        Small::varint(Kind::KernelExit, exit),
-                        exit_ts,
-                    )
+                            Small::varint(Kind::KernelEntry, entry.0),
+                            entry_ts,
+                            Small::varint(Kind::KernelExit, exit),
+                            exit_ts,
+                        )
                 };
                 if fused {
                     return Outcome::Written;
@@ -158,11 +159,7 @@ impl<C: Clock> Owned<'_, '_, C> {
     fn exit_at(&self, start: Option<u64>, exit_ts: u64) -> Outcome {
         match start {
             Some(start) => self.exit_record(exit_ts, ExitDuration::Ticks(0).to_wire(), start),
-            None => self.exit_record(
-                exit_ts,
-                ExitDuration::NestingOverflow.to_wire(),
-                u64::MAX,
-            ),
+            None => self.exit_record(exit_ts, ExitDuration::NestingOverflow.to_wire(), u64::MAX),
         }
     }
 
@@ -172,7 +169,11 @@ impl<C: Clock> Owned<'_, '_, C> {
     fn exit_record(&self, ts: u64, base: u64, since: u64) -> Outcome {
         let fields = Fields::elapsed(Kind::KernelExit, base, since);
         // SAFETY: the contract of `Tracer::owned`, which made `self`.
-        unsafe { self.tracer.write_at::<true>(|| ts, |_| None, move || fields) }.0
+        unsafe {
+            self.tracer
+                .write_at::<true>(|| ts, |_| None, move || fields)
+        }
+        .0
     }
 
     /// Records a thread switch to `thread` at `ts`.
@@ -307,7 +308,11 @@ mod tests {
             safe_dropped |= safe.kernel_entry_deferred() == Outcome::Dropped;
             // A quarter of the entries record 1 to 3 things inside (an interrupt or a
             // function record), which write the held entry first.
-            let inside = if (r >> 12) % 4 == 0 { 1 + (r >> 14) % 3 } else { 0 };
+            let inside = if (r >> 12) % 4 == 0 {
+                1 + (r >> 14) % 3
+            } else {
+                0
+            };
             let written = inside > 0;
             if written {
                 o.kernel_entry(entry_ts);
@@ -325,7 +330,11 @@ mod tests {
             }
             let v = (next() >> (r % 40)) as u32;
             let w = KernelEntry(if r & 1 == 0 { v & 0x3fff } else { v });
-            let switch = if (r >> 5) % 4 == 0 { u64::from(v | 1) } else { 0 };
+            let switch = if (r >> 5) % 4 == 0 {
+                u64::from(v | 1)
+            } else {
+                0
+            };
             let exit_ts = tick(next());
             safe.kernel_entry_info(w);
             if switch != 0 {
@@ -357,7 +366,10 @@ mod tests {
                 assert!(n > 40, "call {i}: {n} records");
             }
         }
-        assert!(pairs > CALLS / 2 && slow > CALLS / 10, "{pairs} pairs, {slow} slow");
+        assert!(
+            pairs > CALLS / 2 && slow > CALLS / 10,
+            "{pairs} pairs, {slow} slow"
+        );
         assert_eq!(own.entry_depth(), 0);
         if mode == Mode::Drop {
             assert!(safe_dropped);
@@ -388,10 +400,21 @@ mod tests {
         // SAFETY: one thread, no interrupts; the entry with an interrupt inside is written
         // first.
         let o = unsafe { t.owned() };
-        let write = || t.ring().mem().hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
-        assert_eq!(o.kernel_pair(1003, KernelEntry(62), 0, 1040), Outcome::Written);
+        let write = || {
+            t.ring()
+                .mem()
+                .hdr(offsets::WRITE_POS)
+                .load(Ordering::Relaxed)
+        };
+        assert_eq!(
+            o.kernel_pair(1003, KernelEntry(62), 0, 1040),
+            Outcome::Written
+        );
         let before = write();
-        assert_eq!(o.kernel_pair(1100, KernelEntry(62), 0, 1112), Outcome::Written);
+        assert_eq!(
+            o.kernel_pair(1100, KernelEntry(62), 0, 1112),
+            Outcome::Written
+        );
         // KENTRY: header (delta 60: 2 bytes) and word (1 byte); KEXIT: header (delta 12:
         // 2 bytes) and duration (12 + 2: 1 byte).
         assert_eq!(write() - before, 6);
