@@ -39,9 +39,10 @@ fn owned_calls_record_at_the_callers_times() {
     let yield_word = KernelEntry::syscall(6, 0, false, 0).0;
     let call_word = KernelEntry::syscall(1, 12, true, 0x7_ffff).0;
     let mut expect = Vec::new();
-    // SAFETY (every tm_owned_* call below): `t` is slot 0's handle, not released; this
+    // SAFETY: (every tm_owned_* call below) `t` is slot 0's handle, not released; this
     // thread is the ring's only writer, and every entry with something recorded inside
-    // it is written first by tm_owned_kernel_entry.
+    // it is written first by tm_owned_kernel_entry. `tm_lost`'s pointers are valid;
+    // nothing records into slot 0 at `tm_release`.
     unsafe {
         // A held Yield: entry and exit in one reservation.
         assert_eq!(tm_owned_kernel_pair(t, 100, yield_word, 0, 130), TM_OK);
