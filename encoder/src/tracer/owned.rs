@@ -439,4 +439,37 @@ mod tests {
         );
         assert_eq!(t.entry_depth(), 0);
     }
+
+    /// The documented result of breaking the contract: a record made inside a held
+    /// entry before `kernel_entry` lands first, and the entry follows behind a
+    /// CLOCKBACK record; the ring still decodes, nothing is lost.
+    #[test]
+    fn a_record_inside_a_held_entry_lands_before_it() {
+        let now = Cell::new(2000u64);
+        let mut words = std::vec![0u64; (RING_HEADER_LEN + 2 * 4096) / 8];
+        let t = Tracer::new(bytes(&mut words), &Config::new(), || now.get()).unwrap();
+        // SAFETY: one thread; the contract is broken on purpose, which the doc says can
+        // misorder records, not touch memory outside the ring.
+        let o = unsafe { t.owned() };
+        o.kernel_pair(1990, KernelEntry(62), 0, 1995);
+        // Held since 2000 by the caller; an interrupt recorded at 2005 without
+        // `kernel_entry` first.
+        now.set(2005);
+        t.interrupt(9);
+        o.kernel_pair(2000, KernelEntry(62), 0, 2010);
+        let (_, recs) = records(&t);
+        let events: Vec<(u64, Event)> = recs.iter().map(|r| (r.ts, r.event)).collect();
+        use ExitDuration::Ticks;
+        assert_eq!(
+            events,
+            [
+                (1990, Event::KernelEntry(KernelEntry(62))),
+                (1995, Event::KernelExit(Ticks(5))),
+                (2005, Event::Interrupt { irq: 9 }),
+                (2000, Event::ClockBack { back: 5 }),
+                (2000, Event::KernelEntry(KernelEntry(62))),
+                (2010, Event::KernelExit(Ticks(10))),
+            ]
+        );
+    }
 }
