@@ -1,7 +1,7 @@
 //! tracemark's side of the barectf peer comparison (`benches/peers/barectf/run.sh`):
 //! the workload, timed in-process.
 //!
-//! `peer_workload tracemark|plain_store|none EVENTS` prints `NAME <ns per event> <bytes per event>`.
+//! `peer_workload tracemark|tracemark-owned|plain_store|none EVENTS` prints `NAME <ns per event> <bytes per event>`.
 //!
 //! Per 20 events: 9 kernel entries, 9 kernel exits (the encoder measures the duration), 2
 //! interrupts, in the order a kernel produces them. The clock is a counter that moves by
@@ -9,6 +9,11 @@
 //! `plain_store` is the baseline: the same records encoded with the format crate's
 //! encoder into a plain array, with no ring logic (no reservation, commit or blocks).
 //! `none` is the workload alone (clock reads and event values, nothing stored).
+//! `tracemark-owned` is the single-owner writer (`Tracer::owned`, single-context as
+//! barectf's tracer is): the workload reads the clock and keeps each entry's time; an
+//! entry and its exit are written together at the exit, and an entry with an interrupt
+//! inside is written first (with the placeholder word, patched at the exit: 4 bytes
+//! more for those two entries in nine).
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -68,6 +73,38 @@ fn main() {
             t.ring().read_at(offsets::WRITE_POS, &mut pos);
             (elapsed, u64::from(u32::from_le_bytes(pos)))
         }
+        "tracemark-owned" => {
+            // SAFETY: as above.
+            let mem =
+                unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+            let config = Config {
+                block_size: 4096,
+                mode: Mode::Overwrite,
+                ..Config::new()
+            };
+            let t = Tracer::new(mem, &config, now).expect("ring set up");
+            // SAFETY: one thread, no signal handler records; every entry with an interrupt
+            // inside is written (`kernel_entry`) before the interrupt.
+            let o = unsafe { t.owned() };
+            let start = Instant::now();
+            for n in 0..rounds {
+                for i in 0..9u32 {
+                    let entered = now();
+                    let word = black_box(entry(n, i));
+                    if i == 2 || i == 6 {
+                        o.kernel_entry(entered);
+                        o.interrupt(black_box(27 + (i >> 2)), now());
+                        o.kernel_exit(word, 0, now());
+                    } else {
+                        o.kernel_pair(entered, word, 0, now());
+                    }
+                }
+            }
+            let elapsed = start.elapsed();
+            let mut pos = [0u8; 4];
+            t.ring().read_at(offsets::WRITE_POS, &mut pos);
+            (elapsed, u64::from(u32::from_le_bytes(pos)))
+        }
         "plain_store" => {
             // SAFETY: as above.
             let plain =
@@ -122,7 +159,7 @@ fn main() {
             (start.elapsed(), 0)
         }
         other => {
-            eprintln!("peer_workload: unknown encoder {other:?} (tracemark, plain_store, none)");
+            eprintln!("peer_workload: unknown encoder {other:?} (tracemark, tracemark-owned, plain_store, none)");
             std::process::exit(2);
         }
     };

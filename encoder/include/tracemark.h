@@ -315,6 +315,11 @@ static inline uint64_t tm_sel4_entry_bits(const void *entry, size_t size) {
 #define TM_ENTRY_MAX_WORD 67108863
 
 /**
+ * One CPU's ring as the single-owner calls take it (`tm_owned_ring`): opaque.
+ */
+typedef struct tm_owned tm_owned;
+
+/**
  * A clock: returns the current time in ticks of `tm_config.clock_hz`. Called at every
  * record, from every context that records; should be monotonic on its CPU (a step back
  * is recorded as a CLOCKBACK record). Mark it `__attribute__((no_instrument_function))`
@@ -728,6 +733,73 @@ int tm_thread_switch_named(uint32_t cpu,
  * `sink` safe to call with `ctx` and a valid buffer.
  */
 int tm_frame_uart(const uint8_t *image, size_t len, uint32_t dump_id, tm_sink_fn sink, void *ctx);
+
+/**
+ * The single-owner handle of `cpu`'s ring, for the `tm_owned_*` calls; NULL if `cpu` is
+ * not below `TM_MAX_CPUS` or its ring is not initialised. Valid until `tm_release(cpu)`.
+ */
+const tm_owned *tm_owned_ring(uint32_t cpu);
+
+/**
+ * A kernel entry that the caller held since `entry_ts` (nothing was recorded into this
+ * ring since) ends at `exit_ts`: writes the KENTRY with `word` (the entry word, as for
+ * `tm_kernel_entry_info`) at `entry_ts`, a thread switch to `next_thread` unless it is 0,
+ * and the KEXIT (`exit_ts - entry_ts` ticks) at `exit_ts`. Without a switch the two are
+ * one reservation. Times are ticks of the ring's clock (`tm_config.clock`), read by the
+ * caller. Returns `TM_OK` or `TM_DROPPED` (the exit's).
+ *
+ * # Safety
+ *
+ * `t` came from [`tm_owned_ring`] and its slot was not released since; and the contract
+ * of `tm_masked_kernel_entry_deferred`: nothing else records into this ring until the
+ * call returns. While the caller holds an entry, nothing may record into the ring before
+ * [`tm_owned_kernel_entry`] wrote it.
+ */
+int tm_owned_kernel_pair(const tm_owned *t,
+                         uint64_t entry_ts,
+                         uint32_t word,
+                         uint64_t next_thread,
+                         uint64_t exit_ts);
+
+/**
+ * Writes the kernel entry the caller has held since `entry_ts` (with the placeholder
+ * word, made the pending deferred entry), before anything is recorded inside it: an
+ * interrupt, a function record. End it with [`tm_owned_kernel_exit`].
+ *
+ * # Safety
+ *
+ * As [`tm_owned_kernel_pair`].
+ */
+int tm_owned_kernel_entry(const tm_owned *t, uint64_t entry_ts);
+
+/**
+ * The exit, at `exit_ts`, of an entry written by [`tm_owned_kernel_entry`]: fills in its
+ * `word`, records a switch to `next_thread` unless it is 0, then the KEXIT with the
+ * duration since the entry. Returns the exit's `TM_OK` or `TM_DROPPED`.
+ *
+ * # Safety
+ *
+ * As [`tm_owned_kernel_pair`].
+ */
+int tm_owned_kernel_exit(const tm_owned *t, uint32_t word, uint64_t next_thread, uint64_t exit_ts);
+
+/**
+ * Records interrupt `irq` at `ts` (inside a held entry: [`tm_owned_kernel_entry`] first).
+ *
+ * # Safety
+ *
+ * As [`tm_owned_kernel_pair`].
+ */
+int tm_owned_interrupt(const tm_owned *t, uint32_t irq, uint64_t ts);
+
+/**
+ * Records a thread switch to `thread` at `ts`.
+ *
+ * # Safety
+ *
+ * As [`tm_owned_kernel_pair`].
+ */
+int tm_owned_thread_switch(const tm_owned *t, uint64_t thread, uint64_t ts);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -47,4 +47,4 @@ pub use static_mem::RingMemory;
 pub use tracemark_format::{
     self as format, EntryPath, Event, ExitDuration, KernelEntry, Mode, SyscallAbi,
 };
-pub use tracer::{EntryInfo, Masked, Tracer};
+pub use tracer::{EntryInfo, Masked, Owned, Tracer};

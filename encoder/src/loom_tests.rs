@@ -194,3 +194,62 @@ fn loom_deferred_entry_with_a_nested_write_at_every_access() {
         k += 1;
     }
 }
+
+/// The single-owner writer (`Tracer::owned`) against a reader on another core: an
+/// entry and exit written as one reservation (the short pair), then one written record
+/// by record (an interrupt inside the entry); the reader always sees whole, decodable
+/// records, in order, a prefix of what the writer commits (the bytes are stored before
+/// the Release store of `commit_pos`).
+#[test]
+fn loom_owned_pair_against_a_reader() {
+    use tracemark_format::{ExitDuration, KernelEntry};
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(|| {
+        let clock = Clock::default();
+        let t = Arc::new(tracer(&clock));
+        t.interrupt(1);
+        let expected = [
+            Event::Interrupt { irq: 1 },
+            Event::KernelEntry(KernelEntry(62)),
+            Event::KernelExit(ExitDuration::Ticks(12)),
+            Event::KernelEntry(KernelEntry(62)),
+            Event::Interrupt { irq: 3 },
+            Event::KernelExit(ExitDuration::Ticks(20)),
+        ];
+        let reader = {
+            let t = t.clone();
+            loom::thread::spawn(move || {
+                let g = t.ring().geometry();
+                let commit = g.split(word(&t, offsets::COMMIT_POS));
+                let block = g.block_offset(g.slot(commit.seq));
+                let mut bytes =
+                    std::vec![0u8; (commit.offset as usize).saturating_sub(BLOCK_HEADER_LEN)];
+                t.ring().read_at(block + BLOCK_HEADER_LEN, &mut bytes);
+                // The second entry's word is patched in place after its commit: the
+                // reader may see the placeholder, or a word being patched.
+                let seen: Vec<Event> = BlockRecords::new(&bytes, 0)
+                    .enumerate()
+                    .map(|(i, r)| match r.expect("committed bytes decode").event {
+                        Event::KernelEntry(_) if i == 3 => Event::KernelEntry(KernelEntry(62)),
+                        e => e,
+                    })
+                    .collect();
+                assert!(seen.len() <= expected.len(), "{seen:?}");
+                assert_eq!(seen[..], expected[..seen.len()]);
+            })
+        };
+        // SAFETY: this thread is the ring's only writer, and nothing is recorded inside
+        // the held entries before `kernel_entry` writes them.
+        let o = unsafe { t.owned() };
+        let at = clock.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            o.kernel_pair(at + 10, KernelEntry(62), 0, at + 22),
+            crate::Outcome::Written
+        );
+        o.kernel_entry(at + 30);
+        o.interrupt(3, at + 40);
+        o.kernel_exit(KernelEntry(62), 0, at + 50);
+        reader.join().unwrap();
+    });
+}

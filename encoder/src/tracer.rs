@@ -11,6 +11,9 @@ use crate::ring::held::{is_held, DROPPED_ENTRY};
 use crate::ring::{Config, InitError, Outcome, Ring, Small, Wrote};
 use crate::sync::{compiler_fence, Ordering};
 
+mod owned;
+pub use owned::Owned;
+
 /// What filling in a deferred kernel entry's information did
 /// ([`Tracer::fill_entry_info`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

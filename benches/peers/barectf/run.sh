@@ -15,6 +15,8 @@
 #     the processes interleaved (one of each per round), and prints the median ns/event,
 #     ring bytes/event, and the ratios. `plain_store` is the baseline: tracemark's
 #     bytes for the same records stored into a plain array, no ring logic.
+#     `tracemark-owned` is tracemark's single-owner writer (Tracer::owned: single
+#     context, as barectf's tracer is; issue 15 goal 5).
 #
 # Env: TRACEMARK_BEFORE=PATH  a peer_workload binary built from another commit (for
 #      example the one before a change), run interleaved with the others as
@@ -49,6 +51,7 @@ results="$out/results.txt"
 : > "$results"
 for ((r = 0; r < runs; r++)); do
     "$tm" tracemark "$events" | sed 's/^/tracemark /' >> "$results"
+    "$tm" tracemark-owned "$events" | sed 's/^/tracemark-owned /' >> "$results"
     "$out/ts64/harness" "$events" | sed 's/^barectf/barectf-ts64 x/' >> "$results"
     "$out/ts32/harness" "$events" | sed 's/^barectf/barectf-ts32 x/' >> "$results"
     "$tm" plain_store "$events" | sed 's/^/plain_store /' >> "$results"
@@ -67,7 +70,7 @@ for line in open(path):
     size[name] = float(b)
 med = {k: statistics.median(v) for k, v in ns.items()}
 print(f"{events} events, median of {runs} interleaved runs (ns/event; min-max in brackets)")
-for k in ("tracemark", "tracemark-before", "barectf-ts64", "barectf-ts32", "plain_store"):
+for k in ("tracemark", "tracemark-owned", "tracemark-before", "barectf-ts64", "barectf-ts32", "plain_store"):
     if k not in med:
         continue
     print(f"  {k:16} {med[k]:6.2f} ns/event  [{min(ns[k]):.2f}-{max(ns[k]):.2f}]  {size[k]:5.2f} B/event")
@@ -75,6 +78,9 @@ t = med["tracemark"]
 print(f"  barectf-ts64 / tracemark = {med['barectf-ts64'] / t:.2f}x")
 print(f"  barectf-ts32 / tracemark = {med['barectf-ts32'] / t:.2f}x")
 print(f"  tracemark / plain_store  = {t / med['plain_store']:.2f}x")
+o = med["tracemark-owned"]
+print(f"  tracemark-owned / barectf-ts64 = {o / med['barectf-ts64']:.2f}x")
+print(f"  tracemark-owned / barectf-ts32 = {o / med['barectf-ts32']:.2f}x")
 if "tracemark-before" in med:
     print(f"  tracemark-before / tracemark = {med['tracemark-before'] / t:.2f}x")
 PY

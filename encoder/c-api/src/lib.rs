@@ -67,6 +67,9 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 type CTracer = tracemark::Tracer<'static, FnClock>;
 
+mod owned;
+pub use owned::*;
+
 // ---------------------------------------------------------------------------------------
 // Constants (exported to the header as #defines)
 // ---------------------------------------------------------------------------------------

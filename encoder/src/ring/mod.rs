@@ -60,6 +60,7 @@ mod fast;
 mod general;
 pub(crate) mod held;
 mod init;
+mod owned;
 
 use tracemark_format::ring::{self, Geometry, Mode, RING_HEADER_LEN};
 use tracemark_format::SyscallAbi;

@@ -35,7 +35,10 @@
  * without the big kernel lock: a remote-call IPI entry runs c_entry_hook before (and
  * without) taking the lock, but it writes its own node's ring and state, which no other
  * node writes. The entry, exit and interrupt hooks therefore use tracemark's
- * single-context calls (tm_masked_*), which skip what nesting safety costs.
+ * single-owner calls (tm_owned_*, README "Tracing seL4"), which skip what nesting safety
+ * costs: each node's state keeps its ring's writer handle (tm_owned_ring), the hooks
+ * read the clock inline and pass the times; the entry hook writes nothing, and the exit
+ * writes the entry and the exit together.
  *
  * What one node reads of another's: the dump (on the node that called seL4_DebugHalt,
  * holding the big kernel lock) sends every node's ring. The other nodes are then in user
@@ -73,6 +76,15 @@ typedef struct tm_node_state {
     int open;
     /* The thread that ran when the kernel was last left on this node. */
     tcb_t *last_thread;
+    /* The single-owner writer state: the ring's handle (tm_owned_ring) and the kernel
+     * entry in progress, *held* (its time kept here, nothing written: held == 1) until
+     * the exit hook writes it together with the exit (tm_owned_kernel_pair), or written
+     * by tm_flush as soon as anything else is recorded inside it (an interrupt, a
+     * function record, a thread name, a note), its word then filled in at the exit
+     * (tm_owned_kernel_exit). */
+    const tm_owned *ring;
+    uint64_t entry_ts;
+    int held;
 } tm_node_state_t;
 
 static tm_node_state_t tm_node[CONFIG_MAX_NUM_NODES];
@@ -122,6 +134,17 @@ static inline TM_NOTRACE uint64_t tm_now(void)
 static TM_NOTRACE uint64_t tm_clock(void)
 {
     return tm_now();
+}
+
+/* Writes the held entry of node state `st`, if any, before anything else is recorded
+ * inside it (the cold path: an interrupt, a function record, a thread name or a note
+ * inside a kernel entry). */
+static inline TM_NOTRACE void tm_flush(tm_node_state_t *st)
+{
+    if (st->held) {
+        st->held = 0;
+        (void)tm_owned_kernel_entry(st->ring, st->entry_ts);
+    }
 }
 
 #ifdef CONFIG_ARCH_X86
@@ -231,7 +254,9 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
     int r = TM_OK;
     for (word_t n = 0; n < CONFIG_MAX_NUM_NODES; n++) {
         int rn = tm_init((uint32_t)n, tm_ring[n], sizeof(tm_ring[n]), &config);
-        tm_node[n].on = (rn == TM_OK);
+        tm_node[n].ring = tm_owned_ring((uint32_t)n);
+        tm_node[n].held = 0;
+        tm_node[n].on = (rn == TM_OK && tm_node[n].ring != NULL);
         tm_node[n].last_thread = NODE_STATE_ON_CORE(ksCurThread, n);
         if (rn != TM_OK) {
             r = rn;
@@ -280,11 +305,11 @@ TM_NOTRACE void tracemark_sel4_entry(void)
     if (!st->on) {
         return;
     }
-    st->busy = 1;
+    /* Held: only the time, written with the exit (or by tm_flush). */
+    st->entry_ts = tm_now();
+    st->held = 1;
     tracemark_sel4_syscall[node] = 0;
-    (void)tm_masked_kernel_entry_deferred(node);
     st->open = 1;
-    st->busy = 0;
 }
 
 /* At this commit seL4's entry_type_t numbers the paths as tracemark's entry word does
@@ -396,8 +421,16 @@ TM_NOTRACE void tracemark_sel4_exit(void)
         switch_to = (uint64_t)(word_t)next;
         st->last_thread = next;
     }
-    /* Entry word, thread switch and exit in one call. */
-    (void)tm_masked_kernel_exit_deferred(node, tm_entry_word(node), switch_to);
+    /* Entry word, thread switch and exit in one call; a held entry and its exit in one
+     * reservation. */
+    uint32_t word = tm_entry_word(node);
+    uint64_t now = tm_now();
+    if (st->held) {
+        st->held = 0;
+        (void)tm_owned_kernel_pair(st->ring, st->entry_ts, word, switch_to, now);
+    } else {
+        (void)tm_owned_kernel_exit(st->ring, word, switch_to, now);
+    }
     st->open = 0;
     st->busy = 0;
 }
@@ -410,7 +443,9 @@ TM_NOTRACE void tracemark_sel4_interrupt(word_t irq)
         return;
     }
     st->busy = 1;
-    (void)tm_masked_interrupt(node, (uint32_t)irq);
+    uint64_t now = tm_now();
+    tm_flush(st);
+    (void)tm_owned_interrupt(st->ring, (uint32_t)irq, now);
     st->busy = 0;
 }
 
@@ -442,6 +477,7 @@ TM_NOTRACE void __cyg_profile_func_enter(void *func, void *call_site)
     }
     st->busy = 1;
     tm_count_outside();
+    tm_flush(st);
     (void)tm_function_entry(node, (uint64_t)((word_t)func - KERNEL_ELF_BASE));
     st->busy = 0;
 }
@@ -455,6 +491,7 @@ TM_NOTRACE void __cyg_profile_func_exit(void *func, void *call_site)
     }
     st->busy = 1;
     tm_count_outside();
+    tm_flush(st);
     (void)tm_function_exit(node, (uint64_t)((word_t)func - KERNEL_ELF_BASE));
     st->busy = 0;
 }
@@ -549,6 +586,8 @@ TM_NOTRACE void tracemark_sel4_finalize(void)
             len = max;
         }
         st->busy = 1;
+        /* Inside seL4_BenchmarkFinalizeLog's entry: that entry is written first. */
+        tm_flush(st);
         for (word_t off = 0; off < len; off += 32) {
             word_t n = len - off < 32 ? len - off : 32;
             (void)tm_user(node, TRACEMARK_SEL4_NOTE_ID, bytes + off, n);
@@ -571,6 +610,8 @@ TM_NOTRACE void tracemark_sel4_finalize(void)
 static TM_NOTRACE void tm_name_thread(uint32_t node, tcb_t *tcb)
 {
     const char *name = TCB_PTR_DEBUG_PTR(tcb)->tcbName;
+    /* Inside seL4_DebugNameThread's entry: that entry is written first. */
+    tm_flush(&tm_node[node]);
     (void)tm_thread_name(node, (uint64_t)(word_t)tcb, name, strnlen(name, TCB_NAME_LENGTH),
                          (uint32_t)tcb->tcbPriority);
 }
@@ -666,7 +707,11 @@ TM_NOTRACE exception_t tracemark_sel4_snapshot(void)
             (void)tm_release(node);
             r = tm_init_recover(node, tm_ring[node], sizeof(tm_ring[node]), &tm_saved_config,
                                 NULL, NULL);
-            st->on = (r == TM_OK || r == TM_RECOVERED);
+            /* A new ring: a new single-owner handle (nothing is held: the exit above
+             * wrote this entry). */
+            st->ring = tm_owned_ring(node);
+            st->held = 0;
+            st->on = (r == TM_OK || r == TM_RECOVERED) && st->ring != NULL;
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
             (void)tm_image(node, KERNEL_ELF_BASE, (word_t)ki_end - KERNEL_ELF_BASE, 0x73654c34);
 #endif

@@ -1,0 +1,122 @@
+//! The single-owner C calls (`tm_owned_*`, issue 15): for a kernel that records with
+//! interrupts masked, keeps its per-CPU tracing state itself and reads its clock inline
+//! (seL4's hooks). See `tracemark::Owned`.
+//!
+//! The caller takes its CPU's handle once ([`tm_owned_ring`]) and keeps it in its per-CPU
+//! data with the time of the kernel entry in progress. The entry hook only reads the
+//! clock; the exit hook reads it again and calls [`tm_owned_kernel_pair`], which writes
+//! the entry and the exit as one reservation. No slot lookup, no clock call through a
+//! pointer, no nest counter or atomics, no entry stack on that path.
+
+use core::ffi::c_int;
+
+use tracemark::KernelEntry;
+
+use super::{outcome, tracer, CTracer};
+
+/// One CPU's ring as the single-owner calls take it (`tm_owned_ring`): opaque.
+pub struct TmOwned {
+    _opaque: [u8; 0],
+}
+
+/// The tracer behind `t`.
+///
+/// # Safety
+///
+/// `t` came from [`tm_owned_ring`] and its slot was not released since.
+#[inline(always)]
+unsafe fn owned<'t>(t: *const TmOwned) -> &'t CTracer {
+    // SAFETY: the caller's contract: `t` is `tm_owned_ring`'s pointer to an initialised
+    // tracer in the static table, which stays initialised until `tm_release`.
+    unsafe { &*t.cast::<CTracer>() }
+}
+
+/// The single-owner handle of `cpu`'s ring, for the `tm_owned_*` calls; NULL if `cpu` is
+/// not below `TM_MAX_CPUS` or its ring is not initialised. Valid until `tm_release(cpu)`.
+#[no_mangle]
+pub extern "C" fn tm_owned_ring(cpu: u32) -> *const TmOwned {
+    match tracer(cpu) {
+        Ok(t) => (t as *const CTracer).cast(),
+        Err(_) => core::ptr::null(),
+    }
+}
+
+/// A kernel entry that the caller held since `entry_ts` (nothing was recorded into this
+/// ring since) ends at `exit_ts`: writes the KENTRY with `word` (the entry word, as for
+/// `tm_kernel_entry_info`) at `entry_ts`, a thread switch to `next_thread` unless it is 0,
+/// and the KEXIT (`exit_ts - entry_ts` ticks) at `exit_ts`. Without a switch the two are
+/// one reservation. Times are ticks of the ring's clock (`tm_config.clock`), read by the
+/// caller. Returns `TM_OK` or `TM_DROPPED` (the exit's).
+///
+/// # Safety
+///
+/// `t` came from [`tm_owned_ring`] and its slot was not released since; and the contract
+/// of `tm_masked_kernel_entry_deferred`: nothing else records into this ring until the
+/// call returns. While the caller holds an entry, nothing may record into the ring before
+/// [`tm_owned_kernel_entry`] wrote it.
+#[no_mangle]
+pub unsafe extern "C" fn tm_owned_kernel_pair(
+    t: *const TmOwned,
+    entry_ts: u64,
+    word: u32,
+    next_thread: u64,
+    exit_ts: u64,
+) -> c_int {
+    // SAFETY: the caller's contract (both halves).
+    let o = unsafe { owned(t).owned() };
+    outcome(o.kernel_pair(entry_ts, KernelEntry(word), next_thread, exit_ts))
+}
+
+/// Writes the kernel entry the caller has held since `entry_ts` (with the placeholder
+/// word, made the pending deferred entry), before anything is recorded inside it: an
+/// interrupt, a function record. End it with [`tm_owned_kernel_exit`].
+///
+/// # Safety
+///
+/// As [`tm_owned_kernel_pair`].
+#[no_mangle]
+pub unsafe extern "C" fn tm_owned_kernel_entry(t: *const TmOwned, entry_ts: u64) -> c_int {
+    // SAFETY: the caller's contract.
+    outcome(unsafe { owned(t).owned() }.kernel_entry(entry_ts))
+}
+
+/// The exit, at `exit_ts`, of an entry written by [`tm_owned_kernel_entry`]: fills in its
+/// `word`, records a switch to `next_thread` unless it is 0, then the KEXIT with the
+/// duration since the entry. Returns the exit's `TM_OK` or `TM_DROPPED`.
+///
+/// # Safety
+///
+/// As [`tm_owned_kernel_pair`].
+#[no_mangle]
+pub unsafe extern "C" fn tm_owned_kernel_exit(
+    t: *const TmOwned,
+    word: u32,
+    next_thread: u64,
+    exit_ts: u64,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    let o = unsafe { owned(t).owned() };
+    outcome(o.kernel_exit(KernelEntry(word), next_thread, exit_ts))
+}
+
+/// Records interrupt `irq` at `ts` (inside a held entry: [`tm_owned_kernel_entry`] first).
+///
+/// # Safety
+///
+/// As [`tm_owned_kernel_pair`].
+#[no_mangle]
+pub unsafe extern "C" fn tm_owned_interrupt(t: *const TmOwned, irq: u32, ts: u64) -> c_int {
+    // SAFETY: the caller's contract.
+    outcome(unsafe { owned(t).owned() }.interrupt(irq, ts))
+}
+
+/// Records a thread switch to `thread` at `ts`.
+///
+/// # Safety
+///
+/// As [`tm_owned_kernel_pair`].
+#[no_mangle]
+pub unsafe extern "C" fn tm_owned_thread_switch(t: *const TmOwned, thread: u64, ts: u64) -> c_int {
+    // SAFETY: the caller's contract.
+    outcome(unsafe { owned(t).owned() }.thread_switch(thread, ts))
+}
