@@ -922,7 +922,7 @@ void root_main(seL4_BootInfo *bi)
     }
 
 #if CONFIG_MAX_NUM_NODES > 1
-    smp_workload(ut, free + 6);
+    smp_workload(ut, free + 8); /* free + 6 and + 7: the snapshot frame, on one core */
 #endif
 
     /* Work long enough for timer interrupts to arrive. */
