@@ -672,8 +672,9 @@ impl<C: Clock> Masked<'_, '_, C> {
                 }
                 // One at a time: the entry at its time, then the exit at the reading
                 // already taken (one clock read per record).
-                // SAFETY: as above (both).
+                // SAFETY: as above.
                 unsafe { t.write_entry::<true>(|| start, entry) };
+                // SAFETY: as above.
                 return unsafe { t.kernel_exit_in::<true>(|| now) };
             }
         }
