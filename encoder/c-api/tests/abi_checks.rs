@@ -329,8 +329,8 @@ fn a_uart_dump_sends_the_used_part_only() {
     let payload = [0x5au8; 24];
     let mut i = 0u32;
     let recorded = loop {
-        // SAFETY: `payload` is valid for its length.
         assert_eq!(
+            // SAFETY: `payload` is valid for its 24 bytes.
             unsafe { tm_user(cpu, i % 100, payload.as_ptr().cast(), 24) },
             TM_OK
         );
