@@ -540,9 +540,10 @@ fn nested_write_at_every_point_of_a_thread_name() {
 /// entry's reservation and its publication, among others) writes its record in between.
 /// The entry's publication then hides the nested record's later time, so a reading kept
 /// from before the nested write would put the outer interrupt after the nested one in the
-/// ring but before it in time: the false step back that the Cortex-M3 firmware showed
-/// (commit 935f9b5). The interrupts' times must increase in ring order (the held entry
-/// and its CLOCKBACK are the one record allowed to be older).
+/// ring but before it in time: a false step back, of the kind the Cortex-M3 firmware
+/// check showed with commit 935f9b5's rule (keep the reading unless it is below the
+/// published `last_ts`), which fails this test. The interrupts' times must increase in
+/// ring order (the held entry and its CLOCKBACK are the one record allowed to be older).
 #[test]
 fn a_kept_clock_reading_never_goes_back_past_a_nested_record() {
     for outer_value in [1u32, u32::MAX] {

@@ -78,7 +78,9 @@ impl Ring<'_> {
     pub fn used_len(&self) -> usize {
         let g = self.geometry();
         let len = self.len();
-        let end = g.end_of(self.mem().hdr(offsets::WRITE_POS).load(Ordering::Relaxed));
+        // `Geometry::end_of`, with the ring's division-free slot (no panic path).
+        let p = g.split(self.mem().hdr(offsets::WRITE_POS).load(Ordering::Relaxed));
+        let end = self.block_of(p.seq) + p.offset as usize;
         // The first block slot wholly past `end` (`end` is past the ring header).
         let bs = g.block_size() as usize;
         let next = RING_HEADER_LEN + ((end - RING_HEADER_LEN + bs - 1) >> g.shift << g.shift);

@@ -675,8 +675,9 @@ impl<C: Clock> Masked<'_, '_, C> {
                 }
                 // One at a time: the entry at its time, then the exit at the reading
                 // already taken (one clock read per record).
-                // SAFETY: as above (both).
+                // SAFETY: as above.
                 unsafe { t.write_entry::<true>(|| start, entry) };
+                // SAFETY: as above.
                 return unsafe { t.kernel_exit_in::<true>(|| now) };
             }
         }
@@ -1087,9 +1088,10 @@ mod clock_reads {
             };
             let before = reads.get();
             let case = (r >> 12) % 9;
-            // A call that writes a held entry first reads the clock again after it (see
-            // `Ring::write_general_loop`): `held` says an entry is held before the call.
-            let flushes = held && !(masked_calls && case == 4);
+            // A nesting-safe call that writes a held entry first reads the clock again
+            // after it (see `Ring::write_general_loop`); a single-context one keeps its
+            // reading. `held` says an entry is held before the call.
+            let flushes = held && !(masked_calls && matches!(case, 3..=5));
             held = masked_calls && case == 3;
             // How many records this call writes at a fresh time.
             let want = match case {
@@ -1153,6 +1155,39 @@ mod clock_reads {
             }
         }
         assert!(general > CALLS / 8, "the general path ran {general} times");
+    }
+
+    /// A single-context write while an entry is held writes the entry first, then its
+    /// own record at the reading it took: one read (before, the general path read the
+    /// clock again after the entry).
+    #[test]
+    fn a_single_context_write_after_a_held_entry_reads_once() {
+        let block_size = 512u32;
+        let len = RING_HEADER_LEN + 8 * block_size as usize;
+        let mut words = std::vec![0u64; len / 8];
+        // SAFETY: the initialised bytes of `words`, 8-aligned, used only through this
+        // view while `words` lives.
+        let mem = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+        let reads = Cell::new(0u64);
+        let clock = || {
+            reads.set(reads.get() + 1);
+            100 + 5 * reads.get()
+        };
+        let config = Config {
+            block_size,
+            mode: Mode::Overwrite,
+            ..Config::new()
+        };
+        let t = Tracer::new(mem, &config, clock).unwrap();
+        // SAFETY: one thread, no interrupts: no write ever nests.
+        let m = unsafe { t.masked() };
+        for i in 0..CALLS / 4 {
+            let before = reads.get();
+            m.kernel_entry_deferred();
+            m.interrupt(i % 50);
+            m.kernel_exit();
+            assert_eq!(reads.get() - before, 3, "call {i}");
+        }
     }
 
     #[test]

@@ -187,10 +187,15 @@ impl<'a> Ring<'a> {
                     mem.hdr(offsets::COMMIT_POS).store(end, Ordering::Release);
                     (Outcome::Written, ts, end)
                 }
-                Err(reading) => {
+                Err((ts, _)) => {
                     // The general path enters and exits as any writer does.
                     let nest = enter(&mem);
-                    self.write_slow_from(nest, reading, now, fields)
+                    // A held entry goes first (as the general path would write it), and
+                    // as nothing else writes during this call, the reading stays good
+                    // after it: one clock read for this record too (issue 15).
+                    self.write_held_entry();
+                    let at = mem.hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
+                    self.write_slow_from(nest, (ts, at), now, fields)
                 }
             };
         }
