@@ -479,6 +479,7 @@ static void smp_print_truth(void)
         puts_(line);
     }
 }
+#endif
 
 #ifdef TM_SNAPSHOTS
 /* ---- user-level access to the trace ----------------------------------------------- *
