@@ -77,21 +77,15 @@ impl Ring<'_> {
     /// 900 KB sends 900 KB.
     pub fn used_len(&self) -> usize {
         let g = self.geometry();
-        let len = self.len();
         // `Geometry::end_of`, with the ring's division-free slot (no panic path).
         let p = g.split(self.mem().hdr(offsets::WRITE_POS).load(Ordering::Relaxed));
         let end = self.block_of(p.seq) + p.offset as usize;
-        // The first block slot wholly past `end` (`end` is past the ring header).
-        let bs = g.block_size() as usize;
-        let next = RING_HEADER_LEN + ((end - RING_HEADER_LEN + bs - 1) >> g.shift << g.shift);
-        if next >= len {
-            return len;
-        }
-        // SAFETY: `next` is a block slot's offset (4-aligned) below the ring's length.
-        match unsafe { self.mem().load_word_for_reader(next + offsets::BLOCK_MAGIC) } {
-            0 => end,
-            _ => len,
-        }
+        // The rule itself is the format crate's, shared with `RingView::dump_len`.
+        g.dump_len(end, |at| {
+            // SAFETY: `Geometry::dump_len` asks only for a block slot's magic (4-aligned)
+            // that lies below the ring's length, inside the memory.
+            unsafe { self.mem().load_word_for_reader(at) }
+        })
     }
 
     /// Streams the used part of the ring ([`Ring::used_len`]) to `sink` in chunks of at
@@ -231,6 +225,9 @@ mod used_prefix {
             let all = whole(&t);
             let used = t.ring().used_len();
             assert_eq!(image.len(), used);
+            // One rule (Geometry::dump_len): the live ring's used part is what a dump of
+            // its image copied whole (a snapshot, seL4's tm_frame_uart) sends.
+            assert_eq!(RingView::parse(&all).unwrap().dump_len(), used);
             assert_eq!(image[..], all[..used], "a prefix of the ring's bytes");
             let (records, states) = decode(&image);
             assert_eq!((records.clone(), states.clone()), decode(&all));

@@ -352,6 +352,29 @@ impl Geometry {
         self.block_offset(self.slot(p.seq)) + p.offset as usize
     }
 
+    /// How many bytes from the start of the ring memory a dump sends (FORMAT.md 7.3),
+    /// the one rule every dump follows (the encoder's `Ring::used_len` for a live ring,
+    /// [`RingView::dump_len`] for an image copied whole, as seL4's `tm_frame_uart`
+    /// ships): `end`, where the used bytes end ([`Geometry::end_of`] of the write
+    /// position), while the block slot that starts at or after `end` was never opened
+    /// (`magic_at` of that slot's block magic offset reads 0), else the whole ring.
+    /// Division-free (shifts only), so that a firmware's dump links no division or panic
+    /// code for it.
+    #[inline]
+    pub fn dump_len(&self, end: usize, magic_at: impl FnOnce(usize) -> u32) -> usize {
+        let len = self.ring_len();
+        let end = if end < RING_HEADER_LEN { RING_HEADER_LEN } else { end };
+        let bs = self.block_size() as usize;
+        let next = RING_HEADER_LEN + ((end - RING_HEADER_LEN + bs - 1) >> self.shift << self.shift);
+        if next >= len || end >= len {
+            return len;
+        }
+        match magic_at(next + offsets::BLOCK_MAGIC) {
+            0 => end,
+            _ => len,
+        }
+    }
+
     /// How many blocks `to` is after `from`, modulo the sequence space.
     #[inline]
     pub const fn distance(&self, from: u32, to: u32) -> u32 {
@@ -800,25 +823,18 @@ impl<'a> RingView<'a> {
             && self.header.overwritten.get() == 0
     }
 
-    /// How many bytes of this image a dump sends (FORMAT.md 7.3), by the rule a live
-    /// ring's dump follows (the encoder's `Ring::used_len`): up to
-    /// [`RingView::used_len`] while the block slot after it was never opened (its block
-    /// magic is 0), else the whole ring. For an image copied whole from ring memory (a
-    /// snapshot) and shipped later, as seL4's `tm_frame_uart` does.
+    /// How many bytes of this image a dump sends (FORMAT.md 7.3), by
+    /// [`Geometry::dump_len`], the rule a live ring's dump follows too (the encoder's
+    /// `Ring::used_len`): up to [`RingView::used_len`] while the block slot after it was
+    /// never opened (its block magic is 0), else the whole ring. For an image copied
+    /// whole from ring memory (a snapshot) and shipped later, as seL4's `tm_frame_uart`
+    /// does.
     pub fn dump_len(&self) -> usize {
-        let g = self.geometry;
-        let len = g.ring_len();
-        let end = self.used_len().max(RING_HEADER_LEN);
-        let bs = g.block_size() as usize;
-        let next = RING_HEADER_LEN + (end - RING_HEADER_LEN).div_ceil(bs) * bs;
-        if next >= len {
-            return len;
-        }
-        let at = next + offsets::BLOCK_MAGIC;
-        match self.bytes.get(at..at + 4) {
-            Some([0, 0, 0, 0]) => end,
-            _ => len,
-        }
+        self.geometry.dump_len(self.used_len(), |at| match self.bytes.get(at..at + 4) {
+            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+            // Past the image: not known to be unopened.
+            _ => u32::MAX,
+        })
     }
 
     /// Length of the whole ring in memory, header included.
