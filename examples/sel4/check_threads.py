@@ -121,7 +121,7 @@ def main():
 
     text = open(log, "rb").read().decode("utf-8", "replace")
     tmp = tempfile.TemporaryDirectory()
-    one = one_dump(log, dump_id, os.path.join(tmp.name, "console.log"))
+    one = one_dump(log, {dump_id}, os.path.join(tmp.name, "console.log"))
 
     def run(*a):
         return subprocess.run([tool, *a], check=True, capture_output=True, text=True).stdout
