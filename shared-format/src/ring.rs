@@ -363,7 +363,7 @@ impl Geometry {
     #[inline]
     pub fn dump_len(&self, end: usize, magic_at: impl FnOnce(usize) -> u32) -> usize {
         let len = self.ring_len();
-        let end = if end < RING_HEADER_LEN { RING_HEADER_LEN } else { end };
+        let end = end.max(RING_HEADER_LEN);
         let bs = self.block_size() as usize;
         let next = RING_HEADER_LEN + ((end - RING_HEADER_LEN + bs - 1) >> self.shift << self.shift);
         if next >= len || end >= len {
@@ -830,11 +830,12 @@ impl<'a> RingView<'a> {
     /// whole from ring memory (a snapshot) and shipped later, as seL4's `tm_frame_uart`
     /// does.
     pub fn dump_len(&self) -> usize {
-        self.geometry.dump_len(self.used_len(), |at| match self.bytes.get(at..at + 4) {
-            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-            // Past the image: not known to be unopened.
-            _ => u32::MAX,
-        })
+        self.geometry
+            .dump_len(self.used_len(), |at| match self.bytes.get(at..at + 4) {
+                Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+                // Past the image: not known to be unopened.
+                _ => u32::MAX,
+            })
     }
 
     /// Length of the whole ring in memory, header included.
