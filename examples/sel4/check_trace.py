@@ -83,8 +83,8 @@ NOTE_ID = 0x4E4F54
 
 
 def ring_fills(tool, log):
-    """Per dumped ring (one per CPU, laid end to end): its CPU id, the bytes it holds and
-    its capacity, from its header (FORMAT.md 4.1, 6.1).
+    """Per dumped ring (one per CPU, laid end to end, each whole or its used part): its
+    CPU id, the bytes it holds and its capacity, from its header (FORMAT.md 4.1, 6.1, 7.3).
 
     The writer opens blocks in sequence order from 0, so until the ring wraps the bytes
     written are commit_pos's block sequence times the block size plus its offset; a
@@ -105,7 +105,17 @@ def ring_fills(tool, log):
         shift = block_size.bit_length() - 1
         used = (commit_pos >> shift) * block_size + (commit_pos & (block_size - 1))
         rings.append((cpu, used, block_count * block_size))
-        off += header_len + block_count * block_size
+        # A dump sends a ring not yet round its slots only up to its used part
+        # (FORMAT.md 7.3): the next ring then starts at end_of(write_pos), where its
+        # header's magic is; else after the whole ring.
+        (write_pos,) = struct.unpack_from("<I", dump, off + 56)
+        seq = write_pos >> shift
+        end = header_len + (seq % block_count) * block_size + (write_pos & (block_size - 1))
+        whole = header_len + block_count * block_size
+        if end < whole and dump[off + end:off + end + 8] == b"TRACEMRK":
+            off += end
+        else:
+            off += whole
     return rings
 
 
