@@ -26,7 +26,7 @@
 #                       to the build folder's `cores` file, which run.sh reads for -smp.
 #                       Read when the build folder is configured: give it its own OUT_NAME
 #          SEL4_CMAKE_OPTS  extra kernel CMake options, split at spaces (e.g.
-#                       -DKernelTracemarkClock=cycles);
+#                       -DKernelTracemarkClock=cycles; for several cores use SEL4_CORES);
 #                       read when the build folder is configured, so give such a build
 #                       its own OUT_NAME
 #

@@ -52,7 +52,7 @@ esac
 # aarch64 with several cores boots only on host time: under -icount (QEMU 7.2) the boot
 # stops after the kernel's "Reserved virt address space regions" lines, where the boot
 # core waits for the others to initialise (release_secondary_cpus), and makes no
-# progress in 10 minutes. Such a run's records then follow the host's clock (the
+# progress in 15 minutes. Such a run's records then follow the host's clock (the
 # per-core truth does not: check.sh compares counts only), and two runs differ.
 icount="${SEL4_ICOUNT:-1}"
 if [ "$arch" = aarch64 ] && [ "$cores" != 1 ] && [ -z "${SEL4_ICOUNT:-}" ]; then
