@@ -364,15 +364,20 @@ TM_NOTRACE void tracemark_sel4_dump(void)
  * records at the reset and the dump are the re-emission FORMAT.md 8.4.1 asks of an
  * overwrite ring: whatever the ring lost, it ends with every thread's name. */
 
+/* TCB names and the list of all TCBs (tcbName, ksDebugTCBs) exist in debug builds only:
+ * a release kernel writes no THREAD records (and has no seL4_DebugNameThread). */
+#ifdef CONFIG_DEBUG_BUILD
 static TM_NOTRACE void tm_name_thread(tcb_t *tcb)
 {
     const char *name = TCB_PTR_DEBUG_PTR(tcb)->tcbName;
     (void)tm_thread_name(0, (uint64_t)(word_t)tcb, name, strnlen(name, TCB_NAME_LENGTH),
                          (uint32_t)tcb->tcbPriority);
 }
+#endif
 
 static TM_NOTRACE void tm_name_threads(void)
 {
+#ifdef CONFIG_DEBUG_BUILD
     if (!tm_on) {
         return;
     }
@@ -382,8 +387,10 @@ static TM_NOTRACE void tm_name_threads(void)
         tm_name_thread(t);
     }
     tm_busy = busy;
+#endif
 }
 
+#ifdef CONFIG_DEBUG_BUILD
 TM_NOTRACE void tracemark_sel4_thread_named(tcb_t *tcb)
 {
     if (!tm_on) {
@@ -393,6 +400,7 @@ TM_NOTRACE void tracemark_sel4_thread_named(tcb_t *tcb)
     tm_name_thread(tcb);
     tm_busy = 0;
 }
+#endif
 
 /* ---- User-level access: seL4_TracemarkSnapshot -------------------------------------
  *
