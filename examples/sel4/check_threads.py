@@ -13,8 +13,9 @@ For the dump HEX of the log (the root task's snapshot 2 is dump 2):
   seL4_BenchmarkGetThreadUtilisation over snapshot 2's interval), each thread's running
   and kernel time in `tracemark stats` agree with seL4's within the bound below.
 
-The bound. Both count the same clock (x86_64: the TSC; seL4's timestamp() and the tracer
-read rdtsc) over nearly the same interval, but they cut time differently:
+The bound. Both count the same clock (x86_64: the TSC, seL4's timestamp() and the tracer
+read rdtsc; aarch64: the cycle counter, pmccntr_el0, with KernelTracemarkClock=cycles)
+over nearly the same interval, but they cut time differently:
 
 * seL4 switches a thread's time at the *entry* (ksEnter) of the kernel entry that
   switches, tracemark at that entry's SWITCH record, inside it: each switching entry
@@ -32,8 +33,9 @@ read rdtsc) over nearly the same interval, but they cut time differently:
   exit record's encoding as kernel time: TRACER_TICKS per entry at most. Under QEMU's
   -icount the TSC advances about one tick per guest instruction; measured on the
   x86_64 run (BENCHMARKS.md), seL4's kernel time exceeds tracemark's by 144 to 151
-  ticks per entry on average (3399041 ticks over 22553 entries), nearly all of them
-  DebugPutChar entries whose exit records are alike; 200 leaves a quarter of margin.
+  ticks per entry on average (3399041 ticks over 22553 entries; aarch64: 114), nearly
+  all of them DebugPutChar entries whose exit records are alike; 200 leaves a quarter
+  of margin.
 
 Exits 1 with one line per failed check.
 """
