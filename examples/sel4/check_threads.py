@@ -13,8 +13,9 @@ For the dump HEX of the log (the root task's snapshot 2 is dump 2):
   seL4_BenchmarkGetThreadUtilisation over snapshot 2's interval), each thread's running
   and kernel time in `tracemark stats` agree with seL4's within the bound below.
 
-The bound. Both count the same clock (x86_64: the TSC; seL4's timestamp() and the tracer
-read rdtsc) over nearly the same interval, but they cut time differently:
+The bound. Both count the same clock (x86_64: the TSC, seL4's timestamp() and the tracer
+read rdtsc; aarch64: the cycle counter, pmccntr_el0, with KernelTracemarkClock=cycles)
+over nearly the same interval, but they cut time differently:
 
 * seL4 switches a thread's time at the *entry* (ksEnter) of the kernel entry that
   switches, tracemark at that entry's SWITCH record, inside it: each switching entry

@@ -638,9 +638,9 @@ static TM_NOTRACE void tm_name_threads(uint32_t node)
 #endif
 }
 
+#ifdef CONFIG_DEBUG_BUILD
 TM_NOTRACE void tracemark_sel4_thread_named(tcb_t *tcb)
 {
-#ifdef CONFIG_DEBUG_BUILD
     uint32_t node = TM_NODE();
     tm_node_state_t *st = &tm_node[node];
     if (!st->on) {
@@ -649,8 +649,8 @@ TM_NOTRACE void tracemark_sel4_thread_named(tcb_t *tcb)
     st->busy = 1;
     tm_name_thread(node, tcb);
     st->busy = 0;
-#endif
 }
+#endif
 
 /* ---- User-level access: seL4_TracemarkSnapshot -------------------------------------
  *
