@@ -12,8 +12,7 @@
 //! `tracemark-owned` is the single-owner writer (`Tracer::owned`, single-context as
 //! barectf's tracer is): the workload reads the clock and keeps each entry's time; an
 //! entry and its exit are written together at the exit, and an entry with an interrupt
-//! inside is written first (with the placeholder word, patched at the exit: 4 bytes
-//! more for those two entries in nine).
+//! inside is written first, with its word (`kernel_entry_with`).
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -92,7 +91,7 @@ fn main() {
                     let entered = now();
                     let word = black_box(entry(n, i));
                     if i == 2 || i == 6 {
-                        o.kernel_entry(entered);
+                        o.kernel_entry_with(entered, word);
                         o.interrupt(black_box(27 + (i >> 2)), now());
                         o.kernel_exit(word, 0, now());
                     } else {

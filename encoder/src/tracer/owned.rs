@@ -135,11 +135,26 @@ impl<C: Clock> Owned<'_, '_, C> {
         outcome
     }
 
-    /// The exit of an entry written by [`Owned::kernel_entry`], at `exit_ts`: fills in its
-    /// word (patched in place, or rewritten minimal when it is still the ring's last
-    /// record), records a switch to `next_thread` unless it is 0, then the KEXIT with the
-    /// duration since the entry's time. Returns the exit's outcome.
-    #[inline(never)]
+    /// Writes a kernel entry whose word the caller knows at its start (`entry`, minimal
+    /// varint, at `entry_ts`), before anything is recorded inside it, its time pushed for
+    /// the exit's duration; end it with [`Owned::kernel_exit`] (which has no word to fill
+    /// in then). For a caller that knows why it was entered, unlike seL4.
+    #[inline(always)]
+    pub fn kernel_entry_with(&self, entry_ts: u64, entry: KernelEntry) -> Outcome {
+        let t = self.tracer;
+        // SAFETY: the contract of `Tracer::owned`, which made `self`.
+        let (outcome, _, _) = unsafe { t.write_entry::<true>(|| entry_ts, entry) };
+        t.push_entry(entry_ts);
+        outcome
+    }
+
+    /// The exit of an entry written by [`Owned::kernel_entry`] or
+    /// [`Owned::kernel_entry_with`], at `exit_ts`: fills in its word if it is the pending
+    /// deferred entry (patched in place, or rewritten minimal when it is still the
+    /// ring's last record; `entry` is unused otherwise), records a switch to
+    /// `next_thread` unless it is 0, then the KEXIT with the duration since the entry's
+    /// time. Returns the exit's outcome.
+    #[inline]
     pub fn kernel_exit(&self, entry: KernelEntry, next_thread: u64, exit_ts: u64) -> Outcome {
         let t = self.tracer;
         let _: EntryInfo = t.kernel_entry_info_in::<true>(entry);
@@ -158,7 +173,26 @@ impl<C: Clock> Owned<'_, '_, C> {
     #[inline(always)]
     fn exit_at(&self, start: Option<u64>, exit_ts: u64) -> Outcome {
         match start {
-            Some(start) => self.exit_record(exit_ts, ExitDuration::Ticks(0).to_wire(), start),
+            Some(start) => {
+                // The common path when the duration's payload fits a `u32`: the time is
+                // the caller's, so the duration is known before the write.
+                let wire = ExitDuration::Ticks(exit_ts.saturating_sub(start)).to_wire();
+                let fields =
+                    Fields::elapsed(Kind::KernelExit, ExitDuration::Ticks(0).to_wire(), start);
+                // SAFETY: the contract of `Tracer::owned`, which made `self`.
+                unsafe {
+                    self.tracer.write_at::<true>(
+                        || exit_ts,
+                        |_| {
+                            u32::try_from(wire)
+                                .ok()
+                                .map(|head| Small::varint(Kind::KernelExit, head))
+                        },
+                        move || fields,
+                    )
+                }
+                .0
+            }
             None => self.exit_record(exit_ts, ExitDuration::NestingOverflow.to_wire(), u64::MAX),
         }
     }
@@ -314,8 +348,15 @@ mod tests {
                 0
             };
             let written = inside > 0;
+            let v = (next() >> (r % 40)) as u32;
+            let w = KernelEntry(if r & 1 == 0 { v & 0x3fff } else { v });
             if written {
-                o.kernel_entry(entry_ts);
+                // The word known at the entry, or filled in at the exit.
+                if r & (1 << 20) == 0 {
+                    o.kernel_entry(entry_ts);
+                } else {
+                    o.kernel_entry_with(entry_ts, w);
+                }
             }
             for _ in 0..inside {
                 let v = (next() >> (r % 40)) as u32;
@@ -328,8 +369,6 @@ mod tests {
                     own.function_entry(u64::from(v));
                 }
             }
-            let v = (next() >> (r % 40)) as u32;
-            let w = KernelEntry(if r & 1 == 0 { v & 0x3fff } else { v });
             let switch = if (r >> 5) % 4 == 0 {
                 u64::from(v | 1)
             } else {
