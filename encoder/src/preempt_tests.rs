@@ -546,7 +546,9 @@ fn nested_write_at_every_point_of_a_thread_name() {
 /// ring order (the held entry and its CLOCKBACK are the one record allowed to be older).
 #[test]
 fn a_kept_clock_reading_never_goes_back_past_a_nested_record() {
-    for outer_value in [1u32, u32::MAX] {
+    // Under miri, one of the two (each is a few hundred ring builds and decodes).
+    let values: &[u32] = if cfg!(miri) { &[1] } else { &[1, u32::MAX] };
+    for &outer_value in values {
         let points = for_every_point(
             Mode::Overwrite,
             4,

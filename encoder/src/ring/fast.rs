@@ -187,16 +187,7 @@ impl<'a> Ring<'a> {
                     mem.hdr(offsets::COMMIT_POS).store(end, Ordering::Release);
                     (Outcome::Written, ts, end)
                 }
-                Err((ts, _)) => {
-                    // The general path enters and exits as any writer does.
-                    let nest = enter(&mem);
-                    // A held entry goes first (as the general path would write it), and
-                    // as nothing else writes during this call, the reading stays good
-                    // after it: one clock read for this record too (issue 15).
-                    self.write_held_entry();
-                    let at = mem.hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
-                    self.write_slow_from(nest, (ts, at), now, fields)
-                }
+                Err((ts, _)) => self.write_slow_masked_from(ts, now, fields),
             };
         }
         let nest = enter(&mem);
@@ -225,6 +216,26 @@ impl<'a> Ring<'a> {
         fields: impl FnOnce() -> Fields<'f>,
     ) -> Wrote {
         self.write_slow(nest, reading, &now, &fields())
+    }
+
+    /// [`Ring::write_slow_from`] for a single-context writer, out of line and cold (the
+    /// inlined fast path only calls it): enters as any writer does, writes a held entry
+    /// first (as the general path would), and, as nothing else writes during the call,
+    /// hands the general path the reading `ts` with `write_pos` as it is after that entry:
+    /// one clock read for this record too (issue 15).
+    #[cold]
+    #[inline(never)]
+    fn write_slow_masked_from<'f>(
+        &self,
+        ts: u64,
+        now: impl Fn() -> u64,
+        fields: impl FnOnce() -> Fields<'f>,
+    ) -> Wrote {
+        let mem = self.mem.local();
+        let nest = enter(&mem);
+        self.write_held_entry();
+        let at = mem.hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
+        self.write_slow(nest, (ts, at), &now, &fields())
     }
 
     /// One attempt at the fast path: a `Small` record with a delta header that fits a
