@@ -838,10 +838,13 @@ void root_main(seL4_BootInfo *bi)
 #ifdef TM_SNAPSHOTS
     snapshot_setup(bi, free + 6, free + 7);
 #endif
+#ifdef CONFIG_DEBUG_BUILD
     /* The initial thread names itself (the kernel named it "rootserver" at boot; a
-     * traced kernel records the name as a THREAD record either way). */
+     * traced kernel records the name as a THREAD record either way). Release kernels
+     * keep no thread names. */
     COUNT_SYS(seL4_SysDebugNameThread);
     seL4_DebugNameThread(seL4_CapInitThreadTCB, "rootserver");
+#endif
 
     seL4_Error err = INVOKE(CAP_UNTYPED, seL4_Untyped_Retype(ut, seL4_EndpointObject, 0,
                                                              seL4_CapInitThreadCNode, 0, 0, ep, 2));
