@@ -109,3 +109,13 @@ grep -o 'closed the connection; .*' "$work/capture.err" | sed "s/^/ok   $mode: /
 
 check gdb
 check qmp
+
+# --probe (probe-rs, the `probe` feature): there is no probe here, so CI checks that
+# the feature builds, is lint-clean, and that what a test can reach (chip lookup, the
+# selector, no probe connected) ends in one line and exit status 1
+# (decoder/cli/tests/capture.rs). Built only for this step: probe-rs and its tree
+# (BENCHMARKS.md, "Live capture", for the time it adds).
+(cd "$root" && cargo clippy --quiet -p tracemark-capture -p tracemark-cli \
+    --features tracemark-cli/probe,tracemark-capture/probe -- -D warnings &&
+    cargo test --quiet -p tracemark-cli --features probe --test capture probe_)
+echo "ok   --probe: built with probe-rs; chip, selector and no-probe errors are one line"

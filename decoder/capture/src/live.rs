@@ -426,6 +426,8 @@ pub enum Stub {
     Gdb(String),
     /// QEMU's QMP socket (`pmemsave` while the guest runs: the racy test back end).
     Qmp(std::path::PathBuf),
+    /// An SWD/JTAG debug probe through probe-rs (`--probe`; reads a running target).
+    Probe(crate::probe::ProbeConfig),
 }
 
 impl std::fmt::Display for Stub {
@@ -433,6 +435,7 @@ impl std::fmt::Display for Stub {
         match self {
             Stub::Gdb(a) => write!(f, "gdb {a}"),
             Stub::Qmp(p) => write!(f, "qmp {}", p.display()),
+            Stub::Probe(p) => p.fmt(f),
         }
     }
 }
@@ -553,6 +556,7 @@ pub(crate) fn run_gdb(src: &GdbSource, tx: &std::sync::mpsc::SyncSender<crate::s
         Stub::Qmp(path) => {
             crate::qmp::Qmp::connect(path).map(|q| Box::new(q) as Box<dyn TargetMemory>)
         }
+        Stub::Probe(config) => crate::probe::open(config).map_err(io::Error::other),
     };
     let mut gdb = match connected {
         Ok(g) => g,
