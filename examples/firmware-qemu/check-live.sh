@@ -127,12 +127,12 @@ grep -o 'closed the connection; .*' "$work/capture.err" | sed "s/^/ok   $mode: /
 check gdb
 check qmp
 
-# --probe (probe-rs, the `probe` feature): there is no probe here, so CI checks that
-# the feature builds, is lint-clean, and that what a test can reach (chip lookup, the
-# selector, no probe connected) ends in one line and exit status 1
-# (decoder/cli/tests/capture.rs). Built only for this step: probe-rs and its tree
-# (BENCHMARKS.md, "Live capture", for the time it adds).
+# --probe (probe-rs, the `probe` feature): there is no probe here, and building
+# probe-rs's tree for tests costs CI about 1.5 minutes more than checking it, so CI
+# checks and lints the feature only (about 70 s of CPU, BENCHMARKS.md "Live capture").
+# Its tests, run by hand: cargo test -p tracemark-capture --features probe --lib probe
+# and cargo test -p tracemark-cli --features probe --test capture probe_ (a build
+# without the feature is tested by cargo test --workspace).
 (cd "$root" && cargo clippy --quiet -p tracemark-capture -p tracemark-cli \
-    --features tracemark-cli/probe,tracemark-capture/probe -- -D warnings &&
-    cargo test --quiet -p tracemark-cli --features probe --test capture probe_)
-echo "ok   --probe: built with probe-rs; chip, selector and no-probe errors are one line"
+    --features tracemark-cli/probe,tracemark-capture/probe -- -D warnings)
+echo "ok   --probe: the probe feature builds (cargo check) and is lint-clean"

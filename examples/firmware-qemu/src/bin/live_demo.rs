@@ -14,7 +14,6 @@
 #![no_std]
 #![no_main]
 
-use core::cell::Cell;
 use core::fmt::Write as _;
 
 use cortex_m_rt::entry;
@@ -54,12 +53,13 @@ fn main() -> ! {
         producer_id: 0x4c,
         ..Config::new()
     };
-    let ticks = Cell::new(1_000);
-    let clock = || {
-        ticks.set(ticks.get() + 7);
-        ticks.get()
-    };
-    let tracer = Tracer::new(memory, &config, clock).expect("ring set up");
+    // Time stamps from SysTick at TICK_HZ of the emulated core: under QEMU's `-icount`
+    // they are exact instruction time, so the capture's records give the target's
+    // write rate (bench-live.sh).
+    let cp = cortex_m::Peripherals::take().expect("peripherals taken once");
+    platform::start_tick_clock(cp.SYST, platform::DEFAULT_RELOAD);
+    let tracer = Tracer::new(memory, &config, platform::now).expect("ring set up");
+    let start = platform::now();
     // SAFETY: nothing else writes this ring: no interrupt handler records, one CPU,
     // and no call is made from inside another.
     let kernel = unsafe { tracer.masked() };
@@ -77,6 +77,12 @@ fn main() -> ! {
             cortex_m::asm::nop();
         }
     }
+    let ticks = platform::now() - start;
+    let _ = writeln!(
+        Uart,
+        "live_demo: {EVENTS} events in {ticks} ticks of {} Hz",
+        platform::TICK_HZ
+    );
     for _ in 0..END_SPIN {
         cortex_m::asm::nop();
     }
