@@ -631,8 +631,10 @@ int tm_in_record(uint32_t cpu);
 
 /**
  * Calls `sink` with CPU `cpu`'s raw ring bytes (header and blocks, in chunks of at most
- * 256 bytes). The concatenation is a ring image `tracemark` decodes. Meant for a stopped
- * or quiet ring; while the CPU records, use `tm_snapshot`.
+ * 256 bytes). The concatenation is a ring image `tracemark` decodes: the whole ring, or,
+ * while the ring has not been round its blocks, only up to its last written byte
+ * (FORMAT.md 7.3). Meant for a stopped or quiet ring; while the CPU records, use
+ * `tm_snapshot`.
  *
  * Returns `TM_OK`, `TM_ERR_SINK` if the sink returned non-zero, or an error code.
  *
@@ -646,7 +648,8 @@ int tm_dump(uint32_t cpu, tm_sink_fn sink, void *ctx);
  * Calls `sink` with CPU `cpu`'s ring framed as printable text lines (`@TM:...`, each
  * ending in `\n`, with per-line CRCs) for a console that also carries log lines;
  * `tracemark extract` recovers the ring image from the captured log. `dump_id` names
- * the dump (for example a boot counter and the CPU number).
+ * the dump (for example a boot counter and the CPU number). Sends the bytes `tm_dump`
+ * sends: only the used part of a ring not yet round its blocks.
  *
  * Returns `TM_OK`, `TM_ERR_SINK` if the sink returned non-zero, or an error code.
  *

@@ -532,3 +532,46 @@ fn nested_write_at_every_point_of_a_thread_name() {
     );
     assert!(points >= 12, "only {points} preemption points");
 }
+
+/// One clock read per record (issue 15, goal 3): a write that leaves the fast path keeps
+/// the fast path's clock reading only while no writer has reserved since it was taken.
+/// Here the outer write reaches the general path because an entry is held: it writes the
+/// held entry first, and a nested interrupt injected at every atomic access (between the
+/// entry's reservation and its publication, among others) writes its record in between.
+/// The entry's publication then hides the nested record's later time, so a reading kept
+/// from before the nested write would put the outer interrupt after the nested one in the
+/// ring but before it in time: a false step back, of the kind the Cortex-M3 firmware
+/// check showed with commit 935f9b5's rule (keep the reading unless it is below the
+/// published `last_ts`), which fails this test. The interrupts' times must increase in
+/// ring order (the held entry and its CLOCKBACK are the one record allowed to be older).
+#[test]
+fn a_kept_clock_reading_never_goes_back_past_a_nested_record() {
+    // Under miri, one of the two (each is a few hundred ring builds and decodes).
+    let values: &[u32] = if cfg!(miri) { &[1] } else { &[1, u32::MAX] };
+    for &outer_value in values {
+        let points = for_every_point(
+            Mode::Overwrite,
+            4,
+            |t| {
+                t.interrupt(100);
+                // SAFETY: one thread; no write runs during the call (the hook is not set).
+                unsafe { t.masked() }.kernel_entry_deferred();
+            },
+            move |t| {
+                t.interrupt(outer_value);
+            },
+            |t| {
+                t.interrupt(2);
+            },
+            |records, _, _| {
+                let irqs: Vec<Record> = records
+                    .iter()
+                    .filter(|r| matches!(r.event, Event::Interrupt { .. }))
+                    .copied()
+                    .collect();
+                assert_times_increase(&irqs);
+            },
+        );
+        assert!(points >= 12, "only {points} preemption points");
+    }
+}

@@ -69,14 +69,40 @@ impl Ring<'_> {
         }
     }
 
-    /// Streams the whole ring to `sink` in chunks of at most 256 bytes, as it is now.
-    /// Meant for a stopped or quiet ring (a final dump over a UART); a reader racing a
-    /// busy writer should use [`Ring::snapshot`].
+    /// How many bytes from the start of the ring memory a dump sends: up to the write
+    /// position ([`Geometry::end_of`](tracemark_format::ring::Geometry::end_of)) while
+    /// the block slot after it was never opened (a ring not yet round its slots: its
+    /// header zeroed at initialisation, and blocks open in slot order), else the whole
+    /// ring. Nothing past it was ever written (FORMAT.md 7.3): a 4 MiB ring holding
+    /// 900 KB sends 900 KB.
+    pub fn used_len(&self) -> usize {
+        let g = self.geometry();
+        let len = self.len();
+        // `Geometry::end_of`, with the ring's division-free slot (no panic path).
+        let p = g.split(self.mem().hdr(offsets::WRITE_POS).load(Ordering::Relaxed));
+        let end = self.block_of(p.seq) + p.offset as usize;
+        // The first block slot wholly past `end` (`end` is past the ring header).
+        let bs = g.block_size() as usize;
+        let next = RING_HEADER_LEN + ((end - RING_HEADER_LEN + bs - 1) >> g.shift << g.shift);
+        if next >= len {
+            return len;
+        }
+        // SAFETY: `next` is a block slot's offset (4-aligned) below the ring's length.
+        match unsafe { self.mem().load_word_for_reader(next + offsets::BLOCK_MAGIC) } {
+            0 => end,
+            _ => len,
+        }
+    }
+
+    /// Streams the used part of the ring ([`Ring::used_len`]) to `sink` in chunks of at
+    /// most 256 bytes, as it is now. Meant for a stopped or quiet ring (a final dump over
+    /// a UART); a reader racing a busy writer should use [`Ring::snapshot`].
     pub fn dump<E>(&self, mut sink: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
         let mut chunk = [0u8; 256];
         let mut at = 0;
-        while at < self.len() {
-            let n = chunk.len().min(self.len() - at);
+        let len = self.used_len();
+        while at < len {
+            let n = chunk.len().min(len - at);
             self.read_at(at, &mut chunk[..n]);
             sink(&chunk[..n])?;
             at += n;
@@ -118,5 +144,113 @@ impl Ring<'_> {
             self.mem().load_u64_remote(offsets::OVERWRITTEN),
             self.mem().load_u64_remote(offsets::DROPPED),
         )
+    }
+}
+
+/// A dump sends the used part of a ring not yet round its blocks (FORMAT.md 7.3), and the
+/// reader gets from it exactly what the whole ring holds.
+#[cfg(all(test, not(loom)))]
+mod used_prefix {
+    use std::cell::Cell;
+    use std::vec::Vec;
+
+    use tracemark_format::ring::{BlockState, Mode, RingView, RING_HEADER_LEN};
+    use tracemark_format::{Event, Record};
+
+    use crate::{Config, Tracer};
+
+    const BLOCK: u32 = 512;
+    const BLOCKS: usize = 8;
+
+    fn dumped<C: crate::Clock>(t: &Tracer<'_, C>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        t.ring()
+            .dump(|c| {
+                bytes.extend_from_slice(c);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        bytes
+    }
+
+    fn whole<C: crate::Clock>(t: &Tracer<'_, C>) -> Vec<u8> {
+        let mut out = std::vec![0u8; t.ring().len()];
+        t.ring().read_at(0, &mut out);
+        out
+    }
+
+    /// Records and block states, in order; panics on a damaged or missing block.
+    fn decode(image: &[u8]) -> (Vec<Record>, Vec<BlockState>) {
+        let view = RingView::parse(image).unwrap();
+        let mut records = Vec::new();
+        let mut states = Vec::new();
+        for b in view.blocks() {
+            states.push(b.state);
+            assert!(
+                matches!(b.state, BlockState::Valid | BlockState::Empty),
+                "{b:?}"
+            );
+            records.extend(b.decode().map(|r| r.unwrap()));
+        }
+        (records, states)
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "a few thousand dumps: slow under miri")]
+    fn a_partly_used_ring_dumps_its_used_bytes_only() {
+        let mut words = std::vec![0u64; (RING_HEADER_LEN + BLOCKS * BLOCK as usize) / 8];
+        let len = words.len() * 8;
+        // SAFETY: `len` initialised bytes of `words`, 8-aligned, used only through this
+        // view while `words` lives.
+        let mem = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) };
+        let now = Cell::new(100u64);
+        let config = Config {
+            block_size: BLOCK,
+            mode: Mode::Overwrite,
+            ..Config::new()
+        };
+        let t = Tracer::new(mem, &config, || {
+            now.set(now.get() + 7);
+            now.get()
+        })
+        .unwrap();
+        // Nothing written: the header alone.
+        assert_eq!(dumped(&t).len(), RING_HEADER_LEN);
+        let mut n = 0u32;
+        let mut laps = 0;
+        while laps < 2 {
+            t.interrupt(n % 300);
+            if n % 5 == 0 {
+                t.user(n, &[n as u8; 9]);
+            }
+            n += 1;
+            if n % 23 != 0 {
+                continue;
+            }
+            let image = dumped(&t);
+            let all = whole(&t);
+            let used = t.ring().used_len();
+            assert_eq!(image.len(), used);
+            assert_eq!(image[..], all[..used], "a prefix of the ring's bytes");
+            let (records, states) = decode(&image);
+            assert_eq!((records.clone(), states.clone()), decode(&all));
+            if image.len() < all.len() {
+                // Every record is there, none past the image was ever written.
+                let irqs = records
+                    .iter()
+                    .filter(|r| matches!(r.event, Event::Interrupt { .. }))
+                    .count();
+                assert_eq!(irqs, n as usize);
+                assert!(all[used..].iter().all(|&b| b == 0));
+                // One byte short of the used part is a truncated dump: its last block
+                // is reported missing, not read as complete.
+                let short = RingView::parse(&image[..used - 1]).unwrap();
+                assert!(short.blocks().any(|b| b.state == BlockState::Missing));
+            } else if states.iter().all(|s| *s == BlockState::Valid) {
+                // Round the blocks once: the whole ring is sent from then on.
+                laps += 1;
+            }
+            assert!(n < 100_000);
+        }
     }
 }

@@ -340,6 +340,18 @@ impl Geometry {
         }
     }
 
+    /// The end of the bytes a writer at position `pos` has reserved in its block: the
+    /// offset from the start of the ring memory just after them (the header's end when
+    /// `pos` is 0, nothing written; a writer's position is never at offset 0 of a later
+    /// block, since records end before the block's last byte). In a ring that has not
+    /// been round its slots yet, no byte from there to the end of the ring was ever
+    /// written: a dump may stop there (FORMAT.md 7.3).
+    #[inline]
+    pub const fn end_of(&self, pos: u32) -> usize {
+        let p = self.split(pos);
+        self.block_offset(self.slot(p.seq)) + p.offset as usize
+    }
+
     /// How many blocks `to` is after `from`, modulo the sequence space.
     #[inline]
     pub const fn distance(&self, from: u32, to: u32) -> u32 {
@@ -765,6 +777,29 @@ impl<'a> RingView<'a> {
                 && g.distance(seq, self.commit.seq) > self.commit.seq
     }
 
+    /// Where the ring's used bytes end, by the header's write position
+    /// ([`Geometry::end_of`]): a dump of a ring that has not been round its slots may
+    /// stop there (FORMAT.md 7.3).
+    pub fn used_len(&self) -> usize {
+        self.geometry.end_of(self.header.write_pos.get())
+    }
+
+    /// Whether the image is a used prefix: shorter than the ring, but holding every byte
+    /// up to [`RingView::used_len`] of a ring that overwrote nothing. The blocks wholly
+    /// past its end were never written ([`BlockState::Empty`]), not missing.
+    ///
+    /// The write position must not be behind the commit position (as a writer keeps
+    /// it): a header that says otherwise is not trusted to say where the bytes end.
+    pub fn is_used_prefix(&self) -> bool {
+        let len = self.bytes.len();
+        let g = self.geometry;
+        let used = self.used_len();
+        len < self.ring_len()
+            && len >= used
+            && used >= g.end_of(self.header.commit_pos.get())
+            && self.header.overwritten.get() == 0
+    }
+
     /// Length of the whole ring in memory, header included.
     pub fn ring_len(&self) -> usize {
         self.geometry.ring_len()
@@ -801,8 +836,21 @@ impl<'a> RingView<'a> {
             records: &[],
             is_current,
         };
-        let Some(block) = self.bytes.get(offset..offset + g.block_size() as usize) else {
-            return view;
+        let block = match self.bytes.get(offset..offset + g.block_size() as usize) {
+            Some(block) => block,
+            // A dump of the used prefix (FORMAT.md 7.3): blocks past its end were never
+            // written, and the block it ends in holds every byte written to it.
+            None if self.is_used_prefix() => {
+                if offset >= self.bytes.len() && self.may_be_unused(seq) {
+                    view.state = BlockState::Empty;
+                    return view;
+                }
+                match self.bytes.get(offset..) {
+                    Some(block) => block,
+                    None => return view,
+                }
+            }
+            None => return view,
         };
         let Ok((header, body)) = BlockHeader::read_from_prefix(block) else {
             return view;

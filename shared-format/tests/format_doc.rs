@@ -36,6 +36,7 @@ const ANCHORS: &[&str] = &[
     "positions",
     "block_header",
     "block_states",
+    "used_len",
     "varints",
     "varint_reads",
     "kinds",
@@ -833,6 +834,58 @@ fn position_examples_and_windows() {
             .map(num)
             .collect();
         assert_eq!(window, doc, "{row:?}");
+    }
+}
+
+/// Section 7.3: where a dump of the used part ends, and that a reader takes an image cut
+/// there as the whole ring, and one byte shorter as truncated.
+#[test]
+fn used_prefix_lengths_and_reading() {
+    let t = table("used_len");
+    t.expect_columns(&["write_pos", "used_len"]);
+    let g = Geometry::new(
+        num(&t.attr("block_size")) as u32,
+        num(&t.attr("block_count")) as u32,
+    )
+    .unwrap();
+    for row in &t.rows {
+        let pos = num(&row["write_pos"]) as u32;
+        let used = g.end_of(pos);
+        assert_eq!(used as u128, num(&row["used_len"]), "{row:?}");
+        // A first-lap ring written up to `pos`: every block before it opened.
+        let mut header = ring::new_header(&g, Mode::Drop, 0, 0, 0, SyscallAbi::Raw);
+        header.commit_pos.set(pos);
+        header.write_pos.set(pos);
+        let mut mem = vec![0u8; g.ring_len()];
+        mem[..RING_HEADER_LEN].copy_from_slice(zerocopy::IntoBytes::as_bytes(&header));
+        let mut at = RING_HEADER_LEN;
+        let mut seq = 0u32;
+        while at < used {
+            mem[at..at + 4].copy_from_slice(&BLOCK_MAGIC.to_le_bytes());
+            mem[at + 4..at + 8].copy_from_slice(&seq.to_le_bytes());
+            at += g.block_size() as usize;
+            seq += 1;
+        }
+        let states = |bytes: &[u8]| {
+            let view = RingView::parse(bytes).unwrap();
+            view.blocks()
+                .map(|b| (state_name(b.state), b.records.len()))
+                .collect::<Vec<_>>()
+        };
+        let whole = states(&mem);
+        assert!(whole.iter().all(|(s, _)| *s != "missing"), "{row:?}");
+        assert_eq!(states(&mem[..used]), whole, "{row:?}");
+        assert_eq!(
+            RingView::parse(&mem[..used]).unwrap().is_used_prefix(),
+            used < g.ring_len()
+        );
+        if used > RING_HEADER_LEN {
+            let short = states(&mem[..used - 1]);
+            assert!(
+                short.iter().any(|(s, _)| *s == "missing"),
+                "{row:?}: {short:?}"
+            );
+        }
     }
 }
 

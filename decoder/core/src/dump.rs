@@ -244,9 +244,21 @@ impl<'a> Dump<'a> {
         let mut at = 0usize;
         while at < bytes.len() {
             let rest = &bytes[at..];
-            match RingView::parse_recovering(rest) {
+            // A dump of a ring's used prefix (FORMAT.md 7.3) followed by another ring:
+            // the ring is those bytes alone.
+            let parsed = match RingView::parse_recovering(rest) {
+                Ok((view, _)) if prefix_then_ring(&view, rest) => {
+                    RingView::parse_recovering(&rest[..view.used_len()])
+                }
+                r => r,
+            };
+            match parsed {
                 Ok((view, replaced)) => {
-                    let ring_len = view.ring_len();
+                    let ring_len = if view.is_used_prefix() {
+                        view.bytes.len()
+                    } else {
+                        view.ring_len()
+                    };
                     if let Some(stored) = replaced {
                         warnings.push(commit_warning(at, &view, stored));
                     }
@@ -743,4 +755,13 @@ fn clock_stepped_back(
     });
     holds_clock_back(records, base_ts)
         || prev.is_some_and(|(bytes, base)| holds_clock_back(bytes, base))
+}
+
+/// Whether `rest` starts with a ring dumped up to its used length (FORMAT.md 7.3) and
+/// another ring's header follows right there.
+fn prefix_then_ring(view: &RingView<'_>, rest: &[u8]) -> bool {
+    let used = view.used_len();
+    used < view.ring_len()
+        && view.header.overwritten.get() == 0
+        && rest.get(used..).is_some_and(|r| r.starts_with(&RING_MAGIC))
 }

@@ -1,7 +1,7 @@
 //! Opening inputs: dumps as they are, UART logs reassembled ([`DumpBytes`]).
 
 use tracemark::{Config, KernelEntry, Mode};
-use tracemark_decoder::dump::Category;
+use tracemark_decoder::dump::{Category, Dump};
 use tracemark_decoder::input::{DumpBytes, Input};
 use tracemark_tests::{ring_image, uart_log};
 
@@ -98,4 +98,70 @@ fn a_log_without_a_dump_is_an_error_naming_its_first_problem() {
             && text.ends_with("(this is a UART log, and no dump could be reassembled from it)"),
         "{text}"
     );
+}
+
+/// A ring dumped up to its used length (`Ring::dump`, FORMAT.md 7.3) alone, and two such
+/// dumps back to back (two CPUs' dumps concatenated): each ring reads as its whole image
+/// does, with no block missing and no warning. Before, the first ring was taken to run
+/// to its full length, into the second, and a lone prefix was "truncated".
+#[test]
+fn dumps_of_the_used_part_read_as_whole_rings() {
+    let images = |cpu: u32, calls: u32| {
+        let config = Config {
+            mode: Mode::Overwrite,
+            block_size: 256,
+            clock_hz: 1_000_000,
+            cpu_id: cpu,
+            ..Config::new()
+        };
+        let mut prefix = Vec::new();
+        let whole = ring_image(&config, 16, 1000, |t, clock| {
+            for i in 0..calls {
+                t.kernel_entry(KernelEntry::syscall(3, 10, true, i));
+                clock.advance(50);
+                t.kernel_exit();
+                clock.advance(50);
+            }
+            t.ring()
+                .dump(|c| {
+                    prefix.extend_from_slice(c);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+        });
+        assert!(prefix.len() < whole.len(), "{} bytes", prefix.len());
+        // The owner word is cleared when the tracer goes, after the dump.
+        let owner = tracemark::format::ring::offsets::OWNER;
+        prefix[owner..owner + 4].fill(0);
+        assert_eq!(prefix[..], whole[..prefix.len()]);
+        (prefix, whole)
+    };
+    let (p0, w0) = images(0, 90);
+    let (p1, w1) = images(1, 30);
+    let blocks = |bytes: &[u8]| {
+        let dump = Dump::parse(bytes).unwrap();
+        assert!(dump.warnings.is_empty(), "{:?}", dump.warnings);
+        dump.rings
+            .iter()
+            .map(|r| {
+                assert_eq!((r.missing_blocks, r.torn_blocks), (0, 0));
+                (
+                    r.cpu,
+                    r.blocks
+                        .iter()
+                        .map(|b| b.records.to_vec())
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(blocks(&p0), blocks(&w0));
+    let both = [p0.clone(), p1.clone()].concat();
+    let want = blocks(&[w0, w1].concat());
+    assert_eq!(want.len(), 2);
+    assert_eq!(blocks(&both), want);
+    // Through the UART framing as well.
+    let log = uart_log(7, &both);
+    let bytes = DumpBytes::new(Input::Owned(log)).unwrap();
+    assert_eq!(blocks(bytes.input.bytes()), want);
 }

@@ -1034,8 +1034,10 @@ pub extern "C" fn tm_in_record(cpu: u32) -> c_int {
 }
 
 /// Calls `sink` with CPU `cpu`'s raw ring bytes (header and blocks, in chunks of at most
-/// 256 bytes). The concatenation is a ring image `tracemark` decodes. Meant for a stopped
-/// or quiet ring; while the CPU records, use `tm_snapshot`.
+/// 256 bytes). The concatenation is a ring image `tracemark` decodes: the whole ring, or,
+/// while the ring has not been round its blocks, only up to its last written byte
+/// (FORMAT.md 7.3). Meant for a stopped or quiet ring; while the CPU records, use
+/// `tm_snapshot`.
 ///
 /// Returns `TM_OK`, `TM_ERR_SINK` if the sink returned non-zero, or an error code.
 ///
@@ -1070,7 +1072,8 @@ pub unsafe extern "C" fn tm_dump(cpu: u32, sink: TmSinkFn, ctx: *mut c_void) -> 
 /// Calls `sink` with CPU `cpu`'s ring framed as printable text lines (`@TM:...`, each
 /// ending in `\n`, with per-line CRCs) for a console that also carries log lines;
 /// `tracemark extract` recovers the ring image from the captured log. `dump_id` names
-/// the dump (for example a boot counter and the CPU number).
+/// the dump (for example a boot counter and the CPU number). Sends the bytes `tm_dump`
+/// sends: only the used part of a ring not yet round its blocks.
 ///
 /// Returns `TM_OK`, `TM_ERR_SINK` if the sink returned non-zero, or an error code.
 ///
@@ -1095,7 +1098,7 @@ pub unsafe extern "C" fn tm_dump_uart(
     let r = hooks_quiet(|| {
         tracemark::format::uart::write_framed_with(
             dump_id,
-            ring.len(),
+            ring.used_len(),
             0,
             |offset, buf| ring.read_at(offset, buf),
             &mut |line: &[u8]| {

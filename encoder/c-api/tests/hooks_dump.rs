@@ -51,7 +51,8 @@ fn an_instrumented_sink_does_not_record_and_bad_cpus_are_counted() {
     // The five calls of leaf before the dumps (main was entered before tm_init).
     assert_eq!(functions, 5, "{records:?}");
     // Each sink call skipped four hook calls: its own entry and exit, leaf's.
-    assert!(chunks >= 10, "{chunks} chunks");
+    // (The dump sends the ring's used part, FORMAT.md 7.3: a few chunks of 256 bytes.)
+    assert!(chunks >= 3, "{chunks} chunks");
     assert_eq!(skipped[1] - skipped[0], 4 * chunks, "{stdout}");
     // Two calls of leaf on CPU 9: four hook calls, counted.
     assert_eq!(skipped[2] - skipped[1], 4, "{stdout}");

@@ -162,7 +162,8 @@ impl<'a> Ring<'a> {
         }
         let since = self.mem.hdr_u64(offsets::FIRST_DROP_TS);
         let count = u64::from(d.wrapping_sub(r));
-        let (outcome, _, _) = self.write_general_loop(now, &Fields::lost(count, since), false);
+        let (outcome, _, _) =
+            self.write_general_loop(None, now, &Fields::lost(count, since), false);
         if outcome == Outcome::Dropped {
             // Still full: give the claim back so a later writer reports them.
             local_cas(reported, d, r);

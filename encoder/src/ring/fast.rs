@@ -86,6 +86,11 @@ pub(super) fn exit(mem: &Mem<'_>, entered_at: u32) {
     }
 }
 
+/// A clock reading and the `write_pos` loaded just before it was taken: the general
+/// path may write at the reading only while `write_pos` still has that value (see
+/// [`Ring::write_general_loop`]).
+pub(super) type Reading = (u64, u32);
+
 /// Header deltas below this take the fast path: `delta << 4 | kind` fits a `u32`.
 pub(super) const FAST_DELTA_LIMIT: u64 = 1 << (32 - record::KIND_BITS);
 
@@ -178,40 +183,59 @@ impl<'a> Ring<'a> {
             // No writer runs besides this one (the caller's contract), so `nest` is 0
             // and stays 0: there is nothing to enter, and the commit is one store.
             return match self.try_fast::<MASKED>(&mem, &now, fast) {
-                Some((ts, end)) => {
+                Ok((ts, end)) => {
                     mem.hdr(offsets::COMMIT_POS).store(end, Ordering::Release);
                     (Outcome::Written, ts, end)
                 }
-                None => {
-                    // The general path enters and exits as any writer does.
-                    let nest = enter(&mem);
-                    self.write_slow_from(nest, now, fields)
-                }
+                Err((ts, _)) => self.write_slow_masked_from(ts, now, fields),
             };
         }
         let nest = enter(&mem);
         match self.try_fast::<MASKED>(&mem, &now, fast) {
-            Some((ts, end)) => {
+            Ok((ts, end)) => {
                 exit(&mem, nest);
                 (Outcome::Written, ts, end)
             }
-            None => self.write_slow_from(nest, now, fields),
+            Err(reading) => self.write_slow_from(nest, reading, now, fields),
         }
     }
 
     /// The call of the general path, out of line and cold, so that the inlined fast
     /// path neither builds the record's [`Fields`] nor keeps registers for them. One
     /// small copy per recording call (it builds that call's `Fields`); the general path
-    /// it calls is one copy for all.
+    /// it calls is one copy for all. `reading` is the clock reading the fast path took
+    /// and the `write_pos` it loaded before taking it: the general path writes at that
+    /// reading while no writer has reserved since (one clock read per record, issue 15).
     #[cold]
     #[inline(never)]
     pub(super) fn write_slow_from<'f>(
         &self,
         nest: u32,
+        reading: Reading,
         now: impl Fn() -> u64,
         fields: impl FnOnce() -> Fields<'f>,
     ) -> Wrote {
-        self.write_slow(nest, &now, &fields())
+        self.write_slow(nest, reading, &now, &fields())
+    }
+
+    /// [`Ring::write_slow_from`] for a single-context writer, out of line and cold (the
+    /// inlined fast path only calls it): enters as any writer does, writes a held entry
+    /// first (as the general path would), and, as nothing else writes during the call,
+    /// hands the general path the reading `ts` with `write_pos` as it is after that entry:
+    /// one clock read for this record too (issue 15).
+    #[cold]
+    #[inline(never)]
+    fn write_slow_masked_from<'f>(
+        &self,
+        ts: u64,
+        now: impl Fn() -> u64,
+        fields: impl FnOnce() -> Fields<'f>,
+    ) -> Wrote {
+        let mem = self.mem.local();
+        let nest = enter(&mem);
+        self.write_held_entry();
+        let at = mem.hdr(offsets::WRITE_POS).load(Ordering::Relaxed);
+        self.write_slow(nest, (ts, at), &now, &fields())
     }
 
     /// One attempt at the fast path: a `Small` record with a delta header that fits a
@@ -223,21 +247,22 @@ impl<'a> Ring<'a> {
     /// `MASKED`: no other writer can run (see [`Ring::write_small_masked`]), so the
     /// reservation and the record count are plain stores.
     ///
-    /// Returns the record's time and the position just after it.
+    /// Returns the record's time and the position just after it, or (`Err`) the clock
+    /// reading it took, with the `write_pos` loaded before it, for the general path.
     #[inline(always)]
     pub(super) fn try_fast<'d, const MASKED: bool>(
         &self,
         mem: &Mem<'_>,
         now: &impl Fn() -> u64,
         fast: impl Fn(u64) -> Option<Small<'d>>,
-    ) -> Option<(u64, u32)> {
+    ) -> Result<(u64, u32), Reading> {
         let write = mem.hdr(offsets::WRITE_POS);
         let pos = write.load(Ordering::Relaxed);
         let last_pos = mem.hdr(offsets::LAST_POS).load(Ordering::Relaxed);
         let last_ts = mem.load_last_ts();
         compiler_fence();
         let ts = now();
-        let s = fast(ts)?;
+        let s = fast(ts).ok_or((ts, pos))?;
         // One bound check sends both a large delta and a step back to the general path:
         // a step back wraps `delta` to `2^64 - (last_ts - ts)`, which is below the bound
         // only if `last_ts` is within 2^28 of 2^64. It never is here: the general path
@@ -247,16 +272,16 @@ impl<'a> Ring<'a> {
         // than 2^28 each.
         let delta = ts.wrapping_sub(last_ts);
         if last_pos != pos || delta >= FAST_DELTA_LIMIT {
-            return None;
+            return Err((ts, pos));
         }
         // `delta < 2^28`, so the header fits a `u32`.
         let header = record::record_header(delta, s.kind as u8) as u32;
         // At most 5 + 5 + 32 bytes, far below `block_size - BLOCK_HEADER_LEN`.
         let len =
             varint::encoded_len_u32(header) + varint::encoded_len_u32(s.head) + s.data.len() as u32;
-        let (rel, offset) = self.fast_place(pos, s.data.len() as u32)?;
+        let (rel, offset) = self.fast_place(pos, s.data.len() as u32).ok_or((ts, pos))?;
         if !(MASKED || local_cas(write, pos, pos + len)) {
-            return None;
+            return Err((ts, pos));
         }
         // SAFETY: (the record's bytes and its block's header) `rel < area`, so `rel - offset`
         // is the start of a block inside the ring's memory and `at` is `offset` bytes into
@@ -285,7 +310,7 @@ impl<'a> Ring<'a> {
             local_add(records, 1);
         }
         self.publish_last(mem, ts, pos + len);
-        Some((ts, pos + len))
+        Ok((ts, pos + len))
     }
 
     /// Where the common path writes at `pos`: `(rel, offset)`, the byte offset from the

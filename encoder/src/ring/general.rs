@@ -15,7 +15,7 @@ use tracemark_format::ring::{offsets, BLOCK_HEADER_LEN};
 use crate::pos;
 use crate::sync::{compiler_fence, local_add, local_cas, Ordering};
 
-use super::fast::exit;
+use super::fast::{exit, Reading};
 use super::{Outcome, Ring, Step, Wrote};
 
 impl<'a> Ring<'a> {
@@ -26,23 +26,41 @@ impl<'a> Ring<'a> {
     pub(super) fn write_slow(
         &self,
         nest: u32,
+        reading: Reading,
         now: &dyn Fn() -> u64,
         fields: &Fields<'_>,
     ) -> Wrote {
-        let result = self.write_general_loop(now, fields, true);
+        let result = self.write_general_loop(Some(reading), now, fields, true);
         exit(&self.mem, nest);
         result
     }
 
     /// The general writer: any record, retried with a fresh clock reading until it is
     /// written or dropped. One shared copy (the slow path and the drop reporter).
+    ///
+    /// `first` is a clock reading the caller already took (the fast path's) with the
+    /// `write_pos` it loaded before taking it: the record is written at that reading,
+    /// without reading the clock again, while `write_pos` still has that value; otherwise
+    /// the clock is read afresh. So a record reads the clock once, whichever path writes
+    /// it (issue 15), and its time is never below a record before it in the ring: every
+    /// record reserved before that `write_pos` load was timed before it (a writer reads
+    /// the clock before it reserves, and the writers this one interrupted read it before
+    /// this one started), and one that reserves after it moves `write_pos` (so the
+    /// reading is not kept, or this write's reservation fails and it reads again).
+    /// Comparing the reading with the published `last_ts` instead is not enough: a
+    /// writer interrupted between its reservation and its publication (this write's own
+    /// held entry, or a CLOCKBACK) publishes its older time over a nested writer's later
+    /// one (`preempt_tests::a_kept_clock_reading_never_goes_back_past_a_nested_record`;
+    /// the false CLOCKBACK of commit 935f9b5).
     #[inline(never)]
     pub(super) fn write_general_loop(
         &self,
+        first: Option<Reading>,
         now: &dyn Fn() -> u64,
         fields: &Fields<'_>,
         count_drop: bool,
     ) -> Wrote {
+        let mut first = first;
         // A held deferred entry goes first (its `last_pos` sent this write here).
         if super::held::is_held(self.hdr(offsets::PENDING_POS).load(Ordering::Relaxed)) {
             self.write_held_entry();
@@ -54,11 +72,17 @@ impl<'a> Ring<'a> {
             let last_pos = self.hdr(offsets::LAST_POS).load(Ordering::Relaxed);
             let last_ts = self.mem.load_last_ts();
             compiler_fence();
-            let ts = now();
-            // `last_ts` was read before the clock, and every writer nested since stored a
-            // later reading (or made our reservation fail), so a reading below it means
-            // the clock itself went back: say so first (once per write; a record that
-            // does not fit is not counted as dropped), then write from a fresh reading.
+            // The kept reading (only while nothing was reserved since it was taken), or a
+            // reading taken after `last_ts` was loaded.
+            let ts = match first.take() {
+                Some((ts, at)) if at == pos => ts,
+                _ => now(),
+            };
+            // Every record before `pos` was timed before `ts` was read (above), so a
+            // reading below `last_ts` means the clock itself went back: say so first
+            // (once per write; a record that does not fit is not counted as dropped),
+            // then write the record at the same reading (the CLOCKBACK record published
+            // it as the last time).
             // One call of the one-attempt writer for both records: it is inlined here.
             let back;
             let (record, is_back) = if ts < last_ts && !stepped_back {
@@ -80,6 +104,10 @@ impl<'a> Ring<'a> {
             };
             if is_back {
                 stepped_back = true;
+                // The reading is kept while nothing else was reserved after the
+                // CLOCKBACK (`end`; 0 if it was dropped, and then the reading is kept
+                // only if nothing was reserved at all, which is as safe).
+                first = Some((ts, end));
                 continue;
             }
             return (outcome, ts, end);

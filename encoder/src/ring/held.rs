@@ -79,7 +79,7 @@ impl Ring<'_> {
         let mem = self.mem();
         let nest = enter(mem);
         let placeholder = Fields::varint(Kind::KernelEntry, u64::from(KernelEntry::PENDING.0));
-        let (outcome, _, end) = self.write_general_loop(&|| ts, &placeholder, true);
+        let (outcome, _, end) = self.write_general_loop(None, &|| ts, &placeholder, true);
         let pending = match outcome {
             Outcome::Written => end,
             Outcome::Dropped => DROPPED_ENTRY,

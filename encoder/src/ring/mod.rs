@@ -238,7 +238,7 @@ impl<'a> Ring<'a> {
 
     /// Byte offset in memory of the block with sequence number `seq`.
     #[inline(always)]
-    pub(super) fn block_of(&self, seq: u32) -> usize {
+    pub(crate) fn block_of(&self, seq: u32) -> usize {
         self.geometry.block_offset(self.slot(seq))
     }
 }

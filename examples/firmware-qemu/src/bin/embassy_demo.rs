@@ -339,9 +339,10 @@ fn report(tracer: Trace) -> ! {
 fn dump(tracer: &'static DemoTracer) {
     let _ = writeln!(Uart, "embassy_demo: ring dump over UART0 follows");
     let ring = tracer.ring();
+    // The used part only, as `Ring::dump` (FORMAT.md 7.3).
     let _ = tracemark::format::uart::write_framed_with(
         DUMP_ID,
-        ring.len(),
+        ring.used_len(),
         0,
         |offset, buf| ring.read_at(offset, buf),
         &mut |line: &[u8]| {

@@ -274,9 +274,10 @@ fn main() -> ! {
     let dump = dump_ring(tracer);
     let _ = writeln!(Uart, "trace_demo: ring dump over UART0 follows");
     let ring = tracer.ring();
+    // The used part only, as `Ring::dump` (FORMAT.md 7.3).
     let _ = tracemark::format::uart::write_framed_with(
         DUMP_ID,
-        ring.len(),
+        ring.used_len(),
         0,
         |offset, buf| ring.read_at(offset, buf),
         &mut |line: &[u8]| {
