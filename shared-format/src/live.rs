@@ -8,7 +8,7 @@
 //! `commit_pos` read before the copy is in a later block, so every byte of it was
 //! committed and no writer touches it until the slot is reclaimed.
 
-use crate::ring::Geometry;
+use crate::ring::{Geometry, BLOCK_HEADER_LEN};
 
 /// Whether block `seq`, copied after reading `commit_pos` and before reading
 /// `write_pos_after`, is whole and cannot have been reclaimed during the copy.
@@ -34,6 +34,36 @@ pub const fn block_survives(g: &Geometry, seq: u32, commit_pos: u32, write_pos_a
     }
     // The writer reserving in block w_seq reclaimed slots up to w_seq - block_count.
     g.distance(seq, w_seq) < g.block_count
+}
+
+/// The first block a live reader must not copy yet because a deferred kernel entry
+/// in it may still be patched (FORMAT.md sections 7.2 and 9.5): the block of
+/// `pending_pos` when that names a record's end (not 0, not a held or dropped entry,
+/// whose values are below the block header) in a closed block of the window other
+/// than the oldest. The reader copies the blocks before it and leaves it and the
+/// later ones to a later poll, by which the writer has filled in the word (and reset
+/// `pending_pos`) or moved on. `None`: nothing to wait for.
+///
+/// `pending_pos` must be read *after* `commit_pos`: a writer stores `pending_pos`
+/// before any later record can close the entry's block, so a block closed at the
+/// `commit_pos` read holds a placeholder still to be patched only if `pending_pos`,
+/// read afterwards, still names it. The window's oldest block is copied with its
+/// placeholder (the writer is about to reclaim it; waiting would lose it), as is an
+/// entry of a writer that never fills it in.
+pub const fn pending_block(g: &Geometry, commit_pos: u32, pending_pos: u32) -> Option<u32> {
+    if commit_pos == 0 || pending_pos == 0 {
+        return None;
+    }
+    let p = g.split(pending_pos);
+    // Held (1..=8) and dropped (9) entries: offsets inside the block header.
+    if p.offset <= BLOCK_HEADER_LEN as u32 || p.seq >= g.seq_modulus {
+        return None;
+    }
+    let back = g.distance(p.seq, g.split(commit_pos).seq);
+    if back == 0 || back >= g.block_count - 1 {
+        return None;
+    }
+    Some(p.seq)
 }
 
 /// Records lost between two ring images of the same CPU and producer stored one after
@@ -81,6 +111,33 @@ mod tests {
         assert!(!block_survives(&g, 9, c, pos(14, 40)));
         assert!(!block_survives(&g, 9, c, pos(3, 40)));
         assert!(!block_survives(&g, 9, 0, pos(10, 40)));
+    }
+
+    #[test]
+    fn a_block_holding_an_entry_still_to_be_patched_waits() {
+        let g = Geometry::new(256, 4).unwrap();
+        let c = g.join(10, 40);
+        // The entry ends in closed block 9 or 8: copy up to it, not further.
+        assert_eq!(pending_block(&g, c, g.join(9, 200)), Some(9));
+        assert_eq!(pending_block(&g, c, g.join(8, 33)), Some(8));
+        // In the current block (never copied anyway), or the window's oldest (about
+        // to be reclaimed: copied with its placeholder), or out of the window.
+        assert_eq!(pending_block(&g, c, g.join(10, 35)), None);
+        assert_eq!(pending_block(&g, c, g.join(7, 100)), None);
+        assert_eq!(pending_block(&g, c, g.join(6, 100)), None);
+        assert_eq!(pending_block(&g, c, g.join(11, 100)), None);
+        // Nothing pending, held (1..=8: not written yet), dropped (9), empty ring.
+        for p in [0, 1, 8, 9] {
+            assert_eq!(pending_block(&g, c, p), None, "{p}");
+        }
+        assert_eq!(pending_block(&g, 0, g.join(9, 200)), None);
+        // Across the sequence wrap.
+        let g = Geometry::new(65536, 3).unwrap();
+        let m = g.seq_modulus;
+        assert_eq!(
+            pending_block(&g, g.join(0, 40), g.join(m - 1, 40)),
+            Some(m - 1)
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod gdb;
 pub mod heartbeat;
 pub mod live;
 pub mod memory;
+pub mod probe;
 pub mod qmp;
 pub mod rotation;
 pub mod snapshot;

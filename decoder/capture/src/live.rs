@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
-use tracemark_format::live::block_survives;
+use tracemark_format::live::{block_survives, pending_block};
 use tracemark_format::record::END_MARKER;
 use tracemark_format::ring::{
     offsets, BlockHeader, Geometry, RingView, BLOCK_HEADER_LEN, BLOCK_MAGIC, HEADER_CRC,
@@ -45,6 +45,9 @@ pub struct LiveStats {
     /// during the copy and nothing joined them to the blocks kept before): copied
     /// again at the next poll.
     pub retried: u64,
+    /// Polls that left closed blocks for a later one because a deferred kernel entry
+    /// in them was still to be filled in (FORMAT.md 9.5).
+    pub held_back: u64,
     /// Records the writer dropped (ring header `dropped`) at the last poll.
     pub dropped: u64,
     /// Total time the target was halted for polls (halting back ends).
@@ -221,6 +224,7 @@ impl LiveRing {
             missed: 0,
             stable: false,
             continues: false,
+            held: false,
             blocks: Vec::new(),
         };
         if commit_pos == 0 || g.split(commit_pos).seq >= g.seq_modulus {
@@ -256,8 +260,25 @@ impl LiveRing {
             copied.older += u64::from(records);
             seq = g.next_seq(seq);
         }
+        // A deferred kernel entry that may still be patched (FORMAT.md 9.5) holds its
+        // block and the later ones back until a later poll. `pending_pos` is read
+        // after `commit_pos` (a separate read unless the target is halted).
+        let pending_pos = if mem.halts() {
+            word(&head, offsets::PENDING_POS)
+        } else {
+            let mut p = [0u8; 4];
+            read(mem, self.addr + offsets::PENDING_POS as u64, &mut p)?;
+            u32::from_le_bytes(p)
+        };
+        let limit = match pending_block(&g, commit_pos, pending_pos) {
+            Some(p) if g.distance(first, c_seq) >= g.distance(p, c_seq) => {
+                copied.held = true;
+                p
+            }
+            _ => c_seq,
+        };
         let mut seq = first;
-        while seq != c_seq {
+        while seq != limit {
             let mut block = vec![0u8; g.block_size() as usize];
             read(mem, self.block_addr(seq), &mut block)?;
             copied.blocks.push((seq, block));
@@ -276,7 +297,7 @@ impl LiveRing {
             && dword(&tail, 8) == overwritten;
         copied.continues = self.next_record.is_some_and(|(seq, _)| seq == first);
         if copied.continues || copied.stable {
-            self.next = Some(c_seq);
+            self.next = Some(limit);
         }
         Ok(copied)
     }
@@ -294,6 +315,7 @@ impl LiveRing {
             return Vec::new();
         }
         self.stats.missed += u64::from(copied.missed);
+        self.stats.held_back += u64::from(copied.held);
         // Two ways to number a block: from the last kept block (while the blocks kept
         // follow each other), and, in a stable poll, from `overwritten` and the
         // window's older blocks.
@@ -402,6 +424,8 @@ struct Copied {
     stable: bool,
     /// The first copied block follows the last kept one: `next_record` numbers it.
     continues: bool,
+    /// Blocks were left for a later poll: a deferred entry in them may be patched.
+    held: bool,
     blocks: Vec<(u32, Vec<u8>)>,
 }
 
@@ -426,6 +450,8 @@ pub enum Stub {
     Gdb(String),
     /// QEMU's QMP socket (`pmemsave` while the guest runs: the racy test back end).
     Qmp(std::path::PathBuf),
+    /// An SWD/JTAG debug probe through probe-rs (`--probe`; reads a running target).
+    Probe(crate::probe::ProbeConfig),
 }
 
 impl std::fmt::Display for Stub {
@@ -433,6 +459,7 @@ impl std::fmt::Display for Stub {
         match self {
             Stub::Gdb(a) => write!(f, "gdb {a}"),
             Stub::Qmp(p) => write!(f, "qmp {}", p.display()),
+            Stub::Probe(p) => p.fmt(f),
         }
     }
 }
@@ -500,6 +527,7 @@ pub fn summary(rings: &[LiveRing]) -> String {
         t.missed += s.missed;
         t.lost_records += s.lost_records;
         t.retried += s.retried;
+        t.held_back += s.held_back;
         t.dropped += s.dropped;
         t.paused += s.paused;
         t.max_pause = t.max_pause.max(s.max_pause);
@@ -511,7 +539,8 @@ pub fn summary(rings: &[LiveRing]) -> String {
     format!(
         "{} polls, {} blocks, {} records kept; lost {} records ({} blocks overwritten \
          between polls, {} rejected as reclaimed during the copy, {} polls retried), \
-         {} dropped by the target; pause per poll {:.3} ms avg, {:.3} ms max",
+         {} dropped by the target; pause per poll {:.3} ms avg, {:.3} ms max; \
+         {} polls waited for a deferred entry's information",
         t.polls,
         t.blocks,
         t.records,
@@ -522,6 +551,7 @@ pub fn summary(rings: &[LiveRing]) -> String {
         t.dropped,
         avg.as_secs_f64() * 1e3,
         t.max_pause.as_secs_f64() * 1e3,
+        t.held_back,
     )
 }
 
@@ -553,6 +583,7 @@ pub(crate) fn run_gdb(src: &GdbSource, tx: &std::sync::mpsc::SyncSender<crate::s
         Stub::Qmp(path) => {
             crate::qmp::Qmp::connect(path).map(|q| Box::new(q) as Box<dyn TargetMemory>)
         }
+        Stub::Probe(config) => crate::probe::open(config).map_err(io::Error::other),
     };
     let mut gdb = match connected {
         Ok(g) => g,
@@ -678,7 +709,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracemark::{Config, Tracer};
+    use tracemark::{Config, KernelEntry, Tracer};
     use tracemark_decoder::dump::Dump;
     use tracemark_format::record::Event;
     use tracemark_tests::{TestClock, TestTracer};
@@ -695,13 +726,30 @@ mod tests {
         per_read: u32,
         per_resume: u32,
         halting: bool,
+        /// Every 40 events a deferred kernel entry (single-context, FORMAT.md 9.5):
+        /// held, written with its placeholder by an interrupt, and filled in 30
+        /// events later with a syscall whose label is the counter of the first event
+        /// after it.
+        entries: bool,
     }
 
     impl Target<'_, '_, '_> {
         fn run(&mut self, n: u32) {
             for _ in 0..n {
                 self.clock.advance(3);
+                // SAFETY: this thread is the ring's only writer, and no call nests in
+                // another.
+                let m = unsafe { self.tracer.masked() };
+                if self.entries && self.counter % 40 == 0 {
+                    m.kernel_entry_deferred();
+                    self.clock.advance(1);
+                    m.interrupt(7);
+                }
                 self.tracer.user(1, &self.counter.to_le_bytes());
+                if self.entries && self.counter % 40 == 30 {
+                    m.kernel_entry_info(KernelEntry::syscall(1, 0, false, self.counter - 30));
+                    m.kernel_exit();
+                }
                 self.counter += 1;
             }
         }
@@ -763,6 +811,17 @@ mod tests {
         halting: bool,
         polls: u32,
     ) -> (Vec<u64>, LiveStats, u32) {
+        let (images, stats, counter) = capture_images(per_read, per_resume, halting, polls, false);
+        (check_images(&images), stats, counter)
+    }
+
+    fn capture_images(
+        per_read: u32,
+        per_resume: u32,
+        halting: bool,
+        polls: u32,
+        entries: bool,
+    ) -> (Vec<Vec<u8>>, LiveStats, u32) {
         let config = Config {
             block_size: 256,
             ..Config::new()
@@ -778,6 +837,7 @@ mod tests {
             per_read: 0,
             per_resume: 0,
             halting,
+            entries,
         };
         target.run(5);
         let mut ring = LiveRing::attach(&mut target, BASE).unwrap();
@@ -796,7 +856,7 @@ mod tests {
             let first = Dump::parse(&images[0]).unwrap().rings[0].overwritten;
             assert_eq!(stats_lost(&images), first + stats.lost_records, "{stats:?}");
         }
-        (check_images(&images), stats, counter)
+        (images, stats, counter)
     }
 
     #[test]
@@ -858,6 +918,151 @@ mod tests {
             }
         }
         assert!(rejected > 0);
+    }
+
+    /// Every record of the images as (number, event, time), in order.
+    fn records_of(images: &[Vec<u8>]) -> Vec<(u64, Event, u64)> {
+        let mut out = Vec::new();
+        for image in images {
+            let dump = Dump::parse(image).expect("an image is a valid dump");
+            assert!(dump.warnings.is_empty(), "{:?}", dump.warnings);
+            for block in &dump.rings[0].blocks {
+                let mut number = block.first_record;
+                for r in block.decode() {
+                    let r = r.expect("records decode");
+                    if matches!(r.event, Event::Lost { .. }) {
+                        continue;
+                    }
+                    out.push((number, r.event, r.ts));
+                    number += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// A single-context writer's deferred kernel entry (FORMAT.md 9.5) across polls:
+    /// held (not written) during one poll, written with its placeholder by an
+    /// interrupt, its block closed and polled before the information patches the
+    /// placeholder in place. The capture holds it once, with its information and its
+    /// entry time, and loses nothing.
+    #[test]
+    fn a_deferred_entry_patched_after_its_block_closed_is_captured_once_with_its_word() {
+        let config = Config {
+            block_size: 256,
+            ..Config::new()
+        };
+        let len = RING_HEADER_LEN + 8 * 256;
+        let mut words = vec![0u64; len / 8];
+        let clock = TestClock::new(100);
+        let tracer = Tracer::new(&mut words.as_mut_bytes()[..len], &config, &clock).unwrap();
+        let mut target = Target {
+            tracer: &tracer,
+            clock: &clock,
+            counter: 0,
+            per_read: 0,
+            per_resume: 0,
+            halting: false,
+            entries: false,
+        };
+        // SAFETY: this thread is the ring's only writer, and no call nests in another.
+        let m = unsafe { tracer.masked() };
+        let first = KernelEntry::syscall(3, 2, false, 17);
+        let second = KernelEntry::syscall(5, 1, true, 4);
+        target.run(5);
+        let mut ring = LiveRing::attach(&mut target, BASE).unwrap();
+        let mut images = Vec::new();
+        let mut poll = |target: &mut Target| images.extend(ring.poll(target).unwrap().images);
+
+        // Held across a poll: in no block yet.
+        clock.advance(3);
+        let t_first = clock.get();
+        assert_eq!(m.kernel_entry_deferred(), tracemark::Outcome::Written);
+        poll(&mut target);
+        // An interrupt writes the held entry (placeholder) before itself; then enough
+        // records to close its block and the next (the entry's block is not the
+        // window's oldest).
+        clock.advance(3);
+        m.interrupt(9);
+        target.run(70);
+        poll(&mut target);
+        // The information comes: the placeholder in the closed block is patched.
+        clock.advance(3);
+        assert!(m.kernel_entry_info(first));
+        m.kernel_exit();
+        target.run(30);
+        poll(&mut target);
+        // Held across a poll, its information with nothing in between: written once,
+        // minimal, with the exit.
+        clock.advance(3);
+        let t_second = clock.get();
+        m.kernel_entry_deferred();
+        poll(&mut target);
+        clock.advance(3);
+        m.kernel_exit_deferred(second, 0);
+        target.run(70);
+        poll(&mut target);
+
+        let records = records_of(&images);
+        // Nothing lost, nothing twice: consecutive numbers.
+        let numbers: Vec<u64> = records.iter().map(|r| r.0).collect();
+        assert_eq!(
+            numbers,
+            (numbers[0]..numbers[0] + numbers.len() as u64).collect::<Vec<_>>()
+        );
+        assert_eq!(ring.stats().lost_records, 0, "{:?}", ring.stats());
+        let entries: Vec<(KernelEntry, u64)> = records
+            .iter()
+            .filter_map(|(_, e, ts)| match e {
+                Event::KernelEntry(k) => Some((*k, *ts)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(entries, [(first, t_first), (second, t_second)]);
+        // Each exit follows its own entry.
+        let exits = records
+            .iter()
+            .filter(|(_, e, _)| matches!(e, Event::KernelExit { .. }))
+            .count();
+        assert_eq!(exits, 2);
+        assert!(ring.stats().held_back > 0, "{:?}", ring.stats());
+    }
+
+    /// Deferred entries filled in after their block closed, under every race of the
+    /// reads with the writer: no kept entry holds the placeholder, each has the word
+    /// its information gave it, and losses are the gaps in the numbers.
+    #[test]
+    fn no_deferred_entry_is_kept_before_its_information_whatever_the_race() {
+        let mut entries_seen = 0;
+        let mut held_back = 0;
+        for per_read in [0, 1, 3, 7] {
+            for per_resume in [10, 35, 100, 230, 400] {
+                let (images, stats, _) = capture_images(per_read, per_resume, false, 25, true);
+                let records = records_of(&images);
+                let ns: Vec<u64> = records.iter().map(|r| r.0).collect();
+                let gaps: u64 = ns.windows(2).map(|w| w[1] - w[0] - 1).sum();
+                assert_eq!(
+                    gaps, stats.lost_records,
+                    "{per_read} {per_resume} {stats:?}"
+                );
+                assert_eq!(ns.len() as u64, stats.records);
+                for (i, (n, e, _)) in records.iter().enumerate() {
+                    let Event::KernelEntry(k) = e else { continue };
+                    assert_ne!(*k, KernelEntry::PENDING, "#{n} ({per_read} {per_resume})");
+                    // IRQ, then the event whose counter is the label (if kept).
+                    if let Some((m, Event::User { payload, .. }, _)) = records.get(i + 2) {
+                        if *m == n + 2 {
+                            let c = u32::from_le_bytes(payload.as_bytes().try_into().unwrap());
+                            assert_eq!(*k, KernelEntry::syscall(1, 0, false, c), "#{n}");
+                        }
+                    }
+                    entries_seen += 1;
+                }
+                held_back += stats.held_back;
+            }
+        }
+        assert!(entries_seen > 100, "{entries_seen}");
+        assert!(held_back > 0);
     }
 
     #[test]

@@ -656,3 +656,73 @@ fn a_source_or_directory_that_cannot_work_fails_at_once() {
         assert!(stderr.starts_with(&want), "{args:?}: {stderr}");
     }
 }
+
+/// `--probe`: a chip probe-rs does not know, a malformed selector, and no probe
+/// connected (this machine has none) are one line each with exit status 1; a build
+/// without the `probe` feature says how to get one.
+#[test]
+fn probe_mistakes_and_a_missing_probe_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("cap");
+    let d = d.to_str().unwrap();
+    let live = ["--addr", "0x20000000", "--dir", d];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = extra.iter().chain(&live).copied().collect();
+        let (code, stderr) = Capture::start(&args, Stdio::null()).finish();
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        stderr
+    };
+    let e = run(&["--probe", "NOCHIP"]);
+    if !cfg!(feature = "probe") {
+        assert!(
+            e.starts_with("tracemark: capture: this tracemark was built without probe support"),
+            "{e}"
+        );
+        assert!(e.contains("--features probe"), "{e}");
+        return;
+    }
+    assert!(
+        e.starts_with(
+            "tracemark: capture: --probe NOCHIP: The requested chip 'NOCHIP' was not found"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("`probe-rs chip list` lists the chips"), "{e}");
+    // Checked before anything starts: no capture directory.
+    assert!(!Path::new(d).exists());
+    let e = run(&["--probe", "nRF52840_xxAB"]);
+    assert!(e.contains("(close: nRF52840_xxAA)"), "{e}");
+    let e = run(&["--probe", "nRF52840_xxAA", "--probe-selector", "1366"]);
+    assert!(
+        e.starts_with("tracemark: capture: --probe-selector 1366: "),
+        "{e}"
+    );
+    // A known chip and no probe on this machine (with a probe plugged in, attaching
+    // to a chip that is not there fails instead, still as one line).
+    let e = run(&[
+        "--probe",
+        "nRF52840_xxAA",
+        "--speed",
+        "4000",
+        "--protocol",
+        "swd",
+    ]);
+    assert!(
+        e.starts_with("tracemark: capture: probe nRF52840_xxAA: "),
+        "{e}"
+    );
+    // A well-formed selector naming a probe that is not there.
+    let e = run(&[
+        "--probe",
+        "nRF52840_xxAA",
+        "--probe-selector",
+        "1366:1015:123456",
+    ]);
+    assert!(
+        e.starts_with(
+            "tracemark: capture: probe nRF52840_xxAA (1366:1015:123456): probe 1366:1015:123456: "
+        ),
+        "{e}"
+    );
+}

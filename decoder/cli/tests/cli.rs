@@ -252,8 +252,19 @@ fn damaged_inputs_give_clean_errors_or_partial_output() {
     let (_, out2, _) = check_clean(&["decode", f2.to_str().unwrap()]);
     assert_eq!(out1, out2);
     assert!(out1.lines().count() > 10);
-    // Truncated mid-block: complete blocks still decode, non-zero exit.
-    let f = write(dir.path(), "t.bin", &one[..RING_HEADER_LEN + 1024 + 100]);
+    // Truncated mid-block, before the end of the ring's used part (a cut past it is a
+    // dump of the used part, FORMAT.md 7.3): complete blocks still decode, non-zero exit.
+    let three_blocks = cpu_ring(0, Mode::Drop, 1024, 4, workload(200, 1));
+    assert_ne!(
+        three_blocks[RING_HEADER_LEN + 2 * 1024..RING_HEADER_LEN + 2 * 1024 + 4],
+        [0; 4],
+        "the workload opens block 2"
+    );
+    let f = write(
+        dir.path(),
+        "t.bin",
+        &three_blocks[..RING_HEADER_LEN + 1024 + 100],
+    );
     let (code, out, err) = check_clean(&["decode", f.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(out.lines().count() > 10);

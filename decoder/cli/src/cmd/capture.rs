@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::bail;
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use tracemark_capture::live::{self, GdbSource, Rings, Stub};
+use tracemark_capture::probe::ProbeConfig;
 use tracemark_capture::source::{Request, Source, Stop};
 use tracemark_capture::{Capture, Config, Notice, Outcome};
 
@@ -22,7 +23,7 @@ use tracemark_capture::{Capture, Config, Notice, Outcome};
 #[derive(Debug, clap::Args)]
 pub struct Cmd {
     /// `-` (the default): standard input.
-    #[arg(value_name = "SOURCE", conflicts_with_all = ["exec", "serial", "tcp", "gdb", "qmp"])]
+    #[arg(value_name = "SOURCE", conflicts_with_all = ["exec", "serial", "tcp", "gdb", "qmp", "probe"])]
     stdin: Option<String>,
     /// Run this shell command and capture its stdout and stderr, interleaved by arrival.
     #[arg(long, value_name = "CMD", conflicts_with_all = ["serial", "tcp", "gdb"])]
@@ -44,6 +45,9 @@ pub struct Cmd {
     /// back end for targets read while running).
     #[arg(long, value_name = "SOCKET", group = "live", conflicts_with_all = ["gdb", "tcp", "serial", "exec"])]
     qmp: Option<PathBuf>,
+    /// --probe and its options (boxed: the subcommand enum stays small).
+    #[command(flatten)]
+    probe: Box<ProbeArgs>,
     /// The ring's address (hex with 0x, or decimal); with --len, the start of a range
     /// scanned for ring headers.
     #[arg(long, value_name = "ADDR", requires = "live", value_parser = parse_addr)]
@@ -80,6 +84,33 @@ pub struct Cmd {
     tee: bool,
 }
 
+/// `--probe CHIP` and the probe's options.
+#[derive(Debug, clap::Args)]
+struct ProbeArgs {
+    /// Like --gdb, through an SWD/JTAG debug probe (probe-rs): CHIP as `probe-rs chip
+    /// list` names it (`nRF52840_xxAA`, `STM32F411RETx`). The probe reads RAM while the
+    /// target runs (no halt). Needs a tracemark built with `--features probe`.
+    #[arg(long, value_name = "CHIP", group = "live", conflicts_with_all = ["gdb", "qmp", "tcp", "serial", "exec"])]
+    probe: Option<String>,
+    /// With --probe: which probe, `VID:PID[:SERIAL]` (hex, as `probe-rs list` shows
+    /// them); needed when more than one is connected.
+    #[arg(long, value_name = "VID:PID[:SERIAL]", requires = "probe")]
+    probe_selector: Option<String>,
+    /// With --probe: the wire speed in kHz (default: the probe's).
+    #[arg(long, value_name = "KHZ", requires = "probe", value_parser = clap::value_parser!(u32).range(1..))]
+    speed: Option<u32>,
+    /// With --probe: the wire protocol, `swd` or `jtag` (default: the probe's).
+    #[arg(long, value_name = "PROTOCOL", requires = "probe")]
+    protocol: Option<tracemark_capture::probe::Protocol>,
+    /// With --probe: attach with the reset line asserted (a chip whose firmware
+    /// disables or remaps its debug pins); the target restarts.
+    #[arg(long, requires = "probe")]
+    connect_under_reset: bool,
+    /// With --probe: the core whose view of memory is read.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "probe")]
+    core: usize,
+}
+
 fn parse_addr(text: &str) -> Result<u64, String> {
     match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(hex, 16),
@@ -96,21 +127,51 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 impl Cmd {
-    fn config(self) -> anyhow::Result<Config> {
-        let source = if let Some(cmd) = self.exec {
+    /// The live back end, if one was asked for; a probe's chip and selector are
+    /// checked now (a typo fails before anything starts).
+    fn live_stub(&mut self) -> anyhow::Result<Option<Stub>> {
+        let p = &mut self.probe;
+        if let Some(chip) = p.probe.take() {
+            let config = ProbeConfig {
+                chip,
+                selector: p.probe_selector.take(),
+                speed_khz: p.speed,
+                protocol: p.protocol,
+                under_reset: p.connect_under_reset,
+                core: p.core,
+            };
+            tracemark_capture::probe::check(&config).map_err(anyhow::Error::msg)?;
+            return Ok(Some(Stub::Probe(config)));
+        }
+        Ok(self
+            .gdb
+            .take()
+            .map(Stub::Gdb)
+            .or(self.qmp.take().map(Stub::Qmp)))
+    }
+
+    fn config(mut self) -> anyhow::Result<Config> {
+        let source = if let Some(cmd) = self.exec.take() {
             Source::Exec(cmd)
-        } else if let Some(serial) = self.serial {
+        } else if let Some(serial) = self.serial.take() {
             Source::serial(&serial)?
-        } else if let Some(tcp) = self.tcp {
+        } else if let Some(tcp) = self.tcp.take() {
             Source::tcp(&tcp)?
-        } else if let Some(stub) = self.gdb.map(Stub::Gdb).or(self.qmp.map(Stub::Qmp)) {
+        } else if let Some(stub) = self.live_stub()? {
+            let stub_name = match stub {
+                Stub::Gdb(_) => "gdb",
+                Stub::Qmp(_) => "qmp",
+                Stub::Probe(_) => "probe",
+            };
             let rings = match (self.addr, self.len, &self.elf, &self.symbol) {
                 (Some(start), Some(len), ..) => Rings::Scan { start, len },
                 (Some(addr), None, ..) => Rings::At(addr),
                 (None, _, Some(elf), Some(symbol)) => {
                     Rings::At(live::symbol_address(elf, symbol).map_err(anyhow::Error::msg)?)
                 }
-                _ => bail!("--gdb needs --addr ADDR [--len LEN] or --elf FW.elf --symbol NAME"),
+                _ => bail!(
+                    "--{stub_name} needs --addr ADDR [--len LEN] or --elf FW.elf --symbol NAME"
+                ),
             };
             Source::Gdb(GdbSource {
                 stub,

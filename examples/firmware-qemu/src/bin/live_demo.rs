@@ -4,16 +4,21 @@
 //! sends its ring over UART0 framed as dump `0x4c` (the truth the capture's overlap
 //! must match byte for byte, record for record) and exits. `check-live.sh` runs it.
 //!
+//! Every 40 events it also records a deferred kernel entry as a single-context kernel
+//! does (FORMAT.md 9.5): held at event `40k`, written with its placeholder by an
+//! interrupt record, filled in after event `40k + 30` (a syscall whose label is `40k`)
+//! and closed by its exit, so entries are outstanding while their block closes and a
+//! poll comes. Records: KENTRY, IRQ before event `40k`; KEXIT after event `40k + 30`.
+//!
 //! The ring is the symbol `TRACEMARK_LIVE_RING` (found by `--elf --symbol`).
 #![no_std]
 #![no_main]
 
-use core::cell::Cell;
 use core::fmt::Write as _;
 
 use cortex_m_rt::entry;
 use firmware_qemu::platform::{self, Uart};
-use tracemark::{Config, Mode, Tracer};
+use tracemark::{Config, KernelEntry, Mode, Tracer};
 
 /// 16 blocks of 1 KiB.
 const RING_LEN: usize = 192 + 16 * 1024;
@@ -48,18 +53,36 @@ fn main() -> ! {
         producer_id: 0x4c,
         ..Config::new()
     };
-    let ticks = Cell::new(1_000);
-    let clock = || {
-        ticks.set(ticks.get() + 7);
-        ticks.get()
-    };
-    let tracer = Tracer::new(memory, &config, clock).expect("ring set up");
+    // Time stamps from SysTick at TICK_HZ of the emulated core: under QEMU's `-icount`
+    // they are exact instruction time, so the capture's records give the target's
+    // write rate (bench-live.sh).
+    let cp = cortex_m::Peripherals::take().expect("peripherals taken once");
+    platform::start_tick_clock(cp.SYST, platform::DEFAULT_RELOAD);
+    let tracer = Tracer::new(memory, &config, platform::now).expect("ring set up");
+    let start = platform::now();
+    // SAFETY: nothing else writes this ring: no interrupt handler records, one CPU,
+    // and no call is made from inside another.
+    let kernel = unsafe { tracer.masked() };
     for i in 0..EVENTS {
+        if i % 40 == 0 {
+            kernel.kernel_entry_deferred();
+            kernel.interrupt(7);
+        }
         tracer.user(1, &i.to_le_bytes());
+        if i % 40 == 30 {
+            kernel.kernel_entry_info(KernelEntry::syscall(1, 0, false, i - 30));
+            kernel.kernel_exit();
+        }
         for _ in 0..SPIN {
             cortex_m::asm::nop();
         }
     }
+    let ticks = platform::now() - start;
+    let _ = writeln!(
+        Uart,
+        "live_demo: {EVENTS} events in {ticks} ticks of {} Hz",
+        platform::TICK_HZ
+    );
     for _ in 0..END_SPIN {
         cortex_m::asm::nop();
     }
