@@ -5,7 +5,8 @@
 #   calls (the median batch counts) with the user-readable counter (x86_64: TSC; aarch64: the generic timer's
 #   virtual counter), on the same kernel with tracing compiled out ("off"), with
 #   tracemark ("trace"), and on aarch64 with seL4's own
-#   KernelBenchmarks=track_kernel_entries ("track", with its log buffer set up);
+#   KernelBenchmarks=track_kernel_entries ("track", with its log buffer set up), and on
+#   x86_64 with KernelTracemarkClockShift=3 ("shift3": 8 ns timestamps, fewer bytes);
 # * bytes per kernel entry: the ring of the traced Yield run, decoded;
 # * bytes per record and records per second with function tracing on: the "ftrace" run
 #   of examples/sel4/check.sh (the counted workload with -finstrument-functions);
@@ -39,13 +40,20 @@ tool="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
 for arch in "${archs[@]}"; do
     variants=(off trace)
     [ "$arch" = aarch64 ] && variants+=(track)
+    # x86_64's 1 GHz TSC: the trace kernel again with 8 ns timestamps.
+    [ "$arch" = x86_64 ] && variants+=(shift3)
     for v in "${variants[@]}"; do
+        kind="$v" opts=""
+        if [ "$v" = shift3 ]; then
+            kind=trace opts=-DKernelTracemarkClockShift=3
+        fi
         if [ -n "$release" ]; then
-            OUT_NAME="bench-$v-release" ROOT_CFLAGS=-DTM_BENCH SEL4_CMAKE_OPTS=-DKernelPrinting=ON \
-                "$here/build.sh" "$arch" "$v" --release >/dev/null
+            OUT_NAME="bench-$v-release" ROOT_CFLAGS=-DTM_BENCH SEL4_CMAKE_OPTS="-DKernelPrinting=ON $opts" \
+                "$here/build.sh" "$arch" "$kind" --release >/dev/null
             "$here/run.sh" "$arch" "bench-$v-release" >/dev/null 2>&1
         else
-            OUT_NAME="bench-$v" ROOT_CFLAGS=-DTM_BENCH "$here/build.sh" "$arch" "$v" >/dev/null
+            OUT_NAME="bench-$v" ROOT_CFLAGS=-DTM_BENCH SEL4_CMAKE_OPTS="$opts" \
+                "$here/build.sh" "$arch" "$kind" >/dev/null
             "$here/run.sh" "$arch" "bench-$v" >/dev/null 2>&1
         fi
     done
@@ -83,19 +91,21 @@ for v in variants:
     t, hz = bench(v)
     base = base if base is not None else t
     name = {"off": "tracing compiled out", "trace": "tracemark (KernelBenchmarksTracemark)",
-            "track": "seL4 track_kernel_entries"}[v]
+            "track": "seL4 track_kernel_entries",
+            "shift3": "tracemark, KernelTracemarkClockShift=3 (8 ns timestamps)"}[v]
     print(f"| {name} | {t:.2f} | {t * 1e9 / hz:.0f} | {(t - base) * 1e9 / hz:+.0f} instructions |")
 print(f"\n(counter: {hz} Hz)\n")
 
-stats = json.loads(subprocess.run([tool, "stats", "--json", f"{out}/bench-trace{suffix}/console.log"],
-                                  capture_output=True, text=True, check=True).stdout)
-k = stats["records_per_kind"]
-entries = k["KENTRY"]
-print(f"Traced Yield run: {stats['total_records']} records ({entries} kernel entries, "
-      f"{k['IRQ']} IRQs, {k['SWITCH']} switches) in {stats['bytes']} bytes: "
-      f"**{stats['bytes'] / entries:.2f} bytes per kernel entry** "
-      f"({stats['mean_bytes_per_record']:.2f} bytes per record; seL4's track_kernel_entries "
-      f"log entry is 24 bytes).\n")
+for v in (v for v in variants if v in ("trace", "shift3")):
+    stats = json.loads(subprocess.run([tool, "stats", "--json", f"{out}/bench-{v}{suffix}/console.log"],
+                                      capture_output=True, text=True, check=True).stdout)
+    k = stats["records_per_kind"]
+    entries = k["KENTRY"]
+    print(f"Traced Yield run{' (clock shift 3)' if v == 'shift3' else ''}: {stats['total_records']} "
+          f"records ({entries} kernel entries, {k['IRQ']} IRQs, {k['SWITCH']} switches) in "
+          f"{stats['bytes']} bytes: **{stats['bytes'] / entries:.2f} bytes per kernel entry** "
+          f"({stats['mean_bytes_per_record']:.2f} bytes per record; seL4's track_kernel_entries "
+          f"log entry is 24 bytes; clock {stats['clock_hz']} Hz).\n")
 
 f = json.loads(subprocess.run([tool, "stats", "--json", f"{out}/ftrace/console.log"],
                               capture_output=True, text=True, check=True).stdout)

@@ -110,7 +110,13 @@ static struct {
 static int tm_booted;
 #endif
 
-static inline TM_NOTRACE uint64_t tm_now(void)
+/* KernelTracemarkClockShift: timestamps in units of 2^TM_CLOCK_SHIFT clock ticks, and
+ * the ring's clock frequency divided alike (tm_clock_hz), so that decoded times stay
+ * true at the coarser resolution. */
+#define TM_CLOCK_SHIFT CONFIG_KERNEL_TRACEMARK_CLOCK_SHIFT
+
+/* The clock's raw ticks. */
+static inline TM_NOTRACE uint64_t tm_ticks(void)
 {
 #if defined(CONFIG_ARCH_X86)
     uint32_t lo, hi;
@@ -129,6 +135,12 @@ static inline TM_NOTRACE uint64_t tm_now(void)
 #else
 #error "KernelBenchmarksTracemark supports x86_64 and aarch64"
 #endif
+}
+
+/* A timestamp: the clock's ticks in the ring's units. */
+static inline TM_NOTRACE uint64_t tm_now(void)
+{
+    return tm_ticks() >> TM_CLOCK_SHIFT;
 }
 
 static TM_NOTRACE uint64_t tm_clock(void)
@@ -239,7 +251,7 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
         .block_size = 4096,
         .mode = config_set(CONFIG_KERNEL_TRACEMARK_DROP) ? TM_MODE_DROP : TM_MODE_OVERWRITE,
         .clock = tm_clock,
-        .clock_hz = tm_clock_hz(),
+        .clock_hz = tm_clock_hz() >> TM_CLOCK_SHIFT,
         .producer_id = 0x73654c34, /* "seL4" */
         .syscall_abi = config_set(CONFIG_KERNEL_MCS) ? TM_ABI_SEL4_MCS : TM_ABI_SEL4,
     };
