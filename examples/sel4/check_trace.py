@@ -50,9 +50,10 @@ lines at the halt must agree with them. Asserts:
   core's entries, exits, interrupts and switches are checked in its own ring): the dump
   has one ring per core, CPU ids 0..N-1; per core, the syscalls its threads made (the
   root task's `TRUTH_CORE c` lines for cores c > 0, the TRUTH line minus those for core
-  0), the thread switches (cores c > 0), the reschedule and remote-call IPIs (IRQ
-  records with the numbers the kernel printed; `ipi.resched_extra` allows IPIs seL4 may
-  or may not send) and the core's threads switched to; and
+  0; on the console, or with --release in the note), the thread switches (cores c > 0),
+  the reschedule and remote-call IPIs (IRQ records with the numbers the kernel printed;
+  `ipi.resched_extra` allows IPIs seL4 may or may not send) and the core's threads
+  switched to (with --release: as many distinct TCBs); and
   that `decode` merged the cores in time order (records in time order across CPUs,
   each ring's records in its own order, and the CPUs alternating at least twice per
   cross-core round trip);
