@@ -15,11 +15,16 @@
 # * the tracemark library's share of the traced kernel: the kernel's symbols that the
 #   library build.sh links (kernel/tracemark/lib/libtracemark_c.a) defines, by size.
 #
-# Usage: examples/sel4/bench.sh [--release] [ARCH...]   (default: x86_64 aarch64)
+# Usage: examples/sel4/bench.sh [--release] [--cores N] [ARCH...]   (default: x86_64 aarch64)
 #   --release  release kernels (build.sh --release: KernelDebugBuild=OFF), with
 #              KernelPrinting=ON for the root task's BENCH lines (printing is not on the
 #              Yield path), in target/ARCH/bench-VARIANT-release; the function-tracing
 #              figures are the debug ftrace run's either way
+#   --cores N  kernels of N nodes (build.sh SEL4_CORES=N), in
+#              target/ARCH/bench-VARIANT-smpN[-release]: the Yield loop runs on core 0,
+#              the others idle, and every entry takes the big kernel lock; no "track"
+#              variant. aarch64 with several cores runs on host time (run.sh), so its
+#              figures there are not instruction counts
 # Every run uses QEMU's -icount shift=0 (run.sh's default): the emulated counters
 # advance by 1 ns per guest instruction, so "ns" below are guest instructions,
 # deterministic and independent of the host's load. They are not a real CPU's cycles
@@ -28,10 +33,16 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 release=""
-if [ "${1:-}" = --release ]; then
-    release=1
-    shift
-fi
+cores=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --release) release=1; shift ;;
+    --cores) cores="${2:?bench.sh: --cores N}"; shift 2 ;;
+    *) break ;;
+    esac
+done
+suffix="${release:+-release}"
+[ "$cores" = 1 ] || suffix="-smp$cores$suffix"
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(x86_64 aarch64)
 cargo build -q --manifest-path "$root/Cargo.toml" -p tracemark-cli --bin tracemark
@@ -39,29 +50,28 @@ tool="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
 
 for arch in "${archs[@]}"; do
     variants=(off trace)
-    [ "$arch" = aarch64 ] && variants+=(track)
+    [ "$arch" = aarch64 ] && [ "$cores" = 1 ] && variants+=(track)
     # x86_64's 1 GHz TSC: the trace kernel again with 8 ns timestamps.
-    [ "$arch" = x86_64 ] && variants+=(shift3)
+    [ "$arch" = x86_64 ] && [ "$cores" = 1 ] && variants+=(shift3)
     for v in "${variants[@]}"; do
         kind="$v" opts=""
         if [ "$v" = shift3 ]; then
             kind=trace opts=-DKernelTracemarkClockShift=3
         fi
         if [ -n "$release" ]; then
-            OUT_NAME="bench-$v-release" ROOT_CFLAGS=-DTM_BENCH SEL4_CMAKE_OPTS="-DKernelPrinting=ON $opts" \
-                "$here/build.sh" "$arch" "$kind" --release >/dev/null
-            "$here/run.sh" "$arch" "bench-$v-release" >/dev/null 2>&1
+            OUT_NAME="bench-$v$suffix" ROOT_CFLAGS=-DTM_BENCH SEL4_CMAKE_OPTS="-DKernelPrinting=ON $opts" \
+                SEL4_CORES="$cores" "$here/build.sh" "$arch" "$kind" --release >/dev/null
         else
-            OUT_NAME="bench-$v" ROOT_CFLAGS=-DTM_BENCH SEL4_CMAKE_OPTS="$opts" \
+            OUT_NAME="bench-$v$suffix" ROOT_CFLAGS=-DTM_BENCH SEL4_CMAKE_OPTS="$opts" SEL4_CORES="$cores" \
                 "$here/build.sh" "$arch" "$kind" >/dev/null
-            "$here/run.sh" "$arch" "bench-$v" >/dev/null 2>&1
         fi
+        "$here/run.sh" "$arch" "bench-$v$suffix" >/dev/null 2>&1
     done
     if [ ! -f "$here/target/$arch/ftrace/console.log" ]; then
         "$here/build.sh" "$arch" ftrace >/dev/null
         "$here/run.sh" "$arch" ftrace >/dev/null 2>&1
     fi
-    python3 - "$tool" "$here/target/$arch" "$arch" "${release:+-release}" "${variants[@]}" <<'EOF'
+    python3 - "$tool" "$here/target/$arch" "$arch" "$suffix" "${variants[@]}" <<'EOF'
 import json, re, subprocess, sys
 tool, out, arch, suffix, *variants = sys.argv[1:]
 
@@ -83,7 +93,8 @@ def size(path):
             secs[p[0]] = int(p[1])
     return secs
 
-print(f"### {arch}{' (release kernels)' if suffix else ''}\n")
+print(f"### {arch}{' (release kernels)' if suffix.endswith('-release') else ''}"
+      f"{', ' + suffix.split('-')[1][3:] + ' cores' if '-smp' in suffix else ''}\n")
 print("| kernel | counter ticks per seL4_Yield (entry + exit) | instructions per Yield (icount ns) | added per kernel entry |")
 print("| --- | --- | --- | --- |")
 base = None

@@ -7,7 +7,10 @@
 #   --release  instead of the checks below: a release kernel (KernelDebugBuild=OFF,
 #              KernelPrinting=OFF) traced, its trace checked against the TRUTH the root
 #              task ships in it, that truth against the debug run's (README, Tracing
-#              seL4, Release kernels); one core only
+#              seL4, Release kernels); with --cores N (2 to 4: the truth of more cores
+#              does not fit in the note) as the multicore check below, each core against
+#              the TRUTH_CORE lines the root task ships in the trace too, those against
+#              the debug multicore run's, and a wrong per-core truth in the note caught
 #
 # With --cores N > 1 (a multicore kernel, below), else:
 # 1. Builds the kernel from the pinned snapshots with tracemark linked in (build.sh),
@@ -64,9 +67,10 @@ if ! [[ "$cores" =~ ^[1-8]$ ]]; then
     echo "check.sh: --cores $cores: give 1 to 8" >&2
     exit 2
 fi
-if [ -n "$release" ] && [ "$cores" != 1 ]; then
-    # The release check reads one core's truth from the trace (README, known limits).
-    echo "check.sh: --release with --cores $cores: the release check is for one core" >&2
+if [ -n "$release" ] && [ "$cores" -gt 4 ]; then
+    # The release root task ships its truth in the note of seL4_BenchmarkFinalizeLog, at
+    # most 952 bytes: 945 on 4 cores (README, known limits).
+    echo "check.sh: --release with --cores $cores: the truth of more than 4 cores does not fit in the note the release root task ships it in" >&2
     exit 2
 fi
 out="$here/target/$arch"
@@ -81,20 +85,36 @@ if [ -n "$release" ]; then
     # A release kernel (KernelDebugBuild=OFF, KernelPrinting=OFF): no debug syscalls, no
     # console for the root task, no thread names. The tracer dumps at
     # seL4_BenchmarkFinalizeLog over the serial port itself; the root task ships its TRUTH
-    # line in the trace (the call's note), and it must be the truth of the debug run for
-    # every syscall both kernels have: the same workload, traced the same.
-    echo "== $arch release: kernel entries, exits, interrupts, thread switches"
-    # The debug run, for its truth (below): the root task without its mid-run snapshots
-    # (TM_NO_SNAPSHOTS), which a release kernel's root task does not take (no console to
-    # ship them on), so that both TRUTH lines count the same whole run.
-    dbg="$out/trace-whole"
-    if [ ! -f "$dbg/console.log" ]; then
-        ROOT_CFLAGS=-DTM_NO_SNAPSHOTS OUT_NAME=trace-whole "$here/build.sh" "$arch" trace
-        "$here/run.sh" "$arch" trace-whole
+    # line in the trace (the call's note; on N cores its TRUTH_CORE lines too, before
+    # it), and it must be the truth of the debug run for every syscall both kernels have:
+    # the same workload, traced the same.
+    if [ "$cores" = 1 ]; then
+        echo "== $arch release: kernel entries, exits, interrupts, thread switches"
+        # The debug run, for its truth (below): the root task without its mid-run
+        # snapshots (TM_NO_SNAPSHOTS), which a release kernel's root task does not take
+        # (no console to ship them on), so that both TRUTH lines count the same whole run.
+        dbg_name=trace-whole
+        rel_name=trace-release
+        if [ ! -f "$out/$dbg_name/console.log" ]; then
+            ROOT_CFLAGS=-DTM_NO_SNAPSHOTS OUT_NAME="$dbg_name" "$here/build.sh" "$arch" trace
+            "$here/run.sh" "$arch" "$dbg_name"
+        fi
+    else
+        echo "== $arch release, $cores cores: per-core truth from the trace's note, one ring per core"
+        # The debug run, for its truth: check.sh --cores N's (the multicore root task
+        # takes no snapshots, on debug kernels either: its TRUTH and TRUTH_CORE lines
+        # count the whole run, as the release root task's).
+        dbg_name="trace-smp$cores"
+        rel_name="trace-smp$cores-release"
+        if [ ! -f "$out/$dbg_name/console.log" ]; then
+            SEL4_CORES="$cores" OUT_NAME="$dbg_name" "$here/build.sh" "$arch" trace
+            "$here/run.sh" "$arch" "$dbg_name"
+        fi
     fi
-    "$here/build.sh" "$arch" trace --release
-    "$here/run.sh" "$arch" trace-release
-    rel="$out/trace-release"
+    dbg="$out/$dbg_name"
+    rel="$out/$rel_name"
+    SEL4_CORES="$cores" OUT_NAME="$rel_name" "$here/build.sh" "$arch" trace --release
+    "$here/run.sh" "$arch" "$rel_name"
     kelf="$rel/kernel/kernel.elf"
     gen="$rel/kernel/gen_config/kernel/gen_config.h"
     if [ "$arch" = aarch64 ]; then
@@ -111,33 +131,107 @@ if [ -n "$release" ]; then
         echo "check.sh: the release kernel has printf: it is not a kernel without printing" >&2
         exit 1
     fi
-    python3 "$here/check_trace.py" "$tool" "$rel/console.log" --release
+    python3 "$here/check_trace.py" "$tool" "$rel/console.log" --release --cores="$cores"
     # The release check reads the truth from the trace alone: a console with a TRUTH line
     # (the debug run's) is refused, not silently read instead.
-    if python3 "$here/check_trace.py" "$tool" "$dbg/console.log" --release 2>"$rel/wrong-mode.err"; then
+    if python3 "$here/check_trace.py" "$tool" "$dbg/console.log" --release --cores="$cores" \
+        2>"$rel/wrong-mode.err"; then
         echo "check.sh: check_trace.py --release accepted a debug run's console" >&2
         exit 1
     fi
     grep -q "a TRUTH line on the console of a release run" "$rel/wrong-mode.err"
-    # The same truth as the debug kernel's run, for the syscalls both have.
-    python3 - "$tool" "$dbg/console.log" "$rel/console.log" <<'PY'
-import json, re, subprocess, sys
-tool, debug_log, release_log = sys.argv[1:]
-debug = re.search(r"^TRUTH (.*)$", open(debug_log, errors="replace").read(), re.M).group(1)
-debug = dict(kv.split("=", 1) for kv in debug.split())
-note = b"".join(bytes.fromhex(r["data"]) for r in map(json.loads, subprocess.run(
-    [tool, "decode", "--format", "json", release_log], check=True, capture_output=True,
-    text=True).stdout.splitlines()) if r["kind"] == "USER" and r["id"] == 0x4E4F54)
-release = dict(kv.split("=", 1) for kv in re.search(r"^TRUTH (.*)$", note.decode(), re.M).group(1).split())
+    # The same truth as the debug kernel's run, for the syscalls both have, and on N cores
+    # the same TRUTH_CORE lines.
+    python3 - "$here" "$tool" "$dbg/console.log" "$rel/console.log" <<'PY'
+import sys
+here, tool, debug_log, release_log = sys.argv[1:]
+sys.path.insert(0, here)
+from check_trace import note_text, truth_lines
+debug, debug_cores = truth_lines(open(debug_log, errors="replace").read().replace("\r", ""))
+release, release_cores = truth_lines(note_text(tool, release_log))
+if debug is None or release is None:
+    sys.exit(f"check.sh: no TRUTH line in the debug run ({debug_log}) or the release run's note")
 differ = {k: (debug.get(k), v) for k, v in release.items() if debug.get(k) != v}
 missing = set(debug) - set(release) - {"sys.DebugPutChar", "sys.DebugNameThread", "sys.DebugHalt"}
 if differ or missing:
     sys.exit(f"check.sh: the release run's truth differs from the debug run's: {differ}, "
              f"missing {sorted(missing)}")
+if release_cores != debug_cores:
+    sys.exit(f"check.sh: the release run's TRUTH_CORE lines differ from the debug run's: "
+             f"release {release_cores}, debug {debug_cores}")
 print(f"check.sh: the release truth equals the debug run's in its {len(release)} counts "
-      f"(the debug syscalls aside)")
+      f"(the debug syscalls aside)"
+      + (f" and its {len(release_cores)} TRUTH_CORE lines" if release_cores else ""))
 PY
-    echo "check.sh: $arch release ok"
+    if [ "$cores" != 1 ] && [ "$arch" = x86_64 ]; then
+        echo "== $arch release, $cores cores: the same image run again gives the same console, byte for byte"
+        "$here/run.sh" "$arch" "$rel_name" "$rel/console-again.log"
+        if ! cmp "$rel/console.log" "$rel/console-again.log"; then
+            echo "check.sh: two runs of the same $arch $cores-core release image differ: the run depends on the host" >&2
+            exit 1
+        fi
+        echo "check.sh: identical ($(stat -c %s "$rel/console.log") bytes)"
+    fi
+    if [ "$cores" != 1 ]; then
+        echo "== $arch release, $cores cores: a per-core truth the trace does not match is caught"
+        # The note is in the trace: the console is framed again (FORMAT.md 17.7) with one
+        # digit of core 1's ipi.resched in the note changed (31 reschedule IPIs become
+        # 91), every CRC made anew, so that only the truth is wrong.
+        python3 - "$here" "$tool" "$rel/console.log" "$rel/wrong-truth.log" <<'PY'
+import base64, json, re, struct, subprocess, sys, zlib
+here, tool, log, out = sys.argv[1:]
+sys.path.insert(0, here)
+from check_trace import KERNEL_DUMP_ID, NOTE_ID, note_text
+text = note_text(tool, log)
+# The tens digit of core 1's reschedule IPIs.
+pos = re.search(r"^TRUTH_CORE 1 .*?ipi\.resched=[0-9]*?([0-8])[0-9] ", text, re.M).start(1)
+# The note's USER records hold 32 bytes each, in order, in node 0's ring (the root task
+# finalises the log on core 0): the digit is byte pos % 32 of record pos // 32.
+records = [bytes.fromhex(r["data"]) for r in map(json.loads, subprocess.run(
+    [tool, "decode", "--format", "json", log], check=True, capture_output=True,
+    text=True).stdout.splitlines()) if r["kind"] == "USER" and r["id"] == NOTE_ID]
+record = records[pos // 32]
+lines = open(log, "rb").read().split(b"\n")
+dump_id = KERNEL_DUMP_ID
+def fields(line):
+    return line.decode().split(",")
+begin = next(i for i, l in enumerate(lines) if l.startswith(b"@TM:B,") and int(fields(l)[2], 16) == dump_id)
+end = next(i for i, l in enumerate(lines) if l.startswith(b"@TM:E,") and int(fields(l)[2], 16) == dump_id)
+chunk_len = int(fields(lines[begin])[4])
+payload = b"".join(base64.b64decode(f[3] + "=" * (-len(f[3]) % 4)) for f in
+                   (fields(l) for l in lines[begin + 1:end] if l.startswith(b"@TM:D,")))
+if payload.count(record) != 1:
+    sys.exit(f"check.sh: the note's record {record!r} is {payload.count(record)} times in the ring")
+at = payload.index(record) + pos % 32
+payload = payload[:at] + b"9" + payload[at + 1:]
+def with_line_crc(text):
+    return (text + "%08x" % zlib.crc32(text.encode("ascii"))).encode()
+crc = zlib.crc32(payload)
+framed = [with_line_crc("@TM:B,1,%08x,%d,%d,%08x," % (dump_id, len(payload), chunk_len, crc))]
+for seq, offset in enumerate(range(0, len(payload), chunk_len)):
+    chunk = payload[offset:offset + chunk_len]
+    b64 = base64.b64encode(chunk).decode("ascii").rstrip("=")
+    chunk_crc = zlib.crc32(struct.pack("<IQ", dump_id, seq) + chunk)
+    framed.append(b"@TM:D,%08x,%d,%s,%08x" % (dump_id, seq, b64.encode(), chunk_crc))
+framed.append(with_line_crc("@TM:E,1,%08x,%d,%d,%d,%08x,"
+                            % (dump_id, len(payload), chunk_len, len(framed) - 1, crc)))
+open(out, "wb").write(b"\n".join(lines[:begin] + framed + lines[end + 1:]))
+if note_text(tool, out) != text[:pos] + "9" + text[pos + 1:]:
+    sys.exit("check.sh: the re-framed console's note is not the note with one digit changed")
+PY
+        if python3 "$here/check_trace.py" "$tool" "$rel/wrong-truth.log" --release --cores="$cores" \
+            2>"$rel/wrong-truth.err"; then
+            echo "check.sh: check_trace.py --release accepted a wrong per-core truth" >&2
+            exit 1
+        fi
+        grep -q "CPU 1: .* (ipi.resched), the root task counts 9[0-9]\b" "$rel/wrong-truth.err"
+        echo "check.sh: rejected as expected: $(grep -m 1 'CPU 1: .*ipi.resched' "$rel/wrong-truth.err")"
+    fi
+    if [ "$cores" = 1 ]; then
+        echo "check.sh: $arch release ok"
+    else
+        echo "check.sh: $arch release --cores $cores ok"
+    fi
     exit 0
 fi
 

@@ -5,10 +5,11 @@ Usage: check_trace.py TRACEMARK CONSOLE_LOG [--functions] [--max-fill=F] [--rele
                       [--cores=N] [--dump-id=HEX --truth=LABEL]
 
 --release: a release kernel without KernelPrinting. The root task has no console there:
-its TRUTH line comes from the trace (the note of seL4_BenchmarkFinalizeLog, USER records
-0x4e4f54 "NOT"), the kernel keeps no thread names (switches are checked by TCB: the root
-task's threads are distinct TCBs, the first is the one that finalises the log), and there
-is no DebugPutChar.
+its TRUTH line (and with --cores=N its TRUTH_CORE lines, before it) comes from the trace
+(the note of seL4_BenchmarkFinalizeLog, USER records 0x4e4f54 "NOT"), the kernel keeps no
+thread names (switches are checked by TCB: the root task's threads are distinct TCBs, the
+first is the one that finalises the log; with --cores=N each core switches to at least
+as many distinct threads as its TRUTH_CORE line names), and there is no DebugPutChar.
 
 Reads everything through the `tracemark` tool (`stats --json` and `decode --format json`
 on the console log itself) and the root task's `TRUTH` line from the log. With
@@ -49,9 +50,10 @@ lines at the halt must agree with them. Asserts:
   core's entries, exits, interrupts and switches are checked in its own ring): the dump
   has one ring per core, CPU ids 0..N-1; per core, the syscalls its threads made (the
   root task's `TRUTH_CORE c` lines for cores c > 0, the TRUTH line minus those for core
-  0), the thread switches (cores c > 0), the reschedule and remote-call IPIs (IRQ
-  records with the numbers the kernel printed; `ipi.resched_extra` allows IPIs seL4 may
-  or may not send) and the core's threads switched to; and
+  0; on the console, or with --release in the note), the thread switches (cores c > 0),
+  the reschedule and remote-call IPIs (IRQ records with the numbers the kernel printed;
+  `ipi.resched_extra` allows IPIs seL4 may or may not send) and the core's threads
+  switched to (with --release: as many distinct TCBs); and
   that `decode` merged the cores in time order (records in time order across CPUs,
   each ring's records in its own order, and the CPUs alternating at least twice per
   cross-core round trip);
@@ -119,18 +121,38 @@ def ring_fills(tool, log):
     return rings
 
 
-def check_cores(check, text, truth, cores, cpu_entries, cpu_preempted, cpu_switches,
-                cpu_irqs, cpu_switched_to, cpu_changes):
-    """The per-core truth of a multicore run (see the docstring, --cores)."""
+def note_text(tool, log):
+    """The note of seL4_BenchmarkFinalizeLog's caller in the dump(s) of `log`: the bytes
+    of its USER records (NOTE_ID), in order, as text."""
+    out = subprocess.run([tool, "decode", "--format", "json", log], check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    note = b"".join(bytes.fromhex(r["data"]) for r in map(json.loads, out)
+                    if r["kind"] == "USER" and r["id"] == NOTE_ID)
+    return note.decode("utf-8", "replace")
+
+
+def truth_lines(text, label="TRUTH"):
+    """The `label` line's key=value pairs and the TRUTH_CORE lines' (core -> pairs) in
+    `text`, or None for a missing `label` line."""
+    m = re.search(rf"^{re.escape(label)} (.*)$", text, re.M)
+    if not m:
+        return None, {}
+    per_core = {int(c): dict(kv.split("=", 1) for kv in fields.split())
+                for c, fields in re.findall(r"^TRUTH_CORE (\d+) (.*)$", text, re.M)}
+    return dict(kv.split("=", 1) for kv in m.group(1).split()), per_core
+
+
+def check_cores(check, text, per_core, truth, cores, cpu_entries, cpu_preempted, cpu_switches,
+                cpu_irqs, cpu_switched_to, cpu_changes, release):
+    """The per-core truth of a multicore run (see the docstring, --cores): `text` the
+    console (the kernel's lines), `per_core` the TRUTH_CORE lines (from the console, or
+    on a release kernel from the note)."""
     m = re.search(r"^tracemark: (\d+) nodes, one ring each; IPI irqs: remote call (\d+), "
                   r"reschedule (\d+)", text, re.M)
     if not check(m is not None, "no 'tracemark: N nodes ... IPI irqs' line from the kernel"):
         return
     nodes, ipi_call, ipi_resched = (int(g) for g in m.groups())
     check(nodes == cores, f"the kernel has {nodes} nodes, not {cores}")
-    per_core = {}
-    for c, fields in re.findall(r"^TRUTH_CORE (\d+) (.*)$", text, re.M):
-        per_core[int(c)] = dict(kv.split("=", 1) for kv in fields.split())
     if not check(sorted(per_core) == list(range(cores)),
                  f"TRUTH_CORE lines for cores {sorted(per_core)}, not 0..{cores - 1}"):
         return
@@ -159,8 +181,15 @@ def check_cores(check, text, truth, cores, cpu_entries, cpu_preempted, cpu_switc
             check(int(t[key]) <= got <= int(t[key]) + extra,
                   f"CPU {c}: {got} IRQ records of IPI {irq} ({key}), the root task counts "
                   f"{int(t[key])}" + (f" (and at most {extra} more)" if extra else ""))
-        for name in t.get("threads", "").split(","):
-            if name:
+        threads = [n for n in t.get("threads", "").split(",") if n]
+        if release:
+            # No names: as many distinct TCBs switched to on the core (its idle thread
+            # may be one more).
+            check(len(cpu_switched_to[c]) >= len(threads),
+                  f"CPU {c}: switches to {len(cpu_switched_to[c])} distinct threads, its "
+                  f"threads are {len(threads)}")
+        else:
+            for name in threads:
                 check(name in cpu_switched_to[c], f"CPU {c}: no switch to its thread {name}")
     # decode's merge: each cross-core round trip (a Call from core 0, answered on core
     # c) shows in the merged output as core 0, core c, core 0 again.
@@ -237,24 +266,22 @@ def main():
 
     text = open(log, "rb").read().decode("utf-8", "replace")
     if release:
-        # The root task's last line, shipped in the trace (no console without KernelPrinting).
-        early = subprocess.run([tool, "decode", "--format", "json", log], check=True,
-                               capture_output=True, text=True).stdout.splitlines()
-        note = b"".join(bytes.fromhex(r["data"]) for r in map(json.loads, early)
-                        if r["kind"] == "USER" and r["id"] == NOTE_ID)
-        truth_text = note.decode("utf-8", "replace")
-        if re.search(r"^TRUTH ", text, re.M):
+        # The root task's last lines, shipped in the trace (no console without KernelPrinting).
+        truth_text = note_text(tool, log)
+        if re.search(r"^TRUTH(_CORE [0-9]+)? ", text, re.M):
             print(f"{log}: a TRUTH line on the console of a release run (is the kernel built "
                   f"with KernelPrinting?)", file=sys.stderr)
             return 1
     else:
         truth_text = text
-    m = re.search(rf"^{re.escape(label)} (.*)$", truth_text, re.M)
-    if not m:
+    truth, per_core = truth_lines(truth_text, label)
+    if truth is None:
         where = "in the trace's note (USER 0x4e4f54)" if release else "on the console"
-        print(f"{log}: no {label} line {where} (did the root task finish?)", file=sys.stderr)
+        failed = re.search(r"^root: FAILED.*$", truth_text, re.M)
+        print(f"{log}: no {label} line {where} (did the root task finish?"
+              + (f" It says: {failed.group(0)}" if failed else "") + ")", file=sys.stderr)
         return 1
-    truth = dict(kv.split("=", 1) for kv in m.group(1).split())
+    m = re.search(rf"^{re.escape(label)} (.*)$", truth_text, re.M)
     kernel_names = {int(a, 16): n for a, n in re.findall(r'^tracemark: thread 0x([0-9a-f]+) "([^"]*)"', text, re.M)}
     if release:
         check(not kernel_names, "thread names listed by a release kernel")
@@ -444,8 +471,8 @@ def main():
               f"exit to user level, before any entry")
 
     if cores > 1:
-        check_cores(check, text, truth, cores, cpu_entries, cpu_preempted, cpu_switches,
-                    cpu_irqs, cpu_switched_to, cpu_changes)
+        check_cores(check, text, per_core, truth, cores, cpu_entries, cpu_preempted,
+                    cpu_switches, cpu_irqs, cpu_switched_to, cpu_changes, release)
 
     # What the root task printed, from the DebugPutChar entries' characters, against the
     # console (the kernel prints nothing of its own while the root task runs).

@@ -70,14 +70,19 @@ trap 'kill "$qemu" 2>/dev/null || true' EXIT
 # The kernel prints "halting..." when the root task calls seL4_DebugHalt (after the
 # ring dump, when tracing is on), then idles with interrupts off.
 # A release kernel has no seL4_DebugHalt (build.sh marks its build folder with
-# release-run): the run ends when the tracer's dump is done (a kernel without
-# KernelPrinting) or the root task says "root: done".
-done_re="halting\.\.\."
-if [ -f "$out/release-run" ]; then
-    done_re="^tracemark: dump done|^root: done"
-fi
+# release-run): the run ends when the tracer has dumped every node's ring (a kernel
+# without KernelPrinting: one "tracemark: dump done" or "dump failed" line per node) or
+# the root task says "root: done".
+finished() {
+    if [ -f "$out/release-run" ]; then
+        grep -q "^root: done" "$log" ||
+            [ "$(grep -Eac '^tracemark: dump (done|failed)' "$log")" -ge "$cores" ]
+    else
+        grep -q "halting\.\.\." "$log"
+    fi
+}
 deadline=$((SECONDS + timeout_s))
-while ! grep -Eq "$done_re" "$log"; do
+while ! finished; do
     if ! kill -0 "$qemu" 2>/dev/null; then
         echo "run.sh: QEMU exited before the kernel halted; console in $log" >&2
         exit 1

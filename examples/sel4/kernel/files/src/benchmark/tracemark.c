@@ -40,8 +40,9 @@
  * read the clock inline and pass the times; the entry hook writes nothing, and the exit
  * writes the entry and the exit together.
  *
- * What one node reads of another's: the dump (on the node that called seL4_DebugHalt,
- * holding the big kernel lock) sends every node's ring. The other nodes are then in user
+ * What one node reads of another's: the dump (on the node that called seL4_DebugHalt or,
+ * on a release kernel, seL4_BenchmarkFinalizeLog, holding the big kernel lock) sends
+ * every node's ring. The other nodes are then in user
  * mode, or spin for the lock before their entry hook (every locked entry takes the lock
  * before c_entry_hook, and c_exit_hook runs before the unlock), or in a remote-call IPI,
  * which only the lock holder sends and the halting node sends none: no ring changes
@@ -299,6 +300,7 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
     tm_putu(config.clock_hz);
     tm_puts(" Hz\n");
 #ifdef ENABLE_SMP_SUPPORT
+    tm_puts("tracemark: ");
     tm_putu(CONFIG_MAX_NUM_NODES);
     tm_puts(" nodes, one ring each; IPI irqs: remote call ");
     tm_putu(irq_remote_call_ipi);
