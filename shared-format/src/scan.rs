@@ -351,7 +351,8 @@ pub mod gather {
 
     /// The top bit of every byte of a word: the continuation bits.
     const STOPS: u64 = 0x8080_8080_8080_8080;
-    /// The low seven bits of every byte of a word: the value bits.
+    /// The low seven bits of every byte of a word: the value bits (BMI2's gather masks).
+    #[cfg(target_arch = "x86_64")]
     const GROUPS: u64 = !STOPS;
 
     /// The bit position (7, 15, 23, 31) of the first stop bit (a byte below 0x80) of
