@@ -59,7 +59,8 @@
 //! | `thread_records` | int64 | THREAD records of the thread on the CPU (creation and re-emissions) |
 //!
 //! One row per (CPU, thread) from the THREAD records (format version 3) of that CPU's
-//! ring, sorted by `thread`; the CPU is the `cpu` partition column. A thread renamed
+//! rings (a CPU with two rings, as in concatenated dumps, still has one row per thread,
+//! in its first ring's file), sorted by `thread`; the CPU is the `cpu` partition column. A thread renamed
 //! later has its latest name (the THREAD rows of `records` keep every one, with `ts`).
 //! At most [`super::MAX_THREAD_NAMES`] threads per ring are kept (the first ones
 //! seen); the THREAD rows of `records` are all there regardless.
@@ -652,20 +653,42 @@ impl Side {
     }
 }
 
-/// A thread of the `threads` table, as the ring names it.
+/// A thread of the `threads` table, as its CPU's rings name it.
 struct ThreadRow {
     name: Box<str>,
     prio: u32,
     first_ts: u64,
+    /// The clock frequency of the ring `first_ts` is from (for `first_time_ns`).
+    first_hz: u64,
     records: u64,
 }
 
-/// Writes the `threads` file of one ring at `path` (nothing when `threads` is empty);
+/// Adds a later ring's threads of one CPU to the earlier rings' (`into`): the latest
+/// name and priority, the first time, the records counted over both.
+fn merge_threads(
+    into: &mut std::collections::BTreeMap<u64, ThreadRow>,
+    later: std::collections::BTreeMap<u64, ThreadRow>,
+) {
+    for (thread, row) in later {
+        match into.entry(thread) {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let t = e.get_mut();
+                t.name = row.name;
+                t.prio = row.prio;
+                t.records += row.records;
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(row);
+            }
+        }
+    }
+}
+
+/// Writes the `threads` file of one CPU at `path` (nothing when `threads` is empty);
 /// returns its size.
 fn write_threads(
     path: &Path,
     threads: &std::collections::BTreeMap<u64, ThreadRow>,
-    hz: u64,
 ) -> io::Result<u64> {
     if threads.is_empty() {
         return Ok(0);
@@ -690,11 +713,11 @@ fn write_threads(
         put::<Int64Type>(&mut rg, &firsts, None)?;
         let times: Vec<i64> = threads
             .values()
-            .filter_map(|t| ns(t.first_ts, hz))
+            .filter_map(|t| ns(t.first_ts, t.first_hz))
             .collect();
         let defs: Vec<i16> = threads
             .values()
-            .map(|t| i16::from(ns(t.first_ts, hz).is_some()))
+            .map(|t| i16::from(ns(t.first_ts, t.first_hz).is_some()))
             .collect();
         put::<Int64Type>(&mut rg, &times, Some(&defs))?;
         let counts: Vec<i64> = threads.values().map(|t| t.records as i64).collect();
@@ -806,8 +829,8 @@ impl ParquetPartition {
         self.close_part()?;
         self.summary.bytes += self.images.finish()?;
         self.summary.bytes += self.lost.finish()?;
-        self.summary.bytes += write_threads(&self.threads_path, &self.threads, self.meta.clock_hz)?;
-        self.threads = std::collections::BTreeMap::new();
+        // The threads are written by `ParquetDump::finish`, one file per CPU over all
+        // its rings (a CPU with two rings names a thread in one row, not two).
         self.cols = None;
         self.chunks = None;
         Ok(())
@@ -932,6 +955,7 @@ impl ParquetPartition {
                             name: name(),
                             prio: *prio,
                             first_ts: item.ts,
+                            first_hz: self.meta.clock_hz,
                             records: 1,
                         });
                     }
@@ -1064,12 +1088,28 @@ impl ParquetDump {
     pub fn finish(self) -> io::Result<PartitionSummary> {
         let mut sum = PartitionSummary::default();
         let mut records = Vec::with_capacity(self.parts.len());
-        for p in self.parts {
+        // Per CPU: the path of its first ring's threads file and the threads of all its
+        // rings, in ring order.
+        let mut threads: std::collections::BTreeMap<u32, (PathBuf, _)> = Default::default();
+        for mut p in self.parts {
+            p.close()?;
+            let named = std::mem::take(&mut p.threads);
+            match threads.entry(p.meta.cpu) {
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    merge_threads(&mut e.get_mut().1, named)
+                }
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert((p.threads_path.clone(), named));
+                }
+            }
             let s = p.finish()?;
             records.push(s.rows);
             sum.rows += s.rows;
             sum.parts += s.parts;
             sum.bytes += s.bytes;
+        }
+        for (path, named) in threads.values() {
+            sum.bytes += write_threads(path, named)?;
         }
         // Side tables with no rows exist all the same (see the module documentation).
         let first_cpu = self.rings.first().map_or(0, |r| r.cpu);
@@ -1592,5 +1632,53 @@ mod tests {
         let cpu1 = rows(&dir.path().join("threads/dump=th/cpu=1/part-0.parquet"));
         assert_eq!(cpu1.len(), 1);
         assert_eq!(cpu1[0][1], "name=\"producer\"");
+    }
+
+    /// Two rings of one CPU (a console holding seL4's snapshots and its halt dump): one
+    /// `threads` row per thread over both, in the CPU's one file, so that the README's
+    /// join names each SWITCH row once.
+    #[test]
+    fn threads_of_two_rings_of_one_cpu_are_one_row_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let r0 = RingInfo::for_test(0, 1_000_000_000, SyscallAbi::Raw);
+        let r1 = RingInfo { index: 1, ..r0 };
+        let meta = DumpMeta::for_test(vec![r0, r1], "two", 4);
+        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+        let named = |ring: u32, ts: u64, thread: u64, prio: u32, name: &'static [u8]| Item {
+            ts,
+            number: Some(ts),
+            ring,
+            event: Event::ThreadName {
+                thread,
+                prio,
+                name: tracemark_format::record::UserPayload::new(name).unwrap(),
+            },
+            entry: None,
+        };
+        for item in [
+            named(0, 10, 0x300, 1, b"server"),
+            named(0, 11, 0x200, 3, b"root"),
+            named(1, 90, 0x300, 2, b"server2"),
+            named(1, 91, 0x400, 4, b"faulter"),
+        ] {
+            d.record(&item).unwrap();
+        }
+        d.finish().unwrap();
+        let cpu0 = dir.path().join("threads/dump=two/cpu=0");
+        let files: Vec<_> = std::fs::read_dir(&cpu0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, ["part-0.parquet"]);
+        let got = rows(&cpu0.join("part-0.parquet"));
+        let col = |r: &[String], i: usize| r[i].clone();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(col(&got[0], 1), "name=\"root\"");
+        assert_eq!(col(&got[1], 1), "name=\"server2\"");
+        assert_eq!(col(&got[1], 2), "prio=2");
+        assert_eq!(col(&got[1], 3), "first_ts=10");
+        assert_eq!(col(&got[1], 5), "thread_records=2");
+        assert_eq!(col(&got[2], 1), "name=\"faulter\"");
+        assert_eq!(col(&got[2], 3), "first_ts=91");
     }
 }
