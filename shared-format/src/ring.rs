@@ -546,6 +546,83 @@ pub struct RingView<'a> {
     pub bytes: &'a [u8],
 }
 
+/// Bytes at the start of a ring header that [`RingView::parse`] checks: the static part,
+/// its CRC, and the live fields up to `commit_pos`.
+pub const CHECKED_HEADER_LEN: usize = offsets::COMMIT_POS + 4;
+
+/// Whether [`RingView::parse`] accepts a ring whose header starts with `prefix` (given
+/// memory at least [`RING_HEADER_LEN`] long): the same checks on the same fields, in the
+/// same function, without building a view. A writer initialising memory uses it to tell
+/// a claimed ring from other bytes; on a Cortex-M3 it is a fraction of `parse`'s code
+/// (BENCHMARKS.md, "Target cost (issue 15), third round: flash").
+pub fn header_is_valid(prefix: &[u8; CHECKED_HEADER_LEN]) -> bool {
+    match check_prefix(prefix) {
+        Ok((geometry, _)) => commit_possible(le32(prefix, offsets::COMMIT_POS), &geometry),
+        Err(_) => false,
+    }
+}
+
+/// The first [`CHECKED_HEADER_LEN`] bytes of `header`.
+fn header_prefix(header: &RingHeader) -> [u8; CHECKED_HEADER_LEN] {
+    let mut prefix = [0u8; CHECKED_HEADER_LEN];
+    prefix.copy_from_slice(&header.as_bytes()[..CHECKED_HEADER_LEN]);
+    prefix
+}
+
+/// The little-endian `u32` at `off` (a constant offset of a field inside the prefix).
+#[inline(always)]
+fn le32(p: &[u8; CHECKED_HEADER_LEN], off: usize) -> u32 {
+    u32::from_le_bytes([p[off], p[off + 1], p[off + 2], p[off + 3]])
+}
+
+/// The checks of a header's static part (magic, version, CRC, header length, geometry,
+/// mode), in this order; the one definition [`RingView::parse`] and
+/// [`header_is_valid`] share.
+fn check_prefix(p: &[u8; CHECKED_HEADER_LEN]) -> Result<(Geometry, Mode), RingError> {
+    if p[..RING_MAGIC.len()] != RING_MAGIC {
+        return Err(RingError::BadMagic);
+    }
+    let version = u16::from_le_bytes([p[offsets::VERSION], p[offsets::VERSION + 1]]);
+    if !SUPPORTED_VERSIONS.contains(&version) {
+        return Err(RingError::UnsupportedVersion { found: version });
+    }
+    let computed = crate::crc32::crc_of(&p[..STATIC_HEADER_LEN]);
+    let stored = le32(p, offsets::STATIC_CRC);
+    if computed != stored {
+        return Err(RingError::BadHeaderCrc { stored, computed });
+    }
+    let header_len = u16::from_le_bytes([p[offsets::HEADER_LEN], p[offsets::HEADER_LEN + 1]]);
+    if usize::from(header_len) != RING_HEADER_LEN {
+        return Err(bad("header_len", offsets::HEADER_LEN, header_len.into()));
+    }
+    let geometry = match Geometry::from_parts(
+        le32(p, offsets::BLOCK_SIZE),
+        le32(p, offsets::BLOCK_COUNT),
+        le32(p, offsets::SEQ_MODULUS),
+    ) {
+        Ok(g) => g,
+        Err(GeometryError::BlockSize(v)) => {
+            return Err(bad("block_size", offsets::BLOCK_SIZE, v.into()))
+        }
+        Err(GeometryError::BlockCount(v)) => {
+            return Err(bad("block_count", offsets::BLOCK_COUNT, v.into()))
+        }
+        Err(GeometryError::SeqModulus(v)) => {
+            return Err(bad("seq_modulus", offsets::SEQ_MODULUS, v.into()))
+        }
+    };
+    let mode = p[offsets::MODE];
+    let mode = Mode::from_u8(mode).ok_or(bad("mode", offsets::MODE, mode.into()))?;
+    Ok((geometry, mode))
+}
+
+/// Whether `raw` is a possible commit position for `geometry`: zero (nothing committed),
+/// or a sequence number below the modulus and an offset past a block header.
+fn commit_possible(raw: u32, geometry: &Geometry) -> bool {
+    let commit = geometry.split(raw);
+    raw == 0 || commit.seq < geometry.seq_modulus && commit.offset as usize >= BLOCK_HEADER_LEN
+}
+
 fn bad(field: &'static str, offset: usize, value: u64) -> RingError {
     RingError::BadField {
         field,
@@ -588,45 +665,7 @@ impl<'a> RingView<'a> {
         let Ok((header, _)) = RingHeader::read_from_prefix(bytes) else {
             return Err(RingError::TooShort { len: bytes.len() });
         };
-        if header.magic != RING_MAGIC {
-            return Err(RingError::BadMagic);
-        }
-        let version = header.version.get();
-        if !SUPPORTED_VERSIONS.contains(&version) {
-            return Err(RingError::UnsupportedVersion { found: version });
-        }
-        let computed = crate::crc32::crc_of(&bytes[..STATIC_HEADER_LEN]);
-        if computed != header.static_crc.get() {
-            return Err(RingError::BadHeaderCrc {
-                stored: header.static_crc.get(),
-                computed,
-            });
-        }
-        if usize::from(header.header_len.get()) != RING_HEADER_LEN {
-            return Err(bad(
-                "header_len",
-                offsets::HEADER_LEN,
-                header.header_len.get().into(),
-            ));
-        }
-        let geometry = match Geometry::from_parts(
-            header.block_size.get(),
-            header.block_count.get(),
-            header.seq_modulus.get(),
-        ) {
-            Ok(g) => g,
-            Err(GeometryError::BlockSize(v)) => {
-                return Err(bad("block_size", offsets::BLOCK_SIZE, v.into()))
-            }
-            Err(GeometryError::BlockCount(v)) => {
-                return Err(bad("block_count", offsets::BLOCK_COUNT, v.into()))
-            }
-            Err(GeometryError::SeqModulus(v)) => {
-                return Err(bad("seq_modulus", offsets::SEQ_MODULUS, v.into()))
-            }
-        };
-        let mode =
-            Mode::from_u8(header.mode).ok_or(bad("mode", offsets::MODE, header.mode.into()))?;
+        let (geometry, mode) = check_prefix(&header_prefix(&header))?;
         let commit = geometry.split(header.commit_pos.get());
         Ok(RingView {
             header,
@@ -640,10 +679,7 @@ impl<'a> RingView<'a> {
     /// Whether the commit position is a possible value: zero (nothing committed), or a
     /// sequence number below the modulus and an offset past a block header.
     fn commit_possible(&self) -> bool {
-        let raw = self.header.commit_pos.get();
-        raw == 0
-            || self.commit.seq < self.geometry.seq_modulus
-                && self.commit.offset as usize >= BLOCK_HEADER_LEN
+        commit_possible(self.header.commit_pos.get(), &self.geometry)
     }
 
     /// Whether the commit position agrees with the blocks, as the writer's protocol
@@ -1090,5 +1126,45 @@ mod tests {
             RingView::parse(&mem),
             Err(RingError::BadHeaderCrc { .. })
         ));
+    }
+
+    /// `header_is_valid` (the writer's check at initialisation) accepts exactly the
+    /// headers `RingView::parse` accepts: every byte of the checked prefix set to values
+    /// that break each check, with the CRC left stale or recomputed.
+    #[test]
+    fn header_is_valid_agrees_with_parse() {
+        let mut mem = vec![0u8; RING_HEADER_LEN + 8 * 1024];
+        let (mut valid, mut invalid) = (0, 0);
+        for (block_size, count, mode) in [(1024, 8, Mode::Drop), (256, 2, Mode::Overwrite)] {
+            let g = Geometry::new(block_size, count).unwrap();
+            let h = new_header(&g, mode, 25_000_000, 1, 7, crate::sel4::SyscallAbi::Raw);
+            for off in 0..CHECKED_HEADER_LEN {
+                for value in [0u8, 1, 2, 3, 4, 0x10, 0x40, 0x80, 0xff] {
+                    for fix_crc in [false, true] {
+                        mem[..RING_HEADER_LEN].copy_from_slice(h.as_bytes());
+                        mem[off] = value;
+                        if fix_crc {
+                            let crc = crate::crc32::crc_of(&mem[..STATIC_HEADER_LEN]);
+                            mem[offsets::STATIC_CRC..offsets::STATIC_CRC + 4]
+                                .copy_from_slice(&crc.to_le_bytes());
+                        }
+                        let prefix: &[u8; CHECKED_HEADER_LEN] =
+                            mem[..CHECKED_HEADER_LEN].try_into().unwrap();
+                        let parsed = RingView::parse(&mem).is_ok();
+                        assert_eq!(header_is_valid(prefix), parsed, "byte {off} = {value:#x}");
+                        if parsed {
+                            valid += 1;
+                        } else {
+                            invalid += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // Both answers are exercised (a check that always said one thing would fail).
+        assert!(
+            valid > 100 && invalid > 100,
+            "{valid} valid, {invalid} invalid"
+        );
     }
 }

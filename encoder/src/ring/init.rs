@@ -11,7 +11,7 @@ use crate::pos::SlotDivisor;
 use crate::sync::{fence, local_cas, AtomicU32, Ordering};
 
 use super::fast::SMALL_VARINTS_MAX;
-use super::{header_bytes, Config, InitError, Ring, OWNED};
+use super::{header_prefix, Config, InitError, Ring, OWNED};
 
 impl<'a> Ring<'a> {
     /// Initialises a ring in `memory` and claims it.
@@ -115,8 +115,10 @@ impl<'a> Ring<'a> {
         };
         // Claim before touching anything: a ring already claimed keeps its data.
         let owner = mem.hdr(offsets::OWNER);
-        let claimed_ring = ring::RingView::parse(&header_bytes(&mem)).is_ok()
-            && owner.load(Ordering::Acquire) == OWNED;
+        // The checks `RingView::parse` makes, on the header's first words only: no view,
+        // no copy of the whole header (issue 15, goal 2: flash).
+        let claimed_ring =
+            ring::header_is_valid(&header_prefix(&mem)) && owner.load(Ordering::Acquire) == OWNED;
         if claimed_ring || !local_cas(owner, owner.load(Ordering::Relaxed), OWNED) {
             // No live ring of this program overlaps (checked above, when the table had
             // room): the claim is an earlier session's, left across a reset.
