@@ -21,9 +21,10 @@ rustup target add thumbv7m-none-eabi >/dev/null
 globals() { # defined global or weak symbols of an archive, one per line
     readelf -sW "$1" | awk '($5 == "GLOBAL" || $5 == "WEAK") && $7 != "UND" { print $8 }' | sort -u
 }
-# What tracemark.h declares (minus its static inline helper), and the hooks.
+# What tracemark.h declares (minus its static inline helper), and the hooks: the name
+# before the `(`, not a type in the return type (`const tm_owned *tm_owned_ring(`).
 want="$( (grep -oE '^[a-z0-9_ ]+[ *]tm_[a-z0-9_]+\(' encoder/include/tracemark.h |
-    grep -v 'static inline' | grep -oE 'tm_[a-z0-9_]+'
+    grep -v 'static inline' | grep -oE 'tm_[a-z0-9_]+\($' | tr -d '('
     printf '%s\n' __cyg_profile_func_enter __cyg_profile_func_exit) | sort -u)"
 
 work="$(mktemp -d)"
