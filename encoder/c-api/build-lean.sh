@@ -7,9 +7,11 @@
 #
 # Usage: encoder/c-api/build-lean.sh [--target TRIPLE] [other cargo rustc args, e.g.
 #        --features panic-handler]
-# Prints the path of the library: TARGET_DIR/[TRIPLE/]c-release/lean/libtracemark_c.a
+# Prints the path of the library: TARGET_DIR/[TRIPLE/]PROFILE/lean/libtracemark_c.a
+# Env:   TRACEMARK_C_PROFILE  the cargo profile (default: c-small, optimised for size, for
+#        bare-metal triples `*-none*`; c-release, optimised for speed, for the others)
 #
-# How: `cargo rustc --profile c-release --crate-type staticlib` (the profile is in the
+# How: `cargo rustc --profile PROFILE --crate-type staticlib` (the profiles are in the
 # workspace Cargo.toml), then a post-link step with the tools rustup ships with rustc:
 # `rust-lld -r --whole-archive` joins the archive's objects into one relocatable object
 # (sections stay separate, so `-Wl,--gc-sections` still drops what a program does not
@@ -28,11 +30,19 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     esac
 done
 
-cargo rustc --quiet --manifest-path "$repo/Cargo.toml" --profile c-release -p tracemark-c \
+# Bare metal: flash is the scarce resource (issue 15, goal 2); opt-level "s" is a third
+# smaller on thumbv7m for a few instructions more per record (BENCHMARKS.md, "Target
+# cost (issue 15), third round: flash").
+case "$triple" in
+    *-none*) profile="${TRACEMARK_C_PROFILE:-c-small}" ;;
+    *) profile="${TRACEMARK_C_PROFILE:-c-release}" ;;
+esac
+
+cargo rustc --quiet --manifest-path "$repo/Cargo.toml" --profile "$profile" -p tracemark-c \
     --crate-type staticlib "$@"
 
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-dir="$target_dir/${triple:+$triple/}c-release"
+dir="$target_dir/${triple:+$triple/}$profile"
 host="$(rustc -vV | sed -n 's/^host: //p')"
 tools="$(rustc --print sysroot)/lib/rustlib/$host/bin"
 lld="$tools/rust-lld"

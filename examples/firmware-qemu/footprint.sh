@@ -20,7 +20,9 @@
 #
 # Usage: examples/firmware-qemu/footprint.sh     (needs llvm-nm/llvm-objdump and qemu-system-arm)
 # Env:   LLVM_NM, LLVM_OBJDUMP  tools (default: llvm-nm, llvm-objdump on PATH, else rustup's
-#        llvm-tools), RUN_QEMU=0 to skip the dynamic counts.
+#        llvm-tools), RUN_QEMU=0 to skip the dynamic counts, FEATURES="tracemark/small" to
+#        build with those cargo features (the default build has none), TARGETS="..." to
+#        measure only those targets.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 
@@ -35,8 +37,8 @@ NM="${LLVM_NM:-$(tool llvm-nm)}"
 OBJDUMP="${LLVM_OBJDUMP:-$(tool llvm-objdump)}"
 
 declare -A CPU=([thumbv7m-none-eabi]=cortex-m3 [thumbv7em-none-eabihf]=cortex-m4 [thumbv6m-none-eabi]=cortex-m0)
-for target in thumbv7m-none-eabi thumbv7em-none-eabihf thumbv6m-none-eabi; do
-    cargo build --quiet --release --target "$target" --bin footprint 2>/dev/null
+for target in ${TARGETS:-thumbv7m-none-eabi thumbv7em-none-eabihf thumbv6m-none-eabi}; do
+    cargo build --quiet --release --target "$target" --bin footprint ${FEATURES:+--features "$FEATURES"} 2>/dev/null
     elf="target/$target/release/footprint"
     echo "== $target ($elf, profile.release: opt-level=s, lto, codegen-units=1)"
     python3 - "$elf" "$NM" "$OBJDUMP" <<'PY'

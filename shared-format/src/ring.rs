@@ -419,19 +419,67 @@ pub fn new_header(
     syscall_abi: crate::sel4::SyscallAbi,
 ) -> RingHeader {
     let mut h = RingHeader::new_zeroed();
-    h.magic = RING_MAGIC;
-    h.version = U16::new(FORMAT_VERSION);
-    h.header_len = U16::new(RING_HEADER_LEN as u16);
-    h.block_size = U32::new(geometry.block_size());
-    h.block_count = U32::new(geometry.block_count);
-    h.seq_modulus = U32::new(geometry.seq_modulus);
-    h.clock_hz = U64::new(clock_hz);
-    h.producer_id = U64::new(producer_id);
-    h.cpu_id = U32::new(cpu_id);
-    h.mode = mode as u8;
-    h.syscall_abi = syscall_abi as u8;
-    h.static_crc = U32::new(crate::crc32::crc_of(&h.as_bytes()[..STATIC_HEADER_LEN]));
+    let words = new_static_header(geometry, mode, clock_hz, cpu_id, producer_id, syscall_abi);
+    h.as_mut_bytes()[..STATIC_HEADER_WORDS * 4].copy_from_slice(words.as_bytes());
     h
+}
+
+/// Words (little-endian) of the header's static part and its CRC: bytes
+/// `0..STATIC_HEADER_LEN + 4`.
+pub const STATIC_HEADER_WORDS: usize = STATIC_HEADER_LEN / 4 + 1;
+
+// The word layout `new_static_header` builds, pinned to `RingHeader`'s fields.
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(RingHeader, magic) == 0 && RING_MAGIC.len() == 8);
+    assert!(offsets::VERSION == 8 && offsets::HEADER_LEN == 10);
+    assert!(offsets::BLOCK_SIZE == 12 && offsets::BLOCK_COUNT == 16);
+    assert!(offsets::SEQ_MODULUS == 20 && offsets::CLOCK_HZ == 24);
+    assert!(offset_of!(RingHeader, producer_id) == 32 && offsets::CPU_ID == 40);
+    assert!(offsets::MODE == 44 && offset_of!(RingHeader, syscall_abi) == 45);
+    assert!(offset_of!(RingHeader, flags) == 46 && STATIC_HEADER_LEN == 48);
+    assert!(offsets::STATIC_CRC == STATIC_HEADER_LEN);
+};
+
+/// The first [`STATIC_HEADER_WORDS`] words of [`new_header`]'s header (the rest is zero),
+/// built word by word: a writer formatting ring memory stores them without building the
+/// whole 192-byte header (no `memset`, issue 15 goal 2).
+pub fn new_static_header(
+    geometry: &Geometry,
+    mode: Mode,
+    clock_hz: u64,
+    cpu_id: u32,
+    producer_id: u64,
+    syscall_abi: crate::sel4::SyscallAbi,
+) -> [U32; STATIC_HEADER_WORDS] {
+    let magic = |i: usize| {
+        u32::from_le_bytes([
+            RING_MAGIC[i],
+            RING_MAGIC[i + 1],
+            RING_MAGIC[i + 2],
+            RING_MAGIC[i + 3],
+        ])
+    };
+    let mut words = [
+        magic(0),
+        magic(4),
+        u32::from(FORMAT_VERSION) | (RING_HEADER_LEN as u32) << 16,
+        geometry.block_size(),
+        geometry.block_count,
+        geometry.seq_modulus,
+        clock_hz as u32,
+        (clock_hz >> 32) as u32,
+        producer_id as u32,
+        (producer_id >> 32) as u32,
+        cpu_id,
+        // `flags` (the top half) is zero.
+        u32::from(mode as u8) | u32::from(syscall_abi as u8) << 8,
+        0,
+    ]
+    .map(U32::new);
+    let crc = crate::crc32::crc_of(&words.as_bytes()[..STATIC_HEADER_LEN]);
+    words[STATIC_HEADER_WORDS - 1] = U32::new(crc);
+    words
 }
 
 /// Why ring memory cannot be read; `offset` is from the start of the ring.
@@ -546,6 +594,85 @@ pub struct RingView<'a> {
     pub bytes: &'a [u8],
 }
 
+/// Bytes at the start of a ring header that [`RingView::parse`] checks: the static part,
+/// its CRC, and the live fields up to `commit_pos`.
+pub const CHECKED_HEADER_LEN: usize = offsets::COMMIT_POS + 4;
+
+/// Whether [`RingView::parse`] accepts a ring whose header starts with `prefix` (given
+/// memory at least [`RING_HEADER_LEN`] long): the same checks on the same fields, in the
+/// same function, without building a view. A writer initialising memory uses it to tell
+/// a claimed ring from other bytes; on a Cortex-M3 it is a fraction of `parse`'s code
+/// (BENCHMARKS.md, "Target cost (issue 15), third round: flash").
+pub fn header_is_valid(prefix: &[u8; CHECKED_HEADER_LEN]) -> bool {
+    match check_prefix(prefix) {
+        Ok((geometry, _)) => commit_possible(le32(prefix, offsets::COMMIT_POS), &geometry),
+        Err(_) => false,
+    }
+}
+
+/// The first [`CHECKED_HEADER_LEN`] bytes of `header`.
+fn header_prefix(header: &RingHeader) -> [u8; CHECKED_HEADER_LEN] {
+    let mut prefix = [0u8; CHECKED_HEADER_LEN];
+    prefix.copy_from_slice(&header.as_bytes()[..CHECKED_HEADER_LEN]);
+    prefix
+}
+
+/// The little-endian `u32` at `off` (a constant offset of a field inside the prefix).
+#[inline(always)]
+fn le32(p: &[u8; CHECKED_HEADER_LEN], off: usize) -> u32 {
+    u32::from_le_bytes([p[off], p[off + 1], p[off + 2], p[off + 3]])
+}
+
+/// The checks of a header's static part (magic, version, CRC, header length, geometry,
+/// mode), in this order; the one definition [`RingView::parse`] and
+/// [`header_is_valid`] share.
+// Inlined: in `header_is_valid` the errors it builds are dead code and go.
+#[inline(always)]
+fn check_prefix(p: &[u8; CHECKED_HEADER_LEN]) -> Result<(Geometry, Mode), RingError> {
+    if p[..RING_MAGIC.len()] != RING_MAGIC {
+        return Err(RingError::BadMagic);
+    }
+    let version = u16::from_le_bytes([p[offsets::VERSION], p[offsets::VERSION + 1]]);
+    if !SUPPORTED_VERSIONS.contains(&version) {
+        return Err(RingError::UnsupportedVersion { found: version });
+    }
+    let computed = crate::crc32::crc_of(&p[..STATIC_HEADER_LEN]);
+    let stored = le32(p, offsets::STATIC_CRC);
+    if computed != stored {
+        return Err(RingError::BadHeaderCrc { stored, computed });
+    }
+    let header_len = u16::from_le_bytes([p[offsets::HEADER_LEN], p[offsets::HEADER_LEN + 1]]);
+    if usize::from(header_len) != RING_HEADER_LEN {
+        return Err(bad("header_len", offsets::HEADER_LEN, header_len.into()));
+    }
+    let geometry = match Geometry::from_parts(
+        le32(p, offsets::BLOCK_SIZE),
+        le32(p, offsets::BLOCK_COUNT),
+        le32(p, offsets::SEQ_MODULUS),
+    ) {
+        Ok(g) => g,
+        Err(GeometryError::BlockSize(v)) => {
+            return Err(bad("block_size", offsets::BLOCK_SIZE, v.into()))
+        }
+        Err(GeometryError::BlockCount(v)) => {
+            return Err(bad("block_count", offsets::BLOCK_COUNT, v.into()))
+        }
+        Err(GeometryError::SeqModulus(v)) => {
+            return Err(bad("seq_modulus", offsets::SEQ_MODULUS, v.into()))
+        }
+    };
+    let mode = p[offsets::MODE];
+    let mode = Mode::from_u8(mode).ok_or(bad("mode", offsets::MODE, mode.into()))?;
+    Ok((geometry, mode))
+}
+
+/// Whether `raw` is a possible commit position for `geometry`: zero (nothing committed),
+/// or a sequence number below the modulus and an offset past a block header.
+fn commit_possible(raw: u32, geometry: &Geometry) -> bool {
+    let commit = geometry.split(raw);
+    raw == 0 || commit.seq < geometry.seq_modulus && commit.offset as usize >= BLOCK_HEADER_LEN
+}
+
 fn bad(field: &'static str, offset: usize, value: u64) -> RingError {
     RingError::BadField {
         field,
@@ -588,45 +715,7 @@ impl<'a> RingView<'a> {
         let Ok((header, _)) = RingHeader::read_from_prefix(bytes) else {
             return Err(RingError::TooShort { len: bytes.len() });
         };
-        if header.magic != RING_MAGIC {
-            return Err(RingError::BadMagic);
-        }
-        let version = header.version.get();
-        if !SUPPORTED_VERSIONS.contains(&version) {
-            return Err(RingError::UnsupportedVersion { found: version });
-        }
-        let computed = crate::crc32::crc_of(&bytes[..STATIC_HEADER_LEN]);
-        if computed != header.static_crc.get() {
-            return Err(RingError::BadHeaderCrc {
-                stored: header.static_crc.get(),
-                computed,
-            });
-        }
-        if usize::from(header.header_len.get()) != RING_HEADER_LEN {
-            return Err(bad(
-                "header_len",
-                offsets::HEADER_LEN,
-                header.header_len.get().into(),
-            ));
-        }
-        let geometry = match Geometry::from_parts(
-            header.block_size.get(),
-            header.block_count.get(),
-            header.seq_modulus.get(),
-        ) {
-            Ok(g) => g,
-            Err(GeometryError::BlockSize(v)) => {
-                return Err(bad("block_size", offsets::BLOCK_SIZE, v.into()))
-            }
-            Err(GeometryError::BlockCount(v)) => {
-                return Err(bad("block_count", offsets::BLOCK_COUNT, v.into()))
-            }
-            Err(GeometryError::SeqModulus(v)) => {
-                return Err(bad("seq_modulus", offsets::SEQ_MODULUS, v.into()))
-            }
-        };
-        let mode =
-            Mode::from_u8(header.mode).ok_or(bad("mode", offsets::MODE, header.mode.into()))?;
+        let (geometry, mode) = check_prefix(&header_prefix(&header))?;
         let commit = geometry.split(header.commit_pos.get());
         Ok(RingView {
             header,
@@ -640,10 +729,7 @@ impl<'a> RingView<'a> {
     /// Whether the commit position is a possible value: zero (nothing committed), or a
     /// sequence number below the modulus and an offset past a block header.
     fn commit_possible(&self) -> bool {
-        let raw = self.header.commit_pos.get();
-        raw == 0
-            || self.commit.seq < self.geometry.seq_modulus
-                && self.commit.offset as usize >= BLOCK_HEADER_LEN
+        commit_possible(self.header.commit_pos.get(), &self.geometry)
     }
 
     /// Whether the commit position agrees with the blocks, as the writer's protocol
@@ -1090,5 +1176,76 @@ mod tests {
             RingView::parse(&mem),
             Err(RingError::BadHeaderCrc { .. })
         ));
+    }
+
+    /// The word-by-word static header holds each field where `RingHeader` has it.
+    #[test]
+    fn new_header_fields() {
+        let g = Geometry::new(512, 6).unwrap();
+        let h = new_header(
+            &g,
+            Mode::Overwrite,
+            0x1122_3344_5566_7788,
+            0xa5,
+            0x99aa_bbcc_ddee_ff01,
+            crate::sel4::SyscallAbi::Sel4Mcs,
+        );
+        assert_eq!(h.magic, RING_MAGIC);
+        assert_eq!(h.version.get(), FORMAT_VERSION);
+        assert_eq!(usize::from(h.header_len.get()), RING_HEADER_LEN);
+        assert_eq!(h.block_size.get(), 512);
+        assert_eq!(h.block_count.get(), 6);
+        assert_eq!(h.seq_modulus.get(), g.seq_modulus);
+        assert_eq!(h.clock_hz.get(), 0x1122_3344_5566_7788);
+        assert_eq!(h.producer_id.get(), 0x99aa_bbcc_ddee_ff01);
+        assert_eq!(h.cpu_id.get(), 0xa5);
+        assert_eq!(h.mode, Mode::Overwrite as u8);
+        assert_eq!(h.syscall_abi, crate::sel4::SyscallAbi::Sel4Mcs as u8);
+        assert_eq!(h.flags.get(), 0);
+        let crc = crate::crc32::crc_of(&h.as_bytes()[..STATIC_HEADER_LEN]);
+        assert_eq!(h.static_crc.get(), crc);
+        assert!(h.as_bytes()[STATIC_HEADER_WORDS * 4..]
+            .iter()
+            .all(|&b| b == 0));
+    }
+
+    /// `header_is_valid` (the writer's check at initialisation) accepts exactly the
+    /// headers `RingView::parse` accepts: every byte of the checked prefix set to values
+    /// that break each check, with the CRC left stale or recomputed.
+    #[test]
+    fn header_is_valid_agrees_with_parse() {
+        let mut mem = vec![0u8; RING_HEADER_LEN + 8 * 1024];
+        let (mut valid, mut invalid) = (0, 0);
+        for (block_size, count, mode) in [(1024, 8, Mode::Drop), (256, 2, Mode::Overwrite)] {
+            let g = Geometry::new(block_size, count).unwrap();
+            let h = new_header(&g, mode, 25_000_000, 1, 7, crate::sel4::SyscallAbi::Raw);
+            for off in 0..CHECKED_HEADER_LEN {
+                for value in [0u8, 1, 2, 3, 4, 0x10, 0x40, 0x80, 0xff] {
+                    for fix_crc in [false, true] {
+                        mem[..RING_HEADER_LEN].copy_from_slice(h.as_bytes());
+                        mem[off] = value;
+                        if fix_crc {
+                            let crc = crate::crc32::crc_of(&mem[..STATIC_HEADER_LEN]);
+                            mem[offsets::STATIC_CRC..offsets::STATIC_CRC + 4]
+                                .copy_from_slice(&crc.to_le_bytes());
+                        }
+                        let prefix: &[u8; CHECKED_HEADER_LEN] =
+                            mem[..CHECKED_HEADER_LEN].try_into().unwrap();
+                        let parsed = RingView::parse(&mem).is_ok();
+                        assert_eq!(header_is_valid(prefix), parsed, "byte {off} = {value:#x}");
+                        if parsed {
+                            valid += 1;
+                        } else {
+                            invalid += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // Both answers are exercised (a check that always said one thing would fail).
+        assert!(
+            valid > 100 && invalid > 100,
+            "{valid} valid, {invalid} invalid"
+        );
     }
 }

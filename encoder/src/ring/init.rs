@@ -3,15 +3,12 @@
 
 use tracemark_format::ring::{self, offsets, Geometry, BLOCK_HEADER_LEN, RING_HEADER_LEN};
 
-use zerocopy::little_endian::U32;
-use zerocopy::{FromBytes, IntoBytes};
-
 use crate::mem::Mem;
 use crate::pos::SlotDivisor;
 use crate::sync::{fence, local_cas, AtomicU32, Ordering};
 
 use super::fast::SMALL_VARINTS_MAX;
-use super::{header_bytes, Config, InitError, Ring, OWNED};
+use super::{header_prefix, Config, InitError, Ring, OWNED};
 
 impl<'a> Ring<'a> {
     /// Initialises a ring in `memory` and claims it.
@@ -115,8 +112,10 @@ impl<'a> Ring<'a> {
         };
         // Claim before touching anything: a ring already claimed keeps its data.
         let owner = mem.hdr(offsets::OWNER);
-        let claimed_ring = ring::RingView::parse(&header_bytes(&mem)).is_ok()
-            && owner.load(Ordering::Acquire) == OWNED;
+        // The checks `RingView::parse` makes, on the header's first words only: no view,
+        // no copy of the whole header (issue 15, goal 2: flash).
+        let claimed_ring =
+            ring::header_is_valid(&header_prefix(&mem)) && owner.load(Ordering::Acquire) == OWNED;
         if claimed_ring || !local_cas(owner, owner.load(Ordering::Relaxed), OWNED) {
             // No live ring of this program overlaps (checked above, when the table had
             // room): the claim is an earlier session's, left across a reset.
@@ -150,7 +149,9 @@ impl<'a> Ring<'a> {
 
     /// Writes a fresh header (owner kept) and empty block headers.
     pub(super) fn format(&self, config: &Config) {
-        let header = ring::new_header(
+        // The static words only: the live fields start zero (no 192-byte header built
+        // and copied, so no `memset`).
+        let words = ring::new_static_header(
             &self.geometry,
             config.mode,
             config.clock_hz,
@@ -158,19 +159,15 @@ impl<'a> Ring<'a> {
             config.producer_id,
             config.syscall_abi,
         );
-        // The header as little-endian words (its size is a multiple of 4, checked by the
-        // format crate's layout assertions, so this never fails).
-        let words = <[U32]>::ref_from_bytes(header.as_bytes()).unwrap_or(&[]);
-        for (i, w) in words.iter().enumerate() {
-            let w = w.get();
-            let off = i * 4;
+        for off in (0..RING_HEADER_LEN).step_by(4) {
+            let w = words.get(off / 4).map_or(0, |w| w.get());
             // NOTE: `last_ts` may be a 64-bit atomic (see `Mem::store_last_ts`); every
             // location is accessed with one width only, so it is set through that.
             if off != offsets::OWNER && off & !7 != offsets::LAST_TS {
                 self.mem.hdr(off).store(w, Ordering::Relaxed);
             }
         }
-        self.mem.store_last_ts(header.last_ts.get());
+        self.mem.store_last_ts(0);
         for slot in 0..self.geometry.block_count {
             let base = self.geometry.block_offset(slot);
             for off in (0..BLOCK_HEADER_LEN).step_by(4) {

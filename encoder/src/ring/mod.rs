@@ -62,8 +62,9 @@ pub(crate) mod held;
 mod init;
 mod owned;
 
-use tracemark_format::ring::{self, Geometry, Mode, RING_HEADER_LEN};
+use tracemark_format::ring::{self, Geometry, Mode};
 use tracemark_format::SyscallAbi;
+use zerocopy::little_endian::U32;
 
 use crate::mem::Mem;
 use crate::pos::SlotDivisor;
@@ -244,12 +245,14 @@ impl<'a> Ring<'a> {
     }
 }
 
-/// The ring header as bytes, read through atomics.
-pub(crate) fn header_bytes(mem: &Mem<'_>) -> [u8; RING_HEADER_LEN] {
-    let mut out = [0u8; RING_HEADER_LEN];
-    for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
-        // SAFETY: `i * 4 + 4 <= RING_HEADER_LEN <= MIN_LEN`, the shortest `Mem`.
-        chunk.copy_from_slice(&unsafe { mem.load_word_for_reader(i * 4) }.to_le_bytes());
-    }
-    out
+/// The first bytes of the ring header (the part [`ring::header_is_valid`] checks), read
+/// through atomics. Built word by word, with no zeroed array copied out: the C library's
+/// initialisation then calls neither `memset` nor `memcpy` for it.
+pub(crate) fn header_prefix(mem: &Mem<'_>) -> [u8; ring::CHECKED_HEADER_LEN] {
+    let words: [U32; ring::CHECKED_HEADER_LEN / 4] = core::array::from_fn(|i| {
+        // SAFETY: `i * 4 + 4 <= CHECKED_HEADER_LEN < RING_HEADER_LEN <= MIN_LEN`, the
+        // shortest `Mem`.
+        U32::new(unsafe { mem.load_word_for_reader(i * 4) })
+    });
+    zerocopy::transmute!(words)
 }
