@@ -712,7 +712,7 @@ impl<C: Clock> Masked<'_, '_, C> {
 
 /// The single-context calls record exactly what the nesting-safe ones record.
 #[cfg(all(test, not(loom)))]
-mod masked_tests {
+pub(crate) mod masked_tests {
     use std::cell::Cell;
     use std::vec::Vec;
 
@@ -725,7 +725,7 @@ mod masked_tests {
     use crate::{Config, Outcome, Tracer};
 
     /// `words` as bytes (8-aligned ring memory).
-    fn bytes(words: &mut [u64]) -> &mut [u8] {
+    pub(crate) fn bytes(words: &mut [u64]) -> &mut [u8] {
         // SAFETY: the initialised bytes of `words`, 8-aligned; the unique borrow of
         // `words` covers the returned slice, its only view.
         unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) }
@@ -733,7 +733,7 @@ mod masked_tests {
 
     /// The ring's bytes (read through its atomics) and its records, oldest first, LOST
     /// records left out (how many records were overwritten depends on the bytes).
-    fn records<C: Clock>(t: &Tracer<'_, C>) -> (Vec<u8>, Vec<Record>) {
+    pub(crate) fn records<C: Clock>(t: &Tracer<'_, C>) -> (Vec<u8>, Vec<Record>) {
         let mut bytes = Vec::new();
         t.ring()
             .dump(|c| {

@@ -1574,6 +1574,21 @@ mod tests {
         }
     }
 
+    /// A THREAD record of ring `ring` at `ts` naming `thread`.
+    fn named(ring: u32, ts: u64, thread: u64, prio: u32, name: &'static [u8]) -> Item {
+        Item {
+            ts,
+            number: Some(ts),
+            ring,
+            event: Event::ThreadName {
+                thread,
+                prio,
+                name: tracemark_format::record::UserPayload::new(name).unwrap(),
+            },
+            entry: None,
+        }
+    }
+
     /// Issue 17: one `threads` row per thread a ring names, with its latest name and
     /// priority, the time of its first THREAD record and their count; on the ring's CPU.
     #[test]
@@ -1587,17 +1602,6 @@ mod tests {
         };
         let meta = DumpMeta::for_test(vec![r0, r1], "th", 4);
         let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
-        let named = |ring: u32, ts: u64, thread: u64, prio: u32, name: &'static [u8]| Item {
-            ts,
-            number: Some(ts),
-            ring,
-            event: Event::ThreadName {
-                thread,
-                prio,
-                name: tracemark_format::record::UserPayload::new(name).unwrap(),
-            },
-            entry: None,
-        };
         for item in [
             named(0, 10, 0x300, 1, b"consumer"),
             named(0, 11, 0x200, 3, b"producer"),
@@ -1644,17 +1648,6 @@ mod tests {
         let r1 = RingInfo { index: 1, ..r0 };
         let meta = DumpMeta::for_test(vec![r0, r1], "two", 4);
         let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
-        let named = |ring: u32, ts: u64, thread: u64, prio: u32, name: &'static [u8]| Item {
-            ts,
-            number: Some(ts),
-            ring,
-            event: Event::ThreadName {
-                thread,
-                prio,
-                name: tracemark_format::record::UserPayload::new(name).unwrap(),
-            },
-            entry: None,
-        };
         for item in [
             named(0, 10, 0x300, 1, b"server"),
             named(0, 11, 0x200, 3, b"root"),

@@ -269,6 +269,35 @@ pub struct TmConfig {
 pub type TmSinkFn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> c_int>;
 
+/// Sends `len` bytes, read by `read`, to `sink` as a UART dump (FORMAT.md section 17):
+/// the framing behind [`tm_dump_uart`] and [`tm_frame_uart`]. `TM_OK`, or
+/// `TM_ERR_SINK` once `sink` returns non-zero.
+///
+/// # Safety
+///
+/// `sink` must be safe to call with `ctx` and a valid buffer.
+unsafe fn frame_to_sink(
+    dump_id: u32,
+    len: usize,
+    read: impl FnMut(usize, &mut [u8]),
+    sink: unsafe extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> c_int,
+    ctx: *mut c_void,
+) -> c_int {
+    let r =
+        tracemark::format::uart::write_framed_with(dump_id, len, 0, read, &mut |line: &[u8]| {
+            // SAFETY: `line` is a valid buffer for the call; the caller vouches for `sink`
+            // and `ctx`.
+            match unsafe { sink(ctx, line.as_ptr(), line.len()) } {
+                0 => Ok(()),
+                _ => Err(()),
+            }
+        });
+    match r {
+        Ok(()) => TM_OK,
+        Err(()) => TM_ERR_SINK,
+    }
+}
+
 /// Returns the number of the CPU the caller runs on (for the `-finstrument-functions` hooks).
 /// Mark it `__attribute__((no_instrument_function))`, as the clock (see `tm_clock_fn`).
 pub type TmCpuFn = Option<extern "C" fn() -> u32>;
@@ -1098,26 +1127,18 @@ pub unsafe extern "C" fn tm_dump_uart(
         return TM_ERR_BAD_ARG;
     };
     let ring = t.ring();
-    let r = hooks_quiet(|| {
-        tracemark::format::uart::write_framed_with(
-            dump_id,
-            ring.used_len(),
-            0,
-            |offset, buf| ring.read_at(offset, buf),
-            &mut |line: &[u8]| {
-                // SAFETY: `line` is a valid buffer for the call; the caller vouches for
-                // `sink` and `ctx`.
-                match unsafe { sink(ctx, line.as_ptr(), line.len()) } {
-                    0 => Ok(()),
-                    _ => Err(()),
-                }
-            },
-        )
-    });
-    match r {
-        Ok(()) => TM_OK,
-        Err(()) => TM_ERR_SINK,
-    }
+    hooks_quiet(|| {
+        // SAFETY: the caller vouches for `sink` and `ctx`.
+        unsafe {
+            frame_to_sink(
+                dump_id,
+                ring.used_len(),
+                |offset, buf| ring.read_at(offset, buf),
+                sink,
+                ctx,
+            )
+        }
+    })
 }
 
 /// Copies a consistent image of CPU `cpu`'s ring into `out` (capacity `cap` bytes) while
@@ -1306,26 +1327,11 @@ pub unsafe extern "C" fn tm_frame_uart(
         return TM_ERR_BAD_ARG;
     };
     let used = view.dump_len().min(image.len());
-    let r = tracemark::format::uart::write_framed_with(
-        dump_id,
-        used,
-        0,
-        |offset, buf| {
-            for (i, b) in buf.iter_mut().enumerate() {
-                *b = image.get(offset + i).copied().unwrap_or(0);
-            }
-        },
-        &mut |line: &[u8]| {
-            // SAFETY: `line` is a valid buffer for the call; the caller vouches for
-            // `sink` and `ctx`.
-            match unsafe { sink(ctx, line.as_ptr(), line.len()) } {
-                0 => Ok(()),
-                _ => Err(()),
-            }
-        },
-    );
-    match r {
-        Ok(()) => TM_OK,
-        Err(()) => TM_ERR_SINK,
-    }
+    let read = |offset: usize, buf: &mut [u8]| {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = image.get(offset + i).copied().unwrap_or(0);
+        }
+    };
+    // SAFETY: the caller vouches for `sink` and `ctx`.
+    unsafe { frame_to_sink(dump_id, used, read, sink, ctx) }
 }

@@ -250,47 +250,12 @@ mod tests {
     use std::cell::Cell;
     use std::vec::Vec;
 
-    use tracemark_format::record::Record;
-    use tracemark_format::ring::{offsets, BlockState, Mode, RingView, RING_HEADER_LEN};
+    use tracemark_format::ring::{offsets, Mode, RING_HEADER_LEN};
     use tracemark_format::{Event, ExitDuration, KernelEntry};
 
-    use crate::clock::Clock;
     use crate::sync::Ordering;
+    use crate::tracer::masked_tests::{bytes, records};
     use crate::{Config, Outcome, Tracer};
-
-    fn bytes(words: &mut [u64]) -> &mut [u8] {
-        // SAFETY: the initialised bytes of `words`, 8-aligned; the unique borrow of
-        // `words` covers the returned slice, its only view.
-        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) }
-    }
-
-    /// The ring's bytes and its records, oldest first (LOST records left out).
-    fn records<C: Clock>(t: &Tracer<'_, C>) -> (Vec<u8>, Vec<Record>) {
-        let mut bytes = Vec::new();
-        t.ring()
-            .dump(|c| {
-                bytes.extend_from_slice(c);
-                Ok::<(), ()>(())
-            })
-            .unwrap();
-        let view = RingView::parse(&bytes).unwrap();
-        let mut out = Vec::new();
-        for block in view.blocks() {
-            match block.state {
-                BlockState::Valid => {
-                    for r in block.decode() {
-                        let r = r.unwrap();
-                        if !matches!(r.event, Event::Lost { .. }) {
-                            out.push(r);
-                        }
-                    }
-                }
-                BlockState::Empty => {}
-                s => panic!("block {} is {s:?}", block.seq),
-            }
-        }
-        (bytes, out)
-    }
 
     /// Calls per run, and how often the two rings are compared. Under miri a call with
     /// its share of the comparisons costs about two seconds of a loaded 2-core machine
