@@ -370,6 +370,38 @@ typedef int (*tm_sink_fn)(void *ctx, const uint8_t *data, size_t len);
  */
 typedef uint32_t (*tm_cpu_fn)(void);
 
+/**
+ * What the inline pair writer of `tracemark_inline.h` (`tm_owned_inline_pair`) works
+ * from: one CPU's ring memory and the fast path's geometry, filled in by
+ * [`tm_owned_inline_sync`]. The caller keeps it in its per-CPU data beside the
+ * `tm_owned` handle, and takes it again after every pair the inline writer could not
+ * write (`tm_owned_inline_kernel_pair` does both).
+ */
+typedef struct {
+    /**
+     * The ring's memory (the first byte of its header).
+     */
+    uint8_t *ring;
+    /**
+     * The lap cache when last taken: `write_pos + lap` is the position's byte offset
+     * from the first block when it is below `area`; any other value is a miss.
+     */
+    uint32_t lap;
+    /**
+     * Block size minus one.
+     */
+    uint32_t mask;
+    /**
+     * Bytes of all blocks.
+     */
+    uint32_t area;
+    /**
+     * A pair fits when its offset in its block minus the block header's length is below
+     * this.
+     */
+    uint32_t room;
+} tm_owned_inline;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -385,8 +417,9 @@ extern "C" {
  * # Safety
  *
  * `mem` must be valid for reads and writes of `len` bytes, and nothing else may read or
- * write that memory through other means than this library until `tm_release(cpu)`
- * returns (a debugger or another core reading it is fine). `config` must point to a
+ * write that memory through other means than this library (of which the inline writer
+ * of `tracemark_inline.h` is part) until `tm_release(cpu)` returns (a debugger or
+ * another core reading it is fine). `config` must point to a
  * valid `tm_config` (it is only read during the call).
  */
 int tm_init(uint32_t cpu,
@@ -800,6 +833,35 @@ int tm_owned_interrupt(const tm_owned *t, uint32_t irq, uint64_t ts);
  * As [`tm_owned_kernel_pair`].
  */
 int tm_owned_thread_switch(const tm_owned *t, uint64_t thread, uint64_t ts);
+
+/**
+ * Fills `*f` for the inline pair writer of `tracemark_inline.h` from the ring behind `t`
+ * (at the start, and after a pair the inline writer left to [`tm_owned_kernel_pair`]).
+ * Returns `TM_OK`, or `TM_ERR_BAD_ARG` (`*f` untouched) if `t` or `f` is NULL.
+ *
+ * # Safety
+ *
+ * `t` is NULL or came from [`tm_owned_ring`] and its slot was not released since; `f` is
+ * NULL or valid for a write of a `tm_owned_inline`. Nothing records into the ring while
+ * the call runs (the owned calls' contract).
+ */
+int tm_owned_inline_sync(const tm_owned *t, tm_owned_inline *f);
+
+/**
+ * The pair `tm_owned_inline_kernel_pair` (`tracemark_inline.h`) did not write inline:
+ * writes it as [`tm_owned_kernel_pair`] does, then takes `*f` again (its lap may have
+ * gone stale). Returns the pair's `TM_OK` or `TM_DROPPED`.
+ *
+ * # Safety
+ *
+ * As [`tm_owned_kernel_pair`]; `f` is valid for reads and writes of a `tm_owned_inline`.
+ */
+int tm_owned_inline_fallback(const tm_owned *t,
+                             tm_owned_inline *f,
+                             uint64_t entry_ts,
+                             uint32_t word,
+                             uint64_t next_thread,
+                             uint64_t exit_ts);
 
 #ifdef __cplusplus
 }  // extern "C"

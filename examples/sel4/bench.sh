@@ -51,12 +51,16 @@ tool="${CARGO_TARGET_DIR:-$root/target}/debug/tracemark"
 for arch in "${archs[@]}"; do
     variants=(off trace)
     [ "$arch" = aarch64 ] && [ "$cores" = 1 ] && variants+=(track)
+    # The baseline of the inline pair writer: the pair through a library call.
+    [ "$cores" = 1 ] && variants+=(call)
     # x86_64's 1 GHz TSC: the trace kernel again with 8 ns timestamps.
     [ "$arch" = x86_64 ] && [ "$cores" = 1 ] && variants+=(shift3)
     for v in "${variants[@]}"; do
         kind="$v" opts=""
         if [ "$v" = shift3 ]; then
             kind=trace opts=-DKernelTracemarkClockShift=3
+        elif [ "$v" = call ]; then
+            kind=trace opts=-DKernelTracemarkInlinePair=OFF
         fi
         if [ -n "$release" ]; then
             OUT_NAME="bench-$v$suffix" ROOT_CFLAGS=-DTM_BENCH SEL4_CMAKE_OPTS="-DKernelPrinting=ON $opts" \
@@ -103,7 +107,8 @@ for v in variants:
     base = base if base is not None else t
     name = {"off": "tracing compiled out", "trace": "tracemark (KernelBenchmarksTracemark)",
             "track": "seL4 track_kernel_entries",
-            "shift3": "tracemark, KernelTracemarkClockShift=3 (8 ns timestamps)"}[v]
+            "shift3": "tracemark, KernelTracemarkClockShift=3 (8 ns timestamps)",
+            "call": "tracemark, the pair through a library call (KernelTracemarkInlinePair=OFF)"}[v]
     print(f"| {name} | {t:.2f} | {t * 1e9 / hz:.0f} | {(t - base) * 1e9 / hz:+.0f} instructions |")
 print(f"\n(counter: {hz} Hz)\n")
 
@@ -136,6 +141,10 @@ data = tot(tr, [".data"]) - tot(off, [".data"])
 bss = tot(tr, [".bss"]) - tot(off, [".bss"])
 print(f"Kernel image, trace vs off: code +{text} bytes, read-only data +{rodata} bytes, "
       f"data +{data} bytes, BSS +{bss} bytes (of which {ring} are the ring).\n")
+if "call" in variants:
+    call = size(kelf("call"))
+    print(f"Kernel code, inline pair vs library call: "
+          f"{tot(tr, ['.text', '.boot']) - tot(call, ['.text', '.boot']):+d} bytes.\n")
 
 # The library's share: the traced kernel's symbols that the library build.sh linked defines.
 lib = f"{out}/bench-trace{suffix}/kernel/tracemark/lib/libtracemark_c.a"

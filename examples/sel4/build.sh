@@ -81,7 +81,8 @@ if [ ! -f "$stamp" ] || [ "$patch_file" -nt "$stamp" ] ||
 fi
 
 # 2. The tracemark C ABI as a static library for the kernel's target, installed where the
-#    kernel's CMake finds it: TRACEMARK_DIR (include/tracemark.h, lib/libtracemark_c.a),
+#    kernel's CMake finds it: TRACEMARK_DIR (include/tracemark.h and tracemark_inline.h,
+#    lib/libtracemark_c.a),
 #    here tracemark/ in the kernel build folder, given relative to it.
 tm_dir="$out/kernel/tracemark"
 tm_dir_used=""
@@ -102,8 +103,10 @@ if [ "$variant" = trace ] || [ "$variant" = ftrace ] || [ "$variant" = util ]; t
     full="$rust_dir/$rust_target/release/libtracemark_c.a"
     mkdir -p "$tm_dir/include" "$tm_dir/lib"
     # Copied only when it changed, so that the kernel is not recompiled for nothing.
-    cmp -s "$root/encoder/include/tracemark.h" "$tm_dir/include/tracemark.h" ||
-        cp "$root/encoder/include/tracemark.h" "$tm_dir/include/"
+    for h in tracemark.h tracemark_inline.h; do
+        cmp -s "$root/encoder/include/$h" "$tm_dir/include/$h" ||
+            cp "$root/encoder/include/$h" "$tm_dir/include/"
+    done
     # The kernel's CMake needs the library to exist when it configures; lean_tracemark
     # below replaces it with what the kernel calls before the kernel is linked.
     [ -f "$tm_dir/lib/libtracemark_c.a" ] || cp "$full" "$tm_dir/lib/libtracemark_c.a"

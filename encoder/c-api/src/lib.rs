@@ -70,6 +70,9 @@ type CTracer = tracemark::Tracer<'static, FnClock>;
 mod owned;
 pub use owned::*;
 
+#[cfg(not(target_os = "none"))]
+pub mod inline_header;
+
 // ---------------------------------------------------------------------------------------
 // Constants (exported to the header as #defines)
 // ---------------------------------------------------------------------------------------
@@ -414,8 +417,9 @@ fn init_error(e: InitError) -> c_int {
 /// # Safety
 ///
 /// `mem` must be valid for reads and writes of `len` bytes, and nothing else may read or
-/// write that memory through other means than this library until `tm_release(cpu)`
-/// returns (a debugger or another core reading it is fine). `config` must point to a
+/// write that memory through other means than this library (of which the inline writer
+/// of `tracemark_inline.h` is part) until `tm_release(cpu)` returns (a debugger or
+/// another core reading it is fine). `config` must point to a
 /// valid `tm_config` (it is only read during the call).
 #[no_mangle]
 pub unsafe extern "C" fn tm_init(

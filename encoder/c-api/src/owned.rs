@@ -120,3 +120,78 @@ pub unsafe extern "C" fn tm_owned_thread_switch(t: *const TmOwned, thread: u64, 
     // SAFETY: the caller's contract.
     outcome(unsafe { owned(t).owned() }.thread_switch(thread, ts))
 }
+
+/// What the inline pair writer of `tracemark_inline.h` (`tm_owned_inline_pair`) works
+/// from: one CPU's ring memory and the fast path's geometry, filled in by
+/// [`tm_owned_inline_sync`]. The caller keeps it in its per-CPU data beside the
+/// `tm_owned` handle, and takes it again after every pair the inline writer could not
+/// write (`tm_owned_inline_kernel_pair` does both).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct TmOwnedInline {
+    /// The ring's memory (the first byte of its header).
+    pub ring: *mut u8,
+    /// The lap cache when last taken: `write_pos + lap` is the position's byte offset
+    /// from the first block when it is below `area`; any other value is a miss.
+    pub lap: u32,
+    /// Block size minus one.
+    pub mask: u32,
+    /// Bytes of all blocks.
+    pub area: u32,
+    /// A pair fits when its offset in its block minus the block header's length is below
+    /// this.
+    pub room: u32,
+}
+
+/// Fills `*f` for the inline pair writer of `tracemark_inline.h` from the ring behind `t`
+/// (at the start, and after a pair the inline writer left to [`tm_owned_kernel_pair`]).
+/// Returns `TM_OK`, or `TM_ERR_BAD_ARG` (`*f` untouched) if `t` or `f` is NULL.
+///
+/// # Safety
+///
+/// `t` is NULL or came from [`tm_owned_ring`] and its slot was not released since; `f` is
+/// NULL or valid for a write of a `tm_owned_inline`. Nothing records into the ring while
+/// the call runs (the owned calls' contract).
+#[no_mangle]
+pub unsafe extern "C" fn tm_owned_inline_sync(t: *const TmOwned, f: *mut TmOwnedInline) -> c_int {
+    if t.is_null() || f.is_null() {
+        return crate::TM_ERR_BAD_ARG;
+    }
+    // SAFETY: the caller's contract (`t` is a live handle, nothing records meanwhile).
+    let s = unsafe { owned(t).owned() }.short_pair_state();
+    let state = TmOwnedInline {
+        ring: s.memory,
+        lap: s.lap,
+        mask: s.mask,
+        area: s.area,
+        room: s.room,
+    };
+    // SAFETY: `f` is valid for a write (the caller's contract), checked non-NULL above.
+    unsafe { f.write(state) };
+    crate::TM_OK
+}
+
+/// The pair `tm_owned_inline_kernel_pair` (`tracemark_inline.h`) did not write inline:
+/// writes it as [`tm_owned_kernel_pair`] does, then takes `*f` again (its lap may have
+/// gone stale). Returns the pair's `TM_OK` or `TM_DROPPED`.
+///
+/// # Safety
+///
+/// As [`tm_owned_kernel_pair`]; `f` is valid for reads and writes of a `tm_owned_inline`.
+#[no_mangle]
+#[cold]
+pub unsafe extern "C" fn tm_owned_inline_fallback(
+    t: *const TmOwned,
+    f: *mut TmOwnedInline,
+    entry_ts: u64,
+    word: u32,
+    next_thread: u64,
+    exit_ts: u64,
+) -> c_int {
+    // SAFETY: the caller's contract (both).
+    unsafe {
+        let r = tm_owned_kernel_pair(t, entry_ts, word, next_thread, exit_ts);
+        tm_owned_inline_sync(t, f);
+        r
+    }
+}

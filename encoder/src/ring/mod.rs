@@ -71,6 +71,7 @@ use crate::pos::SlotDivisor;
 use crate::sync::AtomicU32;
 
 pub(crate) use fast::Small;
+pub use owned::ShortPairState;
 
 /// How to lay out and run a ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

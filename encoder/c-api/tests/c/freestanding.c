@@ -2,7 +2,8 @@
  * A kernel translation unit built as seL4 builds its kernel: -ffreestanding -nostdinc,
  * with its own exact-width types and no libc headers (issue 20, point 21). It includes
  * tracemark.h with TM_NO_STDINC and uses the entry-word helpers (point 19) and the
- * seL4 bits helper; tests/entry_word.rs links it with a hosted driver (entry_word.c).
+ * seL4 bits helper, and the inline pair writer of tracemark_inline.h; tests/entry_word.rs
+ * links it with a hosted driver (entry_word.c).
  */
 typedef unsigned char uint8_t;
 typedef unsigned int uint32_t;
@@ -15,6 +16,9 @@ typedef unsigned long word_t;
 #include "tracemark.h"
 /* Included twice, as a kernel's headers do: the include guards hold. */
 #include "tracemark.h"
+/* The generated inline pair writer (issue 15), as seL4's tracemark.c includes it. */
+#include "tracemark_inline.h"
+#include "tracemark_inline.h"
 
 #if defined(bool) || defined(size_t)
 #error "tracemark.h leaked its bool/size_t macros"
@@ -44,4 +48,11 @@ int fs_record(uint32_t cpu, uint32_t word)
         return rc;
     }
     return tm_kernel_entry_info(cpu, word);
+}
+
+/* The inline pair writer, as seL4's exit hook calls it. */
+int fs_inline_pair(const tm_owned *t, tm_owned_inline *f, uint64_t entry_ts, uint32_t word,
+                   uint64_t exit_ts)
+{
+    return tm_owned_inline_kernel_pair(t, f, entry_ts, word, 0, exit_ts);
 }

@@ -12,6 +12,9 @@
 #include <assert.h>
 #include <util.h>
 #include <benchmark/tracemark.h>
+/* The single-owner writer's common pair, inlined into the exit hook (generated from
+ * tracemark's format crate; TRACEMARK_DIR/include). */
+#include <tracemark_inline.h>
 #include <benchmark/benchmark_track.h>
 #include <model/statedata.h>
 #include <machine/io.h>
@@ -84,6 +87,9 @@ typedef struct tm_node_state {
      * function record, a thread name, a note), its word then filled in at the exit
      * (tm_owned_kernel_exit). */
     const tm_owned *ring;
+    /* What the inline pair writer (tracemark_inline.h) works from, taken from `ring`
+     * with tm_owned_inline_sync whenever `ring` is set. */
+    tm_owned_inline inl;
     uint64_t entry_ts;
     int held;
 } tm_node_state_t;
@@ -269,7 +275,7 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
         int rn = tm_init((uint32_t)n, tm_ring[n], sizeof(tm_ring[n]), &config);
         tm_node[n].ring = tm_owned_ring((uint32_t)n);
         tm_node[n].held = 0;
-        tm_node[n].on = (rn == TM_OK && tm_node[n].ring != NULL);
+        tm_node[n].on = (rn == TM_OK && tm_owned_inline_sync(tm_node[n].ring, &tm_node[n].inl) == TM_OK);
         tm_node[n].last_thread = NODE_STATE_ON_CORE(ksCurThread, n);
         if (rn != TM_OK) {
             r = rn;
@@ -436,12 +442,16 @@ TM_NOTRACE void tracemark_sel4_exit(void)
         st->last_thread = next;
     }
     /* Entry word, thread switch and exit in one call; a held entry and its exit in one
-     * reservation. */
+     * reservation, written inline when short (tracemark_inline.h), else by the library. */
     uint32_t word = tm_entry_word(node);
     uint64_t now = tm_now();
     if (st->held) {
         st->held = 0;
+#ifdef CONFIG_KERNEL_TRACEMARK_INLINE_PAIR
+        (void)tm_owned_inline_kernel_pair(st->ring, &st->inl, st->entry_ts, word, switch_to, now);
+#else
         (void)tm_owned_kernel_pair(st->ring, st->entry_ts, word, switch_to, now);
+#endif
     } else {
         (void)tm_owned_kernel_exit(st->ring, word, switch_to, now);
     }
@@ -725,7 +735,7 @@ TM_NOTRACE exception_t tracemark_sel4_snapshot(void)
              * wrote this entry). */
             st->ring = tm_owned_ring(node);
             st->held = 0;
-            st->on = (r == TM_OK || r == TM_RECOVERED) && st->ring != NULL;
+            st->on = (r == TM_OK || r == TM_RECOVERED) && tm_owned_inline_sync(st->ring, &st->inl) == TM_OK;
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
             (void)tm_image(node, KERNEL_ELF_BASE, (word_t)ki_end - KERNEL_ELF_BASE, 0x73654c34);
 #endif
