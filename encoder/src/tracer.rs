@@ -746,12 +746,17 @@ pub(crate) mod masked_tests {
         for block in view.blocks() {
             match block.state {
                 BlockState::Valid => {
+                    let mut n = 0;
                     for r in block.decode() {
                         let r = r.unwrap();
+                        n += 1;
                         if !matches!(r.event, Event::Lost { .. }) {
                             out.push(r);
                         }
                     }
+                    // The block's record count (what overwrite and drop accounting
+                    // add up) is the number of records it holds.
+                    assert_eq!(block.header.records.get(), n, "block {} count", block.seq);
                 }
                 BlockState::Empty => {}
                 s => panic!("block {} is {s:?}", block.seq),

@@ -82,7 +82,8 @@ for line in dis.splitlines():
     if m and m.group(2) != cur:
         funcs[cur]["calls"].add(m.group(2))
 roots = ["fp_kernel_entry", "fp_kernel_exit", "fp_interrupt", "fp_function_entry", "fp_user",
-         "fp_masked_kernel_entry", "fp_masked_kernel_exit", "fp_masked_interrupt"]
+         "fp_masked_kernel_entry", "fp_masked_kernel_exit", "fp_masked_interrupt",
+         "fp_owned_interrupt"]
 def name(f):
     a = syms.get(f)
     return demangled.get((a[0], a[1]), f) if a else f
