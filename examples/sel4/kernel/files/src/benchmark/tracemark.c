@@ -251,6 +251,7 @@ static TM_NOTRACE void tm_putu(uint64_t v)
 static tm_config tm_saved_config;
 
 static TM_NOTRACE void tm_name_threads(uint32_t node);
+static BOOT_CODE TM_NOTRACE bool_t tm_entry_layout_ok(void);
 
 BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
 {
@@ -271,11 +272,15 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
     tm_node_state_t *self = &tm_node[TM_NODE()];
     self->busy = 1;
     int r = TM_OK;
+    /* tm_entry_word takes a syscall's word from ksKernelEntry's bits as they are: a
+     * kernel_entry_t laid out otherwise would give wrong words, so record nothing. */
+    bool_t layout_ok = tm_entry_layout_ok();
     for (word_t n = 0; n < CONFIG_MAX_NUM_NODES; n++) {
         int rn = tm_init((uint32_t)n, tm_ring[n], sizeof(tm_ring[n]), &config);
         tm_node[n].ring = tm_owned_ring((uint32_t)n);
         tm_node[n].held = 0;
-        tm_node[n].on = (rn == TM_OK && tm_owned_inline_sync(tm_node[n].ring, &tm_node[n].inl) == TM_OK);
+        tm_node[n].on = (layout_ok && rn == TM_OK &&
+                         tm_owned_inline_sync(tm_node[n].ring, &tm_node[n].inl) == TM_OK);
         tm_node[n].last_thread = NODE_STATE_ON_CORE(ksCurThread, n);
         if (rn != TM_OK) {
             r = rn;
@@ -291,6 +296,7 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
     /* The tracer's own message: not kernel work, not recorded. */
 #ifdef CONFIG_PRINTING
     printf("tracemark: %s, ring of %lu bytes at %p, clock %llu Hz\n",
+           !layout_ok ? "kernel_entry_t is not laid out as tracemark's entry word, not recording" :
            r == TM_OK ? "recording" : "tm_init failed", (unsigned long)sizeof(tm_ring[0]),
            tm_ring[0], (unsigned long long)config.clock_hz);
 #ifdef ENABLE_SMP_SUPPORT
@@ -300,7 +306,8 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
            (unsigned long)irq_reschedule_ipi);
 #endif
 #else
-    tm_puts(r == TM_OK ? "tracemark: recording, ring of " : "tracemark: tm_init failed, ring of ");
+    tm_puts(!layout_ok ? "tracemark: kernel_entry_t is not laid out as tracemark's entry word, not recording, ring of " :
+            r == TM_OK ? "tracemark: recording, ring of " : "tracemark: tm_init failed, ring of ");
     tm_putu(sizeof(tm_ring[0]));
     tm_puts(" bytes, clock ");
     tm_putu(config.clock_hz);
@@ -359,8 +366,55 @@ compile_assert(tm_path_syscall, Entry_Syscall == TM_PATH_SYSCALL)
 #define TM_LAST_DEBUG_SYSCALL SysDebugDumpScheduler
 #endif
 
+/* ksKernelEntry's fields as tracemark's entry word would hold a syscall's. seL4's
+ * packed kernel_entry_t has the path in bits 0-2 and its union from bit 8 (syscall 0-3,
+ * cap type 4-8, fastpath 9, label 10-28 of the union); tracemark's word has the same
+ * fields in the same order from bit 3. So one 8-byte load, the union moved down by 5
+ * bits, and the path: for a syscall, the word but for seL4's quirks (tm_entry_word).
+ * tracemark_sel4_init checks the layout at boot (tm_entry_layout_ok). */
+compile_assert(tm_entry_bits_fit, sizeof(kernel_entry_t) >= sizeof(uint64_t))
+static inline TM_NOTRACE uint32_t tm_entry_bits_of(const kernel_entry_t *e)
+{
+    uint64_t bits;
+    __builtin_memcpy(&bits, e, sizeof(bits));
+    return ((uint32_t)(bits >> 5) & ~(uint32_t)TM_ENTRY_PATH_MASK) |
+           ((uint32_t)bits & TM_ENTRY_PATH_MASK);
+}
+
+/* Whether tm_entry_bits_of gives tracemark's word for a syscall entry (the compiler
+ * lays seL4's bit-fields out from bit 0 up, the union from the next byte). */
+static BOOT_CODE TM_NOTRACE bool_t tm_entry_layout_ok(void)
+{
+    kernel_entry_t e;
+    __builtin_memset(&e, 0, sizeof(e));
+    e.path = Entry_Syscall;
+    e.syscall_no = 5;
+    e.cap_type = 17;
+    e.is_fastpath = 1;
+    e.invocation_tag = 0x5a5a5;
+    uint32_t want = 0;
+    return tm_entry_word_syscall(5, 17, true, 0x5a5a5, &want) == TM_OK &&
+           tm_entry_bits_of(&e) == want;
+}
+
 static inline TM_NOTRACE uint32_t tm_entry_word(uint32_t node)
 {
+    /* The common case: a syscall other than Yield and DebugPutChar is its bits as they
+     * are; a Yield's without its cap type and label (below). */
+    uint32_t bits = tm_entry_bits_of(&ksKernelEntry);
+    if ((bits & TM_ENTRY_PATH_MASK) == TM_PATH_SYSCALL) {
+        uint32_t no = (bits >> TM_ENTRY_SYSCALL_SHIFT) & TM_ENTRY_MAX_SYSCALL;
+        if (no == (word_t)(-SysYield)) {
+            return bits & (TM_ENTRY_PATH_MASK | TM_ENTRY_MAX_SYSCALL << TM_ENTRY_SYSCALL_SHIFT |
+                           1u << TM_ENTRY_FASTPATH_SHIFT);
+        }
+#ifdef CONFIG_PRINTING
+        if (no != (word_t)(-SysDebugPutChar))
+#endif
+        {
+            return bits;
+        }
+    }
     uint32_t word = TM_PATH_UNKNOWN;
     uint32_t path = ksKernelEntry.path;
     uint32_t core = (uint32_t)CURRENT_CPU_INDEX() & TM_ENTRY_MAX_CORE;
