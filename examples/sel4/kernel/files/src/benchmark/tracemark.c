@@ -464,45 +464,41 @@ static inline TM_NOTRACE uint32_t tm_entry_word(uint32_t node)
     return word;
 }
 
-TM_NOTRACE void tracemark_sel4_exit(void)
+/* The node's first exit to user level after boot ends no kernel entry, but from here its
+ * first thread runs (the root task on the boot node): say so with a switch record of its
+ * own (last_thread is the thread current during boot), so that the first entry does not
+ * carry a switch that did not happen there. */
+static TM_NOTRACE __attribute__((noinline, cold)) void tm_exit_first(tm_node_state_t *st,
+                                                                     uint32_t node)
 {
-    uint32_t node = TM_NODE();
-    tm_node_state_t *st = &tm_node[node];
-    if (!st->on) {
-        return;
-    }
-    if (!st->open) {
-        /* The node's first exit to user level after boot ends no kernel entry, but from
-         * here its first thread runs (the root task on the boot node): say so with a
-         * switch record of its own (last_thread is the thread current during boot), so
-         * that the first entry does not carry a switch that did not happen there. */
-        tcb_t *first = NODE_STATE(ksCurThread);
-        st->busy = 1;
-        if (first != st->last_thread) {
-            (void)tm_thread_switch(node, (uint64_t)(word_t)first);
-            st->last_thread = first;
-        }
-#ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
-        tm_booted = 1;
-#endif
-        st->busy = 0;
-        return;
-    }
+    tcb_t *first = NODE_STATE(ksCurThread);
     st->busy = 1;
-    tcb_t *next = NODE_STATE(ksCurThread);
+    if (first != st->last_thread) {
+        (void)tm_thread_switch(node, (uint64_t)(word_t)first);
+        st->last_thread = first;
+    }
+#ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
+    tm_booted = 1;
+#endif
+    st->busy = 0;
+}
+
+/* An exit past the inline common case: entry word, thread switch and exit in one call
+ * into the library; a held entry and its exit in one reservation. */
+static TM_NOTRACE __attribute__((noinline)) void tm_exit_write(tm_node_state_t *st, tcb_t *next,
+                                                               uint32_t word, uint64_t now)
+{
+    st->busy = 1;
     uint64_t switch_to = 0;
     if (next != st->last_thread) {
         switch_to = (uint64_t)(word_t)next;
         st->last_thread = next;
     }
-    /* Entry word, thread switch and exit in one call; a held entry and its exit in one
-     * reservation, written inline when short (tracemark_inline.h), else by the library. */
-    uint32_t word = tm_entry_word(node);
-    uint64_t now = tm_now();
     if (st->held) {
         st->held = 0;
 #ifdef CONFIG_KERNEL_TRACEMARK_INLINE_PAIR
-        (void)tm_owned_inline_kernel_pair(st->ring, &st->inl, st->entry_ts, word, switch_to, now);
+        /* The library's pair, then the inline writer's state taken again. */
+        (void)tm_owned_inline_fallback(st->ring, &st->inl, st->entry_ts, word, switch_to, now);
 #else
         (void)tm_owned_kernel_pair(st->ring, st->entry_ts, word, switch_to, now);
 #endif
@@ -511,6 +507,34 @@ TM_NOTRACE void tracemark_sel4_exit(void)
     }
     st->open = 0;
     st->busy = 0;
+}
+
+TM_NOTRACE void tracemark_sel4_exit(void)
+{
+    uint32_t node = TM_NODE();
+    tm_node_state_t *st = &tm_node[node];
+    if (!st->on) {
+        return;
+    }
+    if (!st->open) {
+        tm_exit_first(st, node);
+        return;
+    }
+    tcb_t *next = NODE_STATE(ksCurThread);
+    uint32_t word = tm_entry_word(node);
+    uint64_t now = tm_now();
+#ifdef CONFIG_KERNEL_TRACEMARK_INLINE_PAIR
+    /* The common case: the entry still held, no thread switch, and the short pair
+     * (tracemark_inline.h), written here. It calls nothing, so it needs no frame and no
+     * `busy` (nothing the function hooks could record in runs). */
+    if (st->held && next == st->last_thread &&
+        tm_owned_inline_pair(&st->inl, st->entry_ts, word, now)) {
+        st->held = 0;
+        st->open = 0;
+        return;
+    }
+#endif
+    tm_exit_write(st, next, word, now);
 }
 
 TM_NOTRACE void tracemark_sel4_interrupt(word_t irq)
