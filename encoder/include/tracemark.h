@@ -372,10 +372,11 @@ typedef uint32_t (*tm_cpu_fn)(void);
 
 /**
  * What the inline pair writer of `tracemark_inline.h` (`tm_owned_inline_pair`) works
- * from: one CPU's ring memory and the fast path's geometry, filled in by
- * [`tm_owned_inline_sync`]. The caller keeps it in its per-CPU data beside the
- * `tm_owned` handle, and takes it again after every pair the inline writer could not
- * write (`tm_owned_inline_kernel_pair` does both).
+ * from: where one CPU's next short pair goes, filled in by [`tm_owned_inline_sync`] and
+ * moved on by the inline writer past each pair it writes. The caller keeps it in its
+ * per-CPU data beside the `tm_owned` handle, and takes it again after every pair the
+ * inline writer could not write (`tm_owned_inline_kernel_pair` does both) and after
+ * anything re-initialises the ring.
  */
 typedef struct {
     /**
@@ -383,23 +384,27 @@ typedef struct {
      */
     uint8_t *ring;
     /**
-     * The lap cache when last taken: `write_pos + lap` is the position's byte offset
-     * from the first block when it is below `area`; any other value is a miss.
+     * Where the next pair's first byte goes.
      */
-    uint32_t lap;
+    uint8_t *next;
     /**
-     * Block size minus one.
+     * The last address a pair may start at; below `next` when no pair may be written
+     * inline until the state is taken again.
      */
-    uint32_t mask;
+    uint8_t *last;
     /**
-     * Bytes of all blocks.
+     * The current block's record count (a 32-bit word).
      */
-    uint32_t area;
+    uint8_t *records;
     /**
-     * A pair fits when its offset in its block minus the block header's length is below
-     * this.
+     * The ring's `write_pos` at `next`: the inline writer writes only while the ring's
+     * still equals it (nothing else recorded since).
      */
-    uint32_t room;
+    uint32_t pos;
+    /**
+     * The time of the record that ends at `pos`.
+     */
+    uint64_t last_ts;
 } tm_owned_inline;
 
 #ifdef __cplusplus
@@ -836,8 +841,9 @@ int tm_owned_thread_switch(const tm_owned *t, uint64_t thread, uint64_t ts);
 
 /**
  * Fills `*f` for the inline pair writer of `tracemark_inline.h` from the ring behind `t`
- * (at the start, and after a pair the inline writer left to [`tm_owned_kernel_pair`]).
- * Returns `TM_OK`, or `TM_ERR_BAD_ARG` (`*f` untouched) if `t` or `f` is NULL.
+ * (at the start, after a pair the inline writer left to the library, and after the
+ * ring is initialised again). Returns `TM_OK`, or `TM_ERR_BAD_ARG` (`*f` untouched) if
+ * `t` or `f` is NULL.
  *
  * # Safety
  *

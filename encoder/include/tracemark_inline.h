@@ -11,7 +11,12 @@
  *
  * Usage, in the per-CPU state: `const tm_owned *t = tm_owned_ring(cpu); tm_owned_inline f;
  * tm_owned_inline_sync(t, &f);` once after tm_init, then at each exit
- * `tm_owned_inline_kernel_pair(t, &f, entry_ts, word, next_thread, exit_ts)`.
+ * `tm_owned_inline_kernel_pair(t, &f, entry_ts, word, next_thread, exit_ts)`. `f` says
+ * where the next pair goes; the inline writer moves it on, and writes only while the
+ * ring's write_pos still equals its own (nothing else recorded since): after recording
+ * anything else through the library (an interrupt, a switch, an exit), take it again
+ * with tm_owned_inline_sync, or the next pair goes to the library, which takes it again.
+ * Take it again too after the ring is initialised again.
  *
  * Every access to the ring is a __atomic builtin, as the library's (gcc and clang); with
  * TM_NO_STDINC the header needs nothing but tracemark.h's types. */
@@ -20,10 +25,6 @@
 
 #include "tracemark.h"
 
-/* bytes of the ring header */
-#define TM_INLINE_RING_HEADER_LEN 192u
-/* bytes of a block header */
-#define TM_INLINE_BLOCK_HEADER_LEN 32u
 /* ring header: write_pos (u32) */
 #define TM_INLINE_WRITE_POS 56u
 /* ring header: commit_pos (u32) */
@@ -32,8 +33,6 @@
 #define TM_INLINE_LAST_POS 100u
 /* ring header: last_ts (u64) */
 #define TM_INLINE_LAST_TS 104u
-/* block header: records (u32) */
-#define TM_INLINE_BLOCK_RECORDS 24u
 /* record header: delta << KIND_BITS | kind */
 #define TM_INLINE_KIND_BITS 4u
 /* kind code of KENTRY */
@@ -58,20 +57,11 @@ static inline tm_inline_u32 *tm_inline_word(uint8_t *ring, uint32_t off) {
 /* last_ts is stored with the width the library uses: one 64-bit word where 64-bit
  * atomics are lock-free, else its low then its high word (the same bytes on a
  * little-endian target: the test of this header builds it with TM_INLINE_LAST_TS_64 0
- * on x86_64 to check the second form). */
+ * on x86_64 to check the second form). The inline writer never loads it: it keeps the
+ * time of the ring's last record in its state. */
 #ifndef TM_INLINE_LAST_TS_64
 #define TM_INLINE_LAST_TS_64 (__GCC_ATOMIC_LLONG_LOCK_FREE == 2)
 #endif
-
-static inline uint64_t tm_inline_load_last_ts(uint8_t *ring) {
-#if TM_INLINE_LAST_TS_64
-    return __atomic_load_n((tm_inline_u64 *)(void *)(ring + TM_INLINE_LAST_TS), __ATOMIC_RELAXED);
-#else
-    uint32_t lo = __atomic_load_n(tm_inline_word(ring, TM_INLINE_LAST_TS), __ATOMIC_RELAXED);
-    uint32_t hi = __atomic_load_n(tm_inline_word(ring, TM_INLINE_LAST_TS + 4u), __ATOMIC_RELAXED);
-    return (uint64_t)hi << 32 | lo;
-#endif
-}
 
 static inline void tm_inline_store_last_ts(uint8_t *ring, uint64_t ts) {
 #if TM_INLINE_LAST_TS_64
@@ -95,36 +85,31 @@ static inline uint8_t *tm_inline_put_short(uint8_t *at, uint32_t v) {
     return at + 2;
 }
 
-/* The KENTRY with `word` at `entry_ts` and the KEXIT at `exit_ts`, as one reservation:
- * returns 1 once they are in the ring and committed, 0 (having written nothing) when
- * they are not the short pair, the ring's last record is not just before write_pos (a
- * timestamp marker is due), the pair does not fit the current block, or `f->lap` is
- * stale. Times are in the ring's clock ticks. */
-static inline int tm_owned_inline_pair(const tm_owned_inline *f, uint64_t entry_ts, uint32_t word,
+/* The KENTRY with `word` at `entry_ts` and the KEXIT at `exit_ts`, as one reservation
+ * at `f->next`: returns 1 once they are in the ring and committed (and `f` moved past
+ * them), 0 (having written nothing) when they are not the short pair, something else
+ * recorded into the ring since `f` was taken or moved on (write_pos moved), or no short
+ * pair may go at `f->next` (the ring's last record did not end there when `f` was
+ * taken, or the block is full). Times are in the ring's clock ticks. */
+static inline int tm_owned_inline_pair(tm_owned_inline *f, uint64_t entry_ts, uint32_t word,
                                        uint64_t exit_ts) {
     uint8_t *ring = f->ring;
     tm_inline_u32 *write = tm_inline_word(ring, TM_INLINE_WRITE_POS);
-    uint32_t pos = __atomic_load_n(write, __ATOMIC_RELAXED);
-    uint32_t last_pos = __atomic_load_n(tm_inline_word(ring, TM_INLINE_LAST_POS), __ATOMIC_RELAXED);
-    uint64_t d1 = entry_ts - tm_inline_load_last_ts(ring);
+    uint32_t pos = f->pos;
+    uint8_t *start = f->next;
+    uint64_t d1 = entry_ts - f->last_ts;
     uint64_t d2 = exit_ts - entry_ts;
     /* A step back wraps far above the bound. */
-    if (last_pos != pos || (d1 | d2) >= TM_INLINE_SHORT_DELTA || word >= TM_INLINE_SHORT_VALUE) {
+    if (__atomic_load_n(write, __ATOMIC_RELAXED) != pos || start > f->last ||
+        (d1 | d2) >= TM_INLINE_SHORT_DELTA || word >= TM_INLINE_SHORT_VALUE) {
         return 0;
     }
-    uint32_t rel = pos + f->lap;
-    uint32_t offset = rel & f->mask;
-    if (!(rel < f->area && offset - TM_INLINE_BLOCK_HEADER_LEN < f->room)) {
-        return 0;
-    }
-    uint8_t *start = ring + TM_INLINE_RING_HEADER_LEN + rel;
     uint8_t *at = tm_inline_put_short(start, (uint32_t)d1 << TM_INLINE_KIND_BITS | TM_INLINE_KIND_KENTRY);
     at = tm_inline_put_short(at, word);
     at = tm_inline_put_short(at, (uint32_t)d2 << TM_INLINE_KIND_BITS | TM_INLINE_KIND_KEXIT);
     at = tm_inline_put_short(at, (uint32_t)d2 + TM_INLINE_EXIT_BIAS);
     uint32_t end = pos + (uint32_t)(at - start);
-    tm_inline_u32 *records =
-        tm_inline_word(ring, TM_INLINE_RING_HEADER_LEN + (rel - offset) + TM_INLINE_BLOCK_RECORDS);
+    tm_inline_u32 *records = (tm_inline_u32 *)(void *)f->records;
     __atomic_store_n(write, end, __ATOMIC_RELAXED);
     __atomic_store_n(records, __atomic_load_n(records, __ATOMIC_RELAXED) + 2u, __ATOMIC_RELAXED);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -132,6 +117,9 @@ static inline int tm_owned_inline_pair(const tm_owned_inline *f, uint64_t entry_
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     __atomic_store_n(tm_inline_word(ring, TM_INLINE_LAST_POS), end, __ATOMIC_RELAXED);
     __atomic_store_n(tm_inline_word(ring, TM_INLINE_COMMIT_POS), end, __ATOMIC_RELEASE);
+    f->next = at;
+    f->pos = end;
+    f->last_ts = exit_ts;
     return 1;
 }
 

@@ -41,7 +41,7 @@ mod loom_tests;
 mod preempt_tests;
 
 pub use clock::{Clock, FnClock};
-pub use ring::{Config, InitError, Outcome, Ring, ShortPairState};
+pub use ring::{Config, InitError, Outcome, Ring, ShortPairCursor, ShortPairPlace};
 pub use snapshot::SnapshotError;
 pub use static_mem::RingMemory;
 pub use tracemark_format::{

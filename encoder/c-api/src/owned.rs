@@ -122,30 +122,34 @@ pub unsafe extern "C" fn tm_owned_thread_switch(t: *const TmOwned, thread: u64, 
 }
 
 /// What the inline pair writer of `tracemark_inline.h` (`tm_owned_inline_pair`) works
-/// from: one CPU's ring memory and the fast path's geometry, filled in by
-/// [`tm_owned_inline_sync`]. The caller keeps it in its per-CPU data beside the
-/// `tm_owned` handle, and takes it again after every pair the inline writer could not
-/// write (`tm_owned_inline_kernel_pair` does both).
+/// from: where one CPU's next short pair goes, filled in by [`tm_owned_inline_sync`] and
+/// moved on by the inline writer past each pair it writes. The caller keeps it in its
+/// per-CPU data beside the `tm_owned` handle, and takes it again after every pair the
+/// inline writer could not write (`tm_owned_inline_kernel_pair` does both) and after
+/// anything re-initialises the ring.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct TmOwnedInline {
     /// The ring's memory (the first byte of its header).
     pub ring: *mut u8,
-    /// The lap cache when last taken: `write_pos + lap` is the position's byte offset
-    /// from the first block when it is below `area`; any other value is a miss.
-    pub lap: u32,
-    /// Block size minus one.
-    pub mask: u32,
-    /// Bytes of all blocks.
-    pub area: u32,
-    /// A pair fits when its offset in its block minus the block header's length is below
-    /// this.
-    pub room: u32,
+    /// Where the next pair's first byte goes.
+    pub next: *mut u8,
+    /// The last address a pair may start at; below `next` when no pair may be written
+    /// inline until the state is taken again.
+    pub last: *mut u8,
+    /// The current block's record count (a 32-bit word).
+    pub records: *mut u8,
+    /// The ring's `write_pos` at `next`: the inline writer writes only while the ring's
+    /// still equals it (nothing else recorded since).
+    pub pos: u32,
+    /// The time of the record that ends at `pos`.
+    pub last_ts: u64,
 }
 
 /// Fills `*f` for the inline pair writer of `tracemark_inline.h` from the ring behind `t`
-/// (at the start, and after a pair the inline writer left to [`tm_owned_kernel_pair`]).
-/// Returns `TM_OK`, or `TM_ERR_BAD_ARG` (`*f` untouched) if `t` or `f` is NULL.
+/// (at the start, after a pair the inline writer left to the library, and after the
+/// ring is initialised again). Returns `TM_OK`, or `TM_ERR_BAD_ARG` (`*f` untouched) if
+/// `t` or `f` is NULL.
 ///
 /// # Safety
 ///
@@ -158,13 +162,22 @@ pub unsafe extern "C" fn tm_owned_inline_sync(t: *const TmOwned, f: *mut TmOwned
         return crate::TM_ERR_BAD_ARG;
     }
     // SAFETY: the caller's contract (`t` is a live handle, nothing records meanwhile).
-    let s = unsafe { owned(t).owned() }.short_pair_state();
+    let c = unsafe { owned(t).owned() }.short_pair_cursor();
+    // No pair fits: `next` past `last`, both inside the ring (a relational comparison
+    // of two pointers into one object).
+    let (next, last, records) = match c.place {
+        Some(p) => (p.start, p.last, p.records),
+        None => (1, 0, 0),
+    };
     let state = TmOwnedInline {
-        ring: s.memory,
-        lap: s.lap,
-        mask: s.mask,
-        area: s.area,
-        room: s.room,
+        ring: c.memory,
+        // `wrapping_add`: plain address arithmetic; the offsets lie inside the ring's
+        // memory (`short_pair_cursor`), which the caller only dereferences there.
+        next: c.memory.wrapping_add(next),
+        last: c.memory.wrapping_add(last),
+        records: c.memory.wrapping_add(records),
+        pos: c.pos,
+        last_ts: c.last_ts,
     };
     // SAFETY: `f` is valid for a write (the caller's contract), checked non-NULL above.
     unsafe { f.write(state) };

@@ -71,7 +71,7 @@ use crate::pos::SlotDivisor;
 use crate::sync::AtomicU32;
 
 pub(crate) use fast::Small;
-pub use owned::ShortPairState;
+pub use owned::{ShortPairCursor, ShortPairPlace};
 
 /// How to lay out and run a ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

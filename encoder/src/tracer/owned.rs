@@ -94,13 +94,13 @@ impl<C: Clock> Owned<'_, '_, C> {
         self.kernel_pair_slow(entry_ts, entry, next_thread, exit_ts)
     }
 
-    /// The state a copy of [`Owned::kernel_pair`]'s common case works from: the C inline
-    /// writer (`tracemark_inline.h`) that writes the pair without a call, and falls back
-    /// to [`Owned::kernel_pair`] where it cannot. See [`ShortPairState`].
+    /// Where the next pair goes, for a copy of [`Owned::kernel_pair`]'s common case: the
+    /// C inline writer (`tracemark_inline.h`) that writes the pair without a call, and
+    /// falls back to [`Owned::kernel_pair`] where it cannot. See [`ShortPairCursor`].
     ///
-    /// [`ShortPairState`]: crate::ShortPairState
-    pub fn short_pair_state(&self) -> crate::ShortPairState {
-        self.tracer.ring.short_pair_state()
+    /// [`ShortPairCursor`]: crate::ShortPairCursor
+    pub fn short_pair_cursor(&self) -> crate::ShortPairCursor {
+        self.tracer.ring.short_pair_cursor()
     }
 
     /// [`Owned::kernel_pair`], one record at a time.

@@ -98,6 +98,12 @@ int main(int argc, char **argv) {
             }
             now = c;
             r = tm_owned_kernel_exit(t, (uint32_t)a, b, c);
+            /* As seL4's exit hook: the state taken again after the cold path, so that the
+             * next pair is inline. After a switch (S) it is not: the next pair finds
+             * write_pos moved and goes to the library. */
+            if (use_inline && tm_owned_inline_sync(t, &f) != TM_OK) {
+                return 1;
+            }
             break;
         case 'S':
             if (fscanf(ops, "%" SCNu64 " %" SCNu64, &a, &b) != 2) {

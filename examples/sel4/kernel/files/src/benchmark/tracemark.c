@@ -464,6 +464,18 @@ static inline TM_NOTRACE uint32_t tm_entry_word(uint32_t node)
     return word;
 }
 
+/* After a record written through the library on a cold path (the exit of an entry
+ * written early, a switch): the inline pair writer's state taken again, so that the next
+ * pair is written inline (it writes only while nothing else recorded since it moved). */
+static inline TM_NOTRACE void tm_inline_resync(tm_node_state_t *st)
+{
+#ifdef CONFIG_KERNEL_TRACEMARK_INLINE_PAIR
+    (void)tm_owned_inline_sync(st->ring, &st->inl);
+#else
+    (void)st;
+#endif
+}
+
 /* The node's first exit to user level after boot ends no kernel entry, but from here its
  * first thread runs (the root task on the boot node): say so with a switch record of its
  * own (last_thread is the thread current during boot), so that the first entry does not
@@ -476,6 +488,7 @@ static TM_NOTRACE __attribute__((noinline, cold)) void tm_exit_first(tm_node_sta
     if (first != st->last_thread) {
         (void)tm_thread_switch(node, (uint64_t)(word_t)first);
         st->last_thread = first;
+        tm_inline_resync(st);
     }
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
     tm_booted = 1;
@@ -504,6 +517,7 @@ static TM_NOTRACE __attribute__((noinline)) void tm_exit_write(tm_node_state_t *
 #endif
     } else {
         (void)tm_owned_kernel_exit(st->ring, word, switch_to, now);
+        tm_inline_resync(st);
     }
     st->open = 0;
     st->busy = 0;
