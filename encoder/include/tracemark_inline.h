@@ -18,8 +18,8 @@
  * with tm_owned_inline_sync, or the next pair goes to the library, which takes it again.
  * Take it again too after the ring is initialised again.
  *
- * Every access to the ring is a __atomic builtin, as the library's (gcc and clang); with
- * TM_NO_STDINC the header needs nothing but tracemark.h's types. */
+ * gcc and clang (a may_alias attribute and one __atomic builtin); with TM_NO_STDINC the
+ * header needs nothing but tracemark.h's types. */
 #ifndef TRACEMARK_INLINE_H
 #define TRACEMARK_INLINE_H
 
@@ -46,8 +46,13 @@
 /* deltas below this: headers below SHORT_VALUE */
 #define TM_INLINE_SHORT_DELTA 1024u
 
-typedef uint32_t __attribute__((__may_alias__)) tm_inline_u32;
-typedef uint64_t __attribute__((__may_alias__)) tm_inline_u64;
+/* The ring's words and bytes are written as the library writes them: relaxed (single-copy
+ * atomic) accesses, here volatile ones, as kernels write shared words (READ_ONCE and
+ * WRITE_ONCE): aligned, one instruction each, which the compiler neither splits, merges
+ * nor reorders among themselves. Unlike the __atomic builtins on aarch64 they take an
+ * offset in the instruction. The commit is a release store, after everything else. */
+typedef volatile uint32_t __attribute__((__may_alias__)) tm_inline_u32;
+typedef volatile uint64_t __attribute__((__may_alias__)) tm_inline_u64;
 
 /* The 32-bit word at byte `off` of the ring. */
 static inline tm_inline_u32 *tm_inline_word(uint8_t *ring, uint32_t off) {
@@ -65,23 +70,23 @@ static inline tm_inline_u32 *tm_inline_word(uint8_t *ring, uint32_t off) {
 
 static inline void tm_inline_store_last_ts(uint8_t *ring, uint64_t ts) {
 #if TM_INLINE_LAST_TS_64
-    __atomic_store_n((tm_inline_u64 *)(void *)(ring + TM_INLINE_LAST_TS), ts, __ATOMIC_RELAXED);
+    *(tm_inline_u64 *)(void *)(ring + TM_INLINE_LAST_TS) = ts;
 #else
-    __atomic_store_n(tm_inline_word(ring, TM_INLINE_LAST_TS), (uint32_t)ts, __ATOMIC_RELAXED);
-    __atomic_store_n(tm_inline_word(ring, TM_INLINE_LAST_TS + 4u), (uint32_t)(ts >> 32),
-                     __ATOMIC_RELAXED);
+    *tm_inline_word(ring, TM_INLINE_LAST_TS) = (uint32_t)ts;
+    *tm_inline_word(ring, TM_INLINE_LAST_TS + 4u) = (uint32_t)(ts >> 32);
 #endif
 }
 
 /* Stores the 1- or 2-byte LEB128 varint of `v` (below TM_INLINE_SHORT_VALUE) at `at`;
  * returns the byte after it. */
 static inline uint8_t *tm_inline_put_short(uint8_t *at, uint32_t v) {
+    volatile uint8_t *b = at;
     if (v < 0x80u) {
-        __atomic_store_n(at, (uint8_t)v, __ATOMIC_RELAXED);
+        b[0] = (uint8_t)v;
         return at + 1;
     }
-    __atomic_store_n(at, (uint8_t)(v | 0x80u), __ATOMIC_RELAXED);
-    __atomic_store_n(at + 1, (uint8_t)(v >> 7), __ATOMIC_RELAXED);
+    b[0] = (uint8_t)(v | 0x80u);
+    b[1] = (uint8_t)(v >> 7);
     return at + 2;
 }
 
@@ -100,8 +105,8 @@ static inline int tm_owned_inline_pair(tm_owned_inline *f, uint64_t entry_ts, ui
     uint64_t d1 = entry_ts - f->last_ts;
     uint64_t d2 = exit_ts - entry_ts;
     /* A step back wraps far above the bound. */
-    if (__atomic_load_n(write, __ATOMIC_RELAXED) != pos || start > f->last ||
-        (d1 | d2) >= TM_INLINE_SHORT_DELTA || word >= TM_INLINE_SHORT_VALUE) {
+    if (*write != pos || start > f->last || (d1 | d2) >= TM_INLINE_SHORT_DELTA ||
+        word >= TM_INLINE_SHORT_VALUE) {
         return 0;
     }
     uint8_t *at = tm_inline_put_short(start, (uint32_t)d1 << TM_INLINE_KIND_BITS | TM_INLINE_KIND_KENTRY);
@@ -110,13 +115,11 @@ static inline int tm_owned_inline_pair(tm_owned_inline *f, uint64_t entry_ts, ui
     at = tm_inline_put_short(at, (uint32_t)d2 + TM_INLINE_EXIT_BIAS);
     uint32_t end = pos + (uint32_t)(at - start);
     tm_inline_u32 *records = (tm_inline_u32 *)(void *)f->records;
-    __atomic_store_n(write, end, __ATOMIC_RELAXED);
-    __atomic_store_n(records, __atomic_load_n(records, __ATOMIC_RELAXED) + 2u, __ATOMIC_RELAXED);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    *write = end;
+    *records = *records + 2u;
     tm_inline_store_last_ts(ring, exit_ts);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    __atomic_store_n(tm_inline_word(ring, TM_INLINE_LAST_POS), end, __ATOMIC_RELAXED);
-    __atomic_store_n(tm_inline_word(ring, TM_INLINE_COMMIT_POS), end, __ATOMIC_RELEASE);
+    *tm_inline_word(ring, TM_INLINE_LAST_POS) = end;
+    __atomic_store_n((uint32_t *)(void *)(ring + TM_INLINE_COMMIT_POS), end, __ATOMIC_RELEASE);
     f->next = at;
     f->pos = end;
     f->last_ts = exit_ts;
