@@ -4,12 +4,14 @@
 //! the lines carry exactly the image's bytes, and the shipped part decodes to every
 //! record of the image.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use common::{decode, init_cpu0, RingMem};
 use tracemark_c::*;
-use tracemark_format::ring::{BlockState, RingView, RING_HEADER_LEN};
+use tracemark_format::ring::{RingView, RING_HEADER_LEN};
 use tracemark_format::uart::{parse_line, Line};
-use tracemark_format::Record;
 
 static NOW: AtomicU64 = AtomicU64::new(0);
 
@@ -19,9 +21,6 @@ extern "C" fn clock() -> u64 {
 
 const BLOCKS: usize = 16;
 const LEN: usize = RING_HEADER_LEN + BLOCKS * 256;
-
-#[repr(C, align(8))]
-struct Mem([u8; LEN]);
 
 extern "C" fn collect(ctx: *mut core::ffi::c_void, data: *const u8, len: usize) -> i32 {
     // SAFETY: `ctx` is the `Vec<u8>` the test passes; `data` is valid for `len` bytes
@@ -68,21 +67,6 @@ fn frame(image: &[u8]) -> Vec<u8> {
     payload
 }
 
-/// The records of a ring image, whole or its used prefix (whose never-opened slots are
-/// empty, not missing).
-fn records(image: &[u8]) -> Vec<Record> {
-    let view = RingView::parse(image).expect("ring header");
-    let mut out = Vec::new();
-    for block in view.blocks() {
-        match block.state {
-            BlockState::Valid => out.extend(block.decode().map(|r| r.expect("record"))),
-            BlockState::Empty => {}
-            s => panic!("block {} is {s:?}", block.seq),
-        }
-    }
-    out
-}
-
 fn snapshot() -> Vec<u8> {
     let mut image = vec![0u8; LEN];
     let mut len = 0usize;
@@ -95,17 +79,9 @@ fn snapshot() -> Vec<u8> {
 
 #[test]
 fn frames_the_used_part_of_a_first_lap_ring_and_the_whole_of_a_wrapped_one() {
-    static mut MEM: Mem = Mem([0; LEN]);
-    let config = TmConfig {
-        block_size: 256,
-        mode: TM_MODE_OVERWRITE,
-        clock: Some(clock),
-        clock_hz: 1_000_000,
-        producer_id: 1,
-        syscall_abi: TM_ABI_RAW,
-    };
+    static mut MEM: RingMem<LEN> = RingMem([0; LEN]);
     // SAFETY: MEM is valid for its size and used only by the library until tm_release.
-    let r = unsafe { tm_init(0, (&raw mut MEM).cast(), LEN, &config) };
+    let r = unsafe { init_cpu0(&raw mut MEM, TM_MODE_OVERWRITE, TM_ABI_RAW, clock) };
     assert_eq!(r, TM_OK);
     // About two and a half blocks of switches: slots 0 to 2 used, 13 never opened.
     let mut written = 0;
@@ -122,9 +98,9 @@ fn frames_the_used_part_of_a_first_lap_ring_and_the_whole_of_a_wrapped_one() {
         "{used}: inside slot 2"
     );
     assert_eq!(shipped[..], image[..shipped.len()]);
-    let all = records(&image);
+    let all = decode(&image);
     assert_eq!(all.len() as u64, written);
-    assert_eq!(records(&shipped), all, "the used part holds every record");
+    assert_eq!(decode(&shipped), all, "the used part holds every record");
 
     // Wrapped: the whole ring goes out.
     for i in 0..2000 {

@@ -4,8 +4,10 @@
 //! switch; then, in drop mode, calls until the ring is full. The ring decoded holds
 //! those records at the caller's times, and `TM_DROPPED` matches `tm_lost`.
 
+mod common;
+
+use common::{decode, init_cpu0, RingMem};
 use tracemark_c::*;
-use tracemark_format::ring::{BlockState, RingView};
 use tracemark_format::{Event, ExitDuration, KernelEntry};
 
 extern "C" fn clock() -> u64 {
@@ -14,26 +16,14 @@ extern "C" fn clock() -> u64 {
     0
 }
 
-#[repr(C, align(8))]
-struct Mem([u8; 192 + 4 * 256]);
-
 #[test]
 fn owned_calls_record_at_the_callers_times() {
-    static mut MEM: Mem = Mem([0; 192 + 4 * 256]);
+    static mut MEM: RingMem<{ 192 + 4 * 256 }> = RingMem([0; 192 + 4 * 256]);
     assert!(tm_owned_ring(0).is_null(), "no ring yet");
     assert!(tm_owned_ring(TM_MAX_CPUS).is_null());
-    let config = TmConfig {
-        block_size: 256,
-        mode: TM_MODE_DROP,
-        clock: Some(clock),
-        clock_hz: 1_000_000,
-        producer_id: 1,
-        syscall_abi: TM_ABI_SEL4,
-    };
-    let mem = &raw mut MEM;
-    let len = core::mem::size_of::<Mem>();
-    // SAFETY: `mem` is valid for `len` bytes and reserved for the library.
-    assert_eq!(unsafe { tm_init(0, mem.cast(), len, &config) }, TM_OK);
+    // SAFETY: MEM is used only by this test, through the library.
+    let r = unsafe { init_cpu0(&raw mut MEM, TM_MODE_DROP, TM_ABI_SEL4, clock) };
+    assert_eq!(r, TM_OK);
     let t = tm_owned_ring(0);
     assert!(!t.is_null());
     let yield_word = KernelEntry::syscall(6, 0, false, 0).0;
@@ -92,19 +82,12 @@ fn owned_calls_record_at_the_callers_times() {
         assert_eq!((overwritten, dropped), (0, 2 * dropped_calls));
         assert_eq!(tm_release(0), TM_OK);
     }
+    let mem = &raw const MEM;
     // SAFETY: the library no longer uses the memory.
-    let bytes: &[u8] = unsafe { &(*mem).0 };
-    let view = RingView::parse(bytes).unwrap();
-    let mut got = Vec::new();
-    for b in view.blocks() {
-        if b.state == BlockState::Valid {
-            got.extend(
-                b.decode()
-                    .map(|r| r.unwrap())
-                    .filter(|r| !matches!(r.event, Event::Lost { .. }))
-                    .map(|r| (r.ts, r.event)),
-            );
-        }
-    }
+    let got: Vec<_> = decode(unsafe { &(*mem).0 })
+        .into_iter()
+        .filter(|r| !matches!(r.event, Event::Lost { .. }))
+        .map(|r| (r.ts, r.event))
+        .collect();
     assert_eq!(got, expect);
 }

@@ -5,8 +5,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod common;
+
+use common::{decode, init_cpu0, RingMem};
 use tracemark_c::*;
-use tracemark_format::ring::{BlockState, RingView};
 use tracemark_format::{Event, ExitDuration, KernelEntry};
 
 static NOW: AtomicU64 = AtomicU64::new(0);
@@ -19,30 +21,17 @@ fn advance(t: u64) -> u64 {
     NOW.fetch_add(t, Ordering::Relaxed) + t
 }
 
-#[repr(C, align(8))]
-struct Mem([u8; 192 + 8 * 256]);
-
 #[test]
 fn deferred_entry_info_and_thread_switch_through_the_c_abi() {
-    static mut MEM: Mem = Mem([0; 192 + 8 * 256]);
+    static mut MEM: RingMem<{ 192 + 8 * 256 }> = RingMem([0; 192 + 8 * 256]);
     // Before tm_init: the documented error, nothing recorded.
     assert_eq!(tm_kernel_entry_deferred(0), TM_ERR_NOT_INIT);
     assert_eq!(tm_kernel_entry_info(0, 0), TM_ERR_NOT_INIT);
     assert_eq!(tm_thread_switch(0, 1), TM_ERR_NOT_INIT);
     assert_eq!(tm_thread_switch(TM_MAX_CPUS, 1), TM_ERR_BAD_CPU);
-    let config = TmConfig {
-        block_size: 256,
-        mode: TM_MODE_DROP,
-        clock: Some(clock),
-        clock_hz: 1_000_000,
-        producer_id: 1,
-        syscall_abi: TM_ABI_SEL4,
-    };
-    // MEM is used only by this test, through the library, until tm_release.
-    let mem = &raw mut MEM;
-    let len = core::mem::size_of::<Mem>();
-    // SAFETY: `mem` is valid for `len` bytes and reserved for the library.
-    assert_eq!(unsafe { tm_init(0, mem.cast(), len, &config) }, TM_OK);
+    // SAFETY: MEM is used only by this test, through the library, until tm_release.
+    let r = unsafe { init_cpu0(&raw mut MEM, TM_MODE_DROP, TM_ABI_SEL4, clock) };
+    assert_eq!(r, TM_OK);
 
     let start = advance(100);
     assert_eq!(tm_kernel_entry_deferred(0), TM_OK);
@@ -64,15 +53,12 @@ fn deferred_entry_info_and_thread_switch_through_the_c_abi() {
     // SAFETY: nothing records into slot 0 any more.
     assert_eq!(unsafe { tm_release(0) }, TM_OK);
 
+    let mem = &raw const MEM;
     // SAFETY: the library no longer uses the memory.
-    let bytes: &[u8] = unsafe { &(*mem).0 };
-    let view = RingView::parse(bytes).unwrap();
-    let mut got = Vec::new();
-    for b in view.blocks() {
-        if b.state == BlockState::Valid {
-            got.extend(b.decode().map(|r| r.unwrap()).map(|r| (r.ts, r.event)));
-        }
-    }
+    let got: Vec<_> = decode(unsafe { &(*mem).0 })
+        .into_iter()
+        .map(|r| (r.ts, r.event))
+        .collect();
     assert_eq!(
         got,
         vec![

@@ -5,8 +5,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod common;
+
+use common::{decode, init_cpu0, RingMem};
 use tracemark_c::*;
-use tracemark_format::ring::{BlockState, RingView};
 use tracemark_format::{Event, UserPayload};
 
 static NOW: AtomicU64 = AtomicU64::new(0);
@@ -15,27 +17,15 @@ extern "C" fn clock() -> u64 {
     NOW.fetch_add(3, Ordering::Relaxed) + 3
 }
 
-#[repr(C, align(8))]
-struct Mem([u8; 192 + 8 * 256]);
-
 #[test]
 fn thread_names_through_the_c_abi() {
-    static mut MEM: Mem = Mem([0; 192 + 8 * 256]);
+    static mut MEM: RingMem<{ 192 + 8 * 256 }> = RingMem([0; 192 + 8 * 256]);
     let name = b"consumer";
     // SAFETY: `name` is valid for its length.
     let r = unsafe { tm_thread_name(0, 1, name.as_ptr().cast(), 8, 2) };
     assert_eq!(r, TM_ERR_NOT_INIT);
-    let config = TmConfig {
-        block_size: 256,
-        mode: TM_MODE_DROP,
-        clock: Some(clock),
-        clock_hz: 1_000_000,
-        producer_id: 1,
-        syscall_abi: TM_ABI_RAW,
-    };
-    let mem = &raw mut MEM;
     // SAFETY: MEM is valid for its size and used only by the library until tm_release.
-    let r = unsafe { tm_init(0, mem.cast(), core::mem::size_of::<Mem>(), &config) };
+    let r = unsafe { init_cpu0(&raw mut MEM, TM_MODE_DROP, TM_ABI_RAW, clock) };
     assert_eq!(r, TM_OK);
     let long = [b'L'; 40];
     // SAFETY: (each call) the names are valid for the lengths given; `stamp` is a
@@ -62,15 +52,12 @@ fn thread_names_through_the_c_abi() {
         );
         assert_eq!(tm_release(0), TM_OK);
     }
+    let mem = &raw const MEM;
     // SAFETY: the library no longer uses the memory.
-    let bytes: &[u8] = unsafe { &(*mem).0 };
-    let view = RingView::parse(bytes).unwrap();
-    let mut got = Vec::new();
-    for b in view.blocks() {
-        if b.state == BlockState::Valid {
-            got.extend(b.decode().map(|r| r.unwrap().event));
-        }
-    }
+    let got: Vec<Event> = decode(unsafe { &(*mem).0 })
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
     let named = |thread, prio, name: &[u8]| Event::ThreadName {
         thread,
         prio,

@@ -65,3 +65,31 @@ pub fn decode(image: &[u8]) -> Vec<Record> {
     }
     out
 }
+
+/// Ring memory for the tests that call the C ABI from Rust: `N` bytes, 8-byte aligned.
+#[repr(C, align(8))]
+pub struct RingMem<const N: usize>(pub [u8; N]);
+
+/// `tm_init(0, ...)` on `mem`: 256-byte blocks, `mode`, `syscall_abi`, `clock` at 1 MHz,
+/// producer 1; returns its result.
+///
+/// # Safety
+///
+/// `mem` is valid for its size and used only through the library until `tm_release(0)`.
+pub unsafe fn init_cpu0<const N: usize>(
+    mem: *mut RingMem<N>,
+    mode: u32,
+    syscall_abi: u32,
+    clock: extern "C" fn() -> u64,
+) -> core::ffi::c_int {
+    let config = tracemark_c::TmConfig {
+        block_size: 256,
+        mode,
+        clock: Some(clock),
+        clock_hz: 1_000_000,
+        producer_id: 1,
+        syscall_abi,
+    };
+    // SAFETY: the caller's contract.
+    unsafe { tracemark_c::tm_init(0, mem.cast(), N, &config) }
+}
