@@ -81,6 +81,24 @@ mkdir -p "$out"
 . "$root/scripts/lib.sh"
 tool="$(tracemark_bin)"
 
+# Runs check_trace.py on "$@" and requires it to fail for the reason `pattern` (grep's
+# basic regular expression) matches in its error output, written to `err`; `what` names
+# the wrong input when it passes. Prints the reason.
+expect_rejected() {
+    local what="$1" err="$2" pattern="$3"
+    shift 3
+    if python3 "$here/check_trace.py" "$tool" "$@" 2>"$err"; then
+        echo "check.sh: check_trace.py accepted $what" >&2
+        exit 1
+    fi
+    if ! grep -q -- "$pattern" "$err"; then
+        echo "check.sh: check_trace.py rejected $what, but not for the expected reason ($pattern):" >&2
+        cat "$err" >&2
+        exit 1
+    fi
+    echo "check.sh: rejected as expected: $(grep -m 1 -o -- "$pattern.*" "$err")"
+}
+
 if [ -n "$release" ]; then
     # A release kernel (KernelDebugBuild=OFF, KernelPrinting=OFF): no debug syscalls, no
     # console for the root task, no thread names. The tracer dumps at
@@ -219,13 +237,9 @@ open(out, "wb").write(b"\n".join(lines[:begin] + framed + lines[end + 1:]))
 if note_text(tool, out) != text[:pos] + "9" + text[pos + 1:]:
     sys.exit("check.sh: the re-framed console's note is not the note with one digit changed")
 PY
-        if python3 "$here/check_trace.py" "$tool" "$rel/wrong-truth.log" --release --cores="$cores" \
-            2>"$rel/wrong-truth.err"; then
-            echo "check.sh: check_trace.py --release accepted a wrong per-core truth" >&2
-            exit 1
-        fi
-        grep -q "CPU 1: .* (ipi.resched), the root task counts 9[0-9]\b" "$rel/wrong-truth.err"
-        echo "check.sh: rejected as expected: $(grep -m 1 'CPU 1: .*ipi.resched' "$rel/wrong-truth.err")"
+        expect_rejected "a wrong per-core truth (--release)" "$rel/wrong-truth.err" \
+            "CPU 1: .* (ipi.resched), the root task counts 9[0-9]\b" \
+            "$rel/wrong-truth.log" --release --cores="$cores"
     fi
     if [ "$cores" = 1 ]; then
         echo "check.sh: $arch release ok"
@@ -261,12 +275,9 @@ if [ "$cores" != 1 ]; then
     echo "== $arch, $cores cores: a per-core truth the trace does not match is caught"
     # 99999999 reschedule IPIs on core 1, which the trace does not show.
     sed -E 's/^(TRUTH_CORE 1 .*ipi\.resched=)([0-9]{8})/\199999999/' "$smp/console.log" >"$smp/wrong-truth.log"
-    if python3 "$here/check_trace.py" "$tool" "$smp/wrong-truth.log" --cores="$cores" 2>"$smp/wrong-truth.err"; then
-        echo "check.sh: check_trace.py accepted a wrong per-core truth" >&2
-        exit 1
-    fi
-    grep -q "CPU 1: .* (ipi.resched), the root task counts 99999999" "$smp/wrong-truth.err"
-    echo "check.sh: rejected as expected: $(grep -m 1 'CPU 1: .*ipi.resched' "$smp/wrong-truth.err")"
+    expect_rejected "a wrong per-core truth" "$smp/wrong-truth.err" \
+        "CPU 1: .* (ipi.resched), the root task counts 99999999" \
+        "$smp/wrong-truth.log" --cores="$cores"
     echo "check.sh: $arch --cores $cores ok"
     exit 0
 fi
@@ -321,32 +332,17 @@ echo "check.sh: identical ($(stat -c %s "$out/trace/console.log") bytes)"
 
 echo "== $arch: a truth the trace does not match is caught"
 sed -E 's/sys\.Yield=([0-9]{8})/sys.Yield=99999999/' "$out/console.log" >"$out/wrong-truth.log"
-if python3 "$here/check_trace.py" "$tool" "$out/wrong-truth.log" 2>"$out/wrong-truth.err"; then
-    echo "check.sh: check_trace.py accepted a wrong truth" >&2
-    exit 1
-fi
-grep -q "syscall Yield" "$out/wrong-truth.err"
-echo "check.sh: rejected as expected: $(grep 'syscall Yield' "$out/wrong-truth.err")"
+expect_rejected "a wrong truth" "$out/wrong-truth.err" "syscall Yield" "$out/wrong-truth.log"
 
 echo "== $arch: a snapshot checked against the other interval's truth is caught"
 # Snapshot 2 holds interval 2 only: TRUTH1's counts (interval 1) must not match it.
-if python3 "$here/check_trace.py" "$tool" "$out/console.log" --dump-id=2 --truth=TRUTH1 \
-    2>"$out/wrong-interval.err"; then
-    echo "check.sh: snapshot 2 passed against interval 1's truth" >&2
-    exit 1
-fi
-grep -q "syscall Yield" "$out/wrong-interval.err"
-echo "check.sh: rejected as expected: $(grep -m 1 'syscall Yield' "$out/wrong-interval.err")"
+expect_rejected "snapshot 2 against interval 1's truth" "$out/wrong-interval.err" "syscall Yield" \
+    "$out/console.log" --dump-id=2 --truth=TRUTH1
 
 echo "== $arch: a ring fuller than allowed is caught"
 # Snapshot 1 fills about 1% of its ring: a limit of 0.5% must fail, naming the fill.
-if python3 "$here/check_trace.py" "$tool" "$out/console.log" --dump-id=1 --truth=TRUTH1 \
-    --max-fill=0.005 2>"$out/full-ring.err"; then
-    echo "check.sh: check_trace.py accepted a ring fuller than its limit" >&2
-    exit 1
-fi
-grep -q "the ring is .* full" "$out/full-ring.err"
-echo "check.sh: rejected as expected: $(grep -o 'the ring is [^(]* full ([^)]*)' "$out/full-ring.err")"
+expect_rejected "a ring fuller than its limit" "$out/full-ring.err" "the ring is .* full" \
+    "$out/console.log" --dump-id=1 --truth=TRUTH1 --max-fill=0.005
 
 echo "== $arch: function tracing on a multicore kernel is refused at configuration"
 # The function hooks find their node with getCurrentCPUIndex, an instrumented function
