@@ -3,8 +3,12 @@
 //! written as one reservation) that a C kernel inlines into its exit hook, so that the
 //! common pair costs no call (issue 15).
 //!
-//! Every offset, length, kind code and bias in the header comes from `tracemark-format`
-//! here; the C statements mirror the Rust writer's, in the same order. The test
+//! Every offset, kind code and bias in the header comes from `tracemark-format` here.
+//! The C writer checks and encodes as the Rust pair does and publishes in the same order
+//! (`write_pos`, the block's record count, `last_ts`, `last_pos`, then the release
+//! store of `commit_pos`); where the Rust pair maps `write_pos` through the lap cache
+//! and reads `last_pos` and `last_ts`, the C writer keeps a cursor the library gives it
+//! (`tm_owned_inline_sync`, `Ring::short_pair_cursor`) and moves it on itself. The test
 //! `tests/inline_pair.rs` checks that the committed header is what this module writes,
 //! and that a C program writing through the header leaves a ring byte-identical to the
 //! Rust writer's over random pairs across every varint length, block and lap boundary
