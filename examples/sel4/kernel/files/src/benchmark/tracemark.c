@@ -78,6 +78,9 @@ typedef struct tm_node_state {
     /* 1 between a recorded entry and its exit: the exit to the first user thread after
      * boot is not the end of a kernel entry. */
     int open;
+    /* 1 while the entry in progress is held (below). Beside `open`, which the hooks set
+     * and clear with it: the compiler stores both in one instruction. */
+    int held;
     /* The thread that ran when the kernel was last left on this node. */
     tcb_t *last_thread;
     /* The single-owner writer state: the ring's handle (tm_owned_ring) and the kernel
@@ -91,7 +94,6 @@ typedef struct tm_node_state {
      * with tm_owned_inline_sync whenever `ring` is set. */
     tm_owned_inline inl;
     uint64_t entry_ts;
-    int held;
 } tm_node_state_t;
 
 static tm_node_state_t tm_node[CONFIG_MAX_NUM_NODES];
