@@ -99,6 +99,19 @@ expect_rejected() {
     echo "check.sh: rejected as expected: $(grep -m 1 -o -- "$pattern.*" "$err")"
 }
 
+# Runs build `name` (a folder of target/ARCH) again and requires the console to equal its
+# first run's byte for byte (run.sh's -icount: what the guest records does not depend on
+# the host's speed or load); `what` names the image in the message.
+expect_same_console() {
+    local name="$1" what="$2" dir="$out/$1"
+    "$here/run.sh" "$arch" "$name" "$dir/console-again.log"
+    if ! cmp "$dir/console.log" "$dir/console-again.log"; then
+        echo "check.sh: two runs of the same $what differ: the run depends on the host (is QEMU's -icount on in run.sh?)" >&2
+        exit 1
+    fi
+    echo "check.sh: identical ($(stat -c %s "$dir/console.log") bytes)"
+}
+
 if [ -n "$release" ]; then
     # A release kernel (KernelDebugBuild=OFF, KernelPrinting=OFF): no debug syscalls, no
     # console for the root task, no thread names. The tracer dumps at
@@ -183,12 +196,7 @@ print(f"check.sh: the release truth equals the debug run's in its {len(release)}
 PY
     if [ "$cores" != 1 ] && [ "$arch" = x86_64 ]; then
         echo "== $arch release, $cores cores: the same image run again gives the same console, byte for byte"
-        "$here/run.sh" "$arch" "$rel_name" "$rel/console-again.log"
-        if ! cmp "$rel/console.log" "$rel/console-again.log"; then
-            echo "check.sh: two runs of the same $arch $cores-core release image differ: the run depends on the host" >&2
-            exit 1
-        fi
-        echo "check.sh: identical ($(stat -c %s "$rel/console.log") bytes)"
+        expect_same_console "$rel_name" "$arch $cores-core release image"
     fi
     if [ "$cores" != 1 ]; then
         echo "== $arch release, $cores cores: a per-core truth the trace does not match is caught"
@@ -259,12 +267,7 @@ if [ "$cores" != 1 ]; then
 
     if [ "$arch" = x86_64 ]; then
         echo "== $arch, $cores cores: the same image run again gives the same console, byte for byte"
-        "$here/run.sh" "$arch" "$name" "$smp/console-again.log"
-        if ! cmp "$smp/console.log" "$smp/console-again.log"; then
-            echo "check.sh: two runs of the same $arch $cores-core image differ: the run depends on the host" >&2
-            exit 1
-        fi
-        echo "check.sh: identical ($(stat -c %s "$smp/console.log") bytes)"
+        expect_same_console "$name" "$arch $cores-core image"
     else
         # aarch64 SMP runs on host time (run.sh: its boot does not progress under
         # -icount): two runs differ in their timer interrupts; the counts checked above
@@ -323,12 +326,7 @@ echo "== $arch: the same image run again gives the same console, byte for byte"
 # run.sh's -icount makes the guest's time count instructions: what it records does not
 # depend on the host's speed or load. On host time two runs differ (timer interrupts and
 # timestamps follow the host's clock).
-"$here/run.sh" "$arch" trace "$out/trace/console-again.log"
-if ! cmp "$out/trace/console.log" "$out/trace/console-again.log"; then
-    echo "check.sh: two runs of the same $arch image differ: the run depends on the host (is QEMU's -icount on in run.sh?)" >&2
-    exit 1
-fi
-echo "check.sh: identical ($(stat -c %s "$out/trace/console.log") bytes)"
+expect_same_console trace "$arch image"
 
 echo "== $arch: a truth the trace does not match is caught"
 sed -E 's/sys\.Yield=([0-9]{8})/sys.Yield=99999999/' "$out/console.log" >"$out/wrong-truth.log"

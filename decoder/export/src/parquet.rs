@@ -1589,28 +1589,38 @@ mod tests {
         }
     }
 
+    /// Exports `items` of `rings` as dump `name` into a new folder.
+    fn export_items(name: &str, rings: Vec<RingInfo>, items: &[Item]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = DumpMeta::for_test(rings, name, 4);
+        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
+        for item in items {
+            d.record(item).unwrap();
+        }
+        d.finish().unwrap();
+        dir
+    }
+
     /// Issue 17: one `threads` row per thread a ring names, with its latest name and
     /// priority, the time of its first THREAD record and their count; on the ring's CPU.
     #[test]
     fn threads_table_reads_back() {
-        let dir = tempfile::tempdir().unwrap();
         let r0 = RingInfo::for_test(0, 1_000_000_000, SyscallAbi::Raw);
         let r1 = RingInfo {
             index: 1,
             cpu: 1,
             ..r0
         };
-        let meta = DumpMeta::for_test(vec![r0, r1], "th", 4);
-        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
-        for item in [
-            named(0, 10, 0x300, 1, b"consumer"),
-            named(0, 11, 0x200, 3, b"producer"),
-            named(0, 50, 0x300, 2, b"sink"),
-            named(1, 12, 0x200, 3, b"producer"),
-        ] {
-            d.record(&item).unwrap();
-        }
-        d.finish().unwrap();
+        let dir = export_items(
+            "th",
+            vec![r0, r1],
+            &[
+                named(0, 10, 0x300, 1, b"consumer"),
+                named(0, 11, 0x200, 3, b"producer"),
+                named(0, 50, 0x300, 2, b"sink"),
+                named(1, 12, 0x200, 3, b"producer"),
+            ],
+        );
         let cpu0 = rows(&dir.path().join("threads/dump=th/cpu=0/part-0.parquet"));
         assert_eq!(
             cpu0,
@@ -1643,20 +1653,18 @@ mod tests {
     /// join names each SWITCH row once.
     #[test]
     fn threads_of_two_rings_of_one_cpu_are_one_row_each() {
-        let dir = tempfile::tempdir().unwrap();
         let r0 = RingInfo::for_test(0, 1_000_000_000, SyscallAbi::Raw);
         let r1 = RingInfo { index: 1, ..r0 };
-        let meta = DumpMeta::for_test(vec![r0, r1], "two", 4);
-        let mut d = ParquetDump::new(dir.path(), &meta, None).unwrap();
-        for item in [
-            named(0, 10, 0x300, 1, b"server"),
-            named(0, 11, 0x200, 3, b"root"),
-            named(1, 90, 0x300, 2, b"server2"),
-            named(1, 91, 0x400, 4, b"faulter"),
-        ] {
-            d.record(&item).unwrap();
-        }
-        d.finish().unwrap();
+        let dir = export_items(
+            "two",
+            vec![r0, r1],
+            &[
+                named(0, 10, 0x300, 1, b"server"),
+                named(0, 11, 0x200, 3, b"root"),
+                named(1, 90, 0x300, 2, b"server2"),
+                named(1, 91, 0x400, 4, b"faulter"),
+            ],
+        );
         let cpu0 = dir.path().join("threads/dump=two/cpu=0");
         let files: Vec<_> = std::fs::read_dir(&cpu0)
             .unwrap()

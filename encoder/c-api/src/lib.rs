@@ -272,6 +272,32 @@ pub struct TmConfig {
 pub type TmSinkFn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> c_int>;
 
+/// A sink as the dump calls take it once checked non-NULL (a [`TmSinkFn`] that is `Some`;
+/// `TmSinkFn` spells the type out for cbindgen).
+type Sink = unsafe extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> c_int;
+
+/// Hands `bytes` to `sink`: `Ok` when it returns 0 (go on), `Err` when it asks to stop.
+///
+/// # Safety
+///
+/// `sink` must be safe to call with `ctx` and a valid buffer.
+unsafe fn feed(sink: Sink, ctx: *mut c_void, bytes: &[u8]) -> Result<(), ()> {
+    // SAFETY: `bytes` is a valid buffer for the call; the caller vouches for `sink` and
+    // `ctx`.
+    match unsafe { sink(ctx, bytes.as_ptr(), bytes.len()) } {
+        0 => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// What a dump through a sink returns: `TM_OK`, or `TM_ERR_SINK` if the sink stopped it.
+fn sink_result(r: Result<(), ()>) -> c_int {
+    match r {
+        Ok(()) => TM_OK,
+        Err(()) => TM_ERR_SINK,
+    }
+}
+
 /// Sends `len` bytes, read by `read`, to `sink` as a UART dump (FORMAT.md section 17):
 /// the framing behind [`tm_dump_uart`] and [`tm_frame_uart`]. `TM_OK`, or
 /// `TM_ERR_SINK` once `sink` returns non-zero.
@@ -283,22 +309,17 @@ unsafe fn frame_to_sink(
     dump_id: u32,
     len: usize,
     read: impl FnMut(usize, &mut [u8]),
-    sink: unsafe extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize) -> c_int,
+    sink: Sink,
     ctx: *mut c_void,
 ) -> c_int {
-    let r =
-        tracemark::format::uart::write_framed_with(dump_id, len, 0, read, &mut |line: &[u8]| {
-            // SAFETY: `line` is a valid buffer for the call; the caller vouches for `sink`
-            // and `ctx`.
-            match unsafe { sink(ctx, line.as_ptr(), line.len()) } {
-                0 => Ok(()),
-                _ => Err(()),
-            }
-        });
-    match r {
-        Ok(()) => TM_OK,
-        Err(()) => TM_ERR_SINK,
-    }
+    sink_result(tracemark::format::uart::write_framed_with(
+        dump_id,
+        len,
+        0,
+        read,
+        // SAFETY: the caller vouches for `sink` and `ctx`.
+        &mut |line: &[u8]| unsafe { feed(sink, ctx, line) },
+    ))
 }
 
 /// Returns the number of the CPU the caller runs on (for the `-finstrument-functions` hooks).
@@ -461,9 +482,8 @@ pub unsafe extern "C" fn tm_init_recover(
             found = true;
             let Some(sink) = sink else { return true };
             for chunk in old.chunks(256) {
-                // SAFETY: `chunk` is a valid buffer for the call; the caller vouches for
-                // `sink` and `ctx`.
-                if unsafe { sink(ctx, chunk.as_ptr(), chunk.len()) } != 0 {
+                // SAFETY: the caller vouches for `sink` and `ctx`.
+                if unsafe { feed(sink, ctx, chunk) }.is_err() {
                     sink_failed = true;
                     return false;
                 }
@@ -1089,20 +1109,12 @@ pub unsafe extern "C" fn tm_dump(cpu: u32, sink: TmSinkFn, ctx: *mut c_void) -> 
     let Some(sink) = sink else {
         return TM_ERR_BAD_ARG;
     };
-    let r = hooks_quiet(|| {
+    sink_result(hooks_quiet(|| {
         t.ring().dump(|chunk| {
-            // SAFETY: `chunk` is a valid buffer for the call; the caller vouches for
-            // `sink` and `ctx`.
-            match unsafe { sink(ctx, chunk.as_ptr(), chunk.len()) } {
-                0 => Ok(()),
-                _ => Err(()),
-            }
+            // SAFETY: the caller vouches for `sink` and `ctx`.
+            unsafe { feed(sink, ctx, chunk) }
         })
-    });
-    match r {
-        Ok(()) => TM_OK,
-        Err(()) => TM_ERR_SINK,
-    }
+    }))
 }
 
 /// Calls `sink` with CPU `cpu`'s ring framed as printable text lines (`@TM:...`, each
