@@ -147,7 +147,7 @@ fn c_inline_pair_writes_the_library_bytes() {
         std::fs::write(&ops_path, text).unwrap();
         let mut images = Vec::new();
         let mut counts = Vec::new();
-        for writer in ["inline", "library"] {
+        for writer in ["inline", "library", "wrapper"] {
             let out = work.path().join(format!("{mode}-{seed}-{writer}.bin"));
             let stdout = run(Command::new(exe)
                 .arg(&ops_path)
@@ -166,18 +166,22 @@ fn c_inline_pair_writes_the_library_bytes() {
         let [pairs, inlined, dropped] = counts[0][..] else {
             panic!("{counts:?}")
         };
-        assert_eq!(
-            counts[1],
-            vec![pairs, 0, dropped],
-            "{mode}: the same pairs and drops"
-        );
-        let first_diff = images[0].iter().zip(&images[1]).position(|(a, b)| a != b);
-        assert_eq!(
-            first_diff, None,
-            "{mode} seed {seed:#x}: the inline writer's ring differs from the library's"
-        );
+        for (writer, n) in [("library", &counts[1]), ("wrapper", &counts[2])] {
+            assert_eq!(
+                *n,
+                vec![pairs, 0, dropped],
+                "{mode}, {writer}: the same pairs and drops"
+            );
+        }
+        for (writer, image) in [("inline", &images[0]), ("wrapper", &images[2])] {
+            let first_diff = image.iter().zip(&images[1]).position(|(a, b)| a != b);
+            assert_eq!(
+                first_diff, None,
+                "{mode} seed {seed:#x}: the {writer} writer's ring differs from the library's"
+            );
+        }
         // Both writers were exercised: most pairs are short, and some are not (long
-        // deltas and words, switches, a full block, a stale lap, a timestamp marker).
+        // deltas and words, switches, a full block, a stale cursor, a timestamp marker).
         if mode == "overwrite" {
             assert!(
                 inlined * 3 > pairs && (pairs - inlined) * 5 > pairs,

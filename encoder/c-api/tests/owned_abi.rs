@@ -8,6 +8,7 @@ mod common;
 
 use common::{decode, init_cpu0, RingMem};
 use tracemark_c::*;
+use tracemark_format::ring::offsets;
 use tracemark_format::{Event, ExitDuration, KernelEntry};
 
 extern "C" fn clock() -> u64 {
@@ -26,6 +27,32 @@ fn owned_calls_record_at_the_callers_times() {
     assert_eq!(r, TM_OK);
     let t = tm_owned_ring(0);
     assert!(!t.is_null());
+    // The inline writer's state: NULL arguments are refused, the state left as it was;
+    // a fresh ring has no block open, so its first pair is the library's.
+    let mut inl = core::mem::MaybeUninit::<TmOwnedInline>::zeroed();
+    // SAFETY: NULL handles are refused before anything is read or written.
+    unsafe {
+        assert_eq!(
+            tm_owned_inline_sync(core::ptr::null(), inl.as_mut_ptr()),
+            TM_ERR_BAD_ARG
+        );
+        assert_eq!(
+            tm_owned_inline_sync(t, core::ptr::null_mut()),
+            TM_ERR_BAD_ARG
+        );
+    }
+    // SAFETY: all zeroes is a valid `TmOwnedInline` (null pointers, zero integers).
+    assert!(unsafe { inl.assume_init_ref() }.ring.is_null(), "untouched");
+    // SAFETY: `t` is slot 0's handle; `inl` is valid for a write; nothing records.
+    assert_eq!(unsafe { tm_owned_inline_sync(t, inl.as_mut_ptr()) }, TM_OK);
+    // SAFETY: tm_owned_inline_sync wrote it.
+    let inl = unsafe { inl.assume_init() };
+    let ring = (&raw const MEM).cast::<u8>().cast_mut();
+    assert_eq!(inl.ring, ring);
+    assert!(
+        inl.next > inl.last,
+        "no short pair before the first block opens"
+    );
     let yield_word = KernelEntry::syscall(6, 0, false, 0).0;
     let call_word = KernelEntry::syscall(1, 12, true, 0x7_ffff).0;
     let mut expect = Vec::new();
@@ -38,6 +65,12 @@ fn owned_calls_record_at_the_callers_times() {
         assert_eq!(tm_owned_kernel_pair(t, 100, yield_word, 0, 130), TM_OK);
         expect.push((100, Event::KernelEntry(KernelEntry(yield_word))));
         expect.push((130, Event::KernelExit(ExitDuration::Ticks(30))));
+        // Taken again, the state places the next pair right after this one.
+        let mut after = inl;
+        assert_eq!(tm_owned_inline_sync(t, &mut after), TM_OK);
+        assert!(after.next <= after.last && after.next > inl.ring);
+        let write_pos = ring.add(offsets::WRITE_POS).cast::<u32>().read_volatile();
+        assert_eq!((after.last_ts, after.pos), (130, write_pos));
         // A Call with a 5-byte word and a long duration (no short pair), and a switch.
         assert_eq!(
             tm_owned_kernel_pair(t, 5_000, call_word, 0xffff_ff80_1ffc_8400, 9_000_000),

@@ -1,10 +1,11 @@
 /*
  * Replays a list of single-owner calls (tests/inline_pair.rs writes it) into CPU 0's
- * ring, with the kernel pairs written either through tracemark_inline.h's inline writer
- * (`inline`) or by the library alone (`library`), then writes the ring's memory to a file
- * and prints how many pairs the inline writer wrote itself.
+ * ring, with the kernel pairs written through tracemark_inline.h's inline writer with its
+ * fallback spelled out, counting what it wrote itself (`inline`), through its
+ * tm_owned_inline_kernel_pair (`wrapper`, which cannot count them: 0), or by the library
+ * alone (`library`), then writes the ring's memory to a file and prints the counts.
  *
- * Usage: inline_pair OPS OUT inline|library overwrite|drop
+ * Usage: inline_pair OPS OUT inline|wrapper|library overwrite|drop
  * OPS, one call per line (decimal):
  *   P entry_ts word next_thread exit_ts   a held entry and its exit (a kernel pair)
  *   E entry_ts                            an entry written at once (tm_owned_kernel_entry)
@@ -27,10 +28,11 @@ static uint64_t clock_fn(void) { return now; }
 
 int main(int argc, char **argv) {
     if (argc != 5) {
-        fprintf(stderr, "usage: inline_pair OPS OUT inline|library overwrite|drop\n");
+        fprintf(stderr, "usage: inline_pair OPS OUT inline|wrapper|library overwrite|drop\n");
         return 2;
     }
-    int use_inline = strcmp(argv[3], "inline") == 0;
+    int wrapper = strcmp(argv[3], "wrapper") == 0;
+    int use_inline = wrapper || strcmp(argv[3], "inline") == 0;
     tm_config config = {
         .block_size = 256,
         .mode = strcmp(argv[4], "drop") == 0 ? TM_MODE_DROP : TM_MODE_OVERWRITE,
@@ -66,7 +68,9 @@ int main(int argc, char **argv) {
             }
             now = d;
             pairs++;
-            if (use_inline) {
+            if (wrapper) {
+                r = tm_owned_inline_kernel_pair(t, &f, a, (uint32_t)b, c, d);
+            } else if (use_inline) {
                 /* As tm_owned_inline_kernel_pair, counting the inline writes. */
                 if (c == 0 && tm_owned_inline_pair(&f, a, (uint32_t)b, d)) {
                     inlined++;
