@@ -36,10 +36,15 @@ RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --workspace
 # The encoder's optional embassy adapter (feature rtos-trace).
 cargo clippy -p tracemark --features rtos-trace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p tracemark --features rtos-trace
+# The flash-first build (feature `compact`: one shared copy of the common path).
+cargo clippy -p tracemark -p tracemark-c --features tracemark/compact --all-targets -- -D warnings
 
 step "workspace tests (unit, property, stress, CLI, C kernel)"
 cargo test --workspace
 cargo test -p tracemark --features rtos-trace --test rtos_trace
+# The encoder's tests through the `compact` build's shared common path: the same bytes
+# (against record::encode), nesting at every preemption point, one clock read per record.
+cargo test -p tracemark --features compact
 
 step "loom models of reserve/commit"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$root/target/loom" \
@@ -65,6 +70,8 @@ examples/firmware-qemu/check.sh
 
 step "FreeRTOS traced under QEMU (mps2-an385) against its own truth and QEMU's -d int log (issue 17)"
 examples/freertos/check.sh
+# The same firmware and checks with the flash-first library (tracemark-c feature compact).
+TM_FEATURES=compact examples/freertos/check.sh
 
 step "embassy firmware under QEMU, traced through rtos-trace: task and poll counts, names (issue 17)"
 examples/firmware-qemu/check-embassy.sh

@@ -10,12 +10,16 @@
 #
 # Usage: encoder/c-api/flash-share.sh [LIB]   (LIB: a thumbv7m libtracemark_c.a;
 #        default: built by build-lean.sh for thumbv7m-none-eabi)
+# Env:   FEATURES  more tracemark-c features for the default library, e.g. FEATURES=compact
+#        (one shared copy of the recording calls' common path: less flash, more
+#        instructions per record; BENCHMARKS.md, "Target cost (issue 15), fifth round")
 # Goals (BENCHMARKS.md, "Target cost"): at most 3 KiB without the dump, at most 1.5 KiB
 # more with it.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-lib="${1:-$("$here/build-lean.sh" --target thumbv7m-none-eabi --no-default-features --features panic-handler)}"
+lib="${1:-$("$here/build-lean.sh" --target thumbv7m-none-eabi --no-default-features \
+    --features "panic-handler${FEATURES:+,$FEATURES}")}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 for variant in hooks hooks+dump; do

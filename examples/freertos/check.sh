@@ -9,6 +9,8 @@
 #        when run as root and they are missing)
 # Env:   TRACEMARK  the tracemark binary (default: built with cargo, under $CARGO_TARGET_DIR)
 #        TRACEMARK_THIRD_PARTY  the folder of the pinned snapshots (default ../shared/third-party)
+#        TM_FEATURES  more tracemark-c features for the library, e.g. TM_FEATURES=compact
+#                   (less flash, more instructions per record: BENCHMARKS.md)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,7 +36,7 @@ kernel="$out/FreeRTOS-Kernel-V11.3.0"
 
 # The tracemark C library, lean, for thumbv7m.
 lib="$("$repo/encoder/c-api/build-lean.sh" --target thumbv7m-none-eabi --no-default-features \
-    --features panic-handler 2>/dev/null | tail -1)"
+    --features "panic-handler${TM_FEATURES:+,$TM_FEATURES}" 2>/dev/null | tail -1)"
 tracemark="${TRACEMARK:-$(tracemark_bin)}"
 
 cflags=(-mcpu=cortex-m3 -mthumb -Os -g -ffunction-sections -fdata-sections -Wall -Wextra

@@ -547,6 +547,23 @@ impl<'d> Fields<'d> {
         (self.count == 1 && self.since == u64::MAX).then_some((self.values[0], self.data))
     }
 
+    /// [`Fields::as_small`] for a record written at `ts`, time-dependent ones included:
+    /// a record with one payload varint gives that varint as [`Fields::encode_with`]
+    /// writes it at `ts` (a [`Fields::elapsed`] varint with the ticks since `since`
+    /// added) and its raw bytes; `None` for records with more varints.
+    #[inline(always)]
+    pub fn small_at(&self, ts: u64) -> Option<(u64, &'d [u8])> {
+        if self.count != 1 {
+            return None;
+        }
+        let value = if self.since == u64::MAX {
+            self.values[0]
+        } else {
+            self.values[0].saturating_add(ts.saturating_sub(self.since))
+        };
+        Some((value, self.data))
+    }
+
     /// The number of bytes [`Fields::encode_with`] writes at `time` (at most
     /// [`MAX_RECORD_LEN`]).
     #[inline(always)]
@@ -1153,6 +1170,41 @@ mod tests {
                 assert_eq!(fields.encoded_len(time, ts), n);
             }
         }
+    }
+
+    /// `small_at` gives the payload varint and bytes `encode_with` writes at the same
+    /// time (the delta header first, then the varint, then the bytes), for records that
+    /// measure and records that do not; `None` for records of several varints.
+    #[test]
+    fn small_at_is_what_encode_with_writes() {
+        let data = [5u8; 7];
+        let times = [0u64, 1, 99, 1 << 32, u64::MAX - 1, u64::MAX];
+        for ts in times {
+            for since in times {
+                let cases = [
+                    Fields::elapsed(Kind::KernelExit, 2, since),
+                    Fields::elapsed(Kind::KernelExit, u64::MAX - 3, since),
+                    Fields::varint(Kind::ThreadSwitch, since),
+                    Fields::user(9, &data),
+                ];
+                for fields in cases {
+                    let (value, bytes) = fields.small_at(ts).unwrap();
+                    let mut want = vec![record_header(3, fields.kind() as u8) as u8];
+                    let mut v = value;
+                    while v >= 0x80 {
+                        want.push(v as u8 | 0x80);
+                        v >>= 7;
+                    }
+                    want.push(v as u8);
+                    want.extend_from_slice(bytes);
+                    let mut got = Vec::new();
+                    fields.encode_with(Time::Delta(3), ts, &mut |x| got.push(x));
+                    assert_eq!(got, want, "{ts} {since} {:?}", fields.kind());
+                }
+            }
+        }
+        assert_eq!(Fields::image(1, 2, 3).small_at(5), None);
+        assert_eq!(Fields::thread_name(1, 2, b"x").small_at(5), None);
     }
 
     #[test]

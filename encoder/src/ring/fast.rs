@@ -190,13 +190,52 @@ impl<'a> Ring<'a> {
                 Err((ts, _)) => self.write_slow_masked_from(ts, now, fields),
             };
         }
+        // Flash first: the record as data, to the one shared copy of the common path.
+        #[cfg(feature = "compact")]
+        {
+            let _ = fast;
+            self.write_fields(now, &fields())
+        }
+        #[cfg(not(feature = "compact"))]
+        {
+            let nest = enter(&mem);
+            match self.try_fast::<MASKED>(&mem, &now, fast) {
+                Ok((ts, end)) => {
+                    exit(&mem, nest);
+                    (Outcome::Written, ts, end)
+                }
+                Err(reading) => self.write_slow_from(nest, reading, now, fields),
+            }
+        }
+    }
+
+    /// The nesting-safe common path of the `compact` feature, out of line: one copy for
+    /// every recording call (per clock type), which gets the record as data, its
+    /// [`Fields`], instead of an inlined fast path of its own. The same attempt
+    /// ([`Ring::try_fast`], with the record's [`Fields::small_at`] form) and the same
+    /// general path after it, so the same bytes; what changes is flash (one copy of the
+    /// fast path instead of one per call) against a call, the `Fields` built on the stack
+    /// for every record and the fast path's reading of them (BENCHMARKS.md, "Target
+    /// cost (issue 15), fifth round: flash").
+    #[cfg(feature = "compact")]
+    #[inline(never)]
+    fn write_fields(&self, now: impl Fn() -> u64 + Copy, fields: &Fields<'_>) -> Wrote {
+        let mem = self.mem.local();
         let nest = enter(&mem);
-        match self.try_fast::<MASKED>(&mem, &now, fast) {
+        let fast = |ts| {
+            let (head, data) = fields.small_at(ts)?;
+            Some(Small {
+                kind: fields.kind() as u32,
+                head: u32::try_from(head).ok()?,
+                data,
+            })
+        };
+        match self.try_fast::<false>(&mem, &now, fast) {
             Ok((ts, end)) => {
                 exit(&mem, nest);
                 (Outcome::Written, ts, end)
             }
-            Err(reading) => self.write_slow_from(nest, reading, now, fields),
+            Err(reading) => self.write_slow(nest, reading, &now, fields),
         }
     }
 
@@ -206,6 +245,7 @@ impl<'a> Ring<'a> {
     /// it calls is one copy for all. `reading` is the clock reading the fast path took
     /// and the `write_pos` it loaded before taking it: the general path writes at that
     /// reading while no writer has reserved since (one clock read per record, issue 15).
+    #[cfg(not(feature = "compact"))]
     #[cold]
     #[inline(never)]
     pub(super) fn write_slow_from<'f>(
