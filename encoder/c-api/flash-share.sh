@@ -12,7 +12,7 @@
 #        default: built by build-lean.sh for thumbv7m-none-eabi)
 # Env:   FEATURES  more tracemark-c features for the default library, e.g. FEATURES=compact
 #        (one shared copy of the recording calls' common path: less flash, more
-#        instructions per record; BENCHMARKS.md, "Target cost (issue 15), fifth round")
+#        instructions per record; BENCHMARKS.md, "Target cost (issue 15): the `compact` build")
 # Goals (BENCHMARKS.md, "Target cost"): at most 3 KiB without the dump, at most 1.5 KiB
 # more with it.
 set -euo pipefail

@@ -216,7 +216,7 @@ impl<'a> Ring<'a> {
     /// general path after it, so the same bytes; what changes is flash (one copy of the
     /// fast path instead of one per call) against a call, the `Fields` built on the stack
     /// for every record and the fast path's reading of them (BENCHMARKS.md, "Target
-    /// cost (issue 15), fifth round: flash").
+    /// cost (issue 15): the `compact` build").
     #[cfg(feature = "compact")]
     #[inline(never)]
     fn write_fields(&self, now: impl Fn() -> u64 + Copy, fields: &Fields<'_>) -> Wrote {
