@@ -46,18 +46,13 @@ typedef struct tm_node_state {
      * then record nothing (a kernel function the tracer calls, such as memcpy, is not
      * traced). The inline common case calls nothing and needs no `busy`. */
     int busy;
-    /* 1 once this node's ring is initialised and until the dump starts. */
-    int on;
-    /* 1 between a recorded entry and its exit: the exit to the first user thread after
-     * boot is not the end of a kernel entry. */
-    int open;
-    /* 1 while the entry in progress is held (below). Beside `open`, which the hooks set
-     * and clear with it: the compiler stores both in one instruction. */
-    int held;
+    /* TM_ST_ON, TM_ST_OPEN and TM_ST_HELD (below) in one word, which the exit hook's
+     * common case tests with one compare (TM_ST_ENTRY) and sets with one store. */
+    uint32_t state;
     /* The thread that ran when the kernel was last left on this node. */
     struct tcb *last_thread;
     /* The single-owner writer state: the ring's handle (tm_owned_ring) and the kernel
-     * entry in progress, *held* (its time kept here, nothing written: held == 1) until
+     * entry in progress, *held* (its time kept here, nothing written: TM_ST_HELD) until
      * the exit hook writes it together with the exit (tm_owned_kernel_pair), or written
      * by tm_flush as soon as anything else is recorded inside it (an interrupt, a
      * function record, a thread name, a note), its word then filled in at the exit
@@ -68,6 +63,17 @@ typedef struct tm_node_state {
     tm_owned_inline inl;
     uint64_t entry_ts;
 } tm_node_state_t;
+
+/* tm_node_state_t.state: */
+/* This node's ring is initialised, until the dump starts. */
+#define TM_ST_ON 1u
+/* Between a recorded entry and its exit: the exit to the first user thread after boot is
+ * not the end of a kernel entry. */
+#define TM_ST_OPEN 2u
+/* The entry in progress is held (below: `ring`). */
+#define TM_ST_HELD 4u
+/* What the entry hook sets: the state of the exit hook's common case. */
+#define TM_ST_ENTRY (TM_ST_ON | TM_ST_OPEN | TM_ST_HELD)
 
 /* One per node (src/benchmark/tracemark.c). */
 extern tm_node_state_t tracemark_sel4_node[CONFIG_MAX_NUM_NODES];
@@ -172,13 +178,12 @@ static inline TM_ALWAYS_INLINE void tracemark_sel4_entry(void)
 {
     word_t node = CURRENT_CPU_INDEX();
     tm_node_state_t *st = &tracemark_sel4_node[node];
-    if (unlikely(!st->on)) {
+    if (unlikely(!(st->state & TM_ST_ON))) {
         return;
     }
     st->entry_ts = tm_now();
-    st->held = 1;
+    st->state = TM_ST_ENTRY;
     tracemark_sel4_syscall[node] = 0;
-    st->open = 1;
 }
 
 /* c_exit_hook, first: the kernel entry and its exit. */
@@ -191,7 +196,7 @@ static inline TM_ALWAYS_INLINE void tracemark_sel4_exit(void)
     /* The common case: recording, the entry held, a syscall's word, no thread switch,
      * and the short pair (tracemark_inline.h), written here. It calls nothing, so it
      * needs no `busy` (nothing the function hooks could record in runs). */
-    if (unlikely(!st->on || !st->open || !st->held || !tm_entry_word_common(&word))) {
+    if (unlikely(st->state != TM_ST_ENTRY || !tm_entry_word_common(&word))) {
         tracemark_sel4_exit_other();
         return;
     }
@@ -199,8 +204,7 @@ static inline TM_ALWAYS_INLINE void tracemark_sel4_exit(void)
     uint64_t now = tm_now();
     if (likely(next == st->last_thread &&
                tm_owned_inline_pair(&st->inl, st->entry_ts, word, now))) {
-        st->held = 0;
-        st->open = 0;
+        st->state = TM_ST_ON;
         return;
     }
     /* The rest with the word and the time already taken (one clock read per record). */

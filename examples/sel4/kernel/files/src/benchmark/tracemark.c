@@ -102,8 +102,8 @@ static TM_NOTRACE uint64_t tm_clock(void)
  * inside a kernel entry). */
 static inline TM_NOTRACE void tm_flush(tm_node_state_t *st)
 {
-    if (st->held) {
-        st->held = 0;
+    if (st->state & TM_ST_HELD) {
+        st->state &= ~TM_ST_HELD;
         (void)tm_owned_kernel_entry(st->ring, st->entry_ts);
     }
 }
@@ -206,7 +206,7 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
         .syscall_abi = config_set(CONFIG_KERNEL_MCS) ? TM_ABI_SEL4_MCS : TM_ABI_SEL4,
     };
     /* Every node's ring, from the boot node, which holds the big kernel lock here: the
-     * other nodes have booted (on SMP) but their hooks do nothing until their `on` is
+     * other nodes have booted (on SMP) but their hooks do nothing until their TM_ST_ON is
      * set, and they read it only after they take the lock this node holds, or in a
      * remote-call IPI entry, which a lock holder sends after taking the lock: either way
      * after this node's release of the lock, which orders these writes before. */
@@ -221,8 +221,8 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
         int rn = tm_init((uint32_t)n, tm_ring[n], sizeof(tm_ring[n]), &config);
         tm_node_state_t *st = &tracemark_sel4_node[n];
         st->ring = tm_owned_ring((uint32_t)n);
-        st->held = 0;
-        st->on = (layout_ok && rn == TM_OK && tm_owned_inline_sync(st->ring, &st->inl) == TM_OK);
+        st->state = (layout_ok && rn == TM_OK &&
+                     tm_owned_inline_sync(st->ring, &st->inl) == TM_OK) ? TM_ST_ON : 0;
         st->last_thread = NODE_STATE_ON_CORE(ksCurThread, n);
         if (rn != TM_OK) {
             r = rn;
@@ -416,8 +416,7 @@ TM_NOTRACE __attribute__((noinline)) void tracemark_sel4_exit_write(tm_node_stat
         switch_to = (uint64_t)(word_t)next;
         st->last_thread = next;
     }
-    if (st->held) {
-        st->held = 0;
+    if (st->state & TM_ST_HELD) {
 #ifdef CONFIG_KERNEL_TRACEMARK_INLINE_PAIR
         /* The library's pair, then the inline writer's state taken again. */
         (void)tm_owned_inline_fallback(st->ring, &st->inl, st->entry_ts, word, switch_to, now);
@@ -428,7 +427,7 @@ TM_NOTRACE __attribute__((noinline)) void tracemark_sel4_exit_write(tm_node_stat
         (void)tm_owned_kernel_exit(st->ring, word, switch_to, now);
         tm_inline_resync(st);
     }
-    st->open = 0;
+    st->state &= ~(TM_ST_OPEN | TM_ST_HELD);
     st->busy = 0;
 }
 
@@ -439,10 +438,10 @@ TM_NOTRACE void tracemark_sel4_exit_other(void)
 {
     uint32_t node = TM_NODE();
     tm_node_state_t *st = &tracemark_sel4_node[node];
-    if (!st->on) {
+    if (!(st->state & TM_ST_ON)) {
         return;
     }
-    if (!st->open) {
+    if (!(st->state & TM_ST_OPEN)) {
         tm_exit_first(st, node);
         return;
     }
@@ -456,7 +455,7 @@ TM_NOTRACE void tracemark_sel4_interrupt(word_t irq)
 {
     uint32_t node = TM_NODE();
     tm_node_state_t *st = &tracemark_sel4_node[node];
-    if (!st->on) {
+    if (!(st->state & TM_ST_ON)) {
         return;
     }
     st->busy = 1;
@@ -475,7 +474,7 @@ void __cyg_profile_func_exit(void *func, void *call_site);
 /* Counts a function record made outside every kernel entry (see tm_outside). */
 static inline TM_NOTRACE void tm_count_outside(void)
 {
-    if (tracemark_sel4_node[TM_NODE()].open) {
+    if (tracemark_sel4_node[TM_NODE()].state & TM_ST_OPEN) {
         return;
     }
     if (tm_booted) {
@@ -489,7 +488,7 @@ TM_NOTRACE void __cyg_profile_func_enter(void *func, void *call_site)
 {
     uint32_t node = TM_NODE();
     tm_node_state_t *st = &tracemark_sel4_node[node];
-    if (!st->on || st->busy) {
+    if (!(st->state & TM_ST_ON) || st->busy) {
         return;
     }
     st->busy = 1;
@@ -503,7 +502,7 @@ TM_NOTRACE void __cyg_profile_func_exit(void *func, void *call_site)
 {
     uint32_t node = TM_NODE();
     tm_node_state_t *st = &tracemark_sel4_node[node];
-    if (!st->on || st->busy) {
+    if (!(st->state & TM_ST_ON) || st->busy) {
         return;
     }
     st->busy = 1;
@@ -532,7 +531,7 @@ TM_NOTRACE void tracemark_sel4_dump(void)
 {
     uint32_t node = TM_NODE();
     tm_node_state_t *st = &tracemark_sel4_node[node];
-    if (!st->on) {
+    if (!(st->state & TM_ST_ON)) {
         return;
     }
     tracemark_sel4_exit_other();
@@ -544,7 +543,9 @@ TM_NOTRACE void tracemark_sel4_dump(void)
      * of its creation still names its threads (FORMAT.md 8.4.1). */
     tm_name_threads(node);
     for (word_t n = 0; n < CONFIG_MAX_NUM_NODES; n++) {
-        tracemark_sel4_node[n].on = 0;
+        /* The other nodes run no hook meanwhile (see the top of this file): nothing
+         * else writes their state. */
+        tracemark_sel4_node[n].state &= ~TM_ST_ON;
     }
 #if defined(CONFIG_DEBUG_BUILD) && defined(CONFIG_PRINTING)
     /* Thread names exist in debug kernels only (seL4_DebugNameThread). */
@@ -589,7 +590,7 @@ TM_NOTRACE void tracemark_sel4_finalize(void)
 {
     uint32_t node = TM_NODE();
     tm_node_state_t *st = &tracemark_sel4_node[node];
-    if (!st->on) {
+    if (!(st->state & TM_ST_ON)) {
         return;
     }
     word_t *ipc = lookupIPCBuffer(false, NODE_STATE(ksCurThread));
@@ -640,7 +641,7 @@ static TM_NOTRACE void tm_name_threads(uint32_t node)
 {
 #ifdef CONFIG_DEBUG_BUILD
     tm_node_state_t *st = &tracemark_sel4_node[node];
-    if (!st->on) {
+    if (!(st->state & TM_ST_ON)) {
         return;
     }
     int busy = st->busy;
@@ -660,7 +661,7 @@ TM_NOTRACE void tracemark_sel4_thread_named(tcb_t *tcb)
 {
     uint32_t node = TM_NODE();
     tm_node_state_t *st = &tracemark_sel4_node[node];
-    if (!st->on) {
+    if (!(st->state & TM_ST_ON)) {
         return;
     }
     st->busy = 1;
@@ -696,7 +697,7 @@ TM_NOTRACE exception_t tracemark_sel4_snapshot(void)
     word_t len = 0;
 
     lookupCapAndSlot_ret_t lu = lookupCapAndSlot(caller, cptr);
-    if (!st->on) {
+    if (!(st->state & TM_ST_ON)) {
         userError("seL4_TracemarkSnapshot: tracemark is not recording");
         err = seL4_IllegalOperation;
     } else if (lu.status != EXCEPTION_NONE || cap_get_capType(lu.cap) != cap_frame_cap) {
@@ -727,13 +728,13 @@ TM_NOTRACE exception_t tracemark_sel4_snapshot(void)
             /* A new ring: a new single-owner handle (nothing is held: the exit above
              * wrote this entry). */
             st->ring = tm_owned_ring(node);
-            st->held = 0;
-            st->on = (r == TM_OK || r == TM_RECOVERED) && tm_owned_inline_sync(st->ring, &st->inl) == TM_OK;
+            st->state = ((r == TM_OK || r == TM_RECOVERED) &&
+                         tm_owned_inline_sync(st->ring, &st->inl) == TM_OK) ? TM_ST_ON : 0;
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
             (void)tm_image(node, KERNEL_ELF_BASE, (word_t)ki_end - KERNEL_ELF_BASE, 0x73654c34);
 #endif
             tm_name_threads(node);
-            if (st->on) {
+            if (st->state & TM_ST_ON) {
                 (void)tm_thread_switch(node, (uint64_t)(word_t)caller);
             }
             st->last_thread = caller;
