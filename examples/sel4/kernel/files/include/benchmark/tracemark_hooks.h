@@ -164,7 +164,10 @@ static inline TM_ALWAYS_INLINE bool_t tm_entry_word_common(uint32_t *word)
 /* The inline pair writer and its varint helper, declared again always inline: GCC judges
  * the pair's path in c_exit_hook unlikely (seL4 calls c_exit_hook from noreturn
  * functions) and, by its size heuristics, would call the writer's varint helper out of
- * line (four calls, a frame, the arguments spilled). */
+ * line (four calls, a frame, the arguments spilled). These declarations follow the
+ * generated header's names and types by hand: a renamed or retyped function there
+ * stops the kernel's build (a conflicting declaration, or a static function declared
+ * and never defined, which -Werror refuses) rather than losing the attribute silently. */
 static inline __attribute__((always_inline)) uint8_t *tm_inline_put_short(uint8_t *at,
                                                                           uint32_t v);
 static inline __attribute__((always_inline)) int tm_owned_inline_pair(tm_owned_inline *f,
