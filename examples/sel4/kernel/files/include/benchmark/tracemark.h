@@ -31,8 +31,8 @@
 
 /* The kernel's hooks. */
 void tracemark_sel4_init(void);
-void tracemark_sel4_entry(void);
-void tracemark_sel4_exit(void);
+/* The entry and exit hooks (tracemark_sel4_entry, tracemark_sel4_exit) are inline:
+ * benchmark/tracemark_hooks.h, which include/kernel/traps.h includes. */
 void tracemark_sel4_interrupt(word_t irq);
 void tracemark_sel4_dump(void);
 void tracemark_sel4_finalize(void);

@@ -12,9 +12,9 @@
 #include <assert.h>
 #include <util.h>
 #include <benchmark/tracemark.h>
-/* The single-owner writer's common pair, inlined into the exit hook (generated from
- * tracemark's format crate; TRACEMARK_DIR/include). */
-#include <tracemark_inline.h>
+/* The node state, the clock and the hooks' inline common case (with tracemark_inline.h,
+ * the single-owner writer's common pair). */
+#include <benchmark/tracemark_hooks.h>
 #include <benchmark/benchmark_track.h>
 #include <model/statedata.h>
 #include <machine/io.h>
@@ -54,7 +54,7 @@
  * Nothing in this file is instrumented: it is the tracer (the function hooks below would
  * otherwise recurse, and the clock must not record). Only static inline kernel helpers
  * that are not instrumented either are called from the hooks. */
-#define TM_NOTRACE __attribute__((no_instrument_function))
+/* TM_NOTRACE: benchmark/tracemark_hooks.h. */
 
 /* This node's index: 0 on a single-core kernel (a constant), else the kernel's own
  * per-core register read (x86_64: gs, aarch64: tpidr_el1). The CMake refuses
@@ -66,37 +66,9 @@
 /* The rings: one per node, static arrays in the kernel's BSS. */
 static uint8_t tm_ring[CONFIG_MAX_NUM_NODES][CONFIG_KERNEL_TRACEMARK_RING_BYTES] ALIGN(8);
 
-/* The hook state of one node, written by that node's hooks only (and by the boot node's
- * tracemark_sel4_init, before any hook of another node runs on it, see there). */
-typedef struct tm_node_state {
-    /* 1 while a hook of this file runs on this node: the -finstrument-functions hooks
-     * then record nothing (a kernel function the tracer calls, such as memcpy, is not
-     * traced). */
-    int busy;
-    /* 1 once this node's ring is initialised and until the dump starts. */
-    int on;
-    /* 1 between a recorded entry and its exit: the exit to the first user thread after
-     * boot is not the end of a kernel entry. */
-    int open;
-    /* 1 while the entry in progress is held (below). Beside `open`, which the hooks set
-     * and clear with it: the compiler stores both in one instruction. */
-    int held;
-    /* The thread that ran when the kernel was last left on this node. */
-    tcb_t *last_thread;
-    /* The single-owner writer state: the ring's handle (tm_owned_ring) and the kernel
-     * entry in progress, *held* (its time kept here, nothing written: held == 1) until
-     * the exit hook writes it together with the exit (tm_owned_kernel_pair), or written
-     * by tm_flush as soon as anything else is recorded inside it (an interrupt, a
-     * function record, a thread name, a note), its word then filled in at the exit
-     * (tm_owned_kernel_exit). */
-    const tm_owned *ring;
-    /* What the inline pair writer (tracemark_inline.h) works from, taken from `ring`
-     * with tm_owned_inline_sync whenever `ring` is set. */
-    tm_owned_inline inl;
-    uint64_t entry_ts;
-} tm_node_state_t;
-
-static tm_node_state_t tm_node[CONFIG_MAX_NUM_NODES];
+/* The hook state of each node (tm_node_state_t, benchmark/tracemark_hooks.h: the
+ * inline hooks read and write it too). */
+tm_node_state_t tracemark_sel4_node[CONFIG_MAX_NUM_NODES];
 word_t tracemark_sel4_syscall[CONFIG_MAX_NUM_NODES];
 
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
@@ -119,39 +91,7 @@ static struct {
 static int tm_booted;
 #endif
 
-/* KernelTracemarkClockShift: timestamps in units of 2^TM_CLOCK_SHIFT clock ticks, and
- * the ring's clock frequency divided alike (tm_clock_hz), so that decoded times stay
- * true at the coarser resolution. */
-#define TM_CLOCK_SHIFT CONFIG_KERNEL_TRACEMARK_CLOCK_SHIFT
-
-/* The clock's raw ticks. */
-static inline TM_NOTRACE uint64_t tm_ticks(void)
-{
-#if defined(CONFIG_ARCH_X86)
-    uint32_t lo, hi;
-    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return ((uint64_t)hi << 32) | lo;
-#elif defined(CONFIG_ARCH_AARCH64) && defined(CONFIG_KERNEL_TRACEMARK_CLOCK_CYCLES)
-    uint64_t v;
-    asm volatile("mrs %0, pmccntr_el0" : "=r"(v));
-    return v;
-#elif defined(CONFIG_ARCH_AARCH64)
-    /* No isb before the read: a timestamp may be taken a few instructions early,
-     * which is fine for tracing, and an isb costs more than the whole record. */
-    uint64_t v;
-    asm volatile("mrs %0, cntvct_el0" : "=r"(v));
-    return v;
-#else
-#error "KernelBenchmarksTracemark supports x86_64 and aarch64"
-#endif
-}
-
-/* A timestamp: the clock's ticks in the ring's units. */
-static inline TM_NOTRACE uint64_t tm_now(void)
-{
-    return tm_ticks() >> TM_CLOCK_SHIFT;
-}
-
+/* tm_ticks, tm_now (the clock) and TM_CLOCK_SHIFT: benchmark/tracemark_hooks.h. */
 static TM_NOTRACE uint64_t tm_clock(void)
 {
     return tm_now();
@@ -162,8 +102,8 @@ static TM_NOTRACE uint64_t tm_clock(void)
  * inside a kernel entry). */
 static inline TM_NOTRACE void tm_flush(tm_node_state_t *st)
 {
-    if (st->held) {
-        st->held = 0;
+    if (st->state & TM_ST_HELD) {
+        st->state &= ~TM_ST_HELD;
         (void)tm_owned_kernel_entry(st->ring, st->entry_ts);
     }
 }
@@ -266,12 +206,12 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
         .syscall_abi = config_set(CONFIG_KERNEL_MCS) ? TM_ABI_SEL4_MCS : TM_ABI_SEL4,
     };
     /* Every node's ring, from the boot node, which holds the big kernel lock here: the
-     * other nodes have booted (on SMP) but their hooks do nothing until their `on` is
+     * other nodes have booted (on SMP) but their hooks do nothing until their TM_ST_ON is
      * set, and they read it only after they take the lock this node holds, or in a
      * remote-call IPI entry, which a lock holder sends after taking the lock: either way
      * after this node's release of the lock, which orders these writes before. */
     tm_saved_config = config;
-    tm_node_state_t *self = &tm_node[TM_NODE()];
+    tm_node_state_t *self = &tracemark_sel4_node[TM_NODE()];
     self->busy = 1;
     int r = TM_OK;
     /* tm_entry_word takes a syscall's word from ksKernelEntry's bits as they are: a
@@ -279,11 +219,11 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
     bool_t layout_ok = tm_entry_layout_ok();
     for (word_t n = 0; n < CONFIG_MAX_NUM_NODES; n++) {
         int rn = tm_init((uint32_t)n, tm_ring[n], sizeof(tm_ring[n]), &config);
-        tm_node[n].ring = tm_owned_ring((uint32_t)n);
-        tm_node[n].held = 0;
-        tm_node[n].on = (layout_ok && rn == TM_OK &&
-                         tm_owned_inline_sync(tm_node[n].ring, &tm_node[n].inl) == TM_OK);
-        tm_node[n].last_thread = NODE_STATE_ON_CORE(ksCurThread, n);
+        tm_node_state_t *st = &tracemark_sel4_node[n];
+        st->ring = tm_owned_ring((uint32_t)n);
+        st->state = (layout_ok && rn == TM_OK &&
+                     tm_owned_inline_sync(st->ring, &st->inl) == TM_OK) ? TM_ST_ON : 0;
+        st->last_thread = NODE_STATE_ON_CORE(ksCurThread, n);
         if (rn != TM_OK) {
             r = rn;
         }
@@ -327,19 +267,7 @@ BOOT_CODE TM_NOTRACE void tracemark_sel4_init(void)
     self->busy = 0;
 }
 
-TM_NOTRACE void tracemark_sel4_entry(void)
-{
-    uint32_t node = TM_NODE();
-    tm_node_state_t *st = &tm_node[node];
-    if (!st->on) {
-        return;
-    }
-    /* Held: only the time, written with the exit (or by tm_flush). */
-    st->entry_ts = tm_now();
-    st->held = 1;
-    tracemark_sel4_syscall[node] = 0;
-    st->open = 1;
-}
+/* tracemark_sel4_entry: inline, benchmark/tracemark_hooks.h. */
 
 /* At this commit seL4's entry_type_t numbers the paths as tracemark's entry word does
  * (FORMAT.md section 9): ksKernelEntry.path is used as a TM_PATH_* value. */
@@ -368,20 +296,8 @@ compile_assert(tm_path_syscall, Entry_Syscall == TM_PATH_SYSCALL)
 #define TM_LAST_DEBUG_SYSCALL SysDebugDumpScheduler
 #endif
 
-/* ksKernelEntry's fields as tracemark's entry word would hold a syscall's. seL4's
- * packed kernel_entry_t has the path in bits 0-2 and its union from bit 8 (syscall 0-3,
- * cap type 4-8, fastpath 9, label 10-28 of the union); tracemark's word has the same
- * fields in the same order from bit 3. So one 8-byte load, the union moved down by 5
- * bits, and the path: for a syscall, the word but for seL4's quirks (tm_entry_word).
- * tracemark_sel4_init checks the layout at boot (tm_entry_layout_ok). */
-compile_assert(tm_entry_bits_fit, sizeof(kernel_entry_t) >= sizeof(uint64_t))
-static inline TM_NOTRACE uint32_t tm_entry_bits_of(const kernel_entry_t *e)
-{
-    uint64_t bits;
-    __builtin_memcpy(&bits, e, sizeof(bits));
-    return ((uint32_t)(bits >> 5) & ~(uint32_t)TM_ENTRY_PATH_MASK) |
-           ((uint32_t)bits & TM_ENTRY_PATH_MASK);
-}
+/* tm_entry_bits_of (ksKernelEntry's fields as tracemark's entry word would hold a
+ * syscall's, from one load): benchmark/tracemark_hooks.h. */
 
 /* Whether tm_entry_bits_of gives tracemark's word for a syscall entry (the compiler
  * lays seL4's bit-fields out from bit 0 up, the union from the next byte). */
@@ -403,21 +319,10 @@ static inline TM_NOTRACE uint32_t tm_entry_word(uint32_t node)
 {
     /* The common case: a syscall other than Yield and DebugPutChar is its bits as they
      * are; a Yield's without its cap type and label (below). */
-    uint32_t bits = tm_entry_bits_of(&ksKernelEntry);
-    if ((bits & TM_ENTRY_PATH_MASK) == TM_PATH_SYSCALL) {
-        uint32_t no = (bits >> TM_ENTRY_SYSCALL_SHIFT) & TM_ENTRY_MAX_SYSCALL;
-        if (no == (word_t)(-SysYield)) {
-            return bits & (TM_ENTRY_PATH_MASK | TM_ENTRY_MAX_SYSCALL << TM_ENTRY_SYSCALL_SHIFT |
-                           1u << TM_ENTRY_FASTPATH_SHIFT);
-        }
-#ifdef CONFIG_PRINTING
-        if (no != (word_t)(-SysDebugPutChar))
-#endif
-        {
-            return bits;
-        }
-    }
     uint32_t word = TM_PATH_UNKNOWN;
+    if (tm_entry_word_common(&word)) {
+        return word;
+    }
     uint32_t path = ksKernelEntry.path;
     uint32_t core = (uint32_t)CURRENT_CPU_INDEX() & TM_ENTRY_MAX_CORE;
     /* seL4 sets is_fastpath before it knows; the unknown-syscall path is never the
@@ -498,10 +403,12 @@ static TM_NOTRACE __attribute__((noinline, cold)) void tm_exit_first(tm_node_sta
     st->busy = 0;
 }
 
-/* An exit past the inline common case: entry word, thread switch and exit in one call
- * into the library; a held entry and its exit in one reservation. */
-static TM_NOTRACE __attribute__((noinline)) void tm_exit_write(tm_node_state_t *st, tcb_t *next,
-                                                               uint32_t word, uint64_t now)
+/* An exit past the inline common case (tracemark_hooks.h, which calls it with the word and
+ * the time taken): entry word, thread switch and exit in one call into the library; a
+ * held entry and its exit in one reservation. */
+TM_NOTRACE __attribute__((noinline)) void tracemark_sel4_exit_write(tm_node_state_t *st,
+                                                                    tcb_t *next, uint32_t word,
+                                                                    uint64_t now)
 {
     st->busy = 1;
     uint64_t switch_to = 0;
@@ -509,8 +416,7 @@ static TM_NOTRACE __attribute__((noinline)) void tm_exit_write(tm_node_state_t *
         switch_to = (uint64_t)(word_t)next;
         st->last_thread = next;
     }
-    if (st->held) {
-        st->held = 0;
+    if (st->state & TM_ST_HELD) {
 #ifdef CONFIG_KERNEL_TRACEMARK_INLINE_PAIR
         /* The library's pair, then the inline writer's state taken again. */
         (void)tm_owned_inline_fallback(st->ring, &st->inl, st->entry_ts, word, switch_to, now);
@@ -521,43 +427,35 @@ static TM_NOTRACE __attribute__((noinline)) void tm_exit_write(tm_node_state_t *
         (void)tm_owned_kernel_exit(st->ring, word, switch_to, now);
         tm_inline_resync(st);
     }
-    st->open = 0;
+    st->state &= ~(TM_ST_OPEN | TM_ST_HELD);
     st->busy = 0;
 }
 
-TM_NOTRACE void tracemark_sel4_exit(void)
+/* The exit hook whole (tracemark_sel4_exit, tracemark_hooks.h, writes its common case
+ * inline and calls this for anything else; the dump and the snapshot call it to end
+ * their entry). */
+TM_NOTRACE void tracemark_sel4_exit_other(void)
 {
     uint32_t node = TM_NODE();
-    tm_node_state_t *st = &tm_node[node];
-    if (!st->on) {
+    tm_node_state_t *st = &tracemark_sel4_node[node];
+    if (!(st->state & TM_ST_ON)) {
         return;
     }
-    if (!st->open) {
+    if (!(st->state & TM_ST_OPEN)) {
         tm_exit_first(st, node);
         return;
     }
     tcb_t *next = NODE_STATE(ksCurThread);
     uint32_t word = tm_entry_word(node);
     uint64_t now = tm_now();
-#ifdef CONFIG_KERNEL_TRACEMARK_INLINE_PAIR
-    /* The common case: the entry still held, no thread switch, and the short pair
-     * (tracemark_inline.h), written here. It calls nothing, so it needs no frame and no
-     * `busy` (nothing the function hooks could record in runs). */
-    if (st->held && next == st->last_thread &&
-        tm_owned_inline_pair(&st->inl, st->entry_ts, word, now)) {
-        st->held = 0;
-        st->open = 0;
-        return;
-    }
-#endif
-    tm_exit_write(st, next, word, now);
+    tracemark_sel4_exit_write(st, next, word, now);
 }
 
 TM_NOTRACE void tracemark_sel4_interrupt(word_t irq)
 {
     uint32_t node = TM_NODE();
-    tm_node_state_t *st = &tm_node[node];
-    if (!st->on) {
+    tm_node_state_t *st = &tracemark_sel4_node[node];
+    if (!(st->state & TM_ST_ON)) {
         return;
     }
     st->busy = 1;
@@ -576,7 +474,7 @@ void __cyg_profile_func_exit(void *func, void *call_site);
 /* Counts a function record made outside every kernel entry (see tm_outside). */
 static inline TM_NOTRACE void tm_count_outside(void)
 {
-    if (tm_node[TM_NODE()].open) {
+    if (tracemark_sel4_node[TM_NODE()].state & TM_ST_OPEN) {
         return;
     }
     if (tm_booted) {
@@ -589,8 +487,8 @@ static inline TM_NOTRACE void tm_count_outside(void)
 TM_NOTRACE void __cyg_profile_func_enter(void *func, void *call_site)
 {
     uint32_t node = TM_NODE();
-    tm_node_state_t *st = &tm_node[node];
-    if (!st->on || st->busy) {
+    tm_node_state_t *st = &tracemark_sel4_node[node];
+    if (!(st->state & TM_ST_ON) || st->busy) {
         return;
     }
     st->busy = 1;
@@ -603,8 +501,8 @@ TM_NOTRACE void __cyg_profile_func_enter(void *func, void *call_site)
 TM_NOTRACE void __cyg_profile_func_exit(void *func, void *call_site)
 {
     uint32_t node = TM_NODE();
-    tm_node_state_t *st = &tm_node[node];
-    if (!st->on || st->busy) {
+    tm_node_state_t *st = &tracemark_sel4_node[node];
+    if (!(st->state & TM_ST_ON) || st->busy) {
         return;
     }
     st->busy = 1;
@@ -632,11 +530,11 @@ static TM_NOTRACE int tm_sink(void *ctx, const uint8_t *data, word_t len)
 TM_NOTRACE void tracemark_sel4_dump(void)
 {
     uint32_t node = TM_NODE();
-    tm_node_state_t *st = &tm_node[node];
-    if (!st->on) {
+    tm_node_state_t *st = &tracemark_sel4_node[node];
+    if (!(st->state & TM_ST_ON)) {
         return;
     }
-    tracemark_sel4_exit();
+    tracemark_sel4_exit_other();
     st->busy = 1;
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
     (void)tm_user(node, TRACEMARK_SEL4_OUTSIDE_ID, &tm_outside, sizeof(tm_outside));
@@ -645,7 +543,9 @@ TM_NOTRACE void tracemark_sel4_dump(void)
      * of its creation still names its threads (FORMAT.md 8.4.1). */
     tm_name_threads(node);
     for (word_t n = 0; n < CONFIG_MAX_NUM_NODES; n++) {
-        tm_node[n].on = 0;
+        /* The other nodes run no hook meanwhile (see the top of this file): nothing
+         * else writes their state. */
+        tracemark_sel4_node[n].state &= ~TM_ST_ON;
     }
 #if defined(CONFIG_DEBUG_BUILD) && defined(CONFIG_PRINTING)
     /* Thread names exist in debug kernels only (seL4_DebugNameThread). */
@@ -689,8 +589,8 @@ TM_NOTRACE void tracemark_sel4_dump(void)
 TM_NOTRACE void tracemark_sel4_finalize(void)
 {
     uint32_t node = TM_NODE();
-    tm_node_state_t *st = &tm_node[node];
-    if (!st->on) {
+    tm_node_state_t *st = &tracemark_sel4_node[node];
+    if (!(st->state & TM_ST_ON)) {
         return;
     }
     word_t *ipc = lookupIPCBuffer(false, NODE_STATE(ksCurThread));
@@ -729,7 +629,7 @@ static TM_NOTRACE void tm_name_thread(uint32_t node, tcb_t *tcb)
 {
     const char *name = TCB_PTR_DEBUG_PTR(tcb)->tcbName;
     /* Inside seL4_DebugNameThread's entry: that entry is written first. */
-    tm_flush(&tm_node[node]);
+    tm_flush(&tracemark_sel4_node[node]);
     (void)tm_thread_name(node, (uint64_t)(word_t)tcb, name, strnlen(name, TCB_NAME_LENGTH),
                          (uint32_t)tcb->tcbPriority);
 }
@@ -740,8 +640,8 @@ static TM_NOTRACE void tm_name_thread(uint32_t node, tcb_t *tcb)
 static TM_NOTRACE void tm_name_threads(uint32_t node)
 {
 #ifdef CONFIG_DEBUG_BUILD
-    tm_node_state_t *st = &tm_node[node];
-    if (!st->on) {
+    tm_node_state_t *st = &tracemark_sel4_node[node];
+    if (!(st->state & TM_ST_ON)) {
         return;
     }
     int busy = st->busy;
@@ -760,8 +660,8 @@ static TM_NOTRACE void tm_name_threads(uint32_t node)
 TM_NOTRACE void tracemark_sel4_thread_named(tcb_t *tcb)
 {
     uint32_t node = TM_NODE();
-    tm_node_state_t *st = &tm_node[node];
-    if (!st->on) {
+    tm_node_state_t *st = &tracemark_sel4_node[node];
+    if (!(st->state & TM_ST_ON)) {
         return;
     }
     st->busy = 1;
@@ -789,7 +689,7 @@ TM_NOTRACE void tracemark_sel4_thread_named(tcb_t *tcb)
 TM_NOTRACE exception_t tracemark_sel4_snapshot(void)
 {
     uint32_t node = TM_NODE();
-    tm_node_state_t *st = &tm_node[node];
+    tm_node_state_t *st = &tracemark_sel4_node[node];
     tcb_t *caller = NODE_STATE(ksCurThread);
     word_t cptr = getRegister(caller, capRegister);
     word_t flags = getRegister(caller, msgInfoRegister);
@@ -797,7 +697,7 @@ TM_NOTRACE exception_t tracemark_sel4_snapshot(void)
     word_t len = 0;
 
     lookupCapAndSlot_ret_t lu = lookupCapAndSlot(caller, cptr);
-    if (!st->on) {
+    if (!(st->state & TM_ST_ON)) {
         userError("seL4_TracemarkSnapshot: tracemark is not recording");
         err = seL4_IllegalOperation;
     } else if (lu.status != EXCEPTION_NONE || cap_get_capType(lu.cap) != cap_frame_cap) {
@@ -813,7 +713,7 @@ TM_NOTRACE exception_t tracemark_sel4_snapshot(void)
         uint8_t *dst = (uint8_t *)cap_frame_cap_get_capFBasePtr(lu.cap);
         word_t cap = BIT(pageBitsForSize(cap_frame_cap_get_capFSize(lu.cap)));
         /* This entry ends here, in the image. */
-        tracemark_sel4_exit();
+        tracemark_sel4_exit_other();
         st->busy = 1;
         int r = tm_snapshot(node, dst, cap, &len);
         if (r != TM_OK) {
@@ -828,13 +728,13 @@ TM_NOTRACE exception_t tracemark_sel4_snapshot(void)
             /* A new ring: a new single-owner handle (nothing is held: the exit above
              * wrote this entry). */
             st->ring = tm_owned_ring(node);
-            st->held = 0;
-            st->on = (r == TM_OK || r == TM_RECOVERED) && tm_owned_inline_sync(st->ring, &st->inl) == TM_OK;
+            st->state = ((r == TM_OK || r == TM_RECOVERED) &&
+                         tm_owned_inline_sync(st->ring, &st->inl) == TM_OK) ? TM_ST_ON : 0;
 #ifdef CONFIG_KERNEL_TRACEMARK_FUNCTIONS
             (void)tm_image(node, KERNEL_ELF_BASE, (word_t)ki_end - KERNEL_ELF_BASE, 0x73654c34);
 #endif
             tm_name_threads(node);
-            if (st->on) {
+            if (st->state & TM_ST_ON) {
                 (void)tm_thread_switch(node, (uint64_t)(word_t)caller);
             }
             st->last_thread = caller;
