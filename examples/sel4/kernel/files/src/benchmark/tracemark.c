@@ -445,6 +445,10 @@ TM_NOTRACE void tracemark_sel4_exit_other(void)
         tm_exit_first(st, node);
         return;
     }
+    /* Busy from here (tracemark_sel4_exit_write clears it): the word of a DebugPutChar
+     * reads its character with seL4's getRegister, which the function-tracing kernel
+     * instruments. */
+    st->busy = 1;
     tcb_t *next = NODE_STATE(ksCurThread);
     uint32_t word = tm_entry_word(node);
     uint64_t now = tm_now();
