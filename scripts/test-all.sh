@@ -55,6 +55,7 @@ for target in thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf \
     aarch64-unknown-none riscv32imac-unknown-none-elf; do
     cargo build -q --release -p tracemark -p tracemark-format --target "$target"
     cargo build -q --release -p tracemark-format --features defmt --target "$target"
+    cargo build -q --release -p tracemark --features compact --target "$target"
     echo "ok   $target"
 done
 cargo build -q --release -p tracemark-c --target thumbv7em-none-eabihf --features panic-handler
