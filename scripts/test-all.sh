@@ -45,6 +45,8 @@ cargo test -p tracemark --features rtos-trace --test rtos_trace
 # The encoder's tests through the `compact` build's shared common path: the same bytes
 # (against record::encode), nesting at every preemption point, one clock read per record.
 cargo test -p tracemark --features compact
+# The C ABI's tests (C programs, rings decoded on the host) over the compact library.
+cargo test -p tracemark-c --features compact
 
 step "loom models of reserve/commit"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$root/target/loom" \
