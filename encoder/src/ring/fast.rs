@@ -39,7 +39,20 @@ impl<'d> Small<'d> {
     /// `u32` and does not depend on the record's time).
     #[inline(always)]
     pub(crate) fn of(fields: &Fields<'d>) -> Option<Small<'d>> {
-        let (head, data) = fields.as_small()?;
+        Self::from_parts(fields, fields.as_small()?)
+    }
+
+    /// The fast-path form of `fields` written at `ts` ([`Fields::small_at`]: a
+    /// measured varint included), if it has one.
+    #[cfg(feature = "compact")]
+    #[inline(always)]
+    pub(crate) fn at(fields: &Fields<'d>, ts: u64) -> Option<Small<'d>> {
+        Self::from_parts(fields, fields.small_at(ts)?)
+    }
+
+    /// `fields`' kind with one payload varint `head` (if it fits a `u32`) and `data`.
+    #[inline(always)]
+    fn from_parts(fields: &Fields<'d>, (head, data): (u64, &'d [u8])) -> Option<Small<'d>> {
         Some(Small {
             kind: fields.kind() as u32,
             head: u32::try_from(head).ok()?,
@@ -222,15 +235,7 @@ impl<'a> Ring<'a> {
     fn write_fields(&self, now: impl Fn() -> u64 + Copy, fields: &Fields<'_>) -> Wrote {
         let mem = self.mem.local();
         let nest = enter(&mem);
-        let fast = |ts| {
-            let (head, data) = fields.small_at(ts)?;
-            Some(Small {
-                kind: fields.kind() as u32,
-                head: u32::try_from(head).ok()?,
-                data,
-            })
-        };
-        match self.try_fast::<false>(&mem, &now, fast) {
+        match self.try_fast::<false>(&mem, &now, |ts| Small::at(fields, ts)) {
             Ok((ts, end)) => {
                 exit(&mem, nest);
                 (Outcome::Written, ts, end)

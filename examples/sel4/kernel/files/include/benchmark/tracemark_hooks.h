@@ -83,6 +83,7 @@ extern tm_node_state_t tracemark_sel4_node[CONFIG_MAX_NUM_NODES];
  * other than a syscall's as it is), or the write of what the common case took (a switch,
  * a pair that is not the short one, the inline writer's state gone stale). */
 void tracemark_sel4_exit_other(void);
+/* tracemark_sel4_exit_write: called with the node's `busy` set, which it clears. */
 void tracemark_sel4_exit_write(tm_node_state_t *st, struct tcb *next, uint32_t word,
                                uint64_t now);
 
@@ -210,7 +211,9 @@ static inline TM_ALWAYS_INLINE void tracemark_sel4_exit(void)
         st->state = TM_ST_ON;
         return;
     }
-    /* The rest with the word and the time already taken (one clock read per record). */
+    /* The rest with the word and the time already taken (one clock read per record),
+     * busy (tracemark_sel4_exit_write clears it). */
+    st->busy = 1;
     tracemark_sel4_exit_write(st, next, word, now);
 #else
     /* KernelTracemarkInlinePair=OFF: the pair through the library (tm_owned_kernel_pair). */

@@ -405,12 +405,12 @@ static TM_NOTRACE __attribute__((noinline, cold)) void tm_exit_first(tm_node_sta
 
 /* An exit past the inline common case (tracemark_hooks.h, which calls it with the word and
  * the time taken): entry word, thread switch and exit in one call into the library; a
- * held entry and its exit in one reservation. */
+ * held entry and its exit in one reservation. Its callers set `busy` (both before they
+ * build the word or call it); it clears it. */
 TM_NOTRACE __attribute__((noinline)) void tracemark_sel4_exit_write(tm_node_state_t *st,
                                                                     tcb_t *next, uint32_t word,
                                                                     uint64_t now)
 {
-    st->busy = 1;
     uint64_t switch_to = 0;
     if (next != st->last_thread) {
         switch_to = (uint64_t)(word_t)next;
